@@ -1,0 +1,58 @@
+"""The eleven full-reference IQA metrics used as weak labels, in TensorFlow, batched (NHWC).
+
+`METRICS` lists them in the column order of the KADIS-700k release (`kadis700k_friqa.csv`); `fsim` is FSIMc.
+Each metric lives in its own module as `<name>(ref, dist) -> tf.Tensor[N]` on float32 RGB in [0, 255];
+`compute` validates uint8 input, converts once and runs the metrics asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Callable, Iterable
+
+import numpy as np
+
+METRICS: tuple[str, ...] = (
+    "ssim", "msssim", "iwssim", "mdsi", "vsi", "fsim", "gmsd", "sff", "scqi", "add_gsim", "sr_sim")
+
+# Lower is better for these two; the others are similarities (1 = identical).
+LOWER_IS_BETTER: frozenset[str] = frozenset({"mdsi", "gmsd"})
+
+# name -> "module:function" inside deepfl.fr, imported on first use.
+_REGISTRY: dict[str, str] = {
+    "ssim": "ssim:ssim",
+    "msssim": "msssim:msssim",
+    "iwssim": "iwssim:iwssim",
+    "mdsi": "mdsi:mdsi",
+    "vsi": "vsi:vsi",
+    "fsim": "fsim:fsim",
+    "gmsd": "gmsd:gmsd",
+    "sff": "sff:sff",
+    "scqi": "scqi:scqi",
+    "add_gsim": "add_gsim:add_gsim",
+    "sr_sim": "sr_sim:sr_sim",
+}
+
+
+def metric_function(name: str) -> Callable:
+    """Returns the TensorFlow function of metric `name` (one of `METRICS`)."""
+    if name not in _REGISTRY:
+        raise ValueError(f"metrics: unknown metric {name!r}; choose from {', '.join(METRICS)}")
+    module_name, function_name = _REGISTRY[name].split(":")
+    module = importlib.import_module(f"deepfl.fr.{module_name}")
+    return getattr(module, function_name)
+
+
+def compute(ref: np.ndarray, dist: np.ndarray, metrics: Iterable[str] = METRICS) -> dict[str, np.ndarray]:
+    """Scores distorted images against references with each metric.
+
+    ref, dist: uint8 RGB, HxWx3 or NxHxWx3, same shape. Returns {metric: float64 array of N scores}.
+    """
+    from deepfl.fr.common import prepare_pair
+
+    metrics = list(metrics)
+    if not metrics:
+        raise ValueError("metrics: at least one metric is needed")
+    functions = {name: metric_function(name) for name in metrics}
+    ref_t, dist_t = prepare_pair(ref, dist)
+    return {name: np.asarray(fn(ref_t, dist_t), dtype=np.float64).reshape(-1) for name, fn in functions.items()}

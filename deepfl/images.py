@@ -1,0 +1,111 @@
+"""Reading and writing images: always uint8 RGB HxWx3 in, atomic writes out.
+
+Every failure raises `ImageReadError` with one line that names the file and the reason, so batch jobs can log
+and skip it instead of dying with a traceback.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from deepfl.errors import ImageReadError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+def to_rgb_uint8(pil_image: Image.Image) -> np.ndarray:
+    """Converts any Pillow image (gray, 16-bit, RGBA, palette, CMYK) to an HxWx3 uint8 RGB array."""
+    if pil_image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit (or 32-bit int) gray: rescale to 8 bits by the nominal range of the mode.
+        array = np.asarray(pil_image, dtype=np.float64)
+        peak = 65535.0 if pil_image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        gray = np.clip(np.round(array * (255.0 / peak)), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if pil_image.mode == "F":
+        gray = np.clip(np.round(np.asarray(pil_image, dtype=np.float64)), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    return np.asarray(pil_image.convert("RGB"), dtype=np.uint8)
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Reads an image file as HxWx3 uint8 RGB (gray, RGBA, CMYK, palette and 16-bit are converted)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"{path}: no such image file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImageReadError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if not data:
+        raise ImageReadError(f"{path}: empty file (0 bytes)")
+    return decode_image(data, name=str(path))
+
+
+def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
+    """Decodes encoded image bytes to HxWx3 uint8 RGB; `name` is used in error messages."""
+    try:
+        with Image.open(io.BytesIO(data)) as pil_image:
+            pil_image.load()
+            array = to_rgb_uint8(pil_image)
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(f"{name}: image too large to decode safely ({exc})") from None
+    except UnidentifiedImageError:
+        raise ImageReadError(f"{name}: not an image file (unknown or corrupt format)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageReadError(f"{name}: corrupt or truncated image ({exc})") from None
+    if array.ndim != 3 or array.shape[0] < 1 or array.shape[1] < 1:
+        raise ImageReadError(f"{name}: decoded to an unusable shape {array.shape}")
+    return array
+
+
+def encode_image(image: np.ndarray, fmt: str) -> bytes:
+    """Encodes an HxWx3 uint8 array losslessly as PNG or BMP (or JPEG at quality 95) and returns the bytes."""
+    fmt = fmt.lower().lstrip(".")
+    pil_format = {"png": "PNG", "bmp": "BMP", "jpg": "JPEG", "jpeg": "JPEG", "tif": "TIFF", "tiff": "TIFF"}.get(fmt)
+    if pil_format is None:
+        raise ValueError(f"fmt: unsupported image format {fmt!r}")
+    buffer = io.BytesIO()
+    options = {"compress_level": 1} if pil_format == "PNG" else {"quality": 95} if pil_format == "JPEG" else {}
+    Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(buffer, format=pil_format, **options)
+    return buffer.getvalue()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Writes `data` to `path` so that a killed process never leaves a truncated file behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        try:
+            os.unlink(tmp_name)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Atomically writes an HxWx3 uint8 image; the format follows the file extension."""
+    atomic_write_bytes(path, encode_image(image, Path(path).suffix))
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """Lists the image files directly inside `folder`, sorted by name (hidden/temporary files excluded)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder")
+    return sorted(
+        p for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
+    )

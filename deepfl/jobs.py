@@ -1,0 +1,158 @@
+"""Shared machinery of long batch jobs: sharding, progress bars, append-only resumable CSVs, error policy.
+
+Every command-line job (distort, label, extract, ...) uses these so that all of them resume the same way,
+report bad inputs the same way, and never lose or duplicate finished rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence, TypeVar
+
+from tqdm.auto import tqdm
+
+from deepfl.errors import TableError
+
+T = TypeVar("T")
+log = logging.getLogger("deepfl")
+
+ON_ERROR_CHOICES = ("skip", "stop")
+
+
+def shard(items: Sequence[T], num_shards: int = 1, shard_index: int = 0) -> list[T]:
+    """Returns shard `shard_index` of `num_shards` (round-robin, so shards stay balanced when items are sorted)."""
+    if num_shards < 1:
+        raise ValueError(f"num_shards: must be >= 1, got {num_shards}")
+    if not 0 <= shard_index < num_shards:
+        raise ValueError(f"shard_index: must be in [0, {num_shards}), got {shard_index}")
+    return list(items[shard_index::num_shards])
+
+
+def progress(iterable: Iterable[T] | None = None, total: int | None = None, desc: str = "", unit: str = "it",
+             **kwargs) -> tqdm:
+    """A tqdm progress bar with rate and ETA on stderr; silent when DEEPFL_NO_PROGRESS is set."""
+    disable = bool(os.environ.get("DEEPFL_NO_PROGRESS"))
+    return tqdm(iterable, total=total, desc=desc, unit=unit, dynamic_ncols=True, disable=disable,
+                file=sys.stderr, smoothing=0.1, **kwargs)
+
+
+class ErrorPolicy:
+    """Skip-and-count or stop on a bad input; every problem is logged as one line naming the culprit."""
+
+    def __init__(self, on_error: str = "skip"):
+        if on_error not in ON_ERROR_CHOICES:
+            raise ValueError(f"on_error: must be one of {ON_ERROR_CHOICES}, got {on_error!r}")
+        self.on_error = on_error
+        self.problems: list[str] = []
+
+    def handle(self, message: str) -> None:
+        """Records one problem; raises `JobStopped` when the policy is to stop."""
+        self.problems.append(message)
+        log.warning("%s", message)
+        if self.on_error == "stop":
+            raise JobStopped(message)
+
+    @property
+    def count(self) -> int:
+        return len(self.problems)
+
+    def summary(self, what: str = "inputs") -> str:
+        return f"{self.count} bad {what} skipped" if self.count else f"no bad {what}"
+
+
+class JobStopped(RuntimeError):
+    """Raised when a job stops on the first bad input (`--on_error=stop`)."""
+
+
+def _repair_tail(path: Path) -> None:
+    """Cuts a partly written last line (a kill mid-write) so that only whole rows remain."""
+    with open(path, "rb+") as handle:
+        handle.seek(0, os.SEEK_END)
+        size = handle.tell()
+        if size == 0:
+            return
+        handle.seek(size - 1)
+        if handle.read(1) == b"\n":
+            return
+        handle.seek(0)
+        content = handle.read()
+        cut = content.rfind(b"\n") + 1
+        handle.truncate(cut)
+
+
+class AppendOnlyCsv:
+    """A CSV that jobs only ever append to, one flushed and fsynced write per batch of rows.
+
+    On open it checks the header, cuts a torn last line left by a kill, and loads the values of `key` already
+    written so a restarted job computes only the rest and never duplicates a row.
+    """
+
+    def __init__(self, path: str | os.PathLike, columns: Sequence[str], key: str | Sequence[str]):
+        self.path = Path(path)
+        self.columns = list(columns)
+        self.key = [key] if isinstance(key, str) else list(key)
+        self.done: set = set()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists() and self.path.stat().st_size > 0:
+            _repair_tail(self.path)
+            self._load_existing()
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            with open(self.path, "w", newline="", encoding="utf-8") as handle:
+                csv.writer(handle).writerow(self.columns)
+                handle.flush()
+                os.fsync(handle.fileno())
+
+    def _key_of(self, row: dict) -> tuple | str:
+        values = tuple(str(row[k]) for k in self.key)
+        return values[0] if len(values) == 1 else values
+
+    def _load_existing(self) -> None:
+        with open(self.path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            if reader.fieldnames != self.columns:
+                raise TableError(
+                    f"{self.path}: existing output has columns {reader.fieldnames}, expected {self.columns}; "
+                    "move it away or use another output path")
+            for row in reader:
+                self.done.add(self._key_of(row))
+
+    def __contains__(self, key) -> bool:
+        return key in self.done
+
+    def append(self, rows: Iterable[dict]) -> int:
+        """Appends rows whose key is new; returns how many were written."""
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=self.columns, lineterminator="\n", extrasaction="raise")
+        written = 0
+        for row in rows:
+            key = self._key_of(row)
+            if key in self.done:
+                continue
+            writer.writerow(row)
+            self.done.add(key)
+            written += 1
+        if written:
+            with open(self.path, "a", newline="", encoding="utf-8") as handle:
+                handle.write(buffer.getvalue())
+                handle.flush()
+                os.fsync(handle.fileno())
+        return written
+
+
+def iter_batches(items: Sequence[T], batch_size: int) -> Iterator[list[T]]:
+    """Yields consecutive lists of at most `batch_size` items."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
+    for start in range(0, len(items), batch_size):
+        yield list(items[start:start + batch_size])
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """One-line log records on stderr for command-line jobs."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+                        format="%(levelname)s %(message)s", force=True)

@@ -1,0 +1,50 @@
+"""What every experiment script shares: flags for output, sharding and error policy, and a main wrapper.
+
+`run_app(main)` turns deliberate errors (bad inputs, missing files, bad flags) into one line on stderr and
+exit code 2, so users see the culprit rather than a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable
+
+from absl import app, flags
+
+from deepfl.errors import DeepflError
+from deepfl.jobs import ON_ERROR_CHOICES, JobStopped, setup_logging
+
+EXIT_BAD_INPUT = 2
+
+
+def define_out_dir(default: str | None = None, help_text: str = "Folder that receives every output file.") -> None:
+    flags.DEFINE_string("out_dir", default, help_text, required=default is None)
+
+
+def define_sharding() -> None:
+    flags.DEFINE_integer("num_shards", 1, "Split the work into this many shards (e.g. one per machine).", lower_bound=1)
+    flags.DEFINE_integer("shard_index", 0, "Which shard this process handles, 0 <= shard_index < num_shards.",
+                         lower_bound=0)
+
+
+def define_on_error() -> None:
+    flags.DEFINE_enum("on_error", "skip", list(ON_ERROR_CHOICES),
+                      "What to do with a bad input (unreadable image, bad row): 'skip' logs it and counts it, "
+                      "'stop' ends the job at the first one (finished work is kept either way).")
+
+
+def run_app(main: Callable[[list[str]], int | None]) -> None:
+    """absl `app.run` with one-line errors: DeepflError, FileNotFoundError, ValueError -> exit code 2."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+    def wrapped(argv: list[str]) -> int | None:
+        setup_logging()
+        try:
+            return main(argv)
+        except (DeepflError, FileNotFoundError, JobStopped, ValueError) as exc:
+            name = type(exc).__name__
+            print(f"error: {exc}" if isinstance(exc, DeepflError) else f"error ({name}): {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+
+    app.run(wrapped)

@@ -1,0 +1,57 @@
+"""Packaging for deepfl: DeepFL-IQA (Lin, Hosu, Saupe 2020) in TensorFlow 2 / Keras 3."""
+
+from setuptools import find_packages, setup
+
+# One entry per experiment script; each module exposes `run()` (absl app entry point).
+CONSOLE_SCRIPTS = {
+    "deepfl-demo": "experiments.demo:run",
+    "deepfl-distort": "experiments.distort:run",
+    "deepfl-label": "experiments.label:run",
+    "deepfl-train-multitask": "experiments.train_multitask:run",
+    "deepfl-extract-features": "experiments.extract_features:run",
+    "deepfl-train-mlp": "experiments.train_mlp:run",
+    "deepfl-reproduce": "experiments.reproduce:run",
+    "deepfl-predict": "experiments.predict:run",
+}
+
+setup(
+    name="deepfl",
+    version="0.1.0",
+    description="DeepFL-IQA: weakly supervised deep IQA features (KADIS-style data, 11 FR metrics, MLSP, MLP)",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["deepfl", "deepfl.*", "experiments", "experiments.*"]),
+    package_data={"deepfl": ["fr/data/*.npy", "fr/data/*.npz", "fr/data/*.json"]},
+    include_package_data=True,
+    install_requires=[
+        "tensorflow>=2.16,<2.22",
+        "keras>=3.3,<4",
+        "numpy>=1.26,<3",
+        "pandas>=2.0,<3",
+        "scipy>=1.11,<2",
+        "imageio>=2.31,<3",
+        "scikit-learn>=1.3,<2",
+        "scikit-image>=0.22,<0.27",
+        "absl-py>=2.0,<3",
+        "Pillow>=10.0,<13",
+        "h5py>=3.9,<4",
+        "matplotlib>=3.7,<4",
+        "tqdm>=4.65,<5",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=7.4,<10",
+            "hypothesis>=6.80,<7",
+            "piq>=0.8,<0.9",
+            "torch>=2.9,<2.15",
+            "torchvision>=0.24,<0.30",
+        ],
+    },
+    entry_points={"console_scripts": [f"{name}={target}" for name, target in CONSOLE_SCRIPTS.items()]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Image Processing",
+        "License :: OSI Approved :: MIT License",
+    ],
+)

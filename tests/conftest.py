@@ -1,0 +1,25 @@
+"""Shared test fixtures: quiet TensorFlow, no progress bars, small real photographs from scikit-image."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("DEEPFL_NO_PROGRESS", "1")
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="session")
+def photo() -> np.ndarray:
+    """A real 512x512 RGB photograph shipped with scikit-image (the astronaut), cropped to 384x512."""
+    from skimage import data
+
+    return np.ascontiguousarray(data.astronaut()[:384, :512])
+
+
+@pytest.fixture(scope="session")
+def small_photo() -> np.ndarray:
+    """A 96x128 real photograph (scikit-image's cat), for fast tests."""
+    from skimage import data
+
+    return np.ascontiguousarray(data.chelsea()[100:196, 150:278])
