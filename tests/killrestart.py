@@ -1,0 +1,233 @@
+"""Kill-and-restart harness: SIGKILL a command-line job at seeded random points, restart it, compare outputs.
+
+`run_with_kills` starts a job as a subprocess (in its own process group), waits until it has made progress
+(the caller's `progress()` count grows, e.g. output rows or image files), waits a further seeded random delay,
+and kills the whole group with SIGKILL; it restarts the job with the same flags, `kills` times, then lets the
+last run finish. `tree_digest` / `assert_same_tree` compare the final output folder byte for byte with an
+uninterrupted run, and `check_csv` / `check_images` look for missing, duplicated or truncated rows and images.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# Temporary files of `deepfl.images.atomic_write_bytes` (".<name>.<random>.tmp") that a kill can leave behind.
+TEMP_SUFFIXES = (".tmp",)
+
+
+def job_command(step: str, *flags: str) -> list[str]:
+    """The command line of an experiment script (`experiments/<step>.py`), run with this interpreter."""
+    return [sys.executable, "-m", f"experiments.{step}", *flags]
+
+
+def job_env(**extra: str) -> dict:
+    """Environment for a job subprocess: quiet TF, no progress bars, the repository importable."""
+    env = dict(os.environ)
+    env.update({"TF_CPP_MIN_LOG_LEVEL": "2", "DEEPFL_NO_PROGRESS": "1", "PYTHONHASHSEED": "0",
+                "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")})
+    env.update(extra)
+    return env
+
+
+@dataclass
+class JobResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_job(cmd: Sequence[str], timeout: float = 300, env: dict | None = None, cwd: str | os.PathLike | None = None
+            ) -> JobResult:
+    """Runs a job to completion and returns its exit code and output (decoded with replacement)."""
+    proc = subprocess.run(list(cmd), capture_output=True, timeout=timeout, env=env or job_env(),
+                          cwd=cwd or REPO_ROOT)
+    return JobResult(proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace"))
+
+
+@dataclass
+class KillReport:
+    """What happened during a killed-and-restarted run."""
+
+    kills: int = 0                       # SIGKILLs delivered while the job was running
+    starts: int = 0                      # processes started (kills + 1 when all goes well)
+    progress_at_kill: list = field(default_factory=list)
+    final: JobResult | None = None
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def run_with_kills(cmd: Sequence[str], progress: Callable[[], int], kills: int = 3, seed: int = 0,
+                   max_delay: float = 1.0, timeout: float = 300, env: dict | None = None,
+                   cwd: str | os.PathLike | None = None, poll: float = 0.02) -> KillReport:
+    """Runs `cmd`, SIGKILLing it `kills` times after progress, restarting each time; returns a `KillReport`.
+
+    A kill happens once `progress()` exceeds its value at the start of that attempt, after a further delay
+    drawn from U(0, max_delay) with `random.Random(seed)`. If an attempt finishes before it can be killed,
+    the loop stops early (the report says how many kills actually landed). The last attempt runs to the end.
+    """
+    rng = random.Random(seed)
+    report = KillReport()
+    deadline = time.monotonic() + timeout
+    env = env or job_env()
+    err_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"killrestart_{os.getpid()}_{id(report)}.err"
+    while True:
+        report.starts += 1
+        with open(err_path, "wb") as err:
+            proc = subprocess.Popen(list(cmd), stdout=subprocess.DEVNULL, stderr=err, env=env,
+                                    cwd=cwd or REPO_ROOT, start_new_session=True)
+            try:
+                if report.kills < kills:
+                    baseline = progress()
+                    while proc.poll() is None and progress() <= baseline:
+                        if time.monotonic() > deadline:
+                            raise TimeoutError(f"{cmd}: no progress within {timeout} s")
+                        time.sleep(poll)
+                    delay_end = time.monotonic() + rng.uniform(0.0, max_delay)
+                    while proc.poll() is None and time.monotonic() < delay_end:
+                        time.sleep(poll)
+                    if proc.poll() is None:
+                        _kill_group(proc)
+                        report.kills += 1
+                        report.progress_at_kill.append(progress())
+                        continue
+                proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+            except (subprocess.TimeoutExpired, TimeoutError):
+                _kill_group(proc)
+                raise TimeoutError(f"{cmd}: did not finish within {timeout} s") from None
+        stderr = err_path.read_bytes().decode("utf-8", "replace")
+        err_path.unlink(missing_ok=True)
+        report.final = JobResult(proc.returncode, "", stderr)
+        return report
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Progress probes
+# ---------------------------------------------------------------------------------------------------------
+
+def count_files(folder: str | os.PathLike, suffixes: Iterable[str] = (".png", ".bmp", ".jpg")) -> Callable[[], int]:
+    """Progress probe: number of finished (non-hidden) files with these suffixes under `folder`."""
+    folder = Path(folder)
+    suffixes = tuple(suffixes)
+
+    def probe() -> int:
+        if not folder.exists():
+            return 0
+        return sum(1 for p in folder.rglob("*") if p.suffix.lower() in suffixes and not p.name.startswith("."))
+    return probe
+
+
+def count_lines(path: str | os.PathLike) -> Callable[[], int]:
+    """Progress probe: number of complete lines in a file (0 when it does not exist yet)."""
+    path = Path(path)
+
+    def probe() -> int:
+        try:
+            return path.read_bytes().count(b"\n")
+        except FileNotFoundError:
+            return 0
+    return probe
+
+
+def count_paths(folder: str | os.PathLike, pattern: str = "*") -> Callable[[], int]:
+    """Progress probe: number of non-hidden paths under `folder` matching a glob pattern."""
+    folder = Path(folder)
+
+    def probe() -> int:
+        if not folder.exists():
+            return 0
+        return sum(1 for p in folder.rglob(pattern) if not p.name.startswith("."))
+    return probe
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Comparing outputs
+# ---------------------------------------------------------------------------------------------------------
+
+def is_temp(path: Path) -> bool:
+    return path.name.startswith(".") and path.suffix in TEMP_SUFFIXES
+
+
+def tree_digest(folder: str | os.PathLike, ignore: Callable[[Path], bool] | None = None) -> dict[str, str]:
+    """relative path -> sha256 of every file under `folder` (`ignore(relpath)` drops files, e.g. logs)."""
+    folder = Path(folder)
+    digest = {}
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file():
+            continue
+        rel = path.relative_to(folder)
+        if ignore is not None and ignore(rel):
+            continue
+        digest[str(rel)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return digest
+
+
+def assert_same_tree(reference: str | os.PathLike, candidate: str | os.PathLike,
+                     ignore: Callable[[Path], bool] | None = None) -> int:
+    """Asserts both folders hold the same files with the same bytes; returns the number of files compared."""
+    a, b = tree_digest(reference, ignore), tree_digest(candidate, ignore)
+    missing = sorted(set(a) - set(b))
+    extra = sorted(set(b) - set(a))
+    differ = sorted(k for k in set(a) & set(b) if a[k] != b[k])
+    assert not (missing or extra or differ), (
+        f"outputs differ from the uninterrupted run: missing {missing[:10]}, extra {extra[:10]}, "
+        f"different bytes {differ[:10]}")
+    return len(a)
+
+
+def leftover_temp_files(folder: str | os.PathLike) -> list[Path]:
+    """Temporary files a kill left behind (harmless for readers, but litter)."""
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and is_temp(p))
+
+
+def check_csv(path: str | os.PathLike, key: str | Sequence[str] | None = None,
+              expected_rows: int | None = None) -> list[dict]:
+    """Asserts a CSV is whole: newline-terminated, every row as wide as the header, no duplicate keys."""
+    path = Path(path)
+    data = path.read_bytes()
+    assert data.endswith(b"\n"), f"{path}: last line is truncated (no newline)"
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        header = next(reader)
+        rows = list(reader)
+    for number, row in enumerate(rows, start=2):
+        assert len(row) == len(header), f"{path}:{number}: {len(row)} fields, header has {len(header)}"
+    records = [dict(zip(header, row)) for row in rows]
+    if key is not None:
+        keys = [key] if isinstance(key, str) else list(key)
+        seen = [tuple(r[k] for k in keys) for r in records]
+        dupes = {k for k in seen if seen.count(k) > 1}
+        assert not dupes, f"{path}: duplicated keys {sorted(dupes)[:5]}"
+    if expected_rows is not None:
+        assert len(records) == expected_rows, f"{path}: {len(records)} rows, expected {expected_rows}"
+    return records
+
+
+def check_images(folder: str | os.PathLike, suffixes: Iterable[str] = (".png", ".bmp", ".jpg")) -> int:
+    """Asserts every image under `folder` decodes fully; returns how many were checked."""
+    from deepfl.images import read_image
+
+    suffixes = tuple(suffixes)
+    count = 0
+    for path in sorted(Path(folder).rglob("*")):
+        if path.is_file() and path.suffix.lower() in suffixes and not path.name.startswith("."):
+            read_image(path)
+            count += 1
+    return count
