@@ -1,0 +1,277 @@
+"""Shared maths of the KADID-10k distortions, each following the MATLAB function the official code calls.
+
+Images here are float64 HxWx3 arrays in [0, 1] (the official code works on doubles after `mapmm`). Filters use
+replicate padding where MATLAB's `imgaussfilt`/`imfilter(..., 'replicate')` do; colour spaces follow MATLAB's
+`rgb2lab`/`lab2rgb` (sRGB, D65), `rgb2hsv`/`hsv2rgb`, `rgb2ycbcr`/`ycbcr2rgb` and `rgb2gray` definitions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage, signal
+
+# ---------------------------------------------------------------------------------------------- range mapping
+
+
+def mapmm(x: np.ndarray) -> np.ndarray:
+    """MATLAB `mapmm`: maps the global min and max of `x` to 0 and 1 (a constant array is returned as is)."""
+    x = np.asarray(x, dtype=np.float64)
+    lo = float(x.min())
+    hi = float(x.max())
+    if lo < hi:
+        return (x - lo) * (1.0 / (hi - lo))
+    return x
+
+
+def truncate(x: np.ndarray, lo: float = 0.0, hi: float = 1.0) -> np.ndarray:
+    """MATLAB `truncate`: clips to [lo, hi]."""
+    return np.clip(x, lo, hi)
+
+
+def matlab_round(x):
+    """MATLAB `round`: halves away from zero (numpy rounds halves to even)."""
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
+# ------------------------------------------------------------------------------------------------- filtering
+
+
+def gaussian_kernel(sigma: float, size: int | None = None) -> np.ndarray:
+    """1-D normalised Gaussian; default length 2*ceil(2*sigma)+1 as in MATLAB `imgaussfilt`."""
+    if size is None:
+        size = 2 * int(np.ceil(2 * sigma)) + 1
+    half = (size - 1) / 2.0
+    t = np.arange(size) - half
+    k = np.exp(-(t * t) / (2.0 * sigma * sigma))
+    return k / k.sum()
+
+
+def gaussian_filter(x: np.ndarray, sigma: float, size: int | None = None) -> np.ndarray:
+    """MATLAB `imgaussfilt(x, sigma)`: separable Gaussian per channel, replicate padding."""
+    k = gaussian_kernel(sigma, size)
+    y = ndimage.correlate1d(x, k, axis=0, mode="nearest")
+    return ndimage.correlate1d(y, k, axis=1, mode="nearest")
+
+
+def filter2d_replicate(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """MATLAB `imfilter(x, kernel, 'replicate', 'same')` (correlation) per channel, via FFT for large kernels."""
+    kh, kw = kernel.shape
+    # imfilter's centre is floor((size + 1) / 2) (1-based): pad so that 'valid' output keeps the input size.
+    top, left = (kh - 1) // 2, (kw - 1) // 2
+    bottom, right = kh - 1 - top, kw - 1 - left
+    pad = ((top, bottom), (left, right)) + ((0, 0),) * (x.ndim - 2)
+    padded = np.pad(x, pad, mode="edge")
+    flipped = kernel[::-1, ::-1]  # correlation = convolution with the flipped kernel
+    if x.ndim == 3:
+        flipped = flipped[:, :, None]
+    if kh * kw <= 9:
+        return ndimage.correlate(padded, kernel if x.ndim == 2 else kernel[:, :, None], mode="constant")[
+            top:top + x.shape[0], left:left + x.shape[1]]
+    return signal.fftconvolve(padded, flipped, mode="valid", axes=(0, 1))
+
+
+def disk_kernel(radius: float) -> np.ndarray:
+    """MATLAB `fspecial('disk', r)`: each weight is the area of its pixel square covered by a disk of radius r.
+
+    The area is integrated numerically (fine sampling along x of the clipped chord height), which is the exact
+    coverage MATLAB's closed form approximates.
+    """
+    crad = int(np.ceil(radius - 0.5))
+    n = 2 * crad + 1
+    samples = 400
+    # Sub-sample x positions inside each pixel column (midpoint rule) and integrate the covered height exactly.
+    offsets = (np.arange(samples) + 0.5) / samples - 0.5
+    centers = np.arange(-crad, crad + 1, dtype=np.float64)
+    xs = (centers[:, None] + offsets[None, :]).ravel()  # (n*samples,)
+    half_chord = np.sqrt(np.maximum(radius * radius - xs * xs, 0.0))
+    lo = centers[:, None] - 0.5  # pixel row bounds (n, 1)
+    hi = centers[:, None] + 0.5
+    covered = np.clip(np.minimum(hi, half_chord[None, :]) - np.maximum(lo, -half_chord[None, :]), 0.0, 1.0)
+    area = covered.reshape(n, n, samples).mean(axis=2)  # rows = y, cols = x
+    return area / area.sum()
+
+
+def motion_kernel(length: float, angle: float) -> np.ndarray:
+    """MATLAB `fspecial('motion', len, theta)`: a 1-pixel-wide anti-aliased line of `length` at `angle` degrees.
+
+    Follows MATLAB's construction: weights are 1 minus the distance to the line segment (clipped at 0), with the
+    segment ends rounded off at half the length; normalised to sum 1.
+    """
+    eps = np.finfo(np.float64).eps
+    length = max(1.0, float(length))
+    half = (length - 1.0) / 2.0
+    phi = np.mod(angle, 180.0) / 180.0 * np.pi
+    cosphi, sinphi = np.cos(phi), np.sin(phi)
+    xsign = 1 if cosphi >= 0 else -1  # MATLAB sign(0) = 0 never happens here: phi in [0, pi)
+    linewdt = 1.0
+    sx = int(np.fix(half * cosphi + linewdt * xsign - length * eps))
+    sy = int(np.fix(half * sinphi + linewdt - length * eps))
+    xr = np.arange(0, sx + xsign, xsign) if sx * xsign >= 0 else np.array([0])
+    yr = np.arange(0, sy + 1)
+    x, y = np.meshgrid(xr.astype(np.float64), yr.astype(np.float64))
+    dist2line = y * cosphi - x * sinphi
+    rad = np.sqrt(x * x + y * y)
+    last = (rad >= half) & (np.abs(dist2line) <= linewdt)
+    if np.any(last):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x2last = half - np.abs((x[last] + dist2line[last] * sinphi) / cosphi)
+        dist2line[last] = np.sqrt(dist2line[last] ** 2 + x2last ** 2)
+    dist2line = linewdt + eps - np.abs(dist2line)
+    dist2line[dist2line < 0] = 0
+    quarter = dist2line
+    rotated = np.rot90(quarter, 2)
+    h = np.zeros((2 * quarter.shape[0] - 1, 2 * quarter.shape[1] - 1))
+    h[:rotated.shape[0], :rotated.shape[1]] = rotated
+    h[rotated.shape[0] - 1:, rotated.shape[1] - 1:] = quarter
+    h = h / (h.sum() + eps * length * length)
+    if cosphi > 0:
+        h = np.flipud(h)
+    return h
+
+
+# --------------------------------------------------------------------------------------------- colour spaces
+
+_SRGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
+                         [0.2126729, 0.7151522, 0.0721750],
+                         [0.0193339, 0.1191920, 0.9503041]])
+_WHITE_D65 = np.array([0.95047, 1.0, 1.08883])  # MATLAB whitepoint('d65')
+_XYZ_TO_SRGB = np.linalg.inv(_SRGB_TO_XYZ)
+_LAB_EPS = 216.0 / 24389.0
+_LAB_KAPPA = 24389.0 / 27.0
+
+
+def rgb2lab(rgb: np.ndarray) -> np.ndarray:
+    """MATLAB `rgb2lab` (sRGB, D65): L in [0, 100], a/b unbounded."""
+    lin = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    xyz = lin @ (_SRGB_TO_XYZ / _WHITE_D65[:, None]).T
+    f = np.where(xyz > _LAB_EPS, np.cbrt(xyz), (_LAB_KAPPA * xyz + 16.0) / 116.0)
+    lab = np.empty_like(f)
+    lab[..., 0] = 116.0 * f[..., 1] - 16.0
+    lab[..., 1] = 500.0 * (f[..., 0] - f[..., 1])
+    lab[..., 2] = 200.0 * (f[..., 1] - f[..., 2])
+    return lab
+
+
+def lab2rgb(lab: np.ndarray) -> np.ndarray:
+    """MATLAB `lab2rgb` (sRGB, D65) for double input: not clipped (callers `truncate` as the original does)."""
+    fy = (lab[..., 0] + 16.0) / 116.0
+    fx = fy + lab[..., 1] / 500.0
+    fz = fy - lab[..., 2] / 200.0
+    f = np.stack([fx, fy, fz], axis=-1)
+    f3 = f ** 3
+    xyz = np.where(f3 > _LAB_EPS, f3, (116.0 * f - 16.0) / _LAB_KAPPA)
+    xyz[..., 1] = np.where(lab[..., 0] > _LAB_KAPPA * _LAB_EPS, fy ** 3, lab[..., 0] / _LAB_KAPPA)
+    lin = (xyz * _WHITE_D65) @ _XYZ_TO_SRGB.T
+    with np.errstate(invalid="ignore"):
+        return np.where(lin <= 0.0031308, 12.92 * lin, 1.055 * np.abs(lin) ** (1.0 / 2.4) - 0.055)
+
+
+def rgb2hsv(rgb: np.ndarray) -> np.ndarray:
+    """MATLAB `rgb2hsv` for doubles: H and S in [0, 1], V = max channel."""
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    v = rgb.max(axis=-1)
+    delta = v - rgb.min(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = np.where(v > 0, delta / v, 0.0)
+        safe = np.where(delta > 0, delta, 1.0)
+        h = np.where(r == v, (g - b) / safe, np.where(g == v, 2.0 + (b - r) / safe, 4.0 + (r - g) / safe))
+    h = np.where(delta > 0, h / 6.0, 0.0)
+    h = np.where(h < 0, h + 1.0, h)
+    return np.stack([h, s, v], axis=-1)
+
+
+def hsv2rgb(hsv: np.ndarray) -> np.ndarray:
+    """MATLAB `hsv2rgb`: sector formula, linear in S (so negative saturations extrapolate like MATLAB)."""
+    h, s, v = hsv[..., 0], hsv[..., 1], hsv[..., 2]
+    h6 = 6.0 * h
+    k = np.floor(h6)
+    frac = h6 - k
+    t = 1.0 - s
+    n = 1.0 - s * frac
+    p = 1.0 - s * (1.0 - frac)
+    one = np.ones_like(h)
+    k = np.where(k == 6, 0, k).astype(np.int64)
+    table_r = np.stack([one, n, t, t, p, one])
+    table_g = np.stack([p, one, one, n, t, t])
+    table_b = np.stack([t, t, p, one, one, n])
+    idx = k[None]
+    r = np.take_along_axis(table_r, idx, axis=0)[0]
+    g = np.take_along_axis(table_g, idx, axis=0)[0]
+    b = np.take_along_axis(table_b, idx, axis=0)[0]
+    return np.stack([r, g, b], axis=-1) * v[..., None]
+
+
+_YCBCR = np.array([[65.481, 128.553, 24.966],
+                   [-37.797, -74.203, 112.0],
+                   [112.0, -93.786, -18.214]]) / 255.0
+_YCBCR_OFFSET = np.array([16.0, 128.0, 128.0]) / 255.0
+_YCBCR_INV = np.linalg.inv(_YCBCR)
+
+
+def rgb2ycbcr(rgb: np.ndarray) -> np.ndarray:
+    """MATLAB `rgb2ycbcr` for doubles (ITU-R BT.601, Y in [16, 235]/255)."""
+    return rgb @ _YCBCR.T + _YCBCR_OFFSET
+
+
+def ycbcr2rgb(ycc: np.ndarray) -> np.ndarray:
+    """MATLAB `ycbcr2rgb` for doubles, clipped to [0, 1] as MATLAB does for floating-point output."""
+    return np.clip((ycc - _YCBCR_OFFSET) @ _YCBCR_INV.T, 0.0, 1.0)
+
+
+_GRAY = np.array([0.298936021293775, 0.587043074451121, 0.114020904255103])  # MATLAB rgb2gray on doubles
+
+
+def rgb2gray(rgb: np.ndarray) -> np.ndarray:
+    """MATLAB `rgb2gray` for doubles (exact weights, no rounding)."""
+    return rgb @ _GRAY
+
+
+# ----------------------------------------------------------------------------------------------- tone curves
+
+
+def _spline_coefficients(x: np.ndarray, y: np.ndarray):
+    from scipy.interpolate import CubicSpline
+
+    if len(x) == 3:  # MATLAB `spline` on 3 points with not-a-knot ends is the interpolating parabola
+        return np.polyfit(x, y, 2)
+    return CubicSpline(x, y, bc_type="not-a-knot")
+
+
+def curves(x: np.ndarray, coef) -> np.ndarray:
+    """The official `curves`: a not-a-knot spline tone curve through (0,0), control points, (1,1), clipped."""
+    coef = np.atleast_1d(np.asarray(coef, dtype=np.float64))
+    if coef.size == 1:
+        xs = np.array([0.0, 0.5, 1.0])
+        ys = np.array([0.0, coef[0], 1.0])
+    elif coef.size == 2:
+        xs = np.array([0.0, 0.3, 0.5, 0.7, 1.0])
+        ys = np.array([0.0, coef[0], 0.5, coef[1], 1.0])
+    else:
+        raise ValueError(f"coef: expected 1 or 2 control values, got {coef.size}")
+    spline = _spline_coefficients(xs, ys)
+    y = np.polyval(spline, x) if isinstance(spline, np.ndarray) else spline(x)
+    return np.clip(y, 0.0, 1.0)
+
+
+# ------------------------------------------------------------------------------------------------------ misc
+
+
+def percentile1(x: np.ndarray, perc: float) -> float:
+    """The official `percentile1`: the sorted value at index round(n*perc/100) (1-based, clamped)."""
+    flat = x.ravel()
+    n = flat.size
+    i = int(matlab_round(min(max(n * perc / 100.0, 1.0), float(n)))) - 1
+    return float(np.partition(flat, i)[i])
+
+
+def ps2(a: np.ndarray, percdev: float = 1.0) -> np.ndarray:
+    """The official `ps2`: clips the top and bottom `percdev` percent, then min-max maps to [0, 1]."""
+    a = mapmm(a)
+    hi = percentile1(a, 100.0 - percdev)
+    lo = 1.0 - percentile1(1.0 - a, 100.0 - percdev)
+    return mapmm(np.maximum(np.minimum(a, hi), lo))
+
+
+def to_double_uint8_roundtrip(x: np.ndarray) -> np.ndarray:
+    """MATLAB `im2uint8` of a double image: round(255*x) after clipping to [0, 1]."""
+    return np.clip(np.floor(x * 255.0 + 0.5), 0, 255).astype(np.uint8)

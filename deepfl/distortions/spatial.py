@@ -1,0 +1,163 @@
+"""Spatial distortions (KADID types 19-24): jitter, non-eccentricity patches, pixelate, quantisation, colour
+blocks, high sharpening.
+
+Each takes a float64 HxWx3 image in [0, 1], the level's parameter and a numpy Generator; returns float64.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from deepfl.distortions._common import gaussian_filter, lab2rgb, matlab_round, rgb2lab, truncate
+
+
+def _keys_weights(t: np.ndarray) -> np.ndarray:
+    """Weights of the 4 taps at offsets -1, 0, 1, 2 of Keys' cubic convolution (a = -0.5, MATLAB 'cubic')."""
+    t2, t3 = t * t, t * t * t
+    return np.stack([(-t3 + 2 * t2 - t) / 2, (3 * t3 - 5 * t2 + 2) / 2, (-3 * t3 + 4 * t2 + t) / 2,
+                     (t3 - t2) / 2])
+
+
+def _warp_bicubic(image: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Samples `image` (HxWxC) at fractional (rows, cols) with cubic convolution, edges replicated."""
+    h, w = image.shape[:2]
+    r0 = np.floor(rows)
+    c0 = np.floor(cols)
+    wr = _keys_weights(rows - r0)  # (4, H, W)
+    wc = _keys_weights(cols - c0)
+    r0 = r0.astype(np.int64)
+    c0 = c0.astype(np.int64)
+    out = np.zeros(rows.shape + image.shape[2:], dtype=np.float64)
+    cidx = [np.clip(c0 + j - 1, 0, w - 1) for j in range(4)]
+    for i in range(4):
+        ri = np.clip(r0 + i - 1, 0, h - 1)
+        row_sum = np.zeros_like(out)
+        for j in range(4):
+            row_sum += wc[j][..., None] * image[ri, cidx[j]]
+        out += wr[i][..., None] * row_sum
+    return out
+
+
+def jitter(x: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
+    """Type 19, `imjitter` = `imscatter(x, [], amount, 5)`: 5 times, every pixel is resampled (bicubic) at a
+    position displaced by independent N(0, amount^2) offsets along y and x."""
+    h, w = x.shape[:2]
+    yy, xx = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
+    out = x
+    for _ in range(5):
+        shifts = rng.standard_normal((h, w, 2)) * amount
+        out = _warp_bicubic(out, yy - shifts[..., 0], xx - shifts[..., 1])
+    return out
+
+
+def non_eccentricity_patch(x: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Type 20, `imnoneccentricity`: `count` times, a 16x16 patch is copied to a spot up to 8 px away (the patch
+    starts at least 16 px from the top/left and 32 px from the bottom/right border). Needs H, W >= 48."""
+    size, radius = 16, 16
+    h, w = x.shape[:2]
+    out = x.copy()
+    h_min, w_min = radius, radius
+    h_max, w_max = h - size - radius, w - size - radius
+    for _ in range(int(count)):
+        u = rng.random(4)
+        # 1-based MATLAB indices converted to 0-based by the final "- 1".
+        w_start = int(matlab_round(u[0] * (w_max - w_min))) + w_min
+        h_start = int(matlab_round(u[1] * (h_max - h_min))) + h_min
+        patch = out[h_start - 1:h_start - 1 + size, w_start - 1:w_start - 1 + size].copy()
+        dst_w = int(matlab_round((u[2] - 0.5) * radius + w_start))
+        dst_h = int(matlab_round((u[3] - 0.5) * radius + h_start))
+        out[dst_h - 1:dst_h - 1 + size, dst_w - 1:dst_w - 1 + size] = patch
+    return out
+
+
+def _nearest_indices(in_size: int, out_size: int, scale: float) -> np.ndarray:
+    """0-based source indices of MATLAB `imresize(..., 'nearest')` along one axis."""
+    u = (np.arange(1, out_size + 1) / scale) + 0.5 * (1.0 - 1.0 / scale)
+    return np.clip(np.floor(u + 0.5).astype(np.int64), 1, in_size) - 1
+
+
+def pixelate(x: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
+    """Type 21, `impixelate`: nearest-neighbour downscale by z = 0.95 - strength^0.6, then back up to the size."""
+    z = 0.95 - strength ** 0.6
+    h, w = x.shape[:2]
+    lh, lw = int(np.ceil(z * h)), int(np.ceil(z * w))
+    low = x[_nearest_indices(h, lh, z)][:, _nearest_indices(w, lw, z)]
+    return low[_nearest_indices(lh, h, h / lh)][:, _nearest_indices(lw, w, w / lw)]
+
+
+def _multithresh(x: np.ndarray, levels: int) -> np.ndarray:
+    """Multi-level Otsu thresholds of `x` (values in [0, 1]) on a 256-bin histogram, as MATLAB `multithresh`.
+
+    MATLAB searches the maximum between-class variance with `fminsearch`; we maximise the same criterion by
+    exact coordinate ascent over bin boundaries (deterministic), starting from equal-population classes.
+    """
+    lo, hi = float(x.min()), float(x.max())
+    scaled = (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
+    bins = np.floor(scaled.ravel() * 255.0 + 0.5).astype(np.int64)
+    p = np.bincount(bins, minlength=256).astype(np.float64)
+    p /= p.sum()
+    omega = np.concatenate([[0.0], np.cumsum(p)])
+    mu = np.concatenate([[0.0], np.cumsum(p * np.arange(256))])
+
+    def score(a, b):  # between-class term of classes covering bins [a, b)
+        w = omega[b] - omega[a]
+        m = mu[b] - mu[a]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(w > 0, m * m / np.where(w > 0, w, 1.0), 0.0)
+
+    # Start: boundaries at equal cumulative mass, made strictly increasing.
+    bounds = np.searchsorted(omega, np.arange(1, levels + 1) / (levels + 1)).clip(1, 255)
+    for k in range(levels):
+        bounds[k] = max(bounds[k], (bounds[k - 1] + 1) if k else 1)
+    for k in range(levels - 1, -1, -1):
+        bounds[k] = min(bounds[k], (bounds[k + 1] - 1) if k < levels - 1 else 255)
+    full = np.concatenate([[0], bounds, [256]])
+    for _ in range(200):
+        changed = False
+        for k in range(1, levels + 1):
+            cand = np.arange(full[k - 1] + 1, full[k + 1])
+            if cand.size == 0:
+                continue
+            best = int(cand[np.argmax(score(full[k - 1], cand) + score(cand, full[k + 1]))])
+            if best != full[k]:
+                full[k] = best
+                changed = True
+        if not changed:
+            break
+    # Threshold = centre of the last bin of the lower class, mapped back to the data range.
+    return lo + (full[1:-1] - 1) / 255.0 * (hi - lo)
+
+
+def quantization(x: np.ndarray, levels: int, rng: np.random.Generator) -> np.ndarray:
+    """Type 22, `imnoisequantize`: `levels` Otsu thresholds of the whole RGB image; `imquantize` maps values up
+    to the first threshold to 0, those between thresholds k-1 and k to threshold k, those above the last to 1."""
+    thresh = _multithresh(x, int(levels))
+    values = np.concatenate([[0.0], thresh[1:], [1.0]])
+    return values[np.searchsorted(thresh, x, side="left")]
+
+
+def color_block(x: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Type 23, `imcolorblock`: `count` opaque 32x32 squares of a uniformly random colour at uniformly random
+    positions (top-left in [0, W-32] x [0, H-32], rounded as `insertShape` does). Needs H, W >= 32."""
+    size = 32
+    h, w = x.shape[:2]
+    out = x.copy()
+    for _ in range(int(count)):
+        color = rng.random(3)
+        left = rng.random() * (w - size)
+        top = rng.random() * (h - size)
+        c0 = max(int(matlab_round(left)) - 1, 0)  # 1-based pixel round(left) -> 0-based, clipped to the image
+        r0 = max(int(matlab_round(top)) - 1, 0)
+        c1 = int(matlab_round(left)) - 1 + size
+        r1 = int(matlab_round(top)) - 1 + size
+        out[r0:r1, c0:c1] = color
+    return out
+
+
+def high_sharpen(x: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
+    """Type 24, `imsharpenHi` = `imsharpen(x, 'Radius', 3, 'Amount', amount)`: unsharp masking of Lab L* with a
+    Gaussian (sigma 3, 13x13, replicate), back to sRGB, clipped to [0, 1]."""
+    lab = rgb2lab(x)
+    lum = lab[..., 0]
+    lab[..., 0] = lum + amount * (lum - gaussian_filter(lum, 3.0, size=13))
+    return truncate(lab2rgb(lab))
