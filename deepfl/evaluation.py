@@ -1,0 +1,146 @@
+"""IQA evaluation criteria: SROCC, PLCC (plain and after a 4-parameter logistic fit), KROCC, RMSE.
+
+The logistic mapping is the one used by VQEG and most IQA papers to remove the monotonic non-linearity between
+predictions and subjective scores before computing PLCC/RMSE:
+
+    f(x) = (b1 - b2) / (1 + exp(-(x - b3) / |b4|)) + b2
+
+`summarize` aggregates per-split results the way the paper reports them (median over splits).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+
+CRITERIA: tuple[str, ...] = ("srocc", "plcc", "plcc_logistic", "krocc", "rmse", "rmse_logistic")
+
+
+def _pair(pred: Sequence[float], target: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Validates and converts a prediction/target pair to float64 vectors."""
+    pred = np.asarray(pred, dtype=np.float64).reshape(-1)
+    target = np.asarray(target, dtype=np.float64).reshape(-1)
+    if pred.shape != target.shape:
+        raise ValueError(f"pred: has {pred.size} values but target has {target.size}")
+    if pred.size < 2:
+        raise ValueError(f"pred: need at least 2 values to correlate, got {pred.size}")
+    for name, values in (("pred", pred), ("target", target)):
+        if not np.all(np.isfinite(values)):
+            bad = int(np.flatnonzero(~np.isfinite(values))[0])
+            raise ValueError(f"{name}: non-finite value {values[bad]} at position {bad}")
+    return pred, target
+
+
+def _safe(value: float) -> float:
+    """NaN (not an exception) for undefined correlations, e.g. constant predictions."""
+    return float(value) if np.isfinite(value) else float("nan")
+
+
+def srocc(pred: Sequence[float], target: Sequence[float]) -> float:
+    """Spearman rank-order correlation (ties get average ranks, as MATLAB's corr(..., 'type', 'Spearman'))."""
+    pred, target = _pair(pred, target)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _safe(stats.spearmanr(pred, target).statistic)
+
+
+def krocc(pred: Sequence[float], target: Sequence[float]) -> float:
+    """Kendall rank-order correlation (tau-b, handles ties)."""
+    pred, target = _pair(pred, target)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _safe(stats.kendalltau(pred, target).statistic)
+
+
+def plcc(pred: Sequence[float], target: Sequence[float]) -> float:
+    """Pearson linear correlation of raw predictions (no fitting)."""
+    pred, target = _pair(pred, target)
+    if np.ptp(pred) == 0 or np.ptp(target) == 0:
+        return float("nan")
+    return _safe(np.corrcoef(pred, target)[0, 1])
+
+
+def rmse(pred: Sequence[float], target: Sequence[float]) -> float:
+    """Root mean squared error between predictions and targets (same units as the targets)."""
+    pred, target = _pair(pred, target)
+    return float(np.sqrt(np.mean((pred - target) ** 2)))
+
+
+def logistic4(x: np.ndarray, b1: float, b2: float, b3: float, b4: float) -> np.ndarray:
+    """The monotonic 4-parameter logistic: (b1 - b2) / (1 + exp(-(x - b3) / |b4|)) + b2."""
+    z = -(np.asarray(x, dtype=np.float64) - b3) / max(abs(b4), 1e-12)
+    return (b1 - b2) / (1.0 + np.exp(np.clip(z, -500.0, 500.0))) + b2
+
+
+def _logistic4_jacobian(x: np.ndarray, b1: float, b2: float, b3: float, b4: float) -> np.ndarray:
+    """Analytic Jacobian of `logistic4` (finite differences stall when a parameter starts at exactly 0)."""
+    scale = max(abs(b4), 1e-12)
+    u = (np.asarray(x, dtype=np.float64) - b3) / scale
+    g = 1.0 / (1.0 + np.exp(np.clip(-u, -500.0, 500.0)))
+    slope = (b1 - b2) * g * (1.0 - g)
+    return np.stack([g, 1.0 - g, -slope / scale, -slope * u / scale * np.sign(b4 or 1.0)], axis=1)
+
+
+def fit_logistic(pred: Sequence[float], target: Sequence[float]) -> np.ndarray:
+    """Least-squares fit of `logistic4` mapping predictions onto targets; returns (b1, b2, b3, b4).
+
+    Starts from the usual VQEG initial guess (max/min of the targets, mean and spread of the predictions).
+    If the optimiser fails to converge, falls back to a linear-like logistic (the start point), so a PLCC
+    after fitting is always defined and never worse than the start.
+    """
+    pred, target = _pair(pred, target)
+    spread = float(np.std(pred)) or 1.0
+    start = np.array([target.max(), target.min(), float(np.mean(pred)), spread / 2.0])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            params, _ = optimize.curve_fit(logistic4, pred, target, p0=start, jac=_logistic4_jacobian, maxfev=20000)
+        if not np.all(np.isfinite(params)):
+            raise RuntimeError("non-finite parameters")
+    except (RuntimeError, optimize.OptimizeWarning, ValueError):
+        params = start
+    start_err = np.sum((logistic4(pred, *start) - target) ** 2)
+    fit_err = np.sum((logistic4(pred, *params) - target) ** 2)
+    return params if fit_err <= start_err else start
+
+
+def plcc_logistic(pred: Sequence[float], target: Sequence[float]) -> float:
+    """PLCC after mapping the predictions with the fitted 4-parameter logistic."""
+    pred, target = _pair(pred, target)
+    return plcc(logistic4(pred, *fit_logistic(pred, target)), target)
+
+
+def evaluate(pred: Sequence[float], target: Sequence[float]) -> dict[str, float]:
+    """All criteria at once: srocc, plcc, plcc_logistic, krocc, rmse, rmse_logistic."""
+    pred, target = _pair(pred, target)
+    mapped = logistic4(pred, *fit_logistic(pred, target))
+    return {
+        "srocc": srocc(pred, target),
+        "plcc": plcc(pred, target),
+        "plcc_logistic": plcc(mapped, target),
+        "krocc": krocc(pred, target),
+        "rmse": rmse(pred, target),
+        "rmse_logistic": rmse(mapped, target),
+    }
+
+
+def summarize(results: Iterable[Mapping[str, float]], statistics: Sequence[str] = ("median", "mean", "std")
+              ) -> pd.DataFrame:
+    """Aggregates per-split criteria into one row per statistic (index) and one column per criterion.
+
+    The paper reports the median over splits; mean and standard deviation are added for context.
+    """
+    frame = pd.DataFrame(list(results))
+    if frame.empty:
+        raise ValueError("results: no per-split results to summarize")
+    allowed = {"median", "mean", "std", "min", "max"}
+    unknown = [s for s in statistics if s not in allowed]
+    if unknown:
+        raise ValueError(f"statistics: unknown {unknown}; choose from {sorted(allowed)}")
+    numeric = frame.select_dtypes("number")
+    rows = {s: getattr(numeric, s)(axis=0) if s != "std" else numeric.std(axis=0, ddof=0) for s in statistics}
+    return pd.DataFrame(rows).T

@@ -1,0 +1,56 @@
+"""The paper's quality-prediction head on MLSP features (stage 2 of DeepFL-IQA).
+
+Dense 2048 (ReLU) - BN - Dropout .25 - Dense 1024 (ReLU) - BN - Dropout .25 - Dense 256 (ReLU) - BN - Dropout .5
+- Dense 1 (linear), trained with MSE and Adam. Pure Keras 3, so it runs on any backend.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+
+MLSP_DIM = 16928
+
+
+def build_mlp(input_dim: int = MLSP_DIM, hidden: Sequence[int] = (2048, 1024, 256),
+              dropout: Sequence[float] = (0.25, 0.25, 0.5), batch_norm: bool = True,
+              seed: int | None = 0, name: str = "mlp_head") -> keras.Model:
+    """Builds the MLP head: features (input_dim floats) -> one linear quality score.
+
+    `hidden`/`dropout` default to the paper's sizes; smaller ones are for tests and the demo. `seed` makes the
+    (He-uniform) initialisation and dropout masks reproducible. The model is returned uncompiled.
+    """
+    if int(input_dim) < 1:
+        raise ValueError(f"input_dim: must be >= 1, got {input_dim}")
+    hidden = [int(h) for h in hidden]
+    dropout = [float(d) for d in dropout]
+    if len(hidden) != len(dropout):
+        raise ValueError(f"dropout: needs one rate per hidden layer ({len(hidden)}), got {len(dropout)}")
+    if any(h < 1 for h in hidden):
+        raise ValueError(f"hidden: layer sizes must be >= 1, got {hidden}")
+    if any(not 0.0 <= d < 1.0 for d in dropout):
+        raise ValueError(f"dropout: rates must be in [0, 1), got {dropout}")
+
+    def init(i: int):
+        return keras.initializers.HeUniform(seed=None if seed is None else seed + i)
+
+    inputs = keras.Input(shape=(int(input_dim),), name="mlsp_features")
+    x = inputs
+    for i, (units, rate) in enumerate(zip(hidden, dropout)):
+        x = keras.layers.Dense(units, activation="relu", kernel_initializer=init(i), name=f"fc{units}_{i}")(x)
+        if batch_norm:
+            x = keras.layers.BatchNormalization(name=f"bn_{i}")(x)
+        if rate > 0:
+            x = keras.layers.Dropout(rate, seed=None if seed is None else seed + 100 + i, name=f"dropout_{i}")(x)
+    outputs = keras.layers.Dense(1, activation="linear", kernel_initializer=init(len(hidden)), name="score")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def compile_mlp(model: keras.Model, learning_rate: float) -> keras.Model:
+    """Compiles the head as in the paper: MSE loss, Adam (beta 0.9/0.999) at `learning_rate`."""
+    if not learning_rate > 0:
+        raise ValueError(f"learning_rate: must be > 0, got {learning_rate}")
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate, beta_1=0.9, beta_2=0.999),
+                  loss="mse")
+    return model

@@ -1,0 +1,214 @@
+"""The paper's stage-2 protocol: train the MLP head on MLSP features over N splits, evaluate on the test sets.
+
+Per split: targets are normalised with statistics of the training rows only; the head is trained for `epochs`
+with Adam/MSE at each candidate learning rate, keeping the weights of the epoch with the lowest validation loss
+(the best-validation checkpoint); the learning rate whose checkpoint has the lowest validation loss wins (chosen
+on the first split and reused by default, or per split); the winner is evaluated on the test rows.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import keras
+import numpy as np
+import pandas as pd
+
+from deepfl.evaluation import evaluate, summarize
+from deepfl.models.mlp import build_mlp, compile_mlp
+
+log = logging.getLogger("deepfl")
+
+PAPER_LEARNING_RATES: tuple[float, ...] = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5)
+SPLIT_NAMES = ("train", "val", "test")
+
+
+@dataclass
+class HeadConfig:
+    """Everything that defines how one head is trained (defaults: the paper's)."""
+
+    hidden: Sequence[int] = (2048, 1024, 256)
+    dropout: Sequence[float] = (0.25, 0.25, 0.5)
+    epochs: int = 30
+    batch_size: int = 128
+    learning_rates: Sequence[float] = PAPER_LEARNING_RATES
+    lr_selection: str = "first"  # "first": choose on split 0 and reuse; "each": choose on every split
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.lr_selection not in ("first", "each"):
+            raise ValueError(f"lr_selection: must be 'first' or 'each', got {self.lr_selection!r}")
+        if self.epochs < 1:
+            raise ValueError(f"epochs: must be >= 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size: must be >= 1, got {self.batch_size}")
+        if not self.learning_rates or any(not lr > 0 for lr in self.learning_rates):
+            raise ValueError(f"learning_rates: need positive values, got {list(self.learning_rates)}")
+
+
+@dataclass
+class ZScore:
+    """Target normalisation fitted on the training rows only; saved as JSON beside the head."""
+
+    mean: float
+    std: float
+
+    @classmethod
+    def fit(cls, values: np.ndarray) -> "ZScore":
+        values = np.asarray(values, dtype=np.float64)
+        std = float(np.std(values))
+        return cls(float(np.mean(values)), std if std > 0 else 1.0)
+
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        return (np.asarray(values, dtype=np.float64) - self.mean) / self.std
+
+    def inverse(self, values: np.ndarray) -> np.ndarray:
+        return np.asarray(values, dtype=np.float64) * self.std + self.mean
+
+    def save(self, path: str | os.PathLike) -> None:
+        from deepfl.images import atomic_write_bytes
+
+        atomic_write_bytes(path, json.dumps({"kind": "zscore", "mean": self.mean, "std": self.std}).encode())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "ZScore":
+        data = json.loads(Path(path).read_text())
+        return cls(float(data["mean"]), float(data["std"]))
+
+
+class _BestWeights(keras.callbacks.Callback):
+    """Keeps the weights of the epoch with the lowest validation loss (an in-memory best checkpoint)."""
+
+    def __init__(self):
+        super().__init__()
+        self.best = np.inf
+        self.best_epoch = -1
+        self.weights = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = float((logs or {}).get("val_loss", np.inf))
+        if np.isfinite(loss) and loss < self.best:
+            self.best, self.best_epoch = loss, epoch
+            self.weights = self.model.get_weights()
+
+
+def train_head(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
+               learning_rate: float, config: HeadConfig = HeadConfig()) -> tuple[keras.Model, float, int]:
+    """Trains one head; returns (model at its best-validation epoch, best val loss, best epoch index)."""
+    keras.utils.set_random_seed(config.seed)
+    model = compile_mlp(build_mlp(x_train.shape[1], config.hidden, config.dropout, seed=config.seed),
+                        learning_rate)
+    best = _BestWeights()
+    model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=config.epochs,
+              batch_size=config.batch_size, shuffle=True, verbose=0, callbacks=[best])
+    if best.weights is None:  # every epoch diverged (NaN): report it as such, never as a good model
+        return model, float("inf"), -1
+    model.set_weights(best.weights)
+    return model, best.best, best.best_epoch
+
+
+def _predict(model: keras.Model, x: np.ndarray) -> np.ndarray:
+    return np.asarray(model.predict(x, batch_size=1024, verbose=0), dtype=np.float64).reshape(-1)
+
+
+def _split_indices(labels: Sequence[str]) -> dict[str, np.ndarray]:
+    labels = np.asarray(labels).astype(str)
+    out = {name: np.flatnonzero(labels == name) for name in SPLIT_NAMES}
+    for name in SPLIT_NAMES:
+        if out[name].size < 2:
+            raise ValueError(f"splits: the {name!r} set has {out[name].size} rows; need at least 2")
+    return out
+
+
+@dataclass
+class ProtocolResult:
+    """Per-split criteria, every prediction, the summary over splits and the chosen learning rates."""
+
+    per_split: pd.DataFrame
+    predictions: pd.DataFrame
+    summary: pd.DataFrame
+    head_paths: list[str] = field(default_factory=list)
+
+
+def run_protocol(features: np.ndarray, scores: np.ndarray, splits: Sequence[Sequence[str]],
+                 config: HeadConfig = HeadConfig(), out_dir: str | os.PathLike | None = None,
+                 images: Sequence[str] | None = None, content: Sequence[str] | None = None,
+                 name: str = "head") -> ProtocolResult:
+    """Trains and tests one head per split; `splits` holds, per split, one label (train/val/test) per row.
+
+    With `out_dir`, each head is saved as `<name>_split<k>.keras` with `<name>_split<k>.json` (the target
+    normalisation) beside it. Scores are on the table's scale (higher is better); criteria compare the
+    de-normalised predictions with them.
+    """
+    features = np.asarray(features, dtype=np.float32)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if features.ndim != 2 or features.shape[0] != scores.size:
+        raise ValueError(f"features: expected ({scores.size}, dim), got {features.shape}")
+    if not np.all(np.isfinite(scores)):
+        raise ValueError(f"scores: non-finite value at row {int(np.flatnonzero(~np.isfinite(scores))[0])}")
+    if not len(splits):
+        raise ValueError("splits: at least one split is needed")
+    images = list(images) if images is not None else [str(i) for i in range(scores.size)]
+    content = list(content) if content is not None else [""] * scores.size
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+
+    rows, predictions, head_paths = [], [], []
+    chosen_lr: float | None = None
+    for k, labels in enumerate(splits):
+        idx = _split_indices(labels)
+        norm = ZScore.fit(scores[idx["train"]])
+        y = norm.transform(scores).astype(np.float32)
+        candidates = [chosen_lr] if chosen_lr is not None else list(config.learning_rates)
+        best = None
+        for lr in candidates:
+            model, val_loss, epoch = train_head(features[idx["train"]], y[idx["train"]], features[idx["val"]],
+                                                y[idx["val"]], lr, config)
+            log.info("%s split %d: lr %g -> best val loss %.4f at epoch %d", name, k, lr, val_loss, epoch + 1)
+            if best is None or val_loss < best[1]:
+                best = (model, val_loss, epoch, lr)
+        model, val_loss, epoch, lr = best
+        if config.lr_selection == "first":
+            chosen_lr = lr
+        pred = norm.inverse(_predict(model, features))
+        test = idx["test"]
+        metrics = evaluate(pred[test], scores[test])
+        rows.append({"split": k, "learning_rate": lr, "best_epoch": epoch + 1, "val_loss": val_loss,
+                     "n_train": idx["train"].size, "n_val": idx["val"].size, "n_test": test.size, **metrics})
+        set_of = np.asarray(labels).astype(str)
+        predictions.append(pd.DataFrame({"split": k, "image": images, "content": content, "set": set_of,
+                                         "score": scores, "pred": pred}))
+        if out is not None:
+            path = out / f"{name}_split{k}.keras"
+            model.save(path)
+            norm.save(path.with_suffix(".json"))
+            head_paths.append(str(path))
+    per_split = pd.DataFrame(rows)
+    crit = ["srocc", "plcc", "plcc_logistic", "krocc", "rmse", "rmse_logistic"]
+    return ProtocolResult(per_split, pd.concat(predictions, ignore_index=True), summarize(per_split[crit].to_dict("records")),
+                          head_paths)
+
+
+def cross_dataset(train_features: np.ndarray, train_scores: np.ndarray, train_split: Sequence[str],
+                  test_features: np.ndarray, test_scores: np.ndarray,
+                  config: HeadConfig = HeadConfig()) -> dict[str, float]:
+    """Trains on one data set (its train rows; lr and checkpoint chosen on its val rows) and tests on all of
+    another: the paper's cross-data-set setting. Returns the criteria on the second set."""
+    train_features = np.asarray(train_features, np.float32)
+    idx = _split_indices(train_split)
+    norm = ZScore.fit(np.asarray(train_scores, np.float64)[idx["train"]])
+    y = norm.transform(train_scores).astype(np.float32)
+    best = None
+    for lr in config.learning_rates:
+        model, val_loss, _ = train_head(train_features[idx["train"]], y[idx["train"]], train_features[idx["val"]],
+                                        y[idx["val"]], lr, config)
+        if best is None or val_loss < best[1]:
+            best = (model, val_loss)
+    pred = norm.inverse(_predict(best[0], np.asarray(test_features, np.float32)))
+    return evaluate(pred, test_scores)
