@@ -1,0 +1,236 @@
+"""tf.data input pipeline: from a data table to batches of (float32 RGB images in [0, 255], {target: float32}).
+
+Order of work, chosen so the costly step (decoding) runs once per image, in parallel, on already shuffled paths:
+paths + targets -> seeded shuffle (paths only, cheap) -> [repeat] -> parallel read + decode (+ resize / crop /
+flip) -> skip-and-count corrupt files -> batch (by shape when sizes differ) -> uint8 to float32 per batch ->
+prefetch. Random crops and flips are stateless functions of (seed, element index), so a deterministic run gives
+the same bytes every time whatever the number of parallel calls.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from deepfl.data.normalization import TargetNormalizer
+
+log = logging.getLogger("deepfl")
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+# First bytes of the formats TensorFlow decodes (tf.io.decode_image): PNG, JPEG, BMP, GIF.
+_MAGIC = ((b"\x89PNG", 4), (b"\xff\xd8\xff", 3), (b"BM", 2), (b"GIF8", 4))
+
+
+def is_known_image(data: tf.Tensor) -> tf.Tensor:
+    """True when the encoded bytes start like a PNG, JPEG, BMP or GIF (a cheap check run before decoding)."""
+    checks = [tf.equal(tf.strings.substr(data, 0, length), magic) for magic, length in _MAGIC]
+    return tf.reduce_any(tf.stack(checks))
+
+
+def decode_image_tf(data: tf.Tensor, name: tf.Tensor | str = "<bytes>") -> tf.Tensor:
+    """Decodes PNG/JPEG/BMP/GIF bytes to uint8 [H, W, 3] RGB inside tf.data (gray -> RGB, alpha dropped).
+
+    A file that does not start like an image fails with an error that names `name`; a corrupt stream fails
+    with TensorFlow's decoder message.
+    """
+    check = tf.debugging.Assert(is_known_image(data), ["deepfl: not a PNG/JPEG/BMP/GIF image or empty file:", name])
+    with tf.control_dependencies([check]):
+        image = tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return image
+
+
+def read_image_tf(path: tf.Tensor | str) -> tf.Tensor:
+    """Reads and decodes an image file to uint8 [H, W, 3] RGB; usable inside `Dataset.map` and eagerly."""
+    return decode_image_tf(tf.io.read_file(path), path)
+
+
+def find_unreadable_images(paths: Sequence[str]) -> list[tuple[str, str]]:
+    """Names the files the pipeline cannot decode, as (path, reason) pairs; run after an epoch reported skips."""
+    bad = []
+    for path in paths:
+        try:
+            read_image_tf(tf.constant(str(path)))
+        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, tf.errors.UnknownError) as exc:
+            bad.append((str(path), exc.message.splitlines()[0] if exc.message else type(exc).__name__))
+    return bad
+
+
+class PipelineStats:
+    """Counts images entering the decoder and images decoded; the difference is the corrupt ones skipped.
+
+    Read `skipped` after an epoch has been consumed (while iterating, elements still in flight count as
+    skipped). Counts accumulate over epochs until `reset()`.
+    """
+
+    def __init__(self):
+        with tf.device("/CPU:0"):
+            self._seen = tf.Variable(0, dtype=tf.int64, trainable=False, name="deepfl_images_seen")
+            self._decoded = tf.Variable(0, dtype=tf.int64, trainable=False, name="deepfl_images_decoded")
+
+    @property
+    def seen(self) -> int:
+        return int(self._seen.numpy())
+
+    @property
+    def decoded(self) -> int:
+        return int(self._decoded.numpy())
+
+    @property
+    def skipped(self) -> int:
+        return self.seen - self.decoded
+
+    def reset(self) -> None:
+        self._seen.assign(0)
+        self._decoded.assign(0)
+
+    def summary(self) -> str:
+        return f"{self.decoded} of {self.seen} images decoded, {self.skipped} corrupt skipped"
+
+    def __repr__(self) -> str:
+        return f"PipelineStats(seen={self.seen}, decoded={self.decoded}, skipped={self.skipped})"
+
+
+def _size_pair(value, name: str) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    if isinstance(value, (int, np.integer)):
+        value = (int(value), int(value))
+    try:
+        height, width = (int(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected (height, width), got {value!r}") from None
+    if height < 1 or width < 1:
+        raise ValueError(f"{name}: must be positive, got {value!r}")
+    return height, width
+
+
+def _targets_from_table(table: pd.DataFrame, targets: Sequence[str],
+                        normalizer: TargetNormalizer | None) -> dict[str, np.ndarray]:
+    missing = [t for t in targets if t not in table.columns]
+    if missing:
+        raise ValueError(f"targets: column(s) {missing} not in the table (has {list(table.columns)})")
+    values = normalizer.transform(table[list(targets)]) if normalizer is not None else table[list(targets)]
+    out = {}
+    for name in targets:
+        column = np.asarray(values[name], dtype=np.float64)
+        bad = np.flatnonzero(~np.isfinite(column))
+        if bad.size:
+            raise ValueError(f"table: target {name!r} is NaN/inf for {table['image'].iloc[bad[0]]}")
+        out[name] = column.astype(np.float32)
+    return out
+
+
+def make_dataset(table: pd.DataFrame, targets: Sequence[str] | str, batch_size: int, training: bool = False,
+                 image_size: Sequence[int] | int | None = None, crop_size: Sequence[int] | int | None = None,
+                 flip: bool = False, normalizer: TargetNormalizer | None = None, seed: int = 0,
+                 deterministic: bool = True, on_error: str = "skip", repeat: bool = False,
+                 shuffle: bool | None = None, drop_remainder: bool = False,
+                 stats: PipelineStats | None = None) -> tf.data.Dataset:
+    """Builds the input pipeline of `table` (column `image` + target columns).
+
+    Yields `(images float32 [B, H, W, 3] in [0, 255], {target: float32 [B]})`. `image_size` resizes (bilinear,
+    antialiased); `crop_size` takes a random crop when `training` (centre crop otherwise); `flip` mirrors at
+    random when `training`. Without a fixed output size, images are batched by shape (equal-size images share a
+    batch). Paths are shuffled (seeded, new order each epoch) before decoding when `shuffle` (default:
+    `training`). `normalizer` (fitted on the training split) maps the targets. `on_error="skip"` drops corrupt
+    or missing images and counts them in `stats` (also reachable as `dataset.deepfl_stats`); `"stop"` raises.
+    """
+    if on_error not in ("skip", "stop"):
+        raise ValueError(f"on_error: must be 'skip' or 'stop', got {on_error!r}")
+    if int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError(f"batch_size: must be a positive integer, got {batch_size!r}")
+    if not isinstance(table, pd.DataFrame) or "image" not in table.columns:
+        raise ValueError("table: expected a DataFrame with an 'image' column (a deepfl.data table)")
+    if len(table) == 0:
+        raise ValueError("table: is empty")
+    targets = [targets] if isinstance(targets, str) else list(targets)
+    image_size = _size_pair(image_size, "image_size")
+    crop_size = _size_pair(crop_size, "crop_size")
+    shuffle = training if shuffle is None else bool(shuffle)
+    augment_flip = bool(flip) and training
+    stats = stats if stats is not None else PipelineStats()
+    seed = int(seed)
+
+    paths = table["image"].astype(str).to_numpy()
+    target_values = _targets_from_table(table, targets, normalizer)
+    dataset = tf.data.Dataset.from_tensor_slices((paths, target_values))
+    if shuffle:
+        dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
+
+    seen, decoded = stats._seen, stats._decoded
+
+    def count_seen(path, values):
+        seen.assign_add(1)
+        return path, values
+
+    dataset = dataset.map(count_seen).enumerate()
+
+    def load(index, element):
+        path, values = element
+        image = read_image_tf(path)
+        if image_size is not None:
+            image = tf.image.resize(image, image_size, method="bilinear", antialias=True)
+        if crop_size is not None:
+            shape = tf.shape(image)
+            fits = tf.logical_and(shape[0] >= crop_size[0], shape[1] >= crop_size[1])
+            check = tf.debugging.Assert(fits, ["deepfl: image smaller than crop_size", crop_size, path])
+            with tf.control_dependencies([check]):
+                if training:
+                    offset_seed = tf.stack([tf.constant(seed, tf.int64), index])
+                    max_offsets = tf.cast(tf.stack([shape[0] - crop_size[0] + 1, shape[1] - crop_size[1] + 1]),
+                                          tf.int32)
+                    offsets = tf.random.stateless_uniform([2], offset_seed, minval=0, maxval=tf.int32.max,
+                                                          dtype=tf.int32) % max_offsets
+                else:
+                    offsets = tf.stack([(shape[0] - crop_size[0]) // 2, (shape[1] - crop_size[1]) // 2])
+                image = tf.slice(image, tf.stack([offsets[0], offsets[1], 0]), [crop_size[0], crop_size[1], 3])
+        if augment_flip:
+            flip_seed = tf.stack([tf.constant(seed + 1, tf.int64), index])
+            mirror = tf.random.stateless_uniform([], flip_seed) < 0.5
+            image = tf.cond(mirror, lambda: tf.reverse(image, axis=[1]), lambda: image)
+        return image, values
+
+    dataset = dataset.map(load, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    if on_error == "skip":
+        dataset = dataset.ignore_errors(log_warning=True)
+
+    def count_decoded(image, values):
+        decoded.assign_add(1)
+        return image, values
+
+    dataset = dataset.map(count_decoded)
+
+    fixed = crop_size or image_size
+    if fixed is not None:
+        dataset = dataset.batch(int(batch_size), drop_remainder=drop_remainder)
+    else:
+        def shape_key(image, values):
+            shape = tf.cast(tf.shape(image), tf.int64)
+            return shape[0] * 1_000_003 + shape[1]
+
+        dataset = dataset.group_by_window(
+            key_func=shape_key, reduce_func=lambda key, window: window.batch(int(batch_size),
+                                                                             drop_remainder=drop_remainder),
+            window_size=int(batch_size))
+
+    def to_float(images, values):
+        return tf.cast(images, tf.float32), values
+
+    dataset = dataset.map(to_float, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    dataset = dataset.prefetch(AUTOTUNE)
+    options = tf.data.Options()
+    options.deterministic = bool(deterministic)
+    dataset = dataset.with_options(options)
+    try:
+        dataset.deepfl_stats = stats
+    except AttributeError:  # pragma: no cover - a future tf.data may forbid attributes
+        pass
+    return dataset

@@ -1,0 +1,430 @@
+"""Readers of the IQA benchmarks in their published on-disk layouts, each returning one normalised table.
+
+Every reader takes the folder the user unpacked the release into and reads the release's own metadata files
+(no conversion step): KADID-10k `dmos.csv`, LIVE Release 2 `dmos.mat` + `refnames_all.mat`, CSIQ
+`csiq.DMOS.xlsx` (sheet `all_by_image`), TID2013 `mos_with_names.txt`, KonIQ-10k
+`koniq10k_scores_and_distributions.csv` (+ `koniq10k_distributions_sets.csv` for the official split) and
+LIVE in the Wild `Data/AllImages_release.mat` + `Data/AllMOS_release.mat`. Any problem (missing or malformed
+file, header that does not match, bad score, image listed but absent) raises one `TableError` naming the
+dataset, the file and the row.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from deepfl.data.tables import (
+    FolderIndex, make_table, parse_scores, read_csv_checked, require_file, resolve_image, table_error)
+from deepfl.errors import TableError
+
+log = logging.getLogger("deepfl")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What deepfl knows of one benchmark: score scale and direction, and the paper's reported results."""
+
+    name: str
+    title: str
+    score_range: tuple[float, float]
+    lower_better: bool
+    paper_srocc: float | None
+    paper_plcc: float | None
+    has_reference: bool
+    has_official_split: bool
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "kadid10k": DatasetInfo("kadid10k", "KADID-10k", (1.0, 5.0), False, 0.936, 0.938, True, False),
+    "live": DatasetInfo("live", "LIVE Release 2", (0.0, 100.0), True, 0.972, 0.978, True, False),
+    "csiq": DatasetInfo("csiq", "CSIQ", (0.0, 1.0), True, 0.930, 0.946, True, False),
+    "tid2013": DatasetInfo("tid2013", "TID2013", (0.0, 9.0), False, 0.858, 0.876, True, False),
+    "koniq10k": DatasetInfo("koniq10k", "KonIQ-10k", (1.0, 5.0), False, 0.877, 0.887, False, True),
+    "clive": DatasetInfo("clive", "LIVE in the Wild (CLIVE)", (0.0, 100.0), False, 0.734, 0.769, False, False),
+    "kadis700k": DatasetInfo("kadis700k", "KADIS-700k (weak labels)", (0.0, 1.0), False, None, None, True, False),
+}
+
+
+def _table(name: str, image, ref, content, raw, split=None) -> pd.DataFrame:
+    info = DATASETS[name]
+    return make_table(name, image, ref, content, raw, split, info.score_range, info.lower_better)
+
+
+def _root(dataset: str, root) -> Path:
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        raise TableError(f"{dataset}: {path}: dataset root folder not found")
+    return path.resolve()
+
+
+def _loadmat(dataset: str, path: Path, variable: str) -> np.ndarray:
+    """Loads one variable of a MATLAB v5 .mat file; errors name the dataset, file and variable."""
+    from scipy.io import loadmat
+
+    require_file(dataset, path)
+    try:
+        content = loadmat(str(path))
+    except NotImplementedError:
+        raise table_error(dataset, path, None, "MATLAB v7.3 (HDF5) .mat files are not supported; save as -v7") from None
+    except Exception as exc:  # scipy raises ValueError, IndexError, MatReadError... on garbage
+        raise table_error(dataset, path, None, f"cannot read as a .mat file ({type(exc).__name__}: {exc})") from None
+    if variable not in content:
+        found = sorted(k for k in content if not k.startswith("__"))
+        raise table_error(dataset, path, None, f"variable {variable!r} missing (found {found})")
+    return content[variable]
+
+
+def _mat_strings(dataset: str, path: Path, cell: np.ndarray) -> list[str]:
+    """Flattens a MATLAB cell array of strings (as scipy.io loads it) to a list of str."""
+    names = []
+    for i, item in enumerate(np.asarray(cell, dtype=object).ravel(order="F")):
+        flat = np.asarray(item).ravel()
+        if flat.size != 1 or not isinstance(flat[0], str):
+            raise table_error(dataset, path, i + 1, f"expected a file name string, got {item!r}", "entry")
+        names.append(flat[0].strip())
+    return names
+
+
+def read_kadid10k(root) -> pd.DataFrame:
+    """KADID-10k: `dmos.csv` (dist_img, ref_img, dmos, var) and `images/`; DMOS 1..5, higher is better."""
+    root = _root("kadid10k", root)
+    source = root / "dmos.csv"
+    frame = read_csv_checked("kadid10k", source, ["dist_img", "ref_img", "dmos"], dtype={"dist_img": str,
+                                                                                       "ref_img": str})
+    lines = [i + 2 for i in range(len(frame))]
+    raw = parse_scores("kadid10k", source, frame["dmos"], lines)
+    index = FolderIndex(root / "images")
+    image = [resolve_image("kadid10k", source, n, index, str(name)) for n, name in zip(lines, frame["dist_img"])]
+    ref = [resolve_image("kadid10k", source, n, index, str(name)) for n, name in zip(lines, frame["ref_img"])]
+    content = [Path(str(r)).stem for r in frame["ref_img"]]
+    return _table("kadid10k", image, ref, content, raw)
+
+
+# LIVE Release 2 stores the 982 DMOS values in this folder order, `img<k>.bmp` numbered from 1 in each folder.
+LIVE_FOLDERS: tuple[tuple[str, int], ...] = (
+    ("jp2k", 227), ("jpeg", 233), ("wn", 174), ("gblur", 174), ("fastfading", 174))
+
+
+def read_live(root, realigned: bool = False, include_references: bool = False) -> pd.DataFrame:
+    """LIVE Release 2: `dmos.mat` (`dmos`, `orgs`), `refnames_all.mat`, `refimgs/` and the five distortion folders.
+
+    DMOS is lower-is-better, nominally 0..100. The 779 distorted images are kept and the 203 entries flagged
+    in `orgs` (the references themselves, DMOS 0) dropped unless `include_references`. `realigned=True` reads
+    `dmos_realigned.mat` (`dmos_new`) instead, the realigned scale some later works use.
+    """
+    root = _root("live", root)
+    if realigned:
+        dmos_file = root / "dmos_realigned.mat"
+        dmos = np.asarray(_loadmat("live", dmos_file, "dmos_new"), dtype=np.float64).ravel()
+    else:
+        dmos_file = root / "dmos.mat"
+        dmos = np.asarray(_loadmat("live", dmos_file, "dmos"), dtype=np.float64).ravel()
+    orgs = np.asarray(_loadmat("live", dmos_file, "orgs")).ravel()
+    names_file = root / "refnames_all.mat"
+    refnames = _mat_strings("live", names_file, _loadmat("live", names_file, "refnames_all"))
+    expected = sum(n for _, n in LIVE_FOLDERS)
+    for path, values in ((dmos_file, dmos), (dmos_file, orgs), (names_file, refnames)):
+        if len(values) != expected:
+            raise table_error("live", path, None, f"holds {len(values)} entries, Release 2 has {expected}")
+    raw = parse_scores("live", dmos_file, dmos, list(range(1, expected + 1)), "entry")
+    ref_index = FolderIndex(root / "refimgs")
+    image, ref, content, keep = [], [], [], []
+    entry = 0
+    for folder, count in LIVE_FOLDERS:
+        index = FolderIndex(root / folder)
+        for k in range(1, count + 1):
+            entry += 1
+            if orgs[entry - 1] == 1 and not include_references:
+                continue
+            image.append(resolve_image("live", dmos_file, entry, index, f"img{k}.bmp", "entry"))
+            ref.append(resolve_image("live", names_file, entry, ref_index, refnames[entry - 1], "entry"))
+            content.append(Path(refnames[entry - 1]).stem)
+            keep.append(entry - 1)
+    return _table("live", image, ref, content, raw[keep])
+
+
+# CSIQ `dst_type` (spreadsheet) -> (folder under dst_imgs/, type token in the file name `<image>.<TOKEN>.<lev>.png`).
+CSIQ_TYPES: dict[str, tuple[str, str]] = {
+    "noise": ("awgn", "AWGN"),
+    "jpeg": ("jpeg", "JPEG"),
+    "jpeg 2000": ("jpeg2000", "jpeg2000"),
+    "fnoise": ("fnoise", "fnoise"),
+    "blur": ("blur", "BLUR"),
+    "contrast": ("contrast", "contrast"),
+}
+CSIQ_COLUMNS = ("image", "dst_type", "dst_lev", "dmos")
+
+
+def _read_csiq_sheet(root: Path) -> tuple[pd.DataFrame, Path, str]:
+    xlsx = root / "csiq.DMOS.xlsx"
+    if xlsx.is_file():
+        try:
+            frame = pd.read_excel(xlsx, sheet_name="all_by_image", dtype={"image": str})
+        except ImportError:
+            raise table_error("csiq", xlsx, None, "reading .xlsx needs openpyxl (pip install openpyxl), or export "
+                                                  "sheet 'all_by_image' to csiq.DMOS.csv") from None
+        except ValueError as exc:
+            raise table_error("csiq", xlsx, None, f"cannot read sheet 'all_by_image' ({exc})") from None
+        frame.columns = [str(c).strip() for c in frame.columns]
+        missing = [c for c in CSIQ_COLUMNS if c not in frame.columns]
+        if missing:
+            raise table_error("csiq", xlsx, 1, f"sheet 'all_by_image' header {list(frame.columns)} lacks {missing}",
+                              "row")
+        return frame, xlsx, "row"
+    csv = root / "csiq.DMOS.csv"
+    if csv.is_file():
+        return read_csv_checked("csiq", csv, CSIQ_COLUMNS, dtype={"image": str}), csv, "line"
+    raise table_error("csiq", xlsx, None, "metadata file not found (nor a CSV export csiq.DMOS.csv)")
+
+
+def read_csiq(root) -> pd.DataFrame:
+    """CSIQ: `csiq.DMOS.xlsx` sheet `all_by_image` (image, dst_idx, dst_type, dst_lev, dmos_std, dmos).
+
+    Images are `src_imgs/<image>.png` and `dst_imgs/<folder>/<image>.<TOKEN>.<lev>.png`; DMOS 0..1, lower is
+    better. A CSV export of the same sheet named `csiq.DMOS.csv` is accepted where openpyxl is not installed.
+    """
+    root = _root("csiq", root)
+    frame, source, unit = _read_csiq_sheet(root)
+    frame = frame.dropna(how="all")
+    rows = [int(i) + 2 for i in frame.index]
+    raw = parse_scores("csiq", source, frame["dmos"], rows, unit)
+    src_index = FolderIndex(root / "src_imgs")
+    indexes: dict[str, FolderIndex] = {}
+    image, ref, content = [], [], []
+    for row, name, dst_type, level in zip(rows, frame["image"], frame["dst_type"], frame["dst_lev"]):
+        name = str(name).strip()
+        if name.endswith(".0"):  # numeric image ids (1600) may come back as floats from a spreadsheet
+            name = name[:-2]
+        kind = str(dst_type).strip().lower()
+        if kind not in CSIQ_TYPES:
+            raise table_error("csiq", source, row, f"unknown dst_type {dst_type!r}; expected one of "
+                                                   f"{sorted(CSIQ_TYPES)}", unit)
+        try:
+            level = int(float(level))
+        except (TypeError, ValueError):
+            raise table_error("csiq", source, row, f"dst_lev {level!r} is not an integer", unit) from None
+        folder, token = CSIQ_TYPES[kind]
+        index = indexes.setdefault(folder, FolderIndex(root / "dst_imgs" / folder))
+        image.append(resolve_image("csiq", source, row, index, f"{name}.{token}.{level}.png", unit))
+        ref.append(resolve_image("csiq", source, row, src_index, f"{name}.png", unit))
+        content.append(name)
+    return _table("csiq", image, ref, content, raw)
+
+
+def read_tid2013(root) -> pd.DataFrame:
+    """TID2013: `mos_with_names.txt` ("<MOS> <name>" per line), `distorted_images/`, `reference_images/`.
+
+    MOS 0..9, higher is better; the reference of `i01_05_3.bmp` is `I01.BMP` (case differs between files, so
+    names are matched ignoring case).
+    """
+    root = _root("tid2013", root)
+    source = require_file("tid2013", root / "mos_with_names.txt")
+    try:
+        lines = source.read_text(encoding="utf-8", errors="strict").splitlines()
+    except UnicodeDecodeError as exc:
+        raise table_error("tid2013", source, None, f"not a text file ({exc})") from None
+    dist_index = FolderIndex(root / "distorted_images")
+    ref_index = FolderIndex(root / "reference_images")
+    image, ref, content, values, rows = [], [], [], [], []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 2:
+            raise table_error("tid2013", source, number, f"expected '<MOS> <image name>', got {line.strip()!r}")
+        value, name = parts
+        stem = Path(name).stem
+        if len(stem) < 3 or not stem[1:3].isdigit():
+            raise table_error("tid2013", source, number, f"image name {name!r} is not of the form i01_01_1.bmp")
+        ref_id = "I" + stem[1:3]
+        image.append(resolve_image("tid2013", source, number, dist_index, name))
+        ref_name = ref_index.find(ref_id + ".BMP") or ref_index.find(ref_id + ".bmp")
+        if ref_name is None:
+            raise table_error("tid2013", source, number, f"reference {ref_id}.BMP absent from {ref_index.folder}")
+        ref.append(str(ref_name.resolve()))
+        content.append(ref_id)
+        values.append(value)
+        rows.append(number)
+    if not image:
+        raise table_error("tid2013", source, None, "file lists no images")
+    raw = parse_scores("tid2013", source, values, rows)
+    return _table("tid2013", image, ref, content, raw)
+
+
+KONIQ_SPLITS = {"training": "train", "validation": "val", "test": "test"}
+
+
+def read_koniq10k(root, resolution: str | None = None) -> pd.DataFrame:
+    """KonIQ-10k: `koniq10k_scores_and_distributions.csv` (image_name, ..., MOS, ...) + official split.
+
+    MOS 1..5, higher is better. The official split comes from `koniq10k_distributions_sets.csv` (column `set`:
+    training/validation/test) when that file is present. Images are read from `resolution` (`"1024x768"` or
+    `"512x384"`); by default the first of the two folders that exists, full resolution first.
+    """
+    root = _root("koniq10k", root)
+    source = root / "koniq10k_scores_and_distributions.csv"
+    frame = read_csv_checked("koniq10k", source, ["image_name", "MOS"], dtype={"image_name": str})
+    lines = [i + 2 for i in range(len(frame))]
+    raw = parse_scores("koniq10k", source, frame["MOS"], lines)
+    folders = [resolution] if resolution else ["1024x768", "512x384"]
+    folder = next((root / f for f in folders if (root / f).is_dir()), root / folders[0])
+    index = FolderIndex(folder)
+    names = [str(n).strip() for n in frame["image_name"]]
+    image = [resolve_image("koniq10k", source, n, index, name) for n, name in zip(lines, names)]
+    split = [""] * len(names)
+    sets_file = root / "koniq10k_distributions_sets.csv"
+    if sets_file.is_file():
+        sets = read_csv_checked("koniq10k", sets_file, ["image_name", "set"], dtype={"image_name": str})
+        by_name = {}
+        for line, name, value in zip(range(2, len(sets) + 2), sets["image_name"], sets["set"]):
+            value = str(value).strip().lower()
+            if value not in KONIQ_SPLITS:
+                raise table_error("koniq10k", sets_file, line, f"set {value!r} is not one of {sorted(KONIQ_SPLITS)}")
+            by_name[str(name).strip()] = KONIQ_SPLITS[value]
+        for i, (line, name) in enumerate(zip(lines, names)):
+            if name not in by_name:
+                raise table_error("koniq10k", source, line, f"image {name!r} has no set in {sets_file.name}")
+            split[i] = by_name[name]
+    return _table("koniq10k", image, [""] * len(names), [Path(n).stem for n in names], raw, split)
+
+
+CLIVE_TRAINING_IMAGES = 7
+
+
+def read_clive(root, include_training_images: bool = False) -> pd.DataFrame:
+    """LIVE in the Wild: `Data/AllImages_release.mat`, `Data/AllMOS_release.mat`, images in `Images/`.
+
+    MOS 0..100, higher is better. The first 7 entries (t1.bmp..t7.bmp, the release's training images, kept in
+    `Images/trainingImages/`) are dropped by default, as in the paper's protocol and most later works, leaving
+    1162 images; `include_training_images=True` keeps them.
+    """
+    root = _root("clive", root)
+    names_file = root / "Data" / "AllImages_release.mat"
+    mos_file = root / "Data" / "AllMOS_release.mat"
+    names = _mat_strings("clive", names_file, _loadmat("clive", names_file, "AllImages_release"))
+    mos = np.asarray(_loadmat("clive", mos_file, "AllMOS_release"), dtype=np.float64).ravel()
+    if len(mos) != len(names):
+        raise table_error("clive", mos_file, None, f"holds {len(mos)} scores but {names_file.name} lists "
+                                                   f"{len(names)} images")
+    raw = parse_scores("clive", mos_file, mos, list(range(1, len(mos) + 1)), "entry")
+    start = 0 if include_training_images else CLIVE_TRAINING_IMAGES
+    index = FolderIndex(root / "Images")
+    train_index = FolderIndex(root / "Images" / "trainingImages")
+    image = []
+    for entry in range(start + 1, len(names) + 1):
+        name = names[entry - 1]
+        found = index.find(name) or (train_index.find(name) if entry <= CLIVE_TRAINING_IMAGES else None)
+        if found is None:
+            raise table_error("clive", names_file, entry, f"image {name!r} is listed but absent from {index.folder}",
+                              "entry")
+        image.append(str(found.resolve()))
+    kept = names[start:]
+    return _table("clive", image, [""] * len(kept), [Path(n).stem for n in kept], raw[start:])
+
+
+def read_weak_labels(csv_path, image_root, ref_root=None, on_error: str = "stop",
+                     check_files: bool = True) -> pd.DataFrame:
+    """Reads a KADIS-style weak-label CSV (`dist_im, ref_im, <metrics...>`) as a table.
+
+    Columns of the result: `image` (under `image_root`), `ref` (under `ref_root`, or `ref_im` as written when
+    no `ref_root` is given), `content` (the reference's stem) and one float64 column per metric present, in
+    file order. The metric columns must be names of `deepfl.fr.METRICS`. A row with a NaN/inf score or an
+    image absent from `image_root` raises (`on_error="stop"`) or is dropped, counted and logged
+    (`on_error="skip"`; the count is in `table.attrs["skipped_rows"]`).
+    """
+    from deepfl.fr import METRICS
+
+    if on_error not in ("skip", "stop"):
+        raise ValueError(f"on_error: must be 'skip' or 'stop', got {on_error!r}")
+    source = Path(csv_path).expanduser()
+    require_file("weak_labels", source, "weak-label CSV")
+    try:
+        frame = pd.read_csv(source, dtype={"dist_im": str, "ref_im": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise table_error("weak_labels", source, None, f"cannot parse as CSV ({str(exc).splitlines()[0]})") from None
+    header = [str(c).strip() for c in frame.columns]
+    frame.columns = header
+    metrics = header[2:]
+    unknown = [m for m in metrics if m not in METRICS]
+    if header[:2] != ["dist_im", "ref_im"] or not metrics or unknown or len(set(metrics)) != len(metrics):
+        raise table_error("weak_labels", source, 1, f"header {header} is not the KADIS layout 'dist_im, ref_im, "
+                                                    f"<metrics>' with metrics among {list(METRICS)}")
+    values = frame[metrics].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(values).all(axis=1) | frame["dist_im"].isna().to_numpy() | frame["ref_im"].isna().to_numpy()
+    image_root = Path(image_root).expanduser().resolve()
+    dist_names = frame["dist_im"].fillna("").astype(str).str.strip().to_list()
+    if check_files:
+        index = FolderIndex(image_root)
+        found = np.array([bool(name) and index.find(name) is not None for name in dist_names])
+        absent = ~found & ~bad
+    else:
+        absent = np.zeros(len(frame), dtype=bool)
+    problems = np.flatnonzero(bad | absent)
+    if problems.size:
+        first = int(problems[0])
+        if bad[first]:
+            column = next((m for j, m in enumerate(metrics) if not np.isfinite(values[first, j])), "dist_im/ref_im")
+            message = f"{column} is missing, NaN or inf for {dist_names[first]!r}"
+        else:
+            message = f"image {dist_names[first]!r} is listed but absent from {image_root}"
+        if on_error == "stop":
+            raise table_error("weak_labels", source, first + 2, message)
+        log.warning("weak_labels: %s: skipping %d bad row(s) (%d NaN/inf or empty, %d absent images); first: "
+                    "line %d: %s", source, problems.size, int(bad.sum()), int(absent.sum()), first + 2, message)
+    keep = np.flatnonzero(~(bad | absent))
+    ref_names = frame["ref_im"].astype(str).str.strip().to_numpy()[keep]
+    ref_base = Path(ref_root).expanduser().resolve() if ref_root is not None else None
+    table = pd.DataFrame({
+        "image": [str(image_root / dist_names[i]) for i in keep],
+        "ref": [str(ref_base / r) if ref_base is not None else r for r in ref_names],
+        "content": [Path(r).stem for r in ref_names],
+    })
+    for j, metric in enumerate(metrics):
+        table[metric] = values[keep, j]
+    table.attrs.update(dataset="weak_labels", metrics=tuple(metrics), skipped_rows=int(problems.size),
+                       source=str(source))
+    return table
+
+
+def read_kadis700k(root, csv_name: str = "kadis700k_friqa.csv", image_dir: str = "dist_imgs",
+                   ref_dir: str = "ref_imgs", on_error: str = "stop") -> pd.DataFrame:
+    """KADIS-700k as released: weak labels `kadis700k_friqa.csv`, images in `dist_imgs/`, references `ref_imgs/`."""
+    root = _root("kadis700k", root)
+    table = read_weak_labels(root / csv_name, root / image_dir, root / ref_dir, on_error=on_error)
+    table.attrs["dataset"] = "kadis700k"
+    return table
+
+
+READERS: dict[str, Callable[..., pd.DataFrame]] = {
+    "kadid10k": read_kadid10k,
+    "live": read_live,
+    "csiq": read_csiq,
+    "tid2013": read_tid2013,
+    "koniq10k": read_koniq10k,
+    "clive": read_clive,
+    "kadis700k": read_kadis700k,
+}
+
+_ALIASES = {"kadid-10k": "kadid10k", "koniq-10k": "koniq10k", "koniq": "koniq10k", "kadid": "kadid10k",
+            "livec": "clive", "live_challenge": "clive", "livechallenge": "clive", "kadis-700k": "kadis700k",
+            "kadis": "kadis700k", "tid": "tid2013"}
+
+
+def canonical_name(name: str) -> str:
+    """Maps a data set name (any case, common aliases such as 'KonIQ-10k' or 'LIVEC') to its key in DATASETS."""
+    key = str(name).strip().lower()
+    key = _ALIASES.get(key, key)
+    if key not in READERS:
+        raise ValueError(f"name: unknown dataset {name!r}; choose from {', '.join(READERS)}")
+    return key
+
+
+def read_dataset(name: str, root, **kwargs) -> pd.DataFrame:
+    """Reads data set `name` (a key of DATASETS) from folder `root`; `kwargs` go to its reader."""
+    return READERS[canonical_name(name)](root, **kwargs)

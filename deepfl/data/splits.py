@@ -1,0 +1,102 @@
+"""Content-aware train/val/test splits: no reference image (content) is shared between the parts.
+
+The paper's protocol is 60/20/20 by reference content, repeated over several random splits (median SROCC/PLCC
+reported); where a data set ships an official split (KonIQ-10k) `official_split` returns it.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from deepfl.data.tables import SPLIT_NAMES, validate_table
+
+
+def _check_ratios(ratios: Sequence[float]) -> np.ndarray:
+    values = np.asarray(ratios, dtype=np.float64)
+    if values.shape != (3,) or not np.all(np.isfinite(values)) or np.any(values < 0):
+        raise ValueError(f"ratios: expected three non-negative numbers (train, val, test), got {ratios!r}")
+    if abs(values.sum() - 1.0) > 1e-6:
+        raise ValueError(f"ratios: must sum to 1, got {ratios!r} (sum {values.sum():g})")
+    return values
+
+
+def _part_sizes(n: int, ratios: np.ndarray) -> np.ndarray:
+    """Splits n contents by `ratios` with largest-remainder rounding, so sizes sum to n and follow the ratios."""
+    exact = ratios * n
+    sizes = np.floor(exact).astype(int)
+    order = np.argsort(-(exact - sizes), kind="stable")
+    sizes[order[: n - sizes.sum()]] += 1
+    return sizes
+
+
+def _split_by_permutation(table: pd.DataFrame, contents: np.ndarray, permutation: np.ndarray,
+                          ratios: np.ndarray) -> dict[str, pd.DataFrame]:
+    sizes = _part_sizes(len(contents), ratios)
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
+    parts = {}
+    content_column = table["content"].astype(str)
+    for name, lo, hi in zip(SPLIT_NAMES, bounds[:-1], bounds[1:]):
+        chosen = contents[permutation[lo:hi]]
+        parts[name] = table[content_column.isin(chosen)]
+    return parts
+
+
+def content_split(table: pd.DataFrame, ratios: Sequence[float] = (0.6, 0.2, 0.2),
+                  seed: int = 0) -> dict[str, pd.DataFrame]:
+    """Splits `table` into "train", "val", "test" by content: each content's images all go to one part.
+
+    The ratios count contents (reference images), as in the paper; each part keeps the table's row order.
+    Same table and seed give the same split.
+    """
+    validate_table(table)
+    ratios = _check_ratios(ratios)
+    contents = np.array(sorted(set(table["content"].astype(str))), dtype=object)
+    if len(contents) == 0:
+        raise ValueError("table: is empty, nothing to split")
+    permutation = np.random.default_rng(seed).permutation(len(contents))
+    return _split_by_permutation(table, contents, permutation, ratios)
+
+
+def repeated_splits(table: pd.DataFrame, n: int = 10, ratios: Sequence[float] = (0.6, 0.2, 0.2),
+                    seed: int = 0) -> list[dict[str, pd.DataFrame]]:
+    """`n` independent content-aware splits (the paper's repeated 60/20/20 protocol), reproducible from `seed`.
+
+    Split i uses the i-th child of `np.random.SeedSequence(seed)`, so the first k splits do not change when n
+    grows.
+    """
+    if int(n) != n or n < 1:
+        raise ValueError(f"n: must be a positive integer, got {n!r}")
+    validate_table(table)
+    ratios = _check_ratios(ratios)
+    contents = np.array(sorted(set(table["content"].astype(str))), dtype=object)
+    if len(contents) == 0:
+        raise ValueError("table: is empty, nothing to split")
+    children = np.random.SeedSequence(seed).spawn(int(n))
+    return [_split_by_permutation(table, contents, np.random.default_rng(child).permutation(len(contents)), ratios)
+            for child in children]
+
+
+def official_split(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The data set's own split from column `split` ("train"/"val"/"test"); raises if it has none."""
+    validate_table(table)
+    if "split" not in table.columns or not (table["split"].astype(str) != "").any():
+        name = table.attrs.get("dataset", "this table")
+        raise ValueError(f"table: {name} has no official split (column 'split' is empty); use content_split")
+    split = table["split"].astype(str)
+    unassigned = int((split == "").sum())
+    if unassigned:
+        raise ValueError(f"table: {unassigned} row(s) have no official split, e.g. {table['image'][split == ''].iloc[0]}")
+    return {name: table[split == name] for name in SPLIT_NAMES}
+
+
+def check_disjoint(parts: dict[str, pd.DataFrame]) -> None:
+    """Raises ValueError if any content appears in two parts of a split (a leak between train and test)."""
+    seen: dict[str, str] = {}
+    for name, part in parts.items():
+        for content in set(part["content"].astype(str)):
+            if content in seen:
+                raise ValueError(f"parts: content {content!r} is in both {seen[content]!r} and {name!r}")
+            seen[content] = name

@@ -1,0 +1,145 @@
+"""The normalised data table every reader returns, and the checks that make its errors name dataset, file and row.
+
+One row per image; columns `image` (absolute path), `ref` (absolute path or ""), `content` (reference/content id),
+`score` (higher is better, mapped linearly to [0, 1] from the dataset's published score range), `raw_score`
+(as published) and `split` ("train"/"val"/"test" or ""). `df.attrs` holds `dataset`, `score_range` and
+`lower_better`. The linear map is not clipped, so the few published scores that fall outside the nominal range
+(LIVE's DMOS goes slightly below 0 and above 100) keep their order and land just outside [0, 1].
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from deepfl.errors import TableError
+
+TABLE_COLUMNS: tuple[str, ...] = ("image", "ref", "content", "score", "raw_score", "split")
+SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
+
+
+def table_error(dataset: str, file: str | os.PathLike, row: int | None, message: str,
+                unit: str = "line") -> TableError:
+    """Builds the one-line error every reader raises: `<dataset>: <file>, line <n>: <message>`.
+
+    `unit` says what `row` counts: "line" (1-based line of a text/CSV file, header = line 1), "row" (spreadsheet
+    row) or "entry" (1-based index into a MATLAB vector).
+    """
+    where = f"{file}" if row is None else f"{file}, {unit} {row}"
+    return TableError(f"{dataset}: {where}: {message}")
+
+
+def require_file(dataset: str, path: Path, what: str = "metadata file") -> Path:
+    """Returns `path` if it is a file, else raises a TableError naming the dataset and the missing file."""
+    if not path.is_file():
+        raise table_error(dataset, path, None, f"{what} not found (is the dataset root right?)")
+    return path
+
+
+def read_csv_checked(dataset: str, path: Path, required: Sequence[str], **kwargs) -> pd.DataFrame:
+    """Reads a CSV and checks that its header holds `required` columns; errors name the dataset and file."""
+    require_file(dataset, path)
+    try:
+        frame = pd.read_csv(path, **kwargs)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, csv.Error) as exc:
+        raise table_error(dataset, path, None, f"cannot parse as CSV ({str(exc).splitlines()[0]})") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise table_error(dataset, path, 1, f"header {list(frame.columns)} lacks column(s) {missing}; "
+                                            f"expected the release layout with {list(required)}")
+    return frame
+
+
+def parse_scores(dataset: str, path: Path, values: Iterable, rows: Sequence[int], unit: str = "line") -> np.ndarray:
+    """Converts published scores to float64; a non-number, NaN or inf raises an error naming its row."""
+    values = list(values)
+    out = np.empty(len(values), dtype=np.float64)
+    for i, value in enumerate(values):
+        try:
+            out[i] = float(value)
+        except (TypeError, ValueError):
+            raise table_error(dataset, path, rows[i], f"score {value!r} is not a number", unit) from None
+        if not np.isfinite(out[i]):
+            raise table_error(dataset, path, rows[i], f"score is {value!r} (NaN/inf)", unit)
+    return out
+
+
+class FolderIndex:
+    """Case-insensitive file lookup inside one folder (releases mix `I01.BMP` and `i01_01_1.bmp`), listed once."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self._names: dict[str, str] | None = None
+        self._exact: set[str] = set()
+
+    def find(self, name: str) -> Path | None:
+        """Returns the path of `name` in the folder (exact name first, then ignoring case), or None."""
+        if "/" in name or os.sep in name:
+            nested = self.folder / name
+            return nested if nested.is_file() else None
+        if self._names is None:
+            self._names = {}
+            if self.folder.is_dir():
+                for entry in os.scandir(self.folder):
+                    if entry.is_file():
+                        self._exact.add(entry.name)
+                        self._names.setdefault(entry.name.lower(), entry.name)
+        if name in self._exact:
+            return self.folder / name
+        actual = self._names.get(name.lower())
+        return self.folder / actual if actual is not None else None
+
+
+def resolve_image(dataset: str, source: Path, row: int, index: FolderIndex, name: str, unit: str = "line") -> str:
+    """Absolute path of image `name` listed in `source` at `row`; a missing image raises a TableError."""
+    found = index.find(name)
+    if found is None:
+        raise table_error(dataset, source, row, f"image {name!r} is listed but absent from {index.folder}", unit)
+    return str(found.resolve())
+
+
+def make_table(dataset: str, image: Sequence[str], ref: Sequence[str], content: Sequence[str],
+               raw_score: np.ndarray, split: Sequence[str] | None, score_range: tuple[float, float],
+               lower_better: bool) -> pd.DataFrame:
+    """Assembles the normalised table: maps raw scores linearly to [0, 1], flipping lower-is-better scales."""
+    lo, hi = float(score_range[0]), float(score_range[1])
+    if not hi > lo:
+        raise ValueError(f"score_range: must be (lo, hi) with hi > lo, got {score_range}")
+    raw = np.asarray(raw_score, dtype=np.float64)
+    score = (hi - raw) / (hi - lo) if lower_better else (raw - lo) / (hi - lo)
+    n = len(image)
+    table = pd.DataFrame({
+        "image": [str(p) for p in image],
+        "ref": [str(p) for p in ref],
+        "content": [str(c) for c in content],
+        "score": score,
+        "raw_score": raw,
+        "split": list(split) if split is not None else [""] * n,
+    }, columns=list(TABLE_COLUMNS))
+    table.attrs.update(dataset=dataset, score_range=(lo, hi), lower_better=bool(lower_better))
+    return table
+
+
+def validate_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Checks a table against the shared contract (columns, finite scores, known split names); returns it."""
+    if not isinstance(table, pd.DataFrame):
+        raise ValueError(f"table: expected a pandas DataFrame, got {type(table).__name__}")
+    missing = [c for c in ("image", "content") if c not in table.columns]
+    if missing:
+        raise ValueError(f"table: missing column(s) {missing}; has {list(table.columns)}")
+    if "split" in table.columns:
+        bad = set(table["split"].astype(str)) - set(SPLIT_NAMES) - {""}
+        if bad:
+            raise ValueError(f"table: unknown split name(s) {sorted(bad)}; use {SPLIT_NAMES} or ''")
+    if "score" in table.columns:
+        scores = table["score"].to_numpy(dtype=np.float64)
+        bad_rows = np.flatnonzero(~np.isfinite(scores))
+        if bad_rows.size:
+            raise ValueError(f"table: score is NaN/inf at row {int(bad_rows[0])} ({table['image'].iloc[bad_rows[0]]})")
+    return table

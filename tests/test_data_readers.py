@@ -1,0 +1,338 @@
+"""Readers of every benchmark, on tiny fake copies written in exactly the release's file formats and layouts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.io
+
+from deepfl import data as dd
+from deepfl.errors import TableError
+
+PIXEL = np.full((4, 6, 3), 128, dtype=np.uint8)
+
+
+def touch_image(path: Path) -> None:
+    """Writes a real (tiny) image file in the format of its extension."""
+    from deepfl.images import write_image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_image(path, PIXEL)
+
+
+# ---------------------------------------------------------------- builders of fake releases
+
+
+def make_kadid(root: Path, refs=("I01", "I02", "I03"), levels=2) -> Path:
+    rows = []
+    for ref in refs:
+        touch_image(root / "images" / f"{ref}.png")
+        for t in (1, 2):
+            for lev in range(1, levels + 1):
+                name = f"{ref}_{t:02d}_{lev:02d}.png"
+                touch_image(root / "images" / name)
+                rows.append(f"{name},{ref}.png,{5 - lev * 0.5 - t * 0.1:.3f},0.5")
+    (root / "dmos.csv").write_text("dist_img,ref_img,dmos,var\n" + "\n".join(rows) + "\n")
+    return root
+
+
+def make_live(root: Path) -> Path:
+    counts = dict(dd.readers.LIVE_FOLDERS)
+    total = sum(counts.values())
+    rng = np.random.default_rng(0)
+    dmos = rng.uniform(0, 100, total)
+    orgs = np.zeros(total)
+    orgs[[0, 300, 700]] = 1  # three reference entries
+    dmos[orgs == 1] = 0
+    refs = [f"ref{i % 29}.bmp" for i in range(total)]
+    scipy.io.savemat(root / "dmos.mat", {"dmos": dmos[None, :], "orgs": orgs[None, :]})
+    cell = np.empty((1, total), dtype=object)
+    cell[0, :] = refs
+    scipy.io.savemat(root / "refnames_all.mat", {"refnames_all": cell})
+    for folder, count in dd.readers.LIVE_FOLDERS:
+        (root / folder).mkdir(parents=True)
+        (root / folder / "info.txt").write_text("")
+        for k in range(1, count + 1):
+            (root / folder / f"img{k}.bmp").write_bytes(b"BM")  # existence is what the reader checks
+    for i in range(29):
+        touch_image(root / "refimgs" / f"ref{i}.bmp")
+    return root
+
+
+CSIQ_ROWS = [  # image, dst_idx, dst_type, dst_lev, dmos_std, dmos
+    ("1600", 1, "noise", 1, 0.061, 0.062), ("1600", 2, "jpeg", 2, 0.05, 0.2), ("1600", 3, "jpeg 2000", 1, 0.04, 0.1),
+    ("aerial_city", 4, "fnoise", 3, 0.03, 0.4), ("aerial_city", 5, "blur", 5, 0.1, 0.9),
+    ("boston", 6, "contrast", 2, 0.02, 0.3)]
+
+
+def make_csiq(root: Path, fmt: str = "xlsx") -> Path:
+    frame = pd.DataFrame(CSIQ_ROWS, columns=["image", "dst_idx", "dst_type", "dst_lev", "dmos_std", "dmos"])
+    if fmt == "xlsx":
+        pytest.importorskip("openpyxl")
+        with pd.ExcelWriter(root / "csiq.DMOS.xlsx") as writer:
+            frame.to_excel(writer, sheet_name="all_by_image", index=False)
+    else:
+        frame.to_csv(root / "csiq.DMOS.csv", index=False)
+    for image, _, kind, level, _, _ in CSIQ_ROWS:
+        folder, token = dd.readers.CSIQ_TYPES[kind]
+        touch_image(root / "dst_imgs" / folder / f"{image}.{token}.{level}.png")
+        touch_image(root / "src_imgs" / f"{image}.png")
+    return root
+
+
+def make_tid2013(root: Path) -> Path:
+    lines = []
+    for ref in (1, 2, 25):
+        touch_image(root / "reference_images" / f"I{ref:02d}.BMP")
+        for t, lev in ((1, 1), (5, 3)):
+            name = f"i{ref:02d}_{t:02d}_{lev}.bmp"
+            touch_image(root / "distorted_images" / name)
+            lines.append(f"{4.5 + ref / 10 - lev / 3:.5f} {name}")
+    (root / "mos_with_names.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def make_koniq(root: Path, with_sets: bool = True) -> Path:
+    names = [f"{1000 + i}.jpg" for i in range(10)]
+    sets = ["training"] * 6 + ["validation"] * 2 + ["test"] * 2
+    header = "image_name,c1,c2,c3,c4,c5,c_total,MOS,SD,MOS_zscore"
+    rows = [f"{n},1,2,3,4,5,15,{1.5 + i * 0.3:.4f},0.7,{20 + i}" for i, n in enumerate(names)]
+    (root / "koniq10k_scores_and_distributions.csv").write_text(header + "\n" + "\n".join(rows) + "\n")
+    if with_sets:
+        rows = [f"{n},1,2,3,4,5,15,{1.5 + i * 0.3:.4f},0.7,{s}" for i, (n, s) in enumerate(zip(names, sets))]
+        (root / "koniq10k_distributions_sets.csv").write_text(
+            "image_name,c1,c2,c3,c4,c5,c_total,MOS,SD,set\n" + "\n".join(rows) + "\n")
+    for n in names:
+        touch_image(root / "1024x768" / n)
+    return root
+
+
+def make_clive(root: Path) -> Path:
+    names = [f"t{i}.bmp" for i in range(1, 8)] + [f"{i}.JPG" for i in range(10, 20)]
+    cell = np.empty((len(names), 1), dtype=object)
+    cell[:, 0] = names
+    (root / "Data").mkdir(parents=True)
+    scipy.io.savemat(root / "Data" / "AllImages_release.mat", {"AllImages_release": cell})
+    mos = np.linspace(10, 90, len(names))
+    scipy.io.savemat(root / "Data" / "AllMOS_release.mat", {"AllMOS_release": mos[None, :]})
+    for n in names[:7]:
+        touch_image(root / "Images" / "trainingImages" / n)
+    for n in names[7:]:
+        touch_image(root / "Images" / n)
+    return root
+
+
+def make_weak_labels(root: Path, metrics=("ssim", "msssim", "mdsi"), bad_line: str | None = None) -> Path:
+    images = root / "dist_imgs"
+    rows = []
+    for ref in ("a", "b"):
+        for lev in range(1, 4):
+            name = f"{ref}_03_{lev:02d}.bmp"
+            touch_image(images / name)
+            rows.append(",".join([name, f"{ref}.png"] + [f"{0.9 - lev * 0.1 + j / 100:.4f}" for j in range(len(metrics))]))
+    if bad_line is not None:
+        rows.insert(2, bad_line)
+    path = root / "labels.csv"
+    path.write_text(",".join(["dist_im", "ref_im", *metrics]) + "\n" + "\n".join(rows) + "\n")
+    return path
+
+
+# ---------------------------------------------------------------- every reader, good copies
+
+
+def check_contract(table: pd.DataFrame, name: str) -> None:
+    assert list(table.columns) == list(dd.TABLE_COLUMNS)
+    info = dd.DATASETS[name]
+    assert table.attrs["dataset"] == name
+    assert table.attrs["score_range"] == info.score_range
+    assert table.attrs["lower_better"] == info.lower_better
+    for path in table["image"]:
+        assert Path(path).is_absolute() and Path(path).is_file(), path
+    for path in table["ref"]:
+        assert path == "" or (Path(path).is_absolute() and Path(path).is_file()), path
+    lo, hi = info.score_range
+    expected = (hi - table["raw_score"]) / (hi - lo) if info.lower_better else (table["raw_score"] - lo) / (hi - lo)
+    np.testing.assert_allclose(table["score"], expected)
+
+
+def test_kadid10k(tmp_path):
+    table = dd.read_dataset("KADID-10k", make_kadid(tmp_path))
+    check_contract(table, "kadid10k")
+    assert len(table) == 12 and set(table["content"]) == {"I01", "I02", "I03"}
+    first = table.iloc[0]
+    assert Path(first["image"]).name == "I01_01_01.png" and Path(first["ref"]).name == "I01.png"
+    assert first["raw_score"] == pytest.approx(4.4) and first["score"] == pytest.approx((4.4 - 1) / 4)
+
+
+def test_live(tmp_path):
+    table = dd.read_live(make_live(tmp_path))
+    check_contract(table, "live")
+    assert len(table) == 982 - 3  # reference entries flagged in `orgs` dropped
+    assert Path(table["image"].iloc[0]).parent.name == "jp2k" and Path(table["image"].iloc[0]).name == "img2.bmp"
+    assert Path(table["image"].iloc[-1]).parent.name == "fastfading"
+    # lower DMOS is better: the best raw score has the highest normalised score
+    assert table["score"].iloc[table["raw_score"].argmin()] == table["score"].max()
+    assert len(dd.read_live(tmp_path, include_references=True)) == 982
+
+
+def test_csiq_xlsx_and_csv(tmp_path):
+    table = dd.read_csiq(make_csiq(tmp_path, "xlsx"))
+    check_contract(table, "csiq")
+    assert [Path(p).name for p in table["image"][:2]] == ["1600.AWGN.1.png", "1600.JPEG.2.png"]
+    assert Path(table["image"].iloc[2]).parent.name == "jpeg2000"
+    assert table["content"].tolist() == [r[0] for r in CSIQ_ROWS]
+    np.testing.assert_allclose(table["score"], 1 - np.array([r[5] for r in CSIQ_ROWS]))
+    other = tmp_path / "csv"
+    other.mkdir()
+    table_csv = dd.read_csiq(make_csiq(other, "csv"))
+    np.testing.assert_allclose(table_csv["raw_score"], table["raw_score"])
+
+
+def test_tid2013(tmp_path):
+    table = dd.read_tid2013(make_tid2013(tmp_path))
+    check_contract(table, "tid2013")
+    assert len(table) == 6 and table["content"].tolist()[-1] == "I25"
+    assert Path(table["ref"].iloc[-1]).name == "I25.BMP"
+
+
+def test_koniq10k_official_split(tmp_path):
+    table = dd.read_koniq10k(make_koniq(tmp_path))
+    check_contract(table, "koniq10k")
+    assert (table["ref"] == "").all() and table["content"].is_unique
+    parts = dd.official_split(table)
+    assert [len(parts[k]) for k in ("train", "val", "test")] == [6, 2, 2]
+    other = tmp_path / "nosets"
+    other.mkdir()
+    no_sets = dd.read_koniq10k(make_koniq(other, with_sets=False))
+    assert (no_sets["split"] == "").all()
+    with pytest.raises(ValueError, match="no official split"):
+        dd.official_split(no_sets)
+
+
+def test_clive_drops_training_images(tmp_path):
+    root = make_clive(tmp_path)
+    table = dd.read_clive(root)
+    check_contract(table, "clive")
+    assert len(table) == 10 and not any(Path(p).name.startswith("t") for p in table["image"])
+    assert table["raw_score"].iloc[0] == pytest.approx(np.linspace(10, 90, 17)[7])
+    assert len(dd.read_clive(root, include_training_images=True)) == 17
+
+
+def test_weak_labels(tmp_path):
+    csv = make_weak_labels(tmp_path)
+    table = dd.read_weak_labels(csv, tmp_path / "dist_imgs", tmp_path / "refs")
+    assert list(table.columns) == ["image", "ref", "content", "ssim", "msssim", "mdsi"]
+    assert set(table["content"]) == {"a", "b"} and len(table) == 6
+    assert table["ref"].iloc[0] == str((tmp_path / "refs" / "a.png").resolve())
+    assert table["ssim"].dtype == np.float64 and table["ssim"].iloc[0] == pytest.approx(0.8)
+
+
+def test_kadis700k_layout(tmp_path):
+    make_weak_labels(tmp_path).rename(tmp_path / "kadis700k_friqa.csv")
+    table = dd.read_dataset("kadis700k", tmp_path)
+    assert table.attrs["dataset"] == "kadis700k" and len(table) == 6
+
+
+# ---------------------------------------------------------------- errors name dataset, file and row
+
+
+def test_missing_metadata_file(tmp_path):
+    with pytest.raises(TableError, match=r"kadid10k: .*dmos\.csv: metadata file not found"):
+        dd.read_kadid10k(tmp_path)
+    with pytest.raises(TableError, match="dataset root folder not found"):
+        dd.read_tid2013(tmp_path / "nope")
+    with pytest.raises(ValueError, match="unknown dataset"):
+        dd.read_dataset("imagenet", tmp_path)
+
+
+def test_header_mismatch_named(tmp_path):
+    make_kadid(tmp_path)
+    (tmp_path / "dmos.csv").write_text("image,reference,score\nI01_01_01.png,I01.png,3.0\n")
+    with pytest.raises(TableError, match=r"kadid10k: .*dmos\.csv, line 1: header .* lacks column"):
+        dd.read_kadid10k(tmp_path)
+
+
+def test_absent_image_named_with_row(tmp_path):
+    make_kadid(tmp_path)
+    (tmp_path / "images" / "I02_01_02.png").unlink()
+    with pytest.raises(TableError, match=r"kadid10k: .*dmos\.csv, line 7: image 'I02_01_02.png' is listed but absent"):
+        dd.read_kadid10k(tmp_path)
+
+
+def test_bad_score_named_with_row(tmp_path):
+    make_tid2013(tmp_path)
+    lines = (tmp_path / "mos_with_names.txt").read_text().splitlines()
+    lines[3] = "abc " + lines[3].split()[1]
+    (tmp_path / "mos_with_names.txt").write_text("\n".join(lines))
+    with pytest.raises(TableError, match=r"tid2013: .*mos_with_names\.txt, line 4: score 'abc' is not a number"):
+        dd.read_tid2013(tmp_path)
+    lines[3] = "nan"
+    (tmp_path / "mos_with_names.txt").write_text("\n".join(lines))
+    with pytest.raises(TableError, match=r"line 4: expected '<MOS> <image name>'"):
+        dd.read_tid2013(tmp_path)
+
+
+def test_mat_errors(tmp_path):
+    root = make_clive(tmp_path)
+    scipy.io.savemat(root / "Data" / "AllMOS_release.mat", {"MOS": np.ones((1, 17))})
+    with pytest.raises(TableError, match=r"clive: .*AllMOS_release\.mat: variable 'AllMOS_release' missing"):
+        dd.read_clive(root)
+    scipy.io.savemat(root / "Data" / "AllMOS_release.mat", {"AllMOS_release": np.ones((1, 16))})
+    with pytest.raises(TableError, match="holds 16 scores but"):
+        dd.read_clive(root)
+    (root / "Data" / "AllMOS_release.mat").write_bytes(b"not a mat file at all")
+    with pytest.raises(TableError, match=r"clive: .*AllMOS_release\.mat: cannot read"):
+        dd.read_clive(root)
+    mos = np.linspace(10, 90, 17)
+    scipy.io.savemat(root / "Data" / "AllMOS_release.mat", {"AllMOS_release": mos[None, :]})
+    (root / "Images" / "12.JPG").unlink()
+    with pytest.raises(TableError, match=r"AllImages_release\.mat, entry 10: image '12.JPG' is listed but absent"):
+        dd.read_clive(root)
+
+
+def test_live_wrong_length(tmp_path):
+    root = make_live(tmp_path)
+    scipy.io.savemat(root / "dmos.mat", {"dmos": np.ones((1, 100)), "orgs": np.zeros((1, 100))})
+    with pytest.raises(TableError, match=r"live: .*dmos\.mat: holds 100 entries, Release 2 has 982"):
+        dd.read_live(root)
+
+
+def test_csiq_unknown_type_and_koniq_bad_set(tmp_path):
+    make_csiq(tmp_path, "csv")
+    text = (tmp_path / "csiq.DMOS.csv").read_text().replace("fnoise", "pinknoise")
+    (tmp_path / "csiq.DMOS.csv").write_text(text)
+    with pytest.raises(TableError, match=r"csiq: .*csiq\.DMOS\.csv, line 5: unknown dst_type 'pinknoise'"):
+        dd.read_csiq(tmp_path)
+    other = tmp_path / "koniq"
+    other.mkdir()
+    make_koniq(other)
+    sets = other / "koniq10k_distributions_sets.csv"
+    sets.write_text(sets.read_text().replace("validation", "holdout", 1))
+    with pytest.raises(TableError, match=r"koniq10k: .*sets\.csv, line 8: set 'holdout'"):
+        dd.read_koniq10k(other)
+
+
+def test_weak_labels_header_and_bad_rows(tmp_path):
+    csv = make_weak_labels(tmp_path, bad_line="a_03_09.bmp,a.png,0.5,nan,0.1")
+    with pytest.raises(TableError, match=r"weak_labels: .*labels\.csv, line 4: msssim is missing, NaN or inf"):
+        dd.read_weak_labels(csv, tmp_path / "dist_imgs")
+    table = dd.read_weak_labels(csv, tmp_path / "dist_imgs", on_error="skip")
+    assert len(table) == 6 and table.attrs["skipped_rows"] == 1
+    csv = make_weak_labels(tmp_path, bad_line="ghost.bmp,a.png,0.5,0.5,0.1")
+    with pytest.raises(TableError, match=r"line 4: image 'ghost\.bmp' is listed but absent"):
+        dd.read_weak_labels(csv, tmp_path / "dist_imgs")
+    csv.write_text("dist_img,ref_img,ssim\nx.bmp,a.png,0.5\n")
+    with pytest.raises(TableError, match=r"line 1: header .* is not the KADIS layout"):
+        dd.read_weak_labels(csv, tmp_path / "dist_imgs")
+    csv.write_text("dist_im,ref_im,ssim,psnr\nx.bmp,a.png,0.5,30\n")
+    with pytest.raises(TableError, match="not the KADIS layout"):
+        dd.read_weak_labels(csv, tmp_path / "dist_imgs")
+
+
+def test_datasets_info_matches_paper():
+    assert dd.DATASETS["kadid10k"].paper_srocc == 0.936 and dd.DATASETS["koniq10k"].paper_plcc == 0.887
+    assert dd.DATASETS["live"].lower_better and dd.DATASETS["csiq"].lower_better
+    assert not dd.DATASETS["tid2013"].lower_better and dd.DATASETS["koniq10k"].has_official_split
