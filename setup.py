@@ -38,6 +38,7 @@ setup(
         "h5py>=3.9,<4",
         "matplotlib>=3.7,<4",
         "tqdm>=4.65,<5",
+        "openpyxl>=3.1,<4",  # CSIQ ships its scores as csiq.DMOS.xlsx (deepfl.data.read_csiq)
     ],
     extras_require={
         "test": [
