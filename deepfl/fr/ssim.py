@@ -1,0 +1,54 @@
+"""SSIM (Wang, Bovik, Sheikh, Simoncelli 2004) as in Wang's `ssim.m` (2009 version).
+
+MATLAB `rgb2gray` first; automatic downsampling by f = max(1, round(min(H, W) / 256)) with a symmetric-border
+f x f box filter and subsampling; 11x11 Gaussian window (sigma 1.5), 'valid' filtering, K = (0.01, 0.03), L = 255;
+the score is the mean of the SSIM map.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from deepfl.fr import common
+
+K1, K2, L = 0.01, 0.03, 255.0
+WINDOW_SIZE, WINDOW_SIGMA = 11, 1.5
+
+
+def ssim_maps(x: tf.Tensor, y: tf.Tensor, data_range: float = L) -> tuple[tf.Tensor, tf.Tensor]:
+    """SSIM and contrast-structure maps of NHWC gray images ('valid' 11x11 Gaussian window, as `ssim_index`)."""
+    c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
+    window = common.gaussian_kernel2d(WINDOW_SIZE, WINDOW_SIGMA)
+    d = x - y
+    # One filtering pass for all moments. sigma12 is never formed: 2 sigma12 = s1 + s2 - var(x - y) and
+    # 2 mu1 mu2 = mu1^2 + mu2^2 - (mu1 - mu2)^2, so both terms are written as 1 - deficit; exact algebra that
+    # keeps float32 accurate for nearly identical images (float32 E[xy] - mu1 mu2 loses ~1e-4).
+    moments = common.correlate(tf.concat([x, y, x * x, y * y, d * d], axis=-1), window, shape="valid")
+    mu1, mu2, e11, e22, edd = tf.unstack(moments, axis=-1)
+    mu_d = mu1 - mu2
+    var_sum = (e11 - mu1 * mu1) + (e22 - mu2 * mu2)
+    var_d = tf.nn.relu(edd - mu_d * mu_d)
+    cs_map = 1.0 - var_d / (var_sum + c2)
+    ssim_map = (1.0 - mu_d * mu_d / (mu1 * mu1 + mu2 * mu2 + c1)) * cs_map
+    return ssim_map, cs_map
+
+
+@tf.function(reduce_retracing=True, jit_compile=True)
+def _ssim(ref: tf.Tensor, dist: tf.Tensor) -> tf.Tensor:
+    x = common.rgb2gray(ref, tf.float32)
+    y = common.rgb2gray(dist, tf.float32)
+    f = common.auto_downsample_factor(x.shape[1], x.shape[2])
+    x = common.box_downsample(x, f, "symmetric")
+    y = common.box_downsample(y, f, "symmetric")
+    ssim_map, _ = ssim_maps(x, y)
+    return common.mean64(ssim_map)
+
+
+def ssim(ref: tf.Tensor, dist: tf.Tensor) -> tf.Tensor:
+    """SSIM of each (ref, dist) pair: float NHWC RGB in [0, 255] -> N scores (1 = identical)."""
+    ref, dist = common.check_tensors("ssim", ref, dist)
+    f = common.auto_downsample_factor(ref.shape[1], ref.shape[2])
+    if min(-(-ref.shape[1] // f), -(-ref.shape[2] // f)) < WINDOW_SIZE:
+        raise ValueError(f"ssim: images of {ref.shape[1]}x{ref.shape[2]} are too small for the 11x11 window "
+                         f"after downsampling by {f}")
+    return _ssim(ref, dist)
