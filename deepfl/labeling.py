@@ -1,0 +1,280 @@
+"""Weak labels for a whole data set: every (reference, distorted) pair scored by the FR metrics.
+
+The job reads a manifest of pairs (`dist_im, ref_im`, as `deepfl-distort` writes, or KADID-10k's `dmos.csv`
+with `dist_img, ref_img`), groups the pairs by reference so that each reference is decoded once per batch of its
+distorted versions, decodes in parallel in a tf.data pipeline with prefetch, scores each batch with the chosen
+metrics and appends the rows to a CSV in the KADIS-700k release layout
+(`dist_im, ref_im, ssim, msssim, iwssim, mdsi, vsi, fsim, gmsd, sff, scqi, add_gsim, sr_sim`).
+
+The output is append-only and resumable (`deepfl.jobs.AppendOnlyCsv`, key `dist_im`): a restarted job skips the
+pairs already written and never loses or duplicates a row. Sharding splits the references round-robin; each
+shard writes its own file and `merge_shards` joins them in manifest order. A pair whose image is missing,
+unreadable, of another size than its reference, or whose score is not finite is reported by name and skipped
+(or stops the job, `on_error="stop"`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from deepfl.errors import ImageReadError, TableError
+from deepfl.fr import METRICS, metric_function
+from deepfl.images import atomic_write_bytes, read_image
+from deepfl.jobs import AppendOnlyCsv, ErrorPolicy, progress, shard
+
+log = logging.getLogger("deepfl")
+
+KEY_COLUMNS = ("dist_im", "ref_im")
+# Column names accepted for the two key columns (ours/KADIS first, then KADID-10k's dmos.csv).
+_ALIASES = {"dist_im": ("dist_im", "dist_img"), "ref_im": ("ref_im", "ref_img")}
+
+
+def output_columns(metrics: Sequence[str] = METRICS) -> list[str]:
+    """`dist_im, ref_im` + the metrics in KADIS column order (all eleven = the release layout)."""
+    return list(KEY_COLUMNS) + [m for m in METRICS if m in set(metrics)]
+
+
+def check_metrics(metrics: Iterable[str] | str | None) -> list[str]:
+    """Validates a metric subset (list or comma-separated string; None = all eleven), in KADIS order."""
+    if metrics is None:
+        return list(METRICS)
+    if isinstance(metrics, str):
+        metrics = [m.strip() for m in metrics.split(",") if m.strip()]
+    metrics = list(metrics)
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise ValueError(f"metrics: unknown metric(s) {', '.join(unknown)}; choose from {', '.join(METRICS)}")
+    if not metrics:
+        raise ValueError("metrics: at least one metric is needed")
+    return [m for m in METRICS if m in set(metrics)]
+
+
+def load_metric_functions(metrics: Sequence[str]) -> dict:
+    """Imports each metric's TF function; a metric whose module is not there yet fails with one line."""
+    functions = {}
+    for name in metrics:
+        try:
+            functions[name] = metric_function(name)
+        except ImportError as exc:
+            raise ValueError(f"metrics: metric {name!r} is not available ({exc}); choose a subset with --metrics") \
+                from None
+    return functions
+
+
+def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
+    """Reads a pair manifest -> DataFrame with string columns `dist_im, ref_im` (other columns dropped)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such manifest")
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise TableError(f"{path}: not a readable CSV ({exc})") from None
+    rename = {}
+    for key, aliases in _ALIASES.items():
+        found = [a for a in aliases if a in table.columns]
+        if not found:
+            raise TableError(f"{path}: no column {' or '.join(aliases)} (columns: {', '.join(table.columns)})")
+        rename[found[0]] = key
+    table = table.rename(columns=rename)[list(KEY_COLUMNS)]
+    empty = table[(table.dist_im.str.strip() == "") | (table.ref_im.str.strip() == "")]
+    if len(empty):
+        raise TableError(f"{path}: row {int(empty.index[0]) + 2} has an empty dist_im or ref_im")
+    duplicated = table.dist_im[table.dist_im.duplicated()]
+    if len(duplicated):
+        raise TableError(f"{path}: dist_im {duplicated.iloc[0]!r} is listed twice")
+    return table.reset_index(drop=True)
+
+
+def group_pairs(pairs: pd.DataFrame, batch_size: int = 25) -> list[tuple[str, list[str]]]:
+    """Groups pairs by reference (first-seen order) in chunks of <= batch_size: [(ref_im, [dist_im, ...])]."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
+    groups: dict[str, list[str]] = {}
+    for dist_im, ref_im in zip(pairs.dist_im, pairs.ref_im):
+        groups.setdefault(ref_im, []).append(dist_im)
+    return [(ref, dists[i:i + batch_size]) for ref, dists in groups.items()
+            for i in range(0, len(dists), batch_size)]
+
+
+def shard_file(out_csv: str | os.PathLike, num_shards: int, shard_index: int) -> Path:
+    """The output file of one shard: `<stem>.shard-00003-of-00008.csv` (or `out_csv` itself if unsharded)."""
+    out_csv = Path(out_csv)
+    if num_shards == 1:
+        return out_csv
+    return out_csv.with_name(f"{out_csv.stem}.shard-{shard_index:05d}-of-{num_shards:05d}{out_csv.suffix}")
+
+
+def _load_group(ref_path: str, dist_paths: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Decodes one reference and its distorted images -> (ref, stack of good ones, their indices, problems)."""
+    problems: list[str] = []
+    try:
+        ref = read_image(ref_path)
+    except ImageReadError as exc:
+        message = f"reference {exc}"
+        return (np.zeros((1, 1, 3), np.uint8), np.zeros((0, 1, 1, 3), np.uint8), np.zeros(0, np.int32),
+                [f"{d}: skipped, {message}" for d in dist_paths])
+    good, index = [], []
+    for i, dist_path in enumerate(dist_paths):
+        try:
+            dist = read_image(dist_path)
+        except ImageReadError as exc:
+            problems.append(str(exc))
+            continue
+        if dist.shape != ref.shape:
+            problems.append(f"{dist_path}: size {dist.shape[1]}x{dist.shape[0]} differs from its reference "
+                            f"{ref_path} ({ref.shape[1]}x{ref.shape[0]})")
+            continue
+        good.append(dist)
+        index.append(i)
+    stack = np.stack(good) if good else np.zeros((0,) + ref.shape, np.uint8)
+    return ref, stack, np.asarray(index, np.int32), problems
+
+
+def pair_dataset(groups: Sequence[tuple[str, Sequence[str]]], image_root: str | os.PathLike,
+                 ref_root: str | os.PathLike | None = None, prefetch: int = 2, parallel: int | None = None):
+    """tf.data pipeline over `groups`: parallel decode (one reference per group), ordered, prefetched.
+
+    Yields (group index, ref HxWx3 uint8, dists KxHxWx3 uint8, indices of the good dists in the group,
+    problem messages). Decoding uses `deepfl.images.read_image` (any format, one-line errors).
+    """
+    import tensorflow as tf
+
+    image_root = Path(image_root)
+    ref_root = Path(ref_root) if ref_root is not None else image_root
+    paths = [(str(ref_root / ref), [str(image_root / d) for d in dists]) for ref, dists in groups]
+
+    def load(index):
+        ref_path, dist_paths = paths[int(index)]
+        ref, dists, good, problems = _load_group(ref_path, dist_paths)
+        return ref, dists, good, np.array([p.encode("utf-8") for p in problems], dtype=object)
+
+    def tf_load(index):
+        ref, dists, good, problems = tf.numpy_function(load, [index], [tf.uint8, tf.uint8, tf.int32, tf.string],
+                                                       stateful=False)
+        return index, ref, dists, good, problems
+
+    dataset = tf.data.Dataset.range(len(paths))
+    dataset = dataset.map(tf_load, num_parallel_calls=parallel or tf.data.AUTOTUNE, deterministic=True)
+    return dataset.prefetch(prefetch)
+
+
+@dataclass
+class LabelSummary:
+    """What a labelling run did: rows written now, rows found done, pairs skipped (with messages)."""
+
+    output: Path
+    written: int = 0
+    already_done: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return (f"{self.output}: {self.written} rows written, {self.already_done} already done, "
+                f"{len(self.skipped)} bad pairs skipped")
+
+
+def score_batch(functions: dict, ref: np.ndarray, dists: np.ndarray) -> dict[str, np.ndarray]:
+    """Scores K distorted images against one reference with every metric -> {metric: float64[K]}."""
+    import tensorflow as tf
+
+    dist_t = tf.convert_to_tensor(dists, tf.float32)
+    ref_t = tf.repeat(tf.convert_to_tensor(ref[None], tf.float32), tf.shape(dist_t)[0], axis=0)
+    return {name: np.asarray(fn(ref_t, dist_t), np.float64).reshape(-1) for name, fn in functions.items()}
+
+
+def label_pairs(pairs: pd.DataFrame, image_root: str | os.PathLike, out_csv: str | os.PathLike,
+                metrics: Sequence[str] | str | None = None, ref_root: str | os.PathLike | None = None,
+                batch_size: int = 25, num_shards: int = 1, shard_index: int = 0,
+                on_error: str = "skip") -> LabelSummary:
+    """Scores the pairs of shard `shard_index` and appends them to the shard's output CSV (resumable).
+
+    pairs: DataFrame with `dist_im, ref_im` (file names relative to `image_root` / `ref_root`, default the
+    same folder). Returns a `LabelSummary`; `on_error="stop"` raises `deepfl.jobs.JobStopped` at the first bad
+    pair (rows already written stay).
+    """
+    metrics = check_metrics(metrics)
+    functions = load_metric_functions(metrics)
+    policy = ErrorPolicy(on_error)
+    out_path = shard_file(out_csv, num_shards, shard_index)
+    table = AppendOnlyCsv(out_path, output_columns(metrics), key="dist_im")
+    summary = LabelSummary(out_path)
+
+    groups = group_pairs(pairs, batch_size)
+    references = list(dict.fromkeys(ref for ref, _ in groups))
+    mine = set(shard(references, num_shards, shard_index))
+    todo = []
+    for ref, dists in groups:
+        if ref not in mine:
+            continue
+        remaining = [d for d in dists if d not in table]
+        summary.already_done += len(dists) - len(remaining)
+        if remaining:
+            todo.append((ref, remaining))
+    total = sum(len(d) for _, d in todo)
+    bar = progress(total=total, desc=f"label {out_path.name}", unit="pair")
+    try:
+        for index, ref, dists, good, problems in pair_dataset(todo, image_root, ref_root).as_numpy_iterator():
+            ref_im, dist_names = todo[int(index)]
+            for message in problems:
+                summary.skipped.append(message.decode())
+                policy.handle(message.decode())
+            rows = []
+            if len(good):
+                scores = score_batch(functions, ref, dists)
+                for k, i in enumerate(good):
+                    row = {"dist_im": dist_names[i], "ref_im": ref_im}
+                    bad = [m for m in metrics if not np.isfinite(scores[m][k])]
+                    if bad:
+                        message = f"{dist_names[i]}: non-finite {', '.join(bad)} score; row skipped"
+                        summary.skipped.append(message)
+                        policy.handle(message)
+                        continue
+                    row.update({m: f"{scores[m][k]:.10g}" for m in metrics})
+                    rows.append(row)
+            summary.written += table.append(rows)
+            bar.update(len(dist_names))
+    finally:
+        bar.close()
+    log.info("%s", summary)
+    return summary
+
+
+def merge_shards(out_csv: str | os.PathLike, num_shards: int, pairs: pd.DataFrame | None = None,
+                 metrics: Sequence[str] | str | None = None) -> tuple[Path, list[str]]:
+    """Joins the shard files of `out_csv` into `out_csv` (atomically), in manifest order when `pairs` is given.
+
+    Returns (path, missing dist_im names). Rows are deduplicated on `dist_im`; every shard file must exist and
+    carry the same columns. The shard files are left in place.
+    """
+    if num_shards < 2:
+        raise ValueError(f"num_shards: merging needs >= 2 shards, got {num_shards}")
+    columns = output_columns(check_metrics(metrics))
+    rows: dict[str, dict] = {}
+    for index in range(num_shards):
+        path = shard_file(out_csv, num_shards, index)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: shard {index} of {num_shards} has no output yet")
+        AppendOnlyCsv(path, columns, key="dist_im")        # checks the header, cuts a torn last line
+        with open(path, newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                rows.setdefault(row["dist_im"], row)
+    order = list(pairs.dist_im) if pairs is not None else sorted(rows)
+    missing = [name for name in order if name not in rows]
+    extra = sorted(set(rows) - set(order))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for name in order + extra:
+        if name in rows:
+            writer.writerow(rows[name])
+    atomic_write_bytes(out_csv, buffer.getvalue().encode("utf-8"))
+    return Path(out_csv), missing
