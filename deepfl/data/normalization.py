@@ -92,6 +92,8 @@ class TargetNormalizer:
         return np.interp(values, stats["levels"], stats["quantiles"])
 
     def _apply(self, data, function):
+        if not self.stats:
+            raise ValueError("normalizer: not fitted; call fit(train_table, columns) first")
         if isinstance(data, pd.DataFrame):
             out = data.copy()
             for column in self.columns:

@@ -32,22 +32,31 @@ def is_known_image(data: tf.Tensor) -> tf.Tensor:
     return tf.reduce_any(tf.stack(checks))
 
 
-def decode_image_tf(data: tf.Tensor, name: tf.Tensor | str = "<bytes>") -> tf.Tensor:
+def decode_image_tf(data: tf.Tensor, name: tf.Tensor | str = "<bytes>", accurate_jpeg: bool = True) -> tf.Tensor:
     """Decodes PNG/JPEG/BMP/GIF bytes to uint8 [H, W, 3] RGB inside tf.data (gray -> RGB, alpha dropped).
 
-    A file that does not start like an image fails with an error that names `name`; a corrupt stream fails
-    with TensorFlow's decoder message.
+    `accurate_jpeg` decodes JPEG with libjpeg's accurate integer IDCT, the one Pillow and MATLAB's `imread`
+    use, so pixels match theirs; TensorFlow's default fast IDCT differs by up to about 3 levels. A file that
+    does not start like an image fails with an error that names `name`; a corrupt stream fails with
+    TensorFlow's decoder message.
     """
     check = tf.debugging.Assert(is_known_image(data), ["deepfl: not a PNG/JPEG/BMP/GIF image or empty file:", name])
     with tf.control_dependencies([check]):
-        image = tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False)
+        if accurate_jpeg:
+            is_jpeg = tf.equal(tf.strings.substr(data, 0, 3), b"\xff\xd8\xff")
+            image = tf.cond(
+                is_jpeg,
+                lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
+                lambda: tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False))
+        else:
+            image = tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False)
     image.set_shape([None, None, 3])
     return image
 
 
-def read_image_tf(path: tf.Tensor | str) -> tf.Tensor:
+def read_image_tf(path: tf.Tensor | str, accurate_jpeg: bool = True) -> tf.Tensor:
     """Reads and decodes an image file to uint8 [H, W, 3] RGB; usable inside `Dataset.map` and eagerly."""
-    return decode_image_tf(tf.io.read_file(path), path)
+    return decode_image_tf(tf.io.read_file(path), path, accurate_jpeg)
 
 
 def find_unreadable_images(paths: Sequence[str]) -> list[tuple[str, str]]:
@@ -131,7 +140,7 @@ def make_dataset(table: pd.DataFrame, targets: Sequence[str] | str, batch_size: 
                  flip: bool = False, normalizer: TargetNormalizer | None = None, seed: int = 0,
                  deterministic: bool = True, on_error: str = "skip", repeat: bool = False,
                  shuffle: bool | None = None, drop_remainder: bool = False,
-                 stats: PipelineStats | None = None) -> tf.data.Dataset:
+                 stats: PipelineStats | None = None, accurate_jpeg: bool = True) -> tf.data.Dataset:
     """Builds the input pipeline of `table` (column `image` + target columns).
 
     Yields `(images float32 [B, H, W, 3] in [0, 255], {target: float32 [B]})`. `image_size` resizes (bilinear,
@@ -140,6 +149,7 @@ def make_dataset(table: pd.DataFrame, targets: Sequence[str] | str, batch_size: 
     batch). Paths are shuffled (seeded, new order each epoch) before decoding when `shuffle` (default:
     `training`). `normalizer` (fitted on the training split) maps the targets. `on_error="skip"` drops corrupt
     or missing images and counts them in `stats` (also reachable as `dataset.deepfl_stats`); `"stop"` raises.
+    `accurate_jpeg=False` trades exact Pillow/MATLAB JPEG pixels for TensorFlow's faster IDCT.
     """
     if on_error not in ("skip", "stop"):
         raise ValueError(f"on_error: must be 'skip' or 'stop', got {on_error!r}")
@@ -175,7 +185,7 @@ def make_dataset(table: pd.DataFrame, targets: Sequence[str] | str, batch_size: 
 
     def load(index, element):
         path, values = element
-        image = read_image_tf(path)
+        image = read_image_tf(path, accurate_jpeg)
         if image_size is not None:
             image = tf.image.resize(image, image_size, method="bilinear", antialias=True)
         if crop_size is not None:

@@ -1,0 +1,171 @@
+"""The tf.data pipeline: decoding of every format, batching, targets, seeded shuffles, augmentation, bad files."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from deepfl import data as dd
+from deepfl.fr import METRICS
+from deepfl.images import read_image, write_image
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory, small_photo) -> list[Path]:
+    """Twelve different 48x64 crops of a real photo, alternately PNG and JPEG."""
+    folder = tmp_path_factory.mktemp("pipeline")
+    paths = []
+    for i in range(12):
+        crop = small_photo[i * 3: i * 3 + 48, i * 5: i * 5 + 64]
+        path = folder / f"img{i:02d}.{'png' if i % 2 == 0 else 'jpg'}"
+        write_image(path, crop)
+        paths.append(path)
+    return paths
+
+
+def table_of(paths, **columns) -> pd.DataFrame:
+    n = len(paths)
+    table = pd.DataFrame({"image": [str(p) for p in paths], "content": [f"c{i}" for i in range(n)],
+                          "score": np.linspace(0, 1, n)})
+    for name, values in columns.items():
+        table[name] = values
+    return table
+
+
+def collect(dataset):
+    images, targets = [], {}
+    for batch_images, batch_targets in dataset:
+        images.append(batch_images.numpy())
+        for k, v in batch_targets.items():
+            targets.setdefault(k, []).append(v.numpy())
+    return images, {k: np.concatenate(v) for k, v in targets.items()}
+
+
+def test_decode_formats_match_pillow(tmp_path, small_photo):
+    rgb = small_photo[:20, :30]
+    gray = rgb[..., 0]
+    rgba = np.dstack([rgb, np.full(rgb.shape[:2], 200, np.uint8)])
+    cases = {
+        "rgb.png": Image.fromarray(rgb), "rgb.bmp": Image.fromarray(rgb), "gray.png": Image.fromarray(gray),
+        "rgba.png": Image.fromarray(rgba), "pal.gif": Image.fromarray(rgb).convert("P"),
+        "gray.jpg": Image.fromarray(gray), "rgb.jpg": Image.fromarray(rgb), "gray.bmp": Image.fromarray(gray),
+    }
+    for name, pil in cases.items():
+        pil.save(tmp_path / name)
+        ours = dd.read_image_tf(str(tmp_path / name)).numpy()
+        expected = read_image(tmp_path / name)
+        assert ours.shape == expected.shape == (20, 30, 3), name
+        np.testing.assert_array_equal(ours, expected, err_msg=name)  # JPEG too: same accurate IDCT as Pillow
+    fast = dd.read_image_tf(str(tmp_path / "rgb.jpg"), accurate_jpeg=False).numpy()
+    assert 0 < np.abs(fast.astype(int) - read_image(tmp_path / "rgb.jpg")).max() <= 4
+    assert not dd.is_known_image(tf.constant(b"hello")).numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG")
+    np.testing.assert_array_equal(dd.decode_image_tf(tf.constant(buffer.getvalue())).numpy(), rgb)
+
+
+def test_batches_and_single_target(images):
+    table = table_of(images)
+    dataset = dd.make_dataset(table, "score", batch_size=5)
+    batches, targets = collect(dataset)
+    assert [b.shape for b in batches] == [(5, 48, 64, 3), (5, 48, 64, 3), (2, 48, 64, 3)]
+    assert batches[0].dtype == np.float32 and 0 <= batches[0].min() and batches[0].max() <= 255
+    np.testing.assert_allclose(targets["score"], table["score"], rtol=1e-6)  # eval: table order kept
+    np.testing.assert_array_equal(batches[0][1], read_image(images[1]).astype(np.float32))
+    assert dataset.deepfl_stats.seen == 12 and dataset.deepfl_stats.skipped == 0
+
+
+def test_eleven_weak_label_targets_with_normalizer(images):
+    rng = np.random.default_rng(0)
+    table = table_of(images, **{m: rng.uniform(0, 1, len(images)) for m in METRICS})
+    normalizer = dd.TargetNormalizer().fit(table.iloc[:8], METRICS)
+    _, targets = collect(dd.make_dataset(table, METRICS, batch_size=4, normalizer=normalizer))
+    assert sorted(targets) == sorted(METRICS)
+    np.testing.assert_allclose(targets["gmsd"], normalizer.transform(table)["gmsd"], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"targets: column\(s\) \['psnr'\]"):
+        dd.make_dataset(table, ["psnr"], batch_size=4)
+    table.loc[3, "ssim"] = np.nan
+    with pytest.raises(ValueError, match="target 'ssim' is NaN/inf for .*img03.jpg"):
+        dd.make_dataset(table, METRICS, batch_size=4)
+
+
+def test_seeded_shuffle_is_reproducible_and_reshuffles(images):
+    table = table_of(images)
+
+    def order(seed, epochs=1):
+        dataset = dd.make_dataset(table, "score", 4, training=True, seed=seed, repeat=epochs > 1)
+        return collect(dataset.take(3 * epochs))[1]["score"]
+
+    first, again, other = order(1), order(1), order(2)
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+    assert sorted(first) == sorted(table["score"].astype(np.float32))  # a permutation, each image once
+    two_epochs = order(1, epochs=2)
+    assert sorted(two_epochs[:12]) == sorted(two_epochs[12:]) and not np.array_equal(two_epochs[:12],
+                                                                                    two_epochs[12:])
+
+
+def test_crop_flip_resize(images):
+    table = table_of(images[:4])
+    train = collect(dd.make_dataset(table, "score", 4, training=True, crop_size=(32, 40), flip=True, seed=5,
+                                    shuffle=False))[0][0]
+    again = collect(dd.make_dataset(table, "score", 4, training=True, crop_size=(32, 40), flip=True, seed=5,
+                                    shuffle=False))[0][0]
+    assert train.shape == (4, 32, 40, 3)
+    np.testing.assert_array_equal(train, again)
+    full = read_image(images[0]).astype(np.float32)
+    windows = [full[y:y + 32, x:x + 40] for y in range(17) for x in range(25)]
+    assert any(np.array_equal(train[0], w) or np.array_equal(train[0], w[:, ::-1]) for w in windows)
+    centre = collect(dd.make_dataset(table, "score", 4, crop_size=(32, 40)))[0][0]
+    np.testing.assert_array_equal(centre[0], full[8:40, 12:52])
+    resized = collect(dd.make_dataset(table, "score", 4, image_size=(24, 32)))[0][0]
+    assert resized.shape == (4, 24, 32, 3) and abs(resized[0].mean() - full.mean()) < 2
+
+
+def test_mixed_sizes_batched_by_shape(images, tmp_path, small_photo):
+    small = tmp_path / "small.png"
+    write_image(small, small_photo[:30, :40])
+    table = table_of([images[0], small, images[2], images[4]])
+    batches, _ = collect(dd.make_dataset(table, "score", batch_size=4))
+    assert sorted(b.shape for b in batches) == [(1, 30, 40, 3), (3, 48, 64, 3)]
+
+
+def test_corrupt_images_skipped_and_counted_or_stop(images, tmp_path):
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes(images[0].read_bytes()[:200])
+    not_image = tmp_path / "text.jpg"
+    not_image.write_text("not an image")
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    paths = [images[0], truncated, images[1], not_image, empty, tmp_path / "missing.png", images[2]]
+    table = table_of(paths)
+    stats = dd.PipelineStats()
+    batches, targets = collect(dd.make_dataset(table, "score", 2, stats=stats))
+    assert sum(len(b) for b in batches) == 3 and stats.skipped == 4 and stats.seen == 7
+    np.testing.assert_allclose(targets["score"], table["score"].iloc[[0, 2, 6]], rtol=1e-6)
+    collect(dd.make_dataset(table, "score", 2, stats=stats))  # counts accumulate over epochs
+    assert stats.skipped == 8
+    stats.reset()
+    assert stats.seen == 0
+    bad = dict(dd.find_unreadable_images(table["image"]))
+    assert set(bad) == {str(p) for p in (truncated, not_image, empty, tmp_path / "missing.png")}
+    with pytest.raises(tf.errors.OpError):
+        collect(dd.make_dataset(table, "score", 2, on_error="stop"))
+
+
+def test_make_dataset_argument_errors(images):
+    table = table_of(images[:2])
+    with pytest.raises(ValueError, match="on_error"):
+        dd.make_dataset(table, "score", 2, on_error="ignore")
+    with pytest.raises(ValueError, match="batch_size"):
+        dd.make_dataset(table, "score", 0)
+    with pytest.raises(ValueError, match="crop_size"):
+        dd.make_dataset(table, "score", 2, crop_size=(0, 3))
+    with pytest.raises(ValueError, match="table: is empty"):
+        dd.make_dataset(table.iloc[:0], "score", 2)
