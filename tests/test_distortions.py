@@ -1,0 +1,258 @@
+"""Tests of deepfl.distortions: MATLAB building blocks against known values, closed-form cases, invariants,
+seeding and argument checks. (The comparison with the official code under Octave is bench/octave_compare.py.)"""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from deepfl import distortions
+from deepfl.distortions import _common, spatial
+
+ALL_TYPES = list(range(1, 26))
+
+
+@pytest.fixture(scope="module")
+def image(small_photo):
+    return small_photo
+
+
+@pytest.fixture(scope="module")
+def full(small_photo):
+    """The photo with one black and one white pixel, so the input min-max mapping is the identity."""
+    out = small_photo.copy()
+    out[0, 0], out[0, 1] = 0, 255
+    return out
+
+
+# ------------------------------------------------------------------------------------------ building blocks
+
+
+def test_disk_kernel_matches_matlab_fspecial_disk_1():
+    # MATLAB: fspecial('disk', 1) = [0.0251 0.1453 0.0251; 0.1453 0.3183 0.1453; 0.0251 0.1453 0.0251]
+    expected = np.array([[0.0251, 0.1453, 0.0251], [0.1453, 0.3183, 0.1453], [0.0251, 0.1453, 0.0251]])
+    np.testing.assert_allclose(_common.disk_kernel(1), expected, atol=1e-4)
+    for radius in (2, 4, 8):
+        k = _common.disk_kernel(radius)
+        assert k.shape == (2 * radius + 1,) * 2
+        assert abs(k.sum() - 1) < 1e-12
+        np.testing.assert_allclose(k, k.T, atol=1e-12)
+        np.testing.assert_allclose(k, k[::-1, ::-1], atol=1e-12)
+
+
+@pytest.mark.parametrize("angle", [0, 30, 45, 90, 135, 180])
+def test_motion_kernel_shape_and_sum(angle):
+    k = _common.motion_kernel(7, angle)
+    assert abs(k.sum() - 1) < 1e-9
+    assert (k >= 0).all()
+    # The kernel is point-symmetric around its centre (a line through the centre).
+    np.testing.assert_allclose(k, k[::-1, ::-1], atol=1e-12)
+
+
+def test_motion_kernel_horizontal_and_vertical_are_box_lines():
+    np.testing.assert_allclose(_common.motion_kernel(3, 0), np.full((1, 3), 1 / 3))
+    np.testing.assert_allclose(_common.motion_kernel(3, 90), np.full((3, 1), 1 / 3))
+    np.testing.assert_allclose(_common.motion_kernel(1, 77), np.ones((1, 1)))
+
+
+def test_gaussian_kernel_has_matlab_size():
+    assert _common.gaussian_kernel(0.1).size == 3
+    assert _common.gaussian_kernel(5).size == 21
+    assert abs(_common.gaussian_kernel(2).sum() - 1) < 1e-12
+
+
+def test_rgb2lab_matches_matlab_values():
+    lab = _common.rgb2lab(np.array([[1.0, 0.0, 0.0], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0]]))
+    np.testing.assert_allclose(lab[0], [53.2408, 80.0925, 67.2032], atol=1e-3)  # MATLAB rgb2lab([1 0 0])
+    np.testing.assert_allclose(lab[1], [100, 0, 0], atol=1e-3)
+    np.testing.assert_allclose(lab[2], [0, 0, 0], atol=1e-9)
+
+
+def test_colour_space_round_trips(image):
+    x = image.astype(np.float64) / 255
+    np.testing.assert_allclose(_common.lab2rgb(_common.rgb2lab(x)), x, atol=1e-7)
+    np.testing.assert_allclose(_common.hsv2rgb(_common.rgb2hsv(x)), x, atol=1e-12)
+    np.testing.assert_allclose(_common.ycbcr2rgb(_common.rgb2ycbcr(x)), x, atol=1e-12)
+    np.testing.assert_allclose(_common.rgb2ycbcr(np.ones(3)) * 255, [235, 128, 128], atol=1e-9)
+
+
+def test_rgb2hsv_matches_matplotlib(image):
+    from matplotlib.colors import rgb_to_hsv
+
+    x = image.astype(np.float64) / 255
+    np.testing.assert_allclose(_common.rgb2hsv(x), rgb_to_hsv(x), atol=1e-12)
+
+
+def test_curves_pass_through_control_points():
+    assert _common.curves(np.array([0.5]), 0.8)[0] == pytest.approx(0.8)
+    y = _common.curves(np.array([0.0, 0.3, 0.5, 0.7, 1.0]), [0.2, 0.8])
+    np.testing.assert_allclose(y, [0, 0.2, 0.5, 0.8, 1.0], atol=1e-12)
+    # Identity control points give the identity curve.
+    x = np.linspace(0, 1, 11)
+    np.testing.assert_allclose(_common.curves(x, [0.3, 0.7]), x, atol=1e-12)
+
+
+def test_multithresh_two_levels_matches_otsu():
+    from skimage.filters import threshold_multiotsu
+
+    rng = np.random.default_rng(0)
+    x = np.clip(np.concatenate([rng.normal(0.2, 0.05, 4000), rng.normal(0.5, 0.05, 3000),
+                                rng.normal(0.85, 0.04, 3000)]), 0, 1)
+    ours = spatial._multithresh(x, 2)
+    theirs = threshold_multiotsu(np.round(x * 255).astype(np.uint8), classes=3) / 255
+    np.testing.assert_allclose(ours, theirs, atol=1.5 / 255)
+
+
+def test_mapmm_and_percentile():
+    np.testing.assert_allclose(_common.mapmm(np.array([2.0, 4.0, 3.0])), [0, 1, 0.5])
+    assert _common.percentile1(np.arange(1, 101, dtype=float), 99) == 99
+
+
+# ------------------------------------------------------------------------------------------- closed forms
+
+
+def test_mean_shift_zero_is_identity_on_full_range_image(full):
+    np.testing.assert_array_equal(distortions.distort(full, "mean_shift", 3), full)
+
+
+def test_input_is_min_max_mapped_like_mapmm(image):
+    # mean shift by 0 only re-maps the range: a low-contrast image comes back stretched to [0, 255].
+    dim = (image // 4 + 40).astype(np.uint8)
+    out = distortions.distort(dim, 18, 3)
+    assert out.min() == 0 and out.max() == 255
+    expected = np.floor((dim.astype(float) - dim.min()) / (dim.max() - dim.min()) * 255 + 0.5)
+    np.testing.assert_array_equal(out, expected.astype(np.uint8))
+
+
+def test_jpeg_matches_pillow_at_the_table_quality(full):
+    buffer = io.BytesIO()
+    Image.fromarray(full).save(buffer, format="JPEG", quality=24, subsampling="4:2:0")
+    expected = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")).astype(float)
+    expected = np.floor((expected - expected.min()) / (expected.max() - expected.min()) * 255 + 0.5)
+    np.testing.assert_array_equal(distortions.distort(full, "jpeg", 3), expected.astype(np.uint8))
+
+
+def test_gray_input_stays_gray_for_channel_blind_types(image):
+    gray = np.repeat(image.mean(axis=2, keepdims=True).astype(np.uint8), 3, axis=2)
+    for dist_type in (1, 2, 3, 16, 17, 18, 19, 21, 22, 24, 25):
+        out = distortions.distort(gray, dist_type, 4, rng=3).astype(int)
+        assert np.abs(out[..., 0] - out[..., 1]).max() <= 1, dist_type
+        assert np.abs(out[..., 0] - out[..., 2]).max() <= 1, dist_type
+
+
+def test_blur_keeps_constant_regions_and_smooths(image):
+    out = distortions.distort(image, "gaussian_blur", 5).astype(float)
+    ref = image.astype(float)
+    assert np.abs(np.diff(out, axis=1)).mean() < 0.5 * np.abs(np.diff(ref, axis=1)).mean()
+
+
+def test_white_noise_std_follows_the_table():
+    flat = np.full((96, 96, 3), 128, np.uint8)
+    flat[:4], flat[-4:] = 0, 255  # many clipped pixels keep the output range at [0, 255]
+    for level, var in enumerate(distortions.DISTORTIONS[11].levels, start=1):
+        out = distortions.distort(flat, "white_noise", level, rng=level).astype(float)
+        std = out[8:-8].std() / 255
+        assert 0.9 * np.sqrt(var) < std < 1.1 * np.sqrt(var), (level, std)
+
+
+def test_impulse_noise_density():
+    flat = np.full((128, 128, 3), 128, np.uint8)
+    flat[0, 0], flat[0, 1] = 0, 255
+    out = distortions.distort(flat, "impulse_noise", 5, rng=0)
+    hit = np.mean((out == 0) | (out == 255))
+    assert 0.02 < hit < 0.04  # d = 0.03
+
+
+def test_pixelate_makes_blocks(image):
+    out = distortions.distort(image, "pixelate", 5)
+    distinct_cols = len(np.unique(out.reshape(out.shape[0], -1, 3)[0], axis=0))
+    assert distinct_cols <= int(np.ceil(image.shape[1] * (0.95 - 0.5 ** 0.6))) + 1
+
+
+def test_quantization_has_at_most_levels_plus_one_values(image):
+    out = distortions.distort(image, "quantization", 5)  # 7 thresholds -> at most 8 values
+    assert len(np.unique(out)) <= 8
+
+
+def test_color_quantization_palette_size(image):
+    out = distortions.distort(image, "color_quantization", 5)  # 8 colours
+    assert len(np.unique(out.reshape(-1, 3), axis=0)) <= 8
+
+
+def test_color_block_changes_only_square_blocks(full):
+    out = distortions.distort(full, "color_block", 1, rng=0)  # 2 blocks of 32x32
+    changed = np.any(out != full, axis=2)
+    assert 0 < changed.sum() <= 2 * 32 * 32
+
+
+def test_non_eccentricity_changes_only_patches(full):
+    out = distortions.distort(full, "non_eccentricity_patch", 1, rng=0)  # 20 patches of 16x16
+    changed = np.any(out != full, axis=2)
+    assert 0 < changed.sum() <= 20 * 16 * 16
+
+
+# ---------------------------------------------------------------------------------------- invariants, seeds
+
+
+@pytest.mark.parametrize("dist_type", ALL_TYPES)
+def test_every_type_and_level_shape_dtype_and_seed(image, dist_type):
+    spec = distortions.DISTORTIONS[dist_type]
+    for level in range(1, 6):
+        out = distortions.distort(image, dist_type, level, rng=11)
+        assert out.shape == image.shape and out.dtype == np.uint8
+        np.testing.assert_array_equal(out, distortions.distort(image, spec.name, level, rng=11))
+    if spec.random:
+        a = distortions.distort(image, dist_type, 5, rng=1)
+        b = distortions.distort(image, dist_type, 5, rng=2)
+        assert not np.array_equal(a, b), "random type ignores its seed"
+
+
+def test_levels_get_stronger(image):
+    # The mean absolute change grows from level 1 to level 5 for the monotone types.
+    for dist_type in (1, 2, 4, 9, 10, 11, 13, 14, 16, 17, 19, 21, 24):
+        d1 = np.abs(distortions.distort(image, dist_type, 1, rng=0).astype(float) - image).mean()
+        d5 = np.abs(distortions.distort(image, dist_type, 5, rng=0).astype(float) - image).mean()
+        assert d5 > d1, dist_type
+
+
+def test_minimum_size_works(image):
+    small = np.ascontiguousarray(image[:distortions.MIN_SIZE, :distortions.MIN_SIZE])
+    for dist_type in ALL_TYPES:
+        assert distortions.distort(small, dist_type, 5, rng=0).shape == small.shape
+
+
+def test_constant_image_does_not_crash():
+    flat = np.full((64, 64, 3), 90, np.uint8)
+    for dist_type in ALL_TYPES:
+        assert distortions.distort(flat, dist_type, 3, rng=0).shape == flat.shape
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"image": np.zeros((64, 64, 3), np.float32)}, "image"),
+    ({"image": np.zeros((64, 64), np.uint8)}, "image"),
+    ({"image": np.zeros((64, 64, 4), np.uint8)}, "image"),
+    ({"image": np.zeros((40, 64, 3), np.uint8)}, "image"),
+    ({"image": [[1, 2, 3]]}, "image"),
+    ({"dist_type": 0}, "dist_type"),
+    ({"dist_type": 26}, "dist_type"),
+    ({"dist_type": "blurry"}, "dist_type"),
+    ({"dist_type": 2.0}, "dist_type"),
+    ({"level": 0}, "level"),
+    ({"level": 6}, "level"),
+    ({"level": True}, "level"),
+    ({"rng": "seed"}, "rng"),
+    ({"rng": -1}, "rng"),
+])
+def test_bad_arguments_raise_value_error_naming_them(kwargs, name):
+    args = {"image": np.zeros((64, 64, 3), np.uint8), "dist_type": 1, "level": 1, "rng": 0}
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=name):
+        distortions.distort(args["image"], args["dist_type"], args["level"], rng=args["rng"])
+
+
+def test_registry_is_complete():
+    assert sorted(distortions.DISTORTION_NAMES) == ALL_TYPES
+    assert len(set(distortions.DISTORTION_NAMES.values())) == 25
+    assert distortions.resolve_type("JPEG") == 10
+    assert distortions.resolve_type("7") == 7
