@@ -13,12 +13,13 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import keras
 import numpy as np
 import pandas as pd
 
+from deepfl.data.normalization import TargetNormalizer
 from deepfl.evaluation import evaluate, summarize
 from deepfl.models.mlp import build_mlp, compile_mlp
 
@@ -51,34 +52,22 @@ class HeadConfig:
             raise ValueError(f"learning_rates: need positive values, got {list(self.learning_rates)}")
 
 
-@dataclass
-class ZScore:
-    """Target normalisation fitted on the training rows only; saved as JSON beside the head."""
+def normalizer_path(head_path: str | os.PathLike) -> Path:
+    """Where the target normalisation of a head is saved: `head.keras` -> `head.normalizer.json`."""
+    return Path(head_path).with_suffix(".normalizer.json")
 
-    mean: float
-    std: float
 
-    @classmethod
-    def fit(cls, values: np.ndarray) -> "ZScore":
-        values = np.asarray(values, dtype=np.float64)
-        std = float(np.std(values))
-        return cls(float(np.mean(values)), std if std > 0 else 1.0)
+def fit_normalizer(train_scores: np.ndarray) -> TargetNormalizer:
+    """z-score of the `score` column fitted on the training rows only (the project's contract)."""
+    return TargetNormalizer("standard").fit({"score": np.asarray(train_scores, np.float64)}, "score")
 
-    def transform(self, values: np.ndarray) -> np.ndarray:
-        return (np.asarray(values, dtype=np.float64) - self.mean) / self.std
 
-    def inverse(self, values: np.ndarray) -> np.ndarray:
-        return np.asarray(values, dtype=np.float64) * self.std + self.mean
-
-    def save(self, path: str | os.PathLike) -> None:
-        from deepfl.images import atomic_write_bytes
-
-        atomic_write_bytes(path, json.dumps({"kind": "zscore", "mean": self.mean, "std": self.std}).encode())
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> "ZScore":
-        data = json.loads(Path(path).read_text())
-        return cls(float(data["mean"]), float(data["std"]))
+def split_labels(table: pd.DataFrame, parts: Mapping[str, pd.DataFrame]) -> np.ndarray:
+    """Converts a split of `deepfl.data` ({"train"/"val"/"test": sub-table}) to one label per row of `table`."""
+    labels = pd.Series("", index=table.index, dtype=object)
+    for name, part in parts.items():
+        labels.loc[part.index] = name
+    return labels.to_numpy().astype(str)
 
 
 class _BestWeights(keras.callbacks.Callback):
@@ -141,8 +130,8 @@ def run_protocol(features: np.ndarray, scores: np.ndarray, splits: Sequence[Sequ
                  name: str = "head") -> ProtocolResult:
     """Trains and tests one head per split; `splits` holds, per split, one label (train/val/test) per row.
 
-    With `out_dir`, each head is saved as `<name>_split<k>.keras` with `<name>_split<k>.json` (the target
-    normalisation) beside it. Scores are on the table's scale (higher is better); criteria compare the
+    With `out_dir`, each head is saved as `<name>_split<k>.keras` with `<name>_split<k>.normalizer.json` (the
+    target normalisation, a `deepfl.data.TargetNormalizer`) beside it. Scores are on the table's scale (higher is better); criteria compare the
     de-normalised predictions with them.
     """
     features = np.asarray(features, dtype=np.float32)
@@ -163,8 +152,8 @@ def run_protocol(features: np.ndarray, scores: np.ndarray, splits: Sequence[Sequ
     chosen_lr: float | None = None
     for k, labels in enumerate(splits):
         idx = _split_indices(labels)
-        norm = ZScore.fit(scores[idx["train"]])
-        y = norm.transform(scores).astype(np.float32)
+        norm = fit_normalizer(scores[idx["train"]])
+        y = norm.transform_values("score", scores).astype(np.float32)
         candidates = [chosen_lr] if chosen_lr is not None else list(config.learning_rates)
         best = None
         for lr in candidates:
@@ -176,7 +165,7 @@ def run_protocol(features: np.ndarray, scores: np.ndarray, splits: Sequence[Sequ
         model, val_loss, epoch, lr = best
         if config.lr_selection == "first":
             chosen_lr = lr
-        pred = norm.inverse(_predict(model, features))
+        pred = norm.inverse_values("score", _predict(model, features))
         test = idx["test"]
         metrics = evaluate(pred[test], scores[test])
         rows.append({"split": k, "learning_rate": lr, "best_epoch": epoch + 1, "val_loss": val_loss,
@@ -187,12 +176,12 @@ def run_protocol(features: np.ndarray, scores: np.ndarray, splits: Sequence[Sequ
         if out is not None:
             path = out / f"{name}_split{k}.keras"
             model.save(path)
-            norm.save(path.with_suffix(".json"))
+            norm.save(normalizer_path(path))
             head_paths.append(str(path))
     per_split = pd.DataFrame(rows)
     crit = ["srocc", "plcc", "plcc_logistic", "krocc", "rmse", "rmse_logistic"]
-    return ProtocolResult(per_split, pd.concat(predictions, ignore_index=True), summarize(per_split[crit].to_dict("records")),
-                          head_paths)
+    summary = summarize(per_split[crit].to_dict("records"))
+    return ProtocolResult(per_split, pd.concat(predictions, ignore_index=True), summary, head_paths)
 
 
 def cross_dataset(train_features: np.ndarray, train_scores: np.ndarray, train_split: Sequence[str],
@@ -202,13 +191,13 @@ def cross_dataset(train_features: np.ndarray, train_scores: np.ndarray, train_sp
     another: the paper's cross-data-set setting. Returns the criteria on the second set."""
     train_features = np.asarray(train_features, np.float32)
     idx = _split_indices(train_split)
-    norm = ZScore.fit(np.asarray(train_scores, np.float64)[idx["train"]])
-    y = norm.transform(train_scores).astype(np.float32)
+    norm = fit_normalizer(np.asarray(train_scores, np.float64)[idx["train"]])
+    y = norm.transform_values("score", train_scores).astype(np.float32)
     best = None
     for lr in config.learning_rates:
         model, val_loss, _ = train_head(train_features[idx["train"]], y[idx["train"]], train_features[idx["val"]],
                                         y[idx["val"]], lr, config)
         if best is None or val_loss < best[1]:
             best = (model, val_loss)
-    pred = norm.inverse(_predict(best[0], np.asarray(test_features, np.float32)))
+    pred = norm.inverse_values("score", _predict(best[0], np.asarray(test_features, np.float32)))
     return evaluate(pred, test_scores)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from deepfl.models.mlp import build_mlp
-from deepfl.protocol import HeadConfig, ZScore, cross_dataset, run_protocol
+from deepfl.data import TargetNormalizer
+from deepfl.protocol import HeadConfig, cross_dataset, run_protocol, split_labels
 
 
 def test_paper_head_layout():
@@ -49,24 +50,24 @@ def test_protocol_learns_and_saves(tmp_path):
     import keras
 
     x, score, content = _synthetic()
-    config = HeadConfig(hidden=(32, 16), dropout=(0.1, 0.1), epochs=25, batch_size=16,
+    config = HeadConfig(hidden=(32, 16), dropout=(0.1, 0.1), epochs=12, batch_size=16,
                         learning_rates=(1e-2, 1e-5), seed=3)
     result = run_protocol(x, score, _splits(content, 2), config, out_dir=tmp_path, content=content)
     assert len(result.per_split) == 2
-    # 1e-5 cannot learn in 25 epochs; validation must pick 1e-2 and the test SROCC must be clearly positive.
+    # 1e-5 cannot learn in 12 epochs; validation must pick 1e-2 and the test SROCC must be clearly positive.
     assert (result.per_split["learning_rate"] == 1e-2).all()
     assert result.summary.loc["median", "srocc"] > 0.6
     assert len(result.predictions) == 2 * len(x)
     # Saved heads reproduce the reported predictions through their JSON normalisation.
     head = keras.saving.load_model(result.head_paths[1])
-    norm = ZScore.load(tmp_path / "head_split1.json")
-    pred = norm.inverse(head.predict(x, verbose=0).reshape(-1))
+    norm = TargetNormalizer.load(tmp_path / "head_split1.normalizer.json")
+    pred = norm.inverse_values("score", head.predict(x, verbose=0).reshape(-1))
     np.testing.assert_allclose(pred, result.predictions.query("split == 1")["pred"], rtol=1e-4, atol=1e-5)
 
 
 def test_protocol_is_deterministic():
     x, score, content = _synthetic(n=60, dim=8)
-    config = HeadConfig(hidden=(8,), dropout=(0.0,), epochs=3, batch_size=8, learning_rates=(1e-2,), seed=1)
+    config = HeadConfig(hidden=(8,), dropout=(0.0,), epochs=2, batch_size=8, learning_rates=(1e-2,), seed=1)
     splits = _splits(content, 1)
     a = run_protocol(x, score, splits, config).predictions["pred"].to_numpy()
     b = run_protocol(x, score, splits, config).predictions["pred"].to_numpy()
@@ -80,3 +81,11 @@ def test_cross_dataset_and_bad_splits():
     assert res["srocc"] > 0.5
     with pytest.raises(ValueError, match="splits"):
         run_protocol(x, score, [np.array(["train"] * 80)], config)
+
+
+def test_split_labels_from_data_parts():
+    import pandas as pd
+
+    table = pd.DataFrame({"content": list("aabbcc")}, index=[10, 11, 12, 13, 14, 15])
+    parts = {"train": table.loc[[10, 11]], "val": table.loc[[12, 13]], "test": table.loc[[14, 15]]}
+    assert list(split_labels(table, parts)) == ["train", "train", "val", "val", "test", "test"]
