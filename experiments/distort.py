@@ -151,9 +151,11 @@ def main(argv: list[str]) -> int | None:
         manifest_path = out_dir / f"manifest-{FLAGS.shard_index}-of-{FLAGS.num_shards}.csv"
     manifest = AppendOnlyCsv(manifest_path, MANIFEST_COLUMNS, key="dist_im")
     policy = ErrorPolicy(FLAGS.on_error)
-    todo = [(name, t) for name, t in pairs
-            if any(output_name(name, t, lv, FLAGS.format) not in manifest.done
-                   for lv in range(1, distortions.NUM_LEVELS + 1))]
+    def finished(name: str, type_id: int) -> bool:  # listed in the manifest and present on disk
+        outputs = [output_name(name, type_id, lv, FLAGS.format) for lv in range(1, distortions.NUM_LEVELS + 1)]
+        return all(o in manifest.done and (out_dir / o).exists() for o in outputs)
+
+    todo = [(name, t) for name, t in pairs if not finished(name, t)]
     log.info("%d references (%d already done), %d distorted images to write -> %s", len(pairs),
              len(pairs) - len(todo), 5 * len(todo), out_dir)
     tasks = [(str(ref_dir), name, t, str(out_dir), FLAGS.format, FLAGS.seed, FLAGS.resize) for name, t in todo]

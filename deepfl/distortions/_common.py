@@ -8,7 +8,8 @@ replicate padding where MATLAB's `imgaussfilt`/`imfilter(..., 'replicate')` do; 
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage, signal
+from scipy import fft as sfft
+from scipy import ndimage
 
 # ---------------------------------------------------------------------------------------------- range mapping
 
@@ -61,13 +62,23 @@ def filter2d_replicate(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     bottom, right = kh - 1 - top, kw - 1 - left
     pad = ((top, bottom), (left, right)) + ((0, 0),) * (x.ndim - 2)
     padded = np.pad(x, pad, mode="edge")
-    flipped = kernel[::-1, ::-1]  # correlation = convolution with the flipped kernel
-    if x.ndim == 3:
-        flipped = flipped[:, :, None]
     if kh * kw <= 9:
         return ndimage.correlate(padded, kernel if x.ndim == 2 else kernel[:, :, None], mode="constant")[
             top:top + x.shape[0], left:left + x.shape[1]]
-    return signal.fftconvolve(padded, flipped, mode="valid", axes=(0, 1))
+    return _fft_valid_convolve(padded, kernel[::-1, ::-1])
+
+
+def _fft_valid_convolve(padded: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """'valid' 2-D convolution of each channel of `padded` with `kernel` through real FFTs."""
+    kh, kw = kernel.shape
+    ph, pw = padded.shape[:2]
+    shape = (sfft.next_fast_len(ph, real=True), sfft.next_fast_len(pw, real=True))
+    spec = sfft.rfft2(padded, shape, axes=(0, 1))
+    kspec = sfft.rfft2(kernel, shape)
+    if padded.ndim == 3:
+        kspec = kspec[:, :, None]
+    full = sfft.irfft2(spec * kspec, shape, axes=(0, 1))
+    return full[kh - 1:ph, kw - 1:pw]
 
 
 def disk_kernel(radius: float) -> np.ndarray:

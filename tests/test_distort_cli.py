@@ -1,0 +1,106 @@
+"""Tests of the KADIS-style generator `deepfl-distort` (experiments/distort.py), run as a subprocess."""
+
+import csv
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import killrestart as kr
+
+NAMES = [f"ref{i}.png" for i in range(5)]
+
+
+@pytest.fixture(scope="module")
+def ref_dir(tmp_path_factory, small_photo):
+    folder = tmp_path_factory.mktemp("refs")
+    for i, name in enumerate(NAMES):
+        Image.fromarray(np.ascontiguousarray(np.roll(small_photo, 9 * i, axis=1)[:64, :80])).save(folder / name)
+    (folder / "broken.png").write_bytes(b"not an image")
+    return folder
+
+
+def distort(*flags):
+    return kr.run_job(kr.job_command("distort", *flags), timeout=300)
+
+
+def rows_of(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_assignment_csv_bmp_names_manifest_and_rerun(ref_dir, tmp_path):
+    assignment = tmp_path / "kadis700k_ref_imgs.csv"
+    assignment.write_text("ref_im,dist_type\n" + "".join(f"{n},{t}\n" for n, t in zip(NAMES, (1, 9, 15, 19, 23))))
+    out = tmp_path / "out"
+    result = distort(f"--ref_dir={ref_dir}", f"--out_dir={out}", f"--assignment_csv={assignment}",
+                     "--format=bmp", "--workers=2")
+    assert result.returncode == 0, result.stderr
+    rows = kr.check_csv(out / "manifest.csv", key="dist_im", expected_rows=25)
+    assert list(rows[0]) == ["dist_im", "ref_im", "dist_type", "dist_level"]
+    expected = {f"ref{i}_{t:02d}_{lv:02d}.bmp" for i, t in enumerate((1, 9, 15, 19, 23)) for lv in range(1, 6)}
+    assert {r["dist_im"] for r in rows} == expected
+    assert {p.name for p in out.glob("*.bmp")} == expected
+    assert kr.check_images(out, suffixes=(".bmp",)) == 25
+    before = kr.tree_digest(out)
+    again = distort(f"--ref_dir={ref_dir}", f"--out_dir={out}", f"--assignment_csv={assignment}", "--format=bmp")
+    assert again.returncode == 0, again.stderr
+    assert kr.tree_digest(out) == before  # nothing rewritten, no duplicated rows
+
+
+def test_resume_after_lost_rows_and_images_gives_same_bytes(ref_dir, tmp_path):
+    out = tmp_path / "out"
+    first = distort(f"--ref_dir={ref_dir}", f"--out_dir={out}", "--seed=3", "--workers=1")
+    assert first.returncode == 0, first.stderr
+    assert "1 bad references skipped" in first.stderr and "broken.png" in first.stderr
+    reference = kr.tree_digest(out)
+    assert len(reference) == 26  # 25 images + manifest
+    # Simulate a kill: the manifest lost its last rows (and a torn line), two images are gone.
+    lines = (out / "manifest.csv").read_text().splitlines(keepends=True)
+    (out / "manifest.csv").write_text("".join(lines[:-7]) + lines[-7][:5])
+    lost = sorted(out.glob("*.png"))[:2]
+    for path in lost:
+        path.unlink()
+    second = distort(f"--ref_dir={ref_dir}", f"--out_dir={out}", "--seed=3", "--workers=2")
+    assert second.returncode == 0, second.stderr
+    resumed = kr.tree_digest(out)
+    assert {k: v for k, v in resumed.items() if k != "manifest.csv"} == \
+        {k: v for k, v in reference.items() if k != "manifest.csv"}
+    rows = kr.check_csv(out / "manifest.csv", key="dist_im", expected_rows=25)
+    assert {r["dist_im"] for r in rows} == {r["dist_im"] for r in rows_of(tmp_path / "out" / "manifest.csv")}
+
+
+def test_shards_partition_the_work_with_identical_bytes(ref_dir, tmp_path):
+    whole = tmp_path / "whole"
+    assert distort(f"--ref_dir={ref_dir}", f"--out_dir={whole}", "--seed=5").returncode == 0
+    parts = tmp_path / "parts"
+    for index in range(2):
+        result = distort(f"--ref_dir={ref_dir}", f"--out_dir={parts}", "--seed=5", "--num_shards=2",
+                         f"--shard_index={index}")
+        assert result.returncode == 0, result.stderr
+    images = {k: v for k, v in kr.tree_digest(parts).items() if k.endswith(".png")}
+    assert images == {k: v for k, v in kr.tree_digest(whole).items() if k.endswith(".png")}
+    shard_rows = rows_of(parts / "manifest-0-of-2.csv") + rows_of(parts / "manifest-1-of-2.csv")
+    assert sorted(r["dist_im"] for r in shard_rows) == sorted(r["dist_im"] for r in rows_of(whole / "manifest.csv"))
+
+
+@pytest.mark.slow
+def test_kill_and_restart_finishes_without_truncation_or_duplicates(ref_dir, tmp_path):
+    clean = tmp_path / "clean"
+    assert distort(f"--ref_dir={ref_dir}", f"--out_dir={clean}", "--seed=7", "--workers=1").returncode == 0
+    killed = tmp_path / "killed"
+    cmd = kr.job_command("distort", f"--ref_dir={ref_dir}", f"--out_dir={killed}", "--seed=7", "--workers=1")
+    report = kr.run_with_kills(cmd, kr.count_files(killed), kills=2, seed=1, max_delay=0.3)
+    assert report.final.returncode == 0, report.final.stderr
+    kr.assert_same_tree(clean, killed, ignore=lambda rel: rel.name == "manifest.csv" or kr.is_temp(rel))
+    rows = kr.check_csv(killed / "manifest.csv", key="dist_im", expected_rows=25)
+    assert len(rows) == 25
+
+
+def test_stop_on_error_and_bad_flags_exit_2_with_one_line(ref_dir, tmp_path):
+    stop = distort(f"--ref_dir={ref_dir}", f"--out_dir={tmp_path / 'o'}", "--on_error=stop", "--workers=1")
+    assert stop.returncode == 2 and "broken.png" in stop.stderr.strip().splitlines()[-1]
+    bad_csv = tmp_path / "bad.csv"
+    bad_csv.write_text("ref_im,dist_type\nref0.png,31\n")
+    bad = distort(f"--ref_dir={ref_dir}", f"--out_dir={tmp_path / 'p'}", f"--assignment_csv={bad_csv}")
+    assert bad.returncode == 2 and "bad.csv:2" in bad.stderr
