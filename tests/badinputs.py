@@ -226,7 +226,7 @@ def make_csv_variants(valid_csv: str | os.PathLike, folder: str | os.PathLike, s
                               "reject", f"CSV row naming a missing image in '{file_column}'",
                               extra={"row": len(rows), "file": "no_such_image.png"}))
     items.append(BadInput("csv_empty", _write(folder / "empty.csv", b""), "reject", "zero-byte CSV"))
-    items.append(BadInput("csv_header_only", write_csv(folder / "header_only.csv", header, []), "reject",
+    items.append(BadInput("csv_header_only", write_csv(folder / "header_only.csv", header, []), "either",
                           "CSV with a header and no rows"))
     items.append(BadInput("csv_not_utf8", _write(folder / "latin1.csv", (",".join(header) + "\n").encode()
                                                  + b"\xff\xfe\xfa garbage\n"), "reject",

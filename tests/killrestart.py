@@ -56,6 +56,58 @@ def run_job(cmd: Sequence[str], timeout: float = 300, env: dict | None = None, c
     return JobResult(proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace"))
 
 
+# Runs several invocations of one experiment script in ONE interpreter (TensorFlow imported once), each as
+# `cli.run_app(main)` would run it from the shell: flags reset to defaults, fresh argv, stdout/stderr captured,
+# the exit code taken from SystemExit. An exception escaping run_app is printed as the traceback a user would see.
+_BATCH_DRIVER = r'''
+import importlib, io, json, sys, traceback
+from absl import flags
+step, request, answer = sys.argv[1], sys.argv[2], sys.argv[3]
+module = importlib.import_module("experiments." + step)
+results = []
+for argv in json.load(open(request, encoding="utf-8", errors="surrogateescape")):
+    flags.FLAGS.unparse_flags()
+    out, err = io.StringIO(), io.StringIO()
+    saved = sys.stdout, sys.stderr, sys.argv
+    sys.stdout, sys.stderr, sys.argv = out, err, [step] + argv
+    code = 0
+    try:
+        module.run()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:
+        traceback.print_exc(file=err)
+        code = 1
+    finally:
+        sys.stdout, sys.stderr, sys.argv = saved
+    results.append([code, out.getvalue(), err.getvalue()])
+json.dump(results, open(answer, "w", encoding="utf-8", errors="surrogateescape"))
+'''
+
+
+def run_batch(step: str, argvs: Sequence[Sequence[str]], timeout: float = 600, env: dict | None = None
+              ) -> list[JobResult]:
+    """Runs `experiments/<step>` once per argv in a single subprocess (one TensorFlow import for all).
+
+    Each invocation goes through the script's own `run()` (absl flag parsing, `cli.run_app` error handling),
+    so exit codes and stderr are what a user gets from the shell; only the process is shared.
+    """
+    import json
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="deepfl_batch_") as folder:
+        request, answer = Path(folder) / "argv.json", Path(folder) / "results.json"
+        with open(request, "w", encoding="utf-8", errors="surrogateescape") as handle:
+            json.dump([[str(a) for a in argv] for argv in argvs], handle)
+        proc = subprocess.run([sys.executable, "-c", _BATCH_DRIVER, step, str(request), str(answer)],
+                              capture_output=True, timeout=timeout, env=env or job_env(), cwd=REPO_ROOT)
+        if not answer.exists():
+            raise AssertionError(f"batch driver for {step} died (exit {proc.returncode}):\n"
+                                 f"{proc.stderr.decode('utf-8', 'replace')[-3000:]}")
+        with open(answer, encoding="utf-8", errors="surrogateescape") as handle:
+            return [JobResult(code, out, err) for code, out, err in json.load(handle)]
+
+
 @dataclass
 class KillReport:
     """What happened during a killed-and-restarted run."""
@@ -231,3 +283,11 @@ def check_images(folder: str | os.PathLike, suffixes: Iterable[str] = (".png", "
             read_image(path)
             count += 1
     return count
+
+
+def record(job: str, **counts) -> None:
+    """Appends counts to $DEEPFL_RELIABILITY_LOG (if set) so docs/reliability.md quotes what actually ran."""
+    path = os.environ.get("DEEPFL_RELIABILITY_LOG")
+    if path:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(f"{job} " + " ".join(f"{k}={v}" for k, v in counts.items()) + "\n")
