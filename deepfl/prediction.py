@@ -1,0 +1,109 @@
+"""Quality prediction: images (paths or arrays) -> scores, with an exported model or backbone + head.
+
+`predict(images, model)` is also available as `deepfl.predict`. Images are fed at native resolution, grouped by
+size so that equal sizes share a batch, and returned in input order.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Iterable, Sequence, Union
+
+import keras
+import numpy as np
+
+from deepfl.export import combine, head_normalizer, load_model_file
+from deepfl.images import read_image
+from deepfl.jobs import iter_batches
+
+ImageLike = Union[str, os.PathLike, np.ndarray]
+
+
+def _is_multitask(model: keras.Model) -> bool:
+    return isinstance(model.output, dict) or len(model.outputs) > 1
+
+
+def as_extractor(model: str | os.PathLike | keras.Model) -> keras.Model:
+    """The MLSP extractor of a multi-task model (file or model); a model already giving one flat vector per
+    image (an extractor) is returned as is."""
+    model = model if isinstance(model, keras.Model) else load_model_file(model)
+    if not _is_multitask(model) and len(model.output_shape) == 2 and model.output_shape[-1] > 1:
+        return model
+    from deepfl.models import mlsp_extractor
+
+    return mlsp_extractor(model)
+
+
+def load_scorer(model: str | os.PathLike | keras.Model, head: str | os.PathLike | keras.Model | None = None
+                ) -> keras.Model:
+    """A model image -> score: an exported file/model as is, or backbone (multi-task model) + MLP head.
+
+    With a head file, the target normalisation saved beside it (`.normalizer.json`) is applied.
+    """
+    if head is None:
+        scorer = model if isinstance(model, keras.Model) else load_model_file(model)
+        shape = () if _is_multitask(scorer) else tuple(scorer.output_shape)
+        if not (len(shape) == 1 or (len(shape) == 2 and shape[-1] == 1)):
+            raise ValueError(f"model: {getattr(scorer, 'name', model)} does not output one score per image "
+                             "(a multi-task model needs an MLP head: pass head=)")
+        return scorer
+    normalizer = None if isinstance(head, keras.Model) else head_normalizer(head)
+    head_model = head if isinstance(head, keras.Model) else load_model_file(head, "head")
+    return combine(as_extractor(model), head_model, normalizer)
+
+
+def score_arrays(scorer: keras.Model, images: Sequence[np.ndarray], batch_size: int = 8) -> np.ndarray:
+    """Scores in-memory HxWx3 images (uint8 or float in [0, 255]) batched by size; returns float64 scores."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for i, image in enumerate(images):
+        shape = np.shape(image)
+        if len(shape) != 3 or shape[2] != 3:
+            raise ValueError(f"images: item {i} has shape {shape}, expected HxWx3 RGB")
+        groups[shape].append(i)
+    scores = np.empty(len(images), dtype=np.float64)
+    for indices in groups.values():
+        for batch in iter_batches(indices, batch_size):
+            x = np.stack([np.asarray(images[i], dtype=np.float32) for i in batch])
+            scores[batch] = np.asarray(scorer.predict_on_batch(x), dtype=np.float64).reshape(len(batch))
+    return scores
+
+
+def predict(images: ImageLike | Iterable[ImageLike], model: str | os.PathLike | keras.Model,
+            head: str | os.PathLike | keras.Model | None = None, batch_size: int = 8) -> np.ndarray:
+    """Quality scores (higher is better) of `images`: a path, an HxWx3 array, or a list of them.
+
+    `model` is an exported one-file scorer (`deepfl.export`), or a trained multi-task model when `head` (an
+    MLP head file) is given. An unreadable file raises `ImageReadError` naming it.
+    """
+    if isinstance(images, (str, os.PathLike)) or (isinstance(images, np.ndarray) and images.ndim == 3):
+        images = [images]
+    arrays = [read_image(item) if isinstance(item, (str, os.PathLike)) else np.asarray(item) for item in images]
+    scorer = load_scorer(model, head)
+    return score_arrays(scorer, arrays, batch_size)
+
+
+def expand_inputs(inputs: Iterable[str]) -> list[str]:
+    """Files, folders (their images) and glob patterns -> a de-duplicated list of paths, in the given order.
+
+    A name that matches nothing is kept as is, so the caller reports it as unreadable rather than dropping it.
+    """
+    import glob
+
+    from deepfl.images import list_images
+
+    out: list[str] = []
+    for item in inputs:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            out.extend(str(p) for p in list_images(path))
+        elif not path.exists() and glob.has_magic(str(item)):
+            matches = [m for m in sorted(glob.glob(os.path.expanduser(str(item)), recursive=True))
+                       if Path(m).is_file()]
+            out.extend(matches or [str(item)])
+        else:
+            out.append(str(path))
+    return list(dict.fromkeys(out))

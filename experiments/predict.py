@@ -1,0 +1,98 @@
+"""deepfl-predict: quality scores of images, folders or glob patterns with a trained DeepFL-IQA model.
+
+  deepfl-predict --model deepfl_iqa.keras photo.jpg more_photos/ 'shots/*.png'
+  deepfl-predict --model multitask.keras --head head_split0.keras --output scores.csv images/
+
+Prints a table (image, score; higher is better) or writes CSV/JSON (by --output's extension or --format).
+Unreadable files are reported by name on stderr and the exit code is 1 at the end; the others are still scored.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from absl import flags
+
+from experiments import cli
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", None, "Exported one-file model (.keras: image -> score), or the trained multi-task "
+                    "model when --head is given.", required=True)
+flags.DEFINE_string("head", None, "MLP head (.keras) trained on MLSP features of --model; its "
+                    "<head>.normalizer.json beside it is applied.")
+flags.DEFINE_string("output", None, "Write the scores here (.csv or .json) instead of printing a table.")
+flags.DEFINE_enum("format", None, ["table", "csv", "json"], "Output format (default: from --output's extension, "
+                  "else a table).")
+flags.DEFINE_integer("batch_size", 8, "Images of equal size scored together.", lower_bound=1)
+flags.DEFINE_integer("chunk", 256, "Images read into memory at a time.", lower_bound=1)
+
+EXIT_SOME_UNREADABLE = 1
+
+
+def _render(rows: list[tuple[str, float]], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps([{"image": image, "score": score} for image, score in rows], indent=1) + "\n"
+    if fmt == "csv":
+        import csv
+        import io
+
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["image", "score"])
+        writer.writerows((image, f"{score:.6f}") for image, score in rows)
+        return buffer.getvalue()
+    width = max([len("image")] + [len(image) for image, _ in rows])
+    lines = [f"{'image':<{width}}  score", f"{'-' * width}  --------"]
+    lines += [f"{image:<{width}}  {score:.4f}" for image, score in rows]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    from deepfl.errors import ImageReadError
+    from deepfl.images import atomic_write_bytes, read_image
+    from deepfl.jobs import iter_batches, progress
+    from deepfl.prediction import expand_inputs, load_scorer, score_arrays
+
+    inputs = argv[1:]
+    if not inputs:
+        raise ValueError("images: name at least one image, folder or glob pattern after the flags")
+    fmt = FLAGS.format
+    if fmt is None:
+        suffix = (FLAGS.output or "").lower().rsplit(".", 1)[-1]
+        fmt = suffix if FLAGS.output and suffix in ("csv", "json") else ("csv" if FLAGS.output else "table")
+    paths = expand_inputs(inputs)
+    scorer = load_scorer(FLAGS.model, FLAGS.head)
+    rows: list[tuple[str, float]] = []
+    failed: list[str] = []
+    with progress(total=len(paths), desc="scoring", unit="img") as bar:
+        for chunk in iter_batches(paths, FLAGS.chunk):
+            images, names = [], []
+            for path in chunk:
+                try:
+                    images.append(read_image(path))
+                    names.append(path)
+                except ImageReadError as exc:
+                    failed.append(path)
+                    print(f"error: {exc}", file=sys.stderr)
+            if images:
+                rows.extend(zip(names, score_arrays(scorer, images, FLAGS.batch_size).tolist()))
+            bar.update(len(chunk))
+    text = _render(rows, fmt)
+    if FLAGS.output:
+        atomic_write_bytes(FLAGS.output, text.encode("utf-8"))
+        print(f"wrote {len(rows)} scores to {FLAGS.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    if failed:
+        print(f"error: {len(failed)} of {len(paths)} file(s) could not be read (listed above)", file=sys.stderr)
+        return EXIT_SOME_UNREADABLE
+    return 0
+
+
+def run() -> None:
+    cli.run_app(main)
+
+
+if __name__ == "__main__":
+    run()

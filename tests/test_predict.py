@@ -1,0 +1,91 @@
+"""Prediction API, one-file export (loadable by Keras alone) and the deepfl-predict command."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deepfl.data import TargetNormalizer
+from deepfl.errors import ImageReadError
+from deepfl.export import combine, export_model
+from deepfl.images import write_image
+from deepfl.models.mlp import build_mlp
+from deepfl.prediction import expand_inputs, load_scorer, predict
+
+from test_features import tiny_extractor
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory):
+    """A tiny extractor, a head saved with its normaliser, and an exported one-file model."""
+    folder = tmp_path_factory.mktemp("model")
+    extractor = tiny_extractor()
+    head = build_mlp(7, hidden=(5,), dropout=(0.0,), seed=1)
+    head.save(folder / "head.keras")
+    norm = TargetNormalizer("standard").fit({"score": [0.2, 0.4, 0.9]}, "score")
+    norm.save(folder / "head.normalizer.json")
+    exported = export_model(extractor, folder / "head.keras", folder / "scorer.keras")
+    return extractor, head, norm, exported
+
+
+def test_export_equals_manual_chain_and_loads_with_keras_alone(parts, small_photo, tmp_path):
+    extractor, head, norm, exported = parts
+    imgs = [small_photo, small_photo[:64, :80], small_photo[::-1]]
+    manual = [norm.inverse_values("score", head.predict(extractor.predict(i[None].astype("float32"), verbose=0),
+                                                        verbose=0).reshape(-1))[0] for i in imgs]
+    np.testing.assert_allclose(predict(imgs, exported), manual, rtol=1e-5, atol=1e-6)
+    # Backbone + head (+ normaliser beside the head) gives the same scores as the exported file.
+    np.testing.assert_allclose(predict(imgs, extractor, head=exported.parent / "head.keras"), manual, rtol=1e-5,
+                               atol=1e-6)
+    np.save(tmp_path / "x.npy", np.stack([small_photo]).astype("float32"))
+    code = ("import sys, numpy as np, keras; m = keras.saving.load_model(sys.argv[1]); "
+            "print(float(np.asarray(m.predict(np.load(sys.argv[2]), verbose=0)).reshape(-1)[0])); "
+            "assert 'deepfl' not in sys.modules")
+    out = subprocess.run([sys.executable, "-c", code, str(exported), str(tmp_path / "x.npy")], capture_output=True,
+                         text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert float(out.stdout.strip().splitlines()[-1]) == pytest.approx(manual[0], rel=1e-5, abs=1e-6)
+
+
+def test_predict_errors_name_the_culprit(parts, tmp_path):
+    extractor, head, _, exported = parts
+    with pytest.raises(ImageReadError, match="missing.png"):
+        predict([tmp_path / "missing.png"], exported)
+    with pytest.raises(ValueError, match="head"):
+        load_scorer(extractor)
+    with pytest.raises(ValueError, match="head"):
+        combine(extractor, build_mlp(9, hidden=(3,), dropout=(0.0,)))
+    with pytest.raises(ValueError, match="normalizer"):
+        combine(extractor, head, TargetNormalizer("quantile").fit({"score": [1.0, 2.0]}, "score"))
+
+
+def test_expand_inputs(tmp_path, small_photo):
+    for name in ("b.png", "a.png"):
+        write_image(tmp_path / name, small_photo)
+    (tmp_path / "notes.txt").write_text("x")
+    got = expand_inputs([str(tmp_path), str(tmp_path / "*.png"), "nothing-*.png"])
+    assert got == [str(tmp_path / "a.png"), str(tmp_path / "b.png"), "nothing-*.png"]
+
+
+def test_cli_scores_good_files_and_fails_at_the_end(parts, tmp_path, small_photo):
+    _, _, _, exported = parts
+    good = [tmp_path / "g1.png", tmp_path / "g2.png"]
+    write_image(good[0], small_photo)
+    write_image(good[1], small_photo[:48, :64])
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not an image")
+    out_json = tmp_path / "scores.json"
+    proc = subprocess.run([sys.executable, "-m", "experiments.predict", f"--model={exported}",
+                           f"--output={out_json}", str(good[0]), str(bad), str(good[1])],
+                          capture_output=True, text=True, timeout=300, cwd=REPO,
+                          env={**__import__("os").environ, "DEEPFL_NO_PROGRESS": "1"})
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "bad.jpg" in proc.stderr and "Traceback" not in proc.stderr
+    rows = json.loads(out_json.read_text())
+    assert [r["image"] for r in rows] == [str(g) for g in good]
+    np.testing.assert_allclose([r["score"] for r in rows], predict(good, exported), rtol=1e-5, atol=1e-6)
