@@ -58,25 +58,38 @@ def read_assignment(path: str | os.PathLike) -> list[tuple[str, int]]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such assignment CSV")
     pairs = []
-    with open(path, newline="", encoding="utf-8") as handle:
-        for line_no, row in enumerate(csv.reader(handle), start=1):
-            if not row or not "".join(row).strip():
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise TableError(f"{path}: not a readable UTF-8 CSV ({exc})") from None
+    for line_no, row in enumerate(rows, start=1):
+        if not row or not "".join(row).strip():
+            continue
+        if len(row) < 2:
+            raise TableError(f"{path}:{line_no}: expected 'reference name, distortion type', got {row}")
+        name, type_text = row[0].strip(), row[1].strip()
+        try:
+            type_id = int(float(type_text))
+        except (ValueError, OverflowError):  # OverflowError: 'inf'
+            if line_no == 1:  # header row
                 continue
-            if len(row) < 2:
-                raise TableError(f"{path}:{line_no}: expected 'reference name, distortion type', got {row}")
-            name, type_text = row[0].strip(), row[1].strip()
-            try:
-                type_id = int(float(type_text))
-            except ValueError:
-                if line_no == 1:  # header row
-                    continue
-                raise TableError(f"{path}:{line_no}: distortion type {type_text!r} is not an integer") from None
-            if not 1 <= type_id <= distortions.NUM_TYPES:
-                raise TableError(f"{path}:{line_no}: distortion type {type_id} outside 1..{distortions.NUM_TYPES}")
-            pairs.append((name, type_id))
+            raise TableError(f"{path}:{line_no}: distortion type {type_text!r} is not an integer") from None
+        if not 1 <= type_id <= distortions.NUM_TYPES:
+            raise TableError(f"{path}:{line_no}: distortion type {type_id} outside 1..{distortions.NUM_TYPES}")
+        pairs.append((name, type_id))
     if not pairs:
         raise TableError(f"{path}: no (reference, type) rows")
     return pairs
+
+
+def _utf8_name(name: str) -> bool:
+    """False for a file name holding bytes that are not UTF-8 (Python keeps them as surrogate escapes)."""
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 def image_seed(seed: int, ref_name: str) -> np.random.SeedSequence:
@@ -138,10 +151,17 @@ def main(argv: list[str]) -> int | None:
         raise FileNotFoundError(f"--ref_dir {ref_dir}: no such folder")
     out_dir = Path(FLAGS.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    policy = ErrorPolicy(FLAGS.on_error)
     if FLAGS.assignment_csv:
         pairs = read_assignment(FLAGS.assignment_csv)
     else:
-        pairs = [(p.name, random_type(FLAGS.seed, p.name)) for p in list_images(ref_dir)]
+        pairs = []
+        for p in list_images(ref_dir):
+            if not _utf8_name(p.name):
+                policy.handle(f"{ascii(str(p))}: file name is not valid UTF-8 (cannot go into the manifest); "
+                              "rename it")
+                continue
+            pairs.append((p.name, random_type(FLAGS.seed, p.name)))
     pairs = shard(pairs, FLAGS.num_shards, FLAGS.shard_index)
     if FLAGS.manifest:
         manifest_path = Path(FLAGS.manifest)
@@ -150,7 +170,6 @@ def main(argv: list[str]) -> int | None:
     else:
         manifest_path = out_dir / f"manifest-{FLAGS.shard_index}-of-{FLAGS.num_shards}.csv"
     manifest = AppendOnlyCsv(manifest_path, MANIFEST_COLUMNS, key="dist_im")
-    policy = ErrorPolicy(FLAGS.on_error)
     def finished(name: str, type_id: int) -> bool:  # listed in the manifest and present on disk
         outputs = [output_name(name, type_id, lv, FLAGS.format) for lv in range(1, distortions.NUM_LEVELS + 1)]
         return all(o in manifest.done and (out_dir / o).exists() for o in outputs)
@@ -168,7 +187,8 @@ def main(argv: list[str]) -> int | None:
         else:
             context = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
             pool = context.Pool(workers)
-            results = pool.imap_unordered(process_reference, tasks, chunksize=1)
+            # Ordered, so the manifest rows come in the same order on every run (and after a restart).
+            results = pool.imap(process_reference, tasks, chunksize=1)
         try:
             for rows, error in results:
                 if error:

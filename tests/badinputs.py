@@ -250,10 +250,9 @@ def error_line(stderr: str) -> str:
 
 
 def names_culprit(text: str, path: Path) -> bool:
-    """True when `text` names the file (by its name, its stem, or its name with escaped non-UTF-8 bytes)."""
+    """True when `text` names the file (by its name, or its name with escaped non-UTF-8 bytes)."""
     name = path.name
-    candidates = {name, path.stem, name.encode("utf-8", "backslashreplace").decode("ascii", "ignore"),
-                  repr(name)[1:-1]}
+    candidates = {name, name.encode("utf-8", "backslashreplace").decode("ascii", "ignore"), repr(name)[1:-1]}
     if "\udcff" in name:  # non-UTF-8 file name: accept any rendering that keeps the readable part
         candidates.add("bad_")
     return any(c and c in text for c in candidates)
