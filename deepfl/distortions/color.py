@@ -43,14 +43,15 @@ def color_shift(x: np.ndarray, amount: float, rng: np.random.Generator) -> np.nd
 
 
 def color_quantization(x: np.ndarray, colors: int, rng: np.random.Generator) -> np.ndarray:
-    """Type 6, `rgb2ind(x, n)` + `ind2rgb`: an n-colour palette with Floyd-Steinberg dithering.
+    """Type 6, `rgb2ind(x, n)` + `ind2rgb`: an n-colour palette, pixels mapped with Floyd-Steinberg dithering
+    (`rgb2ind`'s default).
 
-    MATLAB builds the palette by minimum-variance quantisation; here Pillow's median cut (the closest algorithm
-    available) builds it, and Pillow's Floyd-Steinberg error diffusion maps pixels, as `rgb2ind` does by default.
+    MATLAB builds the palette by minimum-variance quantisation; here Pillow's fast octree builds it (its median
+    cut is 25x slower), then Pillow's Floyd-Steinberg error diffusion maps the pixels to it.
     """
     image = Image.fromarray(to_double_uint8_roundtrip(x))
-    quantized = image.quantize(colors=int(colors), method=Image.Quantize.MEDIANCUT,
-                               dither=Image.Dither.FLOYDSTEINBERG)
+    palette = image.quantize(colors=int(colors), method=Image.Quantize.FASTOCTREE)
+    quantized = image.quantize(palette=palette, dither=Image.Dither.FLOYDSTEINBERG)
     return np.asarray(quantized.convert("RGB"), dtype=np.float64) / 255.0
 
 

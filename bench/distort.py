@@ -1,0 +1,146 @@
+"""Benchmark of KADIS-style generation: per-type ms and overall distorted images/s, 512x384 PNG in and out.
+
+Part 1 (one process): for each of the 25 types, ms per distorted image for decode (amortised over 5 levels),
+`distort` and PNG encode, beside the official MATLAB code's ms under GNU Octave on the same image (only where
+`octave` and --matlab_dir are available; Octave cannot run types 6, 9, 15, 19, 22, 23). Part 2: the generator's
+work function (`experiments.distort.process_reference`) over 25 types x --refs_per_type references with a pool
+of --workers processes, as `deepfl-distort` runs it, in distorted images/s.
+
+    python bench/distort.py [--refs_per_type 2] [--workers 2] [--matlab_dir /tmp/imdist/matlab_code_imdistort]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+os.environ.setdefault("DEEPFL_NO_PROGRESS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from deepfl.distortions import DISTORTION_NAMES, distort  # noqa: E402
+from deepfl.images import decode_image, encode_image  # noqa: E402
+from experiments.distort import process_reference  # noqa: E402
+
+
+def references(count: int) -> list[np.ndarray]:
+    """`count` different 384x512 photographs from scikit-image's data (crops and flips of a few photos)."""
+    from skimage import data
+
+    photos = [data.astronaut(), data.coffee(), data.chelsea(), data.rocket(), data.immunohistochemistry()]
+    out = []
+    for i in range(count):
+        photo = photos[i % len(photos)]
+        pil = Image.fromarray(photo)
+        scale = max(512 / pil.width, 384 / pil.height)
+        pil = pil.resize((max(512, round(pil.width * scale)), max(384, round(pil.height * scale))),
+                         Image.Resampling.LANCZOS)
+        arr = np.asarray(pil)[:384, :512]
+        if (i // len(photos)) % 2:
+            arr = arr[:, ::-1]
+        out.append(np.ascontiguousarray(arr))
+    return out
+
+
+def per_type(ref_png: bytes, repeats: int) -> dict[int, tuple[float, float, float]]:
+    """type -> (decode ms, distort ms, encode ms) per distorted image, single process."""
+    results = {}
+    for t in DISTORTION_NAMES:
+        dec = dis = enc = 0.0
+        for r in range(repeats):
+            start = time.perf_counter()
+            image = decode_image(ref_png)
+            dec += time.perf_counter() - start
+            for level in range(1, 6):
+                start = time.perf_counter()
+                out = distort(image, t, level, rng=r)
+                mid = time.perf_counter()
+                encode_image(out, "png")
+                dis += mid - start
+                enc += time.perf_counter() - mid
+        n = 5 * repeats
+        results[t] = (dec / n * 1000, dis / n * 1000, enc / n * 1000)
+    return results
+
+
+def octave_ms(matlab_dir: str, ref: np.ndarray) -> dict[int, float]:
+    """type -> mean ms of imdist_generator under Octave (NaN where Octave cannot run the type)."""
+    import octave_compare
+
+    octave_compare.RANDOM_SEEDS = 1
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        Image.fromarray(ref).save(tmp / "ref.png")
+        times = octave_compare.run_octave(Path(matlab_dir).resolve(), tmp / "ref.png", tmp, list(DISTORTION_NAMES))
+    return {t: float(np.nanmean([times.get((t, lv), np.nan) for lv in range(1, 6)])) * 1000
+            if any(np.isfinite(times.get((t, lv), np.nan)) for lv in range(1, 6)) else float("nan")
+            for t in DISTORTION_NAMES}
+
+
+def throughput(refs: list[np.ndarray], workers: int, fmt: str) -> tuple[float, int]:
+    """Distorted images/s of the generator's work function with a process pool (25 types round-robin)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        ref_dir, out_dir = Path(tmp) / "refs", Path(tmp) / "out"
+        ref_dir.mkdir()
+        tasks = []
+        for i, ref in enumerate(refs):
+            name = f"ref{i:04d}.png"
+            Image.fromarray(ref).save(ref_dir / name)
+            tasks.append((str(ref_dir), name, i % 25 + 1, str(out_dir), fmt, 0, False))
+        out_dir.mkdir()
+        context = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        with context.Pool(workers) as pool:
+            pool.map(process_reference, tasks[:workers])  # warm the workers up (imports)
+            shutil.rmtree(out_dir)
+            out_dir.mkdir()
+            start = time.perf_counter()
+            results = pool.map(process_reference, tasks, chunksize=1)
+            elapsed = time.perf_counter() - start
+        errors = [e for _, e in results if e]
+        if errors:
+            raise RuntimeError(errors[0])
+        images = sum(len(rows) for rows, _ in results)
+    return images / elapsed, images
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--refs_per_type", type=int, default=2, help="references per type in part 2")
+    parser.add_argument("--repeats", type=int, default=1, help="references per type in part 1")
+    parser.add_argument("--workers", type=int, default=os.cpu_count(), help="processes in part 2")
+    parser.add_argument("--matlab_dir", default=None, help="official matlab_code_imdistort (for the Octave peer)")
+    args = parser.parse_args()
+    refs = references(25 * args.refs_per_type)
+    ref_png = encode_image(refs[0], "png")
+    peer = {}
+    if args.matlab_dir and shutil.which("octave"):
+        peer = octave_ms(args.matlab_dir, refs[0])
+    rows = per_type(ref_png, args.repeats)
+    print(f"Part 1: ms per distorted 512x384 image, one process (cpu count {os.cpu_count()})")
+    print("| id | name | decode/5 | distort | PNG encode | total | Octave distort | Octave / ours |")
+    print("|---|---|---|---|---|---|---|---|")
+    for t, (dec, dis, enc) in rows.items():
+        o = peer.get(t, float("nan"))
+        ratio = f"{o / dis:.1f}x" if np.isfinite(o) else "n/a"
+        o_text = f"{o:.0f}" if np.isfinite(o) else "n/a"
+        print(f"| {t} | {DISTORTION_NAMES[t]} | {dec:.1f} | {dis:.1f} | {enc:.1f} | {dec + dis + enc:.1f} | "
+              f"{o_text} | {ratio} |")
+    mean_total = np.mean([sum(v) for v in rows.values()])
+    print(f"mean over the 25 types: {mean_total:.1f} ms per image -> {1000 / mean_total:.1f} images/s per process")
+    print(f"Part 2: generator work function, {args.workers} worker(s), 25 types x {args.refs_per_type} refs")
+    for fmt in ("png", "bmp"):
+        rate, count = throughput(refs, args.workers, fmt)
+        print(f"  {fmt}: {count} images, {rate:.1f} images/s  (700k images: {700000 / rate / 3600:.1f} h)")
+
+
+if __name__ == "__main__":
+    main()
