@@ -1,0 +1,120 @@
+"""InceptionResNetV2 backbone with multi-level spatially pooled (MLSP) features, pure Keras 3.
+
+MLSP (Hosu et al. 2019; DeepFL-IQA stage 1 and 2) = global average pooling of the 43 blocks of
+InceptionResNetV2 whose name contains "mixed", concatenated: 16,928 features per image.
+
+Pixel scaling: models take float32 RGB in [0, 255] and scale inside the model. The default, "unit" (x / 255),
+is what the authors' DeepFL-IQA demo feeds the fine-tuned network (and so what it was trained with); Keras'
+own `preprocess_input` for the ImageNet weights maps to [-1, 1] ("symmetric", also offered). Fine-tuning adapts
+the first layers to either; "unit" is kept as default to stay faithful to the authors' released features.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator, Sequence
+
+import keras
+
+from deepfl.models.layers import MultiLevelPooling, PixelScaling
+
+MLSP_LAYER_NAMES: tuple[str, ...] = (
+    ("mixed_5b",) + tuple(f"block35_{i}_mixed" for i in range(1, 11)) + ("mixed_6a",)
+    + tuple(f"block17_{i}_mixed" for i in range(1, 21)) + ("mixed_7a",)
+    + tuple(f"block8_{i}_mixed" for i in range(1, 11)))
+MLSP_DIM = 16928
+MIN_INPUT_SIZE = 75
+
+PIXEL_SCALINGS: dict[str, tuple[float, float]] = {
+    "unit": (1.0 / 255.0, 0.0),        # x / 255, the authors' choice
+    "symmetric": (2.0 / 255.0, -1.0),  # Keras' preprocess_input for InceptionResNetV2 ([-1, 1])
+}
+ARCHITECTURES = ("inception_resnet_v2", "tiny")
+MIXED_PRECISION_POLICIES = (None, "float32", "mixed_bfloat16", "mixed_float16")
+BACKBONE_NAME = "mlsp_backbone"
+
+
+@contextlib.contextmanager
+def dtype_policy(policy: str | None) -> Iterator[None]:
+    """Temporarily sets Keras' global dtype policy (layers record it, so it stays with the built model)."""
+    if policy not in MIXED_PRECISION_POLICIES:
+        raise ValueError(f"mixed_precision: must be one of {MIXED_PRECISION_POLICIES}, got {policy!r}")
+    if policy is None:
+        yield
+        return
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _check_input_shape(input_shape: Sequence[int | None] | None, minimum: int) -> tuple:
+    if input_shape is None:
+        return (None, None, 3)
+    shape = tuple(None if s is None else int(s) for s in input_shape)
+    if len(shape) != 3 or shape[2] != 3:
+        raise ValueError(f"input_shape: must be (height, width, 3), got {input_shape!r}")
+    if any(s is not None and s < minimum for s in shape[:2]):
+        raise ValueError(f"input_shape: height and width must be >= {minimum}, got {input_shape!r}")
+    return shape
+
+
+def _tiny_network(input_shape: tuple, seed: int) -> tuple[keras.Model, tuple[str, ...]]:
+    """A ~6k-parameter CNN with three "mixed" blocks: same interfaces as IRV2, for smoke tests and CI only."""
+    inputs = keras.Input(input_shape)
+    x = inputs
+    names = []
+    for i, channels in enumerate((8, 16, 32), start=1):
+        x = keras.layers.Conv2D(channels, 3, strides=2, padding="same", use_bias=False,
+                                kernel_initializer=keras.initializers.HeNormal(seed + i), name=f"tiny_conv_{i}")(x)
+        x = keras.layers.BatchNormalization(name=f"tiny_bn_{i}")(x)
+        x = keras.layers.Activation("relu", name=f"tiny_{i}_mixed")(x)
+        names.append(f"tiny_{i}_mixed")
+    return keras.Model(inputs, x, name="tiny"), tuple(names)
+
+
+def build_backbone(weights: str | None = "imagenet", input_shape: Sequence[int | None] | None = None,
+                   pixel_scaling: str = "unit", arch: str = "inception_resnet_v2",
+                   mixed_precision: str | None = None, trainable: bool = True, seed: int = 0,
+                   name: str = BACKBONE_NAME) -> keras.Model:
+    """Builds the MLSP feature extractor: float32 RGB images in [0, 255] -> [N, 16,928] features.
+
+    `weights`: "imagenet" (Keras downloads them), None (random init, for tests) or a local weights file of
+    `keras.applications.InceptionResNetV2(include_top=False)`. `input_shape` (H, W, 3) with H, W >= 75, or
+    None for any size >= 75 (extraction at native resolution). `arch="tiny"` swaps in a small CNN with the same
+    interfaces, for smoke tests only. `mixed_precision` sets the dtype policy of the built layers.
+    """
+    if pixel_scaling not in PIXEL_SCALINGS:
+        raise ValueError(f"pixel_scaling: must be one of {tuple(PIXEL_SCALINGS)}, got {pixel_scaling!r}")
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"arch: must be one of {ARCHITECTURES}, got {arch!r}")
+    if arch == "tiny" and weights not in (None, ""):
+        raise ValueError(f"weights: arch 'tiny' has no pretrained weights, got {weights!r}")
+    shape = _check_input_shape(input_shape, MIN_INPUT_SIZE if arch == "inception_resnet_v2" else 8)
+    scale, offset = PIXEL_SCALINGS[pixel_scaling]
+    with dtype_policy(mixed_precision):
+        if arch == "inception_resnet_v2":
+            network = keras.applications.InceptionResNetV2(include_top=False, weights=weights or None,
+                                                           input_shape=shape)
+            layer_names = MLSP_LAYER_NAMES
+        else:
+            network, layer_names = _tiny_network(shape, seed)
+        blocks = keras.Model(network.input, [network.get_layer(n).output for n in layer_names], name=arch)
+        blocks.trainable = trainable
+        inputs = keras.Input(shape, name="image")
+        x = PixelScaling(scale, offset, name="pixel_scaling")(inputs)
+        features = MultiLevelPooling(name="mlsp")(blocks(x))
+    return keras.Model(inputs, features, name=name)
+
+
+def backbone_settings(backbone: keras.Model) -> dict:
+    """Recovers `build_backbone` arguments (arch, pixel_scaling, input_shape) from a built backbone."""
+    scaling = backbone.get_layer("pixel_scaling")
+    pixel = next((k for k, (s, o) in PIXEL_SCALINGS.items()
+                  if abs(s - scaling.scale) < 1e-12 and abs(o - scaling.offset) < 1e-12), None)
+    if pixel is None:
+        raise ValueError(f"backbone: pixel scaling ({scaling.scale}, {scaling.offset}) is not a known one")
+    arch = next(layer.name for layer in backbone.layers if layer.name in ARCHITECTURES)
+    return {"arch": arch, "pixel_scaling": pixel, "input_shape": tuple(backbone.input.shape[1:])}
