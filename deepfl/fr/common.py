@@ -246,6 +246,11 @@ def similarity(a: tf.Tensor, b: tf.Tensor, constant: float) -> tf.Tensor:
     return (2.0 * a * b + constant) / (a * a + b * b + constant)
 
 
+def dissimilarity(a: tf.Tensor, b: tf.Tensor, constant: float) -> tf.Tensor:
+    """1 - similarity(a, b, c) = (a - b)^2 / (a^2 + b^2 + c), accurate in float32 when a and b are close."""
+    return tf.square(a - b) / (a * a + b * b + constant)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # MATLAB imresize as a pair of dense matrices
 # ----------------------------------------------------------------------------------------------------------------
