@@ -224,24 +224,22 @@ def label_pairs(pairs: pd.DataFrame, image_root: str | os.PathLike, out_csv: str
     try:
         for index, ref, dists, good, problems in pair_dataset(todo, image_root, ref_root).as_numpy_iterator():
             ref_im, dist_names = todo[int(index)]
-            for message in problems:
-                summary.skipped.append(message.decode())
-                policy.handle(message.decode())
-            rows = []
+            rows, bad_pairs = [], [message.decode() for message in problems]
             if len(good):
                 scores = score_batch(functions, ref, dists)
                 for k, i in enumerate(good):
                     row = {"dist_im": dist_names[i], "ref_im": ref_im}
                     bad = [m for m in metrics if not np.isfinite(scores[m][k])]
                     if bad:
-                        message = f"{dist_names[i]}: non-finite {', '.join(bad)} score; row skipped"
-                        summary.skipped.append(message)
-                        policy.handle(message)
+                        bad_pairs.append(f"{dist_names[i]}: non-finite {', '.join(bad)} score; row skipped")
                         continue
                     row.update({m: f"{scores[m][k]:.10g}" for m in metrics})
                     rows.append(row)
-            summary.written += table.append(rows)
+            summary.written += table.append(rows)      # good rows first: a stop keeps them
             bar.update(len(dist_names))
+            for message in bad_pairs:
+                summary.skipped.append(message)
+                policy.handle(message)
     finally:
         bar.close()
     log.info("%s", summary)

@@ -1,0 +1,156 @@
+"""The labelling job: manifest reading, grouping, resumable append-only output, bad pairs, shards + merge, CLI."""
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from deepfl import labeling
+from deepfl.errors import TableError
+from deepfl.fr.sff import sff
+from deepfl.images import read_image, write_image
+from deepfl.jobs import JobStopped
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def pair_set(tmp_path, small_photo):
+    """3 references x 3 noisy versions (48x64), plus a missing, a corrupt and a wrong-size distorted image."""
+    root = tmp_path / "images"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    rows = []
+    for r in range(3):
+        ref = np.ascontiguousarray(small_photo[r * 10:r * 10 + 48, r * 20:r * 20 + 64])
+        write_image(root / f"r{r}.png", ref)
+        for level in range(1, 4):
+            dist = np.clip(ref + rng.normal(0, 4 * level, ref.shape), 0, 255).astype(np.uint8)
+            write_image(root / f"r{r}_11_0{level}.png", dist)
+            rows.append((f"r{r}_11_0{level}.png", f"r{r}.png"))
+    rows.append(("gone.png", "r0.png"))
+    (root / "corrupt.png").write_bytes(b"not an image")
+    rows.append(("corrupt.png", "r1.png"))
+    write_image(root / "small.png", small_photo[:40, :40])
+    rows.append(("small.png", "r2.png"))
+    manifest = tmp_path / "manifest.csv"
+    pd.DataFrame(rows, columns=["dist_im", "ref_im"]).to_csv(manifest, index=False)
+    return manifest, root
+
+
+def _read(path):
+    return pd.read_csv(path, dtype={"dist_im": str, "ref_im": str})
+
+
+def test_read_manifest_accepts_kadid_layout_and_rejects_bad_tables(tmp_path):
+    kadid = tmp_path / "dmos.csv"
+    kadid.write_text("dist_img,ref_img,dmos,var\nI01_01_01.png,I01.png,4.57,0.496\n")
+    table = labeling.read_manifest(kadid)
+    assert list(table.columns) == ["dist_im", "ref_im"] and table.dist_im[0] == "I01_01_01.png"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("image,score\na.png,1\n")
+    with pytest.raises(TableError, match="dist_im"):
+        labeling.read_manifest(bad)
+    twice = tmp_path / "twice.csv"
+    twice.write_text("dist_im,ref_im\na.png,r.png\na.png,r.png\n")
+    with pytest.raises(TableError, match="twice"):
+        labeling.read_manifest(twice)
+    with pytest.raises(FileNotFoundError):
+        labeling.read_manifest(tmp_path / "none.csv")
+
+
+def test_group_pairs_keeps_one_reference_per_batch():
+    pairs = pd.DataFrame({"dist_im": [f"d{i}" for i in range(7)], "ref_im": ["a", "b", "a", "a", "b", "a", "a"]})
+    groups = labeling.group_pairs(pairs, batch_size=2)
+    assert groups == [("a", ["d0", "d2"]), ("a", ["d3", "d5"]), ("a", ["d6"]), ("b", ["d1", "d4"])]
+    with pytest.raises(ValueError, match="batch_size"):
+        labeling.group_pairs(pairs, batch_size=0)
+
+
+def test_metric_subset_validation():
+    assert labeling.check_metrics("scqi,sff") == ["sff", "scqi"]
+    assert labeling.check_metrics(None) == list(labeling.METRICS)
+    with pytest.raises(ValueError, match="psnr"):
+        labeling.check_metrics(["psnr"])
+    assert labeling.output_columns() == ["dist_im", "ref_im", "ssim", "msssim", "iwssim", "mdsi", "vsi", "fsim",
+                                         "gmsd", "sff", "scqi", "add_gsim", "sr_sim"]
+
+
+def test_labels_match_direct_scores_and_bad_pairs_are_named(pair_set, tmp_path):
+    manifest, root = pair_set
+    out = tmp_path / "out" / "labels.csv"
+    summary = labeling.label_pairs(labeling.read_manifest(manifest), root, out, metrics=["sff"], batch_size=2)
+    table = _read(out)
+    assert list(table.columns) == ["dist_im", "ref_im", "sff"]
+    assert summary.written == 9 and len(table) == 9
+    assert len(summary.skipped) == 3
+    text = "\n".join(summary.skipped)
+    assert "gone.png" in text and "corrupt.png" in text and "small.png" in text and "differs" in text
+    row = table[table.dist_im == "r1_11_02.png"].iloc[0]
+    ref = read_image(root / "r1.png")[None].astype(np.float32)
+    dist = read_image(root / "r1_11_02.png")[None].astype(np.float32)
+    assert row.sff == pytest.approx(float(np.asarray(sff(ref, dist))[0]), abs=1e-9)
+
+
+def test_resume_never_recomputes_or_duplicates(pair_set, tmp_path):
+    manifest, root = pair_set
+    pairs = labeling.read_manifest(manifest)
+    out = tmp_path / "labels.csv"
+    labeling.label_pairs(pairs, root, out, metrics=["sff"])
+    full = out.read_text()
+    # Simulate a kill: drop the last two rows and leave a torn half line.
+    lines = full.splitlines(keepends=True)
+    out.write_text("".join(lines[:-2]) + lines[-2][:7])
+    summary = labeling.label_pairs(pairs, root, out, metrics=["sff"])
+    assert summary.written == 2 and summary.already_done == 7
+    assert sorted(out.read_text().splitlines()) == sorted(full.splitlines())
+    again = labeling.label_pairs(pairs, root, out, metrics=["sff"])
+    assert again.written == 0 and again.already_done == 9
+    with pytest.raises(TableError, match="columns"):
+        labeling.label_pairs(pairs, root, out, metrics=["sff", "scqi"])
+
+
+def test_stop_policy_keeps_finished_rows(pair_set, tmp_path):
+    manifest, root = pair_set
+    out = tmp_path / "labels.csv"
+    with pytest.raises(JobStopped, match="gone.png"):
+        labeling.label_pairs(labeling.read_manifest(manifest), root, out, metrics=["sff"], on_error="stop")
+    assert len(_read(out)) >= 1       # r0's good pairs come first in its batch and are kept
+
+
+def test_shards_merge_to_the_unsharded_result(pair_set, tmp_path):
+    manifest, root = pair_set
+    pairs = labeling.read_manifest(manifest)
+    whole = tmp_path / "whole" / "labels.csv"
+    labeling.label_pairs(pairs, root, whole, metrics=["sff", "add_gsim"])
+    sharded = tmp_path / "sharded" / "labels.csv"
+    for index in range(2):
+        labeling.label_pairs(pairs, root, sharded, metrics=["sff", "add_gsim"], num_shards=2, shard_index=index)
+    assert labeling.shard_file(sharded, 2, 1).name == "labels.shard-00001-of-00002.csv"
+    path, missing = labeling.merge_shards(sharded, 2, pairs, metrics=["sff", "add_gsim"])
+    assert sorted(missing) == ["corrupt.png", "gone.png", "small.png"]
+    merged, expected = _read(path), _read(whole)
+    assert list(merged.dist_im) == list(expected.dist_im)      # manifest order
+    np.testing.assert_allclose(merged[["sff", "add_gsim"]].to_numpy(), expected[["sff", "add_gsim"]].to_numpy())
+    with pytest.raises(FileNotFoundError, match="shard 0 of 3"):
+        labeling.merge_shards(sharded, 3, pairs, metrics=["sff", "add_gsim"])
+
+
+def test_cli_writes_kadis_layout_and_reports_bad_metric(pair_set, tmp_path):
+    manifest, root = pair_set
+    env = dict(os.environ, DEEPFL_NO_PROGRESS="1", TF_CPP_MIN_LOG_LEVEL="3")
+    command = [sys.executable, "-m", "experiments.label", f"--manifest={manifest}", f"--image_root={root}",
+               f"--out_dir={tmp_path / 'cli'}"]
+    done = subprocess.run(command + ["--metrics=scqi,sff"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    with open(tmp_path / "cli" / "labels.csv", newline="") as handle:
+        header = next(csv.reader(handle))
+    assert header == ["dist_im", "ref_im", "sff", "scqi"]
+    assert "9 rows written" in done.stdout and "3 bad pairs skipped" in done.stdout
+    bad = subprocess.run(command + ["--metrics=psnr"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert bad.returncode == 2 and "psnr" in bad.stderr.splitlines()[-1]
