@@ -155,6 +155,10 @@ def test_corrupt_images_skipped_and_counted_or_stop(images, tmp_path):
     assert stats.seen == 0
     bad = dict(dd.find_unreadable_images(table["image"]))
     assert set(bad) == {str(p) for p in (truncated, not_image, empty, tmp_path / "missing.png")}
+    assert bad[str(not_image)] == "not a PNG/JPEG/BMP/GIF image or empty file"
+    uncounted = dd.PipelineStats()
+    batches, _ = collect(dd.make_dataset(table, "score", 2, stats=uncounted, count_errors=False))
+    assert sum(len(b) for b in batches) == 3 and uncounted.seen == 0
     with pytest.raises(tf.errors.OpError):
         collect(dd.make_dataset(table, "score", 2, on_error="stop"))
 

@@ -10,6 +10,7 @@ the same bytes every time whatever the number of parallel calls.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Sequence
 
 import numpy as np
@@ -66,7 +67,10 @@ def find_unreadable_images(paths: Sequence[str]) -> list[tuple[str, str]]:
         try:
             read_image_tf(tf.constant(str(path)))
         except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, tf.errors.UnknownError) as exc:
-            bad.append((str(path), exc.message.splitlines()[0] if exc.message else type(exc).__name__))
+            message = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", exc.message or "").strip()
+            message = re.sub(r"\s*\[Op:\w+\].*$", "", message.splitlines()[0] if message else "")
+            ours = re.search(r"deepfl: ([^'\"]*)", message)
+            bad.append((str(path), ours.group(1).rstrip(": ") if ours else message or type(exc).__name__))
     return bad
 
 
@@ -140,7 +144,8 @@ def make_dataset(table: pd.DataFrame, targets: Sequence[str] | str, batch_size: 
                  flip: bool = False, normalizer: TargetNormalizer | None = None, seed: int = 0,
                  deterministic: bool = True, on_error: str = "skip", repeat: bool = False,
                  shuffle: bool | None = None, drop_remainder: bool = False,
-                 stats: PipelineStats | None = None, accurate_jpeg: bool = True) -> tf.data.Dataset:
+                 stats: PipelineStats | None = None, accurate_jpeg: bool = True,
+                 count_errors: bool = True) -> tf.data.Dataset:
     """Builds the input pipeline of `table` (column `image` + target columns).
 
     Yields `(images float32 [B, H, W, 3] in [0, 255], {target: float32 [B]})`. `image_size` resizes (bilinear,
@@ -150,6 +155,8 @@ def make_dataset(table: pd.DataFrame, targets: Sequence[str] | str, batch_size: 
     `training`). `normalizer` (fitted on the training split) maps the targets. `on_error="skip"` drops corrupt
     or missing images and counts them in `stats` (also reachable as `dataset.deepfl_stats`); `"stop"` raises.
     `accurate_jpeg=False` trades exact Pillow/MATLAB JPEG pixels for TensorFlow's faster IDCT.
+    `count_errors=False` leaves out the two counting steps (they capture tf.Variables, which a tf.distribute
+    strategy that serialises the input graph may refuse); corrupt files are then skipped uncounted.
     """
     if on_error not in ("skip", "stop"):
         raise ValueError(f"on_error: must be 'skip' or 'stop', got {on_error!r}")
@@ -181,7 +188,9 @@ def make_dataset(table: pd.DataFrame, targets: Sequence[str] | str, batch_size: 
         seen.assign_add(1)
         return path, values
 
-    dataset = dataset.map(count_seen).enumerate()
+    if count_errors:
+        dataset = dataset.map(count_seen)
+    dataset = dataset.enumerate()
 
     def load(index, element):
         path, values = element
@@ -216,7 +225,8 @@ def make_dataset(table: pd.DataFrame, targets: Sequence[str] | str, batch_size: 
         decoded.assign_add(1)
         return image, values
 
-    dataset = dataset.map(count_decoded)
+    if count_errors:
+        dataset = dataset.map(count_decoded)
 
     fixed = crop_size or image_size
     if fixed is not None:

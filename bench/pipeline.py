@@ -1,0 +1,129 @@
+"""Images/s of deepfl's tf.data training pipeline beside the raw tf.io decode rate of the same files, same run.
+
+Writes `--num_images` distinct 512x384 photographs (crops of scikit-image's photos) as PNG and as JPEG, then, per
+format, alternates `--repeats` times between:
+  raw-1      a plain Python loop of tf.io.read_file + tf.io.decode_image (one core: the per-core decode rate),
+  raw-par    tf.data of the same two ops, parallel map (AUTOTUNE), batch, prefetch (all cores),
+  deepfl     deepfl.data.make_dataset(training=True: seeded shuffle, counters, skip-on-error, float32 batches),
+  deepfl-fast  the same with accurate_jpeg=False (TensorFlow's fast IDCT, as raw-par uses),
+and prints the best images/s of each and the ratio deepfl / raw-par. The last line says how many such cores feed
+one GPU training at `--gpu_rate` images/s (660: the multi-task model, H200, bf16, 384x512).
+
+    python bench/pipeline.py [--num_images 256] [--batch 32] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+from PIL import Image
+
+from deepfl import data as dd
+
+
+def make_images(folder: Path, count: int, fmt: str, height: int = 384, width: int = 512) -> list[str]:
+    """Distinct natural-image files: random native-resolution crops (flipped at random) of scikit-image's
+    astronaut, coffee and rocket photos, saved as PNG (zlib level 6) or JPEG (quality 90)."""
+    from skimage import data as skdata
+
+    rng = np.random.default_rng(0)
+    sources = [skdata.astronaut(), skdata.coffee(), skdata.rocket()]
+    paths = []
+    for i in range(count):
+        source = sources[i % len(sources)]
+        y = rng.integers(0, source.shape[0] - height + 1)
+        x = rng.integers(0, source.shape[1] - width + 1)
+        crop = source[y:y + height, x:x + width]
+        if rng.random() < 0.5:
+            crop = crop[:, ::-1]
+        path = folder / f"im{i:05d}.{fmt}"
+        options = {"quality": 90} if fmt == "jpg" else {"compress_level": 6}
+        Image.fromarray(np.ascontiguousarray(crop)).save(path, **options)
+        paths.append(str(path))
+    return paths
+
+
+def rate_raw_sequential(paths: list[str]) -> float:
+    start = time.perf_counter()
+    for path in paths:
+        tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    return len(paths) / (time.perf_counter() - start)
+
+
+def rate_of(dataset: tf.data.Dataset, count: int) -> float:
+    start = time.perf_counter()
+    seen = 0
+    for images, _ in dataset:
+        seen += int(images.shape[0])
+    elapsed = time.perf_counter() - start
+    if seen != count:
+        raise RuntimeError(f"pipeline delivered {seen} images, expected {count}")
+    return count / elapsed
+
+
+def raw_parallel(paths: list[str], batch: int) -> tf.data.Dataset:
+    def load(path):
+        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        image.set_shape([None, None, 3])
+        return image, 0
+
+    return (tf.data.Dataset.from_tensor_slices(paths).map(load, num_parallel_calls=tf.data.AUTOTUNE)
+            .batch(batch).prefetch(tf.data.AUTOTUNE))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--num_images", type=int, default=256, help="distinct files per format")
+    parser.add_argument("--batch", type=int, default=32, help="batch size of the tf.data pipelines")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating timed passes per variant (best kept)")
+    parser.add_argument("--formats", default="png,jpg", help="comma-separated: png, jpg")
+    parser.add_argument("--gpu_rate", type=float, default=660.0, help="GPU training images/s to feed")
+    args = parser.parse_args()
+
+    print(f"tensorflow {tf.__version__}, {os.cpu_count()} CPU cores visible, {args.num_images} images of 512x384 "
+          f"per format, batch {args.batch}, best of {args.repeats}")
+    per_core = {}
+    with tempfile.TemporaryDirectory(prefix="deepfl_bench_pipeline_") as tmp:
+        for fmt in args.formats.split(","):
+            paths = make_images(Path(tmp), args.num_images, fmt)
+            mib = sum(os.path.getsize(p) for p in paths) / len(paths) / 2**20
+            table = pd.DataFrame({"image": paths, "content": [str(i) for i in range(len(paths))],
+                                  "score": np.linspace(0, 1, len(paths))})
+            # Each pipeline is built (and its functions traced) once; a timed pass is one epoch over it, as in
+            # training, so construction cost is not counted.
+            raw_ds = raw_parallel(paths, args.batch)
+            deepfl_ds = dd.make_dataset(table, "score", args.batch, training=True, seed=0)
+            fast_ds = dd.make_dataset(table, "score", args.batch, training=True, seed=0, accurate_jpeg=False)
+            variants = {
+                "raw-1": lambda: rate_raw_sequential(paths),
+                "raw-par": lambda: rate_of(raw_ds, len(paths)),
+                "deepfl": lambda: rate_of(deepfl_ds, len(paths)),
+                "deepfl-fast": lambda: rate_of(fast_ds, len(paths)),
+            }
+            for run in variants.values():  # warm-up: page cache, tracing
+                run()
+            best = {name: 0.0 for name in variants}
+            for _ in range(args.repeats):
+                for name, run in variants.items():
+                    best[name] = max(best[name], run())
+            per_core[fmt] = best["raw-1"]
+            print(f"\n{fmt.upper()} ({mib:.2f} MiB/file)")
+            print(f"  {'variant':<12} {'images/s':>9}  {'vs raw-par':>10}")
+            for name, value in best.items():
+                print(f"  {name:<12} {value:9.1f}  {value / best['raw-par']:10.1%}")
+    for fmt, rate in per_core.items():
+        print(f"\n{fmt.upper()}: one core decodes {rate:.0f} images/s; feeding {args.gpu_rate:.0f} images/s needs "
+              f"about {int(np.ceil(args.gpu_rate / rate))} such cores")
+
+
+if __name__ == "__main__":
+    main()
