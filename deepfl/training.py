@@ -1,0 +1,293 @@
+"""Library side of the multi-task training job: strategies, data split, validation SROCC, logging, resume.
+
+`train_multitask` runs `model.fit` epoch by epoch state: after every epoch it evaluates the validation set
+(per-task MSE and SROCC), appends one row to `history.csv`, writes TensorBoard scalars, saves the best model
+(`best.keras`, by mean validation SROCC) and a resumable checkpoint (weights + optimizer state + epoch, written
+atomically), so a killed job restarted with the same arguments continues at the next epoch with the same
+optimizer state. TensorFlow is required here (tf.data, tf.distribute); the models themselves are pure Keras.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import keras
+import numpy as np
+import pandas as pd
+from scipy import stats as scipy_stats
+
+from deepfl.images import atomic_write_bytes
+from deepfl.jobs import AppendOnlyCsv, progress
+
+log = logging.getLogger("deepfl")
+
+STRATEGIES = ("default", "mirrored", "multi_worker_mirrored", "tpu")
+STATE_FILE = "state.json"
+
+
+def configure_virtual_cpus(count: int) -> None:
+    """Splits the host CPU into `count` logical devices (to try distribution strategies without GPUs).
+
+    Must run before TensorFlow initialises its devices (before any op runs).
+    """
+    import tensorflow as tf
+
+    if count < 2:
+        return
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * int(count))
+
+
+def get_strategy(name: str = "default", tpu: str = ""):
+    """A `tf.distribute` strategy by name: default (one device), mirrored (all local GPUs/devices),
+    multi_worker_mirrored (several machines; each reads the cluster from env TF_CONFIG), tpu (`tpu` = address
+    or name, "" for the local TPU)."""
+    import tensorflow as tf
+
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker_mirrored":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or None)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    raise ValueError(f"strategy: must be one of {STRATEGIES}, got {name!r}")
+
+
+def split_by_content(table: pd.DataFrame, val_fraction: float = 1 / 7, val_images: int = 0,
+                     seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Splits a weak-label table into (train, val) by content (all images of one reference on one side).
+
+    `val_images` > 0 asks for about that many validation images (the paper: 100,000 of KADIS-700k's 700,000),
+    otherwise `val_fraction` of the contents go to validation (default 1/7, the paper's ratio). Seeded.
+    """
+    if "content" not in table.columns:
+        raise ValueError("table: needs a 'content' column (a deepfl.data weak-label table)")
+    contents = np.array(sorted(set(table["content"].astype(str))), dtype=object)
+    if len(contents) < 2:
+        raise ValueError(f"table: needs at least 2 distinct contents to split, got {len(contents)}")
+    if val_images:
+        if not 0 < val_images < len(table):
+            raise ValueError(f"val_images: must be in (0, {len(table)}), got {val_images}")
+        fraction = val_images / len(table)
+    else:
+        fraction = float(val_fraction)
+        if not 0.0 < fraction < 1.0:
+            raise ValueError(f"val_fraction: must be in (0, 1), got {val_fraction}")
+    n_val = min(len(contents) - 1, max(1, int(round(fraction * len(contents)))))
+    order = np.random.default_rng(seed).permutation(len(contents))
+    is_val = table["content"].astype(str).isin(set(contents[order[:n_val]]))
+    return table[~is_val.to_numpy()], table[is_val.to_numpy()]
+
+
+def srocc(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman rank correlation (NaN when either side is constant)."""
+    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    if a.size < 2 or np.all(a == a[0]) or np.all(b == b[0]):
+        return float("nan")
+    return float(scipy_stats.spearmanr(a, b).statistic)
+
+
+def evaluate_tasks(model: keras.Model, dataset, tasks: Sequence[str], loss_weights: Mapping[str, float] | None = None,
+                   steps: int | None = None, desc: str = "validation") -> dict[str, float]:
+    """One pass over `dataset` ((images, {task: targets})): per-task MSE and SROCC, weighted total loss.
+
+    Returns keys `<task>_loss`, `<task>_srocc`, `loss` (weighted sum of the MSEs) and `srocc` (mean over
+    tasks, NaNs ignored).
+    """
+    predictions: dict[str, list] = {t: [] for t in tasks}
+    targets: dict[str, list] = {t: [] for t in tasks}
+    for i, (images, values) in enumerate(progress(dataset, total=steps, desc=desc, unit="batch")):
+        if steps is not None and i >= steps:
+            break
+        outputs = model.predict_on_batch(images)
+        for t in tasks:
+            predictions[t].append(np.asarray(outputs[t], np.float64).reshape(-1))
+            targets[t].append(np.asarray(values[t], np.float64).reshape(-1))
+    if not predictions[tasks[0]]:
+        raise ValueError("dataset: the validation set yielded no batch")
+    weights = dict(loss_weights or {})
+    result: dict[str, float] = {}
+    total, sroccs = 0.0, []
+    for t in tasks:
+        p, y = np.concatenate(predictions[t]), np.concatenate(targets[t])
+        mse = float(np.mean((p - y) ** 2))
+        result[f"{t}_loss"] = mse
+        result[f"{t}_srocc"] = srocc(p, y)
+        total += float(weights.get(t, 1.0)) * mse
+        sroccs.append(result[f"{t}_srocc"])
+    result["loss"] = total
+    finite = [s for s in sroccs if np.isfinite(s)]
+    result["srocc"] = float(np.mean(finite)) if finite else float("nan")
+    return result
+
+
+def read_state(checkpoint_dir: str | os.PathLike) -> dict | None:
+    """The last checkpoint's state (epoch done, weights file, best score), or None when there is none."""
+    path = Path(checkpoint_dir) / STATE_FILE
+    if not path.exists():
+        return None
+    state = json.loads(path.read_text())
+    if not (Path(checkpoint_dir) / state["weights"]).exists():
+        raise ValueError(f"checkpoint: {path} names {state['weights']}, which is missing")
+    return state
+
+
+def restore_checkpoint(model: keras.Model, checkpoint_dir: str | os.PathLike, with_optimizer: bool = True) -> dict:
+    """Loads the last checkpoint into a compiled `model` (weights, and the optimizer state when
+    `with_optimizer`); returns its state. Call inside the strategy scope."""
+    state = read_state(checkpoint_dir)
+    if state is None:
+        raise ValueError(f"checkpoint_dir: no {STATE_FILE} in {checkpoint_dir}")
+    if with_optimizer:
+        model.optimizer.build(model.trainable_variables)  # the optimizer's slots must exist to be loaded
+        model.load_weights(str(Path(checkpoint_dir) / state["weights"]))
+    else:
+        import warnings
+
+        with warnings.catch_warnings():  # "Skipping variable loading for optimizer": intended here
+            warnings.simplefilter("ignore", UserWarning)
+            model.load_weights(str(Path(checkpoint_dir) / state["weights"]))
+    return state
+
+
+def _atomic_save_model(model: keras.Model, path: Path) -> None:
+    tmp = path.with_name(path.stem + ".partial.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+class EpochEnd(keras.callbacks.Callback):
+    """After each epoch: validation metrics into `logs`, a history row, best model, resumable checkpoint.
+
+    Runs first among the callbacks so that TensorBoard (after it) sees the `val_*` entries it adds.
+    """
+
+    def __init__(self, out_dir: Path, tasks: Sequence[str], val_dataset, val_steps: int | None,
+                 loss_weights: Mapping[str, float] | None, frozen: bool, best: float | None = None,
+                 best_epoch: int | None = None, keep: int = 1):
+        super().__init__()
+        self.out_dir = Path(out_dir)
+        self.checkpoint_dir = self.out_dir / "checkpoints"
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        self.tasks = list(tasks)
+        self.val_dataset, self.val_steps = val_dataset, val_steps
+        self.loss_weights = loss_weights
+        self.frozen = frozen
+        self.best = best
+        self.best_epoch = best_epoch
+        self.keep = keep
+        columns = (["epoch", "loss"] + [f"{t}_loss" for t in self.tasks] + ["val_loss"]
+                   + [f"val_{t}_loss" for t in self.tasks] + [f"val_{t}_srocc" for t in self.tasks]
+                   + ["val_srocc", "backbone_frozen"])
+        self.history = AppendOnlyCsv(self.out_dir / "history.csv", columns, key="epoch")
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs if logs is not None else {}
+        if self.val_dataset is not None:
+            results = evaluate_tasks(self.model, self.val_dataset, self.tasks, self.loss_weights, self.val_steps,
+                                     desc=f"validation, epoch {epoch + 1}")
+            logs.update({f"val_{k}": v for k, v in results.items()})
+        row = {c: logs.get(c, float("nan")) for c in self.history.columns}
+        row.update(epoch=epoch + 1, backbone_frozen=int(self.frozen))
+        self.history.append([{k: (str(int(v)) if k in ("epoch", "backbone_frozen") else f"{float(v):.6g}")
+                              for k, v in row.items()}])
+        score = logs.get("val_srocc", -logs.get("loss", float("nan")))
+        if np.isfinite(score) and (self.best is None or score > self.best):
+            self.best, self.best_epoch = float(score), epoch + 1
+            _atomic_save_model(self.model, self.out_dir / "best.keras")
+        self._checkpoint(epoch + 1)
+        summary = ", ".join(f"{k}={logs[k]:.4g}" for k in ("loss", "val_loss", "val_srocc") if k in logs)
+        log.info("epoch %d done: %s (best val_srocc %s at epoch %s)", epoch + 1, summary,
+                 "n/a" if self.best is None else f"{self.best:.4f}", self.best_epoch)
+
+    def _checkpoint(self, epochs_done: int) -> None:
+        name = f"epoch_{epochs_done:04d}.weights.h5"
+        tmp = self.checkpoint_dir / f"epoch_{epochs_done:04d}.partial.weights.h5"
+        self.model.save_weights(str(tmp))  # holds the optimizer state too
+        os.replace(tmp, self.checkpoint_dir / name)
+        state = {"epoch": epochs_done, "weights": name, "backbone_frozen": self.frozen, "best": self.best,
+                 "best_epoch": self.best_epoch}
+        atomic_write_bytes(self.checkpoint_dir / STATE_FILE, json.dumps(state, indent=1).encode())
+        # The state now names the new file: older checkpoints can go.
+        for old in sorted(self.checkpoint_dir.glob("epoch_*.weights.h5"))[:-self.keep]:
+            if old.name != name:
+                old.unlink(missing_ok=True)
+
+
+def train_multitask(build_and_compile: Callable[[bool], keras.Model], train_dataset, val_dataset,
+                    out_dir: str | os.PathLike, epochs: int, steps_per_epoch: int, tasks: Sequence[str],
+                    loss_weights: Mapping[str, float] | None = None, warmup_epochs: int = 0,
+                    val_steps: int | None = None, strategy=None, tensorboard: bool = True,
+                    verbose: int | str = "auto") -> keras.Model:
+    """Trains (or resumes) a multi-task model; returns the trained model (also saved as `model.keras`).
+
+    `build_and_compile(frozen)` builds and compiles the model with the backbone frozen or not; it is called in
+    the strategy scope. The first `warmup_epochs` train the heads only (frozen backbone), the rest everything
+    (with a fresh optimizer, as after any recompilation). A checkpoint in `out_dir/checkpoints` is resumed:
+    the epoch count, weights, best score and optimizer state (when the phase is the same) carry over.
+    """
+    import tensorflow as tf
+
+    if epochs < 1 or steps_per_epoch < 1:
+        raise ValueError(f"epochs/steps_per_epoch: must be >= 1, got {epochs}/{steps_per_epoch}")
+    if not 0 <= warmup_epochs <= epochs:
+        raise ValueError(f"warmup_epochs: must be in [0, epochs={epochs}], got {warmup_epochs}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    strategy = strategy or tf.distribute.get_strategy()
+    state = read_state(out / "checkpoints")
+    start = state["epoch"] if state else 0
+    if start:
+        log.info("resuming after epoch %d of %d from %s", start, epochs, out / "checkpoints")
+    phases = [(0, warmup_epochs, True), (warmup_epochs, epochs, False)]
+    model = None
+    for first, last, frozen in phases:
+        if last <= first or start >= last:
+            continue
+        with strategy.scope():
+            previous = model
+            model = build_and_compile(frozen)
+            if previous is not None:  # next phase in this process: carry the trained weights over
+                model.set_weights(previous.get_weights())
+            elif state is not None:
+                restore_checkpoint(model, out / "checkpoints", with_optimizer=state["backbone_frozen"] == frozen)
+        callbacks: list = [EpochEnd(out, tasks, val_dataset, val_steps, loss_weights, frozen,
+                                    best=state["best"] if state else None,
+                                    best_epoch=state["best_epoch"] if state else None)]
+        if tensorboard and _tensorboard_available():
+            callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out / "tensorboard"), write_graph=False))
+        model.fit(train_dataset, epochs=last, initial_epoch=max(first, start), steps_per_epoch=steps_per_epoch,
+                  callbacks=callbacks, verbose=verbose, shuffle=False)
+        state = read_state(out / "checkpoints")
+        start = state["epoch"]
+    if model is None:  # everything was done already: load the last checkpoint to write the final model
+        with strategy.scope():
+            model = build_and_compile(warmup_epochs >= epochs)
+            restore_checkpoint(model, out / "checkpoints", with_optimizer=state["backbone_frozen"] ==
+                               (warmup_epochs >= epochs))
+    _atomic_save_model(model, out / "model.keras")
+    return model
+
+
+def _tensorboard_available() -> bool:
+    try:
+        import tensorboard  # noqa: F401  (tf.summary needs it)
+    except ImportError:
+        log.warning("tensorboard is not installed: no TensorBoard logs (history.csv has the same figures)")
+        return False
+    return True
+
+
+def steps_for(num_images: int, batch_size: int) -> int:
+    """Batches in one pass over `num_images` (the last one may be short)."""
+    return max(1, math.ceil(num_images / batch_size))
