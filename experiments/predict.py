@@ -48,11 +48,35 @@ def _render(rows: list[tuple[str, float]], fmt: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _score_by_size(scorer, images: list, names: list[str], failed: list[str]) -> list[tuple[str, float]]:
+    """Scores images one size at a time, so a size the model cannot take (e.g. 1x1, below its receptive field)
+    fails only its own images, each named on stderr; returns (name, score) rows in input order."""
+    import tensorflow as tf
+
+    from deepfl.prediction import score_arrays
+
+    scores: dict[int, float] = {}
+    for shape in dict.fromkeys(image.shape for image in images):
+        group = [i for i, image in enumerate(images) if image.shape == shape]
+        try:
+            values = score_arrays(scorer, [images[i] for i in group], FLAGS.batch_size)
+        except (ValueError, tf.errors.OpError) as exc:
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            reason = next((line for line in reversed(lines) if not line.startswith(("[[", "File", "Detected"))),
+                          type(exc).__name__)
+            for i in group:
+                failed.append(names[i])
+                print(f"error: {names[i]}: cannot be scored at {shape[1]}x{shape[0]} ({reason})", file=sys.stderr)
+            continue
+        scores.update(zip(group, values.tolist()))
+    return [(names[i], scores[i]) for i in sorted(scores)]
+
+
 def main(argv: list[str]) -> int:
     from deepfl.errors import ImageReadError
     from deepfl.images import atomic_write_bytes, read_image
     from deepfl.jobs import iter_batches, progress
-    from deepfl.prediction import expand_inputs, load_scorer, score_arrays
+    from deepfl.prediction import expand_inputs, load_scorer
 
     inputs = argv[1:]
     if not inputs:
@@ -75,13 +99,18 @@ def main(argv: list[str]) -> int:
                 except ImageReadError as exc:
                     failed.append(path)
                     print(f"error: {exc}", file=sys.stderr)
-            if images:
-                rows.extend(zip(names, score_arrays(scorer, images, FLAGS.batch_size).tolist()))
+            rows.extend(_score_by_size(scorer, images, names, failed))
             bar.update(len(chunk))
     text = _render(rows, fmt)
+    # A file name that is not UTF-8 (held with surrogate escapes) is written back as its original bytes.
+    data = text.encode("utf-8", "surrogateescape")
     if FLAGS.output:
-        atomic_write_bytes(FLAGS.output, text.encode("utf-8"))
+        atomic_write_bytes(FLAGS.output, data)
         print(f"wrote {len(rows)} scores to {FLAGS.output}", file=sys.stderr)
+    elif getattr(sys.stdout, "buffer", None) is not None:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
     else:
         sys.stdout.write(text)
     if failed:

@@ -186,6 +186,15 @@ def count_files(folder: str | os.PathLike, suffixes: Iterable[str] = (".png", ".
     return probe
 
 
+def elapsed(step: float = 1.0) -> Callable[[], int]:
+    """Progress probe for jobs that show nothing until the end: counts `step`-second ticks since it was made."""
+    start = time.monotonic()
+
+    def probe() -> int:
+        return int((time.monotonic() - start) / step)
+    return probe
+
+
 def count_lines(path: str | os.PathLike) -> Callable[[], int]:
     """Progress probe: number of complete lines in a file (0 when it does not exist yet)."""
     path = Path(path)
@@ -214,7 +223,8 @@ def count_paths(folder: str | os.PathLike, pattern: str = "*") -> Callable[[], i
 # ---------------------------------------------------------------------------------------------------------
 
 def is_temp(path: Path) -> bool:
-    return path.name.startswith(".") and path.suffix in TEMP_SUFFIXES
+    """A hidden temporary file of an atomic write (`.<name>.<random>.tmp`, `.<stem>.<random>.tmp.keras`)."""
+    return path.name.startswith(".") and any(f"{s}" in path.name for s in TEMP_SUFFIXES)
 
 
 def tree_digest(folder: str | os.PathLike, ignore: Callable[[Path], bool] | None = None) -> dict[str, str]:
@@ -255,7 +265,8 @@ def check_csv(path: str | os.PathLike, key: str | Sequence[str] | None = None,
     path = Path(path)
     data = path.read_bytes()
     assert data.endswith(b"\n"), f"{path}: last line is truncated (no newline)"
-    with open(path, newline="", encoding="utf-8") as handle:
+    # surrogateescape: a non-UTF-8 file name written back as its original bytes is still a whole row
+    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as handle:
         reader = csv.reader(handle)
         header = next(reader)
         rows = list(reader)
