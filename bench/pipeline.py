@@ -6,8 +6,10 @@ format, alternates `--repeats` times between:
   raw-par    tf.data of the same two ops, parallel map (AUTOTUNE), batch, prefetch (all cores),
   deepfl     deepfl.data.make_dataset(training=True: seeded shuffle, counters, skip-on-error, float32 batches),
   deepfl-fast  the same with accurate_jpeg=False (TensorFlow's fast IDCT, as raw-par uses),
-and prints the best images/s of each and the ratio deepfl / raw-par. The last line says how many such cores feed
-one GPU training at `--gpu_rate` images/s (660: the multi-task model, H200, bf16, 384x512).
+and prints the best images/s of each and the ratio to raw-par, both per wall-clock second and per CPU-second used by
+this process (all threads; the steadier figure on a shared machine, and what sets the rate of dedicated cores).
+The last lines say how many cores feed one GPU training at `--gpu_rate` images/s (660: the multi-task model,
+H200, bf16, 384x512), from the one-core decode rate.
 
     python bench/pipeline.py [--num_images 256] [--batch 32] [--repeats 3]
 """
@@ -52,22 +54,24 @@ def make_images(folder: Path, count: int, fmt: str, height: int = 384, width: in
     return paths
 
 
-def rate_raw_sequential(paths: list[str]) -> float:
-    start = time.perf_counter()
+def rate_raw_sequential(paths: list[str]) -> tuple[float, float]:
+    """(images per wall second, images per CPU second of this process) of a plain decode loop."""
+    start, cpu = time.perf_counter(), time.process_time()
     for path in paths:
         tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-    return len(paths) / (time.perf_counter() - start)
+    return len(paths) / (time.perf_counter() - start), len(paths) / (time.process_time() - cpu)
 
 
-def rate_of(dataset: tf.data.Dataset, count: int) -> float:
-    start = time.perf_counter()
+def rate_of(dataset: tf.data.Dataset, count: int) -> tuple[float, float]:
+    """(images per wall second, images per CPU second, all threads of this process) over one epoch."""
+    start, cpu = time.perf_counter(), time.process_time()
     seen = 0
     for images, _ in dataset:
         seen += int(images.shape[0])
-    elapsed = time.perf_counter() - start
+    elapsed, cpu_used = time.perf_counter() - start, time.process_time() - cpu
     if seen != count:
         raise RuntimeError(f"pipeline delivered {seen} images, expected {count}")
-    return count / elapsed
+    return count / elapsed, count / cpu_used
 
 
 def raw_parallel(paths: list[str], batch: int) -> tf.data.Dataset:
@@ -112,17 +116,20 @@ def main() -> None:
             for run in variants.values():  # warm-up: page cache, tracing
                 run()
             best = {name: 0.0 for name in variants}
+            best_cpu = {name: 0.0 for name in variants}
             for _ in range(args.repeats):
                 for name, run in variants.items():
-                    best[name] = max(best[name], run())
-            per_core[fmt] = best["raw-1"]
+                    wall, cpu = run()
+                    best[name], best_cpu[name] = max(best[name], wall), max(best_cpu[name], cpu)
+            per_core[fmt] = best_cpu["raw-1"]
             print(f"\n{fmt.upper()} ({mib:.2f} MiB/file)")
-            print(f"  {'variant':<12} {'images/s':>9}  {'vs raw-par':>10}")
-            for name, value in best.items():
-                print(f"  {name:<12} {value:9.1f}  {value / best['raw-par']:10.1%}")
+            print(f"  {'variant':<12} {'images/s':>9} {'vs raw-par':>10}   {'images/CPU-s':>12} {'vs raw-par':>10}")
+            for name in variants:
+                print(f"  {name:<12} {best[name]:9.1f} {best[name] / best['raw-par']:10.1%}   "
+                      f"{best_cpu[name]:12.1f} {best_cpu[name] / best_cpu['raw-par']:10.1%}")
     for fmt, rate in per_core.items():
-        print(f"\n{fmt.upper()}: one core decodes {rate:.0f} images/s; feeding {args.gpu_rate:.0f} images/s needs "
-              f"about {int(np.ceil(args.gpu_rate / rate))} such cores")
+        print(f"\n{fmt.upper()}: one core decodes {rate:.0f} images per CPU-second (raw-1); feeding "
+              f"{args.gpu_rate:.0f} images/s needs about {int(np.ceil(args.gpu_rate / rate))} such cores")
 
 
 if __name__ == "__main__":

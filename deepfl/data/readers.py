@@ -12,6 +12,7 @@ dataset, the file and the row.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -379,11 +380,12 @@ def read_weak_labels(csv_path, image_root, ref_root=None, on_error: str = "stop"
                     "line %d: %s", source, problems.size, int(bad.sum()), int(absent.sum()), first + 2, message)
     keep = np.flatnonzero(~(bad | absent))
     ref_names = frame["ref_im"].astype(str).str.strip().to_numpy()[keep]
-    ref_base = Path(ref_root).expanduser().resolve() if ref_root is not None else None
-    table = pd.DataFrame({
-        "image": [str(image_root / dist_names[i]) for i in keep],
-        "ref": [str(ref_base / r) if ref_base is not None else r for r in ref_names],
-        "content": [Path(r).stem for r in ref_names],
+    ref_base = str(Path(ref_root).expanduser().resolve()) + os.sep if ref_root is not None else ""
+    image_base = str(image_root) + os.sep
+    table = pd.DataFrame({  # string joins: Path objects cost seconds on KADIS-700k's 700,000 rows
+        "image": [image_base + dist_names[i] for i in keep],
+        "ref": [ref_base + r for r in ref_names],
+        "content": [os.path.splitext(os.path.basename(r))[0] for r in ref_names],
     })
     for j, metric in enumerate(metrics):
         table[metric] = values[keep, j]
