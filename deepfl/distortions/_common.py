@@ -238,6 +238,19 @@ def rgb2gray(rgb: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------- tone curves
 
 
+def lookup_uniform(x: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Linear interpolation in a table sampled uniformly on [0, 1] (values outside are clamped to the ends).
+
+    Much faster than `np.interp` (no binary search): the cell index is computed directly.
+    """
+    n = table.size - 1
+    pos = np.clip(x, 0.0, 1.0) * n
+    idx = np.minimum(pos.astype(np.int32), n - 1)
+    frac = pos - idx
+    lo = table[idx]
+    return lo + (table[idx + 1] - lo) * frac
+
+
 _CURVE_TABLE = 8193  # samples of the tone curve on [0, 1]; linear interpolation error < 1e-8
 
 
@@ -264,7 +277,7 @@ def curves(x: np.ndarray, coef) -> np.ndarray:
     else:
         table = CubicSpline(xs, ys, bc_type="not-a-knot")(grid)
     x = np.asarray(x, dtype=np.float64)
-    inside = np.interp(x, grid, table)
+    inside = lookup_uniform(x, table)
     if x.min() < 0.0 or x.max() > 1.0:  # outside [0, 1] evaluate exactly (ppval extrapolates)
         outside = (x < 0.0) | (x > 1.0)
         poly = (np.polyval(np.polyfit(xs, ys, 2), x[outside]) if xs.size == 3
