@@ -29,13 +29,12 @@ LAMBDA_CHROMA = 0.03  # FSIMc's exponent of the chrominance term
 EPS_WEIGHT = 1e-3
 
 
-def _dct_basis(n: int) -> np.ndarray:
-    """Orthonormal 2-D DCT-II basis as n x n x 1 x n^2 correlation kernels (DC first)."""
+def _dct_matrix(n: int) -> np.ndarray:
+    """Orthonormal 1-D DCT-II matrix, rows = frequencies."""
     k = np.arange(n)
     c = np.sqrt(2.0 / n) * np.cos(np.pi * (2 * k[None, :] + 1) * k[:, None] / (2 * n))
     c[0] /= np.sqrt(2.0)
-    basis = np.einsum("ux,vy->xyuv", c, c).reshape(n, n, 1, n * n)
-    return basis.astype(np.float32)
+    return c
 
 
 def _csf_weights(n: int, ppd: float) -> np.ndarray:
@@ -47,13 +46,19 @@ def _csf_weights(n: int, ppd: float) -> np.ndarray:
     return csf.reshape(-1).astype(np.float32)
 
 
-_BASIS = _dct_basis(BLOCK)
+_DCT = _dct_matrix(BLOCK)
+# Separable sliding 2-D DCT: first along rows (one output per vertical frequency u), then along columns
+# (depthwise, one output per horizontal frequency v) -> channel u * BLOCK + v.
+_DCT_ROWS = _DCT.T.reshape(BLOCK, 1, 1, BLOCK).astype(np.float32)
+_DCT_COLS = np.tile(_DCT.T.reshape(1, BLOCK, 1, BLOCK), (1, 1, BLOCK, 1)).astype(np.float32)
 _CSF = _csf_weights(BLOCK, PIXELS_PER_DEGREE)
 
 
 def structural_contrast_index(y: tf.Tensor) -> tf.Tensor:
     """SCI map of luminance NHW1 in [0, 255] (valid 4x4 windows) -> NHW1."""
-    coefficients = tf.nn.conv2d(y, tf.constant(_BASIS), 1, "VALID")[..., 1:] * _CSF[1:]
+    rows = tf.nn.conv2d(y, tf.constant(_DCT_ROWS), 1, "VALID")
+    coefficients = tf.nn.depthwise_conv2d(rows, tf.constant(_DCT_COLS), [1, 1, 1, 1], "VALID")
+    coefficients = coefficients[..., 1:] * _CSF[1:]
     power = tf.square(coefficients)
     energy = tf.reduce_mean(power, -1, keepdims=True)
     kurtosis = tf.math.divide_no_nan(tf.reduce_mean(tf.square(power), -1, keepdims=True), tf.square(energy))
@@ -65,8 +70,7 @@ def structural_contrast_index(y: tf.Tensor) -> tf.Tensor:
 def _scqi(ref: tf.Tensor, dist: tf.Tensor) -> tf.Tensor:
     yiq_r = common.linear_color(ref, common.YIQ)
     yiq_d = common.linear_color(dist, common.YIQ)
-    sci_r = structural_contrast_index(yiq_r[..., :1])
-    sci_d = structural_contrast_index(yiq_d[..., :1])
+    sci_r, sci_d = tf.split(structural_contrast_index(tf.concat([yiq_r[..., :1], yiq_d[..., :1]], 0)), 2)
     s_structure = common.similarity(sci_r, sci_d, T_SCI)
     # Chrominance over the same 4x4 windows (local means), so every map has the valid-window size.
     chroma_r = tf.nn.avg_pool2d(yiq_r[..., 1:], BLOCK, 1, "VALID")
