@@ -3,7 +3,8 @@
 Needs `octave` with the image package and a local copy of the official `matlab_code_imdistort` folder (from
 the public repository CaptainEven/SelfSuperviseAidedBlindIQA; never commit it). Octave lacks a few MATLAB
 functions the code calls; small shims with MATLAB's documented definitions are written to a temporary folder:
-`imgaussfilt` (Gaussian of size 2*ceil(2*sigma)+1, replicate padding, per plane), `normr`, `istable`.
+`imgaussfilt` (Gaussian of size 2*ceil(2*sigma)+1, replicate padding, per plane), `normr`, `istable`, and
+`imwarpmap` with interp2's 'bicubic' renamed 'cubic' (Octave's name; padding as the original, padme=true).
 Octave's own `fspecial('motion')` rotates a line bilinearly, unlike MATLAB's, so type 3 differs there.
 
 For deterministic types it prints the PSNR of our output against Octave's; for random types (motion blur is
@@ -39,6 +40,18 @@ SHIMS = {
                      "end\n",
     "normr.m": "function y = normr(x)\n  y = x ./ sqrt(sum(x.^2, 2));\nend\n",
     "istable.m": "function r = istable(x)\n  r = false;\nend\n",
+    # Octave's interp2 knows 'cubic' but not MATLAB's alias 'bicubic': same warp, method name translated.
+    "imwarpmap.m": "function z = imwarpmap(im, shiftmap, interpType, padme)\n"
+                   "  if strcmp(interpType, 'bicubic'), interpType = 'cubic'; end\n"
+                   "  sy = shiftmap(:,:,1); sx = shiftmap(:,:,2);\n"
+                   "  m = ceil([max(abs(sx(:))) max(abs(sy(:)))]);\n"
+                   "  im = padarray(im, m, 'replicate', 'both');\n"
+                   "  sy = padarray(sy, m, 'replicate', 'both'); sx = padarray(sx, m, 'replicate', 'both');\n"
+                   "  [xx, yy] = meshgrid(1:size(im,2), 1:size(im,1));\n"
+                   "  z = im * 0;\n"
+                   "  for c = 1:size(im,3), z(:,:,c) = interp2(im(:,:,c), xx-sx, yy-sy, interpType); end\n"
+                   "  z = z(m(1)+1:end-m(1), m(2)+1:end-m(2), :);\n"
+                   "end\n",
 }
 
 RANDOM_SEEDS = 3
@@ -59,7 +72,7 @@ def run_octave(matlab_dir: Path, ref_png: Path, out_dir: Path, types: list[int])
     reps = RANDOM_SEEDS
     lines = [
         "pkg load image;",
-        f"addpath('{shim_dir}'); addpath(genpath('{matlab_dir}'));",
+        f"addpath(genpath('{matlab_dir}')); addpath('{shim_dir}');",  # addpath prepends: shims win
         f"im = imread('{ref_png}');",
         f"fid = fopen('{out_dir}/times.csv', 'w');",
         f"types = [{' '.join(str(t) for t in types)}];",
