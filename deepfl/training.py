@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
+import deepfl.models.layers  # noqa: F401  (registers the custom layers, so saved models reload)
 from deepfl.images import atomic_write_bytes
 from deepfl.jobs import AppendOnlyCsv, progress
 
@@ -106,10 +107,15 @@ def evaluate_tasks(model: keras.Model, dataset, tasks: Sequence[str], loss_weigh
     """
     predictions: dict[str, list] = {t: [] for t in tasks}
     targets: dict[str, list] = {t: [] for t in tasks}
+    strategy = getattr(model, "distribute_strategy", None)
+    distributed = strategy is not None and strategy.num_replicas_in_sync > 1
     for i, (images, values) in enumerate(progress(dataset, total=steps, desc=desc, unit="batch")):
         if steps is not None and i >= steps:
             break
-        outputs = model.predict_on_batch(images)
+        if distributed:  # predict_on_batch does not split a batch over replicas; predict does
+            outputs = model.predict(images, batch_size=len(images), verbose=0)
+        else:
+            outputs = model.predict_on_batch(images)
         for t in tasks:
             predictions[t].append(np.asarray(outputs[t], np.float64).reshape(-1))
             targets[t].append(np.asarray(values[t], np.float64).reshape(-1))

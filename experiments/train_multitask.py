@@ -99,8 +99,8 @@ def _loss_weights(items: list[str], tasks: list[str]) -> dict[str, float]:
     return weights
 
 
-def _check_run_config(out_dir: Path, config: dict) -> None:
-    """Writes run_config.json, or checks that a resumed run uses the same settings."""
+def _check_run_config(out_dir: Path, config: dict, write: bool) -> None:
+    """Checks that a resumed run uses the settings in run_config.json; writes them (`write`) if absent."""
     path = out_dir / "run_config.json"
     if path.exists():
         old = json.loads(path.read_text())
@@ -108,7 +108,7 @@ def _check_run_config(out_dir: Path, config: dict) -> None:
         if changed:
             raise ValueError(f"out_dir: {out_dir} holds a run with other settings {changed}; use another "
                              f"--out_dir (or delete it) to start afresh")
-    else:
+    elif write:
         from deepfl.images import atomic_write_bytes
 
         atomic_write_bytes(path, json.dumps(config, indent=1).encode())
@@ -116,16 +116,7 @@ def _check_run_config(out_dir: Path, config: dict) -> None:
 
 def main(argv: list[str]) -> int:
     del argv
-    import keras
-
-    keras.utils.set_random_seed(FLAGS.seed)
-    if FLAGS.virtual_cpu_devices:
-        from deepfl.training import configure_virtual_cpus
-
-        configure_virtual_cpus(FLAGS.virtual_cpu_devices)
-    from deepfl import data, training
-    from deepfl.models import build_multitask, compile_multitask
-
+    # Cheap checks first (no TensorFlow import yet): flags, settings of an earlier run, finished runs.
     if bool(FLAGS.kadis_root) == bool(FLAGS.weak_labels):
         raise ValueError("weak_labels/kadis_root: give either --kadis_root or --weak_labels with --image_root")
     if FLAGS.weak_labels and not FLAGS.image_root:
@@ -133,14 +124,26 @@ def main(argv: list[str]) -> int:
     image_size, crop_size = _size(FLAGS.image_size, "image_size"), _size(FLAGS.crop_size, "crop_size")
     out_dir = Path(FLAGS.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-
     config = {k: FLAGS[k].value for k in _RUN_KEYS}
     config = {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in config.items()}
-    _check_run_config(out_dir, config)
-    state = training.read_state(out_dir / "checkpoints")
+    _check_run_config(out_dir, config, write=False)
+    state_file = out_dir / "checkpoints" / "state.json"
+    state = json.loads(state_file.read_text()) if state_file.exists() else None
     if state is not None and state["epoch"] >= FLAGS.epochs and (out_dir / "model.keras").exists():
         print(f"{out_dir}: already trained for {state['epoch']} epochs (model.keras); nothing to do")
         return 0
+
+    if FLAGS.virtual_cpu_devices:
+        from deepfl.training import configure_virtual_cpus
+
+        configure_virtual_cpus(FLAGS.virtual_cpu_devices)
+    import keras
+
+    from deepfl import data, training
+    from deepfl.models import build_multitask, compile_multitask
+
+    keras.utils.set_random_seed(FLAGS.seed)
+    state = training.read_state(out_dir / "checkpoints")
 
     if FLAGS.kadis_root:
         table = data.read_kadis700k(FLAGS.kadis_root, on_error=FLAGS.on_error)
@@ -152,6 +155,7 @@ def main(argv: list[str]) -> int:
     if missing:
         raise ValueError(f"tasks: {missing} not in the weak labels (columns: {available})")
     loss_weights = _loss_weights(FLAGS.loss_weights, tasks)
+    _check_run_config(out_dir, config, write=True)
 
     train, val = training.split_by_content(table, FLAGS.val_fraction, FLAGS.val_images, seed=FLAGS.seed)
     split = table[["image", "content"]].assign(split="train")

@@ -102,11 +102,21 @@ def build_backbone(weights: str | None = "imagenet", input_shape: Sequence[int |
         else:
             network, layer_names = _tiny_network(shape, seed)
         blocks = keras.Model(network.input, [network.get_layer(n).output for n in layer_names], name=arch)
-        blocks.trainable = trainable
         inputs = keras.Input(shape, name="image")
         x = PixelScaling(scale, offset, name="pixel_scaling")(inputs)
         features = MultiLevelPooling(name="mlsp")(blocks(x))
-    return keras.Model(inputs, features, name=name)
+    backbone = keras.Model(inputs, features, name=name)
+    if not trainable:
+        set_trainable(backbone, False)
+    return backbone
+
+
+def set_trainable(layer: keras.layers.Layer, trainable: bool) -> None:
+    """Sets `trainable` on a layer and, explicitly, on every layer nested in it (frozen BatchNorm layers then
+    run in inference mode)."""
+    layer.trainable = bool(trainable)
+    for sub in getattr(layer, "layers", []):
+        set_trainable(sub, trainable)
 
 
 def backbone_settings(backbone: keras.Model) -> dict:

@@ -10,7 +10,7 @@ from typing import Mapping, Sequence
 
 import keras
 
-from deepfl.models.backbone import BACKBONE_NAME, backbone_settings, build_backbone, dtype_policy
+from deepfl.models.backbone import BACKBONE_NAME, backbone_settings, build_backbone, dtype_policy, set_trainable
 
 TASKS: tuple[str, ...] = ("ssim", "msssim", "iwssim", "mdsi", "vsi", "fsim", "gmsd", "sff", "scqi", "add_gsim",
                           "sr_sim")  # = deepfl.fr.METRICS (kept here so models need no TensorFlow import)
@@ -81,7 +81,7 @@ def get_backbone(model: keras.Model) -> keras.Model:
 
 def set_backbone_trainable(model: keras.Model, trainable: bool) -> None:
     """Freezes or unfreezes the backbone (frozen BatchNorm runs in inference mode); recompile afterwards."""
-    get_backbone(model).trainable = bool(trainable)
+    set_trainable(get_backbone(model), trainable)
 
 
 def mlsp_extractor(model: keras.Model, input_shape: Sequence[int | None] | None = None) -> keras.Model:
