@@ -35,6 +35,30 @@ def head_normalizer(head_path: str | os.PathLike) -> TargetNormalizer | None:
     return TargetNormalizer.load(path) if path.is_file() else None
 
 
+def builtin_layers(model: keras.Model) -> keras.Model:
+    """A copy of an MLSP extractor (sharing its weights) whose deepfl layers are swapped for built-in ones.
+
+    `PixelScaling(scale, offset)` becomes `Rescaling(scale, offset)` and `MultiLevelPooling` becomes a small
+    functional block of `GlobalAveragePooling2D` + `Concatenate` (float32, as before), so a saved file needs no
+    registered custom class to load. Other layers are shared as they are.
+    """
+    from deepfl.models.layers import MultiLevelPooling, PixelScaling
+
+    if not any(isinstance(layer, (PixelScaling, MultiLevelPooling)) for layer in model.layers):
+        return model
+
+    def swap(layer):
+        if isinstance(layer, PixelScaling):
+            return keras.layers.Rescaling(layer.scale, layer.offset, name=layer.name)
+        if isinstance(layer, MultiLevelPooling):
+            inputs = [keras.Input(tuple(t.shape[1:]), dtype="float32") for t in layer.input]
+            pooled = [keras.layers.GlobalAveragePooling2D(dtype="float32")(x) for x in inputs]
+            return keras.Model(inputs, keras.layers.Concatenate(dtype="float32")(pooled), name=layer.name)
+        return layer
+
+    return keras.models.clone_model(model, clone_function=swap)
+
+
 def combine(extractor: keras.Model, head: keras.Model, normalizer: TargetNormalizer | None = None,
             name: str = "deepfl_iqa") -> keras.Model:
     """Chains an MLSP extractor (image -> features) and a head (features -> normalised score) into one model.
@@ -46,7 +70,7 @@ def combine(extractor: keras.Model, head: keras.Model, normalizer: TargetNormali
         raise ValueError(f"head: expects {head.input_shape[-1]} features but the extractor gives "
                          f"{extractor.output_shape[-1]}")
     image = keras.Input(shape=(None, None, 3), dtype="float32", name="image")
-    score = head(extractor(image))
+    score = head(builtin_layers(extractor)(image))
     if normalizer is not None:
         if normalizer.method != "standard" or SCORE_COLUMN not in normalizer.stats:
             raise ValueError(f"normalizer: only a 'standard' normaliser of column {SCORE_COLUMN!r} can be "

@@ -261,9 +261,8 @@ def load_extractor(model: str | os.PathLike | None = None, weights: str | None =
     from deepfl import models
 
     if model is None:
-        backbone = models.build_backbone(weights=weights)
-        return models.mlsp_extractor(backbone)
+        return models.build_backbone(weights=weights, input_shape=(None, None, 3))
     path = Path(model)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model file")
-    return models.mlsp_extractor(keras.saving.load_model(path, compile=False))
+    return models.mlsp_extractor(keras.saving.load_model(path, compile=False), input_shape=(None, None, 3))

@@ -26,14 +26,14 @@ def _is_multitask(model: keras.Model) -> bool:
 
 
 def as_extractor(model: str | os.PathLike | keras.Model) -> keras.Model:
-    """The MLSP extractor of a multi-task model (file or model); a model already giving one flat vector per
-    image (an extractor) is returned as is."""
+    """The MLSP extractor of a multi-task model (file or model), rebuilt for any input size (native
+    resolution); a model already giving one flat vector per image (an extractor) is returned as is."""
     model = model if isinstance(model, keras.Model) else load_model_file(model)
     if not _is_multitask(model) and len(model.output_shape) == 2 and model.output_shape[-1] > 1:
         return model
     from deepfl.models import mlsp_extractor
 
-    return mlsp_extractor(model)
+    return mlsp_extractor(model, input_shape=(None, None, 3))
 
 
 def load_scorer(model: str | os.PathLike | keras.Model, head: str | os.PathLike | keras.Model | None = None
@@ -107,3 +107,54 @@ def expand_inputs(inputs: Iterable[str]) -> list[str]:
         else:
             out.append(str(path))
     return list(dict.fromkeys(out))
+
+
+def score_files(paths: Sequence[str], scorer: keras.Model, batch_size: int = 8, chunk: int = 256,
+                on_unreadable=None) -> tuple[list[tuple[str, float]], list[str]]:
+    """Scores image files `chunk` at a time (batched by size); returns ([(path, score)], [unreadable paths]).
+
+    An unreadable file does not stop the others: it is passed to `on_unreadable(message)` (if given) and listed.
+    """
+    from deepfl.errors import ImageReadError
+    from deepfl.jobs import progress
+
+    rows: list[tuple[str, float]] = []
+    failed: list[str] = []
+    with progress(total=len(paths), desc="scoring", unit="img") as bar:
+        for part in iter_batches(list(paths), chunk):
+            images, names = [], []
+            for path in part:
+                try:
+                    images.append(read_image(path))
+                    names.append(path)
+                except ImageReadError as exc:
+                    failed.append(path)
+                    if on_unreadable is not None:
+                        on_unreadable(str(exc))
+            if images:
+                rows.extend(zip(names, score_arrays(scorer, images, batch_size).tolist()))
+            bar.update(len(part))
+    return rows, failed
+
+
+def format_scores(rows: Sequence[tuple[str, float]], fmt: str = "table") -> str:
+    """Renders (image, score) rows as an aligned text table, CSV or JSON."""
+    if fmt == "json":
+        import json
+
+        return json.dumps([{"image": image, "score": score} for image, score in rows], indent=1) + "\n"
+    if fmt == "csv":
+        import csv
+        import io
+
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["image", "score"])
+        writer.writerows((image, f"{score:.6f}") for image, score in rows)
+        return buffer.getvalue()
+    if fmt != "table":
+        raise ValueError(f"fmt: must be 'table', 'csv' or 'json', got {fmt!r}")
+    width = max([len("image")] + [len(image) for image, _ in rows])
+    lines = [f"{'image':<{width}}  score", f"{'-' * width}  --------"]
+    lines += [f"{image:<{width}}  {score:.4f}" for image, score in rows]
+    return "\n".join(lines) + "\n"

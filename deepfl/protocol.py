@@ -201,3 +201,39 @@ def cross_dataset(train_features: np.ndarray, train_scores: np.ndarray, train_sp
             best = (model, val_loss)
     pred = norm.inverse_values("score", _predict(best[0], np.asarray(test_features, np.float32)))
     return evaluate(pred, test_scores)
+
+
+def table_splits(table: pd.DataFrame, num_splits: int = 10, seed: int = 0, official: bool = False,
+                 ratios: Sequence[float] = (0.6, 0.2, 0.2)) -> list[np.ndarray]:
+    """Split labels per row of a data table: the official split, or `num_splits` content-aware random ones."""
+    from deepfl.data import official_split, repeated_splits
+
+    if official:
+        return [split_labels(table, official_split(table))]
+    return [split_labels(table, parts) for parts in repeated_splits(table, num_splits, ratios, seed)]
+
+
+def run_and_report(table: pd.DataFrame, features: np.ndarray, splits: Sequence[Sequence[str]],
+                   config: HeadConfig, out_dir: str | os.PathLike, name: str = "head", title: str = "",
+                   score_label: str = "subjective score (normalised, higher is better)") -> ProtocolResult:
+    """`run_protocol` on a data table, then writes its outputs into `out_dir`.
+
+    Files: `<name>_split<k>.keras` (+ `.normalizer.json`), `predictions.csv` (every image of every split),
+    `per_split.csv`, `summary.csv`/`summary.md` (median/mean/std over splits) and `scatter.png` (test images of
+    all splits: predicted vs target).
+    """
+    from deepfl import reporting
+    from deepfl.images import atomic_write_bytes
+
+    out = Path(out_dir)
+    result = run_protocol(features, table["score"].to_numpy(), splits, config, out_dir=out,
+                          images=table["image"].astype(str).tolist(), content=table["content"].astype(str).tolist(),
+                          name=name)
+    atomic_write_bytes(out / "predictions.csv", result.predictions.to_csv(index=False).encode("utf-8"))
+    atomic_write_bytes(out / "per_split.csv", result.per_split.to_csv(index=False).encode("utf-8"))
+    summary = result.summary.reset_index(names="statistic")
+    reporting.write_table(summary, out, "summary", title or name)
+    test = result.predictions[result.predictions["set"] == "test"]
+    reporting.scatter_plot(test["pred"], test["score"], out / "scatter.png",
+                           title=f"{title or name}: test images of {len(splits)} split(s)", ylabel=score_label)
+    return result

@@ -1,0 +1,130 @@
+"""Result tables (CSV + Markdown, with the paper's reported numbers side by side) and scatter plots.
+
+Plots use matplotlib's Agg backend (no display needed). Nothing here invents numbers: a data set the user did
+not provide is listed with status "skipped" and empty cells, and paper cells we have not transcribed stay empty.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from deepfl.images import atomic_write_bytes
+
+WITHIN_COLUMNS = ("dataset", "title", "status", "n_images", "n_splits", "srocc", "plcc", "plcc_logistic", "krocc",
+                  "rmse", "paper_srocc", "paper_plcc", "delta_srocc", "delta_plcc")
+
+
+def within_table(summaries: Mapping[str, pd.DataFrame | None], n_images: Mapping[str, int] | None = None,
+                 n_splits: Mapping[str, int] | None = None, skipped_reason: Mapping[str, str] | None = None,
+                 datasets: Sequence[str] | None = None) -> pd.DataFrame:
+    """The within-data-set table: median criteria over splits next to the paper's SROCC/PLCC.
+
+    summaries: dataset key -> `evaluation.summarize` output (or None when the data set was not run). Every key of
+    `datasets` (default: the paper's six benchmarks) gets a row, so skipped data sets stay visible.
+    """
+    from deepfl.data import DATASETS
+
+    datasets = list(datasets) if datasets is not None else [k for k, v in DATASETS.items() if v.paper_srocc]
+    rows = []
+    for key in list(dict.fromkeys([*datasets, *summaries])):
+        info = DATASETS.get(key)
+        summary = summaries.get(key)
+        row = {"dataset": key, "title": info.title if info else key,
+               "paper_srocc": info.paper_srocc if info else None, "paper_plcc": info.paper_plcc if info else None}
+        if summary is None:
+            row["status"] = "skipped: " + (skipped_reason or {}).get(key, "no data folder given")
+        else:
+            median = summary.loc["median"]
+            row.update(status="ok", **{c: float(median[c]) for c in ("srocc", "plcc", "plcc_logistic", "krocc",
+                                                                       "rmse") if c in median})
+            row["n_images"] = (n_images or {}).get(key)
+            row["n_splits"] = (n_splits or {}).get(key)
+            if row["paper_srocc"] is not None:
+                row["delta_srocc"] = row["srocc"] - row["paper_srocc"]
+            if row["paper_plcc"] is not None:
+                row["delta_plcc"] = row.get("plcc_logistic", row["plcc"]) - row["paper_plcc"]
+        rows.append(row)
+    return pd.DataFrame(rows, columns=list(WITHIN_COLUMNS))
+
+
+CROSS_COLUMNS = ("train", "test", "status", "srocc", "plcc", "plcc_logistic", "krocc", "rmse", "paper_srocc",
+                 "paper_plcc")
+
+
+def cross_table(results: Mapping[tuple[str, str], Mapping[str, float] | str],
+                paper: Mapping[tuple[str, str], tuple[float, float]] | None = None) -> pd.DataFrame:
+    """The cross-data-set table: one row per (train, test) pair; a str value is a skip reason."""
+    rows = []
+    for (train, test), value in results.items():
+        row = {"train": train, "test": test}
+        if isinstance(value, str):
+            row["status"] = "skipped: " + value
+        else:
+            row.update(status="ok", **{c: float(value[c]) for c in CROSS_COLUMNS[3:8] if c in value})
+        if paper and (train, test) in paper:
+            row["paper_srocc"], row["paper_plcc"] = paper[(train, test)]
+        rows.append(row)
+    return pd.DataFrame(rows, columns=list(CROSS_COLUMNS))
+
+
+def _cell(value) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.3f}"
+    return str(value).replace("|", "\\|")
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """A GitHub Markdown table (numbers to 3 decimals, empty cells for missing values)."""
+    header = "| " + " | ".join(str(c) for c in table.columns) + " |"
+    rule = "|" + "|".join("---" for _ in table.columns) + "|"
+    body = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join([header, rule, *body]) + "\n"
+
+
+def write_table(table: pd.DataFrame, out_dir: str | os.PathLike, stem: str, title: str = "") -> tuple[Path, Path]:
+    """Writes `<stem>.csv` and `<stem>.md` atomically; returns both paths."""
+    out = Path(out_dir)
+    csv_path, md_path = out / f"{stem}.csv", out / f"{stem}.md"
+    atomic_write_bytes(csv_path, table.to_csv(index=False).encode("utf-8"))
+    text = (f"## {title}\n\n" if title else "") + to_markdown(table)
+    atomic_write_bytes(md_path, text.encode("utf-8"))
+    return csv_path, md_path
+
+
+def scatter_plot(pred: Sequence[float], target: Sequence[float], path: str | os.PathLike, title: str = "",
+                 xlabel: str = "predicted score", ylabel: str = "subjective score") -> Path:
+    """Scatter of predicted vs subjective scores with the fitted 4-parameter logistic, saved as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    from deepfl.evaluation import evaluate, fit_logistic, logistic4
+
+    pred = np.asarray(pred, dtype=np.float64)
+    target = np.asarray(target, dtype=np.float64)
+    figure = Figure(figsize=(5, 4.5), dpi=100)
+    axes = figure.add_subplot(1, 1, 1)
+    axes.scatter(pred, target, s=8, alpha=0.6, edgecolors="none")
+    if pred.size >= 4:
+        grid = np.linspace(pred.min(), pred.max(), 200)
+        axes.plot(grid, logistic4(grid, *fit_logistic(pred, target)), color="C3", lw=1.5, label="logistic fit")
+        crit = evaluate(pred, target)
+        axes.legend(loc="lower right", title=f"SROCC {crit['srocc']:.3f}  PLCC {crit['plcc_logistic']:.3f}")
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.set_title(title)
+    axes.grid(True, alpha=0.3)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    atomic_write_bytes(path, buffer.getvalue())
+    return Path(path)
