@@ -6,6 +6,7 @@ format, alternates `--repeats` times between:
   raw-par    tf.data of the same two ops, parallel map (AUTOTUNE), batch, prefetch (all cores),
   deepfl     deepfl.data.make_dataset(training=True: seeded shuffle, counters, skip-on-error, float32 batches),
   deepfl-fast  the same with accurate_jpeg=False (TensorFlow's fast IDCT, as raw-par uses),
+  deepfl-u8    deepfl-fast with dtype="uint8" and same_size=True (the setting for feeding a GPU: the model casts),
 and prints the best images/s of each and the ratio to raw-par, both per wall-clock second and per CPU-second used by
 this process (all threads; the steadier figure on a shared machine, and what sets the rate of dedicated cores).
 The last lines say how many cores feed one GPU training at `--gpu_rate` images/s (660: the multi-task model,
@@ -107,11 +108,14 @@ def main() -> None:
             raw_ds = raw_parallel(paths, args.batch)
             deepfl_ds = dd.make_dataset(table, "score", args.batch, training=True, seed=0)
             fast_ds = dd.make_dataset(table, "score", args.batch, training=True, seed=0, accurate_jpeg=False)
+            lean_ds = dd.make_dataset(table, "score", args.batch, training=True, seed=0, accurate_jpeg=False,
+                                      dtype="uint8", same_size=True)
             variants = {
                 "raw-1": lambda: rate_raw_sequential(paths),
                 "raw-par": lambda: rate_of(raw_ds, len(paths)),
                 "deepfl": lambda: rate_of(deepfl_ds, len(paths)),
                 "deepfl-fast": lambda: rate_of(fast_ds, len(paths)),
+                "deepfl-u8": lambda: rate_of(lean_ds, len(paths)),
             }
             for run in variants.values():  # warm-up: page cache, tracing
                 run()

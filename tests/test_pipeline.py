@@ -163,6 +163,19 @@ def test_corrupt_images_skipped_and_counted_or_stop(images, tmp_path):
         collect(dd.make_dataset(table, "score", 2, on_error="stop"))
 
 
+def test_uint8_same_size_and_drop_remainder_counts(images, tmp_path):
+    table = table_of(images)
+    as_float = collect(dd.make_dataset(table, "score", 5))[0]
+    as_uint8 = collect(dd.make_dataset(table, "score", 5, dtype="uint8", same_size=True))[0]
+    assert as_uint8[0].dtype == np.uint8 and [b.shape for b in as_uint8] == [b.shape for b in as_float]
+    np.testing.assert_array_equal(np.concatenate(as_uint8).astype(np.float32), np.concatenate(as_float))
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 50)
+    stats = dd.PipelineStats()
+    batches, _ = collect(dd.make_dataset(table_of([*images, broken]), "score", 5, drop_remainder=True, stats=stats))
+    assert [len(b) for b in batches] == [5, 5] and stats.seen == 13 and stats.decoded == 12 and stats.skipped == 1
+
+
 def test_make_dataset_argument_errors(images):
     table = table_of(images[:2])
     with pytest.raises(ValueError, match="on_error"):
@@ -171,5 +184,9 @@ def test_make_dataset_argument_errors(images):
         dd.make_dataset(table, "score", 0)
     with pytest.raises(ValueError, match="crop_size"):
         dd.make_dataset(table, "score", 2, crop_size=(0, 3))
+    with pytest.raises(ValueError, match="dtype: must be"):
+        dd.make_dataset(table, "score", 2, dtype="float16")
+    with pytest.raises(ValueError, match="dtype: 'uint8' cannot carry resized"):
+        dd.make_dataset(table, "score", 2, dtype="uint8", image_size=8)
     with pytest.raises(ValueError, match="table: is empty"):
         dd.make_dataset(table.iloc[:0], "score", 2)

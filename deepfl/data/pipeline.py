@@ -145,10 +145,10 @@ def make_dataset(table: pd.DataFrame, targets: Sequence[str] | str, batch_size: 
                  deterministic: bool = True, on_error: str = "skip", repeat: bool = False,
                  shuffle: bool | None = None, drop_remainder: bool = False,
                  stats: PipelineStats | None = None, accurate_jpeg: bool = True,
-                 count_errors: bool = True) -> tf.data.Dataset:
+                 count_errors: bool = True, same_size: bool = False, dtype: str = "float32") -> tf.data.Dataset:
     """Builds the input pipeline of `table` (column `image` + target columns).
 
-    Yields `(images float32 [B, H, W, 3] in [0, 255], {target: float32 [B]})`. `image_size` resizes (bilinear,
+    Yields `(images float32 [B, H, W, 3] in [0, 255], {target: float32 [B]})` (uint8 images with `dtype="uint8"`). `image_size` resizes (bilinear,
     antialiased); `crop_size` takes a random crop when `training` (centre crop otherwise); `flip` mirrors at
     random when `training`. Without a fixed output size, images are batched by shape (equal-size images share a
     batch). Paths are shuffled (seeded, new order each epoch) before decoding when `shuffle` (default:
@@ -157,9 +157,16 @@ def make_dataset(table: pd.DataFrame, targets: Sequence[str] | str, batch_size: 
     `accurate_jpeg=False` trades exact Pillow/MATLAB JPEG pixels for TensorFlow's faster IDCT.
     `count_errors=False` leaves out the two counting steps (they capture tf.Variables, which a tf.distribute
     strategy that serialises the input graph may refuse); corrupt files are then skipped uncounted.
+    `same_size=True` promises that all images share one size, so batching skips the by-shape grouping (~7% of
+    the CPU time on 2 cores). `dtype="uint8"` yields uint8 images (same values) and skips the float32 conversion,
+    ~20% of the CPU time at 512x384: the model casts on the accelerator, and a quarter of the bytes travel to it.
     """
     if on_error not in ("skip", "stop"):
         raise ValueError(f"on_error: must be 'skip' or 'stop', got {on_error!r}")
+    if dtype not in ("float32", "uint8"):
+        raise ValueError(f"dtype: must be 'float32' or 'uint8', got {dtype!r}")
+    if dtype == "uint8" and image_size is not None:
+        raise ValueError("dtype: 'uint8' cannot carry resized (interpolated) images; use 'float32' with image_size")
     if int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size: must be a positive integer, got {batch_size!r}")
     if not isinstance(table, pd.DataFrame) or "image" not in table.columns:
@@ -183,17 +190,16 @@ def make_dataset(table: pd.DataFrame, targets: Sequence[str] | str, batch_size: 
         dataset = dataset.repeat()
 
     seen, decoded = stats._seen, stats._decoded
-
-    def count_seen(path, values):
-        seen.assign_add(1)
-        return path, values
-
-    if count_errors:
-        dataset = dataset.map(count_seen)
-    dataset = dataset.enumerate()
+    # Random crops/flips need the element index (stateless seeds); skip `enumerate` when nothing is random.
+    needs_index = training and (crop_size is not None or augment_flip)
+    dataset = dataset.enumerate() if needs_index else dataset.map(
+        lambda path, values: (tf.constant(0, tf.int64), (path, values)))
 
     def load(index, element):
         path, values = element
+        if count_errors:  # counted inside the parallel map: a separate counting stage costs ~10% on 2 cores
+            with tf.control_dependencies([seen.assign_add(1)]):
+                path = tf.identity(path)
         image = read_image_tf(path, accurate_jpeg)
         if image_size is not None:
             image = tf.image.resize(image, image_size, method="bilinear", antialias=True)
@@ -221,15 +227,16 @@ def make_dataset(table: pd.DataFrame, targets: Sequence[str] | str, batch_size: 
     if on_error == "skip":
         dataset = dataset.ignore_errors(log_warning=True)
 
-    def count_decoded(image, values):
-        decoded.assign_add(1)
-        return image, values
+    # Decoded images are counted per batch (cheap), except when a remainder is dropped, which would go uncounted.
+    count_per_element = count_errors and drop_remainder
+    if count_per_element:
+        def count_decoded(image, values):
+            decoded.assign_add(1)
+            return image, values
 
-    if count_errors:
         dataset = dataset.map(count_decoded)
 
-    fixed = crop_size or image_size
-    if fixed is not None:
+    if crop_size is not None or image_size is not None or same_size:
         dataset = dataset.batch(int(batch_size), drop_remainder=drop_remainder)
     else:
         def shape_key(image, values):
@@ -241,10 +248,17 @@ def make_dataset(table: pd.DataFrame, targets: Sequence[str] | str, batch_size: 
                                                                              drop_remainder=drop_remainder),
             window_size=int(batch_size))
 
-    def to_float(images, values):
-        return tf.cast(images, tf.float32), values
+    out_dtype = tf.as_dtype(dtype)
+    count_per_batch = count_errors and not count_per_element
 
-    dataset = dataset.map(to_float, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    def finish(images, values):
+        if count_per_batch:
+            with tf.control_dependencies([decoded.assign_add(tf.cast(tf.shape(images)[0], tf.int64))]):
+                images = tf.identity(images)
+        return (images if images.dtype == out_dtype else tf.cast(images, out_dtype)), values
+
+    if count_per_batch or out_dtype != tf.uint8:
+        dataset = dataset.map(finish, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     dataset = dataset.prefetch(AUTOTUNE)
     options = tf.data.Options()
     options.deterministic = bool(deterministic)

@@ -351,6 +351,8 @@ def read_weak_labels(csv_path, image_root, ref_root=None, on_error: str = "stop"
         raise table_error("weak_labels", source, None, f"cannot parse as CSV ({str(exc).splitlines()[0]})") from None
     header = [str(c).strip() for c in frame.columns]
     frame.columns = header
+    if frame.empty:
+        raise table_error("weak_labels", source, None, f"header {header} but no rows")
     metrics = header[2:]
     unknown = [m for m in metrics if m not in METRICS]
     if header[:2] != ["dist_im", "ref_im"] or not metrics or unknown or len(set(metrics)) != len(metrics):
@@ -362,7 +364,7 @@ def read_weak_labels(csv_path, image_root, ref_root=None, on_error: str = "stop"
     dist_names = frame["dist_im"].fillna("").astype(str).str.strip().to_list()
     if check_files:
         index = FolderIndex(image_root)
-        found = np.array([bool(name) and index.find(name) is not None for name in dist_names])
+        found = np.array([bool(name) and index.find(name) is not None for name in dist_names], dtype=bool)
         absent = ~found & ~bad
     else:
         absent = np.zeros(len(frame), dtype=bool)
