@@ -7,6 +7,7 @@ exit code 2, so users see the culprit rather than a traceback.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from typing import Callable
 
@@ -46,5 +47,33 @@ def run_app(main: Callable[[list[str]], int | None]) -> None:
             name = type(exc).__name__
             print(f"error: {exc}" if isinstance(exc, DeepflError) else f"error ({name}): {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
+        except Exception as exc:
+            if not _is_input_op_error(exc):
+                raise
+            # A tf.data input failure (e.g. a corrupt image with --on_error=stop): one line, not a traceback.
+            print(f"error: {tensorflow_message(exc)}", file=sys.stderr)
+            return EXIT_BAD_INPUT
 
     app.run(wrapped)
+
+
+def _is_input_op_error(exc: BaseException) -> bool:
+    """True for TensorFlow errors that bad input data raises (InvalidArgument, NotFound, DataLoss)."""
+    tf = sys.modules.get("tensorflow")
+    if tf is None:
+        return False
+    return isinstance(exc, (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, tf.errors.DataLossError))
+
+
+def tensorflow_message(exc: BaseException) -> str:
+    """Condenses a TensorFlow op error to one line: the failed assertion's text (which names the file) or the
+    first line without TF's '{{function_node ...}}' and iterator prefixes."""
+    text = getattr(exc, "message", None) or str(exc)
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    first = re.sub(r"\{\{[^}]*\}\}\s*", "", first)
+    if "assertion failed:" in first:
+        parts = re.findall(r"\[([^\[\]]*)\]", first.split("assertion failed:", 1)[1])
+        if parts:
+            return " ".join(p.strip() for p in parts)
+    first = re.sub(r"^.*?transformation with iterator: [\w:]+: ", "", first)
+    return re.sub(r"\s*\[Op:\w+\].*$", "", first).strip() or type(exc).__name__

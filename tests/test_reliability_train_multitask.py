@@ -1,0 +1,162 @@
+"""deepfl-train-multitask under bad inputs and SIGKILLs (tiny backbone, 32x32 images, a few steps).
+
+Bad weak-label CSVs give one line naming the file and row (exit 2); bad images listed in the CSV are named and
+skipped (or stop the job). A run killed mid-training and restarted must end with the same outputs as an
+uninterrupted run: every file byte-identical, except that `.keras` archives are compared by content (they
+carry a save date), see `keras_digest`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import badinputs
+import killrestart
+
+TRAIN_FLAGS = ["--arch=tiny", "--weights=none", "--image_size=32,32", "--batch_size=4", "--steps_per_epoch=2",
+               "--tensorboard=false", "--val_fraction=0.34", "--seed=1"]
+
+
+def keras_digest(path: Path) -> str:
+    """sha256 of a .keras archive's members (name + bytes), ignoring the save date in metadata.json."""
+    digest = hashlib.sha256()
+    with zipfile.ZipFile(path) as archive:
+        for name in sorted(archive.namelist()):
+            data = archive.read(name)
+            if name == "metadata.json":
+                meta = json.loads(data)
+                meta.pop("date_saved", None)
+                data = json.dumps(meta, sort_keys=True).encode()
+            digest.update(name.encode() + b"\0" + data)
+    return digest.hexdigest()
+
+
+def assert_same_training_outputs(reference: Path, candidate: Path) -> int:
+    """Byte-identical files, .keras by content; returns the number of files compared."""
+    killrestart.assert_same_tree(reference, candidate,
+                                 ignore=lambda rel: killrestart.is_temp(rel) or rel.suffix == ".keras")
+    ref_models = sorted(p.relative_to(reference) for p in reference.rglob("*.keras") if not killrestart.is_temp(p))
+    new_models = sorted(p.relative_to(candidate) for p in candidate.rglob("*.keras") if not killrestart.is_temp(p))
+    assert ref_models == new_models, (ref_models, new_models)
+    for rel in ref_models:
+        assert keras_digest(reference / rel) == keras_digest(candidate / rel), f"{rel}: model content differs"
+    return len(killrestart.tree_digest(reference))
+
+
+def _weak_labels(folder: Path, names: list[str], seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    rows = [[n, f"r{i % 6}.png", f"{rng.uniform(0.5, 1):.6f}", f"{rng.uniform(0, 0.3):.6f}"] for i, n in enumerate(names)]
+    return badinputs.write_csv(folder / "labels.csv", ["dist_im", "ref_im", "ssim", "gmsd"], rows)
+
+
+def _good_images(folder: Path, count: int = 18, seed: int = 0) -> list[str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    names = []
+    for i in range(count):
+        name = f"r{i % 6}_{i // 6 + 1:02d}_01.png"
+        (folder / name).write_bytes(badinputs.png_bytes(badinputs.textured_image(48, 64, seed + i)))
+        names.append(name)
+    return names
+
+
+def _argv(labels, images, out, *extra):
+    return [f"--weak_labels={labels}", f"--image_root={images}", f"--out_dir={out}", *TRAIN_FLAGS, *extra]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train multitask runs")
+    images = root / "images"
+    good = _good_images(images)
+    items = [it for it in badinputs.make_image_corpus(images) if it.name != "non_utf8_name"]
+    # Bad images listed in the CSV, each named as its content's distorted image would be.
+    with_bad = _weak_labels(root / "with_bad", good + [it.path.name for it in items])
+    valid = _weak_labels(root, good)
+    variants = badinputs.make_csv_variants(valid, root / "variants", score_column="gmsd", required=["dist_im"],
+                                           file_column="dist_im")
+    argvs = {
+        "skip": _argv(with_bad, images, root / "skip", "--epochs=1", "--on_error=skip"),
+        "stop": _argv(with_bad, images, root / "stop", "--epochs=1", "--on_error=stop"),
+        "kill_reference": _argv(valid, images, root / "kill_reference", "--epochs=3"),
+    }
+    for item in variants:
+        argvs[item.name] = _argv(item.path, images, root / f"out_{item.name}", "--epochs=1", "--on_error=stop")
+    results = dict(zip(argvs, killrestart.run_batch("train_multitask", list(argvs.values()))))
+    killrestart.record("train_multitask", bad_images=len(items), bad_csvs=len(variants))
+    return dict(root=root, images=images, valid=valid, items=items, variants=variants, results=results)
+
+
+def test_no_train_multitask_invocation_prints_a_traceback(runs):
+    failures = [name for name, result in runs["results"].items()
+                if "Traceback (most recent call last)" in result.stderr]
+    assert not failures, "tracebacks from: " + ", ".join(failures) + "\n" + "\n".join(
+        runs["results"][name].stderr[-1500:] for name in failures[:2])
+
+
+def test_train_multitask_weak_label_csv_variants(runs):
+    for item in runs["variants"]:
+        result = runs["results"][item.name]
+        line = badinputs.error_line(result.stderr)
+        if item.expect == "accept":
+            # An extra column that is not a metric: training on the known metrics or a one-line refusal.
+            assert result.returncode == 0 or (result.returncode == 2 and item.path.name in line), (item.name, line)
+        elif item.expect == "reject" or item.name == "csv_missing_file":
+            assert result.returncode == 2, (item.name, result.stderr[-1500:])
+            assert item.path.name in line, (item.name, line)
+            if "row" in item.extra:
+                assert f"line {item.extra['row'] + 1}" in line, (item.name, line)
+        else:
+            assert result.returncode == 0 or (result.returncode == 2 and item.path.name in line), (item.name, line)
+
+
+@pytest.mark.xfail(strict=True, reason="deepfl.data.make_dataset(on_error='skip') drops undecodable images with "
+                   "tf.data ignore_errors, whose warnings TF_CPP_MIN_LOG_LEVEL=2 hides: skipped images are neither "
+                   "named nor counted on stderr. Fix belongs in deepfl/training.py (being edited by its owner): "
+                   "after an epoch whose PipelineStats show skips, name them with find_unreadable_images.")
+def test_train_multitask_skips_and_names_bad_images(runs):
+    result = runs["results"]["skip"]
+    assert result.returncode == 0, result.stderr[-2000:]
+    for item in runs["items"]:
+        if item.expect == "reject":
+            assert any(badinputs.names_culprit(line, item.path) for line in result.stderr.splitlines()), (
+                f"{item.name}: {item.path.name} not named on stderr")
+
+
+def test_train_multitask_stops_on_a_bad_image(runs):
+    result = runs["results"]["stop"]
+    assert result.returncode == 2, result.stderr[-2000:]
+    line = badinputs.error_line(result.stderr)
+    assert any(badinputs.names_culprit(line, item.path) for item in runs["items"]), line
+
+
+def _kill_test(runs, kills, seed, out):
+    reference = runs["root"] / "kill_reference"
+    assert runs["results"]["kill_reference"].returncode == 0, runs["results"]["kill_reference"].stderr[-2000:]
+    cmd = killrestart.job_command("train_multitask", *_argv(runs["valid"], runs["images"], out, "--epochs=3"))
+    report = killrestart.run_with_kills(cmd, killrestart.count_lines(out / "history.csv"), kills=kills, seed=seed,
+                                        max_delay=2.0, timeout=900)
+    assert report.final.returncode == 0, report.final.stderr[-2000:]
+    assert report.kills == kills, f"only {report.kills} kills landed before the job finished"
+    assert_same_training_outputs(reference, out)
+    killrestart.record("train_multitask", kills=report.kills, starts=report.starts,
+                       leftover_temp_files=len(killrestart.leftover_temp_files(out)))
+
+
+@pytest.mark.xfail(strict=True, reason="a resumed run reshuffles with seed + start_epoch (experiments/"
+                   "train_multitask.py, being edited by its owner), so after a kill the data order, hence the "
+                   "weights, differ from an uninterrupted run; fix: same per-epoch order as an unbroken run "
+                   "(skip start_epoch*steps*batch paths before decoding, enumerate from there)")
+def test_train_multitask_killed_once_gives_identical_outputs(runs, tmp_path):
+    _kill_test(runs, kills=1, seed=0, out=tmp_path / "killed")
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="as test_train_multitask_killed_once_gives_identical_outputs")
+def test_train_multitask_killed_three_times_gives_identical_outputs(runs, tmp_path):
+    _kill_test(runs, kills=3, seed=1, out=tmp_path / "killed")
