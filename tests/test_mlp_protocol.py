@@ -89,3 +89,62 @@ def test_split_labels_from_data_parts():
     table = pd.DataFrame({"content": list("aabbcc")}, index=[10, 11, 12, 13, 14, 15])
     parts = {"train": table.loc[[10, 11]], "val": table.loc[[12, 13]], "test": table.loc[[14, 15]]}
     assert list(split_labels(table, parts)) == ["train", "train", "val", "val", "test", "test"]
+
+
+def test_within_table_lists_skipped_sets_and_paper_numbers(tmp_path):
+    import pandas as pd
+
+    from deepfl import reporting
+
+    summary = pd.DataFrame({"srocc": [0.9], "plcc": [0.8], "plcc_logistic": [0.85], "krocc": [0.7], "rmse": [0.1]},
+                           index=["median"])
+    table = reporting.within_table({"tid2013": summary}, {"tid2013": 40}, {"tid2013": 2})
+    row = table.set_index("dataset").loc["tid2013"]
+    assert row["status"] == "ok" and row["paper_srocc"] == 0.858
+    assert row["delta_srocc"] == pytest.approx(0.9 - 0.858)
+    assert table.set_index("dataset").loc["kadid10k", "status"].startswith("skipped")
+    assert np.isnan(table.set_index("dataset").loc["kadid10k", "srocc"])
+    csv_path, md_path = reporting.write_table(table, tmp_path, "within")
+    assert "| tid2013 |" in md_path.read_text() and pd.read_csv(csv_path).shape[0] == len(table)
+
+
+def test_reproduce_cli_on_a_small_tid2013_layout(tmp_path):
+    """deepfl-reproduce end to end: features, splits, heads, within/cross tables (tiny CNN backbone)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pandas as pd
+    from skimage import data
+
+    from deepfl.images import write_image
+    from deepfl.models import build_multitask
+
+    root = tmp_path / "tid2013"
+    rng = np.random.default_rng(0)
+    base = data.astronaut()
+    lines = []
+    for r in range(1, 11):
+        ref = np.ascontiguousarray(base[r * 20:r * 20 + 64, r * 30:r * 30 + 80])
+        write_image(root / "reference_images" / f"I{r:02d}.BMP", ref)
+        for level in range(1, 5):
+            noisy = np.clip(ref + rng.normal(0, 12 * level, ref.shape), 0, 255).astype(np.uint8)
+            name = f"i{r:02d}_01_{level}.bmp"
+            write_image(root / "distorted_images" / name, noisy)
+            lines.append(f"{7 - level + rng.normal(0, 0.2):.4f} {name}")
+    (root / "mos_with_names.txt").write_text("\n".join(lines) + "\n")
+    model_path = tmp_path / "tiny.keras"
+    build_multitask(tasks=("ssim", "gmsd"), weights=None, arch="tiny").save(model_path)
+    out = tmp_path / "tables"
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.reproduce", f"--out_dir={out}", f"--tid2013_dir={root}",
+         f"--model={model_path}", "--num_splits=2", "--epochs=2", "--learning_rates=1e-3", "--batch_size=8",
+         "--cross=kadid10k:tid2013"], capture_output=True, text=True, timeout=600,
+        cwd=Path(__file__).resolve().parents[1], env={**__import__("os").environ, "DEEPFL_NO_PROGRESS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    within = pd.read_csv(out / "within.csv").set_index("dataset")
+    assert within.loc["tid2013", "status"] == "ok" and within.loc["tid2013", "n_images"] == 40
+    assert within.loc["live", "status"].startswith("skipped")
+    assert pd.read_csv(out / "cross.csv")["status"].iloc[0].startswith("skipped")
+    assert (out / "tid2013" / "scatter.png").is_file() and (out / "features" / "tid2013.h5").is_file()
+    assert len(pd.read_csv(out / "tid2013" / "predictions.csv")) == 2 * 40
