@@ -90,14 +90,11 @@ def sff(ref: tf.Tensor, dist: tf.Tensor, w: np.ndarray | None = None) -> tf.Tens
 
     w: the k x 3*p*p ICA feature detector (MATLAB column-major patch order); default: the shipped basis.
     """
+    from deepfl.fr import common
+
     w = _default_basis() if w is None else np.asarray(w, np.float64)
-    ref = tf.convert_to_tensor(ref, tf.float32)
-    dist = tf.convert_to_tensor(dist, tf.float32)
+    if w.ndim != 2 or w.shape[1] % 3 or int(round((w.shape[1] // 3) ** 0.5)) ** 2 * 3 != w.shape[1]:
+        raise ValueError(f"w: expected a k x 3*p*p feature detector, got shape {w.shape}")
     patch = int(round((w.shape[1] // 3) ** 0.5))
-    if ref.shape.rank != 4 or ref.shape[-1] != 3:
-        raise ValueError(f"ref: expected NxHxWx3, got shape {ref.shape}")
-    if ref.shape != dist.shape:
-        raise ValueError(f"ref/dist: shapes differ, {ref.shape} vs {dist.shape}")
-    if ref.shape[1] is not None and min(ref.shape[1], ref.shape[2]) <= patch:
-        raise ValueError(f"ref: images must be larger than {patch}x{patch} pixels, got {ref.shape[1:3]}")
+    ref, dist = common.check_tensors("sff", ref, dist, min_size=patch + 1)
     return _sff(ref, dist, tf.constant(w, tf.float64))
