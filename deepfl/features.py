@@ -214,7 +214,9 @@ def extract_to_cache(extractor, paths: Sequence[str], cache_path: str | os.PathL
     policy = policy or ErrorPolicy("skip")
     if batch_size < 1:
         raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
-    paths = [str(p) for p in dict.fromkeys(str(p) for p in paths)]
+    policy_count = policy.count
+    paths = [p for p in dict.fromkeys(str(p) for p in paths) if _utf8_key(p, policy)]
+    after_keys = policy.count
     if dim is None:
         dim = _output_dim(extractor)
     predict = _as_predict_fn(extractor)
@@ -224,10 +226,9 @@ def extract_to_cache(extractor, paths: Sequence[str], cache_path: str | os.PathL
         if stats["done"]:
             log.info("%s: %d of %d images already cached, extracting the other %d",
                      cache_path, stats["done"], len(paths), len(todo))
-        before = policy.count
         groups = group_by_size(todo, policy)
         with progress(total=len(todo), desc="MLSP features", unit="img") as bar:
-            bar.update(policy.count - before)
+            bar.update(policy.count - after_keys)
             for batch_paths in (b for group in groups.values() for b in iter_batches(group, batch_size)):
                 images, keys = [], []
                 for path in batch_paths:
@@ -239,8 +240,18 @@ def extract_to_cache(extractor, paths: Sequence[str], cache_path: str | os.PathL
                 if images:
                     stats["written"] += cache.append(keys, predict(np.stack(images).astype(np.float32)))
                 bar.update(len(batch_paths))
-        stats["skipped"] = policy.count - before
+        stats["skipped"] = policy.count - policy_count
     return stats
+
+
+def _utf8_key(path: str, policy: ErrorPolicy) -> bool:
+    """Cache keys are UTF-8: a path holding non-UTF-8 bytes (surrogate escapes) is reported and skipped."""
+    try:
+        path.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        policy.handle(f"{ascii(path)}: file name is not valid UTF-8 (cannot be a cache key); rename it")
+        return False
 
 
 def _output_dim(extractor) -> int:

@@ -109,15 +109,27 @@ def expand_inputs(inputs: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def _failure_reason(exc: Exception) -> str:
+    """The last informative line of a (possibly multi-line TensorFlow) error message."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return next((line for line in reversed(lines) if not line.startswith(("[[", "File", "Detected"))),
+                type(exc).__name__)
+
+
 def score_files(paths: Sequence[str], scorer: keras.Model, batch_size: int = 8, chunk: int = 256,
                 on_unreadable=None) -> tuple[list[tuple[str, float]], list[str]]:
-    """Scores image files `chunk` at a time (batched by size); returns ([(path, score)], [unreadable paths]).
+    """Scores image files `chunk` at a time (batched by size); returns ([(path, score)], [failed paths]).
 
-    An unreadable file does not stop the others: it is passed to `on_unreadable(message)` (if given) and listed.
+    A file that cannot be read, or a size the model cannot take (e.g. 1x1, below its receptive field), fails
+    only its own images: each is passed to `on_unreadable(message)` (if given) and listed; the others are scored.
+    Rows keep the input order.
     """
+    import tensorflow as tf
+
     from deepfl.errors import ImageReadError
     from deepfl.jobs import progress
 
+    report = on_unreadable or (lambda message: None)
     rows: list[tuple[str, float]] = []
     failed: list[str] = []
     with progress(total=len(paths), desc="scoring", unit="img") as bar:
@@ -129,10 +141,20 @@ def score_files(paths: Sequence[str], scorer: keras.Model, batch_size: int = 8, 
                     names.append(path)
                 except ImageReadError as exc:
                     failed.append(path)
-                    if on_unreadable is not None:
-                        on_unreadable(str(exc))
-            if images:
-                rows.extend(zip(names, score_arrays(scorer, images, batch_size).tolist()))
+                    report(str(exc))
+            scores: dict[int, float] = {}
+            for shape in dict.fromkeys(image.shape for image in images):
+                group = [i for i, image in enumerate(images) if image.shape == shape]
+                try:
+                    values = score_arrays(scorer, [images[i] for i in group], batch_size)
+                except (ValueError, tf.errors.OpError) as exc:
+                    reason = _failure_reason(exc)
+                    for i in group:
+                        failed.append(names[i])
+                        report(f"{names[i]}: cannot be scored at {shape[1]}x{shape[0]} ({reason})")
+                    continue
+                scores.update(zip(group, values.tolist()))
+            rows.extend((names[i], scores[i]) for i in sorted(scores))
             bar.update(len(part))
     return rows, failed
 

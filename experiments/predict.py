@@ -45,9 +45,15 @@ def main(argv: list[str]) -> int:
     rows, failed = score_files(paths, scorer, FLAGS.batch_size, FLAGS.chunk,
                                on_unreadable=lambda message: print(f"error: {message}", file=sys.stderr))
     text = format_scores(rows, fmt)
+    # A file name that is not UTF-8 (held with surrogate escapes) is written back as its original bytes.
+    data = text.encode("utf-8", "surrogateescape")
     if FLAGS.output:
-        atomic_write_bytes(FLAGS.output, text.encode("utf-8"))
+        atomic_write_bytes(FLAGS.output, data)
         print(f"wrote {len(rows)} scores to {FLAGS.output}", file=sys.stderr)
+    elif getattr(sys.stdout, "buffer", None) is not None:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
     else:
         sys.stdout.write(text)
     if failed:
