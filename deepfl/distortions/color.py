@@ -8,15 +8,16 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from deepfl.distortions._common import (gaussian_filter, hsv2rgb, lab2rgb, mapmm, matlab_round, ps2, rgb2gray,
-                                        rgb2hsv, rgb2lab, to_double_uint8_roundtrip, truncate)
+from deepfl.distortions._common import (Source, gaussian_filter, lab2rgb, mapmm, matlab_round, ps2, rgb2gray,
+                                        rgb2lab, to_double_uint8_roundtrip, truncate)
 
 
-def color_diffusion(x: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
+def color_diffusion(x: np.ndarray, amount: float, rng: np.random.Generator,
+                    source: Source | None = None) -> np.ndarray:
     """Type 4, `imcolordiffuse`: Gaussian blur (sigma 1.5*amount+2) of Lab a*, b*, which are then scaled by amount."""
-    lab = rgb2lab(x)
+    lab = rgb2lab(x, source)
     lab[..., 1:] = gaussian_filter(lab[..., 1:], 1.5 * amount + 2.0) * amount
-    return truncate(lab2rgb(lab))
+    return lab2rgb(lab, clip=True)
 
 
 def _shift_replicate(channel: np.ndarray, dy: int, dx: int) -> np.ndarray:
@@ -56,14 +57,21 @@ def color_quantization(x: np.ndarray, colors: int, rng: np.random.Generator) -> 
 
 
 def color_saturation_hsv(x: np.ndarray, factor: float, rng: np.random.Generator) -> np.ndarray:
-    """Type 7, `imcolorsaturate`: HSV saturation multiplied by `factor` (negative values invert the hue tint)."""
-    hsv = rgb2hsv(x)
-    hsv[..., 1] *= factor
-    return hsv2rgb(hsv)
+    """Type 7, `imcolorsaturate`: HSV saturation multiplied by `factor` (negative values invert the hue tint).
+
+    `hsv2rgb(h, f*s, v)` after `rgb2hsv` in closed form: each channel is v*(1 - s*m) with s*m = (v - c)/v in
+    every hue sector, so scaling s by f gives v + f*(c - v) (v = max channel); no colour-space round trip.
+    """
+    v = x.max(axis=-1, keepdims=True)
+    out = x - v
+    out *= factor
+    out += v
+    return out
 
 
-def color_saturation_lab(x: np.ndarray, factor: float, rng: np.random.Generator) -> np.ndarray:
+def color_saturation_lab(x: np.ndarray, factor: float, rng: np.random.Generator,
+                         source: Source | None = None) -> np.ndarray:
     """Type 8, `imsaturate`: Lab a*, b* multiplied by `factor`, back to sRGB and clipped to [0, 1]."""
-    lab = rgb2lab(x)
+    lab = rgb2lab(x, source)
     lab[..., 1:] *= factor
-    return truncate(lab2rgb(lab))
+    return lab2rgb(lab, clip=True)

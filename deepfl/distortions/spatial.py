@@ -8,47 +8,81 @@ from __future__ import annotations
 
 import numpy as np
 
-from deepfl.distortions._common import gaussian_filter, lab2rgb, matlab_round, rgb2lab, truncate
+from deepfl.distortions._common import Source, gaussian_filter, lab2rgb, matlab_round, rgb2lab
 
 
 def _keys_weights(t: np.ndarray) -> np.ndarray:
-    """Weights of the 4 taps at offsets -1, 0, 1, 2 of Keys' cubic convolution (a = -0.5, MATLAB 'cubic')."""
-    t2, t3 = t * t, t * t * t
-    return np.stack([(-t3 + 2 * t2 - t) / 2, (3 * t3 - 5 * t2 + 2) / 2, (-3 * t3 + 4 * t2 + t) / 2,
-                     (t3 - t2) / 2])
-
-
-def _warp_bicubic(image: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Samples `image` (HxWxC) at fractional (rows, cols) with cubic convolution, edges replicated."""
-    h, w, c = image.shape
-    r0 = np.floor(rows)
-    c0 = np.floor(cols)
-    wr = _keys_weights(rows - r0).astype(np.float32)[..., None]  # (4, H, W, 1)
-    wc = _keys_weights(cols - c0).astype(np.float32)[..., None]
-    r0 = r0.astype(np.int64)
-    c0 = c0.astype(np.int64)
-    flat = np.ascontiguousarray(image, dtype=np.float32).reshape(h * w, c)
-    cidx = [np.clip(c0 + j - 1, 0, w - 1) for j in range(4)]
-    out = np.zeros(rows.shape + (c,), dtype=np.float32)
-    for i in range(4):
-        base = np.clip(r0 + i - 1, 0, h - 1) * w
-        row_sum = wc[0] * np.take(flat, base + cidx[0], axis=0)
-        for j in range(1, 4):
-            row_sum += wc[j] * np.take(flat, base + cidx[j], axis=0)
-        out += wr[i] * row_sum
+    """(4, N) float32 weights of the taps at offsets -1, 0, 1, 2 of Keys' cubic convolution (a = -0.5, MATLAB
+    'cubic') for fractional positions `t` in [0, 1)."""
+    t2 = t * t
+    t3 = t2 * t
+    out = np.empty((4,) + t.shape, dtype=np.float32)
+    out[0] = 0.5 * (-t3 + 2 * t2 - t)
+    out[1] = 0.5 * (3 * t3 - 5 * t2 + 2)
+    out[2] = 0.5 * (-3 * t3 + 4 * t2 + t)
+    out[3] = 0.5 * (t3 - t2)
     return out
+
+
+_CHUNK_ROWS = 8  # rows per block: keeps every temporary of the 16-tap loop in cache
+
+
+def _warp_keys(image4: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> np.ndarray:
+    """Samples an HxWx4 float32 image at (y - dy, x - dx) per pixel with Keys cubic convolution, edges replicated.
+
+    Each pixel's 4 channels are gathered as one 16-byte item (numpy's fast gather path) from an edge-padded copy
+    (so no index clipping), weights are computed once per axis and repeated over the 4 lanes, and the 16 taps
+    are accumulated block by block with in-place float32 arithmetic.
+    """
+    h, w = dy.shape
+    fy = np.floor(-dy)
+    fx = np.floor(-dx)
+    wr = np.repeat(_keys_weights((-dy - fy).ravel()), 4, axis=1)  # (4, H*W*4): one weight per lane
+    wc = np.repeat(_keys_weights((-dx - fx).ravel()), 4, axis=1)
+    pad = int(max(-fy.min(), fy.max(), -fx.min(), fx.max(), 0)) + 2
+    padded = np.pad(image4, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
+    wp = padded.shape[1]
+    items = padded.reshape(-1).view(np.complex128)  # one 16-byte item per pixel (4 float32)
+    base = ((fy.astype(np.intp) + (np.arange(h)[:, None] + pad - 1)) * wp
+            + fx.astype(np.intp) + (np.arange(w)[None, :] + pad - 1)).ravel()  # tap (-1, -1) of every pixel
+    out = np.empty(h * w * 4, dtype=np.float32)
+    block = _CHUNK_ROWS * w
+    index = np.empty(block, dtype=np.intp)
+    gathered = np.empty(block, dtype=np.complex128)
+    row_sum = np.empty(4 * block, dtype=np.float32)
+    term = np.empty(4 * block, dtype=np.float32)
+    for s in range(0, h * w, block):
+        e = min(s + block, h * w)
+        m = e - s
+        acc = out[4 * s:4 * e]
+        acc[...] = 0.0
+        idx, g, rs, tt = index[:m], gathered[:m], row_sum[:4 * m], term[:4 * m]
+        values = g.view(np.float32)
+        for i in range(4):
+            for j in range(4):
+                np.add(base[s:e], i * wp + j, out=idx)
+                np.take(items, idx, out=g)
+                if j == 0:
+                    np.multiply(values, wc[0, 4 * s:4 * e], out=rs)
+                else:
+                    np.multiply(values, wc[j, 4 * s:4 * e], out=tt)
+                    rs += tt
+            np.multiply(rs, wr[i, 4 * s:4 * e], out=tt)
+            acc += tt
+    return out.reshape(h, w, 4)
 
 
 def jitter(x: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
     """Type 19, `imjitter` = `imscatter(x, [], amount, 5)`: 5 times, every pixel is resampled (bicubic) at a
     position displaced by independent N(0, amount^2) offsets along y and x (float32 arithmetic)."""
     h, w = x.shape[:2]
-    yy, xx = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
-    out = x
+    image4 = np.zeros((h, w, 4), dtype=np.float32)  # a 4th lane so that a pixel is one 16-byte item
+    image4[..., :3] = x
     for _ in range(5):
-        shifts = rng.standard_normal((h, w, 2)) * amount
-        out = _warp_bicubic(out, yy - shifts[..., 0], xx - shifts[..., 1])
-    return out.astype(np.float64)
+        shifts = rng.standard_normal((2, h, w), dtype=np.float32)
+        shifts *= np.float32(amount)
+        image4 = _warp_keys(image4, shifts[0], shifts[1])
+    return image4[..., :3].astype(np.float64)
 
 
 def non_eccentricity_patch(x: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -86,16 +120,20 @@ def pixelate(x: np.ndarray, strength: float, rng: np.random.Generator) -> np.nda
     return low[_nearest_indices(lh, h, h / lh)][:, _nearest_indices(lw, w, w / lw)]
 
 
-def _multithresh(x: np.ndarray, levels: int) -> np.ndarray:
+def _multithresh(x: np.ndarray, levels: int, counts: np.ndarray | None = None) -> np.ndarray:
     """Multi-level Otsu thresholds of `x` (values in [0, 1]) on a 256-bin histogram, as MATLAB `multithresh`.
 
     MATLAB searches the maximum between-class variance with `fminsearch`; we maximise the same criterion by
     exact coordinate ascent over bin boundaries (deterministic), starting from equal-population classes.
+    `counts` (optional): how many samples hold each value of `x` (then `x` lists distinct values).
     """
+    if counts is not None:
+        x = x[counts > 0]
+        counts = counts[counts > 0]
     lo, hi = float(x.min()), float(x.max())
     scaled = (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
     bins = np.floor(scaled.ravel() * 255.0 + 0.5).astype(np.int64)
-    p = np.bincount(bins, minlength=256).astype(np.float64)
+    p = np.bincount(bins, weights=counts, minlength=256).astype(np.float64)
     p /= p.sum()
     omega = np.concatenate([[0.0], np.cumsum(p)])
     mu = np.concatenate([[0.0], np.cumsum(p * np.arange(256))])
@@ -137,6 +175,13 @@ def quantization(x: np.ndarray, levels: int, rng: np.random.Generator) -> np.nda
     return values[np.searchsorted(thresh, x, side="left")]
 
 
+def quantization_levels(levels: np.ndarray, counts: np.ndarray, n: int) -> np.ndarray:
+    """Type 22 on the input levels (thresholds from the level histogram `counts`, then per-sample)."""
+    thresh = _multithresh(levels, int(n), counts)
+    values = np.concatenate([[0.0], thresh[1:], [1.0]])
+    return values[np.searchsorted(thresh, levels, side="left")]
+
+
 def color_block(x: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
     """Type 23, `imcolorblock`: `count` opaque 32x32 squares of a uniformly random colour at uniformly random
     positions (top-left in [0, W-32] x [0, H-32], rounded as `insertShape` does). Needs H, W >= 32."""
@@ -155,10 +200,11 @@ def color_block(x: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarr
     return out
 
 
-def high_sharpen(x: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
+def high_sharpen(x: np.ndarray, amount: float, rng: np.random.Generator,
+                 source: Source | None = None) -> np.ndarray:
     """Type 24, `imsharpenHi` = `imsharpen(x, 'Radius', 3, 'Amount', amount)`: unsharp masking of Lab L* with a
     Gaussian (sigma 3, 13x13, replicate), back to sRGB, clipped to [0, 1]."""
-    lab = rgb2lab(x)
+    lab = rgb2lab(x, source)
     lum = lab[..., 0]
     lab[..., 0] = lum + amount * (lum - gaussian_filter(lum, 3.0, size=13))
-    return truncate(lab2rgb(lab))
+    return lab2rgb(lab, clip=True)
