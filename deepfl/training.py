@@ -248,9 +248,9 @@ def train_multitask(build_and_compile: Callable[[bool], keras.Model], train_data
         raise ValueError(f"epochs/steps_per_epoch: must be >= 1, got {epochs}/{steps_per_epoch}")
     if not 0 <= warmup_epochs <= epochs:
         raise ValueError(f"warmup_epochs: must be in [0, epochs={epochs}], got {warmup_epochs}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     strategy = strategy or tf.distribute.get_strategy()
+    out = worker_dir(Path(out_dir), strategy)
+    out.mkdir(parents=True, exist_ok=True)
     state = read_state(out / "checkpoints")
     start = state["epoch"] if state else 0
     if start:
@@ -283,6 +283,20 @@ def train_multitask(build_and_compile: Callable[[bool], keras.Model], train_data
                                (warmup_epochs >= epochs))
     _atomic_save_model(model, out / "model.keras")
     return model
+
+
+def worker_dir(out_dir: Path, strategy) -> Path:
+    """`out_dir` for the chief (or a single machine); `out_dir/workers/<type>_<id>` for the other workers of a
+    multi-worker strategy, so that only the chief writes the shared outputs and checkpoints."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    task_type = getattr(resolver, "task_type", None)
+    task_id = getattr(resolver, "task_id", None) or 0
+    if task_type in (None, "chief"):
+        return out_dir
+    cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    if task_type == "worker" and task_id == 0 and "chief" not in cluster:
+        return out_dir  # without a chief, worker 0 plays its part
+    return out_dir / "workers" / f"{task_type}_{task_id}"
 
 
 def _tensorboard_available() -> bool:
