@@ -80,6 +80,14 @@ def gray_entropy(gray: tf.Tensor) -> tf.Tensor:
     return -tf.reduce_sum(tf.math.multiply_no_nan(tf.math.log(p) / np.log(2.0), p), -1)
 
 
+def _halve(x: tf.Tensor) -> tf.Tensor:
+    """2x2 box average + subsampling by 2 with a symmetric border (common.box_downsample(x, 2, "symmetric")),
+    written with dynamic shapes so that the traced function accepts any image size."""
+    shape = tf.shape(x)
+    x = tf.pad(x, [[0, 0], [0, shape[1] % 2], [0, shape[2] % 2], [0, 0]], mode="SYMMETRIC")
+    return tf.nn.avg_pool2d(x, 2, 2, "VALID")
+
+
 @tf.function(reduce_retracing=True)
 def _add_gsim(ref: tf.Tensor, dist: tf.Tensor) -> tf.Tensor:
     x = common.rgb2gray(ref, tf.float32)
@@ -95,8 +103,8 @@ def _add_gsim(ref: tf.Tensor, dist: tf.Tensor) -> tf.Tensor:
             e2 = tf.reduce_mean(tf.cast(g2, tf.float64), [1, 2, 3])
             fva = common.similarity(e1, e2, C_FREQUENCY)
         if scale + 1 < NUM_SCALES:
-            xs = common.box_downsample(xs, 2, "symmetric")
-            ys = common.box_downsample(ys, 2, "symmetric")
+            xs = _halve(xs)
+            ys = _halve(ys)
     egm = common.similarity(gray_entropy(x), gray_entropy(y), C_ENTROPY)
     return tf.exp(log_quality) * fva * egm
 
