@@ -7,13 +7,15 @@ without decoding) and batched within each group.
 
 The cache is one HDF5 file: `keys` (the image paths, UTF-8), `features` (N x dim float32) and the attribute
 `count`, the number of committed rows. Each batch is written, then `count` is raised and the file flushed, so a
-killed job loses at most the batch in flight; a restarted job skips the keys already committed.
+killed job loses at most the batch in flight; a restarted job skips the keys already committed. A finished run
+rewrites the file once in canonical form, so a killed-and-resumed run ends byte-identical to an unbroken one.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -104,6 +106,8 @@ class FeatureCache:
         start = len(self.index)
         stop = start + len(fresh)
         file = self._file
+        if int(file.attrs.get("compact", 0)):
+            file.attrs["compact"] = 0
         file["features"].resize(stop, axis=0)
         file["keys"].resize(stop, axis=0)
         file["features"][start:stop] = features[fresh]
@@ -130,6 +134,42 @@ class FeatureCache:
         block = self._file["features"][unique]
         out[order] = block[inverse]
         return out
+
+    @property
+    def is_compact(self) -> bool:
+        return bool(int(self._file.attrs.get("compact", 0)))
+
+    def compact(self, block: int = 1024) -> None:
+        """Rewrites the cache in canonical form (rows in commit order, no space left by killed batches).
+
+        HDF5 keeps the space of rows dropped after a kill and its layout depends on the write history; the
+        rewrite (through a temporary file and an atomic rename) makes a resumed run's file byte-identical to an
+        uninterrupted one's. Costs one read and write of the cache.
+        """
+        count = len(self.index)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        os.close(fd)
+        try:
+            with h5py.File(tmp, "w") as out:
+                keys = out.create_dataset("keys", shape=(count,), maxshape=(None,), dtype=_STR, chunks=(1024,))
+                feats = out.create_dataset("features", shape=(count, self.dim), maxshape=(None, self.dim),
+                                           dtype="float32", chunks=self._file["features"].chunks)
+                for start in range(0, count, block):
+                    stop = min(count, start + block)
+                    keys[start:stop] = self._file["keys"][start:stop]
+                    feats[start:stop] = self._file["features"][start:stop]
+                out.attrs["count"] = count
+                out.attrs["dim"] = self.dim
+                out.attrs["source"] = self.source
+                out.attrs["compact"] = 1
+            with open(tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
+            self._file.close()
+            os.replace(tmp, self.path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        self._file = h5py.File(self.path, "a")
 
     def keys(self) -> list[str]:
         return list(self.index)
@@ -241,6 +281,8 @@ def extract_to_cache(extractor, paths: Sequence[str], cache_path: str | os.PathL
                     stats["written"] += cache.append(keys, predict(np.stack(images).astype(np.float32)))
                 bar.update(len(batch_paths))
         stats["skipped"] = policy.count - policy_count
+        if not cache.is_compact:
+            cache.compact()
     return stats
 
 
