@@ -225,8 +225,14 @@ def label_pairs(pairs: pd.DataFrame, image_root: str | os.PathLike, out_csv: str
         for index, ref, dists, good, problems in pair_dataset(todo, image_root, ref_root).as_numpy_iterator():
             ref_im, dist_names = todo[int(index)]
             rows, bad_pairs = [], [message.decode() for message in problems]
+            scores = {}
             if len(good):
-                scores = score_batch(functions, ref, dists)
+                try:
+                    scores = score_batch(functions, ref, dists)
+                except ValueError as exc:          # e.g. images too small for a metric: the pairs are bad
+                    bad_pairs += [f"{dist_names[i]}: not scored ({exc})" for i in good]
+                    good = []
+            if len(good):
                 for k, i in enumerate(good):
                     row = {"dist_im": dist_names[i], "ref_im": ref_im}
                     bad = [m for m in metrics if not np.isfinite(scores[m][k])]

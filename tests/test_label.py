@@ -154,3 +154,18 @@ def test_cli_writes_kadis_layout_and_reports_bad_metric(pair_set, tmp_path):
     assert "9 rows written" in done.stdout and "3 bad pairs skipped" in done.stdout
     bad = subprocess.run(command + ["--metrics=psnr"], cwd=REPO, env=env, capture_output=True, text=True)
     assert bad.returncode == 2 and "psnr" in bad.stderr.splitlines()[-1]
+
+
+def test_pairs_a_metric_cannot_score_are_reported_not_fatal(tmp_path, small_photo, monkeypatch):
+    root = tmp_path / "images"
+    root.mkdir()
+    write_image(root / "r.png", small_photo)
+    write_image(root / "d.png", small_photo[::-1])
+    pairs = pd.DataFrame({"dist_im": ["d.png"], "ref_im": ["r.png"]})
+
+    def refuses(ref, dist):
+        raise ValueError("toy: images of 96x128 are too small")
+
+    monkeypatch.setattr(labeling, "load_metric_functions", lambda metrics: {"sff": refuses})
+    summary = labeling.label_pairs(pairs, root, tmp_path / "labels.csv", metrics=["sff"])
+    assert summary.written == 0 and "d.png: not scored (toy: images" in summary.skipped[0]
