@@ -192,11 +192,12 @@ def make_dataset(table: pd.DataFrame, targets: Sequence[str] | str, batch_size: 
     seen, decoded = stats._seen, stats._decoded
     # Random crops/flips need the element index (stateless seeds); skip `enumerate` when nothing is random.
     needs_index = training and (crop_size is not None or augment_flip)
-    dataset = dataset.enumerate() if needs_index else dataset.map(
-        lambda path, values: (tf.constant(0, tf.int64), (path, values)))
+    if needs_index:
+        dataset = dataset.enumerate()
 
-    def load(index, element):
-        path, values = element
+    def load(*element):
+        # (index, (path, values)) after `enumerate`, else (path, values): no extra per-element stage.
+        index, (path, values) = element if needs_index else (None, element)
         if count_errors:  # counted inside the parallel map: a separate counting stage costs ~10% on 2 cores
             with tf.control_dependencies([seen.assign_add(1)]):
                 path = tf.identity(path)

@@ -49,6 +49,8 @@ def read_csv_checked(dataset: str, path: Path, required: Sequence[str], **kwargs
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, csv.Error) as exc:
         raise table_error(dataset, path, None, f"cannot parse as CSV ({str(exc).splitlines()[0]})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
+    if frame.empty:
+        raise table_error(dataset, path, None, f"header {list(frame.columns)} but no rows")
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise table_error(dataset, path, 1, f"header {list(frame.columns)} lacks column(s) {missing}; "
