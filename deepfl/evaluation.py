@@ -101,7 +101,7 @@ def fit_logistic(pred: Sequence[float], target: Sequence[float]) -> np.ndarray:
             params, _ = optimize.curve_fit(logistic4, pred, target, p0=start, jac=_logistic4_jacobian, maxfev=20000)
         if not np.all(np.isfinite(params)):
             raise RuntimeError("non-finite parameters")
-    except (RuntimeError, optimize.OptimizeWarning, ValueError):
+    except (RuntimeError, optimize.OptimizeWarning, ValueError, TypeError):  # TypeError: fewer than 4 points
         params = start
     start_err = np.sum((logistic4(pred, *start) - target) ** 2)
     fit_err = np.sum((logistic4(pred, *params) - target) ** 2)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -24,7 +25,9 @@ TRAIN_FLAGS = ["--arch=tiny", "--weights=none", "--image_size=32,32", "--batch_s
 
 
 def keras_digest(path: Path) -> str:
-    """sha256 of a .keras archive's members (name + bytes), ignoring the save date in metadata.json."""
+    """sha256 of a .keras archive's members (name + bytes), blind to the two per-process artefacts Keras writes:
+    the save date in metadata.json and `shared_object_id` values (Python `id()`s) in config.json, which are
+    renumbered in order of appearance. Weights (model.weights.h5) are compared byte for byte."""
     digest = hashlib.sha256()
     with zipfile.ZipFile(path) as archive:
         for name in sorted(archive.namelist()):
@@ -33,6 +36,11 @@ def keras_digest(path: Path) -> str:
                 meta = json.loads(data)
                 meta.pop("date_saved", None)
                 data = json.dumps(meta, sort_keys=True).encode()
+            elif name == "config.json":
+                ids: dict[str, str] = {}
+                data = re.sub(rb'"shared_object_id": (\d+)',
+                              lambda m: b'"shared_object_id": ' + ids.setdefault(m.group(1), str(len(ids))).encode(),
+                              data)
             digest.update(name.encode() + b"\0" + data)
     return digest.hexdigest()
 
