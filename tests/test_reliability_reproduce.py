@@ -1,0 +1,111 @@
+"""deepfl-reproduce under bad inputs and SIGKILLs, on a miniature KADID-10k layout and a tiny multi-task model.
+
+A broken metadata CSV or model gives one line naming the file (exit 2), never a traceback; a run killed at
+random points (during feature extraction or the MLP protocol) and restarted ends with the same tables as an
+uninterrupted run (`.keras` heads compared by content, HDF5 caches by their rows)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+import badinputs
+import killrestart
+from test_reliability_train_mlp import _kadid
+from test_reliability_train_multitask import keras_digest
+
+FLAGS = ["--num_splits=2", "--epochs=2", "--batch_size=4", "--learning_rates=1e-3", "--seed=4", "--cross="]
+
+
+def _argv(kadid, model, out, *extra):
+    return [f"--kadid10k_dir={kadid}", f"--model={model}", f"--out_dir={out}", *FLAGS, *extra]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    from deepfl.models import build_multitask
+
+    root = tmp_path_factory.mktemp("reproduce runs")
+    model = root / "multitask.keras"
+    build_multitask(tasks=["ssim", "gmsd"], weights=None, arch="tiny", seed=0).save(model)
+    good = root / "kadid"
+    _kadid(good)
+    variants = badinputs.make_csv_variants(good / "dmos.csv", root / "variants", score_column="dmos",
+                                           required=["dmos"], file_column="dist_img")
+    argvs = {"kill_reference": _argv(good, model, root / "kill_reference")}
+    for item in variants:
+        folder = root / f"data_{item.name}"
+        folder.mkdir()
+        (folder / "images").symlink_to(good / "images")
+        shutil.copyfile(item.path, folder / "dmos.csv")
+        argvs[item.name] = _argv(folder, model, root / f"out_{item.name}")
+    broken_model = root / "broken.keras"
+    broken_model.write_bytes(model.read_bytes()[:500])
+    argvs["broken_model"] = _argv(good, broken_model, root / "out_broken_model")
+    argvs["missing_dir"] = _argv(root / "no such folder", model, root / "out_missing_dir")
+    results = dict(zip(argvs, killrestart.run_batch("reproduce", list(argvs.values()))))
+    killrestart.record("reproduce", bad_csvs=len(variants), bad_models=1, bad_folders=1)
+    return dict(root=root, good=good, model=model, variants=variants, results=results)
+
+
+def test_no_reproduce_invocation_prints_a_traceback(runs):
+    failures = [name for name, result in runs["results"].items()
+                if "Traceback (most recent call last)" in result.stderr]
+    assert not failures, "tracebacks from: " + ", ".join(failures) + "\n" + "\n".join(
+        runs["results"][name].stderr[-1500:] for name in failures[:2])
+
+
+def test_reproduce_metadata_variants(runs):
+    for item in runs["variants"]:
+        result = runs["results"][item.name]
+        line = badinputs.error_line(result.stderr)
+        if item.expect == "accept":
+            assert result.returncode == 0, (item.name, result.stderr[-1500:])
+        elif item.expect == "reject":
+            assert result.returncode == 2 and "dmos.csv" in line, (item.name, result.stderr[-1500:])
+        else:
+            assert result.returncode == 0 or (result.returncode == 2 and "dmos.csv" in line), (item.name, line)
+
+
+def test_reproduce_broken_model_and_missing_folder(runs):
+    broken = runs["results"]["broken_model"]
+    assert broken.returncode == 2 and "broken.keras" in badinputs.error_line(broken.stderr), broken.stderr[-1500:]
+    missing = runs["results"]["missing_dir"]
+    assert missing.returncode == 2 and "no such folder" in badinputs.error_line(missing.stderr), (
+        missing.stderr[-1500:])
+
+
+def _same_outputs(reference: Path, candidate: Path) -> None:
+    from test_reliability_extract_features import _cache
+
+    killrestart.assert_same_tree(reference, candidate, ignore=lambda rel: killrestart.is_temp(rel)
+                                 or rel.suffix in (".keras", ".h5"))
+    for path in reference.rglob("*.keras"):
+        assert keras_digest(path) == keras_digest(candidate / path.relative_to(reference)), path.name
+    for path in reference.rglob("*.h5"):
+        ref_keys, ref_feats = _cache(path)
+        keys, feats = _cache(candidate / path.relative_to(reference))
+        assert keys == ref_keys and (feats == ref_feats).all(), path.name
+
+
+def _kill_test(runs, kills, seed, out):
+    reference = runs["root"] / "kill_reference"
+    assert runs["results"]["kill_reference"].returncode == 0, runs["results"]["kill_reference"].stderr[-2000:]
+    cmd = killrestart.job_command("reproduce", *_argv(runs["good"], runs["model"], out))
+    report = killrestart.run_with_kills(cmd, killrestart.count_paths(out, "*"), kills=kills, seed=seed,
+                                        max_delay=1.5, timeout=600)
+    assert report.final.returncode == 0, report.final.stderr[-2000:]
+    assert report.kills == kills, f"only {report.kills} kills landed before the job finished"
+    _same_outputs(reference, out)
+    killrestart.record("reproduce", kills=report.kills, starts=report.starts)
+
+
+def test_reproduce_killed_and_restarted_gives_identical_tables(runs, tmp_path):
+    _kill_test(runs, kills=1, seed=0, out=tmp_path / "killed")
+
+
+@pytest.mark.slow
+def test_reproduce_killed_three_times_gives_identical_tables(runs, tmp_path):
+    _kill_test(runs, kills=3, seed=1, out=tmp_path / "killed")
