@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from deepfl.distortions import DISTORTION_NAMES, distort  # noqa: E402
 from deepfl.images import decode_image, encode_image  # noqa: E402
-from experiments.distort import process_reference  # noqa: E402
+from experiments.distort import _limit_threads, encode_output, process_reference  # noqa: E402
 
 
 def references(count: int) -> list[np.ndarray]:
@@ -51,14 +51,16 @@ def references(count: int) -> list[np.ndarray]:
     return out
 
 
-def per_type(ref_png: bytes, repeats: int) -> dict[int, tuple[float, float, float, float]]:
-    """type -> (decode ms, distort ms, encode ms, CPU ms of all three) per distorted image, single process.
+def per_type(ref_png: bytes, repeats: int) -> dict[int, tuple[float, float, float, float, float]]:
+    """type -> (decode ms, distort ms, encode ms, CPU ms of all three, distort CPU ms) per distorted image, one
+    process; PNG encoding by the generator's writer (`deepfl.png`).
 
     CPU time (`time.process_time`) is printed too: on a shared machine it is far steadier than wall time.
     """
     results = {}
     for t in DISTORTION_NAMES:
-        dec = dis = enc = 0.0
+        dec = dis = enc = dis_cpu = 0.0
+        distort(decode_image(ref_png), t, 1, rng=0)  # warm-up (imports, caches)
         cpu_start = time.process_time()
         for r in range(repeats):
             start = time.perf_counter()
@@ -66,15 +68,37 @@ def per_type(ref_png: bytes, repeats: int) -> dict[int, tuple[float, float, floa
             dec += time.perf_counter() - start
             for level in range(1, 6):
                 start = time.perf_counter()
+                start_cpu = time.process_time()
                 out = distort(image, t, level, rng=r)
                 mid = time.perf_counter()
-                encode_image(out, "png")
+                dis_cpu += time.process_time() - start_cpu
+                encode_output(out, "png")
                 dis += mid - start
                 enc += time.perf_counter() - mid
         n = 5 * repeats
         cpu = (time.process_time() - cpu_start) / n * 1000
-        results[t] = (dec / n * 1000, dis / n * 1000, enc / n * 1000, cpu)
+        results[t] = (dec / n * 1000, dis / n * 1000, enc / n * 1000, cpu, dis_cpu / n * 1000)
     return results
+
+
+def png_writers(images: list[np.ndarray], repeats: int = 3) -> None:
+    """CPU ms and KB per image of our PNG writer (both deflate back ends) beside Pillow's compress_level=1."""
+    from deepfl.png import deflate_backend, encode_png
+
+    writers = {"Pillow compress_level=1": lambda im: encode_image(im, "png")}
+    for level in (0, 1, 6):
+        writers[f"deepfl.png level {level} ({deflate_backend()})"] = lambda im, lv=level: encode_png(im, lv)
+    writers["deepfl.png level 1 (zlib)"] = lambda im: encode_png(im, 1, "zlib")
+    base = None
+    print(f"PNG writers, {len(images)} distorted 512x384 images x {repeats}: CPU ms and KB per image")
+    for name, write in writers.items():
+        start = time.process_time()
+        size = 0
+        for _ in range(repeats):
+            size = sum(len(write(im)) for im in images)
+        ms = (time.process_time() - start) / (repeats * len(images)) * 1000
+        base = base or ms
+        print(f"  {name:34s} {ms:6.2f} ms  {size / len(images) / 1024:6.0f} KB  ({base / ms:.1f}x vs Pillow)")
 
 
 def octave_ms(matlab_dir: str, ref: np.ndarray) -> dict[int, float]:
@@ -100,10 +124,10 @@ def throughput(refs: list[np.ndarray], workers: int, fmt: str) -> tuple[float, i
         for i, ref in enumerate(refs):
             name = f"ref{i:04d}.png"
             Image.fromarray(ref).save(ref_dir / name)
-            tasks.append((str(ref_dir), name, i % 25 + 1, str(out_dir), fmt, 0, False))
+            tasks.append((str(ref_dir), name, i % 25 + 1, str(out_dir), fmt, 0, False, 1))
         out_dir.mkdir()
         context = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-        with context.Pool(workers) as pool:
+        with context.Pool(workers, initializer=_limit_threads) as pool:
             pool.map(process_reference, tasks[:workers])  # warm the workers up (imports)
             shutil.rmtree(out_dir)
             out_dir.mkdir()
@@ -129,25 +153,30 @@ def main() -> None:
     peer = {}
     if args.matlab_dir and shutil.which("octave"):
         peer = octave_ms(args.matlab_dir, refs[0])
+    _limit_threads()  # as in the generator's workers
+    print(f"load average before: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
     rows = per_type(ref_png, args.repeats)
     print(f"Part 1: ms per distorted 512x384 image, one process (cpu count {os.cpu_count()})")
-    print("| id | name | decode/5 | distort | PNG encode | total | total CPU | Octave distort | Octave / ours |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for t, (dec, dis, enc, cpu) in rows.items():
+    print("| id | name | decode/5 | distort | PNG encode | total | distort CPU | total CPU | Octave distort | "
+          "Octave / ours |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for t, (dec, dis, enc, cpu, dis_cpu) in rows.items():
         o = peer.get(t, float("nan"))
         ratio = f"{o / dis:.1f}x" if np.isfinite(o) else "n/a"
         o_text = f"{o:.0f}" if np.isfinite(o) else "n/a"
         print(f"| {t} | {DISTORTION_NAMES[t]} | {dec:.1f} | {dis:.1f} | {enc:.1f} | {dec + dis + enc:.1f} | "
-              f"{cpu:.1f} | {o_text} | {ratio} |")
+              f"{dis_cpu:.1f} | {cpu:.1f} | {o_text} | {ratio} |")
     mean_total = np.mean([v[0] + v[1] + v[2] for v in rows.values()])
     mean_cpu = np.mean([v[3] for v in rows.values()])
     print(f"mean over the 25 types: {mean_total:.1f} ms wall, {mean_cpu:.1f} ms CPU per image -> "
           f"{1000 / mean_total:.1f} images/s per process (wall); CPU-bound estimate on {os.cpu_count()} idle "
           f"cores: {os.cpu_count() * 1000 / mean_cpu:.1f} images/s")
+    png_writers([distort(refs[0], t, 3, rng=0) for t in DISTORTION_NAMES])
     print(f"Part 2: generator work function, {args.workers} worker(s), 25 types x {args.refs_per_type} refs")
     for fmt in ("png", "bmp"):
         rate, count = throughput(refs, args.workers, fmt)
         print(f"  {fmt}: {count} images, {rate:.1f} images/s  (700k images: {700000 / rate / 3600:.1f} h)")
+    print(f"load average after: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
 
 
 if __name__ == "__main__":

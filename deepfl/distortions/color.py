@@ -62,7 +62,7 @@ def color_saturation_hsv(x: np.ndarray, factor: float, rng: np.random.Generator)
     `hsv2rgb(h, f*s, v)` after `rgb2hsv` in closed form: each channel is v*(1 - s*m) with s*m = (v - c)/v in
     every hue sector, so scaling s by f gives v + f*(c - v) (v = max channel); no colour-space round trip.
     """
-    v = x.max(axis=-1, keepdims=True)
+    v = np.maximum(np.maximum(x[..., 0], x[..., 1]), x[..., 2])[..., None]
     out = x - v
     out *= factor
     out += v

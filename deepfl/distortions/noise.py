@@ -41,20 +41,20 @@ def multiplicative_noise(x: np.ndarray, var: float, rng: np.random.Generator) ->
 
 
 def denoise(x: np.ndarray, var: float, rng: np.random.Generator) -> np.ndarray:
-    """Type 15, `imdenoise`: Gaussian noise of variance `var` (as `imnoise`), then each channel denoised.
+    """Type 15, `imdenoise`: Gaussian noise of variance `var` (as `imnoise`), then denoised.
 
     The original denoises each channel with MATLAB's pretrained DnCNN (`denoisingNetwork('DnCNN')`), whose
-    weights are not available here. We use non-local means per channel (scikit-image, fast mode, 5x5 patches,
-    7x7 search window, h = 0.8*sigma with sigma = sqrt(var) known), the classical denoiser closest in effect:
-    noise removed, fine texture flattened, residual blotches at high levels. DnCNN is a blind CNN and leaves
-    fewer blotches and sharper edges at the same noise level.
+    weights are not available here. We use non-local means (scikit-image, fast mode, 5x5 patches, 7x7 search
+    window, h = 0.8*sigma with sigma = sqrt(var) known), the classical denoiser closest in effect: noise removed,
+    fine texture flattened, residual blotches at high levels. The patch distance is taken over the three
+    channels jointly (one weight map for R, G and B, in float32): 2.1x faster than one run per channel and as
+    strong (PSNR vs the clean image within +0.5/-0.1 dB of per-channel runs at every level; docs/distortions.md).
+    DnCNN is a blind CNN and leaves fewer blotches and sharper edges at the same noise level.
     """
     from skimage.restoration import denoise_nl_means
 
     noisy = _imnoise_gaussian(x, var, rng)
     sigma = float(np.sqrt(var))
-    out = np.empty_like(noisy)
-    for c in range(noisy.shape[2]):
-        out[..., c] = denoise_nl_means(noisy[..., c], h=0.8 * sigma, sigma=sigma, patch_size=5, patch_distance=3,
-                                       fast_mode=True)
-    return out
+    out = denoise_nl_means(noisy.astype(np.float32), h=0.8 * sigma, sigma=sigma, patch_size=5, patch_distance=3,
+                           fast_mode=True, channel_axis=-1)
+    return out.astype(np.float64)

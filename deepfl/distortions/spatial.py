@@ -47,28 +47,29 @@ def _warp_keys(image4: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> np.ndarray
             + fx.astype(np.intp) + (np.arange(w)[None, :] + pad - 1)).ravel()  # tap (-1, -1) of every pixel
     out = np.empty(h * w * 4, dtype=np.float32)
     block = _CHUNK_ROWS * w
-    index = np.empty(block, dtype=np.intp)
     gathered = np.empty(block, dtype=np.complex128)
     row_sum = np.empty(4 * block, dtype=np.float32)
     term = np.empty(4 * block, dtype=np.float32)
+    taps = [items[i * wp + j:] for i in range(4) for j in range(4)]  # tap (i, j) = a shifted view, same index
     for s in range(0, h * w, block):
         e = min(s + block, h * w)
         m = e - s
         acc = out[4 * s:4 * e]
-        acc[...] = 0.0
-        idx, g, rs, tt = index[:m], gathered[:m], row_sum[:4 * m], term[:4 * m]
+        idx, g, rs, tt = base[s:e], gathered[:m], row_sum[:4 * m], term[:4 * m]
         values = g.view(np.float32)
         for i in range(4):
             for j in range(4):
-                np.add(base[s:e], i * wp + j, out=idx)
-                np.take(items, idx, out=g)
+                np.take(taps[4 * i + j], idx, out=g)
                 if j == 0:
                     np.multiply(values, wc[0, 4 * s:4 * e], out=rs)
                 else:
                     np.multiply(values, wc[j, 4 * s:4 * e], out=tt)
                     rs += tt
-            np.multiply(rs, wr[i, 4 * s:4 * e], out=tt)
-            acc += tt
+            if i == 0:
+                np.multiply(rs, wr[0, 4 * s:4 * e], out=acc)
+            else:
+                np.multiply(rs, wr[i, 4 * s:4 * e], out=tt)
+                acc += tt
     return out.reshape(h, w, 4)
 
 
