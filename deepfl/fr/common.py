@@ -310,9 +310,39 @@ def imresize_matrix(in_len: int, out_len: int, method: str = "bicubic", scale: f
     return matrix
 
 
+@functools.lru_cache(maxsize=64)
+def imresize_taps(in_len: int, out_len: int, method: str = "bicubic", scale: float | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The nonzero entries of `imresize_matrix` as (indices, weights), each out_len x taps (zero-padded)."""
+    matrix = imresize_matrix(in_len, out_len, method, scale)
+    taps = int((matrix != 0).sum(axis=1).max())
+    indices = np.zeros((out_len, taps), np.int64)
+    weights = np.zeros((out_len, taps), np.float64)
+    for row in range(out_len):
+        cols = np.nonzero(matrix[row])[0]
+        indices[row, :len(cols)] = cols
+        weights[row, :len(cols)] = matrix[row, cols]
+    return indices, weights
+
+
+def _resize_axis(x: tf.Tensor, axis: int, in_len: int, out_len: int, method: str, scale: float) -> tf.Tensor:
+    """Resizes NHWC `x` along axis 1 or 2 by gathering the few taps of each output pixel (no dense matmul)."""
+    indices, weights = imresize_taps(in_len, out_len, method, scale)
+    taps = indices.shape[1]
+    gathered = tf.gather(x, indices.reshape(-1), axis=axis)
+    shape = tf.unstack(tf.shape(gathered))
+    if axis == 1:
+        gathered = tf.reshape(gathered, tf.stack([shape[0], out_len, taps, shape[2], shape[3]]))
+        w = tf.constant(weights[None, :, :, None, None], x.dtype)
+        return tf.reduce_sum(gathered * w, axis=2)
+    gathered = tf.reshape(gathered, tf.stack([shape[0], shape[1], out_len, taps, shape[3]]))
+    w = tf.constant(weights[None, None, :, :, None], x.dtype)
+    return tf.reduce_sum(gathered * w, axis=3)
+
+
 def imresize(x: tf.Tensor, out_hw: tuple[int, int], method: str = "bicubic", scale: float | None = None,
              uint8: bool = False) -> tf.Tensor:
-    """MATLAB `imresize` of NHWC `x` to out_hw (antialiased when shrinking).
+    """MATLAB `imresize` of NHWC `x` to out_hw (antialiased when shrinking), as two 1-D passes of a few taps.
 
     uint8=True mimics a uint8 input: MATLAB resizes the axis with the smaller scale first and rounds (half away
     from zero) and clips to 0..255 after each axis.
@@ -321,17 +351,15 @@ def imresize(x: tf.Tensor, out_hw: tuple[int, int], method: str = "bicubic", sca
     out_h, out_w = out_hw
     scale_h = out_h / height if scale is None else scale
     scale_w = out_w / width if scale is None else scale
-    mh = tf.constant(imresize_matrix(height, out_h, method, scale_h), x.dtype)
-    mw = tf.constant(imresize_matrix(width, out_w, method, scale_w), x.dtype)
 
     def finish(y):
         return tf.clip_by_value(round_half_away(y), 0.0, 255.0) if uint8 else y
 
     def along_h(y):
-        return finish(tf.einsum("oh,nhwc->nowc", mh, y))
+        return finish(_resize_axis(y, 1, height, out_h, method, scale_h))
 
     def along_w(y):
-        return finish(tf.einsum("ow,nhwc->nhoc", mw, y))
+        return finish(_resize_axis(y, 2, width, out_w, method, scale_w))
 
     if scale_w < scale_h:  # MATLAB: dimension with the smallest scale first (stable order otherwise)
         return along_h(along_w(x))

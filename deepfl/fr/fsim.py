@@ -99,7 +99,7 @@ def real_power(x: tf.Tensor, exponent: float) -> tf.Tensor:
     return tf.where(x < 0, magnitude * math.cos(exponent * math.pi), magnitude)
 
 
-@tf.function(reduce_retracing=True, jit_compile=False)
+@tf.function(jit_compile=False)  # traced once per input shape: the code needs static H, W
 def _fsim(ref: tf.Tensor, dist: tf.Tensor) -> tf.Tensor:
     f = common.auto_downsample_factor(ref.shape[1], ref.shape[2])
     yiq = common.box_downsample(common.linear_color(tf.concat([ref, dist], axis=0), common.YIQ), f, "zeros")

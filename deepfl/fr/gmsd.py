@@ -14,7 +14,7 @@ from deepfl.fr import common
 T = 170.0
 
 
-@tf.function(reduce_retracing=True, jit_compile=False)
+@tf.function(jit_compile=False)  # traced once per input shape: the code needs static H, W
 def _gmsd(ref: tf.Tensor, dist: tf.Tensor) -> tf.Tensor:
     x = common.box_downsample(common.rgb2gray(ref, tf.float32), 2, "zeros")
     y = common.box_downsample(common.rgb2gray(dist, tf.float32), 2, "zeros")

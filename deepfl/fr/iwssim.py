@@ -126,7 +126,7 @@ def information_content(ref_band: tf.Tensor, dist_band: tf.Tensor, parent: tf.Te
     return tf.where(infow < TOL, tf.zeros_like(infow), infow)
 
 
-@tf.function(reduce_retracing=True, jit_compile=False)
+@tf.function(jit_compile=False)  # traced once per input shape: the code needs static H, W
 def _iwssim(ref: tf.Tensor, dist: tf.Tensor) -> tf.Tensor:
     x = common.rgb2gray(ref, DTYPE)
     y = common.rgb2gray(dist, DTYPE)

@@ -21,7 +21,7 @@ ALPHA = 0.6
 Q_EXPONENT, O_EXPONENT = 0.25, 0.25
 
 
-@tf.function(reduce_retracing=True, jit_compile=False)
+@tf.function(jit_compile=False)  # traced once per input shape: the code needs static H, W
 def _mdsi(ref: tf.Tensor, dist: tf.Tensor) -> tf.Tensor:
     f = common.auto_downsample_factor(ref.shape[1], ref.shape[2])
     both = common.box_downsample(tf.concat([ref, dist], axis=-1), f, "zeros")

@@ -19,7 +19,7 @@ LEVELS = len(WEIGHTS)
 MIN_SIZE = (WINDOW_SIZE - 1) * 2 ** (LEVELS - 1) + 1  # the coarsest scale must still hold one 11x11 window
 
 
-@tf.function(reduce_retracing=True, jit_compile=False)
+@tf.function(jit_compile=False)  # traced once per input shape: the code needs static H, W
 def _msssim(ref: tf.Tensor, dist: tf.Tensor) -> tf.Tensor:
     x = common.rgb2gray(ref, tf.float32)
     y = common.rgb2gray(dist, tf.float32)

@@ -42,7 +42,7 @@ def spectral_residual_saliency(y: tf.Tensor) -> tf.Tensor:
     return tf.cast(common.imresize(saliency, (rows, cols), "bicubic"), tf.float32)
 
 
-@tf.function(reduce_retracing=True, jit_compile=False)
+@tf.function(jit_compile=False)  # traced once per input shape: the code needs static H, W
 def _sr_sim(ref: tf.Tensor, dist: tf.Tensor) -> tf.Tensor:
     f = common.auto_downsample_factor(ref.shape[1], ref.shape[2])
     y = common.box_downsample(common.linear_color(tf.concat([ref, dist], axis=0), common.YIQ[:1]), f, "zeros")

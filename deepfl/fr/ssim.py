@@ -33,7 +33,7 @@ def ssim_maps(x: tf.Tensor, y: tf.Tensor, data_range: float = L) -> tuple[tf.Ten
     return ssim_map, cs_map
 
 
-@tf.function(reduce_retracing=True, jit_compile=False)
+@tf.function(jit_compile=False)  # traced once per input shape: the code needs static H, W
 def _ssim(ref: tf.Tensor, dist: tf.Tensor) -> tf.Tensor:
     x = common.rgb2gray(ref, tf.float32)
     y = common.rgb2gray(dist, tf.float32)
