@@ -104,3 +104,22 @@ def test_stop_on_error_and_bad_flags_exit_2_with_one_line(ref_dir, tmp_path):
     bad_csv.write_text("ref_im,dist_type\nref0.png,31\n")
     bad = distort(f"--ref_dir={ref_dir}", f"--out_dir={tmp_path / 'p'}", f"--assignment_csv={bad_csv}")
     assert bad.returncode == 2 and "bad.csv:2" in bad.stderr
+
+
+def test_png_compression_changes_file_sizes_not_pixels(ref_dir, tmp_path):
+    outs = {}
+    for level in (0, 1):
+        out = tmp_path / f"png{level}"
+        result = distort(f"--ref_dir={ref_dir}", f"--out_dir={out}", "--seed=2", "--workers=1",
+                         f"--png_compression={level}")
+        assert result.returncode == 0, result.stderr
+        outs[level] = out
+    names = sorted(p.name for p in outs[1].glob("*.png"))
+    assert len(names) == 25
+    for name in names:
+        stored, packed = (np.asarray(Image.open(outs[lv] / name)) for lv in (0, 1))
+        np.testing.assert_array_equal(stored, packed)
+    size = {lv: sum(p.stat().st_size for p in outs[lv].glob("*.png")) for lv in (0, 1)}
+    assert size[1] < 0.9 * size[0]
+    bad = distort(f"--ref_dir={ref_dir}", f"--out_dir={tmp_path / 'bad'}", "--png_compression=12")
+    assert bad.returncode != 0 and "png_compression" in bad.stderr
