@@ -24,51 +24,54 @@ def _keys_weights(t: np.ndarray) -> np.ndarray:
     return out
 
 
-_CHUNK_ROWS = 8  # rows per block: keeps every temporary of the 16-tap loop in cache
+_CHUNK_ROWS = 16  # rows per block: keeps every temporary of the 16-tap loop in cache
 
 
 def _warp_keys(image4: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> np.ndarray:
     """Samples an HxWx4 float32 image at (y - dy, x - dx) per pixel with Keys cubic convolution, edges replicated.
 
     Each pixel's 4 channels are gathered as one 16-byte item (numpy's fast gather path) from an edge-padded copy
-    (so no index clipping), weights are computed once per axis and repeated over the 4 lanes, and the 16 taps
-    are accumulated block by block with in-place float32 arithmetic.
+    (so no index clipping; tap (i, j) is a shifted view of the same array, so every tap uses one index array),
+    and the work runs block by block (weights, indices and the 16-tap accumulation), so every temporary stays
+    in cache.
     """
     h, w = dy.shape
-    fy = np.floor(-dy)
-    fx = np.floor(-dx)
-    wr = np.repeat(_keys_weights((-dy - fy).ravel()), 4, axis=1)  # (4, H*W*4): one weight per lane
-    wc = np.repeat(_keys_weights((-dx - fx).ravel()), 4, axis=1)
-    pad = int(max(-fy.min(), fy.max(), -fx.min(), fx.max(), 0)) + 2
+    pad = int(max(np.ceil(np.abs(dy).max()), np.ceil(np.abs(dx).max()))) + 2
     padded = np.pad(image4, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
     wp = padded.shape[1]
     items = padded.reshape(-1).view(np.complex128)  # one 16-byte item per pixel (4 float32)
-    base = ((fy.astype(np.intp) + (np.arange(h)[:, None] + pad - 1)) * wp
-            + fx.astype(np.intp) + (np.arange(w)[None, :] + pad - 1)).ravel()  # tap (-1, -1) of every pixel
+    taps = [items[i * wp + j:] for i in range(4) for j in range(4)]
+    dy, dx = dy.ravel(), dx.ravel()
+    # Index of tap (-1, -1) of every pixel in the padded image, before adding its integer shifts.
+    origin = ((np.arange(h)[:, None] + pad - 1) * wp + (np.arange(w)[None, :] + pad - 1)).ravel()
     out = np.empty(h * w * 4, dtype=np.float32)
     block = _CHUNK_ROWS * w
     gathered = np.empty(block, dtype=np.complex128)
     row_sum = np.empty(4 * block, dtype=np.float32)
     term = np.empty(4 * block, dtype=np.float32)
-    taps = [items[i * wp + j:] for i in range(4) for j in range(4)]  # tap (i, j) = a shifted view, same index
     for s in range(0, h * w, block):
         e = min(s + block, h * w)
         m = e - s
+        fy = np.floor(-dy[s:e])
+        fx = np.floor(-dx[s:e])
+        wr = np.repeat(_keys_weights(-dy[s:e] - fy), 4, axis=1)  # (4, 4m): one weight per lane
+        wc = np.repeat(_keys_weights(-dx[s:e] - fx), 4, axis=1)
+        idx = origin[s:e] + fy.astype(np.intp) * wp + fx.astype(np.intp)
         acc = out[4 * s:4 * e]
-        idx, g, rs, tt = base[s:e], gathered[:m], row_sum[:4 * m], term[:4 * m]
+        g, rs, tt = gathered[:m], row_sum[:4 * m], term[:4 * m]
         values = g.view(np.float32)
         for i in range(4):
             for j in range(4):
-                np.take(taps[4 * i + j], idx, out=g)
+                np.take(taps[4 * i + j], idx, out=g, mode="clip")  # in range; "raise" would copy `out`
                 if j == 0:
-                    np.multiply(values, wc[0, 4 * s:4 * e], out=rs)
+                    np.multiply(values, wc[0], out=rs)
                 else:
-                    np.multiply(values, wc[j, 4 * s:4 * e], out=tt)
+                    np.multiply(values, wc[j], out=tt)
                     rs += tt
             if i == 0:
-                np.multiply(rs, wr[0, 4 * s:4 * e], out=acc)
+                np.multiply(rs, wr[0], out=acc)
             else:
-                np.multiply(rs, wr[i, 4 * s:4 * e], out=tt)
+                np.multiply(rs, wr[i], out=tt)
                 acc += tt
     return out.reshape(h, w, 4)
 
