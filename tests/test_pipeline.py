@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -141,7 +142,7 @@ def test_mixed_sizes_batched_by_shape(images, tmp_path, small_photo):
     assert sorted(b.shape for b in batches) == [(1, 30, 40, 3), (3, 48, 64, 3)]
 
 
-def test_corrupt_images_skipped_and_counted_or_stop(images, tmp_path):
+def test_corrupt_images_skipped_and_counted_or_stop(images, tmp_path, caplog):
     truncated = tmp_path / "truncated.png"
     truncated.write_bytes(images[0].read_bytes()[:200])
     not_image = tmp_path / "text.jpg"
@@ -161,6 +162,11 @@ def test_corrupt_images_skipped_and_counted_or_stop(images, tmp_path):
     bad = dict(dd.find_unreadable_images(table["image"]))
     assert set(bad) == {str(p) for p in (truncated, not_image, empty, tmp_path / "missing.png")}
     assert bad[str(not_image)] == "not a PNG/JPEG/BMP/GIF image or empty file"
+    assert stats.name_skipped(table["image"]) == []  # nothing skipped since reset
+    stats._seen.assign(1)
+    with caplog.at_level(logging.WARNING, logger="deepfl"):
+        named = stats.name_skipped(table["image"])
+    assert {p for p, _ in named} == set(bad) and f"{not_image}: unreadable image skipped" in caplog.text
     uncounted = dd.PipelineStats()
     batches, _ = collect(dd.make_dataset(table, "score", 2, stats=uncounted, count_errors=False))
     assert sum(len(b) for b in batches) == 3 and uncounted.seen == 0

@@ -102,6 +102,17 @@ class PipelineStats:
         self._seen.assign(0)
         self._decoded.assign(0)
 
+    def name_skipped(self, paths: Sequence[str]) -> list[tuple[str, str]]:
+        """After an epoch with skips, finds the unreadable files among `paths` (the table's `image` column), logs
+        one warning per file on the "deepfl" logger (TensorFlow's own skip warnings carry no file name and are
+        hidden by TF_CPP_MIN_LOG_LEVEL) and returns them as (path, reason); does nothing when none were skipped."""
+        if self.skipped <= 0:
+            return []
+        bad = find_unreadable_images(paths)
+        for path, reason in bad:
+            log.warning("%s: unreadable image skipped (%s)", path, reason)
+        return bad
+
     def summary(self) -> str:
         return f"{self.decoded} of {self.seen} images decoded, {self.skipped} corrupt skipped"
 
