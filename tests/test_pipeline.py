@@ -128,6 +128,12 @@ def test_crop_flip_resize(images):
                                     seed=9)) for _ in range(2)]
     np.testing.assert_array_equal(np.concatenate(runs[0][0]), np.concatenate(runs[1][0]))
     np.testing.assert_array_equal(runs[0][1]["score"], runs[1][1]["score"])
+    # resuming after 14 consumed images (12 of epoch 1, 2 of epoch 2) continues the unbroken stream exactly
+    kwargs = dict(training=True, crop_size=(32, 40), flip=True, seed=9, repeat=True)
+    unbroken = collect(dd.make_dataset(table_of(images), "score", 1, **kwargs).take(20))
+    resumed = collect(dd.make_dataset(table_of(images), "score", 1, skip=14, **kwargs).take(6))
+    np.testing.assert_array_equal(np.concatenate(resumed[0]), np.concatenate(unbroken[0][14:]))
+    np.testing.assert_array_equal(resumed[1]["score"], unbroken[1]["score"][14:])
     centre = collect(dd.make_dataset(table, "score", 4, crop_size=(32, 40)))[0][0]
     np.testing.assert_array_equal(centre[0], full[8:40, 12:52])
     resized = collect(dd.make_dataset(table, "score", 4, image_size=(24, 32)))[0][0]
@@ -195,6 +201,8 @@ def test_make_dataset_argument_errors(images):
         dd.make_dataset(table, "score", 0)
     with pytest.raises(ValueError, match="crop_size"):
         dd.make_dataset(table, "score", 2, crop_size=(0, 3))
+    with pytest.raises(ValueError, match="skip: must be"):
+        dd.make_dataset(table, "score", 2, skip=-1)
     with pytest.raises(ValueError, match="dtype: must be"):
         dd.make_dataset(table, "score", 2, dtype="float16")
     with pytest.raises(ValueError, match="dtype: 'uint8' cannot carry resized"):

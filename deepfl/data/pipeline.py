@@ -156,7 +156,8 @@ def make_dataset(table: pd.DataFrame, targets: Sequence[str] | str, batch_size: 
                  deterministic: bool = True, on_error: str = "skip", repeat: bool = False,
                  shuffle: bool | None = None, drop_remainder: bool = False,
                  stats: PipelineStats | None = None, accurate_jpeg: bool = True,
-                 count_errors: bool = True, same_size: bool = False, dtype: str = "float32") -> tf.data.Dataset:
+                 count_errors: bool = True, same_size: bool = False, dtype: str = "float32",
+                 skip: int = 0) -> tf.data.Dataset:
     """Builds the input pipeline of `table` (column `image` + target columns).
 
     Yields `(images float32 [B, H, W, 3] in [0, 255], {target: float32 [B]})` (uint8 images with `dtype="uint8"`). `image_size` resizes (bilinear,
@@ -171,6 +172,9 @@ def make_dataset(table: pd.DataFrame, targets: Sequence[str] | str, batch_size: 
     `same_size=True` promises that all images share one size, so batching skips the by-shape grouping (~7% of
     the CPU time on 2 cores). `dtype="uint8"` yields uint8 images (same values) and skips the float32 conversion,
     ~20% of the CPU time at 512x384: the model casts on the accelerator, and a quarter of the bytes travel to it.
+    `skip` drops that many (shuffled, repeated) elements before decoding, at the cost of iterating paths only:
+    a job resumed after `n` consumed images passes `skip=n` (with the same seed) and sees exactly the images,
+    crops and flips an unbroken run would have seen next.
     """
     if on_error not in ("skip", "stop"):
         raise ValueError(f"on_error: must be 'skip' or 'stop', got {on_error!r}")
@@ -178,6 +182,8 @@ def make_dataset(table: pd.DataFrame, targets: Sequence[str] | str, batch_size: 
         raise ValueError(f"dtype: must be 'float32' or 'uint8', got {dtype!r}")
     if dtype == "uint8" and image_size is not None:
         raise ValueError("dtype: 'uint8' cannot carry resized (interpolated) images; use 'float32' with image_size")
+    if int(skip) != skip or skip < 0:
+        raise ValueError(f"skip: must be a non-negative integer, got {skip!r}")
     if int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size: must be a positive integer, got {batch_size!r}")
     if not isinstance(table, pd.DataFrame) or "image" not in table.columns:
@@ -203,8 +209,10 @@ def make_dataset(table: pd.DataFrame, targets: Sequence[str] | str, batch_size: 
     seen, decoded = stats._seen, stats._decoded
     # Random crops/flips need the element index (stateless seeds); skip `enumerate` when nothing is random.
     needs_index = training and (crop_size is not None or augment_flip)
+    if skip:
+        dataset = dataset.skip(int(skip))
     if needs_index:
-        dataset = dataset.enumerate()
+        dataset = dataset.enumerate(start=int(skip))  # indices (crop/flip seeds) continue where a resumed run left
 
     def load(*element):
         # (index, (path, values)) after `enumerate`, else (path, values): no extra per-element stage.
