@@ -67,12 +67,12 @@ def bench_training(args, precision: str) -> tuple[float, float]:
                            mixed_precision=None if policy == "float32" else policy)
     compile_multitask(ours, jit_compile=True)
     t_ours = _timed(lambda: _sync(ours.train_on_batch(x, targets)), args.warmup, args.steps)
-    del ours
+    ours = None  # free the device memory before the peer runs
     gc.collect()
     peer = _peer_training_model(shape, policy)
     y = targets[args.tasks[0]]
     t_peer = _timed(lambda: _sync(peer.train_on_batch(x, y)), args.warmup, args.steps)
-    del peer
+    peer = None
     gc.collect()
     return args.batch / t_ours, args.batch / t_peer
 
@@ -89,7 +89,7 @@ def bench_extraction(args, precision: str) -> tuple[float, float]:
     t_ours = _timed(lambda: _sync(extractor.predict_on_batch(x)), args.warmup, args.steps)
     features = keras.ops.convert_to_numpy(extractor.predict_on_batch(x))
     assert features.shape == (args.extract_batch, 16928), features.shape
-    del model, extractor
+    model = extractor = None
     gc.collect()
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)

@@ -133,17 +133,7 @@ def main(argv: list[str]) -> int:
         print(f"{out_dir}: already trained for {state['epoch']} epochs (model.keras); nothing to do")
         return 0
 
-    if FLAGS.virtual_cpu_devices:
-        from deepfl.training import configure_virtual_cpus
-
-        configure_virtual_cpus(FLAGS.virtual_cpu_devices)
-    import keras
-
-    from deepfl import data, training
-    from deepfl.models import build_multitask, compile_multitask
-
-    keras.utils.set_random_seed(FLAGS.seed)
-    state = training.read_state(out_dir / "checkpoints")
+    from deepfl import data  # tables and normalisation only: no TensorFlow yet
 
     if FLAGS.kadis_root:
         table = data.read_kadis700k(FLAGS.kadis_root, on_error=FLAGS.on_error)
@@ -156,6 +146,18 @@ def main(argv: list[str]) -> int:
         raise ValueError(f"tasks: {missing} not in the weak labels (columns: {available})")
     loss_weights = _loss_weights(FLAGS.loss_weights, tasks)
     _check_run_config(out_dir, config, write=True)
+
+    if FLAGS.virtual_cpu_devices:
+        from deepfl.training import configure_virtual_cpus
+
+        configure_virtual_cpus(FLAGS.virtual_cpu_devices)
+    import keras
+
+    from deepfl import training
+    from deepfl.models import build_multitask, compile_multitask
+
+    keras.utils.set_random_seed(FLAGS.seed)
+    state = training.read_state(out_dir / "checkpoints")
 
     train, val = training.split_by_content(table, FLAGS.val_fraction, FLAGS.val_images, seed=FLAGS.seed)
     split = table[["image", "content"]].assign(split="train")

@@ -7,7 +7,6 @@ mechanics (mixed precision, freezing, seeds) use the tiny stand-in backbone, whi
 import ast
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import keras
