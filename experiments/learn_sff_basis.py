@@ -1,6 +1,6 @@
 """Learns the SFF ICA feature detector from photographs shipped in installed packages and saves it.
 
-    python -m experiments.learn_sff_basis --out deepfl/fr/data/sff_ica.npz
+    python -m experiments.learn_sff_basis --out deepfl/fr/data/sff_ica.npz --overwrite
     python -m experiments.learn_sff_basis --out /tmp/w.npz --compare_w_mat /path/to/SFF/W.mat
 
 With --compare_w_mat (the authors' W.mat, never shipped) it also prints how close SFF with the learned basis
@@ -22,6 +22,7 @@ flags.DEFINE_integer("num_patches", 18000, "Random 8x8 patches to learn from (th
 flags.DEFINE_integer("patch_size", 8, "Patch side in pixels (original: 8).")
 flags.DEFINE_integer("num_components", 8, "Independent components kept (original: 8).")
 flags.DEFINE_integer("seed", 0, "Seed of patch sampling and FastICA.")
+flags.DEFINE_boolean("overwrite", False, "Replace --out if it exists (otherwise the script refuses).")
 flags.DEFINE_string("compare_w_mat", None, "Optional: the authors' W.mat, to measure SFF agreement against it.")
 flags.DEFINE_string("compare_images", "/work/shared/data/tid2013/ref",
                     "Folder of reference images distorted for the comparison (not the training images).")
@@ -89,13 +90,17 @@ def main(argv: list[str]) -> None:
     del argv
     from deepfl.fr.sff_basis import embedded_training_images, learn_sff_basis, save_basis
 
+    if os.path.exists(FLAGS.out) and not FLAGS.overwrite:
+        raise ValueError(f"out: {FLAGS.out} exists; pass --overwrite to replace it")
     images = embedded_training_images()
     w = learn_sff_basis([image for _, image in images], FLAGS.num_patches, FLAGS.patch_size,
                         FLAGS.num_components, FLAGS.seed)
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
-    save_basis(FLAGS.out, w, images=",".join(name for name, _ in images), num_patches=FLAGS.num_patches,
+    partial = FLAGS.out + ".partial.npz"
+    save_basis(partial, w, images=",".join(name for name, _ in images), num_patches=FLAGS.num_patches,
                patch_size=FLAGS.patch_size, num_components=FLAGS.num_components, seed=FLAGS.seed,
                made_by="experiments/learn_sff_basis.py (sklearn FastICA, parallel, logcosh)")
+    os.replace(partial, FLAGS.out)                 # atomic: a killed run never leaves a truncated basis
     print(f"saved W {w.shape} to {FLAGS.out}")
     if FLAGS.compare_w_mat:
         print(json.dumps(compare(w, FLAGS.compare_w_mat, FLAGS.seed), indent=1))
