@@ -55,10 +55,10 @@ class DemoConfig:
     train_batch: int = 16
     mlp_hidden: Sequence[int] = (2048, 1024, 256)
     mlp_dropout: Sequence[float] = (0.25, 0.25, 0.5)
-    mlp_epochs: int = 10
+    mlp_epochs: int = 5
     mlp_learning_rates: Sequence[float] = (1e-3, 1e-4)
-    mlp_batch: int = 32
-    num_splits: int = 3
+    mlp_batch: int = 64
+    num_splits: int = 2
     seed: int = 0
     run_eagerly: bool = True                     # tracing IRV2's training graph costs minutes on a CPU
 

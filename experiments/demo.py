@@ -23,8 +23,8 @@ flags.DEFINE_integer("stage2_refs", 5, "Held-out references for the MLP (content
                      lower_bound=5)
 flags.DEFINE_list("types", [str(t) for t in range(1, 26)], "Distortion types (1..25) to generate.")
 flags.DEFINE_integer("train_steps", 6, "Multi-task training steps.", lower_bound=1)
-flags.DEFINE_integer("mlp_epochs", 10, "MLP epochs per learning rate (the paper: 30).", lower_bound=1)
-flags.DEFINE_integer("num_splits", 3, "Content-aware splits of the held-out images.", lower_bound=1)
+flags.DEFINE_integer("mlp_epochs", 5, "MLP epochs per learning rate (the paper: 30).", lower_bound=1)
+flags.DEFINE_integer("num_splits", 2, "Content-aware splits of the held-out images.", lower_bound=1)
 flags.DEFINE_enum("arch", "inception_resnet_v2", ["inception_resnet_v2", "tiny"],
                   "Backbone; 'tiny' is a small CNN for smoke tests only.")
 flags.DEFINE_integer("seed", 0, "Seed of every random step.")
