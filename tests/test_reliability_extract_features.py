@@ -134,10 +134,8 @@ def test_extract_features_killed_twice_gives_identical_cache_content(killed_twic
     assert (out / "cache.h5").is_file()
 
 
-@pytest.mark.xfail(strict=True, reason="the HDF5 cache written by deepfl/features.py (being edited by its owner) "
-                   "holds the same rows but not the same bytes after a restart (allocation history differs); "
-                   "fix: rewrite the finished cache in one pass (fixed layout) before returning")
 def test_extract_features_killed_twice_gives_byte_identical_cache(killed_twice):
+    """deepfl.features rewrites a finished cache in canonical form, so the HDF5 bytes match too."""
     reference, out = killed_twice
     killrestart.assert_same_tree(reference, out, ignore=killrestart.is_temp)
 
