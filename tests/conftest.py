@@ -5,6 +5,13 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("DEEPFL_NO_PROGRESS", "1")
 
+# Importing TensorFlow before PyTorch segfaults with tensorflow 2.21 + torch 2.14 wheels (seen here: exit 139);
+# the piq comparisons need both in one process, so torch (when installed) goes first.
+try:
+    import torch  # noqa: F401
+except ImportError:
+    pass
+
 import numpy as np
 import pytest
 
