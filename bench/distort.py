@@ -1,10 +1,13 @@
 """Benchmark of KADIS-style generation: per-type ms and overall distorted images/s, 512x384 PNG in and out.
 
 Part 1 (one process): for each of the 25 types, ms per distorted image for decode (amortised over 5 levels),
-`distort` and PNG encode, beside the official MATLAB code's ms under GNU Octave on the same image (only where
-`octave` and --matlab_dir are available; Octave cannot run types 6, 9, 15, 19, 22, 23). Part 2: the generator's
-work function (`experiments.distort.process_reference`) over 25 types x --refs_per_type references with a pool
-of --workers processes, as `deepfl-distort` runs it, in distorted images/s.
+`distort` and PNG encode (the generator's writer, `deepfl.png`), wall and CPU time, beside the official MATLAB
+code's ms under GNU Octave on the same image (only where `octave` and --matlab_dir are available; Octave cannot
+run types 6, 9, 15, 22, 23). Then the PNG writers side by side (Pillow compress_level=1 vs deepfl.png levels
+and back ends: CPU ms and KB per image). Part 2: the generator's work function
+(`experiments.distort.process_reference`) over 25 types x --refs_per_type references with a pool of --workers
+processes, as `deepfl-distort` runs it, in distorted images/s. The load average is printed before and after:
+on a shared machine CPU ms are the steadier figure.
 
     python bench/distort.py [--refs_per_type 2] [--workers 2] [--matlab_dir /tmp/imdist/matlab_code_imdistort]
 """

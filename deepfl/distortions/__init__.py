@@ -133,7 +133,8 @@ def distort(image: np.ndarray, dist_type: int | str, level: int,
     """Applies KADID distortion `dist_type` (1..25 or name) at `level` (1..5) to an HxWx3 uint8 RGB image.
 
     Follows `imdist_generator.m`: input `mapmm` to [0, 1], the distortion in float64, output `mapmm`, then
-    uint8 by rounding. Per-sample steps run on the 256 input levels and are looked up (same values). Returns a new HxWx3 uint8 array; images must be at least MIN_SIZE on each side.
+    uint8 by rounding. Per-sample steps run on the 256 input levels and are looked up (same values). Returns
+    a new HxWx3 uint8 array; images must be at least MIN_SIZE on each side.
     """
     image = _check_image(image)
     type_id = resolve_type(dist_type)
