@@ -15,7 +15,6 @@ to a plain mean.
 from __future__ import annotations
 
 import functools
-import math
 
 import numpy as np
 import tensorflow as tf
