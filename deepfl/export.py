@@ -92,6 +92,9 @@ def save_atomic(model: keras.Model, path: str | os.PathLike) -> Path:
     os.close(fd)
     try:
         model.save(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
