@@ -106,7 +106,7 @@ def save_head(model: keras.Model, path: str | os.PathLike) -> Path:
     paper's head), atomically."""
     from deepfl.export import save_atomic
 
-    bare = keras.models.clone_model(model)
+    bare = keras.Model.from_config(model.get_config())  # uncompiled (clone_model would copy the compile state)
     bare.set_weights(model.get_weights())
     return save_atomic(bare, path)
 
