@@ -127,13 +127,13 @@ def test_no_distort_invocation_prints_a_traceback(runs):
         runs["results"][name].stderr[-1500:] for name in failures[:2])
 
 
-def _kill_test(runs, kills, seed, out):
+def _kill_test(runs, kills, seed, out, max_delay=0.3):
     root = runs["root"]
     reference = root / "kill_reference"
     cmd = killrestart.job_command("distort", *_argv(runs["kill_refs"], out,
                                                     f"--assignment_csv={runs['kill_assignment']}"))
     report = killrestart.run_with_kills(cmd, killrestart.count_files(out), kills=kills, seed=seed,
-                                        max_delay=0.3, timeout=600)
+                                        max_delay=max_delay, timeout=600)
     assert report.final.returncode == 0, report.final.stderr[-2000:]
     assert report.kills == kills, f"only {report.kills} kills landed before the job finished"
     killrestart.check_csv(out / "manifest.csv", key="dist_im", expected_rows=6 * LEVELS)
@@ -150,4 +150,4 @@ def test_distort_killed_twice_gives_identical_outputs(runs, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2])
 def test_distort_killed_five_times_gives_identical_outputs(runs, tmp_path, seed):
-    _kill_test(runs, kills=5, seed=seed, out=tmp_path / "killed")
+    _kill_test(runs, kills=5, seed=seed, out=tmp_path / "killed", max_delay=0.02)

@@ -105,12 +105,12 @@ def test_extract_features_stops_on_a_bad_image_and_on_a_bad_model(runs):
         bad_model.stderr[-2000:])
 
 
-def _kill_test(runs, kills, seed, out):
+def _kill_test(runs, kills, seed, out, max_delay=0.2):
     reference = runs["root"] / "kill_reference"
     assert runs["results"]["kill_reference"].returncode == 0, runs["results"]["kill_reference"].stderr[-2000:]
     cmd = killrestart.job_command("extract_features", *_argv(runs["kill_images"], out, runs["model"],
                                                              "--batch_size=1"))
-    report = killrestart.run_with_kills(cmd, file_size(out / "cache.h5"), kills=kills, seed=seed, max_delay=0.2,
+    report = killrestart.run_with_kills(cmd, file_size(out / "cache.h5"), kills=kills, seed=seed, max_delay=max_delay,
                                         timeout=600)
     assert report.final.returncode == 0, report.final.stderr[-2000:]
     assert report.kills == kills, f"only {report.kills} kills landed before the job finished"
@@ -143,4 +143,4 @@ def test_extract_features_killed_twice_gives_byte_identical_cache(killed_twice):
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2])
 def test_extract_features_killed_five_times_gives_identical_cache(runs, tmp_path, seed):
-    _kill_test(runs, kills=5, seed=seed, out=tmp_path / "killed")
+    _kill_test(runs, kills=5, seed=seed, out=tmp_path / "killed", max_delay=0.02)

@@ -107,7 +107,7 @@ def test_predict_broken_model_file_is_one_line_exit_2(runs, name):
 def test_predict_prints_a_non_utf8_file_name_to_stdout(runs, tmp_path):
     """Printing the table to a real stdout (strict UTF-8) must survive a file name that is not UTF-8."""
     folder = tmp_path / "nonutf8"
-    item = badinputs.make_image_corpus(folder, include=["non_utf8_name"])[0]
+    badinputs.make_image_corpus(folder, include=["non_utf8_name"])
     result = killrestart.run_job(killrestart.job_command("predict", f"--model={runs['scorer']}", str(folder)),
                                  env=killrestart.job_env(PYTHONIOENCODING="utf-8"))
     badinputs.assert_no_traceback(result.stderr, "predict non-UTF-8 name to stdout")

@@ -90,12 +90,12 @@ def _same_outputs(reference: Path, candidate: Path) -> None:
         assert keys == ref_keys and (feats == ref_feats).all(), path.name
 
 
-def _kill_test(runs, kills, seed, out):
+def _kill_test(runs, kills, seed, out, probe=None):
     reference = runs["root"] / "kill_reference"
     assert runs["results"]["kill_reference"].returncode == 0, runs["results"]["kill_reference"].stderr[-2000:]
     cmd = killrestart.job_command("reproduce", *_argv(runs["good"], runs["model"], out))
-    report = killrestart.run_with_kills(cmd, killrestart.count_paths(out, "*"), kills=kills, seed=seed,
-                                        max_delay=1.5, timeout=600)
+    probe = probe or killrestart.count_paths(out, "*")
+    report = killrestart.run_with_kills(cmd, probe, kills=kills, seed=seed, max_delay=1.5, timeout=600)
     assert report.final.returncode == 0, report.final.stderr[-2000:]
     assert report.kills == kills, f"only {report.kills} kills landed before the job finished"
     _same_outputs(reference, out)
@@ -108,4 +108,4 @@ def test_reproduce_killed_and_restarted_gives_identical_tables(runs, tmp_path):
 
 @pytest.mark.slow
 def test_reproduce_killed_three_times_gives_identical_tables(runs, tmp_path):
-    _kill_test(runs, kills=3, seed=1, out=tmp_path / "killed")
+    _kill_test(runs, kills=3, seed=1, out=tmp_path / "killed", probe=killrestart.elapsed(3.0))

@@ -133,12 +133,12 @@ def test_train_mlp_broken_feature_cache_is_one_line_exit_2(runs, name):
     assert runs["bad_caches"][name].name in line, line
 
 
-def _kill_test(runs, kills, seed, out):
+def _kill_test(runs, kills, seed, out, probe=None):
     reference = runs["root"] / "kill_reference"
     assert runs["results"]["kill_reference"].returncode == 0, runs["results"]["kill_reference"].stderr[-2000:]
     cmd = killrestart.job_command("train_mlp", *_argv(runs["good"], runs["cache"], out))
-    report = killrestart.run_with_kills(cmd, killrestart.count_paths(out, "*.keras"), kills=kills, seed=seed,
-                                        max_delay=1.0, timeout=600)
+    probe = probe or killrestart.count_paths(out, "*.keras")
+    report = killrestart.run_with_kills(cmd, probe, kills=kills, seed=seed, max_delay=1.0, timeout=600)
     assert report.final.returncode == 0, report.final.stderr[-2000:]
     assert report.kills == kills, f"only {report.kills} kills landed before the job finished"
     assert_same_training_outputs(reference, out)
@@ -151,4 +151,4 @@ def test_train_mlp_killed_and_restarted_gives_identical_outputs(runs, tmp_path):
 
 @pytest.mark.slow
 def test_train_mlp_killed_three_times_gives_identical_outputs(runs, tmp_path):
-    _kill_test(runs, kills=3, seed=1, out=tmp_path / "killed")
+    _kill_test(runs, kills=3, seed=1, out=tmp_path / "killed", probe=killrestart.elapsed(3.0))

@@ -59,7 +59,8 @@ def assert_same_training_outputs(reference: Path, candidate: Path) -> int:
 
 def _weak_labels(folder: Path, names: list[str], seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
-    rows = [[n, f"r{i % 6}.png", f"{rng.uniform(0.5, 1):.6f}", f"{rng.uniform(0, 0.3):.6f}"] for i, n in enumerate(names)]
+    rows = [[n, f"r{i % 6}.png", f"{rng.uniform(0.5, 1):.6f}", f"{rng.uniform(0, 0.3):.6f}"]
+            for i, n in enumerate(names)]
     return badinputs.write_csv(folder / "labels.csv", ["dist_im", "ref_im", "ssim", "gmsd"], rows)
 
 
