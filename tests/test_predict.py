@@ -89,3 +89,15 @@ def test_cli_scores_good_files_and_fails_at_the_end(parts, tmp_path, small_photo
     rows = json.loads(out_json.read_text())
     assert [r["image"] for r in rows] == [str(g) for g in good]
     np.testing.assert_allclose([r["score"] for r in rows], predict(good, exported), rtol=1e-5, atol=1e-6)
+
+
+def test_builtin_swap_keeps_outputs_and_drops_deepfl_layers(small_photo):
+    from deepfl.export import builtin_layers
+    from deepfl.models import MultiLevelPooling, PixelScaling, build_multitask, mlsp_extractor
+
+    model = build_multitask(tasks=("ssim",), weights=None, arch="tiny", input_shape=(64, 64, 3))
+    extractor = mlsp_extractor(model, input_shape=(None, None, 3))
+    swapped = builtin_layers(extractor)
+    assert not any(isinstance(l, (PixelScaling, MultiLevelPooling)) for l in swapped.layers)
+    x = np.stack([small_photo, small_photo[::-1]]).astype("float32")
+    np.testing.assert_allclose(swapped.predict(x, verbose=0), extractor.predict(x, verbose=0), rtol=1e-6, atol=1e-6)
