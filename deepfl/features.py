@@ -131,7 +131,9 @@ class FeatureCache:
         out = np.empty((rows.size, self.dim), np.float32)
         # h5py fancy indexing needs increasing unique indices: read the sorted unique rows, then scatter.
         unique, inverse = np.unique(rows[order], return_inverse=True)
-        block = self._file["features"][unique]
+        stored = self._file["features"]
+        # h5py point selection is slow for many rows: read everything when a large share is asked for.
+        block = stored[:len(self.index)][unique] if unique.size > len(self.index) // 4 else stored[unique]
         out[order] = block[inverse]
         return out
 
