@@ -54,7 +54,23 @@ def run_app(main: Callable[[list[str]], int | None]) -> None:
             print(f"error: {tensorflow_message(exc)}", file=sys.stderr)
             return EXIT_BAD_INPUT
 
+    _show_script_help(main.__module__)
     app.run(wrapped)
+
+
+def _show_script_help(module_name: str) -> None:
+    """Makes `--help` list the script's own flags and print its docstring, also when run as a console script.
+
+    absl shows only the flags of the module named by sys.argv[0] (the console-script wrapper, which defines
+    none) and the wrapper's empty docstring; register the script's and this module's flags under that name.
+    """
+    main_module = sys.modules.get("__main__")
+    script = sys.modules.get(module_name)
+    if main_module is not None and script is not None and script is not main_module and script.__doc__:
+        main_module.__doc__ = script.__doc__
+    for owner in dict.fromkeys((module_name, __name__)):
+        for flag in flags.FLAGS.get_flags_for_module(owner):
+            flags.FLAGS.register_flag_by_module(sys.argv[0], flag)
 
 
 def _is_input_op_error(exc: BaseException) -> bool:
