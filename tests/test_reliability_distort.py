@@ -144,7 +144,7 @@ def _kill_test(runs, kills, seed, out, max_delay=0.3):
 
 
 def test_distort_killed_twice_gives_identical_outputs(runs, tmp_path):
-    _kill_test(runs, kills=2, seed=0, out=tmp_path / "killed")
+    _kill_test(runs, kills=2, seed=0, out=tmp_path / "killed", max_delay=0.02)
 
 
 @pytest.mark.slow

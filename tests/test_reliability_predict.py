@@ -120,7 +120,7 @@ def _kill_test(runs, kills, seed, out):
     assert runs["results"]["kill_reference"].returncode == 0, runs["results"]["kill_reference"].stderr[-2000:]
     cmd = killrestart.job_command("predict", f"--model={runs['scorer']}", f"--output={out / 'scores.csv'}",
                                   *runs["good"])
-    report = killrestart.run_with_kills(cmd, killrestart.elapsed(2.0), kills=kills, seed=seed, max_delay=6.0,
+    report = killrestart.run_with_kills(cmd, killrestart.elapsed(1.0), kills=kills, seed=seed, max_delay=1.0,
                                         timeout=600)
     assert report.final.returncode == 0, report.final.stderr[-2000:]
     assert report.kills == kills
