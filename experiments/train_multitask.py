@@ -7,8 +7,9 @@ Own weak labels (from deepfl-label):
 
 Outputs in --out_dir: model.keras (final), best.keras (best mean validation SROCC), normalizer.json (target
 normalisation, fitted on the training split), split.csv, run_config.json, history.csv (per-task losses and
-validation SROCC per epoch), tensorboard/, checkpoints/ (resume). Rerunning the same command after a kill
-resumes after the last finished epoch, with the optimizer state.
+validation SROCC per epoch), tensorboard/, checkpoints/ (resume), skipped_images.csv (only when corrupt images
+were skipped). Rerunning the same command after a kill resumes after the last finished epoch and ends with the
+same weights as an unbroken run: same batches, dropout masks and optimizer state.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import logging
 import os
 from pathlib import Path
 
+import numpy as np
 from absl import flags
 
 from experiments import cli
@@ -170,13 +172,26 @@ def main(argv: list[str]) -> int:
 
     strategy = training.get_strategy(FLAGS.strategy, FLAGS.tpu)
     log.info("strategy %s with %d replica(s)", FLAGS.strategy, strategy.num_replicas_in_sync)
-    start_epoch = state["epoch"] if state else 0
-    common = dict(targets=tasks, batch_size=FLAGS.batch_size, image_size=image_size, crop_size=crop_size,
-                  normalizer=normalizer, on_error=FLAGS.on_error)
-    # Resumed runs reshuffle with seed + epoch: deterministic, though not the order an unbroken run would see.
-    train_ds = data.make_dataset(train, training=True, flip=FLAGS.flip, seed=FLAGS.seed + start_epoch,
-                                 repeat=True, **common)
-    val_ds = data.make_dataset(val, training=False, seed=FLAGS.seed, **common)
+    # Exact resumption: the training stream is one seeded shuffle + repeat of the training split; each fit call
+    # (each phase, each resumed process) starts it after the elements consumed so far (make_dataset(skip=...)).
+    # The row index travels as an extra target so that DataOrder counts consumed and skipped images exactly;
+    # py_function (which it uses) cannot run in a serialised multi-worker/TPU input pipeline: there, the position
+    # is counted as batch_size x steps per epoch (exact unless images are skipped).
+    track = FLAGS.strategy in ("default", "mirrored")
+    train = train.assign(**{training.ROW_COLUMN: np.arange(len(train), dtype=np.float32)})
+    # uint8 batches (a quarter of the bytes, no float conversion in the pipeline) when no resize interpolates:
+    # the model casts to float32 in its first layer, so its outputs are the same.
+    dtype = "float32" if image_size is not None else "uint8"
+    train_stats, val_stats = data.PipelineStats(), data.PipelineStats()
+    common = dict(batch_size=FLAGS.batch_size, image_size=image_size, crop_size=crop_size, normalizer=normalizer,
+                  on_error=FLAGS.on_error, dtype=dtype)
+    train_targets = tasks + [training.ROW_COLUMN] if track else tasks
+
+    def train_ds(skip: int):
+        return data.make_dataset(train, train_targets, training=True, flip=FLAGS.flip, seed=FLAGS.seed,
+                                 repeat=True, skip=skip, stats=train_stats, **common)
+
+    val_ds = data.make_dataset(val, tasks, training=False, seed=FLAGS.seed, stats=val_stats, **common)
     steps = FLAGS.steps_per_epoch or training.steps_for(len(train), FLAGS.batch_size)
     input_shape = (*(crop_size or image_size), 3) if (crop_size or image_size) else None
     mixed = None if FLAGS.mixed_precision == "none" else FLAGS.mixed_precision
@@ -184,15 +199,22 @@ def main(argv: list[str]) -> int:
     weights = None if FLAGS.weights.lower() in ("none", "") else FLAGS.weights
 
     def build_and_compile(frozen: bool):
+        keras.utils.set_random_seed(FLAGS.seed)  # again: clear_session (reset_names) forgets Keras' global seed
         model = build_multitask(tasks=tasks, weights=weights, input_shape=input_shape,
                                 pixel_scaling=FLAGS.pixel_scaling, mixed_precision=mixed, freeze_backbone=frozen,
                                 arch=FLAGS.arch, seed=FLAGS.seed)
         return compile_multitask(model, FLAGS.learning_rate, loss_weights, jit_compile=jit)
 
+    tracker = training.DataOrder(len(train), FLAGS.seed) if track else None
+    val_exact = not FLAGS.val_steps or FLAGS.val_steps >= training.steps_for(len(val), FLAGS.batch_size)
+    skips = training.SkipReport(out_dir, list(train["image"]) + list(val["image"]), list(train["image"]),
+                                train_stats, val_stats, val_exact=val_exact,
+                                train_skipped=state.get("train_skipped", 0) if state else 0)
     training.train_multitask(build_and_compile, train_ds, val_ds, out_dir, epochs=FLAGS.epochs, steps_per_epoch=steps,
                              tasks=tasks, loss_weights=loss_weights, warmup_epochs=FLAGS.warmup_epochs,
                              val_steps=FLAGS.val_steps or None, strategy=strategy, tensorboard=FLAGS.tensorboard,
-                             verbose=0 if os.environ.get("DEEPFL_NO_PROGRESS") else "auto")
+                             verbose=0 if os.environ.get("DEEPFL_NO_PROGRESS") else "auto",
+                             batch_size=FLAGS.batch_size, tracker=tracker, skips=skips, reset_names=True)
     print(f"trained {FLAGS.epochs} epochs of {steps} steps; model: {out_dir / 'model.keras'}; "
           f"normalizer: {out_dir / 'normalizer.json'}")
     return 0

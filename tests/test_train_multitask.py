@@ -1,5 +1,6 @@
-"""deepfl.training and deepfl-train-multitask: split, validation SROCC, logs, checkpoints, kill + resume,
-mirrored strategy on two logical CPU devices, error exits.
+"""deepfl.training and deepfl-train-multitask: split, validation SROCC, logs, checkpoints, kill + exact resume,
+exact data position and skip counts (DataOrder), skipped images named, uint8 batches, mirrored strategy on two
+logical CPU devices, error exits.
 
 The job runs in subprocesses (as users run it) with the tiny stand-in backbone and 32x32 inputs; the real
 InceptionResNetV2 job is the slow-marked test at the end.
@@ -135,6 +136,16 @@ def test_kill_then_resume_continues_with_the_optimizer_state(weak_labels, tmp_pa
     assert json.loads(state_file.read_text())["epoch"] == 10
     assert (out / "best.keras").exists() and (out / "normalizer.json").exists()
     assert len(list((out / "checkpoints").glob("epoch_*.weights.h5"))) == 1
+    # Exact resumption: an unbroken run (same seed) ends with the same history and weights, byte for byte,
+    # across the warm-up/fine-tuning switch (same batches, dropout masks and optimizer state).
+    unbroken = tmp_path / "unbroken"
+    run_job(weak_labels, unbroken, *flags)
+    assert (out / "history.csv").read_bytes() == (unbroken / "history.csv").read_bytes()
+    for name in ("model.keras", "best.keras"):
+        for a, b in zip(_model_weights(out / name), _model_weights(unbroken / name), strict=True):
+            np.testing.assert_array_equal(a, b, err_msg=name)
+    assert ((out / "checkpoints" / "state.json").read_bytes()
+            == (unbroken / "checkpoints" / "state.json").read_bytes())
 
     again = run_job(weak_labels, out, *flags)
     assert "nothing to do" in again.stdout
@@ -165,3 +176,114 @@ def test_inception_resnet_v2_job_runs(weak_labels, tmp_path):
     run_job(weak_labels, out, "--arch=inception_resnet_v2", "--image_size=75,75", "--epochs=1",
             "--steps_per_epoch=1", "--jit_compile=false", "--mixed_precision=mixed_bfloat16")
     assert len(history(out)) == 1 and (out / "model.keras").exists()
+
+
+def _stream_table(folder, count=10, corrupt=(3, 7)):
+    """`count` 16x16 PNGs (row i is uniform gray i*20), the rows in `corrupt` written as broken files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(count):
+        path = folder / f"im{i:02d}.png"
+        if i in corrupt:
+            path.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+        else:
+            write_image(path, np.full((16, 16, 3), i * 20, np.uint8))
+        rows.append((str(path), i * 20.0))
+    table = pd.DataFrame(rows, columns=["image", "y"])
+    return table.assign(**{training.ROW_COLUMN: np.arange(count, dtype=np.float32)})
+
+
+def test_data_order_gives_the_exact_position_and_skipped_rows(tmp_path):
+    """DataOrder against an independent reference: the same seeded stream with the corrupt files repaired."""
+    from deepfl import data
+
+    table = _stream_table(tmp_path / "bad")
+    repaired = _stream_table(tmp_path / "good", corrupt=())
+    targets = ["y", training.ROW_COLUMN]
+    kwargs = dict(training=True, repeat=True, seed=5, batch_size=4, dtype="uint8")
+    full = [int(r) for _, v in data.make_dataset(repaired, targets, **kwargs).take(12).as_numpy_iterator()
+            for r in v[training.ROW_COLUMN]]  # 48 elements of the stream, nothing skipped
+    stats = data.PipelineStats()
+    order = training.DataOrder(len(table), seed=5)
+    batches = iter(order.attach(data.make_dataset(table, targets, stats=stats, **kwargs)))
+    position, delivered = 0, []
+    for epoch_batches in (3, 2, 3):  # three "epochs" of 12, 8 and 12 images
+        for _ in range(epoch_batches):
+            images, values = next(batches)
+            assert training.ROW_COLUMN not in values and images.dtype.name == "uint8"
+            delivered += [int(round(float(v) / 20)) for v in values["y"].numpy()]
+        skipped = order.advance(4 * epoch_batches)
+        # Reference: walk the repaired stream until as many good images were delivered.
+        good, end = 0, position
+        while good < 4 * epoch_batches:
+            good += full[end] not in (3, 7)
+            end += 1
+        assert order.position == end
+        assert sorted(skipped) == sorted(r for r in full[position:end] if r in (3, 7))
+        position = end
+    assert delivered == [r for r in full[:position] if r not in (3, 7)]
+    # The test exercised skips. (The pipeline's own PipelineStats count runs ahead with the prefetch, and even
+    # changes while it is read: DataOrder's exact count is the one the job reports.)
+    assert sum(r in (3, 7) for r in full[:position]) > 0
+    # A pipeline restarted at that position yields exactly what the unbroken one yields next.
+    resumed = training.DataOrder(len(table), seed=5, position=position)
+    restarted = iter(resumed.attach(data.make_dataset(table, targets, skip=position, **kwargs)))
+    for _ in range(3):
+        a, b = next(batches), next(restarted)
+        np.testing.assert_array_equal(a[0].numpy(), b[0].numpy())
+        np.testing.assert_array_equal(a[1]["y"].numpy(), b[1]["y"].numpy())
+    resumed.advance(12)
+    order.advance(12)
+    assert resumed.position == order.position
+
+
+def test_uint8_batches_give_the_same_model_outputs():
+    import keras
+
+    from deepfl.models import build_multitask
+
+    model = build_multitask(tasks=["ssim", "gmsd"], weights=None, input_shape=(32, 32, 3), arch="tiny", seed=3)
+    images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    as_uint8 = model.predict_on_batch(images)
+    as_float = model.predict_on_batch(images.astype(np.float32))
+    for task in ("ssim", "gmsd"):
+        np.testing.assert_array_equal(np.asarray(as_uint8[task]), np.asarray(as_float[task]))
+    states = training.seed_states(model)
+    assert len(states) == 4  # two dropouts per head: their RNG states go into the checkpoint
+    training.set_seed_states(model, [[s[0], s[1] + 7] for s in states])
+    assert [s[1] for s in training.seed_states(model)] == [s[1] + 7 for s in states]
+    with pytest.raises(ValueError, match="states"):
+        training.set_seed_states(model, states[:1])
+    del keras
+
+
+def _model_weights(path):
+    import keras
+
+    import deepfl.models  # noqa: F401  (registers deepfl's layers)
+
+    return keras.saving.load_model(path, compile=False).get_weights()
+
+
+def test_skipped_images_are_named_and_counted(weak_labels, tmp_path):
+    folder = tmp_path / "labels"
+    folder.mkdir()
+    for png in weak_labels.glob("*.png"):
+        (folder / png.name).write_bytes(png.read_bytes())
+    (folder / "c0_01.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")  # a training or validation image
+    (folder / "c5_02.png").write_bytes(b"")
+    (folder / "labels.csv").write_bytes((weak_labels / "labels.csv").read_bytes())
+    out = tmp_path / "skip"
+    result = run_job(folder, out, "--epochs=2", "--steps_per_epoch=3", "--notensorboard", "--on_error=skip",
+                     "--val_steps=0", "--seed=2")
+    lines = result.stderr.splitlines()
+    for name in ("c0_01.png", "c5_02.png"):
+        assert sum(name in line and "unreadable image skipped" in line for line in lines) == 1, result.stderr[-2000:]
+    listed = pd.read_csv(out / "skipped_images.csv")
+    assert sorted(Path(p).name for p in listed["image"]) == ["c0_01.png", "c5_02.png"]
+    summary = [line for line in lines if "skipped images:" in line]
+    assert len(summary) == 1, result.stderr[-2000:]
+    state = json.loads((out / "checkpoints" / "state.json").read_text())
+    # 2 epochs x 3 steps x 4 images delivered; the position counts the skipped elements on top.
+    assert state["position"] == 24 + state["train_skipped"]
+    assert f"{state['train_skipped']} training image(s) skipped in total" in summary[0]
