@@ -124,10 +124,6 @@ def test_train_multitask_weak_label_csv_variants(runs):
             assert result.returncode == 0 or (result.returncode == 2 and item.path.name in line), (item.name, line)
 
 
-@pytest.mark.xfail(strict=True, reason="deepfl.data.make_dataset(on_error='skip') drops undecodable images with "
-                   "tf.data ignore_errors, whose warnings TF_CPP_MIN_LOG_LEVEL=2 hides: skipped images are neither "
-                   "named nor counted on stderr. Fix belongs in deepfl/training.py (being edited by its owner): "
-                   "after an epoch whose PipelineStats show skips, name them with find_unreadable_images.")
 def test_train_multitask_skips_and_names_bad_images(runs):
     result = runs["results"]["skip"]
     assert result.returncode == 0, result.stderr[-2000:]
@@ -157,10 +153,6 @@ def _kill_test(runs, kills, seed, out):
                        leftover_temp_files=len(killrestart.leftover_temp_files(out)))
 
 
-@pytest.mark.xfail(strict=True, reason="a resumed run reshuffles with seed + start_epoch (experiments/"
-                   "train_multitask.py, being edited by its owner), so after a kill the data order, hence the "
-                   "weights, differ from an uninterrupted run; fix: same per-epoch order as an unbroken run "
-                   "(skip start_epoch*steps*batch paths before decoding, enumerate from there)")
 def test_train_multitask_killed_once_gives_identical_outputs(runs, tmp_path):
     _kill_test(runs, kills=1, seed=0, out=tmp_path / "killed")
 
