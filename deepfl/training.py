@@ -329,8 +329,10 @@ class SkipReport:
         if not (train or val):
             return
         if self.named is None:
-            stats = self.train_stats if train else self.val_stats
-            bad = stats.name_skipped(self.paths) if stats is not None else []
+            # PipelineStats.name_skipped only scans when its own count shows skips; that count can read low
+            # while the training pipeline prefetches, so fall back to a plain scan when it does.
+            stats = next((s for s in (self.train_stats, self.val_stats) if s is not None and s.skipped > 0), None)
+            bad = stats.name_skipped(self.paths) if stats is not None else self._scan()
             frame = pd.DataFrame(bad, columns=["image", "reason"])
             atomic_write_bytes(self.file, frame.to_csv(index=False).encode())
             self.named = set(frame["image"])
@@ -338,6 +340,14 @@ class SkipReport:
             log.warning("%s: image skipped by the input pipeline", path)
             self.named.add(path)
         log.warning("epoch %d: %d training and %d validation images skipped (unreadable)", epoch, train, val)
+
+    def _scan(self) -> list[tuple[str, str]]:
+        from deepfl.data import find_unreadable_images
+
+        bad = find_unreadable_images(self.paths)
+        for path, reason in bad:
+            log.warning("%s: unreadable image skipped (%s)", path, reason)
+        return bad
 
     def summary(self) -> str:
         text = f"{self.train_skipped} training image(s) skipped in total"

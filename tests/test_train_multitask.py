@@ -238,8 +238,6 @@ def test_data_order_gives_the_exact_position_and_skipped_rows(tmp_path):
 
 
 def test_uint8_batches_give_the_same_model_outputs():
-    import keras
-
     from deepfl.models import build_multitask
 
     model = build_multitask(tasks=["ssim", "gmsd"], weights=None, input_shape=(32, 32, 3), arch="tiny", seed=3)
@@ -254,7 +252,6 @@ def test_uint8_batches_give_the_same_model_outputs():
     assert [s[1] for s in training.seed_states(model)] == [s[1] + 7 for s in states]
     with pytest.raises(ValueError, match="states"):
         training.set_seed_states(model, states[:1])
-    del keras
 
 
 def _model_weights(path):
@@ -287,3 +284,21 @@ def test_skipped_images_are_named_and_counted(weak_labels, tmp_path):
     # 2 epochs x 3 steps x 4 images delivered; the position counts the skipped elements on top.
     assert state["position"] == 24 + state["train_skipped"]
     assert f"{state['train_skipped']} training image(s) skipped in total" in summary[0]
+
+
+def test_skip_report_names_each_file_once_and_counts_every_skip(tmp_path, caplog):
+    from deepfl import data
+
+    table = _stream_table(tmp_path / "images")
+    paths = list(table["image"])
+    # A fresh PipelineStats shows no skip (as a racing read can): the report scans by itself then.
+    report = training.SkipReport(tmp_path, paths, paths, train_stats=data.PipelineStats())
+    with caplog.at_level("WARNING", logger="deepfl"):
+        report.after_epoch(1, np.array([3]))
+        report.after_epoch(2, np.array([7, 3]))
+        report.after_epoch(3, np.empty(0, np.int64))
+    named = [r.getMessage() for r in caplog.records if "unreadable image skipped" in r.getMessage()]
+    assert sorted(Path(m.split(": ")[0]).name for m in named) == ["im03.png", "im07.png"]
+    assert report.train_skipped == 3 and report.summary().startswith("3 training image(s) skipped in total")
+    resumed = training.SkipReport(tmp_path, paths, paths, train_skipped=3)  # reads skipped_images.csv
+    assert resumed.named == {paths[3], paths[7]}
