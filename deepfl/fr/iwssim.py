@@ -15,6 +15,7 @@ MATLAB) is replaced by its absolute value, as piq does.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -80,6 +81,41 @@ def imenlarge2(x: tf.Tensor) -> tf.Tensor:
     return t2[:, ::2, ::2]
 
 
+@functools.lru_cache(maxsize=32)
+def enlarge_matrix(in_len: int, start: int, stop: int) -> np.ndarray:
+    """Rows start..stop-1 of `imenlarge2` along one axis as a (stop-start) x in_len matrix (float64).
+
+    imenlarge2 is linear and separable: bilinear imresize to 4M-3 (matrix T), one extrapolated row at each end
+    (2 T[0] - T[1], 2 T[-1] - T[-2]), every second row. Only the rows IW-SSIM keeps are built, so the parent
+    band is enlarged by two small matmuls instead of resizing to 4x and discarding 3/4 of it.
+    """
+    t = common.imresize_matrix(in_len, 4 * in_len - 3, "bilinear")
+    t2 = np.concatenate([2 * t[:1] - t[1:2], t, 2 * t[-1:] - t[-2:-1]], axis=0)
+    return t2[::2][start:stop]
+
+
+def enlarged_parent(parent: tf.Tensor, rows: int, cols: int) -> tf.Tensor:
+    """`imenlarge2(parent)[:, 1:rows-1, 1:cols-1, 0]` (the interior IW-SSIM uses) of NHW1 `parent` -> NHW."""
+    p_rows, p_cols = parent.shape[1], parent.shape[2]
+    left = tf.constant(enlarge_matrix(p_rows, 1, rows - 1), parent.dtype)
+    right = tf.constant(enlarge_matrix(p_cols, 1, cols - 1).T, parent.dtype)
+    return tf.matmul(tf.matmul(left, parent[..., 0]), right)
+
+
+def _log2_sum(a: tf.Tensor, b: tf.Tensor, eigenvalues: tf.Tensor, group: int = 5) -> tf.Tensor:
+    """sum_k log2(1 + (a lambda_k + b) / sigma_nsq^2) over the eigenvalues, as `info_content_weight_map`.
+
+    a, b: float64 N,h,w,1; eigenvalues: float64 N,n. The terms are multiplied in float64 in groups of `group`
+    and one log is taken per group (n/group logs per pixel instead of n): each term is below ~1e40 for any
+    8-bit image, so a product of 5 stays far from float64's 1e308, and float64 keeps the sum more accurate
+    than the float32 logs it replaces.
+    """
+    terms = 1.0 + (a * eigenvalues[:, None, None, :] + b) / (SIGMA_NSQ * SIGMA_NSQ)  # N,h,w,n
+    n = eigenvalues.shape[-1]
+    logs = [tf.math.log(tf.reduce_prod(terms[..., i:i + group], axis=-1)) for i in range(0, n, group)]
+    return tf.cast(tf.add_n(logs) / math.log(2.0), tf.float32)
+
+
 def information_content(ref_band: tf.Tensor, dist_band: tf.Tensor, parent: tf.Tensor | None) -> tf.Tensor:
     """`info_content_weight_map` of one level: NHW1 bands (and the coarser reference band or None) -> N,H-2,W-2."""
     box = np.full((3, 3), 1.0 / 9.0)
@@ -104,8 +140,7 @@ def information_content(ref_band: tf.Tensor, dist_band: tf.Tensor, parent: tf.Te
     # Neighbourhood vectors: shift(y, [dy dx]) cropped to the interior equals a plain slice (no wrap-around).
     columns = [y[:, 1 - dy:1 - dy + nblv, 1 - dx:1 - dx + nblh] for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
     if parent is not None:
-        enlarged = imenlarge2(parent)[:, :rows, :cols, 0]
-        columns.append(enlarged[:, 1:1 + nblv, 1:1 + nblh])
+        columns.append(enlarged_parent(parent, rows, cols))
     big_y = tf.stack(columns, axis=-1)  # N, nblv, nblh, n
     n = len(columns)
     flat = tf.reshape(big_y, [-1, nblv * nblh, n])
@@ -118,14 +153,13 @@ def information_content(ref_band: tf.Tensor, dist_band: tf.Tensor, parent: tf.Te
     scaled = positive * total / (total_pos + tf.cast(tf.equal(total_pos, 0), total_pos.dtype))
     inv_vals = tf.where(scaled > 0, 1.0 / tf.where(scaled > 0, scaled, tf.ones_like(scaled)), tf.zeros_like(scaled))
     inverse = tf.cast(tf.matmul(eigvecs * inv_vals[:, None, :], eigvecs, transpose_b=True), flat.dtype)
-    scaled = tf.cast(scaled, flat.dtype)
+    scaled_eig = scaled
     ss = tf.reduce_sum(tf.matmul(flat, inverse) * flat, axis=-1) / float(n)
     ss = tf.reshape(ss, [-1, nblv, nblh, 1])
     g = g[:, 1:1 + nblv, 1:1 + nblh, None]
     vv = vv[:, 1:1 + nblv, 1:1 + nblh, None]
-    lam = scaled[:, None, None, :]
-    infow = tf.reduce_sum(tf.math.log(1.0 + ((vv + (1.0 + g * g) * SIGMA_NSQ) * ss * lam + SIGMA_NSQ * vv)
-                                      / (SIGMA_NSQ * SIGMA_NSQ)), axis=-1) / math.log(2.0)
+    infow = _log2_sum(tf.cast((vv + (1.0 + g * g) * SIGMA_NSQ) * ss, tf.float64),
+                      tf.cast(SIGMA_NSQ * vv, tf.float64), scaled_eig)
     return tf.where(infow < TOL, tf.zeros_like(infow), infow)
 
 
