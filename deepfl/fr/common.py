@@ -127,16 +127,25 @@ LMN = ((0.06, 0.63, 0.27), (0.30, 0.04, -0.35), (0.34, -0.60, 0.17))
 LHM = ((0.2989, 0.5870, 0.1140), (0.30, 0.04, -0.35), (0.34, -0.60, 0.17))
 
 
+def pow_nonneg(x: tf.Tensor, exponent: float) -> tf.Tensor:
+    """x ** exponent for x >= 0 and exponent > 0 as exp(exponent * log(x)) (0 ** p = 0).
+
+    TensorFlow's CPU `pow` kernel is scalar (measured 5-6x slower than the vectorised exp/log pair on float32
+    maps); the relative difference is <= 3e-6, far below the metrics' tolerances.
+    """
+    return tf.exp(exponent * tf.math.log(x))
+
+
 def rgb2lab_vsi(rgb: tf.Tensor) -> tf.Tensor:
     """sRGB (0..255) -> CIELab as in VSI.m's `RGB2Lab` (sRGB/D65 primaries, D50 white 0.9642/1/0.8251, kappa 903.3)."""
     x = rgb / 255.0
-    x = tf.where(x <= 0.04045, x / 12.92, tf.pow((tf.maximum(x, 0.04045) + 0.055) / 1.055, 2.4))
+    x = tf.where(x <= 0.04045, x / 12.92, pow_nonneg((tf.maximum(x, 0.04045) + 0.055) / 1.055, 2.4))
     xyz = linear_color(x, ((0.4124564, 0.3575761, 0.1804375),
                            (0.2126729, 0.7151522, 0.0721750),
                            (0.0193339, 0.1191920, 0.9503041)))
     xyz = xyz / tf.constant([0.9642, 1.0, 0.8251], rgb.dtype)
     epsilon, kappa = 0.008856, 903.3
-    f = tf.where(xyz > epsilon, tf.pow(tf.maximum(xyz, epsilon), 1.0 / 3.0), (kappa * xyz + 16.0) / 116.0)
+    f = tf.where(xyz > epsilon, pow_nonneg(tf.maximum(xyz, epsilon), 1.0 / 3.0), (kappa * xyz + 16.0) / 116.0)
     fx, fy, fz = f[..., 0], f[..., 1], f[..., 2]
     return tf.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], axis=-1)
 

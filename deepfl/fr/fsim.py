@@ -98,7 +98,7 @@ def phase_congruency(y: tf.Tensor) -> tf.Tensor:
 
 def real_power(x: tf.Tensor, exponent: float) -> tf.Tensor:
     """MATLAB `real(x .^ p)` for real x: |x|^p cos(p pi) where x < 0."""
-    magnitude = tf.pow(tf.abs(x), exponent)
+    magnitude = common.pow_nonneg(tf.abs(x), exponent)
     return tf.where(x < 0, magnitude * math.cos(exponent * math.pi), magnitude)
 
 

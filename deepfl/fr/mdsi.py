@@ -40,13 +40,13 @@ def _mdsi(ref: tf.Tensor, dist: tf.Tensor) -> tf.Tensor:
     deficit = ALPHA * gs_deficit + (1.0 - ALPHA) * cs_deficit
     gcs = 1.0 - tf.cast(deficit, tf.float64)
     # GCS .^ 0.25 as MATLAB computes it: a negative base gives |x|^q * exp(i q pi).
-    magnitude = tf.pow(tf.abs(gcs), Q_EXPONENT)
+    magnitude = common.pow_nonneg(tf.abs(gcs), Q_EXPONENT)
     angle = tf.where(gcs < 0, tf.constant(Q_EXPONENT * math.pi, tf.float64), tf.constant(0.0, tf.float64))
     re, im = magnitude * tf.cos(angle), magnitude * tf.sin(angle)
     re_c = re - tf.reduce_mean(re, axis=[1, 2], keepdims=True)
     im_c = im - tf.reduce_mean(im, axis=[1, 2], keepdims=True)
     deviation = tf.reduce_mean(tf.sqrt(re_c * re_c + im_c * im_c), axis=[1, 2])
-    return tf.pow(deviation, O_EXPONENT)
+    return common.pow_nonneg(deviation, O_EXPONENT)
 
 
 def mdsi(ref: tf.Tensor, dist: tf.Tensor) -> tf.Tensor:

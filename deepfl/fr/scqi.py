@@ -86,7 +86,7 @@ def _scqi(ref: tf.Tensor, dist: tf.Tensor) -> tf.Tensor:
     chroma_r = tf.nn.avg_pool2d(yiq_r[..., 1:], BLOCK, 1, "VALID")
     chroma_d = tf.nn.avg_pool2d(yiq_d[..., 1:], BLOCK, 1, "VALID")
     s_chroma = tf.reduce_prod(common.similarity(chroma_r, chroma_d, T_CHROMA), -1, keepdims=True)
-    quality = s_structure * tf.pow(tf.maximum(s_chroma, 0.0), LAMBDA_CHROMA)
+    quality = s_structure * common.pow_nonneg(tf.maximum(s_chroma, 0.0), LAMBDA_CHROMA)
     weight = tf.maximum(sci_r, sci_d) + EPS_WEIGHT
     quality = tf.cast(quality, tf.float64)
     weight = tf.cast(weight, tf.float64)

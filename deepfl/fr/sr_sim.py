@@ -51,7 +51,7 @@ def _sr_sim(ref: tf.Tensor, dist: tf.Tensor) -> tf.Tensor:
     gm = common.gradient_magnitude(y, common.SCHARR_X)[..., 0]
     s1, s2 = saliency[:n], saliency[n:]
     g1, g2 = gm[:n], gm[n:]
-    sim = common.similarity(s1, s2, C1) * tf.pow(common.similarity(g1, g2, C2), ALPHA)
+    sim = common.similarity(s1, s2, C1) * common.pow_nonneg(common.similarity(g1, g2, C2), ALPHA)
     return common.weighted_mean(sim, tf.maximum(s1, s2), axes=(1, 2))
 
 

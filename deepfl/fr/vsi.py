@@ -78,7 +78,7 @@ def _vsi(ref: tf.Tensor, dist: tf.Tensor) -> tf.Tensor:
     g1, g2 = gm[:n], gm[n:]
     m1, m2 = maps[:n, :, :, 1], maps[n:, :, :, 1]
     n1, n2 = maps[:n, :, :, 2], maps[n:, :, :, 2]
-    sim = (tf.pow(common.similarity(g1, g2, C_GM), ALPHA) * common.similarity(vs1, vs2, C_VS)
+    sim = (common.pow_nonneg(common.similarity(g1, g2, C_GM), ALPHA) * common.similarity(vs1, vs2, C_VS)
            * real_power(common.similarity(m1, m2, C_CHROM) * common.similarity(n1, n2, C_CHROM), LAMBDA))
     return common.weighted_mean(sim, tf.maximum(vs1, vs2), axes=(1, 2))
 
