@@ -65,10 +65,14 @@ def phasecong_filters(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
 def _median_last(x: tf.Tensor) -> tf.Tensor:
     """MATLAB `median` over the last axis (mean of the two middle values for an even count), in float64.
 
-    numpy's selection (`np.median`, O(n) partition) is ~25x faster here than a full `tf.sort`.
+    numpy's selection (O(n) partition) is ~25x faster here than a full `tf.sort`; it partitions the float32
+    values in place of a float64 copy (the same two middle elements, averaged in float64: identical result).
     """
     def median(values: np.ndarray) -> np.ndarray:
-        return np.median(values.astype(np.float64), axis=-1)
+        n = values.shape[-1]
+        middle = [(n - 1) // 2, n // 2]
+        parts = np.partition(values, middle, axis=-1)[..., middle].astype(np.float64)
+        return 0.5 * (parts[..., 0] + parts[..., 1])
 
     result = tf.numpy_function(median, [x], tf.float64, stateful=False)
     return tf.ensure_shape(result, x.shape[:-1])
