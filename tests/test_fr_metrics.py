@@ -284,3 +284,26 @@ def test_imresize_matrix_properties_and_known_values():
     up = common.imresize_matrix(4, 8, "bicubic")
     np.testing.assert_allclose(up.sum(axis=1), 1.0)
     np.testing.assert_allclose(up @ np.ones(4), np.ones(8))
+
+
+@pytest.mark.parametrize("shape", [(48, 64, 96, 128), (49, 63, 97, 125), (50, 60, 99, 119)])
+def test_iwssim_enlarged_parent_matrices_equal_imenlarge2(shape):
+    import tensorflow as tf
+
+    from deepfl.fr import iwssim
+
+    h, w, rows, cols = shape
+    parent = tf.constant(np.random.default_rng(h).normal(0, 20, (2, h, w, 1)), tf.float32)
+    expected = iwssim.imenlarge2(parent)[:, :rows, :cols, 0][:, 1:rows - 1, 1:cols - 1]
+    np.testing.assert_allclose(iwssim.enlarged_parent(parent, rows, cols), expected, rtol=0, atol=1e-4)
+
+
+def test_pow_nonneg_matches_numpy_power_including_zero():
+    import tensorflow as tf
+
+    from deepfl.fr.common import pow_nonneg
+
+    x = np.concatenate([[0.0, 1e-30, 1.0], np.random.default_rng(0).uniform(0, 500, 1000)]).astype(np.float32)
+    for p in (0.02, 0.25, 0.4, 1 / 3, 2.4):
+        np.testing.assert_allclose(pow_nonneg(tf.constant(x), p).numpy(), np.power(x.astype(np.float64), p),
+                                   rtol=1e-5, atol=1e-37)  # float32 underflow of 1e-30 ** 2.4
