@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import textwrap
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -118,10 +119,11 @@ def scatter_plot(pred: Sequence[float], target: Sequence[float], path: str | os.
         grid = np.linspace(pred.min(), pred.max(), 200)
         axes.plot(grid, logistic4(grid, *fit_logistic(pred, target)), color="C3", lw=1.5, label="logistic fit")
         crit = evaluate(pred, target)
-        axes.legend(loc="lower right", title=f"SROCC {crit['srocc']:.3f}  PLCC {crit['plcc_logistic']:.3f}")
+        axes.legend(loc="lower right",
+                    title=f"SROCC {crit['srocc']:.3f}  PLCC (logistic) {crit['plcc_logistic']:.3f}")
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
-    axes.set_title(title)
+    axes.set_title(textwrap.fill(title, width=48), fontsize=10)  # long titles wrap instead of being cut off
     axes.grid(True, alpha=0.3)
     figure.tight_layout()
     buffer = io.BytesIO()
