@@ -290,9 +290,9 @@ class DataOrder:
 
 
 def _atomic_save_model(model: keras.Model, path: Path) -> None:
-    tmp = path.with_name(path.stem + ".partial.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
+    from deepfl.export import save_atomic  # one atomic .keras writer for the whole project
+
+    save_atomic(model, path)
 
 
 class SkipReport:
