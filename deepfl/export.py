@@ -8,12 +8,12 @@ folded into a built-in `Rescaling` layer, so the file loads with `keras.saving.l
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import keras
 
 from deepfl.data.normalization import TargetNormalizer
+from deepfl.images import atomic_output
 
 SCORE_COLUMN = "score"
 
@@ -87,18 +87,8 @@ def save_atomic(model: keras.Model, path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.suffix != ".keras":
         raise ValueError(f"path: must end with .keras, got {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.keras", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_output(path, suffix=".tmp.keras") as tmp:
         model.save(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

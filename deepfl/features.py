@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -25,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from deepfl.errors import DeepflError, ImageReadError
-from deepfl.images import read_image
+from deepfl.images import atomic_output, read_image
 from deepfl.jobs import ErrorPolicy, iter_batches, progress
 
 log = logging.getLogger("deepfl")
@@ -149,9 +148,7 @@ class FeatureCache:
         uninterrupted one's. Costs one read and write of the cache.
         """
         count = len(self.index)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        os.close(fd)
-        try:
+        with atomic_output(self.path) as tmp:
             with h5py.File(tmp, "w") as out:
                 keys = out.create_dataset("keys", shape=(count,), maxshape=(None,), dtype=_STR, chunks=(1024,))
                 feats = out.create_dataset("features", shape=(count, self.dim), maxshape=(None, self.dim),
@@ -164,13 +161,7 @@ class FeatureCache:
                 out.attrs["dim"] = self.dim
                 out.attrs["source"] = self.source
                 out.attrs["compact"] = 1
-            with open(tmp, "rb+") as handle:
-                os.fsync(handle.fileno())
-            self._file.close()
-            os.replace(tmp, self.path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            self._file.close()  # the rename below replaces the file this handle has open
         self._file = h5py.File(self.path, "a")
 
     def keys(self) -> list[str]:

@@ -26,7 +26,7 @@ import pandas as pd
 from scipy import stats as scipy_stats
 
 import deepfl.models.layers  # noqa: F401  (registers the custom layers, so saved models reload)
-from deepfl.images import atomic_write_bytes
+from deepfl.images import atomic_output, atomic_write_bytes
 from deepfl.jobs import AppendOnlyCsv, progress
 
 log = logging.getLogger("deepfl")
@@ -417,9 +417,8 @@ class EpochEnd(keras.callbacks.Callback):
 
     def _checkpoint(self, epochs_done: int) -> None:
         name = f"epoch_{epochs_done:04d}.weights.h5"
-        tmp = self.checkpoint_dir / f"epoch_{epochs_done:04d}.partial.weights.h5"
-        self.model.save_weights(str(tmp))  # holds the optimizer state too
-        os.replace(tmp, self.checkpoint_dir / name)
+        with atomic_output(self.checkpoint_dir / name, suffix=".tmp.weights.h5") as tmp:
+            self.model.save_weights(str(tmp))  # holds the optimizer state too
         state = {"epoch": epochs_done, "weights": name, "backbone_frozen": self.frozen, "best": self.best,
                  "best_epoch": self.best_epoch, "position": self.position, "seed_states": seed_states(self.model),
                  "train_skipped": self.skips.train_skipped if self.skips is not None else 0}

@@ -14,6 +14,7 @@ import os
 
 from absl import flags
 
+from deepfl.images import atomic_output
 from experiments import cli
 
 FLAGS = flags.FLAGS
@@ -95,12 +96,10 @@ def main(argv: list[str]) -> None:
     images = embedded_training_images()
     w = learn_sff_basis([image for _, image in images], FLAGS.num_patches, FLAGS.patch_size,
                         FLAGS.num_components, FLAGS.seed)
-    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
-    partial = FLAGS.out + ".partial.npz"
-    save_basis(partial, w, images=",".join(name for name, _ in images), num_patches=FLAGS.num_patches,
-               patch_size=FLAGS.patch_size, num_components=FLAGS.num_components, seed=FLAGS.seed,
-               made_by="experiments/learn_sff_basis.py (sklearn FastICA, parallel, logcosh)")
-    os.replace(partial, FLAGS.out)                 # atomic: a killed run never leaves a truncated basis
+    with atomic_output(FLAGS.out, suffix=".tmp.npz") as tmp:  # a killed run never leaves a truncated basis
+        save_basis(tmp, w, images=",".join(name for name, _ in images), num_patches=FLAGS.num_patches,
+                   patch_size=FLAGS.patch_size, num_components=FLAGS.num_components, seed=FLAGS.seed,
+                   made_by="experiments/learn_sff_basis.py (sklearn FastICA, parallel, logcosh)")
     print(f"saved W {w.shape} to {FLAGS.out}")
     if FLAGS.compare_w_mat:
         print(json.dumps(compare(w, FLAGS.compare_w_mat, FLAGS.seed), indent=1))

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from absl import flags
 
+from deepfl.images import atomic_output
 from experiments import cli
 
 FLAGS = flags.FLAGS
@@ -164,8 +165,8 @@ def main(argv: list[str]) -> int:
     train, val = training.split_by_content(table, FLAGS.val_fraction, FLAGS.val_images, seed=FLAGS.seed)
     split = table[["image", "content"]].assign(split="train")
     split.loc[val.index, "split"] = "val"
-    split.to_csv(out_dir / "split.csv.partial", index=False)
-    os.replace(out_dir / "split.csv.partial", out_dir / "split.csv")
+    with atomic_output(out_dir / "split.csv") as tmp:
+        split.to_csv(tmp, index=False)
     normalizer = data.TargetNormalizer(FLAGS.normalization).fit(train, tasks)
     normalizer.save(out_dir / "normalizer.json")
     log.info("%d training and %d validation images, %d tasks: %s", len(train), len(val), len(tasks), tasks)
