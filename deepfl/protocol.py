@@ -20,13 +20,13 @@ import numpy as np
 import pandas as pd
 
 from deepfl.data.normalization import TargetNormalizer
+from deepfl.data.tables import SPLIT_NAMES
 from deepfl.evaluation import evaluate, summarize
 from deepfl.models.mlp import build_mlp, compile_mlp
 
 log = logging.getLogger("deepfl")
 
 PAPER_LEARNING_RATES: tuple[float, ...] = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5)
-SPLIT_NAMES = ("train", "val", "test")
 
 
 @dataclass

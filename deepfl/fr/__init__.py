@@ -1,7 +1,7 @@
 """The eleven full-reference IQA metrics used as weak labels, in TensorFlow, batched (NHWC).
 
 `METRICS` lists them in the column order of the KADIS-700k release (`kadis700k_friqa.csv`); `fsim` is FSIMc.
-Each metric lives in its own module as `<name>(ref, dist) -> tf.Tensor[N]` on float32 RGB in [0, 255];
+Each metric lives in its own module `deepfl/fr/<name>.py` as `<name>(ref, dist) -> tf.Tensor[N]` on float32 RGB in [0, 255];
 `compute` validates uint8 input, converts once and runs the metrics asked for.
 """
 
@@ -18,29 +18,11 @@ METRICS: tuple[str, ...] = (
 # Lower is better for these two; the others are similarities (1 = identical).
 LOWER_IS_BETTER: frozenset[str] = frozenset({"mdsi", "gmsd"})
 
-# name -> "module:function" inside deepfl.fr, imported on first use.
-_REGISTRY: dict[str, str] = {
-    "ssim": "ssim:ssim",
-    "msssim": "msssim:msssim",
-    "iwssim": "iwssim:iwssim",
-    "mdsi": "mdsi:mdsi",
-    "vsi": "vsi:vsi",
-    "fsim": "fsim:fsim",
-    "gmsd": "gmsd:gmsd",
-    "sff": "sff:sff",
-    "scqi": "scqi:scqi",
-    "add_gsim": "add_gsim:add_gsim",
-    "sr_sim": "sr_sim:sr_sim",
-}
-
-
 def metric_function(name: str) -> Callable:
-    """Returns the TensorFlow function of metric `name` (one of `METRICS`)."""
-    if name not in _REGISTRY:
+    """Returns the TensorFlow function of metric `name` (one of `METRICS`): `deepfl/fr/<name>.py:<name>`."""
+    if name not in METRICS:
         raise ValueError(f"metrics: unknown metric {name!r}; choose from {', '.join(METRICS)}")
-    module_name, function_name = _REGISTRY[name].split(":")
-    module = importlib.import_module(f"deepfl.fr.{module_name}")
-    return getattr(module, function_name)
+    return getattr(importlib.import_module(f"deepfl.fr.{name}"), name)
 
 
 def compute(ref: np.ndarray, dist: np.ndarray, metrics: Iterable[str] = METRICS) -> dict[str, np.ndarray]:
