@@ -8,7 +8,7 @@ Each metric lives in its own module `deepfl/fr/<name>.py` as `<name>(ref, dist) 
 from __future__ import annotations
 
 import importlib
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -25,16 +25,23 @@ def metric_function(name: str) -> Callable:
     return getattr(importlib.import_module(f"deepfl.fr.{name}"), name)
 
 
-def compute(ref: np.ndarray, dist: np.ndarray, metrics: Iterable[str] = METRICS) -> dict[str, np.ndarray]:
+def compute(ref: np.ndarray, dist: np.ndarray, metrics: Iterable[str] = METRICS,
+            ref_index: Sequence[int] | np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Scores distorted images against references with each metric.
 
-    ref, dist: uint8 RGB, HxWx3 or NxHxWx3, same shape. Returns {metric: float64 array of N scores}.
+    ref, dist: uint8 RGB, HxWx3 or NxHxWx3, same shape; pair i is (ref[i], dist[i]). With `ref_index` (N
+    integers), `ref` holds R unique references (RxHxWx3) and pair i is (ref[ref_index[i]], dist[i]): each
+    metric then does its reference-only work once per reference (the 5 levels of a KADIS reference share it).
+    Returns {metric: float64 array of N scores}.
     """
-    from deepfl.fr.common import prepare_pair
+    from deepfl.fr.common import validate_images
 
     metrics = list(metrics)
     if not metrics:
         raise ValueError("metrics: at least one metric is needed")
     functions = {name: metric_function(name) for name in metrics}
-    ref_t, dist_t = prepare_pair(ref, dist)
-    return {name: np.asarray(fn(ref_t, dist_t), dtype=np.float64).reshape(-1) for name, fn in functions.items()}
+    ref_t, dist_t, index = validate_images(ref, dist, ref_index)
+    if index is None:
+        return {name: np.asarray(fn(ref_t, dist_t), dtype=np.float64).reshape(-1) for name, fn in functions.items()}
+    return {name: np.asarray(fn(ref_t, dist_t, ref_index=index), dtype=np.float64).reshape(-1)
+            for name, fn in functions.items()}

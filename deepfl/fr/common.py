@@ -41,6 +41,32 @@ def prepare_pair(ref: np.ndarray, dist: np.ndarray) -> tuple[tf.Tensor, tf.Tenso
     return tf.convert_to_tensor(ref, tf.float32), tf.convert_to_tensor(dist, tf.float32)
 
 
+def validate_images(ref: np.ndarray, dist: np.ndarray, ref_index=None
+                    ) -> tuple[tf.Tensor, tf.Tensor, np.ndarray | None]:
+    """`prepare_pair` for `compute`, also for R unique references and N distorted images with `ref_index`.
+
+    Returns float32 NHWC tensors in [0, 255] and the index as an int32 array (None when not given).
+    """
+    if ref_index is None:
+        ref_t, dist_t = prepare_pair(ref, dist)
+        return ref_t, dist_t, None
+    ref, dist = np.asarray(ref), np.asarray(dist)
+    if ref.ndim == 3:
+        ref = ref[None]
+    if dist.ndim == 3:
+        dist = dist[None]
+    validate_pair(ref[:1], dist[:1])  # dtype, rank, channels and H x W
+    index = np.asarray(ref_index)
+    if index.ndim != 1 or index.shape[0] != dist.shape[0] or (index.size and index.dtype.kind not in "iu"):
+        raise ValueError(f"ref_index: expected {dist.shape[0]} integers (one per distorted image), got shape "
+                         f"{index.shape} dtype {index.dtype}")
+    if index.size and (index.min() < 0 or index.max() >= ref.shape[0]):
+        raise ValueError(f"ref_index: values must lie in [0, {ref.shape[0]}) for {ref.shape[0]} references, got "
+                         f"{index.min()}..{index.max()}")
+    return (tf.convert_to_tensor(ref, tf.float32), tf.convert_to_tensor(dist, tf.float32),
+            index.astype(np.int32))
+
+
 def check_tensors(metric: str, ref, dist, min_size: int = 1) -> tuple[tf.Tensor, tf.Tensor]:
     """Validates the float NHWC RGB inputs of a metric function (static shapes) and returns float32 tensors.
 
@@ -62,6 +88,54 @@ def check_tensors(metric: str, ref, dist, min_size: int = 1) -> tuple[tf.Tensor,
         raise ValueError(f"{metric}: images of {height}x{width} are too small, it needs at least "
                          f"{min_size} pixels per side")
     return tf.cast(ref, tf.float32), tf.cast(dist, tf.float32)
+
+
+def check_indexed(metric: str, ref, dist, ref_index=None, min_size: int = 1
+                  ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor | None]:
+    """Validates the inputs of a metric that scores N distorted images against R (<= N) unique references.
+
+    ref: RxHxWx3, dist: NxHxWx3 (float or integer), ref_index: None (then R must equal N: pair i is
+    (ref[i], dist[i])) or N integers in [0, R): pair i is (ref[ref_index[i]], dist[i]). This lets a metric do
+    its reference-only work (filtering, pyramids, phase congruency, saliency) once per unique reference, e.g.
+    once for the 5 levels of a KADIS reference. Returns float32 tensors and ref_index as int32 (or None).
+    """
+    if ref_index is None:
+        ref, dist = check_tensors(metric, ref, dist, min_size)
+        return ref, dist, None
+    ref = tf.convert_to_tensor(ref)
+    dist = tf.convert_to_tensor(dist)
+    index = np.asarray(ref_index)
+    if index.ndim != 1 or not (index.dtype.kind in "iu" or index.size == 0):
+        raise ValueError(f"{metric}: ref_index must be a 1-D integer array, got shape {index.shape} "
+                         f"dtype {index.dtype}")
+    if ref.shape.rank == 4 and dist.shape.rank == 4:
+        if index.shape[0] != dist.shape[0]:
+            raise ValueError(f"{metric}: ref_index has {index.shape[0]} entries for {dist.shape[0]} distorted images")
+        if index.size and (index.min() < 0 or index.max() >= ref.shape[0]):
+            raise ValueError(f"{metric}: ref_index values must lie in [0, {ref.shape[0]}), got "
+                             f"{index.min()}..{index.max()}")
+        # Shapes are compared without the batch axis: check_tensors sees one reference per distorted image.
+        check_tensors(metric, ref[:1], dist[:1], min_size)
+    else:
+        check_tensors(metric, ref, dist, min_size)  # raises the rank/channel error
+    return tf.cast(ref, tf.float32), tf.cast(dist, tf.float32), tf.constant(index, tf.int32)
+
+
+def split_batch(x: tf.Tensor, num_refs, ref_index: tf.Tensor | None) -> tuple[tf.Tensor, tf.Tensor]:
+    """Splits per-image maps computed on concat([ref, dist]) into (reference maps per pair, distorted maps).
+
+    The first `num_refs` rows belong to the references; with `ref_index` they are gathered so that row i of
+    the first result is the reference of distorted image i (a plain slice when ref_index is None).
+    """
+    ref_part, dist_part = x[:num_refs], x[num_refs:]
+    if ref_index is not None:
+        ref_part = tf.gather(ref_part, ref_index)
+    return ref_part, dist_part
+
+
+def take_refs(x: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Tensor:
+    """Per-reference maps -> per-pair maps (`tf.gather` by ref_index; unchanged when ref_index is None)."""
+    return x if ref_index is None else tf.gather(x, ref_index)
 
 
 # ----------------------------------------------------------------------------------------------------------------
