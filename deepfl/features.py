@@ -13,6 +13,7 @@ rewrites the file once in canonical form, so a killed-and-resumed run ends byte-
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from collections import defaultdict
@@ -24,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from deepfl.errors import DeepflError, ImageReadError
-from deepfl.images import atomic_output, read_image
+from deepfl.images import atomic_output, read_images_ahead
 from deepfl.jobs import ErrorPolicy, iter_batches, progress
 
 log = logging.getLogger("deepfl")
@@ -215,23 +216,30 @@ def _as_predict_fn(extractor) -> Callable[[np.ndarray], np.ndarray]:
     return lambda x: np.asarray(extractor(x), dtype=np.float32)
 
 
-def compute_features(extractor, images: Sequence[np.ndarray], batch_size: int = 8) -> np.ndarray:
-    """Features of in-memory images (HxWx3 uint8, any mix of sizes), batched by size, in input order."""
+def predict_by_size(predict: Callable[[np.ndarray], np.ndarray], images: Sequence[np.ndarray],
+                    batch_size: int = 8) -> list[np.ndarray]:
+    """Runs `predict` (float32 NHWC -> N outputs) on in-memory HxWx3 images batched by size; outputs in input
+    order. The one batching routine of feature extraction and scoring."""
     if batch_size < 1:
         raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
-    predict = _as_predict_fn(extractor)
     by_size: dict[tuple, list[int]] = defaultdict(list)
     for i, image in enumerate(images):
-        image = np.asarray(image)
-        if image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError(f"images: item {i} has shape {image.shape}, expected HxWx3")
-        by_size[image.shape].append(i)
+        shape = np.shape(image)
+        if len(shape) != 3 or shape[2] != 3:
+            raise ValueError(f"images: item {i} has shape {shape}, expected HxWx3 RGB")
+        by_size[shape].append(i)
     out: list[np.ndarray | None] = [None] * len(images)
     for indices in by_size.values():
         for batch in iter_batches(indices, batch_size):
-            feats = predict(np.stack([np.asarray(images[i], dtype=np.float32) for i in batch]))
-            for i, f in zip(batch, feats.reshape(len(batch), -1)):
-                out[i] = f
+            outputs = predict(np.stack([np.asarray(images[i], dtype=np.float32) for i in batch]))
+            for i, value in zip(batch, np.asarray(outputs).reshape(len(batch), -1)):
+                out[i] = value
+    return out
+
+
+def compute_features(extractor, images: Sequence[np.ndarray], batch_size: int = 8) -> np.ndarray:
+    """Features of in-memory images (HxWx3 uint8, any mix of sizes), batched by size, in input order."""
+    out = predict_by_size(_as_predict_fn(extractor), images, batch_size)
     if not out:
         return np.zeros((0, 0), np.float32)
     return np.stack(out)
@@ -262,14 +270,16 @@ def extract_to_cache(extractor, paths: Sequence[str], cache_path: str | os.PathL
         groups = group_by_size(todo, policy)
         with progress(total=len(todo), desc="MLSP features", unit="img") as bar:
             bar.update(policy.count - after_keys)
-            for batch_paths in (b for group in groups.values() for b in iter_batches(group, batch_size)):
+            batches = [b for group in groups.values() for b in iter_batches(group, batch_size)]
+            decoded = read_images_ahead(path for b in batches for path in b)   # decodes while the model runs
+            for batch_paths in batches:
                 images, keys = [], []
-                for path in batch_paths:
-                    try:
-                        images.append(read_image(path))
-                        keys.append(path)
-                    except ImageReadError as exc:
-                        policy.handle(str(exc))
+                for path, image in itertools.islice(decoded, len(batch_paths)):
+                    if isinstance(image, ImageReadError):
+                        policy.handle(str(image))
+                        continue
+                    images.append(image)
+                    keys.append(path)
                 if images:
                     stats["written"] += cache.append(keys, predict(np.stack(images).astype(np.float32)))
                 bar.update(len(batch_paths))

@@ -6,12 +6,14 @@ and skip it instead of dying with a traceback.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import io
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -51,6 +53,33 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     if not data:
         raise ImageReadError(f"{path}: empty file (0 bytes)")
     return decode_image(data, name=str(path))
+
+
+def read_images_ahead(paths: Iterable[str | os.PathLike], workers: int | None = None, lookahead: int = 32
+                      ) -> Iterator[tuple[str, np.ndarray | ImageReadError]]:
+    """Yields (path, image) in input order while background threads decode up to `lookahead` files ahead.
+
+    A file that cannot be read yields its `ImageReadError` in place of the image (nothing is raised), so the
+    caller decides to skip or stop. Decoding (Pillow, zlib, libjpeg) releases the GIL, so the threads keep a
+    model busy instead of leaving it idle while the main thread decodes. workers: default min(4, CPUs).
+    """
+    def load(path):
+        try:
+            return read_image(path)
+        except ImageReadError as exc:
+            return exc
+
+    workers = workers or min(4, os.cpu_count() or 1)
+    pending: collections.deque = collections.deque()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deepfl-decode") as pool:
+        for path in paths:
+            pending.append((str(path), pool.submit(load, path)))
+            if len(pending) >= lookahead:
+                name, future = pending.popleft()
+                yield name, future.result()
+        while pending:
+            name, future = pending.popleft()
+            yield name, future.result()
 
 
 def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:

@@ -7,7 +7,6 @@ size so that equal sizes share a batch, and returned in input order.
 from __future__ import annotations
 
 import os
-from collections import defaultdict
 from pathlib import Path
 from typing import Iterable, Sequence, Union
 
@@ -15,7 +14,8 @@ import keras
 import numpy as np
 
 from deepfl.export import combine, head_normalizer, load_model_file
-from deepfl.images import read_image
+from deepfl.features import predict_by_size
+from deepfl.images import read_image, read_images_ahead
 from deepfl.jobs import iter_batches
 
 ImageLike = Union[str, os.PathLike, np.ndarray]
@@ -56,20 +56,8 @@ def load_scorer(model: str | os.PathLike | keras.Model, head: str | os.PathLike 
 
 def score_arrays(scorer: keras.Model, images: Sequence[np.ndarray], batch_size: int = 8) -> np.ndarray:
     """Scores in-memory HxWx3 images (uint8 or float in [0, 255]) batched by size; returns float64 scores."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
-    groups: dict[tuple, list[int]] = defaultdict(list)
-    for i, image in enumerate(images):
-        shape = np.shape(image)
-        if len(shape) != 3 or shape[2] != 3:
-            raise ValueError(f"images: item {i} has shape {shape}, expected HxWx3 RGB")
-        groups[shape].append(i)
-    scores = np.empty(len(images), dtype=np.float64)
-    for indices in groups.values():
-        for batch in iter_batches(indices, batch_size):
-            x = np.stack([np.asarray(images[i], dtype=np.float32) for i in batch])
-            scores[batch] = np.asarray(scorer.predict_on_batch(x), dtype=np.float64).reshape(len(batch))
-    return scores
+    scores = predict_by_size(lambda x: np.asarray(scorer.predict_on_batch(x), dtype=np.float64), images, batch_size)
+    return np.asarray([float(value[0]) for value in scores], dtype=np.float64)
 
 
 def predict(images: ImageLike | Iterable[ImageLike], model: str | os.PathLike | keras.Model,
@@ -135,13 +123,13 @@ def score_files(paths: Sequence[str], scorer: keras.Model, batch_size: int = 8, 
     with progress(total=len(paths), desc="scoring", unit="img") as bar:
         for part in iter_batches(list(paths), chunk):
             images, names = [], []
-            for path in part:
-                try:
-                    images.append(read_image(path))
-                    names.append(path)
-                except ImageReadError as exc:
+            for path, image in read_images_ahead(part):     # background threads decode the chunk
+                if isinstance(image, ImageReadError):
                     failed.append(path)
-                    report(str(exc))
+                    report(str(image))
+                    continue
+                images.append(image)
+                names.append(path)
             scores: dict[int, float] = {}
             for shape in dict.fromkeys(image.shape for image in images):
                 group = [i for i, image in enumerate(images) if image.shape == shape]

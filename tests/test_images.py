@@ -43,3 +43,23 @@ def test_bad_files_name_the_culprit(tmp_path, small_photo):
         with pytest.raises(ImageReadError, match=reason) as info:
             read_image(path)
         assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_read_images_ahead_keeps_order_and_hands_back_errors(tmp_path, small_photo):
+    from deepfl.images import read_images_ahead
+
+    paths = []
+    for i in range(7):
+        path = tmp_path / f"{i}.png"
+        write_image(path, np.roll(small_photo, i, axis=1))
+        paths.append(path)
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    paths.insert(3, tmp_path / "bad.png")
+    paths.append(tmp_path / "missing.png")
+    results = list(read_images_ahead(paths, workers=3, lookahead=2))
+    assert [name for name, _ in results] == [str(p) for p in paths]
+    errors = [name for name, image in results if isinstance(image, ImageReadError)]
+    assert errors == [str(tmp_path / "bad.png"), str(tmp_path / "missing.png")]
+    good = [image for _, image in results if not isinstance(image, ImageReadError)]
+    for i, image in enumerate(good):
+        np.testing.assert_array_equal(image, np.roll(small_photo, i, axis=1))
