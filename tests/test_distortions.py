@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from deepfl import distortions
-from deepfl.distortions import _common, spatial
+from deepfl.distortions import _common, _kernels, spatial
 
 ALL_TYPES = list(range(1, 26))
 
@@ -307,6 +307,14 @@ def test_mapmm_to_uint8_matches_the_two_step_conversion():
                                       _common.to_double_uint8_roundtrip(_common.mapmm(x)))
 
 
+def test_take_levels_equals_np_take(image):
+    table = np.random.default_rng(0).random(256)
+    view = image[::2, 1::3]  # not contiguous
+    np.testing.assert_array_equal(_common.take_levels(table, view), np.take(table, view))
+    small = np.arange(256, dtype=np.uint8)[::-1].copy()
+    np.testing.assert_array_equal(_common.take_levels(small, view), np.take(small, view))
+
+
 def test_long_gaussian_goes_through_fft_with_the_same_result():
     from scipy import ndimage
 
@@ -336,18 +344,66 @@ def _keys(t):
 def test_jitter_warp_matches_a_per_pixel_keys_cubic_reference():
     rng = np.random.default_rng(3)
     h, w = 9, 11
-    image = rng.random((h, w, 4)).astype(np.float32)
+    image = rng.random((h, w, 3)).astype(np.float32)
     dy = (rng.standard_normal((h, w)) * 2).astype(np.float32)
     dx = (rng.standard_normal((h, w)) * 2).astype(np.float32)
-    out = spatial._warp_keys(image, dy, dx)
+    out = np.empty_like(image)
+    _kernels.warp_keys(image, dy, dx, out)
     for y in range(h):
         for x in range(w):
             sy, sx = y - float(dy[y, x]), x - float(dx[y, x])
-            acc = np.zeros(4)
+            acc = np.zeros(3)
             for r in range(int(np.floor(sy)) - 1, int(np.floor(sy)) + 3):
                 for c in range(int(np.floor(sx)) - 1, int(np.floor(sx)) + 3):
                     acc += _keys(sy - r) * _keys(sx - c) * image[min(max(r, 0), h - 1), min(max(c, 0), w - 1)]
             np.testing.assert_allclose(out[y, x], acc, atol=2e-5)
+
+
+def _numpy_keys_warp(image, dy, dx):
+    """The float32 Keys warp in numpy, operation by operation as the kernel documents (the earlier numpy code)."""
+    h, w = dy.shape
+    half, one = np.float32(0.5), np.float32(1)
+    weights = []
+    for d in (dy, dx):
+        f = np.floor(-d)
+        t = -d - f
+        t2, t3 = t * t, t * t * t
+        w3 = (t3 - t2) * half
+        w0 = (t2 - t) * half - w3
+        w1 = t3 * np.float32(1.5) - t2 * np.float32(2.5) + one
+        weights.append((f.astype(np.int64), [w0, w1, one - w0 - w1 - w3, w3]))
+    (fy, wy), (fx, wx) = weights
+    rows = np.arange(h)[:, None] + fy - 1
+    cols = np.arange(w)[None, :] + fx - 1
+    acc = None
+    for i in range(4):
+        r = np.clip(rows + i, 0, h - 1)
+        row = None
+        for j in range(4):
+            term = image[r, np.clip(cols + j, 0, w - 1)] * wx[j][..., None]
+            row = term if row is None else row + term
+        acc = row * wy[i][..., None] if acc is None else acc + row * wy[i][..., None]
+    return acc
+
+
+@pytest.mark.parametrize("scale", [0.05, 1.0, 6.0])
+def test_jitter_kernel_equals_the_numpy_float32_maths_exactly(scale):
+    rng = np.random.default_rng(4)
+    image = rng.random((20, 23, 3)).astype(np.float32)
+    dy, dx = rng.standard_normal((2, 20, 23), dtype=np.float32) * np.float32(scale)
+    out = np.empty_like(image)
+    _kernels.warp_keys(image, dy, dx, out)
+    np.testing.assert_array_equal(out, _numpy_keys_warp(image, dy, dx))
+
+
+def test_jitter_draws_float32_shifts_in_order_and_warps_five_times(image):
+    x = _common.mapmm(image.astype(np.float64))
+    rng = np.random.default_rng(5)
+    expected = x.astype(np.float32)
+    for _ in range(5):
+        shifts = rng.standard_normal((2,) + x.shape[:2], dtype=np.float32) * np.float32(0.5)
+        expected = _numpy_keys_warp(expected, shifts[0], shifts[1])
+    np.testing.assert_array_equal(spatial.jitter(x, 0.5, np.random.default_rng(5)), expected.astype(np.float64))
 
 
 def test_denoise_removes_most_of_the_noise(full):

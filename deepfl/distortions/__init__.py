@@ -13,7 +13,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from deepfl.distortions import blur, color, compression, noise, spatial, tone
-from deepfl.distortions._common import Source, input_levels, mapmm_to_uint8
+from deepfl.distortions._common import Source, input_levels, mapmm_to_uint8, take_levels
 
 
 class Distortion(NamedTuple):
@@ -149,8 +149,8 @@ def distort(image: np.ndarray, dist_type: int | str, level: int,
         present = counts > 0
         table = np.zeros(256, dtype=np.uint8)
         table[present] = mapmm_to_uint8(values[present])
-        return np.take(table, image)
-    x = np.take(levels, image)
+        return take_levels(table, image)
+    x = take_levels(levels, image)
     if spec.uses_source:
         out = spec.function(x, parameter, generator, source=Source(image, levels))
     else:

@@ -13,6 +13,8 @@ import numpy as np
 from scipy import fft as sfft
 from scipy import ndimage
 
+from deepfl.distortions import _kernels
+
 # ---------------------------------------------------------------------------------------------- range mapping
 
 
@@ -38,7 +40,16 @@ class Source(NamedTuple):
 
     def apply(self, function: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         """function(x) for a per-sample (elementwise) `function`, through a 256-entry table."""
-        return np.take(function(self.levels), self.pixels)
+        return take_levels(function(self.levels), self.pixels)
+
+
+def take_levels(table: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """`np.take(table, pixels)` for a 256-entry table and uint8 pixels, in one compiled pass."""
+    pixels = np.ascontiguousarray(pixels)
+    table = np.ascontiguousarray(table)
+    out = np.empty(pixels.shape, dtype=table.dtype)
+    _kernels.lookup(table, pixels.reshape(-1), out.reshape(-1))
+    return out
 
 
 def input_levels(image: np.ndarray) -> np.ndarray:
@@ -54,23 +65,17 @@ def input_levels(image: np.ndarray) -> np.ndarray:
 
 
 def mapmm_to_uint8(x: np.ndarray) -> np.ndarray:
-    """`to_double_uint8_roundtrip(mapmm(x))` with the same arithmetic, in place on blocks of rows (fewer passes
-    over memory)."""
-    x = np.asarray(x, dtype=np.float64)
-    lo = float(x.min())
-    hi = float(x.max())
-    scale = 1.0 / (hi - lo) if lo < hi else None
+    """`to_double_uint8_roundtrip(mapmm(x))` with the same float64 arithmetic, in two compiled passes (min/max,
+    then map + round + clip)."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
     out = np.empty(x.shape, dtype=np.uint8)
-    rows = max(1, 65536 // max(1, x[0].size)) if x.ndim > 1 else max(1, x.size)
-    for r in range(0, max(x.shape[0], 1), rows):
-        y = np.subtract(x[r:r + rows], lo) if scale is not None else np.array(x[r:r + rows], copy=True)
-        if scale is not None:
-            y *= scale
-        y *= 255.0
-        y += 0.5
-        np.floor(y, out=y)
-        np.clip(y, 0, 255, out=y)
-        out[r:r + rows] = y
+    if x.size == 0:
+        return out
+    lo, hi = _kernels.min_max(x.reshape(-1))
+    if lo < hi:
+        _kernels.scale_round_uint8(x.reshape(-1), lo, 1.0 / (hi - lo), out.reshape(-1))
+    else:
+        _kernels.round_uint8(x.reshape(-1), out.reshape(-1))
     return out
 
 

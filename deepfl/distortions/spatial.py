@@ -8,103 +8,26 @@ from __future__ import annotations
 
 import numpy as np
 
+from deepfl.distortions import _kernels
 from deepfl.distortions._common import Source, gaussian_filter, lab2rgb, matlab_round, rgb2lab
-
-
-def _keys_weights(t: np.ndarray) -> np.ndarray:
-    """(4, N) float32 weights of the taps at offsets -1, 0, 1, 2 of Keys' cubic convolution (a = -0.5, MATLAB
-    'cubic') for fractional positions `t` in [0, 1): (t^3 - t^2)/2 for tap 2, 1.5t^3 - 2.5t^2 + 1 for tap 0,
-    -w(2) + (t^2 - t)/2 for tap -1 and, as the four sum to one, 1 minus the others for tap 1."""
-    out = np.empty((4,) + t.shape, dtype=np.float32)
-    t2 = t * t
-    t3 = t2 * t
-    np.subtract(t3, t2, out=out[3])
-    out[3] *= 0.5
-    half = t2 - t
-    half *= 0.5
-    np.subtract(half, out[3], out=out[0])
-    np.multiply(t3, 1.5, out=out[1])
-    t2 *= 2.5
-    out[1] -= t2
-    out[1] += 1.0
-    np.subtract(1.0, out[0], out=out[2])
-    out[2] -= out[1]
-    out[2] -= out[3]
-    return out
-
-
-def _four_lanes(weights: np.ndarray) -> np.ndarray:
-    """(4, N) -> (4, 4N): each weight repeated for the 4 lanes of its pixel (4 strided copies; np.repeat is
-    slower)."""
-    out = np.empty(weights.shape + (4,), dtype=weights.dtype)
-    for lane in range(4):
-        out[..., lane] = weights
-    return out.reshape(weights.shape[0], -1)
-
-
-_CHUNK_ROWS = 16  # rows per block: keeps every temporary of the 16-tap loop in cache
-
-
-def _warp_keys(image4: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> np.ndarray:
-    """Samples an HxWx4 float32 image at (y - dy, x - dx) per pixel with Keys cubic convolution, edges replicated.
-
-    Each pixel's 4 channels are gathered as one 16-byte item (numpy's fast gather path) from an edge-padded copy
-    (so no index clipping; tap (i, j) is a shifted view of the same array, so every tap uses one index array),
-    and the work runs block by block (weights, indices and the 16-tap accumulation), so every temporary stays
-    in cache.
-    """
-    h, w = dy.shape
-    pad = int(max(np.ceil(np.abs(dy).max()), np.ceil(np.abs(dx).max()))) + 2
-    padded = np.pad(image4, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
-    wp = padded.shape[1]
-    items = padded.reshape(-1).view(np.complex128)  # one 16-byte item per pixel (4 float32)
-    taps = [items[i * wp + j:] for i in range(4) for j in range(4)]
-    dy, dx = dy.ravel(), dx.ravel()
-    # Index of tap (-1, -1) of every pixel in the padded image, before adding its integer shifts.
-    origin = ((np.arange(h)[:, None] + pad - 1) * wp + (np.arange(w)[None, :] + pad - 1)).ravel()
-    out = np.empty(h * w * 4, dtype=np.float32)
-    block = _CHUNK_ROWS * w
-    gathered = np.empty(block, dtype=np.complex128)
-    row_sum = np.empty(4 * block, dtype=np.float32)
-    term = np.empty(4 * block, dtype=np.float32)
-    for s in range(0, h * w, block):
-        e = min(s + block, h * w)
-        m = e - s
-        fy = np.floor(-dy[s:e])
-        fx = np.floor(-dx[s:e])
-        wr = _four_lanes(_keys_weights(-dy[s:e] - fy))  # (4, 4m): one weight per lane
-        wc = _four_lanes(_keys_weights(-dx[s:e] - fx))
-        idx = origin[s:e] + fy.astype(np.intp) * wp + fx.astype(np.intp)
-        acc = out[4 * s:4 * e]
-        g, rs, tt = gathered[:m], row_sum[:4 * m], term[:4 * m]
-        values = g.view(np.float32)
-        for i in range(4):
-            for j in range(4):
-                np.take(taps[4 * i + j], idx, out=g, mode="clip")  # in range; "raise" would copy `out`
-                if j == 0:
-                    np.multiply(values, wc[0], out=rs)
-                else:
-                    np.multiply(values, wc[j], out=tt)
-                    rs += tt
-            if i == 0:
-                np.multiply(rs, wr[0], out=acc)
-            else:
-                np.multiply(rs, wr[i], out=tt)
-                acc += tt
-    return out.reshape(h, w, 4)
 
 
 def jitter(x: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
     """Type 19, `imjitter` = `imscatter(x, [], amount, 5)`: 5 times, every pixel is resampled (bicubic) at a
-    position displaced by independent N(0, amount^2) offsets along y and x (float32 arithmetic)."""
+    position displaced by independent N(0, amount^2) offsets along y and x (float32 arithmetic).
+
+    Each resampling is the compiled Keys kernel `_kernels.warp_keys` (a = -0.5, edges replicated); the shifts are
+    drawn as before (float32, y then x, one (2, H, W) draw per pass).
+    """
     h, w = x.shape[:2]
-    image4 = np.zeros((h, w, 4), dtype=np.float32)  # a 4th lane so that a pixel is one 16-byte item
-    image4[..., :3] = x
+    image = x.astype(np.float32)
+    warped = np.empty_like(image)
     for _ in range(5):
         shifts = rng.standard_normal((2, h, w), dtype=np.float32)
         shifts *= np.float32(amount)
-        image4 = _warp_keys(image4, shifts[0], shifts[1])
-    return image4[..., :3].astype(np.float64)
+        _kernels.warp_keys(image, shifts[0], shifts[1], warped)
+        image, warped = warped, image
+    return image.astype(np.float64)
 
 
 def non_eccentricity_patch(x: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
