@@ -109,7 +109,11 @@ def _add_gsim(ref: tf.Tensor, dist: tf.Tensor) -> tf.Tensor:
     return tf.exp(log_quality) * fva * egm
 
 
-def add_gsim(ref: tf.Tensor, dist: tf.Tensor) -> tf.Tensor:
-    """ADD-GSIM of each (ref, dist) pair: float NHWC RGB in [0, 255] -> N scores (1 = identical, higher better)."""
-    ref, dist = common.check_tensors("add_gsim", ref, dist, min_size=4 * 2 ** (NUM_SCALES - 1))
-    return _add_gsim(ref, dist)
+def add_gsim(ref: tf.Tensor, dist: tf.Tensor, ref_index=None) -> tf.Tensor:
+    """ADD-GSIM of each (ref, dist) pair: float NHWC RGB in [0, 255] -> N scores (1 = identical, higher better).
+
+    ref_index: see `common.check_indexed` (pair i = (ref[ref_index[i]], dist[i])).
+    """
+    ref, dist, ref_index = common.check_indexed("add_gsim", ref, dist, ref_index,
+                                                min_size=4 * 2 ** (NUM_SCALES - 1))
+    return _add_gsim(common.take_refs(ref, ref_index), dist)

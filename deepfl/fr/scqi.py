@@ -93,7 +93,10 @@ def _scqi(ref: tf.Tensor, dist: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(quality * weight, [1, 2, 3]) / tf.reduce_sum(weight, [1, 2, 3])
 
 
-def scqi(ref: tf.Tensor, dist: tf.Tensor) -> tf.Tensor:
-    """SCQI of each (ref, dist) pair: float NHWC RGB in [0, 255] -> N scores (1 = identical, higher is better)."""
-    ref, dist = common.check_tensors("scqi", ref, dist, min_size=BLOCK)
-    return _scqi(ref, dist)
+def scqi(ref: tf.Tensor, dist: tf.Tensor, ref_index=None) -> tf.Tensor:
+    """SCQI of each (ref, dist) pair: float NHWC RGB in [0, 255] -> N scores (1 = identical, higher is better).
+
+    ref_index: see `common.check_indexed` (pair i = (ref[ref_index[i]], dist[i])).
+    """
+    ref, dist, ref_index = common.check_indexed("scqi", ref, dist, ref_index, min_size=BLOCK)
+    return _scqi(common.take_refs(ref, ref_index), dist)

@@ -85,9 +85,10 @@ def _sff(ref: tf.Tensor, dist: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
     return LAMBDA * luminance + (1 - LAMBDA) * feature
 
 
-def sff(ref: tf.Tensor, dist: tf.Tensor, w: np.ndarray | None = None) -> tf.Tensor:
+def sff(ref: tf.Tensor, dist: tf.Tensor, ref_index=None, w: np.ndarray | None = None) -> tf.Tensor:
     """SFF of float32 NHWC RGB batches in [0, 255] -> float64 tensor of N scores (1 = identical).
 
+    ref_index: see `common.check_indexed` (pair i = (ref[ref_index[i]], dist[i])).
     w: the k x 3*p*p ICA feature detector (MATLAB column-major patch order); default: the shipped basis.
     """
     from deepfl.fr import common
@@ -96,5 +97,5 @@ def sff(ref: tf.Tensor, dist: tf.Tensor, w: np.ndarray | None = None) -> tf.Tens
     if w.ndim != 2 or w.shape[1] % 3 or int(round((w.shape[1] // 3) ** 0.5)) ** 2 * 3 != w.shape[1]:
         raise ValueError(f"w: expected a k x 3*p*p feature detector, got shape {w.shape}")
     patch = int(round((w.shape[1] // 3) ** 0.5))
-    ref, dist = common.check_tensors("sff", ref, dist, min_size=patch + 1)
-    return _sff(ref, dist, tf.constant(w, tf.float64))
+    ref, dist, ref_index = common.check_indexed("sff", ref, dist, ref_index, min_size=patch + 1)
+    return _sff(common.take_refs(ref, ref_index), dist, tf.constant(w, tf.float64))
