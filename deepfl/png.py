@@ -67,16 +67,237 @@ def _zlib_compress(data: np.ndarray, level: int, backend: str) -> bytes:
     return zlib.compress(data, level)
 
 
+# ------------------------------------------------------------------ level 1: Paeth filter + Huffman-only deflate
+
+try:  # compile once per machine (cache=True); a read-only install compiles per process instead
+    import warnings
+
+    import numba
+
+    def _njit(function):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", numba.NumbaWarning)
+                return numba.njit(cache=True, nogil=True)(function)
+        except RuntimeError:  # no writable cache location
+            return numba.njit(cache=False, nogil=True)(function)
+except ImportError:  # pragma: no cover - numba is a dependency; keep the module importable without it
+    numba = None
+
+    def _njit(function):
+        return function
+
+
+@_njit
+def _paeth_filter(rows, bpp, out):
+    """PNG filter type 4 on every row: out[y, 1 + i] = rows[y, i] - paeth(left, up, up-left) mod 256 (missing
+    neighbours are 0), out[y, 0] = 4."""
+    h, n = rows.shape
+    for y in range(h):
+        out[y, 0] = 4
+        for i in range(n):
+            a = np.int32(rows[y, i - bpp]) if i >= bpp else np.int32(0)
+            b = np.int32(rows[y - 1, i]) if y > 0 else np.int32(0)
+            c = np.int32(rows[y - 1, i - bpp]) if y > 0 and i >= bpp else np.int32(0)
+            p = a + b - c
+            pa = abs(p - a)
+            pb = abs(p - b)
+            pc = abs(p - c)
+            pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+            out[y, i + 1] = np.uint8((np.int32(rows[y, i]) - pred) & 255)
+
+
+@_njit
+def _histogram(data):
+    """Counts of the 256 byte values of `data` and one end-of-block symbol (257 entries); four partial
+    histograms so that repeated values do not serialise on one counter."""
+    partial = np.zeros((4, 257), dtype=np.int64)
+    n4 = data.size - data.size % 4
+    for i in range(0, n4, 4):
+        partial[0, data[i]] += 1
+        partial[1, data[i + 1]] += 1
+        partial[2, data[i + 2]] += 1
+        partial[3, data[i + 3]] += 1
+    for i in range(n4, data.size):
+        partial[0, data[i]] += 1
+    counts = partial.sum(axis=0)
+    counts[256] = 1
+    return counts
+
+
+@_njit
+def _huffman_lengths(counts, limit):
+    """Code lengths of a Huffman code for `counts` (0 for unused symbols, 1 if only one is used), at most `limit`
+    bits: counts are halved (keeping used symbols >= 1) until the optimal code fits."""
+    n = counts.size
+    freq = counts.astype(np.int64).copy()
+    lengths = np.zeros(n, dtype=np.int64)
+    while True:
+        used = np.nonzero(freq)[0]
+        m = used.size
+        lengths[:] = 0
+        if m == 0:
+            return lengths
+        if m == 1:
+            lengths[used[0]] = 1
+            return lengths
+        order = used[np.argsort(freq[used], kind="mergesort")]
+        # Two-queue Huffman: leaves sorted by weight, internal nodes created in non-decreasing weight order.
+        weight = np.zeros(2 * m, dtype=np.int64)
+        parent = np.full(2 * m, -1, dtype=np.int64)
+        for k in range(m):
+            weight[k] = freq[order[k]]
+        leaf, node, new = 0, m, m
+        for _ in range(m - 1):
+            pair = np.zeros(2, dtype=np.int64)
+            for t in range(2):
+                if leaf < m and (node >= new or weight[leaf] <= weight[node]):
+                    pair[t] = leaf
+                    leaf += 1
+                else:
+                    pair[t] = node
+                    node += 1
+            weight[new] = weight[pair[0]] + weight[pair[1]]
+            parent[pair[0]] = new
+            parent[pair[1]] = new
+            new += 1
+        depth = np.zeros(2 * m, dtype=np.int64)
+        for k in range(new - 2, -1, -1):  # the root is new - 1; parents come after their children
+            depth[k] = depth[parent[k]] + 1
+        longest = 0
+        for k in range(m):
+            lengths[order[k]] = depth[k]
+            longest = max(longest, depth[k])
+        if longest <= limit:
+            return lengths
+        for k in range(n):
+            if freq[k] > 0:
+                freq[k] = max(freq[k] >> 1, 1)
+
+
+@_njit
+def _canonical_codes(lengths):
+    """Deflate's canonical Huffman codes for `lengths`, bit-reversed (deflate sends codes MSB first into an LSB-first
+    bit stream)."""
+    count = np.zeros(16, dtype=np.int64)
+    for length in lengths:
+        count[length] += 1
+    count[0] = 0
+    next_code = np.zeros(16, dtype=np.int64)
+    code = 0
+    for bits in range(1, 16):
+        code = (code + count[bits - 1]) << 1
+        next_code[bits] = code
+    codes = np.zeros(lengths.size, dtype=np.uint64)
+    for s in range(lengths.size):
+        length = lengths[s]
+        if length:
+            c = next_code[length]
+            next_code[length] += 1
+            r = 0
+            for _ in range(length):
+                r = (r << 1) | (c & 1)
+                c >>= 1
+            codes[s] = r
+    return codes
+
+
+_CL_ORDER = np.array([16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15], dtype=np.int64)
+
+
+@_njit
+def _huffman_deflate(data, counts, out):
+    """One final deflate block with dynamic Huffman codes and literals only (RFC 1951: no string matches) of the
+    bytes `data` (histogram `counts`, 257 entries with the end-of-block symbol), zlib-wrapped without the trailing
+    Adler-32; returns the number of bytes written to `out` (which must hold len(data) * 2 + 300 bytes)."""
+    lengths = _huffman_lengths(counts, 15)
+    codes = _canonical_codes(lengths)
+    # The code-length alphabet: each of the 257 literal/length lengths and the single unused distance code
+    # (length 0) is sent as a plain symbol 0..15 (no run-length symbols).
+    cl_counts = np.zeros(19, dtype=np.int64)
+    for s in range(257):
+        cl_counts[lengths[s]] += 1
+    cl_counts[0] += 1
+    cl_lengths = _huffman_lengths(cl_counts, 7)
+    cl_codes = _canonical_codes(cl_lengths)
+    hclen = 19
+    while hclen > 4 and cl_lengths[_CL_ORDER[hclen - 1]] == 0:
+        hclen -= 1
+    out[0] = 0x78  # zlib header: deflate, 32 KB window, no dictionary, (0x78 << 8 | 0x01) % 31 == 0
+    out[1] = 0x01
+    pos = 2
+    acc = np.uint64(0)
+    nbits = 0
+    header = np.zeros(3 + 257 + 1 + 19 + 3, dtype=np.uint64)  # (value, bits) pairs of the block header
+    nbit = np.zeros(header.size, dtype=np.int64)
+    k = 0
+    for value, bits in ((1, 1), (2, 2), (0, 5), (0, 5), (hclen - 4, 4)):  # BFINAL, BTYPE=2, HLIT, HDIST, HCLEN
+        header[k] = value
+        nbit[k] = bits
+        k += 1
+    for i in range(hclen):
+        header[k] = cl_lengths[_CL_ORDER[i]]
+        nbit[k] = 3
+        k += 1
+    for i in range(k):
+        acc |= header[i] << np.uint64(nbits)
+        nbits += nbit[i]
+        while nbits >= 8:
+            out[pos] = np.uint8(acc & np.uint64(255))
+            acc >>= np.uint64(8)
+            nbits -= 8
+            pos += 1
+    for s in range(258):  # 257 literal/length code lengths, then the distance code length (0)
+        length = lengths[s] if s < 257 else 0
+        acc |= cl_codes[length] << np.uint64(nbits)
+        nbits += cl_lengths[length]
+        while nbits >= 8:
+            out[pos] = np.uint8(acc & np.uint64(255))
+            acc >>= np.uint64(8)
+            nbits -= 8
+            pos += 1
+    for i in range(data.size + 1):
+        s = np.int64(data[i]) if i < data.size else np.int64(256)  # the data, then end-of-block
+        acc |= codes[s] << np.uint64(nbits)
+        nbits += lengths[s]
+        if nbits >= 32:
+            out[pos] = np.uint8(acc & np.uint64(255))
+            out[pos + 1] = np.uint8((acc >> np.uint64(8)) & np.uint64(255))
+            out[pos + 2] = np.uint8((acc >> np.uint64(16)) & np.uint64(255))
+            out[pos + 3] = np.uint8((acc >> np.uint64(24)) & np.uint64(255))
+            acc >>= np.uint64(32)
+            nbits -= 32
+            pos += 4
+    while nbits > 0:
+        out[pos] = np.uint8(acc & np.uint64(255))
+        acc >>= np.uint64(8)
+        nbits -= 8
+        pos += 1
+    return pos
+
+
+def _huffman_idat(rows: np.ndarray, bpp: int) -> bytes:
+    """The zlib stream of the Paeth-filtered rows (HxN uint8, `bpp` bytes per pixel), literals only."""
+    h, n = rows.shape
+    filtered = np.empty((h, n + 1), dtype=np.uint8)
+    _paeth_filter(rows, bpp, filtered)
+    counts = _histogram(filtered.reshape(-1))
+    out = np.empty(filtered.size * 2 + 300, dtype=np.uint8)
+    size = _huffman_deflate(filtered.reshape(-1), counts, out)
+    return out[:size].tobytes() + struct.pack(">I", zlib.adler32(filtered))
+
+
 def _chunk(kind: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(payload, zlib.crc32(kind)))
 
 
 def encode_png(image: np.ndarray, level: int = 1, backend: str | None = None) -> bytes:
-    """Encodes an HxW, HxWx1, HxWx3 or HxWx4 uint8 array as a PNG and returns the bytes.
+    """Encodes an HxW, HxWx1, HxWx2, HxWx3 or HxWx4 uint8 array as a PNG and returns the bytes.
 
-    `level`: deflate effort (0 = stored, 1 = fastest compression, the default; up to 12 with libdeflate, 9 with
-    zlib). `backend`: 'libdeflate' or 'zlib' (default: libdeflate where available). ValueError names a bad
-    argument.
+    `level`: 0 = stored; 1 (default) = the fastest compression; up to 12 with libdeflate, 9 with zlib.
+    `backend`: 'huffman' (level 1 only, the default there: Paeth filter and one literals-only Huffman block, own
+    compiled encoder), 'libdeflate' or 'zlib' ("up" filter and that library's deflate at `level`; default for
+    the other levels: libdeflate where available). ValueError names a bad argument.
     """
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
         raise ValueError(f"image: must be a uint8 numpy array, got {getattr(image, 'dtype', type(image).__name__)}")
@@ -84,22 +305,28 @@ def encode_png(image: np.ndarray, level: int = 1, backend: str | None = None) ->
         image = image[:, :, None]
     if image.ndim != 3 or image.shape[2] not in _COLOR_TYPE or min(image.shape[:2]) < 1:
         raise ValueError(f"image: must be HxW or HxWx{{1,2,3,4}} with H, W >= 1, got shape {image.shape}")
-    backend = backend or deflate_backend()
-    if backend not in ("libdeflate", "zlib"):
-        raise ValueError(f"backend: must be 'libdeflate' or 'zlib', got {backend!r}")
-    max_level = 12 if backend == "libdeflate" and _LIBDEFLATE is not None else 9
-    if isinstance(level, bool) or not isinstance(level, (int, np.integer)) or not 0 <= level <= max_level:
-        raise ValueError(f"level: must be an int 0..{max_level} for {backend}, got {level!r}")
+    if isinstance(level, bool) or not isinstance(level, (int, np.integer)):
+        raise ValueError(f"level: must be an int, got {level!r}")
+    level = int(level)
+    backend = backend or ("huffman" if level == 1 and numba is not None else deflate_backend())
+    if backend not in ("huffman", "libdeflate", "zlib"):
+        raise ValueError(f"backend: must be 'huffman', 'libdeflate' or 'zlib', got {backend!r}")
+    max_level = {"huffman": 1, "libdeflate": 12 if _LIBDEFLATE is not None else 9, "zlib": 9}[backend]
+    if not (1 if backend == "huffman" else 0) <= level <= max_level:
+        raise ValueError(f"level: {backend} takes levels {'1' if backend == 'huffman' else f'0..{max_level}'}, "
+                         f"got {level}")
     h, w, c = image.shape
-    rows = image.reshape(h, w * c)
-    filtered = np.empty((h, w * c + 1), dtype=np.uint8)
-    filtered[:, 0] = _UP_FILTER
-    filtered[0, 1:] = rows[0]  # the row above the first one is zeros
-    np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])  # modulo 256, as the PNG "up" filter
+    rows = np.ascontiguousarray(image).reshape(h, w * c)
+    if backend == "huffman":
+        idat = _huffman_idat(rows, c)
+    else:
+        filtered = np.empty((h, w * c + 1), dtype=np.uint8)
+        filtered[:, 0] = _UP_FILTER
+        filtered[0, 1:] = rows[0]  # the row above the first one is zeros
+        np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])  # modulo 256, as the PNG "up" filter
+        idat = _zlib_compress(filtered, level, backend)
     header = struct.pack(">IIBBBBB", w, h, 8, _COLOR_TYPE[c], 0, 0, 0)
-    return b"".join([_SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", _zlib_compress(filtered, int(level),
-                                                                                          backend)),
-                     _chunk(b"IEND", b"")])
+    return b"".join([_SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", idat), _chunk(b"IEND", b"")])
 
 
 __all__ = ["deflate_backend", "encode_png"]

@@ -10,14 +10,15 @@ from PIL import Image
 from deepfl import png
 
 BACKENDS = ["zlib"] + (["libdeflate"] if png.deflate_backend() == "libdeflate" else [])
+CASES = [(backend, level) for backend in BACKENDS for level in (0, 1, 6)] + [("huffman", 1)]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("level", [0, 1, 6])
+@pytest.mark.parametrize("backend, level", CASES)
 def test_pillow_and_imageio_read_back_the_same_pixels(photo, backend, level):
     rng = np.random.default_rng(0)
     for image in (photo, photo[:, :, 1], photo[:1, :1], rng.integers(0, 256, (7, 5, 4), dtype=np.uint8),
-                  rng.integers(0, 256, (3, 8, 2), dtype=np.uint8), photo[::-1, ::2]):  # also non-contiguous
+                  rng.integers(0, 256, (3, 8, 2), dtype=np.uint8), photo[::-1, ::2],  # also non-contiguous
+                  np.full((5, 6, 3), 77, np.uint8), rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)):
         data = png.encode_png(image, level, backend)
         with Image.open(io.BytesIO(data)) as decoded:
             decoded.verify()  # chunk CRCs and structure
@@ -32,6 +33,63 @@ def test_level_one_is_compressed_and_level_zero_is_stored(photo):
     assert len(png.encode_png(photo, 0)) >= raw
 
 
+def test_level_one_defaults_to_the_huffman_encoder_and_stays_small(photo):
+    assert png.encode_png(photo) == png.encode_png(photo, 1, "huffman")
+    up_filter_deflate = png.encode_png(photo, 1, BACKENDS[-1])
+    assert len(png.encode_png(photo)) < 1.1 * len(up_filter_deflate)
+
+
+def _optimal_cost(counts):
+    """Total bits of an optimal (unlimited) Huffman code, by the classic merge of the two lightest weights."""
+    import heapq
+
+    heap = [int(c) for c in counts if c > 0]
+    heapq.heapify(heap)
+    cost = 0
+    while len(heap) > 1:
+        merged = heapq.heappop(heap) + heapq.heappop(heap)
+        cost += merged
+        heapq.heappush(heap, merged)
+    return cost
+
+
+@pytest.mark.parametrize("counts", [
+    [5, 0, 0, 1], [1, 1], [0, 0, 7, 0], list(range(1, 258)),
+    list(np.random.default_rng(0).integers(0, 10 ** 5, 257)),
+    [2 ** k for k in range(40)] + [1],  # optimal code needs 40 bits: limited to 15
+])
+def test_huffman_lengths_are_optimal_or_length_limited_prefix_codes(counts):
+    counts = np.array(counts, dtype=np.int64)
+    lengths = png._huffman_lengths(counts, 15)
+    used = counts > 0
+    assert np.all((lengths > 0) == used) and lengths.max() <= 15
+    assert np.sum(2.0 ** -lengths[used]) <= 1.0  # Kraft: a prefix code exists
+    if used.sum() > 1 and _optimal_cost(counts) and lengths.max() < 15:
+        assert int(np.sum(lengths * counts)) == _optimal_cost(counts)
+    codes = png._canonical_codes(lengths)  # bit-reversed canonical codes are prefix-free
+    words = {format(int(c), f"0{n}b")[::-1] for c, n in zip(codes[used], lengths[used])}
+    assert len(words) == used.sum()
+    assert not any(a != b and b.startswith(a) for a in words for b in words)
+
+
+def test_huffman_stream_inflates_to_the_filtered_rows(photo):
+    import zlib
+
+    rows = photo.reshape(photo.shape[0], -1)
+    filtered = np.empty((rows.shape[0], rows.shape[1] + 1), np.uint8)
+    png._paeth_filter(rows, 3, filtered)
+    assert zlib.decompress(png._huffman_idat(rows, 3)) == filtered.tobytes()
+    # The Paeth predictor in numpy (PNG spec: the neighbour closest to left + up - upper-left, ties a, b, c).
+    x = np.pad(rows.astype(np.int32), ((1, 0), (3, 0)))
+    a, b, c = x[1:, :-3], x[:-1, 3:], x[:-1, :-3]
+    p = a + b - c
+    pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - c)
+    pred = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
+    np.testing.assert_array_equal(filtered[:, 1:], ((x[1:, 3:] - pred) % 256).astype(np.uint8))
+    assert (filtered[:, 0] == 4).all()
+    assert np.array_equal(png._histogram(filtered.reshape(-1))[:256], np.bincount(filtered.ravel(), minlength=256))
+
+
 def test_default_is_deterministic(photo):
     assert png.encode_png(photo) == png.encode_png(photo.copy())
 
@@ -43,6 +101,8 @@ def test_default_is_deterministic(photo):
     (dict(image=np.zeros((4, 4, 3), np.uint8), level=13), "level"),
     (dict(image=np.zeros((4, 4, 3), np.uint8), level=10, backend="zlib"), "level"),
     (dict(image=np.zeros((4, 4, 3), np.uint8), backend="lzma"), "backend"),
+    (dict(image=np.zeros((4, 4, 3), np.uint8), level=2, backend="huffman"), "level"),
+    (dict(image=np.zeros((4, 4, 3), np.uint8), level=1.0), "level"),
 ])
 def test_bad_arguments_raise_value_error_naming_them(kwargs, name):
     with pytest.raises(ValueError, match=name):
