@@ -14,12 +14,16 @@ from deepfl.fr import common
 T = 170.0
 
 
-@tf.function(jit_compile=False)  # traced once per input shape: the code needs static H, W
-def _gmsd(ref: tf.Tensor, dist: tf.Tensor) -> tf.Tensor:
-    x = common.box_downsample(common.rgb2gray(ref, tf.float32), 2, "zeros")
-    y = common.box_downsample(common.rgb2gray(dist, tf.float32), 2, "zeros")
-    gm = common.gradient_magnitude(tf.concat([x, y], axis=-1), common.PREWITT_X)
-    g1, g2 = gm[..., 0], gm[..., 1]
+def _gradients(rgb: tf.Tensor) -> tf.Tensor:
+    """MATLAB rgb2gray, 2x2 average with subsampling, Prewitt gradient magnitude: NHWC RGB -> N,h,w."""
+    x = common.box_downsample(common.rgb2gray(rgb, tf.float32), 2, "zeros")
+    return common.gradient_magnitude(x, common.PREWITT_X)[..., 0]
+
+
+@tf.function(jit_compile=False)  # traced once per input shape (and ref_index None or not): static H, W
+def _gmsd(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Tensor:
+    g1 = common.take_refs(_gradients(ref), ref_index)  # once per unique reference
+    g2 = _gradients(dist)
     # GMS = (2 g1 g2 + T) / (g1^2 + g2^2 + T) = 1 - (g1 - g2)^2 / (g1^2 + g2^2 + T): the std of the GMS map is
     # the std of that deficit, which float32 holds accurately even for nearly identical images.
     deficit = tf.square(g1 - g2) / (g1 * g1 + g2 * g2 + T)
@@ -29,7 +33,11 @@ def _gmsd(ref: tf.Tensor, dist: tf.Tensor) -> tf.Tensor:
     return tf.sqrt(tf.reduce_sum(centred * centred, axis=[1, 2]) / (count - 1.0))
 
 
-def gmsd(ref: tf.Tensor, dist: tf.Tensor) -> tf.Tensor:
-    """GMSD of each (ref, dist) pair: float NHWC RGB in [0, 255] -> N scores (0 = identical, lower is better)."""
-    ref, dist = common.check_tensors("gmsd", ref, dist, min_size=3)
-    return _gmsd(ref, dist)
+def gmsd(ref: tf.Tensor, dist: tf.Tensor, ref_index=None) -> tf.Tensor:
+    """GMSD of each (ref, dist) pair: float NHWC RGB in [0, 255] -> N scores (0 = identical, lower is better).
+
+    With `ref_index` (N integers), `ref` holds R unique references and pair i is (ref[ref_index[i]], dist[i]):
+    the reference's gradients are computed once per reference.
+    """
+    ref, dist, ref_index = common.check_indexed("gmsd", ref, dist, ref_index, min_size=3)
+    return _gmsd(ref, dist, ref_index)

@@ -36,25 +36,46 @@ BINOM5 = np.sqrt(2.0) * np.array([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
 DTYPE = tf.float32  # float32 maps and covariance products (5e-8 from the official values); eigh in float64
 
 
-def _filter_axis(x: tf.Tensor, axis: int) -> tf.Tensor:
-    """Correlates NHW1 `x` with binom5 along `axis` (1 = rows, 2 = columns) with 'reflect1' borders."""
-    if axis == 1:
-        x = common.pad_hw(x, 2, 2, 0, 0, "reflect")
-        kernel = BINOM5.reshape(5, 1)
-    else:
-        x = common.pad_hw(x, 0, 0, 2, 2, "reflect")
-        kernel = BINOM5.reshape(1, 5)
-    return common.correlate(x, kernel, shape="valid")
+def _correlate_axis(x: tf.Tensor, taps: np.ndarray, axis: int, stride: int = 1) -> tf.Tensor:
+    """'valid' correlation of NHW1 `x` along `axis` (1 = rows, 2 = columns) with the columns of `taps`
+    (taps x outputs), keeping every `stride`-th output: one conv2d, outputs as channels."""
+    taps = np.asarray(taps, np.float64).reshape(len(taps), -1)
+    shape = (taps.shape[0], 1, 1, taps.shape[1]) if axis == 1 else (1, taps.shape[0], 1, taps.shape[1])
+    strides = [1, stride, 1, 1] if axis == 1 else [1, 1, stride, 1]
+    return tf.nn.conv2d(x, tf.constant(taps.reshape(shape), x.dtype), strides, "VALID")
+
+
+def _downsample_axis(x: tf.Tensor, axis: int) -> tf.Tensor:
+    """matlabPyrTools `corrDn` along `axis`: binom5 with 'reflect1' borders, every second sample from the first.
+
+    Only the kept samples are computed (strided convolution), which costs a third of filtering and slicing.
+    """
+    x = common.pad_hw(x, 2, 2, 0, 0, "reflect") if axis == 1 else common.pad_hw(x, 0, 0, 2, 2, "reflect")
+    return _correlate_axis(x, BINOM5, axis, stride=2)
 
 
 def _upsample_axis(x: tf.Tensor, axis: int, size: int) -> tf.Tensor:
-    """matlabPyrTools `upConv` along `axis`: zero insertion from the first sample, crop to `size`, binom5."""
-    z = tf.stack([x, tf.zeros_like(x)], axis=axis + 1)
-    shape = tf.unstack(tf.shape(x))
-    shape[axis] = shape[axis] * 2
-    z = tf.reshape(z, tf.stack(shape))
-    z = z[:, :size] if axis == 1 else z[:, :, :size]
-    return _filter_axis(z, axis)
+    """matlabPyrTools `upConv` along `axis`: zero insertion from the first sample, crop to `size`, binom5 with
+    'reflect1' borders; computed in polyphase form without the zeros.
+
+    Sample 2i is w0 x[i-1] + w2 x[i] + w4 x[i+1] and sample 2i+1 is w1 x[i] + w3 x[i+1], where the reflected
+    zero-inserted signal extends x by x[1] before its start and by x[m-1] (even size) or x[m-2] (odd size)
+    after its end. Both phases come from one conv2d as two channels and are interleaved by a reshape.
+    """
+    m = x.shape[axis]
+    first = 1
+    last = m - 1 if size % 2 == 0 else m - 2
+    if axis == 1:
+        ext = tf.concat([x[:, first:first + 1], x, x[:, last:last + 1]], axis=1)
+    else:
+        ext = tf.concat([x[:, :, first:first + 1], x, x[:, :, last:last + 1]], axis=2)
+    w = BINOM5
+    phases = _correlate_axis(ext, np.array([[w[0], 0.0], [w[2], w[1]], [w[4], w[3]]]), axis)  # ..., 2
+    shape = tf.shape(phases)
+    if axis == 2:  # N, H, m, 2 -> N, H, 2m: the phases are already interleaved in memory
+        return tf.reshape(phases, [shape[0], shape[1], 2 * m, 1])[:, :, :size]
+    phases = tf.transpose(phases, [0, 1, 3, 2])  # N, m, 2, W
+    return tf.reshape(phases, [shape[0], 2 * m, shape[2], 1])[:, :size]
 
 
 def laplacian_pyramid(x: tf.Tensor, levels: int = LEVELS) -> list[tf.Tensor]:
@@ -62,10 +83,8 @@ def laplacian_pyramid(x: tf.Tensor, levels: int = LEVELS) -> list[tf.Tensor]:
     bands = []
     for _ in range(levels - 1):
         height, width = x.shape[1], x.shape[2]
-        lo = _filter_axis(x, 1)[:, ::2]
-        lo = _filter_axis(lo, 2)[:, :, ::2]
-        up = _upsample_axis(lo, 2, width)
-        up = _upsample_axis(up, 1, height)
+        lo = _downsample_axis(_downsample_axis(x, 1), 2)
+        up = _upsample_axis(_upsample_axis(lo, 2, width), 1, height)
         bands.append(x - up)
         x = lo
     bands.append(x)
@@ -103,39 +122,68 @@ def enlarged_parent(parent: tf.Tensor, rows: int, cols: int) -> tf.Tensor:
     return tf.matmul(tf.matmul(left, parent[..., 0]), right)
 
 
-def _log2_sum(a: tf.Tensor, b: tf.Tensor, eigenvalues: tf.Tensor, group: int = 5) -> tf.Tensor:
-    """sum_k log2(1 + (a lambda_k + b) / sigma_nsq^2) over the eigenvalues, as `info_content_weight_map`.
+def _log2_sum_groups(a: tf.Tensor, b: tf.Tensor, eigenvalues: tf.Tensor, group: int = 5) -> tf.Tensor:
+    """sum_k log2(1 + (a lambda_k + b) / sigma_nsq^2), one log per product of `group` float64 terms.
 
-    a, b: float64 N,h,w,1; eigenvalues: float64 N,n. The terms are multiplied in float64 in groups of `group`
-    and one log is taken per group (n/group logs per pixel instead of n): each term is below ~1e40 for any
-    8-bit image, so a product of 5 stays far from float64's 1e308, and float64 keeps the sum more accurate
-    than the float32 logs it replaces.
+    a, b: float64 N,h,w; eigenvalues: float64 N,n. The overflow-safe fallback of `_log2_sum` (a product of 5
+    terms, each below ~1e40 for any 8-bit image, stays far from float64's 1e308).
     """
-    terms = 1.0 + (a * eigenvalues[:, None, None, :] + b) / (SIGMA_NSQ * SIGMA_NSQ)  # N,h,w,n
+    terms = 1.0 + (a[..., None] * eigenvalues[:, None, None, :] + b[..., None]) / (SIGMA_NSQ * SIGMA_NSQ)
     n = eigenvalues.shape[-1]
     logs = [tf.math.log(tf.reduce_prod(terms[..., i:i + group], axis=-1)) for i in range(0, n, group)]
-    return tf.cast(tf.add_n(logs) / math.log(2.0), tf.float32)
+    return tf.add_n(logs) / math.log(2.0)
 
 
-def information_content(ref_band: tf.Tensor, dist_band: tf.Tensor, parent: tf.Tensor | None) -> tf.Tensor:
-    """`info_content_weight_map` of one level: NHW1 bands (and the coarser reference band or None) -> N,H-2,W-2."""
-    box = np.full((3, 3), 1.0 / 9.0)
-    stats = common.correlate(tf.concat([ref_band, dist_band, ref_band * dist_band, ref_band * ref_band,
-                                        dist_band * dist_band], axis=-1), box, "same", "zeros")
-    mean_x, mean_y, exy, exx, eyy = tf.unstack(stats, axis=-1)
-    cov_xy = exy - mean_x * mean_y
-    ss_x = tf.nn.relu(exx - mean_x * mean_x)
-    ss_y = tf.nn.relu(eyy - mean_y * mean_y)
-    g = cov_xy / (ss_x + TOL)
-    vv = ss_y - g * cov_xy
-    small_x = ss_x < TOL
-    g = tf.where(small_x, tf.zeros_like(g), g)
-    vv = tf.where(small_x, ss_y, vv)
-    small_y = ss_y < TOL
-    g = tf.where(small_y, tf.zeros_like(g), g)
-    vv = tf.where(small_y, tf.zeros_like(vv), vv)
+def _product_coefficients(eigenvalues: tf.Tensor) -> tf.Tensor:
+    """Coefficients c_0..c_n of prod_k (1 + lambda_k t) = sum_j c_j t^j (elementary symmetric polynomials): N,n+1."""
+    coefficients = tf.ones_like(eigenvalues[:, :1])
+    for k in range(eigenvalues.shape[-1]):
+        shifted = coefficients * eigenvalues[:, k:k + 1]
+        coefficients = tf.pad(coefficients, [[0, 0], [0, 1]]) + tf.pad(shifted, [[0, 0], [1, 0]])
+    return coefficients
 
-    y = ref_band[..., 0]
+
+def _log2_sum(a: tf.Tensor, b: tf.Tensor, eigenvalues: tf.Tensor) -> tf.Tensor:
+    """sum_k log2(1 + (a lambda_k + b) / sigma_nsq^2) over the eigenvalues, as `info_content_weight_map`.
+
+    a, b: float64 N,h,w; eigenvalues: float64 N,n (>= 0). With u = sigma_nsq^2 + b and t = a / u each term is
+    (u / sigma_nsq^2) (1 + lambda_k t), so the sum is n log2(u / sigma_nsq^2) + log2 P(t) with the polynomial
+    P(t) = prod_k (1 + lambda_k t) evaluated by Horner's rule from its n+1 coefficients (positive
+    coefficients and t >= 0: no cancellation): 2 logs per pixel instead of n. Should P overflow float64
+    (not seen on natural images), the per-group product form is used instead.
+    """
+    n = eigenvalues.shape[-1]
+    u = SIGMA_NSQ * SIGMA_NSQ + b
+    t = a / u
+    coefficients = _product_coefficients(eigenvalues)[:, :, None, None]
+    poly = coefficients[:, n]
+    for j in range(n - 1, -1, -1):
+        poly = poly * t + coefficients[:, j]
+    fast = (tf.math.log(poly) + n * tf.math.log(u / (SIGMA_NSQ * SIGMA_NSQ))) / math.log(2.0)
+    return tf.cond(tf.reduce_all(tf.math.is_finite(poly)), lambda: fast,
+                   lambda: _log2_sum_groups(a, b, eigenvalues))
+
+
+def _box_stats(x: tf.Tensor) -> tf.Tensor:
+    """3x3 means of the channels of NHWC `x` on the pixels IW-SSIM pools: N,H-10,W-10,C.
+
+    The information-content map is only used where the 11x11 SSIM window is valid (rows and columns 5 ..
+    size-6), so the 3x3 statistics are filtered 'valid' on rows/columns 4 .. size-5 (no border padding).
+    """
+    m = (WINDOW_SIZE - 1) // 2 - (BLOCK - 1) // 2
+    return common.correlate(x[:, m:x.shape[1] - m, m:x.shape[2] - m], np.full((BLOCK, BLOCK), 1.0 / BLOCK ** 2),
+                            "valid")
+
+
+def reference_gsm(band: tf.Tensor, parent: tf.Tensor | None) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Reference-only part of `info_content_weight_map` for NHW1 reference bands (and their coarser band).
+
+    Fits the Gaussian scale mixture of the 3x3 neighbourhood (+ parent) vectors: covariance (float32
+    products, float64 eigen-decomposition), eigenvalue correction, pseudo-inverse. Returns the multiplier
+    estimate ss = y' C^-1 y / n (N,H-10,W-10 on the pooled pixels), the corrected eigenvalues (float64 N,n) and
+    the 3x3 means and variances of the band (N,H-10,W-10,2).
+    """
+    y = band[..., 0]
     rows, cols = y.shape[1], y.shape[2]
     nblv, nblh = rows - BLOCK + 1, cols - BLOCK + 1
     # Neighbourhood vectors: shift(y, [dy dx]) cropped to the interior equals a plain slice (no wrap-around).
@@ -153,39 +201,64 @@ def information_content(ref_band: tf.Tensor, dist_band: tf.Tensor, parent: tf.Te
     scaled = positive * total / (total_pos + tf.cast(tf.equal(total_pos, 0), total_pos.dtype))
     inv_vals = tf.where(scaled > 0, 1.0 / tf.where(scaled > 0, scaled, tf.ones_like(scaled)), tf.zeros_like(scaled))
     inverse = tf.cast(tf.matmul(eigvecs * inv_vals[:, None, :], eigvecs, transpose_b=True), flat.dtype)
-    scaled_eig = scaled
-    ss = tf.reduce_sum(tf.matmul(flat, inverse) * flat, axis=-1) / float(n)
-    ss = tf.reshape(ss, [-1, nblv, nblh, 1])
-    g = g[:, 1:1 + nblv, 1:1 + nblh, None]
-    vv = vv[:, 1:1 + nblv, 1:1 + nblh, None]
+    m = (WINDOW_SIZE - 1) // 2 - (BLOCK - 1) // 2  # the pooled pixels: interior index j is band row j + 1
+    pooled = tf.reshape(big_y[:, m:nblv - m, m:nblh - m], [-1, (nblv - 2 * m) * (nblh - 2 * m), n])
+    ss = tf.reduce_sum(tf.matmul(pooled, inverse) * pooled, axis=-1) / float(n)
+    ss = tf.reshape(ss, [-1, nblv - 2 * m, nblh - 2 * m])
+    return ss, scaled, _box_stats(tf.concat([band, band * band], axis=-1))
+
+
+def information_content(ref_model: tuple[tf.Tensor, tf.Tensor, tf.Tensor], ref_band: tf.Tensor,
+                        dist_band: tf.Tensor) -> tf.Tensor:
+    """`info_content_weight_map` of one level on the pooled pixels -> N,H-10,W-10.
+
+    ref_model: `reference_gsm` of each pair's reference (gathered per pair); ref_band, dist_band: NHW1.
+    """
+    ss, eigenvalues, ref_stats = ref_model
+    mean_x, exx = tf.unstack(ref_stats, axis=-1)
+    mean_y, exy, eyy = tf.unstack(_box_stats(tf.concat([dist_band, ref_band * dist_band, dist_band * dist_band],
+                                                       axis=-1)), axis=-1)
+    cov_xy = exy - mean_x * mean_y
+    ss_x = tf.nn.relu(exx - mean_x * mean_x)
+    ss_y = tf.nn.relu(eyy - mean_y * mean_y)
+    g = cov_xy / (ss_x + TOL)
+    vv = ss_y - g * cov_xy
+    small_x = ss_x < TOL
+    g = tf.where(small_x, tf.zeros_like(g), g)
+    vv = tf.where(small_x, ss_y, vv)
+    small_y = ss_y < TOL
+    g = tf.where(small_y, tf.zeros_like(g), g)
+    vv = tf.where(small_y, tf.zeros_like(vv), vv)
     infow = _log2_sum(tf.cast((vv + (1.0 + g * g) * SIGMA_NSQ) * ss, tf.float64),
-                      tf.cast(SIGMA_NSQ * vv, tf.float64), scaled_eig)
+                      tf.cast(SIGMA_NSQ * vv, tf.float64), eigenvalues)
+    infow = tf.cast(infow, tf.float32)
     return tf.where(infow < TOL, tf.zeros_like(infow), infow)
 
 
-@tf.function(jit_compile=False)  # traced once per input shape: the code needs static H, W
-def _iwssim(ref: tf.Tensor, dist: tf.Tensor) -> tf.Tensor:
-    x = common.rgb2gray(ref, DTYPE)
-    y = common.rgb2gray(dist, DTYPE)
-    bands = laplacian_pyramid(tf.concat([x, y], axis=0))
-    n = tf.shape(ref)[0]
-    bound1 = (WINDOW_SIZE - 1) // 2 - (BLOCK - 1) // 2
+@tf.function(jit_compile=False)  # traced once per input shape (and ref_index None or not): static H, W
+def _iwssim(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Tensor:
+    ref_bands = laplacian_pyramid(common.rgb2gray(ref, DTYPE))  # once per unique reference
+    dist_bands = laplacian_pyramid(common.rgb2gray(dist, DTYPE))
     pooled = []
-    for level, band in enumerate(bands):
-        b_ref, b_dist = band[:n], band[n:]
-        ssim_map, cs_map = ssim_maps(b_ref, b_dist)
+    for level, (b_ref, b_dist) in enumerate(zip(ref_bands, dist_bands)):
+        ssim_map, cs_map = ssim_maps(b_ref, b_dist, ref_index=ref_index)
         if level == LEVELS - 1:
             pooled.append(common.mean64(ssim_map))
             continue
-        parent = bands[level + 1][:n] if level < LEVELS - 2 else None
-        iw = information_content(b_ref, b_dist, parent)
-        iw = iw[:, bound1:-bound1, bound1:-bound1]
+        parent = ref_bands[level + 1] if level < LEVELS - 2 else None
+        model = tf.nest.map_structure(lambda t: common.take_refs(t, ref_index), reference_gsm(b_ref, parent))
+        iw = information_content(model, common.take_refs(b_ref, ref_index), b_dist)
         pooled.append(common.weighted_mean(cs_map, iw, axes=(1, 2)))
     values = tf.abs(tf.stack(pooled, axis=0))
     return tf.reduce_prod(tf.pow(values, tf.constant(WEIGHTS, tf.float64)[:, None]), axis=0)
 
 
-def iwssim(ref: tf.Tensor, dist: tf.Tensor) -> tf.Tensor:
-    """IW-SSIM of each (ref, dist) pair: float NHWC RGB in [0, 255] -> N scores (1 = identical)."""
-    ref, dist = common.check_tensors("iwssim", ref, dist, min_size=MIN_SIZE)
-    return _iwssim(ref, dist)
+def iwssim(ref: tf.Tensor, dist: tf.Tensor, ref_index=None) -> tf.Tensor:
+    """IW-SSIM of each (ref, dist) pair: float NHWC RGB in [0, 255] -> N scores (1 = identical).
+
+    With `ref_index` (N integers), `ref` holds R unique references and pair i is (ref[ref_index[i]], dist[i]):
+    the reference's pyramid, window moments and GSM model (covariance, eigen-decomposition, multiplier map)
+    are computed once per reference.
+    """
+    ref, dist, ref_index = common.check_indexed("iwssim", ref, dist, ref_index, min_size=MIN_SIZE)
+    return _iwssim(ref, dist, ref_index)

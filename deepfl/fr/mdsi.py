@@ -21,15 +21,28 @@ ALPHA = 0.6
 Q_EXPONENT, O_EXPONENT = 0.25, 0.25
 
 
-@tf.function(jit_compile=False)  # traced once per input shape: the code needs static H, W
-def _mdsi(ref: tf.Tensor, dist: tf.Tensor) -> tf.Tensor:
-    f = common.auto_downsample_factor(ref.shape[1], ref.shape[2])
-    both = common.box_downsample(tf.concat([ref, dist], axis=-1), f, "zeros")
-    lhm_ref = common.linear_color(both[..., :3], common.LHM)
-    lhm_dist = common.linear_color(both[..., 3:], common.LHM)
-    l1, l2 = lhm_ref[..., :1], lhm_dist[..., :1]
-    gm = common.gradient_magnitude(tf.concat([l1, l2, 0.5 * (l1 + l2)], axis=-1), common.PREWITT_X)
-    g_ref, g_dist, g_fused = gm[..., 0], gm[..., 1], gm[..., 2]
+def _lhm(rgb: tf.Tensor) -> tf.Tensor:
+    """f x f box average with subsampling, then L, H, M channels (NHWC)."""
+    f = common.auto_downsample_factor(rgb.shape[1], rgb.shape[2])
+    return common.linear_color(common.box_downsample(rgb, f, "zeros"), common.LHM)
+
+
+@tf.function(jit_compile=False)  # traced once per input shape (and ref_index None or not): static H, W
+def _mdsi(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Tensor:
+    if ref_index is None:  # one pass over both images
+        both = _lhm(tf.concat([ref, dist], axis=0))
+        lhm_ref, lhm_dist = both[:ref.shape[0]], both[ref.shape[0]:]
+        l1, l2 = lhm_ref[..., :1], lhm_dist[..., :1]
+        gm = common.gradient_magnitude(tf.concat([l1, l2, 0.5 * (l1 + l2)], axis=-1), common.PREWITT_X)
+        g_ref, g_dist, g_fused = gm[..., 0], gm[..., 1], gm[..., 2]
+    else:  # colour conversion and gradients of each unique reference once
+        lhm_ref = _lhm(ref)
+        g_ref = common.take_refs(common.gradient_magnitude(lhm_ref[..., :1], common.PREWITT_X)[..., 0], ref_index)
+        lhm_ref = common.take_refs(lhm_ref, ref_index)
+        lhm_dist = _lhm(dist)
+        l1, l2 = lhm_ref[..., :1], lhm_dist[..., :1]
+        gm = common.gradient_magnitude(tf.concat([l2, 0.5 * (l1 + l2)], axis=-1), common.PREWITT_X)
+        g_dist, g_fused = gm[..., 0], gm[..., 1]
     # GCS is formed as 1 - deficit (exact algebra): the 0.25 powers of the pooling turn float32 noise of ~1e-7
     # in GCS into errors of ~1e-2, while the deficits are accurate and exactly 0 for identical images.
     gs_deficit = (common.dissimilarity(g_ref, g_dist, C1) + common.dissimilarity(g_dist, g_fused, C2)
@@ -49,7 +62,11 @@ def _mdsi(ref: tf.Tensor, dist: tf.Tensor) -> tf.Tensor:
     return common.pow_nonneg(deviation, O_EXPONENT)
 
 
-def mdsi(ref: tf.Tensor, dist: tf.Tensor) -> tf.Tensor:
-    """MDSI of each (ref, dist) pair: float NHWC RGB in [0, 255] -> N scores (0 = identical, lower is better)."""
-    ref, dist = common.check_tensors("mdsi", ref, dist, min_size=3)
-    return _mdsi(ref, dist)
+def mdsi(ref: tf.Tensor, dist: tf.Tensor, ref_index=None) -> tf.Tensor:
+    """MDSI of each (ref, dist) pair: float NHWC RGB in [0, 255] -> N scores (0 = identical, lower is better).
+
+    With `ref_index` (N integers), `ref` holds R unique references and pair i is (ref[ref_index[i]], dist[i]):
+    the reference's colour conversion and gradients are computed once per reference.
+    """
+    ref, dist, ref_index = common.check_indexed("mdsi", ref, dist, ref_index, min_size=3)
+    return _mdsi(ref, dist, ref_index)
