@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from deepfl.distortions import DISTORTION_NAMES, distort  # noqa: E402
 from deepfl.images import decode_image, encode_image  # noqa: E402
-from experiments.distort import _limit_threads, encode_output, process_reference  # noqa: E402
+from experiments.distort import _init_worker, encode_output, process_reference  # noqa: E402
 
 
 def references(count: int) -> list[np.ndarray]:
@@ -130,7 +130,7 @@ def throughput(refs: list[np.ndarray], workers: int, fmt: str) -> tuple[float, i
             tasks.append((str(ref_dir), name, i % 25 + 1, str(out_dir), fmt, 0, False, 1))
         out_dir.mkdir()
         context = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-        with context.Pool(workers, initializer=_limit_threads) as pool:
+        with context.Pool(workers, initializer=_init_worker) as pool:
             pool.map(process_reference, tasks[:workers])  # warm the workers up (imports)
             shutil.rmtree(out_dir)
             out_dir.mkdir()
@@ -156,7 +156,7 @@ def main() -> None:
     peer = {}
     if args.matlab_dir and shutil.which("octave"):
         peer = octave_ms(args.matlab_dir, refs[0])
-    _limit_threads()  # as in the generator's workers
+    _init_worker()  # as in the generator's workers
     print(f"load average before: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
     rows = per_type(ref_png, args.repeats)
     print(f"Part 1: ms per distorted 512x384 image, one process (cpu count {os.cpu_count()})")

@@ -134,14 +134,36 @@ def encode_output(image: np.ndarray, fmt: str, png_compression: int = 1) -> byte
     return encode_image(image, fmt)
 
 
-def _limit_threads() -> None:
-    """Worker initialiser: one BLAS/OpenMP thread per worker process (the pool already uses every core)."""
+def _init_worker() -> None:
+    """Worker initialiser: one BLAS/OpenMP thread per worker process (the pool already uses every core), and a
+    malloc that keeps freed memory for reuse (see `_keep_freed_memory`)."""
     try:
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(1)
     except ImportError:  # optional: without it the libraries keep their defaults
         pass
+    _keep_freed_memory()
+
+
+def _keep_freed_memory() -> None:
+    """glibc: serve large arrays from the heap and keep freed memory instead of returning it to the OS.
+
+    Every distortion allocates several 1.5-5 MB arrays per image. By default glibc maps each one fresh (or trims
+    it back after use), so each new array costs page faults and kernel zeroing: 2-9 ms of system CPU per image
+    (measured: type 11 9.4 ms, type 8 3.5 ms). With these two limits the worker reuses its memory (peak ~100 MB).
+    No-op where the C library is not glibc.
+    """
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    mallopt(m_mmap_threshold, 512 << 20)
+    mallopt(m_trim_threshold, 1 << 30)
 
 
 def process_reference(task: tuple) -> tuple[list[dict], str | None]:
@@ -217,11 +239,12 @@ def main(argv: list[str]) -> int | None:
     written = 0
     with progress(total=5 * len(tasks), desc="distort", unit="img") as bar:
         if workers == 1:
+            _keep_freed_memory()
             results = map(process_reference, tasks)
             pool = None
         else:
             context = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-            pool = context.Pool(workers, initializer=_limit_threads)
+            pool = context.Pool(workers, initializer=_init_worker)
             # Ordered, so the manifest rows come in the same order on every run (and after a restart).
             results = pool.imap(process_reference, tasks, chunksize=1)
         try:

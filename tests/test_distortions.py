@@ -336,6 +336,43 @@ def test_lab_conversions_are_the_same_in_blocks_and_per_pixel():
     assert clipped.min() >= 0.0 and clipped.max() <= 1.0
 
 
+def _numpy_rgb2lab(rgb):
+    """MATLAB rgb2lab written out in numpy, plane by plane, in the kernels' order of operations."""
+    lin = _common.srgb_to_linear(rgb)
+    m = _common._RGB_TO_XYZN
+    xyz = [lin[..., 0] * m[k, 0] + lin[..., 1] * m[k, 1] + lin[..., 2] * m[k, 2] for k in range(3)]
+    f = [np.where(v <= _common._LAB_EPS, (_common._LAB_KAPPA * v + 16.0) / 116.0, np.cbrt(v)) for v in xyz]
+    return np.stack([116.0 * f[1] - 16.0, 500.0 * (f[0] - f[1]), 200.0 * (f[1] - f[2])], axis=-1)
+
+
+def _numpy_lab2rgb(lab, clip):
+    eps, kappa, m = _common._LAB_EPS, _common._LAB_KAPPA, _common._XYZN_TO_RGB
+    lum = lab[..., 0]
+    fy = (lum + 16.0) / 116.0
+    inv = [np.where(t * t * t <= eps, (116.0 * t - 16.0) / kappa, t * t * t)
+           for t in (fy + lab[..., 1] / 500.0, fy - lab[..., 2] / 200.0)]
+    y = np.where(lum <= kappa * eps, lum / kappa, fy * fy * fy)
+    out = []
+    for k in range(3):
+        v = inv[0] * m[k, 0] + y * m[k, 1] + inv[1] * m[k, 2]
+        v = np.clip(v, 0.0, 1.0) if clip else v
+        with np.errstate(invalid="ignore"):
+            out.append(np.where(v <= 0.0031308, 12.92 * v, np.power(np.abs(v), 1.0 / 2.4) * 1.055 - 0.055))
+    return np.stack(out, axis=-1)
+
+
+def test_lab_kernels_equal_the_numpy_maths_exactly(image):
+    levels = _common.input_levels(image)
+    x = np.take(levels, image)
+    lab = _numpy_rgb2lab(x)
+    np.testing.assert_array_equal(_common.rgb2lab(x), lab)
+    np.testing.assert_array_equal(_common.rgb2lab(x, _common.Source(image, levels)), lab)
+    lab[..., 1:] *= 4.0  # out of gamut: negative linear values and clipping
+    lab[:3, :3, 0] = 1.0  # dark: Y from L directly
+    for clip in (True, False):
+        np.testing.assert_array_equal(_common.lab2rgb(lab, clip), _numpy_lab2rgb(lab, clip))
+
+
 def _keys(t):
     t = abs(t)
     return 1.5 * t ** 3 - 2.5 * t ** 2 + 1 if t <= 1 else (-0.5 * t ** 3 + 2.5 * t ** 2 - 4 * t + 2 if t < 2 else 0.0)
