@@ -190,10 +190,11 @@ def reference_gsm(band: tf.Tensor, parent: tf.Tensor | None) -> tuple[tf.Tensor,
     columns = [y[:, 1 - dy:1 - dy + nblv, 1 - dx:1 - dx + nblh] for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
     if parent is not None:
         columns.append(enlarged_parent(parent, rows, cols))
-    big_y = tf.stack(columns, axis=-1)  # N, nblv, nblh, n
     n = len(columns)
-    flat = tf.reshape(big_y, [-1, nblv * nblh, n])
-    cov = tf.cast(tf.matmul(flat, flat, transpose_a=True), tf.float64) / float(nblv * nblh)
+    # Vectors as rows (N, n, pixels): stacking whole planes is a block copy, 2x faster than interleaving them
+    # as the last axis, and both products below contract over the long pixel axis.
+    flat = tf.reshape(tf.stack(columns, axis=1), [-1, n, nblv * nblh])
+    cov = tf.cast(tf.matmul(flat, flat, transpose_b=True), tf.float64) / float(nblv * nblh)
     eigvals, eigvecs = tf.linalg.eigh(cov)
     positive = tf.where(eigvals > 0, eigvals, tf.zeros_like(eigvals))
     total = tf.reduce_sum(eigvals, axis=-1, keepdims=True)
@@ -201,10 +202,9 @@ def reference_gsm(band: tf.Tensor, parent: tf.Tensor | None) -> tuple[tf.Tensor,
     scaled = positive * total / (total_pos + tf.cast(tf.equal(total_pos, 0), total_pos.dtype))
     inv_vals = tf.where(scaled > 0, 1.0 / tf.where(scaled > 0, scaled, tf.ones_like(scaled)), tf.zeros_like(scaled))
     inverse = tf.cast(tf.matmul(eigvecs * inv_vals[:, None, :], eigvecs, transpose_b=True), flat.dtype)
+    ss = tf.reduce_sum(tf.matmul(inverse, flat) * flat, axis=1) / float(n)
     m = (WINDOW_SIZE - 1) // 2 - (BLOCK - 1) // 2  # the pooled pixels: interior index j is band row j + 1
-    pooled = tf.reshape(big_y[:, m:nblv - m, m:nblh - m], [-1, (nblv - 2 * m) * (nblh - 2 * m), n])
-    ss = tf.reduce_sum(tf.matmul(pooled, inverse) * pooled, axis=-1) / float(n)
-    ss = tf.reshape(ss, [-1, nblv - 2 * m, nblh - 2 * m])
+    ss = tf.reshape(ss, [-1, nblv, nblh])[:, m:nblv - m, m:nblh - m]
     return ss, scaled, _box_stats(tf.concat([band, band * band], axis=-1))
 
 
