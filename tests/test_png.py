@@ -1,6 +1,7 @@
 """Tests of deepfl.png, the generator's PNG writer: every reader decodes exactly the pixels written."""
 
 import io
+import struct
 
 import imageio.v3 as iio
 import numpy as np
@@ -107,3 +108,60 @@ def test_default_is_deterministic(photo):
 def test_bad_arguments_raise_value_error_naming_them(kwargs, name):
     with pytest.raises(ValueError, match=name):
         png.encode_png(**kwargs)
+
+
+def _pillow_png(image, **options):
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG", **options)
+    return buffer.getvalue()
+
+
+def test_decode_png_rgb_equals_pillow_for_gray_and_rgb(photo):
+    from deepfl.images import decode_image
+
+    rng = np.random.default_rng(1)
+    noise = rng.integers(0, 256, (33, 17, 3), dtype=np.uint8)
+    for image in (photo, photo[:, :, 0], noise, noise[:, :, 2], photo[:1, :1]):
+        for data in (_pillow_png(np.ascontiguousarray(image)), _pillow_png(np.ascontiguousarray(image), optimize=True),
+                     _pillow_png(np.ascontiguousarray(image), compress_level=0), png.encode_png(image),
+                     png.encode_png(image, 6)):
+            np.testing.assert_array_equal(png.decode_png_rgb(data), decode_image(data))
+
+
+def test_unfilter_undoes_all_five_filter_types():
+    rng = np.random.default_rng(2)
+    image = rng.integers(0, 256, (25, 9, 3), dtype=np.uint8)
+    image[5:12] = 200  # flat rows
+    for bpp, rows in ((3, image.reshape(25, -1)), (1, image[:, :, 0].copy())):
+        x = np.pad(rows.astype(np.int32), ((1, 0), (bpp, 0)))
+        a, b, c = x[1:, :-bpp], x[:-1, bpp:], x[:-1, :-bpp]
+        p = a + b - c
+        pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - c)
+        predictions = [np.zeros_like(a), a, b, (a + b) // 2, np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))]
+        kinds = np.arange(rows.shape[0]) % 5
+        filtered = np.empty((rows.shape[0], rows.shape[1] + 1), np.uint8)
+        filtered[:, 0] = kinds
+        for y, kind in enumerate(kinds):
+            filtered[y, 1:] = (rows[y].astype(np.int32) - predictions[kind][y]) % 256
+        out = np.empty_like(rows)
+        assert png._unfilter(filtered, bpp, out)
+        np.testing.assert_array_equal(out, rows)
+        filtered[3, 0] = 5
+        assert not png._unfilter(filtered, bpp, out)
+
+
+def test_decode_png_rgb_declines_other_and_damaged_files(photo):
+    rgb = _pillow_png(photo)
+    flipped = bytearray(rgb)
+    flipped[len(rgb) // 2] ^= 0xFF  # damaged IDAT: CRC mismatch
+    header = png._chunk(b"IHDR", struct.pack(">IIBBBBB", 512, 384, 16, 2, 0, 0, 0))  # 16-bit RGB
+    sixteen = rgb[:8] + header + rgb[8 + len(header):]
+    interlaced = rgb[:8] + png._chunk(b"IHDR", struct.pack(">IIBBBBB", 512, 384, 8, 2, 0, 0, 1)) + rgb[8 + 25:]
+    palette = io.BytesIO()
+    Image.fromarray(photo).quantize(16).save(palette, format="PNG")
+    for data in (b"", b"not a png", rgb[:-20], bytes(flipped), _pillow_png(photo[:8, :8].copy()).replace(b"IHDR", b"IHDX"),
+                 _pillow_png(np.dstack([photo, photo[:, :, :1]])),  # RGBA
+                 sixteen, interlaced,
+                 _pillow_png(photo, transparency=(0, 0, 0)),
+                 palette.getvalue()):
+        assert png.decode_png_rgb(data) is None
