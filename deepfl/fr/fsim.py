@@ -65,39 +65,90 @@ def phasecong_filters(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
 def _median_last(x: tf.Tensor) -> tf.Tensor:
     """MATLAB `median` over the last axis (mean of the two middle values for an even count), in float64.
 
-    numpy's selection (O(n) partition) is ~25x faster here than a full `tf.sort`; it partitions the float32
-    values in place of a float64 copy (the same two middle elements, averaged in float64: identical result).
+    numpy's selection (O(n) partition) is ~25x faster here than a full `tf.sort`. One partition at the upper
+    middle plus a max over the lower half is ~5x faster than `np.partition` with both middle indices (which
+    numpy runs as two selections) and picks the same two elements: bit-identical to `np.median` in float64.
     """
     def median(values: np.ndarray) -> np.ndarray:
         n = values.shape[-1]
-        middle = [(n - 1) // 2, n // 2]
-        parts = np.partition(values, middle, axis=-1)[..., middle].astype(np.float64)
-        return 0.5 * (parts[..., 0] + parts[..., 1])
+        upper = np.partition(values, n // 2, axis=-1)
+        high = upper[..., n // 2].astype(np.float64)
+        low = upper[..., :n // 2].max(axis=-1).astype(np.float64) if n % 2 == 0 else high
+        return 0.5 * (low + high)
 
     result = tf.numpy_function(median, [x], tf.float64, stateful=False)
     return tf.ensure_shape(result, x.shape[:-1])
 
 
-def phase_congruency(y: tf.Tensor) -> tf.Tensor:
-    """phasecong2's ResultPC of gray images NHW (float32) -> NHW."""
+def mix_channels(rgb: tf.Tensor, matrix) -> tf.Tensor:
+    """`common.linear_color` as explicit multiply-adds (fuses under XLA, where a K=3 dot does not)."""
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    return tf.stack([r * row[0] + g * row[1] + b * row[2] for row in matrix], axis=-1)
+
+
+def scharr_magnitude(y: tf.Tensor) -> tf.Tensor:
+    """`common.gradient_magnitude(y, SCHARR_X)` of NHW maps as shifted slices (zero border).
+
+    XLA compiles depthwise convolutions to slow loops on this CPU (10x slower than TensorFlow's kernel);
+    slices and adds fuse into one pass. gx = (3, 10, 3) / 16 down the rows of x(j+1) - x(j-1), gy likewise.
+    """
+    padded = tf.pad(y, [[0, 0], [1, 1], [1, 1]])
+    dx = padded[:, :, 2:] - padded[:, :, :-2]
+    dy = padded[:, 2:, :] - padded[:, :-2, :]
+    gx = (3.0 * dx[:, :-2] + 10.0 * dx[:, 1:-1] + 3.0 * dx[:, 2:]) / 16.0
+    gy = (3.0 * dy[:, :, :-2] + 10.0 * dy[:, :, 1:-1] + 3.0 * dy[:, :, 2:]) / 16.0
+    return tf.sqrt(gx * gx + gy * gy)
+
+
+def _pc_energy(y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Gray images M,H,W -> phasecong2's energy per orientation M,O,H,W, amplitude sum M,H,W and the finest
+    scale's squared amplitude M,O,H*W (whose median sets the noise threshold).
+
+    Written per (orientation, scale) slice so that XLA fuses the whole chain into one pass over the 16
+    responses (the ~17 separate TensorFlow passes of the plain form cost more than the 16 inverse FFTs).
+    """
     rows, cols = y.shape[1], y.shape[2]
-    filters, factors = phasecong_filters(rows, cols)
-    spectrum = common.fft2(y)[:, None]  # N,1,H,W
-    eo = tf.signal.ifft2d(spectrum * tf.constant(filters.astype(np.complex64)))  # N, O*S, H, W
-    eo = tf.reshape(eo, [-1, N_ORIENTS, N_SCALES, rows, cols])
-    even, odd = tf.math.real(eo), tf.math.imag(eo)
-    amplitude = tf.sqrt(even * even + odd * odd)
-    sum_e = tf.reduce_sum(even, axis=2, keepdims=True)
-    sum_o = tf.reduce_sum(odd, axis=2, keepdims=True)
-    x_energy = tf.sqrt(sum_e * sum_e + sum_o * sum_o) + EPSILON
-    mean_e, mean_o = sum_e / x_energy, sum_o / x_energy
-    energy = tf.reduce_sum(even * mean_e + odd * mean_o - tf.abs(even * mean_o - odd * mean_e), axis=2)  # N,O,H,W
-    finest = tf.reshape(amplitude[:, :, 0] ** 2, [-1, N_ORIENTS, rows * cols])
-    median = _median_last(finest)  # N,O (float64)
+    filters, _ = phasecong_filters(rows, cols)
+    eo = tf.signal.ifft2d(common.fft2(y)[:, None] * tf.constant(filters.astype(np.complex64)))  # M, O*S, H, W
+    energies, finest, an_all = [], [], 0.0
+    for o in range(N_ORIENTS):
+        even = [tf.math.real(eo[:, o * N_SCALES + s]) for s in range(N_SCALES)]
+        odd = [tf.math.imag(eo[:, o * N_SCALES + s]) for s in range(N_SCALES)]
+        amplitude = [tf.sqrt(e * e + q * q) for e, q in zip(even, odd)]
+        sum_e, sum_o = tf.add_n(even), tf.add_n(odd)
+        x_energy = tf.sqrt(sum_e * sum_e + sum_o * sum_o) + EPSILON
+        mean_e, mean_o = sum_e / x_energy, sum_o / x_energy
+        energies.append(tf.add_n([e * mean_e + q * mean_o - tf.abs(e * mean_o - q * mean_e)
+                                  for e, q in zip(even, odd)]))
+        finest.append(tf.square(amplitude[0]))
+        an_all = an_all + tf.add_n(amplitude)
+    return tf.stack(energies, axis=1), an_all, tf.reshape(tf.stack(finest, axis=1), [-1, N_ORIENTS, rows * cols])
+
+
+@tf.function(jit_compile=True)  # elementwise chains fused; the FFTs run as fast as TensorFlow's own
+def _fsim_maps(images: tf.Tensor, factor: int) -> tuple[tf.Tensor, ...]:
+    """RGB images M,H,W,3 -> box-downsampled YIQ, Scharr gradient of Y and `_pc_energy` of Y.
+
+    The box average is linear, so it commutes with the YIQ matrix: averaging RGB first mixes 1/f^2 of the
+    pixels (float32 rounding differs, ~1e-7 relative).
+    """
+    yiq = mix_channels(common.box_downsample(images, factor, "zeros"), common.YIQ)
+    lum = yiq[..., 0]
+    return (yiq, scharr_magnitude(lum)) + _pc_energy(lum)
+
+
+def _pc_from_energy(energy: tf.Tensor, an_all: tf.Tensor, median: tf.Tensor, factors: np.ndarray) -> tf.Tensor:
+    """ResultPC = sum over orientations of max(energy - T_o, 0) / sum of amplitudes (0 where that sum is 0)."""
     threshold = tf.cast(tf.sqrt(median * tf.constant(factors)), tf.float32)[:, :, None, None]
     energy_all = tf.reduce_sum(tf.nn.relu(energy - threshold), axis=1)
-    an_all = tf.reduce_sum(amplitude, axis=[1, 2])
     return tf.where(an_all > 0, energy_all / tf.where(an_all > 0, an_all, tf.ones_like(an_all)), 0.0)
+
+
+def phase_congruency(y: tf.Tensor) -> tf.Tensor:
+    """phasecong2's ResultPC of gray images NHW (float32) -> NHW."""
+    energy, an_all, finest = _pc_energy(y)
+    _, factors = phasecong_filters(y.shape[1], y.shape[2])
+    return _pc_from_energy(energy, an_all, _median_last(finest), factors)
 
 
 def real_power(x: tf.Tensor, exponent: float) -> tf.Tensor:
@@ -106,26 +157,33 @@ def real_power(x: tf.Tensor, exponent: float) -> tf.Tensor:
     return tf.where(x < 0, magnitude * math.cos(exponent * math.pi), magnitude)
 
 
-@tf.function(jit_compile=False)  # traced once per input shape: the code needs static H, W
-def _fsim(ref: tf.Tensor, dist: tf.Tensor) -> tf.Tensor:
-    f = common.auto_downsample_factor(ref.shape[1], ref.shape[2])
-    yiq = common.box_downsample(common.linear_color(tf.concat([ref, dist], axis=0), common.YIQ), f, "zeros")
-    n = tf.shape(ref)[0]
-    lum = yiq[..., 0]
-    pc = phase_congruency(lum)
-    gm = common.gradient_magnitude(yiq[..., :1], common.SCHARR_X)[..., 0]
-    pc1, pc2 = pc[:n], pc[n:]
-    g1, g2 = gm[:n], gm[n:]
-    i1, i2 = yiq[:n, :, :, 1], yiq[n:, :, :, 1]
-    q1, q2 = yiq[:n, :, :, 2], yiq[n:, :, :, 2]
+@tf.function(jit_compile=True)  # elementwise chain and pooling fused
+def _fsim_pool(yiq: tf.Tensor, gm: tf.Tensor, energy: tf.Tensor, an_all: tf.Tensor, median: tf.Tensor,
+               num_refs: int, ref_index: tf.Tensor | None) -> tf.Tensor:
+    """Per-image maps of the R references followed by the N distorted images -> N FSIMc scores."""
+    _, factors = phasecong_filters(yiq.shape[1], yiq.shape[2])
+    pc1, pc2 = common.split_batch(_pc_from_energy(energy, an_all, median, factors), num_refs, ref_index)
+    g1, g2 = common.split_batch(gm, num_refs, ref_index)
+    yiq1, yiq2 = common.split_batch(yiq, num_refs, ref_index)
     pc_sim = common.similarity(pc1, pc2, T1)
     g_sim = common.similarity(g1, g2, T2)
-    chroma = real_power(common.similarity(i1, i2, T3) * common.similarity(q1, q2, T4), LAMBDA)
-    pc_max = tf.maximum(pc1, pc2)
-    return common.weighted_mean(g_sim * pc_sim * chroma, pc_max, axes=(1, 2))
+    chroma = real_power(common.similarity(yiq1[..., 1], yiq2[..., 1], T3)
+                        * common.similarity(yiq1[..., 2], yiq2[..., 2], T4), LAMBDA)
+    return common.weighted_mean(g_sim * pc_sim * chroma, tf.maximum(pc1, pc2), axes=(1, 2))
 
 
-def fsim(ref: tf.Tensor, dist: tf.Tensor) -> tf.Tensor:
-    """FSIMc of each (ref, dist) pair: float NHWC RGB in [0, 255] -> N scores (1 = identical)."""
-    ref, dist = common.check_tensors("fsim", ref, dist, min_size=3)
-    return _fsim(ref, dist)
+@tf.function(jit_compile=False)  # traced once per input shape: the code needs static H, W
+def _fsim(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Tensor:
+    f = common.auto_downsample_factor(ref.shape[1], ref.shape[2])
+    yiq, gm, energy, an_all, finest = _fsim_maps(tf.concat([ref, dist], axis=0), f)
+    return _fsim_pool(yiq, gm, energy, an_all, _median_last(finest), ref.shape[0], ref_index)
+
+
+def fsim(ref: tf.Tensor, dist: tf.Tensor, ref_index=None) -> tf.Tensor:
+    """FSIMc of each (ref, dist) pair: float NHWC RGB in [0, 255] -> N scores (1 = identical).
+
+    With `ref_index` (N integers), `ref` holds R unique references and pair i is (ref[ref_index[i]], dist[i]):
+    each reference's YIQ, gradient and phase congruency are computed once.
+    """
+    ref, dist, index = common.check_indexed("fsim", ref, dist, ref_index, min_size=3)
+    return _fsim(ref, dist, index)
