@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from deepfl.fr import common
+from deepfl.fr.fused import mix_channels, scharr_magnitude
 
 N_SCALES, N_ORIENTS = 4, 4
 MIN_WAVELENGTH, MULT, SIGMA_ON_F, D_THETA_ON_SIGMA, K = 6.0, 2.0, 0.55, 1.2, 2.0
@@ -78,26 +79,6 @@ def _median_last(x: tf.Tensor) -> tf.Tensor:
 
     result = tf.numpy_function(median, [x], tf.float64, stateful=False)
     return tf.ensure_shape(result, x.shape[:-1])
-
-
-def mix_channels(rgb: tf.Tensor, matrix) -> tf.Tensor:
-    """`common.linear_color` as explicit multiply-adds (fuses under XLA, where a K=3 dot does not)."""
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    return tf.stack([r * row[0] + g * row[1] + b * row[2] for row in matrix], axis=-1)
-
-
-def scharr_magnitude(y: tf.Tensor) -> tf.Tensor:
-    """`common.gradient_magnitude(y, SCHARR_X)` of NHW maps as shifted slices (zero border).
-
-    XLA compiles depthwise convolutions to slow loops on this CPU (10x slower than TensorFlow's kernel);
-    slices and adds fuse into one pass. gx = (3, 10, 3) / 16 down the rows of x(j+1) - x(j-1), gy likewise.
-    """
-    padded = tf.pad(y, [[0, 0], [1, 1], [1, 1]])
-    dx = padded[:, :, 2:] - padded[:, :, :-2]
-    dy = padded[:, 2:, :] - padded[:, :-2, :]
-    gx = (3.0 * dx[:, :-2] + 10.0 * dx[:, 1:-1] + 3.0 * dx[:, 2:]) / 16.0
-    gy = (3.0 * dy[:, :, :-2] + 10.0 * dy[:, :, 1:-1] + 3.0 * dy[:, :, 2:]) / 16.0
-    return tf.sqrt(gx * gx + gy * gy)
 
 
 def _pc_energy(y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:

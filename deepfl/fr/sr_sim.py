@@ -19,47 +19,94 @@ import numpy as np
 import tensorflow as tf
 
 from deepfl.fr import common
+from deepfl.fr.fused import mix_channels, resize, resize_pass, resize_passes, scharr_magnitude
 
 SCALE, AVE_KERNEL, GAUSS_SIGMA, GAUSS_SIZE = 0.25, 3, 3.8, 10
 C1, C2, ALPHA = 0.40, 225.0, 0.50
 MIN_SIZE = 4 * GAUSS_SIZE  # the quarter-size image must hold the 10x10 Gaussian (after any 1/f downsampling)
 
 
+def _replicate_box3(x: tf.Tensor) -> tf.Tensor:
+    """3x3 mean of NHW maps with replicated borders (`imfilter(x, fspecial('average', 3), 'replicate')`)."""
+    p = tf.concat([x[:, :1], x, x[:, -1:]], axis=1)
+    p = tf.concat([p[:, :, :1], p, p[:, :, -1:]], axis=2)
+    rows = p[:, :-2] + p[:, 1:-1] + p[:, 2:]
+    return (rows[:, :, :-2] + rows[:, :, 1:-1] + rows[:, :, 2:]) / 9.0
+
+
+def _gaussian_same(x: tf.Tensor) -> tf.Tensor:
+    """`imfilter(x, fspecial('gaussian', 10, 3.8))` of NHW maps (zero border, MATLAB's centre for the even
+    size: 4 taps before, 5 after) as two passes of shifted slices (XLA fuses them; a depthwise convolution
+    compiles to a slow loop)."""
+    g = common.gaussian_kernel1d(GAUSS_SIZE, GAUSS_SIGMA)
+    before = (GAUSS_SIZE - 1) // 2
+    rows, cols = x.shape[1], x.shape[2]
+    p = tf.pad(x, [[0, 0], [before, GAUSS_SIZE - 1 - before], [0, 0]])
+    x = tf.add_n([g[k] * p[:, k:k + rows] for k in range(GAUSS_SIZE)])
+    p = tf.pad(x, [[0, 0], [0, 0], [before, GAUSS_SIZE - 1 - before]])
+    return tf.add_n([g[k] * p[:, :, k:k + cols] for k in range(GAUSS_SIZE)])
+
+
+@tf.function(jit_compile=True)
+def _luma_gradient(images: tf.Tensor, factor: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """RGB M,H,W,3 -> box-downsampled Y as float64 M,h,w,1 and its Scharr gradient magnitude M,h,w (float32).
+
+    The box average is linear, so it commutes with the Y weights: averaging RGB first mixes 1/f^2 of the
+    pixels (float32 rounding differs, ~1e-7 relative).
+    """
+    y = mix_channels(common.box_downsample(images, factor, "zeros"), common.YIQ[:1])
+    return tf.cast(y, tf.float64), scharr_magnitude(y[..., 0])
+
+
+@tf.function(jit_compile=True)
+def _small_saliency(y: tf.Tensor, axis: int, in_len: int, out_len: int, scale: float) -> tf.Tensor:
+    """Second pass of `imresize(Y, 0.25)` and the spectral residual (float64) -> `mat2gray`ed map M,h/4,w/4,1."""
+    small = resize(y, "bicubic", axis, in_len, out_len, scale)[..., 0]
+    spectrum = tf.signal.fft2d(tf.cast(small, tf.complex128))
+    log_amplitude = tf.math.log(tf.maximum(tf.abs(spectrum), 1e-300))
+    phase = tf.math.angle(spectrum)
+    residual = tf.exp(log_amplitude - _replicate_box3(log_amplitude))
+    rebuilt = tf.complex(residual * tf.cos(phase), residual * tf.sin(phase))
+    saliency = _gaussian_same(tf.square(tf.abs(tf.signal.ifft2d(rebuilt))))
+    return common.mat2gray(saliency)[..., None]
+
+
 def spectral_residual_saliency(y: tf.Tensor) -> tf.Tensor:
     """SR_SIM.m's `spectralResidueSaliency` of NHW1 gray images (computed in float64) -> NHW1 float32."""
     rows, cols = y.shape[1], y.shape[2]
     small_hw = (math.ceil(rows * SCALE), math.ceil(cols * SCALE))
-    small = common.imresize(tf.cast(y, tf.float64), small_hw, "bicubic", scale=SCALE)[..., 0]
-    spectrum = tf.signal.fft2d(tf.cast(small, tf.complex128))
-    log_amplitude = tf.math.log(tf.maximum(tf.abs(spectrum), 1e-300))
-    phase = tf.math.angle(spectrum)
-    box = np.full((AVE_KERNEL, AVE_KERNEL), 1.0 / AVE_KERNEL ** 2)
-    residual = log_amplitude - common.correlate(log_amplitude[..., None], box, "same", "replicate")[..., 0]
-    rebuilt = tf.complex(tf.exp(residual) * tf.cos(phase), tf.exp(residual) * tf.sin(phase))
-    saliency = tf.square(tf.abs(tf.signal.ifft2d(rebuilt)))[..., None]
-    saliency = common.correlate(saliency, common.gaussian_kernel2d(GAUSS_SIZE, GAUSS_SIGMA), "same", "zeros")
-    saliency = common.mat2gray(saliency)
-    return tf.cast(common.imresize(saliency, (rows, cols), "bicubic"), tf.float32)
+    first, second = resize_passes((rows, cols), small_hw, SCALE)
+    small = _small_saliency(resize_pass(tf.cast(y, tf.float64), "bicubic", *first), *second)
+    for axis, in_len, out_len, scale in resize_passes(small_hw, (rows, cols)):
+        small = resize_pass(small, "bicubic", axis, in_len, out_len, scale)
+    return tf.cast(small, tf.float32)
 
 
-@tf.function(jit_compile=False)  # traced once per input shape: the code needs static H, W
-def _sr_sim(ref: tf.Tensor, dist: tf.Tensor) -> tf.Tensor:
-    f = common.auto_downsample_factor(ref.shape[1], ref.shape[2])
-    y = common.box_downsample(common.linear_color(tf.concat([ref, dist], axis=0), common.YIQ[:1]), f, "zeros")
-    n = tf.shape(ref)[0]
-    saliency = spectral_residual_saliency(y)[..., 0]
-    gm = common.gradient_magnitude(y, common.SCHARR_X)[..., 0]
-    s1, s2 = saliency[:n], saliency[n:]
-    g1, g2 = gm[:n], gm[n:]
+@tf.function(jit_compile=True)  # elementwise chain and pooling fused
+def _sr_sim_pool(saliency: tf.Tensor, gm: tf.Tensor, num_refs: int, ref_index: tf.Tensor | None) -> tf.Tensor:
+    """Per-image maps of the R references followed by the N distorted images -> N SR-SIM scores."""
+    s1, s2 = common.split_batch(saliency[..., 0], num_refs, ref_index)
+    g1, g2 = common.split_batch(gm, num_refs, ref_index)
     sim = common.similarity(s1, s2, C1) * common.pow_nonneg(common.similarity(g1, g2, C2), ALPHA)
     return common.weighted_mean(sim, tf.maximum(s1, s2), axes=(1, 2))
 
 
-def sr_sim(ref: tf.Tensor, dist: tf.Tensor) -> tf.Tensor:
-    """SR-SIM of each (ref, dist) pair: float NHWC RGB in [0, 255] -> N scores (1 = identical)."""
-    ref, dist = common.check_tensors("sr_sim", ref, dist)
+@tf.function(jit_compile=False)  # traced once per input shape: the code needs static H, W
+def _sr_sim(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Tensor:
+    f = common.auto_downsample_factor(ref.shape[1], ref.shape[2])
+    y, gm = _luma_gradient(tf.concat([ref, dist], axis=0), f)
+    return _sr_sim_pool(spectral_residual_saliency(y), gm, ref.shape[0], ref_index)
+
+
+def sr_sim(ref: tf.Tensor, dist: tf.Tensor, ref_index=None) -> tf.Tensor:
+    """SR-SIM of each (ref, dist) pair: float NHWC RGB in [0, 255] -> N scores (1 = identical).
+
+    With `ref_index` (N integers), `ref` holds R unique references and pair i is (ref[ref_index[i]], dist[i]):
+    each reference's saliency and gradient are computed once.
+    """
+    ref, dist, index = common.check_indexed("sr_sim", ref, dist, ref_index)
     f = common.auto_downsample_factor(ref.shape[1], ref.shape[2])
     if min(-(-ref.shape[1] // f), -(-ref.shape[2] // f)) < MIN_SIZE:
         raise ValueError(f"sr_sim: images of {ref.shape[1]}x{ref.shape[2]} are too small: after downsampling "
                          f"by {f} each side needs at least {MIN_SIZE} pixels for the quarter-size saliency")
-    return _sr_sim(ref, dist)
+    return _sr_sim(ref, dist, index)

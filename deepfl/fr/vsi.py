@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from deepfl.fr import common
 from deepfl.fr.fsim import real_power
+from deepfl.fr.fused import mix_channels, resize, resize_pass, resize_passes, scharr_magnitude
 
 C_VS, C_GM, C_CHROM = 1.27, 386.0, 130.0
 ALPHA, LAMBDA = 0.40, 0.020
@@ -44,46 +45,87 @@ def _sdsp_constants(size: int) -> tuple[np.ndarray, np.ndarray]:
     return log_gabor, centre
 
 
-def _minmax01(x: tf.Tensor) -> tf.Tensor:
-    return common.mat2gray(x, axes=(1, 2))
+# XLA clusters: see deepfl/fr/fused.py (every resize pass closes a cluster).
+@tf.function(jit_compile=True)
+def _lab_planes(x: tf.Tensor, axis: int, in_len: int, out_len: int, scale: float) -> tf.Tensor:
+    """Second pass of the resize to 256x256, then VSI's Lab: M,256,256,3 -> M,3,256,256 (planes for the FFT)."""
+    return tf.transpose(common.rgb2lab_vsi(resize(x, "bilinear", axis, in_len, out_len, scale)), [0, 3, 1, 2])
+
+
+@tf.function(jit_compile=True)
+def _small_saliency(lab: tf.Tensor) -> tf.Tensor:
+    """Lab planes M,3,S,S -> SDSP's saliency before the resize back: log-Gabor energy x centre x colour prior.
+
+    The log-Gabor filter is real and symmetric (a function of the radius), so the three band-pass images are
+    real: one real FFT and one inverse real FFT per plane (half the work of complex transforms).
+    """
+    size = lab.shape[-1]
+    log_gabor, centre = _sdsp_constants(size)
+    half = tf.constant(log_gabor[:, :size // 2 + 1].astype(np.complex64))
+    filtered = tf.signal.irfft2d(tf.signal.rfft2d(lab) * half, [size, size])
+    sf_map = tf.sqrt(tf.reduce_sum(filtered * filtered, axis=1))
+    a_norm = common.mat2gray(lab[:, 1])
+    b_norm = common.mat2gray(lab[:, 2])
+    sc_map = 1.0 - tf.exp(-(a_norm * a_norm + b_norm * b_norm) / SIGMA_C ** 2)
+    return (sf_map * tf.constant(centre, tf.float32) * sc_map)[..., None]
+
+
+@tf.function(jit_compile=True)
+def _full_maps(small: tf.Tensor, images: tf.Tensor, factor: int, axis: int, in_len: int, out_len: int,
+               scale: float) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Last resize pass of the saliency, `mat2gray`, box-downsampling; LMN and the gradient of L.
+
+    Returns box-downsampled LMN M,h,w,3, saliency M,h,w and gradient magnitude M,h,w. The box average is
+    linear, so it commutes with the LMN matrix: averaging RGB first mixes 1/f^2 of the pixels (float32
+    rounding differs, ~1e-7 relative).
+    """
+    saliency = common.mat2gray(resize(small, "bilinear", axis, in_len, out_len, scale))
+    saliency = common.box_downsample(saliency, factor, "zeros")[..., 0]
+    lmn = mix_channels(common.box_downsample(images, factor, "zeros"), common.LMN)
+    return lmn, saliency, scharr_magnitude(lmn[..., 0])
+
+
+def _vsi_maps(images: tf.Tensor, factor: int) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """RGB images M,H,W,3 -> box-downsampled LMN, SDSP saliency and gradient magnitude of L (see `_full_maps`)."""
+    size = (images.shape[1], images.shape[2])
+    first, second = resize_passes(size, (SDSP_SIZE, SDSP_SIZE))
+    small = _small_saliency(_lab_planes(resize_pass(images, "bilinear", *first), *second))
+    first, second = resize_passes((SDSP_SIZE, SDSP_SIZE), size)
+    return _full_maps(resize_pass(small, "bilinear", *first), images, factor, *second)
 
 
 def sdsp(rgb: tf.Tensor) -> tf.Tensor:
     """SDSP visual saliency of NHWC RGB images in [0, 255] (integer valued) -> NHW1 float32 in [0, 1]."""
-    rows, cols = rgb.shape[1], rgb.shape[2]
-    small = common.imresize(tf.cast(rgb, tf.float32), (SDSP_SIZE, SDSP_SIZE), "bilinear")
-    lab = common.rgb2lab_vsi(small)
-    log_gabor, centre = _sdsp_constants(SDSP_SIZE)
-    channels = tf.transpose(lab, [0, 3, 1, 2])  # N,3,H,W for the FFT
-    filtered = tf.math.real(tf.signal.ifft2d(tf.signal.fft2d(tf.cast(channels, tf.complex64))
-                                             * tf.constant(log_gabor.astype(np.complex64))))
-    sf_map = tf.sqrt(tf.reduce_sum(filtered * filtered, axis=1))
-    a_norm = _minmax01(lab[..., 1])
-    b_norm = _minmax01(lab[..., 2])
-    sc_map = 1.0 - tf.exp(-(a_norm * a_norm + b_norm * b_norm) / SIGMA_C ** 2)
-    vs_map = (sf_map * tf.constant(centre, tf.float32) * sc_map)[..., None]
-    vs_map = common.imresize(vs_map, (rows, cols), "bilinear")
-    return common.mat2gray(vs_map)
+    _, saliency, _ = _vsi_maps(tf.cast(rgb, tf.float32), 1)
+    return saliency[..., None]
 
 
-@tf.function(jit_compile=False)  # traced once per input shape: the code needs static H, W
-def _vsi(ref: tf.Tensor, dist: tf.Tensor) -> tf.Tensor:
-    both = tf.concat([ref, dist], axis=0)
-    n = tf.shape(ref)[0]
-    saliency = sdsp(both)
-    f = common.auto_downsample_factor(ref.shape[1], ref.shape[2])
-    maps = common.box_downsample(tf.concat([common.linear_color(both, common.LMN), saliency], axis=-1), f, "zeros")
-    gm = common.gradient_magnitude(maps[..., :1], common.SCHARR_X)[..., 0]
-    vs1, vs2 = maps[:n, :, :, 3], maps[n:, :, :, 3]
-    g1, g2 = gm[:n], gm[n:]
-    m1, m2 = maps[:n, :, :, 1], maps[n:, :, :, 1]
-    n1, n2 = maps[:n, :, :, 2], maps[n:, :, :, 2]
+@tf.function(jit_compile=True)  # elementwise chain and pooling fused
+def _vsi_pool(lmn: tf.Tensor, saliency: tf.Tensor, gm: tf.Tensor, num_refs: int,
+              ref_index: tf.Tensor | None) -> tf.Tensor:
+    """Per-image maps of the R references followed by the N distorted images -> N VSI scores."""
+    vs1, vs2 = common.split_batch(saliency, num_refs, ref_index)
+    g1, g2 = common.split_batch(gm, num_refs, ref_index)
+    lmn1, lmn2 = common.split_batch(lmn, num_refs, ref_index)
+    chroma = common.similarity(lmn1[..., 1], lmn2[..., 1], C_CHROM) * common.similarity(lmn1[..., 2], lmn2[..., 2],
+                                                                                     C_CHROM)
     sim = (common.pow_nonneg(common.similarity(g1, g2, C_GM), ALPHA) * common.similarity(vs1, vs2, C_VS)
-           * real_power(common.similarity(m1, m2, C_CHROM) * common.similarity(n1, n2, C_CHROM), LAMBDA))
+           * real_power(chroma, LAMBDA))
     return common.weighted_mean(sim, tf.maximum(vs1, vs2), axes=(1, 2))
 
 
-def vsi(ref: tf.Tensor, dist: tf.Tensor) -> tf.Tensor:
-    """VSI of each (ref, dist) pair: float NHWC RGB in [0, 255] -> N scores (1 = identical)."""
-    ref, dist = common.check_tensors("vsi", ref, dist, min_size=3)
-    return _vsi(ref, dist)
+@tf.function(jit_compile=False)  # traced once per input shape: the code needs static H, W
+def _vsi(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Tensor:
+    f = common.auto_downsample_factor(ref.shape[1], ref.shape[2])
+    lmn, saliency, gm = _vsi_maps(tf.concat([ref, dist], axis=0), f)
+    return _vsi_pool(lmn, saliency, gm, ref.shape[0], ref_index)
+
+
+def vsi(ref: tf.Tensor, dist: tf.Tensor, ref_index=None) -> tf.Tensor:
+    """VSI of each (ref, dist) pair: float NHWC RGB in [0, 255] -> N scores (1 = identical).
+
+    With `ref_index` (N integers), `ref` holds R unique references and pair i is (ref[ref_index[i]], dist[i]):
+    each reference's saliency, gradient and colour channels are computed once.
+    """
+    ref, dist, index = common.check_indexed("vsi", ref, dist, ref_index, min_size=3)
+    return _vsi(ref, dist, index)
