@@ -182,13 +182,54 @@ class LabelSummary:
                 f"{len(self.skipped)} bad pairs skipped")
 
 
-def score_batch(functions: dict, ref: np.ndarray, dists: np.ndarray) -> dict[str, np.ndarray]:
-    """Scores K distorted images against one reference with every metric -> {metric: float64[K]}."""
+def score_batch(functions: dict, refs: np.ndarray, dists: np.ndarray,
+                ref_index: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Scores N distorted images with every metric -> {metric: float64[N]}.
+
+    refs: one reference (HxWx3) for all of `dists`, or R references (RxHxWx3) with `ref_index` (N ints) naming
+    each distorted image's reference. Every metric does its reference-only work once per reference.
+    """
     import tensorflow as tf
 
+    refs = np.asarray(refs)
+    if refs.ndim == 3:
+        refs = refs[None]
+    if ref_index is None:
+        if len(refs) != 1:
+            raise ValueError(f"ref_index: needed for {len(refs)} references")
+        ref_index = np.zeros(len(dists), np.int32)
     dist_t = tf.convert_to_tensor(dists, tf.float32)
-    ref_t = tf.repeat(tf.convert_to_tensor(ref[None], tf.float32), tf.shape(dist_t)[0], axis=0)
-    return {name: np.asarray(fn(ref_t, dist_t), np.float64).reshape(-1) for name, fn in functions.items()}
+    ref_t = tf.convert_to_tensor(refs, tf.float32)
+    index = tf.constant(np.asarray(ref_index, np.int32))
+    return {name: np.asarray(fn(ref_t, dist_t, ref_index=index), np.float64).reshape(-1)
+            for name, fn in functions.items()}
+
+
+@dataclass
+class _Group:
+    """One decoded reference with its distorted images, as the tf.data pipeline yields it."""
+
+    ref_im: str
+    dist_names: list[str]
+    ref: np.ndarray
+    dists: np.ndarray
+    good: np.ndarray            # indices into dist_names of the decoded, same-size distorted images
+    bad_pairs: list[str]
+
+
+def _score_groups(functions: dict, groups: list[_Group]) -> list[dict[str, np.ndarray]]:
+    """Scores several references' groups (same image size) in one call per metric -> scores per group."""
+    busy = [g for g in groups if len(g.good)]
+    if not busy:
+        return [{} for _ in groups]
+    index = np.concatenate([np.full(len(g.good), k, np.int32) for k, g in enumerate(busy)])
+    scores = score_batch(functions, np.stack([g.ref for g in busy]), np.concatenate([g.dists for g in busy]),
+                         index)
+    out, start = {}, 0
+    for g in busy:
+        out[id(g)] = {name: values[start:start + len(g.good)] for name, values in scores.items()}
+        start += len(g.good)
+    return [out.get(id(g), {}) for g in groups]
 
 
 def label_pairs(pairs: pd.DataFrame, image_root: str | os.PathLike, out_csv: str | os.PathLike,
@@ -221,31 +262,49 @@ def label_pairs(pairs: pd.DataFrame, image_root: str | os.PathLike, out_csv: str
             todo.append((ref, remaining))
     total = sum(len(d) for _, d in todo)
     bar = progress(total=total, desc=f"label {out_path.name}", unit="pair")
-    try:
-        for index, ref, dists, good, problems in pair_dataset(todo, image_root, ref_root).as_numpy_iterator():
-            ref_im, dist_names = todo[int(index)]
-            rows, bad_pairs = [], [message.decode() for message in problems]
-            scores = {}
-            if len(good):
-                try:
-                    scores = score_batch(functions, ref, dists)
-                except ValueError as exc:          # e.g. images too small for a metric: the pairs are bad
-                    bad_pairs += [f"{dist_names[i]}: not scored ({exc})" for i in good]
-                    good = []
-            if len(good):
-                for k, i in enumerate(good):
-                    row = {"dist_im": dist_names[i], "ref_im": ref_im}
-                    bad = [m for m in metrics if not np.isfinite(scores[m][k])]
-                    if bad:
-                        bad_pairs.append(f"{dist_names[i]}: non-finite {', '.join(bad)} score; row skipped")
-                        continue
-                    row.update({m: f"{scores[m][k]:.10g}" for m in metrics})
-                    rows.append(row)
-            summary.written += table.append(rows)      # good rows first: a stop keeps them
-            bar.update(len(dist_names))
-            for message in bad_pairs:
+    pending: list[_Group] = []
+
+    def flush() -> None:
+        """Scores the pending groups together, appends their good rows, then reports their bad pairs."""
+        try:
+            scored = _score_groups(functions, pending)
+        except ValueError as exc:              # e.g. images too small for a metric: the pairs are bad
+            for g in pending:
+                g.bad_pairs += [f"{g.dist_names[i]}: not scored ({exc})" for i in g.good]
+                g.good = np.zeros(0, np.int32)
+            scored = [{} for _ in pending]
+        rows = []
+        for g, scores in zip(pending, scored):
+            for k, i in enumerate(g.good):
+                row = {"dist_im": g.dist_names[i], "ref_im": g.ref_im}
+                bad = [m for m in metrics if not np.isfinite(scores[m][k])]
+                if bad:
+                    g.bad_pairs.append(f"{g.dist_names[i]}: non-finite {', '.join(bad)} score; row skipped")
+                    continue
+                row.update({m: f"{scores[m][k]:.10g}" for m in metrics})
+                rows.append(row)
+        summary.written += table.append(rows)          # good rows first: a stop keeps them
+        bar.update(sum(len(g.dist_names) for g in pending))
+        groups_done = list(pending)
+        pending.clear()
+        for g in groups_done:
+            for message in g.bad_pairs:
                 summary.skipped.append(message)
                 policy.handle(message)
+
+    try:
+        # References are packed into one metric call until `batch_size` pairs (same image size) are pending, so
+        # short groups (KADIS: 5 levels per reference) still give the metrics large batches.
+        for index, ref, dists, good, problems in pair_dataset(todo, image_root, ref_root).as_numpy_iterator():
+            ref_im, dist_names = todo[int(index)]
+            group = _Group(ref_im, list(dist_names), ref, dists, good, [m.decode() for m in problems])
+            busy = [g for g in pending if len(g.good)]
+            pending_pairs = sum(len(g.good) for g in busy)
+            if busy and len(good) and (ref.shape != busy[0].ref.shape or pending_pairs + len(good) > batch_size):
+                flush()
+            pending.append(group)
+        if pending:
+            flush()
     finally:
         bar.close()
     log.info("%s", summary)

@@ -26,8 +26,9 @@ flags.DEFINE_string("ref_root", None, "Folder the ref_im names are relative to (
 cli.define_out_dir()
 flags.DEFINE_string("output_name", "labels.csv", "File name of the label CSV inside --out_dir.")
 flags.DEFINE_list("metrics", None, "Comma-separated subset of the eleven metrics (default: all eleven).")
-flags.DEFINE_integer("batch_size", 25, "Most distorted images scored with one decoded reference at once.",
-                     lower_bound=1)
+flags.DEFINE_integer("batch_size", 25, "Pairs scored per metric call: the distorted images of one or more "
+                     "references of equal size (each reference decoded once and its reference-only work done "
+                     "once; KADIS: 5 references x 5 levels).", lower_bound=1)
 flags.DEFINE_boolean("merge", False, "Join the --num_shards shard files into the final CSV and stop.")
 cli.define_sharding()
 cli.define_on_error()

@@ -97,6 +97,27 @@ def test_labels_match_direct_scores_and_bad_pairs_are_named(pair_set, tmp_path):
     assert row.sff == pytest.approx(float(np.asarray(sff(ref, dist))[0]), abs=1e-9)
 
 
+def test_references_packed_in_one_call_score_like_pairs_alone(pair_set, tmp_path):
+    """batch_size=25 packs the three references (ref_index) into one call per metric; each row must equal the
+    pair scored alone, and the rows and skipped pairs must be those of one reference per call."""
+    from deepfl import fr
+
+    manifest, root = pair_set
+    pairs = labeling.read_manifest(manifest)
+    metrics = ["gmsd", "sff"]
+    packed = labeling.label_pairs(pairs, root, tmp_path / "packed.csv", metrics=metrics, batch_size=25)
+    alone = labeling.label_pairs(pairs, root, tmp_path / "alone.csv", metrics=metrics, batch_size=1)
+    assert packed.written == alone.written == 9
+    assert sorted(packed.skipped) == sorted(alone.skipped)
+    table = _read(tmp_path / "packed.csv")
+    np.testing.assert_allclose(table[metrics].to_numpy(), _read(tmp_path / "alone.csv")[metrics].to_numpy(),
+                               rtol=0, atol=1e-7)
+    for _, row in table.iterrows():
+        direct = fr.compute(read_image(root / row.ref_im), read_image(root / row.dist_im), metrics)
+        for name in metrics:
+            assert row[name] == pytest.approx(direct[name][0], abs=1e-7), (row.dist_im, name)
+
+
 def test_resume_never_recomputes_or_duplicates(pair_set, tmp_path):
     manifest, root = pair_set
     pairs = labeling.read_manifest(manifest)
@@ -163,7 +184,7 @@ def test_pairs_a_metric_cannot_score_are_reported_not_fatal(tmp_path, small_phot
     write_image(root / "d.png", small_photo[::-1])
     pairs = pd.DataFrame({"dist_im": ["d.png"], "ref_im": ["r.png"]})
 
-    def refuses(ref, dist):
+    def refuses(ref, dist, ref_index=None):
         raise ValueError("toy: images of 96x128 are too small")
 
     monkeypatch.setattr(labeling, "load_metric_functions", lambda metrics: {"sff": refuses})
