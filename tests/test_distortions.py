@@ -443,6 +443,45 @@ def test_jitter_draws_float32_shifts_in_order_and_warps_five_times(image):
     np.testing.assert_array_equal(spatial.jitter(x, 0.5, np.random.default_rng(5)), expected.astype(np.float64))
 
 
+def test_fast_exp_is_schraudolphs_bit_construction():
+    import struct
+
+    for y in np.concatenate([-np.linspace(0, 5, 2001), -np.random.default_rng(0).random(500) * 10, [-0.0]]):
+        high = int(np.int32(1512775.3951951856938 * y)) + 1072632447
+        assert _kernels.fast_exp(y) == struct.unpack("<d", struct.pack("<Q", high << 32))[0]
+
+
+@pytest.mark.parametrize("var", [0.01, 0.15])
+def test_nl_means_kernel_equals_scikit_image_exactly(image, var):
+    from skimage.restoration import denoise_nl_means
+
+    sigma = np.sqrt(var)
+    x = image.astype(np.float64) / 255
+    noisy = np.clip(x + sigma * np.random.default_rng(1).standard_normal(x.shape), 0, 1).astype(np.float32)
+    expected = denoise_nl_means(noisy, h=0.8 * sigma, sigma=sigma, patch_size=5, patch_distance=2, fast_mode=True,
+                                channel_axis=-1)
+    pad = 5
+    padded = np.pad(noisy, ((pad, pad), (pad, pad), (0, 0)), mode="reflect").astype(np.float64)
+    ours = _kernels.nl_means_fast(padded, 0.8 * sigma, sigma * sigma)[pad:-pad, pad:-pad].astype(np.float32)
+    np.testing.assert_array_equal(ours, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_standard_normal_gives_numpys_draws_and_state(dtype):
+    for seed in range(3):
+        ours, theirs = np.random.default_rng(seed), np.random.default_rng(seed)
+        for shape in [(5,), (2, 300, 401), (1,), (3, 3)]:  # 240k draws: the ziggurat's tail and wedge paths too
+            np.testing.assert_array_equal(_common.standard_normal(ours, shape, dtype),
+                                          theirs.standard_normal(shape, dtype=dtype))
+            ours.random(1), theirs.random(1)
+            assert ours.bit_generator.state == theirs.bit_generator.state
+        np.testing.assert_array_equal(ours.standard_normal(7, dtype=np.float32),
+                                      theirs.standard_normal(7, dtype=np.float32))
+    mt = np.random.Generator(np.random.MT19937(0))  # other bit generators: numpy itself
+    np.testing.assert_array_equal(_common.standard_normal(mt, (4,), dtype),
+                                  np.random.Generator(np.random.MT19937(0)).standard_normal(4, dtype=dtype))
+
+
 def test_denoise_removes_most_of_the_noise(full):
     x = _common.mapmm(full.astype(np.float64))
     for var in (0.01, 0.15):

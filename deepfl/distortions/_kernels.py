@@ -13,6 +13,9 @@ import warnings
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic
 
 
 def _njit(function):
@@ -51,11 +54,16 @@ def keys_weights(t):
 def warp_keys(image, dy, dx, out):
     """out[y, x, c] = sum_i wy_i * (sum_j wx_j * image[clamp(y + fy + i - 1), clamp(x + fx + j - 1), c]) in
     float32, where fy = floor(-dy[y, x]), wy = keys_weights(-dy - fy) (and the same along x): Keys cubic
-    resampling of the HxWxC float32 `image` at (y - dy, x - dx) with replicated edges (MATLAB's bicubic kernel).
+    resampling of the contiguous HxWx3 float32 `image` at (y - dy, x - dx) with replicated edges (MATLAB's bicubic
+    kernel).
 
     The sums run over j first, then over i, left to right, as the numpy implementation did (same float32 values).
+    Clamped flat offsets are unsigned, so numba adds no negative-index wrapping (25% faster).
     """
     h, w, nc = image.shape
+    flat = image.reshape(-1)
+    flat_out = out.reshape(-1)
+    row = w * nc
     for y in range(h):
         for x in range(w):
             py = -dy[y, x]
@@ -66,24 +74,26 @@ def warp_keys(image, dy, dx, out):
             wx0, wx1, wx2, wx3 = keys_weights(px - fx)
             r0 = y + np.int64(fy) - 1
             c0 = x + np.int64(fx) - 1
-            ca = min(max(c0, 0), w - 1)
-            cb = min(max(c0 + 1, 0), w - 1)
-            cc = min(max(c0 + 2, 0), w - 1)
-            cd = min(max(c0 + 3, 0), w - 1)
-            ra = min(max(r0, 0), h - 1)
-            rb = min(max(r0 + 1, 0), h - 1)
-            rc = min(max(r0 + 2, 0), h - 1)
-            rd = min(max(r0 + 3, 0), h - 1)
-            for k in range(nc):
-                acc = (image[ra, ca, k] * wx0 + image[ra, cb, k] * wx1 + image[ra, cc, k] * wx2
-                       + image[ra, cd, k] * wx3) * wy0
-                acc = acc + (image[rb, ca, k] * wx0 + image[rb, cb, k] * wx1 + image[rb, cc, k] * wx2
-                             + image[rb, cd, k] * wx3) * wy1
-                acc = acc + (image[rc, ca, k] * wx0 + image[rc, cb, k] * wx1 + image[rc, cc, k] * wx2
-                             + image[rc, cd, k] * wx3) * wy2
-                acc = acc + (image[rd, ca, k] * wx0 + image[rd, cb, k] * wx1 + image[rd, cc, k] * wx2
-                             + image[rd, cd, k] * wx3) * wy3
-                out[y, x, k] = acc
+            ca = np.uint64(min(max(c0, 0), w - 1) * nc)
+            cb = np.uint64(min(max(c0 + 1, 0), w - 1) * nc)
+            cc = np.uint64(min(max(c0 + 2, 0), w - 1) * nc)
+            cd = np.uint64(min(max(c0 + 3, 0), w - 1) * nc)
+            ra = np.uint64(min(max(r0, 0), h - 1) * row)
+            rb = np.uint64(min(max(r0 + 1, 0), h - 1) * row)
+            rc = np.uint64(min(max(r0 + 2, 0), h - 1) * row)
+            rd = np.uint64(min(max(r0 + 3, 0), h - 1) * row)
+            base = np.uint64(y * row + x * nc)
+            for c in range(nc):
+                k = np.uint64(c)
+                acc = (flat[ra + ca + k] * wx0 + flat[ra + cb + k] * wx1 + flat[ra + cc + k] * wx2
+                       + flat[ra + cd + k] * wx3) * wy0
+                acc = acc + (flat[rb + ca + k] * wx0 + flat[rb + cb + k] * wx1 + flat[rb + cc + k] * wx2
+                             + flat[rb + cd + k] * wx3) * wy1
+                acc = acc + (flat[rc + ca + k] * wx0 + flat[rc + cb + k] * wx1 + flat[rc + cc + k] * wx2
+                             + flat[rc + cd + k] * wx3) * wy2
+                acc = acc + (flat[rd + ca + k] * wx0 + flat[rd + cb + k] * wx1 + flat[rd + cc + k] * wx2
+                             + flat[rd + cd + k] * wx3) * wy3
+                flat_out[base + k] = acc
 
 
 # ---------------------------------------------------------------------------------------- input and output maps
@@ -131,15 +141,28 @@ def round_uint8(x, out):
 
 _EXP_A = 1512775.3951951856938  # 2^20 / ln 2
 _EXP_BC = 1072632447  # 1023 * 2^20 - 60801
-_POW2 = np.ldexp(1.0, np.arange(1024) - 1023)  # 2^(e - 1023) for the biased exponents e of results <= 1
+_CUTOFF = 5.0  # patch distances above this get weight 0 (exp(-5) < 0.007)
+
+
+@intrinsic
+def _float64_from_bits(typingctx, bits):
+    """The float64 whose IEEE-754 bit pattern is the int64 `bits` (a register move)."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(types.int64), codegen
 
 
 @_njit
 def fast_exp(y):
     """Schraudolph's exp approximation as scikit-image's `_fast_exp` computes it: the double whose high 32 bits are
     int32(2^20/ln2 * y) + (1023 * 2^20 - 60801) and low 32 bits are zero (for y in [-700, 0])."""
-    high = np.int64(np.int32(_EXP_A * y)) + _EXP_BC
-    return (1.0 + (high & 0xFFFFF) * (1.0 / 1048576.0)) * _POW2[high >> 20]
+    return _float64_from_bits((np.int64(np.int32(_EXP_A * y)) + _EXP_BC) << 32)
+
+
+# Index note: every array index below is a non-negative offset from a row view (j + constant). Numba must
+# wrap negative indices, and an index such as `col - 2` it cannot prove non-negative stops vectorisation
+# (measured 15x slower on the patch-weight loop).
 
 
 @_njit
@@ -149,56 +172,102 @@ def _integral_of_shift(padded, integral, t_row, t_col, var_diff):
     for the rows and columns where the shifted pixel exists (other entries keep their earlier values)."""
     n_row, n_col, n_ch = padded.shape
     for row in range(max(1, -t_row), min(n_row, n_row - t_row)):
-        for col in range(1, n_col - t_col):
+        here = padded[row]
+        there = padded[row + t_row]
+        cur = integral[row]
+        prev = integral[row - 1]
+        for j in range(n_col - t_col - 1):  # column j + 1
             distance = 0.0
             for ch in range(n_ch):
-                t = padded[row, col, ch] - padded[row + t_row, col + t_col, ch]
+                t = here[j + 1, ch] - there[j + 1 + t_col, ch]
                 distance += t * t
             distance -= n_ch * var_diff
-            integral[row, col] = (distance + integral[row - 1, col] + integral[row, col - 1]
-                                  - integral[row - 1, col - 1])
+            cur[j + 1] = distance + prev[j + 1] + cur[j] - prev[j]
 
 
 @_njit
-def nl_means_fast(padded, s, d, h, var):
+def _patch_weights(integral, row, offset, count, h2s2, alpha, out):
+    """out[offset + j] = alpha * fast_exp(-distance) for the pixel (row, offset + j), j < count, where distance =
+    max(box sum of the integral image around it, 0) / h2s2, or 0 where distance > the cutoff (branch-free)."""
+    lo = integral[row - offset]
+    hi = integral[row + offset]
+    span = 2 * offset
+    for j in range(count):
+        distance = hi[j + span] + lo[j] - lo[j + span] - hi[j]
+        distance = max(distance, 0.0) / h2s2
+        weight = alpha * fast_exp(-min(distance, 2.0 * _CUTOFF))
+        out[j + offset] = weight if distance <= _CUTOFF else 0.0
+
+
+@_njit
+def _accumulate_shift(padded, wmap, t_row, t_col, weights, result):
+    """Adds one shift's pair weights to both pixels of every pair, in the order scikit-image's loop reaches each
+    pixel: pixel P gets b = wmap[P] (as the reference of pair (P, P + t), weighted value p[P + t]) and
+    a = wmap[P - t] (as the partner of pair (P - t, P), weighted value p[P - t]); the pair (P - t, P) comes first
+    in that loop when t points forward in raster order (t_row > 0, or t_row = 0 and t_col > 0), else second."""
+    n_row, n_col, n_ch = padded.shape
+    forward = t_row > 0 or (t_row == 0 and t_col > 0)
+    a_row_shift = abs(t_row)
+    for row in range(a_row_shift, n_row - a_row_shift):
+        w_b = wmap[row, t_col:]
+        w_a = wmap[row - t_row]
+        p_b = padded[row + t_row, 2 * t_col:]
+        p_a = padded[row - t_row]
+        w_out = weights[row, t_col:]
+        r_out = result[row, t_col:]
+        for j in range(n_col - 2 * t_col):
+            a = w_a[j]
+            b = w_b[j]
+            if forward:
+                w_out[j] = (w_out[j] + a) + b
+                for ch in range(n_ch):
+                    r_out[j, ch] = (r_out[j, ch] + a * p_a[j, ch]) + b * p_b[j, ch]
+            else:
+                w_out[j] = (w_out[j] + b) + a
+                for ch in range(n_ch):
+                    r_out[j, ch] = (r_out[j, ch] + b * p_b[j, ch]) + a * p_a[j, ch]
+
+
+NLM_PATCH = 5  # patch size s and search distance d of the type-15 denoiser: compile-time constants (the kernel
+NLM_DISTANCE = 2  # runs 2x faster with constant offsets than with the same values passed as arguments)
+_NLM_OFFSET = 2  # NLM_PATCH // 2, as a literal (numba does not fold the division)
+
+
+@_njit
+def nl_means_fast(padded, h, var):
     """Non-local means with integral images over patch shifts (Darbon et al. 2008, Froment 2014) exactly as
-    scikit-image's `_fast_nl_means_denoising_2d` (float64): for each shift (t_row in -d..d, t_col in 0..d), the
-    s x s patch distance of every pixel pair is read from the integral image of the channel-summed squared
-    difference minus 2*var per channel, divided by channels*h^2*s^2; pairs with distance <= 5 get weight
-    alpha * fast_exp(-distance) (alpha 0.5 for t_col = 0) added to both pixels' weights and weighted sums.
+    scikit-image's `_fast_nl_means_denoising_2d` with s = NLM_PATCH, d = NLM_DISTANCE (float64): for each shift
+    (t_row in -d..d, t_col in 0..d), the s x s patch distance of every pixel pair (P, P + t) is read from the
+    integral image of the channel-summed squared difference minus 2*var per channel, divided by
+    channels*h^2*s^2; pairs with distance <= 5 get weight alpha * fast_exp(-distance) (alpha 0.5 for t_col = 0),
+    added to both pixels' weights and weighted sums. Each pixel receives its additions in scikit-image's order,
+    so the sums are the same bit for bit (a pair above the cutoff adds 0, which changes nothing).
 
     `padded`: the image reflect-padded by s//2 + d + 1 on each side (float64, HxWxC). Returns the normalised
-    padded-size result (the caller crops the padding). Same loop order, so the same values.
+    padded-size result (the caller crops the padding).
     """
     n_row, n_col, n_ch = padded.shape
-    offset = s // 2
-    pad = offset + d + 1
+    offset = _NLM_OFFSET
+    pad = offset + NLM_DISTANCE + 1
     weights = np.zeros((n_row, n_col))
     integral = np.zeros((n_row, n_col))
+    wmap = np.zeros((n_row, n_col))
+    flat_wmap = wmap.reshape(-1)
     result = np.zeros((n_row, n_col, n_ch))
-    h2s2 = n_ch * h * h * s * s
+    h2s2 = n_ch * h * h * NLM_PATCH * NLM_PATCH
     var_diff = var * 2.0
-    for t_row in range(-d, d + 1):
+    for t_row in range(-NLM_DISTANCE, NLM_DISTANCE + 1):
         row_start = max(offset, offset - t_row)
         row_end = min(n_row - offset, n_row - offset - t_row)
-        for t_col in range(0, d + 1):
+        for t_col in range(0, NLM_DISTANCE + 1):
             alpha = 0.5 if t_col == 0 else 1.0
             _integral_of_shift(padded, integral, t_row, t_col, var_diff)
-            for row in range(row_start, row_end):
-                row_shift = row + t_row
-                for col in range(offset, n_col - offset - t_col):
-                    distance = (integral[row + offset, col + offset] + integral[row - offset, col - offset]
-                                - integral[row - offset, col + offset] - integral[row + offset, col - offset])
-                    distance = max(distance, 0.0) / h2s2
-                    if distance > 5.0:
-                        continue
-                    col_shift = col + t_col
-                    weight = alpha * fast_exp(-distance)
-                    weights[row, col] += weight
-                    weights[row_shift, col_shift] += weight
-                    for ch in range(n_ch):
-                        result[row, col, ch] += weight * padded[row_shift, col_shift, ch]
-                        result[row_shift, col_shift, ch] += weight * padded[row, col, ch]
+            for i in range(flat_wmap.size):
+                flat_wmap[i] = 0.0
+            count = n_col - 2 * offset - t_col
+            for row in range(row_start, row_end):  # pairs (P, P + t) with P in these rows and columns
+                _patch_weights(integral, row, offset, count, h2s2, alpha, wmap[row])
+            _accumulate_shift(padded, wmap, t_row, t_col, weights, result)
     for row in range(pad, n_row - pad):
         for col in range(pad, n_col - pad):
             for ch in range(n_ch):
@@ -295,3 +364,102 @@ def compand(lin, powered, out):
             for k in range(3):
                 v = lin[k, y, x]
                 out[y, x, k] = 12.92 * v if v <= 0.0031308 else powered[k, y, x] * 1.055 - 0.055
+
+
+# ------------------------------------------------------------------------------ normal draws (types 11, 12, 15, 19)
+
+_U8 = np.uint64(0xFF)
+_U52 = np.uint64(0x000FFFFFFFFFFFFF)
+_ONE = np.uint64(1)
+_F_HALF = np.float32(0.5)
+
+
+@_njit
+def normals_f64(raw, ki, wi, fi, r, inv_r, out):
+    """numpy's float64 `standard_normal` (Marsaglia-Tsang ziggurat, 256 layers) from its stream of 64-bit words
+    `raw` (one word per draw, plus two per tail try, xx = -log1p(-u) / r, and one per wedge test;
+    u = (word >> 11) * 2^-53);
+    fills `out` and returns the number of words used, or -1 if `raw` ran out."""
+    pos = 0
+    n = raw.size
+    for i in range(out.size):
+        while True:
+            if pos >= n:
+                return -1
+            bits = raw[pos]
+            pos += 1
+            idx = np.int64(bits & _U8)
+            bits = bits >> np.uint64(8)
+            rabs = (bits >> _ONE) & _U52
+            x = np.float64(rabs) * wi[idx]
+            if bits & _ONE:
+                x = -x
+            if rabs < ki[idx]:
+                out[i] = x
+                break
+            if idx == 0:  # the tail beyond r
+                done = False
+                while not done:
+                    if pos + 2 > n:
+                        return -1
+                    xx = -inv_r * np.log1p(-(np.float64(raw[pos] >> np.uint64(11)) * (1.0 / 9007199254740992.0)))
+                    yy = -np.log1p(-(np.float64(raw[pos + 1] >> np.uint64(11)) * (1.0 / 9007199254740992.0)))
+                    pos += 2
+                    if yy + yy > xx * xx:
+                        out[i] = -(r + xx) if (rabs >> np.uint64(8)) & _ONE else r + xx
+                        done = True
+                break
+            if pos >= n:
+                return -1
+            u = np.float64(raw[pos] >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+            pos += 1
+            if (fi[idx - 1] - fi[idx]) * u + fi[idx] < np.exp(-0.5 * x * x):
+                out[i] = x
+                break
+    return pos
+
+
+@_njit
+def normals_f32(words, ki, wi, fi, r, inv_r, out):
+    """numpy's float32 `standard_normal` (ziggurat with 23-bit float tables) from its stream of 32-bit words
+    `words` (PCG64 gives the low then the high half of each 64-bit output; u = (word >> 8) * 2^-24, tail tries
+    xx = -log1pf(-u) / r, wedge test against exp(-x^2 / 2) in double); fills
+    `out` and returns the number of words used, or -1 if `words` ran out."""
+    pos = 0
+    n = words.size
+    for i in range(out.size):
+        while True:
+            if pos >= n:
+                return -1
+            bits = words[pos]
+            pos += 1
+            idx = np.int64(bits & np.uint32(0xFF))
+            rabs = (bits >> np.uint32(9)) & np.uint32(0x007FFFFF)
+            x = np.float32(rabs) * wi[idx]
+            if (bits >> np.uint32(8)) & np.uint32(1):
+                x = -x
+            if rabs < ki[idx]:
+                out[i] = x
+                break
+            if idx == 0:
+                done = False
+                while not done:
+                    if pos + 2 > n:
+                        return -1
+                    u1 = np.float32(words[pos] >> np.uint32(8)) * np.float32(1.0 / 16777216.0)
+                    u2 = np.float32(words[pos + 1] >> np.uint32(8)) * np.float32(1.0 / 16777216.0)
+                    pos += 2
+                    xx = -inv_r * np.log1p(-u1)
+                    yy = -np.log1p(-u2)
+                    if yy + yy > xx * xx:
+                        out[i] = -(r + xx) if (rabs >> np.uint32(8)) & np.uint32(1) else r + xx
+                        done = True
+                break
+            if pos >= n:
+                return -1
+            u = np.float32(words[pos] >> np.uint32(8)) * np.float32(1.0 / 16777216.0)
+            pos += 1
+            if np.float64((fi[idx - 1] - fi[idx]) * u + fi[idx]) < np.exp(-0.5 * np.float64(x) * np.float64(x)):
+                out[i] = x
+                break
+    return pos

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from deepfl.distortions import _kernels
-from deepfl.distortions._common import Source, gaussian_filter, lab2rgb, matlab_round, rgb2lab
+from deepfl.distortions._common import Source, gaussian_filter, lab2rgb, matlab_round, rgb2lab, standard_normal
 
 
 def jitter(x: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
@@ -17,13 +17,13 @@ def jitter(x: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray
     position displaced by independent N(0, amount^2) offsets along y and x (float32 arithmetic).
 
     Each resampling is the compiled Keys kernel `_kernels.warp_keys` (a = -0.5, edges replicated); the shifts are
-    drawn as before (float32, y then x, one (2, H, W) draw per pass).
+    drawn as before (float32, y then x, one (2, H, W) draw per pass; `standard_normal` gives numpy's values).
     """
     h, w = x.shape[:2]
     image = x.astype(np.float32)
     warped = np.empty_like(image)
     for _ in range(5):
-        shifts = rng.standard_normal((2, h, w), dtype=np.float32)
+        shifts = standard_normal(rng, (2, h, w), np.float32)
         shifts *= np.float32(amount)
         _kernels.warp_keys(image, shifts[0], shifts[1], warped)
         image, warped = warped, image
