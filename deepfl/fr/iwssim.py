@@ -215,9 +215,21 @@ def information_content(ref_model: tuple[tf.Tensor, tf.Tensor, tf.Tensor], ref_b
     ref_model: `reference_gsm` of each pair's reference (gathered per pair); ref_band, dist_band: NHW1.
     """
     ss, eigenvalues, ref_stats = ref_model
+    stats = _box_stats(tf.concat([dist_band, ref_band * dist_band, dist_band * dist_band], axis=-1))
+    return _information_map(ss, eigenvalues, ref_stats, stats)
+
+
+@tf.function(jit_compile=True)
+def _information_map(ss: tf.Tensor, eigenvalues: tf.Tensor, ref_stats: tf.Tensor, stats: tf.Tensor) -> tf.Tensor:
+    """The per-pixel part of `info_content_weight_map` from the 3x3 statistics, fused by XLA into one pass.
+
+    ~60 elementwise ops (regression gain g, residual variance vv, the float64 Horner log-sum): 2.1x faster
+    fused than as separate TensorFlow ops (9.2 -> 4.4 ms per pair at 384x512). Only this part: XLA's
+    convolutions are 17x slower on this CPU. The fusion contracts float32 products into FMAs, which moved the
+    TID2013 scores by <= 7e-8 (official max |diff| 2.9e-8 instead of 5.4e-8).
+    """
     mean_x, exx = tf.unstack(ref_stats, axis=-1)
-    mean_y, exy, eyy = tf.unstack(_box_stats(tf.concat([dist_band, ref_band * dist_band, dist_band * dist_band],
-                                                       axis=-1)), axis=-1)
+    mean_y, exy, eyy = tf.unstack(stats, axis=-1)
     cov_xy = exy - mean_x * mean_y
     ss_x = tf.nn.relu(exx - mean_x * mean_x)
     ss_y = tf.nn.relu(eyy - mean_y * mean_y)
