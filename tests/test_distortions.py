@@ -315,6 +315,17 @@ def test_take_levels_equals_np_take(image):
     np.testing.assert_array_equal(_common.take_levels(small, view), np.take(small, view))
 
 
+@pytest.mark.parametrize("sigma, size", [(0.1, None), (1.0, None), (3.0, 13), (5.0, None), (7.0, None)])
+def test_gaussian_kernels_equal_ndimage_exactly(sigma, size):
+    from scipy import ndimage
+
+    rng = np.random.default_rng(0)
+    k = _common.gaussian_kernel(sigma, size)
+    for x in (rng.random((40, 33, 3)), rng.random((40, 33)), rng.random((40, 33, 3))[..., 1:], rng.random((6, 5, 3))):
+        direct = ndimage.correlate1d(ndimage.correlate1d(x, k, axis=0, mode="nearest"), k, axis=1, mode="nearest")
+        np.testing.assert_array_equal(_common.gaussian_filter(x, sigma, size), direct)
+
+
 def test_long_gaussian_goes_through_fft_with_the_same_result():
     from scipy import ndimage
 
