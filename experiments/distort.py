@@ -135,8 +135,8 @@ def encode_output(image: np.ndarray, fmt: str, png_compression: int = 1) -> byte
 
 
 def _init_worker() -> None:
-    """Worker initialiser: one BLAS/OpenMP thread per worker process (the pool already uses every core), and a
-    malloc that keeps freed memory for reuse (see `_keep_freed_memory`)."""
+    """Worker initialiser: one BLAS/OpenMP thread per worker process (the pool already uses every core), a
+    malloc that keeps freed memory for reuse (see `_keep_freed_memory`) and the compiled kernels ready."""
     try:
         from threadpoolctl import threadpool_limits
 
@@ -144,6 +144,17 @@ def _init_worker() -> None:
     except ImportError:  # optional: without it the libraries keep their defaults
         pass
     _keep_freed_memory()
+    _warm_up()
+
+
+def _warm_up() -> None:
+    """Runs every distortion and the PNG reader/writer once on a tiny image, so that their Numba kernels are
+    compiled (first run on a machine, ~15 s CPU) or loaded from numba's cache (~1 s) before the work starts.
+    Called in the parent before the pool forks (the workers inherit the kernels) and again in each worker
+    (a no-op there after a fork; needed where workers are spawned)."""
+    tiny = np.random.default_rng(0).integers(0, 256, (distortions.MIN_SIZE, distortions.MIN_SIZE, 3), dtype=np.uint8)
+    for type_id in distortions.DISTORTIONS:
+        decode_png_rgb(encode_png(distortions.distort(tiny, type_id, 1, rng=0)))
 
 
 def _keep_freed_memory() -> None:
@@ -246,6 +257,8 @@ def main(argv: list[str]) -> int | None:
     tasks = [(str(ref_dir), name, t, str(out_dir), FLAGS.format, FLAGS.seed, FLAGS.resize, FLAGS.png_compression)
              for name, t in todo]
     workers = min(FLAGS.workers or os.cpu_count() or 1, max(1, len(tasks)))
+    if tasks:
+        _warm_up()
     written = 0
     with progress(total=5 * len(tasks), desc="distort", unit="img") as bar:
         if workers == 1:
