@@ -261,8 +261,8 @@ def _huffman_deflate(data, counts, out):
             acc >>= np.uint64(8)
             nbits -= 8
             pos += 1
-    for i in range(data.size + 1):
-        s = np.int64(data[i]) if i < data.size else np.int64(256)  # the data, then end-of-block
+    for i in range(data.size):
+        s = data[i]
         acc |= codes[s] << np.uint64(nbits)
         nbits += lengths[s]
         if nbits >= 32:
@@ -273,6 +273,8 @@ def _huffman_deflate(data, counts, out):
             acc >>= np.uint64(32)
             nbits -= 32
             pos += 4
+    acc |= codes[256] << np.uint64(nbits)  # end of block (nbits < 32 here)
+    nbits += lengths[256]
     while nbits > 0:
         out[pos] = np.uint8(acc & np.uint64(255))
         acc >>= np.uint64(8)

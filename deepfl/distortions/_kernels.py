@@ -107,20 +107,6 @@ def lookup(table, pixels, out):
 
 
 @_njit
-def min_max(x):
-    """(min, max) of a flat float64 array in one pass (NaN-free input)."""
-    lo = x[0]
-    hi = x[0]
-    for i in range(1, x.size):
-        v = x[i]
-        if v < lo:
-            lo = v
-        if v > hi:
-            hi = v
-    return lo, hi
-
-
-@_njit
 def scale_round_uint8(x, lo, scale, out):
     """out = clip(floor(((x - lo) * scale) * 255 + 0.5), 0, 255) as uint8, in this order of float64 operations
     (the output `mapmm` followed by `imwrite`'s rounding); flat arrays."""
