@@ -96,14 +96,9 @@ def rank_weighted_mean(quality: tf.Tensor, bins: int = RANK_BINS) -> tf.Tensor:
 
 def gray_entropy(gray: tf.Tensor) -> tf.Tensor:
     """Shannon entropy (bits) of the 256-bin histogram of each gray image; N x ... in [0, 255] -> N (float64).
-
-    The histogram is an integer segment sum of the gray levels (XLA-compatible, unlike bincount).
-    """
-    batch = tf.shape(gray)[0]
-    values = tf.cast(tf.reshape(gray, [batch, -1]), tf.int32)
-    segments = values + 256 * tf.range(batch)[:, None]
-    counts = tf.math.unsorted_segment_sum(tf.ones_like(values), segments, batch * 256)
-    counts = tf.cast(tf.reshape(counts, [batch, 256]), tf.float64)
+    TF's bincount (not XLA-compatible) is ~2x faster than a segment sum under XLA."""
+    values = tf.cast(tf.reshape(gray, [tf.shape(gray)[0], -1]), tf.int32)
+    counts = tf.cast(tf.math.bincount(values, minlength=256, maxlength=256, axis=-1), tf.float64)
     p = counts / tf.reduce_sum(counts, -1, keepdims=True)
     return -tf.reduce_sum(tf.math.multiply_no_nan(tf.math.log(p) / np.log(2.0), p), -1)
 
@@ -130,7 +125,6 @@ def _xla(fn):
 
 
 _gray = _xla(gray)
-_entropy = _xla(gray_entropy)
 _gradient = _xla(directional_gradient)
 _halve_xla = _xla(_halve)
 
@@ -160,7 +154,7 @@ def _add_gsim(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> t
     """The gray pyramid, gradients and entropy of each reference once per unique reference (R images); they
     meet the distorted images' maps (gathered per pair) only in `_scale_log_quality`."""
     x, y = _gray(ref), _gray(dist)
-    egm = common.similarity(common.take_refs(_entropy(x), ref_index), _entropy(y), C_ENTROPY)
+    egm = common.similarity(common.take_refs(gray_entropy(x), ref_index), gray_entropy(y), C_ENTROPY)
     log_quality = fva = None
     for scale in range(NUM_SCALES):
         g1, g2 = _gradient(x), _gradient(y)

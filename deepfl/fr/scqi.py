@@ -103,10 +103,16 @@ def _features(rgb: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
 
 
 @tf.function(jit_compile=True, reduce_retracing=True)
-def _scqi(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Tensor:
-    """XLA fuses the elementwise chains into a few loops (the TF ops each made a pass over a 16-channel map)."""
-    sci_r, i_r, q_r = (common.take_refs(x, ref_index) for x in _features(ref))   # once per reference
-    sci_d, i_d, q_d = _features(dist)
+def _features_xla(rgb: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """`_features` as one XLA function: the elementwise chains fuse into a few loops (as TF ops, each made a
+    pass over a 16-channel map)."""
+    return _features(rgb)
+
+
+@tf.function(jit_compile=True, reduce_retracing=True)
+def _pooled_quality(sci_r, i_r, q_r, sci_d, i_d, q_d, ref_index):
+    """Local quality pooled with weights max(SCI_ref, SCI_dist); the reference maps gathered per pair."""
+    sci_r, i_r, q_r = (common.take_refs(x, ref_index) for x in (sci_r, i_r, q_r))
     s_structure = common.similarity(sci_r, sci_d, T_SCI)
     # Chrominance over the same 4x4 windows (local means), so every map has the valid-window size.
     s_chroma = common.similarity(i_r, i_d, T_CHROMA) * common.similarity(q_r, q_d, T_CHROMA)
@@ -115,6 +121,13 @@ def _scqi(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Te
     quality = tf.cast(quality, tf.float64)
     weight = tf.cast(weight, tf.float64)
     return tf.reduce_sum(quality * weight, [1, 2]) / tf.reduce_sum(weight, [1, 2])
+
+
+@tf.function(reduce_retracing=True)
+def _scqi(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Tensor:
+    """The reference maps once per unique reference. Two XLA stages rather than one: in a single function
+    the fuser recomputed the SCI maps inside each consumer (~10 % slower)."""
+    return _pooled_quality(*_features_xla(ref), *_features_xla(dist), ref_index)
 
 
 def scqi(ref: tf.Tensor, dist: tf.Tensor, ref_index=None) -> tf.Tensor:
