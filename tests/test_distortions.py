@@ -326,6 +326,18 @@ def test_gaussian_kernels_equal_ndimage_exactly(sigma, size):
         np.testing.assert_array_equal(_common.gaussian_filter(x, sigma, size), direct)
 
 
+@pytest.mark.parametrize("strength", [0.01, 0.2, 0.5])
+def test_pixelate_kernel_equals_the_two_nearest_resamplings(image, strength):
+    x = image / 255.0
+    z = 0.95 - strength ** 0.6
+    h, w = x.shape[:2]
+    lh, lw = int(np.ceil(z * h)), int(np.ceil(z * w))
+    low = x[spatial._nearest_indices(h, lh, z)][:, spatial._nearest_indices(w, lw, z)]
+    expected = low[spatial._nearest_indices(lh, h, h / lh)][:, spatial._nearest_indices(lw, w, w / lw)]
+    np.testing.assert_array_equal(spatial.pixelate(x, strength, None), expected)
+    np.testing.assert_array_equal(spatial.pixelate(x[..., 0], strength, None), expected[..., 0])
+
+
 def test_long_gaussian_goes_through_fft_with_the_same_result():
     from scipy import ndimage
 

@@ -501,3 +501,17 @@ def correlate_columns(x, weights, out):
             for col in range(hi, w):
                 for c in range(nc):
                     dst[col * nc + c] += (src[max(col - k, 0) * nc + c] + src[(w - 1) * nc + c]) * wk
+
+
+# ---------------------------------------------------------------------------------------------- pixelate (21)
+
+
+@_njit
+def gather_rows_cols(x, rows, cols, out):
+    """out[r, c, :] = x[rows[r], cols[c], :] (a nearest-neighbour resampling given per-axis source indices)."""
+    for r in range(rows.size):
+        src = x[rows[r]]
+        dst = out[r]
+        for c in range(cols.size):
+            for k in range(x.shape[2]):
+                dst[c, k] = src[cols[c], k]

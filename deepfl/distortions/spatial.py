@@ -61,8 +61,14 @@ def pixelate(x: np.ndarray, strength: float, rng: np.random.Generator) -> np.nda
     z = 0.95 - strength ** 0.6
     h, w = x.shape[:2]
     lh, lw = int(np.ceil(z * h)), int(np.ceil(z * w))
-    low = x[_nearest_indices(h, lh, z)][:, _nearest_indices(w, lw, z)]
-    return low[_nearest_indices(lh, h, h / lh)][:, _nearest_indices(lw, w, w / lw)]
+    # Down then up is one index map per axis: source index of the low-res index of each output pixel.
+    rows = _nearest_indices(h, lh, z)[_nearest_indices(lh, h, h / lh)]
+    cols = _nearest_indices(w, lw, z)[_nearest_indices(lw, w, w / lw)]
+    if x.ndim == 2:
+        return x[rows][:, cols]
+    out = np.empty((h, w, x.shape[2]), dtype=x.dtype)
+    _kernels.gather_rows_cols(np.ascontiguousarray(x), rows, cols, out)
+    return out
 
 
 def _multithresh(x: np.ndarray, levels: int, counts: np.ndarray | None = None) -> np.ndarray:
