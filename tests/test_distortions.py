@@ -338,6 +338,20 @@ def test_pixelate_kernel_equals_the_two_nearest_resamplings(image, strength):
     np.testing.assert_array_equal(spatial.pixelate(x[..., 0], strength, None), expected[..., 0])
 
 
+def test_impulse_and_speckle_kernels_equal_the_numpy_maths():
+    x = np.random.default_rng(0).random((30, 20, 3))
+    for d in (0.03, 0.5):
+        u = np.random.default_rng(1).random(x.shape)
+        expected = x.copy()
+        expected[u < d / 2] = 0.0
+        expected[(u >= d / 2) & (u < d)] = 1.0
+        np.testing.assert_array_equal(distortions.noise.impulse_noise(x, d, np.random.default_rng(1)), expected)
+    for var in (0.05, 2.0):  # 2.0 drives x + x*n outside [0, 1]
+        n = np.sqrt(12.0 * var) * (np.random.default_rng(1).random(x.shape) - 0.5)
+        np.testing.assert_array_equal(distortions.noise.multiplicative_noise(x, var, np.random.default_rng(1)),
+                                      np.clip(x + x * n, 0.0, 1.0))
+
+
 def test_long_gaussian_goes_through_fft_with_the_same_result():
     from scipy import ndimage
 

@@ -34,16 +34,19 @@ def white_noise_color_component(x: np.ndarray, var: float, rng: np.random.Genera
 def impulse_noise(x: np.ndarray, density: float, rng: np.random.Generator) -> np.ndarray:
     """Type 13, `imnoise(x, 'salt & pepper', d)`: each sample independently 0 with prob. d/2, 1 with prob. d/2."""
     u = rng.random(x.shape)
-    out = x.copy()
-    out[u < density / 2.0] = 0.0
-    out[(u >= density / 2.0) & (u < density)] = 1.0
+    x = np.ascontiguousarray(x)
+    out = np.empty_like(x)
+    _kernels.salt_and_pepper(x.reshape(-1), u.reshape(-1), density, out.reshape(-1))
     return out
 
 
 def multiplicative_noise(x: np.ndarray, var: float, rng: np.random.Generator) -> np.ndarray:
     """Type 14, `imnoise(x, 'speckle', var)`: x + x*n with n uniform of zero mean and variance `var`, clipped."""
-    n = np.sqrt(12.0 * var) * (rng.random(x.shape) - 0.5)
-    return np.clip(x + x * n, 0.0, 1.0)
+    u = rng.random(x.shape)
+    x = np.ascontiguousarray(x)
+    out = np.empty_like(x)
+    _kernels.speckle(x.reshape(-1), u.reshape(-1), np.sqrt(12.0 * var), out.reshape(-1))
+    return out
 
 
 def denoise(x: np.ndarray, var: float, rng: np.random.Generator) -> np.ndarray:
