@@ -1,11 +1,14 @@
-"""A fast lossless PNG writer for 8-bit images (the KADIS generator writes ~3.5 million of them).
+"""A fast lossless PNG writer (and reader for simple PNGs) for 8-bit images: the KADIS generator writes ~3.5
+million of them.
 
-Pillow's PNG encoder at `compress_level=1` costs ~20 ms for a 512x384 RGB image. Here every scanline uses the
-"up" filter (difference to the row above, one vectorised numpy subtraction) and the zlib stream comes from
-libdeflate through ctypes when the system has it (`libdeflate.so.0`, 2-3x faster than zlib at the same level),
-else from Python's zlib. Measured on 512x384 photos: 3-6 ms and files about the size of Pillow's level-1 files
-(see docs/distortions.md). The result is a standard PNG (IHDR, one IDAT, IEND) that any reader decodes to the
-same pixels.
+Pillow's PNG encoder at `compress_level=1` costs ~20 ms for a 512x384 RGB image. Level 1 here (the default) is
+our own compiled encoder: the PNG Paeth filter on every row and one deflate block of literals coded with a
+dynamic Huffman code (no string matching), 2.5 ms and files within 2% of libdeflate's level 1. The other levels
+use the "up" filter (one vectorised numpy subtraction) and libdeflate through ctypes when the system has it
+(`libdeflate.so.0`, 2-3x faster than zlib at the same level), else Python's zlib. Measurements are in
+docs/distortions.md. The result is a standard PNG (IHDR, one IDAT, IEND) that any reader decodes to the same
+pixels. `decode_png_rgb` reads 8-bit gray/RGB PNGs 1.4x faster than Pillow (libdeflate inflate + compiled
+unfiltering) and declines everything else.
 """
 
 from __future__ import annotations
