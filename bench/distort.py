@@ -3,8 +3,8 @@
 Part 1 (one process): for each of the 25 types, ms per distorted image for decode (amortised over 5 levels),
 `distort` and PNG encode (the generator's writer, `deepfl.png`), wall and CPU time, beside the official MATLAB
 code's ms under GNU Octave on the same image (only where `octave` and --matlab_dir are available; Octave cannot
-run types 6, 9, 15, 22, 23). Then the PNG writers side by side (Pillow compress_level=1 vs deepfl.png levels
-and back ends: CPU ms and KB per image). Part 2: the generator's work function
+run types 6, 9, 15, 22, 23); decoding is the generator's (`deepfl.png.decode_png_rgb`). Then the PNG writers
+side by side (Pillow compress_level=1 vs deepfl.png levels and back ends: CPU ms and KB per image). Part 2: the generator's work function
 (`experiments.distort.process_reference`) over 25 types x --refs_per_type references with a pool of --workers
 processes, as `deepfl-distort` runs it, in distorted images/s. The load average is printed before and after:
 on a shared machine CPU ms are the steadier figure.
@@ -15,6 +15,7 @@ on a shared machine CPU ms are the steadier figure.
 from __future__ import annotations
 
 import argparse
+import io
 import multiprocessing as mp
 import os
 import shutil
@@ -89,9 +90,17 @@ def png_writers(images: list[np.ndarray], repeats: int = 3) -> None:
     """CPU ms and KB per image of our PNG writer (both deflate back ends) beside Pillow's compress_level=1."""
     from deepfl.png import deflate_backend, encode_png
 
-    writers = {"Pillow compress_level=1": lambda im: encode_image(im, "png")}
+    def pillow(image: np.ndarray) -> bytes:
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="PNG", compress_level=1)
+        return buffer.getvalue()
+
+    encode_png(images[0])  # compile (or load) the kernels outside the timings
+    writers = {"Pillow compress_level=1": pillow,
+               "deepfl.png level 1 (huffman, default)": lambda im: encode_png(im)}
     for level in (0, 1, 6):
-        writers[f"deepfl.png level {level} ({deflate_backend()})"] = lambda im, lv=level: encode_png(im, lv)
+        writers[f"deepfl.png level {level} ({deflate_backend()})"] = (
+            lambda im, lv=level: encode_png(im, lv, deflate_backend()))
     writers["deepfl.png level 1 (zlib)"] = lambda im: encode_png(im, 1, "zlib")
     base = None
     print(f"PNG writers, {len(images)} distorted 512x384 images x {repeats}: CPU ms and KB per image")
@@ -102,7 +111,7 @@ def png_writers(images: list[np.ndarray], repeats: int = 3) -> None:
             size = sum(len(write(im)) for im in images)
         ms = (time.process_time() - start) / (repeats * len(images)) * 1000
         base = base or ms
-        print(f"  {name:34s} {ms:6.2f} ms  {size / len(images) / 1024:6.0f} KB  ({base / ms:.1f}x vs Pillow)")
+        print(f"  {name:38s} {ms:6.2f} ms  {size / len(images) / 1024:6.0f} KB  ({base / ms:.1f}x vs Pillow)")
 
 
 def octave_ms(matlab_dir: str, ref: np.ndarray) -> dict[int, float]:
