@@ -6,7 +6,8 @@ saliency: `imresize(Y, 0.25)` (bicubic, antialiased), log amplitude minus its 3x
 'replicate'), inverse FFT with the original phase, squared magnitude, 10x10 Gaussian (sigma 3.8, `imfilter`
 zero border, MATLAB's centre for even sizes), `mat2gray`, bicubic `imresize` back; Scharr gradients (/16);
 C1 = 0.40, C2 = 225, alpha = 0.5; pooled with max(saliency1, saliency2) as weights.
-The saliency (small images) is computed in float64. Guards (not in the original, which returns NaN on
+The saliency (small images) is computed in float64. XLA stages (see `deepfl/fr/fused.py`); with
+`ref_index` the saliency and gradient of each unique reference are computed once. Guards (not in the original, which returns NaN on
 constant images): log of a zero amplitude uses 1e-300, a constant map `mat2gray`s to 0, all-zero weights
 fall back to a plain mean.
 """

@@ -7,7 +7,9 @@ masked) on L, a, b; centre prior (sigmaD 145) and warm-colour prior (sigmaC 0.00
 box-averaged by f = max(1, round(min(H, W) / 256)) with `conv2(..., 'same')` (zero border) and subsampled;
 Scharr gradients (/16); constants 1.27 / 386 / 130, alpha 0.40, lambda 0.020 with MATLAB's
 `real((S_M .* S_N) .^ lambda)`; pooled with max(VS1, VS2) as weights.
-Everything runs in float32 (measured effect on the TID2013 pairs: < 1e-6). Guards (not in the original, which returns NaN on constant
+Everything runs in float32 (measured effect on the TID2013 pairs: < 1e-6), as XLA stages (see
+`deepfl/fr/fused.py`; every resize pass closes a stage); the log-Gabor band-pass uses real FFTs. With
+`ref_index` the saliency, LMN and gradient maps of each unique reference are computed once. Guards (not in the original, which returns NaN on constant
 images): a constant a/b channel normalises to 0, a constant map `mat2gray`s to 0, all-zero weights fall back
 to a plain mean.
 """
