@@ -315,7 +315,7 @@ def test_take_levels_equals_np_take(image):
     np.testing.assert_array_equal(_common.take_levels(small, view), np.take(small, view))
 
 
-@pytest.mark.parametrize("sigma, size", [(0.1, None), (1.0, None), (3.0, 13), (5.0, None), (7.0, None)])
+@pytest.mark.parametrize("sigma, size", [(0.1, None), (1.0, None), (3.0, 13), (5.0, None), (20.0, None)])
 def test_gaussian_kernels_equal_ndimage_exactly(sigma, size):
     from scipy import ndimage
 
@@ -356,10 +356,10 @@ def test_long_gaussian_goes_through_fft_with_the_same_result():
     from scipy import ndimage
 
     x = np.random.default_rng(0).random((90, 70, 2))
-    k = _common.gaussian_kernel(12.0)
+    k = _common.gaussian_kernel(26.0)
     assert k.size > _common._FFT_TAPS
     direct = ndimage.correlate1d(ndimage.correlate1d(x, k, axis=0, mode="nearest"), k, axis=1, mode="nearest")
-    np.testing.assert_allclose(_common.gaussian_filter(x, 12.0), direct, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(_common.gaussian_filter(x, 26.0), direct, rtol=0, atol=1e-12)
 
 
 def test_lab_conversions_are_the_same_in_blocks_and_per_pixel():

@@ -496,8 +496,11 @@ def correlate_columns(x, weights, out):
                 for c in range(nc):
                     dst[col * nc + c] += (src[c] + src[min(col + k, w - 1) * nc + c]) * wk
             step = k * nc
-            for i in range(lo * nc, hi * nc):  # interior: both neighbours inside the row
-                dst[i] += (src[i - step] + src[i + step]) * wk
+            inner = dst[lo * nc:hi * nc]  # interior: both neighbours inside the row (views, so that every
+            left = src[lo * nc - step:hi * nc - step]  # index is a non-negative j and the loop vectorises)
+            right = src[lo * nc + step:hi * nc + step]
+            for j in range(inner.size):
+                inner[j] += (left[j] + right[j]) * wk
             for col in range(hi, w):
                 for c in range(nc):
                     dst[col * nc + c] += (src[max(col - k, 0) * nc + c] + src[(w - 1) * nc + c]) * wk
