@@ -238,7 +238,6 @@ def nl_means_fast(padded, h, var):
     weights = np.zeros((n_row, n_col))
     integral = np.zeros((n_row, n_col))
     wmap = np.zeros((n_row, n_col))
-    flat_wmap = wmap.reshape(-1)
     result = np.zeros((n_row, n_col, n_ch))
     h2s2 = n_ch * h * h * NLM_PATCH * NLM_PATCH
     var_diff = var * 2.0
@@ -248,11 +247,18 @@ def nl_means_fast(padded, h, var):
         for t_col in range(0, NLM_DISTANCE + 1):
             alpha = 0.5 if t_col == 0 else 1.0
             _integral_of_shift(padded, integral, t_row, t_col, var_diff)
-            for i in range(flat_wmap.size):
-                flat_wmap[i] = 0.0
             count = n_col - 2 * offset - t_col
-            for row in range(row_start, row_end):  # pairs (P, P + t) with P in these rows and columns
-                _patch_weights(integral, row, offset, count, h2s2, alpha, wmap[row])
+            for row in range(n_row):  # pairs (P, P + t) with P in rows row_start.. and columns offset..
+                line = wmap[row]
+                if row_start <= row < row_end:
+                    _patch_weights(integral, row, offset, count, h2s2, alpha, line)
+                    for col in range(offset):
+                        line[col] = 0.0
+                    for col in range(offset + count, n_col):
+                        line[col] = 0.0
+                else:
+                    for col in range(n_col):
+                        line[col] = 0.0
             _accumulate_shift(padded, wmap, t_row, t_col, weights, result)
     for row in range(pad, n_row - pad):
         for col in range(pad, n_col - pad):
