@@ -8,6 +8,8 @@ of the selected blocks are correlated (luminance correlation, Cm = 0.001); score
 W is our own ICA basis (`deepfl/fr/data/sff_ica.npz`, see `deepfl.fr.sff_basis`); pass `w=` for another one.
 Everything after the pixels is float64 as in MATLAB. One deliberate deviation: where the original divides
 by an empty selection (constant images: NaN), the feature term is 1.
+With `ref_index` the reference's block vectors and ICA responses are computed once per unique reference
+(KADIS case, 1 reference x 5: 10.9 -> 6.5 ms/pair CPU; values unchanged to 1e-16, docs/labels.md).
 """
 
 from __future__ import annotations
