@@ -7,9 +7,13 @@ with the information content weights of the reference band: a Gaussian scale mix
 plus the parent band (enlarged by `imenlarge2`) for levels 1-3, without parent at level 4, and uniform weights
 on the low-pass level; sigma_nsq = 0.4; score = prod(wmcs .^ w) with w = (0.0448, 0.2856, 0.3001, 0.2363,
 0.1333) / sum. Not symmetric: `ref` is the original image (`oimg`), `dist` the test image.
-Maps and the covariance products in float32, the 10x10 eigen-decomposition and the information-content
-log-sum in float64 (measured 5e-8 from the official values; float32 instead of float64 covariance products
-changed the score by <= 3e-9 on 35 pairs covering all 25 KADID distortions; all-float64 is 3.4x slower). Deviations: the covariance inverse is a pseudo-inverse (MATLAB's `inv` of a singular matrix gives Inf; only
+The pyramid in float64 (returned as float32 bands), maps and covariance products in float32, the 10x10
+eigen-decomposition and the information-content log-sum in float64 (measured 7.5e-8 from the official values;
+float32 instead of float64 covariance products changed the score by <= 3e-9 on 35 pairs covering all 25 KADID
+distortions; all-float64 is 3.4x slower). The pyramid, the SSIM moment maps and the per-pixel
+information content run as XLA-fused functions. With `ref_index` the reference's pyramid, moments and GSM
+model are computed once per unique reference.
+Deviations: the covariance inverse is a pseudo-inverse (MATLAB's `inv` of a singular matrix gives Inf; only
 constant bands reach it), all-zero weights fall back to a plain mean, and a negative pooled value (complex in
 MATLAB) is replaced by its absolute value, as piq does.
 """

@@ -3,6 +3,9 @@
 MATLAB `rgb2gray` first; automatic downsampling by f = max(1, round(min(H, W) / 256)) with a symmetric-border
 f x f box filter and subsampling; 11x11 Gaussian window (sigma 1.5), 'valid' filtering, K = (0.01, 0.03), L = 255;
 the score is the mean of the SSIM map.
+The images to filter and the maps from the window moments are XLA-fused passes (the 11x11 filtering stays a
+depthwise convolution). With `ref_index` the reference's gray image and window moments are computed once per
+unique reference (`reference_moments`).
 """
 
 from __future__ import annotations
