@@ -69,6 +69,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=25, help="pairs per metric call (5 levels per reference)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--metrics", default=None, help="comma-separated subset (default: all available)")
+    parser.add_argument("--job_only", action="store_true",
+                        help="skip the per-metric table: the job then pays tracing/XLA compilation itself (cold)")
     args = parser.parse_args()
 
     try:                          # torch must be imported before TensorFlow here (the reverse order segfaults)
@@ -102,10 +104,11 @@ def main() -> None:
 
     print(f"512x384 pairs, one batch of {args.batch} (5 levels per reference); tf threads: default; "
           f"torch threads: {threads}; best of {args.repeats}")
-    print(f"{'metric':10s} {'plain ms/pair':>14s} {'shared ms/pair':>15s} {'piq ms/pair':>12s} {'piq/shared':>11s}"
-          f" {'max |plain-shared|':>19s}")
+    if not args.job_only:
+        print(f"{'metric':10s} {'plain ms/pair':>14s} {'shared ms/pair':>15s} {'piq ms/pair':>12s} {'piq/shared':>11s}"
+              f" {'max |plain-shared|':>19s}")
     plain_total = ours_total = piq_total = piq_common = 0.0
-    for name in METRICS:
+    for name in METRICS if not args.job_only else ():
         if name not in functions:
             print(f"{name:10s} {'missing' if name in missing else 'not asked':>14s}")
             continue
@@ -126,9 +129,10 @@ def main() -> None:
             piq_common += ours
         piq_text = f"{theirs:12.1f} {theirs / ours:11.2f}" if theirs else f"{'-':>12s} {'-':>11s}"
         print(f"{name:10s} {plain:14.1f} {ours:15.1f} {piq_text} {gap:19.2e}")
-    print(f"{'sum':10s} {plain_total:14.1f} {ours_total:15.1f} {piq_total:12.1f}   (ours: all {len(functions)}; "
-          f"piq: its {sum(n in PIQ_NAMES for n in functions)}); ours shared on piq's metrics: {piq_common:.1f} "
-          f"ms/pair")
+    if not args.job_only:
+        print(f"{'sum':10s} {plain_total:14.1f} {ours_total:15.1f} {piq_total:12.1f}   (ours: all "
+              f"{len(functions)}; piq: its {sum(n in PIQ_NAMES for n in functions)}); ours shared on piq's "
+              f"metrics: {piq_common:.1f} ms/pair")
 
     with tempfile.TemporaryDirectory() as tmp:
         from deepfl.images import write_image
@@ -150,7 +154,9 @@ def main() -> None:
         elapsed = time.perf_counter() - start
     rate = summary.written / elapsed
     print(f"label job: {summary.written} pairs in {elapsed:.1f} s = {rate:.2f} pairs/s "
-          f"({1000 / rate:.0f} ms/pair, metrics: {','.join(functions)}; includes tracing)")
+          f"({1000 / rate:.0f} ms/pair, metrics: {','.join(functions)}; "
+          + ("cold: includes tracing and XLA compilation)" if args.job_only else
+             "warm: the functions were compiled for this batch shape by the table above)"))
     if missing:
         print(f"missing metric modules: {', '.join(missing)}")
 
