@@ -5,17 +5,25 @@ backbone and keeps the global-average-pooled activations of its 43 `mixed` block
 different sizes cannot share a batch, so images are grouped by (height, width) first (read from the file headers,
 without decoding) and batched within each group.
 
-The cache is one HDF5 file: `keys` (the image paths, UTF-8), `features` (N x dim float32) and the attribute
-`count`, the number of committed rows. Each batch is written, then `count` is raised and the file flushed, so a
-killed job loses at most the batch in flight; a restarted job skips the keys already committed. A finished run
-rewrites the file once in canonical form, so a killed-and-resumed run ends byte-identical to an unbroken one.
+The cache is an HDF5 file (`keys`: the image paths, UTF-8; `features`: N x dim float32; attributes `count`,
+`dim`, `source`, `compact`) plus, while a job runs, an append-only journal `<name>.h5.journal` beside it. HDF5 is
+not crash-safe when written in place (a SIGKILL during a write left `bad heap index` errors), so the HDF5 file is
+only ever written whole, through a temporary file and a rename. Each batch is one fsynced journal write of
+checksummed records; reopening replays the journal and drops a torn or corrupt tail, so a killed job loses at
+most the batch in flight and a restarted one skips the keys already committed. A finished job merges the journal
+into a fresh HDF5 file in canonical form and removes the journal, so a killed-and-resumed run ends byte-identical
+to an unbroken one.
 """
 
 from __future__ import annotations
 
+import fcntl
+import glob
 import itertools
 import logging
 import os
+import struct
+import zlib
 from collections import defaultdict
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -33,54 +41,123 @@ log = logging.getLogger("deepfl")
 _STR = h5py.string_dtype("utf-8")
 
 
-class FeatureCache:
-    """Append-only, resumable HDF5 store of one feature vector per key (an image path).
+_JOURNAL_MAGIC = b"DEEPFLJ1"
+_JOURNAL_HEAD = struct.Struct("<8sII")   # magic, dim, length of the UTF-8 source
+_U32 = struct.Struct("<I")
+_MAX_KEY_BYTES = 1 << 16                 # a longer key length in a record can only be garbage
 
+
+class FeatureCache:
+    """Resumable store of one feature vector per key (an image path): an HDF5 file plus an append-only journal.
+
+    The HDF5 file is never modified in place: it is only (re)written whole through `atomic_output`. New rows go
+    to the journal `<name>.h5.journal` beside it, one checksummed record per row and one fsynced write per
+    `append` call; reopening replays the journal and truncates a torn or corrupt tail (a kill mid-write), so a
+    kill loses at most the batch in flight. `compact()` merges both into a fresh HDF5 and removes the journal.
     `source` describes what produced the features (e.g. the model file); reopening a cache with another source
     or dimension raises, so features of different models are never mixed silently.
     """
 
     def __init__(self, path: str | os.PathLike, dim: int | None = None, source: str = "", mode: str = "a"):
         self.path = Path(path)
+        self.journal_path = self.path.with_name(self.path.name + ".journal")
         if mode not in ("a", "r"):
             raise ValueError(f"mode: must be 'a' or 'r', got {mode!r}")
         if mode == "r" and not self.path.is_file():
             raise FileNotFoundError(f"{self.path}: no such feature cache")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.mode = mode
+        self._jfd: int | None = None
+        self._jsize: int | None = None            # set once the journal is open for appending
+        self._file: h5py.File | None = None
         try:
-            self._file = h5py.File(self.path, mode)
-        except OSError as exc:
-            raise DeepflError(f"{self.path}: not a readable HDF5 feature cache ({exc})") from None
-        file = self._file
-        if "features" not in file:
-            if mode == "r" or dim is None:
-                self._file.close()
+            self._open(dim, source)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, dim: int | None, source: str) -> None:
+        if not self.path.exists():
+            if dim is None:
                 raise DeepflError(f"{self.path}: empty feature cache (no 'features' dataset)")
-            file.create_dataset("keys", shape=(0,), maxshape=(None,), dtype=_STR, chunks=(1024,))
-            file.create_dataset("features", shape=(0, int(dim)), maxshape=(None, int(dim)), dtype="float32",
-                                chunks=(max(1, min(64, (1 << 20) // (4 * int(dim)))), int(dim)))
-            file.attrs["count"] = 0
-            file.attrs["dim"] = int(dim)
-            file.attrs["source"] = source
-            file.flush()
-        self.dim = int(file.attrs["dim"])
-        if dim is not None and int(dim) != self.dim:
-            self._file.close()
-            raise DeepflError(f"{self.path}: holds {self.dim}-dim features, asked for {dim}; use another cache")
-        stored_source = str(file.attrs.get("source", ""))
-        if source and stored_source and source != stored_source:
-            self._file.close()
-            raise DeepflError(f"{self.path}: holds features of {stored_source!r}, not {source!r}; "
-                              "use another cache file")
-        self.source = stored_source or source
-        count = int(file.attrs["count"])
-        if mode == "a" and file["features"].shape[0] != count:
-            # Rows past `count` come from a batch that was being written when the job was killed: drop them.
-            file["features"].resize(count, axis=0)
-            file["keys"].resize(count, axis=0)
-            file.flush()
-        keys = file["keys"][:count]
+            _write_hdf5(self.path, int(dim), source, 0, [], lambda start, stop: None, compact=False)
+        self._file = _open_hdf5(self.path)
+        self.dim, self.source = _check_origin(self.path, int(self._file.attrs["dim"]),
+                                              str(self._file.attrs.get("source", "")), dim, source)
+        count = int(self._file.attrs["count"])   # rows past `count` were cut by a kill (caches of deepfl < 0.2)
+        keys = self._file["keys"][:count]
         self.index: dict[str, int] = {k.decode() if isinstance(k, bytes) else str(k): i for i, k in enumerate(keys)}
+        self._stored = len(self.index)
+        self._offsets: list[int] = []             # journal byte offset of each journal row's features
+        self._records = 0                         # valid journal records, duplicates of stored keys included
+        if self.mode == "a":
+            self._open_journal()
+        elif self.journal_path.exists():
+            self._jfd = os.open(self.journal_path, os.O_RDONLY)
+            self._replay()
+
+    def _open_journal(self) -> None:
+        """Opens (creating if absent) and locks the journal for appending, replays it, drops a bad tail."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        created = not self.journal_path.exists()
+        self._jfd = os.open(self.journal_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666)
+        try:
+            fcntl.flock(self._jfd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DeepflError(f"{self.path}: feature cache in use by another process") from None
+        for stale in self.path.parent.glob(f".{glob.escape(self.path.name)}.*.tmp"):
+            stale.unlink(missing_ok=True)  # a compact() cut by a kill (the lock says no other one is running)
+        end = self._replay()
+        if end < os.fstat(self._jfd).st_size:
+            os.ftruncate(self._jfd, end)
+            os.fsync(self._jfd)
+        if end == 0:  # a new journal, or one whose header a kill cut short: no record can follow it
+            _write_all(self._jfd, _journal_header(self.dim, self.source))
+            os.fsync(self._jfd)
+            if created:
+                _fsync_dir(self.path.parent)
+        self._jsize = os.fstat(self._jfd).st_size
+
+    def _replay(self) -> int:
+        """Indexes the journal's complete, checksummed records; returns the byte length of that good prefix."""
+        size = os.fstat(self._jfd).st_size
+        with open(self._jfd, "rb", closefd=False, buffering=1 << 20) as handle:
+            handle.seek(0)
+            head = handle.read(_JOURNAL_HEAD.size)
+            if len(head) < _JOURNAL_HEAD.size:
+                if head and not _JOURNAL_MAGIC.startswith(head[:len(_JOURNAL_MAGIC)]):
+                    raise DeepflError(f"{self.journal_path}: not a deepfl feature journal")
+                return 0
+            magic, dim, source_len = _JOURNAL_HEAD.unpack(head)
+            if magic != _JOURNAL_MAGIC:
+                raise DeepflError(f"{self.journal_path}: not a deepfl feature journal")
+            rest = handle.read(source_len + _U32.size)
+            if len(rest) < source_len + _U32.size:
+                return 0
+            if zlib.crc32(head + rest[:source_len]) != _U32.unpack(rest[source_len:])[0]:
+                raise DeepflError(f"{self.journal_path}: corrupt journal header")
+            _check_origin(self.journal_path, dim, rest[:source_len].decode("utf-8"), self.dim, self.source)
+            end = pos = _JOURNAL_HEAD.size + len(rest)
+            nbytes = 4 * self.dim
+            while pos < size:
+                raw_len = handle.read(_U32.size)
+                if len(raw_len) < _U32.size or _U32.unpack(raw_len)[0] > _MAX_KEY_BYTES:
+                    break
+                body = handle.read(_U32.unpack(raw_len)[0] + nbytes + _U32.size)
+                if len(body) != _U32.unpack(raw_len)[0] + nbytes + _U32.size:
+                    break
+                if zlib.crc32(raw_len + body[:-_U32.size]) != _U32.unpack(body[-_U32.size:])[0]:
+                    break
+                key = body[:-nbytes - _U32.size].decode("utf-8")
+                self._records += 1
+                if key not in self.index:   # a duplicate comes from a kill between compact's rename and unlink
+                    self.index[key] = len(self.index)
+                    self._offsets.append(pos + _U32.size + len(key.encode("utf-8")))
+                pos += _U32.size + len(body)
+                end = pos
+        if end < size:
+            log.warning("%s: dropped %d bytes of an unfinished or corrupt tail (a killed write)",
+                        self.journal_path, size - end)
+        return end
 
     def __len__(self) -> int:
         return len(self.index)
@@ -89,34 +166,42 @@ class FeatureCache:
         return str(key) in self.index
 
     def append(self, keys: Sequence[str], features: np.ndarray) -> int:
-        """Commits one batch (rows whose key is new); returns how many rows were written."""
+        """Commits one batch (rows whose key is new) with one fsynced journal write; returns rows written."""
+        if self.mode != "a":
+            raise DeepflError(f"{self.path}: opened read-only")
         features = np.asarray(features, dtype=np.float32)
         if features.ndim != 2 or features.shape[1] != self.dim or features.shape[0] != len(keys):
             raise ValueError(f"features: expected shape ({len(keys)}, {self.dim}), got {features.shape}")
         if not np.all(np.isfinite(features)):
             bad = keys[int(np.flatnonzero(~np.isfinite(features).all(axis=1))[0])]
             raise DeepflError(f"{bad}: non-finite features (is the model broken?)")
-        fresh, seen = [], set()
+        fresh: dict[str, int] = {}
         for i, key in enumerate(keys):
-            if str(key) not in self.index and str(key) not in seen:
-                seen.add(str(key))
-                fresh.append(i)
+            if str(key) not in self.index and str(key) not in fresh:
+                fresh[str(key)] = i
         if not fresh:
             return 0
-        start = len(self.index)
-        stop = start + len(fresh)
-        file = self._file
-        if int(file.attrs.get("compact", 0)):
-            file.attrs["compact"] = 0
-        file["features"].resize(stop, axis=0)
-        file["keys"].resize(stop, axis=0)
-        file["features"][start:stop] = features[fresh]
-        file["keys"][start:stop] = [str(keys[i]) for i in fresh]
-        file.flush()
-        file.attrs["count"] = stop  # commit point: only now do the new rows count
-        file.flush()
-        for offset, i in enumerate(fresh):
-            self.index[str(keys[i])] = start + offset
+        if self._jfd is None:
+            self._open_journal()
+        parts, offsets, pos = [], [], self._jsize
+        rows = features.astype("<f4", copy=False)
+        for key, i in fresh.items():
+            raw = key.encode("utf-8")
+            record = _U32.pack(len(raw)) + raw + rows[i].tobytes()
+            parts += [record, _U32.pack(zlib.crc32(record))]
+            offsets.append(pos + _U32.size + len(raw))
+            pos += len(record) + _U32.size
+        try:
+            _write_all(self._jfd, b"".join(parts))
+            os.fsync(self._jfd)   # commit point: the batch counts once it is on disk
+        except BaseException:
+            os.ftruncate(self._jfd, self._jsize)  # no partial batch may sit before the next one
+            raise
+        self._jsize = pos
+        self._records += len(fresh)
+        for key in fresh:
+            self.index[key] = len(self.index)
+        self._offsets += offsets
         return len(fresh)
 
     def get(self, keys: Sequence[str]) -> np.ndarray:
@@ -125,58 +210,145 @@ class FeatureCache:
         if missing:
             raise DeepflError(f"{self.path}: {len(missing)} image(s) have no cached features, first: {missing[0]}")
         rows = np.array([self.index[str(k)] for k in keys], dtype=np.int64)
-        if rows.size == 0:
-            return np.zeros((0, self.dim), np.float32)
-        order = np.argsort(rows)
         out = np.empty((rows.size, self.dim), np.float32)
+        stored = rows < self._stored
+        if stored.any():
+            out[stored] = self._read_stored(rows[stored])
+        if not stored.all():
+            out[~stored] = self._read_journal(rows[~stored] - self._stored)
+        return out
+
+    def _read_stored(self, rows: np.ndarray) -> np.ndarray:
+        """HDF5 rows, in the order asked."""
         # h5py fancy indexing needs increasing unique indices: read the sorted unique rows, then scatter.
-        unique, inverse = np.unique(rows[order], return_inverse=True)
+        unique, inverse = np.unique(rows, return_inverse=True)
         stored = self._file["features"]
         # h5py point selection is slow for many rows: read everything when a large share is asked for.
-        block = stored[:len(self.index)][unique] if unique.size > len(self.index) // 4 else stored[unique]
-        out[order] = block[inverse]
-        return out
+        block = stored[:self._stored][unique] if unique.size > self._stored // 4 else stored[unique]
+        return block[inverse]
+
+    def _read_journal(self, rows: np.ndarray) -> np.ndarray:
+        """Journal rows, in the order asked: one positioned read per distinct row, in file order."""
+        unique, inverse = np.unique(rows, return_inverse=True)
+        block = np.empty((unique.size, self.dim), np.float32)
+        nbytes = 4 * self.dim
+        for j, row in enumerate(unique):
+            block[j] = np.frombuffer(os.pread(self._jfd, nbytes, self._offsets[row]), "<f4")
+        return block[inverse]
+
+    def _rows(self, start: int, stop: int) -> np.ndarray:
+        """Rows start..stop-1 in commit order (HDF5 rows by slice, then journal rows)."""
+        split = min(max(start, self._stored), stop)
+        head = self._file["features"][start:split] if start < split else np.zeros((0, self.dim), np.float32)
+        tail = self._read_journal(np.arange(split, stop) - self._stored)
+        return np.concatenate([head, tail])
 
     @property
     def is_compact(self) -> bool:
-        return bool(int(self._file.attrs.get("compact", 0)))
+        return bool(int(self._file.attrs.get("compact", 0))) and self._records == 0
 
     def compact(self, block: int = 1024) -> None:
-        """Rewrites the cache in canonical form (rows in commit order, no space left by killed batches).
+        """Rewrites the cache as one canonical HDF5 (rows in commit order) and removes the journal.
 
-        HDF5 keeps the space of rows dropped after a kill and its layout depends on the write history; the
-        rewrite (through a temporary file and an atomic rename) makes a resumed run's file byte-identical to an
-        uninterrupted one's. Costs one read and write of the cache.
+        The new file is written beside the old one and renamed onto it (`atomic_output`), and the journal is
+        removed only after that rename is on disk, so a kill at any point loses nothing. The layout depends only
+        on the rows, so a killed-and-resumed run's file is byte-identical to an uninterrupted one's. Costs one
+        read and write of the cache.
         """
-        count = len(self.index)
-        with atomic_output(self.path) as tmp:
-            with h5py.File(tmp, "w") as out:
-                keys = out.create_dataset("keys", shape=(count,), maxshape=(None,), dtype=_STR, chunks=(1024,))
-                feats = out.create_dataset("features", shape=(count, self.dim), maxshape=(None, self.dim),
-                                           dtype="float32", chunks=self._file["features"].chunks)
-                for start in range(0, count, block):
-                    stop = min(count, start + block)
-                    keys[start:stop] = self._file["keys"][start:stop]
-                    feats[start:stop] = self._file["features"][start:stop]
-                out.attrs["count"] = count
-                out.attrs["dim"] = self.dim
-                out.attrs["source"] = self.source
-                out.attrs["compact"] = 1
-            self._file.close()  # the rename below replaces the file this handle has open
-        self._file = h5py.File(self.path, "a")
+        if self.mode != "a":
+            raise DeepflError(f"{self.path}: opened read-only")
+        keys = list(self.index)
+        _write_hdf5(self.path, self.dim, self.source, len(keys), keys,
+                    self._rows, compact=True, block=block, before=self._file.close)
+        _fsync_dir(self.path.parent)
+        self._file = _open_hdf5(self.path)
+        self._stored, self._offsets, self._records = len(keys), [], 0
+        if self._jfd is not None:
+            os.unlink(self.journal_path)
+            os.close(self._jfd)
+            self._jfd, self._jsize = None, None
 
     def keys(self) -> list[str]:
         return list(self.index)
 
     def close(self) -> None:
-        if self._file.id.valid:
+        if self._file is not None and self._file.id.valid:
             self._file.close()
+        if self._jfd is not None:
+            if self._jsize is not None and self._records == 0:
+                os.unlink(self.journal_path)  # nothing in it: leave no litter beside a finished cache
+            os.close(self._jfd)
+            self._jfd, self._jsize = None, None
 
     def __enter__(self) -> "FeatureCache":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _open_hdf5(path: Path) -> h5py.File:
+    """The cache's HDF5 file, read-only; DeepflError naming the file when it is not a feature cache."""
+    try:
+        file = h5py.File(path, "r")
+    except OSError as exc:
+        raise DeepflError(f"{path}: not a readable HDF5 feature cache ({exc})") from None
+    if "features" not in file or "keys" not in file or "dim" not in file.attrs or "count" not in file.attrs:
+        file.close()
+        raise DeepflError(f"{path}: empty feature cache (no 'features' dataset)")
+    return file
+
+
+def _check_origin(where: Path, stored_dim: int, stored_source: str, dim: int | None, source: str) -> tuple[int, str]:
+    """(dim, source) of a store holding `stored_*`; raises when the caller asks for another dim or source."""
+    if dim is not None and int(dim) != stored_dim:
+        raise DeepflError(f"{where}: holds {stored_dim}-dim features, asked for {dim}; use another cache")
+    if source and stored_source and source != stored_source:
+        raise DeepflError(f"{where}: holds features of {stored_source!r}, not {source!r}; use another cache file")
+    return stored_dim, stored_source or source
+
+
+def _write_hdf5(path: Path, dim: int, source: str, count: int, keys: Sequence[str],
+                rows: Callable[[int, int], np.ndarray | None], compact: bool, block: int = 1024,
+                before: Callable[[], None] = lambda: None) -> None:
+    """Writes a whole cache file through `atomic_output`; `rows(start, stop)` gives features block by block.
+
+    `before` runs just before the rename (to close a handle on the file being replaced)."""
+    with atomic_output(path) as tmp:
+        with h5py.File(tmp, "w") as out:
+            out_keys = out.create_dataset("keys", shape=(count,), maxshape=(None,), dtype=_STR, chunks=(1024,))
+            feats = out.create_dataset("features", shape=(count, dim), maxshape=(None, dim), dtype="float32",
+                                       chunks=(max(1, min(64, (1 << 20) // (4 * dim))), dim))
+            for start in range(0, count, block):
+                stop = min(count, start + block)
+                out_keys[start:stop] = list(keys[start:stop])
+                feats[start:stop] = rows(start, stop)
+            out.attrs["count"] = count
+            out.attrs["dim"] = dim
+            out.attrs["source"] = source
+            out.attrs["compact"] = int(compact)
+        before()
+
+
+def _journal_header(dim: int, source: str) -> bytes:
+    raw = source.encode("utf-8")
+    head = _JOURNAL_HEAD.pack(_JOURNAL_MAGIC, dim, len(raw)) + raw
+    return head + _U32.pack(zlib.crc32(head))
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Makes renames and removals in `folder` durable (their order matters: rename first, then unlink)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def load_features(cache_path: str | os.PathLike, keys: Sequence[str]) -> np.ndarray:

@@ -90,41 +90,122 @@ def test_uncommitted_rows_are_dropped_on_reopen(tmp_path):
         np.testing.assert_array_equal(cache.get(["c", "b"]), [[2, 2, 2], [1, 1, 1]])
 
 
-_WRITER = """
-import sys, numpy as np
-from deepfl.features import FeatureCache
-with FeatureCache(sys.argv[1], dim=512, source="w") as cache:
-    for i in range(100000):
-        if str(i) in cache:
-            continue
-        keys = [str(j) for j in range(i - i % 4, i - i % 4 + 4)]
-        cache.append(keys, np.stack([np.full(512, float(k)) for k in keys]))
-        if i >= 3000:
-            break
-"""
+def _journal_with_three_rows(path: Path) -> Path:
+    with features.FeatureCache(path, dim=3, source="s") as cache:
+        for k in range(3):
+            cache.append([f"k{k}"], np.full((1, 3), float(k)))
+    return path.with_name(path.name + ".journal")
+
+
+def _reopen_keeps_two_rows_and_appends(path: Path) -> None:
+    with features.FeatureCache(path, mode="r") as cache:   # a reader sees the good rows and changes nothing
+        assert cache.keys() == ["k0", "k1"]
+    with features.FeatureCache(path, dim=3, source="s") as cache:
+        assert cache.keys() == ["k0", "k1"] and "k2" not in cache
+        assert cache.append(["k2", "k3"], np.array([[2.0] * 3, [3.0] * 3])) == 2
+    with features.FeatureCache(path, mode="r") as cache:
+        np.testing.assert_array_equal(cache.get(["k3", "k0", "k2"]), [[3] * 3, [0] * 3, [2] * 3])
+
+
+def test_torn_journal_tail_is_dropped(tmp_path):
+    journal = _journal_with_three_rows(tmp_path / "t.h5")
+    data = journal.read_bytes()
+    journal.write_bytes(data[:-7])   # the last record cut short, as by a kill inside write()
+    _reopen_keeps_two_rows_and_appends(tmp_path / "t.h5")
+
+
+def test_journal_record_with_bad_checksum_is_dropped(tmp_path):
+    journal = _journal_with_three_rows(tmp_path / "c.h5")
+    data = bytearray(journal.read_bytes())
+    data[-10] ^= 0x40   # one bit of the last record's features flipped
+    journal.write_bytes(bytes(data))
+    _reopen_keeps_two_rows_and_appends(tmp_path / "c.h5")
+
+
+def test_journal_rows_are_read_and_compacted_in_commit_order(tmp_path):
+    path = tmp_path / "j.h5"
+    with features.FeatureCache(path, dim=2, source="s") as cache:
+        cache.append(["a", "b"], [[1, 1], [2, 2]])
+        cache.compact()
+        cache.append(["c", "a"], [[3, 3], [9, 9]])
+        assert not cache.is_compact and cache.journal_path.is_file()
+    with pytest.raises(DeepflError, match="holds 2-dim"):
+        features.FeatureCache(path, dim=5)
+    with pytest.raises(DeepflError, match="'s'"):
+        features.FeatureCache(path, source="other")
+    with features.FeatureCache(path) as cache:
+        np.testing.assert_array_equal(cache.get(["c", "a", "b"]), [[3, 3], [1, 1], [2, 2]])
+        cache.compact()
+        assert cache.is_compact and not cache.journal_path.exists()
+    with h5py.File(path, "r") as f:   # the layout readers without deepfl see
+        assert [k.decode() for k in f["keys"]] == ["a", "b", "c"] and f["features"].dtype == np.float32
+        assert (int(f.attrs["count"]), int(f.attrs["dim"]), f.attrs["source"], int(f.attrs["compact"])) == (3, 2, "s", 1)
+    with pytest.raises(FileNotFoundError):
+        features.FeatureCache(tmp_path / "absent.h5", mode="r")
+    (tmp_path / "empty.h5").write_bytes(b"")
+    with pytest.raises(DeepflError, match="empty.h5"):
+        features.FeatureCache(tmp_path / "empty.h5", dim=2)
+
+
+_ROWS, _BATCH, _DIM = 1600, 16, 256
+
+
+def _write_rows(path: str, committed) -> None:
+    """Kill-test job: appends rows "0".."1599" (every value = the key) in batches, then compacts.
+
+    `committed.value` is the number of rows the cache had committed when the last append returned."""
+    with features.FeatureCache(path, dim=_DIM, source="w") as cache:
+        committed.value = len(cache)
+        for start in range(0, _ROWS, _BATCH):
+            keys = [str(k) for k in range(start, start + _BATCH)]
+            values = np.repeat(np.arange(start, start + _BATCH, dtype=np.float32)[:, None], _DIM, axis=1)
+            cache.append(keys, values)
+            committed.value = len(cache)
+        if not cache.is_compact:
+            cache.compact()
+
+
+def _check_rows(path: Path, at_least: int) -> int:
+    """Every committed row is there exactly once with its own values; returns the number of rows."""
+    with features.FeatureCache(path, mode="r") as cache:
+        keys = cache.keys()
+        assert len(keys) == len(set(keys)) >= at_least
+        np.testing.assert_array_equal(cache.get(keys), np.repeat(np.array(keys, np.float32)[:, None], _DIM, axis=1))
+    return len(keys)
 
 
 def test_sigkill_never_corrupts_committed_rows(tmp_path):
-    path = tmp_path / "k.h5"
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    """20 SIGKILLs at random points (mid-batch, between batches, during compact()); after each one the cache
+    reopens with every committed row intact, and the resumed job ends byte-identical to an unbroken one."""
+    import multiprocessing
+    import random
+
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["deepfl.features", __name__])   # children start in milliseconds
+    rng = random.Random(0)
+    path, committed = tmp_path / "k.h5", ctx.RawValue("i", -1)   # no lock: a killed child must not hold one
     kills = 0
-    for attempt in range(3):
-        start_size = path.stat().st_size if path.exists() else 0
-        proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(path)], env=env, start_new_session=True)
+    for attempt in range(20):
+        committed.value = -1
+        target = min(_ROWS, max(0, _check_rows(path, 0) if path.exists() else 0) + _BATCH * rng.randint(0, 8))
+        proc = ctx.Process(target=_write_rows, args=(str(path), committed))
+        proc.start()
         deadline = time.monotonic() + 60
-        while proc.poll() is None and time.monotonic() < deadline:
-            if path.exists() and path.stat().st_size > start_size + 300_000:
-                break
-            time.sleep(0.005)
-        time.sleep(0.01 * attempt)
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+        while proc.is_alive() and committed.value < target and time.monotonic() < deadline:
+            time.sleep(0.0005)
+        time.sleep(rng.uniform(0, 0.004))
+        if proc.is_alive():
+            proc.kill()
             kills += 1
-        proc.wait()
-    assert kills >= 1
-    subprocess.run([sys.executable, "-c", _WRITER, str(path)], env=env, check=True, timeout=120)
-    with features.FeatureCache(path) as cache:
-        keys = cache.keys()
-        assert len(keys) == len(set(keys)) >= 3000
-        values = cache.get(keys)
-    np.testing.assert_array_equal(values, np.repeat(np.array(keys, float)[:, None], 512, axis=1))
+        proc.join()
+        assert proc.exitcode in (0, -signal.SIGKILL), f"the writer failed after {kills} kills (its stderr says why)"
+        _check_rows(path, max(0, committed.value))
+    assert kills >= 10, f"only {kills} of 20 kills landed"
+    for out in (path, tmp_path / "unbroken.h5"):
+        proc = ctx.Process(target=_write_rows, args=(str(out), committed))
+        proc.start()
+        proc.join(60)
+        assert proc.exitcode == 0
+        assert _check_rows(out, _ROWS) == _ROWS
+    assert path.read_bytes() == (tmp_path / "unbroken.h5").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.h5", "unbroken.h5"]   # no journal, no temp file
