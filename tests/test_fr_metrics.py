@@ -307,3 +307,46 @@ def test_pow_nonneg_matches_numpy_power_including_zero():
     for p in (0.02, 0.25, 0.4, 1 / 3, 2.4):
         np.testing.assert_allclose(pow_nonneg(tf.constant(x), p).numpy(), np.power(x.astype(np.float64), p),
                                    rtol=1e-5, atol=1e-37)  # float32 underflow of 1e-30 ** 2.4
+
+
+def _numpy_lpyr(image: np.ndarray, levels: int) -> list[np.ndarray]:
+    """matlabPyrTools `buildLpyr` written plainly: binom5 with 'reflect1' borders, subsampling from the first
+    sample, upsampling by zero insertion (numpy's 'reflect' pad is 'reflect1')."""
+    taps = np.sqrt(2.0) * np.array([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
+
+    def filt(x, axis):
+        padded = np.pad(x, [(2, 2) if a == axis else (0, 0) for a in range(2)], mode="reflect")
+        n = x.shape[axis]
+        return sum(taps[k] * np.take(padded, range(k, k + n), axis=axis) for k in range(5))
+
+    def down(x, axis):
+        return np.take(filt(x, axis), range(0, x.shape[axis], 2), axis=axis)
+
+    def up(x, axis, size):
+        shape = list(x.shape)
+        shape[axis] = size
+        z = np.zeros(shape)
+        index = [slice(None)] * 2
+        index[axis] = slice(0, size, 2)
+        z[tuple(index)] = x
+        return filt(z, axis)
+
+    bands = []
+    for _ in range(levels - 1):
+        lo = down(down(image, 0), 1)
+        bands.append(image - up(up(lo, 1, image.shape[1]), 0, image.shape[0]))
+        image = lo
+    return bands + [image]
+
+
+@pytest.mark.parametrize("shape", [(40, 52), (37, 51), (38, 45)])
+def test_iwssim_pyramid_equals_plain_buildlpyr(shape):
+    """The polyphase slice form of the pyramid (borders derived per size parity) equals buildLpyr."""
+    import tensorflow as tf
+
+    from deepfl.fr.iwssim import laplacian_pyramid
+
+    image = np.random.default_rng(shape[0]).uniform(0, 255, shape)
+    ours = laplacian_pyramid(tf.constant(image[None, :, :, None]), 3, tf.float64)
+    for band, expected in zip(ours, _numpy_lpyr(image, 3)):
+        np.testing.assert_allclose(np.asarray(band)[0, :, :, 0], expected, rtol=0, atol=1e-9)

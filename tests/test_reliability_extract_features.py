@@ -17,12 +17,16 @@ import killrestart
 
 
 def file_size(path: Path):
-    """Progress probe: the size of a file that grows as rows are appended (0 while absent)."""
+    """Progress probe: the size of the cache plus its journal (`<name>.journal`, where new rows go until the
+    final compaction); 0 while absent."""
     def probe() -> int:
-        try:
-            return path.stat().st_size
-        except FileNotFoundError:
-            return 0
+        total = 0
+        for part in (path, path.with_name(path.name + ".journal")):
+            try:
+                total += part.stat().st_size
+            except FileNotFoundError:
+                pass
+        return total
     return probe
 
 
