@@ -415,7 +415,7 @@ def imresize_taps(in_len: int, out_len: int, method: str = "bicubic", scale: flo
     return indices, weights
 
 
-def _resize_axis(x: tf.Tensor, axis: int, in_len: int, out_len: int, method: str, scale: float) -> tf.Tensor:
+def resize_axis(x: tf.Tensor, axis: int, in_len: int, out_len: int, method: str, scale: float) -> tf.Tensor:
     """Resizes NHWC `x` along axis 1 or 2 by gathering the few taps of each output pixel (no dense matmul)."""
     indices, weights = imresize_taps(in_len, out_len, method, scale)
     taps = indices.shape[1]
@@ -446,10 +446,10 @@ def imresize(x: tf.Tensor, out_hw: tuple[int, int], method: str = "bicubic", sca
         return tf.clip_by_value(round_half_away(y), 0.0, 255.0) if uint8 else y
 
     def along_h(y):
-        return finish(_resize_axis(y, 1, height, out_h, method, scale_h))
+        return finish(resize_axis(y, 1, height, out_h, method, scale_h))
 
     def along_w(y):
-        return finish(_resize_axis(y, 2, width, out_w, method, scale_w))
+        return finish(resize_axis(y, 2, width, out_w, method, scale_w))
 
     if scale_w < scale_h:  # MATLAB: dimension with the smallest scale first (stable order otherwise)
         return along_h(along_w(x))

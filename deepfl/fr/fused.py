@@ -49,7 +49,7 @@ def resize_passes(in_hw: tuple[int, int], out_hw: tuple[int, int], scale: float 
 
 def resize(x: tf.Tensor, method: str, axis: int, in_len: int, out_len: int, scale: float) -> tf.Tensor:
     """One MATLAB `imresize` pass of NHWC `x` along `axis` (1 or 2); see `resize_passes`."""
-    return common._resize_axis(x, axis, in_len, out_len, method, scale)  # noqa: SLF001 (package-internal)
+    return common.resize_axis(x, axis, in_len, out_len, method, scale)
 
 
 @tf.function(jit_compile=True)
