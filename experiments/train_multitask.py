@@ -155,8 +155,10 @@ def main(argv: list[str]) -> int:
 
         configure_virtual_cpus(FLAGS.virtual_cpu_devices)
     import keras
+    import tensorflow as tf
 
     from deepfl import training
+    from deepfl.errors import DeepflError
     from deepfl.models import build_multitask, compile_multitask
 
     keras.utils.set_random_seed(FLAGS.seed)
@@ -211,11 +213,22 @@ def main(argv: list[str]) -> int:
     skips = training.SkipReport(out_dir, list(train["image"]) + list(val["image"]), list(train["image"]),
                                 train_stats, val_stats, val_exact=val_exact,
                                 train_skipped=state.get("train_skipped", 0) if state else 0)
-    training.train_multitask(build_and_compile, train_ds, val_ds, out_dir, epochs=FLAGS.epochs, steps_per_epoch=steps,
-                             tasks=tasks, loss_weights=loss_weights, warmup_epochs=FLAGS.warmup_epochs,
-                             val_steps=FLAGS.val_steps or None, strategy=strategy, tensorboard=FLAGS.tensorboard,
-                             verbose=0 if os.environ.get("DEEPFL_NO_PROGRESS") else "auto",
-                             batch_size=FLAGS.batch_size, tracker=tracker, skips=skips, reset_names=True)
+    try:
+        training.train_multitask(build_and_compile, train_ds, val_ds, out_dir, epochs=FLAGS.epochs,
+                                 steps_per_epoch=steps, tasks=tasks, loss_weights=loss_weights,
+                                 warmup_epochs=FLAGS.warmup_epochs, val_steps=FLAGS.val_steps or None,
+                                 strategy=strategy, tensorboard=FLAGS.tensorboard,
+                                 verbose=0 if os.environ.get("DEEPFL_NO_PROGRESS") else "auto",
+                                 batch_size=FLAGS.batch_size, tracker=tracker, skips=skips, reset_names=True)
+    except tf.errors.InvalidArgumentError:
+        if FLAGS.on_error != "stop":
+            raise
+        # A corrupt image stream stops tf.data with the decoder's message, which does not name the file: find it.
+        culprit = next(data.iter_unreadable_images(list(train["image"]) + list(val["image"])), None)
+        if culprit is None:
+            raise
+        raise DeepflError(f"{culprit[0]}: unreadable image ({culprit[1]}); training stopped "
+                          "(--on_error=stop)") from None
     print(f"trained {FLAGS.epochs} epochs of {steps} steps; model: {out_dir / 'model.keras'}; "
           f"normalizer: {out_dir / 'normalizer.json'}")
     return 0

@@ -94,6 +94,10 @@ def runs(tmp_path_factory):
         "stop": _argv(with_bad, images, root / "stop", "--epochs=1", "--on_error=stop"),
         "kill_reference": _argv(valid, images, root / "kill_reference", "--epochs=3"),
     }
+    # A corrupt stream alone (a PNG signature, then cut): TensorFlow's decoder error does not name the file.
+    truncated = next(it for it in items if it.name == "truncated_png")
+    argvs["stop_truncated"] = _argv(_weak_labels(root / "truncated", good + [truncated.path.name]), images,
+                                    root / "stop_truncated", "--epochs=1", "--on_error=stop")
     for item in variants:
         argvs[item.name] = _argv(item.path, images, root / f"out_{item.name}", "--epochs=1", "--on_error=stop")
     results = dict(zip(argvs, killrestart.run_batch("train_multitask", list(argvs.values()))))
@@ -138,6 +142,14 @@ def test_train_multitask_stops_on_a_bad_image(runs):
     assert result.returncode == 2, result.stderr[-2000:]
     line = badinputs.error_line(result.stderr)
     assert any(badinputs.names_culprit(line, item.path) for item in runs["items"]), line
+
+
+def test_train_multitask_stop_names_a_truncated_image(runs):
+    result = runs["results"]["stop_truncated"]
+    assert result.returncode == 2, result.stderr[-2000:]
+    line = badinputs.error_line(result.stderr)
+    truncated = next(it for it in runs["items"] if it.name == "truncated_png")
+    assert badinputs.names_culprit(line, truncated.path) and "--on_error=stop" in line, line
 
 
 def _kill_test(runs, kills, seed, out, probe=None):

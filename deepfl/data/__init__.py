@@ -18,7 +18,7 @@ from deepfl.data.splits import check_disjoint, content_split, official_split, re
 from deepfl.data.tables import TABLE_COLUMNS, make_table, validate_table
 
 _PIPELINE_NAMES = ("make_dataset", "read_image_tf", "decode_image_tf", "is_known_image", "PipelineStats",
-                   "find_unreadable_images")
+                   "find_unreadable_images", "iter_unreadable_images")
 
 __all__ = [
     "DATASETS", "READERS", "DatasetInfo", "canonical_name", "read_dataset", "read_kadid10k", "read_live",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -60,9 +60,9 @@ def read_image_tf(path: tf.Tensor | str, accurate_jpeg: bool = True) -> tf.Tenso
     return decode_image_tf(tf.io.read_file(path), path, accurate_jpeg)
 
 
-def find_unreadable_images(paths: Sequence[str]) -> list[tuple[str, str]]:
-    """Names the files the pipeline cannot decode, as (path, reason) pairs; run after an epoch reported skips."""
-    bad = []
+def iter_unreadable_images(paths: Iterable[str]) -> Iterator[tuple[str, str]]:
+    """Yields (path, reason) for each file of `paths` the pipeline cannot decode, in order, lazily (so the
+    first culprit costs only the decodes before it)."""
     for path in paths:
         try:
             read_image_tf(tf.constant(str(path)))
@@ -70,8 +70,12 @@ def find_unreadable_images(paths: Sequence[str]) -> list[tuple[str, str]]:
             message = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", exc.message or "").strip()
             message = re.sub(r"\s*\[Op:\w+\].*$", "", message.splitlines()[0] if message else "")
             ours = re.search(r"deepfl: ([^'\"]*)", message)
-            bad.append((str(path), ours.group(1).rstrip(": ") if ours else message or type(exc).__name__))
-    return bad
+            yield str(path), ours.group(1).rstrip(": ") if ours else message or type(exc).__name__
+
+
+def find_unreadable_images(paths: Sequence[str]) -> list[tuple[str, str]]:
+    """Names the files the pipeline cannot decode, as (path, reason) pairs; run after an epoch reported skips."""
+    return list(iter_unreadable_images(paths))
 
 
 class PipelineStats:
