@@ -85,6 +85,20 @@ def _repair_tail(path: Path) -> None:
         handle.truncate(cut)
 
 
+def read_complete_rows(path: str | os.PathLike, columns: Sequence[str]) -> list[dict]:
+    """The whole rows of an append-only CSV, read without touching the file (a torn last line is ignored, not
+    cut), so another process may still be appending to it. Raises TableError if the header is not `columns`."""
+    path = Path(path)
+    with open(path, "rb") as handle:
+        content = handle.read()
+    content = content[:content.rfind(b"\n") + 1]
+    reader = csv.DictReader(io.StringIO(content.decode("utf-8"), newline=""))
+    if reader.fieldnames != list(columns):
+        raise TableError(f"{path}: existing output has columns {reader.fieldnames}, expected {list(columns)}; "
+                         "move it away or use another output path")
+    return list(reader)
+
+
 class AppendOnlyCsv:
     """A CSV that jobs only ever append to, one flushed and fsynced write per batch of rows.
 
@@ -100,7 +114,8 @@ class AppendOnlyCsv:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists() and self.path.stat().st_size > 0:
             _repair_tail(self.path)
-            self._load_existing()
+            if self.path.stat().st_size > 0:       # a kill while the header was written leaves nothing whole
+                self._load_existing()
         if not self.path.exists() or self.path.stat().st_size == 0:
             with open(self.path, "w", newline="", encoding="utf-8") as handle:
                 csv.writer(handle).writerow(self.columns)
@@ -112,14 +127,8 @@ class AppendOnlyCsv:
         return values[0] if len(values) == 1 else values
 
     def _load_existing(self) -> None:
-        with open(self.path, newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            if reader.fieldnames != self.columns:
-                raise TableError(
-                    f"{self.path}: existing output has columns {reader.fieldnames}, expected {self.columns}; "
-                    "move it away or use another output path")
-            for row in reader:
-                self.done.add(self._key_of(row))
+        for row in read_complete_rows(self.path, self.columns):
+            self.done.add(self._key_of(row))
 
     def __contains__(self, key) -> bool:
         return key in self.done

@@ -29,7 +29,7 @@ import pandas as pd
 from deepfl.errors import ImageReadError, TableError
 from deepfl.fr import METRICS, metric_function
 from deepfl.images import atomic_write_bytes, read_image
-from deepfl.jobs import AppendOnlyCsv, ErrorPolicy, progress, shard
+from deepfl.jobs import AppendOnlyCsv, ErrorPolicy, progress, read_complete_rows, shard
 
 log = logging.getLogger("deepfl")
 
@@ -326,10 +326,9 @@ def merge_shards(out_csv: str | os.PathLike, num_shards: int, pairs: pd.DataFram
         path = shard_file(out_csv, num_shards, index)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: shard {index} of {num_shards} has no output yet")
-        AppendOnlyCsv(path, columns, key="dist_im")        # checks the header, cuts a torn last line
-        with open(path, newline="", encoding="utf-8") as handle:
-            for row in csv.DictReader(handle):
-                rows.setdefault(row["dist_im"], row)
+        # Read-only: a shard still being written keeps its partly written last line (ignored here).
+        for row in read_complete_rows(path, columns):
+            rows.setdefault(row["dist_im"], row)
     order = list(pairs.dist_im) if pairs is not None else sorted(rows)
     missing = [name for name in order if name not in rows]
     extra = sorted(set(rows) - set(order))

@@ -3,7 +3,7 @@
 import pytest
 
 from deepfl.errors import TableError
-from deepfl.jobs import AppendOnlyCsv, ErrorPolicy, JobStopped, shard
+from deepfl.jobs import AppendOnlyCsv, ErrorPolicy, JobStopped, read_complete_rows, shard
 
 
 def test_shards_partition_items():
@@ -34,3 +34,22 @@ def test_error_policy_counts_or_stops():
     assert policy.count == 1 and "1 bad" in policy.summary()
     with pytest.raises(JobStopped):
         ErrorPolicy("stop").handle("y.png: corrupt")
+
+
+def test_read_complete_rows_ignores_a_torn_tail_without_touching_the_file(tmp_path):
+    path = tmp_path / "shard.csv"
+    content = b"key,value\na,1\nb,2\nc,"          # a writer is in the middle of row c
+    path.write_bytes(content)
+    rows = read_complete_rows(path, ["key", "value"])
+    assert [(r["key"], r["value"]) for r in rows] == [("a", "1"), ("b", "2")]
+    assert path.read_bytes() == content            # read-only: the writer's file is left as it is
+    with pytest.raises(TableError, match="columns"):
+        read_complete_rows(path, ["key", "score"])
+
+
+def test_append_only_csv_after_a_kill_inside_the_header(tmp_path):
+    path = tmp_path / "out.csv"
+    path.write_bytes(b"key,val")                   # killed before the header's newline
+    table = AppendOnlyCsv(path, ["key", "value"], key="key")
+    assert table.append([{"key": "a", "value": 1}]) == 1
+    assert path.read_text() == "key,value\na,1\n"

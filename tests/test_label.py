@@ -177,6 +177,21 @@ def test_cli_writes_kadis_layout_and_reports_bad_metric(pair_set, tmp_path):
     assert bad.returncode == 2 and "psnr" in bad.stderr.splitlines()[-1]
 
 
+def test_merge_leaves_a_shard_that_is_still_written_untouched(pair_set, tmp_path):
+    manifest, root = pair_set
+    pairs = labeling.read_manifest(manifest)
+    out = tmp_path / "labels.csv"
+    for index in range(2):
+        labeling.label_pairs(pairs, root, out, metrics=["gmsd"], num_shards=2, shard_index=index)
+    shard = labeling.shard_file(out, 2, 1)
+    lines = shard.read_bytes().splitlines(keepends=True)
+    in_flight = b"".join(lines[:-1]) + lines[-1][:5]       # its writer is in the middle of the last row
+    shard.write_bytes(in_flight)
+    path, missing = labeling.merge_shards(out, 2, pairs, metrics=["gmsd"])
+    assert shard.read_bytes() == in_flight                  # merging never cuts another process's file
+    assert len(missing) == 4 and len(_read(path)) == 8      # 3 bad pairs + the row still in flight
+
+
 def test_pairs_a_metric_cannot_score_are_reported_not_fatal(tmp_path, small_photo, monkeypatch):
     root = tmp_path / "images"
     root.mkdir()
