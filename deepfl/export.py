@@ -96,10 +96,6 @@ def export_model(model: str | os.PathLike | keras.Model, head: str | os.PathLike
                  out_path: str | os.PathLike, normalizer: TargetNormalizer | None = None) -> Path:
     """Writes the one-file scorer: `model` is the trained multi-task model (or its MLSP extractor), `head` the
     MLP head; the normaliser defaults to the one saved beside a head file."""
-    from deepfl.prediction import as_extractor
+    from deepfl.prediction import load_scorer
 
-    if normalizer is None and not isinstance(head, keras.Model):
-        normalizer = head_normalizer(head)
-    head_model = head if isinstance(head, keras.Model) else load_model_file(head, "head")
-    scorer = combine(as_extractor(model), head_model, normalizer)
-    return save_atomic(scorer, out_path)
+    return save_atomic(load_scorer(model, head, normalizer), out_path)

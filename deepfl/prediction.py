@@ -36,11 +36,12 @@ def as_extractor(model: str | os.PathLike | keras.Model) -> keras.Model:
     return mlsp_extractor(model, input_shape=(None, None, 3))
 
 
-def load_scorer(model: str | os.PathLike | keras.Model, head: str | os.PathLike | keras.Model | None = None
-                ) -> keras.Model:
+def load_scorer(model: str | os.PathLike | keras.Model, head: str | os.PathLike | keras.Model | None = None,
+                normalizer=None) -> keras.Model:
     """A model image -> score: an exported file/model as is, or backbone (multi-task model) + MLP head.
 
-    With a head file, the target normalisation saved beside it (`.normalizer.json`) is applied.
+    With a head, `normalizer` (a `TargetNormalizer`) maps the head's outputs back to scores; by default the one
+    saved beside a head file (`.normalizer.json`) is applied.
     """
     if head is None:
         scorer = model if isinstance(model, keras.Model) else load_model_file(model)
@@ -49,7 +50,8 @@ def load_scorer(model: str | os.PathLike | keras.Model, head: str | os.PathLike 
             raise ValueError(f"model: {getattr(scorer, 'name', model)} does not output one score per image "
                              "(a multi-task model needs an MLP head: pass head=)")
         return scorer
-    normalizer = None if isinstance(head, keras.Model) else head_normalizer(head)
+    if normalizer is None and not isinstance(head, keras.Model):
+        normalizer = head_normalizer(head)
     head_model = head if isinstance(head, keras.Model) else load_model_file(head, "head")
     return combine(as_extractor(model), head_model, normalizer)
 
