@@ -73,6 +73,16 @@ def test_huffman_lengths_are_optimal_or_length_limited_prefix_codes(counts):
     assert not any(a != b and b.startswith(a) for a in words for b in words)
 
 
+def _left_up_paeth(rows, bpp):
+    """int32 left and up neighbours of every sample of HxN `rows` (0 where missing) and its Paeth prediction in
+    numpy (PNG spec: the neighbour closest to left + up - upper-left, ties a, b, c)."""
+    x = np.pad(rows.astype(np.int32), ((1, 0), (bpp, 0)))
+    a, b, c = x[1:, :-bpp], x[:-1, bpp:], x[:-1, :-bpp]
+    p = a + b - c
+    pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - c)
+    return a, b, np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
+
+
 def test_huffman_stream_inflates_to_the_filtered_rows(photo):
     import zlib
 
@@ -80,13 +90,8 @@ def test_huffman_stream_inflates_to_the_filtered_rows(photo):
     filtered = np.empty((rows.shape[0], rows.shape[1] + 1), np.uint8)
     png._paeth_filter(rows, 3, filtered)
     assert zlib.decompress(png._huffman_idat(rows, 3)) == filtered.tobytes()
-    # The Paeth predictor in numpy (PNG spec: the neighbour closest to left + up - upper-left, ties a, b, c).
-    x = np.pad(rows.astype(np.int32), ((1, 0), (3, 0)))
-    a, b, c = x[1:, :-3], x[:-1, 3:], x[:-1, :-3]
-    p = a + b - c
-    pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - c)
-    pred = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
-    np.testing.assert_array_equal(filtered[:, 1:], ((x[1:, 3:] - pred) % 256).astype(np.uint8))
+    _, _, pred = _left_up_paeth(rows, 3)
+    np.testing.assert_array_equal(filtered[:, 1:], ((rows.astype(np.int32) - pred) % 256).astype(np.uint8))
     assert (filtered[:, 0] == 4).all()
     assert np.array_equal(png._histogram(filtered.reshape(-1))[:256], np.bincount(filtered.ravel(), minlength=256))
 
@@ -133,11 +138,8 @@ def test_unfilter_undoes_all_five_filter_types():
     image = rng.integers(0, 256, (25, 9, 3), dtype=np.uint8)
     image[5:12] = 200  # flat rows
     for bpp, rows in ((3, image.reshape(25, -1)), (1, image[:, :, 0].copy())):
-        x = np.pad(rows.astype(np.int32), ((1, 0), (bpp, 0)))
-        a, b, c = x[1:, :-bpp], x[:-1, bpp:], x[:-1, :-bpp]
-        p = a + b - c
-        pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - c)
-        predictions = [np.zeros_like(a), a, b, (a + b) // 2, np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))]
+        a, b, paeth = _left_up_paeth(rows, bpp)
+        predictions = [np.zeros_like(a), a, b, (a + b) // 2, paeth]
         kinds = np.arange(rows.shape[0]) % 5
         filtered = np.empty((rows.shape[0], rows.shape[1] + 1), np.uint8)
         filtered[:, 0] = kinds
