@@ -225,11 +225,12 @@ def _score_groups(functions: dict, groups: list[_Group]) -> list[dict[str, np.nd
     index = np.concatenate([np.full(len(g.good), k, np.int32) for k, g in enumerate(busy)])
     scores = score_batch(functions, np.stack([g.ref for g in busy]), np.concatenate([g.dists for g in busy]),
                          index)
-    out, start = {}, 0
-    for g in busy:
-        out[id(g)] = {name: values[start:start + len(g.good)] for name, values in scores.items()}
-        start += len(g.good)
-    return [out.get(id(g), {}) for g in groups]
+    out, start = [], 0
+    for g in groups:
+        stop = start + len(g.good)
+        out.append({name: values[start:stop] for name, values in scores.items()} if len(g.good) else {})
+        start = stop
+    return out
 
 
 def label_pairs(pairs: pd.DataFrame, image_root: str | os.PathLike, out_csv: str | os.PathLike,
