@@ -193,8 +193,7 @@ def process_reference(task: tuple) -> tuple[list[dict], str | None]:
     Each file is written (atomically, fsynced) by a writer thread while the next level is computed: the fsync
     waits ~4 ms per file on disk, not on the CPU. The rows are returned only after every write has finished.
     """
-    ref_dir, ref_name, type_id, out_dir, fmt, seed, resize = task[:7]
-    png_compression = task[7] if len(task) > 7 else 1
+    ref_dir, ref_name, type_id, out_dir, fmt, seed, resize, png_compression = task
     try:
         image = read_reference(Path(ref_dir) / ref_name)
         if resize:
