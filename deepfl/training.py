@@ -305,11 +305,11 @@ class SkipReport:
     and listed in `out_dir/skipped_images.csv` (image, reason), once per run (a resumed run reuses the file).
     """
 
-    def __init__(self, out_dir: Path, paths: Sequence[str], train_paths: Sequence[str], train_stats=None,
-                 val_stats=None, val_exact: bool = True, train_skipped: int = 0):
+    def __init__(self, out_dir: Path, paths: Sequence[str], train_paths: Sequence[str], val_stats=None,
+                 val_exact: bool = True, train_skipped: int = 0):
         self.file = Path(out_dir) / SKIPPED_FILE
         self.paths, self.train_paths = list(paths), np.asarray(train_paths, dtype=object)
-        self.train_stats, self.val_stats, self.val_exact = train_stats, val_stats, val_exact
+        self.val_stats, self.val_exact = val_stats, val_exact
         self.train_skipped, self.val_skipped, self.epochs = int(train_skipped), 0, 0
         self._val_seen = 0
         self.named: set[str] | None = None
@@ -329,10 +329,8 @@ class SkipReport:
         if not (train or val):
             return
         if self.named is None:
-            # PipelineStats.name_skipped only scans when its own count shows skips; that count can read low
-            # while the training pipeline prefetches, so fall back to a plain scan when it does.
-            stats = next((s for s in (self.train_stats, self.val_stats) if s is not None and s.skipped > 0), None)
-            bad = stats.name_skipped(self.paths) if stats is not None else self._scan()
+            # A plain scan, not PipelineStats.name_skipped: a prefetching pipeline's count can still read 0.
+            bad = self._scan()
             frame = pd.DataFrame(bad, columns=["image", "reason"])
             atomic_write_bytes(self.file, frame.to_csv(index=False).encode())
             self.named = set(frame["image"])

@@ -185,14 +185,14 @@ def main(argv: list[str]) -> int:
     # uint8 batches (a quarter of the bytes, no float conversion in the pipeline) when no resize interpolates:
     # the model casts to float32 in its first layer, so its outputs are the same.
     dtype = "float32" if image_size is not None else "uint8"
-    train_stats, val_stats = data.PipelineStats(), data.PipelineStats()
+    val_stats = data.PipelineStats()
     common = dict(batch_size=FLAGS.batch_size, image_size=image_size, crop_size=crop_size, normalizer=normalizer,
                   on_error=FLAGS.on_error, dtype=dtype)
     train_targets = tasks + [training.ROW_COLUMN] if track else tasks
 
     def train_ds(skip: int):
         return data.make_dataset(train, train_targets, training=True, flip=FLAGS.flip, seed=FLAGS.seed,
-                                 repeat=True, skip=skip, stats=train_stats, **common)
+                                 repeat=True, skip=skip, **common)
 
     val_ds = data.make_dataset(val, tasks, training=False, seed=FLAGS.seed, stats=val_stats, **common)
     steps = FLAGS.steps_per_epoch or training.steps_for(len(train), FLAGS.batch_size)
@@ -211,7 +211,7 @@ def main(argv: list[str]) -> int:
     tracker = training.DataOrder(len(train), FLAGS.seed) if track else None
     val_exact = not FLAGS.val_steps or FLAGS.val_steps >= training.steps_for(len(val), FLAGS.batch_size)
     skips = training.SkipReport(out_dir, list(train["image"]) + list(val["image"]), list(train["image"]),
-                                train_stats, val_stats, val_exact=val_exact,
+                                val_stats=val_stats, val_exact=val_exact,
                                 train_skipped=state.get("train_skipped", 0) if state else 0)
     try:
         training.train_multitask(build_and_compile, train_ds, val_ds, out_dir, epochs=FLAGS.epochs,

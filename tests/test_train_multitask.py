@@ -287,12 +287,9 @@ def test_skipped_images_are_named_and_counted(weak_labels, tmp_path):
 
 
 def test_skip_report_names_each_file_once_and_counts_every_skip(tmp_path, caplog):
-    from deepfl import data
-
     table = _stream_table(tmp_path / "images")
     paths = list(table["image"])
-    # A fresh PipelineStats shows no skip (as a racing read can): the report scans by itself then.
-    report = training.SkipReport(tmp_path, paths, paths, train_stats=data.PipelineStats())
+    report = training.SkipReport(tmp_path, paths, paths)  # scans by itself: no pipeline count is consulted
     with caplog.at_level("WARNING", logger="deepfl"):
         report.after_epoch(1, np.array([3]))
         report.after_epoch(2, np.array([7, 3]))
