@@ -214,6 +214,20 @@ _CL_ORDER = np.array([16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14,
 
 
 @_njit
+def _put_bits(out, pos, acc, nbits, value, bits):
+    """Appends the low `bits` bits of `value` to the LSB-first bit accumulator `acc` (holding `nbits` bits) and
+    moves its whole bytes to out[pos:]; returns the new (pos, acc, nbits), nbits < 8."""
+    acc |= np.uint64(value) << np.uint64(nbits)
+    nbits += bits
+    while nbits >= 8:
+        out[pos] = np.uint8(acc & np.uint64(255))
+        acc >>= np.uint64(8)
+        nbits -= 8
+        pos += 1
+    return pos, acc, nbits
+
+
+@_njit
 def _huffman_deflate(data, counts, out):
     """One final deflate block with dynamic Huffman codes and literals only (RFC 1951: no string matches) of the
     bytes `data` (histogram `counts`, 257 entries with the end-of-block symbol), zlib-wrapped without the trailing
@@ -233,37 +247,14 @@ def _huffman_deflate(data, counts, out):
         hclen -= 1
     out[0] = 0x78  # zlib header: deflate, 32 KB window, no dictionary, (0x78 << 8 | 0x01) % 31 == 0
     out[1] = 0x01
-    pos = 2
-    acc = np.uint64(0)
-    nbits = 0
-    header = np.zeros(3 + 257 + 1 + 19 + 3, dtype=np.uint64)  # (value, bits) pairs of the block header
-    nbit = np.zeros(header.size, dtype=np.int64)
-    k = 0
+    pos, acc, nbits = 2, np.uint64(0), 0
     for value, bits in ((1, 1), (2, 2), (0, 5), (0, 5), (hclen - 4, 4)):  # BFINAL, BTYPE=2, HLIT, HDIST, HCLEN
-        header[k] = value
-        nbit[k] = bits
-        k += 1
+        pos, acc, nbits = _put_bits(out, pos, acc, nbits, value, bits)
     for i in range(hclen):
-        header[k] = cl_lengths[_CL_ORDER[i]]
-        nbit[k] = 3
-        k += 1
-    for i in range(k):
-        acc |= header[i] << np.uint64(nbits)
-        nbits += nbit[i]
-        while nbits >= 8:
-            out[pos] = np.uint8(acc & np.uint64(255))
-            acc >>= np.uint64(8)
-            nbits -= 8
-            pos += 1
+        pos, acc, nbits = _put_bits(out, pos, acc, nbits, cl_lengths[_CL_ORDER[i]], 3)
     for s in range(258):  # 257 literal/length code lengths, then the distance code length (0)
         length = lengths[s] if s < 257 else 0
-        acc |= cl_codes[length] << np.uint64(nbits)
-        nbits += cl_lengths[length]
-        while nbits >= 8:
-            out[pos] = np.uint8(acc & np.uint64(255))
-            acc >>= np.uint64(8)
-            nbits -= 8
-            pos += 1
+        pos, acc, nbits = _put_bits(out, pos, acc, nbits, cl_codes[length], cl_lengths[length])
     for i in range(data.size):
         s = data[i]
         acc |= codes[s] << np.uint64(nbits)
@@ -276,12 +267,9 @@ def _huffman_deflate(data, counts, out):
             acc >>= np.uint64(32)
             nbits -= 32
             pos += 4
-    acc |= codes[256] << np.uint64(nbits)  # end of block (nbits < 32 here)
-    nbits += lengths[256]
-    while nbits > 0:
-        out[pos] = np.uint8(acc & np.uint64(255))
-        acc >>= np.uint64(8)
-        nbits -= 8
+    pos, acc, nbits = _put_bits(out, pos, acc, nbits, codes[256], lengths[256])  # end of block
+    if nbits > 0:  # the last, partial byte
+        out[pos] = np.uint8(acc)
         pos += 1
     return pos
 
