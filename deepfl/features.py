@@ -140,18 +140,21 @@ class FeatureCache:
             nbytes = 4 * self.dim
             while pos < size:
                 raw_len = handle.read(_U32.size)
-                if len(raw_len) < _U32.size or _U32.unpack(raw_len)[0] > _MAX_KEY_BYTES:
+                if len(raw_len) < _U32.size:
                     break
-                body = handle.read(_U32.unpack(raw_len)[0] + nbytes + _U32.size)
-                if len(body) != _U32.unpack(raw_len)[0] + nbytes + _U32.size:
+                key_len = _U32.unpack(raw_len)[0]
+                if key_len > _MAX_KEY_BYTES:
+                    break
+                body = handle.read(key_len + nbytes + _U32.size)
+                if len(body) != key_len + nbytes + _U32.size:
                     break
                 if zlib.crc32(raw_len + body[:-_U32.size]) != _U32.unpack(body[-_U32.size:])[0]:
                     break
-                key = body[:-nbytes - _U32.size].decode("utf-8")
+                key = body[:key_len].decode("utf-8")
                 self._records += 1
                 if key not in self.index:   # a duplicate comes from a kill between compact's rename and unlink
                     self.index[key] = len(self.index)
-                    self._offsets.append(pos + _U32.size + len(key.encode("utf-8")))
+                    self._offsets.append(pos + _U32.size + key_len)
                 pos += _U32.size + len(body)
                 end = pos
         if end < size:
