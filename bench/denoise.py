@@ -21,8 +21,9 @@ from skimage.restoration import denoise_nl_means
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from deepfl.distortions import DISTORTIONS, _kernels  # noqa: E402
+from deepfl.distortions import DISTORTIONS  # noqa: E402
 from deepfl.distortions._common import mapmm  # noqa: E402
+from deepfl.distortions.noise import nl_means as shipped  # noqa: E402
 
 
 def per_channel(noisy: np.ndarray, sigma: float, window: int) -> np.ndarray:
@@ -31,14 +32,6 @@ def per_channel(noisy: np.ndarray, sigma: float, window: int) -> np.ndarray:
         out[..., c] = denoise_nl_means(noisy[..., c], h=0.8 * sigma, sigma=sigma, patch_size=5,
                                        patch_distance=window // 2, fast_mode=True)
     return out
-
-
-def shipped(noisy: np.ndarray, sigma: float) -> np.ndarray:
-    """The compiled kernel as `noise.denoise` runs it (after the noise is added)."""
-    pad = _kernels.NLM_PATCH // 2 + _kernels.NLM_DISTANCE + 1
-    padded = np.pad(noisy.astype(np.float32), ((pad, pad), (pad, pad), (0, 0)), mode="reflect").astype(np.float64)
-    out = _kernels.nl_means_fast(padded, 0.8 * sigma, sigma * sigma)[pad:-pad, pad:-pad]
-    return out.astype(np.float32).astype(np.float64)
 
 
 def joint(noisy: np.ndarray, sigma: float, window: int) -> np.ndarray:
