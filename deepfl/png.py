@@ -21,6 +21,8 @@ import zlib
 
 import numpy as np
 
+from deepfl._numba import njit as _njit
+
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _COLOR_TYPE = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type (gray, gray+alpha, RGB, RGBA)
 _UP_FILTER = 2
@@ -76,25 +78,6 @@ def _zlib_compress(data: np.ndarray, level: int, backend: str) -> bytes:
 
 
 # ------------------------------------------------------------------ level 1: Paeth filter + Huffman-only deflate
-
-try:  # compile once per machine (cache=True); a read-only install compiles per process instead
-    import warnings
-
-    import numba
-
-    def _njit(function):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", numba.NumbaWarning)
-                return numba.njit(cache=True, nogil=True)(function)
-        except RuntimeError:  # no writable cache location
-            return numba.njit(cache=False, nogil=True)(function)
-except ImportError:  # pragma: no cover - numba is a dependency; keep the module importable without it
-    numba = None
-
-    def _njit(function):
-        return function
-
 
 @_njit
 def _paeth_filter(rows, bpp, out):
@@ -306,7 +289,7 @@ def encode_png(image: np.ndarray, level: int = 1, backend: str | None = None) ->
     if isinstance(level, bool) or not isinstance(level, (int, np.integer)):
         raise ValueError(f"level: must be an int, got {level!r}")
     level = int(level)
-    backend = backend or ("huffman" if level == 1 and numba is not None else deflate_backend())
+    backend = backend or ("huffman" if level == 1 else deflate_backend())
     if backend not in ("huffman", "libdeflate", "zlib"):
         raise ValueError(f"backend: must be 'huffman', 'libdeflate' or 'zlib', got {backend!r}")
     max_level = {"huffman": 1, "libdeflate": 12 if _LIBDEFLATE is not None else 9, "zlib": 9}[backend]
@@ -412,7 +395,7 @@ def decode_png_rgb(data: bytes) -> np.ndarray | None:
     libdeflate inflates (zlib without it) and a compiled loop undoes the filters: 2-3x faster than Pillow for
     the generator's 512x384 references.
     """
-    if numba is None or not data.startswith(_SIGNATURE):
+    if not data.startswith(_SIGNATURE):
         return None
     pos, header, idat = len(_SIGNATURE), None, []
     view = memoryview(data)

@@ -9,23 +9,12 @@ kernel is parallel: the generator already runs one process per core.
 
 from __future__ import annotations
 
-import warnings
-
-import numba
 import numpy as np
 from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic
 
-
-def _njit(function):
-    """`numba.njit(cache=True, nogil=True)`, falling back to an uncached kernel where no cache dir is writable."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", numba.NumbaWarning)
-            return numba.njit(cache=True, nogil=True)(function)
-    except RuntimeError:  # numba: "cannot cache function ...: no locator available" (read-only install)
-        return numba.njit(cache=False, nogil=True)(function)
+from deepfl._numba import njit as _njit
 
 
 # ----------------------------------------------------------------------------------------------- jitter (19)
