@@ -6,6 +6,7 @@ size so that equal sizes share a batch, and returned in input order.
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 from typing import Iterable, Sequence, Union
@@ -122,10 +123,11 @@ def score_files(paths: Sequence[str], scorer: keras.Model, batch_size: int = 8, 
     report = on_unreadable or (lambda message: None)
     rows: list[tuple[str, float]] = []
     failed: list[str] = []
+    decoded = read_images_ahead(paths)   # one stream: the next chunk's first images decode while the model scores
     with progress(total=len(paths), desc="scoring", unit="img") as bar:
         for part in iter_batches(list(paths), chunk):
             images, names = [], []
-            for path, image in read_images_ahead(part):     # background threads decode the chunk
+            for path, image in itertools.islice(decoded, len(part)):
                 if isinstance(image, ImageReadError):
                     failed.append(path)
                     report(str(image))
