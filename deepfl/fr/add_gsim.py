@@ -117,18 +117,12 @@ def _halve(x: tf.Tensor) -> tf.Tensor:
     return (blocks[:, :, 0, :, 0] + blocks[:, :, 0, :, 1] + blocks[:, :, 1, :, 0] + blocks[:, :, 1, :, 1]) / 4.0
 
 
-def gray(rgb: tf.Tensor) -> tf.Tensor:
-    """MATLAB rgb2gray of NHWC RGB -> NHW float32 (exact for every uint8 colour under XLA too: tested)."""
-    return common.rgb2gray(rgb, tf.float32)[..., 0]
-
-
 def _xla(fn):
     """An XLA-compiled stage. The stages are compiled separately on purpose: in one XLA function the fuser
     recomputes shared maps (gray, gradients) inside each consumer, which measured ~2x slower on CPU."""
     return tf.function(fn, jit_compile=True, reduce_retracing=True)
 
 
-_gray = _xla(gray)
 _gradient = _xla(directional_gradient)
 _halve_xla = _xla(_halve)
 
@@ -156,7 +150,7 @@ def _add_gsim(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> t
     distorted images share one batch (R + N maps) so that each XLA stage compiles once per scale (compiling
     is ~0.1-0.7 s per stage and shape); they meet only in `_scale_log_quality`. Traced per input shape."""
     num_refs = ref.shape[0]
-    maps = tf.concat([_gray(ref), _gray(dist)], 0)
+    maps = tf.squeeze(tf.concat([common.rgb2gray(ref), common.rgb2gray(dist)], 0), -1)  # MATLAB rgb2gray
     egm = common.similarity(*common.split_batch(gray_entropy(maps), num_refs, ref_index), C_ENTROPY)
     log_quality = fva = None
     for scale in range(NUM_SCALES):
