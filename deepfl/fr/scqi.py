@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from deepfl.fr import common
+from deepfl.fr.fused import mix_channels
 
 BLOCK = 4
 PIXELS_PER_DEGREE = 32.0
@@ -95,15 +96,10 @@ def _box_mean(x: tf.Tensor) -> tf.Tensor:
     return tf.add_n([x[:, :, k:k + width] for k in range(BLOCK)]) / float(BLOCK * BLOCK)
 
 
-def _channel(rgb: tf.Tensor, weights) -> tf.Tensor:
-    """One linear colour channel of NHWC RGB -> NHW."""
-    return rgb[..., 0] * weights[0] + rgb[..., 1] * weights[1] + rgb[..., 2] * weights[2]
-
-
 def _features(rgb: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Per-image maps SCQI compares, NHWC RGB -> (SCI, local mean of I, local mean of Q), each NHW (valid)."""
-    return (structural_contrast_index(_channel(rgb, common.YIQ[0])),
-            _box_mean(_channel(rgb, common.YIQ[1])), _box_mean(_channel(rgb, common.YIQ[2])))
+    yiq = mix_channels(rgb, common.YIQ)
+    return structural_contrast_index(yiq[..., 0]), _box_mean(yiq[..., 1]), _box_mean(yiq[..., 2])
 
 
 @tf.function(jit_compile=True, reduce_retracing=True)
