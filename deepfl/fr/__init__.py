@@ -41,7 +41,5 @@ def compute(ref: np.ndarray, dist: np.ndarray, metrics: Iterable[str] = METRICS,
         raise ValueError("metrics: at least one metric is needed")
     functions = {name: metric_function(name) for name in metrics}
     ref_t, dist_t, index = validate_images(ref, dist, ref_index)
-    if index is None:
-        return {name: np.asarray(fn(ref_t, dist_t), dtype=np.float64).reshape(-1) for name, fn in functions.items()}
     return {name: np.asarray(fn(ref_t, dist_t, ref_index=index), dtype=np.float64).reshape(-1)
             for name, fn in functions.items()}
