@@ -127,10 +127,7 @@ def split_batch(x: tf.Tensor, num_refs, ref_index: tf.Tensor | None) -> tuple[tf
     The first `num_refs` rows belong to the references; with `ref_index` they are gathered so that row i of
     the first result is the reference of distorted image i (a plain slice when ref_index is None).
     """
-    ref_part, dist_part = x[:num_refs], x[num_refs:]
-    if ref_index is not None:
-        ref_part = tf.gather(ref_part, ref_index)
-    return ref_part, dist_part
+    return take_refs(x[:num_refs], ref_index), x[num_refs:]
 
 
 def take_refs(x: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Tensor:
