@@ -7,9 +7,9 @@ saliency: `imresize(Y, 0.25)` (bicubic, antialiased), log amplitude minus its 3x
 zero border, MATLAB's centre for even sizes), `mat2gray`, bicubic `imresize` back; Scharr gradients (/16);
 C1 = 0.40, C2 = 225, alpha = 0.5; pooled with max(saliency1, saliency2) as weights.
 The saliency (small images) is computed in float64. XLA stages (see `deepfl/fr/fused.py`); with
-`ref_index` the saliency and gradient of each unique reference are computed once. Guards (not in the original, which returns NaN on
-constant images): log of a zero amplitude uses 1e-300, a constant map `mat2gray`s to 0, all-zero weights
-fall back to a plain mean.
+`ref_index` the saliency and gradient of each unique reference are computed once. Guards (not in the
+original, which returns NaN on constant images): log of a zero amplitude uses 1e-300, a constant map
+`mat2gray`s to 0, all-zero weights fall back to a plain mean.
 """
 
 from __future__ import annotations

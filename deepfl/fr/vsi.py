@@ -9,9 +9,9 @@ Scharr gradients (/16); constants 1.27 / 386 / 130, alpha 0.40, lambda 0.020 wit
 `real((S_M .* S_N) .^ lambda)`; pooled with max(VS1, VS2) as weights.
 Everything runs in float32 (measured effect on the TID2013 pairs: < 1e-6), as XLA stages (see
 `deepfl/fr/fused.py`; every resize pass closes a stage); the log-Gabor band-pass uses real FFTs. With
-`ref_index` the saliency, LMN and gradient maps of each unique reference are computed once. Guards (not in the original, which returns NaN on constant
-images): a constant a/b channel normalises to 0, a constant map `mat2gray`s to 0, all-zero weights fall back
-to a plain mean.
+`ref_index` the saliency, LMN and gradient maps of each unique reference are computed once. Guards (not in
+the original, which returns NaN on constant images): a constant a/b channel normalises to 0, a constant map
+`mat2gray`s to 0, all-zero weights fall back to a plain mean.
 """
 
 from __future__ import annotations
@@ -109,8 +109,8 @@ def _vsi_pool(lmn: tf.Tensor, saliency: tf.Tensor, gm: tf.Tensor, num_refs: int,
     vs1, vs2 = common.split_batch(saliency, num_refs, ref_index)
     g1, g2 = common.split_batch(gm, num_refs, ref_index)
     lmn1, lmn2 = common.split_batch(lmn, num_refs, ref_index)
-    chroma = common.similarity(lmn1[..., 1], lmn2[..., 1], C_CHROM) * common.similarity(lmn1[..., 2], lmn2[..., 2],
-                                                                                     C_CHROM)
+    chroma = (common.similarity(lmn1[..., 1], lmn2[..., 1], C_CHROM)
+              * common.similarity(lmn1[..., 2], lmn2[..., 2], C_CHROM))
     sim = (common.pow_nonneg(common.similarity(g1, g2, C_GM), ALPHA) * common.similarity(vs1, vs2, C_VS)
            * real_power(chroma, LAMBDA))
     return common.weighted_mean(sim, tf.maximum(vs1, vs2), axes=(1, 2))
