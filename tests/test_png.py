@@ -122,7 +122,11 @@ def _pillow_png(image, **options):
 
 
 def test_decode_png_rgb_equals_pillow_for_gray_and_rgb(photo):
-    from deepfl.images import decode_image
+    from deepfl.images import to_rgb_uint8
+
+    def decode_image(data):      # Pillow alone (deepfl.images.decode_image itself uses decode_png_rgb)
+        with Image.open(io.BytesIO(data)) as pil_image:
+            return to_rgb_uint8(pil_image)
 
     rng = np.random.default_rng(1)
     noise = rng.integers(0, 256, (33, 17, 3), dtype=np.uint8)
