@@ -1,8 +1,8 @@
 """The eleven full-reference IQA metrics used as weak labels, in TensorFlow, batched (NHWC).
 
 `METRICS` lists them in the column order of the KADIS-700k release (`kadis700k_friqa.csv`); `fsim` is FSIMc.
-Each metric lives in its own module `deepfl/fr/<name>.py` as `<name>(ref, dist) -> tf.Tensor[N]` on float32 RGB in [0, 255];
-`compute` validates uint8 input, converts once and runs the metrics asked for.
+Each metric lives in its own module `deepfl/fr/<name>.py` as `<name>(ref, dist, ref_index=None) -> tf.Tensor[N]`
+on float32 RGB in [0, 255]; `compute` validates uint8 input, converts once and runs the metrics asked for.
 """
 
 from __future__ import annotations

@@ -427,6 +427,18 @@ def resize_axis(x: tf.Tensor, axis: int, in_len: int, out_len: int, method: str,
     return tf.reduce_sum(gathered * w, axis=3)
 
 
+def imresize_passes(in_hw: tuple[int, int], out_hw: tuple[int, int], scale: float | None = None
+                    ) -> tuple[tuple, tuple]:
+    """The two 1-D passes of MATLAB `imresize` as (axis, in_len, out_len, scale) for `resize_axis`, in MATLAB's
+    order: the axis with the smaller scale first (rows first on a tie). `scale` overrides both scales as in
+    `imresize(x, scale)`; by default each is out_len / in_len."""
+    (rows, cols), (out_rows, out_cols) = in_hw, out_hw
+    scale_h = out_rows / rows if scale is None else scale
+    scale_w = out_cols / cols if scale is None else scale
+    along_h, along_w = (1, rows, out_rows, scale_h), (2, cols, out_cols, scale_w)
+    return (along_w, along_h) if scale_w < scale_h else (along_h, along_w)
+
+
 def imresize(x: tf.Tensor, out_hw: tuple[int, int], method: str = "bicubic", scale: float | None = None,
              uint8: bool = False) -> tf.Tensor:
     """MATLAB `imresize` of NHWC `x` to out_hw (antialiased when shrinking), as two 1-D passes of a few taps.
@@ -434,23 +446,11 @@ def imresize(x: tf.Tensor, out_hw: tuple[int, int], method: str = "bicubic", sca
     uint8=True mimics a uint8 input: MATLAB resizes the axis with the smaller scale first and rounds (half away
     from zero) and clips to 0..255 after each axis.
     """
-    height, width = x.shape[1], x.shape[2]
-    out_h, out_w = out_hw
-    scale_h = out_h / height if scale is None else scale
-    scale_w = out_w / width if scale is None else scale
-
-    def finish(y):
-        return tf.clip_by_value(round_half_away(y), 0.0, 255.0) if uint8 else y
-
-    def along_h(y):
-        return finish(resize_axis(y, 1, height, out_h, method, scale_h))
-
-    def along_w(y):
-        return finish(resize_axis(y, 2, width, out_w, method, scale_w))
-
-    if scale_w < scale_h:  # MATLAB: dimension with the smallest scale first (stable order otherwise)
-        return along_h(along_w(x))
-    return along_w(along_h(x))
+    for axis, in_len, out_len, pass_scale in imresize_passes((x.shape[1], x.shape[2]), out_hw, scale):
+        x = resize_axis(x, axis, in_len, out_len, method, pass_scale)
+        if uint8:
+            x = tf.clip_by_value(round_half_away(x), 0.0, 255.0)
+    return x
 
 
 # ----------------------------------------------------------------------------------------------------------------

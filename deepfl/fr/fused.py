@@ -36,23 +36,8 @@ def scharr_magnitude(y: tf.Tensor) -> tf.Tensor:
     return tf.sqrt(gx * gx + gy * gy)
 
 
-def resize_passes(in_hw: tuple[int, int], out_hw: tuple[int, int], scale: float | None = None
-                  ) -> tuple[tuple, tuple]:
-    """The two 1-D passes of `common.imresize` as (axis, in_len, out_len, scale), in MATLAB's order
-    (the axis with the smaller scale first). `scale` overrides both scales as in `imresize(x, scale)`."""
-    (rows, cols), (out_rows, out_cols) = in_hw, out_hw
-    scale_h = out_rows / rows if scale is None else scale
-    scale_w = out_cols / cols if scale is None else scale
-    along_h, along_w = (1, rows, out_rows, scale_h), (2, cols, out_cols, scale_w)
-    return (along_w, along_h) if scale_w < scale_h else (along_h, along_w)
-
-
-def resize(x: tf.Tensor, method: str, axis: int, in_len: int, out_len: int, scale: float) -> tf.Tensor:
-    """One MATLAB `imresize` pass of NHWC `x` along `axis` (1 or 2); see `resize_passes`."""
-    return common.resize_axis(x, axis, in_len, out_len, method, scale)
-
-
 @tf.function(jit_compile=True)
 def resize_pass(x: tf.Tensor, method: str, axis: int, in_len: int, out_len: int, scale: float) -> tf.Tensor:
-    """`resize` in its own XLA cluster, so its output is materialised before any consumer reads its taps."""
-    return resize(x, method, axis, in_len, out_len, scale)
+    """One MATLAB `imresize` pass (`common.resize_axis`; the passes come from `common.imresize_passes`) in its
+    own XLA cluster, so its output is materialised before any consumer reads its taps."""
+    return common.resize_axis(x, axis, in_len, out_len, method, scale)

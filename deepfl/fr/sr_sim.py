@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import tensorflow as tf
 
 from deepfl.fr import common
-from deepfl.fr.fused import mix_channels, resize, resize_pass, resize_passes, scharr_magnitude
+from deepfl.fr.fused import mix_channels, resize_pass, scharr_magnitude
 
 SCALE, AVE_KERNEL, GAUSS_SIGMA, GAUSS_SIZE = 0.25, 3, 3.8, 10
 C1, C2, ALPHA = 0.40, 225.0, 0.50
@@ -62,7 +61,7 @@ def _luma_gradient(images: tf.Tensor, factor: int) -> tuple[tf.Tensor, tf.Tensor
 @tf.function(jit_compile=True)
 def _small_saliency(y: tf.Tensor, axis: int, in_len: int, out_len: int, scale: float) -> tf.Tensor:
     """Second pass of `imresize(Y, 0.25)` and the spectral residual (float64) -> `mat2gray`ed map M,h/4,w/4,1."""
-    small = resize(y, "bicubic", axis, in_len, out_len, scale)[..., 0]
+    small = common.resize_axis(y, axis, in_len, out_len, "bicubic", scale)[..., 0]
     spectrum = tf.signal.fft2d(tf.cast(small, tf.complex128))
     log_amplitude = tf.math.log(tf.maximum(tf.abs(spectrum), 1e-300))
     phase = tf.math.angle(spectrum)
@@ -76,9 +75,9 @@ def spectral_residual_saliency(y: tf.Tensor) -> tf.Tensor:
     """SR_SIM.m's `spectralResidueSaliency` of NHW1 gray images (computed in float64) -> NHW1 float32."""
     rows, cols = y.shape[1], y.shape[2]
     small_hw = (math.ceil(rows * SCALE), math.ceil(cols * SCALE))
-    first, second = resize_passes((rows, cols), small_hw, SCALE)
+    first, second = common.imresize_passes((rows, cols), small_hw, SCALE)
     small = _small_saliency(resize_pass(tf.cast(y, tf.float64), "bicubic", *first), *second)
-    for axis, in_len, out_len, scale in resize_passes(small_hw, (rows, cols)):
+    for axis, in_len, out_len, scale in common.imresize_passes(small_hw, (rows, cols)):
         small = resize_pass(small, "bicubic", axis, in_len, out_len, scale)
     return tf.cast(small, tf.float32)
 

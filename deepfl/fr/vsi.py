@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from deepfl.fr import common
 from deepfl.fr.fsim import real_power
-from deepfl.fr.fused import mix_channels, resize, resize_pass, resize_passes, scharr_magnitude
+from deepfl.fr.fused import mix_channels, resize_pass, scharr_magnitude
 
 C_VS, C_GM, C_CHROM = 1.27, 386.0, 130.0
 ALPHA, LAMBDA = 0.40, 0.020
@@ -51,7 +51,8 @@ def _sdsp_constants(size: int) -> tuple[np.ndarray, np.ndarray]:
 @tf.function(jit_compile=True)
 def _lab_planes(x: tf.Tensor, axis: int, in_len: int, out_len: int, scale: float) -> tf.Tensor:
     """Second pass of the resize to 256x256, then VSI's Lab: M,256,256,3 -> M,3,256,256 (planes for the FFT)."""
-    return tf.transpose(common.rgb2lab_vsi(resize(x, "bilinear", axis, in_len, out_len, scale)), [0, 3, 1, 2])
+    lab = common.rgb2lab_vsi(common.resize_axis(x, axis, in_len, out_len, "bilinear", scale))
+    return tf.transpose(lab, [0, 3, 1, 2])
 
 
 @tf.function(jit_compile=True)
@@ -81,7 +82,7 @@ def _full_maps(small: tf.Tensor, images: tf.Tensor, factor: int, axis: int, in_l
     linear, so it commutes with the LMN matrix: averaging RGB first mixes 1/f^2 of the pixels (float32
     rounding differs, ~1e-7 relative).
     """
-    saliency = common.mat2gray(resize(small, "bilinear", axis, in_len, out_len, scale))
+    saliency = common.mat2gray(common.resize_axis(small, axis, in_len, out_len, "bilinear", scale))
     saliency = common.box_downsample(saliency, factor, "zeros")[..., 0]
     lmn = mix_channels(common.box_downsample(images, factor, "zeros"), common.LMN)
     return lmn, saliency, scharr_magnitude(lmn[..., 0])
@@ -90,9 +91,9 @@ def _full_maps(small: tf.Tensor, images: tf.Tensor, factor: int, axis: int, in_l
 def _vsi_maps(images: tf.Tensor, factor: int) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """RGB images M,H,W,3 -> box-downsampled LMN, SDSP saliency and gradient magnitude of L (see `_full_maps`)."""
     size = (images.shape[1], images.shape[2])
-    first, second = resize_passes(size, (SDSP_SIZE, SDSP_SIZE))
+    first, second = common.imresize_passes(size, (SDSP_SIZE, SDSP_SIZE))
     small = _small_saliency(_lab_planes(resize_pass(images, "bilinear", *first), *second))
-    first, second = resize_passes((SDSP_SIZE, SDSP_SIZE), size)
+    first, second = common.imresize_passes((SDSP_SIZE, SDSP_SIZE), size)
     return _full_maps(resize_pass(small, "bilinear", *first), images, factor, *second)
 
 
