@@ -56,15 +56,23 @@ def validate_images(ref: np.ndarray, dist: np.ndarray, ref_index=None
     if dist.ndim == 3:
         dist = dist[None]
     validate_pair(ref[:1], dist[:1])  # dtype, rank, channels and H x W
+    index = check_ref_index("", ref_index, dist.shape[0], ref.shape[0])
+    return tf.convert_to_tensor(ref, tf.float32), tf.convert_to_tensor(dist, tf.float32), index
+
+
+def check_ref_index(prefix: str, ref_index, num_dist: int, num_refs: int) -> np.ndarray:
+    """`ref_index` as an int32 array after checking it: 1-D, integer, one entry per distorted image, values in
+    [0, num_refs). Errors start with `prefix` (e.g. "ssim: ") and name `ref_index`."""
     index = np.asarray(ref_index)
-    if index.ndim != 1 or index.shape[0] != dist.shape[0] or (index.size and index.dtype.kind not in "iu"):
-        raise ValueError(f"ref_index: expected {dist.shape[0]} integers (one per distorted image), got shape "
-                         f"{index.shape} dtype {index.dtype}")
-    if index.size and (index.min() < 0 or index.max() >= ref.shape[0]):
-        raise ValueError(f"ref_index: values must lie in [0, {ref.shape[0]}) for {ref.shape[0]} references, got "
+    if index.ndim != 1 or not (index.dtype.kind in "iu" or index.size == 0):
+        raise ValueError(f"{prefix}ref_index must be a 1-D integer array, got shape {index.shape} "
+                         f"dtype {index.dtype}")
+    if index.shape[0] != num_dist:
+        raise ValueError(f"{prefix}ref_index has {index.shape[0]} entries for {num_dist} distorted images")
+    if index.size and (index.min() < 0 or index.max() >= num_refs):
+        raise ValueError(f"{prefix}ref_index values must lie in [0, {num_refs}) for {num_refs} references, got "
                          f"{index.min()}..{index.max()}")
-    return (tf.convert_to_tensor(ref, tf.float32), tf.convert_to_tensor(dist, tf.float32),
-            index.astype(np.int32))
+    return index.astype(np.int32)
 
 
 def check_tensors(metric: str, ref, dist, min_size: int = 1) -> tuple[tf.Tensor, tf.Tensor]:
@@ -104,20 +112,11 @@ def check_indexed(metric: str, ref, dist, ref_index=None, min_size: int = 1
         return ref, dist, None
     ref = tf.convert_to_tensor(ref)
     dist = tf.convert_to_tensor(dist)
-    index = np.asarray(ref_index)
-    if index.ndim != 1 or not (index.dtype.kind in "iu" or index.size == 0):
-        raise ValueError(f"{metric}: ref_index must be a 1-D integer array, got shape {index.shape} "
-                         f"dtype {index.dtype}")
-    if ref.shape.rank == 4 and dist.shape.rank == 4:
-        if index.shape[0] != dist.shape[0]:
-            raise ValueError(f"{metric}: ref_index has {index.shape[0]} entries for {dist.shape[0]} distorted images")
-        if index.size and (index.min() < 0 or index.max() >= ref.shape[0]):
-            raise ValueError(f"{metric}: ref_index values must lie in [0, {ref.shape[0]}), got "
-                             f"{index.min()}..{index.max()}")
-        # Shapes are compared without the batch axis: check_tensors sees one reference per distorted image.
-        check_tensors(metric, ref[:1], dist[:1], min_size)
-    else:
+    if ref.shape.rank != 4 or dist.shape.rank != 4:
         check_tensors(metric, ref, dist, min_size)  # raises the rank/channel error
+    index = check_ref_index(f"{metric}: ", ref_index, dist.shape[0], ref.shape[0])
+    # Shapes are compared without the batch axis: check_tensors sees one reference per distorted image.
+    check_tensors(metric, ref[:1], dist[:1], min_size)
     return tf.cast(ref, tf.float32), tf.cast(dist, tf.float32), tf.constant(index, tf.int32)
 
 
