@@ -170,6 +170,16 @@ def run_with_kills(cmd: Sequence[str], progress: Callable[[], int], kills: int =
         return report
 
 
+def run_killed_to_completion(cmd: Sequence[str], progress: Callable[[], int], kills: int, seed: int,
+                             max_delay: float, timeout: float = 600) -> KillReport:
+    """`run_with_kills` plus the checks every kill test makes: the last start exits 0, and at least one and at
+    most `kills` kills landed (a resumed job skips finished work, so it may finish before every planned kill)."""
+    report = run_with_kills(cmd, progress, kills=kills, seed=seed, max_delay=max_delay, timeout=timeout)
+    assert report.final.returncode == 0, report.final.stderr[-2000:]
+    assert 1 <= report.kills <= kills, f"{report.kills} of {kills} planned kills landed"
+    return report
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Progress probes
 # ---------------------------------------------------------------------------------------------------------

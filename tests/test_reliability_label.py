@@ -154,12 +154,9 @@ def test_no_label_invocation_prints_a_traceback(runs):
 def _kill_test(runs, kills, seed, out, max_delay=0.5):
     root = runs["root"] / "kill"
     assert runs["results"]["kill_reference"].returncode == 0, runs["results"]["kill_reference"].stderr[-2000:]
-    report = killrestart.run_with_kills(
+    report = killrestart.run_killed_to_completion(
         _label(runs["kill_manifest"], root / "images", root / "refs", out, "--batch_size=1"),
         killrestart.count_lines(out / "labels.csv"), kills=kills, seed=seed, max_delay=max_delay, timeout=600)
-    assert report.final.returncode == 0, report.final.stderr[-2000:]
-    # A resumed job skips finished work, so it may complete before every planned kill lands; at least one must.
-    assert 1 <= report.kills <= kills, f"{report.kills} of {kills} planned kills landed"
     killrestart.check_csv(out / "labels.csv", key="dist_im", expected_rows=20)
     killrestart.assert_same_tree(root / "reference", out, ignore=killrestart.is_temp)
     assert not killrestart.leftover_temp_files(out)
