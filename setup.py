@@ -2,16 +2,17 @@
 
 from setuptools import find_packages, setup
 
-# One entry per experiment script; each module exposes `run()` (absl app entry point).
+# One entry per script in deepfl/cli/; each module exposes `run()` (absl app entry point). experiments/ holds
+# runnable shims of the same scripts for a source checkout and is not installed.
 CONSOLE_SCRIPTS = {
-    "deepfl-demo": "experiments.demo:run",
-    "deepfl-distort": "experiments.distort:run",
-    "deepfl-label": "experiments.label:run",
-    "deepfl-train-multitask": "experiments.train_multitask:run",
-    "deepfl-extract-features": "experiments.extract_features:run",
-    "deepfl-train-mlp": "experiments.train_mlp:run",
-    "deepfl-reproduce": "experiments.reproduce:run",
-    "deepfl-predict": "experiments.predict:run",
+    "deepfl-demo": "deepfl.cli.demo:run",
+    "deepfl-distort": "deepfl.cli.distort:run",
+    "deepfl-label": "deepfl.cli.label:run",
+    "deepfl-train-multitask": "deepfl.cli.train_multitask:run",
+    "deepfl-extract-features": "deepfl.cli.extract_features:run",
+    "deepfl-train-mlp": "deepfl.cli.train_mlp:run",
+    "deepfl-reproduce": "deepfl.cli.reproduce:run",
+    "deepfl-predict": "deepfl.cli.predict:run",
 }
 
 setup(
@@ -21,7 +22,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["deepfl", "deepfl.*", "experiments", "experiments.*"]),
+    packages=find_packages(include=["deepfl", "deepfl.*"]),
     package_data={"deepfl": ["fr/data/*.npy", "fr/data/*.npz", "fr/data/*.json"]},
     include_package_data=True,
     install_requires=[

@@ -5,7 +5,7 @@ Part 1 (one process): for each of the 25 types, ms per distorted image for decod
 code's ms under GNU Octave on the same image (only where `octave` and --matlab_dir are available; Octave cannot
 run types 6, 9, 15, 22, 23); decoding is the generator's (`deepfl.png.decode_png_rgb`). Then the PNG writers
 side by side (Pillow compress_level=1 vs deepfl.png levels and back ends: CPU ms and KB per image). Part 2: the generator's work function
-(`experiments.distort.process_reference`) over 25 types x --refs_per_type references with a pool of --workers
+(`deepfl.cli.distort.process_reference`) over 25 types x --refs_per_type references with a pool of --workers
 processes, as `deepfl-distort` runs it, in distorted images/s. The load average is printed before and after:
 on a shared machine CPU ms are the steadier figure.
 
@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from deepfl.distortions import DISTORTION_NAMES, distort  # noqa: E402
 from deepfl.images import encode_image  # noqa: E402
 from deepfl.png import decode_png_rgb  # noqa: E402
-from experiments.distort import _init_worker, encode_output, process_reference  # noqa: E402
+from deepfl.cli.distort import _init_worker, encode_output, process_reference  # noqa: E402
 
 
 def references(count: int) -> list[np.ndarray]:

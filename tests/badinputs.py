@@ -244,7 +244,7 @@ def assert_no_traceback(stderr: str, context: str = "") -> None:
 
 
 def error_line(stderr: str) -> str:
-    """The last line of stderr starting with 'error' (the one-line message of `experiments.cli.run_app`)."""
+    """The last line of stderr starting with 'error' (the one-line message of `deepfl.cli.app.run_app`)."""
     lines = [line for line in stderr.splitlines() if line.startswith("error")]
     return lines[-1] if lines else ""
 

@@ -28,8 +28,8 @@ TEMP_SUFFIXES = (".tmp",)
 
 
 def job_command(step: str, *flags: str) -> list[str]:
-    """The command line of an experiment script (`experiments/<step>.py`), run with this interpreter."""
-    return [sys.executable, "-m", f"experiments.{step}", *flags]
+    """The command line of a script (`deepfl/cli/<step>.py`), run with this interpreter."""
+    return [sys.executable, "-m", f"deepfl.cli.{step}", *flags]
 
 
 def job_env(**extra: str) -> dict:
@@ -63,7 +63,7 @@ _BATCH_DRIVER = r'''
 import importlib, io, json, sys, traceback
 from absl import flags
 step, request, answer = sys.argv[1], sys.argv[2], sys.argv[3]
-module = importlib.import_module("experiments." + step)
+module = importlib.import_module("deepfl.cli." + step)
 results = []
 for argv in json.load(open(request, encoding="utf-8", errors="surrogateescape")):
     flags.FLAGS.unparse_flags()
@@ -87,7 +87,7 @@ json.dump(results, open(answer, "w", encoding="utf-8", errors="surrogateescape")
 
 def run_batch(step: str, argvs: Sequence[Sequence[str]], timeout: float = 600, env: dict | None = None
               ) -> list[JobResult]:
-    """Runs `experiments/<step>` once per argv in a single subprocess (one TensorFlow import for all).
+    """Runs `deepfl/cli/<step>` once per argv in a single subprocess (one TensorFlow import for all).
 
     Each invocation goes through the script's own `run()` (absl flag parsing, `cli.run_app` error handling),
     so exit codes and stderr are what a user gets from the shell; only the process is shared.

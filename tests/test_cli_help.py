@@ -11,7 +11,7 @@ SETUP = Path(__file__).resolve().parents[1] / "setup.py"
 def console_scripts() -> dict[str, str]:
     """name -> module, read from setup.py so a new script is covered without editing this test."""
     text = SETUP.read_text()
-    return dict(re.findall(r'"(deepfl-[a-z-]+)": "(experiments\.[a-z_]+):run"', text))
+    return dict(re.findall(r'"(deepfl-[a-z-]+)": "(deepfl\.cli\.[a-z_]+):run"', text))
 
 
 def test_every_script_help_lists_its_flags():

@@ -1,4 +1,4 @@
-"""Tests of the KADIS-style generator `deepfl-distort` (experiments/distort.py), run as a subprocess."""
+"""Tests of the KADIS-style generator `deepfl-distort` (deepfl/cli/distort.py), run as a subprocess."""
 
 import csv
 

@@ -165,7 +165,7 @@ def test_shards_merge_to_the_unsharded_result(pair_set, tmp_path):
 def test_cli_writes_kadis_layout_and_reports_bad_metric(pair_set, tmp_path):
     manifest, root = pair_set
     env = dict(os.environ, DEEPFL_NO_PROGRESS="1", TF_CPP_MIN_LOG_LEVEL="3")
-    command = [sys.executable, "-m", "experiments.label", f"--manifest={manifest}", f"--image_root={root}",
+    command = [sys.executable, "-m", "deepfl.cli.label", f"--manifest={manifest}", f"--image_root={root}",
                f"--out_dir={tmp_path / 'cli'}"]
     done = subprocess.run(command + ["--metrics=scqi,sff"], cwd=REPO, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -137,7 +137,7 @@ def test_reproduce_cli_on_a_small_tid2013_layout(tmp_path):
     build_multitask(tasks=("ssim", "gmsd"), weights=None, arch="tiny").save(model_path)
     out = tmp_path / "tables"
     proc = subprocess.run(
-        [sys.executable, "-m", "experiments.reproduce", f"--out_dir={out}", f"--tid2013_dir={root}",
+        [sys.executable, "-m", "deepfl.cli.reproduce", f"--out_dir={out}", f"--tid2013_dir={root}",
          f"--model={model_path}", "--num_splits=2", "--epochs=2", "--learning_rates=1e-3", "--batch_size=8",
          "--cross=kadid10k:tid2013"], capture_output=True, text=True, timeout=600,
         cwd=Path(__file__).resolve().parents[1], env={**__import__("os").environ, "DEEPFL_NO_PROGRESS": "1"})

@@ -80,7 +80,7 @@ def test_cli_scores_good_files_and_fails_at_the_end(parts, tmp_path, small_photo
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"not an image")
     out_json = tmp_path / "scores.json"
-    proc = subprocess.run([sys.executable, "-m", "experiments.predict", f"--model={exported}",
+    proc = subprocess.run([sys.executable, "-m", "deepfl.cli.predict", f"--model={exported}",
                            f"--output={out_json}", str(good[0]), str(bad), str(good[1])],
                           capture_output=True, text=True, timeout=300, cwd=REPO,
                           env={**__import__("os").environ, "DEEPFL_NO_PROGRESS": "1"})

@@ -44,7 +44,7 @@ def weak_labels(tmp_path_factory, small_photo):
 
 
 def run_job(weak_labels, out_dir, *extra, env_extra=None, check=True, **popen):
-    args = [sys.executable, "-m", "experiments.train_multitask", f"--weak_labels={weak_labels / 'labels.csv'}",
+    args = [sys.executable, "-m", "deepfl.cli.train_multitask", f"--weak_labels={weak_labels / 'labels.csv'}",
             f"--image_root={weak_labels}", f"--out_dir={out_dir}", "--arch=tiny", "--weights=none",
             "--image_size=32,32", "--batch_size=4", "--val_fraction=0.34", "--val_steps=1", *extra]
     env = dict(os.environ, DEEPFL_NO_PROGRESS="1", TF_CPP_MIN_LOG_LEVEL="3", **(env_extra or {}))

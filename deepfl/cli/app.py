@@ -1,4 +1,4 @@
-"""What every experiment script shares: flags for output, sharding and error policy, and a main wrapper.
+"""What every script in deepfl.cli shares: flags for output, sharding and error policy, and a main wrapper.
 
 `run_app(main)` turns deliberate errors (bad inputs, missing files, bad flags) into one line on stderr and
 exit code 2, so users see the culprit rather than a traceback.
@@ -61,8 +61,9 @@ def run_app(main: Callable[[list[str]], int | None]) -> None:
 def _show_script_help(module_name: str) -> None:
     """Makes `--help` list the script's own flags and print its docstring, also when run as a console script.
 
-    absl shows only the flags of the module named by sys.argv[0] (the console-script wrapper, which defines
-    none) and the wrapper's empty docstring; register the script's and this module's flags under that name.
+    absl shows only the flags of the module named by sys.argv[0] (the console-script wrapper or an experiments/
+    shim, which define none) and that module's docstring; register the script's and this module's flags under
+    that name and show the script's docstring.
     """
     main_module = sys.modules.get("__main__")
     script = sys.modules.get(module_name)

@@ -1,0 +1,63 @@
+"""deepfl-extract-features: MLSP features (16,928 floats per image) of a data set, cached in HDF5.
+
+  deepfl-extract-features --dataset kadid10k --data_dir ~/data/kadid10k --model multitask.keras --out_dir feats
+  deepfl-extract-features --images ~/photos --out_dir feats                # ImageNet backbone (paper baseline)
+
+Every image goes through the backbone whole, at native resolution (images of equal size share a batch); the
+cache `<out_dir>/<name>.h5` is keyed by absolute image path and resumable: a restarted run extracts only the
+images not yet committed, and a kill loses at most the batch in flight.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from absl import flags
+
+from deepfl.cli import app
+
+FLAGS = flags.FLAGS
+app.define_out_dir()
+app.define_on_error()
+flags.DEFINE_string("dataset", None, "Data set key (kadid10k, live, csiq, tid2013, koniq10k, clive, kadis700k).")
+flags.DEFINE_string("data_dir", None, "Folder of --dataset, as distributed.")
+flags.DEFINE_string("images", None, "Instead of --dataset: a folder of images (all of them are extracted).")
+flags.DEFINE_string("model", None, "Trained multi-task model (.keras). Omitted: the ImageNet backbone (baseline).")
+flags.DEFINE_string("weights", "imagenet", "Backbone weights when --model is omitted: 'imagenet' (downloaded by "
+                    "Keras), a local weights file, or 'none' (random; for tests only).")
+flags.DEFINE_string("name", None, "Cache file name (without .h5); default: the data set or folder name.")
+flags.DEFINE_integer("batch_size", 8, "Images of equal size per forward pass.", lower_bound=1)
+
+
+def main(argv: list[str]) -> int:
+    from deepfl import features
+    from deepfl.data import read_dataset
+    from deepfl.images import list_images
+    from deepfl.jobs import ErrorPolicy
+
+    if bool(FLAGS.dataset) == bool(FLAGS.images):
+        raise ValueError("dataset: give either --dataset with --data_dir, or --images")
+    if FLAGS.dataset:
+        if not FLAGS.data_dir:
+            raise ValueError("data_dir: --dataset needs --data_dir")
+        paths = read_dataset(FLAGS.dataset, FLAGS.data_dir)["image"].astype(str).tolist()
+        name = FLAGS.name or FLAGS.dataset
+    else:
+        paths = [str(p.resolve()) for p in list_images(FLAGS.images)]
+        name = FLAGS.name or Path(FLAGS.images).resolve().name
+    weights = None if FLAGS.weights.lower() == "none" else FLAGS.weights
+    extractor = features.load_extractor(FLAGS.model, weights=weights)
+    source = str(Path(FLAGS.model).resolve()) if FLAGS.model else f"imagenet-backbone(weights={FLAGS.weights})"
+    cache = Path(FLAGS.out_dir) / f"{name}.h5"
+    policy = ErrorPolicy(FLAGS.on_error)
+    stats = features.extract_to_cache(extractor, paths, cache, FLAGS.batch_size, source=source, policy=policy)
+    print(f"{cache}: {stats['written']} extracted, {stats['done']} already cached, {policy.summary('images')}")
+    return 0
+
+
+def run() -> None:
+    app.run_app(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,60 @@
+"""Scores every (reference, distorted) pair of a manifest with the FR metrics: the weak labels of DeepFL-IQA.
+
+    deepfl-label --manifest out/manifest.csv --image_root out --ref_root refs --out_dir labels
+    deepfl-label --manifest kadid10k/dmos.csv --image_root kadid10k/images --out_dir labels --metrics sff,gmsd
+    deepfl-label ... --num_shards 4 --shard_index 2      # one machine's share; then:
+    deepfl-label ... --num_shards 4 --merge              # joins the 4 shard files into labels.csv
+
+Output: <out_dir>/<output_name> in the KADIS-700k layout (dist_im, ref_im, then the metric columns in the
+order ssim, msssim, iwssim, mdsi, vsi, fsim, gmsd, sff, scqi, add_gsim, sr_sim). Re-running resumes: rows
+already written are kept and never recomputed.
+"""
+
+from __future__ import annotations
+
+import os
+
+from absl import flags
+
+from deepfl.cli import app
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("manifest", None, "CSV of pairs: columns dist_im, ref_im (or KADID-10k's dist_img, ref_img).",
+                    required=True)
+flags.DEFINE_string("image_root", None, "Folder the dist_im names are relative to.", required=True)
+flags.DEFINE_string("ref_root", None, "Folder the ref_im names are relative to (default: --image_root).")
+app.define_out_dir()
+flags.DEFINE_string("output_name", "labels.csv", "File name of the label CSV inside --out_dir.")
+flags.DEFINE_list("metrics", None, "Comma-separated subset of the eleven metrics (default: all eleven).")
+flags.DEFINE_integer("batch_size", 25, "Pairs scored per metric call: the distorted images of one or more "
+                     "references of equal size (each reference decoded once and its reference-only work done "
+                     "once; KADIS: 5 references x 5 levels).", lower_bound=1)
+flags.DEFINE_boolean("merge", False, "Join the --num_shards shard files into the final CSV and stop.")
+app.define_sharding()
+app.define_on_error()
+
+
+def main(argv: list[str]) -> int:
+    del argv
+    from deepfl import labeling
+
+    pairs = labeling.read_manifest(FLAGS.manifest)
+    out_csv = os.path.join(FLAGS.out_dir, FLAGS.output_name)
+    if FLAGS.merge:
+        path, missing = labeling.merge_shards(out_csv, FLAGS.num_shards, pairs, FLAGS.metrics)
+        print(f"merged {FLAGS.num_shards} shards into {path}; {len(missing)} manifest pairs without a row"
+              + (f" (first: {missing[0]})" if missing else ""))
+        return 0
+    summary = labeling.label_pairs(pairs, FLAGS.image_root, out_csv, metrics=FLAGS.metrics, ref_root=FLAGS.ref_root,
+                                   batch_size=FLAGS.batch_size, num_shards=FLAGS.num_shards,
+                                   shard_index=FLAGS.shard_index, on_error=FLAGS.on_error)
+    print(summary)
+    return 0
+
+
+def run() -> None:
+    app.run_app(main)
+
+
+if __name__ == "__main__":
+    run()
