@@ -136,3 +136,26 @@ def test_normalizer_fits_train_only_and_errors():
         dd.TargetNormalizer.from_json("{}")
     constant = dd.TargetNormalizer("quantile").fit(pd.DataFrame({"y": [2.0, 2.0]}), "y")
     assert np.isfinite(constant.transform({"y": np.array([2.0])})["y"]).all()
+
+
+def _distinct_splits(splits: list) -> int:
+    return len({tuple(frozenset(contents(parts[k])) for k in ("train", "val", "test")) for parts in splits})
+
+
+def test_repeated_splits_warn_once_when_few_contents_repeat_a_split(caplog):
+    table = fake_table(4, 3)   # 4 references: only 12 distinct 2/1/1 splits, so 10 random ones repeat
+    with caplog.at_level("WARNING", logger="deepfl"):
+        splits = dd.repeated_splits(table, n=10, seed=0)
+    repeated = 10 - _distinct_splits(splits)
+    assert repeated > 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "\n" not in warnings[0]
+    assert warnings[0].startswith(f"splits: {repeated} of 10 content splits repeat")
+
+
+def test_repeated_splits_do_not_warn_when_all_differ(caplog):
+    table = fake_table(30, 2)
+    with caplog.at_level("WARNING", logger="deepfl"):
+        splits = dd.repeated_splits(table, n=10, seed=0)
+    assert _distinct_splits(splits) == 10
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]

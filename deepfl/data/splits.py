@@ -6,12 +6,15 @@ reported); where a data set ships an official split (KonIQ-10k) `official_split`
 
 from __future__ import annotations
 
+import logging
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from deepfl.data.tables import SPLIT_NAMES, validate_table
+
+log = logging.getLogger("deepfl")
 
 
 def _check_ratios(ratios: Sequence[float]) -> np.ndarray:
@@ -75,8 +78,22 @@ def repeated_splits(table: pd.DataFrame, n: int = 10, ratios: Sequence[float] = 
     if len(contents) == 0:
         raise ValueError("table: is empty, nothing to split")
     children = np.random.SeedSequence(seed).spawn(int(n))
-    return [_split_by_permutation(table, contents, np.random.default_rng(child).permutation(len(contents)), ratios)
-            for child in children]
+    permutations = [np.random.default_rng(child).permutation(len(contents)) for child in children]
+    _warn_repeats(contents, permutations, ratios)
+    return [_split_by_permutation(table, contents, permutation, ratios) for permutation in permutations]
+
+
+def _warn_repeats(contents: np.ndarray, permutations: Sequence[np.ndarray], ratios: np.ndarray) -> None:
+    """Logs one warning when some of the random splits put the same contents in every part: with few
+    references there are only a few distinct splits, and a repeated split repeats its result in the median."""
+    bounds = np.concatenate([[0], np.cumsum(_part_sizes(len(contents), ratios))])
+    distinct = {tuple(frozenset(permutation[lo:hi].tolist()) for lo, hi in zip(bounds[:-1], bounds[1:]))
+                for permutation in permutations}
+    repeated = len(permutations) - len(distinct)
+    if repeated:
+        log.warning("splits: %d of %d content splits repeat an earlier one (only %d contents); their results "
+                    "count more than once in the median: use more reference images or fewer splits",
+                    repeated, len(permutations), len(contents))
 
 
 def official_split(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
