@@ -336,3 +336,212 @@ def test_datasets_info_matches_paper():
     assert dd.DATASETS["kadid10k"].paper_srocc == 0.936 and dd.DATASETS["koniq10k"].paper_plcc == 0.887
     assert dd.DATASETS["live"].lower_better and dd.DATASETS["csiq"].lower_better
     assert not dd.DATASETS["tid2013"].lower_better and dd.DATASETS["koniq10k"].has_official_split
+
+
+# ---------------------------------------------------------------- the benchmarks' real metadata (../shared)
+
+SHARED_META = next((p / "data" / "meta" for p in (Path(__file__).resolve().parents[2] / "shared", Path("/work/shared"))
+                    if (p / "data" / "meta").is_dir()), None)
+real_meta = pytest.mark.skipif(SHARED_META is None, reason="../shared/data/meta (the real metadata) is absent")
+CSIQ_RELEASE_HEADER = ("image", "dst_idx", "dst_type", "dst_lev", "dmos_std", "dmos")
+
+
+def placeholder(path: Path) -> None:
+    """An empty file where the release has an image: the readers check existence, not content."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch()
+
+
+def copy_meta(relative: str, root: Path, name: str | None = None) -> Path:
+    source = SHARED_META / relative
+    target = root / (name or source.name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(source.read_bytes())
+    return target
+
+
+def write_csiq_release_workbook(path: Path, rows: list[tuple]) -> None:
+    """csiq.DMOS.xlsx as released: a first sheet, then `all_by_image` with its header at D4 and rows from D5."""
+    openpyxl = pytest.importorskip("openpyxl")
+    book = openpyxl.Workbook()
+    book.active.title = "readme"
+    book.active["A1"] = "CSIQ image quality database: DMOS"
+    sheet = book.create_sheet("all_by_image")
+    sheet["A1"] = "all_by_image"
+    for j, name in enumerate(CSIQ_RELEASE_HEADER):
+        sheet.cell(row=4, column=4 + j, value=name)
+    for i, row in enumerate(rows):
+        for j, value in enumerate(row):
+            sheet.cell(row=5 + i, column=4 + j, value=value)
+    sheet.cell(row=6 + len(rows), column=4, value="note after a blank row, not a data row")
+    book.save(path)
+
+
+@pytest.fixture(scope="module")
+def real_layouts(tmp_path_factory) -> dict[str, Path]:
+    """Every benchmark laid out as released, with the real metadata of ../shared and empty placeholder images."""
+    base = tmp_path_factory.mktemp("real")
+    roots = {name: base / name for name in ("kadid10k", "csiq", "tid2013", "koniq10k", "live", "clive")}
+    kadid = pd.read_csv(copy_meta("kadid10k/reconstructed/dmos.csv", roots["kadid10k"]), dtype=str)
+    for name in set(kadid["dist_img"]) | set(kadid["ref_img"]):
+        placeholder(roots["kadid10k"] / "images" / name)
+    csiq = pd.read_csv(copy_meta("csiq/reconstructed/csiq.DMOS.csv", roots["csiq"]), dtype=str)
+    for image, kind, level in zip(csiq["image"], csiq["dst_type"], csiq["dst_lev"]):
+        folder, token = dd.readers.CSIQ_TYPES[kind]
+        placeholder(roots["csiq"] / "dst_imgs" / folder / f"{image}.{token}.{level}.png")
+        placeholder(roots["csiq"] / "src_imgs" / f"{image}.png")
+    tid = copy_meta("tid2013/mos_with_names.txt", roots["tid2013"]).read_text().split()
+    for name in tid[1::2]:
+        placeholder(roots["tid2013"] / "distorted_images" / name)
+    for k in range(1, 26):  # the release's 25th reference is i25.bmp, the others I01.BMP..I24.BMP
+        placeholder(roots["tid2013"] / "reference_images" / (f"I{k:02d}.BMP" if k < 25 else "i25.bmp"))
+    sets = pd.read_csv(copy_meta("koniq10k/koniq10k_distributions_sets.csv", roots["koniq10k"]), dtype=str)
+    copy_meta("koniq10k/reconstructed/koniq10k_scores_and_distributions.csv", roots["koniq10k"])
+    for name in sets["image_name"]:
+        placeholder(roots["koniq10k"] / "1024x768" / name)
+    for name in ("dmos.mat", "dmos_realigned.mat", "refnames_all.mat"):
+        copy_meta(f"live/reconstructed/{name}", roots["live"])
+    for folder, count in dd.readers.LIVE_FOLDERS:
+        for k in range(1, count + 1):
+            placeholder(roots["live"] / folder / f"img{k}.bmp")
+    refnames = scipy.io.loadmat(roots["live"] / "refnames_all.mat")["refnames_all"].ravel()
+    for name in {str(np.asarray(n).ravel()[0]) for n in refnames}:
+        placeholder(roots["live"] / "refimgs" / name)
+    for name in ("AllImages_release.mat", "AllMOS_release.mat", "AllStdDev_release.mat"):
+        copy_meta(f"clive/{name}", roots["clive"] / "Data")
+    names = scipy.io.loadmat(roots["clive"] / "Data" / "AllImages_release.mat")["AllImages_release"].ravel()
+    for i, name in enumerate(str(np.asarray(n).ravel()[0]) for n in names):
+        placeholder(roots["clive"] / "Images" / ("trainingImages" if i < 7 else "") / name)
+    return roots
+
+
+@real_meta
+def test_real_kadid10k(real_layouts):
+    table = dd.read_dataset("KADID-10k", real_layouts["kadid10k"])
+    check_contract(table, "kadid10k")
+    expected = pd.read_csv(real_layouts["kadid10k"] / "dmos.csv")
+    assert len(table) == 10125 and table["content"].nunique() == 81
+    assert [Path(p).name for p in table["image"]] == expected["dist_img"].tolist()
+    np.testing.assert_array_equal(table["raw_score"], expected["dmos"].to_numpy(np.float64))
+    assert table["raw_score"].iloc[0] == 4.57
+
+
+@real_meta
+def test_real_csiq_csv_export_and_release_workbook(real_layouts):
+    root = real_layouts["csiq"]
+    from_csv = dd.read_csiq(root)
+    check_contract(from_csv, "csiq")
+    rows = pd.read_csv(root / "csiq.DMOS.csv", dtype={"image": str})
+    assert len(from_csv) == 866 and from_csv["content"].nunique() == 30
+    np.testing.assert_array_equal(from_csv["raw_score"], rows["dmos"].to_numpy(np.float64))
+    release = [(int(r.image) if r.image.isdigit() else r.image, i + 1, r.dst_type, int(r.dst_lev), 0.0, float(r.dmos))
+               for i, r in enumerate(rows.itertuples(index=False))]
+    workbook = root / "csiq.DMOS.xlsx"
+    write_csiq_release_workbook(workbook, release)
+    try:
+        from openpyxl import load_workbook
+
+        sheet = load_workbook(workbook, read_only=True)["all_by_image"]
+        assert sheet["D4"].value == "image" and sheet["I4"].value == "dmos" and sheet["I870"].value == release[-1][5]
+        from_xlsx = dd.read_csiq(root)  # the workbook wins over the CSV export
+    finally:
+        workbook.unlink()
+    pd.testing.assert_frame_equal(from_xlsx, from_csv)
+    assert from_xlsx["content"].iloc[0] == "1600" and Path(from_xlsx["image"].iloc[0]).name == "1600.AWGN.1.png"
+
+
+@real_meta
+def test_real_tid2013(real_layouts):
+    table = dd.read_tid2013(real_layouts["tid2013"])
+    check_contract(table, "tid2013")
+    tokens = (real_layouts["tid2013"] / "mos_with_names.txt").read_text().split()
+    assert len(table) == 3000 and table["content"].nunique() == 25
+    np.testing.assert_array_equal(table["raw_score"], np.array(tokens[0::2], dtype=np.float64))
+    assert Path(table["ref"].iloc[-1]).name == "i25.bmp"
+
+
+@real_meta
+def test_real_koniq10k(real_layouts):
+    table = dd.read_koniq10k(real_layouts["koniq10k"])
+    check_contract(table, "koniq10k")
+    scores = pd.read_csv(real_layouts["koniq10k"] / "koniq10k_scores_and_distributions.csv")
+    assert len(table) == 10073
+    np.testing.assert_array_equal(table["raw_score"], scores["MOS"].to_numpy(np.float64))
+    assert table["split"].value_counts().to_dict() == {"train": 7058, "test": 2015, "val": 1000}
+
+
+@real_meta
+def test_real_live_both_dmos_files(real_layouts):
+    root = real_layouts["live"]
+    mats = {name: scipy.io.loadmat(root / name) for name in ("dmos.mat", "dmos_realigned.mat")}
+    distorted = mats["dmos.mat"]["orgs"].ravel() == 0
+    for realigned, name, variable in ((False, "dmos.mat", "dmos"), (True, "dmos_realigned.mat", "dmos_new")):
+        table = dd.read_live(root, realigned=realigned)
+        check_contract(table, "live")
+        assert len(table) == 779 and table["content"].nunique() == 29
+        np.testing.assert_array_equal(table["raw_score"], mats[name][variable].ravel()[distorted])
+    assert len(dd.read_live(root, include_references=True)) == 982
+
+
+@real_meta
+def test_real_clive(real_layouts):
+    table = dd.read_clive(real_layouts["clive"])
+    check_contract(table, "clive")
+    mos = scipy.io.loadmat(real_layouts["clive"] / "Data" / "AllMOS_release.mat")["AllMOS_release"].ravel()
+    assert len(table) == 1162
+    np.testing.assert_array_equal(table["raw_score"], mos[7:])
+    assert len(dd.read_clive(real_layouts["clive"], include_training_images=True)) == 1169
+
+
+# ---------------------------------------------------------------- header search and weak-label header variants
+
+
+def test_csiq_header_found_anywhere_in_csv_export(tmp_path):
+    make_csiq(tmp_path, "csv")
+    lines = (tmp_path / "csiq.DMOS.csv").read_text().splitlines()
+    shifted = ["CSIQ DMOS,,,,,,,,", ",,,,,,,,", ",,,,,,,,"] + [",,," + line for line in lines]
+    (tmp_path / "csiq.DMOS.csv").write_text("\n".join(shifted) + "\n")
+    table = dd.read_csiq(tmp_path)
+    np.testing.assert_allclose(table["raw_score"], [r[5] for r in CSIQ_ROWS])
+    (tmp_path / "csiq.DMOS.csv").write_text("\n".join(shifted).replace("fnoise", "pinknoise") + "\n")
+    with pytest.raises(TableError, match=r"csiq\.DMOS\.csv, line 8: unknown dst_type 'pinknoise'"):
+        dd.read_csiq(tmp_path)
+    (tmp_path / "csiq.DMOS.csv").write_text("\n".join(shifted).replace("dst_lev", "level") + "\n")
+    with pytest.raises(TableError, match=r"csiq\.DMOS\.csv: no line holds the header \['image', 'dst_type', "
+                                         r"'dst_lev', 'dmos'\]"):
+        dd.read_csiq(tmp_path)
+
+
+def test_csiq_release_workbook_errors_name_the_row(tmp_path):
+    make_csiq(tmp_path, "csv")
+    (tmp_path / "csiq.DMOS.csv").unlink()
+    write_csiq_release_workbook(tmp_path / "csiq.DMOS.xlsx", [r[:3] + ("x",) + r[4:] for r in CSIQ_ROWS])
+    with pytest.raises(TableError, match=r"csiq\.DMOS\.xlsx, row 5: dst_lev 'x' is not an integer"):
+        dd.read_csiq(tmp_path)
+    (tmp_path / "csiq.DMOS.xlsx").write_bytes(b"not a workbook")
+    with pytest.raises(TableError, match=r"csiq\.DMOS\.xlsx: cannot read as a workbook"):
+        dd.read_csiq(tmp_path)
+
+
+def test_weak_labels_index_column_and_header_variants(tmp_path):
+    csv = make_weak_labels(tmp_path)
+    reference = dd.read_weak_labels(csv, tmp_path / "dist_imgs")
+    lines = csv.read_text().splitlines()
+    variant = [",  Dist_Im , REF-IM,SSIM , MS-SSIM,mdsi"] + [f"{i},{line}" for i, line in enumerate(lines[1:])]
+    csv.write_text("\n".join(variant) + "\n")
+    table = dd.read_weak_labels(csv, tmp_path / "dist_imgs")
+    pd.testing.assert_frame_equal(table, reference)
+    variant[0] = "index,dist_im,ref_im,ssim,msssim,mdsi"
+    csv.write_text("\n".join(variant) + "\n")
+    pd.testing.assert_frame_equal(dd.read_weak_labels(csv, tmp_path / "dist_imgs"), reference)
+    variant[0] = "index,dist_im,ref_im,ssim,msssim,mdsi,comment"
+    csv.write_text("\n".join(line + ",x" if i else line for i, line in enumerate(variant)) + "\n")
+    with pytest.raises(TableError, match=r"labels\.csv, line 1: header .* is not the KADIS layout .*: column "
+                                         r"'comment' cannot be mapped$"):
+        dd.read_weak_labels(csv, tmp_path / "dist_imgs")
+    csv.write_text("dist_im,ssim,SSIM\nx.bmp,0.5,0.5\n")
+    with pytest.raises(TableError, match=r"columns 'ssim' and 'SSIM' both map to 'ssim'"):
+        dd.read_weak_labels(csv, tmp_path / "dist_imgs")
+    csv.write_text("dist_im,ssim\nx.bmp,0.5\n")
+    with pytest.raises(TableError, match=r"no column for ref_im$"):
+        dd.read_weak_labels(csv, tmp_path / "dist_imgs")

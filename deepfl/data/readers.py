@@ -11,6 +11,7 @@ dataset, the file and the row.
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
 from dataclasses import dataclass
@@ -21,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from deepfl.data.tables import (
-    FolderIndex, make_table, parse_scores, read_csv_checked, require_file, resolve_image, table_error)
+    FolderIndex, find_header, header_key, make_table, parse_scores, read_csv_checked, require_file, resolve_image,
+    table_error)
 from deepfl.errors import TableError
 
 log = logging.getLogger("deepfl")
@@ -162,26 +164,75 @@ CSIQ_TYPES: dict[str, tuple[str, str]] = {
 CSIQ_COLUMNS = ("image", "dst_type", "dst_lev", "dmos")
 
 
-def _read_csiq_sheet(root: Path) -> tuple[pd.DataFrame, Path, str]:
+CSIQ_SHEET = "all_by_image"
+
+
+def _csiq_grid(root: Path) -> tuple[list[tuple], Path, str]:
+    """The cells of sheet `all_by_image` (workbook) or of its CSV export, row by row from row/line 1."""
     xlsx = root / "csiq.DMOS.xlsx"
     if xlsx.is_file():
         try:
-            frame = pd.read_excel(xlsx, sheet_name="all_by_image", dtype={"image": str})
+            import openpyxl
         except ImportError:
             raise table_error("csiq", xlsx, None, "reading .xlsx needs openpyxl (pip install openpyxl), or export "
-                                                  "sheet 'all_by_image' to csiq.DMOS.csv") from None
-        except ValueError as exc:
-            raise table_error("csiq", xlsx, None, f"cannot read sheet 'all_by_image' ({exc})") from None
-        frame.columns = [str(c).strip() for c in frame.columns]
-        missing = [c for c in CSIQ_COLUMNS if c not in frame.columns]
-        if missing:
-            raise table_error("csiq", xlsx, 1, f"sheet 'all_by_image' header {list(frame.columns)} lacks {missing}",
-                              "row")
-        return frame, xlsx, "row"
-    csv = root / "csiq.DMOS.csv"
-    if csv.is_file():
-        return read_csv_checked("csiq", csv, CSIQ_COLUMNS, dtype={"image": str}), csv, "line"
+                                                  f"sheet {CSIQ_SHEET!r} to csiq.DMOS.csv") from None
+        try:
+            book = openpyxl.load_workbook(xlsx, read_only=True, data_only=True)
+        except Exception as exc:  # zipfile.BadZipFile, KeyError, InvalidFileException... on garbage
+            raise table_error("csiq", xlsx, None, f"cannot read as a workbook ({type(exc).__name__}: {exc})") from None
+        try:
+            if CSIQ_SHEET not in book.sheetnames:
+                raise table_error("csiq", xlsx, None, f"sheet {CSIQ_SHEET!r} missing (found {book.sheetnames})")
+            grid = list(book[CSIQ_SHEET].iter_rows(min_row=1, min_col=1, values_only=True))
+        finally:
+            book.close()
+        return grid, xlsx, "row"
+    csv_file = root / "csiq.DMOS.csv"
+    if csv_file.is_file():
+        try:
+            with open(csv_file, newline="", encoding="utf-8-sig") as handle:
+                return [tuple(row) for row in csv.reader(handle)], csv_file, "line"
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise table_error("csiq", csv_file, None, f"cannot parse as CSV ({exc})") from None
     raise table_error("csiq", xlsx, None, "metadata file not found (nor a CSV export csiq.DMOS.csv)")
+
+
+def _blank(cell) -> bool:
+    return cell is None or (isinstance(cell, float) and np.isnan(cell)) or not str(cell).strip()
+
+
+def _read_csiq_sheet(root: Path) -> tuple[pd.DataFrame, list[int], Path, str]:
+    """Sheet `all_by_image` as a frame of CSIQ_COLUMNS, with each row's 1-based row (workbook) or line (CSV).
+
+    The header is found wherever it sits (the release puts it at D4, its rows at D5:I870); the table ends at
+    the first row whose CSIQ_COLUMNS cells are all empty.
+    """
+    grid, source, unit = _csiq_grid(root)
+    located = find_header(grid, CSIQ_COLUMNS)
+    if located is None:
+        raise table_error("csiq", source, None, f"no {unit} holds the header {list(CSIQ_COLUMNS)} (sheet "
+                                                f"{CSIQ_SHEET!r}, any cell position)")
+    header_at, columns = located
+    cells: dict[str, list] = {c: [] for c in CSIQ_COLUMNS}
+    rows: list[int] = []
+    for offset, row in enumerate(grid[header_at + 1:], start=header_at + 2):
+        values = [row[columns[c]] if columns[c] < len(row) else None for c in CSIQ_COLUMNS]
+        if all(_blank(v) for v in values):
+            break
+        for column, value in zip(CSIQ_COLUMNS, values):
+            cells[column].append(value)
+        rows.append(offset)
+    if not rows:
+        raise table_error("csiq", source, header_at + 1, "header but no rows below it", unit)
+    return pd.DataFrame(cells), rows, source, unit
+
+
+def _csiq_image_name(value) -> str:
+    """Image id as text; numeric ids (1600) come back from a spreadsheet as int or float."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    name = str(value).strip()
+    return name[:-2] if name.endswith(".0") and name[:-2].isdigit() else name
 
 
 def read_csiq(root) -> pd.DataFrame:
@@ -189,19 +240,16 @@ def read_csiq(root) -> pd.DataFrame:
 
     Images are `src_imgs/<image>.png` and `dst_imgs/<folder>/<image>.<TOKEN>.<lev>.png`; DMOS 0..1, lower is
     better. A CSV export of the same sheet named `csiq.DMOS.csv` is accepted where openpyxl is not installed.
+    Only the columns image, dst_type, dst_lev and dmos are read, found by name wherever the header row is.
     """
     root = _root("csiq", root)
-    frame, source, unit = _read_csiq_sheet(root)
-    frame = frame.dropna(how="all")
-    rows = [int(i) + 2 for i in frame.index]
+    frame, rows, source, unit = _read_csiq_sheet(root)
     raw = parse_scores("csiq", source, frame["dmos"], rows, unit)
     src_index = FolderIndex(root / "src_imgs")
     indexes: dict[str, FolderIndex] = {}
     image, ref, content = [], [], []
-    for row, name, dst_type, level in zip(rows, frame["image"], frame["dst_type"], frame["dst_lev"]):
-        name = str(name).strip()
-        if name.endswith(".0"):  # numeric image ids (1600) may come back as floats from a spreadsheet
-            name = name[:-2]
+    for row, value, dst_type, level in zip(rows, frame["image"], frame["dst_type"], frame["dst_lev"]):
+        name = _csiq_image_name(value)
         kind = str(dst_type).strip().lower()
         if kind not in CSIQ_TYPES:
             raise table_error("csiq", source, row, f"unknown dst_type {dst_type!r}; expected one of "
@@ -329,9 +377,49 @@ def read_clive(root, include_training_images: bool = False) -> pd.DataFrame:
     return _table("clive", image, [""] * len(kept), [Path(n).stem for n in kept], raw[start:])
 
 
+def _compact(name: str) -> str:
+    """A column name as matched: case, spaces, hyphens and underscores ignored (`' MS-SSIM'` is `msssim`)."""
+    return "".join(ch for ch in header_key(name) if ch not in " _-")
+
+
+def _is_index_column(name: str) -> bool:
+    """An unnamed or index column, as pandas and spreadsheets write one before the data (`Unnamed: 0`, `index`)."""
+    key = _compact(name)
+    return key in ("", "index", "id", "#") or key.startswith("unnamed:")
+
+
+def _weak_label_columns(source: Path, header: list[str], known_metrics) -> dict[str, str]:
+    """{canonical name: the file's name} of dist_im, ref_im and each metric column (file order); index columns ignored.
+
+    A column that is none of these, two columns for one name, or a missing image column raise one TableError naming
+    the column.
+    """
+    layout = f"is not the KADIS layout 'dist_im, ref_im, <metrics>' with metrics among {list(known_metrics)}"
+    canonical = {_compact(k): k for k in ("dist_im", "ref_im", *known_metrics)}
+    found: dict[str, str] = {}
+    for name in header:
+        if _is_index_column(name):
+            continue
+        key = canonical.get(_compact(name))
+        if key is None:
+            raise table_error("weak_labels", source, 1, f"header {header} {layout}: column {name!r} cannot be mapped")
+        if key in found:
+            raise table_error("weak_labels", source, 1, f"header {header} {layout}: columns {found[key]!r} and "
+                                                        f"{name!r} both map to {key!r}")
+        found[key] = name
+    missing = [k for k in ("dist_im", "ref_im") if k not in found]
+    if missing or len(found) == 2:
+        lacking = missing or ["any metric"]
+        raise table_error("weak_labels", source, 1, f"header {header} {layout}: no column for {', '.join(lacking)}")
+    return {"dist_im": found.pop("dist_im"), "ref_im": found.pop("ref_im"), **found}
+
+
 def read_weak_labels(csv_path, image_root, ref_root=None, on_error: str = "stop",
                      check_files: bool = True) -> pd.DataFrame:
     """Reads a KADIS-style weak-label CSV (`dist_im, ref_im, <metrics...>`) as a table.
+
+    Columns are matched by name ignoring case, spaces, hyphens and underscores, in any order; an index column
+    (unnamed, or `index`/`id`) is ignored; any other column raises a TableError naming it.
 
     Columns of the result: `image` (under `image_root`), `ref` (under `ref_root`, or `ref_im` as written when
     no `ref_root` is given), `content` (the reference's stem) and one float64 column per metric present, in
@@ -346,18 +434,16 @@ def read_weak_labels(csv_path, image_root, ref_root=None, on_error: str = "stop"
     source = Path(csv_path).expanduser()
     require_file("weak_labels", source, "weak-label CSV")
     try:
-        frame = pd.read_csv(source, dtype={"dist_im": str, "ref_im": str})
+        header = [str(c) for c in pd.read_csv(source, nrows=0).columns]
+        columns = _weak_label_columns(source, header, METRICS)
+        frame = pd.read_csv(source, usecols=list(columns.values()),
+                            dtype={columns["dist_im"]: str, columns["ref_im"]: str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise table_error("weak_labels", source, None, f"cannot parse as CSV ({str(exc).splitlines()[0]})") from None
-    header = [str(c).strip() for c in frame.columns]
-    frame.columns = header
     if frame.empty:
         raise table_error("weak_labels", source, None, f"header {header} but no rows")
-    metrics = header[2:]
-    unknown = [m for m in metrics if m not in METRICS]
-    if header[:2] != ["dist_im", "ref_im"] or not metrics or unknown or len(set(metrics)) != len(metrics):
-        raise table_error("weak_labels", source, 1, f"header {header} is not the KADIS layout 'dist_im, ref_im, "
-                                                    f"<metrics>' with metrics among {list(METRICS)}")
+    frame = frame[list(columns.values())].set_axis(list(columns), axis=1)
+    metrics = list(columns)[2:]
     values = frame[metrics].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
     bad = ~np.isfinite(values).all(axis=1) | frame["dist_im"].isna().to_numpy() | frame["ref_im"].isna().to_numpy()
     image_root = Path(image_root).expanduser().resolve()

@@ -58,6 +58,26 @@ def read_csv_checked(dataset: str, path: Path, required: Sequence[str], **kwargs
     return frame
 
 
+def header_key(name: object) -> str:
+    """A column name as compared across releases and exports: case, outer spaces and inner runs of space ignored."""
+    return " ".join(str(name).split()).lower() if name is not None else ""
+
+
+def find_header(rows: Sequence[Sequence[object]], required: Sequence[str]) -> tuple[int, dict[str, int]] | None:
+    """Finds the first row that names every `required` column; returns (row index, {column: cell index}) or None.
+
+    Spreadsheets place their tables anywhere (CSIQ's `all_by_image` header sits at D4), and a CSV export keeps
+    the leading empty rows and columns, so the header is searched for instead of assumed at A1.
+    """
+    wanted = {header_key(c): c for c in required}
+    for i, row in enumerate(rows):
+        keys = [header_key(cell) for cell in row]
+        found = {wanted[k]: j for j, k in reversed(list(enumerate(keys))) if k in wanted}
+        if len(found) == len(wanted):
+            return i, found
+    return None
+
+
 def parse_scores(dataset: str, path: Path, values: Iterable, rows: Sequence[int], unit: str = "line") -> np.ndarray:
     """Converts published scores to float64; a non-number, NaN or inf raises an error naming its row."""
     values = list(values)
