@@ -1,4 +1,5 @@
-"""Every console script explains itself: `--help` prints the script's docstring and its own flags."""
+"""Every console script explains itself: `--help` (and `-h`) prints the script's docstring and its own flags and
+exits 0."""
 
 import re
 import subprocess
@@ -16,15 +17,16 @@ def console_scripts() -> dict[str, str]:
 
 def test_every_script_help_lists_its_flags():
     scripts = console_scripts()
-    assert len(scripts) == 8
+    assert len(scripts) >= 8
     code = "import sys; sys.argv[0] = {name!r}; import {module} as m; m.run()"
     procs = {
-        name: subprocess.Popen([sys.executable, "-c", code.format(name=name, module=module), "--help"],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for name, module in scripts.items()
+        (name, option): subprocess.Popen([sys.executable, "-c", code.format(name=name, module=module), option],
+                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for name, module in scripts.items() for option in ("--help", "-h")
     }
-    for name, proc in procs.items():
+    for (name, option), proc in procs.items():
         out, _ = proc.communicate(timeout=300)
-        assert "Traceback" not in out, f"{name} --help failed:\n{out[-2000:]}"  # absl exits 1 after help
+        assert "Traceback" not in out, f"{name} {option} failed:\n{out[-2000:]}"
+        assert proc.returncode == 0, f"{name} {option} exited {proc.returncode}:\n{out[-2000:]}"
         assert "--out_dir" in out or "--model" in out, f"{name} --help lists none of its flags:\n{out[:2000]}"
         assert len(out.splitlines()) > 10, f"{name} --help is too short:\n{out}"

@@ -55,7 +55,37 @@ def run_app(main: Callable[[list[str]], int | None]) -> None:
             return EXIT_BAD_INPUT
 
     _show_script_help(main.__module__)
-    app.run(wrapped)
+    argv = _help_alias(sys.argv)
+    try:
+        app.run(wrapped, argv=argv)
+    except SystemExit as exc:
+        if exc.code == 1 and _asks_for_help(argv):
+            raise SystemExit(0) from None  # absl exits 1 after printing the help it was asked for
+        raise
+
+
+# absl's help flags (it has no -h; `_help_alias` maps -h to --help).
+_HELP_FLAGS = ("--help", "-?", "--helpshort", "--helpfull", "--helpxml")
+
+
+def _help_alias(argv: list[str]) -> list[str]:
+    """argv with `-h` (before a `--`) replaced by `--help`, the short form users try first."""
+    out, ended = [], False
+    for arg in argv:
+        ended = ended or arg == "--"
+        out.append("--help" if arg == "-h" and not ended else arg)
+    return out
+
+
+def _asks_for_help(argv: list[str]) -> bool:
+    """True when a help flag (before any `--`) is on the command line."""
+    for arg in argv[1:]:
+        if arg == "--":
+            return False
+        name, _, value = arg.partition("=")
+        if name in _HELP_FLAGS and value.lower() not in ("false", "0"):
+            return True
+    return False
 
 
 def _show_script_help(module_name: str) -> None:
