@@ -33,12 +33,56 @@ def shard(items: Sequence[T], num_shards: int = 1, shard_index: int = 0) -> list
     return list(items[shard_index::num_shards])
 
 
+# Seconds between progress lines when stderr is not a terminal (a log file gets one line per interval).
+LOG_PROGRESS_INTERVAL_S = 15.0
+
+
 def progress(iterable: Iterable[T] | None = None, total: int | None = None, desc: str = "", unit: str = "it",
              **kwargs) -> tqdm:
-    """A tqdm progress bar with rate and ETA on stderr; silent when DEEPFL_NO_PROGRESS is set."""
+    """A tqdm progress bar with rate and ETA on stderr; silent when DEEPFL_NO_PROGRESS is set.
+
+    On a terminal the bar redraws in place. Elsewhere (a log file, a pipe) it writes one plain ASCII line every
+    LOG_PROGRESS_INTERVAL_S seconds and a last one at the end, instead of carriage-return redraws.
+    """
     disable = bool(os.environ.get("DEEPFL_NO_PROGRESS"))
-    return tqdm(iterable, total=total, desc=desc, unit=unit, dynamic_ncols=True, disable=disable,
-                file=sys.stderr, smoothing=0.1, **kwargs)
+    if _is_terminal(sys.stderr):
+        return tqdm(iterable, total=total, desc=desc, unit=unit, dynamic_ncols=True, disable=disable,
+                    file=sys.stderr, smoothing=0.1, **kwargs)
+    kwargs.setdefault("mininterval", LOG_PROGRESS_INTERVAL_S)
+    return tqdm(iterable, total=total, desc=desc, unit=unit, ncols=100, ascii=True, disable=disable,
+                file=_ProgressLines(sys.stderr), smoothing=0.1, **kwargs)
+
+
+def keras_verbose() -> int | str:
+    """The `verbose` argument for Keras `fit`/`predict` in a job: 0 when DEEPFL_NO_PROGRESS is set, the
+    redrawing progress bar on a terminal, one line per epoch (2) when stdout goes to a file or pipe (Keras's bar
+    would write thousands of characters per line there)."""
+    if os.environ.get("DEEPFL_NO_PROGRESS"):
+        return 0
+    return "auto" if _is_terminal(sys.stdout) else 2
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
+class _ProgressLines:
+    """A file for tqdm on a non-terminal stream: every redraw (`\r` + bar + padding) becomes one whole line."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text: str) -> None:
+        for line in text.replace("\r", "\n").split("\n"):
+            line = line.rstrip()
+            if line:
+                self.stream.write(line + "\n")
+
+    def flush(self) -> None:
+        self.stream.flush()
 
 
 class ErrorPolicy:
@@ -162,6 +206,18 @@ def iter_batches(items: Sequence[T], batch_size: int) -> Iterator[list[T]]:
 
 
 def setup_logging(verbose: bool = False) -> None:
-    """One-line log records on stderr for command-line jobs."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
-                        format="%(levelname)s %(message)s", force=True)
+    """One-line log records on stderr for command-line jobs, each on its own line also while a progress bar is
+    drawn on the terminal (written through `tqdm.write`, which lifts the bar and redraws it below)."""
+    handler = _ProgressAwareHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True)
+
+
+class _ProgressAwareHandler(logging.Handler):
+    """Writes records to the current sys.stderr through `tqdm.write`, so they never share a line with a bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # logging must never raise into the job
+            self.handleError(record)

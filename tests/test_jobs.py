@@ -1,9 +1,15 @@
-"""Append-only CSVs resume without duplicates and survive a torn last line; shards partition the work."""
+"""Append-only CSVs resume without duplicates and survive a torn last line; shards partition the work; progress
+bars and log lines stay readable on a terminal and in a log file."""
+
+import io
+import logging
+import sys
 
 import pytest
 
 from deepfl.errors import TableError
-from deepfl.jobs import AppendOnlyCsv, ErrorPolicy, JobStopped, read_complete_rows, shard
+from deepfl.jobs import (AppendOnlyCsv, ErrorPolicy, JobStopped, keras_verbose, progress, read_complete_rows,
+                         setup_logging, shard)
 
 
 def test_shards_partition_items():
@@ -53,3 +59,50 @@ def test_append_only_csv_after_a_kill_inside_the_header(tmp_path):
     table = AppendOnlyCsv(path, ["key", "value"], key="key")
     assert table.append([{"key": "a", "value": 1}]) == 1
     assert path.read_text() == "key,value\na,1\n"
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def _bar_with_a_warning(monkeypatch, stream: io.StringIO) -> str:
+    """Draws a progress bar on `stream` (as sys.stderr), logs a warning half-way, returns what was written."""
+    monkeypatch.delenv("DEEPFL_NO_PROGRESS", raising=False)
+    monkeypatch.setattr(sys, "stderr", stream)
+    setup_logging()
+    try:
+        with progress(total=4, desc="work", unit="img", mininterval=0) as bar:
+            bar.update(2)
+            logging.getLogger("deepfl").warning("bad.png: skipped")
+            bar.update(2)
+    finally:
+        logging.getLogger().handlers.clear()
+    return stream.getvalue()
+
+
+def test_warning_gets_its_own_line_on_a_terminal(monkeypatch):
+    text = _bar_with_a_warning(monkeypatch, _Terminal())
+    assert "\r" in text                                   # a redrawing bar
+    line = next(line for line in text.split("\n") if "bad.png" in line)
+    assert line.split("\r")[-1] == "WARNING bad.png: skipped"  # what the terminal shows on that line
+    assert text.count("bad.png") == 1
+
+
+def test_progress_in_a_log_file_is_whole_plain_lines(monkeypatch):
+    text = _bar_with_a_warning(monkeypatch, io.StringIO())
+    assert "\r" not in text and "\x1b" not in text and text.endswith("\n")
+    lines = text.splitlines()
+    assert "WARNING bad.png: skipped" in lines
+    assert any(line.startswith("work: 100%") and "4/4" in line for line in lines), lines
+    assert all(len(line) <= 100 for line in lines)
+
+
+def test_keras_progress_is_one_line_per_epoch_outside_a_terminal(monkeypatch):
+    monkeypatch.delenv("DEEPFL_NO_PROGRESS", raising=False)
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    assert keras_verbose() == 2
+    monkeypatch.setattr(sys, "stdout", _Terminal())
+    assert keras_verbose() == "auto"
+    monkeypatch.setenv("DEEPFL_NO_PROGRESS", "1")
+    assert keras_verbose() == 0
