@@ -6,9 +6,14 @@ exit code 2, so users see the culprit rather than a traceback.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import re
+import signal
+import socket
 import sys
+import threading
+import time
 from typing import Callable
 
 from absl import app, flags
@@ -17,6 +22,11 @@ from deepfl.errors import DeepflError
 from deepfl.jobs import ON_ERROR_CHOICES, JobStopped, setup_logging
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a job stopped by Ctrl-C
+INTERRUPTED_MESSAGE = "interrupted; rerun the same command to resume"
+# How long the main thread gets to unwind after Ctrl-C before the process is ended from the watcher thread
+# (the main thread may be inside native code: XLA compilation, a TensorFlow op, a C decoder).
+INTERRUPT_GRACE_S = 5.0
 
 
 def define_out_dir(default: str | None = None, help_text: str = "Folder that receives every output file.") -> None:
@@ -39,10 +49,15 @@ def run_app(main: Callable[[list[str]], int | None]) -> None:
     """absl `app.run` with one-line errors: DeepflError, FileNotFoundError, ValueError -> exit code 2."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+    interrupt = _interrupt_handler()
+
     def wrapped(argv: list[str]) -> int | None:
         setup_logging()
         try:
             return main(argv)
+        except KeyboardInterrupt:
+            interrupt.report()
+            return EXIT_INTERRUPTED
         except (DeepflError, FileNotFoundError, JobStopped, ValueError) as exc:
             name = type(exc).__name__
             print(f"error: {exc}" if isinstance(exc, DeepflError) else f"error ({name}): {exc}", file=sys.stderr)
@@ -58,10 +73,87 @@ def run_app(main: Callable[[list[str]], int | None]) -> None:
     argv = _help_alias(sys.argv)
     try:
         app.run(wrapped, argv=argv)
+    except KeyboardInterrupt:  # before main (flag parsing) or while a `finally` in main was unwinding
+        interrupt.report()
+        raise SystemExit(EXIT_INTERRUPTED) from None
     except SystemExit as exc:
         if exc.code == 1 and _asks_for_help(argv):
             raise SystemExit(0) from None  # absl exits 1 after printing the help it was asked for
         raise
+
+
+class _InterruptHandler:
+    """Ctrl-C for a job: one line on stderr and exit code 130, at once or within INTERRUPT_GRACE_S.
+
+    The SIGINT handler raises KeyboardInterrupt in the main thread (run_app turns it into the line and 130). A
+    Python handler only runs when the main thread executes Python code, so the signal also wakes a watcher
+    thread (through `signal.set_wakeup_fd`, written by the C-level handler whatever the main thread is doing);
+    if the process is still alive after the grace period, the watcher prints the line, terminates worker
+    processes and ends the process. Forked worker processes inherit the handler and ignore the signal: the
+    parent terminates them. Finished work is safe either way: every output is written atomically or appended
+    whole.
+    """
+
+    def __init__(self, grace_s: float = INTERRUPT_GRACE_S):
+        self.grace_s = grace_s
+        self.pid = os.getpid()
+        self.interrupted = threading.Event()
+        self._reported = threading.Lock()
+        self._reported_once = False
+
+    def install(self) -> None:
+        reader, writer = socket.socketpair()
+        writer.setblocking(False)
+        signal.signal(signal.SIGINT, self._on_sigint)
+        signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        self._sockets = (reader, writer)  # kept open for the life of the process
+        threading.Thread(target=self._watch, args=(reader,), name="deepfl-sigint", daemon=True).start()
+
+    def _on_sigint(self, signum, frame) -> None:
+        if os.getpid() != self.pid or self.interrupted.is_set():
+            return  # a forked worker (the parent ends it), or a second Ctrl-C while unwinding
+        self.interrupted.set()
+        raise KeyboardInterrupt
+
+    def report(self) -> None:
+        """Prints the interruption line once, whichever thread gets there first."""
+        with self._reported:
+            if self._reported_once:
+                return
+            self._reported_once = True
+        sys.stdout.flush()
+        print(INTERRUPTED_MESSAGE, file=sys.stderr, flush=True)
+
+    def _watch(self, reader: socket.socket) -> None:
+        while True:
+            try:
+                data = reader.recv(64)
+            except OSError:
+                return
+            if not data:
+                return
+            if signal.SIGINT in data and os.getpid() == self.pid:
+                break
+        self.interrupted.set()
+        time.sleep(self.grace_s)
+        self.report()
+        for child in multiprocessing.active_children():
+            child.terminate()
+        os._exit(EXIT_INTERRUPTED)
+
+
+_INTERRUPT_HANDLER: _InterruptHandler | None = None
+
+
+def _interrupt_handler() -> _InterruptHandler:
+    """The process's Ctrl-C handler, installed on first use (once, also when several jobs run in one process).
+    Signal handlers can only be set from the main thread; elsewhere the handler is made but not installed."""
+    global _INTERRUPT_HANDLER
+    if _INTERRUPT_HANDLER is None or _INTERRUPT_HANDLER.pid != os.getpid():
+        _INTERRUPT_HANDLER = _InterruptHandler()
+        if threading.current_thread() is threading.main_thread():
+            _INTERRUPT_HANDLER.install()
+    return _INTERRUPT_HANDLER
 
 
 # absl's help flags (it has no -h; `_help_alias` maps -h to --help).

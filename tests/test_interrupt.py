@@ -1,0 +1,109 @@
+"""Ctrl-C (SIGINT) ends a job with one line and exit code 130, leaves no worker behind, and the same command run
+again finishes with the outputs of a run that was never interrupted."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from badinputs import textured_image
+from deepfl.cli.app import EXIT_INTERRUPTED, INTERRUPT_GRACE_S, INTERRUPTED_MESSAGE
+from deepfl.images import write_image
+from killrestart import REPO_ROOT, assert_same_tree, count_files, job_command, job_env, run_job
+
+TIMEOUT_S = 300
+# TensorFlow's C++ start-up lines (absl log format, or its note before absl logging starts): not ours.
+NATIVE_LOG = re.compile(r"^([IWEF]\d{4} [\d:.]+ +\d+ \S+:\d+\] |WARNING: All log messages before absl::InitializeLog)")
+
+
+def interrupt_when(cmd: list[str], ready, delay_s: float = 0.0) -> tuple[int, str, float]:
+    """Starts `cmd` in its own process group, sends SIGINT to the job's process (not the group) once `ready()`
+    is true plus `delay_s`; returns (exit code, stderr, seconds from the signal to the exit), after checking
+    that no process of the group (pool workers) outlives the job."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=job_env(), cwd=REPO_ROOT,
+                            start_new_session=True)
+    deadline = time.monotonic() + TIMEOUT_S
+    try:
+        while not ready():
+            assert proc.poll() is None, f"finished before it could be interrupted: {proc.stderr.read()!r}"
+            assert time.monotonic() < deadline, "never became ready"
+            time.sleep(0.02)
+        time.sleep(delay_s)
+        assert proc.poll() is None, "finished before it could be interrupted"
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        _, err = proc.communicate(timeout=TIMEOUT_S)
+        took = time.monotonic() - sent
+        time.sleep(0.5)
+        try:
+            os.killpg(proc.pid, 0)
+            alive = True
+        except ProcessLookupError:
+            alive = False
+        assert not alive, "a process of the job (a worker) outlived it"
+        return proc.returncode, err.decode("utf-8", "replace"), took
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def assert_one_line(code: int, stderr: str) -> None:
+    assert code == EXIT_INTERRUPTED, stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
+    others = [line for line in stderr.splitlines() if not line.startswith("INFO ") and not NATIVE_LOG.match(line)]
+    assert others == [INTERRUPTED_MESSAGE], stderr[-3000:]
+
+
+def make_refs(folder: Path, count: int, size: int) -> Path:
+    folder.mkdir(parents=True)
+    for i in range(count):
+        write_image(folder / f"ref{i}.png", textured_image(size, size, seed=i))
+    return folder
+
+
+def test_ctrl_c_in_distort_then_rerun_gives_the_uninterrupted_outputs(tmp_path):
+    refs = make_refs(tmp_path / "refs", 6, 176)
+
+    def distort(out: Path) -> list[str]:
+        return job_command("distort", "--ref_dir", str(refs), "--out_dir", str(out), "--workers", "2")
+
+    code, err, took = interrupt_when(distort(tmp_path / "cut"), lambda: count_files(tmp_path / "cut")() >= 2)
+    assert_one_line(code, err)
+    assert took < INTERRUPT_GRACE_S + 10
+    assert count_files(tmp_path / "cut")() < 30, "the job ran on after the signal"
+    rerun = run_job(distort(tmp_path / "cut"), timeout=TIMEOUT_S)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    whole = run_job(distort(tmp_path / "whole"), timeout=TIMEOUT_S)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    assert assert_same_tree(tmp_path / "whole", tmp_path / "cut") == 31   # 30 images + manifest
+
+
+def test_ctrl_c_in_label_during_compilation_then_rerun_gives_the_uninterrupted_outputs(tmp_path):
+    refs = make_refs(tmp_path / "refs", 2, 176)
+    made = run_job(job_command("distort", "--ref_dir", str(refs), "--out_dir", str(tmp_path / "kadis"),
+                               "--workers", "1"), timeout=TIMEOUT_S)
+    assert made.returncode == 0, made.stderr[-2000:]
+
+    def label(out: Path) -> list[str]:
+        return job_command("label", "--manifest", str(tmp_path / "kadis" / "manifest.csv"), "--image_root",
+                           str(tmp_path / "kadis"), "--ref_root", str(refs), "--out_dir", str(out),
+                           "--metrics", "ssim,gmsd", "--batch_size", "5")
+
+    # The header is written just before the first batch is scored, which compiles the metrics (XLA).
+    code, err, took = interrupt_when(label(tmp_path / "cut"), lambda: (tmp_path / "cut" / "labels.csv").exists(),
+                                     delay_s=0.3)
+    assert_one_line(code, err)
+    print(f"label: exit {code} {took:.1f} s after SIGINT")
+    assert took < INTERRUPT_GRACE_S + 10
+    rows = (tmp_path / "cut" / "labels.csv").read_text().count("\n") - 1
+    assert rows < 10, "the job ran to the end after the signal"
+    rerun = run_job(label(tmp_path / "cut"), timeout=TIMEOUT_S)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    whole = run_job(label(tmp_path / "whole"), timeout=TIMEOUT_S)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    assert assert_same_tree(tmp_path / "whole", tmp_path / "cut") == 1
