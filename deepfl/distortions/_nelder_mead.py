@@ -4,7 +4,7 @@ initial simplex, ordering and stopping rules, so that the same objective visits 
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

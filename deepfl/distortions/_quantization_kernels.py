@@ -477,7 +477,7 @@ def error_diffusion(rgb, palette, table):
         for y in range(h):
             for c in range(3):
                 v = current[y, c]
-                current[y, c] = 0 if v < 0 else (255 if v > 255 else v)
+                current[y, c] = max(0, min(v, 255))
             index = table[((current[y, 0] >> 3) << 10) + ((current[y, 1] >> 3) << 5) + (current[y, 2] >> 3)]
             out[y, x] = index
             for c in range(3):

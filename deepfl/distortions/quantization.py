@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -87,7 +88,7 @@ def _between_class_variance(thresholds: np.ndarray, omega: list, mu: list, mu_t:
     `thresholds` (bins 0..255); +Inf unless the cuts lie strictly inside and increase, or if a class is empty."""
     bounds = [int(b) for b in np.sign(thresholds) * np.floor(np.abs(thresholds) + 0.5)]  # MATLAB round
     edges = [0] + bounds + [255]
-    if any(b <= a for a, b in zip(edges, edges[1:])):
+    if any(b <= a for a, b in itertools.pairwise(edges)):
         return math.inf
     first = bounds[0]
     if omega[first] == 0:
