@@ -24,7 +24,8 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from deepfl.images import atomic_write_bytes, read_image, write_image
+from deepfl.fileio import atomic_write_bytes
+from deepfl.images import read_image, write_image
 from deepfl.jobs import progress
 
 log = logging.getLogger("deepfl")
@@ -163,7 +164,8 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", config: DemoConfig = DemoC
     import keras
 
     from deepfl import features, labeling, protocol, reporting
-    from deepfl.export import export_model, load_model_file
+    from deepfl.export import export_model
+    from deepfl.fileio import load_model_file
     from deepfl.models import mlsp_extractor
     from deepfl.prediction import format_scores, load_scorer, score_files
 

@@ -3,6 +3,8 @@
 The exported model takes float32 RGB images with values in [0, 255] of any size (NHWC) and returns one score per
 image on the scale of the training table (higher is better). The head's target normalisation (z-score) is
 folded into a built-in `Rescaling` layer, so the file loads with `keras.saving.load_model` alone.
+`load_scorer` assembles that model (from an exported file, or a trained model and a head) for prediction;
+`export_model` saves it.
 """
 
 from __future__ import annotations
@@ -13,25 +15,14 @@ from pathlib import Path
 import keras
 
 from deepfl.data.normalization import TargetNormalizer
-from deepfl.images import atomic_output
+from deepfl.fileio import load_model_file, normalizer_path, save_model_atomic
 
 SCORE_COLUMN = "score"
 
 
-def load_model_file(path: str | os.PathLike, what: str = "model") -> keras.Model:
-    """Loads a `.keras` file without its optimiser; one-line errors naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such {what} file")
-    try:
-        return keras.saving.load_model(path, compile=False)
-    except Exception as exc:  # keras raises many types for bad archives
-        raise ValueError(f"{path}: not a loadable .keras {what} ({str(exc).splitlines()[0]})") from None
-
-
 def head_normalizer(head_path: str | os.PathLike) -> TargetNormalizer | None:
     """The normaliser saved beside a head (`head.keras` -> `head.normalizer.json`), or None if there is none."""
-    path = Path(head_path).with_suffix(".normalizer.json")
+    path = normalizer_path(head_path)
     return TargetNormalizer.load(path) if path.is_file() else None
 
 
@@ -82,20 +73,43 @@ def combine(extractor: keras.Model, head: keras.Model, normalizer: TargetNormali
     return keras.Model(image, score, name=name)
 
 
-def save_atomic(model: keras.Model, path: str | os.PathLike) -> Path:
-    """Saves a model as `.keras` through a temporary file in the same folder, so a kill leaves no half file."""
-    path = Path(path)
-    if path.suffix != ".keras":
-        raise ValueError(f"path: must end with .keras, got {path}")
-    with atomic_output(path, suffix=".tmp.keras") as tmp:
-        model.save(tmp)
-    return path
+def _is_multitask(model: keras.Model) -> bool:
+    return isinstance(model.output, dict) or len(model.outputs) > 1
+
+
+def as_extractor(model: str | os.PathLike | keras.Model) -> keras.Model:
+    """The MLSP extractor of a multi-task model (file or model), rebuilt for any input size (native
+    resolution); a model already giving one flat vector per image (an extractor) is returned as is."""
+    model = model if isinstance(model, keras.Model) else load_model_file(model)
+    if not _is_multitask(model) and len(model.output_shape) == 2 and model.output_shape[-1] > 1:
+        return model
+    from deepfl.models import mlsp_extractor
+
+    return mlsp_extractor(model, input_shape=(None, None, 3))
+
+
+def load_scorer(model: str | os.PathLike | keras.Model, head: str | os.PathLike | keras.Model | None = None,
+                normalizer=None) -> keras.Model:
+    """A model image -> score: an exported file/model as is, or backbone (multi-task model) + MLP head.
+
+    With a head, `normalizer` (a `TargetNormalizer`) maps the head's outputs back to scores; by default the one
+    saved beside a head file (`.normalizer.json`) is applied.
+    """
+    if head is None:
+        scorer = model if isinstance(model, keras.Model) else load_model_file(model)
+        shape = () if _is_multitask(scorer) else tuple(scorer.output_shape)
+        if not (len(shape) == 1 or (len(shape) == 2 and shape[-1] == 1)):
+            raise ValueError(f"model: {getattr(scorer, 'name', model)} does not output one score per image "
+                             "(a multi-task model needs an MLP head: pass head=)")
+        return scorer
+    if normalizer is None and not isinstance(head, keras.Model):
+        normalizer = head_normalizer(head)
+    head_model = head if isinstance(head, keras.Model) else load_model_file(head, "head")
+    return combine(as_extractor(model), head_model, normalizer)
 
 
 def export_model(model: str | os.PathLike | keras.Model, head: str | os.PathLike | keras.Model,
                  out_path: str | os.PathLike, normalizer: TargetNormalizer | None = None) -> Path:
     """Writes the one-file scorer: `model` is the trained multi-task model (or its MLSP extractor), `head` the
     MLP head; the normaliser defaults to the one saved beside a head file."""
-    from deepfl.prediction import load_scorer
-
-    return save_atomic(load_scorer(model, head, normalizer), out_path)
+    return save_model_atomic(load_scorer(model, head, normalizer), out_path)

@@ -33,7 +33,8 @@ import numpy as np
 from PIL import Image
 
 from deepfl.errors import DeepflError, ImageReadError
-from deepfl.images import atomic_output, read_images_ahead
+from deepfl.fileio import atomic_output
+from deepfl.images import read_images_ahead
 from deepfl.jobs import ErrorPolicy, iter_batches, progress
 
 log = logging.getLogger("deepfl")

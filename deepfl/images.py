@@ -7,10 +7,8 @@ and skip it instead of dying with a traceback.
 from __future__ import annotations
 
 import collections
-import contextlib
 import io
 import os
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -19,10 +17,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from deepfl.errors import ImageReadError
-
-# The process umask, read once at import (reading it means setting it, which is not thread-safe later on).
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
+from deepfl.fileio import atomic_write_bytes
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
@@ -126,35 +121,6 @@ def encode_image(image: np.ndarray, fmt: str) -> bytes:
     options = {"quality": 95} if pil_format == "JPEG" else {}
     Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(buffer, format=pil_format, **options)
     return buffer.getvalue()
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Writes `data` to `path` so that a killed process never leaves a truncated file behind."""
-    with atomic_output(path) as tmp:
-        tmp.write_bytes(data)
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
-    """Yields a hidden temporary path beside `path`; on success it is fsynced and renamed onto `path`.
-
-    For writers that need a file name (Keras, h5py, pandas): a kill or an exception leaves `path` untouched and
-    at most a hidden `.<name>.<random><suffix>` file (removed on exceptions). `suffix` must keep whatever
-    extension the writer insists on (e.g. ".tmp.keras", ".tmp.weights.h5").
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp_name)
-        with open(tmp_name, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.chmod(tmp_name, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp_name, path)
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray) -> None:

@@ -27,8 +27,9 @@ import numpy as np
 import pandas as pd
 
 from deepfl.errors import ImageReadError, TableError
+from deepfl.fileio import atomic_write_bytes
 from deepfl.fr import METRICS, metric_function
-from deepfl.images import atomic_write_bytes, read_image
+from deepfl.images import read_image
 from deepfl.jobs import AppendOnlyCsv, ErrorPolicy, progress, read_complete_rows, shard
 
 log = logging.getLogger("deepfl")

@@ -14,47 +14,12 @@ from typing import Iterable, Sequence, Union
 import keras
 import numpy as np
 
-from deepfl.export import combine, head_normalizer, load_model_file
+from deepfl.export import load_scorer
 from deepfl.features import predict_by_size
 from deepfl.images import read_image, read_images_ahead
 from deepfl.jobs import iter_batches
 
 ImageLike = Union[str, os.PathLike, np.ndarray]
-
-
-def _is_multitask(model: keras.Model) -> bool:
-    return isinstance(model.output, dict) or len(model.outputs) > 1
-
-
-def as_extractor(model: str | os.PathLike | keras.Model) -> keras.Model:
-    """The MLSP extractor of a multi-task model (file or model), rebuilt for any input size (native
-    resolution); a model already giving one flat vector per image (an extractor) is returned as is."""
-    model = model if isinstance(model, keras.Model) else load_model_file(model)
-    if not _is_multitask(model) and len(model.output_shape) == 2 and model.output_shape[-1] > 1:
-        return model
-    from deepfl.models import mlsp_extractor
-
-    return mlsp_extractor(model, input_shape=(None, None, 3))
-
-
-def load_scorer(model: str | os.PathLike | keras.Model, head: str | os.PathLike | keras.Model | None = None,
-                normalizer=None) -> keras.Model:
-    """A model image -> score: an exported file/model as is, or backbone (multi-task model) + MLP head.
-
-    With a head, `normalizer` (a `TargetNormalizer`) maps the head's outputs back to scores; by default the one
-    saved beside a head file (`.normalizer.json`) is applied.
-    """
-    if head is None:
-        scorer = model if isinstance(model, keras.Model) else load_model_file(model)
-        shape = () if _is_multitask(scorer) else tuple(scorer.output_shape)
-        if not (len(shape) == 1 or (len(shape) == 2 and shape[-1] == 1)):
-            raise ValueError(f"model: {getattr(scorer, 'name', model)} does not output one score per image "
-                             "(a multi-task model needs an MLP head: pass head=)")
-        return scorer
-    if normalizer is None and not isinstance(head, keras.Model):
-        normalizer = head_normalizer(head)
-    head_model = head if isinstance(head, keras.Model) else load_model_file(head, "head")
-    return combine(as_extractor(model), head_model, normalizer)
 
 
 def score_arrays(scorer: keras.Model, images: Sequence[np.ndarray], batch_size: int = 8) -> np.ndarray:

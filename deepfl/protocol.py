@@ -22,6 +22,7 @@ import pandas as pd
 from deepfl.data.normalization import TargetNormalizer
 from deepfl.data.tables import SPLIT_NAMES
 from deepfl.evaluation import evaluate, summarize
+from deepfl.fileio import atomic_write_bytes, normalizer_path, save_model_atomic
 from deepfl.models.mlp import build_mlp, compile_mlp
 
 log = logging.getLogger("deepfl")
@@ -50,11 +51,6 @@ class HeadConfig:
             raise ValueError(f"batch_size: must be >= 1, got {self.batch_size}")
         if not self.learning_rates or any(not lr > 0 for lr in self.learning_rates):
             raise ValueError(f"learning_rates: need positive values, got {list(self.learning_rates)}")
-
-
-def normalizer_path(head_path: str | os.PathLike) -> Path:
-    """Where the target normalisation of a head is saved: `head.keras` -> `head.normalizer.json`."""
-    return Path(head_path).with_suffix(".normalizer.json")
 
 
 def fit_normalizer(train_scores: np.ndarray) -> TargetNormalizer:
@@ -104,11 +100,9 @@ def train_head(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_va
 def save_head(model: keras.Model, path: str | os.PathLike) -> Path:
     """Saves a trained head without its optimiser state (a third of the size: 140 MB instead of 445 MB for the
     paper's head), atomically."""
-    from deepfl.export import save_atomic
-
     bare = keras.Model.from_config(model.get_config())  # uncompiled (clone_model would copy the compile state)
     bare.set_weights(model.get_weights())
-    return save_atomic(bare, path)
+    return save_model_atomic(bare, path)
 
 
 def _predict(model: keras.Model, x: np.ndarray) -> np.ndarray:
@@ -233,7 +227,6 @@ def run_and_report(table: pd.DataFrame, features: np.ndarray, splits: Sequence[S
     all splits: predicted vs target).
     """
     from deepfl import reporting
-    from deepfl.images import atomic_write_bytes
 
     out = Path(out_dir)
     result = run_protocol(features, table["score"].to_numpy(), splits, config, out_dir=out,

@@ -15,7 +15,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from deepfl.images import atomic_write_bytes
+from deepfl.fileio import atomic_write_bytes
 
 WITHIN_COLUMNS = ("dataset", "title", "status", "n_images", "n_splits", "srocc", "plcc", "plcc_logistic", "krocc",
                   "rmse", "paper_srocc", "paper_plcc", "delta_srocc", "delta_plcc")

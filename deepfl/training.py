@@ -26,7 +26,7 @@ import pandas as pd
 from scipy import stats as scipy_stats
 
 import deepfl.models.layers  # noqa: F401  (registers the custom layers, so saved models reload)
-from deepfl.images import atomic_output, atomic_write_bytes
+from deepfl.fileio import atomic_output, atomic_write_bytes, save_model_atomic
 from deepfl.jobs import AppendOnlyCsv, progress
 
 log = logging.getLogger("deepfl")
@@ -289,12 +289,6 @@ class DataOrder:
         return np.asarray(skipped, np.int64)
 
 
-def _atomic_save_model(model: keras.Model, path: Path) -> None:
-    from deepfl.export import save_atomic  # one atomic .keras writer for the whole project
-
-    save_atomic(model, path)
-
-
 class SkipReport:
     """Names and counts the corrupt images the input pipelines dropped (`on_error="skip"`).
 
@@ -407,7 +401,7 @@ class EpochEnd(keras.callbacks.Callback):
         score = logs.get("val_srocc", -logs.get("loss", float("nan")))
         if np.isfinite(score) and (self.best is None or score > self.best):
             self.best, self.best_epoch = float(score), epoch + 1
-            _atomic_save_model(self.model, self.out_dir / "best.keras")
+            save_model_atomic(self.model, self.out_dir / "best.keras")
         self._checkpoint(epoch + 1)
         summary = ", ".join(f"{k}={logs[k]:.4g}" for k in ("loss", "val_loss", "val_srocc") if k in logs)
         log.info("epoch %d done: %s (best val_srocc %s at epoch %s)", epoch + 1, summary,
@@ -509,7 +503,7 @@ def train_multitask(build_and_compile: Callable[[bool], keras.Model], train_data
             model = build_and_compile(warmup_epochs >= epochs)
             restore_checkpoint(model, out / "checkpoints", with_optimizer=state["backbone_frozen"] ==
                                (warmup_epochs >= epochs))
-    _atomic_save_model(model, out / "model.keras")
+    save_model_atomic(model, out / "model.keras")
     if skips is not None and (skips.train_skipped or skips.val_skipped or skips.named):
         log.warning("skipped images: %s", skips.summary())
     return model

@@ -23,7 +23,7 @@ from typing import Callable, Iterable, Sequence
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-# Temporary files of `deepfl.images.atomic_write_bytes` (".<name>.<random>.tmp") that a kill can leave behind.
+# Temporary files of `deepfl.fileio.atomic_write_bytes` (".<name>.<random>.tmp") that a kill can leave behind.
 TEMP_SUFFIXES = (".tmp",)
 
 

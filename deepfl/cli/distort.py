@@ -26,7 +26,8 @@ from absl import flags
 
 from deepfl import distortions
 from deepfl.errors import ImageReadError, TableError
-from deepfl.images import encode_image, list_images, read_image, atomic_write_bytes
+from deepfl.fileio import atomic_write_bytes
+from deepfl.images import encode_image, list_images, read_image
 from deepfl.png import decode_png_rgb, encode_png
 from deepfl.jobs import AppendOnlyCsv, ErrorPolicy, progress, shard
 from deepfl.cli import app

@@ -14,7 +14,7 @@ import os
 
 from absl import flags
 
-from deepfl.images import atomic_output
+from deepfl.fileio import atomic_output
 from deepfl.cli import app
 
 FLAGS = flags.FLAGS

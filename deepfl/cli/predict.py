@@ -30,7 +30,7 @@ EXIT_SOME_UNREADABLE = 1
 
 
 def main(argv: list[str]) -> int:
-    from deepfl.images import atomic_write_bytes
+    from deepfl.fileio import atomic_write_bytes
     from deepfl.prediction import expand_inputs, format_scores, load_scorer, score_files
 
     inputs = argv[1:]

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from absl import flags
 
-from deepfl.images import atomic_output
+from deepfl.fileio import atomic_output
 from deepfl.cli import app
 
 FLAGS = flags.FLAGS
@@ -112,7 +112,7 @@ def _check_run_config(out_dir: Path, config: dict, write: bool) -> None:
             raise ValueError(f"out_dir: {out_dir} holds a run with other settings {changed}; use another "
                              f"--out_dir (or delete it) to start afresh")
     elif write:
-        from deepfl.images import atomic_write_bytes
+        from deepfl.fileio import atomic_write_bytes
 
         atomic_write_bytes(path, json.dumps(config, indent=1).encode())
 

@@ -17,7 +17,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from deepfl.images import atomic_write_bytes
+from deepfl.fileio import atomic_write_bytes
 
 METHODS = ("standard", "quantile")
 _FORMAT_VERSION = 1
