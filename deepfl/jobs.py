@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import os
 import sys
@@ -16,7 +17,7 @@ from typing import Iterable, Iterator, Sequence, TypeVar
 
 from tqdm.auto import tqdm
 
-from deepfl.errors import TableError
+from deepfl.errors import DeepflError, TableError
 
 T = TypeVar("T")
 log = logging.getLogger("deepfl")
@@ -162,7 +163,7 @@ class AppendOnlyCsv:
                 self._load_existing()
         if not self.path.exists() or self.path.stat().st_size == 0:
             with open(self.path, "w", newline="", encoding="utf-8") as handle:
-                csv.writer(handle).writerow(self.columns)
+                csv.writer(handle, lineterminator="\n").writerow(self.columns)  # "\n" like the rows
                 handle.flush()
                 os.fsync(handle.fileno())
 
@@ -221,3 +222,38 @@ class _ProgressAwareHandler(logging.Handler):
             tqdm.write(self.format(record), file=sys.stderr)
         except Exception:  # logging must never raise into the job
             self.handleError(record)
+
+
+class SettingsChanged(DeepflError):
+    """A job was rerun into an output that was made with other settings."""
+
+
+def check_settings(path: str | os.PathLike, settings: dict, overwrite: bool = False,
+                   output: str | os.PathLike | None = None) -> bool:
+    """Compares a job's resolved `settings` (JSON values; paths made absolute by the caller) with those stored at
+    `path` by an earlier run, so that a rerun resumes only what the same settings started.
+
+    First run (no file): stores them and returns False. Same settings: returns True (resume). Different ones:
+    raises `SettingsChanged` naming every difference and the three ways on (the old flags, a new output, or
+    `--overwrite`); with `overwrite=True` it stores the new settings and returns False, and the caller discards
+    the old outputs. `output` names the output in the message (default: the folder of `path`).
+    """
+    from deepfl.fileio import atomic_write_bytes
+
+    path = Path(path)
+    settings = json.loads(json.dumps(settings))       # the form they take once stored (tuples -> lists)
+    text = (json.dumps(settings, indent=1, sort_keys=True) + "\n").encode("utf-8")
+    if path.exists() and not overwrite:
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise SettingsChanged(f"{path}: unreadable stored settings ({exc}); use --overwrite to start again")
+        if stored == settings:
+            return True
+        changes = [f"{key} {json.dumps(stored.get(key))} -> {json.dumps(settings.get(key))}"
+                   for key in sorted(set(stored) | set(settings)) if stored.get(key) != settings.get(key)]
+        where = output if output is not None else path.parent
+        raise SettingsChanged(f"{where} was made with other settings ({'; '.join(changes)}): rerun with the "
+                              "earlier flags to resume, write to a new output, or pass --overwrite to discard it")
+    atomic_write_bytes(path, text)
+    return False

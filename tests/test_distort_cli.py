@@ -54,7 +54,7 @@ def test_resume_after_lost_rows_and_images_gives_same_bytes(ref_dir, tmp_path):
     assert first.returncode == 0, first.stderr
     assert "1 bad references skipped" in first.stderr and "broken.png" in first.stderr
     reference = kr.tree_digest(out)
-    assert len(reference) == 26  # 25 images + manifest
+    assert len(reference) == 27  # 25 images + manifest + settings
     # Simulate a kill: the manifest lost its last rows (and a torn line), two images are gone.
     lines = (out / "manifest.csv").read_text().splitlines(keepends=True)
     (out / "manifest.csv").write_text("".join(lines[:-7]) + lines[-7][:5])
@@ -123,3 +123,68 @@ def test_png_compression_changes_file_sizes_not_pixels(ref_dir, tmp_path):
     assert size[1] < 0.9 * size[0]
     bad = distort(f"--ref_dir={ref_dir}", f"--out_dir={tmp_path / 'bad'}", "--png_compression=12")
     assert bad.returncode != 0 and "png_compression" in bad.stderr
+
+
+def warnings_of(stderr):
+    return [line for line in stderr.splitlines() if line.startswith("WARNING ")]
+
+
+def test_small_references_get_one_warning_line(ref_dir, tmp_path):
+    result = distort(f"--ref_dir={ref_dir}", f"--out_dir={tmp_path / 'out'}", "--workers=1")
+    assert result.returncode == 0, result.stderr
+    small = [line for line in warnings_of(result.stderr) if "minimum" in line]
+    assert small == [small[0]] and small[0].startswith("WARNING 5 reference(s) are below the 161-pixel minimum")
+    assert "msssim" in small[0] and "80x64" in small[0]
+
+
+def test_resize_writes_the_references_the_manifest_names(ref_dir, tmp_path):
+    out = tmp_path / "out"
+    result = distort(f"--ref_dir={ref_dir}", f"--out_dir={out}", "--resize", "--workers=2")
+    assert result.returncode == 0, result.stderr
+    enlarged = [line for line in warnings_of(result.stderr) if "enlarged" in line]
+    assert len(enlarged) == 1 and "5 reference(s)" in enlarged[0] and "80x64" in enlarged[0]
+    assert not [line for line in warnings_of(result.stderr) if "minimum" in line]
+    rows = kr.check_csv(out / "manifest.csv", key="dist_im", expected_rows=25)
+    assert {r["ref_im"] for r in rows} == {f"references/ref{i}.png" for i in range(5)}
+    for row in rows:
+        ref, dist = Image.open(out / row["ref_im"]), Image.open(out / row["dist_im"])
+        assert ref.size == dist.size == (512, 384)
+    before = kr.tree_digest(out)
+    (out / "references" / "ref2.png").unlink()   # a kill before the reference was written: the rerun restores it
+    again = distort(f"--ref_dir={ref_dir}", f"--out_dir={out}", "--resize", "--workers=1")
+    assert again.returncode == 0, again.stderr
+    assert kr.tree_digest(out) == before
+
+
+def test_changed_settings_are_refused_until_overwrite(ref_dir, tmp_path):
+    out = tmp_path / "out"
+    assert distort(f"--ref_dir={ref_dir}", f"--out_dir={out}", "--seed=0", "--workers=1").returncode == 0
+    first = kr.tree_digest(out)
+    changed = distort(f"--ref_dir={ref_dir}", f"--out_dir={out}", "--seed=1", "--workers=1")
+    assert changed.returncode == 2
+    error = [line for line in changed.stderr.splitlines() if line.startswith("error")]
+    assert len(error) == 1 and "seed 0 -> 1" in error[0] and "--overwrite" in error[0], changed.stderr
+    assert kr.tree_digest(out) == first
+    relative = distort(f"--ref_dir={kr.os.path.relpath(ref_dir, kr.REPO_ROOT)}", f"--out_dir={out}", "--seed=0")
+    assert relative.returncode == 0, relative.stderr      # the same folder, named another way: a resume
+    assert kr.tree_digest(out) == first
+    again = distort(f"--ref_dir={ref_dir}", f"--out_dir={out}", "--seed=1", "--workers=1", "--overwrite")
+    assert again.returncode == 0, again.stderr
+    fresh = distort(f"--ref_dir={ref_dir}", f"--out_dir={tmp_path / 'fresh'}", "--seed=1", "--workers=1")
+    assert fresh.returncode == 0, fresh.stderr
+    kr.assert_same_tree(tmp_path / "fresh", out)        # nothing of the seed-0 run is left
+
+
+def test_merge_joins_shard_manifests_like_an_unsharded_run(ref_dir, tmp_path):
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    assert distort(f"--ref_dir={ref_dir}", f"--out_dir={whole}", "--seed=5", "--workers=1").returncode == 0
+    for index in range(3):
+        result = distort(f"--ref_dir={ref_dir}", f"--out_dir={parts}", "--seed=5", "--num_shards=3",
+                         f"--shard_index={index}", "--workers=1")
+        assert result.returncode == 0, result.stderr
+    merged = distort(f"--ref_dir={ref_dir}", f"--out_dir={parts}", "--seed=5", "--num_shards=3", "--merge")
+    assert merged.returncode == 0, merged.stderr
+    assert "25 rows, 5 expected images without a row" in merged.stdout   # broken.png has none
+    assert (parts / "manifest.csv").read_bytes() == (whole / "manifest.csv").read_bytes()
+    unmerged = distort(f"--ref_dir={ref_dir}", f"--out_dir={tmp_path / 'none'}", "--num_shards=2", "--merge")
+    assert unmerged.returncode == 2 and "manifest-0-of-2.csv" in unmerged.stderr

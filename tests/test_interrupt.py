@@ -80,7 +80,7 @@ def test_ctrl_c_in_distort_then_rerun_gives_the_uninterrupted_outputs(tmp_path):
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     whole = run_job(distort(tmp_path / "whole"), timeout=TIMEOUT_S)
     assert whole.returncode == 0, whole.stderr[-2000:]
-    assert assert_same_tree(tmp_path / "whole", tmp_path / "cut") == 31   # 30 images + manifest
+    assert assert_same_tree(tmp_path / "whole", tmp_path / "cut") == 32   # 30 images, manifest, settings
 
 
 def test_ctrl_c_in_label_during_compilation_then_rerun_gives_the_uninterrupted_outputs(tmp_path):

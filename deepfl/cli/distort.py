@@ -5,15 +5,23 @@ Output: `<ref stem>_<TT>_<LL>.<ext>` in --out_dir and a manifest CSV `dist_im, r
 `kadis700k_ref_imgs.csv` layout: first column reference file name, second column type id) or, without one,
 is drawn per image from --seed. Every random draw is seeded by (--seed, reference name), so results do not
 depend on sharding, worker count or restarts. A killed run restarted with the same flags finishes the rest:
-images are written atomically and the manifest is append-only, keyed by `dist_im`.
+images are written atomically and the manifest is append-only, keyed by `dist_im`. A rerun with other settings
+(seed, resize, format, ...) into the same --out_dir is refused (exit 2) unless --overwrite.
 
-Example:
+With --resize the resized references are written too, as `references/<ref stem>.png` in --out_dir, and the
+manifest names them (relative to --out_dir), so `deepfl-label --image_root <out_dir>` finds them without
+--ref_root.
+
+Examples:
   deepfl-distort --ref_dir pristine/ --out_dir kadis/ --seed 0 --resize   # PNG, all cores
+  deepfl-distort --ref_dir pristine/ --out_dir kadis/ --num_shards 4 --shard_index 2   # one machine's share
+  deepfl-distort --ref_dir pristine/ --out_dir kadis/ --num_shards 4 --merge   # joins the 4 shard manifests
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import multiprocessing as mp
 import os
@@ -29,13 +37,15 @@ from deepfl.errors import ImageReadError, TableError
 from deepfl.fileio import atomic_write_bytes
 from deepfl.images import encode_image, list_images, read_image
 from deepfl.png import decode_png_rgb, encode_png
-from deepfl.jobs import AppendOnlyCsv, ErrorPolicy, progress, shard
+from deepfl.jobs import AppendOnlyCsv, ErrorPolicy, check_settings, progress, read_complete_rows, shard
 from deepfl.cli import app
 
 log = logging.getLogger("deepfl")
 
 MANIFEST_COLUMNS = ["dist_im", "ref_im", "dist_type", "dist_level"]
 KADIS_SIZE = (512, 384)  # width, height of KADIS-700k references (landscape; portrait images get 384x512)
+REFERENCES_DIR = "references"  # where --resize writes the resized references, inside --out_dir
+SETTINGS_FILE = "distort_settings.json"
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("ref_dir", None, "Folder of pristine reference images.", required=True)
@@ -54,6 +64,10 @@ flags.DEFINE_integer("png_compression", 1, "Deflate level of PNG output: 1 (defa
 flags.DEFINE_string("manifest", None, "Manifest CSV path (default: <out_dir>/manifest.csv, or "
                     "<out_dir>/manifest-<shard_index>-of-<num_shards>.csv when sharded).")
 flags.DEFINE_integer("workers", None, "Worker processes (default: all cores).", lower_bound=1)
+flags.DEFINE_bool("merge", False, "Join the --num_shards shard manifests in --out_dir into manifest.csv (one "
+                  "header, the order of an unsharded run) and stop.")
+flags.DEFINE_bool("overwrite", False, "Discard what an earlier run with other settings wrote to --out_dir (its "
+                  "manifests, the images they list, references/) and start again.")
 app.define_out_dir()
 app.define_sharding()
 app.define_on_error()
@@ -109,15 +123,31 @@ def random_type(seed: int, ref_name: str) -> int:
     return int(np.random.default_rng(image_seed(seed, ref_name).spawn(1)[0]).integers(1, distortions.NUM_TYPES + 1))
 
 
+def reference_name(ref_name: str, resize: bool) -> str:
+    """The manifest's `ref_im` of a reference: its name in --ref_dir, or the resized copy's path in --out_dir."""
+    return f"{REFERENCES_DIR}/{Path(ref_name).stem}.png" if resize else ref_name
+
+
+def kadis_target(height: int, width: int) -> tuple[int, int]:
+    """(width, height) that --resize gives an image: 512x384, or 384x512 for a portrait one."""
+    return KADIS_SIZE if width >= height else KADIS_SIZE[::-1]
+
+
+def kadis_scale(height: int, width: int) -> float:
+    """The factor --resize scales an image by before cropping (> 1: it is enlarged)."""
+    tw, th = kadis_target(height, width)
+    return max(tw / width, th / height)
+
+
 def kadis_resize(image: np.ndarray) -> np.ndarray:
     """Scales the image to cover 512x384 (384x512 if portrait) with Lanczos, then crops the centre."""
     from PIL import Image
 
     h, w = image.shape[:2]
-    tw, th = KADIS_SIZE if w >= h else KADIS_SIZE[::-1]
+    tw, th = kadis_target(h, w)
     if (h, w) == (th, tw):
         return image
-    scale = max(tw / w, th / h)
+    scale = kadis_scale(h, w)
     nw, nh = max(tw, int(round(w * scale))), max(th, int(round(h * scale)))
     resized = np.asarray(Image.fromarray(image).resize((nw, nh), Image.Resampling.LANCZOS))
     top, left = (nh - th) // 2, (nw - tw) // 2
@@ -178,21 +208,29 @@ def _keep_freed_memory() -> None:
     mallopt(m_trim_threshold, 1 << 30)
 
 
-def process_reference(task: tuple) -> tuple[list[dict], str | None]:
-    """Distorts one reference at all 5 levels and writes the images; returns (manifest rows, error message).
+def process_reference(task: tuple) -> tuple[list[dict], str | None, tuple[int, int]]:
+    """Distorts one reference at all 5 levels and writes the images; returns (manifest rows, error message,
+    the reference's original height and width).
 
     Each file is written (atomically, fsynced) by a writer thread while the next level is computed: the fsync
     waits ~4 ms per file on disk, not on the CPU. The rows are returned only after every write has finished.
+    With `resize`, the resized reference is written too (before the rows name it).
     """
     ref_dir, ref_name, type_id, out_dir, fmt, seed, resize, png_compression = task
+    size = (0, 0)
     try:
         image = read_image(Path(ref_dir) / ref_name)
-        if resize:
-            image = kadis_resize(image)
+        size = image.shape[:2]
+        ref_im = reference_name(ref_name, resize)
         level_seeds = image_seed(seed, ref_name).spawn(1 + distortions.NUM_LEVELS)[1:]
         rows = []
         with ThreadPoolExecutor(max_workers=1) as writer:
             writes = []
+            if resize:
+                image = kadis_resize(image)
+                if not (Path(out_dir) / ref_im).exists():
+                    writes.append(writer.submit(atomic_write_bytes, Path(out_dir) / ref_im,
+                                                encode_png(image, png_compression)))
             for level in range(1, distortions.NUM_LEVELS + 1):
                 name = output_name(ref_name, type_id, level, fmt)
                 target = Path(out_dir) / name
@@ -201,14 +239,87 @@ def process_reference(task: tuple) -> tuple[list[dict], str | None]:
                                               rng=np.random.default_rng(level_seeds[level - 1]))
                     writes.append(writer.submit(atomic_write_bytes, target, encode_output(out, fmt,
                                                                                           png_compression)))
-                rows.append({"dist_im": name, "ref_im": ref_name, "dist_type": type_id, "dist_level": level})
+                rows.append({"dist_im": name, "ref_im": ref_im, "dist_type": type_id, "dist_level": level})
             for done in writes:
                 done.result()  # re-raises a failed write (OSError)
-        return rows, None
+        return rows, None, size
     except ImageReadError as exc:  # its message already names the file
-        return [], str(exc)
+        return [], str(exc), size
     except (ValueError, OSError) as exc:
-        return [], f"{ref_name}: {exc}"
+        return [], f"{ref_name}: {exc}", size
+
+
+def reference_pairs(ref_dir: Path, policy: ErrorPolicy) -> list[tuple[str, int]]:
+    """(reference name, type id) of every reference, in the order of an unsharded run."""
+    if FLAGS.assignment_csv:
+        return read_assignment(FLAGS.assignment_csv)
+    pairs = []
+    for p in list_images(ref_dir):
+        if not _utf8_name(p.name):
+            policy.handle(f"{ascii(str(p))}: file name is not valid UTF-8 (cannot go into the manifest); rename it")
+            continue
+        pairs.append((p.name, random_type(FLAGS.seed, p.name)))
+    return pairs
+
+
+def shard_manifest(out_dir: Path, num_shards: int, shard_index: int) -> Path:
+    if num_shards == 1:
+        return out_dir / "manifest.csv"
+    return out_dir / f"manifest-{shard_index}-of-{num_shards}.csv"
+
+
+def merge_manifests(out_dir: Path, pairs: list[tuple[str, int]], num_shards: int, manifest_path: Path
+                    ) -> tuple[int, int]:
+    """Joins the shard manifests into `manifest_path` (one header, rows in the order of an unsharded run, each
+    `dist_im` once), atomically; returns (rows written, expected images without a row)."""
+    rows: dict[str, dict] = {}
+    for index in range(num_shards):
+        path = shard_manifest(out_dir, num_shards, index)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: shard {index} of {num_shards} has no manifest yet")
+        for row in read_complete_rows(path, MANIFEST_COLUMNS):
+            rows.setdefault(row["dist_im"], row)
+    order = [output_name(name, t, level, FLAGS.format) for name, t in pairs
+             for level in range(1, distortions.NUM_LEVELS + 1)]
+    missing = sum(1 for name in order if name not in rows)
+    order += sorted(set(rows) - set(order))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows[name] for name in order if name in rows)
+    atomic_write_bytes(manifest_path, buffer.getvalue().encode("utf-8"))
+    return len(rows), missing
+
+
+def discard_outputs(out_dir: Path) -> None:
+    """--overwrite: removes the manifests of an earlier run, the images they list and the resized references."""
+    import shutil
+
+    for manifest in sorted(out_dir.glob("manifest*.csv")):
+        for row in read_complete_rows(manifest, MANIFEST_COLUMNS):
+            (out_dir / row["dist_im"]).unlink(missing_ok=True)
+        manifest.unlink()
+    shutil.rmtree(out_dir / REFERENCES_DIR, ignore_errors=True)
+
+
+def warn_about_sizes(sizes: dict[str, tuple[int, int]], resize: bool) -> None:
+    """One warning line each for references that --resize enlarged and for references too small to label."""
+    from deepfl.fr.specs import SPECS
+
+    if resize:
+        upscaled = [(n, hw) for n, hw in sizes.items() if hw[0] and kadis_scale(*hw) > 1]
+        if upscaled:
+            name, (h, w) = upscaled[0]
+            log.warning("--resize enlarged %d reference(s) smaller than %dx%d (e.g. %s, %dx%d): enlarged images are "
+                        "blurred, not pristine", len(upscaled), *KADIS_SIZE, name, w, h)
+        return
+    need = max(spec.min_size for spec in SPECS)
+    small = [(n, hw) for n, hw in sizes.items() if hw[0] and min(hw) < need]
+    if small:
+        name, (h, w) = small[0]
+        metrics = ", ".join(spec.name for spec in SPECS if spec.min_size > min(small[0][1]))
+        log.warning("%d reference(s) are below the %d-pixel minimum of deepfl-label's metrics (e.g. %s, %dx%d: "
+                    "too small for %s); use larger images or --resize", len(small), need, name, w, h, metrics)
 
 
 def main(argv: list[str]) -> int | None:
@@ -217,29 +328,34 @@ def main(argv: list[str]) -> int | None:
     if not ref_dir.is_dir():
         raise FileNotFoundError(f"--ref_dir {ref_dir}: no such folder")
     out_dir = Path(FLAGS.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     policy = ErrorPolicy(FLAGS.on_error)
-    if FLAGS.assignment_csv:
-        pairs = read_assignment(FLAGS.assignment_csv)
-    else:
-        pairs = []
-        for p in list_images(ref_dir):
-            if not _utf8_name(p.name):
-                policy.handle(f"{ascii(str(p))}: file name is not valid UTF-8 (cannot go into the manifest); "
-                              "rename it")
-                continue
-            pairs.append((p.name, random_type(FLAGS.seed, p.name)))
+    pairs = reference_pairs(ref_dir, policy)
+    if FLAGS.merge:
+        if FLAGS.num_shards < 2:
+            raise ValueError("num_shards: --merge needs the --num_shards the shards were made with (>= 2)")
+        target = Path(FLAGS.manifest) if FLAGS.manifest else out_dir / "manifest.csv"
+        rows, missing = merge_manifests(out_dir, pairs, FLAGS.num_shards, target)
+        print(f"merged {FLAGS.num_shards} shard manifests into {target}: {rows} rows, {missing} expected images "
+              "without a row")
+        return 0
+    settings = {"ref_dir": str(ref_dir.resolve()), "seed": FLAGS.seed, "resize": FLAGS.resize,
+                "format": FLAGS.format, "png_compression": FLAGS.png_compression,
+                "assignment_csv": str(Path(FLAGS.assignment_csv).resolve()) if FLAGS.assignment_csv else None}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not check_settings(out_dir / SETTINGS_FILE, settings, FLAGS.overwrite, output=f"--out_dir {out_dir}") \
+            and FLAGS.overwrite:
+        discard_outputs(out_dir)
     pairs = shard(pairs, FLAGS.num_shards, FLAGS.shard_index)
-    if FLAGS.manifest:
-        manifest_path = Path(FLAGS.manifest)
-    elif FLAGS.num_shards == 1:
-        manifest_path = out_dir / "manifest.csv"
-    else:
-        manifest_path = out_dir / f"manifest-{FLAGS.shard_index}-of-{FLAGS.num_shards}.csv"
+    manifest_path = Path(FLAGS.manifest) if FLAGS.manifest else shard_manifest(out_dir, FLAGS.num_shards,
+                                                                                FLAGS.shard_index)
     manifest = AppendOnlyCsv(manifest_path, MANIFEST_COLUMNS, key="dist_im")
+
     def finished(name: str, type_id: int) -> bool:  # listed in the manifest and present on disk
         outputs = [output_name(name, type_id, lv, FLAGS.format) for lv in range(1, distortions.NUM_LEVELS + 1)]
-        return all(o in manifest.done and (out_dir / o).exists() for o in outputs)
+        if FLAGS.resize:
+            outputs.append(reference_name(name, True))
+        return all((o in manifest.done or o.startswith(REFERENCES_DIR + "/")) and (out_dir / o).exists()
+                   for o in outputs)
 
     todo = [(name, t) for name, t in pairs if not finished(name, t)]
     log.info("%d references (%d already done), %d distorted images to write -> %s", len(pairs),
@@ -250,6 +366,7 @@ def main(argv: list[str]) -> int | None:
     if tasks:
         _warm_up()
     written = 0
+    sizes: dict[str, tuple[int, int]] = {}
     with progress(total=5 * len(tasks), desc="distort", unit="img") as bar:
         if workers == 1:
             _keep_freed_memory()
@@ -261,7 +378,8 @@ def main(argv: list[str]) -> int | None:
             # Ordered, so the manifest rows come in the same order on every run (and after a restart).
             results = pool.imap(process_reference, tasks, chunksize=1)
         try:
-            for rows, error in results:
+            for (name, _), (rows, error, size) in zip(todo, results):
+                sizes[name] = size
                 if error:
                     policy.handle(error)
                     bar.update(5)
@@ -272,6 +390,7 @@ def main(argv: list[str]) -> int | None:
             if pool is not None:
                 pool.terminate()
                 pool.join()
+    warn_about_sizes(sizes, FLAGS.resize)
     log.info("%d manifest rows written to %s; %s", written, manifest_path, policy.summary("references"))
     return 0
 
