@@ -309,7 +309,6 @@ def label_pairs(pairs: pd.DataFrame, image_root: str | os.PathLike, out_csv: str
             flush()
     finally:
         bar.close()
-    log.info("%s", summary)
     return summary
 
 

@@ -22,6 +22,7 @@ from deepfl.errors import DeepflError
 from deepfl.jobs import ON_ERROR_CHOICES, JobStopped, setup_logging
 
 EXIT_BAD_INPUT = 2
+EXIT_NOTHING_DONE = 3   # the job ran but produced nothing (e.g. every input was skipped)
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a job stopped by Ctrl-C
 INTERRUPTED_MESSAGE = "interrupted; rerun the same command to resume"
 # How long the main thread gets to unwind after Ctrl-C before the process is ended from the watcher thread
@@ -45,8 +46,13 @@ def define_on_error() -> None:
                       "'stop' ends the job at the first one (finished work is kept either way).")
 
 
+class NothingDone(Exception):
+    """Raised by a script whose job ran but did none of its work (every input skipped): one line, exit code 3."""
+
+
 def run_app(main: Callable[[list[str]], int | None]) -> None:
-    """absl `app.run` with one-line errors: DeepflError, FileNotFoundError, ValueError -> exit code 2."""
+    """absl `app.run` with one-line errors: DeepflError, FileNotFoundError, ValueError -> exit code 2;
+    NothingDone -> exit code 3; Ctrl-C -> one line and exit code 130."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     interrupt = _interrupt_handler()
@@ -58,6 +64,9 @@ def run_app(main: Callable[[list[str]], int | None]) -> None:
         except KeyboardInterrupt:
             interrupt.report()
             return EXIT_INTERRUPTED
+        except NothingDone as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_NOTHING_DONE
         except (DeepflError, FileNotFoundError, JobStopped, ValueError) as exc:
             name = type(exc).__name__
             print(f"error: {exc}" if isinstance(exc, DeepflError) else f"error ({name}): {exc}", file=sys.stderr)

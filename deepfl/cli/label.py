@@ -7,7 +7,8 @@
 
 Output: <out_dir>/<output_name> in the KADIS-700k layout (dist_im, ref_im, then the metric columns in the
 order ssim, msssim, iwssim, mdsi, vsi, fsim, gmsd, sff, scqi, add_gsim, sr_sim). Re-running resumes: rows
-already written are kept and never recomputed.
+already written are kept and never recomputed. Exit code 3 when pairs were to be scored but every one was skipped
+(wrong --image_root, sizes that differ, images below a metric's minimum size).
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ def main(argv: list[str]) -> int:
     del argv
     from deepfl import labeling
 
+    for name in ("image_root", "ref_root"):
+        folder = getattr(FLAGS, name)
+        if folder is not None and not os.path.isdir(folder):
+            raise FileNotFoundError(f"--{name} {folder}: no such folder")
     pairs = labeling.read_manifest(FLAGS.manifest)
     out_csv = os.path.join(FLAGS.out_dir, FLAGS.output_name)
     if FLAGS.merge:
@@ -49,6 +54,9 @@ def main(argv: list[str]) -> int:
                                    batch_size=FLAGS.batch_size, num_shards=FLAGS.num_shards,
                                    shard_index=FLAGS.shard_index, on_error=FLAGS.on_error)
     print(summary)
+    if summary.skipped and not summary.written:
+        raise app.NothingDone(f"no pair was scored: all {len(summary.skipped)} pairs to do were skipped (first: "
+                              f"{summary.skipped[0]})")
     return 0
 
 

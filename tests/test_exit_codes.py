@@ -1,0 +1,52 @@
+"""Exit codes tell a script whether a job did its work: deepfl-label exits 3 with one line when every pair was
+skipped (wrong --image_root, sizes that differ, images below a metric's minimum), 2 for a missing folder, 0 when
+rows were written."""
+
+from __future__ import annotations
+
+import csv
+
+import killrestart as kr
+from badinputs import textured_image
+from deepfl.cli.app import EXIT_BAD_INPUT, EXIT_NOTHING_DONE
+from deepfl.images import write_image
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error")]
+
+
+def test_label_exits_3_when_every_pair_is_skipped(tmp_path):
+    refs, dists, empty = tmp_path / "refs", tmp_path / "dists", tmp_path / "empty"
+    for folder in (refs, dists, empty):
+        folder.mkdir()
+    write_image(refs / "small.png", textured_image(64, 64, 0))        # below MS-SSIM's 161 pixels
+    write_image(refs / "big.png", textured_image(96, 96, 1))
+    write_image(dists / "small_1.png", textured_image(64, 64, 2))
+    write_image(dists / "big_1.png", textured_image(80, 96, 3))       # not the size of its reference
+    manifest = tmp_path / "manifest.csv"
+    with open(manifest, "w", newline="") as handle:
+        csv.writer(handle).writerows([("dist_im", "ref_im"), ("small_1.png", "small.png"), ("big_1.png", "big.png")])
+    common = [f"--manifest={manifest}", f"--ref_root={refs}"]
+    argvs = {
+        "wrong image_root": [*common, f"--image_root={empty}", f"--out_dir={tmp_path / 'a'}", "--metrics=ssim"],
+        "missing image_root": [*common, f"--image_root={tmp_path / 'nowhere'}", f"--out_dir={tmp_path / 'b'}"],
+        "too small and mismatched": [*common, f"--image_root={dists}", f"--out_dir={tmp_path / 'c'}",
+                                     "--metrics=ssim,msssim"],
+        "small pair scored": [*common, f"--image_root={dists}", f"--out_dir={tmp_path / 'd'}", "--metrics=ssim"],
+    }
+    results = dict(zip(argvs, kr.run_batch("label", list(argvs.values()))))
+    wrong = results["wrong image_root"]
+    assert wrong.returncode == EXIT_NOTHING_DONE, wrong.stderr[-2000:]
+    assert len(error_lines(wrong.stderr)) == 1 and "all 2 pairs" in error_lines(wrong.stderr)[0]
+    assert "no such image file" in error_lines(wrong.stderr)[0]
+    missing = results["missing image_root"]
+    assert missing.returncode == EXIT_BAD_INPUT and "nowhere: no such folder" in missing.stderr
+    small = results["too small and mismatched"]
+    assert small.returncode == EXIT_NOTHING_DONE, small.stderr[-2000:]
+    assert len(error_lines(small.stderr)) == 1
+    assert "small_1.png" in small.stderr and "big_1.png: size 96x80 differs" in small.stderr
+    scored = results["small pair scored"]
+    assert scored.returncode == 0, scored.stderr[-2000:]    # one row written, the mismatched pair skipped
+    assert "1 rows written" in scored.stdout and scored.stdout.count("rows written") == 1
+    assert "rows written" not in scored.stderr                # the summary is printed once
