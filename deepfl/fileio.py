@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import socket
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
@@ -20,18 +22,59 @@ if TYPE_CHECKING:
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
+# Temporary files carry the writer's host and process id, `.<name>.<host>-<pid>.<random><suffix>`, so that a
+# restarted job can tell the leftovers of its own dead runs from the files a concurrent live shard is writing.
+_HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "host"
+_TEMP_NAME = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9_-]+)-(?P<pid>\d+)\.[^.]+\.tmp(\.[A-Za-z0-9.]+)?$")
+
+
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}.{_HOST}-{os.getpid()}."
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temp_files(folder: str | os.PathLike) -> int:
+    """Removes the temporary files under `folder` that dead processes of this host left; returns how many.
+
+    A file is stale when its name says it was written on this host by a process that no longer runs (a kill
+    cannot run the cleanup of `atomic_output`). Files of live processes (another shard writing into the same
+    folder) and of other hosts (a shared file system) are left alone.
+    """
+    removed = 0
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            if not name.startswith(".") or ".tmp" not in name:
+                continue
+            match = _TEMP_NAME.match(name)
+            if match is None or match["host"] != _HOST or _process_alive(int(match["pid"])):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(root, name))
+                removed += 1
+    return removed
+
 
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
     """Yields a hidden temporary path beside `path`; on success it is fsynced and renamed onto `path`.
 
     For writers that need a file name (Keras, h5py, pandas): a kill or an exception leaves `path` untouched and
-    at most a hidden `.<name>.<random><suffix>` file (removed on exceptions). `suffix` must keep whatever
+    at most a hidden `.<name>.<host>-<pid>.<random><suffix>` file (removed on exceptions; after a kill, by
+    `remove_stale_temp_files` when the job restarts). `suffix` must keep whatever
     extension the writer insists on (e.g. ".tmp.keras", ".tmp.weights.h5").
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=suffix, dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp_name)

@@ -6,6 +6,7 @@ exit code 2, so users see the culprit rather than a traceback.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import re
@@ -19,6 +20,7 @@ from typing import Callable
 from absl import app, flags
 
 from deepfl.errors import DeepflError
+from deepfl.fileio import remove_stale_temp_files
 from deepfl.jobs import ON_ERROR_CHOICES, JobStopped, setup_logging
 
 EXIT_BAD_INPUT = 2
@@ -50,6 +52,15 @@ class NothingDone(Exception):
     """Raised by a script whose job ran but did none of its work (every input skipped): one line, exit code 3."""
 
 
+def _remove_dead_runs_temp_files() -> None:
+    """A restarted job first removes the temporary files its killed runs left under --out_dir (see fileio)."""
+    out_dir = flags.FLAGS["out_dir"].value if "out_dir" in flags.FLAGS else None
+    if out_dir and os.path.isdir(out_dir):
+        removed = remove_stale_temp_files(out_dir)
+        if removed:
+            logging.getLogger("deepfl").info("removed %d temporary files left by killed runs in %s", removed, out_dir)
+
+
 def run_app(main: Callable[[list[str]], int | None]) -> None:
     """absl `app.run` with one-line errors: DeepflError, FileNotFoundError, ValueError -> exit code 2;
     NothingDone -> exit code 3; Ctrl-C -> one line and exit code 130."""
@@ -60,6 +71,7 @@ def run_app(main: Callable[[list[str]], int | None]) -> None:
     def wrapped(argv: list[str]) -> int | None:
         setup_logging()
         try:
+            _remove_dead_runs_temp_files()
             return main(argv)
         except KeyboardInterrupt:
             interrupt.report()
