@@ -50,7 +50,10 @@ setup(
             "piq>=0.8,<0.9",
             "torch>=2.9,<2.15",
             "torchvision>=0.24,<0.30",
+            "ruff>=0.6,<1",
         ],
+        # TensorFlow with its CUDA libraries from pip (Linux, NVIDIA driver installed): `pip install -e ".[gpu]"`.
+        "gpu": ["tensorflow[and-cuda]>=2.16,<2.22"],
     },
     entry_points={"console_scripts": [f"{name}={target}" for name, target in CONSOLE_SCRIPTS.items()]},
     classifiers=[
