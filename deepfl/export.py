@@ -79,7 +79,16 @@ def _is_multitask(model: keras.Model) -> bool:
 
 def as_extractor(model: str | os.PathLike | keras.Model) -> keras.Model:
     """The MLSP extractor of a multi-task model (file or model), rebuilt for any input size (native
-    resolution); a model already giving one flat vector per image (an extractor) is returned as is."""
+    resolution); a model already giving one flat vector per image (an extractor) is returned as is. An HDF5
+    backbone weights file (e.g. the authors' `quality-mlsp-mtl-mse-loss.hdf5`) gives the backbone with those
+    weights and x / 255 pixels, as the authors' demo feeds it."""
+    from deepfl.models.weights_file import is_weights_file
+
+    if not isinstance(model, keras.Model) and is_weights_file(model):
+        from deepfl.models import build_backbone, default_pixel_scaling
+
+        return build_backbone(weights=str(model), input_shape=(None, None, 3),
+                              pixel_scaling=default_pixel_scaling(str(model)))
     model = model if isinstance(model, keras.Model) else load_model_file(model)
     if not _is_multitask(model) and len(model.output_shape) == 2 and model.output_shape[-1] > 1:
         return model
@@ -110,6 +119,6 @@ def load_scorer(model: str | os.PathLike | keras.Model, head: str | os.PathLike 
 
 def export_model(model: str | os.PathLike | keras.Model, head: str | os.PathLike | keras.Model,
                  out_path: str | os.PathLike, normalizer: TargetNormalizer | None = None) -> Path:
-    """Writes the one-file scorer: `model` is the trained multi-task model (or its MLSP extractor), `head` the
-    MLP head; the normaliser defaults to the one saved beside a head file."""
+    """Writes the one-file scorer: `model` is the trained multi-task model (or its MLSP extractor, or a backbone
+    weights file), `head` the MLP head; the normaliser defaults to the one saved beside a head file."""
     return save_model_atomic(load_scorer(model, head, normalizer), out_path)

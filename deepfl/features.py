@@ -482,19 +482,30 @@ def _output_dim(extractor) -> int:
     raise ValueError("dim: cannot infer the feature size of this extractor; pass dim=")
 
 
-def load_extractor(model: str | os.PathLike | None = None, weights: str | None = "imagenet"):
-    """The MLSP extractor (image -> 16,928 floats) of a trained multi-task `.keras` model, or of the ImageNet
-    backbone (the paper's baseline) when `model` is None.
+def load_extractor(model: str | os.PathLike | None = None, weights: str | None = "imagenet",
+                   pixel_scaling: str | None = None, dtype: str = "float32"):
+    """The MLSP extractor (image -> 16,928 floats) at native resolution: of a trained multi-task `.keras` model,
+    or, when `model` is None, of the backbone with `weights` ("imagenet": the paper's baseline; a local weights
+    file such as the authors' `quality-mlsp-mtl-mse-loss.hdf5`; None: random, for tests).
 
-    Wraps `deepfl.models.mlsp_extractor`, so what counts as MLSP is defined in one place.
+    `pixel_scaling` (backbone only; a trained model keeps its own): "unit" (x / 255) or "symmetric" ([-1, 1]);
+    by default the one the weights were trained with (`models.default_pixel_scaling`). `dtype` is the dtype
+    policy the features are computed in: "float32" whatever the model was trained with, "mixed_bfloat16" only
+    on request. Wraps `deepfl.models.mlsp_extractor`, so what counts as MLSP is defined in one place.
     """
     import keras
 
     from deepfl import models
 
     if model is None:
-        return models.build_backbone(weights=weights, input_shape=(None, None, 3))
+        scaling = pixel_scaling or models.default_pixel_scaling(weights)
+        return models.build_backbone(weights=weights, input_shape=(None, None, 3), pixel_scaling=scaling,
+                                     mixed_precision=dtype)
+    if pixel_scaling is not None:
+        raise ValueError(f"pixel_scaling: a trained model keeps the scaling it was trained with; got "
+                         f"{pixel_scaling!r} with model {model}")
     path = Path(model)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model file")
-    return models.mlsp_extractor(keras.saving.load_model(path, compile=False), input_shape=(None, None, 3))
+    return models.mlsp_extractor(keras.saving.load_model(path, compile=False), input_shape=(None, None, 3),
+                                 mixed_precision=dtype)

@@ -3,20 +3,28 @@
 MLSP (Hosu et al. 2019; DeepFL-IQA stage 1 and 2) = global average pooling of the 43 blocks of
 InceptionResNetV2 whose name contains "mixed", concatenated: 16,928 features per image.
 
-Pixel scaling: models take float32 RGB in [0, 255] and scale inside the model. The default, "unit" (x / 255),
-is what the authors' DeepFL-IQA demo feeds the fine-tuned network (and so what it was trained with); Keras'
-own `preprocess_input` for the ImageNet weights maps to [-1, 1] ("symmetric", also offered). Fine-tuning adapts
-the first layers to either; "unit" is kept as default to stay faithful to the authors' released features.
+Pixel scaling: models take float32 RGB in [0, 255] and scale inside the model. "unit" (x / 255) is what the
+authors' DeepFL-IQA demo feeds their fine-tuned network (and so what it was trained with); Keras' own
+`preprocess_input` for the ImageNet weights maps to [-1, 1] ("symmetric"). `default_pixel_scaling` picks the one
+that matches the weights: "symmetric" for the ImageNet weights, "unit" otherwise.
+
+Weights: "imagenet" is Keras' file (`IMAGENET_WEIGHTS_FILE`), fetched into the Keras cache folder
+(`$KERAS_HOME/models/`, default `~/.keras/models/`) once; offline, the build fails with one line saying which file
+to put where. A local file is loaded by `deepfl.models.weights_file` (Keras 2 HDF5 such as the authors'
+`quality-mlsp-mtl-mse-loss.hdf5`, or a Keras 3 `.weights.h5`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+from pathlib import Path
 from typing import Iterator, Sequence
 
 import keras
 
 from deepfl.models.layers import MultiLevelPooling, PixelScaling
+from deepfl.models.weights_file import WeightsFileError, load_weights_file
 
 MLSP_LAYER_NAMES: tuple[str, ...] = (
     ("mixed_5b",) + tuple(f"block35_{i}_mixed" for i in range(1, 11)) + ("mixed_6a",)
@@ -29,6 +37,9 @@ PIXEL_SCALINGS: dict[str, tuple[float, float]] = {
     "unit": (1.0 / 255.0, 0.0),        # x / 255, the authors' choice
     "symmetric": (2.0 / 255.0, -1.0),  # Keras' preprocess_input for InceptionResNetV2 ([-1, 1])
 }
+IMAGENET_WEIGHTS_FILE = "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5"
+IMAGENET_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/inception_resnet_v2/"
+IMAGENET_WEIGHTS_MD5 = "d19885ff4a710c122648d3b5c3b684e4"  # the hash Keras checks for this file
 ARCHITECTURES = ("inception_resnet_v2", "tiny")
 MIXED_PRECISION_POLICIES = (None, "float32", "mixed_bfloat16", "mixed_float16")
 BACKBONE_NAME = "mlsp_backbone"
@@ -75,16 +86,68 @@ def _tiny_network(input_shape: tuple, seed: int) -> tuple[keras.Model, tuple[str
     return keras.Model(inputs, x, name="tiny"), tuple(names)
 
 
+def default_pixel_scaling(weights: str | None) -> str:
+    """The pixel scaling the weights were trained with: Keras' [-1, 1] for "imagenet", x / 255 otherwise."""
+    return "symmetric" if weights == "imagenet" else "unit"
+
+
+def keras_models_dir() -> Path:
+    """Where Keras keeps downloaded application weights: `$KERAS_HOME/models`, by default `~/.keras/models`."""
+    return Path(os.environ.get("KERAS_HOME") or Path("~/.keras").expanduser()) / "models"
+
+
+def imagenet_weights_path() -> str:
+    """The local path of Keras' ImageNet weights file, fetched into `keras_models_dir()` if absent.
+
+    Without network and without the file this raises one WeightsFileError naming the file, the folder to put it
+    in, and the alternative of a local weights file, instead of Keras' multi-line "URL fetch failure".
+    """
+    folder = keras_models_dir()
+    try:
+        return keras.utils.get_file(IMAGENET_WEIGHTS_FILE, IMAGENET_WEIGHTS_URL + IMAGENET_WEIGHTS_FILE,
+                                    cache_dir=str(folder.parent), cache_subdir=folder.name,
+                                    file_hash=IMAGENET_WEIGHTS_MD5)
+    except Exception as exc:  # keras.utils.get_file raises a bare Exception on fetch failures
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise WeightsFileError(
+            f"weights=imagenet: {IMAGENET_WEIGHTS_FILE} is not in {folder}/ and cannot be downloaded ({reason}); "
+            f"copy it there from {IMAGENET_WEIGHTS_URL} (KERAS_HOME moves the folder), or use --weights FILE "
+            f"with a local weights file") from None
+
+
+def _inception_resnet_v2(weights: str | None, shape: tuple) -> keras.Model:
+    """InceptionResNetV2(include_top=False) with `weights`: "imagenet", None, or a local file."""
+    path = imagenet_weights_path() if weights == "imagenet" else weights
+    network = keras.applications.InceptionResNetV2(include_top=False, weights=None, input_shape=shape)
+    if path:
+        load_weights_file(network, path)
+    return network
+
+
+def mlsp_backbone(network: keras.Model, layer_names: Sequence[str] = MLSP_LAYER_NAMES,
+                  pixel_scaling: str = "unit", name: str = BACKBONE_NAME) -> keras.Model:
+    """Wraps a network (sharing its weights): float32 RGB images in [0, 255] -> pixel scaling -> MLSP features."""
+    if pixel_scaling not in PIXEL_SCALINGS:
+        raise ValueError(f"pixel_scaling: must be one of {tuple(PIXEL_SCALINGS)}, got {pixel_scaling!r}")
+    scale, offset = PIXEL_SCALINGS[pixel_scaling]
+    blocks = keras.Model(network.input, [network.get_layer(n).output for n in layer_names], name=network.name)
+    inputs = keras.Input(tuple(network.input.shape[1:]), name="image")
+    x = PixelScaling(scale, offset, name="pixel_scaling")(inputs)
+    features = MultiLevelPooling(name="mlsp")(blocks(x))
+    return keras.Model(inputs, features, name=name)
+
+
 def build_backbone(weights: str | None = "imagenet", input_shape: Sequence[int | None] | None = None,
                    pixel_scaling: str = "unit", arch: str = "inception_resnet_v2",
                    mixed_precision: str | None = None, trainable: bool = True, seed: int = 0,
                    name: str = BACKBONE_NAME) -> keras.Model:
     """Builds the MLSP feature extractor: float32 RGB images in [0, 255] -> [N, 16,928] features.
 
-    `weights`: "imagenet" (Keras downloads them), None (random init, for tests) or a local weights file of
-    `keras.applications.InceptionResNetV2(include_top=False)`. `input_shape` (H, W, 3) with H, W >= 75, or
-    None for any size >= 75 (extraction at native resolution). `arch="tiny"` swaps in a small CNN with the same
-    interfaces, for smoke tests only. `mixed_precision` sets the dtype policy of the built layers.
+    `weights`: "imagenet" (Keras' file, see `imagenet_weights_path`), None (random init, for tests) or a local
+    weights file of `InceptionResNetV2(include_top=False)` (Keras 2 HDF5, e.g. the authors' release, or Keras 3
+    `.weights.h5`). `input_shape` (H, W, 3) with H, W >= 75, or None for any size >= 75 (extraction at native
+    resolution). `arch="tiny"` swaps in a small CNN with the same interfaces, for smoke tests only.
+    `mixed_precision` sets the dtype policy of the built layers.
     """
     if pixel_scaling not in PIXEL_SCALINGS:
         raise ValueError(f"pixel_scaling: must be one of {tuple(PIXEL_SCALINGS)}, got {pixel_scaling!r}")
@@ -93,19 +156,13 @@ def build_backbone(weights: str | None = "imagenet", input_shape: Sequence[int |
     if arch == "tiny" and weights not in (None, ""):
         raise ValueError(f"weights: arch 'tiny' has no pretrained weights, got {weights!r}")
     shape = _check_input_shape(input_shape, MIN_INPUT_SIZE if arch == "inception_resnet_v2" else 8)
-    scale, offset = PIXEL_SCALINGS[pixel_scaling]
     with dtype_policy(mixed_precision):
         if arch == "inception_resnet_v2":
-            network = keras.applications.InceptionResNetV2(include_top=False, weights=weights or None,
-                                                           input_shape=shape)
+            network = _inception_resnet_v2(weights or None, shape)
             layer_names = MLSP_LAYER_NAMES
         else:
             network, layer_names = _tiny_network(shape, seed)
-        blocks = keras.Model(network.input, [network.get_layer(n).output for n in layer_names], name=arch)
-        inputs = keras.Input(shape, name="image")
-        x = PixelScaling(scale, offset, name="pixel_scaling")(inputs)
-        features = MultiLevelPooling(name="mlsp")(blocks(x))
-    backbone = keras.Model(inputs, features, name=name)
+        backbone = mlsp_backbone(network, layer_names, pixel_scaling, name)
     if not trainable:
         set_trainable(backbone, False)
     return backbone

@@ -84,19 +84,22 @@ def set_backbone_trainable(model: keras.Model, trainable: bool) -> None:
     set_trainable(get_backbone(model), trainable)
 
 
-def mlsp_extractor(model: keras.Model, input_shape: Sequence[int | None] | None = None) -> keras.Model:
+def mlsp_extractor(model: keras.Model, input_shape: Sequence[int | None] | None = None,
+                   mixed_precision: str | None = None) -> keras.Model:
     """The MLSP feature extractor of a (trained) multi-task model: images [0, 255] -> [N, 16,928] features.
 
-    Without `input_shape` it is the model's own backbone (shares its weights). With an `input_shape` that
-    differs from the model's (e.g. (None, None, 3) for native resolution), the backbone is rebuilt at that
-    shape and given a copy of the trained weights.
+    Without `input_shape` and `mixed_precision` it is the model's own backbone (shares its weights). With an
+    `input_shape` (e.g. (None, None, 3) for native resolution) or a dtype policy (e.g. "float32" to extract in
+    full precision from a model trained in mixed_bfloat16) that differ from the model's, the backbone is rebuilt
+    that way and given a copy of the trained weights.
     """
     backbone = get_backbone(model) if model.name != BACKBONE_NAME else model
-    if input_shape is None or tuple(input_shape) == tuple(backbone.input.shape[1:]):
+    shape = tuple(backbone.input.shape[1:]) if input_shape is None else tuple(input_shape)
+    policy = mixed_precision or backbone.dtype_policy.name
+    if shape == tuple(backbone.input.shape[1:]) and policy == backbone.dtype_policy.name:
         return backbone
     settings = backbone_settings(backbone)
-    policy = backbone.dtype_policy.name
-    rebuilt = build_backbone(weights=None, input_shape=input_shape, pixel_scaling=settings["pixel_scaling"],
+    rebuilt = build_backbone(weights=None, input_shape=shape, pixel_scaling=settings["pixel_scaling"],
                              arch=settings["arch"], mixed_precision=policy)
     rebuilt.set_weights(backbone.get_weights())
     return rebuilt
