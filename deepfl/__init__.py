@@ -1,19 +1,26 @@
 """deepfl: DeepFL-IQA (Lin, Hosu, Saupe 2020) reimplemented and extended in TensorFlow 2 / Keras 3.
 
-Submodules are imported lazily so that light jobs (distorting images) do not pay TensorFlow's import time.
+Every public submodule is reachable as an attribute (`deepfl.protocol`, `deepfl.fr`, ...) and imported on first
+use, so light jobs (distorting images) do not pay TensorFlow's import time. `deepfl.predict` is
+`deepfl.prediction.predict`.
 """
 
 import importlib
+import importlib.util
+import pkgutil
 from typing import Any
 
 __version__ = "0.1.0"
 
-_LAZY_SUBMODULES = ("distortions", "fr", "data", "models", "features", "evaluation", "images", "jobs", "errors")
-
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY_SUBMODULES:
-        return importlib.import_module(f"deepfl.{name}")
     if name == "predict":
         return importlib.import_module("deepfl.prediction").predict
+    if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'deepfl' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    public = [info.name for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_")]
+    return sorted([*globals(), *public, "predict"])

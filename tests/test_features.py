@@ -1,9 +1,6 @@
 """MLSP feature extraction batched by size and its resumable HDF5 cache (tiny stand-in extractor)."""
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,19 +12,7 @@ from deepfl import features
 from deepfl.errors import DeepflError
 from deepfl.images import write_image
 from deepfl.jobs import ErrorPolicy
-
-
-def tiny_extractor():
-    """Image [0, 255] -> 7 floats: two pooled levels, like a miniature MLSP (fixed seed)."""
-    import keras
-
-    keras.utils.set_random_seed(0)
-    inp = keras.Input((None, None, 3))
-    x = keras.layers.Rescaling(1 / 255.0)(inp)
-    a = keras.layers.Conv2D(4, 3, activation="relu")(x)
-    b = keras.layers.Conv2D(3, 3, strides=2, activation="relu")(a)
-    out = keras.layers.Concatenate()([keras.layers.GlobalAveragePooling2D()(a), keras.layers.GlobalAveragePooling2D()(b)])
-    return keras.Model(inp, out)
+from helpers_models import tiny_extractor
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from deepfl.images import write_image
 from deepfl.models.mlp import build_mlp
 from deepfl.prediction import expand_inputs, load_scorer, predict
 
-from test_features import tiny_extractor
+from helpers_models import tiny_extractor
 
 REPO = Path(__file__).resolve().parents[1]
 

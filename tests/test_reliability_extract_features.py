@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 
 import badinputs
 import killrestart
+from helpers_datasets import read_feature_cache
 
 
 def file_size(path: Path):
@@ -75,17 +75,10 @@ def test_no_extract_features_invocation_prints_a_traceback(runs):
         runs["results"][name].stderr[-1500:] for name in failures[:2])
 
 
-def _cache(path: Path) -> tuple[list[str], np.ndarray]:
-    with h5py.File(path, "r") as file:
-        count = int(file.attrs.get("count", len(file["keys"])))
-        keys = [k.decode() if isinstance(k, bytes) else str(k) for k in file["keys"][:count]]
-        return keys, np.asarray(file["features"][:count])
-
-
 def test_extract_features_names_and_skips_bad_images(runs):
     result = runs["results"]["skip"]
     assert result.returncode == 0, result.stderr[-2000:]
-    keys, feats = _cache(runs["root"] / "skip" / "cache.h5")
+    keys, feats = read_feature_cache(runs["root"] / "skip" / "cache.h5")
     assert len(keys) == len(set(keys)) == len(feats) and np.all(np.isfinite(feats))
     cached = {Path(k).name for k in keys}
     skipped = 0
@@ -116,8 +109,8 @@ def _kill_test(runs, kills, seed, out, max_delay=0.2):
                                                              "--batch_size=1"))
     report = killrestart.run_killed_to_completion(cmd, file_size(out / "cache.h5"), kills=kills, seed=seed,
                                                   max_delay=max_delay)
-    keys, feats = _cache(out / "cache.h5")
-    ref_keys, ref_feats = _cache(reference / "cache.h5")
+    keys, feats = read_feature_cache(out / "cache.h5")
+    ref_keys, ref_feats = read_feature_cache(reference / "cache.h5")
     assert len(keys) == len(set(keys)) == 40, "missing or duplicated cache rows"
     assert keys == ref_keys and np.array_equal(feats, ref_feats), "cache content differs from the uninterrupted run"
     killrestart.assert_same_tree(reference, out, ignore=lambda rel: killrestart.is_temp(rel) or rel.suffix == ".h5")

@@ -19,7 +19,7 @@ def scorer(tmp_path_factory):
     """A tiny exported one-file scorer (image -> score), as deepfl-train-mlp + export would write it."""
     from deepfl.export import export_model
     from deepfl.models.mlp import build_mlp
-    from test_features import tiny_extractor
+    from helpers_models import tiny_extractor
 
     folder = tmp_path_factory.mktemp("predict model")
     head = build_mlp(7, hidden=(5,), dropout=(0.0,), seed=1)

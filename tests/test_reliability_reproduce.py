@@ -13,8 +13,8 @@ import pytest
 
 import badinputs
 import killrestart
-from test_reliability_train_mlp import _kadid
-from test_reliability_train_multitask import keras_digest
+from helpers_datasets import read_feature_cache, write_mini_kadid
+from helpers_models import keras_digest
 
 FLAGS = ["--num_splits=2", "--epochs=2", "--batch_size=4", "--learning_rates=1e-3", "--seed=4", "--cross="]
 
@@ -31,7 +31,7 @@ def runs(tmp_path_factory):
     model = root / "multitask.keras"
     build_multitask(tasks=["ssim", "gmsd"], weights=None, arch="tiny", seed=0).save(model)
     good = root / "kadid"
-    _kadid(good)
+    write_mini_kadid(good)
     variants = badinputs.make_csv_variants(good / "dmos.csv", root / "variants", score_column="dmos",
                                            required=["dmos"], file_column="dist_img")
     argvs = {"kill_reference": _argv(good, model, root / "kill_reference")}
@@ -78,15 +78,14 @@ def test_reproduce_broken_model_and_missing_folder(runs):
 
 
 def _same_outputs(reference: Path, candidate: Path) -> None:
-    from test_reliability_extract_features import _cache
 
     killrestart.assert_same_tree(reference, candidate, ignore=lambda rel: killrestart.is_temp(rel)
                                  or rel.suffix in (".keras", ".h5"))
     for path in reference.rglob("*.keras"):
         assert keras_digest(path) == keras_digest(candidate / path.relative_to(reference)), path.name
     for path in reference.rglob("*.h5"):
-        ref_keys, ref_feats = _cache(path)
-        keys, feats = _cache(candidate / path.relative_to(reference))
+        ref_keys, ref_feats = read_feature_cache(path)
+        keys, feats = read_feature_cache(candidate / path.relative_to(reference))
         assert keys == ref_keys and (feats == ref_feats).all(), path.name
 
 

@@ -15,7 +15,8 @@ import pytest
 
 import badinputs
 import killrestart
-from test_reliability_train_multitask import assert_same_training_outputs
+from helpers_datasets import write_mini_kadid
+from helpers_models import assert_same_training_outputs
 
 HEAD_FLAGS = ["--dataset=kadid10k", "--num_splits=2", "--epochs=3", "--batch_size=4", "--learning_rates=1e-3",
               "--seed=2"]
@@ -26,22 +27,6 @@ def _features(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, np.float32)
     return np.concatenate([x.mean(axis=(1, 2)), x.std(axis=(1, 2)), x.mean(axis=(1, 2, 3))[:, None],
                            x.max(axis=(1, 2, 3))[:, None]], axis=1) / 255.0
-
-
-def _kadid(root: Path, contents: int = 6, per_ref: int = 3) -> list[list[str]]:
-    images = root / "images"
-    images.mkdir(parents=True)
-    rows = []
-    rng = np.random.default_rng(0)
-    for i in range(contents):
-        ref = f"I{i + 1:02d}.png"
-        (images / ref).write_bytes(badinputs.png_bytes(badinputs.textured_image(48, 64, i)))
-        for j in range(per_ref):
-            name = f"I{i + 1:02d}_{j + 1:02d}_01.png"
-            (images / name).write_bytes(badinputs.png_bytes(badinputs.textured_image(48, 64, 100 + 10 * i + j)))
-            rows.append([name, ref, f"{rng.uniform(1, 5):.3f}", "0.5"])
-    badinputs.write_csv(root / "dmos.csv", ["dist_img", "ref_img", "dmos", "var"], rows)
-    return rows
 
 
 def _cache(root: Path, out: Path) -> Path:
@@ -61,7 +46,7 @@ def _argv(data_dir, features, out, *extra):
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("train mlp runs")
     good = root / "kadid"
-    _kadid(good)
+    write_mini_kadid(good)
     cache = _cache(good, root / "features.h5")
     # Broken metadata: each variant of dmos.csv in its own copy of the data set folder.
     variants = badinputs.make_csv_variants(good / "dmos.csv", root / "variants", score_column="dmos",

@@ -3,15 +3,11 @@
 Bad weak-label CSVs give one line naming the file and row (exit 2); bad images listed in the CSV are named and
 skipped (or stop the job). A run killed mid-training and restarted must end with the same outputs as an
 uninterrupted run: every file byte-identical, except that `.keras` archives are compared by content (they
-carry a save date), see `keras_digest`.
+carry a save date), see `helpers_models.keras_digest`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -19,42 +15,10 @@ import pytest
 
 import badinputs
 import killrestart
+from helpers_models import assert_same_training_outputs
 
 TRAIN_FLAGS = ["--arch=tiny", "--weights=none", "--image_size=32,32", "--batch_size=4", "--steps_per_epoch=2",
                "--tensorboard=false", "--val_fraction=0.34", "--seed=1"]
-
-
-def keras_digest(path: Path) -> str:
-    """sha256 of a .keras archive's members (name + bytes), blind to the two per-process artefacts Keras writes:
-    the save date in metadata.json and `shared_object_id` values (Python `id()`s) in config.json, which are
-    renumbered in order of appearance. Weights (model.weights.h5) are compared byte for byte."""
-    digest = hashlib.sha256()
-    with zipfile.ZipFile(path) as archive:
-        for name in sorted(archive.namelist()):
-            data = archive.read(name)
-            if name == "metadata.json":
-                meta = json.loads(data)
-                meta.pop("date_saved", None)
-                data = json.dumps(meta, sort_keys=True).encode()
-            elif name == "config.json":
-                ids: dict[str, str] = {}
-                data = re.sub(rb'"shared_object_id": (\d+)',
-                              lambda m: b'"shared_object_id": ' + ids.setdefault(m.group(1), str(len(ids))).encode(),
-                              data)
-            digest.update(name.encode() + b"\0" + data)
-    return digest.hexdigest()
-
-
-def assert_same_training_outputs(reference: Path, candidate: Path) -> int:
-    """Byte-identical files, .keras by content; returns the number of files compared."""
-    killrestart.assert_same_tree(reference, candidate,
-                                 ignore=lambda rel: killrestart.is_temp(rel) or rel.suffix == ".keras")
-    ref_models = sorted(p.relative_to(reference) for p in reference.rglob("*.keras") if not killrestart.is_temp(p))
-    new_models = sorted(p.relative_to(candidate) for p in candidate.rglob("*.keras") if not killrestart.is_temp(p))
-    assert ref_models == new_models, (ref_models, new_models)
-    for rel in ref_models:
-        assert keras_digest(reference / rel) == keras_digest(candidate / rel), f"{rel}: model content differs"
-    return len(killrestart.tree_digest(reference))
 
 
 def _weak_labels(folder: Path, names: list[str], seed: int = 0) -> Path:

@@ -1,0 +1,36 @@
+"""Miniature datasets and readers of job outputs that several test modules share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+import badinputs
+
+
+def write_mini_kadid(root: Path, contents: int = 6, per_ref: int = 3) -> list[list[str]]:
+    """A miniature KADID-10k layout in `root`: `contents` references with `per_ref` distorted images each
+    (textured 48x64 PNGs in images/) and dmos.csv; returns the CSV rows."""
+    images = root / "images"
+    images.mkdir(parents=True)
+    rows = []
+    rng = np.random.default_rng(0)
+    for i in range(contents):
+        ref = f"I{i + 1:02d}.png"
+        (images / ref).write_bytes(badinputs.png_bytes(badinputs.textured_image(48, 64, i)))
+        for j in range(per_ref):
+            name = f"I{i + 1:02d}_{j + 1:02d}_01.png"
+            (images / name).write_bytes(badinputs.png_bytes(badinputs.textured_image(48, 64, 100 + 10 * i + j)))
+            rows.append([name, ref, f"{rng.uniform(1, 5):.3f}", "0.5"])
+    badinputs.write_csv(root / "dmos.csv", ["dist_img", "ref_img", "dmos", "var"], rows)
+    return rows
+
+
+def read_feature_cache(path: Path) -> tuple[list[str], np.ndarray]:
+    """The keys and feature rows of an HDF5 feature cache (its first `count` rows)."""
+    with h5py.File(path, "r") as file:
+        count = int(file.attrs.get("count", len(file["keys"])))
+        keys = [k.decode() if isinstance(k, bytes) else str(k) for k in file["keys"][:count]]
+        return keys, np.asarray(file["features"][:count])

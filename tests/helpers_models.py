@@ -1,0 +1,57 @@
+"""Tiny Keras models and comparisons of saved models that several test modules share."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import zipfile
+from pathlib import Path
+
+import killrestart
+
+
+def tiny_extractor():
+    """Image [0, 255] -> 7 floats: two pooled levels, like a miniature MLSP (fixed seed)."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((None, None, 3))
+    x = keras.layers.Rescaling(1 / 255.0)(inp)
+    a = keras.layers.Conv2D(4, 3, activation="relu")(x)
+    b = keras.layers.Conv2D(3, 3, strides=2, activation="relu")(a)
+    out = keras.layers.Concatenate()([keras.layers.GlobalAveragePooling2D()(a), keras.layers.GlobalAveragePooling2D()(b)])
+    return keras.Model(inp, out)
+
+
+def keras_digest(path: Path) -> str:
+    """sha256 of a .keras archive's members (name + bytes), blind to the two per-process artefacts Keras writes:
+    the save date in metadata.json and `shared_object_id` values (Python `id()`s) in config.json, which are
+    renumbered in order of appearance. Weights (model.weights.h5) are compared byte for byte."""
+    digest = hashlib.sha256()
+    with zipfile.ZipFile(path) as archive:
+        for name in sorted(archive.namelist()):
+            data = archive.read(name)
+            if name == "metadata.json":
+                meta = json.loads(data)
+                meta.pop("date_saved", None)
+                data = json.dumps(meta, sort_keys=True).encode()
+            elif name == "config.json":
+                ids: dict[str, str] = {}
+                data = re.sub(rb'"shared_object_id": (\d+)',
+                              lambda m: b'"shared_object_id": ' + ids.setdefault(m.group(1), str(len(ids))).encode(),
+                              data)
+            digest.update(name.encode() + b"\0" + data)
+    return digest.hexdigest()
+
+
+def assert_same_training_outputs(reference: Path, candidate: Path) -> int:
+    """Byte-identical files, .keras by content; returns the number of files compared."""
+    killrestart.assert_same_tree(reference, candidate,
+                                 ignore=lambda rel: killrestart.is_temp(rel) or rel.suffix == ".keras")
+    ref_models = sorted(p.relative_to(reference) for p in reference.rglob("*.keras") if not killrestart.is_temp(p))
+    new_models = sorted(p.relative_to(candidate) for p in candidate.rglob("*.keras") if not killrestart.is_temp(p))
+    assert ref_models == new_models, (ref_models, new_models)
+    for rel in ref_models:
+        assert keras_digest(reference / rel) == keras_digest(candidate / rel), f"{rel}: model content differs"
+    return len(killrestart.tree_digest(reference))
