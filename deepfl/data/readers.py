@@ -25,6 +25,7 @@ from deepfl.data.tables import (
     FolderIndex, find_header, header_key, make_table, parse_scores, read_csv_checked, require_file, resolve_image,
     table_error)
 from deepfl.errors import TableError
+from deepfl.paper import WITHIN_SROCC_PLCC
 
 log = logging.getLogger("deepfl")
 
@@ -44,12 +45,13 @@ class DatasetInfo:
 
 
 DATASETS: dict[str, DatasetInfo] = {
-    "kadid10k": DatasetInfo("kadid10k", "KADID-10k", (1.0, 5.0), False, 0.936, 0.938, True, False),
-    "live": DatasetInfo("live", "LIVE Release 2", (0.0, 100.0), True, 0.972, 0.978, True, False),
-    "csiq": DatasetInfo("csiq", "CSIQ", (0.0, 1.0), True, 0.930, 0.946, True, False),
-    "tid2013": DatasetInfo("tid2013", "TID2013", (0.0, 9.0), False, 0.858, 0.876, True, False),
-    "koniq10k": DatasetInfo("koniq10k", "KonIQ-10k", (1.0, 5.0), False, 0.877, 0.887, False, True),
-    "clive": DatasetInfo("clive", "LIVE in the Wild (CLIVE)", (0.0, 100.0), False, 0.734, 0.769, False, False),
+    "kadid10k": DatasetInfo("kadid10k", "KADID-10k", (1.0, 5.0), False, *WITHIN_SROCC_PLCC["kadid10k"], True, False),
+    "live": DatasetInfo("live", "LIVE Release 2", (0.0, 100.0), True, *WITHIN_SROCC_PLCC["live"], True, False),
+    "csiq": DatasetInfo("csiq", "CSIQ", (0.0, 1.0), True, *WITHIN_SROCC_PLCC["csiq"], True, False),
+    "tid2013": DatasetInfo("tid2013", "TID2013", (0.0, 9.0), False, *WITHIN_SROCC_PLCC["tid2013"], True, False),
+    "koniq10k": DatasetInfo("koniq10k", "KonIQ-10k", (1.0, 5.0), False, *WITHIN_SROCC_PLCC["koniq10k"], False, True),
+    "clive": DatasetInfo("clive", "LIVE in the Wild (CLIVE)", (0.0, 100.0), False, *WITHIN_SROCC_PLCC["clive"], False,
+                         False),
     "kadis700k": DatasetInfo("kadis700k", "KADIS-700k (weak labels)", (0.0, 1.0), False, None, None, True, False),
 }
 
