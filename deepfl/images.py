@@ -9,9 +9,9 @@ from __future__ import annotations
 import collections
 import io
 import os
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError

@@ -14,7 +14,6 @@ from deepfl.export import combine, export_model
 from deepfl.images import write_image
 from deepfl.models.mlp import build_mlp
 from deepfl.prediction import expand_inputs, load_scorer, predict
-
 from helpers_models import tiny_extractor
 
 REPO = Path(__file__).resolve().parents[1]
