@@ -25,8 +25,14 @@ def _matlab_max(values) -> float:
     return max(kept) if kept else math.nan
 
 
-def fminsearch(objective: Callable[[np.ndarray], float], x0, tol_x: float = 1e-4, tol_fun: float = 1e-4,
-               max_iter: int | None = None, max_fun_evals: int | None = None) -> tuple[np.ndarray, float]:
+def fminsearch(
+    objective: Callable[[np.ndarray], float],
+    x0,
+    tol_x: float = 1e-4,
+    tol_fun: float = 1e-4,
+    max_iter: int | None = None,
+    max_fun_evals: int | None = None,
+) -> tuple[np.ndarray, float]:
     """Minimises `objective` from `x0` as MATLAB `fminsearch(fun, x0, optimset('TolX', tol_x, 'TolFun',
     tol_fun))` does; returns (x, f(x)) of the best vertex.
 
@@ -56,8 +62,9 @@ def fminsearch(objective: Callable[[np.ndarray], float], x0, tol_x: float = 1e-4
         best = float(values[0])
         value_spread = _matlab_max([abs(best - float(v)) for v in values[1:]])
         point_spread = float(np.max(np.abs(vertices[1:] - vertices[0])))
-        if (value_spread <= _matlab_max([tol_fun, 10 * _eps(best)])
-                and point_spread <= _matlab_max([tol_x, 10 * _eps(float(np.max(vertices[0])))])):
+        if value_spread <= _matlab_max([tol_fun, 10 * _eps(best)]) and point_spread <= _matlab_max(
+            [tol_x, 10 * _eps(float(np.max(vertices[0])))]
+        ):
             break
         centroid = vertices[0].copy()
         for j in range(1, n):  # summed in order, as MATLAB's sum along rows

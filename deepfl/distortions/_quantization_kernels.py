@@ -84,8 +84,16 @@ def _moments(rgb):
 def _box_sum(m, box):
     """Sum of an int64 moment over the box (r0, r1] x (g0, g1] x (b0, b1] by inclusion-exclusion (cq's order)."""
     r0, r1, g0, g1, b0, b1 = box[0], box[1], box[2], box[3], box[4], box[5]
-    return (m[r1, g1, b1] - m[r1, g1, b0] - m[r1, g0, b1] + m[r1, g0, b0]
-            - m[r0, g1, b1] + m[r0, g1, b0] + m[r0, g0, b1] - m[r0, g0, b0])
+    return (
+        m[r1, g1, b1]
+        - m[r1, g1, b0]
+        - m[r1, g0, b1]
+        + m[r1, g0, b0]
+        - m[r0, g1, b1]
+        + m[r0, g1, b0]
+        + m[r0, g0, b1]
+        - m[r0, g0, b0]
+    )
 
 
 @_njit
@@ -200,10 +208,14 @@ def minimum_variance_palette(rgb, colors):
     i = 1
     while i < colors:
         if _split(boxes, largest, i, weight, sum_r, sum_g, sum_b):
-            variance[largest] = (_box_variance(boxes[largest], weight, sum_r, sum_g, sum_b, square)
-                                 if _volume(boxes[largest]) > 1 else _F32_ZERO)
-            variance[i] = (_box_variance(boxes[i], weight, sum_r, sum_g, sum_b, square)
-                           if _volume(boxes[i]) > 1 else _F32_ZERO)
+            variance[largest] = (
+                _box_variance(boxes[largest], weight, sum_r, sum_g, sum_b, square)
+                if _volume(boxes[largest]) > 1
+                else _F32_ZERO
+            )
+            variance[i] = (
+                _box_variance(boxes[i], weight, sum_r, sum_g, sum_b, square) if _volume(boxes[i]) > 1 else _F32_ZERO
+            )
         else:
             variance[largest] = _F32_ZERO  # never try this box again
             i -= 1  # box i was not made

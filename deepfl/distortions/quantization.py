@@ -71,8 +71,9 @@ def _degenerate_thresholds(unique_values: np.ndarray, n: int) -> np.ndarray:
     if missing <= 0:
         return np.asarray(thresholds)
     if unique_values[0] > 1:
-        thresholds = list(np.arange(1, min(missing, math.ceil(unique_values[0]) - 1) + 1, dtype=np.float64)) \
-            + thresholds
+        thresholds = (
+            list(np.arange(1, min(missing, math.ceil(unique_values[0]) - 1) + 1, dtype=np.float64)) + thresholds
+        )
     extra = []
     candidate = max(math.floor(unique_values[0]), 0)
     while len(thresholds) + len(extra) < n:
@@ -122,8 +123,7 @@ def _exhaustive_thresholds(n: int, omega: np.ndarray, mu: np.ndarray, mu_t: floa
             omega1[invalid] = np.nan
             omega2 = 1 - (omega0 + omega1)
             omega2[omega2 <= 0] = np.nan
-            sigma = (omega0 * mu_0_t ** 2 + omega1 * mu_1_t ** 2
-                     + (omega0 * mu_0_t + omega1 * mu_1_t) ** 2 / omega2)
+            sigma = omega0 * mu_0_t**2 + omega1 * mu_1_t**2 + (omega0 * mu_0_t + omega1 * mu_1_t) ** 2 / omega2
     finite = sigma[~np.isnan(sigma)]
     best = finite.max() if finite.size else np.nan
     if not np.isfinite(best):
