@@ -3,7 +3,8 @@
 For each level's noise variance, Gaussian noise is added to a clean photo (as `imnoise`, clipped) and denoised
 by: non-local means per channel with a 7x7 search window (the first implementation), NL-means with a joint RGB
 patch distance and the same window, the shipped choice (joint, 5x5 window) as scikit-image computes it, and the
-shipped compiled kernel (`_kernels.nl_means_fast`, which must give the same values: checked on every image).
+shipped compiled kernel (`deepfl.distortions._kernels.nlm.nl_means_fast`, which must give the same values:
+checked on every image).
 Prints CPU ms per image and PSNR (dB) against the clean image, side by side; higher PSNR = stronger denoising.
 
     python bench/denoise.py
@@ -22,7 +23,7 @@ from skimage.restoration import denoise_nl_means
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from deepfl.distortions import DISTORTIONS  # noqa: E402
-from deepfl.distortions._common import mapmm  # noqa: E402
+from deepfl.distortions._ranges import mapmm  # noqa: E402
 from deepfl.distortions.noise import nl_means as shipped  # noqa: E402
 
 

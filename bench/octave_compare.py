@@ -30,7 +30,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from deepfl.distortions import DISTORTIONS, distort  # noqa: E402
-from deepfl.distortions import _common  # noqa: E402
+from deepfl.distortions import _filters, _ranges  # noqa: E402
 
 SHIMS = {
     "imgaussfilt.m": "function b = imgaussfilt(a, sigma)\n"
@@ -111,9 +111,9 @@ def run_octave(matlab_dir: Path, ref_png: Path, out_dir: Path, types: list[int])
 
 def ours(ref: np.ndarray, t: int, l: int, seed: int) -> np.ndarray:
     if t == 3:  # fixed angle so the deterministic kernel can be compared
-        x = _common.mapmm(ref.astype(np.float64))
-        kernel = _common.motion_kernel(DISTORTIONS[3].levels[l - 1], 30)
-        return _common.to_double_uint8_roundtrip(_common.mapmm(_common.filter2d_replicate(x, kernel)))
+        x = _ranges.mapmm(ref.astype(np.float64))
+        kernel = _filters.motion_kernel(DISTORTIONS[3].levels[l - 1], 30)
+        return _ranges.to_double_uint8_roundtrip(_ranges.mapmm(_filters.filter2d_replicate(x, kernel)))
     return distort(ref, t, l, rng=seed)
 
 

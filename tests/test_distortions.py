@@ -8,7 +8,8 @@ import pytest
 from PIL import Image
 
 from deepfl import distortions
-from deepfl.distortions import _common, _kernels, spatial
+from deepfl.distortions import _colour, _filters, _random, _ranges, _tone, spatial
+from deepfl.distortions._kernels import nlm, warp
 
 ALL_TYPES = list(range(1, 26))
 
@@ -32,9 +33,9 @@ def full(small_photo):
 def test_disk_kernel_matches_matlab_fspecial_disk_1():
     # MATLAB: fspecial('disk', 1) = [0.0251 0.1453 0.0251; 0.1453 0.3183 0.1453; 0.0251 0.1453 0.0251]
     expected = np.array([[0.0251, 0.1453, 0.0251], [0.1453, 0.3183, 0.1453], [0.0251, 0.1453, 0.0251]])
-    np.testing.assert_allclose(_common.disk_kernel(1), expected, atol=1e-4)
+    np.testing.assert_allclose(_filters.disk_kernel(1), expected, atol=1e-4)
     for radius in (2, 4, 8):
-        k = _common.disk_kernel(radius)
+        k = _filters.disk_kernel(radius)
         assert k.shape == (2 * radius + 1,) * 2
         assert abs(k.sum() - 1) < 1e-12
         np.testing.assert_allclose(k, k.T, atol=1e-12)
@@ -43,7 +44,7 @@ def test_disk_kernel_matches_matlab_fspecial_disk_1():
 
 @pytest.mark.parametrize("angle", [0, 30, 45, 90, 135, 180])
 def test_motion_kernel_shape_and_sum(angle):
-    k = _common.motion_kernel(7, angle)
+    k = _filters.motion_kernel(7, angle)
     assert abs(k.sum() - 1) < 1e-9
     assert (k >= 0).all()
     # The kernel is point-symmetric around its centre (a line through the centre).
@@ -51,19 +52,19 @@ def test_motion_kernel_shape_and_sum(angle):
 
 
 def test_motion_kernel_horizontal_and_vertical_are_box_lines():
-    np.testing.assert_allclose(_common.motion_kernel(3, 0), np.full((1, 3), 1 / 3))
-    np.testing.assert_allclose(_common.motion_kernel(3, 90), np.full((3, 1), 1 / 3))
-    np.testing.assert_allclose(_common.motion_kernel(1, 77), np.ones((1, 1)))
+    np.testing.assert_allclose(_filters.motion_kernel(3, 0), np.full((1, 3), 1 / 3))
+    np.testing.assert_allclose(_filters.motion_kernel(3, 90), np.full((3, 1), 1 / 3))
+    np.testing.assert_allclose(_filters.motion_kernel(1, 77), np.ones((1, 1)))
 
 
 def test_gaussian_kernel_has_matlab_size():
-    assert _common.gaussian_kernel(0.1).size == 3
-    assert _common.gaussian_kernel(5).size == 21
-    assert abs(_common.gaussian_kernel(2).sum() - 1) < 1e-12
+    assert _filters.gaussian_kernel(0.1).size == 3
+    assert _filters.gaussian_kernel(5).size == 21
+    assert abs(_filters.gaussian_kernel(2).sum() - 1) < 1e-12
 
 
 def test_rgb2lab_matches_matlab_values():
-    lab = _common.rgb2lab(np.array([[1.0, 0.0, 0.0], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0]]))
+    lab = _colour.rgb2lab(np.array([[1.0, 0.0, 0.0], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0]]))
     np.testing.assert_allclose(lab[0], [53.2408, 80.0925, 67.2032], atol=1e-3)  # MATLAB rgb2lab([1 0 0])
     np.testing.assert_allclose(lab[1], [100, 0, 0], atol=1e-3)
     np.testing.assert_allclose(lab[2], [0, 0, 0], atol=1e-9)
@@ -71,26 +72,26 @@ def test_rgb2lab_matches_matlab_values():
 
 def test_colour_space_round_trips(image):
     x = image.astype(np.float64) / 255
-    np.testing.assert_allclose(_common.lab2rgb(_common.rgb2lab(x)), x, atol=1e-7)
-    np.testing.assert_allclose(_common.hsv2rgb(_common.rgb2hsv(x)), x, atol=1e-12)
-    np.testing.assert_allclose(_common.ycbcr2rgb(_common.rgb2ycbcr(x)), x, atol=1e-12)
-    np.testing.assert_allclose(_common.rgb2ycbcr(np.ones(3)) * 255, [235, 128, 128], atol=1e-9)
+    np.testing.assert_allclose(_colour.lab2rgb(_colour.rgb2lab(x)), x, atol=1e-7)
+    np.testing.assert_allclose(_colour.hsv2rgb(_colour.rgb2hsv(x)), x, atol=1e-12)
+    np.testing.assert_allclose(_colour.ycbcr2rgb(_colour.rgb2ycbcr(x)), x, atol=1e-12)
+    np.testing.assert_allclose(_colour.rgb2ycbcr(np.ones(3)) * 255, [235, 128, 128], atol=1e-9)
 
 
 def test_rgb2hsv_matches_matplotlib(image):
     from matplotlib.colors import rgb_to_hsv
 
     x = image.astype(np.float64) / 255
-    np.testing.assert_allclose(_common.rgb2hsv(x), rgb_to_hsv(x), atol=1e-12)
+    np.testing.assert_allclose(_colour.rgb2hsv(x), rgb_to_hsv(x), atol=1e-12)
 
 
 def test_curves_pass_through_control_points():
-    assert _common.curves(np.array([0.5]), 0.8)[0] == pytest.approx(0.8)
-    y = _common.curves(np.array([0.0, 0.3, 0.5, 0.7, 1.0]), [0.2, 0.8])
+    assert _tone.curves(np.array([0.5]), 0.8)[0] == pytest.approx(0.8)
+    y = _tone.curves(np.array([0.0, 0.3, 0.5, 0.7, 1.0]), [0.2, 0.8])
     np.testing.assert_allclose(y, [0, 0.2, 0.5, 0.8, 1.0], atol=1e-12)
     # Identity control points give the identity curve.
     x = np.linspace(0, 1, 11)
-    np.testing.assert_allclose(_common.curves(x, [0.3, 0.7]), x, atol=1e-12)
+    np.testing.assert_allclose(_tone.curves(x, [0.3, 0.7]), x, atol=1e-12)
 
 
 def test_multithresh_two_levels_matches_otsu():
@@ -105,8 +106,8 @@ def test_multithresh_two_levels_matches_otsu():
 
 
 def test_mapmm_and_percentile():
-    np.testing.assert_allclose(_common.mapmm(np.array([2.0, 4.0, 3.0])), [0, 1, 0.5])
-    assert _common.percentile1(np.arange(1, 101, dtype=float), 99) == 99
+    np.testing.assert_allclose(_ranges.mapmm(np.array([2.0, 4.0, 3.0])), [0, 1, 0.5])
+    assert _ranges.percentile1(np.arange(1, 101, dtype=float), 99) == 99
 
 
 # ------------------------------------------------------------------------------------------- closed forms
@@ -265,9 +266,9 @@ def _plain_pipeline(image, dist_type, level, rng=0):
     """The generator's pipeline written out directly (float64 everywhere, no lookup tables)."""
     spec = distortions.DISTORTIONS[dist_type]
     x = image.astype(np.float64)
-    x = _common.mapmm(x) if x.max() > x.min() else x / 255.0
+    x = _ranges.mapmm(x) if x.max() > x.min() else x / 255.0
     out = spec.function(x, spec.levels[level - 1], np.random.default_rng(rng))
-    return _common.to_double_uint8_roundtrip(_common.mapmm(out))
+    return _ranges.to_double_uint8_roundtrip(_ranges.mapmm(out))
 
 
 @pytest.mark.parametrize("dist_type", [17, 18, 22, 25])
@@ -282,37 +283,37 @@ def test_per_level_lookup_gives_the_same_bytes_as_per_sample_maths(image, dist_t
 @pytest.mark.parametrize("dist_type", [4, 8, 16, 24])
 def test_source_levels_give_the_same_values_as_per_sample_maths(image, dist_type):
     spec = distortions.DISTORTIONS[dist_type]
-    levels = _common.input_levels(image)
+    levels = _ranges.input_levels(image)
     x = np.take(levels, image)
     for param in (spec.levels[0], spec.levels[-1]):
-        fast = spec.function(x, param, None, source=_common.Source(image, levels))
+        fast = spec.function(x, param, None, source=_ranges.Source(image, levels))
         np.testing.assert_allclose(fast, spec.function(x, param, None), rtol=0, atol=1e-12)
-        np.testing.assert_array_equal(_common.mapmm_to_uint8(fast), distortions.distort(image, dist_type, 1 + (
+        np.testing.assert_array_equal(_ranges.mapmm_to_uint8(fast), distortions.distort(image, dist_type, 1 + (
             param == spec.levels[-1]) * 4))
 
 
 @pytest.mark.parametrize("factor", [0.4, 0.1, 0.0, -0.4])
 def test_hsv_saturation_closed_form_equals_hsv_round_trip(image, factor):
-    x = _common.mapmm(image.astype(np.float64))
-    hsv = _common.rgb2hsv(x)
+    x = _ranges.mapmm(image.astype(np.float64))
+    hsv = _colour.rgb2hsv(x)
     hsv[..., 1] *= factor
-    np.testing.assert_allclose(distortions.color.color_saturation_hsv(x, factor, None), _common.hsv2rgb(hsv),
+    np.testing.assert_allclose(distortions.color.color_saturation_hsv(x, factor, None), _colour.hsv2rgb(hsv),
                                rtol=0, atol=1e-12)
 
 
 def test_mapmm_to_uint8_matches_the_two_step_conversion():
     rng = np.random.default_rng(0)
     for x in (rng.random((70, 40, 3)) * 1.4 - 0.2, rng.random(9), np.full((5, 5, 3), 0.3), rng.random((300, 1))):
-        np.testing.assert_array_equal(_common.mapmm_to_uint8(x),
-                                      _common.to_double_uint8_roundtrip(_common.mapmm(x)))
+        np.testing.assert_array_equal(_ranges.mapmm_to_uint8(x),
+                                      _ranges.to_double_uint8_roundtrip(_ranges.mapmm(x)))
 
 
 def test_take_levels_equals_np_take(image):
     table = np.random.default_rng(0).random(256)
     view = image[::2, 1::3]  # not contiguous
-    np.testing.assert_array_equal(_common.take_levels(table, view), np.take(table, view))
+    np.testing.assert_array_equal(_ranges.take_levels(table, view), np.take(table, view))
     small = np.arange(256, dtype=np.uint8)[::-1].copy()
-    np.testing.assert_array_equal(_common.take_levels(small, view), np.take(small, view))
+    np.testing.assert_array_equal(_ranges.take_levels(small, view), np.take(small, view))
 
 
 @pytest.mark.parametrize("sigma, size", [(0.1, None), (1.0, None), (3.0, 13), (5.0, None), (20.0, None)])
@@ -320,10 +321,10 @@ def test_gaussian_kernels_equal_ndimage_exactly(sigma, size):
     from scipy import ndimage
 
     rng = np.random.default_rng(0)
-    k = _common.gaussian_kernel(sigma, size)
+    k = _filters.gaussian_kernel(sigma, size)
     for x in (rng.random((40, 33, 3)), rng.random((40, 33)), rng.random((40, 33, 3))[..., 1:], rng.random((6, 5, 3))):
         direct = ndimage.correlate1d(ndimage.correlate1d(x, k, axis=0, mode="nearest"), k, axis=1, mode="nearest")
-        np.testing.assert_array_equal(_common.gaussian_filter(x, sigma, size), direct)
+        np.testing.assert_array_equal(_filters.gaussian_filter(x, sigma, size), direct)
 
 
 @pytest.mark.parametrize("strength", [0.01, 0.2, 0.5])
@@ -356,34 +357,34 @@ def test_long_gaussian_goes_through_fft_with_the_same_result():
     from scipy import ndimage
 
     x = np.random.default_rng(0).random((90, 70, 2))
-    k = _common.gaussian_kernel(26.0)
-    assert k.size > _common._FFT_TAPS
+    k = _filters.gaussian_kernel(26.0)
+    assert k.size > _filters._FFT_TAPS
     direct = ndimage.correlate1d(ndimage.correlate1d(x, k, axis=0, mode="nearest"), k, axis=1, mode="nearest")
-    np.testing.assert_allclose(_common.gaussian_filter(x, 26.0), direct, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(_filters.gaussian_filter(x, 26.0), direct, rtol=0, atol=1e-12)
 
 
 def test_lab_conversions_are_the_same_in_blocks_and_per_pixel():
     x = np.random.default_rng(1).random((75, 9, 3))  # more rows than one block
-    lab = _common.rgb2lab(x)
-    per_pixel = np.stack([_common.rgb2lab(p) for p in x.reshape(-1, 3)]).reshape(x.shape)
+    lab = _colour.rgb2lab(x)
+    per_pixel = np.stack([_colour.rgb2lab(p) for p in x.reshape(-1, 3)]).reshape(x.shape)
     np.testing.assert_array_equal(lab, per_pixel)
     lab[..., 1:] *= 3.0  # push colours out of gamut
-    clipped = _common.lab2rgb(lab, clip=True)
-    np.testing.assert_allclose(clipped, np.clip(_common.lab2rgb(lab), 0, 1), rtol=0, atol=1e-12)
+    clipped = _colour.lab2rgb(lab, clip=True)
+    np.testing.assert_allclose(clipped, np.clip(_colour.lab2rgb(lab), 0, 1), rtol=0, atol=1e-12)
     assert clipped.min() >= 0.0 and clipped.max() <= 1.0
 
 
 def _numpy_rgb2lab(rgb):
     """MATLAB rgb2lab written out in numpy, plane by plane, in the kernels' order of operations."""
-    lin = _common.srgb_to_linear(rgb)
-    m = _common._RGB_TO_XYZN
+    lin = _colour.srgb_to_linear(rgb)
+    m = _colour._RGB_TO_XYZN
     xyz = [lin[..., 0] * m[k, 0] + lin[..., 1] * m[k, 1] + lin[..., 2] * m[k, 2] for k in range(3)]
-    f = [np.where(v <= _common._LAB_EPS, (_common._LAB_KAPPA * v + 16.0) / 116.0, np.cbrt(v)) for v in xyz]
+    f = [np.where(v <= _colour._LAB_EPS, (_colour._LAB_KAPPA * v + 16.0) / 116.0, np.cbrt(v)) for v in xyz]
     return np.stack([116.0 * f[1] - 16.0, 500.0 * (f[0] - f[1]), 200.0 * (f[1] - f[2])], axis=-1)
 
 
 def _numpy_lab2rgb(lab, clip):
-    eps, kappa, m = _common._LAB_EPS, _common._LAB_KAPPA, _common._XYZN_TO_RGB
+    eps, kappa, m = _colour._LAB_EPS, _colour._LAB_KAPPA, _colour._XYZN_TO_RGB
     lum = lab[..., 0]
     fy = (lum + 16.0) / 116.0
     inv = [np.where(t * t * t <= eps, (116.0 * t - 16.0) / kappa, t * t * t)
@@ -399,15 +400,15 @@ def _numpy_lab2rgb(lab, clip):
 
 
 def test_lab_kernels_equal_the_numpy_maths_exactly(image):
-    levels = _common.input_levels(image)
+    levels = _ranges.input_levels(image)
     x = np.take(levels, image)
     lab = _numpy_rgb2lab(x)
-    np.testing.assert_array_equal(_common.rgb2lab(x), lab)
-    np.testing.assert_array_equal(_common.rgb2lab(x, _common.Source(image, levels)), lab)
+    np.testing.assert_array_equal(_colour.rgb2lab(x), lab)
+    np.testing.assert_array_equal(_colour.rgb2lab(x, _ranges.Source(image, levels)), lab)
     lab[..., 1:] *= 4.0  # out of gamut: negative linear values and clipping
     lab[:3, :3, 0] = 1.0  # dark: Y from L directly
     for clip in (True, False):
-        np.testing.assert_array_equal(_common.lab2rgb(lab, clip), _numpy_lab2rgb(lab, clip))
+        np.testing.assert_array_equal(_colour.lab2rgb(lab, clip), _numpy_lab2rgb(lab, clip))
 
 
 def _keys(t):
@@ -422,7 +423,7 @@ def test_jitter_warp_matches_a_per_pixel_keys_cubic_reference():
     dy = (rng.standard_normal((h, w)) * 2).astype(np.float32)
     dx = (rng.standard_normal((h, w)) * 2).astype(np.float32)
     out = np.empty_like(image)
-    _kernels.warp_keys(image, dy, dx, out)
+    warp.warp_keys(image, dy, dx, out)
     for y in range(h):
         for x in range(w):
             sy, sx = y - float(dy[y, x]), x - float(dx[y, x])
@@ -466,12 +467,12 @@ def test_jitter_kernel_equals_the_numpy_float32_maths_exactly(scale):
     image = rng.random((20, 23, 3)).astype(np.float32)
     dy, dx = rng.standard_normal((2, 20, 23), dtype=np.float32) * np.float32(scale)
     out = np.empty_like(image)
-    _kernels.warp_keys(image, dy, dx, out)
+    warp.warp_keys(image, dy, dx, out)
     np.testing.assert_array_equal(out, _numpy_keys_warp(image, dy, dx))
 
 
 def test_jitter_draws_float32_shifts_in_order_and_warps_five_times(image):
-    x = _common.mapmm(image.astype(np.float64))
+    x = _ranges.mapmm(image.astype(np.float64))
     rng = np.random.default_rng(5)
     expected = x.astype(np.float32)
     for _ in range(5):
@@ -485,7 +486,7 @@ def test_fast_exp_is_schraudolphs_bit_construction():
 
     for y in np.concatenate([-np.linspace(0, 5, 2001), -np.random.default_rng(0).random(500) * 10, [-0.0]]):
         high = int(np.int32(1512775.3951951856938 * y)) + 1072632447
-        assert _kernels.fast_exp(y) == struct.unpack("<d", struct.pack("<Q", high << 32))[0]
+        assert nlm.fast_exp(y) == struct.unpack("<d", struct.pack("<Q", high << 32))[0]
 
 
 @pytest.mark.parametrize("var", [0.01, 0.15])
@@ -505,19 +506,19 @@ def test_standard_normal_gives_numpys_draws_and_state(dtype):
     for seed in range(3):
         ours, theirs = np.random.default_rng(seed), np.random.default_rng(seed)
         for shape in [(5,), (2, 300, 401), (1,), (3, 3)]:  # 240k draws: the ziggurat's tail and wedge paths too
-            np.testing.assert_array_equal(_common.standard_normal(ours, shape, dtype),
+            np.testing.assert_array_equal(_random.standard_normal(ours, shape, dtype),
                                           theirs.standard_normal(shape, dtype=dtype))
             ours.random(1), theirs.random(1)
             assert ours.bit_generator.state == theirs.bit_generator.state
         np.testing.assert_array_equal(ours.standard_normal(7, dtype=np.float32),
                                       theirs.standard_normal(7, dtype=np.float32))
     mt = np.random.Generator(np.random.MT19937(0))  # other bit generators: numpy itself
-    np.testing.assert_array_equal(_common.standard_normal(mt, (4,), dtype),
+    np.testing.assert_array_equal(_random.standard_normal(mt, (4,), dtype),
                                   np.random.Generator(np.random.MT19937(0)).standard_normal(4, dtype=dtype))
 
 
 def test_denoise_removes_most_of_the_noise(full):
-    x = _common.mapmm(full.astype(np.float64))
+    x = _ranges.mapmm(full.astype(np.float64))
     for var in (0.01, 0.15):
         noisy = distortions.noise._imnoise_gaussian(x, var, np.random.default_rng(0))
         out = distortions.noise.denoise(x, var, np.random.default_rng(0))

@@ -1,6 +1,6 @@
 """Tests of the eight TensorFlow FR metrics (SSIM, MS-SSIM, IW-SSIM, MDSI, VSI, FSIMc, GMSD, SR-SIM).
 
-- Exactness: the official MATLAB values on five TID2013 pairs (../shared/data/tid2013/official.csv).
+- Exactness: the official MATLAB values on five TID2013 pairs (tests/data/tid2013/official.csv).
 - Agreement with piq (configured to the originals' preprocessing; run in a subprocess because importing
   piq/torchvision after TensorFlow crashes this interpreter) on a real photograph distorted by all 25 KADID
   types: SROCC >= 0.999 and median relative difference <= 1e-3 per metric (default: one level per type,
@@ -21,9 +21,6 @@ import numpy as np
 import pytest
 
 EIGHT = ("ssim", "msssim", "iwssim", "mdsi", "vsi", "fsim", "gmsd", "sr_sim")
-TID = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "tid2013"
-if not TID.exists():
-    TID = Path("/work/shared/data/tid2013")
 
 
 def _perfect(name: str) -> float:
@@ -35,16 +32,12 @@ def _perfect(name: str) -> float:
 # Official MATLAB values
 # --------------------------------------------------------------------------------------------------------------
 
-@pytest.mark.skipif(not (TID / "official.csv").exists(), reason="TID2013 calibration pairs not available")
 def test_official_matlab_values_on_tid2013():
-    import pandas as pd
+    from helpers_tid2013 import load_tid2013
 
     from deepfl.fr import compute
-    from deepfl.images import read_image
 
-    table = pd.read_csv(TID / "official.csv")
-    ref = np.stack([read_image(TID / "ref" / name) for name in table["image"]])
-    dist = np.stack([read_image(TID / "dist" / name) for name in table["image"]])
+    table, ref, dist = load_tid2013()
     scores = compute(ref, dist, EIGHT)
     for name in EIGHT:
         # Required: 1e-3. Measured: <= 3e-7 for every metric and pair; 1e-5 catches any real regression.
@@ -245,12 +238,12 @@ def test_bad_inputs_raise_value_error_with_reason(small_photo):
 def test_rgb2gray_equals_matlab_double_rounding_for_all_colours():
     import tensorflow as tf
 
-    from deepfl.fr import common
+    from deepfl.fr.functional.colour import rgb2gray
 
     v = np.arange(256 ** 3, dtype=np.int64)
     rgb = np.stack([v >> 16, (v >> 8) & 255, v & 255], axis=-1).astype(np.float64)
     expected = np.floor(rgb @ np.array([0.298936021293775, 0.587043074451121, 0.114020904255103]) + 0.5)
-    ours = common.rgb2gray(tf.constant(rgb.reshape(1, 4096, 4096, 3), tf.float32)).numpy().reshape(-1)
+    ours = rgb2gray(tf.constant(rgb.reshape(1, 4096, 4096, 3), tf.float32)).numpy().reshape(-1)
     assert np.count_nonzero(ours != expected) == 0
 
 
@@ -259,7 +252,7 @@ def test_rgb2gray_equals_matlab_double_rounding_for_all_colours():
 def test_box_downsample_matches_conv2_and_imfilter_conventions(factor, padding):
     import tensorflow as tf
 
-    from deepfl.fr import common
+    from deepfl.fr.functional.filters import box_downsample
 
     rng = np.random.default_rng(factor)
     x = rng.random((13, 17))
@@ -270,18 +263,18 @@ def test_box_downsample_matches_conv2_and_imfilter_conventions(factor, padding):
     filtered = np.array([[padded[i:i + factor, j:j + factor].mean() for j in range(x.shape[1])]
                          for i in range(x.shape[0])])
     expected = filtered[::factor, ::factor]
-    ours = common.box_downsample(tf.constant(x[None, :, :, None]), factor, padding).numpy()[0, :, :, 0]
+    ours = box_downsample(tf.constant(x[None, :, :, None]), factor, padding).numpy()[0, :, :, 0]
     np.testing.assert_allclose(ours, expected, atol=1e-12)
 
 
 def test_imresize_matrix_properties_and_known_values():
-    from deepfl.fr import common
+    from deepfl.fr.functional.resize import imresize_matrix
 
-    m = common.imresize_matrix(8, 4, "bilinear")  # halving with antialiasing: taps 1/8, 3/8, 3/8, 1/8
+    m = imresize_matrix(8, 4, "bilinear")  # halving with antialiasing: taps 1/8, 3/8, 3/8, 1/8
     np.testing.assert_allclose(m.sum(axis=1), 1.0)
     np.testing.assert_allclose(m[1, 1:5], [0.125, 0.375, 0.375, 0.125])
     np.testing.assert_allclose(m[0, :3], [0.5, 0.375, 0.125])  # mirrored tap folded onto the first pixel
-    up = common.imresize_matrix(4, 8, "bicubic")
+    up = imresize_matrix(4, 8, "bicubic")
     np.testing.assert_allclose(up.sum(axis=1), 1.0)
     np.testing.assert_allclose(up @ np.ones(4), np.ones(8))
 
@@ -290,18 +283,18 @@ def test_imresize_matrix_properties_and_known_values():
 def test_iwssim_enlarged_parent_matrices_equal_imenlarge2(shape):
     import tensorflow as tf
 
-    from deepfl.fr import iwssim
+    from deepfl.fr._iwssim import enlarged_parent, imenlarge2
 
     h, w, rows, cols = shape
     parent = tf.constant(np.random.default_rng(h).normal(0, 20, (2, h, w, 1)), tf.float32)
-    expected = iwssim.imenlarge2(parent)[:, :rows, :cols, 0][:, 1:rows - 1, 1:cols - 1]
-    np.testing.assert_allclose(iwssim.enlarged_parent(parent, rows, cols), expected, rtol=0, atol=1e-4)
+    expected = imenlarge2(parent)[:, :rows, :cols, 0][:, 1:rows - 1, 1:cols - 1]
+    np.testing.assert_allclose(enlarged_parent(parent, rows, cols), expected, rtol=0, atol=1e-4)
 
 
 def test_pow_nonneg_matches_numpy_power_including_zero():
     import tensorflow as tf
 
-    from deepfl.fr.common import pow_nonneg
+    from deepfl.fr.functional.arithmetic import pow_nonneg
 
     x = np.concatenate([[0.0, 1e-30, 1.0], np.random.default_rng(0).uniform(0, 500, 1000)]).astype(np.float32)
     for p in (0.02, 0.25, 0.4, 1 / 3, 2.4):
@@ -344,7 +337,7 @@ def test_iwssim_pyramid_equals_plain_buildlpyr(shape):
     """The polyphase slice form of the pyramid (borders derived per size parity) equals buildLpyr."""
     import tensorflow as tf
 
-    from deepfl.fr.iwssim import laplacian_pyramid
+    from deepfl.fr._iwssim import laplacian_pyramid
 
     image = np.random.default_rng(shape[0]).uniform(0, 255, shape)
     ours = laplacian_pyramid(tf.constant(image[None, :, :, None]), 3, tf.float64)

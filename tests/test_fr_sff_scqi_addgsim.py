@@ -1,18 +1,15 @@
 """SFF, SCQI and ADD-GSIM: identity, direction of change on every KADID type, batching, the SFF port against an
 independent loop transcription of SFF.m, the shipped basis against the original TID2013 scores."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from helpers_tid2013 import load_tid2013
 
-from deepfl.fr.add_gsim import add_gsim, rank_weighted_mean
-from deepfl.fr.scqi import scqi
-from deepfl.fr.sff import sff
+from deepfl.fr import add_gsim, scqi, sff
+from deepfl.fr._add_gsim import rank_weighted_mean
 from deepfl.fr.sff_basis import learn_sff_basis, load_basis, patches_to_vectors, sample_patches
 
 METRICS = {"sff": sff, "scqi": scqi, "add_gsim": add_gsim}
-TID = Path("/work/shared/data/tid2013")
 
 
 def _f32(*arrays):
@@ -126,16 +123,9 @@ def test_shipped_basis_loads():
     assert w.shape == (8, 192) and np.all(np.isfinite(w))
 
 
-@pytest.mark.skipif(not TID.is_dir(), reason="TID2013 calibration pairs not present")
 def test_shipped_basis_close_to_original_sff_scores():
     """Our learned W gives the authors' MATLAB SFF (with their W.mat) to within 0.01 on five TID2013 pairs."""
-    import pandas as pd
-
-    from deepfl.images import read_image
-
-    table = pd.read_csv(TID / "official.csv")
-    refs = np.stack([read_image(TID / "ref" / name) for name in table.image])
-    dists = np.stack([read_image(TID / "dist" / name) for name in table.image])
+    table, refs, dists = load_tid2013()
     got = np.asarray(sff(*_f32(refs, dists)))
     np.testing.assert_allclose(got, table.sff.to_numpy(), atol=0.01)
     assert np.all(np.argsort(got) == np.argsort(table.sff.to_numpy()))

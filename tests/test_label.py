@@ -12,7 +12,7 @@ import pytest
 
 from deepfl import labeling
 from deepfl.errors import TableError
-from deepfl.fr.sff import sff
+from deepfl.fr import sff
 from deepfl.images import read_image, write_image
 from deepfl.jobs import JobStopped
 

@@ -61,7 +61,7 @@ def compare(w_ours, w_mat_path: str, seed: int) -> dict:
     import numpy as np
     from scipy.stats import spearmanr
 
-    from deepfl.fr.sff import sff
+    from deepfl.fr import sff
     from deepfl.fr.sff_basis import load_basis
     from deepfl.images import list_images, read_image
 

@@ -13,7 +13,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from deepfl.distortions import blur, color, compression, noise, spatial, tone
-from deepfl.distortions._common import Source, input_levels, mapmm_to_uint8, take_levels
+from deepfl.distortions._ranges import Source, input_levels, mapmm_to_uint8, take_levels
 
 
 class Distortion(NamedTuple):

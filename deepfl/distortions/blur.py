@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from deepfl.distortions._common import disk_kernel, filter2d_replicate, gaussian_filter, motion_kernel
+from deepfl.distortions._filters import disk_kernel, filter2d_replicate, gaussian_filter, motion_kernel
 
 
 def gaussian_blur(x: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:

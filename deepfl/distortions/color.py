@@ -8,8 +8,9 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from deepfl.distortions._common import (Source, gaussian_filter, lab2rgb, mapmm, matlab_round, ps2, rgb2gray,
-                                        rgb2lab, to_double_uint8_roundtrip, truncate)
+from deepfl.distortions._colour import lab2rgb, rgb2gray, rgb2lab
+from deepfl.distortions._filters import gaussian_filter
+from deepfl.distortions._ranges import Source, mapmm, matlab_round, ps2, to_double_uint8_roundtrip, truncate
 
 
 def color_diffusion(x: np.ndarray, amount: float, rng: np.random.Generator,

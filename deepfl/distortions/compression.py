@@ -12,7 +12,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from deepfl.distortions._common import to_double_uint8_roundtrip
+from deepfl.distortions._ranges import to_double_uint8_roundtrip
 
 
 def _roundtrip(x: np.ndarray, **save_options) -> np.ndarray:

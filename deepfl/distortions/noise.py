@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from deepfl.distortions import _kernels
-from deepfl.distortions._common import rgb2ycbcr, standard_normal, ycbcr2rgb
+from deepfl.distortions._colour import rgb2ycbcr, ycbcr2rgb
+from deepfl.distortions._kernels import nlm, pixels
+from deepfl.distortions._random import standard_normal
 
 
 def _imnoise_gaussian(x: np.ndarray, var: float, rng: np.random.Generator) -> np.ndarray:
@@ -36,7 +37,7 @@ def impulse_noise(x: np.ndarray, density: float, rng: np.random.Generator) -> np
     u = rng.random(x.shape)
     x = np.ascontiguousarray(x)
     out = np.empty_like(x)
-    _kernels.salt_and_pepper(x.reshape(-1), u.reshape(-1), density, out.reshape(-1))
+    pixels.salt_and_pepper(x.reshape(-1), u.reshape(-1), density, out.reshape(-1))
     return out
 
 
@@ -45,7 +46,7 @@ def multiplicative_noise(x: np.ndarray, var: float, rng: np.random.Generator) ->
     u = rng.random(x.shape)
     x = np.ascontiguousarray(x)
     out = np.empty_like(x)
-    _kernels.speckle(x.reshape(-1), u.reshape(-1), np.sqrt(12.0 * var), out.reshape(-1))
+    pixels.speckle(x.reshape(-1), u.reshape(-1), np.sqrt(12.0 * var), out.reshape(-1))
     return out
 
 
@@ -56,9 +57,9 @@ def denoise(x: np.ndarray, var: float, rng: np.random.Generator) -> np.ndarray:
     weights are not available here. We use non-local means (scikit-image's fast mode: 5x5 patches, 5x5 search
     window, h = 0.8*sigma with sigma = sqrt(var) known), the classical denoiser closest in effect: noise removed,
     fine texture flattened, residual blotches at high levels. The patch distance is taken over the three
-    channels jointly (one weight map for R, G and B). Against one run per channel with a 7x7 window (our
-    earlier choice) it is 3.9x faster and as strong: PSNR vs the clean image within -0.3..+0.2 dB at every level
-    (`bench/denoise.py`). DnCNN is a blind CNN and leaves fewer blotches and sharper edges.
+    channels jointly (one weight map for R, G and B): as strong as one run per channel with a 7x7 window and
+    cheaper (`bench/denoise.py`, docs/distortions.md). DnCNN is a blind CNN and leaves fewer blotches and
+    sharper edges.
 
     Computed by `nl_means`.
     """
@@ -67,11 +68,11 @@ def denoise(x: np.ndarray, var: float, rng: np.random.Generator) -> np.ndarray:
 
 def nl_means(noisy: np.ndarray, sigma: float) -> np.ndarray:
     """Type 15's denoiser on an HxWxC image with Gaussian noise of standard deviation `sigma`: the compiled
-    `_kernels.nl_means_fast`, which gives exactly scikit-image's `denoise_nl_means(noisy.astype(float32),
+    `nlm.nl_means_fast`, which gives exactly scikit-image's `denoise_nl_means(noisy.astype(float32),
     h=0.8*sigma, sigma=sigma, patch_size=5, patch_distance=2, fast_mode=True, channel_axis=-1)` (float64 inside,
-    float32 result, returned as float64), 1.3x faster.
+    float32 result, returned as float64).
     """
-    pad = _kernels.NLM_PATCH // 2 + _kernels.NLM_DISTANCE + 1
+    pad = nlm.NLM_PATCH // 2 + nlm.NLM_DISTANCE + 1
     padded = np.pad(noisy.astype(np.float32), ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
-    out = _kernels.nl_means_fast(padded.astype(np.float64), 0.8 * sigma, sigma * sigma)[pad:-pad, pad:-pad]
+    out = nlm.nl_means_fast(padded.astype(np.float64), 0.8 * sigma, sigma * sigma)[pad:-pad, pad:-pad]
     return out.astype(np.float32).astype(np.float64)

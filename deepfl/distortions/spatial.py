@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from deepfl.distortions import _kernels
-from deepfl.distortions._common import Source, gaussian_filter, lab2rgb, matlab_round, rgb2lab, standard_normal
+from deepfl.distortions._colour import lab2rgb, rgb2lab
+from deepfl.distortions._filters import gaussian_filter
+from deepfl.distortions._kernels import pixels, warp
+from deepfl.distortions._random import standard_normal
+from deepfl.distortions._ranges import Source, matlab_round
 
 
 def jitter(x: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
     """Type 19, `imjitter` = `imscatter(x, [], amount, 5)`: 5 times, every pixel is resampled (bicubic) at a
     position displaced by independent N(0, amount^2) offsets along y and x (float32 arithmetic).
 
-    Each resampling is the compiled Keys kernel `_kernels.warp_keys` (a = -0.5, edges replicated); the shifts are
+    Each resampling is the compiled Keys kernel `warp.warp_keys` (a = -0.5, edges replicated); the shifts are
     drawn as before (float32, y then x, one (2, H, W) draw per pass; `standard_normal` gives numpy's values).
     """
     h, w = x.shape[:2]
@@ -25,7 +28,7 @@ def jitter(x: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray
     for _ in range(5):
         shifts = standard_normal(rng, (2, h, w), np.float32)
         shifts *= np.float32(amount)
-        _kernels.warp_keys(image, shifts[0], shifts[1], warped)
+        warp.warp_keys(image, shifts[0], shifts[1], warped)
         image, warped = warped, image
     return image.astype(np.float64)
 
@@ -67,7 +70,7 @@ def pixelate(x: np.ndarray, strength: float, rng: np.random.Generator) -> np.nda
     if x.ndim == 2:
         return x[rows][:, cols]
     out = np.empty((h, w, x.shape[2]), dtype=x.dtype)
-    _kernels.gather_rows_cols(np.ascontiguousarray(x), rows, cols, out)
+    pixels.gather_rows_cols(np.ascontiguousarray(x), rows, cols, out)
     return out
 
 

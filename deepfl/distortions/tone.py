@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from deepfl.distortions._common import Source, curves, lab2rgb, rgb2lab, truncate
+from deepfl.distortions._colour import lab2rgb, rgb2lab
+from deepfl.distortions._ranges import Source, truncate
+from deepfl.distortions._tone import curves
 
 
 def brighten(x: np.ndarray, amount: float, rng: np.random.Generator, source: Source | None = None) -> np.ndarray:

@@ -1,8 +1,10 @@
 """The eleven full-reference IQA metrics used as weak labels, in TensorFlow, batched (NHWC).
 
 `METRICS` lists them in the column order of the KADIS-700k release (`kadis700k_friqa.csv`); `fsim` is FSIMc.
-Each metric lives in its own module `deepfl/fr/<name>.py` as `<name>(ref, dist, ref_index=None) -> tf.Tensor[N]`
-on float32 RGB in [0, 255]; `compute` validates uint8 input, converts once and runs the metrics asked for.
+`from deepfl.fr import ssim` gives the metric function `ssim(ref, dist, ref_index=None) -> tf.Tensor[N]` on
+float32 RGB in [0, 255] (each lives in `deepfl/fr/_<name>.py`); `compute` validates uint8 input, converts once
+and runs the metrics asked for. `SPECS` (`deepfl/fr/specs.py`) holds each metric's direction, minimum size and
+original. Importing this package loads no TensorFlow: the metric functions are imported on first access.
 """
 
 from __future__ import annotations
@@ -12,17 +14,19 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-METRICS: tuple[str, ...] = (
-    "ssim", "msssim", "iwssim", "mdsi", "vsi", "fsim", "gmsd", "sff", "scqi", "add_gsim", "sr_sim")
+from deepfl.fr.specs import SPEC_BY_NAME, SPECS, MetricSpec
 
-# Lower is better for these two; the others are similarities (1 = identical).
-LOWER_IS_BETTER: frozenset[str] = frozenset({"mdsi", "gmsd"})
+METRICS: tuple[str, ...] = tuple(spec.name for spec in SPECS)
+
+# Lower is better for these (MDSI, GMSD); the others are similarities (1 = identical).
+LOWER_IS_BETTER: frozenset[str] = frozenset(spec.name for spec in SPECS if spec.lower_is_better)
+
 
 def metric_function(name: str) -> Callable:
-    """Returns the TensorFlow function of metric `name` (one of `METRICS`): `deepfl/fr/<name>.py:<name>`."""
+    """Returns the TensorFlow function of metric `name` (one of `METRICS`): `deepfl/fr/_<name>.py:<name>`."""
     if name not in METRICS:
         raise ValueError(f"metrics: unknown metric {name!r}; choose from {', '.join(METRICS)}")
-    return getattr(importlib.import_module(f"deepfl.fr.{name}"), name)
+    return getattr(importlib.import_module(f"deepfl.fr._{name}"), name)
 
 
 def compute(ref: np.ndarray, dist: np.ndarray, metrics: Iterable[str] = METRICS,
@@ -34,7 +38,7 @@ def compute(ref: np.ndarray, dist: np.ndarray, metrics: Iterable[str] = METRICS,
     metric then does its reference-only work once per reference (the 5 levels of a KADIS reference share it).
     Returns {metric: float64 array of N scores}.
     """
-    from deepfl.fr.common import validate_images
+    from deepfl.fr.functional.validation import validate_images
 
     metrics = list(metrics)
     if not metrics:
@@ -43,3 +47,21 @@ def compute(ref: np.ndarray, dist: np.ndarray, metrics: Iterable[str] = METRICS,
     ref_t, dist_t, index = validate_images(ref, dist, ref_index)
     return {name: np.asarray(fn(ref_t, dist_t, ref_index=index), dtype=np.float64).reshape(-1)
             for name, fn in functions.items()}
+
+
+def __getattr__(name: str):
+    """The metric functions on first access (`deepfl.fr.ssim`), so that importing the package loads no
+    TensorFlow. The metric modules are private (`_ssim`), so no submodule import can shadow a function."""
+    if name in METRICS:
+        function = metric_function(name)
+        globals()[name] = function
+        return function
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(METRICS))
+
+
+__all__ = ["LOWER_IS_BETTER", "METRICS", "SPECS", "SPEC_BY_NAME", "MetricSpec", "compute", "metric_function",
+           *METRICS]

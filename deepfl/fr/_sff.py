@@ -9,7 +9,7 @@ W is our own ICA basis (`deepfl/fr/data/sff_ica.npz`, see `deepfl.fr.sff_basis`)
 Everything after the pixels is float64 as in MATLAB. One deliberate deviation: where the original divides
 by an empty selection (constant images: NaN), the feature term is 1.
 With `ref_index` the reference's block vectors and ICA responses are computed once per unique reference
-(KADIS case, 1 reference x 5: 10.9 -> 6.5 ms/pair CPU; values unchanged to 1e-16, docs/labels.md).
+(values equal the unshared ones to 1e-16).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import functools
 import numpy as np
 import tensorflow as tf
 
-from deepfl.fr import common
+from deepfl.fr.functional import batching, validation
 
 C_FEATURE = 0.08
 C_LUMINANCE = 0.001
@@ -45,8 +45,8 @@ def _natural_order(w: np.ndarray) -> np.ndarray:
 
 def _block_vectors(images: tf.Tensor, patch: int) -> tf.Tensor:
     """NHWC -> (N, blocks, 3*patch*patch) float64 in row-major (row, column, channel) order, on the grid
-    `1:patch:size-patch` of the original. Only whole rows of patch*3 values move (cheap); the transpose to
-    MATLAB's order of single values cost ~2x the rest of SFF."""
+    `1:patch:size-patch` of the original. Only whole rows of patch*3 values move, which is cheap; a transpose
+    to MATLAB's order of single values would cost more than the rest of SFF."""
     shape = tf.shape(images)
     rows = (shape[1] - patch - 1) // patch + 1
     cols = (shape[2] - patch - 1) // patch + 1
@@ -71,7 +71,7 @@ def _masked_mean(values: tf.Tensor, mask: tf.Tensor, axis) -> tf.Tensor:
 def _features(images: tf.Tensor, w: tf.Tensor, patch: int
               ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
     """Mean-removed block vectors, block means, ICA responses W @ x and their energies of each image (N, B, ...).
-    W @ x is one 2-D matmul over all blocks of the batch (bit-identical to the batched form, ~1.5x faster)."""
+    W @ x is one 2-D matmul over all blocks of the batch (bit-identical to the batched form)."""
     x = _block_vectors(images, patch)
     mean = tf.reduce_mean(x, -1)
     x = x - mean[..., None]
@@ -85,7 +85,7 @@ def _abs_difference(xr: tf.Tensor, xd: tf.Tensor, ref_index: tf.Tensor | None) -
     """|xr - xd| of every block pair, the reference blocks gathered per pair inside one XLA loop (TF's gather,
     subtract and abs made three passes over the float64 block vectors). Elementwise only: the values are
     exactly TF's."""
-    return tf.abs(common.take_refs(xr, ref_index) - xd)
+    return tf.abs(batching.take_refs(xr, ref_index) - xd)
 
 
 @tf.function(reduce_retracing=True)
@@ -94,11 +94,10 @@ def _sff(ref: tf.Tensor, dist: tf.Tensor, w: tf.Tensor, ref_index: tf.Tensor | N
     patch = int(round((w.shape[1] // 3) ** 0.5))
     xr, mr, a, energy = _features(ref, w, patch)
     xd, md, b, _ = _features(dist, w, patch)
-    mr, a, energy = (common.take_refs(t, ref_index) for t in (mr, a, energy))
+    mr, a, energy = (batching.take_refs(t, ref_index) for t in (mr, a, energy))
 
-    # Feature similarity on the blocks that changed at least as much as the median block. err is summed by
-    # TF in the order of the old implementation: an XLA sum (another order) moved one of 225 KADID-type pairs
-    # by 2.5e-5 (a block on the median threshold).
+    # Feature similarity on the blocks that changed at least as much as the median block. err is a TF sum, not
+    # an XLA one: the summation order decides blocks that sit exactly on the median threshold.
     err = tf.reduce_mean(_abs_difference(xr, xd, ref_index), -1)
     chosen = err >= _median(err)[:, None]
     threshold = T_VISUAL * _masked_mean(energy, chosen, -1)
@@ -120,7 +119,7 @@ def _sff(ref: tf.Tensor, dist: tf.Tensor, w: tf.Tensor, ref_index: tf.Tensor | N
 def sff(ref: tf.Tensor, dist: tf.Tensor, ref_index=None, w: np.ndarray | None = None) -> tf.Tensor:
     """SFF of float32 NHWC RGB batches in [0, 255] -> float64 tensor of N scores (1 = identical).
 
-    ref_index: see `common.check_indexed` (pair i = (ref[ref_index[i]], dist[i])); the reference's block
+    ref_index: see `validation.check_indexed` (pair i = (ref[ref_index[i]], dist[i])); the reference's block
     vectors and ICA responses are then computed once per unique reference.
     w: the k x 3*p*p ICA feature detector (MATLAB column-major patch order); default: the shipped basis.
     """
@@ -128,5 +127,5 @@ def sff(ref: tf.Tensor, dist: tf.Tensor, ref_index=None, w: np.ndarray | None = 
     if w.ndim != 2 or w.shape[1] % 3 or int(round((w.shape[1] // 3) ** 0.5)) ** 2 * 3 != w.shape[1]:
         raise ValueError(f"w: expected a k x 3*p*p feature detector, got shape {w.shape}")
     patch = int(round((w.shape[1] // 3) ** 0.5))
-    ref, dist, ref_index = common.check_indexed("sff", ref, dist, ref_index, min_size=patch + 1)
+    ref, dist, ref_index = validation.check_indexed("sff", ref, dist, ref_index, min_size=patch + 1)
     return _sff(ref, dist, tf.constant(_natural_order(w), tf.float64), ref_index)

@@ -13,9 +13,8 @@ structure with our own choices where the details were not available (see docs/la
   and an entropy-gain multiplier (EGM: similarity of the gray-level histogram entropies).
 The score is 1 for identical images and decreases with distortion (higher is better).
 
-Speed (docs/labels.md, "Speed and reference sharing"): separate XLA stages (gray, gradients as shifted-slice
-differences, GSIM + rank weighting, halving), the reference pyramid once per unique reference with
-`ref_index`: 20-25 -> 6-7 ms/pair CPU unshared, ~5 in the KADIS case (1 reference x 5).
+Computed as separate XLA stages (gray, gradients as shifted-slice differences, GSIM + rank weighting,
+halving); with `ref_index` the reference pyramid is computed once per unique reference.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from deepfl.fr import common
+from deepfl.fr.functional import arithmetic, batching, colour, validation
 
 C_GRADIENT = 200.0
 P_LUMINANCE = 0.1
@@ -72,7 +71,7 @@ def directional_gradient(gray: tf.Tensor) -> tf.Tensor:
 
 def gsim_map(ref_gray: tf.Tensor, dist_gray: tf.Tensor, g1: tf.Tensor, g2: tf.Tensor) -> tf.Tensor:
     """GSIM local quality map from gray images in [0, 255] and their gradient maps (all of one shape)."""
-    q_gradient = common.similarity(g1, g2, C_GRADIENT)
+    q_gradient = arithmetic.similarity(g1, g2, C_GRADIENT)
     q_luminance = 1.0 - tf.square((ref_gray - dist_gray) / 255.0)
     weight = P_LUMINANCE * q_gradient
     return (1.0 - weight) * q_gradient + weight * q_luminance
@@ -81,8 +80,8 @@ def gsim_map(ref_gray: tf.Tensor, dist_gray: tf.Tensor, g1: tf.Tensor, g2: tf.Te
 def rank_weighted_mean(quality: tf.Tensor, bins: int = RANK_BINS) -> tf.Tensor:
     """RW pooling: weights each local quality by (n - rank), rank 0 = worst; N x ... in [0, 1] -> N (float64).
 
-    Ranks come from a `bins`-bin histogram (mid-rank within a bin) instead of a full sort, which is O(n) and
-    ~50x faster; the rank error is at most half a bin's population (measured effect < 1e-4 on the score).
+    Ranks come from a `bins`-bin histogram (mid-rank within a bin) instead of a full sort, which makes it
+    O(n); the rank error is at most half a bin's population (effect < 1e-4 on the score).
     Counts and sums of each bin come from one segment sum of (1, q) pairs.
     """
     batch = tf.shape(quality)[0]
@@ -100,7 +99,7 @@ def rank_weighted_mean(quality: tf.Tensor, bins: int = RANK_BINS) -> tf.Tensor:
 
 def gray_entropy(gray: tf.Tensor) -> tf.Tensor:
     """Shannon entropy (bits) of the 256-bin histogram of each gray image; N x ... in [0, 255] -> N (float64).
-    TF's bincount (not XLA-compatible) is ~2x faster than a segment sum under XLA."""
+    Uses TF's bincount (not XLA-compatible), which beats a segment sum under XLA on CPU."""
     values = tf.cast(tf.reshape(gray, [tf.shape(gray)[0], -1]), tf.int32)
     counts = tf.cast(tf.math.bincount(values, minlength=256, maxlength=256, axis=-1), tf.float64)
     p = counts / tf.reduce_sum(counts, -1, keepdims=True)
@@ -108,7 +107,7 @@ def gray_entropy(gray: tf.Tensor) -> tf.Tensor:
 
 
 def _halve(x: tf.Tensor) -> tf.Tensor:
-    """2x2 box average + subsampling by 2 of NHW maps with a symmetric border (common.box_downsample(x, 2,
+    """2x2 box average + subsampling by 2 of NHW maps with a symmetric border (filters.box_downsample(x, 2,
     "symmetric")): an odd last row/column is repeated, so that its 2x2 block averages it with itself."""
     shape = tf.shape(x)
     x = tf.pad(x, [[0, 0], [0, shape[1] % 2], [0, shape[2] % 2]], mode="SYMMETRIC")
@@ -119,7 +118,7 @@ def _halve(x: tf.Tensor) -> tf.Tensor:
 
 def _xla(fn):
     """An XLA-compiled stage. The stages are compiled separately on purpose: in one XLA function the fuser
-    recomputes shared maps (gray, gradients) inside each consumer, which measured ~2x slower on CPU."""
+    recomputes shared maps (gray, gradients) inside each consumer."""
     return tf.function(fn, jit_compile=True, reduce_retracing=True)
 
 
@@ -130,9 +129,9 @@ _halve_xla = _xla(_halve)
 @_xla
 def _scale_log_quality(gray_maps, gradients, ref_index, num_refs: int):
     """log of the rank-weighted GSIM of one scale / NUM_SCALES. The maps hold the R references, then the N
-    distorted images; the reference maps are gathered per pair (`common.split_batch`)."""
-    x, y = common.split_batch(gray_maps, num_refs, ref_index)
-    g1, g2 = common.split_batch(gradients, num_refs, ref_index)
+    distorted images; the reference maps are gathered per pair (`batching.split_batch`)."""
+    x, y = batching.split_batch(gray_maps, num_refs, ref_index)
+    g1, g2 = batching.split_batch(gradients, num_refs, ref_index)
     quality = gsim_map(x, y, g1, g2)
     return tf.math.log(tf.maximum(rank_weighted_mean(quality), 1e-12)) / NUM_SCALES
 
@@ -150,15 +149,15 @@ def _add_gsim(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> t
     distorted images share one batch (R + N maps) so that each XLA stage compiles once per scale (compiling
     is ~0.1-0.7 s per stage and shape); they meet only in `_scale_log_quality`. Traced per input shape."""
     num_refs = ref.shape[0]
-    maps = tf.squeeze(tf.concat([common.rgb2gray(ref), common.rgb2gray(dist)], 0), -1)  # MATLAB rgb2gray
-    egm = common.similarity(*common.split_batch(gray_entropy(maps), num_refs, ref_index), C_ENTROPY)
+    maps = tf.squeeze(tf.concat([colour.rgb2gray(ref), colour.rgb2gray(dist)], 0), -1)  # MATLAB rgb2gray
+    egm = arithmetic.similarity(*batching.split_batch(gray_entropy(maps), num_refs, ref_index), C_ENTROPY)
     log_quality = fva = None
     for scale in range(NUM_SCALES):
         gradients = _gradient(maps)
         log_q = _scale_log_quality(maps, gradients, ref_index, num_refs)
         log_quality = log_q if log_quality is None else log_quality + log_q
         if scale == 0:   # FVA: similarity of the mean gradient energies at full resolution
-            fva = common.similarity(*common.split_batch(_gradient_mean(gradients), num_refs, ref_index),
+            fva = arithmetic.similarity(*batching.split_batch(_gradient_mean(gradients), num_refs, ref_index),
                                     C_FREQUENCY)
         if scale + 1 < NUM_SCALES:
             maps = _halve_xla(maps)
@@ -168,9 +167,8 @@ def _add_gsim(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> t
 def add_gsim(ref: tf.Tensor, dist: tf.Tensor, ref_index=None) -> tf.Tensor:
     """ADD-GSIM of each (ref, dist) pair: float NHWC RGB in [0, 255] -> N scores (1 = identical, higher better).
 
-    ref_index: see `common.check_indexed` (pair i = (ref[ref_index[i]], dist[i])); the reference's gray
+    ref_index: see `validation.check_indexed` (pair i = (ref[ref_index[i]], dist[i])); the reference's gray
     pyramid, gradients and entropy are then computed once per unique reference.
     """
-    ref, dist, ref_index = common.check_indexed("add_gsim", ref, dist, ref_index,
-                                                min_size=4 * 2 ** (NUM_SCALES - 1))
+    ref, dist, ref_index = validation.check_indexed("add_gsim", ref, dist, ref_index)
     return _add_gsim(ref, dist, ref_index)

@@ -8,9 +8,9 @@ plus the parent band (enlarged by `imenlarge2`) for levels 1-3, without parent a
 on the low-pass level; sigma_nsq = 0.4; score = prod(wmcs .^ w) with w = (0.0448, 0.2856, 0.3001, 0.2363,
 0.1333) / sum. Not symmetric: `ref` is the original image (`oimg`), `dist` the test image.
 The pyramid in float64 (returned as float32 bands), maps and covariance products in float32, the 10x10
-eigen-decomposition and the information-content log-sum in float64 (measured 7.5e-8 from the official values;
-float32 instead of float64 covariance products changed the score by <= 3e-9 on 35 pairs covering all 25 KADID
-distortions; all-float64 is 3.4x slower). The pyramid, the SSIM moment maps and the per-pixel
+eigen-decomposition and the information-content log-sum in float64 (7.5e-8 from the official values; float32
+instead of float64 covariance products changed the score by <= 3e-9 on 35 pairs covering all 25 KADID
+distortions). The pyramid, the SSIM moment maps and the per-pixel
 information content run as XLA-fused functions. With `ref_index` the reference's pyramid, moments and GSM
 model are computed once per unique reference.
 Deviations: the covariance inverse is a pseudo-inverse (MATLAB's `inv` of a singular matrix gives Inf; only
@@ -26,13 +26,12 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from deepfl.fr import common
-from deepfl.fr.ssim import WINDOW_SIZE, ssim_maps
+from deepfl.fr._ssim import WINDOW_SIZE, ssim_maps
+from deepfl.fr.functional import batching, colour, pooling, resize, validation
 
 _RAW_WEIGHTS = np.array([0.0448, 0.2856, 0.3001, 0.2363, 0.1333])
 WEIGHTS = _RAW_WEIGHTS / _RAW_WEIGHTS.sum()  # iwssim.m normalises the weights (msssim.m does not)
 LEVELS = len(WEIGHTS)
-MIN_SIZE = (WINDOW_SIZE - 1) * 2 ** (LEVELS - 1) + 1
 SIGMA_NSQ = 0.4
 BLOCK = 3
 TOL = 1e-15
@@ -81,10 +80,9 @@ def laplacian_pyramid(x: tf.Tensor, levels: int = LEVELS, dtype: tf.DType = DTYP
     """`buildLpyr(x, levels)` of NHW1 images: levels-1 band-pass images, then the low-pass residual, as `dtype`.
 
     The 5-tap filters are written as sums of shifted (strided) slices and the whole pyramid is one XLA
-    function (float32: 3.6x faster than strided/polyphase conv2d with TensorFlow's pads and concatenations,
-    3.4 -> 0.96 ms CPU per 384x512 image). IW-SSIM builds it in float64 and returns float32 bands: a float32
-    pyramid is 1.7 ms cheaper per image but its rounding moved TID2013 I08 by 2.6e-7 (the coarse bands carry
-    a gain of 2 per level and the level-3 GSM weights are sensitive to it); float64 keeps 7e-8.
+    function (no convolutions, pads or concatenations). IW-SSIM builds it in float64 and returns float32
+    bands: a float32 pyramid's rounding moved TID2013 I08 by 2.6e-7 (the coarse bands carry a gain of 2 per
+    level and the level-3 GSM weights are sensitive to it); float64 keeps 7e-8.
     """
     x = x[..., 0]
     bands = []
@@ -101,7 +99,7 @@ def laplacian_pyramid(x: tf.Tensor, levels: int = LEVELS, dtype: tf.DType = DTYP
 def imenlarge2(x: tf.Tensor) -> tf.Tensor:
     """iwssim.m's `imenlarge2`: bilinear `imresize` to 4M-3, linear extrapolation of a border, every 2nd sample."""
     rows, cols = x.shape[1], x.shape[2]
-    t1 = common.imresize(x, (4 * rows - 3, 4 * cols - 3), "bilinear")
+    t1 = resize.imresize(x, (4 * rows - 3, 4 * cols - 3), "bilinear")
     t2 = tf.pad(t1, [[0, 0], [1, 1], [1, 1], [0, 0]])
     t2 = tf.concat([2 * t2[:, 1:2] - t2[:, 2:3], t2[:, 1:-1], 2 * t2[:, -2:-1] - t2[:, -3:-2]], axis=1)
     t2 = tf.concat([2 * t2[:, :, 1:2] - t2[:, :, 2:3], t2[:, :, 1:-1], 2 * t2[:, :, -2:-1] - t2[:, :, -3:-2]], axis=2)
@@ -116,7 +114,7 @@ def enlarge_matrix(in_len: int, start: int, stop: int) -> np.ndarray:
     (2 T[0] - T[1], 2 T[-1] - T[-2]), every second row. Only the rows IW-SSIM keeps are built, so the parent
     band is enlarged by two small matmuls instead of resizing to 4x and discarding 3/4 of it.
     """
-    t = common.imresize_matrix(in_len, 4 * in_len - 3, "bilinear")
+    t = resize.imresize_matrix(in_len, 4 * in_len - 3, "bilinear")
     t2 = np.concatenate([2 * t[:1] - t[1:2], t, 2 * t[-1:] - t[-2:-1]], axis=0)
     return t2[::2][start:stop]
 
@@ -186,8 +184,8 @@ def reference_gsm(band: tf.Tensor, parent: tf.Tensor | None) -> tuple[tf.Tensor,
     if parent is not None:
         columns.append(enlarged_parent(parent, rows, cols))
     n = len(columns)
-    # Vectors as rows (N, n, pixels): stacking whole planes is a block copy, 2x faster than interleaving them
-    # as the last axis, and both products below contract over the long pixel axis.
+    # Vectors as rows (N, n, pixels): stacking whole planes is a block copy (interleaving them as the last axis
+    # is not), and both products below contract over the long pixel axis.
     flat = tf.reshape(tf.stack(columns, axis=1), [-1, n, nblv * nblh])
     cov = tf.cast(tf.matmul(flat, flat, transpose_b=True), tf.float64) / float(nblv * nblh)
     eigvals, eigvecs = tf.linalg.eigh(cov)
@@ -216,9 +214,9 @@ def information_content(ss: tf.Tensor, eigenvalues: tf.Tensor, ref_band: tf.Tens
 
     ss, eigenvalues: `reference_gsm` of each pair's reference; ref_band, dist_band: NHW1. The map is only
     used where the 11x11 SSIM window is valid (rows/columns 5 .. size-6), so the 3x3 statistics are taken
-    'valid' on rows/columns 4 .. size-5. Fused, the ~70 elementwise ops (3x3 sums by shifted slices,
-    regression gain g, residual variance vv, float64 Horner log-sum) cost 4x less than as TensorFlow ops and a
-    depthwise box filter; XLA contracts float32 products into FMAs (scores moved by <= 7e-8 on TID2013).
+    'valid' on rows/columns 4 .. size-5. The ~70 elementwise ops (3x3 sums by shifted slices, regression
+    gain g, residual variance vv, float64 Horner log-sum) fuse into one pass; XLA contracts float32 products
+    into FMAs (scores moved by <= 7e-8 on TID2013).
     """
     m = (WINDOW_SIZE - 1) // 2 - (BLOCK - 1) // 2
     x = ref_band[:, m:ref_band.shape[1] - m, m:ref_band.shape[2] - m, 0]
@@ -243,19 +241,19 @@ def information_content(ss: tf.Tensor, eigenvalues: tf.Tensor, ref_band: tf.Tens
 
 @tf.function(jit_compile=False)  # traced once per input shape (and ref_index None or not): static H, W
 def _iwssim(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Tensor:
-    ref_bands = laplacian_pyramid(common.rgb2gray(ref, tf.float64))  # once per unique reference
-    dist_bands = laplacian_pyramid(common.rgb2gray(dist, tf.float64))
+    ref_bands = laplacian_pyramid(colour.rgb2gray(ref, tf.float64))  # once per unique reference
+    dist_bands = laplacian_pyramid(colour.rgb2gray(dist, tf.float64))
     pooled = []
     for level, (b_ref, b_dist) in enumerate(zip(ref_bands, dist_bands)):
         if level == LEVELS - 1:
             ssim_map, _ = ssim_maps(tf.cast(b_ref, tf.float64), tf.cast(b_dist, tf.float64), ref_index=ref_index)
-            pooled.append(common.mean64(ssim_map))
+            pooled.append(pooling.mean64(ssim_map))
             continue
         _, cs_map = ssim_maps(b_ref, b_dist, ref_index=ref_index)
         parent = ref_bands[level + 1] if level < LEVELS - 2 else None
-        ss, eigenvalues = (common.take_refs(t, ref_index) for t in reference_gsm(b_ref, parent))
-        iw = information_content(ss, eigenvalues, common.take_refs(b_ref, ref_index), b_dist)
-        pooled.append(common.weighted_mean(cs_map, iw, axes=(1, 2)))
+        ss, eigenvalues = (batching.take_refs(t, ref_index) for t in reference_gsm(b_ref, parent))
+        iw = information_content(ss, eigenvalues, batching.take_refs(b_ref, ref_index), b_dist)
+        pooled.append(pooling.weighted_mean(cs_map, iw, axes=(1, 2)))
     values = tf.abs(tf.stack(pooled, axis=0))
     return tf.reduce_prod(tf.pow(values, tf.constant(WEIGHTS, tf.float64)[:, None]), axis=0)
 
@@ -267,5 +265,5 @@ def iwssim(ref: tf.Tensor, dist: tf.Tensor, ref_index=None) -> tf.Tensor:
     the reference's pyramid, window moments and GSM model (covariance, eigen-decomposition, multiplier map)
     are computed once per reference.
     """
-    ref, dist, ref_index = common.check_indexed("iwssim", ref, dist, ref_index, min_size=MIN_SIZE)
+    ref, dist, ref_index = validation.check_indexed("iwssim", ref, dist, ref_index)
     return _iwssim(ref, dist, ref_index)

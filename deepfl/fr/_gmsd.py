@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from deepfl.fr import common
+from deepfl.fr.functional import batching, colour, filters, validation
 
 T = 170.0
 
 
 def _gradients(rgb: tf.Tensor) -> tf.Tensor:
     """MATLAB rgb2gray, 2x2 average with subsampling, Prewitt gradient magnitude: NHWC RGB -> N,h,w."""
-    x = common.box_downsample(common.rgb2gray(rgb, tf.float32), 2, "zeros")
-    return common.gradient_magnitude(x, common.PREWITT_X)[..., 0]
+    x = filters.box_downsample(colour.rgb2gray(rgb, tf.float32), 2, "zeros")
+    return filters.gradient_magnitude(x, filters.PREWITT_X)[..., 0]
 
 
 @tf.function(jit_compile=False)  # traced once per input shape (and ref_index None or not): static H, W
 def _gmsd(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Tensor:
-    g1 = common.take_refs(_gradients(ref), ref_index)  # once per unique reference
+    g1 = batching.take_refs(_gradients(ref), ref_index)  # once per unique reference
     g2 = _gradients(dist)
     # GMS = (2 g1 g2 + T) / (g1^2 + g2^2 + T) = 1 - (g1 - g2)^2 / (g1^2 + g2^2 + T): the std of the GMS map is
     # the std of that deficit, which float32 holds accurately even for nearly identical images.
@@ -39,5 +39,5 @@ def gmsd(ref: tf.Tensor, dist: tf.Tensor, ref_index=None) -> tf.Tensor:
     With `ref_index` (N integers), `ref` holds R unique references and pair i is (ref[ref_index[i]], dist[i]):
     the reference's gradients are computed once per reference.
     """
-    ref, dist, ref_index = common.check_indexed("gmsd", ref, dist, ref_index, min_size=3)
+    ref, dist, ref_index = validation.check_indexed("gmsd", ref, dist, ref_index)
     return _gmsd(ref, dist, ref_index)

@@ -13,9 +13,8 @@ paper's named ingredients and choose the details ourselves (see docs/labels.md, 
 - local quality = SCI similarity x (I similarity x Q similarity)^0.03, pooled with weights max(SCI_ref, SCI_dist).
 The score is 1 for identical images and decreases with distortion (higher is better).
 
-Speed (docs/labels.md, "Speed and reference sharing"): two XLA stages without convolutions (XLA's CPU
-convolutions are slow; the sliding DCT is a butterfly on shifted slices), the reference maps once per unique
-reference with `ref_index`: 33 -> 7 ms/pair CPU unshared, 4.5 in the KADIS case (1 reference x 5).
+Computed as two XLA stages without convolutions (XLA's CPU convolutions are slow; the sliding DCT is a
+butterfly on shifted slices); with `ref_index` the reference maps are computed once per unique reference.
 """
 
 from __future__ import annotations
@@ -23,8 +22,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from deepfl.fr import common
-from deepfl.fr.fused import mix_channels
+from deepfl.fr.functional import arithmetic, batching, colour, validation
 
 BLOCK = 4
 PIXELS_PER_DEGREE = 32.0
@@ -71,7 +69,7 @@ def structural_contrast_index(y: tf.Tensor) -> tf.Tensor:
 
     The sliding 4x4 DCT is separable: a 4-tap pass down the columns, then along the rows; the 15 CSF-weighted
     AC coefficients are squared and averaged on the fly, so no 15-channel map is ever stored (under XLA this
-    is one fused loop: ~4x faster than the convolutions it replaces).
+    is one fused loop).
     """
     csf = _csf_weights(BLOCK, PIXELS_PER_DEGREE).reshape(BLOCK, BLOCK)
     energy = fourth = None
@@ -98,7 +96,7 @@ def _box_mean(x: tf.Tensor) -> tf.Tensor:
 
 def _features(rgb: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Per-image maps SCQI compares, NHWC RGB -> (SCI, local mean of I, local mean of Q), each NHW (valid)."""
-    yiq = mix_channels(rgb, common.YIQ)
+    yiq = colour.mix_channels(rgb, colour.YIQ)
     return structural_contrast_index(yiq[..., 0]), _box_mean(yiq[..., 1]), _box_mean(yiq[..., 2])
 
 
@@ -112,11 +110,11 @@ def _features_xla(rgb: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
 @tf.function(jit_compile=True, reduce_retracing=True)
 def _pooled_quality(sci_r, i_r, q_r, sci_d, i_d, q_d, ref_index):
     """Local quality pooled with weights max(SCI_ref, SCI_dist); the reference maps gathered per pair."""
-    sci_r, i_r, q_r = (common.take_refs(x, ref_index) for x in (sci_r, i_r, q_r))
-    s_structure = common.similarity(sci_r, sci_d, T_SCI)
+    sci_r, i_r, q_r = (batching.take_refs(x, ref_index) for x in (sci_r, i_r, q_r))
+    s_structure = arithmetic.similarity(sci_r, sci_d, T_SCI)
     # Chrominance over the same 4x4 windows (local means), so every map has the valid-window size.
-    s_chroma = common.similarity(i_r, i_d, T_CHROMA) * common.similarity(q_r, q_d, T_CHROMA)
-    quality = s_structure * common.pow_nonneg(tf.maximum(s_chroma, 0.0), LAMBDA_CHROMA)
+    s_chroma = arithmetic.similarity(i_r, i_d, T_CHROMA) * arithmetic.similarity(q_r, q_d, T_CHROMA)
+    quality = s_structure * arithmetic.pow_nonneg(tf.maximum(s_chroma, 0.0), LAMBDA_CHROMA)
     weight = tf.maximum(sci_r, sci_d) + EPS_WEIGHT
     quality = tf.cast(quality, tf.float64)
     weight = tf.cast(weight, tf.float64)
@@ -126,15 +124,15 @@ def _pooled_quality(sci_r, i_r, q_r, sci_d, i_d, q_d, ref_index):
 @tf.function(reduce_retracing=True)
 def _scqi(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Tensor:
     """The reference maps once per unique reference. Two XLA stages rather than one: in a single function
-    the fuser recomputed the SCI maps inside each consumer (~10 % slower)."""
+    the fuser recomputes the SCI maps inside each consumer."""
     return _pooled_quality(*_features_xla(ref), *_features_xla(dist), ref_index)
 
 
 def scqi(ref: tf.Tensor, dist: tf.Tensor, ref_index=None) -> tf.Tensor:
     """SCQI of each (ref, dist) pair: float NHWC RGB in [0, 255] -> N scores (1 = identical, higher is better).
 
-    ref_index: see `common.check_indexed` (pair i = (ref[ref_index[i]], dist[i])); the reference maps are then
+    ref_index: see `validation.check_indexed` (pair i = (ref[ref_index[i]], dist[i])); the reference maps are then
     computed once per unique reference.
     """
-    ref, dist, ref_index = common.check_indexed("scqi", ref, dist, ref_index, min_size=BLOCK)
+    ref, dist, ref_index = validation.check_indexed("scqi", ref, dist, ref_index)
     return _scqi(ref, dist, ref_index)

@@ -11,25 +11,24 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from deepfl.fr import common
-from deepfl.fr.ssim import WINDOW_SIZE, ssim_maps
+from deepfl.fr._ssim import ssim_maps
+from deepfl.fr.functional import colour, filters, pooling, validation
 
 WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 LEVELS = len(WEIGHTS)
-MIN_SIZE = (WINDOW_SIZE - 1) * 2 ** (LEVELS - 1) + 1  # the coarsest scale must still hold one 11x11 window
 
 
 @tf.function(jit_compile=False)  # traced once per input shape (and ref_index None or not): static H, W
 def _msssim(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Tensor:
-    x = common.rgb2gray(ref, tf.float32)
-    y = common.rgb2gray(dist, tf.float32)
+    x = colour.rgb2gray(ref, tf.float32)
+    y = colour.rgb2gray(dist, tf.float32)
     values = []
     for level in range(LEVELS):
         if level > 0:
-            x = common.box_downsample(x, 2, "symmetric")
-            y = common.box_downsample(y, 2, "symmetric")
+            x = filters.box_downsample(x, 2, "symmetric")
+            y = filters.box_downsample(y, 2, "symmetric")
         ssim_map, cs_map = ssim_maps(x, y, ref_index=ref_index)
-        values.append(common.mean64(ssim_map if level == LEVELS - 1 else cs_map))
+        values.append(pooling.mean64(ssim_map if level == LEVELS - 1 else cs_map))
     values = tf.nn.relu(tf.stack(values, axis=0))
     weights = tf.constant(WEIGHTS, tf.float64)[:, None]
     return tf.reduce_prod(tf.pow(values, weights), axis=0)
@@ -41,5 +40,5 @@ def msssim(ref: tf.Tensor, dist: tf.Tensor, ref_index=None) -> tf.Tensor:
     With `ref_index` (N integers), `ref` holds R unique references and pair i is (ref[ref_index[i]], dist[i]):
     the reference's gray scales and window moments are computed once per reference.
     """
-    ref, dist, ref_index = common.check_indexed("msssim", ref, dist, ref_index, min_size=MIN_SIZE)
+    ref, dist, ref_index = validation.check_indexed("msssim", ref, dist, ref_index)
     return _msssim(ref, dist, ref_index)

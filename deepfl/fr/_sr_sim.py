@@ -6,10 +6,10 @@ saliency: `imresize(Y, 0.25)` (bicubic, antialiased), log amplitude minus its 3x
 'replicate'), inverse FFT with the original phase, squared magnitude, 10x10 Gaussian (sigma 3.8, `imfilter`
 zero border, MATLAB's centre for even sizes), `mat2gray`, bicubic `imresize` back; Scharr gradients (/16);
 C1 = 0.40, C2 = 225, alpha = 0.5; pooled with max(saliency1, saliency2) as weights.
-The saliency (small images) is computed in float64. XLA stages (see `deepfl/fr/fused.py`); with
-`ref_index` the saliency and gradient of each unique reference are computed once. Guards (not in the
-original, which returns NaN on constant images): log of a zero amplitude uses 1e-300, a constant map
-`mat2gray`s to 0, all-zero weights fall back to a plain mean.
+The saliency (small images) is computed in float64. XLA stages (every resize pass closes one,
+`resize.resize_pass`); with `ref_index` the saliency and gradient of each unique reference are computed
+once. Guards (not in the original, which returns NaN on constant images): log of a zero amplitude uses 1e-300,
+a constant map `mat2gray`s to 0, all-zero weights fall back to a plain mean.
 """
 
 from __future__ import annotations
@@ -18,12 +18,10 @@ import math
 
 import tensorflow as tf
 
-from deepfl.fr import common
-from deepfl.fr.fused import mix_channels, resize_pass, scharr_magnitude
+from deepfl.fr.functional import arithmetic, batching, colour, filters, pooling, resize, validation
 
 SCALE, AVE_KERNEL, GAUSS_SIGMA, GAUSS_SIZE = 0.25, 3, 3.8, 10
 C1, C2, ALPHA = 0.40, 225.0, 0.50
-MIN_SIZE = 4 * GAUSS_SIZE  # the quarter-size image must hold the 10x10 Gaussian (after any 1/f downsampling)
 
 
 def _replicate_box3(x: tf.Tensor) -> tf.Tensor:
@@ -38,7 +36,7 @@ def _gaussian_same(x: tf.Tensor) -> tf.Tensor:
     """`imfilter(x, fspecial('gaussian', 10, 3.8))` of NHW maps (zero border, MATLAB's centre for the even
     size: 4 taps before, 5 after) as two passes of shifted slices (XLA fuses them; a depthwise convolution
     compiles to a slow loop)."""
-    g = common.gaussian_kernel1d(GAUSS_SIZE, GAUSS_SIGMA)
+    g = filters.gaussian_kernel1d(GAUSS_SIZE, GAUSS_SIGMA)
     before = (GAUSS_SIZE - 1) // 2
     rows, cols = x.shape[1], x.shape[2]
     p = tf.pad(x, [[0, 0], [before, GAUSS_SIZE - 1 - before], [0, 0]])
@@ -54,46 +52,46 @@ def _luma_gradient(images: tf.Tensor, factor: int) -> tuple[tf.Tensor, tf.Tensor
     The box average is linear, so it commutes with the Y weights: averaging RGB first mixes 1/f^2 of the
     pixels (float32 rounding differs, ~1e-7 relative).
     """
-    y = mix_channels(common.box_downsample(images, factor, "zeros"), common.YIQ[:1])
-    return tf.cast(y, tf.float64), scharr_magnitude(y[..., 0])
+    y = colour.mix_channels(filters.box_downsample(images, factor, "zeros"), colour.YIQ[:1])
+    return tf.cast(y, tf.float64), filters.scharr_magnitude(y[..., 0])
 
 
 @tf.function(jit_compile=True)
 def _small_saliency(y: tf.Tensor, axis: int, in_len: int, out_len: int, scale: float) -> tf.Tensor:
     """Second pass of `imresize(Y, 0.25)` and the spectral residual (float64) -> `mat2gray`ed map M,h/4,w/4,1."""
-    small = common.resize_axis(y, axis, in_len, out_len, "bicubic", scale)[..., 0]
+    small = resize.resize_axis(y, axis, in_len, out_len, "bicubic", scale)[..., 0]
     spectrum = tf.signal.fft2d(tf.cast(small, tf.complex128))
     log_amplitude = tf.math.log(tf.maximum(tf.abs(spectrum), 1e-300))
     phase = tf.math.angle(spectrum)
     residual = tf.exp(log_amplitude - _replicate_box3(log_amplitude))
     rebuilt = tf.complex(residual * tf.cos(phase), residual * tf.sin(phase))
     saliency = _gaussian_same(tf.square(tf.abs(tf.signal.ifft2d(rebuilt))))
-    return common.mat2gray(saliency)[..., None]
+    return arithmetic.mat2gray(saliency)[..., None]
 
 
 def spectral_residual_saliency(y: tf.Tensor) -> tf.Tensor:
     """SR_SIM.m's `spectralResidueSaliency` of NHW1 gray images (computed in float64) -> NHW1 float32."""
     rows, cols = y.shape[1], y.shape[2]
     small_hw = (math.ceil(rows * SCALE), math.ceil(cols * SCALE))
-    first, second = common.imresize_passes((rows, cols), small_hw, SCALE)
-    small = _small_saliency(resize_pass(tf.cast(y, tf.float64), "bicubic", *first), *second)
-    for axis, in_len, out_len, scale in common.imresize_passes(small_hw, (rows, cols)):
-        small = resize_pass(small, "bicubic", axis, in_len, out_len, scale)
+    first, second = resize.imresize_passes((rows, cols), small_hw, SCALE)
+    small = _small_saliency(resize.resize_pass(tf.cast(y, tf.float64), "bicubic", *first), *second)
+    for axis, in_len, out_len, scale in resize.imresize_passes(small_hw, (rows, cols)):
+        small = resize.resize_pass(small, "bicubic", axis, in_len, out_len, scale)
     return tf.cast(small, tf.float32)
 
 
 @tf.function(jit_compile=True)  # elementwise chain and pooling fused
 def _sr_sim_pool(saliency: tf.Tensor, gm: tf.Tensor, num_refs: int, ref_index: tf.Tensor | None) -> tf.Tensor:
     """Per-image maps of the R references followed by the N distorted images -> N SR-SIM scores."""
-    s1, s2 = common.split_batch(saliency[..., 0], num_refs, ref_index)
-    g1, g2 = common.split_batch(gm, num_refs, ref_index)
-    sim = common.similarity(s1, s2, C1) * common.pow_nonneg(common.similarity(g1, g2, C2), ALPHA)
-    return common.weighted_mean(sim, tf.maximum(s1, s2), axes=(1, 2))
+    s1, s2 = batching.split_batch(saliency[..., 0], num_refs, ref_index)
+    g1, g2 = batching.split_batch(gm, num_refs, ref_index)
+    sim = arithmetic.similarity(s1, s2, C1) * arithmetic.pow_nonneg(arithmetic.similarity(g1, g2, C2), ALPHA)
+    return pooling.weighted_mean(sim, tf.maximum(s1, s2), axes=(1, 2))
 
 
 @tf.function(jit_compile=False)  # traced once per input shape: the code needs static H, W
 def _sr_sim(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Tensor:
-    f = common.auto_downsample_factor(ref.shape[1], ref.shape[2])
+    f = filters.auto_downsample_factor(ref.shape[1], ref.shape[2])
     y, gm = _luma_gradient(tf.concat([ref, dist], axis=0), f)
     return _sr_sim_pool(spectral_residual_saliency(y), gm, ref.shape[0], ref_index)
 
@@ -104,9 +102,5 @@ def sr_sim(ref: tf.Tensor, dist: tf.Tensor, ref_index=None) -> tf.Tensor:
     With `ref_index` (N integers), `ref` holds R unique references and pair i is (ref[ref_index[i]], dist[i]):
     each reference's saliency and gradient are computed once.
     """
-    ref, dist, index = common.check_indexed("sr_sim", ref, dist, ref_index)
-    f = common.auto_downsample_factor(ref.shape[1], ref.shape[2])
-    if min(-(-ref.shape[1] // f), -(-ref.shape[2] // f)) < MIN_SIZE:
-        raise ValueError(f"sr_sim: images of {ref.shape[1]}x{ref.shape[2]} are too small: after downsampling "
-                         f"by {f} each side needs at least {MIN_SIZE} pixels for the quarter-size saliency")
+    ref, dist, index = validation.check_indexed("sr_sim", ref, dist, ref_index)
     return _sr_sim(ref, dist, index)

@@ -21,8 +21,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from deepfl.fr import common
-from deepfl.fr.fused import mix_channels, scharr_magnitude
+from deepfl.fr.functional import arithmetic, batching, colour, filters, pooling, spectral, validation
 
 N_SCALES, N_ORIENTS = 4, 4
 MIN_WAVELENGTH, MULT, SIGMA_ON_F, D_THETA_ON_SIGMA, K = 6.0, 2.0, 0.55, 1.2, 2.0
@@ -38,7 +37,7 @@ def phasecong_filters(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
     (phasecong2: noisePower = -median/log(0.5)/EM_n; tau = sqrt(noisePower (sum An^2 + 2 sum AiAj));
     T = (tau sqrt(pi/2) + k sqrt(2 - pi/2) tau) / 1.7).
     """
-    u, v = common.fft_grid(rows, cols)
+    u, v = spectral.fft_grid(rows, cols)
     radius = np.sqrt(u ** 2 + v ** 2)
     theta = np.arctan2(-v, u)
     lowpass = 1.0 / (1.0 + (radius / 0.45) ** (2 * 15))
@@ -51,7 +50,7 @@ def phasecong_filters(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
         spread = np.exp(-np.abs(np.arctan2(ds, dc)) ** 2 / (2 * theta_sigma ** 2))
         bank = []
         for s in range(N_SCALES):
-            gabor = common.log_gabor_radial(radius, 1.0 / (MIN_WAVELENGTH * MULT ** s), SIGMA_ON_F) * lowpass
+            gabor = spectral.log_gabor_radial(radius, 1.0 / (MIN_WAVELENGTH * MULT ** s), SIGMA_ON_F) * lowpass
             gabor[0, 0] = 0.0
             bank.append(gabor * spread)
         spatial = [np.real(np.fft.ifft2(b)) * math.sqrt(rows * cols) for b in bank]
@@ -68,9 +67,9 @@ def phasecong_filters(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
 def _median_last(x: tf.Tensor) -> tf.Tensor:
     """MATLAB `median` over the last axis (mean of the two middle values for an even count), in float64.
 
-    numpy's selection (O(n) partition) is ~25x faster here than a full `tf.sort`. One partition at the upper
-    middle plus a max over the lower half is ~5x faster than `np.partition` with both middle indices (which
-    numpy runs as two selections) and picks the same two elements: bit-identical to `np.median` in float64.
+    numpy's O(n) selection instead of a full `tf.sort`: one partition at the upper middle plus a max over the
+    lower half (`np.partition` with both middle indices runs two selections) picks the same two elements, so
+    the result is bit-identical to `np.median` in float64.
     """
     def median(values: np.ndarray) -> np.ndarray:
         n = values.shape[-1]
@@ -88,11 +87,11 @@ def _pc_energy(y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     scale's squared amplitude M,O,H*W (whose median sets the noise threshold).
 
     Written per (orientation, scale) slice so that XLA fuses the whole chain into one pass over the 16
-    responses (the ~17 separate TensorFlow passes of the plain form cost more than the 16 inverse FFTs).
+    responses instead of ~17 separate TensorFlow passes.
     """
     rows, cols = y.shape[1], y.shape[2]
     filters, _ = phasecong_filters(rows, cols)
-    eo = tf.signal.ifft2d(common.fft2(y)[:, None] * tf.constant(filters.astype(np.complex64)))  # M, O*S, H, W
+    eo = tf.signal.ifft2d(spectral.fft2(y)[:, None] * tf.constant(filters.astype(np.complex64)))  # M, O*S, H, W
     energies, finest, an_all = [], [], 0.0
     for o in range(N_ORIENTS):
         even = [tf.math.real(eo[:, o * N_SCALES + s]) for s in range(N_SCALES)]
@@ -101,7 +100,7 @@ def _pc_energy(y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         sum_e, sum_o = tf.add_n(even), tf.add_n(odd)
         # phasecong2: sum_s (e MeanE + o MeanO - |e MeanO - o MeanE|) with Mean = sum / XEnergy. Multiplied out:
         # (sumE^2 + sumO^2 - sum_s |e sumO - o sumE|) / XEnergy, one division per pixel instead of 2 + 16
-        # products by the means (3.3x faster here; float32 rounding differs, ~2e-7 relative).
+        # products by the means (float32 rounding differs, ~2e-7 relative).
         squared = sum_e * sum_e + sum_o * sum_o
         spread = tf.add_n([tf.abs(e * sum_o - q * sum_e) for e, q in zip(even, odd)])
         energies.append((squared - spread) / (tf.sqrt(squared) + EPSILON))
@@ -117,9 +116,9 @@ def _fsim_maps(images: tf.Tensor, factor: int) -> tuple[tf.Tensor, ...]:
     The box average is linear, so it commutes with the YIQ matrix: averaging RGB first mixes 1/f^2 of the
     pixels (float32 rounding differs, ~1e-7 relative).
     """
-    yiq = mix_channels(common.box_downsample(images, factor, "zeros"), common.YIQ)
+    yiq = colour.mix_channels(filters.box_downsample(images, factor, "zeros"), colour.YIQ)
     lum = yiq[..., 0]
-    return (yiq, scharr_magnitude(lum)) + _pc_energy(lum)
+    return (yiq, filters.scharr_magnitude(lum)) + _pc_energy(lum)
 
 
 def _pc_from_energy(energy: tf.Tensor, an_all: tf.Tensor, median: tf.Tensor, factors: np.ndarray) -> tf.Tensor:
@@ -129,37 +128,24 @@ def _pc_from_energy(energy: tf.Tensor, an_all: tf.Tensor, median: tf.Tensor, fac
     return tf.where(an_all > 0, energy_all / tf.where(an_all > 0, an_all, tf.ones_like(an_all)), 0.0)
 
 
-def phase_congruency(y: tf.Tensor) -> tf.Tensor:
-    """phasecong2's ResultPC of gray images NHW (float32) -> NHW."""
-    energy, an_all, finest = _pc_energy(y)
-    _, factors = phasecong_filters(y.shape[1], y.shape[2])
-    return _pc_from_energy(energy, an_all, _median_last(finest), factors)
-
-
-def real_power(x: tf.Tensor, exponent: float) -> tf.Tensor:
-    """MATLAB `real(x .^ p)` for real x: |x|^p cos(p pi) where x < 0."""
-    magnitude = common.pow_nonneg(tf.abs(x), exponent)
-    return tf.where(x < 0, magnitude * math.cos(exponent * math.pi), magnitude)
-
-
 @tf.function(jit_compile=True)  # elementwise chain and pooling fused
 def _fsim_pool(yiq: tf.Tensor, gm: tf.Tensor, energy: tf.Tensor, an_all: tf.Tensor, median: tf.Tensor,
                num_refs: int, ref_index: tf.Tensor | None) -> tf.Tensor:
     """Per-image maps of the R references followed by the N distorted images -> N FSIMc scores."""
     _, factors = phasecong_filters(yiq.shape[1], yiq.shape[2])
-    pc1, pc2 = common.split_batch(_pc_from_energy(energy, an_all, median, factors), num_refs, ref_index)
-    g1, g2 = common.split_batch(gm, num_refs, ref_index)
-    yiq1, yiq2 = common.split_batch(yiq, num_refs, ref_index)
-    pc_sim = common.similarity(pc1, pc2, T1)
-    g_sim = common.similarity(g1, g2, T2)
-    chroma = real_power(common.similarity(yiq1[..., 1], yiq2[..., 1], T3)
-                        * common.similarity(yiq1[..., 2], yiq2[..., 2], T4), LAMBDA)
-    return common.weighted_mean(g_sim * pc_sim * chroma, tf.maximum(pc1, pc2), axes=(1, 2))
+    pc1, pc2 = batching.split_batch(_pc_from_energy(energy, an_all, median, factors), num_refs, ref_index)
+    g1, g2 = batching.split_batch(gm, num_refs, ref_index)
+    yiq1, yiq2 = batching.split_batch(yiq, num_refs, ref_index)
+    pc_sim = arithmetic.similarity(pc1, pc2, T1)
+    g_sim = arithmetic.similarity(g1, g2, T2)
+    chroma = arithmetic.real_power(arithmetic.similarity(yiq1[..., 1], yiq2[..., 1], T3)
+                        * arithmetic.similarity(yiq1[..., 2], yiq2[..., 2], T4), LAMBDA)
+    return pooling.weighted_mean(g_sim * pc_sim * chroma, tf.maximum(pc1, pc2), axes=(1, 2))
 
 
 @tf.function(jit_compile=False)  # traced once per input shape: the code needs static H, W
 def _fsim(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Tensor:
-    f = common.auto_downsample_factor(ref.shape[1], ref.shape[2])
+    f = filters.auto_downsample_factor(ref.shape[1], ref.shape[2])
     yiq, gm, energy, an_all, finest = _fsim_maps(tf.concat([ref, dist], axis=0), f)
     return _fsim_pool(yiq, gm, energy, an_all, _median_last(finest), ref.shape[0], ref_index)
 
@@ -170,5 +156,5 @@ def fsim(ref: tf.Tensor, dist: tf.Tensor, ref_index=None) -> tf.Tensor:
     With `ref_index` (N integers), `ref` holds R unique references and pair i is (ref[ref_index[i]], dist[i]):
     each reference's YIQ, gradient and phase congruency are computed once.
     """
-    ref, dist, index = common.check_indexed("fsim", ref, dist, ref_index, min_size=3)
+    ref, dist, index = validation.check_indexed("fsim", ref, dist, ref_index)
     return _fsim(ref, dist, index)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from deepfl.fr import common
+from deepfl.fr.functional import batching, colour, filters, pooling, validation
 
 K1, K2, L = 0.01, 0.03, 255.0
 WINDOW_SIZE, WINDOW_SIGMA = 11, 1.5
@@ -22,8 +22,8 @@ WINDOW_SIZE, WINDOW_SIGMA = 11, 1.5
 def _sources(a: tf.Tensor, b: tf.Tensor | None = None, d: tf.Tensor | None = None) -> tf.Tensor:
     """The images whose windowed means are the SSIM moments, as channels: a, a^2 (, b, b^2)(, d^2).
 
-    One XLA pass: TensorFlow's concatenation along a last axis of size 1 costs more than the filtering it
-    feeds (3.8 vs 3.5 ms per pair at 384x512). Exact (products only).
+    One XLA pass, because TensorFlow's concatenation along a last axis of size 1 costs as much as the
+    filtering it feeds. Exact (products only).
     """
     channels = [a, a * a] + ([b, b * b] if b is not None else []) + ([d * d] if d is not None else [])
     return tf.concat(channels, axis=-1)
@@ -32,8 +32,8 @@ def _sources(a: tf.Tensor, b: tf.Tensor | None = None, d: tf.Tensor | None = Non
 def reference_moments(x: tf.Tensor) -> tf.Tensor:
     """Windowed mean and mean square of NHW1 reference images ('valid' 11x11 Gaussian): the reference-only
     part of `ssim_maps`, computed once per unique reference. Returns N,h,w,2."""
-    window = common.gaussian_kernel2d(WINDOW_SIZE, WINDOW_SIGMA)
-    return common.correlate(_sources(x), window, shape="valid")
+    window = filters.gaussian_kernel2d(WINDOW_SIZE, WINDOW_SIGMA)
+    return filters.correlate(_sources(x), window, shape="valid")
 
 
 @tf.function(jit_compile=True)
@@ -61,22 +61,22 @@ def ssim_maps(x: tf.Tensor, y: tf.Tensor, data_range: float = L, ref_index: tf.T
     None). The reference's moments are filtered once per reference and gathered per pair.
     """
     c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
-    window = common.gaussian_kernel2d(WINDOW_SIZE, WINDOW_SIGMA)
-    d = common.take_refs(x, ref_index) - y
+    window = filters.gaussian_kernel2d(WINDOW_SIZE, WINDOW_SIGMA)
+    d = batching.take_refs(x, ref_index) - y
     if ref_index is None:  # one filtering pass for all moments of both images
-        moments = common.correlate(_sources(x, y, d), window, shape="valid")
+        moments = filters.correlate(_sources(x, y, d), window, shape="valid")
         return _maps(moments, moments, c1, c2)
-    ref_moments = common.take_refs(reference_moments(x), ref_index)
-    return _maps(ref_moments, common.correlate(_sources(y, d=d), window, shape="valid"), c1, c2)
+    ref_moments = batching.take_refs(reference_moments(x), ref_index)
+    return _maps(ref_moments, filters.correlate(_sources(y, d=d), window, shape="valid"), c1, c2)
 
 
 @tf.function(jit_compile=False)  # traced once per input shape (and ref_index None or not): static H, W
 def _ssim(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Tensor:
-    f = common.auto_downsample_factor(ref.shape[1], ref.shape[2])
-    x = common.box_downsample(common.rgb2gray(ref, tf.float32), f, "symmetric")
-    y = common.box_downsample(common.rgb2gray(dist, tf.float32), f, "symmetric")
+    f = filters.auto_downsample_factor(ref.shape[1], ref.shape[2])
+    x = filters.box_downsample(colour.rgb2gray(ref, tf.float32), f, "symmetric")
+    y = filters.box_downsample(colour.rgb2gray(dist, tf.float32), f, "symmetric")
     ssim_map, _ = ssim_maps(x, y, ref_index=ref_index)
-    return common.mean64(ssim_map)
+    return pooling.mean64(ssim_map)
 
 
 def ssim(ref: tf.Tensor, dist: tf.Tensor, ref_index=None) -> tf.Tensor:
@@ -84,9 +84,5 @@ def ssim(ref: tf.Tensor, dist: tf.Tensor, ref_index=None) -> tf.Tensor:
 
     With `ref_index` (N integers), `ref` holds R unique references and pair i is (ref[ref_index[i]], dist[i]).
     """
-    ref, dist, ref_index = common.check_indexed("ssim", ref, dist, ref_index)
-    f = common.auto_downsample_factor(ref.shape[1], ref.shape[2])
-    if min(-(-ref.shape[1] // f), -(-ref.shape[2] // f)) < WINDOW_SIZE:
-        raise ValueError(f"ssim: images of {ref.shape[1]}x{ref.shape[2]} are too small for the 11x11 window "
-                         f"after downsampling by {f}")
+    ref, dist, ref_index = validation.check_indexed("ssim", ref, dist, ref_index)
     return _ssim(ref, dist, ref_index)

@@ -14,7 +14,7 @@ import math
 
 import tensorflow as tf
 
-from deepfl.fr import common
+from deepfl.fr.functional import arithmetic, batching, colour, filters, validation
 
 C1, C2, C3 = 140.0, 55.0, 550.0
 ALPHA = 0.6
@@ -23,8 +23,8 @@ Q_EXPONENT, O_EXPONENT = 0.25, 0.25
 
 def _lhm(rgb: tf.Tensor) -> tf.Tensor:
     """f x f box average with subsampling, then L, H, M channels (NHWC)."""
-    f = common.auto_downsample_factor(rgb.shape[1], rgb.shape[2])
-    return common.linear_color(common.box_downsample(rgb, f, "zeros"), common.LHM)
+    f = filters.auto_downsample_factor(rgb.shape[1], rgb.shape[2])
+    return colour.linear_color(filters.box_downsample(rgb, f, "zeros"), colour.LHM)
 
 
 @tf.function(jit_compile=False)  # traced once per input shape (and ref_index None or not): static H, W
@@ -33,15 +33,15 @@ def _mdsi(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Te
         both = _lhm(tf.concat([ref, dist], axis=0))
         lhm_ref, lhm_dist = both[:ref.shape[0]], both[ref.shape[0]:]
         l1, l2 = lhm_ref[..., :1], lhm_dist[..., :1]
-        gm = common.gradient_magnitude(tf.concat([l1, l2, 0.5 * (l1 + l2)], axis=-1), common.PREWITT_X)
+        gm = filters.gradient_magnitude(tf.concat([l1, l2, 0.5 * (l1 + l2)], axis=-1), filters.PREWITT_X)
         g_ref, g_dist, g_fused = gm[..., 0], gm[..., 1], gm[..., 2]
     else:  # colour conversion and gradients of each unique reference once
         lhm_ref = _lhm(ref)
-        g_ref = common.take_refs(common.gradient_magnitude(lhm_ref[..., :1], common.PREWITT_X)[..., 0], ref_index)
-        lhm_ref = common.take_refs(lhm_ref, ref_index)
+        g_ref = batching.take_refs(filters.gradient_magnitude(lhm_ref[..., :1], filters.PREWITT_X)[..., 0], ref_index)
+        lhm_ref = batching.take_refs(lhm_ref, ref_index)
         lhm_dist = _lhm(dist)
         l1, l2 = lhm_ref[..., :1], lhm_dist[..., :1]
-        gm = common.gradient_magnitude(tf.concat([l2, 0.5 * (l1 + l2)], axis=-1), common.PREWITT_X)
+        gm = filters.gradient_magnitude(tf.concat([l2, 0.5 * (l1 + l2)], axis=-1), filters.PREWITT_X)
         g_dist, g_fused = gm[..., 0], gm[..., 1]
     return _pooled_deviation(g_ref, g_dist, g_fused, lhm_ref, lhm_dist)
 
@@ -53,21 +53,21 @@ def _pooled_deviation(g_ref: tf.Tensor, g_dist: tf.Tensor, g_fused: tf.Tensor, l
     (the float64 powers, cos/sin and means are ~30 elementwise ops over the map)."""
     # GCS is formed as 1 - deficit (exact algebra): the 0.25 powers of the pooling turn float32 noise of ~1e-7
     # in GCS into errors of ~1e-2, while the deficits are accurate and exactly 0 for identical images.
-    gs_deficit = (common.dissimilarity(g_ref, g_dist, C1) + common.dissimilarity(g_dist, g_fused, C2)
-                  - common.dissimilarity(g_ref, g_fused, C2))
+    gs_deficit = (arithmetic.dissimilarity(g_ref, g_dist, C1) + arithmetic.dissimilarity(g_dist, g_fused, C2)
+                  - arithmetic.dissimilarity(g_ref, g_fused, C2))
     h1, m1 = lhm_ref[..., 1], lhm_ref[..., 2]
     h2, m2 = lhm_dist[..., 1], lhm_dist[..., 2]
     cs_deficit = (tf.square(h1 - h2) + tf.square(m1 - m2)) / (h1 * h1 + h2 * h2 + m1 * m1 + m2 * m2 + C3)
     deficit = ALPHA * gs_deficit + (1.0 - ALPHA) * cs_deficit
     gcs = 1.0 - tf.cast(deficit, tf.float64)
     # GCS .^ 0.25 as MATLAB computes it: a negative base gives |x|^q * exp(i q pi).
-    magnitude = common.pow_nonneg(tf.abs(gcs), Q_EXPONENT)
+    magnitude = arithmetic.pow_nonneg(tf.abs(gcs), Q_EXPONENT)
     angle = tf.where(gcs < 0, tf.constant(Q_EXPONENT * math.pi, tf.float64), tf.constant(0.0, tf.float64))
     re, im = magnitude * tf.cos(angle), magnitude * tf.sin(angle)
     re_c = re - tf.reduce_mean(re, axis=[1, 2], keepdims=True)
     im_c = im - tf.reduce_mean(im, axis=[1, 2], keepdims=True)
     deviation = tf.reduce_mean(tf.sqrt(re_c * re_c + im_c * im_c), axis=[1, 2])
-    return common.pow_nonneg(deviation, O_EXPONENT)
+    return arithmetic.pow_nonneg(deviation, O_EXPONENT)
 
 
 def mdsi(ref: tf.Tensor, dist: tf.Tensor, ref_index=None) -> tf.Tensor:
@@ -76,5 +76,5 @@ def mdsi(ref: tf.Tensor, dist: tf.Tensor, ref_index=None) -> tf.Tensor:
     With `ref_index` (N integers), `ref` holds R unique references and pair i is (ref[ref_index[i]], dist[i]):
     the reference's colour conversion and gradients are computed once per reference.
     """
-    ref, dist, ref_index = common.check_indexed("mdsi", ref, dist, ref_index, min_size=3)
+    ref, dist, ref_index = validation.check_indexed("mdsi", ref, dist, ref_index)
     return _mdsi(ref, dist, ref_index)

@@ -1,0 +1,103 @@
+"""Value ranges of the official generator: `mapmm` in and out, the 256-level tables of a uint8 input, MATLAB
+`round`, `truncate`, `percentile1`/`ps2` and `im2uint8`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from deepfl.distortions._kernels import maps
+
+
+def mapmm(x: np.ndarray) -> np.ndarray:
+    """MATLAB `mapmm`: maps the global min and max of `x` to 0 and 1 (a constant array is returned as is)."""
+    x = np.asarray(x, dtype=np.float64)
+    lo = float(x.min())
+    hi = float(x.max())
+    if lo < hi:
+        return (x - lo) * (1.0 / (hi - lo))
+    return x
+
+
+class Source(NamedTuple):
+    """The uint8 input of `distort` and the value of each of its 256 levels after `mapmm` (x == levels[pixels]).
+
+    Any per-sample function of x can then be evaluated on the 256 levels and looked up (`apply`), which gives
+    the same values as evaluating it on every sample, at a fraction of the cost.
+    """
+
+    pixels: np.ndarray
+    levels: np.ndarray
+
+    def apply(self, function: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """function(x) for a per-sample (elementwise) `function`, through a 256-entry table."""
+        return take_levels(function(self.levels), self.pixels)
+
+
+def take_levels(table: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """`np.take(table, pixels)` for a 256-entry table and uint8 pixels, in one compiled pass."""
+    pixels = np.ascontiguousarray(pixels)
+    table = np.ascontiguousarray(table)
+    out = np.empty(pixels.shape, dtype=table.dtype)
+    maps.lookup(table, pixels.reshape(-1), out.reshape(-1))
+    return out
+
+
+def input_levels(image: np.ndarray) -> np.ndarray:
+    """The float64 value `mapmm(double(image))` gives each uint8 level 0..255 (x/255 for a constant image).
+
+    Levels absent from the image (below its min or above its max) are clamped to [0, 1]; they are never used.
+    """
+    lo, hi = float(image.min()), float(image.max())
+    levels = np.arange(256, dtype=np.float64)
+    if lo < hi:
+        return np.clip((levels - lo) * (1.0 / (hi - lo)), 0.0, 1.0)
+    return levels / 255.0  # MATLAB leaves a constant image as is: treat as im2double
+
+
+def mapmm_to_uint8(x: np.ndarray) -> np.ndarray:
+    """`to_double_uint8_roundtrip(mapmm(x))` with the same float64 arithmetic: numpy's min and max, then one
+    compiled pass (map + round + clip)."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    out = np.empty(x.shape, dtype=np.uint8)
+    if x.size == 0:
+        return out
+    lo, hi = float(x.min()), float(x.max())
+    if lo < hi:
+        maps.scale_round_uint8(x.reshape(-1), lo, 1.0 / (hi - lo), out.reshape(-1))
+    else:
+        maps.round_uint8(x.reshape(-1), out.reshape(-1))
+    return out
+
+
+def truncate(x: np.ndarray, lo: float = 0.0, hi: float = 1.0) -> np.ndarray:
+    """MATLAB `truncate`: clips to [lo, hi]."""
+    return np.clip(x, lo, hi)
+
+
+def matlab_round(x):
+    """MATLAB `round`: halves away from zero (numpy rounds halves to even)."""
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
+def percentile1(x: np.ndarray, perc: float) -> float:
+    """The official `percentile1`: the sorted value at index round(n*perc/100) (1-based, clamped)."""
+    flat = x.ravel()
+    n = flat.size
+    i = int(matlab_round(min(max(n * perc / 100.0, 1.0), float(n)))) - 1
+    return float(np.partition(flat, i)[i])
+
+
+def ps2(a: np.ndarray, percdev: float = 1.0) -> np.ndarray:
+    """The official `ps2`: clips the top and bottom `percdev` percent, then min-max maps to [0, 1]."""
+    a = mapmm(a)
+    hi = percentile1(a, 100.0 - percdev)
+    lo = 1.0 - percentile1(1.0 - a, 100.0 - percdev)
+    return mapmm(np.maximum(np.minimum(a, hi), lo))
+
+
+def to_double_uint8_roundtrip(x: np.ndarray) -> np.ndarray:
+    """MATLAB `im2uint8` of a double image: round(255*x) after clipping to [0, 1]."""
+    return np.clip(np.floor(x * 255.0 + 0.5), 0, 255).astype(np.uint8)

@@ -1,0 +1,114 @@
+"""Input checks of `deepfl.fr.compute` and of every metric function: dtype, rank, channels, shapes, minimum
+size and `ref_index`, each failing with a one-line ValueError that names the culprit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from deepfl.fr.specs import SPEC_BY_NAME
+
+
+def validate_pair(ref: np.ndarray, dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Checks dtype/shape of a (reference, distorted) pair; returns both as NxHxWx3 uint8 arrays."""
+    ref = np.asarray(ref)
+    dist = np.asarray(dist)
+    for name, image in (("ref", ref), ("dist", dist)):
+        if image.dtype != np.uint8:
+            raise ValueError(f"{name}: expected uint8 RGB, got dtype {image.dtype}")
+        if image.ndim not in (3, 4) or image.shape[-1] != 3:
+            raise ValueError(f"{name}: expected HxWx3 or NxHxWx3, got shape {image.shape}")
+    if ref.shape != dist.shape:
+        raise ValueError(f"ref/dist: shapes differ, {ref.shape} vs {dist.shape}")
+    if ref.ndim == 3:
+        ref, dist = ref[None], dist[None]
+    return ref, dist
+
+
+def prepare_pair(ref: np.ndarray, dist: np.ndarray) -> tuple[tf.Tensor, tf.Tensor]:
+    """Validates a pair and returns float32 NHWC tensors with values in [0, 255]."""
+    ref, dist = validate_pair(ref, dist)
+    return tf.convert_to_tensor(ref, tf.float32), tf.convert_to_tensor(dist, tf.float32)
+
+
+def validate_images(ref: np.ndarray, dist: np.ndarray, ref_index=None
+                    ) -> tuple[tf.Tensor, tf.Tensor, np.ndarray | None]:
+    """`prepare_pair` for `compute`, also for R unique references and N distorted images with `ref_index`.
+
+    Returns float32 NHWC tensors in [0, 255] and the index as an int32 array (None when not given).
+    """
+    if ref_index is None:
+        ref_t, dist_t = prepare_pair(ref, dist)
+        return ref_t, dist_t, None
+    ref, dist = np.asarray(ref), np.asarray(dist)
+    if ref.ndim == 3:
+        ref = ref[None]
+    if dist.ndim == 3:
+        dist = dist[None]
+    validate_pair(ref[:1], dist[:1])  # dtype, rank, channels and H x W
+    index = check_ref_index("", ref_index, dist.shape[0], ref.shape[0])
+    return tf.convert_to_tensor(ref, tf.float32), tf.convert_to_tensor(dist, tf.float32), index
+
+
+def check_ref_index(prefix: str, ref_index, num_dist: int, num_refs: int) -> np.ndarray:
+    """`ref_index` as an int32 array after checking it: 1-D, integer, one entry per distorted image, values in
+    [0, num_refs). Errors start with `prefix` (e.g. "ssim: ") and name `ref_index`."""
+    index = np.asarray(ref_index)
+    if index.ndim != 1 or not (index.dtype.kind in "iu" or index.size == 0):
+        raise ValueError(f"{prefix}ref_index must be a 1-D integer array, got shape {index.shape} "
+                         f"dtype {index.dtype}")
+    if index.shape[0] != num_dist:
+        raise ValueError(f"{prefix}ref_index has {index.shape[0]} entries for {num_dist} distorted images")
+    if index.size and (index.min() < 0 or index.max() >= num_refs):
+        raise ValueError(f"{prefix}ref_index values must lie in [0, {num_refs}) for {num_refs} references, got "
+                         f"{index.min()}..{index.max()}")
+    return index.astype(np.int32)
+
+
+def check_tensors(metric: str, ref, dist, min_size: int = 1) -> tuple[tf.Tensor, tf.Tensor]:
+    """Validates the float NHWC RGB inputs of a metric function (static shapes) and returns float32 tensors.
+
+    Raises ValueError naming `metric` for a wrong rank, channel count, shape mismatch, or a side < min_size.
+    """
+    ref = tf.convert_to_tensor(ref)
+    dist = tf.convert_to_tensor(dist)
+    for name, image in (("ref", ref), ("dist", dist)):
+        if image.shape.rank == 3:
+            raise ValueError(f"{metric}: {name} must be a batch NxHxWx3 (use deepfl.fr.compute for one image)")
+        if image.shape.rank != 4 or image.shape[-1] != 3:
+            raise ValueError(f"{metric}: {name} must be NxHxWx3 RGB, got shape {tuple(image.shape)}")
+        if not (image.dtype.is_floating or image.dtype.is_integer):
+            raise ValueError(f"{metric}: {name} must be numeric, got {image.dtype.name}")
+    if ref.shape != dist.shape:
+        raise ValueError(f"{metric}: ref/dist shapes differ, {tuple(ref.shape)} vs {tuple(dist.shape)}")
+    height, width = ref.shape[1], ref.shape[2]
+    if height is not None and width is not None and min(height, width) < min_size:
+        raise ValueError(f"{metric}: images of {height}x{width} are too small, it needs at least "
+                         f"{min_size} pixels per side")
+    return tf.cast(ref, tf.float32), tf.cast(dist, tf.float32)
+
+
+def check_indexed(metric: str, ref, dist, ref_index=None, min_size: int | None = None
+                  ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor | None]:
+    """Validates the inputs of a metric that scores N distorted images against R (<= N) unique references.
+
+    ref: RxHxWx3, dist: NxHxWx3 (float or integer), ref_index: None (then R must equal N: pair i is
+    (ref[i], dist[i])) or N integers in [0, R): pair i is (ref[ref_index[i]], dist[i]). This lets a metric do
+    its reference-only work (filtering, pyramids, phase congruency, saliency) once per unique reference, e.g.
+    once for the 5 levels of a KADIS reference. min_size: the smallest side accepted, by default the metric's
+    `deepfl.fr.specs` entry. Returns float32 tensors and ref_index as int32 (or None).
+    """
+    if min_size is None:
+        min_size = SPEC_BY_NAME[metric].min_size
+    if ref_index is None:
+        ref, dist = check_tensors(metric, ref, dist, min_size)
+        return ref, dist, None
+    ref = tf.convert_to_tensor(ref)
+    dist = tf.convert_to_tensor(dist)
+    if ref.shape.rank != 4 or dist.shape.rank != 4:
+        check_tensors(metric, ref, dist, min_size)  # raises the rank/channel error
+    index = check_ref_index(f"{metric}: ", ref_index, dist.shape[0], ref.shape[0])
+    # Shapes are compared without the batch axis: check_tensors sees one reference per distorted image.
+    check_tensors(metric, ref[:1], dist[:1], min_size)
+    return tf.cast(ref, tf.float32), tf.cast(dist, tf.float32), tf.constant(index, tf.int32)

@@ -1,0 +1,56 @@
+"""The FR metric table (`deepfl.fr.specs`) and the package surface: the eleven functions through `__all__`, no
+TensorFlow on import, each metric's minimum size enforced and derived from its own constants."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from deepfl.fr import LOWER_IS_BETTER, METRICS, SPEC_BY_NAME, SPECS
+
+
+def test_metrics_order_and_direction_come_from_the_table():
+    assert METRICS == ("ssim", "msssim", "iwssim", "mdsi", "vsi", "fsim", "gmsd", "sff", "scqi", "add_gsim",
+                       "sr_sim")  # the KADIS-700k column order: a contract
+    assert tuple(spec.name for spec in SPECS) == METRICS
+    assert LOWER_IS_BETTER == {"mdsi", "gmsd"}
+    assert all(spec.min_size >= 1 and spec.source for spec in SPECS)
+
+
+def test_import_loads_no_tensorflow_and_exports_the_functions():
+    code = ("import sys, deepfl.fr as fr; assert 'tensorflow' not in sys.modules, 'tf loaded'; "
+            "assert set(fr.METRICS) <= set(fr.__all__); "
+            "import deepfl.fr._ssim; from deepfl.fr import ssim, sff; "
+            "assert callable(ssim) and ssim.__name__ == 'ssim' and sff.__name__ == 'sff'; "
+            "assert fr.ssim is ssim and fr.metric_function('ssim') is ssim; print('ok')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
+
+
+def test_min_sizes_follow_from_each_metric_s_constants():
+    from deepfl.fr import _add_gsim, _iwssim, _msssim, _scqi, _sff, _sr_sim, _ssim
+
+    coarsest = (_ssim.WINDOW_SIZE - 1) * 2 ** (_msssim.LEVELS - 1) + 1  # one window at the fifth scale
+    assert SPEC_BY_NAME["msssim"].min_size == coarsest
+    assert SPEC_BY_NAME["iwssim"].min_size == (_ssim.WINDOW_SIZE - 1) * 2 ** (_iwssim.LEVELS - 1) + 1
+    assert SPEC_BY_NAME["ssim"].min_size == _ssim.WINDOW_SIZE
+    assert SPEC_BY_NAME["sr_sim"].min_size == round(_sr_sim.GAUSS_SIZE / _sr_sim.SCALE)
+    assert SPEC_BY_NAME["scqi"].min_size == _scqi.BLOCK
+    assert SPEC_BY_NAME["add_gsim"].min_size == 4 * 2 ** (_add_gsim.NUM_SCALES - 1)
+    patch = int(round((_sff._default_basis().shape[1] // 3) ** 0.5))
+    assert SPEC_BY_NAME["sff"].min_size == patch + 1
+
+
+@pytest.mark.parametrize("name", METRICS)
+def test_each_metric_refuses_one_pixel_below_its_minimum(name):
+    from deepfl.fr import compute
+
+    side = SPEC_BY_NAME[name].min_size - 1
+    if side < 1:
+        pytest.skip("no image is smaller")
+    image = np.zeros((side, side + 20, 3), np.uint8)
+    with pytest.raises(ValueError, match=f"{name}: .*too small.*{side + 1}"):
+        compute(image, image, [name])
