@@ -24,8 +24,9 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from deepfl import paper
 from deepfl.fileio import atomic_write_bytes
-from deepfl.images import read_image, write_image
+from deepfl.images import write_image
 from deepfl.jobs import progress
 
 log = logging.getLogger("deepfl")
@@ -133,29 +134,16 @@ def _write_manifest(frame: pd.DataFrame, path: Path) -> None:
     atomic_write_bytes(path, frame.to_csv(index=False, quoting=csv.QUOTE_MINIMAL).encode("utf-8"))
 
 
-def train_stage1(weak_labels: Path, image_root: Path, out: Path, config: DemoConfig):
-    """A few multi-task steps on the weak labels (content-aware val split); resumes or reuses a finished run."""
-    from deepfl import data, training
-    from deepfl.models import build_multitask, compile_multitask
+def stage1_config(weak_labels: Path, image_root: Path, config: DemoConfig):
+    """The demo's stage-1 run: a few multi-task steps at a small input size, random init, half of the contents
+    for validation (there are only a few)."""
+    from deepfl.training import MultitaskConfig
 
-    table = data.read_weak_labels(weak_labels, image_root)
-    tasks = list(table.attrs["metrics"])
-    train, val = training.split_by_content(table, val_fraction=0.5, seed=config.seed)
-    normalizer = data.TargetNormalizer("standard").fit(train, tasks)
-    normalizer.save(out / "normalizer.json")
-    common = dict(targets=tasks, batch_size=config.train_batch, image_size=config.train_size,
-                  normalizer=normalizer)
-    train_ds = data.make_dataset(train, training=True, seed=config.seed, repeat=True, **common)
-    val_ds = data.make_dataset(val, training=False, seed=config.seed, **common)
-
-    def build_and_compile(frozen: bool):
-        model = build_multitask(tasks=tasks, weights=None, input_shape=(*config.train_size, 3), arch=config.arch,
-                                freeze_backbone=frozen, seed=config.seed)
-        return compile_multitask(model, 1e-4, jit_compile=False, run_eagerly=config.run_eagerly)
-
-    return training.train_multitask(build_and_compile, train_ds, val_ds, out, epochs=1,
-                                    steps_per_epoch=config.train_steps, tasks=tasks, val_steps=2,
-                                    tensorboard=False, verbose=0)
+    return MultitaskConfig(weak_labels=str(weak_labels), image_root=str(image_root), val_fraction=0.5,
+                           image_size=config.train_size, batch_size=config.train_batch, epochs=1,
+                           steps_per_epoch=config.train_steps, val_steps=2, learning_rate=paper.STAGE1_LEARNING_RATE,
+                           weights="none", arch=config.arch, jit_compile=False, run_eagerly=config.run_eagerly,
+                           seed=config.seed, tensorboard=False, progress=False)
 
 
 def run_demo(out_dir: str | os.PathLike = "demo_out", config: DemoConfig = DemoConfig(),
@@ -168,6 +156,7 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", config: DemoConfig = DemoC
     from deepfl.fileio import load_model_file
     from deepfl.models import mlsp_extractor
     from deepfl.prediction import format_scores, load_scorer, score_files
+    from deepfl.training import run_multitask
 
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -208,7 +197,7 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", config: DemoConfig = DemoC
     if (multitask_dir / "model.keras").exists():
         model = load_model_file(multitask_dir / "model.keras")
     else:
-        model = train_stage1(out / "weak_labels.csv", distorted, multitask_dir, config)
+        model = run_multitask(stage1_config(out / "weak_labels.csv", distorted, config), multitask_dir).model
     lap("train")
 
     # 5. MLSP features of the held-out stage-2 images.

@@ -20,12 +20,14 @@ from scipy import optimize, stats
 CRITERIA: tuple[str, ...] = ("srocc", "plcc", "plcc_logistic", "krocc", "rmse", "rmse_logistic")
 
 
-def _pair(pred: Sequence[float], target: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    """Validates and converts a prediction/target pair to float64 vectors."""
+def _pair(pred: Sequence[float], target: Sequence[float], strict: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Validates and converts a prediction/target pair to float64 vectors (`strict=False`: shapes only)."""
     pred = np.asarray(pred, dtype=np.float64).reshape(-1)
     target = np.asarray(target, dtype=np.float64).reshape(-1)
     if pred.shape != target.shape:
         raise ValueError(f"pred: has {pred.size} values but target has {target.size}")
+    if not strict:
+        return pred, target
     if pred.size < 2:
         raise ValueError(f"pred: need at least 2 values to correlate, got {pred.size}")
     for name, values in (("pred", pred), ("target", target)):
@@ -40,9 +42,21 @@ def _safe(value: float) -> float:
     return float(value) if np.isfinite(value) else float("nan")
 
 
-def srocc(pred: Sequence[float], target: Sequence[float]) -> float:
-    """Spearman rank-order correlation (ties get average ranks, as MATLAB's corr(..., 'type', 'Spearman'))."""
-    pred, target = _pair(pred, target)
+NAN_POLICIES: tuple[str, ...] = ("raise", "propagate")
+
+
+def srocc(pred: Sequence[float], target: Sequence[float], nan_policy: str = "raise") -> float:
+    """Spearman rank-order correlation (ties get average ranks, as MATLAB's corr(..., 'type', 'Spearman')).
+
+    A constant side gives NaN. `nan_policy="raise"` (reported results) rejects fewer than 2 values and
+    non-finite values with a ValueError; `"propagate"` (monitoring a training run, which a diverging model must
+    not stop) returns NaN for fewer than 2 values and lets NaN inputs propagate to a NaN result.
+    """
+    if nan_policy not in NAN_POLICIES:
+        raise ValueError(f"nan_policy: must be one of {NAN_POLICIES}, got {nan_policy!r}")
+    pred, target = _pair(pred, target, strict=nan_policy == "raise")
+    if pred.size < 2:
+        return float("nan")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return _safe(stats.spearmanr(pred, target).statistic)

@@ -21,6 +21,7 @@ import pytest
 from scipy import stats
 
 from deepfl import training
+from deepfl.evaluation import srocc
 from deepfl.images import write_image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,19 +62,21 @@ def history(out_dir):
         return list(csv.DictReader(handle))
 
 
-def test_split_by_content_is_disjoint_and_seeded():
+def test_train_val_split_is_disjoint_and_seeded():
+    from deepfl.data import train_val_split
+
     table = pd.DataFrame({"image": [f"{c}_{i}" for c in range(70) for i in range(5)],
                           "content": [str(c) for c in range(70) for _ in range(5)]})
-    train, val = training.split_by_content(table, seed=1)
+    train, val = train_val_split(table, seed=1)
     assert set(train["content"]).isdisjoint(val["content"])
     assert len(train) + len(val) == len(table) and len(val) == 10 * 5  # 1/7 of 70 contents
-    again = training.split_by_content(table, seed=1)[1]
+    again = train_val_split(table, seed=1)[1]
     assert list(again["image"]) == list(val["image"])
-    assert list(training.split_by_content(table, seed=2)[1]["image"]) != list(val["image"])
-    assert len(training.split_by_content(table, val_images=100)[1]) == 100
+    assert list(train_val_split(table, seed=2)[1]["image"]) != list(val["image"])
+    assert len(train_val_split(table, val_images=100)[1]) == 100
     for kwargs in ({"val_fraction": 1.0}, {"val_images": 350}):
         with pytest.raises(ValueError, match=next(iter(kwargs))):
-            training.split_by_content(table, **kwargs)
+            train_val_split(table, **kwargs)
 
 
 class _FixedModel:
@@ -100,7 +103,7 @@ def test_evaluate_tasks_matches_scipy():
     mse = {t: np.mean((p[t] - y[t]) ** 2) for t in y}
     assert result["loss"] == pytest.approx(mse["ssim"] + 2 * mse["gmsd"])
     assert result["srocc"] == pytest.approx((1.0 + result["gmsd_srocc"]) / 2)
-    assert np.isnan(training.srocc(np.ones(4), np.arange(4)))
+    assert np.isnan(srocc(np.ones(4), np.arange(4), nan_policy="propagate"))
 
 
 def test_kill_then_resume_continues_with_the_optimizer_state(weak_labels, tmp_path):

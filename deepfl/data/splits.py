@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from deepfl.data.tables import SPLIT_NAMES, validate_table
+from deepfl.paper import STAGE1_VAL_FRACTION
 
 log = logging.getLogger("deepfl")
 
@@ -24,6 +25,11 @@ def _check_ratios(ratios: Sequence[float]) -> np.ndarray:
     if abs(values.sum() - 1.0) > 1e-6:
         raise ValueError(f"ratios: must sum to 1, got {ratios!r} (sum {values.sum():g})")
     return values
+
+
+def _contents(table: pd.DataFrame) -> np.ndarray:
+    """The distinct contents of `table`, sorted, as the object array the seeded permutations index."""
+    return np.array(sorted(set(table["content"].astype(str))), dtype=object)
 
 
 def _part_sizes(n: int, ratios: np.ndarray) -> np.ndarray:
@@ -56,11 +62,38 @@ def content_split(table: pd.DataFrame, ratios: Sequence[float] = (0.6, 0.2, 0.2)
     """
     validate_table(table)
     ratios = _check_ratios(ratios)
-    contents = np.array(sorted(set(table["content"].astype(str))), dtype=object)
+    contents = _contents(table)
     if len(contents) == 0:
         raise ValueError("table: is empty, nothing to split")
     permutation = np.random.default_rng(seed).permutation(len(contents))
     return _split_by_permutation(table, contents, permutation, ratios)
+
+
+def train_val_split(table: pd.DataFrame, val_fraction: float = STAGE1_VAL_FRACTION, val_images: int = 0,
+                    seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Splits a weak-label table into (train, val) by content, for stage-1 training (no test part).
+
+    `val_images` > 0 asks for about that many validation images (the paper: 100,000 of KADIS-700k's 700,000),
+    otherwise `val_fraction` of the contents go to validation (default 1/7, the paper's ratio). The first
+    contents of the seeded permutation are the validation ones; each part keeps the table's row order.
+    """
+    if "content" not in table.columns:
+        raise ValueError("table: needs a 'content' column (a deepfl.data weak-label table)")
+    contents = _contents(table)
+    if len(contents) < 2:
+        raise ValueError(f"table: needs at least 2 distinct contents to split, got {len(contents)}")
+    if val_images:
+        if not 0 < val_images < len(table):
+            raise ValueError(f"val_images: must be in (0, {len(table)}), got {val_images}")
+        fraction = val_images / len(table)
+    else:
+        fraction = float(val_fraction)
+        if not 0.0 < fraction < 1.0:
+            raise ValueError(f"val_fraction: must be in (0, 1), got {val_fraction}")
+    n_val = min(len(contents) - 1, max(1, int(round(fraction * len(contents)))))
+    permutation = np.random.default_rng(seed).permutation(len(contents))
+    is_val = table["content"].astype(str).isin(set(contents[permutation[:n_val]])).to_numpy()
+    return table[~is_val], table[is_val]
 
 
 def repeated_splits(table: pd.DataFrame, n: int = 10, ratios: Sequence[float] = (0.6, 0.2, 0.2),
@@ -74,7 +107,7 @@ def repeated_splits(table: pd.DataFrame, n: int = 10, ratios: Sequence[float] = 
         raise ValueError(f"n: must be a positive integer, got {n!r}")
     validate_table(table)
     ratios = _check_ratios(ratios)
-    contents = np.array(sorted(set(table["content"].astype(str))), dtype=object)
+    contents = _contents(table)
     if len(contents) == 0:
         raise ValueError("table: is empty, nothing to split")
     children = np.random.SeedSequence(seed).spawn(int(n))
