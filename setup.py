@@ -1,6 +1,11 @@
 """Packaging for deepfl: DeepFL-IQA (Lin, Hosu, Saupe 2020) in TensorFlow 2 / Keras 3."""
 
+import re
+
 from setuptools import find_packages, setup
+
+# The version is defined once, as deepfl.__version__ (read as text: importing deepfl needs its dependencies).
+VERSION = re.search(r'^__version__ = "([^"]+)"', open("deepfl/__init__.py", encoding="utf-8").read(), re.M).group(1)
 
 # One entry per script in deepfl/cli/; each module exposes `run()` (absl app entry point). experiments/ holds
 # runnable shims of the same scripts for a source checkout and is not installed.
@@ -17,7 +22,7 @@ CONSOLE_SCRIPTS = {
 
 setup(
     name="deepfl",
-    version="0.1.0",
+    version=VERSION,
     description="DeepFL-IQA: weakly supervised deep IQA features (KADIS-style data, 11 FR metrics, MLSP, MLP)",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",

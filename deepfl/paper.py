@@ -1,6 +1,9 @@
 """The paper's constants (Lin, Hosu, Saupe 2020, DeepFL-IQA), one home for each: the defaults of the library
 and the scripts read them here."""
 
+# The MLSP features: global average pooling of InceptionResNetV2's 43 inception-block outputs, concatenated.
+MLSP_DIM = 16928
+
 # Stage 1: multi-task fine-tuning on the weak labels of KADIS-700k.
 STAGE1_LEARNING_RATE = 1e-4          # Adam(0.9, 0.999), fixed
 STAGE1_BATCH_SIZE = 64

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from absl import flags
 
+from deepfl import paper
 from deepfl.cli import app
 
 FLAGS = flags.FLAGS
@@ -26,11 +27,12 @@ for _name in BENCHMARKS:
     flags.DEFINE_string(f"{_name}_dir", None, f"Folder of {_name} as distributed (omit to skip it).")
 flags.DEFINE_string("model", None, "Trained multi-task model (.keras). Omitted: the ImageNet backbone (baseline).")
 flags.DEFINE_string("weights", "imagenet", "Backbone weights without --model: imagenet, a local file, or none.")
-flags.DEFINE_integer("num_splits", 10, "Random content-aware splits per data set.", lower_bound=1)
-flags.DEFINE_integer("epochs", 30, "MLP epochs (paper: 30).", lower_bound=1)
-flags.DEFINE_integer("batch_size", 128, "MLP mini-batch size.", lower_bound=1)
+flags.DEFINE_integer("num_splits", paper.STAGE2_NUM_SPLITS, "Random content-aware splits per data set.", lower_bound=1)
+flags.DEFINE_integer("epochs", paper.STAGE2_EPOCHS, "MLP epochs (default: the paper's).", lower_bound=1)
+flags.DEFINE_integer("batch_size", paper.STAGE2_BATCH_SIZE, "MLP mini-batch size.", lower_bound=1)
 flags.DEFINE_integer("feature_batch", 8, "Images of equal size per forward pass.", lower_bound=1)
-flags.DEFINE_list("learning_rates", ["1e-1", "1e-2", "1e-3", "1e-4", "1e-5"], "MLP lr candidates (validation).")
+flags.DEFINE_list("learning_rates", [f"{lr:g}" for lr in paper.STAGE2_LEARNING_RATES],
+                  "MLP lr candidates (validation).")
 flags.DEFINE_list("cross", ["kadid10k:live", "kadid10k:csiq", "kadid10k:tid2013", "koniq10k:clive"],
                   "train:test pairs of the cross-data-set table (pairs with a data set not given are skipped).")
 flags.DEFINE_integer("seed", 0, "Seed of the splits and heads.")

@@ -25,12 +25,12 @@ import keras
 
 from deepfl.models.layers import MultiLevelPooling, PixelScaling
 from deepfl.models.weights_file import WeightsFileError, load_weights_file
+from deepfl.paper import MLSP_DIM
 
 MLSP_LAYER_NAMES: tuple[str, ...] = (
     ("mixed_5b",) + tuple(f"block35_{i}_mixed" for i in range(1, 11)) + ("mixed_6a",)
     + tuple(f"block17_{i}_mixed" for i in range(1, 21)) + ("mixed_7a",)
     + tuple(f"block8_{i}_mixed" for i in range(1, 11)))
-MLSP_DIM = 16928
 MIN_INPUT_SIZE = 75
 
 PIXEL_SCALINGS: dict[str, tuple[float, float]] = {

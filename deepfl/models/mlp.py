@@ -10,11 +10,11 @@ from typing import Sequence
 
 import keras
 
-MLSP_DIM = 16928
+from deepfl.paper import MLSP_DIM, STAGE2_DROPOUT, STAGE2_HIDDEN
 
 
-def build_mlp(input_dim: int = MLSP_DIM, hidden: Sequence[int] = (2048, 1024, 256),
-              dropout: Sequence[float] = (0.25, 0.25, 0.5), batch_norm: bool = True,
+def build_mlp(input_dim: int = MLSP_DIM, hidden: Sequence[int] = STAGE2_HIDDEN,
+              dropout: Sequence[float] = STAGE2_DROPOUT, batch_norm: bool = True,
               seed: int | None = 0, name: str = "mlp_head") -> keras.Model:
     """Builds the MLP head: features (input_dim floats) -> one linear quality score.
 

@@ -10,10 +10,11 @@ from typing import Mapping, Sequence
 
 import keras
 
+from deepfl.fr import METRICS
 from deepfl.models.backbone import BACKBONE_NAME, backbone_settings, build_backbone, dtype_policy, set_trainable
+from deepfl.paper import STAGE1_LEARNING_RATE
 
-TASKS: tuple[str, ...] = ("ssim", "msssim", "iwssim", "mdsi", "vsi", "fsim", "gmsd", "sff", "scqi", "add_gsim",
-                          "sr_sim")  # = deepfl.fr.METRICS (kept here so models need no TensorFlow import)
+TASKS: tuple[str, ...] = METRICS  # one head per FR metric, in the order of the KADIS-700k label columns
 
 
 def _check_tasks(tasks: Sequence[str] | str) -> list[str]:
@@ -105,7 +106,7 @@ def mlsp_extractor(model: keras.Model, input_shape: Sequence[int | None] | None 
     return rebuilt
 
 
-def compile_multitask(model: keras.Model, learning_rate: float = 1e-4,
+def compile_multitask(model: keras.Model, learning_rate: float = STAGE1_LEARNING_RATE,
                       loss_weights: Mapping[str, float] | None = None, jit_compile: bool | str = "auto",
                       run_eagerly: bool = False) -> keras.Model:
     """Compiles with the paper's recipe: Adam(lr, 0.9, 0.999), MSE per task, per-task loss weights (default 1).
