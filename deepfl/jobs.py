@@ -130,14 +130,15 @@ def _repair_tail(path: Path) -> None:
         handle.truncate(cut)
 
 
-def read_complete_rows(path: str | os.PathLike, columns: Sequence[str]) -> list[dict]:
+def read_complete_rows(path: str | os.PathLike, columns: Sequence[str], errors: str = "strict") -> list[dict]:
     """The whole rows of an append-only CSV, read without touching the file (a torn last line is ignored, not
-    cut), so another process may still be appending to it. Raises TableError if the header is not `columns`."""
+    cut), so another process may still be appending to it. Raises TableError if the header is not `columns`.
+    errors: how undecodable bytes are read ("surrogateescape" keeps non-UTF-8 file names as written)."""
     path = Path(path)
     with open(path, "rb") as handle:
         content = handle.read()
     content = content[:content.rfind(b"\n") + 1]
-    reader = csv.DictReader(io.StringIO(content.decode("utf-8"), newline=""))
+    reader = csv.DictReader(io.StringIO(content.decode("utf-8", errors), newline=""))
     if reader.fieldnames != list(columns):
         raise TableError(f"{path}: existing output has columns {reader.fieldnames}, expected {list(columns)}; "
                          "move it away or use another output path")
@@ -148,11 +149,14 @@ class AppendOnlyCsv:
     """A CSV that jobs only ever append to, one flushed and fsynced write per batch of rows.
 
     On open it checks the header, cuts a torn last line left by a kill, and loads the values of `key` already
-    written so a restarted job computes only the rest and never duplicates a row.
+    written so a restarted job computes only the rest and never duplicates a row. errors="surrogateescape" writes
+    and reads back values holding non-UTF-8 bytes (file names) as their original bytes.
     """
 
-    def __init__(self, path: str | os.PathLike, columns: Sequence[str], key: str | Sequence[str]):
+    def __init__(self, path: str | os.PathLike, columns: Sequence[str], key: str | Sequence[str],
+                 errors: str = "strict"):
         self.path = Path(path)
+        self.errors = errors
         self.columns = list(columns)
         self.key = [key] if isinstance(key, str) else list(key)
         self.done: set = set()
@@ -162,7 +166,7 @@ class AppendOnlyCsv:
             if self.path.stat().st_size > 0:       # a kill while the header was written leaves nothing whole
                 self._load_existing()
         if not self.path.exists() or self.path.stat().st_size == 0:
-            with open(self.path, "w", newline="", encoding="utf-8") as handle:
+            with open(self.path, "w", newline="", encoding="utf-8", errors=errors) as handle:
                 csv.writer(handle, lineterminator="\n").writerow(self.columns)  # "\n" like the rows
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -172,7 +176,7 @@ class AppendOnlyCsv:
         return values[0] if len(values) == 1 else values
 
     def _load_existing(self) -> None:
-        for row in read_complete_rows(self.path, self.columns):
+        for row in read_complete_rows(self.path, self.columns, self.errors):
             self.done.add(self._key_of(row))
 
     def __contains__(self, key) -> bool:
@@ -191,7 +195,7 @@ class AppendOnlyCsv:
             self.done.add(key)
             written += 1
         if written:
-            with open(self.path, "a", newline="", encoding="utf-8") as handle:
+            with open(self.path, "a", newline="", encoding="utf-8", errors=self.errors) as handle:
                 handle.write(buffer.getvalue())
                 handle.flush()
                 os.fsync(handle.fileno())

@@ -73,12 +73,13 @@ def _failure_reason(exc: Exception) -> str:
 
 
 def score_files(paths: Sequence[str], scorer: keras.Model, batch_size: int = 8, chunk: int = 256,
-                on_unreadable=None) -> tuple[list[tuple[str, float]], list[str]]:
+                on_unreadable=None, on_rows=None) -> tuple[list[tuple[str, float]], list[str]]:
     """Scores image files `chunk` at a time (batched by size); returns ([(path, score)], [failed paths]).
 
     A file that cannot be read, or a size the model cannot take (e.g. 1x1, below its receptive field), fails
     only its own images: each is passed to `on_unreadable(message)` (if given) and listed; the others are scored.
-    Rows keep the input order.
+    Rows keep the input order. `on_rows(rows)`, if given, receives each chunk's rows as soon as they are scored
+    (a job writes them at once, so a kill loses at most one chunk).
     """
     import tensorflow as tf
 
@@ -111,7 +112,10 @@ def score_files(paths: Sequence[str], scorer: keras.Model, batch_size: int = 8, 
                         report(f"{names[i]}: cannot be scored at {shape[1]}x{shape[0]} ({reason})")
                     continue
                 scores.update(zip(group, values.tolist()))
-            rows.extend((names[i], scores[i]) for i in sorted(scores))
+            done = [(names[i], scores[i]) for i in sorted(scores)]
+            rows.extend(done)
+            if on_rows is not None and done:
+                on_rows(done)
             bar.update(len(part))
     return rows, failed
 

@@ -4,12 +4,19 @@
   deepfl-predict --model multitask.keras --head head_split0.keras --output scores.csv images/
 
 Prints a table (image, score; higher is better) or writes CSV/JSON (by --output's extension or --format).
-Unreadable files are reported by name on stderr and the exit code is 1 at the end; the others are still scored.
+Scores are on the normalised [0, 1] scale the head was trained on (deepfl.data: 1 = best quality), not on the
+benchmark's own MOS/DMOS scale. Unreadable files are reported by name on stderr and the exit code is 1 at the
+end; the others are still scored.
+
+A CSV --output is written as the images are scored and resumes: a rerun with the same --model/--head (stored in
+<output>.settings.json) scores only the files not yet in it and appends them, so a kill loses at most one chunk.
+Another model into the same CSV, or an existing JSON --output, is refused (exit 2) unless --overwrite.
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from absl import flags
 
@@ -20,17 +27,34 @@ flags.DEFINE_string("model", None, "Exported one-file model (.keras: image -> sc
                     "model when --head is given.", required=True)
 flags.DEFINE_string("head", None, "MLP head (.keras) trained on MLSP features of --model; its "
                     "<head>.normalizer.json beside it is applied.")
-flags.DEFINE_string("output", None, "Write the scores here (.csv or .json) instead of printing a table.")
+flags.DEFINE_string("output", None, "Write the scores here (.csv or .json) instead of printing a table. A CSV "
+                    "is written as images are scored and a rerun resumes it.")
 flags.DEFINE_enum("format", None, ["table", "csv", "json"], "Output format (default: from --output's extension, "
                   "else a table).")
+flags.DEFINE_bool("overwrite", False, "Replace an existing --output instead of resuming (CSV) or refusing.")
 flags.DEFINE_integer("batch_size", 8, "Images of equal size scored together.", lower_bound=1)
-flags.DEFINE_integer("chunk", 256, "Images read into memory at a time.", lower_bound=1)
+flags.DEFINE_integer("chunk", 256, "Images read into memory (and written to a CSV --output) at a time.",
+                     lower_bound=1)
 
 EXIT_SOME_UNREADABLE = 1
+CSV_COLUMNS = ["image", "score"]
+
+
+def settings_path(output: Path) -> Path:
+    return output.with_name(output.name + ".settings.json")
+
+
+def check_image_model(scorer, model_path: str) -> None:
+    """One error for a model that does not take images (e.g. an MLP head given as --model)."""
+    shape = getattr(scorer, "input_shape", None)
+    if not (isinstance(shape, tuple) and len(shape) == 4 and shape[-1] == 3):
+        raise ValueError(f"model: {model_path} takes inputs of shape {shape}, not RGB images; an MLP head goes to "
+                         "--head, with the multi-task model (or use an exported one-file model) as --model")
 
 
 def main(argv: list[str]) -> int:
     from deepfl.fileio import atomic_write_bytes
+    from deepfl.jobs import AppendOnlyCsv, check_settings
     from deepfl.prediction import expand_inputs, format_scores, load_scorer, score_files
 
     inputs = argv[1:]
@@ -40,22 +64,50 @@ def main(argv: list[str]) -> int:
     if fmt is None:
         suffix = (FLAGS.output or "").lower().rsplit(".", 1)[-1]
         fmt = suffix if FLAGS.output and suffix in ("csv", "json") else ("csv" if FLAGS.output else "table")
+    output = Path(FLAGS.output) if FLAGS.output else None
+    if output is not None and output.is_dir():
+        raise ValueError(f"output: {output} is a folder; name a file (.csv or .json)")
+    if output is not None and fmt != "csv" and output.exists() and not FLAGS.overwrite:
+        raise ValueError(f"output: {output} exists; pass --overwrite to replace it (a CSV --output resumes instead)")
     paths = expand_inputs(inputs)
     scorer = load_scorer(FLAGS.model, FLAGS.head)
-    rows, failed = score_files(paths, scorer, FLAGS.batch_size, FLAGS.chunk,
-                               on_unreadable=lambda message: print(f"error: {message}", file=sys.stderr))
-    text = format_scores(rows, fmt)
-    # A file name that is not UTF-8 (held with surrogate escapes) is written back as its original bytes.
-    data = text.encode("utf-8", "surrogateescape")
-    if FLAGS.output:
-        atomic_write_bytes(FLAGS.output, data)
-        print(f"wrote {len(rows)} scores to {FLAGS.output}", file=sys.stderr)
-    elif getattr(sys.stdout, "buffer", None) is not None:
-        sys.stdout.flush()
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
+    check_image_model(scorer, FLAGS.model)
+
+    def report(message: str) -> None:
+        print(f"error: {message}", file=sys.stderr)
+
+    if output is not None and fmt == "csv":
+        settings = {"model": str(Path(FLAGS.model).resolve()),
+                    "head": str(Path(FLAGS.head).resolve()) if FLAGS.head else None}
+        if FLAGS.overwrite:
+            output.unlink(missing_ok=True)
+        elif output.exists() and not settings_path(output).exists():
+            raise ValueError(f"output: {output} exists and was not written by deepfl-predict with stored settings; "
+                             "pass --overwrite to replace it, or choose another --output")
+        check_settings(settings_path(output), settings, FLAGS.overwrite, output=f"--output {output}")
+        table = AppendOnlyCsv(output, CSV_COLUMNS, key="image", errors="surrogateescape")
+        todo = [p for p in paths if p not in table]
+        if len(todo) < len(paths):
+            print(f"{output}: {len(paths) - len(todo)} of {len(paths)} images already scored, scoring the other "
+                  f"{len(todo)}", file=sys.stderr)
+        _, failed = score_files(todo, scorer, FLAGS.batch_size, FLAGS.chunk, on_unreadable=report,
+                                on_rows=lambda rows: table.append(
+                                    {"image": image, "score": f"{score:.6f}"} for image, score in rows))
+        print(f"{output}: {len(table.done)} scores", file=sys.stderr)
     else:
-        sys.stdout.write(text)
+        rows, failed = score_files(paths, scorer, FLAGS.batch_size, FLAGS.chunk, on_unreadable=report)
+        text = format_scores(rows, fmt)
+        # A file name that is not UTF-8 (held with surrogate escapes) is written back as its original bytes.
+        data = text.encode("utf-8", "surrogateescape")
+        if output is not None:
+            atomic_write_bytes(output, data)
+            print(f"wrote {len(rows)} scores to {output}", file=sys.stderr)
+        elif getattr(sys.stdout, "buffer", None) is not None:
+            sys.stdout.flush()
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+        else:
+            sys.stdout.write(text)
     if failed:
         print(f"error: {len(failed)} of {len(paths)} file(s) could not be read (listed above)", file=sys.stderr)
         return EXIT_SOME_UNREADABLE

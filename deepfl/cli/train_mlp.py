@@ -6,7 +6,11 @@ Per split: 60/20/20 by content (or --official_split), targets z-scored on the tr
 Adam/MSE per candidate learning rate, best-validation checkpoint, lr chosen on validation; reports SROCC, PLCC
 (plain and after a 4-parameter logistic), KROCC and RMSE per split and their median. Writes every head
 (.keras + .normalizer.json), predictions.csv, per_split.csv, summary.csv/.md and scatter.png into --out_dir.
-A finished run (summary.csv present) is not redone unless --overwrite.
+Scores, predictions and RMSE are on the normalised [0, 1] scale of deepfl.data (1 = best quality), not on the
+data set's own MOS/DMOS scale.
+
+The resolved settings are stored in mlp_settings.json: a rerun with the same ones prints the finished run's table
+(or redoes an unfinished run); a rerun with other ones exits 2 naming each change, unless --overwrite.
 """
 
 from __future__ import annotations
@@ -30,23 +34,37 @@ flags.DEFINE_integer("batch_size", 128, "Mini-batch size.", lower_bound=1)
 flags.DEFINE_list("learning_rates", ["1e-1", "1e-2", "1e-3", "1e-4", "1e-5"], "Candidates, chosen on validation.")
 flags.DEFINE_enum("lr_selection", "first", ["first", "each"], "Choose the lr on the first split and reuse it "
                   "(cheaper), or on each split.")
-flags.DEFINE_bool("overwrite", False, "Redo a finished run in --out_dir.")
+flags.DEFINE_bool("overwrite", False, "Redo the run in --out_dir, also with other settings than it was made with.")
+
+SETTINGS_FILE = "mlp_settings.json"
 
 
 def main(argv: list[str]) -> int:
     from deepfl.data import read_dataset
     from deepfl.features import load_features
+    from deepfl.jobs import check_settings
     from deepfl.protocol import HeadConfig, run_and_report, table_splits
 
     out = Path(FLAGS.out_dir)
+    learning_rates = [float(v) for v in FLAGS.learning_rates]
+    settings = {"dataset": FLAGS.dataset, "data_dir": str(Path(FLAGS.data_dir).resolve()),
+                "features": str(Path(FLAGS.features).resolve()), "num_splits": FLAGS.num_splits,
+                "official_split": FLAGS.official_split, "seed": FLAGS.seed, "epochs": FLAGS.epochs,
+                "batch_size": FLAGS.batch_size, "learning_rates": learning_rates, "lr_selection": FLAGS.lr_selection}
     if (out / "summary.csv").exists() and not FLAGS.overwrite:
-        print(f"{out / 'summary.csv'} exists: run finished already (use --overwrite to redo)")
+        if not (out / SETTINGS_FILE).exists():
+            raise ValueError(f"out_dir: {out} holds a finished run without stored settings (made by an older "
+                             "deepfl); use a new --out_dir, or --overwrite to redo it")
+        check_settings(out / SETTINGS_FILE, settings, output=f"--out_dir {out}")   # raises if they differ
+        print(f"{out / 'summary.csv'}: finished already with these settings (--overwrite redoes it)")
         print((out / "summary.md").read_text() if (out / "summary.md").exists() else "")
         return 0
     table = read_dataset(FLAGS.dataset, FLAGS.data_dir)
     feats = load_features(FLAGS.features, table["image"].astype(str).tolist())
+    # Stored once the inputs are known to be good, so a run that failed on a bad input does not lock --out_dir.
+    check_settings(out / SETTINGS_FILE, settings, FLAGS.overwrite, output=f"--out_dir {out}")
     config = HeadConfig(epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
-                        learning_rates=[float(v) for v in FLAGS.learning_rates], lr_selection=FLAGS.lr_selection,
+                        learning_rates=learning_rates, lr_selection=FLAGS.lr_selection,
                         seed=FLAGS.seed)
     splits = table_splits(table, FLAGS.num_splits, FLAGS.seed, FLAGS.official_split)
     result = run_and_report(table, feats, splits, config, out, name=f"{FLAGS.dataset}_head", title=FLAGS.dataset)
