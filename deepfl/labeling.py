@@ -35,6 +35,9 @@ from deepfl.jobs import AppendOnlyCsv, ErrorPolicy, progress, read_complete_rows
 log = logging.getLogger("deepfl")
 
 KEY_COLUMNS = ("dist_im", "ref_im")
+# Pairs per metric call by default: KADIS gives each reference 5 distorted images (one type at 5 levels), so a
+# call scores 5 references x 5 levels, each reference decoded once and its reference-only work done once.
+PAIRS_PER_BATCH = 5 * 5
 # Column names accepted for the two key columns (ours/KADIS first, then KADID-10k's dmos.csv).
 _ALIASES = {"dist_im": ("dist_im", "dist_img"), "ref_im": ("ref_im", "ref_img")}
 
@@ -60,7 +63,7 @@ def check_metrics(metrics: Iterable[str] | str | None) -> list[str]:
 
 
 def load_metric_functions(metrics: Sequence[str]) -> dict:
-    """Imports each metric's TF function; a metric whose module is not there yet fails with one line."""
+    """Imports each metric's TF function; a metric that cannot be imported fails with one line naming it."""
     functions = {}
     for name in metrics:
         try:
@@ -96,7 +99,7 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     return table.reset_index(drop=True)
 
 
-def group_pairs(pairs: pd.DataFrame, batch_size: int = 25) -> list[tuple[str, list[str]]]:
+def group_pairs(pairs: pd.DataFrame, batch_size: int = PAIRS_PER_BATCH) -> list[tuple[str, list[str]]]:
     """Groups pairs by reference (first-seen order) in chunks of <= batch_size: [(ref_im, [dist_im, ...])]."""
     if batch_size < 1:
         raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
@@ -236,7 +239,7 @@ def _score_groups(functions: dict, groups: list[_Group]) -> list[dict[str, np.nd
 
 def label_pairs(pairs: pd.DataFrame, image_root: str | os.PathLike, out_csv: str | os.PathLike,
                 metrics: Sequence[str] | str | None = None, ref_root: str | os.PathLike | None = None,
-                batch_size: int = 25, num_shards: int = 1, shard_index: int = 0,
+                batch_size: int = PAIRS_PER_BATCH, num_shards: int = 1, shard_index: int = 0,
                 on_error: str = "skip") -> LabelSummary:
     """Scores the pairs of shard `shard_index` and appends them to the shard's output CSV (resumable).
 

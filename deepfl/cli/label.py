@@ -18,6 +18,7 @@ import os
 from absl import flags
 
 from deepfl.cli import app
+from deepfl.labeling import PAIRS_PER_BATCH
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("manifest", None, "CSV of pairs: columns dist_im, ref_im (or KADID-10k's dist_img, ref_img).",
@@ -27,7 +28,7 @@ flags.DEFINE_string("ref_root", None, "Folder the ref_im names are relative to (
 app.define_out_dir()
 flags.DEFINE_string("output_name", "labels.csv", "File name of the label CSV inside --out_dir.")
 flags.DEFINE_list("metrics", None, "Comma-separated subset of the eleven metrics (default: all eleven).")
-flags.DEFINE_integer("batch_size", 25, "Pairs scored per metric call: the distorted images of one or more "
+flags.DEFINE_integer("batch_size", PAIRS_PER_BATCH, "Pairs scored per metric call: the distorted images of one or more "
                      "references of equal size (each reference decoded once and its reference-only work done "
                      "once; KADIS: 5 references x 5 levels).", lower_bound=1)
 flags.DEFINE_boolean("merge", False, "Join the --num_shards shard files into the final CSV and stop.")

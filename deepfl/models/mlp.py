@@ -12,6 +12,10 @@ import keras
 
 from deepfl.paper import MLSP_DIM, STAGE2_DROPOUT, STAGE2_HIDDEN
 
+# Layer i's initialiser uses seed + i; its dropout mask uses seed + DROPOUT_SEED_OFFSET + i, so the two streams
+# never share a seed.
+DROPOUT_SEED_OFFSET = 100
+
 
 def build_mlp(input_dim: int = MLSP_DIM, hidden: Sequence[int] = STAGE2_HIDDEN,
               dropout: Sequence[float] = STAGE2_DROPOUT, batch_norm: bool = True,
@@ -42,7 +46,8 @@ def build_mlp(input_dim: int = MLSP_DIM, hidden: Sequence[int] = STAGE2_HIDDEN,
         if batch_norm:
             x = keras.layers.BatchNormalization(name=f"bn_{i}")(x)
         if rate > 0:
-            x = keras.layers.Dropout(rate, seed=None if seed is None else seed + 100 + i, name=f"dropout_{i}")(x)
+            mask_seed = None if seed is None else seed + DROPOUT_SEED_OFFSET + i
+            x = keras.layers.Dropout(rate, seed=mask_seed, name=f"dropout_{i}")(x)
     outputs = keras.layers.Dense(1, activation="linear", kernel_initializer=init(len(hidden)), name="score")(x)
     return keras.Model(inputs, outputs, name=name)
 

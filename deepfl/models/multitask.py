@@ -16,6 +16,12 @@ from deepfl.paper import STAGE1_LEARNING_RATE
 
 TASKS: tuple[str, ...] = METRICS  # one head per FR metric, in the order of the KADIS-700k label columns
 
+# Seeds of the heads: the t-th task draws from its own block, seed + SEEDS_PER_TASK * t + offset, so no two heads
+# share a seed. Hidden layer i uses offset i (kernel and dropout mask); the output layer uses OUTPUT_SEED_OFFSET,
+# past any hidden layer.
+SEEDS_PER_TASK = 100
+OUTPUT_SEED_OFFSET = 99
+
 
 def _check_tasks(tasks: Sequence[str] | str) -> list[str]:
     tasks = [tasks] if isinstance(tasks, str) else list(tasks)
@@ -56,12 +62,13 @@ def build_multitask(tasks: Sequence[str] | str = TASKS, weights: str | None = "i
         for t, task in enumerate(tasks):
             x = features
             for i, (units, rate) in enumerate(zip(hidden, dropout)):
+                layer_seed = seed + SEEDS_PER_TASK * t + i
                 x = keras.layers.Dense(units, activation="relu", name=f"{task}_fc{units}",
-                                       kernel_initializer=keras.initializers.HeNormal(seed=seed + 100 * t + i))(x)
-                x = keras.layers.Dropout(rate, seed=seed + 100 * t + i, name=f"{task}_dropout{i + 1}")(x)
+                                       kernel_initializer=keras.initializers.HeNormal(seed=layer_seed))(x)
+                x = keras.layers.Dropout(rate, seed=layer_seed, name=f"{task}_dropout{i + 1}")(x)
             outputs[task] = keras.layers.Dense(
                 1, name=task, dtype="float32",
-                kernel_initializer=keras.initializers.HeNormal(seed=seed + 100 * t + 99))(x)
+                kernel_initializer=keras.initializers.HeNormal(seed=seed + SEEDS_PER_TASK * t + OUTPUT_SEED_OFFSET))(x)
         model = keras.Model(inputs, outputs, name="deepfl_multitask")
     return model
 
