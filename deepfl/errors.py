@@ -11,3 +11,10 @@ class ImageReadError(DeepflError, ValueError):
 
 class TableError(DeepflError, ValueError):
     """A CSV/metadata file is missing, malformed, or holds a bad row."""
+
+
+def failure_reason(exc: BaseException) -> str:
+    """The last informative line of a (possibly multi-line TensorFlow) error message, for a one-line report."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return next((line for line in reversed(lines) if not line.startswith(("[[", "File", "Detected"))),
+                type(exc).__name__)

@@ -23,6 +23,7 @@ import itertools
 import logging
 import os
 import struct
+import sys
 import zlib
 from collections import defaultdict
 from pathlib import Path
@@ -32,7 +33,7 @@ import h5py
 import numpy as np
 from PIL import Image
 
-from deepfl.errors import DeepflError, ImageReadError
+from deepfl.errors import DeepflError, ImageReadError, failure_reason
 from deepfl.fileio import atomic_output
 from deepfl.images import read_images_ahead
 from deepfl.jobs import ErrorPolicy, iter_batches, progress
@@ -457,12 +458,25 @@ def extract_to_cache(extractor, paths: Sequence[str], cache_path: str | os.PathL
                     images.append(image)
                     keys.append(path)
                 if images:
-                    stats["written"] += cache.append(keys, predict(np.stack(images).astype(np.float32)))
+                    try:
+                        values = predict(np.stack(images).astype(np.float32))
+                    except (ValueError, *_tf_errors()) as exc:   # e.g. smaller than the network's receptive field
+                        height, width = images[0].shape[:2]
+                        for path in keys:
+                            policy.handle(f"{path}: cannot be extracted at {width}x{height} ({failure_reason(exc)})")
+                    else:
+                        stats["written"] += cache.append(keys, values)
                 bar.update(len(batch_paths))
         stats["skipped"] = policy.count - policy_count
         if not cache.is_compact:
             cache.compact()
     return stats
+
+
+def _tf_errors() -> tuple[type, ...]:
+    """TensorFlow's op errors (a model refusing an input size), when TensorFlow is loaded."""
+    tf = sys.modules.get("tensorflow")
+    return (tf.errors.OpError,) if tf is not None else ()
 
 
 def _utf8_key(path: str, policy: ErrorPolicy) -> bool:

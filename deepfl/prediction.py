@@ -65,13 +65,6 @@ def expand_inputs(inputs: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def _failure_reason(exc: Exception) -> str:
-    """The last informative line of a (possibly multi-line TensorFlow) error message."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return next((line for line in reversed(lines) if not line.startswith(("[[", "File", "Detected"))),
-                type(exc).__name__)
-
-
 def score_files(paths: Sequence[str], scorer: keras.Model, batch_size: int = 8, chunk: int = 256,
                 on_unreadable=None, on_rows=None) -> tuple[list[tuple[str, float]], list[str]]:
     """Scores image files `chunk` at a time (batched by size); returns ([(path, score)], [failed paths]).
@@ -83,7 +76,7 @@ def score_files(paths: Sequence[str], scorer: keras.Model, batch_size: int = 8, 
     """
     import tensorflow as tf
 
-    from deepfl.errors import ImageReadError
+    from deepfl.errors import ImageReadError, failure_reason
     from deepfl.jobs import progress
 
     report = on_unreadable or (lambda message: None)
@@ -106,7 +99,7 @@ def score_files(paths: Sequence[str], scorer: keras.Model, batch_size: int = 8, 
                 try:
                     values = score_arrays(scorer, [images[i] for i in group], batch_size)
                 except (ValueError, tf.errors.OpError) as exc:
-                    reason = _failure_reason(exc)
+                    reason = failure_reason(exc)
                     for i in group:
                         failed.append(names[i])
                         report(f"{names[i]}: cannot be scored at {shape[1]}x{shape[0]} ({reason})")

@@ -50,3 +50,19 @@ def test_label_exits_3_when_every_pair_is_skipped(tmp_path):
     assert scored.returncode == 0, scored.stderr[-2000:]    # one row written, the mismatched pair skipped
     assert "1 rows written" in scored.stdout and scored.stdout.count("rows written") == 1
     assert "rows written" not in scored.stderr                # the summary is printed once
+
+
+def test_extract_features_names_an_image_too_small_for_the_network_and_resumes(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    write_image(images / "big.png", textured_image(96, 96, 0))
+    write_image(images / "thumb.png", textured_image(40, 40, 1))   # below InceptionResNetV2's receptive field
+    argv = [f"--images={images}", f"--out_dir={tmp_path / 'feats'}", "--weights=none"]
+    first, rerun, stop = kr.run_batch("extract_features", [argv, argv, [*argv, "--on_error=stop"]])
+    assert first.returncode == 0, first.stderr[-2000:]
+    warning = [line for line in first.stderr.splitlines() if "thumb.png" in line]
+    assert len(warning) == 1 and "cannot be extracted at 40x40" in warning[0], first.stderr[-2000:]
+    assert "1 extracted, 0 already cached, 1 bad images skipped" in first.stdout
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "0 extracted, 1 already cached, 1 bad images skipped" in rerun.stdout
+    assert stop.returncode == EXIT_BAD_INPUT and "thumb.png" in error_lines(stop.stderr)[0]

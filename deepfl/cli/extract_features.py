@@ -52,6 +52,8 @@ def main(argv: list[str]) -> int:
     policy = ErrorPolicy(FLAGS.on_error)
     stats = features.extract_to_cache(extractor, paths, cache, FLAGS.batch_size, source=source, policy=policy)
     print(f"{cache}: {stats['written']} extracted, {stats['done']} already cached, {policy.summary('images')}")
+    if policy.count and not stats["written"] and not stats["done"]:
+        raise app.NothingDone(f"no image was extracted: all {policy.count} were skipped (first: {policy.problems[0]})")
     return 0
 
 
