@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from deepfl.errors import ImageReadError
 from deepfl.fileio import atomic_write_bytes
@@ -82,7 +82,7 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
 
     Plain 8-bit gray/RGB PNGs go through `deepfl.png.decode_png_rgb` (the same pixels as Pillow, ~1.4x faster);
     every other format, and any PNG it declines (damaged, 16-bit, palette, alpha, interlaced), through Pillow,
-    which also names the error.
+    which also names the error. An EXIF orientation tag (phone portraits, JPEG/TIFF/WebP) is applied.
     """
     from deepfl.png import decode_png_rgb
 
@@ -92,7 +92,8 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
     try:
         with Image.open(io.BytesIO(data)) as pil_image:
             pil_image.load()
-            array = to_rgb_uint8(pil_image)
+            # Cameras store portrait photos sideways with an EXIF orientation tag; show them as a viewer does.
+            array = to_rgb_uint8(ImageOps.exif_transpose(pil_image))
     except Image.DecompressionBombError as exc:
         raise ImageReadError(f"{name}: image too large to decode safely ({exc})") from None
     except UnidentifiedImageError:

@@ -63,3 +63,16 @@ def test_read_images_ahead_keeps_order_and_hands_back_errors(tmp_path, small_pho
     good = [image for _, image in results if not isinstance(image, ImageReadError)]
     for i, image in enumerate(good):
         np.testing.assert_array_equal(image, np.roll(small_photo, i, axis=1))
+
+
+@pytest.mark.parametrize("orientation, rotate", [(1, 0), (3, 2), (6, -1), (8, 1)])
+def test_exif_orientation_is_applied(tmp_path, small_photo, orientation, rotate):
+    """A phone stores a portrait photo sideways with an EXIF orientation tag; it must be read upright."""
+    plain, tagged = tmp_path / "plain.jpg", tmp_path / "tagged.jpg"
+    Image.fromarray(small_photo).save(plain, quality=95)
+    exif = Image.Exif()
+    exif[0x0112] = orientation                      # Orientation
+    Image.fromarray(small_photo).save(tagged, quality=95, exif=exif.tobytes())
+    upright = read_image(tagged)
+    np.testing.assert_array_equal(upright, np.rot90(read_image(plain), k=rotate))
+    assert upright.shape[:2] == (small_photo.shape[:2] if rotate in (0, 2) else small_photo.shape[1::-1])
