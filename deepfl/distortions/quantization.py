@@ -2,7 +2,7 @@
 
 - `rgb2ind(rgb, n)` with its default dither (type 6, `imcolorquantize`): the minimum-variance palette of `cq`
   (Wu's quantiser on the 5-bit colour cube), then `dither` (inverse colormap at Qm = 5 bits, Floyd-Steinberg
-  error diffusion at Qe = 8 bits, down each column). Compiled in `_quantization_kernels`.
+  error diffusion at Qe = 8 bits, down each column). Compiled in `_kernels/quantization.py`.
 - `multithresh(a, n)` and `imquantize` (type 22, `imnoisequantize`): Otsu's criterion on the 256-bin histogram
   of the image's range, maximised exhaustively for n <= 2 and by `fminsearch` from uniformly spaced thresholds
   for n >= 3; the thresholds are rounded to bins and mapped back to the image's range.
@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from deepfl.distortions import _quantization_kernels as _kernels
+from deepfl.distortions._kernels import quantization as _kernels
 from deepfl.distortions._nelder_mead import fminsearch
 
 # ------------------------------------------------------------------------------------------ rgb2ind (type 6)
