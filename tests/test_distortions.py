@@ -8,8 +8,9 @@ import pytest
 from PIL import Image
 
 from deepfl import distortions
-from deepfl.distortions import _colour, _filters, _random, _ranges, _tone, spatial
+from deepfl.distortions import _colour, _filters, _random, _ranges, _tone, quantization, spatial
 from deepfl.distortions._kernels import nlm, warp
+from helpers_quantization import otsu_objective, otsu_pdf
 
 ALL_TYPES = list(range(1, 26))
 
@@ -95,14 +96,18 @@ def test_curves_pass_through_control_points():
 
 
 def test_multithresh_two_levels_matches_otsu():
+    # For 2 thresholds MATLAB's multithresh is exhaustive Otsu: its thresholds reach scikit-image's maximum of the
+    # between-class variance (where the maximum spans a gap of empty bins, MATLAB takes the mean position of the
+    # maxima and scikit-image the first, so the positions themselves may differ).
     from skimage.filters import threshold_multiotsu
 
     rng = np.random.default_rng(0)
-    x = np.clip(np.concatenate([rng.normal(0.2, 0.05, 4000), rng.normal(0.5, 0.05, 3000),
-                                rng.normal(0.85, 0.04, 3000)]), 0, 1)
-    ours = spatial._multithresh(x, 2)
-    theirs = threshold_multiotsu(np.round(x * 255).astype(np.uint8), classes=3) / 255
-    np.testing.assert_allclose(ours, theirs, atol=1.5 / 255)
+    levels = np.round(np.clip(np.concatenate([rng.normal(0.2, 0.05, 4000), rng.normal(0.5, 0.05, 3000),
+                                              rng.normal(0.85, 0.04, 3000), [0.0, 1.0]]), 0, 1) * 255)
+    pdf, _, _ = otsu_pdf(levels / 255)  # levels 0 and 255 present: the same bins as scikit-image's
+    ours = quantization.multithresh(levels / 255, 2) * 255
+    theirs = threshold_multiotsu(levels.astype(np.uint8), classes=3)
+    assert otsu_objective(pdf, ours) == pytest.approx(otsu_objective(pdf, theirs), rel=1e-12)
 
 
 def test_mapmm_and_percentile():
@@ -155,6 +160,17 @@ def test_white_noise_std_follows_the_table():
         out = distortions.distort(flat, "white_noise", level, rng=level).astype(float)
         std = out[8:-8].std() / 255
         assert 0.9 * np.sqrt(var) < std < 1.1 * np.sqrt(var), (level, std)
+
+
+def test_type12_clips_ycbcr2rgb_output_to_the_unit_range():
+    # MATLAB's ycbcr2rgb clips double output to [0, 1]. On black and white halves, noise pushes about half the
+    # samples of each half outside [0, 1]; clipped, they all sit at 0 or 1 and map to 0 or 255 exactly. Without
+    # the clip only the single extreme sample of the noisy image would reach 0 or 255 after mapmm.
+    image = np.zeros((64, 64, 3), np.uint8)
+    image[:, 32:] = 255
+    out = distortions.distort(image, 12, 5, rng=0)
+    assert np.mean(out[:, 32:] == 255) > 0.2
+    assert np.mean(out[:, :32] == 0) > 0.2
 
 
 def test_impulse_noise_density():

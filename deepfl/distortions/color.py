@@ -6,8 +6,8 @@ Each takes a float64 HxWx3 image in [0, 1], the level's parameter and a numpy Ge
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
 
+from deepfl.distortions import quantization
 from deepfl.distortions._colour import lab2rgb, rgb2gray, rgb2lab
 from deepfl.distortions._filters import gaussian_filter
 from deepfl.distortions._ranges import Source, mapmm, matlab_round, ps2, to_double_uint8_roundtrip, truncate
@@ -45,16 +45,14 @@ def color_shift(x: np.ndarray, amount: float, rng: np.random.Generator) -> np.nd
 
 
 def color_quantization(x: np.ndarray, colors: int, rng: np.random.Generator) -> np.ndarray:
-    """Type 6, `rgb2ind(x, n)` + `ind2rgb`: an n-colour palette, pixels mapped with Floyd-Steinberg dithering
-    (`rgb2ind`'s default).
+    """Type 6, `imcolorquantize`: `[X, map] = rgb2ind(x, n)` then `ind2rgb(X, map)`.
 
-    MATLAB builds the palette by minimum-variance quantisation; here Pillow's fast octree builds it (its median
-    cut is 25x slower), then Pillow's Floyd-Steinberg error diffusion maps the pixels to it.
+    `rgb2ind` converts x with `im2uint8`, builds MATLAB's minimum-variance palette (`cq`) and maps the pixels to
+    it with MATLAB's error-diffusion `dither` (see `quantization`); the output is the palette colour of each
+    pixel, double(palette)/255.
     """
-    image = Image.fromarray(to_double_uint8_roundtrip(x))
-    palette = image.quantize(colors=int(colors), method=Image.Quantize.FASTOCTREE)
-    quantized = image.quantize(palette=palette, dither=Image.Dither.FLOYDSTEINBERG)
-    return np.asarray(quantized.convert("RGB"), dtype=np.float64) / 255.0
+    indices, colormap = quantization.rgb2ind(to_double_uint8_roundtrip(x), int(colors))
+    return colormap[indices]
 
 
 def color_saturation_hsv(x: np.ndarray, factor: float, rng: np.random.Generator) -> np.ndarray:

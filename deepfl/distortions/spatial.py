@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from deepfl.distortions import quantization as _quantization
 from deepfl.distortions._colour import lab2rgb, rgb2lab
 from deepfl.distortions._filters import gaussian_filter
 from deepfl.distortions._kernels import pixels, warp
@@ -74,66 +75,18 @@ def pixelate(x: np.ndarray, strength: float, rng: np.random.Generator) -> np.nda
     return out
 
 
-def _multithresh(x: np.ndarray, levels: int, counts: np.ndarray | None = None) -> np.ndarray:
-    """Multi-level Otsu thresholds of `x` (values in [0, 1]) on a 256-bin histogram, as MATLAB `multithresh`.
-
-    MATLAB searches the maximum between-class variance with `fminsearch`; we maximise the same criterion by
-    exact coordinate ascent over bin boundaries (deterministic), starting from equal-population classes.
-    `counts` (optional): how many samples hold each value of `x` (then `x` lists distinct values).
-    """
-    if counts is not None:
-        x = x[counts > 0]
-        counts = counts[counts > 0]
-    lo, hi = float(x.min()), float(x.max())
-    scaled = (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
-    bins = np.floor(scaled.ravel() * 255.0 + 0.5).astype(np.int64)
-    p = np.bincount(bins, weights=counts, minlength=256).astype(np.float64)
-    p /= p.sum()
-    omega = np.concatenate([[0.0], np.cumsum(p)])
-    mu = np.concatenate([[0.0], np.cumsum(p * np.arange(256))])
-
-    def score(a, b):  # between-class term of classes covering bins [a, b)
-        w = omega[b] - omega[a]
-        m = mu[b] - mu[a]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(w > 0, m * m / np.where(w > 0, w, 1.0), 0.0)
-
-    # Start: boundaries at equal cumulative mass, made strictly increasing.
-    bounds = np.searchsorted(omega, np.arange(1, levels + 1) / (levels + 1)).clip(1, 255)
-    for k in range(levels):
-        bounds[k] = max(bounds[k], (bounds[k - 1] + 1) if k else 1)
-    for k in range(levels - 1, -1, -1):
-        bounds[k] = min(bounds[k], (bounds[k + 1] - 1) if k < levels - 1 else 255)
-    full = np.concatenate([[0], bounds, [256]])
-    for _ in range(200):
-        changed = False
-        for k in range(1, levels + 1):
-            cand = np.arange(full[k - 1] + 1, full[k + 1])
-            if cand.size == 0:
-                continue
-            best = int(cand[np.argmax(score(full[k - 1], cand) + score(cand, full[k + 1]))])
-            if best != full[k]:
-                full[k] = best
-                changed = True
-        if not changed:
-            break
-    # Threshold = centre of the last bin of the lower class, mapped back to the data range.
-    return lo + (full[1:-1] - 1) / 255.0 * (hi - lo)
-
-
 def quantization(x: np.ndarray, levels: int, rng: np.random.Generator) -> np.ndarray:
-    """Type 22, `imnoisequantize`: `levels` Otsu thresholds of the whole RGB image; `imquantize` maps values up
-    to the first threshold to 0, those between thresholds k-1 and k to threshold k, those above the last to 1."""
-    thresh = _multithresh(x, int(levels))
-    values = np.concatenate([[0.0], thresh[1:], [1.0]])
-    return values[np.searchsorted(thresh, x, side="left")]
+    """Type 22, `imnoisequantize`: `levels` thresholds from MATLAB `multithresh` of the whole RGB image, then
+    `imquantize` maps values up to the first threshold to 0, those between thresholds k-1 and k to threshold k,
+    those above the last to 1."""
+    thresh = _quantization.multithresh(x, int(levels))
+    return _quantization.imquantize(x, thresh, np.concatenate([[0.0], thresh[1:], [1.0]]))
 
 
 def quantization_levels(levels: np.ndarray, counts: np.ndarray, n: int) -> np.ndarray:
     """Type 22 on the input levels (thresholds from the level histogram `counts`, then per-sample)."""
-    thresh = _multithresh(levels, int(n), counts)
-    values = np.concatenate([[0.0], thresh[1:], [1.0]])
-    return values[np.searchsorted(thresh, levels, side="left")]
+    thresh = _quantization.multithresh(levels, int(n), counts)
+    return _quantization.imquantize(levels, thresh, np.concatenate([[0.0], thresh[1:], [1.0]]))
 
 
 def color_block(x: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
