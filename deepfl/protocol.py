@@ -4,11 +4,13 @@ Per split: targets are normalised with statistics of the training rows only; the
 with Adam/MSE at each candidate learning rate, keeping the weights of the epoch with the lowest validation loss
 (the best-validation checkpoint); the learning rate whose checkpoint has the lowest validation loss wins (chosen
 on the first split and reused by default, or per split); the winner is evaluated on the test rows.
+
+`protocol_settings("authors_demo")` gives the protocol of the authors' demo notebook instead: one fixed learning
+rate, raw published scores as targets (no normalisation), 5 splits; `PROTOCOLS` names both.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ import keras
 import numpy as np
 import pandas as pd
 
+from deepfl import paper
 from deepfl.data.normalization import TargetNormalizer
 from deepfl.data.tables import SPLIT_NAMES
 from deepfl.evaluation import evaluate, summarize
@@ -27,20 +30,22 @@ from deepfl.models.mlp import build_mlp, compile_mlp
 
 log = logging.getLogger("deepfl")
 
-PAPER_LEARNING_RATES: tuple[float, ...] = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5)
+PAPER_LEARNING_RATES: tuple[float, ...] = paper.STAGE2_LEARNING_RATES
+PROTOCOLS = ("paper", "authors_demo")
 
 
 @dataclass
 class HeadConfig:
     """Everything that defines how one head is trained (defaults: the paper's)."""
 
-    hidden: Sequence[int] = (2048, 1024, 256)
-    dropout: Sequence[float] = (0.25, 0.25, 0.5)
-    epochs: int = 30
-    batch_size: int = 128
+    hidden: Sequence[int] = paper.STAGE2_HIDDEN
+    dropout: Sequence[float] = paper.STAGE2_DROPOUT
+    epochs: int = paper.STAGE2_EPOCHS
+    batch_size: int = paper.STAGE2_BATCH_SIZE
     learning_rates: Sequence[float] = PAPER_LEARNING_RATES
     lr_selection: str = "first"  # "first": choose on split 0 and reuse; "each": choose on every split
     seed: int = 0
+    normalize_targets: bool = True  # z-score on the training rows (paper); False: train on the scores as given
 
     def __post_init__(self):
         if self.lr_selection not in ("first", "each"):
@@ -53,9 +58,37 @@ class HeadConfig:
             raise ValueError(f"learning_rates: need positive values, got {list(self.learning_rates)}")
 
 
+def protocol_settings(name: str) -> dict:
+    """The settings that define protocol `name` ("paper" or "authors_demo"): HeadConfig fields (`learning_rates`,
+    `epochs`, `batch_size`, `normalize_targets`), `num_splits` and `target_column` (the table column trained on:
+    `score`, or `raw_score` for the authors' raw DMOS)."""
+    if name == "paper":
+        return {"learning_rates": list(paper.STAGE2_LEARNING_RATES), "epochs": paper.STAGE2_EPOCHS,
+                "batch_size": paper.STAGE2_BATCH_SIZE, "normalize_targets": True,
+                "num_splits": paper.STAGE2_NUM_SPLITS, "target_column": "score"}
+    if name == "authors_demo":
+        return {"learning_rates": [paper.AUTHORS_DEMO_LEARNING_RATE], "epochs": paper.AUTHORS_DEMO_EPOCHS,
+                "batch_size": paper.AUTHORS_DEMO_BATCH_SIZE, "normalize_targets": False,
+                "num_splits": paper.AUTHORS_DEMO_NUM_SPLITS, "target_column": "raw_score"}
+    raise ValueError(f"protocol: must be one of {PROTOCOLS}, got {name!r}")
+
+
 def fit_normalizer(train_scores: np.ndarray) -> TargetNormalizer:
     """z-score of the `score` column fitted on the training rows only (the project's contract)."""
     return TargetNormalizer("standard").fit({"score": np.asarray(train_scores, np.float64)}, "score")
+
+
+def _targets(scores: np.ndarray, train_rows: np.ndarray,
+             config: HeadConfig) -> tuple[np.ndarray, TargetNormalizer | None]:
+    """Training targets for every row and the normaliser that maps predictions back (None: used as given)."""
+    if not config.normalize_targets:
+        return scores.astype(np.float32), None
+    norm = fit_normalizer(scores[train_rows])
+    return norm.transform_values("score", scores).astype(np.float32), norm
+
+
+def _scores_of(norm: TargetNormalizer | None, predictions: np.ndarray) -> np.ndarray:
+    return predictions if norm is None else norm.inverse_values("score", predictions)
 
 
 def split_labels(table: pd.DataFrame, parts: Mapping[str, pd.DataFrame]) -> np.ndarray:
@@ -135,8 +168,8 @@ def run_protocol(features: np.ndarray, scores: np.ndarray, splits: Sequence[Sequ
     """Trains and tests one head per split; `splits` holds, per split, one label (train/val/test) per row.
 
     With `out_dir`, each head is saved as `<name>_split<k>.keras` with `<name>_split<k>.normalizer.json` (the
-    target normalisation, a `deepfl.data.TargetNormalizer`) beside it. Scores are on the table's scale (higher is better); criteria compare the
-    de-normalised predictions with them.
+    target normalisation, a `deepfl.data.TargetNormalizer`; none when `config.normalize_targets` is False)
+    beside it. Criteria compare the de-normalised predictions with `scores`.
     """
     features = np.asarray(features, dtype=np.float32)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
@@ -156,8 +189,7 @@ def run_protocol(features: np.ndarray, scores: np.ndarray, splits: Sequence[Sequ
     chosen_lr: float | None = None
     for k, labels in enumerate(splits):
         idx = _split_indices(labels)
-        norm = fit_normalizer(scores[idx["train"]])
-        y = norm.transform_values("score", scores).astype(np.float32)
+        y, norm = _targets(scores, idx["train"], config)
         candidates = [chosen_lr] if chosen_lr is not None else list(config.learning_rates)
         best = None
         for lr in candidates:
@@ -169,7 +201,7 @@ def run_protocol(features: np.ndarray, scores: np.ndarray, splits: Sequence[Sequ
         model, val_loss, epoch, lr = best
         if config.lr_selection == "first":
             chosen_lr = lr
-        pred = norm.inverse_values("score", _predict(model, features))
+        pred = _scores_of(norm, _predict(model, features))
         test = idx["test"]
         metrics = evaluate(pred[test], scores[test])
         rows.append({"split": k, "learning_rate": lr, "best_epoch": epoch + 1, "val_loss": val_loss,
@@ -180,7 +212,8 @@ def run_protocol(features: np.ndarray, scores: np.ndarray, splits: Sequence[Sequ
         if out is not None:
             path = out / f"{name}_split{k}.keras"
             save_head(model, path)
-            norm.save(normalizer_path(path))
+            if norm is not None:
+                norm.save(normalizer_path(path))
             head_paths.append(str(path))
     per_split = pd.DataFrame(rows)
     crit = ["srocc", "plcc", "plcc_logistic", "krocc", "rmse", "rmse_logistic"]
@@ -195,15 +228,14 @@ def cross_dataset(train_features: np.ndarray, train_scores: np.ndarray, train_sp
     another: the paper's cross-data-set setting. Returns the criteria on the second set."""
     train_features = np.asarray(train_features, np.float32)
     idx = _split_indices(train_split)
-    norm = fit_normalizer(np.asarray(train_scores, np.float64)[idx["train"]])
-    y = norm.transform_values("score", train_scores).astype(np.float32)
+    y, norm = _targets(np.asarray(train_scores, np.float64), idx["train"], config)
     best = None
     for lr in config.learning_rates:
         model, val_loss, _ = train_head(train_features[idx["train"]], y[idx["train"]], train_features[idx["val"]],
                                         y[idx["val"]], lr, config)
         if best is None or val_loss < best[1]:
             best = (model, val_loss)
-    pred = norm.inverse_values("score", _predict(best[0], np.asarray(test_features, np.float32)))
+    pred = _scores_of(norm, _predict(best[0], np.asarray(test_features, np.float32)))
     return evaluate(pred, test_scores)
 
 
@@ -219,8 +251,10 @@ def table_splits(table: pd.DataFrame, num_splits: int = 10, seed: int = 0, offic
 
 def run_and_report(table: pd.DataFrame, features: np.ndarray, splits: Sequence[Sequence[str]],
                    config: HeadConfig, out_dir: str | os.PathLike, name: str = "head", title: str = "",
-                   score_label: str = "subjective score (normalised, higher is better)") -> ProtocolResult:
-    """`run_protocol` on a data table, then writes its outputs into `out_dir`.
+                   score_label: str = "subjective score (normalised, higher is better)",
+                   target_column: str = "score") -> ProtocolResult:
+    """`run_protocol` on a data table's `target_column` (`score`, or `raw_score`: the scores as published, as
+    the authors' demo trains on them), then writes its outputs into `out_dir`.
 
     Files: `<name>_split<k>.keras` (+ `.normalizer.json`), `predictions.csv` (every image of every split),
     `per_split.csv`, `summary.csv`/`summary.md` (median/mean/std over splits) and `scatter.png` (test images of
@@ -229,7 +263,11 @@ def run_and_report(table: pd.DataFrame, features: np.ndarray, splits: Sequence[S
     from deepfl import reporting
 
     out = Path(out_dir)
-    result = run_protocol(features, table["score"].to_numpy(), splits, config, out_dir=out,
+    if target_column not in ("score", "raw_score"):
+        raise ValueError(f"target_column: must be 'score' or 'raw_score', got {target_column!r}")
+    if target_column == "raw_score" and score_label.startswith("subjective score (normalised"):
+        score_label = "subjective score (as published)"
+    result = run_protocol(features, table[target_column].to_numpy(), splits, config, out_dir=out,
                           images=table["image"].astype(str).tolist(), content=table["content"].astype(str).tolist(),
                           name=name)
     atomic_write_bytes(out / "predictions.csv", result.predictions.to_csv(index=False).encode("utf-8"))

@@ -17,27 +17,42 @@ import pandas as pd
 
 from deepfl.fileio import atomic_write_bytes
 
-WITHIN_COLUMNS = ("dataset", "title", "status", "n_images", "n_splits", "srocc", "plcc", "plcc_logistic", "krocc",
-                  "rmse", "paper_srocc", "paper_plcc", "delta_srocc", "delta_plcc")
+WITHIN_COLUMNS = ("dataset", "title", "protocol", "status", "n_images", "n_splits", "srocc", "plcc", "plcc_logistic",
+                  "krocc", "rmse", "paper_srocc", "paper_plcc", "delta_srocc", "delta_plcc", "authors_demo_srocc",
+                  "authors_demo_splits", "delta_authors_demo_srocc")
+
+
+def authors_demo_anchor() -> dict[str, tuple[float, str]]:
+    """The authors' demo notebook's printed SROCC per data set: (median over its splits, the splits as text)."""
+    from deepfl.paper import AUTHORS_DEMO_KADID10K_SROCC
+
+    splits = AUTHORS_DEMO_KADID10K_SROCC
+    return {"kadid10k": (float(np.median(splits)), " ".join(f"{v:.3f}" for v in splits))}
 
 
 def within_table(summaries: Mapping[str, pd.DataFrame | None], n_images: Mapping[str, int] | None = None,
                  n_splits: Mapping[str, int] | None = None, skipped_reason: Mapping[str, str] | None = None,
-                 datasets: Sequence[str] | None = None) -> pd.DataFrame:
-    """The within-data-set table: median criteria over splits next to the paper's SROCC/PLCC.
+                 datasets: Sequence[str] | None = None, protocol: str = "paper") -> pd.DataFrame:
+    """The within-data-set table: median criteria over splits next to both anchors, the paper's SROCC/PLCC and
+    (KADID-10k) the SROCC the authors' demo notebook printed, median and per split.
 
     summaries: dataset key -> `evaluation.summarize` output (or None when the data set was not run). Every key of
-    `datasets` (default: the paper's six benchmarks) gets a row, so skipped data sets stay visible.
+    `datasets` (default: the paper's six benchmarks) gets a row, so skipped data sets stay visible. `protocol`
+    (the name of the stage-2 protocol that produced the summaries) is written in each row.
     """
     from deepfl.data import DATASETS
+
+    demo = authors_demo_anchor()
 
     datasets = list(datasets) if datasets is not None else [k for k, v in DATASETS.items() if v.paper_srocc]
     rows = []
     for key in list(dict.fromkeys([*datasets, *summaries])):
         info = DATASETS.get(key)
         summary = summaries.get(key)
-        row = {"dataset": key, "title": info.title if info else key,
+        row = {"dataset": key, "title": info.title if info else key, "protocol": protocol,
                "paper_srocc": info.paper_srocc if info else None, "paper_plcc": info.paper_plcc if info else None}
+        if key in demo:
+            row["authors_demo_srocc"], row["authors_demo_splits"] = demo[key]
         if summary is None:
             row["status"] = "skipped: " + (skipped_reason or {}).get(key, "no data folder given")
         else:
@@ -50,6 +65,8 @@ def within_table(summaries: Mapping[str, pd.DataFrame | None], n_images: Mapping
                 row["delta_srocc"] = row["srocc"] - row["paper_srocc"]
             if row["paper_plcc"] is not None:
                 row["delta_plcc"] = row.get("plcc_logistic", row["plcc"]) - row["paper_plcc"]
+            if key in demo:
+                row["delta_authors_demo_srocc"] = row["srocc"] - demo[key][0]
         rows.append(row)
     return pd.DataFrame(rows, columns=list(WITHIN_COLUMNS))
 
