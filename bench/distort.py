@@ -5,7 +5,7 @@ Part 1 (one process): for each of the 25 types, ms per distorted image for decod
 code's ms under GNU Octave on the same image (only where `octave` and --matlab_dir are available; Octave cannot
 run types 6, 9, 15, 22, 23); decoding is the generator's (`deepfl.png.decode_png_rgb`). Then the PNG writers
 side by side (Pillow compress_level=1 vs deepfl.png levels and back ends: CPU ms and KB per image). Part 2: the generator's work function
-(`deepfl.cli.distort.process_reference`) over 25 types x --refs_per_type references with a pool of --workers
+(`deepfl.generation.process_reference`) over 25 types x --refs_per_type references with a pool of --workers
 processes, as `deepfl-distort` runs it, in distorted images/s. The load average is printed before and after:
 on a shared machine CPU ms are the steadier figure.
 
@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from deepfl.distortions import DISTORTION_NAMES, distort  # noqa: E402
 from deepfl.images import encode_image  # noqa: E402
 from deepfl.png import decode_png_rgb  # noqa: E402
-from deepfl.cli.distort import _init_worker, encode_output, process_reference  # noqa: E402
+from deepfl.generation import encode_output, init_worker, process_reference  # noqa: E402
 
 
 def references(count: int) -> list[np.ndarray]:
@@ -140,7 +140,7 @@ def throughput(refs: list[np.ndarray], workers: int, fmt: str) -> tuple[float, i
             tasks.append((str(ref_dir), name, i % 25 + 1, str(out_dir), fmt, 0, False, 1))
         out_dir.mkdir()
         context = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-        with context.Pool(workers, initializer=_init_worker) as pool:
+        with context.Pool(workers, initializer=init_worker) as pool:
             pool.map(process_reference, tasks[:workers])  # warm the workers up (imports)
             shutil.rmtree(out_dir)
             out_dir.mkdir()
@@ -166,7 +166,7 @@ def main() -> None:
     peer = {}
     if args.matlab_dir and shutil.which("octave"):
         peer = octave_ms(args.matlab_dir, refs[0])
-    _init_worker()  # as in the generator's workers
+    init_worker()  # as in the generator's workers
     print(f"load average before: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
     rows = per_type(ref_png, args.repeats)
     print(f"Part 1: ms per distorted 512x384 image, one process (cpu count {os.cpu_count()})")

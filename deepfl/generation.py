@@ -1,0 +1,378 @@
+"""The KADIS-style generation job: every pristine reference gets one distortion type at all 5 levels.
+
+`generate` writes `<ref stem>_<TT>_<LL>.<ext>` into the output folder and appends a manifest CSV
+`dist_im, ref_im, dist_type, dist_level` (names relative to the output folder and the reference folder); `merge`
+joins the manifests of a sharded run. The type per reference comes from an assignment CSV (the
+`kadis700k_ref_imgs.csv` layout) or is drawn from the seed. Every random draw is seeded by (seed, reference
+name), so results do not depend on sharding, worker count or restarts; images are written atomically and the
+manifest is append-only, so a killed run restarted with the same settings finishes the rest. With `resize` the
+references are scaled and cropped to KADIS-700k's 512x384 (portrait: 384x512) and written as
+`references/<ref stem>.png`, which the manifest names. The script `deepfl-distort` (deepfl/cli/distort.py) parses
+flags and calls these functions.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import multiprocessing as mp
+import os
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from deepfl import distortions
+from deepfl.errors import ImageReadError, TableError
+from deepfl.fileio import atomic_write_bytes
+from deepfl.images import encode_image, list_images, read_image
+from deepfl.jobs import AppendOnlyCsv, ErrorPolicy, check_settings, progress, read_complete_rows, shard
+from deepfl.png import decode_png_rgb, encode_png
+
+log = logging.getLogger("deepfl")
+
+MANIFEST_COLUMNS = ["dist_im", "ref_im", "dist_type", "dist_level"]
+KADIS_SIZE = (512, 384)  # width, height of KADIS-700k references (landscape; portrait images get 384x512)
+REFERENCES_DIR = "references"  # where `resize` writes the resized references, inside the output folder
+SETTINGS_FILE = "distort_settings.json"
+
+
+def read_assignment(path: str | os.PathLike) -> list[tuple[str, int]]:
+    """Reads (reference name, type id) pairs from a kadis700k_ref_imgs.csv-style file; TableError names the row."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such assignment CSV")
+    pairs = []
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise TableError(f"{path}: not a readable UTF-8 CSV ({exc})") from None
+    for line_no, row in enumerate(rows, start=1):
+        if not row or not "".join(row).strip():
+            continue
+        if len(row) < 2:
+            raise TableError(f"{path}:{line_no}: expected 'reference name, distortion type', got {row}")
+        name, type_text = row[0].strip(), row[1].strip()
+        try:
+            type_id = int(float(type_text))
+        except (ValueError, OverflowError):  # OverflowError: 'inf'
+            if line_no == 1:  # header row
+                continue
+            raise TableError(f"{path}:{line_no}: distortion type {type_text!r} is not an integer") from None
+        if not 1 <= type_id <= distortions.NUM_TYPES:
+            raise TableError(f"{path}:{line_no}: distortion type {type_id} outside 1..{distortions.NUM_TYPES}")
+        pairs.append((name, type_id))
+    if not pairs:
+        raise TableError(f"{path}: no (reference, type) rows")
+    return pairs
+
+
+def _utf8_name(name: str) -> bool:
+    """False for a file name holding bytes that are not UTF-8 (Python keeps them as surrogate escapes)."""
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def image_seed(seed: int, ref_name: str) -> np.random.SeedSequence:
+    """The seed sequence of one reference: depends only on the seed and the file name."""
+    return np.random.SeedSequence([seed, zlib.crc32(ref_name.encode("utf-8"))])
+
+
+def random_type(seed: int, ref_name: str) -> int:
+    """The distortion type drawn for a reference when no assignment CSV is given."""
+    return int(np.random.default_rng(image_seed(seed, ref_name).spawn(1)[0]).integers(1, distortions.NUM_TYPES + 1))
+
+
+def reference_name(ref_name: str, resize: bool) -> str:
+    """The manifest's `ref_im` of a reference: its name in the reference folder, or (`resize`) the resized copy's
+    path in the output folder."""
+    return f"{REFERENCES_DIR}/{Path(ref_name).stem}.png" if resize else ref_name
+
+
+def kadis_target(height: int, width: int) -> tuple[int, int]:
+    """(width, height) that `resize` gives an image: 512x384, or 384x512 for a portrait one."""
+    return KADIS_SIZE if width >= height else KADIS_SIZE[::-1]
+
+
+def kadis_scale(height: int, width: int) -> float:
+    """The factor `resize` scales an image by before cropping (> 1: it is enlarged)."""
+    tw, th = kadis_target(height, width)
+    return max(tw / width, th / height)
+
+
+def kadis_resize(image: np.ndarray) -> np.ndarray:
+    """Scales the image to cover 512x384 (384x512 if portrait) with Lanczos, then crops the centre."""
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    tw, th = kadis_target(h, w)
+    if (h, w) == (th, tw):
+        return image
+    scale = kadis_scale(h, w)
+    nw, nh = max(tw, int(round(w * scale))), max(th, int(round(h * scale)))
+    resized = np.asarray(Image.fromarray(image).resize((nw, nh), Image.Resampling.LANCZOS))
+    top, left = (nh - th) // 2, (nw - tw) // 2
+    return np.ascontiguousarray(resized[top:top + th, left:left + tw])
+
+
+def output_name(ref_name: str, type_id: int, level: int, fmt: str) -> str:
+    return f"{Path(ref_name).stem}_{type_id:02d}_{level:02d}.{fmt}"
+
+
+def encode_output(image: np.ndarray, fmt: str, png_compression: int = 1) -> bytes:
+    """The bytes of one distorted image: our fast PNG writer for png, Pillow for bmp."""
+    if fmt == "png":
+        return encode_png(image, png_compression)
+    return encode_image(image, fmt)
+
+
+def init_worker() -> None:
+    """Worker initialiser: one BLAS/OpenMP thread per worker process (the pool already uses every core), a
+    malloc that keeps freed memory for reuse (see `_keep_freed_memory`) and the compiled kernels ready."""
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:  # optional: without it the libraries keep their defaults
+        pass
+    _keep_freed_memory()
+    warm_up()
+
+
+def warm_up() -> None:
+    """Runs every distortion and the PNG reader/writer once on a tiny image, so that their Numba kernels are
+    compiled (first run on a machine, ~15 s CPU) or loaded from numba's cache (~1 s) before the work starts.
+    Called in the parent before the pool forks (the workers inherit the kernels) and again in each worker
+    (a no-op there after a fork; needed where workers are spawned)."""
+    tiny = np.random.default_rng(0).integers(0, 256, (distortions.MIN_SIZE, distortions.MIN_SIZE, 3), dtype=np.uint8)
+    for type_id in distortions.DISTORTIONS:
+        decode_png_rgb(encode_png(distortions.distort(tiny, type_id, 1, rng=0)))
+
+
+def _keep_freed_memory() -> None:
+    """glibc: serve large arrays from the heap and keep freed memory instead of returning it to the OS.
+
+    Every distortion allocates several 1.5-5 MB arrays per image. By default glibc maps each one fresh (or trims
+    it back after use), so each new array costs page faults and kernel zeroing: 2-9 ms of system CPU per image
+    (measured: type 11 9.4 ms, type 8 3.5 ms). With these two limits the worker reuses its memory (peak ~100 MB).
+    No-op where the C library is not glibc.
+    """
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    mallopt(m_mmap_threshold, 512 << 20)
+    mallopt(m_trim_threshold, 1 << 30)
+
+
+def process_reference(task: tuple) -> tuple[list[dict], str | None, tuple[int, int]]:
+    """Distorts one reference at all 5 levels and writes the images; returns (manifest rows, error message,
+    the reference's original height and width).
+
+    Each file is written (atomically, fsynced) by a writer thread while the next level is computed: the fsync
+    waits ~4 ms per file on disk, not on the CPU. The rows are returned only after every write has finished.
+    With `resize`, the resized reference is written too (before the rows name it).
+    """
+    ref_dir, ref_name, type_id, out_dir, fmt, seed, resize, png_compression = task
+    size = (0, 0)
+    try:
+        image = read_image(Path(ref_dir) / ref_name)
+        size = image.shape[:2]
+        ref_im = reference_name(ref_name, resize)
+        level_seeds = image_seed(seed, ref_name).spawn(1 + distortions.NUM_LEVELS)[1:]
+        rows = []
+        with ThreadPoolExecutor(max_workers=1) as writer:
+            writes = []
+            if resize:
+                image = kadis_resize(image)
+                if not (Path(out_dir) / ref_im).exists():
+                    writes.append(writer.submit(atomic_write_bytes, Path(out_dir) / ref_im,
+                                                encode_png(image, png_compression)))
+            for level in range(1, distortions.NUM_LEVELS + 1):
+                name = output_name(ref_name, type_id, level, fmt)
+                target = Path(out_dir) / name
+                if not target.exists():  # a finished file (atomic writes) is kept as is
+                    out = distortions.distort(image, type_id, level,
+                                              rng=np.random.default_rng(level_seeds[level - 1]))
+                    writes.append(writer.submit(atomic_write_bytes, target, encode_output(out, fmt,
+                                                                                          png_compression)))
+                rows.append({"dist_im": name, "ref_im": ref_im, "dist_type": type_id, "dist_level": level})
+            for done in writes:
+                done.result()  # re-raises a failed write (OSError)
+        return rows, None, size
+    except ImageReadError as exc:  # its message already names the file
+        return [], str(exc), size
+    except (ValueError, OSError) as exc:
+        return [], f"{ref_name}: {exc}", size
+
+
+def reference_pairs(ref_dir: Path, policy: ErrorPolicy, seed: int, assignment_csv: str | os.PathLike | None = None
+                    ) -> list[tuple[str, int]]:
+    """(reference name, type id) of every reference, in the order of an unsharded run: the assignment CSV's
+    rows, or every image of `ref_dir` with a type drawn from `seed`."""
+    if assignment_csv:
+        return read_assignment(assignment_csv)
+    pairs = []
+    for p in list_images(ref_dir):
+        if not _utf8_name(p.name):
+            policy.handle(f"{ascii(str(p))}: file name is not valid UTF-8 (cannot go into the manifest); rename it")
+            continue
+        pairs.append((p.name, random_type(seed, p.name)))
+    return pairs
+
+
+def shard_manifest(out_dir: Path, num_shards: int, shard_index: int) -> Path:
+    if num_shards == 1:
+        return out_dir / "manifest.csv"
+    return out_dir / f"manifest-{shard_index}-of-{num_shards}.csv"
+
+
+def merge_manifests(out_dir: Path, pairs: list[tuple[str, int]], num_shards: int, manifest_path: Path,
+                    fmt: str = "png") -> tuple[int, int]:
+    """Joins the shard manifests into `manifest_path` (one header, rows in the order of an unsharded run, each
+    `dist_im` once), atomically; returns (rows written, expected images without a row)."""
+    rows: dict[str, dict] = {}
+    for index in range(num_shards):
+        path = shard_manifest(out_dir, num_shards, index)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: shard {index} of {num_shards} has no manifest yet")
+        for row in read_complete_rows(path, MANIFEST_COLUMNS):
+            rows.setdefault(row["dist_im"], row)
+    order = [output_name(name, t, level, fmt) for name, t in pairs
+             for level in range(1, distortions.NUM_LEVELS + 1)]
+    missing = sum(1 for name in order if name not in rows)
+    order += sorted(set(rows) - set(order))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows[name] for name in order if name in rows)
+    atomic_write_bytes(manifest_path, buffer.getvalue().encode("utf-8"))
+    return len(rows), missing
+
+
+def discard_outputs(out_dir: Path) -> None:
+    """For `overwrite`: removes the manifests of an earlier run, the images they list and the resized references."""
+    import shutil
+
+    for manifest in sorted(out_dir.glob("manifest*.csv")):
+        for row in read_complete_rows(manifest, MANIFEST_COLUMNS):
+            (out_dir / row["dist_im"]).unlink(missing_ok=True)
+        manifest.unlink()
+    shutil.rmtree(out_dir / REFERENCES_DIR, ignore_errors=True)
+
+
+def warn_about_sizes(sizes: dict[str, tuple[int, int]], resize: bool) -> None:
+    """One warning line each for references that `resize` enlarged and for references too small to label."""
+    from deepfl.fr.specs import SPECS
+
+    if resize:
+        upscaled = [(n, hw) for n, hw in sizes.items() if hw[0] and kadis_scale(*hw) > 1]
+        if upscaled:
+            name, (h, w) = upscaled[0]
+            log.warning("--resize enlarged %d reference(s) smaller than %dx%d (e.g. %s, %dx%d): enlarged images are "
+                        "blurred, not pristine", len(upscaled), *KADIS_SIZE, name, w, h)
+        return
+    need = max(spec.min_size for spec in SPECS)
+    small = [(n, hw) for n, hw in sizes.items() if hw[0] and min(hw) < need]
+    if small:
+        name, (h, w) = small[0]
+        metrics = ", ".join(spec.name for spec in SPECS if spec.min_size > min(small[0][1]))
+        log.warning("%d reference(s) are below the %d-pixel minimum of deepfl-label's metrics (e.g. %s, %dx%d: "
+                    "too small for %s); use larger images or --resize", len(small), need, name, w, h, metrics)
+
+
+def _references(ref_dir: Path, policy: ErrorPolicy, seed: int, assignment_csv: str | os.PathLike | None
+                ) -> list[tuple[str, int]]:
+    if not ref_dir.is_dir():
+        raise FileNotFoundError(f"--ref_dir {ref_dir}: no such folder")
+    return reference_pairs(ref_dir, policy, seed, assignment_csv)
+
+
+def merge(ref_dir: str | os.PathLike, out_dir: str | os.PathLike, num_shards: int, seed: int = 0,
+          assignment_csv: str | os.PathLike | None = None, fmt: str = "png", manifest: str | os.PathLike | None = None,
+          on_error: str = "skip") -> tuple[Path, int, int]:
+    """Joins the `num_shards` shard manifests in `out_dir` into `manifest` (default `<out_dir>/manifest.csv`);
+    returns (that path, rows written, expected images without a row)."""
+    ref_dir, out_dir = Path(ref_dir), Path(out_dir)
+    pairs = _references(ref_dir, ErrorPolicy(on_error), seed, assignment_csv)
+    if num_shards < 2:
+        raise ValueError("num_shards: --merge needs the --num_shards the shards were made with (>= 2)")
+    target = Path(manifest) if manifest else out_dir / "manifest.csv"
+    rows, missing = merge_manifests(out_dir, pairs, num_shards, target, fmt)
+    return target, rows, missing
+
+
+def generate(ref_dir: str | os.PathLike, out_dir: str | os.PathLike, seed: int = 0,
+             assignment_csv: str | os.PathLike | None = None, resize: bool = False, fmt: str = "png",
+             png_compression: int = 1, manifest: str | os.PathLike | None = None, workers: int | None = None,
+             num_shards: int = 1, shard_index: int = 0, on_error: str = "skip", overwrite: bool = False) -> int:
+    """Distorts the references of shard `shard_index` of `ref_dir` into `out_dir` (resumable); returns the number
+    of manifest rows written. `workers` processes (default: all cores); `on_error` "skip" logs and counts a bad
+    reference, "stop" raises `deepfl.jobs.JobStopped`. Settings differing from an earlier run's in `out_dir` are
+    refused unless `overwrite`, which discards that run's outputs first."""
+    ref_dir, out_dir = Path(ref_dir), Path(out_dir)
+    policy = ErrorPolicy(on_error)
+    pairs = _references(ref_dir, policy, seed, assignment_csv)
+    settings = {"ref_dir": str(ref_dir.resolve()), "seed": seed, "resize": resize,
+                "format": fmt, "png_compression": png_compression,
+                "assignment_csv": str(Path(assignment_csv).resolve()) if assignment_csv else None}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not check_settings(out_dir / SETTINGS_FILE, settings, overwrite, output=f"--out_dir {out_dir}") \
+            and overwrite:
+        discard_outputs(out_dir)
+    pairs = shard(pairs, num_shards, shard_index)
+    manifest_path = Path(manifest) if manifest else shard_manifest(out_dir, num_shards, shard_index)
+    manifest_csv = AppendOnlyCsv(manifest_path, MANIFEST_COLUMNS, key="dist_im")
+
+    def finished(name: str, type_id: int) -> bool:  # listed in the manifest and present on disk
+        outputs = [output_name(name, type_id, lv, fmt) for lv in range(1, distortions.NUM_LEVELS + 1)]
+        if resize:
+            outputs.append(reference_name(name, True))
+        return all((o in manifest_csv.done or o.startswith(REFERENCES_DIR + "/")) and (out_dir / o).exists()
+                   for o in outputs)
+
+    todo = [(name, t) for name, t in pairs if not finished(name, t)]
+    log.info("%d references (%d already done), %d distorted images to write -> %s", len(pairs),
+             len(pairs) - len(todo), 5 * len(todo), out_dir)
+    tasks = [(str(ref_dir), name, t, str(out_dir), fmt, seed, resize, png_compression) for name, t in todo]
+    workers = min(workers or os.cpu_count() or 1, max(1, len(tasks)))
+    if tasks:
+        warm_up()
+    written = 0
+    sizes: dict[str, tuple[int, int]] = {}
+    with progress(total=5 * len(tasks), desc="distort", unit="img") as bar:
+        if workers == 1:
+            _keep_freed_memory()
+            results = map(process_reference, tasks)
+            pool = None
+        else:
+            context = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+            pool = context.Pool(workers, initializer=init_worker)
+            # Ordered, so the manifest rows come in the same order on every run (and after a restart).
+            results = pool.imap(process_reference, tasks, chunksize=1)
+        try:
+            for (name, _), (rows, error, size) in zip(todo, results):
+                sizes[name] = size
+                if error:
+                    policy.handle(error)
+                    bar.update(5)
+                    continue
+                written += manifest_csv.append(rows)
+                bar.update(len(rows))
+        finally:
+            if pool is not None:
+                pool.terminate()
+                pool.join()
+    warn_about_sizes(sizes, resize)
+    log.info("%d manifest rows written to %s; %s", written, manifest_path, policy.summary("references"))
+    return written
