@@ -496,6 +496,20 @@ def _output_dim(extractor) -> int:
     raise ValueError("dim: cannot infer the feature size of this extractor; pass dim=")
 
 
+def extractor_source(model: str | os.PathLike | None, weights: str | None, pixel_scaling: str | None,
+                     dtype: str = "float32") -> str:
+    """The origin recorded in a feature cache for `load_extractor(model, weights, pixel_scaling, dtype)`, so a
+    cache is never extended with features of another model, scaling or precision."""
+    from deepfl.models import default_pixel_scaling
+
+    suffix = "" if dtype == "float32" else f" [{dtype}]"
+    if model is not None:
+        return f"{Path(model).resolve()}{suffix}"
+    scaling = pixel_scaling or default_pixel_scaling(weights)
+    origin = weights if weights in (None, "imagenet") else Path(weights).resolve()
+    return f"backbone(weights={origin or 'none'}, pixel_scaling={scaling}){suffix}"
+
+
 def load_extractor(model: str | os.PathLike | None = None, weights: str | None = "imagenet",
                    pixel_scaling: str | None = None, dtype: str = "float32"):
     """The MLSP extractor (image -> 16,928 floats) at native resolution: of a trained multi-task `.keras` model,

@@ -11,6 +11,9 @@ STAGE1_EPOCHS = 10
 STAGE1_VAL_FRACTION = 1 / 7          # 100,000 of KADIS-700k's 700,000 images held out for validation, by content
 STAGE1_IMAGE_SIZE = (384, 512)       # height, width: KADIS-700k's native 512x384
 
+# The stage-2 protocols deepfl runs: the paper's (default) and the authors' demo notebook's.
+STAGE2_PROTOCOLS = ("paper", "authors_demo")
+
 # Stage 2, the paper's protocol: MLP head (2048-1024-256, dropout 0.25/0.25/0.5) on MLSP features, targets
 # z-scored on the training rows, random 60/20/20 content splits, learning rate chosen on validation.
 STAGE2_HIDDEN = (2048, 1024, 256)

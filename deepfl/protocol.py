@@ -31,7 +31,7 @@ from deepfl.models.mlp import build_mlp, compile_mlp
 log = logging.getLogger("deepfl")
 
 PAPER_LEARNING_RATES: tuple[float, ...] = paper.STAGE2_LEARNING_RATES
-PROTOCOLS = ("paper", "authors_demo")
+PROTOCOLS = paper.STAGE2_PROTOCOLS
 
 
 @dataclass

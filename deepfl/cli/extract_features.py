@@ -2,10 +2,14 @@
 
   deepfl-extract-features --dataset kadid10k --data_dir ~/data/kadid10k --model multitask.keras --out_dir feats
   deepfl-extract-features --images ~/photos --out_dir feats                # ImageNet backbone (paper baseline)
+  deepfl-extract-features --dataset kadid10k --data_dir ~/data/kadid10k --weights quality-mlsp-mtl-mse-loss.hdf5 \\
+      --out_dir feats                                                      # the authors' released weights
 
-Every image goes through the backbone whole, at native resolution (images of equal size share a batch); the
-cache `<out_dir>/<name>.h5` is keyed by absolute image path and resumable: a restarted run extracts only the
-images not yet committed, and a kill loses at most the batch in flight.
+Every image goes through the backbone whole, at native resolution, in float32 (images of equal size share a
+batch; --extract_dtype mixed_bfloat16 only on request); the cache `<out_dir>/<name>.h5` is keyed by absolute
+image path and resumable: a restarted run extracts only the images not yet committed, and a kill loses at most
+the batch in flight. Without network, --weights imagenet needs Keras' weights file in $KERAS_HOME/models
+(default ~/.keras/models); the error line names it.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from pathlib import Path
 
 from absl import flags
 
-from deepfl.cli import app
+from deepfl.cli import app, extraction_flags
 
 FLAGS = flags.FLAGS
 app.define_out_dir()
@@ -22,9 +26,7 @@ app.define_on_error()
 flags.DEFINE_string("dataset", None, "Data set key (kadid10k, live, csiq, tid2013, koniq10k, clive, kadis700k).")
 flags.DEFINE_string("data_dir", None, "Folder of --dataset, as distributed.")
 flags.DEFINE_string("images", None, "Instead of --dataset: a folder of images (all of them are extracted).")
-flags.DEFINE_string("model", None, "Trained multi-task model (.keras). Omitted: the ImageNet backbone (baseline).")
-flags.DEFINE_string("weights", "imagenet", "Backbone weights when --model is omitted: 'imagenet' (downloaded by "
-                    "Keras), a local weights file, or 'none' (random; for tests only).")
+extraction_flags.define_extraction_flags()
 flags.DEFINE_string("name", None, "Cache file name (without .h5); default: the data set or folder name.")
 flags.DEFINE_integer("batch_size", 8, "Images of equal size per forward pass.", lower_bound=1)
 
@@ -45,9 +47,9 @@ def main(argv: list[str]) -> int:
     else:
         paths = [str(p.resolve()) for p in list_images(FLAGS.images)]
         name = FLAGS.name or Path(FLAGS.images).resolve().name
-    weights = None if FLAGS.weights.lower() == "none" else FLAGS.weights
-    extractor = features.load_extractor(FLAGS.model, weights=weights)
-    source = str(Path(FLAGS.model).resolve()) if FLAGS.model else f"imagenet-backbone(weights={FLAGS.weights})"
+    extract = extraction_flags.extractor_arguments()
+    extractor = features.load_extractor(**extract)
+    source = features.extractor_source(**extract)
     cache = Path(FLAGS.out_dir) / f"{name}.h5"
     policy = ErrorPolicy(FLAGS.on_error)
     stats = features.extract_to_cache(extractor, paths, cache, FLAGS.batch_size, source=source, policy=policy)

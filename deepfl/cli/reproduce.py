@@ -2,13 +2,17 @@
 
   deepfl-reproduce --model multitask.keras --kadid10k_dir ~/data/kadid10k --tid2013_dir ~/data/tid2013 \\
       --out_dir tables
+  deepfl-reproduce --weights quality-mlsp-mtl-mse-loss.hdf5 --kadid10k_dir ~/data/kadid10k \\
+      --protocol authors_demo --out_dir tables        # the authors' released weights and demo protocol
 
-For each data set whose folder is given: MLSP features (cached, resumable), the MLP protocol over --num_splits
-content-aware 60/20/20 splits (KonIQ-10k: its official split), median SROCC/PLCC/KROCC/RMSE. Writes
-`within.csv`/`within.md` (our medians next to the paper's reported SROCC/PLCC; data sets not given are listed as
-skipped) and `cross.csv`/`cross.md` (train on one data set, test on all images of another; paper cells are
-left empty where we have not transcribed its figures). Without --model the ImageNet backbone is used (the
-paper's baseline). Finished per-data-set runs (summary.csv) are reused.
+For each data set whose folder is given: MLSP features (cached, resumable; float32, native resolution), the MLP
+protocol over --num_splits content-aware 60/20/20 splits (KonIQ-10k: its official split), median
+SROCC/PLCC/KROCC/RMSE. Writes `within.csv`/`within.md` (our medians next to the paper's reported SROCC/PLCC and
+the authors' demo's KADID-10k SROCC; data sets not given are listed as skipped) and `cross.csv`/`cross.md` (train
+on one data set, test on all images of another; paper cells are left empty where we have not transcribed its
+figures). `--protocol authors_demo` writes `within_authors_demo.*`/`cross_authors_demo.*` and per-data-set runs
+in `<dataset>_authors_demo/`. Without --model the backbone with --weights is used (default: ImageNet, the
+paper's baseline, with Keras' [-1, 1] pixel scaling). Finished per-data-set runs (summary.csv) are reused.
 """
 
 from __future__ import annotations
@@ -18,15 +22,15 @@ from pathlib import Path
 from absl import flags
 
 from deepfl import paper
-from deepfl.cli import app
+from deepfl.cli import app, extraction_flags, protocol_flags
 
 FLAGS = flags.FLAGS
 BENCHMARKS = ("kadid10k", "live", "csiq", "tid2013", "koniq10k", "clive")
 app.define_out_dir()
 for _name in BENCHMARKS:
     flags.DEFINE_string(f"{_name}_dir", None, f"Folder of {_name} as distributed (omit to skip it).")
-flags.DEFINE_string("model", None, "Trained multi-task model (.keras). Omitted: the ImageNet backbone (baseline).")
-flags.DEFINE_string("weights", "imagenet", "Backbone weights without --model: imagenet, a local file, or none.")
+extraction_flags.define_extraction_flags()
+protocol_flags.define_protocol_flag()
 flags.DEFINE_integer("num_splits", paper.STAGE2_NUM_SPLITS, "Random content-aware splits per data set.", lower_bound=1)
 flags.DEFINE_integer("epochs", paper.STAGE2_EPOCHS, "MLP epochs (default: the paper's).", lower_bound=1)
 flags.DEFINE_integer("batch_size", paper.STAGE2_BATCH_SIZE, "MLP mini-batch size.", lower_bound=1)
@@ -54,16 +58,19 @@ def main(argv: list[str]) -> int:
         pairs.append((train, test))
     if not given:
         print("no data set folder given: every data set is skipped (nothing is faked)")
-    config = protocol.HeadConfig(epochs=FLAGS.epochs, batch_size=FLAGS.batch_size, seed=FLAGS.seed,
-                                 learning_rates=[float(v) for v in FLAGS.learning_rates])
+    chosen = protocol_flags.protocol_choice()
+    config = protocol.HeadConfig(epochs=chosen["epochs"], batch_size=chosen["batch_size"], seed=FLAGS.seed,
+                                 learning_rates=chosen["learning_rates"],
+                                 normalize_targets=chosen["normalize_targets"])
+    suffix = "" if FLAGS.protocol == "paper" else f"_{FLAGS.protocol}"  # runs of each protocol kept apart
+    extract = extraction_flags.extractor_arguments()
     extractor = None
-    source = str(Path(FLAGS.model).resolve()) if FLAGS.model else f"imagenet-backbone(weights={FLAGS.weights})"
+    source = features.extractor_source(**extract)
     tables, feats, splits, summaries, counts, n_splits = {}, {}, {}, {}, {}, {}
     for name, folder in given.items():
         table = read_dataset(name, folder)
         if extractor is None:
-            weights = None if FLAGS.weights.lower() == "none" else FLAGS.weights
-            extractor = features.load_extractor(FLAGS.model, weights=weights)
+            extractor = features.load_extractor(**extract)
         cache = out / "features" / f"{name}.h5"
         policy = ErrorPolicy("skip")
         features.extract_to_cache(extractor, table["image"].astype(str).tolist(), cache, FLAGS.feature_batch,
@@ -75,8 +82,8 @@ def main(argv: list[str]) -> int:
         tables[name] = table
         feats[name] = features.load_features(cache, table["image"].astype(str).tolist())
         official = bool(DATASETS[name].has_official_split)
-        splits[name] = protocol.table_splits(table, 1 if official else FLAGS.num_splits, FLAGS.seed, official)
-        run_dir = out / name
+        splits[name] = protocol.table_splits(table, 1 if official else chosen["num_splits"], FLAGS.seed, official)
+        run_dir = out / f"{name}{suffix}"
         if (run_dir / "summary.csv").exists():
             import pandas as pd
 
@@ -84,11 +91,13 @@ def main(argv: list[str]) -> int:
             print(f"{name}: reusing finished run in {run_dir}")
         else:
             result = protocol.run_and_report(table, feats[name], splits[name], config, run_dir,
-                                             name=f"{name}_head", title=DATASETS[name].title)
+                                             name=f"{name}_head", title=DATASETS[name].title,
+                                             target_column=chosen["target_column"])
             summaries[name] = result.summary
         counts[name], n_splits[name] = len(table), len(splits[name])
-    within = reporting.within_table(summaries, counts, n_splits, datasets=BENCHMARKS)
-    reporting.write_table(within, out, "within", "Within-data-set results (median over splits) vs the paper")
+    within = reporting.within_table(summaries, counts, n_splits, datasets=BENCHMARKS, protocol=FLAGS.protocol)
+    reporting.write_table(within, out, f"within{suffix}", f"Within-data-set results (median over splits, protocol "
+                          f"{FLAGS.protocol}) vs the paper and the authors' demo")
     print(reporting.to_markdown(within))
     cross_results = {}
     for train, test in pairs:
@@ -100,7 +109,8 @@ def main(argv: list[str]) -> int:
             feats[train], tables[train]["score"].to_numpy(), splits[train][0], feats[test],
             tables[test]["score"].to_numpy(), config)
     cross = reporting.cross_table(cross_results)
-    reporting.write_table(cross, out, "cross", "Cross-data-set results (train on one, test on all of another)")
+    reporting.write_table(cross, out, f"cross{suffix}", f"Cross-data-set results (train on one, test on all of "
+                          f"another; protocol {FLAGS.protocol})")
     print(reporting.to_markdown(cross))
     return 0
 

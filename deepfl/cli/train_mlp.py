@@ -1,13 +1,15 @@
 """deepfl-train-mlp: the paper's MLP head on cached MLSP features, over N content-aware splits.
 
   deepfl-train-mlp --dataset kadid10k --data_dir ~/data/kadid10k --features feats/kadid10k.h5 --out_dir mlp_kadid
+  deepfl-train-mlp ... --protocol authors_demo      # the authors' demo: lr 1e-3, raw DMOS targets, 5 splits
 
 Per split: 60/20/20 by content (or --official_split), targets z-scored on the training rows, 30 epochs of
 Adam/MSE per candidate learning rate, best-validation checkpoint, lr chosen on validation; reports SROCC, PLCC
 (plain and after a 4-parameter logistic), KROCC and RMSE per split and their median. Writes every head
 (.keras + .normalizer.json), predictions.csv, per_split.csv, summary.csv/.md and scatter.png into --out_dir.
 Scores, predictions and RMSE are on the normalised [0, 1] scale of deepfl.data (1 = best quality), not on the
-data set's own MOS/DMOS scale.
+data set's own MOS/DMOS scale; with --protocol authors_demo they are on the published scale (raw DMOS/MOS, no
+normaliser file), as in the authors' demo notebook.
 
 The resolved settings are stored in mlp_settings.json: a rerun with the same ones prints the finished run's table
 (or redoes an unfinished run); a rerun with other ones exits 2 naming each change, unless --overwrite.
@@ -19,7 +21,7 @@ from pathlib import Path
 
 from absl import flags
 
-from deepfl.cli import app
+from deepfl.cli import app, protocol_flags
 
 FLAGS = flags.FLAGS
 app.define_out_dir()
@@ -34,6 +36,7 @@ flags.DEFINE_integer("batch_size", 128, "Mini-batch size.", lower_bound=1)
 flags.DEFINE_list("learning_rates", ["1e-1", "1e-2", "1e-3", "1e-4", "1e-5"], "Candidates, chosen on validation.")
 flags.DEFINE_enum("lr_selection", "first", ["first", "each"], "Choose the lr on the first split and reuse it "
                   "(cheaper), or on each split.")
+protocol_flags.define_protocol_flag()
 flags.DEFINE_bool("overwrite", False, "Redo the run in --out_dir, also with other settings than it was made with.")
 
 SETTINGS_FILE = "mlp_settings.json"
@@ -46,11 +49,15 @@ def main(argv: list[str]) -> int:
     from deepfl.protocol import HeadConfig, run_and_report, table_splits
 
     out = Path(FLAGS.out_dir)
-    learning_rates = [float(v) for v in FLAGS.learning_rates]
+    chosen = protocol_flags.protocol_choice()
     settings = {"dataset": FLAGS.dataset, "data_dir": str(Path(FLAGS.data_dir).resolve()),
-                "features": str(Path(FLAGS.features).resolve()), "num_splits": FLAGS.num_splits,
-                "official_split": FLAGS.official_split, "seed": FLAGS.seed, "epochs": FLAGS.epochs,
-                "batch_size": FLAGS.batch_size, "learning_rates": learning_rates, "lr_selection": FLAGS.lr_selection}
+                "features": str(Path(FLAGS.features).resolve()), "num_splits": chosen["num_splits"],
+                "official_split": FLAGS.official_split, "seed": FLAGS.seed, "epochs": chosen["epochs"],
+                "batch_size": chosen["batch_size"], "learning_rates": chosen["learning_rates"],
+                "lr_selection": FLAGS.lr_selection}
+    if FLAGS.protocol != "paper":  # settings stored by earlier runs (paper protocol) stay valid
+        settings.update(protocol=FLAGS.protocol, normalize_targets=chosen["normalize_targets"],
+                        target_column=chosen["target_column"])
     if (out / "summary.csv").exists() and not FLAGS.overwrite:
         if not (out / SETTINGS_FILE).exists():
             raise ValueError(f"out_dir: {out} holds a finished run without stored settings (made by an older "
@@ -63,11 +70,12 @@ def main(argv: list[str]) -> int:
     feats = load_features(FLAGS.features, table["image"].astype(str).tolist())
     # Stored once the inputs are known to be good, so a run that failed on a bad input does not lock --out_dir.
     check_settings(out / SETTINGS_FILE, settings, FLAGS.overwrite, output=f"--out_dir {out}")
-    config = HeadConfig(epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
-                        learning_rates=learning_rates, lr_selection=FLAGS.lr_selection,
-                        seed=FLAGS.seed)
-    splits = table_splits(table, FLAGS.num_splits, FLAGS.seed, FLAGS.official_split)
-    result = run_and_report(table, feats, splits, config, out, name=f"{FLAGS.dataset}_head", title=FLAGS.dataset)
+    config = HeadConfig(epochs=chosen["epochs"], batch_size=chosen["batch_size"],
+                        learning_rates=chosen["learning_rates"], lr_selection=FLAGS.lr_selection,
+                        seed=FLAGS.seed, normalize_targets=chosen["normalize_targets"])
+    splits = table_splits(table, chosen["num_splits"], FLAGS.seed, FLAGS.official_split)
+    result = run_and_report(table, feats, splits, config, out, name=f"{FLAGS.dataset}_head", title=FLAGS.dataset,
+                            target_column=chosen["target_column"])
     print(result.per_split.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(result.summary.to_string(float_format=lambda v: f"{v:.4f}"))
     return 0

@@ -1,0 +1,31 @@
+"""The --protocol flag of deepfl-train-mlp and deepfl-reproduce: the paper's stage-2 protocol (default) or the
+authors' demo notebook's; flags given explicitly (--learning_rates, --epochs, ...) override the protocol's value."""
+
+from __future__ import annotations
+
+from absl import flags
+
+from deepfl import paper
+
+FLAGS = flags.FLAGS
+TUNABLE = ("learning_rates", "epochs", "batch_size", "num_splits")
+
+
+def define_protocol_flag() -> None:
+    flags.DEFINE_enum("protocol", "paper", list(paper.STAGE2_PROTOCOLS), "Stage-2 protocol: 'paper' (z-scored "
+                      "targets, lr chosen on validation among --learning_rates, 10 splits) or 'authors_demo' (the "
+                      "authors' demo notebook: fixed lr 1e-3, raw published scores as targets, 5 splits, batch 128, "
+                      "30 epochs). Explicit --learning_rates/--epochs/--batch_size/--num_splits override it.")
+
+
+def protocol_choice() -> dict:
+    """The protocol's settings (`deepfl.protocol.protocol_settings`) with the explicitly given flags applied."""
+    from deepfl.protocol import protocol_settings
+
+    settings = protocol_settings(FLAGS.protocol)
+    for name in TUNABLE:
+        if FLAGS[name].present:
+            value = FLAGS[name].value
+            settings[name] = [float(v) for v in value] if name == "learning_rates" else value
+    settings["learning_rates"] = [float(v) for v in settings["learning_rates"]]
+    return settings
