@@ -21,6 +21,7 @@ import keras
 import numpy as np
 
 from deepfl.models import TASKS, build_multitask, compile_multitask, mlsp_extractor
+from deepfl.paper import MLSP_DIM, STAGE1_LEARNING_RATE
 
 POLICIES = {"bf16": "mixed_bfloat16", "fp16": "mixed_float16", "fp32": "float32"}
 
@@ -45,7 +46,7 @@ def _peer_training_model(shape, policy: str) -> keras.Model:
         model = keras.Model(inputs, out)
     finally:
         keras.config.set_dtype_policy(previous)
-    model.compile(keras.optimizers.Adam(1e-4), "mean_squared_error", jit_compile=True)
+    model.compile(keras.optimizers.Adam(STAGE1_LEARNING_RATE), "mean_squared_error", jit_compile=True)
     return model
 
 
@@ -88,7 +89,7 @@ def bench_extraction(args, precision: str) -> tuple[float, float]:
     extractor.jit_compile = True
     t_ours = _timed(lambda: _sync(extractor.predict_on_batch(x)), args.warmup, args.steps)
     features = keras.ops.convert_to_numpy(extractor.predict_on_batch(x))
-    assert features.shape == (args.extract_batch, 16928), features.shape
+    assert features.shape == (args.extract_batch, MLSP_DIM), features.shape
     model = extractor = None
     gc.collect()
     previous = keras.config.dtype_policy()
