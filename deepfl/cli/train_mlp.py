@@ -21,6 +21,7 @@ from pathlib import Path
 
 from absl import flags
 
+from deepfl import paper
 from deepfl.cli import app, protocol_flags
 
 FLAGS = flags.FLAGS
@@ -28,12 +29,13 @@ app.define_out_dir()
 flags.DEFINE_string("dataset", None, "Data set key (kadid10k, live, csiq, tid2013, koniq10k, clive).", required=True)
 flags.DEFINE_string("data_dir", None, "Folder of --dataset, as distributed.", required=True)
 flags.DEFINE_string("features", None, "HDF5 feature cache from deepfl-extract-features.", required=True)
-flags.DEFINE_integer("num_splits", 10, "Random content-aware splits.", lower_bound=1)
+flags.DEFINE_integer("num_splits", paper.STAGE2_NUM_SPLITS, "Random content-aware splits.", lower_bound=1)
 flags.DEFINE_bool("official_split", False, "Use the data set's official split (KonIQ-10k) instead.")
 flags.DEFINE_integer("seed", 0, "Seed of the splits and of the head's initialisation.")
-flags.DEFINE_integer("epochs", 30, "Epochs per head (paper: 30).", lower_bound=1)
-flags.DEFINE_integer("batch_size", 128, "Mini-batch size.", lower_bound=1)
-flags.DEFINE_list("learning_rates", ["1e-1", "1e-2", "1e-3", "1e-4", "1e-5"], "Candidates, chosen on validation.")
+flags.DEFINE_integer("epochs", paper.STAGE2_EPOCHS, "Epochs per head (default: the paper's).", lower_bound=1)
+flags.DEFINE_integer("batch_size", paper.STAGE2_BATCH_SIZE, "Mini-batch size.", lower_bound=1)
+flags.DEFINE_list("learning_rates", [f"{lr:g}" for lr in paper.STAGE2_LEARNING_RATES],
+                  "Candidates, chosen on validation.")
 flags.DEFINE_enum("lr_selection", "first", ["first", "each"], "Choose the lr on the first split and reuse it "
                   "(cheaper), or on each split.")
 protocol_flags.define_protocol_flag()
