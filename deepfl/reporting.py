@@ -68,7 +68,9 @@ def within_table(summaries: Mapping[str, pd.DataFrame | None], n_images: Mapping
             if key in demo:
                 row["delta_authors_demo_srocc"] = row["srocc"] - demo[key][0]
         rows.append(row)
-    return pd.DataFrame(rows, columns=list(WITHIN_COLUMNS))
+    table = pd.DataFrame(rows, columns=list(WITHIN_COLUMNS))
+    # Counts stay integers (pandas makes a column with a missing value float: "150.000" in the Markdown).
+    return table.astype({"n_images": "Int64", "n_splits": "Int64"})
 
 
 CROSS_COLUMNS = ("train", "test", "status", "srocc", "plcc", "plcc_logistic", "krocc", "rmse", "paper_srocc",
@@ -92,7 +94,7 @@ def cross_table(results: Mapping[tuple[str, str], Mapping[str, float] | str],
 
 
 def _cell(value) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
         return ""
     if isinstance(value, (float, np.floating)):
         return f"{value:.3f}"
@@ -117,9 +119,11 @@ def write_table(table: pd.DataFrame, out_dir: str | os.PathLike, stem: str, titl
     return csv_path, md_path
 
 
-def scatter_plot(pred: Sequence[float], target: Sequence[float], path: str | os.PathLike, title: str = "",
-                 xlabel: str = "predicted score", ylabel: str = "subjective score") -> Path:
-    """Scatter of predicted vs subjective scores with the fitted 4-parameter logistic, saved as PNG."""
+def scatter_figure(pred: Sequence[float], target: Sequence[float], title: str = "",
+                   xlabel: str = "predicted score", ylabel: str = "subjective score"):
+    """The matplotlib Figure of `scatter_plot`: points, the fitted 4-parameter logistic, and below the axes (never
+    over a point) a legend with SROCC and PLCC of all the points pooled, which differ from a table's median over
+    splits."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -129,20 +133,28 @@ def scatter_plot(pred: Sequence[float], target: Sequence[float], path: str | os.
 
     pred = np.asarray(pred, dtype=np.float64)
     target = np.asarray(target, dtype=np.float64)
-    figure = Figure(figsize=(5, 4.5), dpi=100)
+    figure = Figure(figsize=(5, 5), dpi=100)
     axes = figure.add_subplot(1, 1, 1)
     axes.scatter(pred, target, s=8, alpha=0.6, edgecolors="none")
     if pred.size >= 4:
         grid = np.linspace(pred.min(), pred.max(), 200)
         axes.plot(grid, logistic4(grid, *fit_logistic(pred, target)), color="C3", lw=1.5, label="logistic fit")
         crit = evaluate(pred, target)
-        axes.legend(loc="lower right",
-                    title=f"SROCC {crit['srocc']:.3f}  PLCC (logistic) {crit['plcc_logistic']:.3f}")
+        axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), frameon=False, fontsize=9, title_fontsize=9,
+                    title=f"all {pred.size} points pooled: SROCC {crit['srocc']:.3f}, "
+                          f"PLCC (logistic) {crit['plcc_logistic']:.3f}")
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
     axes.set_title(textwrap.fill(title, width=48), fontsize=10)  # long titles wrap instead of being cut off
     axes.grid(True, alpha=0.3)
     figure.tight_layout()
+    return figure
+
+
+def scatter_plot(pred: Sequence[float], target: Sequence[float], path: str | os.PathLike, title: str = "",
+                 xlabel: str = "predicted score", ylabel: str = "subjective score") -> Path:
+    """Scatter of predicted vs subjective scores with the fitted 4-parameter logistic, saved as PNG."""
+    figure = scatter_figure(pred, target, title, xlabel, ylabel)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     atomic_write_bytes(path, buffer.getvalue())

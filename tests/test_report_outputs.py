@@ -1,0 +1,36 @@
+"""What the result files show: integer counts in the within-data-set table, and a scatter plot whose legend says
+its figures are pooled over all points and sits outside the axes, over no point."""
+
+import numpy as np
+import pandas as pd
+
+from deepfl import reporting
+
+
+def test_within_table_counts_are_integers_in_markdown():
+    summary = pd.DataFrame({"srocc": [0.9], "plcc": [0.91], "plcc_logistic": [0.92], "krocc": [0.8],
+                            "rmse": [0.1]}, index=["median"])
+    table = reporting.within_table({"kadid10k": summary}, n_images={"kadid10k": 150}, n_splits={"kadid10k": 10})
+    text = reporting.to_markdown(table)
+    row = next(line for line in text.splitlines() if line.startswith("| kadid10k"))
+    assert "| 150 | 10 |" in row and "150.000" not in text
+    skipped = next(line for line in text.splitlines() if line.startswith("| live"))
+    assert "<NA>" not in skipped and "nan" not in skipped
+
+
+def test_scatter_legend_is_pooled_and_covers_no_point():
+    rng = np.random.default_rng(0)
+    pred = rng.uniform(0, 1, 200)
+    target = np.clip(pred + rng.normal(0, 0.1, 200), 0, 1)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    figure = reporting.scatter_figure(pred, target, "test images of 3 splits")
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    axes = figure.axes[0]
+    legend = axes.get_legend()
+    assert "all 200 points pooled" in legend.get_title().get_text()
+    renderer = canvas.get_renderer()
+    box, area = legend.get_window_extent(renderer), axes.get_window_extent(renderer)
+    assert box.y1 <= area.y0                     # below the axes, so over no point
+    assert box.y0 >= 0                           # and inside the figure
