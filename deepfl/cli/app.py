@@ -15,14 +15,19 @@ import socket
 import sys
 import threading
 import time
+import traceback
 from typing import Callable
 
 from absl import app, flags
 
-from deepfl.errors import DeepflError
+from deepfl.cli.quiet import quiet_tensorflow
+from deepfl.errors import DeepflError, one_line
 from deepfl.fileio import remove_stale_temp_files
 from deepfl.jobs import ON_ERROR_CHOICES, JobStopped, setup_logging
 
+EXIT_UNEXPECTED = 1    # an error that is not about the inputs (a bug, the environment)
+# Deliberate errors name their culprit (paths, settings): they keep a longer line than unexpected ones.
+BAD_INPUT_MESSAGE_CHARS = 1000
 EXIT_BAD_INPUT = 2
 EXIT_NOTHING_DONE = 3   # the job ran but produced nothing (e.g. every input was skipped)
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a job stopped by Ctrl-C
@@ -62,14 +67,16 @@ def _remove_dead_runs_temp_files() -> None:
 
 
 def run_app(main: Callable[[list[str]], int | None]) -> None:
-    """absl `app.run` with one-line errors: DeepflError, FileNotFoundError, ValueError -> exit code 2;
-    NothingDone -> exit code 3; Ctrl-C -> one line and exit code 130."""
+    """absl `app.run` with one-line errors (the first line, capped, see `deepfl.errors.one_line`): DeepflError,
+    FileNotFoundError, ValueError -> exit code 2; NothingDone -> exit code 3; Ctrl-C -> one line and exit code
+    130; any other exception -> exit code 1 (its traceback with --verbosity=1)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     interrupt = _interrupt_handler()
 
     def wrapped(argv: list[str]) -> int | None:
         setup_logging()
+        quiet_tensorflow(verbose=flags.FLAGS.verbosity >= 1)  # TF's C++ start-up lines only with --verbosity=1
         try:
             _remove_dead_runs_temp_files()
             return main(argv)
@@ -77,18 +84,25 @@ def run_app(main: Callable[[list[str]], int | None]) -> None:
             interrupt.report()
             return EXIT_INTERRUPTED
         except NothingDone as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {one_line(exc)}", file=sys.stderr)
             return EXIT_NOTHING_DONE
         except (DeepflError, FileNotFoundError, JobStopped, ValueError) as exc:
             name = type(exc).__name__
-            print(f"error: {exc}" if isinstance(exc, DeepflError) else f"error ({name}): {exc}", file=sys.stderr)
+            line = one_line(exc, limit=BAD_INPUT_MESSAGE_CHARS)
+            print(f"error: {line}" if isinstance(exc, DeepflError) else f"error ({name}): {line}", file=sys.stderr)
             return EXIT_BAD_INPUT
         except Exception as exc:
-            if not _is_input_op_error(exc):
-                raise
-            # A tf.data input failure (e.g. a corrupt image with --on_error=stop): one line, not a traceback.
-            print(f"error: {tensorflow_message(exc)}", file=sys.stderr)
-            return EXIT_BAD_INPUT
+            if _is_input_op_error(exc):
+                # A tf.data input failure (e.g. a corrupt image with --on_error=stop): one line, not a traceback.
+                print(f"error: {one_line(Exception(tensorflow_message(exc)))}", file=sys.stderr)
+                return EXIT_BAD_INPUT
+            # Anything else is a bug or a failure of the environment: one capped line (no tensor dumps), the
+            # traceback only on request.
+            if flags.FLAGS.verbosity >= 1:
+                traceback.print_exc()
+            print(f"error ({type(exc).__name__}): {one_line(exc)} (unexpected; --verbosity=1 shows the traceback)",
+                  file=sys.stderr)
+            return EXIT_UNEXPECTED
 
     _show_script_help(main.__module__)
     argv = _help_alias(sys.argv)

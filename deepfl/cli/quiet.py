@@ -1,0 +1,76 @@
+"""Quiet start of TensorFlow for the command-line jobs: none of its C++ start-up lines unless asked for.
+
+TensorFlow 2.21 writes its start-up notices (the absl "All log messages before absl::InitializeLog()" line, the
+oneDNN notice, "Could not find cuda drivers", "failed call to cuInit") straight to file descriptor 2 while it is
+imported and while it probes its devices; TF_CPP_MIN_LOG_LEVEL does not reach the lines written before absl's
+logging is initialised. So the import (and the device probe) runs with descriptor 2 sent to a temporary file,
+which is replayed on stderr only if the import fails. Later C++ messages follow TF_CPP_MIN_LOG_LEVEL, and
+TensorFlow's Python warnings (e.g. tf.function retracing) are raised to ERROR. Numerics are untouched: only where
+log lines go changes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.abc
+import importlib.util
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+
+_MODULE = "tensorflow"
+
+
+@contextlib.contextmanager
+def stderr_to_file() -> Iterator[None]:
+    """Sends file descriptor 2 (C and C++ writers included) to a temporary file for the block; replays what was
+    written there on stderr if the block raises."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode("utf-8", "replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+class _QuietTensorflowFinder(importlib.abc.MetaPathFinder):
+    """Finds `tensorflow` like the normal machinery, but executes its module with stderr sent to a file."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != _MODULE:
+            return None
+        sys.meta_path.remove(self)  # once: the rest of the import goes the normal way
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        execute = spec.loader.exec_module
+
+        def exec_module(module) -> None:
+            with stderr_to_file():
+                execute(module)
+                module.config.list_physical_devices()  # the CUDA probe writes its lines here, not at the first op
+            logging.getLogger(_MODULE).setLevel(logging.ERROR)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+def quiet_tensorflow(verbose: bool = False) -> None:
+    """Makes the first `import tensorflow` of this process quiet (see the module docstring); `verbose` leaves
+    TensorFlow's start-up lines and Python warnings as they are."""
+    if verbose:
+        return
+    logging.getLogger(_MODULE).setLevel(logging.ERROR)
+    if _MODULE in sys.modules or any(isinstance(f, _QuietTensorflowFinder) for f in sys.meta_path):
+        return
+    sys.meta_path.insert(0, _QuietTensorflowFinder())

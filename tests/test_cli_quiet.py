@@ -1,0 +1,42 @@
+"""Jobs start quietly: no TensorFlow C++ start-up lines and no retracing warnings unless --verbosity asks."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+SCRIPT = textwrap.dedent("""
+    from deepfl.cli import app
+
+    def main(argv):
+        import tensorflow as tf
+
+        @tf.function
+        def double(v):
+            return v * 2
+
+        for n in range(1, 9):  # a new shape each call: tf.function retraces and warns from the 5th on
+            double(tf.zeros([n]))
+        print("finished")
+
+    app.run_app(main)
+""")
+
+
+def _run(*flags: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    return subprocess.run([sys.executable, "-c", SCRIPT, *flags], capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+def test_job_output_has_no_tensorflow_log_lines_by_default():
+    quiet = _run()
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stdout.strip() == "finished"
+    assert quiet.stderr == ""  # not one line: no absl pre-init notice, oneDNN/CUDA lines, retracing warning
+
+
+def test_verbosity_lets_the_warnings_through():
+    verbose = _run("--verbosity=1")
+    assert verbose.returncode == 0, verbose.stderr
+    assert "retracing" in verbose.stderr
