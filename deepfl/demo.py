@@ -1,116 +1,165 @@
-"""The whole DeepFL-IQA chain on images that ship with scikit-image, small enough for 2 CPU cores.
+"""The DeepFL-IQA story in miniature, on photos that ship inside installed packages, on 2 CPU cores in minutes.
 
-Steps (each resumable: a rerun skips finished work; every file goes under `out_dir`):
-  1. pristine: bundled scikit-image photos, resized (shorter side) and centre-cropped to `size`;
-  2. distort: stage-1 references get every chosen type x level (KADID-10k style), stage-2 references too;
+Weak supervision: a backbone trained only to predict full-reference (FR) metric scores of distorted images (the
+weak labels, no human scores) learns features that tell distortion severity apart on images it has never seen.
+Steps (each resumable: a rerun with the same settings reuses finished work; every file goes under `out_dir`):
+  1. pristine: crops of the photos bundled with scikit-image, scikit-learn and matplotlib (`bundled_photos`);
+     the held-out photos never reach stage 1;
+  2. distort: every crop gets every chosen type x level (KADID-10k style);
   3. label: stage-1 pairs scored with the FR metrics (the weak labels, KADIS CSV layout);
-  4. train: the multi-task model for a few steps at a small input size (weights=None here: no downloads);
-  5. features: MLSP features of the held-out stage-2 images, whole image at native resolution (HDF5 cache);
-  6. MLP: the paper's head on content-aware splits of the held-out images, with a STAND-IN target
-     (no human opinion scores ship with any package): `standin_level` = 1 - (level - 1) / 4;
-  7. table + scatter plot, one-file export, and one image scored through the `deepfl-predict` code path.
+  4. train: the multi-task model on the weak labels, from random weights (nothing is downloaded);
+  5. features: MLSP features of the held-out images from the trained backbone and from the same backbone
+     untrained (random init);
+  6. MLP: the paper's head on content-aware splits of the held-out images (crops of one photo stay together)
+     for both feature sets and for the FR metric that best follows the target on the stage-1 images (a ceiling
+     that needs the reference). The target is a STAND-IN, as no human opinion scores ship with any package:
+     `standin_level` = 1 - (level - 1) / 4;
+  7. comparison.csv/.png, the one-file export, and one image scored through the `deepfl-predict` code path.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import os
+import shutil
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from deepfl import paper
 from deepfl.fileio import atomic_write_bytes
 from deepfl.images import write_image
-from deepfl.jobs import progress
+from deepfl.jobs import check_settings, progress
 
 log = logging.getLogger("deepfl")
 
-# Colour (or gray) photographs bundled inside scikit-image, in the order the demo uses them.
-REFERENCE_NAMES = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field",
-                   "colorwheel", "camera", "coins", "clock", "moon", "brick", "grass", "gravel")
+# Photographs bundled inside scikit-image (gray ones become RGB), scikit-learn and matplotlib. Names that need a
+# download in an installation are passed over.
+SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "retina",
+                  "camera", "coins", "clock", "moon", "brick", "grass", "gravel", "colorwheel", "page", "text")
+SKLEARN_PHOTOS = ("china", "flower")
+MATPLOTLIB_PHOTOS = ("grace_hopper",)
+# Photos kept out of stage 1: the MLP comparison runs on their crops only.
+HELD_OUT_PHOTOS = ("astronaut", "coffee", "chelsea", "china", "grace_hopper", "camera", "immunohistochemistry",
+                   "moon")
 STANDIN_TARGET = "standin_level"
 STANDIN_NOTE = ("No human opinion scores ship with any package, so the MLP is trained on a STAND-IN target: "
                 "standin_level = 1 - (distortion level - 1) / 4 (1 = mildest, 0 = strongest). The figures "
                 "below measure agreement with that stand-in, not with human perception.")
+PAPER_ARCH = "inception_resnet_v2"
+FEATURE_SETS = ("weak_supervised", "random_init", "fr_oracle")
+SETTINGS_FILE = "demo_settings.json"
+# What the demo writes under out_dir (removed by `overwrite`).
+OUTPUTS = ("pristine", "distorted", "manifest_stage1.csv", "manifest_stage2.csv", "weak_labels.csv",
+           "held_out_fr.csv", "multitask", "features", "mlp", "comparison.csv", "comparison.md", "comparison.png",
+           "deepfl_iqa.keras", "prediction.csv", "timings.md", SETTINGS_FILE)
 
 
-@dataclass
+@dataclass(frozen=True)
 class DemoConfig:
-    """What the demo does; defaults fit 2 CPU cores. `arch="tiny"` swaps in a small CNN (for tests only)."""
+    """What the demo does; the defaults fit 2 CPU cores in minutes.
 
-    size: tuple[int, int] = (176, 176)          # MS-SSIM needs >= 161 pixels per side
-    stage1_refs: int = 2                         # labelled with the FR metrics, train the multi-task model
-    stage2_refs: int = 5                         # held out: MLSP features + MLP with the stand-in target
-    types: Sequence[int] = tuple(range(1, 26))
-    levels: Sequence[int] = (1, 2, 3, 4, 5)
-    stage2_types: Sequence[int] | None = None    # default: same as `types`
-    metrics: Sequence[str] | None = None         # default: all eleven
-    arch: str = "inception_resnet_v2"
-    train_size: tuple[int, int] = (96, 96)
-    train_steps: int = 6
-    train_batch: int = 16
-    mlp_hidden: Sequence[int] = (2048, 1024, 256)
-    mlp_dropout: Sequence[float] = (0.25, 0.25, 0.5)
-    mlp_epochs: int = 5
-    mlp_learning_rates: Sequence[float] = (1e-3, 1e-4)
+    `arch="small"` (default) is a 5-stage CNN with the MLSP interface, because the paper's InceptionResNetV2
+    cannot learn the weak labels on 2 CPU cores in minutes; `arch="inception_resnet_v2"` tells the same story
+    with the paper's network (much slower). `arch="tiny"` is for smoke tests only.
+    """
+
+    size: tuple[int, int] = (176, 176)           # labels need >= 161 pixels per side (MS-SSIM)
+    stage1_photos: tuple[str, ...] | None = None  # None: every bundled photo that is not held out
+    held_out_photos: tuple[str, ...] = HELD_OUT_PHOTOS
+    crops: int = 2                                # non-overlapping crops per stage-1 photo
+    held_out_crops: int = 2                       # crops per held-out photo
+    types: tuple[int, ...] = tuple(range(1, 26))
+    levels: tuple[int, ...] = (1, 2, 3, 4, 5)
+    metrics: tuple[str, ...] | None = None        # weak labels; None: all eleven
+    arch: str = "small"
+    train_crop: tuple[int, int] = (96, 96)        # random crops of the labelled images (labels are per image)
+    train_epochs: int = 4
+    train_batch: int = 32
+    learning_rate: float = 1e-3
+    val_fraction: float = 1 / 7
+    mlp_hidden: tuple[int, ...] = (2048, 1024, 256)
+    mlp_dropout: tuple[float, ...] = (0.25, 0.25, 0.5)
+    mlp_epochs: int = 10
+    mlp_learning_rates: tuple[float, ...] = (1e-3, 1e-4)
     mlp_batch: int = 64
-    num_splits: int = 2
+    num_splits: int = 4
     seed: int = 0
-    run_eagerly: bool = True                     # tracing IRV2's training graph costs minutes on a CPU
 
     def __post_init__(self):
-        if self.stage1_refs < 2:
-            raise ValueError(f"stage1_refs: need >= 2 (one for training, one for validation), got {self.stage1_refs}")
-        if self.stage2_refs < 5:
-            raise ValueError(f"stage2_refs: need >= 5 for 60/20/20 content splits, got {self.stage2_refs}")
+        if len(self.held_out_photos) < 5:
+            raise ValueError(f"held_out_photos: need >= 5 for 60/20/20 content splits, got {len(self.held_out_photos)}")
+        overlap = set(self.stage1_photos or ()) & set(self.held_out_photos)
+        if overlap:
+            raise ValueError(f"stage1_photos: {sorted(overlap)} are also held out")
+        if self.crops < 1 or self.held_out_crops < 1:
+            raise ValueError(f"crops/held_out_crops: need >= 1, got {self.crops}/{self.held_out_crops}")
+        if self.train_epochs < 1:
+            raise ValueError(f"train_epochs: need >= 1, got {self.train_epochs}")
 
 
 @dataclass
 class DemoResult:
     out_dir: Path
-    summary: pd.DataFrame
-    per_split: pd.DataFrame
+    comparison: pd.DataFrame
     exported: Path
     scored: list[tuple[str, float]]
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def load_references(count: int, size: tuple[int, int], names: Sequence[str] = REFERENCE_NAMES
-                    ) -> list[tuple[str, np.ndarray]]:
-    """`count` bundled scikit-image photos as HxWx3 uint8 of `size` (gray ones repeated to RGB).
+def _load_photo(name: str) -> np.ndarray:
+    """One bundled photo as HxWx3 uint8; raises when it is not bundled in this installation."""
+    if name in SKLEARN_PHOTOS:
+        from sklearn.datasets import load_sample_image
 
-    Images that need a download (not bundled in this installation) are passed over.
-    """
-    from PIL import Image
+        return np.asarray(load_sample_image(f"{name}.jpg"))
+    if name in MATPLOTLIB_PHOTOS:
+        from matplotlib import cbook
+        from PIL import Image
+
+        with Image.open(cbook.get_sample_data(f"{name}.jpg")) as image:
+            return np.asarray(image.convert("RGB"))
     from skimage import data
 
-    height, width = size
-    out = []
+    image = np.asarray(getattr(data, name)())
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    return np.ascontiguousarray(image[..., :3]).astype(np.uint8)
+
+
+def bundled_photos(names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The photos of `names` that this installation holds (those needing a download are passed over)."""
+    out = {}
     for name in names:
-        if len(out) == count:
-            break
         try:
-            image = np.asarray(getattr(data, name)())
-        except Exception:  # a data file that would need a download: skip it
-            continue
-        if image.ndim == 2:
-            image = np.repeat(image[..., None], 3, axis=2)
-        image = np.ascontiguousarray(image[..., :3]).astype(np.uint8)
-        h, w = image.shape[:2]
-        scale = max(height / h, width / w)
-        nh, nw = max(height, round(h * scale)), max(width, round(w * scale))
-        image = np.asarray(Image.fromarray(image).resize((nw, nh), Image.Resampling.LANCZOS))
-        top, left = (nh - height) // 2, (nw - width) // 2
-        out.append((name, np.ascontiguousarray(image[top:top + height, left:left + width])))
-    if len(out) < count:
-        raise ValueError(f"count: only {len(out)} bundled scikit-image photos are available, asked for {count}")
+            out[name] = _load_photo(name)
+        except Exception:  # e.g. a scikit-image file fetched by pooch on first use: not bundled
+            log.info("photo %s is not bundled in this installation; passed over", name)
     return out
+
+
+def photo_crops(image: np.ndarray, size: tuple[int, int], count: int) -> list[np.ndarray]:
+    """`count` non-overlapping crops of `size`, spread over the photo resized so that it holds two crops across
+    its shorter side (one when `count` is 1)."""
+    from PIL import Image
+
+    height, width = size
+    h, w = image.shape[:2]
+    across = 1 if count == 1 else 2
+    scale = max(across * height / h, across * width / w) if h <= w else max(across * height / h, width / w)
+    scale = max(scale, height / h, width / w)
+    nh, nw = max(height, round(h * scale)), max(width, round(w * scale))
+    resized = np.asarray(Image.fromarray(image).resize((nw, nh), Image.Resampling.LANCZOS))
+    rows, cols = nh // height, nw // width
+    top, left = (nh - rows * height) // 2, (nw - cols * width) // 2
+    grid = [(top + r * height, left + c * width) for r in range(rows) for c in range(cols)]
+    chosen = np.unique(np.linspace(0, len(grid) - 1, min(count, len(grid))).round().astype(int))
+    return [np.ascontiguousarray(resized[y:y + height, x:x + width]) for y, x in (grid[i] for i in chosen)]
 
 
 def distort_references(references: Sequence[tuple[str, np.ndarray]], types: Sequence[int], levels: Sequence[int],
@@ -130,37 +179,106 @@ def distort_references(references: Sequence[tuple[str, np.ndarray]], types: Sequ
     return pd.DataFrame(rows)
 
 
-def _write_manifest(frame: pd.DataFrame, path: Path) -> None:
+def standin_scores(levels: Sequence[int] | np.ndarray) -> np.ndarray:
+    """The stand-in target: 1 for level 1 (mildest) down to 0 for level 5 (strongest)."""
+    return 1.0 - (np.asarray(levels, dtype=np.float64) - 1.0) / 4.0
+
+
+def best_fr_metric(weak_labels: pd.DataFrame, levels: Sequence[int]) -> tuple[str, float]:
+    """The FR metric whose scores follow the stand-in target best (SROCC, sign-corrected), on stage-1 images."""
+    from deepfl.evaluation import srocc
+    from deepfl.fr import LOWER_IS_BETTER, METRICS
+
+    target = standin_scores(levels)
+    found = {m: srocc(-weak_labels[m] if m in LOWER_IS_BETTER else weak_labels[m], target)
+             for m in METRICS if m in weak_labels.columns}
+    best = max(found, key=lambda m: found[m])
+    return best, found[best]
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
     atomic_write_bytes(path, frame.to_csv(index=False, quoting=csv.QUOTE_MINIMAL).encode("utf-8"))
 
 
-def stage1_config(weak_labels: Path, image_root: Path, config: DemoConfig):
-    """The demo's stage-1 run: a few multi-task steps at a small input size, random init, half of the contents
-    for validation (there are only a few)."""
+def _comparison_plot(comparison: pd.DataFrame, per_split: dict[str, pd.DataFrame], path: Path, title: str) -> None:
+    """Bars: median test SROCC of each feature set; dots: its per-split values."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6, 4.2), dpi=100)
+    axes = figure.add_subplot(1, 1, 1)
+    names = list(comparison["features"])
+    axes.bar(range(len(names)), comparison["srocc"], color=["C0", "C7", "C2"][:len(names)], alpha=0.8,
+             label="median over splits")
+    for i, name in enumerate(names):
+        values = per_split[name]["srocc"].to_numpy()
+        axes.scatter(np.full(values.size, i), values, color="k", s=14, zorder=3,
+                     label="one split's test set" if i == 0 else None)
+    axes.set_xticks(range(len(names)), names)
+    axes.set_ylabel(f"SROCC with {STANDIN_TARGET} (held-out photos)")
+    axes.set_ylim(min(0.0, float(np.nanmin([per_split[n]["srocc"].min() for n in names])) - 0.05), 1.0)
+    axes.axhline(0.0, color="k", lw=0.6)
+    axes.set_title(title, fontsize=10)
+    axes.legend(loc="upper left", fontsize=8)
+    axes.grid(True, axis="y", alpha=0.3)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def demo_settings(config: DemoConfig) -> dict:
+    """The settings a rerun into the same out_dir must share (all of DemoConfig)."""
+    return json.loads(json.dumps(asdict(config)))
+
+
+def clear_outputs(out: Path) -> None:
+    """Removes what an earlier demo run wrote into `out` (only the demo's own files and folders)."""
+    for name in OUTPUTS:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def _stage1_config(weak_labels: Path, image_root: Path, config: DemoConfig):
     from deepfl.training import MultitaskConfig
 
-    return MultitaskConfig(weak_labels=str(weak_labels), image_root=str(image_root), val_fraction=0.5,
-                           image_size=config.train_size, batch_size=config.train_batch, epochs=1,
-                           steps_per_epoch=config.train_steps, val_steps=2, learning_rate=paper.STAGE1_LEARNING_RATE,
-                           weights="none", arch=config.arch, jit_compile=False, run_eagerly=config.run_eagerly,
+    return MultitaskConfig(weak_labels=str(weak_labels), image_root=str(image_root), val_fraction=config.val_fraction,
+                           image_size=None, crop_size=config.train_crop, batch_size=config.train_batch,
+                           epochs=config.train_epochs, learning_rate=config.learning_rate, weights="none",
+                           arch=config.arch, jit_compile=False, run_eagerly=config.arch == PAPER_ARCH,
                            seed=config.seed, tensorboard=False, progress=False)
 
 
 def run_demo(out_dir: str | os.PathLike = "demo_out", config: DemoConfig = DemoConfig(),
-             echo: Callable[[str], None] = print) -> DemoResult:
-    """Runs the whole chain into `out_dir` (see the module docstring); returns the results."""
+             echo: Callable[[str], None] = print, keep_checkpoints: bool = False,
+             overwrite: bool = False) -> DemoResult:
+    """Runs the whole story into `out_dir` (see the module docstring); returns the comparison and the rest.
+
+    A rerun with the same settings reuses every finished step; other settings raise `SettingsChanged` (naming
+    the differences) unless `overwrite`, which first removes the earlier run's outputs. The stage-1 resume state
+    (`multitask/checkpoints`) is deleted once the model is written, unless `keep_checkpoints`.
+    """
     import keras
 
     from deepfl import features, labeling, protocol, reporting
     from deepfl.export import export_model
-    from deepfl.fileio import load_model_file
-    from deepfl.models import mlsp_extractor
+    from deepfl.fileio import load_model_file, save_model_atomic
+    from deepfl.models import build_backbone, mlsp_extractor
     from deepfl.prediction import format_scores, load_scorer, score_files
     from deepfl.training import run_multitask
 
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    keras.utils.set_random_seed(config.seed)
+    if overwrite:
+        clear_outputs(out)
+    check_settings(out / SETTINGS_FILE, demo_settings(config), output=out)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -171,87 +289,146 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", config: DemoConfig = DemoC
         clock = now
         echo(f"[{step}] done in {timings[step]:.1f} s")
 
-    # 1-2. Pristine references and their distorted versions.
-    refs = load_references(config.stage1_refs + config.stage2_refs, config.size)
+    if config.arch != PAPER_ARCH:
+        echo(f"backbone: '{config.arch}', a small CNN with the MLSP interface, NOT the paper's InceptionResNetV2 "
+             f"(which cannot learn the weak labels on 2 CPU cores in minutes); --arch={PAPER_ARCH} tells the same "
+             "story with the paper's network, much more slowly.")
+
+    # 1-2. Crops of the bundled photos and their distorted versions.
+    held = bundled_photos(config.held_out_photos)
+    stage1_names = config.stage1_photos or tuple(n for n in SKIMAGE_PHOTOS + SKLEARN_PHOTOS + MATPLOTLIB_PHOTOS
+                                                 if n not in config.held_out_photos)
+    stage1_photos = bundled_photos(stage1_names)
+    if len(held) < 5 or len(stage1_photos) < 2:
+        raise ValueError(f"photos: need >= 5 held-out and >= 2 stage-1 photos, this installation bundles "
+                         f"{len(held)} and {len(stage1_photos)}")
     pristine, distorted = out / "pristine", out / "distorted"
-    for name, image in refs:
-        if not (pristine / f"{name}.png").exists():
-            write_image(pristine / f"{name}.png", image)
-    stage1, stage2 = refs[:config.stage1_refs], refs[config.stage1_refs:]
-    echo(f"references: stage 1 (weak labels) {[n for n, _ in stage1]}, stage 2 (held out) {[n for n, _ in stage2]}")
-    manifest1 = distort_references(stage1, config.types, config.levels, distorted, config.seed)
-    manifest2 = distort_references(stage2, config.stage2_types or config.types, config.levels, distorted,
+
+    def crops_of(photos: dict[str, np.ndarray], count: int) -> list[tuple[str, str, np.ndarray]]:
+        return [(f"{name}_{k}", name, crop) for name, photo in photos.items()
+                for k, crop in enumerate(photo_crops(photo, config.size, count))]
+
+    stage1 = crops_of(stage1_photos, config.crops)
+    stage2 = crops_of(held, config.held_out_crops)
+    for ref, _, image in stage1 + stage2:
+        if not (pristine / f"{ref}.png").exists():
+            write_image(pristine / f"{ref}.png", image)
+    echo(f"stage 1 (weak labels): {len(stage1)} crops of {len(stage1_photos)} photos; held out: {len(stage2)} crops "
+         f"of {len(held)} photos ({', '.join(held)})")
+    manifest1 = distort_references([(r, im) for r, _, im in stage1], config.types, config.levels, distorted,
                                    config.seed)
-    _write_manifest(manifest1, out / "manifest_stage1.csv")
-    _write_manifest(manifest2, out / "manifest_stage2.csv")
+    manifest2 = distort_references([(r, im) for r, _, im in stage2], config.types, config.levels, distorted,
+                                   config.seed)
+    _write_csv(manifest1, out / "manifest_stage1.csv")
+    _write_csv(manifest2, out / "manifest_stage2.csv")
     lap("distort")
 
-    # 3. Weak labels of the stage-1 pairs.
+    # 3. Weak labels of the stage-1 pairs; the FR metric that follows the stand-in best, on the held-out pairs.
     summary = labeling.label_pairs(manifest1[["dist_im", "ref_im"]], distorted, out / "weak_labels.csv",
                                    metrics=config.metrics, ref_root=pristine)
     echo(str(summary))
+    weak = pd.read_csv(out / "weak_labels.csv").merge(manifest1, on=["dist_im", "ref_im"])
+    oracle, oracle_srocc = best_fr_metric(weak, weak["dist_level"])
+    echo(f"fr_oracle: {oracle} follows {STANDIN_TARGET} best on the stage-1 images (SROCC {oracle_srocc:.3f}); "
+         "scoring the held-out images with it (it needs their references)")
+    labeling.label_pairs(manifest2[["dist_im", "ref_im"]], distorted, out / "held_out_fr.csv", metrics=[oracle],
+                         ref_root=pristine)
     lap("label")
 
-    # 4. Multi-task training (a few steps).
+    # 4. Stage 1: the multi-task model on the weak labels (its final model and best model saved without optimizer
+    # state; the resume state goes once the run is finished).
     multitask_dir = out / "multitask"
-    if (multitask_dir / "model.keras").exists():
+    if (multitask_dir / "model.keras").exists() and not (multitask_dir / "checkpoints").exists():
         model = load_model_file(multitask_dir / "model.keras")
     else:
-        model = run_multitask(stage1_config(out / "weak_labels.csv", distorted, config), multitask_dir).model
+        run_multitask(_stage1_config(out / "weak_labels.csv", distorted, config), multitask_dir)
+        for name in ("best.keras", "model.keras"):  # loaded without the optimizer, saved back without it
+            if (multitask_dir / name).exists():
+                save_model_atomic(load_model_file(multitask_dir / name), multitask_dir / name)
+        if not keep_checkpoints:
+            shutil.rmtree(multitask_dir / "checkpoints")
+        model = load_model_file(multitask_dir / "model.keras")
+    history = pd.read_csv(multitask_dir / "history.csv")
+    echo("stage 1, per epoch (validation = held-back stage-1 crops): " + ", ".join(
+        f"{int(r.epoch)}: loss {r.loss:.3f}, val_srocc {r.val_srocc:.3f}" for r in history.itertuples()))
     lap("train")
 
-    # 5. MLSP features of the held-out stage-2 images.
+    # 5. MLSP features of the held-out images: trained backbone, and the same backbone untrained.
     table = pd.DataFrame({
         "image": [str(distorted / n) for n in manifest2["dist_im"]],
         "ref": [str(pristine / n) for n in manifest2["ref_im"]],
-        "content": [Path(n).stem for n in manifest2["ref_im"]],
+        "content": [Path(n).stem.rsplit("_", 1)[0] for n in manifest2["ref_im"]],  # the photo: crops stay together
         "raw_score": manifest2["dist_level"].to_numpy(dtype=np.float64),
         "split": "",
     })
-    table["score"] = 1.0 - (table["raw_score"] - 1.0) / 4.0
+    table["score"] = standin_scores(table["raw_score"])
     table.attrs.update(dataset=STANDIN_TARGET, score_range=(1.0, 5.0), lower_better=True)
-    extractor = mlsp_extractor(model, input_shape=(None, None, 3))
-    stats = features.extract_to_cache(extractor, table["image"].tolist(), out / "features.h5", batch_size=16,
-                                      source=str(multitask_dir / "model.keras"))
-    feats = features.load_features(out / "features.h5", table["image"].tolist())
-    echo(f"features: {stats['written']} extracted, {stats['done']} cached, dim {feats.shape[1]}")
+    paths = table["image"].tolist()
+    keras.utils.set_random_seed(config.seed)  # the initialisation stage 1 started from (run_multitask's seed)
+    untrained = build_backbone(weights=None, input_shape=(None, None, 3), arch=config.arch, seed=config.seed)
+    extractors = {"weak_supervised": (mlsp_extractor(model, input_shape=(None, None, 3)),
+                                      str(multitask_dir / "model.keras")),
+                  "random_init": (untrained, f"{config.arch} random init, seed {config.seed}")}
+    feature_sets = {}
+    for name, (extractor, source) in extractors.items():
+        cache = out / "features" / f"{name}.h5"
+        features.extract_to_cache(extractor, paths, cache, batch_size=25, source=source)
+        feature_sets[name] = features.load_features(cache, paths)
+    fr_scores = pd.read_csv(out / "held_out_fr.csv").set_index("dist_im")[oracle]
+    column = fr_scores.loc[manifest2["dist_im"]].to_numpy(np.float64)
+    feature_sets["fr_oracle"] = ((column - column.mean()) / (column.std() or 1.0))[:, None].astype(np.float32)
+    echo("features: " + ", ".join(f"{k} {v.shape[1]}-dim" for k, v in feature_sets.items())
+         + f" for {len(paths)} held-out images")
     lap("features")
 
-    # 6. MLP head over content-aware splits, with the stand-in target.
+    # 6. The same MLP protocol on each feature set, same content-aware splits, stand-in target.
     echo(STANDIN_NOTE)
     head_config = protocol.HeadConfig(hidden=config.mlp_hidden, dropout=config.mlp_dropout, epochs=config.mlp_epochs,
                                       batch_size=config.mlp_batch, learning_rates=config.mlp_learning_rates,
                                       seed=config.seed)
-    mlp_dir = out / "mlp"
-    if (mlp_dir / "summary.csv").exists() and (mlp_dir / "per_split.csv").exists():
-        per_split = pd.read_csv(mlp_dir / "per_split.csv")
-        summary_table = pd.read_csv(mlp_dir / "summary.csv").set_index("statistic")
-        echo(f"{mlp_dir}: finished earlier, reusing its results")
-    else:
-        splits = protocol.table_splits(table, config.num_splits, config.seed)
-        result = protocol.run_and_report(table, feats, splits, head_config, mlp_dir, name="head",
-                                         title=f"held-out images, target {STANDIN_TARGET}",
-                                         score_label=f"{STANDIN_TARGET} (stand-in target)")
-        per_split, summary_table = result.per_split, result.summary
-    crit = ["srocc", "plcc", "plcc_logistic", "krocc", "rmse"]
-    echo("per split (test sets):\n" + per_split[["split", "learning_rate", "best_epoch", *crit]].to_string(
-        index=False, float_format=lambda v: f"{v:.4f}"))
-    echo("summary over splits:\n" + summary_table[crit].to_string(float_format=lambda v: f"{v:.4f}"))
+    splits = protocol.table_splits(table, config.num_splits, config.seed)
+    per_split, rows = {}, []
+    for name in FEATURE_SETS:
+        mlp_dir = out / "mlp" / name
+        if (mlp_dir / "summary.csv").exists() and (mlp_dir / "per_split.csv").exists():
+            per_split[name] = pd.read_csv(mlp_dir / "per_split.csv")
+            summary_table = pd.read_csv(mlp_dir / "summary.csv").set_index("statistic")
+        else:
+            result = protocol.run_and_report(table, feature_sets[name], splits, head_config, mlp_dir, name="head",
+                                             title=f"{name} features, held-out photos, target {STANDIN_TARGET}",
+                                             score_label=f"{STANDIN_TARGET} (stand-in target)")
+            per_split[name], summary_table = result.per_split, result.summary
+        median = summary_table.loc["median"]
+        rows.append({"features": name, "srocc": median["srocc"], "plcc": median["plcc"],
+                     "plcc_logistic": median["plcc_logistic"], "krocc": median["krocc"], "rmse": median["rmse"],
+                     "srocc_min": per_split[name]["srocc"].min(), "srocc_max": per_split[name]["srocc"].max(),
+                     "splits": len(per_split[name]), "dim": feature_sets[name].shape[1],
+                     "source": {"weak_supervised": f"{config.arch} trained on the weak labels",
+                                "random_init": f"{config.arch}, random weights",
+                                "fr_oracle": f"FR metric {oracle} (needs the reference)"}[name]})
+    comparison = pd.DataFrame(rows)
+    reporting.write_table(comparison, out, "comparison",
+                          f"Held-out photos, target {STANDIN_TARGET}: median over {config.num_splits} splits")
+    _comparison_plot(comparison, per_split, out / "comparison.png",
+                     f"MLSP of '{config.arch}': weak-label training vs random init, {len(held)} held-out photos")
+    echo("comparison (test sets of content-aware splits; SROCC etc. are medians over splits):\n"
+         + comparison[["features", "srocc", "plcc", "krocc", "rmse", "srocc_min", "srocc_max", "dim"]].to_string(
+             index=False, float_format=lambda v: f"{v:.3f}"))
     lap("mlp")
 
-    # 7. One-file export and the predict entry point on one image.
+    # 7. One-file export (weak-supervised backbone + its first head) and the predict entry point on one image.
     exported = out / "deepfl_iqa.keras"
     if not exported.exists():
-        export_model(model, mlp_dir / "head_split0.keras", exported)
+        export_model(model, out / "mlp" / "weak_supervised" / "head_split0.keras", exported)
     image = table["image"].iloc[0]
-    rows, failed = score_files([image], load_scorer(exported))
+    scored, failed = score_files([image], load_scorer(exported))
     if failed:
         raise ValueError(f"image: {failed[0]} could not be scored")
-    atomic_write_bytes(out / "prediction.csv", format_scores(rows, "csv").encode("utf-8"))
-    echo(f"deepfl-predict --model {exported} {image}\n" + format_scores(rows))
+    atomic_write_bytes(out / "prediction.csv", format_scores(scored, "csv").encode("utf-8"))
+    echo(f"deepfl-predict --model {exported} {image}\n" + format_scores(scored))
     lap("export+predict")
     total = sum(timings.values())
     echo(f"total {total:.1f} s; every output is under {out}")
     report = reporting.to_markdown(pd.DataFrame([{"step": k, "seconds": v} for k, v in timings.items()]))
     atomic_write_bytes(out / "timings.md", report.encode("utf-8"))
-    return DemoResult(out, summary_table, per_split, exported, rows, timings)
+    return DemoResult(out, comparison, exported, scored, timings)

@@ -40,7 +40,9 @@ PIXEL_SCALINGS: dict[str, tuple[float, float]] = {
 IMAGENET_WEIGHTS_FILE = "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5"
 IMAGENET_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/inception_resnet_v2/"
 IMAGENET_WEIGHTS_MD5 = "d19885ff4a710c122648d3b5c3b684e4"  # the hash Keras checks for this file
-ARCHITECTURES = ("inception_resnet_v2", "tiny")
+ARCHITECTURES = ("inception_resnet_v2", "small", "tiny")
+# Channels of the "small" CNN's five stages (each halves the resolution): MLSP of 16+32+64+128+192 = 432 features.
+SMALL_WIDTHS = (16, 32, 64, 128, 192)
 MIXED_PRECISION_POLICIES = (None, "float32", "mixed_bfloat16", "mixed_float16")
 BACKBONE_NAME = "mlsp_backbone"
 
@@ -84,6 +86,24 @@ def _tiny_network(input_shape: tuple, seed: int) -> tuple[keras.Model, tuple[str
         x = keras.layers.Activation("relu", name=f"tiny_{i}_mixed")(x)
         names.append(f"tiny_{i}_mixed")
     return keras.Model(inputs, x, name="tiny"), tuple(names)
+
+
+def _small_network(input_shape: tuple, seed: int) -> tuple[keras.Model, tuple[str, ...]]:
+    """A CNN of five stages (3x3 conv, then 3x3 conv with stride 2, each with BatchNorm + ReLU; 0.85M weights)
+    whose stage outputs are its "mixed" blocks: IRV2's MLSP interface at a cost that lets the demo learn weak
+    labels on a CPU in minutes."""
+    inputs = keras.Input(input_shape)
+    x = inputs
+    names = []
+    for i, channels in enumerate(SMALL_WIDTHS, start=1):
+        for j, stride in enumerate((1, 2)):
+            x = keras.layers.Conv2D(channels, 3, strides=stride, padding="same", use_bias=False,
+                                    kernel_initializer=keras.initializers.HeNormal(seed + 10 * i + j),
+                                    name=f"small_conv_{i}{'ab'[j]}")(x)
+            x = keras.layers.BatchNormalization(name=f"small_bn_{i}{'ab'[j]}")(x)
+            x = keras.layers.Activation("relu", name=f"small_{i}_mixed" if stride == 2 else f"small_relu_{i}a")(x)
+        names.append(f"small_{i}_mixed")
+    return keras.Model(inputs, x, name="small"), tuple(names)
 
 
 def default_pixel_scaling(weights: str | None) -> str:
@@ -146,20 +166,23 @@ def build_backbone(weights: str | None = "imagenet", input_shape: Sequence[int |
     `weights`: "imagenet" (Keras' file, see `imagenet_weights_path`), None (random init, for tests) or a local
     weights file of `InceptionResNetV2(include_top=False)` (Keras 2 HDF5, e.g. the authors' release, or Keras 3
     `.weights.h5`). `input_shape` (H, W, 3) with H, W >= 75, or None for any size >= 75 (extraction at native
-    resolution). `arch="tiny"` swaps in a small CNN with the same interfaces, for smoke tests only.
+    resolution). `arch="small"` swaps in a small CNN with the same interfaces (432 features; learns weak labels on
+    a CPU in minutes), `arch="tiny"` a smaller one for smoke tests only.
     `mixed_precision` sets the dtype policy of the built layers.
     """
     if pixel_scaling not in PIXEL_SCALINGS:
         raise ValueError(f"pixel_scaling: must be one of {tuple(PIXEL_SCALINGS)}, got {pixel_scaling!r}")
     if arch not in ARCHITECTURES:
         raise ValueError(f"arch: must be one of {ARCHITECTURES}, got {arch!r}")
-    if arch == "tiny" and weights not in (None, ""):
-        raise ValueError(f"weights: arch 'tiny' has no pretrained weights, got {weights!r}")
+    if arch != "inception_resnet_v2" and weights not in (None, ""):
+        raise ValueError(f"weights: arch {arch!r} has no pretrained weights, got {weights!r}")
     shape = _check_input_shape(input_shape, MIN_INPUT_SIZE if arch == "inception_resnet_v2" else 8)
     with dtype_policy(mixed_precision):
         if arch == "inception_resnet_v2":
             network = _inception_resnet_v2(weights or None, shape)
             layer_names = MLSP_LAYER_NAMES
+        elif arch == "small":
+            network, layer_names = _small_network(shape, seed)
         else:
             network, layer_names = _tiny_network(shape, seed)
         backbone = mlsp_backbone(network, layer_names, pixel_scaling, name)
