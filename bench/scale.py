@@ -4,6 +4,9 @@ Each step runs as its command-line job in a fresh process, exactly as a user run
 2,000 distorted images) and then on a large one (default 20,000). Per step and scale it prints throughput (images
 or pairs per second, wall clock), the peak resident memory of the job's whole process tree (workers included,
 sampled from /proc every 0.2 s), and the disk its outputs take; then the growth from the small to the large scale.
+The steady rate is read between 10% and 90% of each job's progress (for training, between the first and the
+last of 4 epochs that together make one pass), so start-up (imports, XLA compilation) does not hide how the rate
+behaves with scale; the overall rate per CPU-second of the tree, start-up included, is printed beside it.
 At the large scale each step is also run a second time into a fresh folder, SIGKILLed part-way and restarted, and
 its outputs are compared with the uninterrupted run's.
 
@@ -23,6 +26,7 @@ import argparse
 import csv
 import hashlib
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -92,13 +96,30 @@ class Run:
     returncode: int
     wall: float
     peak_rss: int
+    cpu: float = 0.0
     killed: bool = False
     stderr: str = ""
+    samples: list[tuple[float, float]] | None = None
+
+    def steady_seconds(self, lo: float, hi: float) -> float:
+        """Seconds between the progress reaching fraction `lo` and `hi` of its final value: the rate without
+        start-up (imports, compilation) and wind-up, which a small run would otherwise be dominated by."""
+        final = self.samples[-1][1]
+        t_lo = next(t for t, v in self.samples if v >= lo * final)
+        t_hi = next(t for t, v in self.samples if v >= hi * final)
+        return t_hi - t_lo
 
 
-def run_measured(cmd: list[str], kill_after: float | None = None) -> Run:
-    """Runs `cmd` in its own process group, sampling the tree's RSS; optionally SIGKILLs it after `kill_after` s."""
-    start = time.perf_counter()
+def children_cpu() -> float:
+    """User + system CPU seconds of every waited-for descendant so far (pool workers included)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_measured(cmd: list[str], kill_after: float | None = None, progress=None) -> Run:
+    """Runs `cmd` in its own process group, sampling the tree's RSS (and `progress()`, a number that grows with
+    the work done, into `Run.samples`); optionally SIGKILLs it after `kill_after` s."""
+    start, cpu_start = time.perf_counter(), children_cpu()
     proc = subprocess.Popen(cmd, env=job_env(), cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)
     peak = 0
@@ -111,8 +132,11 @@ def run_measured(cmd: list[str], kill_after: float | None = None) -> Run:
     reader = threading.Thread(target=drain, daemon=True)
     reader.start()
     killed = False
+    samples: list[tuple[float, float]] = []
     while proc.poll() is None:
         peak = max(peak, tree_rss(proc.pid))
+        if progress is not None:
+            samples.append((time.perf_counter() - start, progress()))
         if kill_after is not None and time.perf_counter() - start > kill_after:
             os.killpg(proc.pid, signal.SIGKILL)
             killed = True
@@ -121,7 +145,10 @@ def run_measured(cmd: list[str], kill_after: float | None = None) -> Run:
         stop.wait(0.2)
     reader.join(timeout=10)
     wall = time.perf_counter() - start
-    return Run(proc.returncode, wall, peak, killed, b"".join(err_chunks).decode("utf-8", "replace")[-2000:])
+    if progress is not None:
+        samples.append((wall, progress()))
+    return Run(proc.returncode, wall, peak, children_cpu() - cpu_start, killed,
+               b"".join(err_chunks).decode("utf-8", "replace")[-2000:], samples)
 
 
 def disk_bytes(path: Path) -> int:
@@ -181,17 +208,55 @@ class StepResult:
     scale: int
     items: int
     wall: float
+    cpu: float
     peak_rss: int
     disk: int
+    steady_rate: float
 
     @property
     def rate(self) -> float:
         return self.items / self.wall if self.wall > 0 else float("nan")
 
+    @property
+    def cpu_rate(self) -> float:
+        """Items per CPU-second: steadier than the wall rate when other work shares the machine."""
+        return self.items / self.cpu if self.cpu > 0 else float("nan")
 
-def step_commands(root: Path, size: int, workers: int) -> dict[str, tuple[list[str], Path]]:
+
+TRAIN_EPOCHS = 4  # one pass over the data, cut into 4 epochs so that history.csv marks the progress
+TRAIN_BATCH = 32
+
+
+def file_size(path: Path) -> float:
+    try:
+        return float(path.stat().st_size)
+    except OSError:
+        return 0.0
+
+
+def line_count(path: Path) -> float:
+    try:
+        return float(path.read_bytes().count(b"\n"))
+    except OSError:
+        return 0.0
+
+
+def progress_probe(step: str, out: Path):
+    """A number that grows with `step`'s work done, and the (lo, hi) fractions between which its rate is read."""
+    if step == "distort":
+        return (lambda: line_count(out / "manifest.csv")), (0.1, 0.9)
+    if step == "label":
+        return (lambda: file_size(out / "labels.csv")), (0.1, 0.9)
+    if step == "train":
+        return (lambda: max(line_count(out / "history.csv") - 1, 0.0)), (1 / TRAIN_EPOCHS, 1.0)
+    return (lambda: sum(file_size(p) for p in out.glob("*.h5*"))), (0.1, 0.9)
+
+
+def step_commands(root: Path, size: int, workers: int, images: int) -> dict[str, tuple[list[str], Path]]:
     """step -> (command, its output folder) for one scale's folder `root`."""
     kadis, labels, runs, feats = root / "kadis", root / "labels", root / "stage1", root / "features"
+    train_images = images - images // 7  # the default validation fraction holds out 1/7 of the contents
+    steps_per_epoch = max(1, -(-train_images // (TRAIN_BATCH * TRAIN_EPOCHS)))
     return {
         "distort": (job_command("distort", "--ref_dir", str(root / "pristine"), "--out_dir", str(kadis),
                                 "--workers", str(workers)), kadis),
@@ -199,8 +264,9 @@ def step_commands(root: Path, size: int, workers: int) -> dict[str, tuple[list[s
                               "--ref_root", str(root / "pristine"), "--out_dir", str(labels)), labels),
         "train": (job_command("train_multitask", "--weak_labels", str(labels / "labels.csv"), "--image_root",
                               str(kadis), "--out_dir", str(runs), "--arch", "tiny", "--weights", "none",
-                              "--image_size", f"{size},{size}" if size <= 96 else "96,96", "--batch_size", "32",
-                              "--epochs", "1"), runs),
+                              "--image_size", f"{size},{size}" if size <= 96 else "96,96", "--batch_size",
+                              str(TRAIN_BATCH), "--epochs", str(TRAIN_EPOCHS), "--steps_per_epoch",
+                              str(steps_per_epoch)), runs),
         "extract": (job_command("extract_features", "--model", str(runs / "model.keras"), "--images", str(kadis),
                                 "--out_dir", str(feats), "--batch_size", "32"), feats),
     }
@@ -230,17 +296,20 @@ def run_scale(root: Path, images: int, size: int, workers: int, kill: bool) -> l
     print(f"\n== {images} distorted images ({refs} references of {size}x{size}) under {root}", flush=True)
     write_references(root / "pristine", refs, size)
     results = []
-    for step, (cmd, out) in step_commands(root, size, workers).items():
+    for step, (cmd, out) in step_commands(root, size, workers, images).items():
         if out.exists():
             shutil.rmtree(out)
-        run = run_measured(cmd)
+        probe, (lo, hi) = progress_probe(step, out)
+        run = run_measured(cmd, progress=probe)
         if run.returncode != 0:
             raise SystemExit(f"{step} failed (exit {run.returncode}): {run.stderr.strip().splitlines()[-1:]}")
         items = images
-        result = StepResult(step, images, items, run.wall, run.peak_rss, disk_bytes(out))
+        result = StepResult(step, images, items, run.wall, run.cpu, run.peak_rss, disk_bytes(out),
+                            (hi - lo) * items / max(run.steady_seconds(lo, hi), 1e-9))
         results.append(result)
-        print(f"{step:8s} {images:7d} images  {result.rate:8.1f} /s  wall {run.wall:7.1f} s  "
-              f"peak RSS {run.peak_rss / 2**20:7.0f} MiB  disk {result.disk / 2**20:8.1f} MiB", flush=True)
+        print(f"{step:8s} {images:7d} images  steady {result.steady_rate:7.1f} /s  overall {result.rate:7.1f} /s  "
+              f"{result.cpu_rate:7.1f} /CPU-s  wall "
+              f"{run.wall:7.1f} s  peak RSS {run.peak_rss / 2**20:7.0f} MiB  disk {result.disk / 2**20:8.1f} MiB", flush=True)
         if kill:
             check_kill_restart(step, cmd, out, run.wall)
     return results
@@ -307,14 +376,16 @@ def main() -> None:
 
     small, large = scales[0], scales[-1]
     print(f"\n== growth from {small} to {large} images (load average {os.getloadavg()[0]:.1f} now)")
-    print(f"{'step':8s} {'rate small':>11s} {'rate large':>11s} {'rate ratio':>10s} {'RSS small':>10s} "
-          f"{'RSS large':>10s} {'RSS growth':>10s} {'disk/image':>11s}")
+    print(f"{'step':8s} {'steady rate /s':>19s} {'ratio':>6s} {'overall /CPU-s':>19s} {'ratio':>6s} "
+          f"{'peak RSS':>15s} {'growth':>7s} {'disk/image':>10s}")
     for a, b in zip(results[small], results[large]):
-        print(f"{a.step:8s} {a.rate:11.1f} {b.rate:11.1f} {b.rate / a.rate:10.2f} {a.peak_rss / 2**20:9.0f}M "
-              f"{b.peak_rss / 2**20:9.0f}M {b.peak_rss / a.peak_rss - 1:+10.1%} {b.disk / b.items / 1024:9.1f}KB")
+        print(f"{a.step:8s} {a.steady_rate:9.1f} {b.steady_rate:9.1f} {b.steady_rate / a.steady_rate:6.2f} "
+              f"{a.cpu_rate:9.1f} {b.cpu_rate:9.1f} {b.cpu_rate / a.cpu_rate:6.2f} "
+              f"{a.peak_rss / 2**20:6.0f}M {b.peak_rss / 2**20:6.0f}M "
+              f"{b.peak_rss / a.peak_rss - 1:+7.1%} {b.disk / b.items / 1024:8.1f}KB")
 
     rate, png_bytes = kadis_probe(workdir, args.workers)
-    label_rate = next(r.rate for r in results[large] if r.step == "label")
+    label_rate = next(r.steady_rate for r in results[large] if r.step == "label")
     print(f"\n== KADIS-700k projection ({os.cpu_count()} cores here; N cores assumes the sharded jobs scale "
           f"linearly, which the per-core rates above do not prove beyond this machine)")
     print(f"distort at 512x384: {rate:.1f} images/s here -> {KADIS_IMAGES / rate / 3600:.1f} h; "
