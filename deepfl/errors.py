@@ -18,3 +18,21 @@ def failure_reason(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return next((line for line in reversed(lines) if not line.startswith(("[[", "File", "Detected"))),
                 type(exc).__name__)
+
+
+MAX_MESSAGE_CHARS = 300
+
+
+def one_line(exc: BaseException, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """`exc`'s message as one line of at most `limit` characters, for a report on stderr.
+
+    The first line of the message (whitespace collapsed), or, for TensorFlow's multi-line "...error:" header,
+    the line that says what failed (`failure_reason`); a longer line is cut and ends in "...". Messages that
+    embed tensor values (hundreds of lines) are reduced the same way.
+    """
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    line = failure_reason(exc) if lines[0].endswith(":") and len(lines) > 1 else lines[0]
+    line = " ".join(line.split())
+    return line if len(line) <= limit else line[:limit - 3].rstrip() + "..."

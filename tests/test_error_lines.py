@@ -1,0 +1,66 @@
+"""Every error a script reports is one line: messages that embed tensor values (hundreds of lines) are reduced
+to their first line and capped; unexpected exceptions exit 1 instead of printing a traceback."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from deepfl.errors import MAX_MESSAGE_CHARS, one_line
+
+REPO = Path(__file__).resolve().parents[1]
+
+# What TensorFlow prints for a per-replica value it cannot convert: the whole tensor, over hundreds of lines.
+TENSOR_DUMP = ("Attempt to convert a value (PerReplica:{\n"
+               "  0: <tf.Tensor: shape=(2, 64, 64, 3), dtype=float32, numpy=\n"
+               + repr(np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype(np.float32))
+               + "}) with an unsupported type (<class 'tensorflow.python.distribute.values.PerReplica'>) to a Tensor.")
+
+SCRIPT = """
+import sys
+import numpy as np
+from absl import flags
+from deepfl.cli import app
+flags.DEFINE_string("kind", "value", "which exception")
+MESSAGE = {message!r}
+
+def main(argv):
+    if flags.FLAGS.kind == "value":
+        raise ValueError(MESSAGE)
+    if flags.FLAGS.kind == "runtime":
+        raise RuntimeError(MESSAGE)
+    raise KeyError("x" * 5000)
+
+app.run_app(main)
+"""
+
+
+def _run(kind, *extra):
+    code = SCRIPT.format(message=TENSOR_DUMP)
+    return subprocess.run([sys.executable, "-c", code, f"--kind={kind}", *extra], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_one_line_reduces_a_tensor_dump():
+    assert TENSOR_DUMP.count("\n") > 100
+    line = one_line(ValueError(TENSOR_DUMP))
+    assert line == "Attempt to convert a value (PerReplica:{"
+    long = one_line(RuntimeError("y" * 1000))
+    assert len(long) == MAX_MESSAGE_CHARS and long.endswith("...")
+    graph = RuntimeError("Graph execution error:\n\nDetected at node x defined at (most recent call last):\n"
+                         "  File \"a.py\", line 1, in f\nInvalid reduction dimension 0\n\t [[{{node x}}]]")
+    assert one_line(graph) == "Invalid reduction dimension 0"
+    assert one_line(KeyError()) == "KeyError"
+
+
+def test_scripts_report_every_exception_in_one_line():
+    for kind, code, name in (("value", 2, "ValueError"), ("runtime", 1, "RuntimeError"), ("key", 1, "KeyError")):
+        result = _run(kind)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == code, result.stderr[-2000:]
+        assert len(lines) == 1 and lines[0].startswith(f"error ({name}): "), result.stderr[-2000:]
+        assert "array(" not in lines[0] and len(lines[0]) < 400
+    # The traceback stays available on request.
+    verbose = _run("runtime", "--verbosity=1")
+    assert verbose.returncode == 1 and "Traceback (most recent call last)" in verbose.stderr
