@@ -8,7 +8,8 @@ One module per job:
   validation   `evaluate_tasks`: per-task MSE and SROCC over the validation set.
   checkpoints  the resumable state: weights + optimizer, dropout RNG states, epoch, stream position.
   data_order   `DataOrder`: which training rows the model consumed, for exact resumption.
-  strategy     `tf.distribute` strategies by name, logical CPU devices, each worker's output folder.
+  strategy     `tf.distribute` strategies by name, logical CPU devices, which worker writes the outputs.
+  keras_compat  Keras' `fit` on strategies with several replicas (multi-worker included).
 
 Names are re-exported lazily: `from deepfl.training import run_multitask` loads neither Keras nor TensorFlow.
 """
@@ -27,7 +28,7 @@ _EXPORTS = {
     "write_checkpoint": "checkpoints", "seed_states": "checkpoints", "set_seed_states": "checkpoints",
     "DataOrder": "data_order", "ROW_COLUMN": "data_order",
     "STRATEGIES": "strategy", "get_strategy": "strategy", "configure_virtual_cpus": "strategy",
-    "worker_dir": "strategy",
+    "is_chief": "strategy",
 }
 
 __all__ = list(_EXPORTS)

@@ -3,7 +3,9 @@
 It checks the settings against an earlier run in `out_dir` (run_config.json), reads the weak labels, splits
 them by content (split.csv), fits the target normalisation (normalizer.json), builds the input pipelines and the
 model, trains (resuming from the last checkpoint) and writes the final model. Cheap checks run before
-TensorFlow is imported, so a finished run or a bad setting answers at once.
+TensorFlow is imported, so a finished run or a bad setting answers at once. On a multi-worker strategy every
+worker runs this job with the same config and `out_dir` (on storage they share): the chief writes the outputs,
+the others resume from the chief's checkpoint and write to temporary folders of their own.
 
 Outputs in `out_dir`: model.keras (final), best.keras (best mean validation SROCC), normalizer.json, split.csv,
 run_config.json, history.csv, tensorboard/, checkpoints/, skipped_images.csv (only when corrupt images were
@@ -12,10 +14,12 @@ skipped).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +29,7 @@ import numpy as np
 from deepfl import paper
 from deepfl.fileio import atomic_output, atomic_write_bytes
 from deepfl.training.checkpoints import STATE_FILE
-from deepfl.training.strategy import STRATEGIES
+from deepfl.training.strategy import STRATEGIES, is_chief
 
 log = logging.getLogger("deepfl")
 
@@ -205,15 +209,29 @@ def run_multitask(config: MultitaskConfig, out_dir: str | os.PathLike) -> Multit
 
     table = _read_table(config)
     tasks = _choose_tasks(table, config)
-    check_run_config(out_dir, record, write=True)
+    chief = is_chief(config.strategy)
+    if chief:
+        check_run_config(out_dir, record, write=True)
     if config.virtual_cpu_devices:
         from deepfl.training.strategy import configure_virtual_cpus
 
         configure_virtual_cpus(config.virtual_cpu_devices)
-    return _train(config, table, tasks, out_dir)
+    with _own_folder(out_dir, chief) as write_dir:
+        return _train(config, table, tasks, out_dir, write_dir)
 
 
-def _train(config: MultitaskConfig, table, tasks: list[str], out_dir: Path) -> MultitaskResult:
+@contextlib.contextmanager
+def _own_folder(out_dir: Path, chief: bool) -> Iterator[Path]:
+    """Where this process writes: `out_dir` for the chief; for another worker of a multi-worker run, a temporary
+    folder removed at the end (its writes keep the workers in step, and only the chief's are kept)."""
+    if chief:
+        yield out_dir
+        return
+    with tempfile.TemporaryDirectory(prefix="deepfl-worker-") as folder:
+        yield Path(folder)
+
+
+def _train(config: MultitaskConfig, table, tasks: list[str], out_dir: Path, write_dir: Path) -> MultitaskResult:
     import keras
     import tensorflow as tf
 
@@ -230,9 +248,9 @@ def _train(config: MultitaskConfig, table, tasks: list[str], out_dir: Path) -> M
     state = read_state(out_dir / "checkpoints")
 
     train, val = data.train_val_split(table, config.val_fraction, config.val_images, seed=config.seed)
-    write_split(table, val, out_dir / SPLIT_FILE)
+    write_split(table, val, write_dir / SPLIT_FILE)
     normalizer = data.TargetNormalizer(config.normalization).fit(train, tasks)
-    normalizer.save(out_dir / "normalizer.json")
+    normalizer.save(write_dir / "normalizer.json")
     log.info("%d training and %d validation images, %d tasks: %s", len(train), len(val), len(tasks), tasks)
 
     strategy = get_strategy(config.strategy, config.tpu)
@@ -273,17 +291,17 @@ def _train(config: MultitaskConfig, table, tasks: list[str], out_dir: Path) -> M
 
     tracker = DataOrder(len(train), config.seed) if track else None
     val_exact = not config.val_steps or config.val_steps >= steps_for(len(val), config.batch_size)
-    skips = SkipReport(out_dir, list(train["image"]) + list(val["image"]), list(train["image"]),
+    skips = SkipReport(write_dir, list(train["image"]) + list(val["image"]), list(train["image"]),
                        val_stats=val_stats, val_exact=val_exact,
                        train_skipped=state.get("train_skipped", 0) if state else 0)
     show_progress = config.progress and not os.environ.get("DEEPFL_NO_PROGRESS")
     try:
-        model = train_multitask(build_and_compile, train_ds, val_ds, out_dir, epochs=config.epochs,
+        model = train_multitask(build_and_compile, train_ds, val_ds, write_dir, epochs=config.epochs,
                                 steps_per_epoch=steps, tasks=tasks, loss_weights=dict(config.loss_weights),
                                 warmup_epochs=config.warmup_epochs, val_steps=config.val_steps or None,
                                 strategy=strategy, tensorboard=config.tensorboard,
                                 verbose="auto" if show_progress else 0, batch_size=config.batch_size,
-                                tracker=tracker, skips=skips, reset_names=True)
+                                tracker=tracker, skips=skips, reset_names=True, resume_dir=out_dir)
     except tf.errors.InvalidArgumentError:
         if config.on_error != "stop":
             raise

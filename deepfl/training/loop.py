@@ -16,7 +16,7 @@ from deepfl.fileio import save_model_atomic
 from deepfl.training.callbacks import EpochEnd, SkipReport
 from deepfl.training.checkpoints import read_state, restore_checkpoint, seed_states, set_seed_states
 from deepfl.training.data_order import DataOrder
-from deepfl.training.strategy import worker_dir
+from deepfl.training.keras_compat import build_from_spec, is_multi_worker, vector_step_logs
 
 log = logging.getLogger("deepfl")
 
@@ -26,7 +26,8 @@ def train_multitask(build_and_compile: Callable[[bool], keras.Model], train_data
                     loss_weights: Mapping[str, float] | None = None, warmup_epochs: int = 0,
                     val_steps: int | None = None, strategy=None, tensorboard: bool = True,
                     verbose: int | str = "auto", batch_size: int = 0, tracker: DataOrder | None = None,
-                    skips: SkipReport | None = None, reset_names: bool = False) -> keras.Model:
+                    skips: SkipReport | None = None, reset_names: bool = False,
+                    resume_dir: str | os.PathLike | None = None) -> keras.Model:
     """Trains (or resumes) a multi-task model; returns the trained model (also saved as `model.keras`).
 
     `build_and_compile(frozen)` builds and compiles the model with the backbone frozen or not; it is called in
@@ -45,6 +46,9 @@ def train_multitask(build_and_compile: Callable[[bool], keras.Model], train_data
     names, which Keras stores in weights files, do not depend on the models built before in this process: the
     checkpoints of a resumed run are then byte-identical to an unbroken run's (it clears Keras' global state,
     including its global seed: `build_and_compile` should seed).
+
+    `resume_dir` (default `out_dir`) holds the checkpoint to resume from: on a multi-worker strategy, every
+    worker resumes from the chief's `out_dir`, and each non-chief worker writes to a folder of its own.
     """
     import tensorflow as tf
 
@@ -55,13 +59,14 @@ def train_multitask(build_and_compile: Callable[[bool], keras.Model], train_data
     if tracker is not None and batch_size < 1:
         raise ValueError(f"batch_size: must be >= 1 with a tracker, got {batch_size}")
     strategy = strategy or tf.distribute.get_strategy()
-    out = worker_dir(Path(out_dir), strategy)
+    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    state = read_state(out / "checkpoints")
+    resume = Path(resume_dir) if resume_dir is not None else out
+    state = read_state(resume / "checkpoints")
     start = state["epoch"] if state else 0
     position = int(state.get("position", 0)) if state else 0
     if start:
-        log.info("resuming after epoch %d of %d from %s", start, epochs, out / "checkpoints")
+        log.info("resuming after epoch %d of %d from %s", start, epochs, resume / "checkpoints")
     if tracker is not None:
         tracker.position = position
     phases = [(0, warmup_epochs, True), (warmup_epochs, epochs, False)]
@@ -78,13 +83,16 @@ def train_multitask(build_and_compile: Callable[[bool], keras.Model], train_data
                 model.set_weights(previous.get_weights())
                 set_seed_states(model, seed_states(previous))
             elif state is not None:
-                restore_checkpoint(model, out / "checkpoints", with_optimizer=state["backbone_frozen"] == frozen)
+                restore_checkpoint(model, resume / "checkpoints", with_optimizer=state["backbone_frozen"] == frozen)
+        if is_multi_worker(strategy):
+            vector_step_logs(model)
         if callable(train_dataset):
             dataset = train_dataset(position)
         else:
             dataset = train_dataset
         if tracker is not None:
             dataset = tracker.attach(dataset)
+        build_from_spec(model, dataset.element_spec)
         end = EpochEnd(out, tasks, val_dataset, val_steps, loss_weights, frozen,
                        best=state["best"] if state else None, best_epoch=state["best_epoch"] if state else None,
                        tracker=tracker, images_per_epoch=batch_size * steps_per_epoch, position=position,
@@ -101,7 +109,7 @@ def train_multitask(build_and_compile: Callable[[bool], keras.Model], train_data
             keras.backend.clear_session(free_memory=False)
         with strategy.scope():
             model = build_and_compile(warmup_epochs >= epochs)
-            restore_checkpoint(model, out / "checkpoints", with_optimizer=state["backbone_frozen"] ==
+            restore_checkpoint(model, resume / "checkpoints", with_optimizer=state["backbone_frozen"] ==
                                (warmup_epochs >= epochs))
     save_model_atomic(model, out / "model.keras")
     if skips is not None and (skips.train_skipped or skips.val_skipped or skips.named):

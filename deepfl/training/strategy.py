@@ -1,9 +1,10 @@
-"""`tf.distribute` strategies by name, logical CPU devices to try them without accelerators, and the output
-folder of each worker (only the chief writes the shared outputs)."""
+"""`tf.distribute` strategies by name, logical CPU devices to try them without accelerators, and which process
+of a multi-worker run writes the outputs (the chief)."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
+import os
 
 STRATEGIES = ("default", "mirrored", "multi_worker_mirrored", "tpu")
 
@@ -41,15 +42,20 @@ def get_strategy(name: str = "default", tpu: str = ""):
     raise ValueError(f"strategy: must be one of {STRATEGIES}, got {name!r}")
 
 
-def worker_dir(out_dir: Path, strategy) -> Path:
-    """`out_dir` for the chief (or a single machine); `out_dir/workers/<type>_<id>` for the other workers of a
-    multi-worker strategy, so that only the chief writes the shared outputs and checkpoints."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    task_type = getattr(resolver, "task_type", None)
-    task_id = getattr(resolver, "task_id", None) or 0
+def is_chief(strategy_name: str) -> bool:
+    """Whether this process writes the run's outputs: always, except on a multi-worker strategy, where only the
+    chief does (the task of type "chief" in env TF_CONFIG, or worker 0 when the cluster has no chief).
+
+    Reads TF_CONFIG itself, as the strategy's cluster resolver does, so it is known before TensorFlow starts.
+    """
+    if strategy_name != "multi_worker_mirrored":
+        return True
+    try:
+        tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    except json.JSONDecodeError:
+        raise ValueError("TF_CONFIG: not valid JSON (see docs/multitask.md for its layout)") from None
+    task = tf_config.get("task") or {}
+    task_type, index = task.get("type"), int(task.get("index") or 0)
     if task_type in (None, "chief"):
-        return out_dir
-    cluster = resolver.cluster_spec().as_dict() if resolver is not None else {}
-    if task_type == "worker" and task_id == 0 and "chief" not in cluster:
-        return out_dir  # without a chief, worker 0 plays its part
-    return out_dir / "workers" / f"{task_type}_{task_id}"
+        return True
+    return task_type == "worker" and index == 0 and "chief" not in (tf_config.get("cluster") or {})

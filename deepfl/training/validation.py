@@ -20,15 +20,11 @@ def evaluate_tasks(model, dataset, tasks: Sequence[str], loss_weights: Mapping[s
     """
     predictions: dict[str, list] = {t: [] for t in tasks}
     targets: dict[str, list] = {t: [] for t in tasks}
-    strategy = getattr(model, "distribute_strategy", None)
-    distributed = strategy is not None and strategy.num_replicas_in_sync > 1
+    predict = _batch_predictor(model)
     for i, (images, values) in enumerate(progress(dataset, total=steps, desc=desc, unit="batch")):
         if steps is not None and i >= steps:
             break
-        if distributed:  # predict_on_batch does not split a batch over replicas; predict does
-            outputs = model.predict(images, batch_size=len(images), verbose=0)
-        else:
-            outputs = model.predict_on_batch(images)
+        outputs = predict(images)
         for t in tasks:
             predictions[t].append(np.asarray(outputs[t], np.float64).reshape(-1))
             targets[t].append(np.asarray(values[t], np.float64).reshape(-1))
@@ -48,3 +44,19 @@ def evaluate_tasks(model, dataset, tasks: Sequence[str], loss_weights: Mapping[s
     finite = [s for s in sroccs if np.isfinite(s)]
     result["srocc"] = float(np.mean(finite)) if finite else float("nan")
     return result
+
+
+def _batch_predictor(model):
+    """images -> {task: predictions} for one whole batch.
+
+    On one replica, `predict_on_batch`. On several (mirrored devices or workers), a plain forward pass with the
+    (mirrored) weights on this process's first device: `predict` would split each batch over the replicas, which
+    fails on a batch smaller than the replica count (the last one) and, across workers, gathers the parts with
+    collectives. Every worker then scores the whole validation set itself.
+    """
+    strategy = getattr(model, "distribute_strategy", None)
+    if strategy is None or strategy.num_replicas_in_sync == 1:
+        return model.predict_on_batch
+    import tensorflow as tf
+
+    return tf.function(lambda images: model(images, training=False), reduce_retracing=True)

@@ -1,0 +1,160 @@
+"""deepfl-train-multitask with --strategy=multi_worker_mirrored: two worker processes on 127.0.0.1 (TF_CONFIG).
+
+Both workers finish, only the chief writes the outputs (the other worker's temporary folder is removed), and the
+result equals the single-worker run with the same global batch split the same way (MirroredStrategy on two
+logical CPUs: dropout masks and batch-norm statistics are drawn per replica, so the replica layout is part of
+the result). A run whose non-chief worker is killed mid-epoch, restarted on both workers, ends with the same
+weights as an unbroken one.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from deepfl.images import write_image
+
+REPO = Path(__file__).resolve().parents[1]
+FLAGS = ["--arch=tiny", "--weights=none", "--image_size=32,32", "--batch_size=4", "--steps_per_epoch=3",
+         "--val_fraction=0.34", "--notensorboard", "--seed=1"]
+
+
+@pytest.fixture(scope="module")
+def weak_labels(tmp_path_factory, small_photo):
+    """18 noisy crops of 6 contents with two weak labels."""
+    folder = tmp_path_factory.mktemp("weak")
+    rng = np.random.default_rng(0)
+    rows = []
+    for r in range(6):
+        ref = small_photo[(r % 2) * 40:(r % 2) * 40 + 48, r * 12:r * 12 + 48].astype(float)
+        for level in range(1, 4):
+            noisy = np.clip(ref + rng.normal(0, 12 * level, ref.shape), 0, 255).astype(np.uint8)
+            write_image(folder / f"c{r}_{level:02d}.png", noisy)
+            rows.append((f"c{r}_{level:02d}.png", f"c{r}.png", 1 - 0.1 * level + rng.normal(0, 0.01), 0.05 * level))
+    pd.DataFrame(rows, columns=["dist_im", "ref_im", "ssim", "gmsd"]).to_csv(folder / "labels.csv", index=False)
+    return folder
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def _args(weak_labels, out_dir, *extra):
+    return [sys.executable, "-m", "deepfl.cli.train_multitask", f"--weak_labels={weak_labels / 'labels.csv'}",
+            f"--image_root={weak_labels}", f"--out_dir={out_dir}", *FLAGS, *extra]
+
+
+def _env(**extra):
+    return dict(os.environ, DEEPFL_NO_PROGRESS="1", TF_CPP_MIN_LOG_LEVEL="3", **extra)
+
+
+def start_workers(weak_labels, out_dir, temp_dirs, *extra):
+    """Two worker processes of one multi-worker run (worker 0 is the chief); each gets its own TMPDIR."""
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
+    jobs = []
+    for index, temp in enumerate(temp_dirs):
+        temp.mkdir(parents=True, exist_ok=True)
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        jobs.append(subprocess.Popen(_args(weak_labels, out_dir, "--strategy=multi_worker_mirrored", *extra),
+                                     cwd=REPO, env=_env(TF_CONFIG=tf_config, TMPDIR=str(temp)),
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    return jobs
+
+
+def finish(jobs, timeout=300):
+    results = []
+    for job in jobs:
+        out, err = job.communicate(timeout=timeout)
+        results.append((job.returncode, out, err))
+    return results
+
+
+def run_workers(weak_labels, out_dir, temp_dirs, *extra):
+    results = finish(start_workers(weak_labels, out_dir, temp_dirs, *extra))
+    for code, _, err in results:
+        assert code == 0, err[-3000:]
+    return results
+
+
+def run_mirrored(weak_labels, out_dir, *extra):
+    result = subprocess.run(_args(weak_labels, out_dir, "--strategy=mirrored", "--virtual_cpu_devices=2", *extra),
+                            cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def weights(path):
+    import keras
+
+    import deepfl.models  # noqa: F401  (registers deepfl's layers)
+
+    return keras.saving.load_model(path, compile=False).get_weights()
+
+
+def assert_same_weights(a, b):
+    for x, y in zip(weights(a), weights(b), strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow  # about 150 s on 2 shared cores: three TensorFlow processes
+def test_two_workers_train_like_one_worker_with_two_replicas(weak_labels, tmp_path):
+    out = tmp_path / "multi"
+    temps = [tmp_path / "tmp0", tmp_path / "tmp1"]
+    results = run_workers(weak_labels, out, temps, "--epochs=2")
+    assert all("with 2 replica(s)" in err for _, _, err in results)
+    for name in ("model.keras", "best.keras", "history.csv", "split.csv", "normalizer.json", "run_config.json",
+                 "checkpoints/state.json"):
+        assert (out / name).is_file(), name
+    # The chief alone writes: nothing else under out_dir, and the other worker's temporary folder is gone.
+    assert sorted(p.name for p in out.iterdir()) == ["best.keras", "checkpoints", "history.csv", "model.keras",
+                                                     "normalizer.json", "run_config.json", "split.csv"]
+    assert list(temps[1].iterdir()) == []
+    reference = tmp_path / "mirrored"
+    run_mirrored(weak_labels, reference, "--epochs=2")
+    assert_same_weights(out / "model.keras", reference / "model.keras")
+    assert (out / "split.csv").read_bytes() == (reference / "split.csv").read_bytes()
+    ours, theirs = pd.read_csv(out / "history.csv"), pd.read_csv(reference / "history.csv")
+    assert list(ours.columns) == list(theirs.columns) and len(ours) == 2
+    np.testing.assert_allclose(ours.to_numpy(float), theirs.to_numpy(float), rtol=1e-4, atol=1e-6)
+    assert json.loads((out / "checkpoints/state.json").read_text())["position"] == 2 * 3 * 4
+
+
+@pytest.mark.slow
+def test_killed_worker_then_restart_resumes_to_the_same_weights(weak_labels, tmp_path):
+    out = tmp_path / "killed"
+    temps = [tmp_path / "tmp0", tmp_path / "tmp1"]
+    jobs = start_workers(weak_labels, out, temps, "--epochs=4")
+    state_file = out / "checkpoints" / "state.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and all(job.poll() is None for job in jobs):
+        if state_file.exists() and json.loads(state_file.read_text())["epoch"] >= 1:
+            break
+        time.sleep(0.05)
+    assert all(job.poll() is None for job in jobs), "a worker ended before the kill; raise --epochs"
+    jobs[1].send_signal(signal.SIGKILL)
+    try:
+        finish(jobs, timeout=120)  # the chief fails once its peer is gone
+    except subprocess.TimeoutExpired:
+        jobs[0].kill()
+        jobs[0].communicate()
+    killed_at = json.loads(state_file.read_text())["epoch"]
+    assert 1 <= killed_at < 4 and not (out / "model.keras").exists()
+    results = run_workers(weak_labels, out, temps, "--epochs=4")
+    assert f"resuming after epoch {killed_at} of 4" in results[0][2] and "of 4" in results[1][2]
+    assert [int(r) for r in pd.read_csv(out / "history.csv")["epoch"]] == [1, 2, 3, 4]
+    unbroken = tmp_path / "unbroken"
+    run_workers(weak_labels, unbroken, [tmp_path / "tmp2", tmp_path / "tmp3"], "--epochs=4")
+    assert_same_weights(out / "model.keras", unbroken / "model.keras")
