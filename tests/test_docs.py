@@ -1,8 +1,9 @@
 """Every command and Python example in README.md and docs/*.md runs as written, on small generated data.
 
 The test reads every ```bash and ```python block of every page (a new page is picked up without editing this
-file) and runs them page by page, in the order they appear, in one workspace folder: bash blocks with `bash -e`,
-the Python blocks of a page one after another in one interpreter (a later block may use an earlier one's names).
+file) and runs them page by page (README.md first) in one workspace folder, so a page may use what an earlier one
+made: a page's bash blocks in order with `bash -e`, then its Python blocks one after another in one interpreter
+(a later block may use an earlier one's names).
 Blocks without a language (printed output, tables) are not run. The workspace holds what the examples expect to
 find: `pristine/` (three small photos), `photo.jpg`, `a.png`, `b.jpg`, `folder/`, `shots/*.png`, and a miniature
 KADID-10k layout at `~/data/kadid10k` (HOME points into the workspace).
@@ -38,12 +39,11 @@ BLOCK_TIMEOUT_S = 600
 
 # Appended to every invocation of the command (see the module docstring).
 FAST_FLAGS = {
-    "deepfl-demo": ["--arch=tiny", "--types=1,10", "--train_steps=1", "--mlp_epochs=1", "--num_splits=1"],
+    "deepfl-demo": ["--arch=tiny", "--train_epochs=1", "--mlp_epochs=1", "--num_splits=1"],
     "deepfl-train-multitask": ["--arch=tiny", "--weights=none", "--image_size=32,32", "--batch_size=4",
                                "--steps_per_epoch=1", "--epochs=1", "--val_steps=1", "--warmup_epochs=0",
                                "--tensorboard=false"],
-    "deepfl-label": ["--metrics=ssim,gmsd,vsi"],
-    "deepfl-extract-features": ["--weights=none"],
+    "deepfl-label": ["--metrics=ssim,msssim,vsi,gmsd"],
     "deepfl-train-mlp": ["--epochs=2", "--num_splits=2", "--learning_rates=1e-3"],
 }
 CONSOLE_SCRIPTS = dict(re.findall(r'"(deepfl-[a-z-]+)": "(deepfl\.cli\.[a-z_]+):run"',
@@ -90,11 +90,16 @@ def read_blocks(path: Path) -> list[Block]:
     return blocks
 
 
-def test_every_page_is_read_and_skips_are_few():
+def test_every_page_is_read_and_skips_are_few(capsys):
     blocks = [b for page in PAGES for b in read_blocks(page) if b.lang in ("bash", "python")]
     assert {b.page for b in blocks} >= {"README.md", "docs/stage2.md", "docs/labels.md"}
     skipped = [b for b in blocks if b.skip]
-    assert len(skipped) <= max(6, len(blocks) // 3), [f"{b.where}: {b.skip}" for b in skipped]
+    with capsys.disabled():
+        print(f"\ndocs-test: {len(blocks)} blocks, {len(skipped)} marked skip:")
+        for block in skipped:
+            print(f"  {block.where}: {block.skip}")
+    assert all(len(b.skip.strip()) >= 5 for b in skipped), "every skip says why"
+    assert len(skipped) <= len(blocks) // 2, "more than half of the examples are skipped"
 
 
 def _photo(name: str, size: int) -> np.ndarray:
