@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from deepfl.fr.functional import arithmetic, batching, colour, validation
+from deepfl.fr.functional import arithmetic, batching, colour, staging, validation
 
 C_GRADIENT = 200.0
 P_LUMINANCE = 0.1
@@ -119,7 +119,7 @@ def _halve(x: tf.Tensor) -> tf.Tensor:
 def _xla(fn):
     """An XLA-compiled stage. The stages are compiled separately on purpose: in one XLA function the fuser
     recomputes shared maps (gray, gradients) inside each consumer."""
-    return tf.function(fn, jit_compile=True, reduce_retracing=True)
+    return staging.xla_stage(fn, reduce_retracing=True)
 
 
 _gradient = _xla(directional_gradient)
@@ -143,7 +143,7 @@ def _gradient_mean(g: tf.Tensor) -> tf.Tensor:
     return tf.reduce_mean(tf.cast(tf.reduce_sum(g, 2), tf.float64), 1) / tf.cast(tf.shape(g)[2], tf.float64)
 
 
-@tf.function
+@staging.compile_on_repeat
 def _add_gsim(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Tensor:
     """The gray pyramid, gradients and entropy of each reference once per unique reference. References and
     distorted images share one batch (R + N maps) so that each XLA stage compiles once per scale (compiling

@@ -21,7 +21,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from deepfl.fr.functional import arithmetic, batching, colour, filters, pooling, spectral, validation
+from deepfl.fr.functional import arithmetic, batching, colour, filters, pooling, spectral, staging, validation
 
 N_SCALES, N_ORIENTS = 4, 4
 MIN_WAVELENGTH, MULT, SIGMA_ON_F, D_THETA_ON_SIGMA, K = 6.0, 2.0, 0.55, 1.2, 2.0
@@ -53,9 +53,12 @@ def phasecong_filters(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
             gabor = spectral.log_gabor_radial(radius, 1.0 / (MIN_WAVELENGTH * MULT ** s), SIGMA_ON_F) * lowpass
             gabor[0, 0] = 0.0
             bank.append(gabor * spread)
-        spatial = [np.real(np.fft.ifft2(b)) * math.sqrt(rows * cols) for b in bank]
-        sum_an2 = sum(np.sum(a ** 2) for a in spatial)
-        sum_aiaj = sum(np.sum(spatial[i] * spatial[j]) for i in range(N_SCALES) for j in range(i + 1, N_SCALES))
+        # phasecong2 sums products of the filters' spatial responses real(ifft2(b)) * sqrt(rows * cols). The real
+        # part is the inverse transform of b's symmetric part (b(k) + b(-k)) / 2, so by Parseval's theorem these
+        # sums equal the same sums over the symmetric parts in the frequency domain (no inverse FFTs).
+        even = [0.5 * (b + np.roll(b[::-1, ::-1], 1, axis=(0, 1))) for b in bank]
+        sum_an2 = sum(np.sum(a ** 2) for a in even)
+        sum_aiaj = sum(np.sum(even[i] * even[j]) for i in range(N_SCALES) for j in range(i + 1, N_SCALES))
         em_n = np.sum(bank[0] ** 2)
         factor = (sum_an2 + 2 * sum_aiaj) / em_n / (-math.log(0.5))
         scale = (math.sqrt(math.pi / 2) + K * math.sqrt(2 - math.pi / 2)) / 1.7
@@ -109,7 +112,7 @@ def _pc_energy(y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     return tf.stack(energies, axis=1), an_all, tf.reshape(tf.stack(finest, axis=1), [-1, N_ORIENTS, rows * cols])
 
 
-@tf.function(jit_compile=True)  # elementwise chains fused; the FFTs run as fast as TensorFlow's own
+@staging.xla_stage  # elementwise chains fused; the FFTs run as fast as TensorFlow's own
 def _fsim_maps(images: tf.Tensor, factor: int) -> tuple[tf.Tensor, ...]:
     """RGB images M,H,W,3 -> box-downsampled YIQ, Scharr gradient of Y and `_pc_energy` of Y.
 
@@ -128,7 +131,7 @@ def _pc_from_energy(energy: tf.Tensor, an_all: tf.Tensor, median: tf.Tensor, fac
     return tf.where(an_all > 0, energy_all / tf.where(an_all > 0, an_all, tf.ones_like(an_all)), 0.0)
 
 
-@tf.function(jit_compile=True)  # elementwise chain and pooling fused
+@staging.xla_stage  # elementwise chain and pooling fused
 def _fsim_pool(yiq: tf.Tensor, gm: tf.Tensor, energy: tf.Tensor, an_all: tf.Tensor, median: tf.Tensor,
                num_refs: int, ref_index: tf.Tensor | None) -> tf.Tensor:
     """Per-image maps of the R references followed by the N distorted images -> N FSIMc scores."""
@@ -143,7 +146,7 @@ def _fsim_pool(yiq: tf.Tensor, gm: tf.Tensor, energy: tf.Tensor, an_all: tf.Tens
     return pooling.weighted_mean(g_sim * pc_sim * chroma, tf.maximum(pc1, pc2), axes=(1, 2))
 
 
-@tf.function(jit_compile=False)  # traced once per input shape: the code needs static H, W
+@staging.compile_on_repeat  # graph per input shape (static H, W), built once a shape repeats
 def _fsim(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Tensor:
     f = filters.auto_downsample_factor(ref.shape[1], ref.shape[2])
     yiq, gm, energy, an_all, finest = _fsim_maps(tf.concat([ref, dist], axis=0), f)

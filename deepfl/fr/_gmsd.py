@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from deepfl.fr.functional import batching, colour, filters, validation
+from deepfl.fr.functional import batching, colour, filters, staging, validation
 
 T = 170.0
 
@@ -20,7 +20,7 @@ def _gradients(rgb: tf.Tensor) -> tf.Tensor:
     return filters.gradient_magnitude(x, filters.PREWITT_X)[..., 0]
 
 
-@tf.function(jit_compile=False)  # traced once per input shape (and ref_index None or not): static H, W
+@staging.compile_on_repeat  # graph per input shape (static H, W), built once a shape repeats
 def _gmsd(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Tensor:
     g1 = batching.take_refs(_gradients(ref), ref_index)  # once per unique reference
     g2 = _gradients(dist)

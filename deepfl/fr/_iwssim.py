@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from deepfl.fr._ssim import WINDOW_SIZE, ssim_maps
-from deepfl.fr.functional import batching, colour, pooling, resize, validation
+from deepfl.fr.functional import batching, colour, pooling, resize, staging, validation
 
 _RAW_WEIGHTS = np.array([0.0448, 0.2856, 0.3001, 0.2363, 0.1333])
 WEIGHTS = _RAW_WEIGHTS / _RAW_WEIGHTS.sum()  # iwssim.m normalises the weights (msssim.m does not)
@@ -75,7 +75,7 @@ def _upsample_axis(x: tf.Tensor, axis: int, size: int) -> tf.Tensor:
     return _take(tf.reshape(tf.stack([even, odd], axis=axis + 1), shape), axis, 0, size)
 
 
-@tf.function(jit_compile=True)
+@staging.xla_stage
 def laplacian_pyramid(x: tf.Tensor, levels: int = LEVELS, dtype: tf.DType = DTYPE) -> list[tf.Tensor]:
     """`buildLpyr(x, levels)` of NHW1 images: levels-1 band-pass images, then the low-pass residual, as `dtype`.
 
@@ -207,7 +207,7 @@ def _box3(x: tf.Tensor) -> tf.Tensor:
     return (rows[:, :, :-2] + rows[:, :, 1:-1] + rows[:, :, 2:]) * (1.0 / BLOCK ** 2)
 
 
-@tf.function(jit_compile=True)
+@staging.xla_stage
 def information_content(ss: tf.Tensor, eigenvalues: tf.Tensor, ref_band: tf.Tensor, dist_band: tf.Tensor
                         ) -> tf.Tensor:
     """`info_content_weight_map` of one level on the pooled pixels -> N,H-10,W-10, one XLA-fused pass.
@@ -239,7 +239,7 @@ def information_content(ss: tf.Tensor, eigenvalues: tf.Tensor, ref_band: tf.Tens
     return tf.where(infow < TOL, tf.zeros_like(infow), infow)
 
 
-@tf.function(jit_compile=False)  # traced once per input shape (and ref_index None or not): static H, W
+@staging.compile_on_repeat  # graph per input shape (static H, W), built once a shape repeats
 def _iwssim(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Tensor:
     ref_bands = laplacian_pyramid(colour.rgb2gray(ref, tf.float64))  # once per unique reference
     dist_bands = laplacian_pyramid(colour.rgb2gray(dist, tf.float64))

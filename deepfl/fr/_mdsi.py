@@ -14,7 +14,7 @@ import math
 
 import tensorflow as tf
 
-from deepfl.fr.functional import arithmetic, batching, colour, filters, validation
+from deepfl.fr.functional import arithmetic, batching, colour, filters, staging, validation
 
 C1, C2, C3 = 140.0, 55.0, 550.0
 ALPHA = 0.6
@@ -27,7 +27,7 @@ def _lhm(rgb: tf.Tensor) -> tf.Tensor:
     return colour.linear_color(filters.box_downsample(rgb, f, "zeros"), colour.LHM)
 
 
-@tf.function(jit_compile=False)  # traced once per input shape (and ref_index None or not): static H, W
+@staging.compile_on_repeat  # graph per input shape (static H, W), built once a shape repeats
 def _mdsi(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Tensor:
     if ref_index is None:  # one pass over both images
         both = _lhm(tf.concat([ref, dist], axis=0))
@@ -46,7 +46,7 @@ def _mdsi(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Te
     return _pooled_deviation(g_ref, g_dist, g_fused, lhm_ref, lhm_dist)
 
 
-@tf.function(jit_compile=True)
+@staging.xla_stage
 def _pooled_deviation(g_ref: tf.Tensor, g_dist: tf.Tensor, g_fused: tf.Tensor, lhm_ref: tf.Tensor,
                       lhm_dist: tf.Tensor) -> tf.Tensor:
     """GCS map and its deviation pooling from the gradient magnitudes and LHM images, one XLA-fused pass

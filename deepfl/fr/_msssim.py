@@ -12,13 +12,13 @@ from __future__ import annotations
 import tensorflow as tf
 
 from deepfl.fr._ssim import ssim_maps
-from deepfl.fr.functional import colour, filters, pooling, validation
+from deepfl.fr.functional import colour, filters, pooling, staging, validation
 
 WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 LEVELS = len(WEIGHTS)
 
 
-@tf.function(jit_compile=False)  # traced once per input shape (and ref_index None or not): static H, W
+@staging.compile_on_repeat  # graph per input shape (static H, W), built once a shape repeats
 def _msssim(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Tensor:
     x = colour.rgb2gray(ref, tf.float32)
     y = colour.rgb2gray(dist, tf.float32)

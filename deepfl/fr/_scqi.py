@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from deepfl.fr.functional import arithmetic, batching, colour, validation
+from deepfl.fr.functional import arithmetic, batching, colour, staging, validation
 
 BLOCK = 4
 PIXELS_PER_DEGREE = 32.0
@@ -100,14 +100,14 @@ def _features(rgb: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     return structural_contrast_index(yiq[..., 0]), _box_mean(yiq[..., 1]), _box_mean(yiq[..., 2])
 
 
-@tf.function(jit_compile=True, reduce_retracing=True)
+@staging.xla_stage(reduce_retracing=True)
 def _features_xla(rgb: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """`_features` as one XLA function: the elementwise chains fuse into a few loops (as TF ops, each made a
     pass over a 16-channel map)."""
     return _features(rgb)
 
 
-@tf.function(jit_compile=True, reduce_retracing=True)
+@staging.xla_stage(reduce_retracing=True)
 def _pooled_quality(sci_r, i_r, q_r, sci_d, i_d, q_d, ref_index):
     """Local quality pooled with weights max(SCI_ref, SCI_dist); the reference maps gathered per pair."""
     sci_r, i_r, q_r = (batching.take_refs(x, ref_index) for x in (sci_r, i_r, q_r))
@@ -121,7 +121,7 @@ def _pooled_quality(sci_r, i_r, q_r, sci_d, i_d, q_d, ref_index):
     return tf.reduce_sum(quality * weight, [1, 2]) / tf.reduce_sum(weight, [1, 2])
 
 
-@tf.function(reduce_retracing=True)
+@staging.compile_on_repeat(reduce_retracing=True)
 def _scqi(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Tensor:
     """The reference maps once per unique reference. Two XLA stages rather than one: in a single function
     the fuser recomputes the SCI maps inside each consumer."""

@@ -19,7 +19,7 @@ import functools
 import numpy as np
 import tensorflow as tf
 
-from deepfl.fr.functional import batching, validation
+from deepfl.fr.functional import batching, staging, validation
 
 C_FEATURE = 0.08
 C_LUMINANCE = 0.001
@@ -80,7 +80,7 @@ def _features(images: tf.Tensor, w: tf.Tensor, patch: int
     return x, mean, a, tf.reduce_sum(a * a, -1)
 
 
-@tf.function(jit_compile=True, reduce_retracing=True)
+@staging.xla_stage(reduce_retracing=True)
 def _abs_difference(xr: tf.Tensor, xd: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Tensor:
     """|xr - xd| of every block pair, the reference blocks gathered per pair inside one XLA loop (TF's gather,
     subtract and abs made three passes over the float64 block vectors). Elementwise only: the values are
@@ -88,7 +88,7 @@ def _abs_difference(xr: tf.Tensor, xd: tf.Tensor, ref_index: tf.Tensor | None) -
     return tf.abs(batching.take_refs(xr, ref_index) - xd)
 
 
-@tf.function(reduce_retracing=True)
+@staging.compile_on_repeat(reduce_retracing=True)
 def _sff(ref: tf.Tensor, dist: tf.Tensor, w: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Tensor:
     """w in row-major patch order (`_natural_order`); the reference features once per unique reference."""
     patch = int(round((w.shape[1] // 3) ** 0.5))

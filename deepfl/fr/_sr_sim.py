@@ -18,7 +18,7 @@ import math
 
 import tensorflow as tf
 
-from deepfl.fr.functional import arithmetic, batching, colour, filters, pooling, resize, validation
+from deepfl.fr.functional import arithmetic, batching, colour, filters, pooling, resize, staging, validation
 
 SCALE, AVE_KERNEL, GAUSS_SIGMA, GAUSS_SIZE = 0.25, 3, 3.8, 10
 C1, C2, ALPHA = 0.40, 225.0, 0.50
@@ -45,7 +45,7 @@ def _gaussian_same(x: tf.Tensor) -> tf.Tensor:
     return tf.add_n([g[k] * p[:, :, k:k + cols] for k in range(GAUSS_SIZE)])
 
 
-@tf.function(jit_compile=True)
+@staging.xla_stage
 def _luma_gradient(images: tf.Tensor, factor: int) -> tuple[tf.Tensor, tf.Tensor]:
     """RGB M,H,W,3 -> box-downsampled Y as float64 M,h,w,1 and its Scharr gradient magnitude M,h,w (float32).
 
@@ -56,7 +56,7 @@ def _luma_gradient(images: tf.Tensor, factor: int) -> tuple[tf.Tensor, tf.Tensor
     return tf.cast(y, tf.float64), filters.scharr_magnitude(y[..., 0])
 
 
-@tf.function(jit_compile=True)
+@staging.xla_stage
 def _small_saliency(y: tf.Tensor, axis: int, in_len: int, out_len: int, scale: float) -> tf.Tensor:
     """Second pass of `imresize(Y, 0.25)` and the spectral residual (float64) -> `mat2gray`ed map M,h/4,w/4,1."""
     small = resize.resize_axis(y, axis, in_len, out_len, "bicubic", scale)[..., 0]
@@ -80,7 +80,7 @@ def spectral_residual_saliency(y: tf.Tensor) -> tf.Tensor:
     return tf.cast(small, tf.float32)
 
 
-@tf.function(jit_compile=True)  # elementwise chain and pooling fused
+@staging.xla_stage  # elementwise chain and pooling fused
 def _sr_sim_pool(saliency: tf.Tensor, gm: tf.Tensor, num_refs: int, ref_index: tf.Tensor | None) -> tf.Tensor:
     """Per-image maps of the R references followed by the N distorted images -> N SR-SIM scores."""
     s1, s2 = batching.split_batch(saliency[..., 0], num_refs, ref_index)
@@ -89,7 +89,7 @@ def _sr_sim_pool(saliency: tf.Tensor, gm: tf.Tensor, num_refs: int, ref_index: t
     return pooling.weighted_mean(sim, tf.maximum(s1, s2), axes=(1, 2))
 
 
-@tf.function(jit_compile=False)  # traced once per input shape: the code needs static H, W
+@staging.compile_on_repeat  # graph per input shape (static H, W), built once a shape repeats
 def _sr_sim(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Tensor:
     f = filters.auto_downsample_factor(ref.shape[1], ref.shape[2])
     y, gm = _luma_gradient(tf.concat([ref, dist], axis=0), f)

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from deepfl.fr.functional import batching, colour, filters, pooling, validation
+from deepfl.fr.functional import batching, colour, filters, pooling, staging, validation
 
 K1, K2, L = 0.01, 0.03, 255.0
 WINDOW_SIZE, WINDOW_SIGMA = 11, 1.5
 
 
-@tf.function(jit_compile=True)
+@staging.xla_stage
 def _sources(a: tf.Tensor, b: tf.Tensor | None = None, d: tf.Tensor | None = None) -> tf.Tensor:
     """The images whose windowed means are the SSIM moments, as channels: a, a^2 (, b, b^2)(, d^2).
 
@@ -36,7 +36,7 @@ def reference_moments(x: tf.Tensor) -> tf.Tensor:
     return filters.correlate(_sources(x), window, shape="valid")
 
 
-@tf.function(jit_compile=True)
+@staging.xla_stage
 def _maps(ref_moments: tf.Tensor, dist_moments: tf.Tensor, c1: float, c2: float) -> tuple[tf.Tensor, tf.Tensor]:
     """SSIM and cs maps from the windowed moments, one XLA pass: (mu1, E[x^2]) are the first two channels of
     ref_moments, (mu2, E[y^2], E[(x-y)^2]) the last three of dist_moments (the same tensor when unshared)."""
@@ -70,7 +70,7 @@ def ssim_maps(x: tf.Tensor, y: tf.Tensor, data_range: float = L, ref_index: tf.T
     return _maps(ref_moments, filters.correlate(_sources(y, d=d), window, shape="valid"), c1, c2)
 
 
-@tf.function(jit_compile=False)  # traced once per input shape (and ref_index None or not): static H, W
+@staging.compile_on_repeat  # graph per input shape (static H, W), built once a shape repeats
 def _ssim(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Tensor:
     f = filters.auto_downsample_factor(ref.shape[1], ref.shape[2])
     x = filters.box_downsample(colour.rgb2gray(ref, tf.float32), f, "symmetric")

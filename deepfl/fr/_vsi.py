@@ -21,7 +21,7 @@ import functools
 import numpy as np
 import tensorflow as tf
 
-from deepfl.fr.functional import arithmetic, batching, colour, filters, pooling, resize, spectral, validation
+from deepfl.fr.functional import arithmetic, batching, colour, filters, pooling, resize, spectral, staging, validation
 
 C_VS, C_GM, C_CHROM = 1.27, 386.0, 130.0
 ALPHA, LAMBDA = 0.40, 0.020
@@ -46,14 +46,14 @@ def _sdsp_constants(size: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 # XLA clusters: every resize pass closes one (`resize.resize_pass`).
-@tf.function(jit_compile=True)
+@staging.xla_stage
 def _lab_planes(x: tf.Tensor, axis: int, in_len: int, out_len: int, scale: float) -> tf.Tensor:
     """Second pass of the resize to 256x256, then VSI's Lab: M,256,256,3 -> M,3,256,256 (planes for the FFT)."""
     lab = colour.rgb2lab_vsi(resize.resize_axis(x, axis, in_len, out_len, "bilinear", scale))
     return tf.transpose(lab, [0, 3, 1, 2])
 
 
-@tf.function(jit_compile=True)
+@staging.xla_stage
 def _small_saliency(lab: tf.Tensor) -> tf.Tensor:
     """Lab planes M,3,S,S -> SDSP's saliency before the resize back: log-Gabor energy x centre x colour prior.
 
@@ -71,7 +71,7 @@ def _small_saliency(lab: tf.Tensor) -> tf.Tensor:
     return (sf_map * tf.constant(centre, tf.float32) * sc_map)[..., None]
 
 
-@tf.function(jit_compile=True)
+@staging.xla_stage
 def _full_maps(small: tf.Tensor, images: tf.Tensor, factor: int, axis: int, in_len: int, out_len: int,
                scale: float) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Last resize pass of the saliency, `mat2gray`, box-downsampling; LMN and the gradient of L.
@@ -95,7 +95,7 @@ def _vsi_maps(images: tf.Tensor, factor: int) -> tuple[tf.Tensor, tf.Tensor, tf.
     return _full_maps(resize.resize_pass(small, "bilinear", *first), images, factor, *second)
 
 
-@tf.function(jit_compile=True)  # elementwise chain and pooling fused
+@staging.xla_stage  # elementwise chain and pooling fused
 def _vsi_pool(lmn: tf.Tensor, saliency: tf.Tensor, gm: tf.Tensor, num_refs: int,
               ref_index: tf.Tensor | None) -> tf.Tensor:
     """Per-image maps of the R references followed by the N distorted images -> N VSI scores."""
@@ -109,7 +109,7 @@ def _vsi_pool(lmn: tf.Tensor, saliency: tf.Tensor, gm: tf.Tensor, num_refs: int,
     return pooling.weighted_mean(sim, tf.maximum(vs1, vs2), axes=(1, 2))
 
 
-@tf.function(jit_compile=False)  # traced once per input shape: the code needs static H, W
+@staging.compile_on_repeat  # graph per input shape (static H, W), built once a shape repeats
 def _vsi(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Tensor:
     f = filters.auto_downsample_factor(ref.shape[1], ref.shape[2])
     lmn, saliency, gm = _vsi_maps(tf.concat([ref, dist], axis=0), f)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from deepfl.fr.functional import staging
 from deepfl.fr.functional.arithmetic import pow_nonneg
 
 _RGB2GRAY = (0.298936021293775, 0.587043074451121, 0.114020904255103)
@@ -28,7 +29,7 @@ def rgb2gray(rgb: tf.Tensor, dtype: tf.DType = tf.float32) -> tf.Tensor:
     return _rgb2gray_fused(tf.cast(rgb, tf.float32), dtype)
 
 
-@tf.function(jit_compile=True)
+@staging.xla_stage
 def _rgb2gray_fused(x: tf.Tensor, dtype: tf.DType) -> tf.Tensor:
     """The body of `rgb2gray` on float32 NHWC RGB."""
     r, g, b = x[..., 0:1], x[..., 1:2], x[..., 2:3]

@@ -10,6 +10,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from deepfl.fr.functional import staging
 from deepfl.fr.functional.arithmetic import round_half_away
 
 
@@ -112,7 +113,7 @@ def imresize(x: tf.Tensor, out_hw: tuple[int, int], method: str = "bicubic", sca
     return x
 
 
-@tf.function(jit_compile=True)
+@staging.xla_stage
 def resize_pass(x: tf.Tensor, method: str, axis: int, in_len: int, out_len: int, scale: float) -> tf.Tensor:
     """One MATLAB `imresize` pass (`resize_axis`; the passes come from `imresize_passes`) in its own XLA
     cluster, so that its output is materialised before any consumer reads its taps (fused into a consumer, the

@@ -1,0 +1,52 @@
+"""Feature extraction on images of many sizes: images/s on N images of N distinct sizes against N of one size.
+
+A model specialised per input shape (a retrace or an XLA compilation per size) makes the mixed case far slower
+than the equal-size one; a shape-polymorphic forward pass keeps the ratio near 1. Both cases run in this
+process, cold (the model was never called before each case's sizes), through `deepfl.features.compute_features`
+with batch size 1 (mixed sizes never share a batch), on the same backbone (random init, nothing downloaded).
+
+    python bench/features_mixed.py --arch tiny --n 20
+    python bench/features_mixed.py --arch inception_resnet_v2 --n 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("DEEPFL_NO_PROGRESS", "1")
+
+import numpy as np  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--arch", default="tiny", choices=["inception_resnet_v2", "tiny"])
+    parser.add_argument("--n", type=int, default=20, help="images per case")
+    args = parser.parse_args()
+
+    from skimage import data
+
+    from deepfl import features
+    from deepfl.models import build_backbone
+
+    extractor = build_backbone(weights=None, input_shape=(None, None, 3), arch=args.arch)
+    photo = data.astronaut()
+    sides = [(200 + 10 * k, 300 + 5 * k) for k in range(args.n)]  # 200x300 .. 390x395, all distinct
+    mixed = [np.ascontiguousarray(photo[k:k + h, k:k + w]) for k, (h, w) in enumerate(sides)]
+    same = [np.ascontiguousarray(photo[k:k + 301, k:k + 347]) for k in range(args.n)]  # one unused size
+    rates = {}
+    for label, images in (("one size", same), ("all sizes differ", mixed)):
+        start = time.perf_counter()
+        features.compute_features(extractor, images, batch_size=1)
+        rates[label] = len(images) / (time.perf_counter() - start)
+    print(f"{args.arch}, {args.n} images per case, batch 1, cold")
+    for label, rate in rates.items():
+        print(f"{label:18s} {rate:8.2f} images/s")
+    print(f"ratio mixed / one size: {rates['all sizes differ'] / rates['one size']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

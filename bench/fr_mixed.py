@@ -1,0 +1,87 @@
+"""Cold start on mixed image sizes: the eight FR metrics (SSIM .. SR-SIM) against piq, in a fresh process.
+
+Scores `--pairs` (ref, dist) pairs whose sizes all differ (evenly spread between 300x400 and 384x512, crops of
+a real photograph with Gaussian noise), one pair per call, first calls included: what a researcher scoring a
+folder of photos, or deepfl-label on LIVE, meets. piq (configured as in bench/fr.py) runs first on the same
+pairs, then ours; then ours once more on the same sizes (every shape now repeats: the compiled graphs are
+built) and a third time (compiled, warm); `--passes 1` stops after the cold pass. Prints seconds per pair,
+piq / ours, and the largest score difference between our first-seen (eager) and compiled passes.
+
+    python bench/fr_mixed.py --pairs 12
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import piq  # noqa: E402,F401  (before TensorFlow: importing piq/torchvision/triton after it segfaults)
+import torch  # noqa: E402
+from fr import EIGHT, piq_scores  # noqa: E402  (bench/fr.py)
+
+
+def mixed_pairs(count: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`count` 1xHxWx3 uint8 pairs of distinct sizes from 300x400 to 384x512 (astronaut crops + noise)."""
+    from skimage import data
+
+    photo = data.astronaut()
+    rng = np.random.default_rng(seed)
+    pairs = []
+    for k in range(count):
+        step = k / max(count - 1, 1)
+        h, w = 300 + round(84 * step), 400 + round(112 * step)
+        top, left = min(k, photo.shape[0] - h), min(k, photo.shape[1] - w)
+        ref = np.ascontiguousarray(photo[top:top + h, left:left + w])
+        dist = np.clip(ref + rng.normal(0, 8, ref.shape), 0, 255).astype(np.uint8)
+        pairs.append((ref[None], dist[None]))
+    return pairs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pairs", type=int, default=12, help="number of pairs, each of its own size")
+    parser.add_argument("--metrics", default=",".join(EIGHT), help="comma-separated subset of the eight")
+    parser.add_argument("--passes", type=int, default=3, choices=[1, 2, 3],
+                        help="our passes over the pairs: cold only, + repeated sizes (compiles), + warm")
+    args = parser.parse_args()
+    names = args.metrics.split(",")
+    pairs = mixed_pairs(args.pairs)
+    sizes = sorted({p[0].shape[1:3] for p in pairs})
+    if len(sizes) != len(pairs):
+        raise SystemExit(f"--pairs {args.pairs}: sizes repeat; at most 85 distinct sizes")
+    torch.set_num_threads(os.cpu_count() or 1)
+    print(f"{len(pairs)} pairs of {len(sizes)} sizes ({sizes[0][0]}x{sizes[0][1]} .. {sizes[-1][0]}x{sizes[-1][1]}), "
+          f"one pair per call, metrics: {', '.join(names)}; torch {torch.__version__}, {os.cpu_count()} CPU threads")
+    print(f"{'case':44s} {'s/pair':>8s} {'piq/ours':>9s}", flush=True)
+    start = time.perf_counter()
+    for ref, dist in pairs:
+        for name in names:
+            piq_scores(name, ref, dist)
+    piq_s = (time.perf_counter() - start) / len(pairs)
+    print(f"{'piq, cold':44s} {piq_s:8.3f}", flush=True)
+
+    import tensorflow as tf
+
+    from deepfl.fr import metric_function
+
+    functions = {name: metric_function(name) for name in names}
+    tensors = [(tf.constant(r, tf.float32), tf.constant(d, tf.float32)) for r, d in pairs]
+    labels = ("ours, cold (every size new: eager)", "ours, sizes repeated once (graphs built)", "ours, warm (compiled)")
+    scores = []
+    for label in labels[:args.passes]:
+        start = time.perf_counter()
+        scores.append({name: np.concatenate([np.asarray(fn(r, d)) for r, d in tensors])
+                       for name, fn in functions.items()})
+        seconds = (time.perf_counter() - start) / len(pairs)
+        print(f"{label:44s} {seconds:8.3f} {piq_s / seconds:9.2f}", flush=True)
+    if len(scores) > 1:
+        diff = max(float(np.max(np.abs(scores[0][n] - scores[-1][n]))) for n in names)
+        print(f"max |first-seen - compiled| score: {diff:.2e}")
+
+
+if __name__ == "__main__":
+    main()
