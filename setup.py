@@ -18,6 +18,7 @@ CONSOLE_SCRIPTS = {
     "deepfl-train-mlp": "deepfl.cli.train_mlp:run",
     "deepfl-reproduce": "deepfl.cli.reproduce:run",
     "deepfl-predict": "deepfl.cli.predict:run",
+    "deepfl-export": "deepfl.cli.export:run",
 }
 
 setup(

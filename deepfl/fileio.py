@@ -95,8 +95,14 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 
 def load_model_file(path: str | os.PathLike, what: str = "model") -> keras.Model:
-    """Loads a `.keras` file without its optimiser; one-line errors naming the file."""
+    """Loads a `.keras` file without its optimiser; one-line errors naming the file.
+
+    deepfl's own layers are registered first (`deepfl.models.layers`), so a stage-1 model saved by one process
+    loads in another that has imported nothing else of deepfl.
+    """
     import keras
+
+    import deepfl.models.layers  # noqa: F401  (registers PixelScaling, MultiLevelPooling with Keras)
 
     path = Path(path)
     if not path.is_file():

@@ -1,0 +1,70 @@
+"""A stage-1 model saved by one process is scored and exported by others (deepfl-predict --head, deepfl-export).
+
+Each command runs in a fresh interpreter that has imported nothing of deepfl beforehand: the saved multi-task
+model carries deepfl's own layers, which must be registered by the loading code itself.
+"""
+
+import csv
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import killrestart as kr
+from deepfl.images import write_image
+
+
+@pytest.fixture(scope="module")
+def stage1_files(tmp_path_factory, small_photo):
+    from deepfl.models import build_multitask, mlsp_extractor
+    from deepfl.models.mlp import build_mlp
+
+    folder = tmp_path_factory.mktemp("stage1")
+    model = build_multitask(tasks=("ssim", "gmsd"), weights=None, input_shape=(64, 64, 3), arch="tiny")
+    model.save(folder / "model.keras")
+    dim = mlsp_extractor(model, input_shape=(None, None, 3)).output_shape[-1]
+    build_mlp(dim, hidden=(8,), dropout=(0.0,), seed=1).save(folder / "head.keras")
+    write_image(folder / "a.png", small_photo)
+    write_image(folder / "b.png", np.ascontiguousarray(small_photo[:, ::-1]))
+    return folder
+
+
+def scores_of(path):
+    with open(path, newline="") as handle:
+        return {row["image"]: float(row["score"]) for row in csv.DictReader(handle)}
+
+
+def test_new_process_scores_and_exports_a_saved_stage1_model(stage1_files, tmp_path):
+    folder = stage1_files
+    images = [str(folder / "a.png"), str(folder / "b.png")]
+    direct = kr.run_job(kr.job_command("predict", "--model", str(folder / "model.keras"), "--head",
+                                       str(folder / "head.keras"), "--output", str(tmp_path / "direct.csv"),
+                                       *images))
+    assert direct.returncode == 0, direct.stderr[-2000:]
+
+    exported = tmp_path / "deepfl_iqa.keras"
+    cmd = kr.job_command("export", "--model", str(folder / "model.keras"), "--head", str(folder / "head.keras"),
+                         "--output", str(exported))
+    first = kr.run_job(cmd)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert exported.is_file()
+    again = kr.run_job(cmd)  # never overwritten silently
+    assert again.returncode == 2
+    assert len(again.stderr.strip().splitlines()) == 1 and "--overwrite" in again.stderr
+
+    via_export = kr.run_job(kr.job_command("predict", "--model", str(exported), "--output",
+                                           str(tmp_path / "exported.csv"), *images))
+    assert via_export.returncode == 0, via_export.stderr[-2000:]
+    a, b = scores_of(tmp_path / "direct.csv"), scores_of(tmp_path / "exported.csv")
+    assert sorted(a) == sorted(b) == sorted(images)
+    np.testing.assert_allclose([a[i] for i in images], [b[i] for i in images], rtol=1e-5, atol=1e-6)
+
+
+def test_library_loads_a_saved_stage1_model_in_a_fresh_interpreter(stage1_files):
+    code = ("import sys; from deepfl.fileio import load_model_file; m = load_model_file(sys.argv[1]); "
+            "print(sorted(m.output))")
+    out = subprocess.run([sys.executable, "-c", code, str(stage1_files / "model.keras")], capture_output=True,
+                         text=True, timeout=300, env=kr.job_env(), cwd=kr.REPO_ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "['gmsd', 'ssim']"
