@@ -79,7 +79,7 @@ class DemoConfig:
     metrics: tuple[str, ...] | None = None        # weak labels; None: all eleven
     arch: str = "small"
     train_crop: tuple[int, int] = (96, 96)        # random crops of the labelled images (labels are per image)
-    train_epochs: int = 4
+    train_epochs: int = 6
     train_batch: int = 32
     learning_rate: float = 1e-3
     val_fraction: float = 1 / 7

@@ -24,9 +24,10 @@ app.define_out_dir(default="demo_out")
 flags.DEFINE_enum("arch", "small", ["small", "inception_resnet_v2", "tiny"],
                   "Backbone: 'small' (a 5-stage CNN with the MLSP interface, learns in minutes on a CPU), "
                   "'inception_resnet_v2' (the paper's network; much slower), 'tiny' (smoke tests only).")
-flags.DEFINE_integer("train_epochs", 4, "Stage-1 epochs over the weakly labelled crops.", lower_bound=1)
+flags.DEFINE_integer("train_epochs", 6, "Stage-1 epochs over the weakly labelled crops.", lower_bound=1)
 flags.DEFINE_integer("mlp_epochs", 10, "MLP epochs per learning rate (the paper: 30).", lower_bound=1)
 flags.DEFINE_integer("num_splits", 4, "Content-aware splits of the held-out photos.", lower_bound=1)
+flags.DEFINE_list("types", [str(t) for t in range(1, 26)], "Distortion types (1..25) to generate.")
 flags.DEFINE_integer("seed", 0, "Seed of every random step.")
 flags.DEFINE_bool("keep_checkpoints", False, "Keep stage 1's resume state (multitask/checkpoints) after it ends.")
 flags.DEFINE_bool("overwrite", False, "Remove the outputs of an earlier demo run in --out_dir made with other "
@@ -37,7 +38,7 @@ def main(argv: list[str]) -> int:
     from deepfl.demo import DemoConfig, run_demo
 
     config = DemoConfig(arch=FLAGS.arch, train_epochs=FLAGS.train_epochs, mlp_epochs=FLAGS.mlp_epochs,
-                        num_splits=FLAGS.num_splits, seed=FLAGS.seed)
+                        num_splits=FLAGS.num_splits, types=tuple(int(t) for t in FLAGS.types), seed=FLAGS.seed)
     run_demo(FLAGS.out_dir, config, keep_checkpoints=FLAGS.keep_checkpoints, overwrite=FLAGS.overwrite)
     return 0
 
