@@ -147,7 +147,7 @@ def init_worker() -> None:
 
 def warm_up() -> None:
     """Runs every distortion and the PNG reader/writer once on a tiny image, so that their Numba kernels are
-    compiled (first run on a machine, ~15 s CPU) or loaded from numba's cache (~1 s) before the work starts.
+    compiled (first run on a machine) or loaded from numba's cache before the work starts, not inside it.
     Called in the parent before the pool forks (the workers inherit the kernels) and again in each worker
     (a no-op there after a fork; needed where workers are spawned)."""
     tiny = np.random.default_rng(0).integers(0, 256, (distortions.MIN_SIZE, distortions.MIN_SIZE, 3), dtype=np.uint8)
@@ -158,9 +158,9 @@ def warm_up() -> None:
 def _keep_freed_memory() -> None:
     """glibc: serve large arrays from the heap and keep freed memory instead of returning it to the OS.
 
-    Every distortion allocates several 1.5-5 MB arrays per image. By default glibc maps each one fresh (or trims
-    it back after use), so each new array costs page faults and kernel zeroing: 2-9 ms of system CPU per image
-    (measured: type 11 9.4 ms, type 8 3.5 ms). With these two limits the worker reuses its memory (peak ~100 MB).
+    Every distortion allocates several multi-megabyte arrays per image. By default glibc maps each one fresh (or
+    trims it back after use), so each new array costs page faults and kernel zeroing, paid as system CPU for every
+    image. With these two limits the worker reuses its memory instead, and its peak stays bounded.
     No-op where the C library is not glibc.
     """
     import ctypes
@@ -180,7 +180,8 @@ def process_reference(task: tuple) -> tuple[list[dict], str | None, tuple[int, i
     the reference's original height and width).
 
     Each file is written (atomically, fsynced) by a writer thread while the next level is computed: the fsync
-    waits ~4 ms per file on disk, not on the CPU. The rows are returned only after every write has finished.
+    waits on the disk, not on the CPU, so it overlaps useful work. The rows are returned only after every write
+    has finished.
     With `resize`, the resized reference is written too (before the rows name it).
     """
     ref_dir, ref_name, type_id, out_dir, fmt, seed, resize, png_compression = task

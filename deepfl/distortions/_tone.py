@@ -8,7 +8,8 @@ import numpy as np
 def lookup_uniform(x: np.ndarray, table: np.ndarray) -> np.ndarray:
     """Linear interpolation in a table sampled uniformly on [0, 1] (values outside are clamped to the ends).
 
-    Much faster than `np.interp` (no binary search): the cell index is computed directly.
+    Used instead of `np.interp` because the uniform spacing lets the cell index be computed directly, with no
+    binary search per value.
     """
     n = table.size - 1
     pos = np.clip(x, 0.0, 1.0) * n

@@ -137,8 +137,8 @@ def _scale_log_quality(gray_maps, gradients, ref_index, num_refs: int):
 
 
 def _gradient_mean(g: tf.Tensor) -> tf.Tensor:
-    """Mean of full-resolution gradient maps NHW -> N (float64), row sums in float32 first (~3x faster than
-    a float64 sum). The row sums are exact, hence equal to float64 sums, because the gradients of an integer
+    """Mean of full-resolution gradient maps NHW -> N (float64), row sums in float32 first (cheaper than a
+    float64 sum). The row sums are exact, hence equal to float64 sums, because the gradients of an integer
     gray image are multiples of 1/16 below 256 (exact while a row has < 4112 pixels)."""
     return tf.reduce_mean(tf.cast(tf.reduce_sum(g, 2), tf.float64), 1) / tf.cast(tf.shape(g)[2], tf.float64)
 
@@ -146,8 +146,9 @@ def _gradient_mean(g: tf.Tensor) -> tf.Tensor:
 @staging.compile_on_repeat
 def _add_gsim(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Tensor:
     """The gray pyramid, gradients and entropy of each reference once per unique reference. References and
-    distorted images share one batch (R + N maps) so that each XLA stage compiles once per scale (compiling
-    is ~0.1-0.7 s per stage and shape); they meet only in `_scale_log_quality`. Traced per input shape."""
+    distorted images share one batch (R + N maps) so that each XLA stage compiles once per scale rather than
+    once per group (each compilation is paid per stage and shape); they meet only in `_scale_log_quality`.
+    Traced per input shape."""
     num_refs = ref.shape[0]
     maps = tf.squeeze(tf.concat([colour.rgb2gray(ref), colour.rgb2gray(dist)], 0), -1)  # MATLAB rgb2gray
     egm = arithmetic.similarity(*batching.split_batch(gray_entropy(maps), num_refs, ref_index), C_ENTROPY)

@@ -55,8 +55,8 @@ def build_mlp(input_dim: int = MLSP_DIM, hidden: Sequence[int] = STAGE2_HIDDEN,
 def compile_mlp(model: keras.Model, learning_rate: float, jit_compile: bool = False) -> keras.Model:
     """Compiles the head as in the paper: MSE loss, Adam (beta 0.9/0.999) at `learning_rate`.
 
-    XLA is off by default: on CPU its compile time (~4-9 s per head, measured) outweighs its gain for a head
-    trained in minutes; pass `jit_compile=True` on accelerators.
+    XLA is off by default: on CPU its compile time per head outweighs its gain for a head trained in minutes;
+    pass `jit_compile=True` on accelerators.
     """
     if not learning_rate > 0:
         raise ValueError(f"learning_rate: must be > 0, got {learning_rate}")
