@@ -23,6 +23,7 @@ from scipy import stats
 from deepfl import training
 from deepfl.evaluation import srocc
 from deepfl.images import write_image
+from deepfl.jobs import SettingsChanged
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -302,3 +303,116 @@ def test_skip_report_names_each_file_once_and_counts_every_skip(tmp_path, caplog
     assert report.train_skipped == 3 and report.summary().startswith("3 training image(s) skipped in total")
     resumed = training.SkipReport(tmp_path, paths, paths, train_skipped=3)  # reads skipped_images.csv
     assert resumed.named == {paths[3], paths[7]}
+
+
+# --- native size (no squashing) and settings of a stage-1 run, in process: tiny backbone, a few steps ---------
+
+def _config(labels: Path, **overrides) -> "training.MultitaskConfig":
+    settings = dict(weak_labels=str(labels / "labels.csv"), image_root=str(labels), arch="tiny", weights="none",
+                    batch_size=4, epochs=1, steps_per_epoch=2, val_fraction=0.34, val_steps=1, tensorboard=False,
+                    progress=False, jit_compile=False)
+    settings.update(overrides)
+    return training.MultitaskConfig(**settings)
+
+
+@pytest.fixture(scope="module")
+def mixed_labels(tmp_path_factory, small_photo):
+    """24 crops of 6 contents, landscape (40x56) for even contents and portrait (56x40) for odd ones."""
+    folder = tmp_path_factory.mktemp("mixed")
+    rng = np.random.default_rng(1)
+    rows = []
+    for r in range(6):
+        height, width = (40, 56) if r % 2 == 0 else (56, 40)
+        ref = small_photo[r * 6:r * 6 + height, r * 10:r * 10 + width].astype(float)
+        for level in range(1, 5):
+            name = f"m{r}_{level}.png"
+            write_image(folder / name, np.clip(ref + rng.normal(0, 10 * level, ref.shape), 0, 255).astype(np.uint8))
+            rows.append((name, f"m{r}.png", 1 - 0.1 * level, 0.05 * level))
+    pd.DataFrame(rows, columns=["dist_im", "ref_im", "ssim", "gmsd"]).to_csv(folder / "labels.csv", index=False)
+    return folder
+
+
+def test_native_size_is_the_default_and_mixed_shapes_are_not_squashed(mixed_labels, tmp_path, caplog):
+    from deepfl import data
+
+    config = _config(mixed_labels)
+    assert config.image_size is None
+    with caplog.at_level("INFO", logger="deepfl"):
+        result = training.run_multitask(config, tmp_path / "native")
+    assert tuple(result.model.input_shape[1:]) == (None, None, 3)
+    assert any("native sizes: 2 different sizes" in r.getMessage() for r in caplog.records)
+    assert not any("aspect ratio" in r.getMessage() for r in caplog.records)
+    # The job's training split through the job's pipeline settings: batches keep each image's own shape.
+    split = pd.read_csv(tmp_path / "native" / "split.csv")
+    train = data.read_weak_labels(mixed_labels / "labels.csv", mixed_labels)
+    train = train[train["image"].isin(split.loc[split["split"] == "train", "image"])]
+    shapes = {images.shape[1:3] for images, _ in data.make_dataset(train, ["ssim"], batch_size=4, training=True,
+                                                                   dtype="uint8").as_numpy_iterator()}
+    assert shapes == {(40, 56), (56, 40)}
+    assert (tmp_path / "native" / "model.keras").exists()
+
+
+def test_one_shared_size_trains_at_that_size_and_a_resize_warns_once(weak_labels, mixed_labels, tmp_path, caplog):
+    result = training.run_multitask(_config(weak_labels), tmp_path / "shared")
+    assert tuple(result.model.input_shape[1:]) == (48, 48, 3)
+    with caplog.at_level("WARNING", logger="deepfl"):
+        resized = training.run_multitask(_config(mixed_labels, image_size=(40, 56)), tmp_path / "resized")
+    assert tuple(resized.model.input_shape[1:]) == (40, 56, 3)
+    warnings = [r.getMessage() for r in caplog.records if "aspect ratio" in r.getMessage()]
+    # 40x56 keeps the landscapes as they are and squashes the 56x40 portraits: those are counted.
+    assert len(warnings) == 1 and "12 of the first 24 images" in warnings[0], warnings
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="deepfl"):
+        training.run_multitask(_config(weak_labels, image_size=(32, 32)), tmp_path / "square")
+    assert not any("aspect ratio" in r.getMessage() for r in caplog.records)
+
+
+def test_a_path_given_relative_or_absolute_is_the_same_setting(weak_labels, tmp_path, monkeypatch):
+    monkeypatch.chdir(weak_labels.parent)
+    relative = Path(weak_labels.name)
+    first = training.run_multitask(_config(relative), tmp_path / "run")
+    assert not first.already_trained
+    stored = json.loads((tmp_path / "run" / "run_config.json").read_text())
+    assert stored["weak_labels"] == str(weak_labels.resolve() / "labels.csv")
+    monkeypatch.chdir(tmp_path)
+    assert training.run_multitask(_config(weak_labels.resolve()), tmp_path / "run").already_trained
+
+
+def test_a_finished_run_extends_to_more_epochs_as_if_started_with_them(weak_labels, tmp_path):
+    from helpers_models import assert_same_training_outputs
+
+    extended, unbroken = tmp_path / "extended", tmp_path / "unbroken"
+    training.run_multitask(_config(weak_labels, epochs=2, warmup_epochs=1), extended)
+    result = training.run_multitask(_config(weak_labels, epochs=3, warmup_epochs=1), extended)
+    assert not result.already_trained and [int(r["epoch"]) for r in history(extended)] == [1, 2, 3]
+    training.run_multitask(_config(weak_labels, epochs=3, warmup_epochs=1), unbroken)
+    assert assert_same_training_outputs(unbroken, extended) >= 6
+    assert training.run_multitask(_config(weak_labels, epochs=3, warmup_epochs=1), extended).already_trained
+
+    with pytest.raises(SettingsChanged) as fewer:
+        training.run_multitask(_config(weak_labels, epochs=2, warmup_epochs=1), extended)
+    assert "epochs 3 done -> 2" in str(fewer.value) and "\n" not in str(fewer.value)
+    with pytest.raises(SettingsChanged) as changed:
+        training.run_multitask(_config(weak_labels, epochs=3, warmup_epochs=1, steps_per_epoch=3, seed=4), extended)
+    message = str(changed.value)
+    for part in ("steps_per_epoch 2 -> 3", "seed 0 -> 4", "--overwrite", "new --out_dir", "earlier flags"):
+        assert part in message, message
+    fresh = training.run_multitask(_config(weak_labels, epochs=1, steps_per_epoch=3, seed=4), extended,
+                                   overwrite=True)
+    assert not fresh.already_trained and len(history(extended)) == 1
+    assert json.loads((extended / "checkpoints" / "state.json").read_text())["epoch"] == 1
+
+
+def test_a_run_that_failed_before_training_does_not_hold_its_out_dir(weak_labels, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises((ValueError, OSError)):
+        training.run_multitask(_config(weak_labels, weights=str(tmp_path / "missing.weights.h5")), out)
+    assert not (out / "checkpoints").exists()
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "labels.csv").write_text("dist_im,ref_im,ssim\nnot_there.png,r.png,0.5\n")
+    with pytest.raises(ValueError, match="not_there.png"):
+        training.run_multitask(_config(broken, on_error="stop"), out)
+    # Corrected flags (weights, labels, seed) proceed: nothing was trained under the failed settings.
+    assert not training.run_multitask(_config(weak_labels, seed=3), out).already_trained
+    assert json.loads((out / "run_config.json").read_text())["seed"] == 3

@@ -9,8 +9,9 @@ Outputs in --out_dir: model.keras (final), best.keras (best mean validation SROC
 normalisation, fitted on the training split), split.csv, run_config.json, history.csv (per-task losses and
 validation SROCC per epoch), tensorboard/, checkpoints/ (resume), skipped_images.csv (only when corrupt images
 were skipped). Rerunning the same command after a kill resumes after the last finished epoch and ends with the
-same weights as an unbroken run: same batches, dropout masks and optimizer state. The job itself is
-`deepfl.training.run_multitask`.
+same weights as an unbroken run: same batches, dropout masks and optimizer state. A larger --epochs extends a
+finished run from its last checkpoint; other changed settings are refused (--overwrite discards the old run).
+The job itself is `deepfl.training.run_multitask`.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ flags.DEFINE_float("val_fraction", paper.STAGE1_VAL_FRACTION, "Fraction of the c
                    "validation (1/7 = the paper's 100k of 700k).")
 flags.DEFINE_integer("val_images", 0, "About this many validation images instead (the paper: 100000); 0 = use "
                      "--val_fraction.", lower_bound=0)
-flags.DEFINE_list("image_size", [str(v) for v in paper.STAGE1_IMAGE_SIZE], "Resize every image to height,width "
-                  "before training (empty = native size; equal-size images are batched together).")
+flags.DEFINE_list("image_size", [], "Resize every image to height,width before training (warns when that changes "
+                  "aspect ratios). Default: native size (KADIS-700k: 384,512, the paper's input); images of mixed "
+                  "sizes are batched by shape.")
 flags.DEFINE_list("crop_size", [], "Random crop height,width for training (centre crop for validation).")
 flags.DEFINE_bool("flip", False, "Random horizontal flips for training.")
 flags.DEFINE_integer("batch_size", paper.STAGE1_BATCH_SIZE, "Global batch size (split across replicas).",
@@ -65,6 +67,8 @@ flags.DEFINE_integer("virtual_cpu_devices", 0, "Split the CPU into this many log
                      "--strategy=mirrored without GPUs).", lower_bound=0)
 flags.DEFINE_integer("seed", 0, "Seed of the split, the initialisation, dropout and the data order.")
 flags.DEFINE_bool("tensorboard", True, "Write TensorBoard logs to out_dir/tensorboard.")
+flags.DEFINE_bool("overwrite", False, "Discard the outputs of an earlier run in --out_dir made with other settings "
+                  "and start afresh.")
 app.define_out_dir()
 app.define_on_error()
 
@@ -112,7 +116,7 @@ def config_from_flags() -> MultitaskConfig:
 
 def main(argv: list[str]) -> int:
     del argv
-    result = run_multitask(config_from_flags(), FLAGS.out_dir)
+    result = run_multitask(config_from_flags(), FLAGS.out_dir, overwrite=FLAGS.overwrite)
     out_dir = result.out_dir
     if result.already_trained:
         print(f"{out_dir}: already trained for {result.epochs} epochs (model.keras); nothing to do")

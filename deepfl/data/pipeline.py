@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -124,6 +124,35 @@ class PipelineStats:
         return f"PipelineStats(seen={self.seen}, decoded={self.decoded}, skipped={self.skipped})"
 
 
+def header_sizes(paths: Sequence[str], workers: int = 8) -> dict[tuple[int, int], int]:
+    """How many of `paths` have each (height, width), read from the file headers (no pixel decode), in parallel
+    threads (the cost is file opens). Files without a readable header are left out: the pipeline skips or
+    names them itself."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from PIL import Image
+
+    def size_of(path: str) -> tuple[int, int] | None:
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+        except Exception:  # PIL raises many types for bad headers; the pipeline reports those files
+            return None
+        return int(height), int(width)
+
+    counts: dict[tuple[int, int], int] = {}
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for size in pool.map(size_of, [str(p) for p in paths], chunksize=256):
+            if size is not None:
+                counts[size] = counts.get(size, 0) + 1
+    return counts
+
+
+def aspect_change(size: Sequence[int], target: Sequence[int]) -> float:
+    """Relative change of the width/height ratio when an image of `size` (height, width) is resized to `target`."""
+    return abs((target[1] / target[0]) / (size[1] / size[0]) - 1.0)
+
+
 def _size_pair(value, name: str) -> tuple[int, int] | None:
     if value is None:
         return None
@@ -164,12 +193,13 @@ def make_dataset(table: pd.DataFrame, targets: Sequence[str] | str, batch_size: 
                  skip: int = 0) -> tf.data.Dataset:
     """Builds the input pipeline of `table` (column `image` + target columns).
 
-    Yields `(images float32 [B, H, W, 3] in [0, 255], {target: float32 [B]})` (uint8 images with `dtype="uint8"`). `image_size` resizes (bilinear,
-    antialiased); `crop_size` takes a random crop when `training` (centre crop otherwise); `flip` mirrors at
-    random when `training`. Without a fixed output size, images are batched by shape (equal-size images share a
-    batch). Paths are shuffled (seeded, new order each epoch) before decoding when `shuffle` (default:
-    `training`). `normalizer` (fitted on the training split) maps the targets. `on_error="skip"` drops corrupt
-    or missing images and counts them in `stats` (also reachable as `dataset.deepfl_stats`); `"stop"` raises.
+    Yields `(images float32 [B, H, W, 3] in [0, 255], {target: float32 [B]})` (uint8 images with `dtype="uint8"`).
+    `image_size` resizes (bilinear, antialiased); `crop_size` takes a random crop when `training` (centre crop
+    otherwise); `flip` mirrors at random when `training`. Without a fixed output size, images are batched by shape
+    (equal-size images share a batch). Paths are shuffled (seeded, new order each epoch) before decoding when
+    `shuffle` (default: `training`). `normalizer` (fitted on the training split) maps the targets.
+    `on_error="skip"` drops corrupt or missing images and counts them in `stats` (also reachable as
+    `dataset.deepfl_stats`); `"stop"` raises.
     `accurate_jpeg=False` trades exact Pillow/MATLAB JPEG pixels for TensorFlow's faster IDCT.
     `count_errors=False` leaves out the two counting steps (they capture tf.Variables, which a tf.distribute
     strategy that serialises the input graph may refuse); corrupt files are then skipped uncounted.

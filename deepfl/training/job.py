@@ -10,6 +10,10 @@ the others resume from the chief's checkpoint and write to temporary folders of 
 Outputs in `out_dir`: model.keras (final), best.keras (best mean validation SROCC), normalizer.json, split.csv,
 run_config.json, history.csv, tensorboard/, checkpoints/, skipped_images.csv (only when corrupt images were
 skipped).
+
+Settings (run_config.json, paths resolved) are stored when training starts and matter only once a checkpoint or
+a final model exists: a run that failed before training does not hold its `out_dir`. A finished or killed run
+may be continued to a larger `epochs`; any other change is refused unless `overwrite`.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +33,7 @@ import numpy as np
 
 from deepfl import paper
 from deepfl.fileio import atomic_output, atomic_write_bytes
+from deepfl.jobs import SettingsChanged
 from deepfl.training.checkpoints import STATE_FILE
 from deepfl.training.strategy import STRATEGIES, is_chief
 
@@ -39,6 +45,14 @@ RUN_KEYS = ("weak_labels", "image_root", "kadis_root", "tasks", "loss_weights", 
             "warmup_epochs", "learning_rate", "weights", "arch", "pixel_scaling", "mixed_precision", "seed")
 RUN_CONFIG_FILE = "run_config.json"
 SPLIT_FILE = "split.csv"
+_PATH_KEYS = ("weak_labels", "image_root", "kadis_root")
+# What a run writes to out_dir (removed by `overwrite`).
+_OUTPUTS = ("model.keras", "best.keras", "normalizer.json", SPLIT_FILE, RUN_CONFIG_FILE, "history.csv",
+            "skipped_images.csv", "tensorboard", "checkpoints")
+# A requested resize that changes an image's width/height ratio by more than this gets a warning.
+ASPECT_TOLERANCE = 0.01
+# Images whose headers are read to check a requested resize's aspect ratios (the first of the table).
+ASPECT_PROBE_IMAGES = 256
 _COUNTS = {"batch_size": 1, "epochs": 1, "steps_per_epoch": 0, "val_steps": 0, "warmup_epochs": 0,
            "val_images": 0, "virtual_cpu_devices": 0}
 
@@ -50,14 +64,17 @@ class MultitaskConfig:
     Data: `weak_labels` (CSV) with `image_root` (its images), or `kadis_root` (the KADIS-700k release).
     `tasks` (empty: every metric column) with optional `loss_weights` {task: weight}; `normalization` of the
     targets ("standard" or "quantile"); validation split by content: `val_images` (> 0) or `val_fraction`.
-    Input: `image_size`/`crop_size` (height, width; None = native size / no crop), `flip`. Training:
+    Input: `image_size`/`crop_size` (height, width; None = native size / no crop), `flip`. At native size (the
+    default) nothing is resized: images of one shared size train at that size, mixed sizes are batched by shape
+    (model input (None, None, 3)); a requested `image_size` that changes aspect ratios logs a warning. Training:
     `batch_size` (global, split across replicas), `epochs`, `steps_per_epoch` (0 = one pass), `val_steps`
     (0 = whole validation split), `warmup_epochs` (frozen backbone), `learning_rate` (Adam). Model: `weights`
     ("imagenet", "none" or a weights file), `arch`, `pixel_scaling`, `mixed_precision` ("none" or a Keras
     policy), `jit_compile` ("auto", True, False), `run_eagerly`. Distribution: `strategy` (one of
     `STRATEGIES`), `tpu`, `virtual_cpu_devices` (logical CPU devices, to try "mirrored" without GPUs).
     `seed` fixes the split, initialisation, dropout and data order; `tensorboard` logs; `on_error` ("skip" or
-    "stop") for corrupt images; `progress` shows Keras' progress bar (also off when DEEPFL_NO_PROGRESS is set).
+    "stop") for corrupt images; `progress` shows Keras' progress (`deepfl.jobs.keras_verbose`: one line per
+    epoch when stdout is not a terminal, none when DEEPFL_NO_PROGRESS is set).
     """
 
     weak_labels: str | None = None
@@ -68,7 +85,7 @@ class MultitaskConfig:
     normalization: str = "standard"
     val_fraction: float = paper.STAGE1_VAL_FRACTION
     val_images: int = 0
-    image_size: tuple[int, int] | None = paper.STAGE1_IMAGE_SIZE
+    image_size: tuple[int, int] | None = None
     crop_size: tuple[int, int] | None = None
     flip: bool = False
     batch_size: int = paper.STAGE1_BATCH_SIZE
@@ -109,11 +126,11 @@ class MultitaskConfig:
             raise ValueError(f"jit_compile: must be 'auto', True or False, got {self.jit_compile!r}")
 
     def run_record(self) -> dict[str, Any]:
-        """The settings a resumed run must share (`RUN_KEYS`), as run_config.json holds them: paths as
-        given, sizes as lists of strings, loss weights as "task=weight" items (the flags' spelling)."""
+        """The settings a resumed run must share (`RUN_KEYS`), as run_config.json holds them: paths resolved
+        (absolute), sizes as lists of strings, loss weights as "task=weight" items (the flags' spelling)."""
         values = {k: getattr(self, k) for k in RUN_KEYS}
-        values.update(weak_labels=_text(self.weak_labels), image_root=_text(self.image_root),
-                      kadis_root=_text(self.kadis_root), tasks=list(self.tasks),
+        values.update(weak_labels=_resolved(self.weak_labels), image_root=_resolved(self.image_root),
+                      kadis_root=_resolved(self.kadis_root), tasks=list(self.tasks),
                       loss_weights=[f"{task}={_number(w)}" for task, w in self.loss_weights.items()],
                       image_size=[str(v) for v in self.image_size or ()],
                       crop_size=[str(v) for v in self.crop_size or ()])
@@ -134,8 +151,8 @@ class MultitaskResult:
         return self.model is None
 
 
-def _text(value) -> str | None:
-    return None if value is None else str(value)
+def _resolved(value) -> str | None:
+    return None if value is None else str(Path(value).resolve())
 
 
 def _number(value: float) -> str:
@@ -144,23 +161,65 @@ def _number(value: float) -> str:
     return short if float(short) == float(value) else repr(float(value))
 
 
-def check_run_config(out_dir: Path, record: dict[str, Any], write: bool) -> None:
-    """Checks that a resumed run uses the settings in run_config.json; writes them (`write`) if absent."""
+def stored_settings(out_dir: Path) -> dict[str, Any] | None:
+    """run_config.json of the run in `out_dir` with its paths resolved (older runs stored them as given,
+    relative to the working folder), or None when there is none."""
     path = out_dir / RUN_CONFIG_FILE
-    if path.exists():
-        old = json.loads(path.read_text())
-        changed = {k: (old.get(k), record[k]) for k in RUN_KEYS if old.get(k) != record[k]}
-        if changed:
-            raise ValueError(f"out_dir: {out_dir} holds a run with other settings {changed}; use another "
-                             f"--out_dir (or delete it) to start afresh")
-    elif write:
-        atomic_write_bytes(path, json.dumps(record, indent=1).encode())
+    if not path.exists():
+        return None
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise SettingsChanged(f"{path}: unreadable stored settings ({exc}); pass --overwrite to start again") from None
+    return {**stored, **{k: _resolved(stored.get(k)) for k in _PATH_KEYS}}
 
 
-def _finished_epochs(out_dir: Path) -> int:
-    """Epochs recorded by the last checkpoint of the run in `out_dir` (0 when there is none)."""
+def check_run_config(out_dir: Path, record: dict[str, Any], trained_epochs: int | None) -> None:
+    """Refuses to continue the run in `out_dir` with settings other than those it was trained with.
+
+    `trained_epochs`: epochs of its last checkpoint or final model, None when it never trained (then any
+    settings may replace the stored ones). More `epochs` than trained extend the run; fewer, or any other
+    change, raise `SettingsChanged` naming each change and the ways on.
+    """
+    stored = stored_settings(out_dir)
+    if stored is None or trained_epochs is None:
+        return
+    changes = [f"{k} {json.dumps(stored.get(k))} -> {json.dumps(record[k])}" for k in RUN_KEYS
+               if k != "epochs" and stored.get(k) != record[k]]
+    if record["epochs"] < trained_epochs:
+        changes.append(f"epochs {trained_epochs} done -> {record['epochs']}")
+    if changes:
+        raise SettingsChanged(f"{out_dir} holds a run with other settings ({'; '.join(changes)}): rerun with the "
+                              "earlier flags to resume (a larger --epochs extends it), use a new --out_dir, or "
+                              "pass --overwrite to discard it")
+
+
+def _checkpoint_epochs(out_dir: Path) -> int | None:
+    """Epochs recorded by the last checkpoint of the run in `out_dir` (None when there is none)."""
     state_file = out_dir / "checkpoints" / STATE_FILE
-    return json.loads(state_file.read_text())["epoch"] if state_file.exists() else 0
+    return json.loads(state_file.read_text())["epoch"] if state_file.exists() else None
+
+
+def _trained_epochs(out_dir: Path) -> int | None:
+    """Epochs the run in `out_dir` has trained: its last checkpoint's, else (checkpoints removed) those of its
+    settings when a final model exists; None when it never finished an epoch."""
+    done = _checkpoint_epochs(out_dir)
+    if done is not None:
+        return done
+    if (out_dir / "model.keras").exists():
+        stored = stored_settings(out_dir)
+        return int(stored["epochs"]) if stored else 0
+    return None
+
+
+def remove_outputs(out_dir: Path) -> None:
+    """Removes what a run wrote to `out_dir` (and nothing else), for `overwrite`."""
+    for name in _OUTPUTS:
+        path = out_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
 
 
 def _read_table(config: MultitaskConfig):
@@ -191,33 +250,39 @@ def write_split(table, val, path: Path) -> None:
         split.to_csv(tmp, index=False)
 
 
-def run_multitask(config: MultitaskConfig, out_dir: str | os.PathLike) -> MultitaskResult:
-    """Runs (or resumes, or finds finished) the stage-1 training described by `config` into `out_dir`.
+def run_multitask(config: MultitaskConfig, out_dir: str | os.PathLike, overwrite: bool = False) -> MultitaskResult:
+    """Runs (or resumes, extends, or finds finished) the stage-1 training described by `config` into `out_dir`.
 
     A killed run restarted with the same config continues after its last finished epoch and ends with the same
-    weights as an unbroken run: same batches, dropout masks and optimizer state. Raises ValueError when
-    `out_dir` holds a run with other settings, DeepflError naming the file when a corrupt image stops the job
-    (`on_error="stop"`).
+    weights as an unbroken run: same batches, dropout masks and optimizer state (with images of mixed sizes
+    the data order after a restart is approximate, see `_train`). A run restarted with a larger `epochs`
+    continues from its last checkpoint to the new count. Raises `SettingsChanged` when `out_dir` holds a
+    trained run with other settings (unless `overwrite`, which first removes that run's outputs), DeepflError
+    naming the file when a corrupt image stops the job (`on_error="stop"`).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     record = config.run_record()
-    check_run_config(out_dir, record, write=False)
-    done = _finished_epochs(out_dir)
-    if done >= config.epochs and (out_dir / "model.keras").exists():
-        return MultitaskResult(out_dir, None, done, config.steps_per_epoch)
+    chief = is_chief(config.strategy)
+    if overwrite and chief:
+        remove_outputs(out_dir)
+    trained = _trained_epochs(out_dir)
+    check_run_config(out_dir, record, trained)
+    if trained is not None and (out_dir / "model.keras").exists():
+        if trained >= config.epochs:
+            return MultitaskResult(out_dir, None, trained, config.steps_per_epoch)
+        if _checkpoint_epochs(out_dir) is None:
+            raise SettingsChanged(f"{out_dir}: cannot extend the run to --epochs={config.epochs}: its checkpoints/ "
+                                  f"are gone; use --epochs={trained}, a new --out_dir, or --overwrite")
 
     table = _read_table(config)
     tasks = _choose_tasks(table, config)
-    chief = is_chief(config.strategy)
-    if chief:
-        check_run_config(out_dir, record, write=True)
     if config.virtual_cpu_devices:
         from deepfl.training.strategy import configure_virtual_cpus
 
         configure_virtual_cpus(config.virtual_cpu_devices)
     with _own_folder(out_dir, chief) as write_dir:
-        return _train(config, table, tasks, out_dir, write_dir)
+        return _train(config, table, tasks, out_dir, write_dir, record)
 
 
 @contextlib.contextmanager
@@ -231,12 +296,41 @@ def _own_folder(out_dir: Path, chief: bool) -> Iterator[Path]:
         yield Path(folder)
 
 
-def _train(config: MultitaskConfig, table, tasks: list[str], out_dir: Path, write_dir: Path) -> MultitaskResult:
+def _input_plan(config: MultitaskConfig, paths: list[str]) -> tuple[tuple[int, int] | None, bool]:
+    """(model input size or None for any, whether every batch has one size) for `paths`; logs one warning when a
+    requested resize changes aspect ratios (checked on the first ASPECT_PROBE_IMAGES images)."""
+    from deepfl.data import pipeline as data
+
+    if config.image_size is not None:
+        sizes = data.header_sizes(paths[:ASPECT_PROBE_IMAGES])
+        distorted = {s: n for s, n in sizes.items() if data.aspect_change(s, config.image_size) > ASPECT_TOLERANCE}
+        if distorted:
+            worst = max(distorted, key=lambda s: data.aspect_change(s, config.image_size))
+            log.warning("image_size %dx%d changes the aspect ratio of %d of the first %d images (e.g. %dx%d, by "
+                        "%.0f%%); leave --image_size empty to train at native size", config.image_size[0],
+                        config.image_size[1], sum(distorted.values()), sum(sizes.values()), worst[0], worst[1],
+                        100 * data.aspect_change(worst, config.image_size))
+        return config.crop_size or config.image_size, True
+    if config.crop_size is not None:
+        return config.crop_size, True
+    sizes = data.header_sizes(paths)
+    if len(sizes) == 1:
+        size = next(iter(sizes))
+        log.info("native size %dx%d (every image)", *size)
+        return size, True
+    log.info("native sizes: %d different sizes, batched by shape (%s)", len(sizes),
+             ", ".join(f"{h}x{w}: {n}" for (h, w), n in sorted(sizes.items(), key=lambda item: -item[1])[:4]))
+    return None, False
+
+
+def _train(config: MultitaskConfig, table, tasks: list[str], out_dir: Path, write_dir: Path,
+           record: dict[str, Any]) -> MultitaskResult:
     import keras
     import tensorflow as tf
 
     from deepfl import data
     from deepfl.errors import DeepflError
+    from deepfl.jobs import keras_verbose
     from deepfl.models import build_multitask, compile_multitask
     from deepfl.training.callbacks import SkipReport
     from deepfl.training.checkpoints import read_state
@@ -260,14 +354,18 @@ def _train(config: MultitaskConfig, table, tasks: list[str], out_dir: Path, writ
     # The row index travels as an extra target so that DataOrder counts consumed and skipped images exactly;
     # py_function (which it uses) cannot run in a serialised multi-worker/TPU input pipeline: there, the position
     # is counted as batch_size x steps per epoch (exact unless images are skipped).
-    track = config.strategy in ("default", "mirrored")
+    input_size, one_size = _input_plan(config, list(table["image"]))
+    # Batching by shape (mixed native sizes) delivers images out of stream order, which DataOrder cannot follow:
+    # the position is then counted as batch_size x steps per epoch, so a restart continues the stream close to,
+    # not exactly at, where the killed run was.
+    track = config.strategy in ("default", "mirrored") and one_size
     train = train.assign(**{ROW_COLUMN: np.arange(len(train), dtype=np.float32)})
     # uint8 batches (a quarter of the bytes, no float conversion in the pipeline) when no resize interpolates:
     # the model casts to float32 in its first layer, so its outputs are the same.
     dtype = "float32" if config.image_size is not None else "uint8"
     val_stats = data.PipelineStats()
     common = dict(batch_size=config.batch_size, image_size=config.image_size, crop_size=config.crop_size,
-                  normalizer=normalizer, on_error=config.on_error, dtype=dtype)
+                  normalizer=normalizer, on_error=config.on_error, dtype=dtype, same_size=one_size)
     train_targets = tasks + [ROW_COLUMN] if track else tasks
 
     def train_ds(skip: int):
@@ -276,7 +374,6 @@ def _train(config: MultitaskConfig, table, tasks: list[str], out_dir: Path, writ
 
     val_ds = data.make_dataset(val, tasks, training=False, seed=config.seed, stats=val_stats, **common)
     steps = config.steps_per_epoch or steps_for(len(train), config.batch_size)
-    input_size = config.crop_size or config.image_size
     input_shape = (*input_size, 3) if input_size else None
     mixed = None if config.mixed_precision == "none" else config.mixed_precision
     weights = None if config.weights.lower() in ("none", "") else config.weights
@@ -294,13 +391,14 @@ def _train(config: MultitaskConfig, table, tasks: list[str], out_dir: Path, writ
     skips = SkipReport(write_dir, list(train["image"]) + list(val["image"]), list(train["image"]),
                        val_stats=val_stats, val_exact=val_exact,
                        train_skipped=state.get("train_skipped", 0) if state else 0)
-    show_progress = config.progress and not os.environ.get("DEEPFL_NO_PROGRESS")
+    if is_chief(config.strategy):
+        atomic_write_bytes(out_dir / RUN_CONFIG_FILE, json.dumps(record, indent=1).encode())
     try:
         model = train_multitask(build_and_compile, train_ds, val_ds, write_dir, epochs=config.epochs,
                                 steps_per_epoch=steps, tasks=tasks, loss_weights=dict(config.loss_weights),
                                 warmup_epochs=config.warmup_epochs, val_steps=config.val_steps or None,
                                 strategy=strategy, tensorboard=config.tensorboard,
-                                verbose="auto" if show_progress else 0, batch_size=config.batch_size,
+                                verbose=keras_verbose() if config.progress else 0, batch_size=config.batch_size,
                                 tracker=tracker, skips=skips, reset_names=True, resume_dir=out_dir)
     except tf.errors.InvalidArgumentError:
         if config.on_error != "stop":
