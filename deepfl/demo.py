@@ -12,8 +12,10 @@ Steps (each resumable: a rerun with the same settings reuses finished work; ever
      untrained (random init);
   6. MLP: the paper's head on content-aware splits of the held-out images (crops of one photo stay together)
      for both feature sets and for the FR metric that best follows the target on the stage-1 images (a ceiling
-     that needs the reference). The target is a STAND-IN, as no human opinion scores ship with any package:
-     `standin_level` = 1 - (level - 1) / 4;
+     that needs the reference). The target is a STAND-IN, as no human opinion scores of these images exist:
+     `standin_dmos`, the KADID-10k mean opinion (DMOS, 1..5) of the image's distortion type at its level, averaged
+     over KADID-10k's 81 contents (`deepfl.kadid_opinion`), not this image's own opinion score
+     (`target="standin_level"`, 1 - (level - 1) / 4, is the cruder alternative);
   7. comparison.csv/.png, the one-file export, and one image scored through the `deepfl-predict` code path.
 """
 
@@ -47,10 +49,14 @@ MATPLOTLIB_PHOTOS = ("grace_hopper",)
 # Photos kept out of stage 1: the MLP comparison runs on their crops only.
 HELD_OUT_PHOTOS = ("astronaut", "coffee", "chelsea", "china", "grace_hopper", "camera", "immunohistochemistry",
                    "moon")
-STANDIN_TARGET = "standin_level"
-STANDIN_NOTE = ("No human opinion scores ship with any package, so the MLP is trained on a STAND-IN target: "
-                "standin_level = 1 - (distortion level - 1) / 4 (1 = mildest, 0 = strongest). The figures "
-                "below measure agreement with that stand-in, not with human perception.")
+# The stand-in targets (no human opinion scores of the demo's images exist) and what each one is.
+STANDIN_TARGETS = {
+    "standin_dmos": "standin_dmos = the KADID-10k mean opinion (DMOS, 1..5, higher = better) of the image's "
+                    "distortion type at its level, averaged over KADID-10k's 81 contents: human scores of the "
+                    "same distortions on other images, not this image's own opinion score",
+    "standin_level": "standin_level = 1 - (distortion level - 1) / 4 (1 = mildest, 0 = strongest), whatever "
+                     "the type",
+}
 PAPER_ARCH = "inception_resnet_v2"
 FEATURE_SETS = ("weak_supervised", "random_init", "fr_oracle")
 SETTINGS_FILE = "demo_settings.json"
@@ -90,8 +96,11 @@ class DemoConfig:
     mlp_batch: int = 64
     num_splits: int = 4
     seed: int = 0
+    target: str = "standin_dmos"                  # one of STANDIN_TARGETS
 
     def __post_init__(self):
+        if self.target not in STANDIN_TARGETS:
+            raise ValueError(f"target: must be one of {sorted(STANDIN_TARGETS)}, got {self.target!r}")
         if len(self.held_out_photos) < 5:
             raise ValueError(f"held_out_photos: need >= 5 for 60/20/20 content splits, got {len(self.held_out_photos)}")
         overlap = set(self.stage1_photos or ()) & set(self.held_out_photos)
@@ -179,17 +188,29 @@ def distort_references(references: Sequence[tuple[str, np.ndarray]], types: Sequ
     return pd.DataFrame(rows)
 
 
-def standin_scores(levels: Sequence[int] | np.ndarray) -> np.ndarray:
-    """The stand-in target: 1 for level 1 (mildest) down to 0 for level 5 (strongest)."""
-    return 1.0 - (np.asarray(levels, dtype=np.float64) - 1.0) / 4.0
+def standin_note(target: str) -> str:
+    """The line the demo prints before its comparison: what the stand-in target is and what it is not."""
+    return (f"No human opinion scores of these images exist, so the MLP is trained on a STAND-IN target: "
+            f"{STANDIN_TARGETS[target]}. The figures below measure agreement with that stand-in, not with human "
+            "opinion of these images.")
 
 
-def best_fr_metric(weak_labels: pd.DataFrame, levels: Sequence[int]) -> tuple[str, float]:
-    """The FR metric whose scores follow the stand-in target best (SROCC, sign-corrected), on stage-1 images."""
+def standin_scores(target: str, types: Sequence[int] | np.ndarray, levels: Sequence[int] | np.ndarray) -> np.ndarray:
+    """The stand-in target `target` (see STANDIN_TARGETS) of images of the given distortion types and levels."""
+    if target == "standin_dmos":
+        from deepfl.kadid_opinion import type_level_dmos
+
+        return type_level_dmos(types, levels)
+    if target == "standin_level":
+        return 1.0 - (np.asarray(levels, dtype=np.float64) - 1.0) / 4.0
+    raise ValueError(f"target: must be one of {sorted(STANDIN_TARGETS)}, got {target!r}")
+
+
+def best_fr_metric(weak_labels: pd.DataFrame, target: np.ndarray) -> tuple[str, float]:
+    """The FR metric whose scores follow `target` best (SROCC, sign-corrected), on stage-1 images."""
     from deepfl.evaluation import srocc
     from deepfl.fr import LOWER_IS_BETTER, METRICS
 
-    target = standin_scores(levels)
     found = {m: srocc(-weak_labels[m] if m in LOWER_IS_BETTER else weak_labels[m], target)
              for m in METRICS if m in weak_labels.columns}
     best = max(found, key=lambda m: found[m])
@@ -200,7 +221,8 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
     atomic_write_bytes(path, frame.to_csv(index=False, quoting=csv.QUOTE_MINIMAL).encode("utf-8"))
 
 
-def _comparison_plot(comparison: pd.DataFrame, per_split: dict[str, pd.DataFrame], path: Path, title: str) -> None:
+def _comparison_plot(comparison: pd.DataFrame, per_split: dict[str, pd.DataFrame], path: Path, title: str,
+                     target: str) -> None:
     """Bars: median test SROCC of each feature set; dots: its per-split values."""
     import io
 
@@ -219,7 +241,7 @@ def _comparison_plot(comparison: pd.DataFrame, per_split: dict[str, pd.DataFrame
         axes.scatter(np.full(values.size, i), values, color="k", s=14, zorder=3,
                      label="one split's test set" if i == 0 else None)
     axes.set_xticks(range(len(names)), names)
-    axes.set_ylabel(f"SROCC with {STANDIN_TARGET} (held-out photos)")
+    axes.set_ylabel(f"SROCC with {target} (held-out photos)")
     axes.set_ylim(min(0.0, float(np.nanmin([per_split[n]["srocc"].min() for n in names])) - 0.05), 1.0)
     axes.axhline(0.0, color="k", lw=0.6)
     axes.set_title(title, fontsize=10)
@@ -319,6 +341,9 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", config: DemoConfig = DemoC
                                    config.seed)
     manifest2 = distort_references([(r, im) for r, _, im in stage2], config.types, config.levels, distorted,
                                    config.seed)
+    for manifest in (manifest1, manifest2):  # both stand-ins of every image, for whoever wants to compare them
+        for name in STANDIN_TARGETS:
+            manifest[name] = standin_scores(name, manifest["dist_type"], manifest["dist_level"])
     _write_csv(manifest1, out / "manifest_stage1.csv")
     _write_csv(manifest2, out / "manifest_stage2.csv")
     lap("distort")
@@ -328,8 +353,9 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", config: DemoConfig = DemoC
                                    metrics=config.metrics, ref_root=pristine)
     echo(str(summary))
     weak = pd.read_csv(out / "weak_labels.csv").merge(manifest1, on=["dist_im", "ref_im"])
-    oracle, oracle_srocc = best_fr_metric(weak, weak["dist_level"])
-    echo(f"fr_oracle: {oracle} follows {STANDIN_TARGET} best on the stage-1 images (SROCC {oracle_srocc:.3f}); "
+    target = config.target
+    oracle, oracle_srocc = best_fr_metric(weak, weak[target].to_numpy())
+    echo(f"fr_oracle: {oracle} follows {target} best on the stage-1 images (SROCC {oracle_srocc:.3f}); "
          "scoring the held-out images with it (it needs their references)")
     labeling.label_pairs(manifest2[["dist_im", "ref_im"]], distorted, out / "held_out_fr.csv", metrics=[oracle],
                          ref_root=pristine)
@@ -358,11 +384,12 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", config: DemoConfig = DemoC
         "image": [str(distorted / n) for n in manifest2["dist_im"]],
         "ref": [str(pristine / n) for n in manifest2["ref_im"]],
         "content": [Path(n).stem.rsplit("_", 1)[0] for n in manifest2["ref_im"]],  # the photo: crops stay together
-        "raw_score": manifest2["dist_level"].to_numpy(dtype=np.float64),
+        "raw_score": manifest2[target].to_numpy(dtype=np.float64),
         "split": "",
     })
-    table["score"] = standin_scores(table["raw_score"])
-    table.attrs.update(dataset=STANDIN_TARGET, score_range=(1.0, 5.0), lower_better=True)
+    table["score"] = table["raw_score"]
+    low, high = (1.0, 5.0) if target == "standin_dmos" else (0.0, 1.0)
+    table.attrs.update(dataset=target, score_range=(low, high), lower_better=False)
     paths = table["image"].tolist()
     keras.utils.set_random_seed(config.seed)  # the initialisation stage 1 started from (run_multitask's seed)
     untrained = build_backbone(weights=None, input_shape=(None, None, 3), arch=config.arch, seed=config.seed)
@@ -382,7 +409,7 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", config: DemoConfig = DemoC
     lap("features")
 
     # 6. The same MLP protocol on each feature set, same content-aware splits, stand-in target.
-    echo(STANDIN_NOTE)
+    echo(standin_note(target))
     head_config = protocol.HeadConfig(hidden=config.mlp_hidden, dropout=config.mlp_dropout, epochs=config.mlp_epochs,
                                       batch_size=config.mlp_batch, learning_rates=config.mlp_learning_rates,
                                       seed=config.seed)
@@ -395,8 +422,8 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", config: DemoConfig = DemoC
             summary_table = pd.read_csv(mlp_dir / "summary.csv").set_index("statistic")
         else:
             result = protocol.run_and_report(table, feature_sets[name], splits, head_config, mlp_dir, name="head",
-                                             title=f"{name} features, held-out photos, target {STANDIN_TARGET}",
-                                             score_label=f"{STANDIN_TARGET} (stand-in target)")
+                                             title=f"{name} features, held-out photos, target {target}",
+                                             score_label=f"{target} (stand-in target)")
             per_split[name], summary_table = result.per_split, result.summary
         median = summary_table.loc["median"]
         rows.append({"features": name, "srocc": median["srocc"], "plcc": median["plcc"],
@@ -408,9 +435,10 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", config: DemoConfig = DemoC
                                 "fr_oracle": f"FR metric {oracle} (needs the reference)"}[name]})
     comparison = pd.DataFrame(rows)
     reporting.write_table(comparison, out, "comparison",
-                          f"Held-out photos, target {STANDIN_TARGET}: median over {config.num_splits} splits")
+                          f"Held-out photos, target {target}: median over {config.num_splits} splits")
     _comparison_plot(comparison, per_split, out / "comparison.png",
-                     f"MLSP of '{config.arch}': weak-label training vs random init, {len(held)} held-out photos")
+                     f"MLSP of '{config.arch}': weak-label training vs random init, {len(held)} held-out photos",
+                     target)
     echo("comparison (test sets of content-aware splits; SROCC etc. are medians over splits):\n"
          + comparison[["features", "srocc", "plcc", "krocc", "rmse", "srocc_min", "srocc_max", "dim"]].to_string(
              index=False, float_format=lambda v: f"{v:.3f}"))

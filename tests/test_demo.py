@@ -11,6 +11,7 @@ import pytest
 
 from deepfl.demo import FEATURE_SETS, DemoConfig, run_demo
 from deepfl.jobs import SettingsChanged
+from deepfl.kadid_opinion import type_level_dmos
 
 SMALL = DemoConfig(size=(96, 96), stage1_photos=("rocket", "coins"),
                    held_out_photos=("astronaut", "coffee", "chelsea", "camera", "moon"), crops=1, held_out_crops=1,
@@ -46,6 +47,15 @@ def test_small_demo_wiring_outputs_and_rerun(tmp_path):
     # Held-out photos never reach stage 1; the demo says its backbone is not the paper's and its target a stand-in.
     assert not any(name.startswith(("astronaut", "coffee", "chelsea", "camera", "moon")) for name in weak["ref_im"])
     assert any("STAND-IN" in line for line in lines) and any("NOT the paper's" in line for line in lines)
+    # The target: KADID-10k's mean opinion of each image's type at its level (the level stand-in beside it).
+    assert any("standin_dmos = the KADID-10k mean opinion" in line for line in lines)
+    held_out = pd.read_csv(out / "manifest_stage2.csv")
+    expected = type_level_dmos(held_out["dist_type"], held_out["dist_level"])
+    np.testing.assert_allclose(held_out["standin_dmos"], expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(held_out["standin_level"], 1 - (held_out["dist_level"] - 1) / 4, rtol=0, atol=1e-12)
+    predictions = pd.read_csv(out / "mlp" / "weak_supervised" / "predictions.csv")
+    by_image = held_out.set_index("dist_im")["standin_dmos"]
+    np.testing.assert_allclose(predictions["score"], by_image.loc[[Path(p).name for p in predictions["image"]]])
     # Light: no optimizer state in the final .keras files, no resume state left behind.
     for name in ("multitask/model.keras", "multitask/best.keras", "deepfl_iqa.keras",
                  "mlp/weak_supervised/head_split0.keras"):

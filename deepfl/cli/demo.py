@@ -7,10 +7,11 @@ levels), labels the stage-1 pairs with the eleven FR metrics (the weak labels), 
 them from random weights (nothing is downloaded), and then compares, on held-out photos and through the paper's
 MLP protocol, three feature sets: MLSP features of the trained backbone, of the same backbone untrained, and the
 FR metric that follows the target best (a ceiling that needs the reference). The target is a STAND-IN (no human
-scores ship with any package): 1 - (level - 1) / 4. Writes comparison.csv and comparison.png, exports the
-one-file model and scores one image with the deepfl-predict code. The default backbone is a small CNN with the
-MLSP interface, not the paper's InceptionResNetV2 (--arch=inception_resnet_v2: same story, much slower). A rerun
-with the same flags reuses finished steps; every file goes under --out_dir.
+scores of these images exist): the KADID-10k mean opinion of each image's distortion type at its level, averaged
+over KADID-10k's 81 contents (--target=standin_level: 1 - (level - 1) / 4 instead). Writes comparison.csv and
+comparison.png, exports the one-file model and scores one image with the deepfl-predict code. The default
+backbone is a small CNN with the MLSP interface, not the paper's InceptionResNetV2 (--arch=inception_resnet_v2:
+same story, much slower). A rerun with the same flags reuses finished steps; every file goes under --out_dir.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ flags.DEFINE_integer("train_epochs", 6, "Stage-1 epochs over the weakly labelled
 flags.DEFINE_integer("mlp_epochs", 10, "MLP epochs per learning rate (the paper: 30).", lower_bound=1)
 flags.DEFINE_integer("num_splits", 4, "Content-aware splits of the held-out photos.", lower_bound=1)
 flags.DEFINE_list("types", [str(t) for t in range(1, 26)], "Distortion types (1..25) to generate.")
+flags.DEFINE_enum("target", "standin_dmos", ["standin_dmos", "standin_level"],
+                  "Stand-in target of the MLP comparison: 'standin_dmos' (KADID-10k's mean opinion of the image's "
+                  "type at its level, over 81 contents) or 'standin_level' (1 - (level - 1) / 4).")
 flags.DEFINE_integer("seed", 0, "Seed of every random step.")
 flags.DEFINE_bool("keep_checkpoints", False, "Keep stage 1's resume state (multitask/checkpoints) after it ends.")
 flags.DEFINE_bool("overwrite", False, "Remove the outputs of an earlier demo run in --out_dir made with other "
@@ -38,7 +42,8 @@ def main(argv: list[str]) -> int:
     from deepfl.demo import DemoConfig, run_demo
 
     config = DemoConfig(arch=FLAGS.arch, train_epochs=FLAGS.train_epochs, mlp_epochs=FLAGS.mlp_epochs,
-                        num_splits=FLAGS.num_splits, types=tuple(int(t) for t in FLAGS.types), seed=FLAGS.seed)
+                        num_splits=FLAGS.num_splits, types=tuple(int(t) for t in FLAGS.types), seed=FLAGS.seed,
+                        target=FLAGS.target)
     run_demo(FLAGS.out_dir, config, keep_checkpoints=FLAGS.keep_checkpoints, overwrite=FLAGS.overwrite)
     return 0
 
