@@ -30,14 +30,22 @@ from deepfl.distortions.noise import nl_means as shipped  # noqa: E402
 def per_channel(noisy: np.ndarray, sigma: float, window: int) -> np.ndarray:
     out = np.empty_like(noisy)
     for c in range(3):
-        out[..., c] = denoise_nl_means(noisy[..., c], h=0.8 * sigma, sigma=sigma, patch_size=5,
-                                       patch_distance=window // 2, fast_mode=True)
+        out[..., c] = denoise_nl_means(
+            noisy[..., c], h=0.8 * sigma, sigma=sigma, patch_size=5, patch_distance=window // 2, fast_mode=True
+        )
     return out
 
 
 def joint(noisy: np.ndarray, sigma: float, window: int) -> np.ndarray:
-    return denoise_nl_means(noisy.astype(np.float32), h=0.8 * sigma, sigma=sigma, patch_size=5,
-                            patch_distance=window // 2, fast_mode=True, channel_axis=-1).astype(np.float64)
+    return denoise_nl_means(
+        noisy.astype(np.float32),
+        h=0.8 * sigma,
+        sigma=sigma,
+        patch_size=5,
+        patch_distance=window // 2,
+        fast_mode=True,
+        channel_axis=-1,
+    ).astype(np.float64)
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -46,8 +54,12 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def main() -> None:
     shipped(np.zeros((16, 16, 3)), 0.1)  # compile (or load) the kernel outside the timings
-    variants = {"per channel 7x7": lambda n, s: per_channel(n, s, 7), "joint 7x7": lambda n, s: joint(n, s, 7),
-                "joint 5x5 scikit-image": lambda n, s: joint(n, s, 5), "joint 5x5 kernel (shipped)": shipped}
+    variants = {
+        "per channel 7x7": lambda n, s: per_channel(n, s, 7),
+        "joint 7x7": lambda n, s: joint(n, s, 7),
+        "joint 5x5 scikit-image": lambda n, s: joint(n, s, 5),
+        "joint 5x5 kernel (shipped)": shipped,
+    }
     print("| photo | level (var) | noisy PSNR | " + " | ".join(f"{k} ms / PSNR" for k in variants) + " |")
     print("|---" * (3 + len(variants)) + "|")
     for name in ("astronaut", "coffee"):

@@ -4,10 +4,10 @@ Part 1 (one process): for each of the 25 types, ms per distorted image for decod
 `distort` and PNG encode (the generator's writer, `deepfl.png`), wall and CPU time, beside the official MATLAB
 code's ms under GNU Octave on the same image (only where `octave` and --matlab_dir are available; Octave cannot
 run types 6, 9, 15, 22, 23); decoding is the generator's (`deepfl.png.decode_png_rgb`). Then the PNG writers
-side by side (Pillow compress_level=1 vs deepfl.png levels and back ends: CPU ms and KB per image). Part 2: the generator's work function
-(`deepfl.generation.process_reference`) over 25 types x --refs_per_type references with a pool of --workers
-processes, as `deepfl-distort` runs it, in distorted images/s. The load average is printed before and after:
-on a shared machine CPU ms are the steadier figure.
+side by side (Pillow compress_level=1 vs deepfl.png levels and back ends: CPU ms and KB per image). Part 2: the
+generator's work function (`deepfl.generation.process_reference`) over 25 types x --refs_per_type references
+with a pool of --workers processes, as `deepfl-distort` runs it, in distorted images/s. The load average is
+printed before and after: on a shared machine CPU ms are the steadier figure.
 
     python bench/distort.py [--refs_per_type 2] [--workers 2] [--matlab_dir /tmp/imdist/matlab_code_imdistort]
 """
@@ -32,9 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from deepfl.distortions import DISTORTION_NAMES, distort  # noqa: E402
+from deepfl.generation import encode_output, init_worker, process_reference  # noqa: E402
 from deepfl.images import encode_image  # noqa: E402
 from deepfl.png import decode_png_rgb  # noqa: E402
-from deepfl.generation import encode_output, init_worker, process_reference  # noqa: E402
 
 
 def references(count: int) -> list[np.ndarray]:
@@ -47,8 +47,9 @@ def references(count: int) -> list[np.ndarray]:
         photo = photos[i % len(photos)]
         pil = Image.fromarray(photo)
         scale = max(512 / pil.width, 384 / pil.height)
-        pil = pil.resize((max(512, round(pil.width * scale)), max(384, round(pil.height * scale))),
-                         Image.Resampling.LANCZOS)
+        pil = pil.resize(
+            (max(512, round(pil.width * scale)), max(384, round(pil.height * scale))), Image.Resampling.LANCZOS
+        )
         arr = np.asarray(pil)[:384, :512]
         if (i // len(photos)) % 2:
             arr = arr[:, ::-1]
@@ -96,11 +97,11 @@ def png_writers(images: list[np.ndarray], repeats: int = 3) -> None:
         return buffer.getvalue()
 
     encode_png(images[0])  # compile (or load) the kernels outside the timings
-    writers = {"Pillow compress_level=1": pillow,
-               "deepfl.png level 1 (huffman, default)": lambda im: encode_png(im)}
+    writers = {"Pillow compress_level=1": pillow, "deepfl.png level 1 (huffman, default)": lambda im: encode_png(im)}
     for level in (0, 1, 6):
-        writers[f"deepfl.png level {level} ({deflate_backend()})"] = (
-            lambda im, lv=level: encode_png(im, lv, deflate_backend()))
+        writers[f"deepfl.png level {level} ({deflate_backend()})"] = lambda im, lv=level: encode_png(
+            im, lv, deflate_backend()
+        )
     writers["deepfl.png level 1 (zlib)"] = lambda im: encode_png(im, 1, "zlib")
     base = None
     print(f"PNG writers, {len(images)} distorted 512x384 images x {repeats}: CPU ms and KB per image")
@@ -123,9 +124,12 @@ def octave_ms(matlab_dir: str, ref: np.ndarray) -> dict[int, float]:
         tmp = Path(tmp)
         Image.fromarray(ref).save(tmp / "ref.png")
         times = octave_compare.run_octave(Path(matlab_dir).resolve(), tmp / "ref.png", tmp, list(DISTORTION_NAMES))
-    return {t: float(np.nanmean([times.get((t, lv), np.nan) for lv in range(1, 6)])) * 1000
-            if any(np.isfinite(times.get((t, lv), np.nan)) for lv in range(1, 6)) else float("nan")
-            for t in DISTORTION_NAMES}
+    return {
+        t: float(np.nanmean([times.get((t, lv), np.nan) for lv in range(1, 6)])) * 1000
+        if any(np.isfinite(times.get((t, lv), np.nan)) for lv in range(1, 6))
+        else float("nan")
+        for t in DISTORTION_NAMES
+    }
 
 
 def throughput(refs: list[np.ndarray], workers: int, fmt: str) -> tuple[float, int]:
@@ -170,20 +174,26 @@ def main() -> None:
     print(f"load average before: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
     rows = per_type(ref_png, args.repeats)
     print(f"Part 1: ms per distorted 512x384 image, one process (cpu count {os.cpu_count()})")
-    print("| id | name | decode/5 | distort | PNG encode | total | distort CPU | total CPU | Octave distort | "
-          "Octave / ours |")
+    print(
+        "| id | name | decode/5 | distort | PNG encode | total | distort CPU | total CPU | Octave distort | "
+        "Octave / ours |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for t, (dec, dis, enc, cpu, dis_cpu) in rows.items():
         o = peer.get(t, float("nan"))
         ratio = f"{o / dis:.1f}x" if np.isfinite(o) else "n/a"
         o_text = f"{o:.0f}" if np.isfinite(o) else "n/a"
-        print(f"| {t} | {DISTORTION_NAMES[t]} | {dec:.1f} | {dis:.1f} | {enc:.1f} | {dec + dis + enc:.1f} | "
-              f"{dis_cpu:.1f} | {cpu:.1f} | {o_text} | {ratio} |")
+        print(
+            f"| {t} | {DISTORTION_NAMES[t]} | {dec:.1f} | {dis:.1f} | {enc:.1f} | {dec + dis + enc:.1f} | "
+            f"{dis_cpu:.1f} | {cpu:.1f} | {o_text} | {ratio} |"
+        )
     mean_total = np.mean([v[0] + v[1] + v[2] for v in rows.values()])
     mean_cpu = np.mean([v[3] for v in rows.values()])
-    print(f"mean over the 25 types: {mean_total:.1f} ms wall, {mean_cpu:.1f} ms CPU per image -> "
-          f"{1000 / mean_total:.1f} images/s per process (wall); CPU-bound estimate on {os.cpu_count()} idle "
-          f"cores: {os.cpu_count() * 1000 / mean_cpu:.1f} images/s")
+    print(
+        f"mean over the 25 types: {mean_total:.1f} ms wall, {mean_cpu:.1f} ms CPU per image -> "
+        f"{1000 / mean_total:.1f} images/s per process (wall); CPU-bound estimate on {os.cpu_count()} idle "
+        f"cores: {os.cpu_count() * 1000 / mean_cpu:.1f} images/s"
+    )
     png_writers([distort(refs[0], t, 3, rng=0) for t in DISTORTION_NAMES])
     print(f"Part 2: generator work function, {args.workers} worker(s), 25 types x {args.refs_per_type} refs")
     for fmt in ("png", "bmp"):

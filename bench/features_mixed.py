@@ -35,8 +35,8 @@ def main() -> None:
     extractor = build_backbone(weights=None, input_shape=(None, None, 3), arch=args.arch)
     photo = data.astronaut()
     sides = [(200 + 10 * k, 300 + 5 * k) for k in range(args.n)]  # 200x300 .. 390x395, all distinct
-    mixed = [np.ascontiguousarray(photo[k:k + h, k:k + w]) for k, (h, w) in enumerate(sides)]
-    same = [np.ascontiguousarray(photo[k:k + 301, k:k + 347]) for k in range(args.n)]  # one unused size
+    mixed = [np.ascontiguousarray(photo[k : k + h, k : k + w]) for k, (h, w) in enumerate(sides)]
+    same = [np.ascontiguousarray(photo[k : k + 301, k : k + 347]) for k in range(args.n)]  # one unused size
     rates = {}
     for label, images in (("one size", same), ("all sizes differ", mixed)):
         start = time.perf_counter()

@@ -32,6 +32,7 @@ def matlab_gray(rgb: np.ndarray) -> np.ndarray:
 
 def piq_scores(name: str, ref: np.ndarray, dist: np.ndarray) -> np.ndarray:
     """piq's score of each pair (uint8 NHWC), configured to match the MATLAB original's preprocessing."""
+
     def rgb(a):
         return torch.from_numpy(a.astype(np.float32)).permute(0, 3, 1, 2)
 
@@ -40,7 +41,7 @@ def piq_scores(name: str, ref: np.ndarray, dist: np.ndarray) -> np.ndarray:
 
     out = []
     for i in range(len(ref)):
-        r, d = ref[i:i + 1], dist[i:i + 1]
+        r, d = ref[i : i + 1], dist[i : i + 1]
         with torch.no_grad():
             if name == "ssim":
                 v = piq.ssim(gray(r) / 255, gray(d) / 255, data_range=1.0, downsample=True)
@@ -71,6 +72,7 @@ def make_pairs(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     ref = np.ascontiguousarray(data.astronaut()[64:448, :512])
     try:
         from deepfl.distortions import distort
+
         types = [1, 9, 10, 11, 16, 19, 22, 25]
         dists = [distort(ref, types[i % len(types)], 1 + i % 5, rng=seed + i) for i in range(count)]
     except ImportError:  # fall back to noise if the distortions package is missing
@@ -93,14 +95,18 @@ def main() -> None:
 
     torch.set_num_threads(os.cpu_count() or 1)
     ref, dist = make_pairs(args.pairs)
-    print(f"{args.pairs} pairs of 384x512, batch {args.batch}, best of {args.repeats}; "
-          f"tf {tf.__version__}, torch {torch.__version__}, {os.cpu_count()} CPU threads")
+    print(
+        f"{args.pairs} pairs of 384x512, batch {args.batch}, best of {args.repeats}; "
+        f"tf {tf.__version__}, torch {torch.__version__}, {os.cpu_count()} CPU threads"
+    )
     print(f"{'metric':8s} {'ours ms/pair':>13s} {'piq ms/pair':>12s} {'piq/ours':>9s} {'max |diff|':>11s}")
     total_ours = total_piq = 0.0
     for name in args.metrics.split(","):
         fn = metric_function(name)
-        batches = [(tf.constant(ref[i:i + args.batch], tf.float32), tf.constant(dist[i:i + args.batch], tf.float32))
-                   for i in range(0, args.pairs, args.batch)]
+        batches = [
+            (tf.constant(ref[i : i + args.batch], tf.float32), tf.constant(dist[i : i + args.batch], tf.float32))
+            for i in range(0, args.pairs, args.batch)
+        ]
         ours = np.concatenate([np.asarray(fn(r, d)) for r, d in batches])  # warm-up (tracing)
         best_ours = best_piq = float("inf")
         for _ in range(args.repeats):

@@ -35,7 +35,7 @@ def mixed_pairs(count: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]
         step = k / max(count - 1, 1)
         h, w = 300 + round(84 * step), 400 + round(112 * step)
         top, left = min(k, photo.shape[0] - h), min(k, photo.shape[1] - w)
-        ref = np.ascontiguousarray(photo[top:top + h, left:left + w])
+        ref = np.ascontiguousarray(photo[top : top + h, left : left + w])
         dist = np.clip(ref + rng.normal(0, 8, ref.shape), 0, 255).astype(np.uint8)
         pairs.append((ref[None], dist[None]))
     return pairs
@@ -45,8 +45,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=12, help="number of pairs, each of its own size")
     parser.add_argument("--metrics", default=",".join(EIGHT), help="comma-separated subset of the eight")
-    parser.add_argument("--passes", type=int, default=3, choices=[1, 2, 3],
-                        help="our passes over the pairs: cold only, + repeated sizes (compiles), + warm")
+    parser.add_argument(
+        "--passes",
+        type=int,
+        default=3,
+        choices=[1, 2, 3],
+        help="our passes over the pairs: cold only, + repeated sizes (compiles), + warm",
+    )
     args = parser.parse_args()
     names = args.metrics.split(",")
     pairs = mixed_pairs(args.pairs)
@@ -54,8 +59,10 @@ def main() -> None:
     if len(sizes) != len(pairs):
         raise SystemExit(f"--pairs {args.pairs}: sizes repeat; at most 85 distinct sizes")
     torch.set_num_threads(os.cpu_count() or 1)
-    print(f"{len(pairs)} pairs of {len(sizes)} sizes ({sizes[0][0]}x{sizes[0][1]} .. {sizes[-1][0]}x{sizes[-1][1]}), "
-          f"one pair per call, metrics: {', '.join(names)}; torch {torch.__version__}, {os.cpu_count()} CPU threads")
+    print(
+        f"{len(pairs)} pairs of {len(sizes)} sizes ({sizes[0][0]}x{sizes[0][1]} .. {sizes[-1][0]}x{sizes[-1][1]}), "
+        f"one pair per call, metrics: {', '.join(names)}; torch {torch.__version__}, {os.cpu_count()} CPU threads"
+    )
     print(f"{'case':44s} {'s/pair':>8s} {'piq/ours':>9s}", flush=True)
     start = time.perf_counter()
     for ref, dist in pairs:
@@ -72,10 +79,11 @@ def main() -> None:
     tensors = [(tf.constant(r, tf.float32), tf.constant(d, tf.float32)) for r, d in pairs]
     labels = ("ours, cold (every size new: eager)", "ours, sizes repeated once (graphs built)", "ours, warm (compiled)")
     scores = []
-    for label in labels[:args.passes]:
+    for label in labels[: args.passes]:
         start = time.perf_counter()
-        scores.append({name: np.concatenate([np.asarray(fn(r, d)) for r, d in tensors])
-                       for name, fn in functions.items()})
+        scores.append(
+            {name: np.concatenate([np.asarray(fn(r, d)) for r, d in tensors]) for name, fn in functions.items()}
+        )
         seconds = (time.perf_counter() - start) / len(pairs)
         print(f"{label:44s} {seconds:8.3f} {piq_s / seconds:9.2f}", flush=True)
     if len(scores) > 1:

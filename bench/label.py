@@ -23,8 +23,16 @@ os.environ.setdefault("DEEPFL_NO_PROGRESS", "1")
 
 import numpy as np
 
-PIQ_NAMES = {"ssim": "ssim", "msssim": "multi_scale_ssim", "iwssim": "information_weighted_ssim", "mdsi": "mdsi",
-             "vsi": "vsi", "fsim": "fsim", "gmsd": "gmsd", "sr_sim": "srsim"}
+PIQ_NAMES = {
+    "ssim": "ssim",
+    "msssim": "multi_scale_ssim",
+    "iwssim": "information_weighted_ssim",
+    "mdsi": "mdsi",
+    "vsi": "vsi",
+    "fsim": "fsim",
+    "gmsd": "gmsd",
+    "sr_sim": "srsim",
+}
 
 
 def make_pairs(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -37,13 +45,13 @@ def make_pairs(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     photos = [image for _, image in embedded_training_images() if min(image.shape[:2]) >= 384]
     refs, dists = [], []
     for i in range(count):
-        if i % 5 == 0:                       # five distorted versions per reference crop, as in KADIS
+        if i % 5 == 0:  # five distorted versions per reference crop, as in KADIS
             photo = photos[(i // 5) % len(photos)]
             y = rng.integers(0, photo.shape[0] - 384 + 1)
             x = rng.integers(0, max(1, photo.shape[1] - 512 + 1))
             ref = np.zeros((384, 512, 3), np.uint8)
-            crop = photo[y:y + 384, x:x + 512]
-            ref[:crop.shape[0], :crop.shape[1]] = crop
+            crop = photo[y : y + 384, x : x + 512]
+            ref[: crop.shape[0], : crop.shape[1]] = crop
         level = 1 + i % 5
         dist = ndimage.gaussian_filter(ref.astype(np.float64), (0.3 * level, 0.3 * level, 0))
         dist = np.clip(dist + rng.normal(0, 2.0 * level, dist.shape), 0, 255).astype(np.uint8)
@@ -69,11 +77,14 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=25, help="pairs per metric call (5 levels per reference)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--metrics", default=None, help="comma-separated subset (default: all available)")
-    parser.add_argument("--job_only", action="store_true",
-                        help="skip the per-metric table: the job then pays tracing/XLA compilation itself (cold)")
+    parser.add_argument(
+        "--job_only",
+        action="store_true",
+        help="skip the per-metric table: the job then pays tracing/XLA compilation itself (cold)",
+    )
     args = parser.parse_args()
 
-    try:                          # torch must be imported before TensorFlow here (the reverse order segfaults)
+    try:  # torch must be imported before TensorFlow here (the reverse order segfaults)
         import piq
         import torch
     except ImportError:
@@ -91,22 +102,26 @@ def main() -> None:
         except ImportError:
             missing.append(name)
     refs, dists = make_pairs(max(args.pairs, args.batch))
-    ref_t = tf.constant(refs[:args.batch], tf.float32)
-    dist_t = tf.constant(dists[:args.batch], tf.float32)
-    unique_t = tf.constant(refs[:args.batch:5], tf.float32)            # make_pairs: a new reference every 5 pairs
+    ref_t = tf.constant(refs[: args.batch], tf.float32)
+    dist_t = tf.constant(dists[: args.batch], tf.float32)
+    unique_t = tf.constant(refs[: args.batch : 5], tf.float32)  # make_pairs: a new reference every 5 pairs
     index_t = tf.constant(np.arange(args.batch, dtype=np.int32) // 5)
 
     threads = None
     if piq is not None:
-        ref_p = torch.from_numpy(refs[:args.batch]).permute(0, 3, 1, 2).float() / 255.0
-        dist_p = torch.from_numpy(dists[:args.batch]).permute(0, 3, 1, 2).float() / 255.0
+        ref_p = torch.from_numpy(refs[: args.batch]).permute(0, 3, 1, 2).float() / 255.0
+        dist_p = torch.from_numpy(dists[: args.batch]).permute(0, 3, 1, 2).float() / 255.0
         threads = torch.get_num_threads()
 
-    print(f"512x384 pairs, one batch of {args.batch} (5 levels per reference); tf threads: default; "
-          f"torch threads: {threads}; best of {args.repeats}")
+    print(
+        f"512x384 pairs, one batch of {args.batch} (5 levels per reference); tf threads: default; "
+        f"torch threads: {threads}; best of {args.repeats}"
+    )
     if not args.job_only:
-        print(f"{'metric':10s} {'plain ms/pair':>14s} {'shared ms/pair':>15s} {'piq ms/pair':>12s} {'piq/shared':>11s}"
-              f" {'max |plain-shared|':>19s}")
+        print(
+            f"{'metric':10s} {'plain ms/pair':>14s} {'shared ms/pair':>15s} {'piq ms/pair':>12s} {'piq/shared':>11s}"
+            f" {'max |plain-shared|':>19s}"
+        )
     plain_total = ours_total = piq_total = piq_common = 0.0
     for name in METRICS if not args.job_only else ():
         if name not in functions:
@@ -115,8 +130,12 @@ def main() -> None:
         fn = functions[name]
         plain = time_call(lambda: np.asarray(fn(ref_t, dist_t)), args.repeats) / args.batch * 1000
         ours = time_call(lambda: np.asarray(fn(unique_t, dist_t, ref_index=index_t)), args.repeats) / args.batch * 1000
-        gap = np.max(np.abs(np.asarray(fn(ref_t, dist_t), np.float64)
-                            - np.asarray(fn(unique_t, dist_t, ref_index=index_t), np.float64)))
+        gap = np.max(
+            np.abs(
+                np.asarray(fn(ref_t, dist_t), np.float64)
+                - np.asarray(fn(unique_t, dist_t, ref_index=index_t), np.float64)
+            )
+        )
         plain_total += plain
         ours_total += ours
         theirs = None
@@ -130,9 +149,11 @@ def main() -> None:
         piq_text = f"{theirs:12.1f} {theirs / ours:11.2f}" if theirs else f"{'-':>12s} {'-':>11s}"
         print(f"{name:10s} {plain:14.1f} {ours:15.1f} {piq_text} {gap:19.2e}")
     if not args.job_only:
-        print(f"{'sum':10s} {plain_total:14.1f} {ours_total:15.1f} {piq_total:12.1f}   (ours: all "
-              f"{len(functions)}; piq: its {sum(n in PIQ_NAMES for n in functions)}); ours shared on piq's "
-              f"metrics: {piq_common:.1f} ms/pair")
+        print(
+            f"{'sum':10s} {plain_total:14.1f} {ours_total:15.1f} {piq_total:12.1f}   (ours: all "
+            f"{len(functions)}; piq: its {sum(n in PIQ_NAMES for n in functions)}); ours shared on piq's "
+            f"metrics: {piq_common:.1f} ms/pair"
+        )
 
     with tempfile.TemporaryDirectory() as tmp:
         from deepfl.images import write_image
@@ -147,16 +168,20 @@ def main() -> None:
             rows.append({"dist_im": f"d{i:04d}.png", "ref_im": ref_name})
         import pandas as pd
 
-        pairs = pd.DataFrame(rows)      # each 5 distorted images share one reference
+        pairs = pd.DataFrame(rows)  # each 5 distorted images share one reference
         start = time.perf_counter()
-        summary = labeling.label_pairs(pairs, root, root / "labels.csv", metrics=list(functions),
-                                       batch_size=args.batch)
+        summary = labeling.label_pairs(pairs, root, root / "labels.csv", metrics=list(functions), batch_size=args.batch)
         elapsed = time.perf_counter() - start
     rate = summary.written / elapsed
-    print(f"label job: {summary.written} pairs in {elapsed:.1f} s = {rate:.2f} pairs/s "
-          f"({1000 / rate:.0f} ms/pair, metrics: {','.join(functions)}; "
-          + ("cold: includes tracing and XLA compilation)" if args.job_only else
-             "warm: the functions were compiled for this batch shape by the table above)"))
+    print(
+        f"label job: {summary.written} pairs in {elapsed:.1f} s = {rate:.2f} pairs/s "
+        f"({1000 / rate:.0f} ms/pair, metrics: {','.join(functions)}; "
+        + (
+            "cold: includes tracing and XLA compilation)"
+            if args.job_only
+            else "warm: the functions were compiled for this batch shape by the table above)"
+        )
+    )
     if missing:
         print(f"missing metric modules: {', '.join(missing)}")
 

@@ -29,29 +29,28 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from deepfl.distortions import DISTORTIONS, distort  # noqa: E402
-from deepfl.distortions import _filters, _ranges  # noqa: E402
+from deepfl.distortions import DISTORTIONS, _filters, _ranges, distort  # noqa: E402  # noqa: E402
 
 SHIMS = {
     "imgaussfilt.m": "function b = imgaussfilt(a, sigma)\n"
-                     "  n = 2*ceil(2*sigma)+1;\n"
-                     "  k = fspecial('gaussian', [n n], sigma); b = a;\n"
-                     "  for c = 1:size(a, 3), b(:,:,c) = imfilter(a(:,:,c), k, 'replicate'); end\n"
-                     "end\n",
+    "  n = 2*ceil(2*sigma)+1;\n"
+    "  k = fspecial('gaussian', [n n], sigma); b = a;\n"
+    "  for c = 1:size(a, 3), b(:,:,c) = imfilter(a(:,:,c), k, 'replicate'); end\n"
+    "end\n",
     "normr.m": "function y = normr(x)\n  y = x ./ sqrt(sum(x.^2, 2));\nend\n",
     "istable.m": "function r = istable(x)\n  r = false;\nend\n",
     # Octave's interp2 knows 'cubic' but not MATLAB's alias 'bicubic': same warp, method name translated.
     "imwarpmap.m": "function z = imwarpmap(im, shiftmap, interpType, padme)\n"
-                   "  if strcmp(interpType, 'bicubic'), interpType = 'cubic'; end\n"
-                   "  sy = shiftmap(:,:,1); sx = shiftmap(:,:,2);\n"
-                   "  m = ceil([max(abs(sx(:))) max(abs(sy(:)))]);\n"
-                   "  im = padarray(im, m, 'replicate', 'both');\n"
-                   "  sy = padarray(sy, m, 'replicate', 'both'); sx = padarray(sx, m, 'replicate', 'both');\n"
-                   "  [xx, yy] = meshgrid(1:size(im,2), 1:size(im,1));\n"
-                   "  z = im * 0;\n"
-                   "  for c = 1:size(im,3), z(:,:,c) = interp2(im(:,:,c), xx-sx, yy-sy, interpType); end\n"
-                   "  z = z(m(1)+1:end-m(1), m(2)+1:end-m(2), :);\n"
-                   "end\n",
+    "  if strcmp(interpType, 'bicubic'), interpType = 'cubic'; end\n"
+    "  sy = shiftmap(:,:,1); sx = shiftmap(:,:,2);\n"
+    "  m = ceil([max(abs(sx(:))) max(abs(sy(:)))]);\n"
+    "  im = padarray(im, m, 'replicate', 'both');\n"
+    "  sy = padarray(sy, m, 'replicate', 'both'); sx = padarray(sx, m, 'replicate', 'both');\n"
+    "  [xx, yy] = meshgrid(1:size(im,2), 1:size(im,1));\n"
+    "  z = im * 0;\n"
+    "  for c = 1:size(im,3), z(:,:,c) = interp2(im(:,:,c), xx-sx, yy-sy, interpType); end\n"
+    "  z = z(m(1)+1:end-m(1), m(2)+1:end-m(2), :);\n"
+    "end\n",
 }
 
 RANDOM_SEEDS = 3
@@ -59,7 +58,7 @@ RANDOM_SEEDS = 3
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 def run_octave(matlab_dir: Path, ref_png: Path, out_dir: Path, types: list[int]) -> dict:
@@ -76,7 +75,8 @@ def run_octave(matlab_dir: Path, ref_png: Path, out_dir: Path, types: list[int])
         f"im = imread('{ref_png}');",
         f"fid = fopen('{out_dir}/times.csv', 'w');",
         f"types = [{' '.join(str(t) for t in types)}];",
-        "for t = types", "  for l = 1:5",
+        "for t = types",
+        "  for l = 1:5",
         f"    for r = 1:{reps}",
         "      if r > 1 && ~any(t == [3 5 11 12 13 14 15 19 20 23]), break; end",
         "      rand('seed', r); randn('seed', r);",
@@ -95,7 +95,10 @@ def run_octave(matlab_dir: Path, ref_png: Path, out_dir: Path, types: list[int])
         "        fprintf(fid, '%d,%d,%d,nan\\n', t, l, r);",
         "        disp(sprintf('type %d level %d: %s', t, l, err.message));",
         "      end",
-        "    end", "  end", "end", "fclose(fid);",
+        "    end",
+        "  end",
+        "end",
+        "fclose(fid);",
     ]
     script.write_text("\n".join(lines) + "\n")
     proc = subprocess.run(["octave", "--no-gui", "--quiet", str(script)], capture_output=True, text=True)

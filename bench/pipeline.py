@@ -45,7 +45,7 @@ def make_images(folder: Path, count: int, fmt: str, height: int = 384, width: in
         source = sources[i % len(sources)]
         y = rng.integers(0, source.shape[0] - height + 1)
         x = rng.integers(0, source.shape[1] - width + 1)
-        crop = source[y:y + height, x:x + width]
+        crop = source[y : y + height, x : x + width]
         if rng.random() < 0.5:
             crop = crop[:, ::-1]
         path = folder / f"im{i:05d}.{fmt}"
@@ -81,8 +81,12 @@ def raw_parallel(paths: list[str], batch: int) -> tf.data.Dataset:
         image.set_shape([None, None, 3])
         return image, 0
 
-    return (tf.data.Dataset.from_tensor_slices(paths).map(load, num_parallel_calls=tf.data.AUTOTUNE)
-            .batch(batch).prefetch(tf.data.AUTOTUNE))
+    return (
+        tf.data.Dataset.from_tensor_slices(paths)
+        .map(load, num_parallel_calls=tf.data.AUTOTUNE)
+        .batch(batch)
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
 
 def main() -> None:
@@ -94,22 +98,26 @@ def main() -> None:
     parser.add_argument("--gpu_rate", type=float, default=660.0, help="GPU training images/s to feed")
     args = parser.parse_args()
 
-    print(f"tensorflow {tf.__version__}, {os.cpu_count()} CPU cores visible, {args.num_images} images of 512x384 "
-          f"per format, batch {args.batch}, best of {args.repeats}")
+    print(
+        f"tensorflow {tf.__version__}, {os.cpu_count()} CPU cores visible, {args.num_images} images of 512x384 "
+        f"per format, batch {args.batch}, best of {args.repeats}"
+    )
     per_core = {}
     with tempfile.TemporaryDirectory(prefix="deepfl_bench_pipeline_") as tmp:
         for fmt in args.formats.split(","):
             paths = make_images(Path(tmp), args.num_images, fmt)
             mib = sum(os.path.getsize(p) for p in paths) / len(paths) / 2**20
-            table = pd.DataFrame({"image": paths, "content": [str(i) for i in range(len(paths))],
-                                  "score": np.linspace(0, 1, len(paths))})
+            table = pd.DataFrame(
+                {"image": paths, "content": [str(i) for i in range(len(paths))], "score": np.linspace(0, 1, len(paths))}
+            )
             # Each pipeline is built (and its functions traced) once; a timed pass is one epoch over it, as in
             # training, so construction cost is not counted.
             raw_ds = raw_parallel(paths, args.batch)
             deepfl_ds = dd.make_dataset(table, "score", args.batch, training=True, seed=0)
             fast_ds = dd.make_dataset(table, "score", args.batch, training=True, seed=0, accurate_jpeg=False)
-            lean_ds = dd.make_dataset(table, "score", args.batch, training=True, seed=0, accurate_jpeg=False,
-                                      dtype="uint8", same_size=True)
+            lean_ds = dd.make_dataset(
+                table, "score", args.batch, training=True, seed=0, accurate_jpeg=False, dtype="uint8", same_size=True
+            )
             variants = {
                 "raw-1": lambda: rate_raw_sequential(paths),
                 "raw-par": lambda: rate_of(raw_ds, len(paths)),
@@ -129,11 +137,15 @@ def main() -> None:
             print(f"\n{fmt.upper()} ({mib:.2f} MiB/file)")
             print(f"  {'variant':<12} {'images/s':>9} {'vs raw-par':>10}   {'images/CPU-s':>12} {'vs raw-par':>10}")
             for name in variants:
-                print(f"  {name:<12} {best[name]:9.1f} {best[name] / best['raw-par']:10.1%}   "
-                      f"{best_cpu[name]:12.1f} {best_cpu[name] / best_cpu['raw-par']:10.1%}")
+                print(
+                    f"  {name:<12} {best[name]:9.1f} {best[name] / best['raw-par']:10.1%}   "
+                    f"{best_cpu[name]:12.1f} {best_cpu[name] / best_cpu['raw-par']:10.1%}"
+                )
     for fmt, rate in per_core.items():
-        print(f"\n{fmt.upper()}: one core decodes {rate:.0f} images per CPU-second (raw-1); feeding "
-              f"{args.gpu_rate:.0f} images/s needs about {int(np.ceil(args.gpu_rate / rate))} such cores")
+        print(
+            f"\n{fmt.upper()}: one core decodes {rate:.0f} images per CPU-second (raw-1); feeding "
+            f"{args.gpu_rate:.0f} images/s needs about {int(np.ceil(args.gpu_rate / rate))} such cores"
+        )
 
 
 if __name__ == "__main__":

@@ -64,8 +64,9 @@ def bench_training(args, precision: str) -> tuple[float, float]:
     rng = np.random.default_rng(0)
     x = keras.ops.convert_to_tensor(rng.uniform(0, 255, (args.batch, *shape)).astype("float32"))
     targets = {t: keras.ops.convert_to_tensor(rng.normal(size=(args.batch, 1)).astype("float32")) for t in args.tasks}
-    ours = build_multitask(tasks=args.tasks, weights=None, input_shape=shape,
-                           mixed_precision=None if policy == "float32" else policy)
+    ours = build_multitask(
+        tasks=args.tasks, weights=None, input_shape=shape, mixed_precision=None if policy == "float32" else policy
+    )
     compile_multitask(ours, jit_compile=True)
     t_ours = _timed(lambda: _sync(ours.train_on_batch(x, targets)), args.warmup, args.steps)
     ours = None  # free the device memory before the peer runs
@@ -82,9 +83,11 @@ def bench_extraction(args, precision: str) -> tuple[float, float]:
     policy = POLICIES[precision]
     shape = (args.height, args.width, 3)
     x = keras.ops.convert_to_tensor(
-        np.random.default_rng(1).uniform(0, 255, (args.extract_batch, *shape)).astype("float32"))
-    model = build_multitask(tasks=args.tasks[:1], weights=None, input_shape=shape,
-                            mixed_precision=None if policy == "float32" else policy)
+        np.random.default_rng(1).uniform(0, 255, (args.extract_batch, *shape)).astype("float32")
+    )
+    model = build_multitask(
+        tasks=args.tasks[:1], weights=None, input_shape=shape, mixed_precision=None if policy == "float32" else policy
+    )
     extractor = mlsp_extractor(model)
     extractor.jit_compile = True
     t_ours = _timed(lambda: _sync(extractor.predict_on_batch(x)), args.warmup, args.steps)
@@ -117,16 +120,20 @@ def main() -> None:
     args = parser.parse_args()
     args.tasks = [t for t in args.tasks.split(",") if t]
     args.extract_batch = args.extract_batch or args.batch
-    print(f"backend {keras.backend.backend()}, input {args.height}x{args.width}, batch {args.batch}, "
-          f"{len(args.tasks)} heads, {args.steps} timed steps after {args.warmup} warm-up steps")
+    print(
+        f"backend {keras.backend.backend()}, input {args.height}x{args.width}, batch {args.batch}, "
+        f"{len(args.tasks)} heads, {args.steps} timed steps after {args.warmup} warm-up steps"
+    )
     print(f"{'measurement':<28}{'deepfl img/s':>14}{'peer img/s':>13}{'ratio':>8}")
     for precision in args.precisions.split(","):
         ours, peer = bench_training(args, precision)
         print(f"{'training ' + precision:<28}{ours:>14.1f}{peer:>13.1f}{ours / peer:>8.2f}", flush=True)
     ours, peer = bench_extraction(args, args.extract_precision)
     print(f"{'MLSP extraction ' + args.extract_precision:<28}{ours:>14.1f}{peer:>13.1f}{ours / peer:>8.2f}")
-    print("reference (plain Keras, 1x H200, JAX, 384x512 batch 64): training bf16 ~660, fp32 ~340; "
-          "extraction bf16 ~3200 img/s")
+    print(
+        "reference (plain Keras, 1x H200, JAX, 384x512 batch 64): training bf16 ~660, fp32 ~340; "
+        "extraction bf16 ~3200 img/s"
+    )
 
 
 if __name__ == "__main__":

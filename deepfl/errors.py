@@ -16,8 +16,9 @@ class TableError(DeepflError, ValueError):
 def failure_reason(exc: BaseException) -> str:
     """The last informative line of a (possibly multi-line TensorFlow) error message, for a one-line report."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return next((line for line in reversed(lines) if not line.startswith(("[[", "File", "Detected"))),
-                type(exc).__name__)
+    return next(
+        (line for line in reversed(lines) if not line.startswith(("[[", "File", "Detected"))), type(exc).__name__
+    )
 
 
 MAX_MESSAGE_CHARS = 300
@@ -35,4 +36,4 @@ def one_line(exc: BaseException, limit: int = MAX_MESSAGE_CHARS) -> str:
         return type(exc).__name__
     line = failure_reason(exc) if lines[0].endswith(":") and len(lines) > 1 else lines[0]
     line = " ".join(line.split())
-    return line if len(line) <= limit else line[:limit - 3].rstrip() + "..."
+    return line if len(line) <= limit else line[: limit - 3].rstrip() + "..."

@@ -11,7 +11,7 @@ predictions and subjective scores before computing PLCC/RMSE:
 from __future__ import annotations
 
 import warnings
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -142,8 +142,9 @@ def evaluate(pred: Sequence[float], target: Sequence[float]) -> dict[str, float]
     }
 
 
-def summarize(results: Iterable[Mapping[str, float]], statistics: Sequence[str] = ("median", "mean", "std")
-              ) -> pd.DataFrame:
+def summarize(
+    results: Iterable[Mapping[str, float]], statistics: Sequence[str] = ("median", "mean", "std")
+) -> pd.DataFrame:
     """Aggregates per-split criteria into one row per statistic (index) and one column per criterion.
 
     The paper reports the median over splits; mean and standard deviation are added for context.

@@ -50,25 +50,30 @@ def builtin_layers(model: keras.Model) -> keras.Model:
     return keras.models.clone_model(model, clone_function=swap)
 
 
-def combine(extractor: keras.Model, head: keras.Model, normalizer: TargetNormalizer | None = None,
-            name: str = "deepfl_iqa") -> keras.Model:
+def combine(
+    extractor: keras.Model, head: keras.Model, normalizer: TargetNormalizer | None = None, name: str = "deepfl_iqa"
+) -> keras.Model:
     """Chains an MLSP extractor (image -> features) and a head (features -> normalised score) into one model.
 
     A fitted "standard" normaliser becomes `Rescaling(std, mean)` after the head; other normalisers are not
     linear and cannot be folded into a built-in layer, so they are refused.
     """
     if extractor.output_shape[-1] != head.input_shape[-1]:
-        raise ValueError(f"head: expects {head.input_shape[-1]} features but the extractor gives "
-                         f"{extractor.output_shape[-1]}")
+        raise ValueError(
+            f"head: expects {head.input_shape[-1]} features but the extractor gives {extractor.output_shape[-1]}"
+        )
     image = keras.Input(shape=(None, None, 3), dtype="float32", name="image")
     score = head(builtin_layers(extractor)(image))
     if normalizer is not None:
         if normalizer.method != "standard" or SCORE_COLUMN not in normalizer.stats:
-            raise ValueError(f"normalizer: only a 'standard' normaliser of column {SCORE_COLUMN!r} can be "
-                             f"exported, got {normalizer!r}")
+            raise ValueError(
+                f"normalizer: only a 'standard' normaliser of column {SCORE_COLUMN!r} can be "
+                f"exported, got {normalizer!r}"
+            )
         stats = normalizer.stats[SCORE_COLUMN]
-        score = keras.layers.Rescaling(scale=float(stats["std"]), offset=float(stats["mean"]),
-                                       name="denormalize")(score)
+        score = keras.layers.Rescaling(scale=float(stats["std"]), offset=float(stats["mean"]), name="denormalize")(
+            score
+        )
     score = keras.layers.Reshape((), name="quality")(score)
     return keras.Model(image, score, name=name)
 
@@ -87,8 +92,9 @@ def as_extractor(model: str | os.PathLike | keras.Model) -> keras.Model:
     if not isinstance(model, keras.Model) and is_weights_file(model):
         from deepfl.models import build_backbone, default_pixel_scaling
 
-        return build_backbone(weights=str(model), input_shape=(None, None, 3),
-                              pixel_scaling=default_pixel_scaling(str(model)))
+        return build_backbone(
+            weights=str(model), input_shape=(None, None, 3), pixel_scaling=default_pixel_scaling(str(model))
+        )
     model = model if isinstance(model, keras.Model) else load_model_file(model)
     if not _is_multitask(model) and len(model.output_shape) == 2 and model.output_shape[-1] > 1:
         return model
@@ -97,8 +103,9 @@ def as_extractor(model: str | os.PathLike | keras.Model) -> keras.Model:
     return mlsp_extractor(model, input_shape=(None, None, 3))
 
 
-def load_scorer(model: str | os.PathLike | keras.Model, head: str | os.PathLike | keras.Model | None = None,
-                normalizer=None) -> keras.Model:
+def load_scorer(
+    model: str | os.PathLike | keras.Model, head: str | os.PathLike | keras.Model | None = None, normalizer=None
+) -> keras.Model:
     """A model image -> score: an exported file/model as is, or backbone (multi-task model) + MLP head.
 
     With a head, `normalizer` (a `TargetNormalizer`) maps the head's outputs back to scores; by default the one
@@ -108,8 +115,10 @@ def load_scorer(model: str | os.PathLike | keras.Model, head: str | os.PathLike 
         scorer = model if isinstance(model, keras.Model) else load_model_file(model)
         shape = () if _is_multitask(scorer) else tuple(scorer.output_shape)
         if not (len(shape) == 1 or (len(shape) == 2 and shape[-1] == 1)):
-            raise ValueError(f"model: {getattr(scorer, 'name', model)} does not output one score per image "
-                             "(a multi-task model needs an MLP head: pass head=)")
+            raise ValueError(
+                f"model: {getattr(scorer, 'name', model)} does not output one score per image "
+                "(a multi-task model needs an MLP head: pass head=)"
+            )
         return scorer
     if normalizer is None and not isinstance(head, keras.Model):
         normalizer = head_normalizer(head)
@@ -117,8 +126,12 @@ def load_scorer(model: str | os.PathLike | keras.Model, head: str | os.PathLike 
     return combine(as_extractor(model), head_model, normalizer)
 
 
-def export_model(model: str | os.PathLike | keras.Model, head: str | os.PathLike | keras.Model,
-                 out_path: str | os.PathLike, normalizer: TargetNormalizer | None = None) -> Path:
+def export_model(
+    model: str | os.PathLike | keras.Model,
+    head: str | os.PathLike | keras.Model,
+    out_path: str | os.PathLike,
+    normalizer: TargetNormalizer | None = None,
+) -> Path:
     """Writes the one-file scorer: `model` is the trained multi-task model (or its MLSP extractor, or a backbone
     weights file), `head` the MLP head; the normaliser defaults to the one saved beside a head file."""
     return save_model_atomic(load_scorer(model, head, normalizer), out_path)

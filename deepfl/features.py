@@ -26,8 +26,8 @@ import struct
 import sys
 import zlib
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import h5py
 import numpy as np
@@ -44,9 +44,9 @@ _STR = h5py.string_dtype("utf-8")
 
 
 _JOURNAL_MAGIC = b"DEEPFLJ1"
-_JOURNAL_HEAD = struct.Struct("<8sII")   # magic, dim, length of the UTF-8 source
+_JOURNAL_HEAD = struct.Struct("<8sII")  # magic, dim, length of the UTF-8 source
 _U32 = struct.Struct("<I")
-_MAX_KEY_BYTES = 1 << 16                 # a longer key length in a record can only be garbage
+_MAX_KEY_BYTES = 1 << 16  # a longer key length in a record can only be garbage
 
 
 class FeatureCache:
@@ -69,7 +69,7 @@ class FeatureCache:
             raise FileNotFoundError(f"{self.path}: no such feature cache")
         self.mode = mode
         self._jfd: int | None = None
-        self._jsize: int | None = None            # set once the journal is open for appending
+        self._jsize: int | None = None  # set once the journal is open for appending
         self._file: h5py.File | None = None
         try:
             self._open(dim, source)
@@ -83,14 +83,15 @@ class FeatureCache:
                 raise DeepflError(f"{self.path}: empty feature cache (no 'features' dataset)")
             _write_hdf5(self.path, int(dim), source, 0, [], lambda start, stop: None, compact=False)
         self._file = _open_hdf5(self.path)
-        self.dim, self.source = _check_origin(self.path, int(self._file.attrs["dim"]),
-                                              str(self._file.attrs.get("source", "")), dim, source)
-        count = int(self._file.attrs["count"])   # rows past `count` were cut by a kill (caches of deepfl < 0.2)
+        self.dim, self.source = _check_origin(
+            self.path, int(self._file.attrs["dim"]), str(self._file.attrs.get("source", "")), dim, source
+        )
+        count = int(self._file.attrs["count"])  # rows past `count` were cut by a kill (caches of deepfl < 0.2)
         keys = self._file["keys"][:count]
         self.index: dict[str, int] = {k.decode() if isinstance(k, bytes) else str(k): i for i, k in enumerate(keys)}
         self._stored = len(self.index)
-        self._offsets: list[int] = []             # journal byte offset of each journal row's features
-        self._records = 0                         # valid journal records, duplicates of stored keys included
+        self._offsets: list[int] = []  # journal byte offset of each journal row's features
+        self._records = 0  # valid journal records, duplicates of stored keys included
         if self.mode == "a":
             self._open_journal()
         elif self.journal_path.exists():
@@ -126,7 +127,7 @@ class FeatureCache:
             handle.seek(0)
             head = handle.read(_JOURNAL_HEAD.size)
             if len(head) < _JOURNAL_HEAD.size:
-                if head and not _JOURNAL_MAGIC.startswith(head[:len(_JOURNAL_MAGIC)]):
+                if head and not _JOURNAL_MAGIC.startswith(head[: len(_JOURNAL_MAGIC)]):
                     raise DeepflError(f"{self.journal_path}: not a deepfl feature journal")
                 return 0
             magic, dim, source_len = _JOURNAL_HEAD.unpack(head)
@@ -150,18 +151,19 @@ class FeatureCache:
                 body = handle.read(key_len + nbytes + _U32.size)
                 if len(body) != key_len + nbytes + _U32.size:
                     break
-                if zlib.crc32(raw_len + body[:-_U32.size]) != _U32.unpack(body[-_U32.size:])[0]:
+                if zlib.crc32(raw_len + body[: -_U32.size]) != _U32.unpack(body[-_U32.size :])[0]:
                     break
                 key = body[:key_len].decode("utf-8")
                 self._records += 1
-                if key not in self.index:   # a duplicate comes from a kill between compact's rename and unlink
+                if key not in self.index:  # a duplicate comes from a kill between compact's rename and unlink
                     self.index[key] = len(self.index)
                     self._offsets.append(pos + _U32.size + key_len)
                 pos += _U32.size + len(body)
                 end = pos
         if end < size:
-            log.warning("%s: dropped %d bytes of an unfinished or corrupt tail (a killed write)",
-                        self.journal_path, size - end)
+            log.warning(
+                "%s: dropped %d bytes of an unfinished or corrupt tail (a killed write)", self.journal_path, size - end
+            )
         return end
 
     def __len__(self) -> int:
@@ -198,7 +200,7 @@ class FeatureCache:
             pos += len(record) + _U32.size
         try:
             _write_all(self._jfd, b"".join(parts))
-            os.fsync(self._jfd)   # commit point: the batch counts once it is on disk
+            os.fsync(self._jfd)  # commit point: the batch counts once it is on disk
         except BaseException:
             os.ftruncate(self._jfd, self._jsize)  # no partial batch may sit before the next one
             raise
@@ -229,7 +231,7 @@ class FeatureCache:
         unique, inverse = np.unique(rows, return_inverse=True)
         stored = self._file["features"]
         # h5py point selection is slow for many rows: read everything when a large share is asked for.
-        block = stored[:self._stored][unique] if unique.size > self._stored // 4 else stored[unique]
+        block = stored[: self._stored][unique] if unique.size > self._stored // 4 else stored[unique]
         return block[inverse]
 
     def _read_journal(self, rows: np.ndarray) -> np.ndarray:
@@ -263,8 +265,17 @@ class FeatureCache:
         if self.mode != "a":
             raise DeepflError(f"{self.path}: opened read-only")
         keys = list(self.index)
-        _write_hdf5(self.path, self.dim, self.source, len(keys), keys,
-                    self._rows, compact=True, block=block, before=self._file.close)
+        _write_hdf5(
+            self.path,
+            self.dim,
+            self.source,
+            len(keys),
+            keys,
+            self._rows,
+            compact=True,
+            block=block,
+            before=self._file.close,
+        )
         _fsync_dir(self.path.parent)
         self._file = _open_hdf5(self.path)
         self._stored, self._offsets, self._records = len(keys), [], 0
@@ -285,7 +296,7 @@ class FeatureCache:
             os.close(self._jfd)
             self._jfd, self._jsize = None, None
 
-    def __enter__(self) -> "FeatureCache":
+    def __enter__(self) -> FeatureCache:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -313,17 +324,30 @@ def _check_origin(where: Path, stored_dim: int, stored_source: str, dim: int | N
     return stored_dim, stored_source or source
 
 
-def _write_hdf5(path: Path, dim: int, source: str, count: int, keys: Sequence[str],
-                rows: Callable[[int, int], np.ndarray | None], compact: bool, block: int = 1024,
-                before: Callable[[], None] = lambda: None) -> None:
+def _write_hdf5(
+    path: Path,
+    dim: int,
+    source: str,
+    count: int,
+    keys: Sequence[str],
+    rows: Callable[[int, int], np.ndarray | None],
+    compact: bool,
+    block: int = 1024,
+    before: Callable[[], None] = lambda: None,
+) -> None:
     """Writes a whole cache file through `atomic_output`; `rows(start, stop)` gives features block by block.
 
     `before` runs just before the rename (to close a handle on the file being replaced)."""
     with atomic_output(path) as tmp:
         with h5py.File(tmp, "w") as out:
             out_keys = out.create_dataset("keys", shape=(count,), maxshape=(None,), dtype=_STR, chunks=(1024,))
-            feats = out.create_dataset("features", shape=(count, dim), maxshape=(None, dim), dtype="float32",
-                                       chunks=(max(1, min(64, (1 << 20) // (4 * dim))), dim))
+            feats = out.create_dataset(
+                "features",
+                shape=(count, dim),
+                maxshape=(None, dim),
+                dtype="float32",
+                chunks=(max(1, min(64, (1 << 20) // (4 * dim))), dim),
+            )
             for start in range(0, count, block):
                 stop = min(count, start + block)
                 out_keys[start:stop] = list(keys[start:stop])
@@ -344,7 +368,7 @@ def _journal_header(dim: int, source: str) -> bytes:
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -393,8 +417,9 @@ def _as_predict_fn(extractor) -> Callable[[np.ndarray], np.ndarray]:
     return lambda x: np.asarray(extractor(x), dtype=np.float32)
 
 
-def predict_by_size(predict: Callable[[np.ndarray], np.ndarray], images: Sequence[np.ndarray],
-                    batch_size: int = 8) -> list[np.ndarray]:
+def predict_by_size(
+    predict: Callable[[np.ndarray], np.ndarray], images: Sequence[np.ndarray], batch_size: int = 8
+) -> list[np.ndarray]:
     """Runs `predict` (float32 NHWC -> N outputs) on in-memory HxWx3 images batched by size; outputs in input
     order. The one batching routine of feature extraction and scoring."""
     if batch_size < 1:
@@ -422,8 +447,15 @@ def compute_features(extractor, images: Sequence[np.ndarray], batch_size: int = 
     return np.stack(out)
 
 
-def extract_to_cache(extractor, paths: Sequence[str], cache_path: str | os.PathLike, batch_size: int = 8,
-                     source: str = "", policy: ErrorPolicy | None = None, dim: int | None = None) -> dict:
+def extract_to_cache(
+    extractor,
+    paths: Sequence[str],
+    cache_path: str | os.PathLike,
+    batch_size: int = 8,
+    source: str = "",
+    policy: ErrorPolicy | None = None,
+    dim: int | None = None,
+) -> dict:
     """Extracts features of every image path not yet in the cache at `cache_path`; resumable.
 
     extractor: Keras model (or callable) mapping float32 NHWC RGB in [0, 255] to (N, dim) features.
@@ -442,13 +474,18 @@ def extract_to_cache(extractor, paths: Sequence[str], cache_path: str | os.PathL
         todo = [p for p in paths if p not in cache]
         stats = {"done": len(paths) - len(todo), "written": 0, "skipped": 0}
         if stats["done"]:
-            log.info("%s: %d of %d images already cached, extracting the other %d",
-                     cache_path, stats["done"], len(paths), len(todo))
+            log.info(
+                "%s: %d of %d images already cached, extracting the other %d",
+                cache_path,
+                stats["done"],
+                len(paths),
+                len(todo),
+            )
         groups = group_by_size(todo, policy)
         with progress(total=len(todo), desc="MLSP features", unit="img") as bar:
             bar.update(policy.count - after_keys)
             batches = [b for group in groups.values() for b in iter_batches(group, batch_size)]
-            decoded = read_images_ahead(path for b in batches for path in b)   # decodes while the model runs
+            decoded = read_images_ahead(path for b in batches for path in b)  # decodes while the model runs
             for batch_paths in batches:
                 images, keys = [], []
                 for path, image in itertools.islice(decoded, len(batch_paths)):
@@ -460,7 +497,7 @@ def extract_to_cache(extractor, paths: Sequence[str], cache_path: str | os.PathL
                 if images:
                     try:
                         values = predict(np.stack(images).astype(np.float32))
-                    except (ValueError, *_tf_errors()) as exc:   # e.g. smaller than the network's receptive field
+                    except (ValueError, *_tf_errors()) as exc:  # e.g. smaller than the network's receptive field
                         height, width = images[0].shape[:2]
                         for path in keys:
                             policy.handle(f"{path}: cannot be extracted at {width}x{height} ({failure_reason(exc)})")
@@ -496,8 +533,9 @@ def _output_dim(extractor) -> int:
     raise ValueError("dim: cannot infer the feature size of this extractor; pass dim=")
 
 
-def extractor_source(model: str | os.PathLike | None, weights: str | None, pixel_scaling: str | None,
-                     dtype: str = "float32") -> str:
+def extractor_source(
+    model: str | os.PathLike | None, weights: str | None, pixel_scaling: str | None, dtype: str = "float32"
+) -> str:
     """The origin recorded in a feature cache for `load_extractor(model, weights, pixel_scaling, dtype)`, so a
     cache is never extended with features of another model, scaling or precision."""
     from deepfl.models import default_pixel_scaling
@@ -510,8 +548,12 @@ def extractor_source(model: str | os.PathLike | None, weights: str | None, pixel
     return f"backbone(weights={origin or 'none'}, pixel_scaling={scaling}){suffix}"
 
 
-def load_extractor(model: str | os.PathLike | None = None, weights: str | None = "imagenet",
-                   pixel_scaling: str | None = None, dtype: str = "float32"):
+def load_extractor(
+    model: str | os.PathLike | None = None,
+    weights: str | None = "imagenet",
+    pixel_scaling: str | None = None,
+    dtype: str = "float32",
+):
     """The MLSP extractor (image -> 16,928 floats) at native resolution: of a trained multi-task `.keras` model,
     or, when `model` is None, of the backbone with `weights` ("imagenet": the paper's baseline; a local weights
     file such as the authors' `quality-mlsp-mtl-mse-loss.hdf5`; None: random, for tests).
@@ -527,13 +569,17 @@ def load_extractor(model: str | os.PathLike | None = None, weights: str | None =
 
     if model is None:
         scaling = pixel_scaling or models.default_pixel_scaling(weights)
-        return models.build_backbone(weights=weights, input_shape=(None, None, 3), pixel_scaling=scaling,
-                                     mixed_precision=dtype)
+        return models.build_backbone(
+            weights=weights, input_shape=(None, None, 3), pixel_scaling=scaling, mixed_precision=dtype
+        )
     if pixel_scaling is not None:
-        raise ValueError(f"pixel_scaling: a trained model keeps the scaling it was trained with; got "
-                         f"{pixel_scaling!r} with model {model}")
+        raise ValueError(
+            f"pixel_scaling: a trained model keeps the scaling it was trained with; got "
+            f"{pixel_scaling!r} with model {model}"
+        )
     path = Path(model)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model file")
-    return models.mlsp_extractor(keras.saving.load_model(path, compile=False), input_shape=(None, None, 3),
-                                 mixed_precision=dtype)
+    return models.mlsp_extractor(
+        keras.saving.load_model(path, compile=False), input_shape=(None, None, 3), mixed_precision=dtype
+    )

@@ -118,7 +118,7 @@ def kadis_resize(image: np.ndarray) -> np.ndarray:
     nw, nh = max(tw, int(round(w * scale))), max(th, int(round(h * scale)))
     resized = np.asarray(Image.fromarray(image).resize((nw, nh), Image.Resampling.LANCZOS))
     top, left = (nh - th) // 2, (nw - tw) // 2
-    return np.ascontiguousarray(resized[top:top + th, left:left + tw])
+    return np.ascontiguousarray(resized[top : top + th, left : left + tw])
 
 
 def output_name(ref_name: str, type_id: int, level: int, fmt: str) -> str:
@@ -197,16 +197,15 @@ def process_reference(task: tuple) -> tuple[list[dict], str | None, tuple[int, i
             if resize:
                 image = kadis_resize(image)
                 if not (Path(out_dir) / ref_im).exists():
-                    writes.append(writer.submit(atomic_write_bytes, Path(out_dir) / ref_im,
-                                                encode_png(image, png_compression)))
+                    writes.append(
+                        writer.submit(atomic_write_bytes, Path(out_dir) / ref_im, encode_png(image, png_compression))
+                    )
             for level in range(1, distortions.NUM_LEVELS + 1):
                 name = output_name(ref_name, type_id, level, fmt)
                 target = Path(out_dir) / name
                 if not target.exists():  # a finished file (atomic writes) is kept as is
-                    out = distortions.distort(image, type_id, level,
-                                              rng=np.random.default_rng(level_seeds[level - 1]))
-                    writes.append(writer.submit(atomic_write_bytes, target, encode_output(out, fmt,
-                                                                                          png_compression)))
+                    out = distortions.distort(image, type_id, level, rng=np.random.default_rng(level_seeds[level - 1]))
+                    writes.append(writer.submit(atomic_write_bytes, target, encode_output(out, fmt, png_compression)))
                 rows.append({"dist_im": name, "ref_im": ref_im, "dist_type": type_id, "dist_level": level})
             for done in writes:
                 done.result()  # re-raises a failed write (OSError)
@@ -217,8 +216,9 @@ def process_reference(task: tuple) -> tuple[list[dict], str | None, tuple[int, i
         return [], f"{ref_name}: {exc}", size
 
 
-def reference_pairs(ref_dir: Path, policy: ErrorPolicy, seed: int, assignment_csv: str | os.PathLike | None = None
-                    ) -> list[tuple[str, int]]:
+def reference_pairs(
+    ref_dir: Path, policy: ErrorPolicy, seed: int, assignment_csv: str | os.PathLike | None = None
+) -> list[tuple[str, int]]:
     """(reference name, type id) of every reference, in the order of an unsharded run: the assignment CSV's
     rows, or every image of `ref_dir` with a type drawn from `seed`."""
     if assignment_csv:
@@ -238,8 +238,9 @@ def shard_manifest(out_dir: Path, num_shards: int, shard_index: int) -> Path:
     return out_dir / f"manifest-{shard_index}-of-{num_shards}.csv"
 
 
-def merge_manifests(out_dir: Path, pairs: list[tuple[str, int]], num_shards: int, manifest_path: Path,
-                    fmt: str = "png") -> tuple[int, int]:
+def merge_manifests(
+    out_dir: Path, pairs: list[tuple[str, int]], num_shards: int, manifest_path: Path, fmt: str = "png"
+) -> tuple[int, int]:
     """Joins the shard manifests into `manifest_path` (one header, rows in the order of an unsharded run, each
     `dist_im` once), atomically; returns (rows written, expected images without a row)."""
     rows: dict[str, dict] = {}
@@ -249,8 +250,7 @@ def merge_manifests(out_dir: Path, pairs: list[tuple[str, int]], num_shards: int
             raise FileNotFoundError(f"{path}: shard {index} of {num_shards} has no manifest yet")
         for row in read_complete_rows(path, MANIFEST_COLUMNS):
             rows.setdefault(row["dist_im"], row)
-    order = [output_name(name, t, level, fmt) for name, t in pairs
-             for level in range(1, distortions.NUM_LEVELS + 1)]
+    order = [output_name(name, t, level, fmt) for name, t in pairs for level in range(1, distortions.NUM_LEVELS + 1)]
     missing = sum(1 for name in order if name not in rows)
     order += sorted(set(rows) - set(order))
     buffer = io.StringIO()
@@ -280,28 +280,51 @@ def warn_about_sizes(sizes: dict[str, tuple[int, int]], resize: bool) -> None:
         upscaled = [(n, hw) for n, hw in sizes.items() if hw[0] and kadis_scale(*hw) > 1]
         if upscaled:
             name, (h, w) = upscaled[0]
-            log.warning("--resize enlarged %d reference(s) smaller than %dx%d (e.g. %s, %dx%d): enlarged images are "
-                        "blurred, not pristine", len(upscaled), *KADIS_SIZE, name, w, h)
+            log.warning(
+                "--resize enlarged %d reference(s) smaller than %dx%d (e.g. %s, %dx%d): enlarged images are "
+                "blurred, not pristine",
+                len(upscaled),
+                *KADIS_SIZE,
+                name,
+                w,
+                h,
+            )
         return
     need = max(spec.min_size for spec in SPECS)
     small = [(n, hw) for n, hw in sizes.items() if hw[0] and min(hw) < need]
     if small:
         name, (h, w) = small[0]
         metrics = ", ".join(spec.name for spec in SPECS if spec.min_size > min(small[0][1]))
-        log.warning("%d reference(s) are below the %d-pixel minimum of deepfl-label's metrics (e.g. %s, %dx%d: "
-                    "too small for %s); use larger images or --resize", len(small), need, name, w, h, metrics)
+        log.warning(
+            "%d reference(s) are below the %d-pixel minimum of deepfl-label's metrics (e.g. %s, %dx%d: "
+            "too small for %s); use larger images or --resize",
+            len(small),
+            need,
+            name,
+            w,
+            h,
+            metrics,
+        )
 
 
-def _references(ref_dir: Path, policy: ErrorPolicy, seed: int, assignment_csv: str | os.PathLike | None
-                ) -> list[tuple[str, int]]:
+def _references(
+    ref_dir: Path, policy: ErrorPolicy, seed: int, assignment_csv: str | os.PathLike | None
+) -> list[tuple[str, int]]:
     if not ref_dir.is_dir():
         raise FileNotFoundError(f"--ref_dir {ref_dir}: no such folder")
     return reference_pairs(ref_dir, policy, seed, assignment_csv)
 
 
-def merge(ref_dir: str | os.PathLike, out_dir: str | os.PathLike, num_shards: int, seed: int = 0,
-          assignment_csv: str | os.PathLike | None = None, fmt: str = "png", manifest: str | os.PathLike | None = None,
-          on_error: str = "skip") -> tuple[Path, int, int]:
+def merge(
+    ref_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    num_shards: int,
+    seed: int = 0,
+    assignment_csv: str | os.PathLike | None = None,
+    fmt: str = "png",
+    manifest: str | os.PathLike | None = None,
+    on_error: str = "skip",
+) -> tuple[Path, int, int]:
     """Joins the `num_shards` shard manifests in `out_dir` into `manifest` (default `<out_dir>/manifest.csv`);
     returns (that path, rows written, expected images without a row)."""
     ref_dir, out_dir = Path(ref_dir), Path(out_dir)
@@ -313,10 +336,21 @@ def merge(ref_dir: str | os.PathLike, out_dir: str | os.PathLike, num_shards: in
     return target, rows, missing
 
 
-def generate(ref_dir: str | os.PathLike, out_dir: str | os.PathLike, seed: int = 0,
-             assignment_csv: str | os.PathLike | None = None, resize: bool = False, fmt: str = "png",
-             png_compression: int = 1, manifest: str | os.PathLike | None = None, workers: int | None = None,
-             num_shards: int = 1, shard_index: int = 0, on_error: str = "skip", overwrite: bool = False) -> int:
+def generate(
+    ref_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    seed: int = 0,
+    assignment_csv: str | os.PathLike | None = None,
+    resize: bool = False,
+    fmt: str = "png",
+    png_compression: int = 1,
+    manifest: str | os.PathLike | None = None,
+    workers: int | None = None,
+    num_shards: int = 1,
+    shard_index: int = 0,
+    on_error: str = "skip",
+    overwrite: bool = False,
+) -> int:
     """Distorts the references of shard `shard_index` of `ref_dir` into `out_dir` (resumable); returns the number
     of manifest rows written. `workers` processes (default: all cores); `on_error` "skip" logs and counts a bad
     reference, "stop" raises `deepfl.jobs.JobStopped`. Settings differing from an earlier run's in `out_dir` are
@@ -324,12 +358,16 @@ def generate(ref_dir: str | os.PathLike, out_dir: str | os.PathLike, seed: int =
     ref_dir, out_dir = Path(ref_dir), Path(out_dir)
     policy = ErrorPolicy(on_error)
     pairs = _references(ref_dir, policy, seed, assignment_csv)
-    settings = {"ref_dir": str(ref_dir.resolve()), "seed": seed, "resize": resize,
-                "format": fmt, "png_compression": png_compression,
-                "assignment_csv": str(Path(assignment_csv).resolve()) if assignment_csv else None}
+    settings = {
+        "ref_dir": str(ref_dir.resolve()),
+        "seed": seed,
+        "resize": resize,
+        "format": fmt,
+        "png_compression": png_compression,
+        "assignment_csv": str(Path(assignment_csv).resolve()) if assignment_csv else None,
+    }
     out_dir.mkdir(parents=True, exist_ok=True)
-    if not check_settings(out_dir / SETTINGS_FILE, settings, overwrite, output=f"--out_dir {out_dir}") \
-            and overwrite:
+    if not check_settings(out_dir / SETTINGS_FILE, settings, overwrite, output=f"--out_dir {out_dir}") and overwrite:
         discard_outputs(out_dir)
     pairs = shard(pairs, num_shards, shard_index)
     manifest_path = Path(manifest) if manifest else shard_manifest(out_dir, num_shards, shard_index)
@@ -339,12 +377,18 @@ def generate(ref_dir: str | os.PathLike, out_dir: str | os.PathLike, seed: int =
         outputs = [output_name(name, type_id, lv, fmt) for lv in range(1, distortions.NUM_LEVELS + 1)]
         if resize:
             outputs.append(reference_name(name, True))
-        return all((o in manifest_csv.done or o.startswith(REFERENCES_DIR + "/")) and (out_dir / o).exists()
-                   for o in outputs)
+        return all(
+            (o in manifest_csv.done or o.startswith(REFERENCES_DIR + "/")) and (out_dir / o).exists() for o in outputs
+        )
 
     todo = [(name, t) for name, t in pairs if not finished(name, t)]
-    log.info("%d references (%d already done), %d distorted images to write -> %s", len(pairs),
-             len(pairs) - len(todo), 5 * len(todo), out_dir)
+    log.info(
+        "%d references (%d already done), %d distorted images to write -> %s",
+        len(pairs),
+        len(pairs) - len(todo),
+        5 * len(todo),
+        out_dir,
+    )
     tasks = [(str(ref_dir), name, t, str(out_dir), fmt, seed, resize, png_compression) for name, t in todo]
     workers = min(workers or os.cpu_count() or 1, max(1, len(tasks)))
     if tasks:

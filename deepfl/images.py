@@ -50,14 +50,16 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     return decode_image(data, name=str(path))
 
 
-def read_images_ahead(paths: Iterable[str | os.PathLike], workers: int | None = None, lookahead: int = 32
-                      ) -> Iterator[tuple[str, np.ndarray | ImageReadError]]:
+def read_images_ahead(
+    paths: Iterable[str | os.PathLike], workers: int | None = None, lookahead: int = 32
+) -> Iterator[tuple[str, np.ndarray | ImageReadError]]:
     """Yields (path, image) in input order while background threads decode up to `lookahead` files ahead.
 
     A file that cannot be read yields its `ImageReadError` in place of the image (nothing is raised), so the
     caller decides to skip or stop. Decoding (Pillow, zlib, libjpeg) releases the GIL, so the threads keep a
     model busy instead of leaving it idle while the main thread decodes. workers: default min(4, CPUs).
     """
+
     def load(path):
         try:
             return read_image(path)
@@ -135,6 +137,7 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder")
     return sorted(
-        p for p in folder.iterdir()
+        p
+        for p in folder.iterdir()
         if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
     )

@@ -12,8 +12,9 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence, TypeVar
+from typing import TypeVar
 
 from tqdm.auto import tqdm
 
@@ -38,8 +39,9 @@ def shard(items: Sequence[T], num_shards: int = 1, shard_index: int = 0) -> list
 LOG_PROGRESS_INTERVAL_S = 15.0
 
 
-def progress(iterable: Iterable[T] | None = None, total: int | None = None, desc: str = "", unit: str = "it",
-             **kwargs) -> tqdm:
+def progress(
+    iterable: Iterable[T] | None = None, total: int | None = None, desc: str = "", unit: str = "it", **kwargs
+) -> tqdm:
     """A tqdm progress bar with rate and ETA on stderr; silent when DEEPFL_NO_PROGRESS is set.
 
     On a terminal the bar redraws in place. Elsewhere (a log file, a pipe) it writes one plain ASCII line every
@@ -47,11 +49,30 @@ def progress(iterable: Iterable[T] | None = None, total: int | None = None, desc
     """
     disable = bool(os.environ.get("DEEPFL_NO_PROGRESS"))
     if _is_terminal(sys.stderr):
-        return tqdm(iterable, total=total, desc=desc, unit=unit, dynamic_ncols=True, disable=disable,
-                    file=sys.stderr, smoothing=0.1, **kwargs)
+        return tqdm(
+            iterable,
+            total=total,
+            desc=desc,
+            unit=unit,
+            dynamic_ncols=True,
+            disable=disable,
+            file=sys.stderr,
+            smoothing=0.1,
+            **kwargs,
+        )
     kwargs.setdefault("mininterval", LOG_PROGRESS_INTERVAL_S)
-    return tqdm(iterable, total=total, desc=desc, unit=unit, ncols=100, ascii=True, disable=disable,
-                file=_ProgressLines(sys.stderr), smoothing=0.1, **kwargs)
+    return tqdm(
+        iterable,
+        total=total,
+        desc=desc,
+        unit=unit,
+        ncols=100,
+        ascii=True,
+        disable=disable,
+        file=_ProgressLines(sys.stderr),
+        smoothing=0.1,
+        **kwargs,
+    )
 
 
 def keras_verbose() -> int | str:
@@ -137,11 +158,13 @@ def read_complete_rows(path: str | os.PathLike, columns: Sequence[str], errors: 
     path = Path(path)
     with open(path, "rb") as handle:
         content = handle.read()
-    content = content[:content.rfind(b"\n") + 1]
+    content = content[: content.rfind(b"\n") + 1]
     reader = csv.DictReader(io.StringIO(content.decode("utf-8", errors), newline=""))
     if reader.fieldnames != list(columns):
-        raise TableError(f"{path}: existing output has columns {reader.fieldnames}, expected {list(columns)}; "
-                         "move it away or use another output path")
+        raise TableError(
+            f"{path}: existing output has columns {reader.fieldnames}, expected {list(columns)}; "
+            "move it away or use another output path"
+        )
     return list(reader)
 
 
@@ -153,8 +176,9 @@ class AppendOnlyCsv:
     and reads back values holding non-UTF-8 bytes (file names) as their original bytes.
     """
 
-    def __init__(self, path: str | os.PathLike, columns: Sequence[str], key: str | Sequence[str],
-                 errors: str = "strict"):
+    def __init__(
+        self, path: str | os.PathLike, columns: Sequence[str], key: str | Sequence[str], errors: str = "strict"
+    ):
         self.path = Path(path)
         self.errors = errors
         self.columns = list(columns)
@@ -163,7 +187,7 @@ class AppendOnlyCsv:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists() and self.path.stat().st_size > 0:
             _repair_tail(self.path)
-            if self.path.stat().st_size > 0:       # a kill while the header was written leaves nothing whole
+            if self.path.stat().st_size > 0:  # a kill while the header was written leaves nothing whole
                 self._load_existing()
         if not self.path.exists() or self.path.stat().st_size == 0:
             with open(self.path, "w", newline="", encoding="utf-8", errors=errors) as handle:
@@ -207,7 +231,7 @@ def iter_batches(items: Sequence[T], batch_size: int) -> Iterator[list[T]]:
     if batch_size < 1:
         raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
     for start in range(0, len(items), batch_size):
-        yield list(items[start:start + batch_size])
+        yield list(items[start : start + batch_size])
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -232,8 +256,9 @@ class SettingsChanged(DeepflError):
     """A job was rerun into an output that was made with other settings."""
 
 
-def check_settings(path: str | os.PathLike, settings: dict, overwrite: bool = False,
-                   output: str | os.PathLike | None = None) -> bool:
+def check_settings(
+    path: str | os.PathLike, settings: dict, overwrite: bool = False, output: str | os.PathLike | None = None
+) -> bool:
     """Compares a job's resolved `settings` (JSON values; paths made absolute by the caller) with those stored at
     `path` by an earlier run, so that a rerun resumes only what the same settings started.
 
@@ -245,19 +270,26 @@ def check_settings(path: str | os.PathLike, settings: dict, overwrite: bool = Fa
     from deepfl.fileio import atomic_write_bytes
 
     path = Path(path)
-    settings = json.loads(json.dumps(settings))       # the form they take once stored (tuples -> lists)
+    settings = json.loads(json.dumps(settings))  # the form they take once stored (tuples -> lists)
     text = (json.dumps(settings, indent=1, sort_keys=True) + "\n").encode("utf-8")
     if path.exists() and not overwrite:
         try:
             stored = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError) as exc:
-            raise SettingsChanged(f"{path}: unreadable stored settings ({exc}); use --overwrite to start again")
+            raise SettingsChanged(
+                f"{path}: unreadable stored settings ({exc}); use --overwrite to start again"
+            ) from None
         if stored == settings:
             return True
-        changes = [f"{key} {json.dumps(stored.get(key))} -> {json.dumps(settings.get(key))}"
-                   for key in sorted(set(stored) | set(settings)) if stored.get(key) != settings.get(key)]
+        changes = [
+            f"{key} {json.dumps(stored.get(key))} -> {json.dumps(settings.get(key))}"
+            for key in sorted(set(stored) | set(settings))
+            if stored.get(key) != settings.get(key)
+        ]
         where = output if output is not None else path.parent
-        raise SettingsChanged(f"{where} was made with other settings ({'; '.join(changes)}): rerun with the "
-                              "earlier flags to resume, write to a new output, or pass --overwrite to discard it")
+        raise SettingsChanged(
+            f"{where} was made with other settings ({'; '.join(changes)}): rerun with the "
+            "earlier flags to resume, write to a new output, or pass --overwrite to discard it"
+        )
     atomic_write_bytes(path, text)
     return False

@@ -19,9 +19,9 @@ import csv
 import io
 import logging
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -69,8 +69,9 @@ def load_metric_functions(metrics: Sequence[str]) -> dict:
         try:
             functions[name] = metric_function(name)
         except ImportError as exc:
-            raise ValueError(f"metrics: metric {name!r} is not available ({exc}); choose a subset with --metrics") \
-                from None
+            raise ValueError(
+                f"metrics: metric {name!r} is not available ({exc}); choose a subset with --metrics"
+            ) from None
     return functions
 
 
@@ -106,8 +107,7 @@ def group_pairs(pairs: pd.DataFrame, batch_size: int = PAIRS_PER_BATCH) -> list[
     groups: dict[str, list[str]] = {}
     for dist_im, ref_im in zip(pairs.dist_im, pairs.ref_im):
         groups.setdefault(ref_im, []).append(dist_im)
-    return [(ref, dists[i:i + batch_size]) for ref, dists in groups.items()
-            for i in range(0, len(dists), batch_size)]
+    return [(ref, dists[i : i + batch_size]) for ref, dists in groups.items() for i in range(0, len(dists), batch_size)]
 
 
 def shard_file(out_csv: str | os.PathLike, num_shards: int, shard_index: int) -> Path:
@@ -125,8 +125,12 @@ def _load_group(ref_path: str, dist_paths: Sequence[str]) -> tuple[np.ndarray, n
         ref = read_image(ref_path)
     except ImageReadError as exc:
         message = f"reference {exc}"
-        return (np.zeros((1, 1, 3), np.uint8), np.zeros((0, 1, 1, 3), np.uint8), np.zeros(0, np.int32),
-                [f"{d}: skipped, {message}" for d in dist_paths])
+        return (
+            np.zeros((1, 1, 3), np.uint8),
+            np.zeros((0, 1, 1, 3), np.uint8),
+            np.zeros(0, np.int32),
+            [f"{d}: skipped, {message}" for d in dist_paths],
+        )
     good, index = [], []
     for i, dist_path in enumerate(dist_paths):
         try:
@@ -135,8 +139,10 @@ def _load_group(ref_path: str, dist_paths: Sequence[str]) -> tuple[np.ndarray, n
             problems.append(str(exc))
             continue
         if dist.shape != ref.shape:
-            problems.append(f"{dist_path}: size {dist.shape[1]}x{dist.shape[0]} differs from its reference "
-                            f"{ref_path} ({ref.shape[1]}x{ref.shape[0]})")
+            problems.append(
+                f"{dist_path}: size {dist.shape[1]}x{dist.shape[0]} differs from its reference "
+                f"{ref_path} ({ref.shape[1]}x{ref.shape[0]})"
+            )
             continue
         good.append(dist)
         index.append(i)
@@ -144,8 +150,13 @@ def _load_group(ref_path: str, dist_paths: Sequence[str]) -> tuple[np.ndarray, n
     return ref, stack, np.asarray(index, np.int32), problems
 
 
-def pair_dataset(groups: Sequence[tuple[str, Sequence[str]]], image_root: str | os.PathLike,
-                 ref_root: str | os.PathLike | None = None, prefetch: int = 2, parallel: int | None = None):
+def pair_dataset(
+    groups: Sequence[tuple[str, Sequence[str]]],
+    image_root: str | os.PathLike,
+    ref_root: str | os.PathLike | None = None,
+    prefetch: int = 2,
+    parallel: int | None = None,
+):
     """tf.data pipeline over `groups`: parallel decode (one reference per group), ordered, prefetched.
 
     Yields (group index, ref HxWx3 uint8, dists KxHxWx3 uint8, indices of the good dists in the group,
@@ -163,8 +174,9 @@ def pair_dataset(groups: Sequence[tuple[str, Sequence[str]]], image_root: str | 
         return ref, dists, good, np.array([p.encode("utf-8") for p in problems], dtype=object)
 
     def tf_load(index):
-        ref, dists, good, problems = tf.numpy_function(load, [index], [tf.uint8, tf.uint8, tf.int32, tf.string],
-                                                       stateful=False)
+        ref, dists, good, problems = tf.numpy_function(
+            load, [index], [tf.uint8, tf.uint8, tf.int32, tf.string], stateful=False
+        )
         return index, ref, dists, good, problems
 
     dataset = tf.data.Dataset.range(len(paths))
@@ -182,12 +194,15 @@ class LabelSummary:
     skipped: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
-        return (f"{self.output}: {self.written} rows written, {self.already_done} already done, "
-                f"{len(self.skipped)} bad pairs skipped")
+        return (
+            f"{self.output}: {self.written} rows written, {self.already_done} already done, "
+            f"{len(self.skipped)} bad pairs skipped"
+        )
 
 
-def score_batch(functions: dict, refs: np.ndarray, dists: np.ndarray,
-                ref_index: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def score_batch(
+    functions: dict, refs: np.ndarray, dists: np.ndarray, ref_index: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """Scores N distorted images with every metric -> {metric: float64[N]}.
 
     refs: one reference (HxWx3) for all of `dists`, or R references (RxHxWx3) with `ref_index` (N ints) naming
@@ -205,8 +220,9 @@ def score_batch(functions: dict, refs: np.ndarray, dists: np.ndarray,
     dist_t = tf.convert_to_tensor(dists, tf.float32)
     ref_t = tf.convert_to_tensor(refs, tf.float32)
     index = tf.constant(np.asarray(ref_index, np.int32))
-    return {name: np.asarray(fn(ref_t, dist_t, ref_index=index), np.float64).reshape(-1)
-            for name, fn in functions.items()}
+    return {
+        name: np.asarray(fn(ref_t, dist_t, ref_index=index), np.float64).reshape(-1) for name, fn in functions.items()
+    }
 
 
 @dataclass
@@ -217,7 +233,7 @@ class _Group:
     dist_names: list[str]
     ref: np.ndarray
     dists: np.ndarray
-    good: np.ndarray            # indices into dist_names of the decoded, same-size distorted images
+    good: np.ndarray  # indices into dist_names of the decoded, same-size distorted images
     bad_pairs: list[str]
 
 
@@ -227,8 +243,7 @@ def _score_groups(functions: dict, groups: list[_Group]) -> list[dict[str, np.nd
     if not busy:
         return [{} for _ in groups]
     index = np.concatenate([np.full(len(g.good), k, np.int32) for k, g in enumerate(busy)])
-    scores = score_batch(functions, np.stack([g.ref for g in busy]), np.concatenate([g.dists for g in busy]),
-                         index)
+    scores = score_batch(functions, np.stack([g.ref for g in busy]), np.concatenate([g.dists for g in busy]), index)
     out, start = [], 0
     for g in groups:
         stop = start + len(g.good)
@@ -237,10 +252,17 @@ def _score_groups(functions: dict, groups: list[_Group]) -> list[dict[str, np.nd
     return out
 
 
-def label_pairs(pairs: pd.DataFrame, image_root: str | os.PathLike, out_csv: str | os.PathLike,
-                metrics: Sequence[str] | str | None = None, ref_root: str | os.PathLike | None = None,
-                batch_size: int = PAIRS_PER_BATCH, num_shards: int = 1, shard_index: int = 0,
-                on_error: str = "skip") -> LabelSummary:
+def label_pairs(
+    pairs: pd.DataFrame,
+    image_root: str | os.PathLike,
+    out_csv: str | os.PathLike,
+    metrics: Sequence[str] | str | None = None,
+    ref_root: str | os.PathLike | None = None,
+    batch_size: int = PAIRS_PER_BATCH,
+    num_shards: int = 1,
+    shard_index: int = 0,
+    on_error: str = "skip",
+) -> LabelSummary:
     """Scores the pairs of shard `shard_index` and appends them to the shard's output CSV (resumable).
 
     pairs: DataFrame with `dist_im, ref_im` (file names relative to `image_root` / `ref_root`, default the
@@ -273,7 +295,7 @@ def label_pairs(pairs: pd.DataFrame, image_root: str | os.PathLike, out_csv: str
         """Scores the pending groups together, appends their good rows, then reports their bad pairs."""
         try:
             scored = _score_groups(functions, pending)
-        except ValueError as exc:              # e.g. images too small for a metric: the pairs are bad
+        except ValueError as exc:  # e.g. images too small for a metric: the pairs are bad
             for g in pending:
                 g.bad_pairs += [f"{g.dist_names[i]}: not scored ({exc})" for i in g.good]
                 g.good = np.zeros(0, np.int32)
@@ -288,7 +310,7 @@ def label_pairs(pairs: pd.DataFrame, image_root: str | os.PathLike, out_csv: str
                     continue
                 row.update({m: f"{scores[m][k]:.10g}" for m in metrics})
                 rows.append(row)
-        summary.written += table.append(rows)          # good rows first: a stop keeps them
+        summary.written += table.append(rows)  # good rows first: a stop keeps them
         bar.update(sum(len(g.dist_names) for g in pending))
         groups_done = list(pending)
         pending.clear()
@@ -315,8 +337,12 @@ def label_pairs(pairs: pd.DataFrame, image_root: str | os.PathLike, out_csv: str
     return summary
 
 
-def merge_shards(out_csv: str | os.PathLike, num_shards: int, pairs: pd.DataFrame | None = None,
-                 metrics: Sequence[str] | str | None = None) -> tuple[Path, list[str]]:
+def merge_shards(
+    out_csv: str | os.PathLike,
+    num_shards: int,
+    pairs: pd.DataFrame | None = None,
+    metrics: Sequence[str] | str | None = None,
+) -> tuple[Path, list[str]]:
     """Joins the shard files of `out_csv` into `out_csv` (atomically), in manifest order when `pairs` is given.
 
     Returns (path, missing dist_im names). Rows are deduplicated on `dist_im`; every shard file must exist and

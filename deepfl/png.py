@@ -39,13 +39,24 @@ def _load_libdeflate():
     lib.libdeflate_zlib_compress_bound.restype = ctypes.c_size_t
     lib.libdeflate_zlib_compress_bound.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
     lib.libdeflate_zlib_compress.restype = ctypes.c_size_t
-    lib.libdeflate_zlib_compress.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p,
-                                             ctypes.c_size_t]
+    lib.libdeflate_zlib_compress.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.c_size_t,
+        ctypes.c_void_p,
+        ctypes.c_size_t,
+    ]
     lib.libdeflate_alloc_decompressor.restype = ctypes.c_void_p
     lib.libdeflate_alloc_decompressor.argtypes = []
     lib.libdeflate_zlib_decompress.restype = ctypes.c_int
-    lib.libdeflate_zlib_decompress.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p,
-                                               ctypes.c_size_t, ctypes.c_void_p]
+    lib.libdeflate_zlib_decompress.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.c_size_t,
+        ctypes.c_void_p,
+        ctypes.c_size_t,
+        ctypes.c_void_p,
+    ]
     return lib
 
 
@@ -78,6 +89,7 @@ def _zlib_compress(data: np.ndarray, level: int, backend: str) -> bytes:
 
 
 # ------------------------------------------------------------------ level 1: Paeth filter + Huffman-only deflate
+
 
 @_njit
 def _paeth_filter(rows, bpp, out):
@@ -294,8 +306,9 @@ def encode_png(image: np.ndarray, level: int = 1, backend: str | None = None) ->
         raise ValueError(f"backend: must be 'huffman', 'libdeflate' or 'zlib', got {backend!r}")
     max_level = {"huffman": 1, "libdeflate": 12 if _LIBDEFLATE is not None else 9, "zlib": 9}[backend]
     if not (1 if backend == "huffman" else 0) <= level <= max_level:
-        raise ValueError(f"level: {backend} takes levels {'1' if backend == 'huffman' else f'0..{max_level}'}, "
-                         f"got {level}")
+        raise ValueError(
+            f"level: {backend} takes levels {'1' if backend == 'huffman' else f'0..{max_level}'}, got {level}"
+        )
     h, w, c = image.shape
     rows = np.ascontiguousarray(image).reshape(h, w * c)
     if backend == "huffman":
@@ -376,8 +389,11 @@ def _inflate(stream: bytes, size: int) -> np.ndarray | None:
         if decompressor is None:
             decompressor = _LOCAL.decompressor = _LIBDEFLATE.libdeflate_alloc_decompressor()
         out = np.empty(size, dtype=np.uint8)
-        if decompressor and _LIBDEFLATE.libdeflate_zlib_decompress(decompressor, stream, len(stream),
-                                                                   out.ctypes.data, size, None) == 0:
+        if (
+            decompressor
+            and _LIBDEFLATE.libdeflate_zlib_decompress(decompressor, stream, len(stream), out.ctypes.data, size, None)
+            == 0
+        ):
             return out
         return None
     try:
@@ -400,15 +416,17 @@ def decode_png_rgb(data: bytes) -> np.ndarray | None:
     pos, header, idat = len(_SIGNATURE), None, []
     view = memoryview(data)
     while pos + 12 <= len(data):
-        length, kind = struct.unpack(">I4s", view[pos:pos + 8])
+        length, kind = struct.unpack(">I4s", view[pos : pos + 8])
         end = pos + 12 + length
-        if end > len(data) or zlib.crc32(view[pos + 8:end - 4], zlib.crc32(kind)) != struct.unpack(
-                ">I", view[end - 4:end])[0]:
+        if (
+            end > len(data)
+            or zlib.crc32(view[pos + 8 : end - 4], zlib.crc32(kind)) != struct.unpack(">I", view[end - 4 : end])[0]
+        ):
             return None
         if kind == b"IHDR":
-            header = struct.unpack(">IIBBBBB", view[pos + 8:end - 4]) if length == 13 else None
+            header = struct.unpack(">IIBBBBB", view[pos + 8 : end - 4]) if length == 13 else None
         elif kind == b"IDAT":
-            idat.append(view[pos + 8:end - 4])
+            idat.append(view[pos + 8 : end - 4])
         elif kind in (b"tRNS", b"PLTE"):
             return None
         elif kind == b"IEND":

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence, Union
 
 import keras
 import numpy as np
@@ -19,7 +19,7 @@ from deepfl.features import predict_by_size
 from deepfl.images import read_image, read_images_ahead
 from deepfl.jobs import iter_batches
 
-ImageLike = Union[str, os.PathLike, np.ndarray]
+ImageLike = str | os.PathLike | np.ndarray
 
 
 def score_arrays(scorer: keras.Model, images: Sequence[np.ndarray], batch_size: int = 8) -> np.ndarray:
@@ -28,8 +28,12 @@ def score_arrays(scorer: keras.Model, images: Sequence[np.ndarray], batch_size: 
     return np.asarray([float(value[0]) for value in scores], dtype=np.float64)
 
 
-def predict(images: ImageLike | Iterable[ImageLike], model: str | os.PathLike | keras.Model,
-            head: str | os.PathLike | keras.Model | None = None, batch_size: int = 8) -> np.ndarray:
+def predict(
+    images: ImageLike | Iterable[ImageLike],
+    model: str | os.PathLike | keras.Model,
+    head: str | os.PathLike | keras.Model | None = None,
+    batch_size: int = 8,
+) -> np.ndarray:
     """Quality scores (higher is better) of `images`: a path, an HxWx3 array, or a list of them.
 
     `model` is an exported one-file scorer (`deepfl.export`), or a trained multi-task model when `head` (an
@@ -57,16 +61,16 @@ def expand_inputs(inputs: Iterable[str]) -> list[str]:
         if path.is_dir():
             out.extend(str(p) for p in list_images(path))
         elif not path.exists() and glob.has_magic(str(item)):
-            matches = [m for m in sorted(glob.glob(os.path.expanduser(str(item)), recursive=True))
-                       if Path(m).is_file()]
+            matches = [m for m in sorted(glob.glob(os.path.expanduser(str(item)), recursive=True)) if Path(m).is_file()]
             out.extend(matches or [str(item)])
         else:
             out.append(str(path))
     return list(dict.fromkeys(out))
 
 
-def score_files(paths: Sequence[str], scorer: keras.Model, batch_size: int = 8, chunk: int = 256,
-                on_unreadable=None, on_rows=None) -> tuple[list[tuple[str, float]], list[str]]:
+def score_files(
+    paths: Sequence[str], scorer: keras.Model, batch_size: int = 8, chunk: int = 256, on_unreadable=None, on_rows=None
+) -> tuple[list[tuple[str, float]], list[str]]:
     """Scores image files `chunk` at a time (batched by size); returns ([(path, score)], [failed paths]).
 
     A file that cannot be read, or a size the model cannot take (e.g. 1x1, below its receptive field), fails
@@ -82,7 +86,7 @@ def score_files(paths: Sequence[str], scorer: keras.Model, batch_size: int = 8, 
     report = on_unreadable or (lambda message: None)
     rows: list[tuple[str, float]] = []
     failed: list[str] = []
-    decoded = read_images_ahead(paths)   # one stream: the next chunk's first images decode while the model scores
+    decoded = read_images_ahead(paths)  # one stream: the next chunk's first images decode while the model scores
     with progress(total=len(paths), desc="scoring", unit="img") as bar:
         for part in iter_batches(list(paths), chunk):
             images, names = [], []

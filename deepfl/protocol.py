@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import keras
 import numpy as np
@@ -63,13 +63,23 @@ def protocol_settings(name: str) -> dict:
     `epochs`, `batch_size`, `normalize_targets`), `num_splits` and `target_column` (the table column trained on:
     `score`, or `raw_score` for the authors' raw DMOS)."""
     if name == "paper":
-        return {"learning_rates": list(paper.STAGE2_LEARNING_RATES), "epochs": paper.STAGE2_EPOCHS,
-                "batch_size": paper.STAGE2_BATCH_SIZE, "normalize_targets": True,
-                "num_splits": paper.STAGE2_NUM_SPLITS, "target_column": "score"}
+        return {
+            "learning_rates": list(paper.STAGE2_LEARNING_RATES),
+            "epochs": paper.STAGE2_EPOCHS,
+            "batch_size": paper.STAGE2_BATCH_SIZE,
+            "normalize_targets": True,
+            "num_splits": paper.STAGE2_NUM_SPLITS,
+            "target_column": "score",
+        }
     if name == "authors_demo":
-        return {"learning_rates": [paper.AUTHORS_DEMO_LEARNING_RATE], "epochs": paper.AUTHORS_DEMO_EPOCHS,
-                "batch_size": paper.AUTHORS_DEMO_BATCH_SIZE, "normalize_targets": False,
-                "num_splits": paper.AUTHORS_DEMO_NUM_SPLITS, "target_column": "raw_score"}
+        return {
+            "learning_rates": [paper.AUTHORS_DEMO_LEARNING_RATE],
+            "epochs": paper.AUTHORS_DEMO_EPOCHS,
+            "batch_size": paper.AUTHORS_DEMO_BATCH_SIZE,
+            "normalize_targets": False,
+            "num_splits": paper.AUTHORS_DEMO_NUM_SPLITS,
+            "target_column": "raw_score",
+        }
     raise ValueError(f"protocol: must be one of {PROTOCOLS}, got {name!r}")
 
 
@@ -78,8 +88,9 @@ def fit_normalizer(train_scores: np.ndarray) -> TargetNormalizer:
     return TargetNormalizer("standard").fit({"score": np.asarray(train_scores, np.float64)}, "score")
 
 
-def _targets(scores: np.ndarray, train_rows: np.ndarray,
-             config: HeadConfig) -> tuple[np.ndarray, TargetNormalizer | None]:
+def _targets(
+    scores: np.ndarray, train_rows: np.ndarray, config: HeadConfig
+) -> tuple[np.ndarray, TargetNormalizer | None]:
     """Training targets for every row and the normaliser that maps predictions back (None: used as given)."""
     if not config.normalize_targets:
         return scores.astype(np.float32), None
@@ -115,15 +126,28 @@ class _BestWeights(keras.callbacks.Callback):
             self.weights = self.model.get_weights()
 
 
-def train_head(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
-               learning_rate: float, config: HeadConfig = HeadConfig()) -> tuple[keras.Model, float, int]:
+def train_head(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    learning_rate: float,
+    config: HeadConfig = HeadConfig(),
+) -> tuple[keras.Model, float, int]:
     """Trains one head; returns (model at its best-validation epoch, best val loss, best epoch index)."""
     keras.utils.set_random_seed(config.seed)
-    model = compile_mlp(build_mlp(x_train.shape[1], config.hidden, config.dropout, seed=config.seed),
-                        learning_rate)
+    model = compile_mlp(build_mlp(x_train.shape[1], config.hidden, config.dropout, seed=config.seed), learning_rate)
     best = _BestWeights()
-    model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=config.epochs,
-              batch_size=config.batch_size, shuffle=True, verbose=0, callbacks=[best])
+    model.fit(
+        x_train,
+        y_train,
+        validation_data=(x_val, y_val),
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        shuffle=True,
+        verbose=0,
+        callbacks=[best],
+    )
     if best.weights is None:  # every epoch diverged (NaN): report it as such, never as a good model
         return model, float("inf"), -1
     model.set_weights(best.weights)
@@ -161,10 +185,16 @@ class ProtocolResult:
     head_paths: list[str] = field(default_factory=list)
 
 
-def run_protocol(features: np.ndarray, scores: np.ndarray, splits: Sequence[Sequence[str]],
-                 config: HeadConfig = HeadConfig(), out_dir: str | os.PathLike | None = None,
-                 images: Sequence[str] | None = None, content: Sequence[str] | None = None,
-                 name: str = "head") -> ProtocolResult:
+def run_protocol(
+    features: np.ndarray,
+    scores: np.ndarray,
+    splits: Sequence[Sequence[str]],
+    config: HeadConfig = HeadConfig(),
+    out_dir: str | os.PathLike | None = None,
+    images: Sequence[str] | None = None,
+    content: Sequence[str] | None = None,
+    name: str = "head",
+) -> ProtocolResult:
     """Trains and tests one head per split; `splits` holds, per split, one label (train/val/test) per row.
 
     With `out_dir`, each head is saved as `<name>_split<k>.keras` with `<name>_split<k>.normalizer.json` (the
@@ -193,8 +223,9 @@ def run_protocol(features: np.ndarray, scores: np.ndarray, splits: Sequence[Sequ
         candidates = [chosen_lr] if chosen_lr is not None else list(config.learning_rates)
         best = None
         for lr in candidates:
-            model, val_loss, epoch = train_head(features[idx["train"]], y[idx["train"]], features[idx["val"]],
-                                                y[idx["val"]], lr, config)
+            model, val_loss, epoch = train_head(
+                features[idx["train"]], y[idx["train"]], features[idx["val"]], y[idx["val"]], lr, config
+            )
             log.info("%s split %d: lr %g -> best val loss %.4f at epoch %d", name, k, lr, val_loss, epoch + 1)
             if best is None or val_loss < best[1]:
                 best = (model, val_loss, epoch, lr)
@@ -204,11 +235,24 @@ def run_protocol(features: np.ndarray, scores: np.ndarray, splits: Sequence[Sequ
         pred = _scores_of(norm, _predict(model, features))
         test = idx["test"]
         metrics = evaluate(pred[test], scores[test])
-        rows.append({"split": k, "learning_rate": lr, "best_epoch": epoch + 1, "val_loss": val_loss,
-                     "n_train": idx["train"].size, "n_val": idx["val"].size, "n_test": test.size, **metrics})
+        rows.append(
+            {
+                "split": k,
+                "learning_rate": lr,
+                "best_epoch": epoch + 1,
+                "val_loss": val_loss,
+                "n_train": idx["train"].size,
+                "n_val": idx["val"].size,
+                "n_test": test.size,
+                **metrics,
+            }
+        )
         set_of = np.asarray(labels).astype(str)
-        predictions.append(pd.DataFrame({"split": k, "image": images, "content": content, "set": set_of,
-                                         "score": scores, "pred": pred}))
+        predictions.append(
+            pd.DataFrame(
+                {"split": k, "image": images, "content": content, "set": set_of, "score": scores, "pred": pred}
+            )
+        )
         if out is not None:
             path = out / f"{name}_split{k}.keras"
             save_head(model, path)
@@ -221,9 +265,14 @@ def run_protocol(features: np.ndarray, scores: np.ndarray, splits: Sequence[Sequ
     return ProtocolResult(per_split, pd.concat(predictions, ignore_index=True), summary, head_paths)
 
 
-def cross_dataset(train_features: np.ndarray, train_scores: np.ndarray, train_split: Sequence[str],
-                  test_features: np.ndarray, test_scores: np.ndarray,
-                  config: HeadConfig = HeadConfig()) -> dict[str, float]:
+def cross_dataset(
+    train_features: np.ndarray,
+    train_scores: np.ndarray,
+    train_split: Sequence[str],
+    test_features: np.ndarray,
+    test_scores: np.ndarray,
+    config: HeadConfig = HeadConfig(),
+) -> dict[str, float]:
     """Trains on one data set (its train rows; lr and checkpoint chosen on its val rows) and tests on all of
     another: the paper's cross-data-set setting. Returns the criteria on the second set."""
     train_features = np.asarray(train_features, np.float32)
@@ -231,16 +280,22 @@ def cross_dataset(train_features: np.ndarray, train_scores: np.ndarray, train_sp
     y, norm = _targets(np.asarray(train_scores, np.float64), idx["train"], config)
     best = None
     for lr in config.learning_rates:
-        model, val_loss, _ = train_head(train_features[idx["train"]], y[idx["train"]], train_features[idx["val"]],
-                                        y[idx["val"]], lr, config)
+        model, val_loss, _ = train_head(
+            train_features[idx["train"]], y[idx["train"]], train_features[idx["val"]], y[idx["val"]], lr, config
+        )
         if best is None or val_loss < best[1]:
             best = (model, val_loss)
     pred = _scores_of(norm, _predict(best[0], np.asarray(test_features, np.float32)))
     return evaluate(pred, test_scores)
 
 
-def table_splits(table: pd.DataFrame, num_splits: int = 10, seed: int = 0, official: bool = False,
-                 ratios: Sequence[float] = (0.6, 0.2, 0.2)) -> list[np.ndarray]:
+def table_splits(
+    table: pd.DataFrame,
+    num_splits: int = 10,
+    seed: int = 0,
+    official: bool = False,
+    ratios: Sequence[float] = (0.6, 0.2, 0.2),
+) -> list[np.ndarray]:
     """Split labels per row of a data table: the official split, or `num_splits` content-aware random ones."""
     from deepfl.data import official_split, repeated_splits
 
@@ -249,10 +304,17 @@ def table_splits(table: pd.DataFrame, num_splits: int = 10, seed: int = 0, offic
     return [split_labels(table, parts) for parts in repeated_splits(table, num_splits, ratios, seed)]
 
 
-def run_and_report(table: pd.DataFrame, features: np.ndarray, splits: Sequence[Sequence[str]],
-                   config: HeadConfig, out_dir: str | os.PathLike, name: str = "head", title: str = "",
-                   score_label: str = "subjective score (normalised, higher is better)",
-                   target_column: str = "score") -> ProtocolResult:
+def run_and_report(
+    table: pd.DataFrame,
+    features: np.ndarray,
+    splits: Sequence[Sequence[str]],
+    config: HeadConfig,
+    out_dir: str | os.PathLike,
+    name: str = "head",
+    title: str = "",
+    score_label: str = "subjective score (normalised, higher is better)",
+    target_column: str = "score",
+) -> ProtocolResult:
     """`run_protocol` on a data table's `target_column` (`score`, or `raw_score`: the scores as published, as
     the authors' demo trains on them), then writes its outputs into `out_dir`.
 
@@ -267,14 +329,26 @@ def run_and_report(table: pd.DataFrame, features: np.ndarray, splits: Sequence[S
         raise ValueError(f"target_column: must be 'score' or 'raw_score', got {target_column!r}")
     if target_column == "raw_score" and score_label.startswith("subjective score (normalised"):
         score_label = "subjective score (as published)"
-    result = run_protocol(features, table[target_column].to_numpy(), splits, config, out_dir=out,
-                          images=table["image"].astype(str).tolist(), content=table["content"].astype(str).tolist(),
-                          name=name)
+    result = run_protocol(
+        features,
+        table[target_column].to_numpy(),
+        splits,
+        config,
+        out_dir=out,
+        images=table["image"].astype(str).tolist(),
+        content=table["content"].astype(str).tolist(),
+        name=name,
+    )
     atomic_write_bytes(out / "predictions.csv", result.predictions.to_csv(index=False).encode("utf-8"))
     atomic_write_bytes(out / "per_split.csv", result.per_split.to_csv(index=False).encode("utf-8"))
     summary = result.summary.reset_index(names="statistic")
     reporting.write_table(summary, out, "summary", title or name)
     test = result.predictions[result.predictions["set"] == "test"]
-    reporting.scatter_plot(test["pred"], test["score"], out / "scatter.png",
-                           title=f"{title or name}: test images of {len(splits)} split(s)", ylabel=score_label)
+    reporting.scatter_plot(
+        test["pred"],
+        test["score"],
+        out / "scatter.png",
+        title=f"{title or name}: test images of {len(splits)} split(s)",
+        ylabel=score_label,
+    )
     return result

@@ -9,17 +9,34 @@ from __future__ import annotations
 import io
 import os
 import textwrap
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from deepfl.fileio import atomic_write_bytes
 
-WITHIN_COLUMNS = ("dataset", "title", "protocol", "status", "n_images", "n_splits", "srocc", "plcc", "plcc_logistic",
-                  "krocc", "rmse", "paper_srocc", "paper_plcc", "delta_srocc", "delta_plcc", "authors_demo_srocc",
-                  "authors_demo_splits", "delta_authors_demo_srocc")
+WITHIN_COLUMNS = (
+    "dataset",
+    "title",
+    "protocol",
+    "status",
+    "n_images",
+    "n_splits",
+    "srocc",
+    "plcc",
+    "plcc_logistic",
+    "krocc",
+    "rmse",
+    "paper_srocc",
+    "paper_plcc",
+    "delta_srocc",
+    "delta_plcc",
+    "authors_demo_srocc",
+    "authors_demo_splits",
+    "delta_authors_demo_srocc",
+)
 
 
 def authors_demo_anchor() -> dict[str, tuple[float, str]]:
@@ -30,9 +47,14 @@ def authors_demo_anchor() -> dict[str, tuple[float, str]]:
     return {"kadid10k": (float(np.median(splits)), " ".join(f"{v:.3f}" for v in splits))}
 
 
-def within_table(summaries: Mapping[str, pd.DataFrame | None], n_images: Mapping[str, int] | None = None,
-                 n_splits: Mapping[str, int] | None = None, skipped_reason: Mapping[str, str] | None = None,
-                 datasets: Sequence[str] | None = None, protocol: str = "paper") -> pd.DataFrame:
+def within_table(
+    summaries: Mapping[str, pd.DataFrame | None],
+    n_images: Mapping[str, int] | None = None,
+    n_splits: Mapping[str, int] | None = None,
+    skipped_reason: Mapping[str, str] | None = None,
+    datasets: Sequence[str] | None = None,
+    protocol: str = "paper",
+) -> pd.DataFrame:
     """The within-data-set table: median criteria over splits next to both anchors, the paper's SROCC/PLCC and
     (KADID-10k) the SROCC the authors' demo notebook printed, median and per split.
 
@@ -49,16 +71,23 @@ def within_table(summaries: Mapping[str, pd.DataFrame | None], n_images: Mapping
     for key in list(dict.fromkeys([*datasets, *summaries])):
         info = DATASETS.get(key)
         summary = summaries.get(key)
-        row = {"dataset": key, "title": info.title if info else key, "protocol": protocol,
-               "paper_srocc": info.paper_srocc if info else None, "paper_plcc": info.paper_plcc if info else None}
+        row = {
+            "dataset": key,
+            "title": info.title if info else key,
+            "protocol": protocol,
+            "paper_srocc": info.paper_srocc if info else None,
+            "paper_plcc": info.paper_plcc if info else None,
+        }
         if key in demo:
             row["authors_demo_srocc"], row["authors_demo_splits"] = demo[key]
         if summary is None:
             row["status"] = "skipped: " + (skipped_reason or {}).get(key, "no data folder given")
         else:
             median = summary.loc["median"]
-            row.update(status="ok", **{c: float(median[c]) for c in ("srocc", "plcc", "plcc_logistic", "krocc",
-                                                                       "rmse") if c in median})
+            row.update(
+                status="ok",
+                **{c: float(median[c]) for c in ("srocc", "plcc", "plcc_logistic", "krocc", "rmse") if c in median},
+            )
             row["n_images"] = (n_images or {}).get(key)
             row["n_splits"] = (n_splits or {}).get(key)
             if row["paper_srocc"] is not None:
@@ -73,12 +102,24 @@ def within_table(summaries: Mapping[str, pd.DataFrame | None], n_images: Mapping
     return table.astype({"n_images": "Int64", "n_splits": "Int64"})
 
 
-CROSS_COLUMNS = ("train", "test", "status", "srocc", "plcc", "plcc_logistic", "krocc", "rmse", "paper_srocc",
-                 "paper_plcc")
+CROSS_COLUMNS = (
+    "train",
+    "test",
+    "status",
+    "srocc",
+    "plcc",
+    "plcc_logistic",
+    "krocc",
+    "rmse",
+    "paper_srocc",
+    "paper_plcc",
+)
 
 
-def cross_table(results: Mapping[tuple[str, str], Mapping[str, float] | str],
-                paper: Mapping[tuple[str, str], tuple[float, float]] | None = None) -> pd.DataFrame:
+def cross_table(
+    results: Mapping[tuple[str, str], Mapping[str, float] | str],
+    paper: Mapping[tuple[str, str], tuple[float, float]] | None = None,
+) -> pd.DataFrame:
     """The cross-data-set table: one row per (train, test) pair; a str value is a skip reason."""
     rows = []
     for (train, test), value in results.items():
@@ -119,8 +160,13 @@ def write_table(table: pd.DataFrame, out_dir: str | os.PathLike, stem: str, titl
     return csv_path, md_path
 
 
-def scatter_figure(pred: Sequence[float], target: Sequence[float], title: str = "",
-                   xlabel: str = "predicted score", ylabel: str = "subjective score"):
+def scatter_figure(
+    pred: Sequence[float],
+    target: Sequence[float],
+    title: str = "",
+    xlabel: str = "predicted score",
+    ylabel: str = "subjective score",
+):
     """The matplotlib Figure of `scatter_plot`: points, the fitted 4-parameter logistic, and below the axes (never
     over a point) a legend with SROCC and PLCC of all the points pooled, which differ from a table's median over
     splits."""
@@ -140,9 +186,15 @@ def scatter_figure(pred: Sequence[float], target: Sequence[float], title: str = 
         grid = np.linspace(pred.min(), pred.max(), 200)
         axes.plot(grid, logistic4(grid, *fit_logistic(pred, target)), color="C3", lw=1.5, label="logistic fit")
         crit = evaluate(pred, target)
-        axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), frameon=False, fontsize=9, title_fontsize=9,
-                    title=f"all {pred.size} points pooled: SROCC {crit['srocc']:.3f}, "
-                          f"PLCC (logistic) {crit['plcc_logistic']:.3f}")
+        axes.legend(
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.14),
+            frameon=False,
+            fontsize=9,
+            title_fontsize=9,
+            title=f"all {pred.size} points pooled: SROCC {crit['srocc']:.3f}, "
+            f"PLCC (logistic) {crit['plcc_logistic']:.3f}",
+        )
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
     axes.set_title(textwrap.fill(title, width=48), fontsize=10)  # long titles wrap instead of being cut off
@@ -151,8 +203,14 @@ def scatter_figure(pred: Sequence[float], target: Sequence[float], title: str = 
     return figure
 
 
-def scatter_plot(pred: Sequence[float], target: Sequence[float], path: str | os.PathLike, title: str = "",
-                 xlabel: str = "predicted score", ylabel: str = "subjective score") -> Path:
+def scatter_plot(
+    pred: Sequence[float],
+    target: Sequence[float],
+    path: str | os.PathLike,
+    title: str = "",
+    xlabel: str = "predicted score",
+    ylabel: str = "subjective score",
+) -> Path:
     """Scatter of predicted vs subjective scores with the fitted 4-parameter logistic, saved as PNG."""
     figure = scatter_figure(pred, target, title, xlabel, ylabel)
     buffer = io.BytesIO()

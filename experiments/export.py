@@ -1,4 +1,5 @@
 """Runs `deepfl.cli.export` from a source checkout (`python experiments/export.py --help`)."""
+
 from deepfl.cli.export import run
 
 if __name__ == "__main__":

@@ -19,9 +19,9 @@ import io
 import os
 import struct
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from PIL import Image
@@ -34,11 +34,11 @@ NON_UTF8_STEM = b"bad_\xff\xfe_name"
 class BadInput:
     """One item of the corpus: a file (or pair of files) and the behaviour a job owes it."""
 
-    name: str                     # short id, e.g. "truncated_png"
-    path: Path                    # the bad file (for a pair: the distorted image)
-    expect: str                   # "reject", "accept" or "either"
-    what: str                     # one-line description for docs/reports
-    ref: Path | None = None       # for a pair: the reference image
+    name: str  # short id, e.g. "truncated_png"
+    path: Path  # the bad file (for a pair: the distorted image)
+    expect: str  # "reject", "accept" or "either"
+    what: str  # one-line description for docs/reports
+    ref: Path | None = None  # for a pair: the reference image
     extra: dict = field(default_factory=dict)
 
 
@@ -46,12 +46,12 @@ class BadInput:
 # Image bytes, made by code
 # ---------------------------------------------------------------------------------------------------------
 
+
 def textured_image(height: int, width: int, seed: int = 0) -> np.ndarray:
     """A smooth-plus-noise RGB uint8 image, so that compressed files are neither tiny nor trivial."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
-    base = np.stack([
-        128 + 100 * np.sin(xx / 7.0 + c) * np.cos(yy / 11.0 - c) for c in range(3)], axis=-1)
+    base = np.stack([128 + 100 * np.sin(xx / 7.0 + c) * np.cos(yy / 11.0 - c) for c in range(3)], axis=-1)
     noisy = base + rng.normal(0, 12, base.shape)
     return np.clip(np.round(noisy), 0, 255).astype(np.uint8)
 
@@ -74,8 +74,12 @@ def png_bytes(array: np.ndarray, bit_depth: int = 8) -> bytes:
     rows = array.astype(dtype).reshape(height, width * channels)
     raw = b"".join(b"\x00" + row.tobytes() for row in rows)
     header = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(raw, 6))
-            + _png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(raw, 6))
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 def header_only_png(width: int, height: int) -> bytes:
@@ -109,6 +113,7 @@ def non_utf8_path(folder: Path, suffix: str) -> Path:
 # The image corpus
 # ---------------------------------------------------------------------------------------------------------
 
+
 def image_specs(height: int = 48, width: int = 64, seed: int = 0) -> list[tuple[str, str, str, str, bytes]]:
     """(name, file name, expect, description, bytes) of every single-image item of the corpus."""
     rgb = textured_image(height, width, seed)
@@ -121,22 +126,38 @@ def image_specs(height: int = 48, width: int = 64, seed: int = 0) -> list[tuple[
         ("zero_byte_jpg", "zero_byte.jpg", "reject", "zero-byte .jpg file", b""),
         ("truncated_png", "truncated.png", "reject", "PNG cut at 60% of its bytes", png[: int(len(png) * 0.6)]),
         ("truncated_jpg", "truncated.jpg", "reject", "JPEG cut at 50% of its bytes", jpg[: len(jpg) // 2]),
-        ("text_as_png", "text_file.png", "reject", "a text file named .png",
-         b"this is a text file, not a PNG image\n" * 4),
-        ("header_only_huge", "huge_20000x20000.png", "reject",
-         "PNG header declaring 20000x20000 pixels, no pixel data", header_only_png(20000, 20000)),
+        (
+            "text_as_png",
+            "text_file.png",
+            "reject",
+            "a text file named .png",
+            b"this is a text file, not a PNG image\n" * 4,
+        ),
+        (
+            "header_only_huge",
+            "huge_20000x20000.png",
+            "reject",
+            "PNG header declaring 20000x20000 pixels, no pixel data",
+            header_only_png(20000, 20000),
+        ),
         ("png_16bit_gray", "gray16.png", "accept", "16-bit grayscale PNG", png_bytes(gray.astype(np.uint16) * 257, 16)),
         ("png_16bit_rgb", "rgb16.png", "accept", "16-bit RGB PNG", png_bytes(rgb.astype(np.uint16) * 257, 16)),
         ("gray_png", "gray8.png", "accept", "8-bit grayscale PNG", pil_bytes(Image.fromarray(gray, "L"), "PNG")),
         ("rgba_png", "rgba.png", "accept", "RGBA PNG (alpha channel)", pil_bytes(rgba, "PNG")),
-        ("cmyk_jpg", "cmyk.jpg", "accept", "CMYK JPEG", pil_bytes(Image.fromarray(rgb).convert("CMYK"), "JPEG",
-                                                                 quality=90)),
+        (
+            "cmyk_jpg",
+            "cmyk.jpg",
+            "accept",
+            "CMYK JPEG",
+            pil_bytes(Image.fromarray(rgb).convert("CMYK"), "JPEG", quality=90),
+        ),
         ("tiny_1x1", "one_pixel.png", "either", "a valid 1x1 RGB PNG", png_bytes(rgb[:1, :1])),
     ]
 
 
-def make_image_corpus(folder: str | os.PathLike, height: int = 48, width: int = 64, seed: int = 0,
-                      include: Sequence[str] | None = None) -> list[BadInput]:
+def make_image_corpus(
+    folder: str | os.PathLike, height: int = 48, width: int = 64, seed: int = 0, include: Sequence[str] | None = None
+) -> list[BadInput]:
     """Writes every single-image bad input into `folder` (plus one with a space and one with a non-UTF-8 name).
 
     Returns the items; `include` restricts them to the given names.
@@ -149,16 +170,29 @@ def make_image_corpus(folder: str | os.PathLike, height: int = 48, width: int = 
             items.append(BadInput(name, _write(folder / file_name, data), expect, what))
     good = png_bytes(textured_image(height, width, seed + 1))
     if include is None or "space_in_name" in include:
-        items.append(BadInput("space_in_name", _write(folder / "a photo with spaces.png", good), "accept",
-                              "valid PNG whose name holds spaces"))
+        items.append(
+            BadInput(
+                "space_in_name",
+                _write(folder / "a photo with spaces.png", good),
+                "accept",
+                "valid PNG whose name holds spaces",
+            )
+        )
     if include is None or "non_utf8_name" in include:
-        items.append(BadInput("non_utf8_name", _write(non_utf8_path(folder, ".png"), good), "either",
-                              "valid PNG whose file name is not valid UTF-8"))
+        items.append(
+            BadInput(
+                "non_utf8_name",
+                _write(non_utf8_path(folder, ".png"), good),
+                "either",
+                "valid PNG whose file name is not valid UTF-8",
+            )
+        )
     return items
 
 
-def make_mismatched_pair(ref_folder: str | os.PathLike, dist_folder: str | os.PathLike, stem: str = "mismatch",
-                         seed: int = 0) -> BadInput:
+def make_mismatched_pair(
+    ref_folder: str | os.PathLike, dist_folder: str | os.PathLike, stem: str = "mismatch", seed: int = 0
+) -> BadInput:
     """A reference (48x64) and a 'distorted' image of another size (40x56) named as KADIS would name it."""
     ref = _write(Path(ref_folder) / f"{stem}.png", png_bytes(textured_image(48, 64, seed)))
     dist = _write(Path(dist_folder) / f"{stem}_01_01.png", png_bytes(textured_image(40, 56, seed + 1)))
@@ -168,6 +202,7 @@ def make_mismatched_pair(ref_folder: str | os.PathLike, dist_folder: str | os.Pa
 # ---------------------------------------------------------------------------------------------------------
 # CSV variants of a valid table
 # ---------------------------------------------------------------------------------------------------------
+
 
 def write_csv(path: str | os.PathLike, header: Sequence[str], rows: Sequence[Sequence]) -> Path:
     path = Path(path)
@@ -185,8 +220,13 @@ def read_csv_rows(path: str | os.PathLike) -> tuple[list[str], list[list[str]]]:
     return rows[0], rows[1:]
 
 
-def make_csv_variants(valid_csv: str | os.PathLike, folder: str | os.PathLike, score_column: str | None = None,
-                      required: Sequence[str] | None = None, file_column: str | None = None) -> list[BadInput]:
+def make_csv_variants(
+    valid_csv: str | os.PathLike,
+    folder: str | os.PathLike,
+    score_column: str | None = None,
+    required: Sequence[str] | None = None,
+    file_column: str | None = None,
+) -> list[BadInput]:
     """Writes broken variants of a valid CSV into `folder`; returns them as `BadInput`s.
 
     score_column: a numeric column to poison with NaN / inf. required: the columns the job needs (the first is
@@ -201,42 +241,85 @@ def make_csv_variants(valid_csv: str | os.PathLike, folder: str | os.PathLike, s
     items = []
     missing = (required or header)[0]
     keep = [i for i, column in enumerate(header) if column != missing]
-    items.append(BadInput("csv_missing_column", write_csv(folder / "missing_column.csv", [header[i] for i in keep],
-                                                            [[row[i] for i in keep] for row in rows]),
-                          "reject", f"CSV without its '{missing}' column", extra={"column": missing}))
-    items.append(BadInput("csv_extra_column", write_csv(folder / "extra_column.csv", header + ["comment"],
-                                                          [row + ["note, with comma"] for row in rows]),
-                          "accept", "CSV with an extra unknown column"))
-    items.append(BadInput("csv_duplicate_rows", write_csv(folder / "duplicate_rows.csv", header,
-                                                            rows + [rows[0]]),
-                          "either", "CSV whose first row appears twice", extra={"row": 1}))
+    items.append(
+        BadInput(
+            "csv_missing_column",
+            write_csv(
+                folder / "missing_column.csv", [header[i] for i in keep], [[row[i] for i in keep] for row in rows]
+            ),
+            "reject",
+            f"CSV without its '{missing}' column",
+            extra={"column": missing},
+        )
+    )
+    items.append(
+        BadInput(
+            "csv_extra_column",
+            write_csv(folder / "extra_column.csv", header + ["comment"], [row + ["note, with comma"] for row in rows]),
+            "accept",
+            "CSV with an extra unknown column",
+        )
+    )
+    items.append(
+        BadInput(
+            "csv_duplicate_rows",
+            write_csv(folder / "duplicate_rows.csv", header, rows + [rows[0]]),
+            "either",
+            "CSV whose first row appears twice",
+            extra={"row": 1},
+        )
+    )
     if score_column is not None:
         col = header.index(score_column)
         for kind, value in (("nan", "nan"), ("inf", "inf")):
             poisoned = [list(row) for row in rows]
             poisoned[-1][col] = value
-            items.append(BadInput(f"csv_{kind}_score", write_csv(folder / f"{kind}_score.csv", header, poisoned),
-                                  "reject", f"CSV with {value} in '{score_column}' (last row)",
-                                  extra={"row": len(rows), "column": score_column}))
+            items.append(
+                BadInput(
+                    f"csv_{kind}_score",
+                    write_csv(folder / f"{kind}_score.csv", header, poisoned),
+                    "reject",
+                    f"CSV with {value} in '{score_column}' (last row)",
+                    extra={"row": len(rows), "column": score_column},
+                )
+            )
     if file_column is not None:
         col = header.index(file_column)
         ghost = [list(row) for row in rows]
         ghost[-1][col] = "no_such_image.png"
-        items.append(BadInput("csv_missing_file", write_csv(folder / "missing_file.csv", header, ghost),
-                              "reject", f"CSV row naming a missing image in '{file_column}'",
-                              extra={"row": len(rows), "file": "no_such_image.png"}))
+        items.append(
+            BadInput(
+                "csv_missing_file",
+                write_csv(folder / "missing_file.csv", header, ghost),
+                "reject",
+                f"CSV row naming a missing image in '{file_column}'",
+                extra={"row": len(rows), "file": "no_such_image.png"},
+            )
+        )
     items.append(BadInput("csv_empty", _write(folder / "empty.csv", b""), "reject", "zero-byte CSV"))
-    items.append(BadInput("csv_header_only", write_csv(folder / "header_only.csv", header, []), "either",
-                          "CSV with a header and no rows"))
-    items.append(BadInput("csv_not_utf8", _write(folder / "latin1.csv", (",".join(header) + "\n").encode()
-                                                 + b"\xff\xfe\xfa garbage\n"), "reject",
-                          "CSV holding bytes that are not UTF-8"))
+    items.append(
+        BadInput(
+            "csv_header_only",
+            write_csv(folder / "header_only.csv", header, []),
+            "either",
+            "CSV with a header and no rows",
+        )
+    )
+    items.append(
+        BadInput(
+            "csv_not_utf8",
+            _write(folder / "latin1.csv", (",".join(header) + "\n").encode() + b"\xff\xfe\xfa garbage\n"),
+            "reject",
+            "CSV holding bytes that are not UTF-8",
+        )
+    )
     return items
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Checks on a job's stderr
 # ---------------------------------------------------------------------------------------------------------
+
 
 def assert_no_traceback(stderr: str, context: str = "") -> None:
     """A job must never print a bare Python traceback."""

@@ -39,8 +39,13 @@ def keras2_names(model: keras.Model) -> dict[str, str]:
     return names
 
 
-def _write_layers(group: h5py.Group, model: keras.Model, names: dict[str, str],
-                  change: dict[str, np.ndarray] | None = None, skip: str | None = None) -> None:
+def _write_layers(
+    group: h5py.Group,
+    model: keras.Model,
+    names: dict[str, str],
+    change: dict[str, np.ndarray] | None = None,
+    skip: str | None = None,
+) -> None:
     change = change or {}
     layers = [layer for layer in model.layers if layer.name != skip]
     group.attrs["layer_names"] = np.array([names[layer.name].encode("utf8") for layer in layers])
@@ -58,8 +63,13 @@ def _write_layers(group: h5py.Group, model: keras.Model, names: dict[str, str],
         layer_group.attrs["weight_names"] = np.array(weight_names, dtype="S")
 
 
-def write_keras2_weights(model: keras.Model, path: Path, full_model: bool = False,
-                         change: dict[str, np.ndarray] | None = None, skip: str | None = None) -> dict[str, str]:
+def write_keras2_weights(
+    model: keras.Model,
+    path: Path,
+    full_model: bool = False,
+    change: dict[str, np.ndarray] | None = None,
+    skip: str | None = None,
+) -> dict[str, str]:
     """Writes `model`'s weights in the Keras 2 layout; `full_model` puts them under `model_weights` beside a
     `model_config`, as `model.save("x.h5")` did. `change` replaces arrays by Keras 2 weight name, `skip` leaves
     out one layer (Keras 3 name). Returns the name map (Keras 3 -> Keras 2)."""

@@ -39,17 +39,20 @@ def keras_digest(path: Path) -> str:
                 data = json.dumps(meta, sort_keys=True).encode()
             elif name == "config.json":
                 ids: dict[str, str] = {}
-                data = re.sub(rb'"shared_object_id": (\d+)',
-                              lambda m: b'"shared_object_id": ' + ids.setdefault(m.group(1), str(len(ids))).encode(),  # noqa: B023
-                              data)  # (re.sub calls the lambda within this iteration, on this `ids`)
+                data = re.sub(
+                    rb'"shared_object_id": (\d+)',
+                    lambda m: b'"shared_object_id": ' + ids.setdefault(m.group(1), str(len(ids))).encode(),  # noqa: B023
+                    data,
+                )  # (re.sub calls the lambda within this iteration, on this `ids`)
             digest.update(name.encode() + b"\0" + data)
     return digest.hexdigest()
 
 
 def assert_same_training_outputs(reference: Path, candidate: Path) -> int:
     """Byte-identical files, .keras by content; returns the number of files compared."""
-    killrestart.assert_same_tree(reference, candidate,
-                                 ignore=lambda rel: killrestart.is_temp(rel) or rel.suffix == ".keras")
+    killrestart.assert_same_tree(
+        reference, candidate, ignore=lambda rel: killrestart.is_temp(rel) or rel.suffix == ".keras"
+    )
     ref_models = sorted(p.relative_to(reference) for p in reference.rglob("*.keras") if not killrestart.is_temp(p))
     new_models = sorted(p.relative_to(candidate) for p in candidate.rglob("*.keras") if not killrestart.is_temp(p))
     assert ref_models == new_models, (ref_models, new_models)

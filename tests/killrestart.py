@@ -17,9 +17,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,8 +35,15 @@ def job_command(step: str, *flags: str) -> list[str]:
 def job_env(**extra: str) -> dict:
     """Environment for a job subprocess: quiet TF, no progress bars, the repository importable."""
     env = dict(os.environ)
-    env.update({"TF_CPP_MIN_LOG_LEVEL": "2", "DEEPFL_NO_PROGRESS": "1", "PYTHONHASHSEED": "0",
-                "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")})
+    env.update(
+        {
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "DEEPFL_NO_PROGRESS": "1",
+            "PYTHONHASHSEED": "0",
+            "CUDA_VISIBLE_DEVICES": "",
+            "PYTHONPATH": str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
+        }
+    )
     env.update(extra)
     return env
 
@@ -48,18 +55,18 @@ class JobResult:
     stderr: str
 
 
-def run_job(cmd: Sequence[str], timeout: float = 300, env: dict | None = None, cwd: str | os.PathLike | None = None
-            ) -> JobResult:
+def run_job(
+    cmd: Sequence[str], timeout: float = 300, env: dict | None = None, cwd: str | os.PathLike | None = None
+) -> JobResult:
     """Runs a job to completion and returns its exit code and output (decoded with replacement)."""
-    proc = subprocess.run(list(cmd), capture_output=True, timeout=timeout, env=env or job_env(),
-                          cwd=cwd or REPO_ROOT)
+    proc = subprocess.run(list(cmd), capture_output=True, timeout=timeout, env=env or job_env(), cwd=cwd or REPO_ROOT)
     return JobResult(proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace"))
 
 
 # Runs several invocations of one experiment script in ONE interpreter (TensorFlow imported once), each as
 # `cli.run_app(main)` would run it from the shell: flags reset to defaults, fresh argv, stdout/stderr captured,
 # the exit code taken from SystemExit. An exception escaping run_app is printed as the traceback a user would see.
-_BATCH_DRIVER = r'''
+_BATCH_DRIVER = r"""
 import importlib, io, json, sys, traceback
 from absl import flags
 step, request, answer = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -82,11 +89,12 @@ for argv in json.load(open(request, encoding="utf-8", errors="surrogateescape"))
         sys.stdout, sys.stderr, sys.argv = saved
     results.append([code, out.getvalue(), err.getvalue()])
 json.dump(results, open(answer, "w", encoding="utf-8", errors="surrogateescape"))
-'''
+"""
 
 
-def run_batch(step: str, argvs: Sequence[Sequence[str]], timeout: float = 600, env: dict | None = None
-              ) -> list[JobResult]:
+def run_batch(
+    step: str, argvs: Sequence[Sequence[str]], timeout: float = 600, env: dict | None = None
+) -> list[JobResult]:
     """Runs `deepfl/cli/<step>` once per argv in a single subprocess (one TensorFlow import for all).
 
     Each invocation goes through the script's own `run()` (absl flag parsing, `cli.run_app` error handling),
@@ -99,11 +107,18 @@ def run_batch(step: str, argvs: Sequence[Sequence[str]], timeout: float = 600, e
         request, answer = Path(folder) / "argv.json", Path(folder) / "results.json"
         with open(request, "w", encoding="utf-8", errors="surrogateescape") as handle:
             json.dump([[str(a) for a in argv] for argv in argvs], handle)
-        proc = subprocess.run([sys.executable, "-c", _BATCH_DRIVER, step, str(request), str(answer)],
-                              capture_output=True, timeout=timeout, env=env or job_env(), cwd=REPO_ROOT)
+        proc = subprocess.run(
+            [sys.executable, "-c", _BATCH_DRIVER, step, str(request), str(answer)],
+            capture_output=True,
+            timeout=timeout,
+            env=env or job_env(),
+            cwd=REPO_ROOT,
+        )
         if not answer.exists():
-            raise AssertionError(f"batch driver for {step} died (exit {proc.returncode}):\n"
-                                 f"{proc.stderr.decode('utf-8', 'replace')[-3000:]}")
+            raise AssertionError(
+                f"batch driver for {step} died (exit {proc.returncode}):\n"
+                f"{proc.stderr.decode('utf-8', 'replace')[-3000:]}"
+            )
         with open(answer, encoding="utf-8", errors="surrogateescape") as handle:
             return [JobResult(code, out, err) for code, out, err in json.load(handle)]
 
@@ -112,8 +127,8 @@ def run_batch(step: str, argvs: Sequence[Sequence[str]], timeout: float = 600, e
 class KillReport:
     """What happened during a killed-and-restarted run."""
 
-    kills: int = 0                       # SIGKILLs delivered while the job was running
-    starts: int = 0                      # processes started (kills + 1 when all goes well)
+    kills: int = 0  # SIGKILLs delivered while the job was running
+    starts: int = 0  # processes started (kills + 1 when all goes well)
     progress_at_kill: list = field(default_factory=list)
     final: JobResult | None = None
 
@@ -126,9 +141,17 @@ def _kill_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def run_with_kills(cmd: Sequence[str], progress: Callable[[], int], kills: int = 3, seed: int = 0,
-                   max_delay: float = 1.0, timeout: float = 300, env: dict | None = None,
-                   cwd: str | os.PathLike | None = None, poll: float = 0.02) -> KillReport:
+def run_with_kills(
+    cmd: Sequence[str],
+    progress: Callable[[], int],
+    kills: int = 3,
+    seed: int = 0,
+    max_delay: float = 1.0,
+    timeout: float = 300,
+    env: dict | None = None,
+    cwd: str | os.PathLike | None = None,
+    poll: float = 0.02,
+) -> KillReport:
     """Runs `cmd`, SIGKILLing it `kills` times after progress, restarting each time; returns a `KillReport`.
 
     A kill happens once `progress()` exceeds its value at the start of that attempt, after a further delay
@@ -143,8 +166,9 @@ def run_with_kills(cmd: Sequence[str], progress: Callable[[], int], kills: int =
     while True:
         report.starts += 1
         with open(err_path, "wb") as err:
-            proc = subprocess.Popen(list(cmd), stdout=subprocess.DEVNULL, stderr=err, env=env,
-                                    cwd=cwd or REPO_ROOT, start_new_session=True)
+            proc = subprocess.Popen(
+                list(cmd), stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=cwd or REPO_ROOT, start_new_session=True
+            )
             try:
                 if report.kills < kills:
                     baseline = progress()
@@ -170,8 +194,9 @@ def run_with_kills(cmd: Sequence[str], progress: Callable[[], int], kills: int =
         return report
 
 
-def run_killed_to_completion(cmd: Sequence[str], progress: Callable[[], int], kills: int, seed: int,
-                             max_delay: float, timeout: float = 600) -> KillReport:
+def run_killed_to_completion(
+    cmd: Sequence[str], progress: Callable[[], int], kills: int, seed: int, max_delay: float, timeout: float = 600
+) -> KillReport:
     """`run_with_kills` plus the checks every kill test makes: the last start exits 0, and at least one and at
     most `kills` kills landed (a resumed job skips finished work, so it may finish before every planned kill)."""
     report = run_with_kills(cmd, progress, kills=kills, seed=seed, max_delay=max_delay, timeout=timeout)
@@ -184,6 +209,7 @@ def run_killed_to_completion(cmd: Sequence[str], progress: Callable[[], int], ki
 # Progress probes
 # ---------------------------------------------------------------------------------------------------------
 
+
 def count_files(folder: str | os.PathLike, suffixes: Iterable[str] = (".png", ".bmp", ".jpg")) -> Callable[[], int]:
     """Progress probe: number of finished (non-hidden) files with these suffixes under `folder`."""
     folder = Path(folder)
@@ -193,6 +219,7 @@ def count_files(folder: str | os.PathLike, suffixes: Iterable[str] = (".png", ".
         if not folder.exists():
             return 0
         return sum(1 for p in folder.rglob("*") if p.suffix.lower() in suffixes and not p.name.startswith("."))
+
     return probe
 
 
@@ -202,6 +229,7 @@ def elapsed(step: float = 1.0) -> Callable[[], int]:
 
     def probe() -> int:
         return int((time.monotonic() - start) / step)
+
     return probe
 
 
@@ -214,6 +242,7 @@ def count_lines(path: str | os.PathLike) -> Callable[[], int]:
             return path.read_bytes().count(b"\n")
         except FileNotFoundError:
             return 0
+
     return probe
 
 
@@ -225,12 +254,14 @@ def count_paths(folder: str | os.PathLike, pattern: str = "*") -> Callable[[], i
         if not folder.exists():
             return 0
         return sum(1 for p in folder.rglob(pattern) if not p.name.startswith("."))
+
     return probe
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Comparing outputs
 # ---------------------------------------------------------------------------------------------------------
+
 
 def is_temp(path: Path) -> bool:
     """A hidden temporary file of an atomic write (`.<name>.<random>.tmp`, `.<stem>.<random>.tmp.keras`)."""
@@ -251,8 +282,9 @@ def tree_digest(folder: str | os.PathLike, ignore: Callable[[Path], bool] | None
     return digest
 
 
-def assert_same_tree(reference: str | os.PathLike, candidate: str | os.PathLike,
-                     ignore: Callable[[Path], bool] | None = None) -> int:
+def assert_same_tree(
+    reference: str | os.PathLike, candidate: str | os.PathLike, ignore: Callable[[Path], bool] | None = None
+) -> int:
     """Asserts both folders hold the same files with the same bytes; returns the number of files compared."""
     a, b = tree_digest(reference, ignore), tree_digest(candidate, ignore)
     missing = sorted(set(a) - set(b))
@@ -260,7 +292,8 @@ def assert_same_tree(reference: str | os.PathLike, candidate: str | os.PathLike,
     differ = sorted(k for k in set(a) & set(b) if a[k] != b[k])
     assert not (missing or extra or differ), (
         f"outputs differ from the uninterrupted run: missing {missing[:10]}, extra {extra[:10]}, "
-        f"different bytes {differ[:10]}")
+        f"different bytes {differ[:10]}"
+    )
     return len(a)
 
 
@@ -269,8 +302,9 @@ def leftover_temp_files(folder: str | os.PathLike) -> list[Path]:
     return sorted(p for p in Path(folder).rglob("*") if p.is_file() and is_temp(p))
 
 
-def check_csv(path: str | os.PathLike, key: str | Sequence[str] | None = None,
-              expected_rows: int | None = None) -> list[dict]:
+def check_csv(
+    path: str | os.PathLike, key: str | Sequence[str] | None = None, expected_rows: int | None = None
+) -> list[dict]:
     """Asserts a CSV is whole: newline-terminated, every row as wide as the header, no duplicate keys."""
     path = Path(path)
     data = path.read_bytes()

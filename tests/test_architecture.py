@@ -78,7 +78,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         path.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt]
+                return path[path.index(nxt) :] + [nxt]
             if nxt not in state and (cycle := visit(nxt)):
                 return cycle
         path.pop()
@@ -141,10 +141,12 @@ def readme_modules() -> list[str]:
 def test_import_deepfl_reaches_every_public_module_lazily():
     names = public_modules()
     assert set(readme_modules()) <= set(names), set(readme_modules()) - set(names)
-    code = ("import sys, deepfl; assert 'deepfl.protocol' not in sys.modules; "
-            f"names = {names!r}; "
-            "bad = [n for n in names if getattr(deepfl, n) is not sys.modules['deepfl.' + n]]; "
-            "assert not bad, bad; assert callable(deepfl.predict); print(len(names))")
+    code = (
+        "import sys, deepfl; assert 'deepfl.protocol' not in sys.modules; "
+        f"names = {names!r}; "
+        "bad = [n for n in names if getattr(deepfl, n) is not sys.modules['deepfl.' + n]]; "
+        "assert not bad, bad; assert callable(deepfl.predict); print(len(names))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert int(proc.stdout.split()[-1]) == len(names)

@@ -16,9 +16,16 @@ def synthetic_table(n_content: int = 30, per_content: int = 4, dim: int = 4, see
     features = rng.normal(size=(n, dim)).astype(np.float32)
     signal = features @ rng.normal(size=dim)
     raw = 1 + 4 * (signal - signal.min()) / (signal.max() - signal.min()) + rng.normal(0, 0.05, n)
-    table = pd.DataFrame({"image": [f"img{i}.png" for i in range(n)], "ref": "",
-                          "content": [f"ref{i // per_content:02d}" for i in range(n)],
-                          "score": (raw - 1) / 4, "raw_score": raw, "split": ""})
+    table = pd.DataFrame(
+        {
+            "image": [f"img{i}.png" for i in range(n)],
+            "ref": "",
+            "content": [f"ref{i // per_content:02d}" for i in range(n)],
+            "score": (raw - 1) / 4,
+            "raw_score": raw,
+            "split": "",
+        }
+    )
     return table, features
 
 
@@ -27,8 +34,14 @@ def test_settings_of_both_protocols():
     assert ours["learning_rates"] == list(paper.STAGE2_LEARNING_RATES) and ours["normalize_targets"]
     assert ours["target_column"] == "score" and ours["num_splits"] == paper.STAGE2_NUM_SPLITS
     demo = protocol.protocol_settings("authors_demo")
-    assert demo == {"learning_rates": [1e-3], "epochs": 30, "batch_size": 128, "normalize_targets": False,
-                    "num_splits": 5, "target_column": "raw_score"}
+    assert demo == {
+        "learning_rates": [1e-3],
+        "epochs": 30,
+        "batch_size": 128,
+        "normalize_targets": False,
+        "num_splits": 5,
+        "target_column": "raw_score",
+    }
     assert protocol.HeadConfig().learning_rates == paper.STAGE2_LEARNING_RATES  # the default stays the paper's
     with pytest.raises(ValueError, match="protocol: must be one of"):
         protocol.protocol_settings("mine")
@@ -39,12 +52,19 @@ def test_authors_demo_protocol_on_a_synthetic_set(tmp_path):
 
     table, features = synthetic_table()
     settings = protocol.protocol_settings("authors_demo")
-    config = protocol.HeadConfig(hidden=(64, 32), dropout=(0.1, 0.1), seed=2, epochs=settings["epochs"],
-                                 batch_size=settings["batch_size"], learning_rates=settings["learning_rates"],
-                                 normalize_targets=settings["normalize_targets"])
+    config = protocol.HeadConfig(
+        hidden=(64, 32),
+        dropout=(0.1, 0.1),
+        seed=2,
+        epochs=settings["epochs"],
+        batch_size=settings["batch_size"],
+        learning_rates=settings["learning_rates"],
+        normalize_targets=settings["normalize_targets"],
+    )
     splits = protocol.table_splits(table, settings["num_splits"], seed=0)
-    result = protocol.run_and_report(table, features, splits, config, tmp_path, name="demo",
-                                     target_column=settings["target_column"])
+    result = protocol.run_and_report(
+        table, features, splits, config, tmp_path, name="demo", target_column=settings["target_column"]
+    )
     per_split = result.per_split
     assert len(per_split) == 5 and (per_split["learning_rate"] == 1e-3).all()
     assert per_split[["n_train", "n_val", "n_test"]].iloc[0].tolist() == [72, 24, 24]  # 60/20/20 of 30 contents
@@ -54,8 +74,12 @@ def test_authors_demo_protocol_on_a_synthetic_set(tmp_path):
     assert not list(tmp_path.glob("*.normalizer.json"))
     np.testing.assert_array_equal(result.predictions.query("split == 0")["score"], table["raw_score"])
     head = keras.saving.load_model(result.head_paths[0])
-    np.testing.assert_allclose(head.predict(features, verbose=0).reshape(-1),
-                               result.predictions.query("split == 0")["pred"], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        head.predict(features, verbose=0).reshape(-1),
+        result.predictions.query("split == 0")["pred"],
+        rtol=1e-4,
+        atol=1e-4,
+    )
     # The best-validation-loss checkpoint: the saved head's val loss is the reported minimum.
     val = splits[0] == "val"
     mse = float(np.mean((head.predict(features[val], verbose=0).reshape(-1) - table["raw_score"][val]) ** 2))
@@ -63,10 +87,12 @@ def test_authors_demo_protocol_on_a_synthetic_set(tmp_path):
 
 
 def test_within_table_holds_both_anchors():
-    summary = pd.DataFrame({"srocc": [0.93], "plcc": [0.94], "plcc_logistic": [0.94], "krocc": [0.78],
-                            "rmse": [0.3]}, index=["median"])
-    table = reporting.within_table({"kadid10k": summary}, {"kadid10k": 10125}, {"kadid10k": 5},
-                                   protocol="authors_demo").set_index("dataset")
+    summary = pd.DataFrame(
+        {"srocc": [0.93], "plcc": [0.94], "plcc_logistic": [0.94], "krocc": [0.78], "rmse": [0.3]}, index=["median"]
+    )
+    table = reporting.within_table(
+        {"kadid10k": summary}, {"kadid10k": 10125}, {"kadid10k": 5}, protocol="authors_demo"
+    ).set_index("dataset")
     row = table.loc["kadid10k"]
     assert row["protocol"] == "authors_demo" and row["paper_srocc"] == 0.936
     assert row["authors_demo_srocc"] == 0.926 and row["authors_demo_splits"] == "0.937 0.925 0.926 0.921 0.942"

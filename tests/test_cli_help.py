@@ -20,9 +20,14 @@ def test_every_script_help_lists_its_flags():
     assert len(scripts) >= 8
     code = "import sys; sys.argv[0] = {name!r}; import {module} as m; m.run()"
     procs = {
-        (name, option): subprocess.Popen([sys.executable, "-c", code.format(name=name, module=module), option],
-                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for name, module in scripts.items() for option in ("--help", "-h")
+        (name, option): subprocess.Popen(
+            [sys.executable, "-c", code.format(name=name, module=module), option],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for name, module in scripts.items()
+        for option in ("--help", "-h")
     }
     for (name, option), proc in procs.items():
         out, _ = proc.communicate(timeout=300)

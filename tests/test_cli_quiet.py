@@ -25,8 +25,7 @@ SCRIPT = textwrap.dedent("""
 
 def _run(*flags: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    return subprocess.run([sys.executable, "-c", SCRIPT, *flags], capture_output=True, text=True, env=env,
-                          timeout=300)
+    return subprocess.run([sys.executable, "-c", SCRIPT, *flags], capture_output=True, text=True, env=env, timeout=300)
 
 
 def test_job_output_has_no_tensorflow_log_lines_by_default():

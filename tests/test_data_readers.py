@@ -63,9 +63,13 @@ def make_live(root: Path) -> Path:
 
 
 CSIQ_ROWS = [  # image, dst_idx, dst_type, dst_lev, dmos_std, dmos
-    ("1600", 1, "noise", 1, 0.061, 0.062), ("1600", 2, "jpeg", 2, 0.05, 0.2), ("1600", 3, "jpeg 2000", 1, 0.04, 0.1),
-    ("aerial_city", 4, "fnoise", 3, 0.03, 0.4), ("aerial_city", 5, "blur", 5, 0.1, 0.9),
-    ("boston", 6, "contrast", 2, 0.02, 0.3)]
+    ("1600", 1, "noise", 1, 0.061, 0.062),
+    ("1600", 2, "jpeg", 2, 0.05, 0.2),
+    ("1600", 3, "jpeg 2000", 1, 0.04, 0.1),
+    ("aerial_city", 4, "fnoise", 3, 0.03, 0.4),
+    ("aerial_city", 5, "blur", 5, 0.1, 0.9),
+    ("boston", 6, "contrast", 2, 0.02, 0.3),
+]
 
 
 def make_csiq(root: Path, fmt: str = "xlsx") -> Path:
@@ -104,7 +108,8 @@ def make_koniq(root: Path, with_sets: bool = True) -> Path:
     if with_sets:
         rows = [f"{n},1,2,3,4,5,15,{1.5 + i * 0.3:.4f},0.7,{s}" for i, (n, s) in enumerate(zip(names, sets))]
         (root / "koniq10k_distributions_sets.csv").write_text(
-            "image_name,c1,c2,c3,c4,c5,c_total,MOS,SD,set\n" + "\n".join(rows) + "\n")
+            "image_name,c1,c2,c3,c4,c5,c_total,MOS,SD,set\n" + "\n".join(rows) + "\n"
+        )
     for n in names:
         touch_image(root / "1024x768" / n)
     return root
@@ -132,7 +137,9 @@ def make_weak_labels(root: Path, metrics=("ssim", "msssim", "mdsi"), bad_line: s
         for lev in range(1, 4):
             name = f"{ref}_03_{lev:02d}.bmp"
             touch_image(images / name)
-            rows.append(",".join([name, f"{ref}.png"] + [f"{0.9 - lev * 0.1 + j / 100:.4f}" for j in range(len(metrics))]))
+            rows.append(
+                ",".join([name, f"{ref}.png"] + [f"{0.9 - lev * 0.1 + j / 100:.4f}" for j in range(len(metrics))])
+            )
     if bad_line is not None:
         rows.insert(2, bad_line)
     path = root / "labels.csv"
@@ -340,8 +347,14 @@ def test_datasets_info_matches_paper():
 
 # ---------------------------------------------------------------- the benchmarks' real metadata (../shared)
 
-SHARED_META = next((p / "data" / "meta" for p in (Path(__file__).resolve().parents[2] / "shared", Path("/work/shared"))
-                    if (p / "data" / "meta").is_dir()), None)
+SHARED_META = next(
+    (
+        p / "data" / "meta"
+        for p in (Path(__file__).resolve().parents[2] / "shared", Path("/work/shared"))
+        if (p / "data" / "meta").is_dir()
+    ),
+    None,
+)
 real_meta = pytest.mark.skipif(SHARED_META is None, reason="../shared/data/meta (the real metadata) is absent")
 CSIQ_RELEASE_HEADER = ("image", "dst_idx", "dst_type", "dst_lev", "dmos_std", "dmos")
 
@@ -434,8 +447,10 @@ def test_real_csiq_csv_export_and_release_workbook(real_layouts):
     rows = pd.read_csv(root / "csiq.DMOS.csv", dtype={"image": str})
     assert len(from_csv) == 866 and from_csv["content"].nunique() == 30
     np.testing.assert_array_equal(from_csv["raw_score"], rows["dmos"].to_numpy(np.float64))
-    release = [(int(r.image) if r.image.isdigit() else r.image, i + 1, r.dst_type, int(r.dst_lev), 0.0, float(r.dmos))
-               for i, r in enumerate(rows.itertuples(index=False))]
+    release = [
+        (int(r.image) if r.image.isdigit() else r.image, i + 1, r.dst_type, int(r.dst_lev), 0.0, float(r.dmos))
+        for i, r in enumerate(rows.itertuples(index=False))
+    ]
     workbook = root / "csiq.DMOS.xlsx"
     write_csiq_release_workbook(workbook, release)
     try:
@@ -507,8 +522,11 @@ def test_csiq_header_found_anywhere_in_csv_export(tmp_path):
     with pytest.raises(TableError, match=r"csiq\.DMOS\.csv, line 8: unknown dst_type 'pinknoise'"):
         dd.read_csiq(tmp_path)
     (tmp_path / "csiq.DMOS.csv").write_text("\n".join(shifted).replace("dst_lev", "level") + "\n")
-    with pytest.raises(TableError, match=r"csiq\.DMOS\.csv: no line holds the header \['image', 'dst_type', "
-                                         r"'dst_lev', 'dmos'\]"):
+    with pytest.raises(
+        TableError,
+        match=r"csiq\.DMOS\.csv: no line holds the header \['image', 'dst_type', "
+        r"'dst_lev', 'dmos'\]",
+    ):
         dd.read_csiq(tmp_path)
 
 
@@ -536,8 +554,11 @@ def test_weak_labels_index_column_and_header_variants(tmp_path):
     pd.testing.assert_frame_equal(dd.read_weak_labels(csv, tmp_path / "dist_imgs"), reference)
     variant[0] = "index,dist_im,ref_im,ssim,msssim,mdsi,comment"
     csv.write_text("\n".join(line + ",x" if i else line for i, line in enumerate(variant)) + "\n")
-    with pytest.raises(TableError, match=r"labels\.csv, line 1: header .* is not the KADIS layout .*: column "
-                                         r"'comment' cannot be mapped$"):
+    with pytest.raises(
+        TableError,
+        match=r"labels\.csv, line 1: header .* is not the KADIS layout .*: column "
+        r"'comment' cannot be mapped$",
+    ):
         dd.read_weak_labels(csv, tmp_path / "dist_imgs")
     csv.write_text("dist_im,ssim,SSIM\nx.bmp,0.5,0.5\n")
     with pytest.raises(TableError, match=r"columns 'ssim' and 'SSIM' both map to 'ssim'"):

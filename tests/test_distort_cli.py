@@ -33,8 +33,9 @@ def test_assignment_csv_bmp_names_manifest_and_rerun(ref_dir, tmp_path):
     assignment = tmp_path / "kadis700k_ref_imgs.csv"
     assignment.write_text("ref_im,dist_type\n" + "".join(f"{n},{t}\n" for n, t in zip(NAMES, (1, 9, 15, 19, 23))))
     out = tmp_path / "out"
-    result = distort(f"--ref_dir={ref_dir}", f"--out_dir={out}", f"--assignment_csv={assignment}",
-                     "--format=bmp", "--workers=2")
+    result = distort(
+        f"--ref_dir={ref_dir}", f"--out_dir={out}", f"--assignment_csv={assignment}", "--format=bmp", "--workers=2"
+    )
     assert result.returncode == 0, result.stderr
     rows = kr.check_csv(out / "manifest.csv", key="dist_im", expected_rows=25)
     assert list(rows[0]) == ["dist_im", "ref_im", "dist_type", "dist_level"]
@@ -64,8 +65,9 @@ def test_resume_after_lost_rows_and_images_gives_same_bytes(ref_dir, tmp_path):
     second = distort(f"--ref_dir={ref_dir}", f"--out_dir={out}", "--seed=3", "--workers=2")
     assert second.returncode == 0, second.stderr
     resumed = kr.tree_digest(out)
-    assert {k: v for k, v in resumed.items() if k != "manifest.csv"} == \
-        {k: v for k, v in reference.items() if k != "manifest.csv"}
+    assert {k: v for k, v in resumed.items() if k != "manifest.csv"} == {
+        k: v for k, v in reference.items() if k != "manifest.csv"
+    }
     rows = kr.check_csv(out / "manifest.csv", key="dist_im", expected_rows=25)
     assert {r["dist_im"] for r in rows} == {r["dist_im"] for r in rows_of(tmp_path / "out" / "manifest.csv")}
 
@@ -75,8 +77,9 @@ def test_shards_partition_the_work_with_identical_bytes(ref_dir, tmp_path):
     assert distort(f"--ref_dir={ref_dir}", f"--out_dir={whole}", "--seed=5").returncode == 0
     parts = tmp_path / "parts"
     for index in range(2):
-        result = distort(f"--ref_dir={ref_dir}", f"--out_dir={parts}", "--seed=5", "--num_shards=2",
-                         f"--shard_index={index}")
+        result = distort(
+            f"--ref_dir={ref_dir}", f"--out_dir={parts}", "--seed=5", "--num_shards=2", f"--shard_index={index}"
+        )
         assert result.returncode == 0, result.stderr
     images = {k: v for k, v in kr.tree_digest(parts).items() if k.endswith(".png")}
     assert images == {k: v for k, v in kr.tree_digest(whole).items() if k.endswith(".png")}
@@ -110,8 +113,9 @@ def test_png_compression_changes_file_sizes_not_pixels(ref_dir, tmp_path):
     outs = {}
     for level in (0, 1):
         out = tmp_path / f"png{level}"
-        result = distort(f"--ref_dir={ref_dir}", f"--out_dir={out}", "--seed=2", "--workers=1",
-                         f"--png_compression={level}")
+        result = distort(
+            f"--ref_dir={ref_dir}", f"--out_dir={out}", "--seed=2", "--workers=1", f"--png_compression={level}"
+        )
         assert result.returncode == 0, result.stderr
         outs[level] = out
     names = sorted(p.name for p in outs[1].glob("*.png"))
@@ -150,7 +154,7 @@ def test_resize_writes_the_references_the_manifest_names(ref_dir, tmp_path):
         ref, dist = Image.open(out / row["ref_im"]), Image.open(out / row["dist_im"])
         assert ref.size == dist.size == (512, 384)
     before = kr.tree_digest(out)
-    (out / "references" / "ref2.png").unlink()   # a kill before the reference was written: the rerun restores it
+    (out / "references" / "ref2.png").unlink()  # a kill before the reference was written: the rerun restores it
     again = distort(f"--ref_dir={ref_dir}", f"--out_dir={out}", "--resize", "--workers=1")
     assert again.returncode == 0, again.stderr
     assert kr.tree_digest(out) == before
@@ -166,25 +170,31 @@ def test_changed_settings_are_refused_until_overwrite(ref_dir, tmp_path):
     assert len(error) == 1 and "seed 0 -> 1" in error[0] and "--overwrite" in error[0], changed.stderr
     assert kr.tree_digest(out) == first
     relative = distort(f"--ref_dir={kr.os.path.relpath(ref_dir, kr.REPO_ROOT)}", f"--out_dir={out}", "--seed=0")
-    assert relative.returncode == 0, relative.stderr      # the same folder, named another way: a resume
+    assert relative.returncode == 0, relative.stderr  # the same folder, named another way: a resume
     assert kr.tree_digest(out) == first
     again = distort(f"--ref_dir={ref_dir}", f"--out_dir={out}", "--seed=1", "--workers=1", "--overwrite")
     assert again.returncode == 0, again.stderr
     fresh = distort(f"--ref_dir={ref_dir}", f"--out_dir={tmp_path / 'fresh'}", "--seed=1", "--workers=1")
     assert fresh.returncode == 0, fresh.stderr
-    kr.assert_same_tree(tmp_path / "fresh", out)        # nothing of the seed-0 run is left
+    kr.assert_same_tree(tmp_path / "fresh", out)  # nothing of the seed-0 run is left
 
 
 def test_merge_joins_shard_manifests_like_an_unsharded_run(ref_dir, tmp_path):
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     assert distort(f"--ref_dir={ref_dir}", f"--out_dir={whole}", "--seed=5", "--workers=1").returncode == 0
     for index in range(3):
-        result = distort(f"--ref_dir={ref_dir}", f"--out_dir={parts}", "--seed=5", "--num_shards=3",
-                         f"--shard_index={index}", "--workers=1")
+        result = distort(
+            f"--ref_dir={ref_dir}",
+            f"--out_dir={parts}",
+            "--seed=5",
+            "--num_shards=3",
+            f"--shard_index={index}",
+            "--workers=1",
+        )
         assert result.returncode == 0, result.stderr
     merged = distort(f"--ref_dir={ref_dir}", f"--out_dir={parts}", "--seed=5", "--num_shards=3", "--merge")
     assert merged.returncode == 0, merged.stderr
-    assert "25 rows, 5 expected images without a row" in merged.stdout   # broken.png has none
+    assert "25 rows, 5 expected images without a row" in merged.stdout  # broken.png has none
     assert (parts / "manifest.csv").read_bytes() == (whole / "manifest.csv").read_bytes()
     unmerged = distort(f"--ref_dir={ref_dir}", f"--out_dir={tmp_path / 'none'}", "--num_shards=2", "--merge")
     assert unmerged.returncode == 2 and "manifest-0-of-2.csv" in unmerged.stderr

@@ -102,8 +102,16 @@ def test_multithresh_two_levels_matches_otsu():
     from skimage.filters import threshold_multiotsu
 
     rng = np.random.default_rng(0)
-    levels = np.round(np.clip(np.concatenate([rng.normal(0.2, 0.05, 4000), rng.normal(0.5, 0.05, 3000),
-                                              rng.normal(0.85, 0.04, 3000), [0.0, 1.0]]), 0, 1) * 255)
+    levels = np.round(
+        np.clip(
+            np.concatenate(
+                [rng.normal(0.2, 0.05, 4000), rng.normal(0.5, 0.05, 3000), rng.normal(0.85, 0.04, 3000), [0.0, 1.0]]
+            ),
+            0,
+            1,
+        )
+        * 255
+    )
     pdf, _, _ = otsu_pdf(levels / 255)  # levels 0 and 255 present: the same bins as scikit-image's
     ours = quantization.multithresh(levels / 255, 2) * 255
     theirs = threshold_multiotsu(levels.astype(np.uint8), classes=3)
@@ -184,7 +192,7 @@ def test_impulse_noise_density():
 def test_pixelate_makes_blocks(image):
     out = distortions.distort(image, "pixelate", 5)
     distinct_cols = len(np.unique(out.reshape(out.shape[0], -1, 3)[0], axis=0))
-    assert distinct_cols <= int(np.ceil(image.shape[1] * (0.95 - 0.5 ** 0.6))) + 1
+    assert distinct_cols <= int(np.ceil(image.shape[1] * (0.95 - 0.5**0.6))) + 1
 
 
 def test_quantization_has_at_most_levels_plus_one_values(image):
@@ -234,7 +242,7 @@ def test_levels_get_stronger(image):
 
 
 def test_minimum_size_works(image):
-    small = np.ascontiguousarray(image[:distortions.MIN_SIZE, :distortions.MIN_SIZE])
+    small = np.ascontiguousarray(image[: distortions.MIN_SIZE, : distortions.MIN_SIZE])
     for dist_type in ALL_TYPES:
         assert distortions.distort(small, dist_type, 5, rng=0).shape == small.shape
 
@@ -245,22 +253,25 @@ def test_constant_image_does_not_crash():
         assert distortions.distort(flat, dist_type, 3, rng=0).shape == flat.shape
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    ({"image": np.zeros((64, 64, 3), np.float32)}, "image"),
-    ({"image": np.zeros((64, 64), np.uint8)}, "image"),
-    ({"image": np.zeros((64, 64, 4), np.uint8)}, "image"),
-    ({"image": np.zeros((40, 64, 3), np.uint8)}, "image"),
-    ({"image": [[1, 2, 3]]}, "image"),
-    ({"dist_type": 0}, "dist_type"),
-    ({"dist_type": 26}, "dist_type"),
-    ({"dist_type": "blurry"}, "dist_type"),
-    ({"dist_type": 2.0}, "dist_type"),
-    ({"level": 0}, "level"),
-    ({"level": 6}, "level"),
-    ({"level": True}, "level"),
-    ({"rng": "seed"}, "rng"),
-    ({"rng": -1}, "rng"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"image": np.zeros((64, 64, 3), np.float32)}, "image"),
+        ({"image": np.zeros((64, 64), np.uint8)}, "image"),
+        ({"image": np.zeros((64, 64, 4), np.uint8)}, "image"),
+        ({"image": np.zeros((40, 64, 3), np.uint8)}, "image"),
+        ({"image": [[1, 2, 3]]}, "image"),
+        ({"dist_type": 0}, "dist_type"),
+        ({"dist_type": 26}, "dist_type"),
+        ({"dist_type": "blurry"}, "dist_type"),
+        ({"dist_type": 2.0}, "dist_type"),
+        ({"level": 0}, "level"),
+        ({"level": 6}, "level"),
+        ({"level": True}, "level"),
+        ({"rng": "seed"}, "rng"),
+        ({"rng": -1}, "rng"),
+    ],
+)
 def test_bad_arguments_raise_value_error_naming_them(kwargs, name):
     args = {"image": np.zeros((64, 64, 3), np.uint8), "dist_type": 1, "level": 1, "rng": 0}
     args.update(kwargs)
@@ -292,8 +303,9 @@ def test_per_level_lookup_gives_the_same_bytes_as_per_sample_maths(image, dist_t
     low_contrast = (image // 3 + 60).astype(np.uint8)  # input mapmm stretches it
     for img in (image, low_contrast):
         for level in range(1, 6):
-            np.testing.assert_array_equal(distortions.distort(img, dist_type, level),
-                                          _plain_pipeline(img, dist_type, level))
+            np.testing.assert_array_equal(
+                distortions.distort(img, dist_type, level), _plain_pipeline(img, dist_type, level)
+            )
 
 
 @pytest.mark.parametrize("dist_type", [4, 8, 16, 24])
@@ -304,8 +316,9 @@ def test_source_levels_give_the_same_values_as_per_sample_maths(image, dist_type
     for param in (spec.levels[0], spec.levels[-1]):
         fast = spec.function(x, param, None, source=_ranges.Source(image, levels))
         np.testing.assert_allclose(fast, spec.function(x, param, None), rtol=0, atol=1e-12)
-        np.testing.assert_array_equal(_ranges.mapmm_to_uint8(fast), distortions.distort(image, dist_type, 1 + (
-            param == spec.levels[-1]) * 4))
+        np.testing.assert_array_equal(
+            _ranges.mapmm_to_uint8(fast), distortions.distort(image, dist_type, 1 + (param == spec.levels[-1]) * 4)
+        )
 
 
 @pytest.mark.parametrize("factor", [0.4, 0.1, 0.0, -0.4])
@@ -313,15 +326,15 @@ def test_hsv_saturation_closed_form_equals_hsv_round_trip(image, factor):
     x = _ranges.mapmm(image.astype(np.float64))
     hsv = _colour.rgb2hsv(x)
     hsv[..., 1] *= factor
-    np.testing.assert_allclose(distortions.color.color_saturation_hsv(x, factor, None), _colour.hsv2rgb(hsv),
-                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        distortions.color.color_saturation_hsv(x, factor, None), _colour.hsv2rgb(hsv), rtol=0, atol=1e-12
+    )
 
 
 def test_mapmm_to_uint8_matches_the_two_step_conversion():
     rng = np.random.default_rng(0)
     for x in (rng.random((70, 40, 3)) * 1.4 - 0.2, rng.random(9), np.full((5, 5, 3), 0.3), rng.random((300, 1))):
-        np.testing.assert_array_equal(_ranges.mapmm_to_uint8(x),
-                                      _ranges.to_double_uint8_roundtrip(_ranges.mapmm(x)))
+        np.testing.assert_array_equal(_ranges.mapmm_to_uint8(x), _ranges.to_double_uint8_roundtrip(_ranges.mapmm(x)))
 
 
 def test_take_levels_equals_np_take(image):
@@ -346,7 +359,7 @@ def test_gaussian_kernels_equal_ndimage_exactly(sigma, size):
 @pytest.mark.parametrize("strength", [0.01, 0.2, 0.5])
 def test_pixelate_kernel_equals_the_two_nearest_resamplings(image, strength):
     x = image / 255.0
-    z = 0.95 - strength ** 0.6
+    z = 0.95 - strength**0.6
     h, w = x.shape[:2]
     lh, lw = int(np.ceil(z * h)), int(np.ceil(z * w))
     low = x[spatial._nearest_indices(h, lh, z)][:, spatial._nearest_indices(w, lw, z)]
@@ -365,8 +378,9 @@ def test_impulse_and_speckle_kernels_equal_the_numpy_maths():
         np.testing.assert_array_equal(distortions.noise.impulse_noise(x, d, np.random.default_rng(1)), expected)
     for var in (0.05, 2.0):  # 2.0 drives x + x*n outside [0, 1]
         n = np.sqrt(12.0 * var) * (np.random.default_rng(1).random(x.shape) - 0.5)
-        np.testing.assert_array_equal(distortions.noise.multiplicative_noise(x, var, np.random.default_rng(1)),
-                                      np.clip(x + x * n, 0.0, 1.0))
+        np.testing.assert_array_equal(
+            distortions.noise.multiplicative_noise(x, var, np.random.default_rng(1)), np.clip(x + x * n, 0.0, 1.0)
+        )
 
 
 def test_long_gaussian_goes_through_fft_with_the_same_result():
@@ -403,8 +417,10 @@ def _numpy_lab2rgb(lab, clip):
     eps, kappa, m = _colour._LAB_EPS, _colour._LAB_KAPPA, _colour._XYZN_TO_RGB
     lum = lab[..., 0]
     fy = (lum + 16.0) / 116.0
-    inv = [np.where(t * t * t <= eps, (116.0 * t - 16.0) / kappa, t * t * t)
-           for t in (fy + lab[..., 1] / 500.0, fy - lab[..., 2] / 200.0)]
+    inv = [
+        np.where(t * t * t <= eps, (116.0 * t - 16.0) / kappa, t * t * t)
+        for t in (fy + lab[..., 1] / 500.0, fy - lab[..., 2] / 200.0)
+    ]
     y = np.where(lum <= kappa * eps, lum / kappa, fy * fy * fy)
     out = []
     for k in range(3):
@@ -429,7 +445,7 @@ def test_lab_kernels_equal_the_numpy_maths_exactly(image):
 
 def _keys(t):
     t = abs(t)
-    return 1.5 * t ** 3 - 2.5 * t ** 2 + 1 if t <= 1 else (-0.5 * t ** 3 + 2.5 * t ** 2 - 4 * t + 2 if t < 2 else 0.0)
+    return 1.5 * t**3 - 2.5 * t**2 + 1 if t <= 1 else (-0.5 * t**3 + 2.5 * t**2 - 4 * t + 2 if t < 2 else 0.0)
 
 
 def test_jitter_warp_matches_a_per_pixel_keys_cubic_reference():
@@ -512,8 +528,9 @@ def test_nl_means_kernel_equals_scikit_image_exactly(image, var):
     sigma = np.sqrt(var)
     x = image.astype(np.float64) / 255
     noisy = np.clip(x + sigma * np.random.default_rng(1).standard_normal(x.shape), 0, 1).astype(np.float32)
-    expected = denoise_nl_means(noisy, h=0.8 * sigma, sigma=sigma, patch_size=5, patch_distance=2, fast_mode=True,
-                                channel_axis=-1)
+    expected = denoise_nl_means(
+        noisy, h=0.8 * sigma, sigma=sigma, patch_size=5, patch_distance=2, fast_mode=True, channel_axis=-1
+    )
     np.testing.assert_array_equal(distortions.noise.nl_means(noisy, sigma), expected)
 
 
@@ -522,15 +539,19 @@ def test_standard_normal_gives_numpys_draws_and_state(dtype):
     for seed in range(3):
         ours, theirs = np.random.default_rng(seed), np.random.default_rng(seed)
         for shape in [(5,), (2, 300, 401), (1,), (3, 3)]:  # 240k draws: the ziggurat's tail and wedge paths too
-            np.testing.assert_array_equal(_random.standard_normal(ours, shape, dtype),
-                                          theirs.standard_normal(shape, dtype=dtype))
+            np.testing.assert_array_equal(
+                _random.standard_normal(ours, shape, dtype), theirs.standard_normal(shape, dtype=dtype)
+            )
             ours.random(1), theirs.random(1)
             assert ours.bit_generator.state == theirs.bit_generator.state
-        np.testing.assert_array_equal(ours.standard_normal(7, dtype=np.float32),
-                                      theirs.standard_normal(7, dtype=np.float32))
+        np.testing.assert_array_equal(
+            ours.standard_normal(7, dtype=np.float32), theirs.standard_normal(7, dtype=np.float32)
+        )
     mt = np.random.Generator(np.random.MT19937(0))  # other bit generators: numpy itself
-    np.testing.assert_array_equal(_random.standard_normal(mt, (4,), dtype),
-                                  np.random.Generator(np.random.MT19937(0)).standard_normal(4, dtype=dtype))
+    np.testing.assert_array_equal(
+        _random.standard_normal(mt, (4,), dtype),
+        np.random.Generator(np.random.MT19937(0)).standard_normal(4, dtype=dtype),
+    )
 
 
 def test_denoise_removes_most_of_the_noise(full):

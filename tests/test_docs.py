@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -40,14 +39,21 @@ BLOCK_TIMEOUT_S = 600
 # Appended to every invocation of the command (see the module docstring).
 FAST_FLAGS = {
     "deepfl-demo": ["--arch=tiny", "--train_epochs=1", "--mlp_epochs=1", "--num_splits=1"],
-    "deepfl-train-multitask": ["--arch=tiny", "--weights=none", "--image_size=32,32", "--batch_size=4",
-                               "--steps_per_epoch=1", "--epochs=1", "--val_steps=1", "--warmup_epochs=0",
-                               "--tensorboard=false"],
+    "deepfl-train-multitask": [
+        "--arch=tiny",
+        "--weights=none",
+        "--image_size=32,32",
+        "--batch_size=4",
+        "--steps_per_epoch=1",
+        "--epochs=1",
+        "--val_steps=1",
+        "--warmup_epochs=0",
+        "--tensorboard=false",
+    ],
     "deepfl-label": ["--metrics=ssim,msssim,vsi,gmsd"],
     "deepfl-train-mlp": ["--epochs=2", "--num_splits=2", "--learning_rates=1e-3"],
 }
-CONSOLE_SCRIPTS = dict(re.findall(r'"(deepfl-[a-z-]+)": "(deepfl\.cli\.[a-z_]+):run"',
-                                  (REPO / "setup.py").read_text()))
+CONSOLE_SCRIPTS = dict(re.findall(r'"(deepfl-[a-z-]+)": "(deepfl\.cli\.[a-z_]+):run"', (REPO / "setup.py").read_text()))
 
 SKIP_COMMENT = re.compile(r"<!--\s*docs-test:\s*skip\s*\((.+?)\)\s*-->")
 NEEDS_COMMENT = re.compile(r"#\s*needs:\s*(.+)$", re.MULTILINE)
@@ -80,7 +86,7 @@ def read_blocks(path: Path) -> list[Block]:
         i += 1
         while i < len(lines) and not lines[i].startswith("```"):
             i += 1
-        code = "\n".join(lines[start + 1:i]) + "\n"
+        code = "\n".join(lines[start + 1 : i]) + "\n"
         before = next((lines[k] for k in range(start - 1, -1, -1) if lines[k].strip()), "")
         skip = SKIP_COMMENT.search(before)
         needs = NEEDS_COMMENT.search(code)
@@ -137,13 +143,20 @@ def workspace(tmp_path_factory) -> dict:
         script.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m {module} "$@" {extra}\n')
         script.chmod(0o755)
     env = dict(os.environ)
-    env.update({"HOME": str(home), "PATH": f"{fastbin}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}"
-                f"{env.get('PATH', '')}", "DEEPFL_NO_PROGRESS": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
-                "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(REPO)})
+    env.update(
+        {
+            "HOME": str(home),
+            "PATH": f"{fastbin}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+            "DEEPFL_NO_PROGRESS": "1",
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "CUDA_VISIBLE_DEVICES": "",
+            "PYTHONPATH": str(REPO),
+        }
+    )
     return {"dir": ws, "env": env, "skipped": []}
 
 
-_PY_DRIVER = r'''
+_PY_DRIVER = r"""
 import json, sys, traceback
 blocks = json.load(open(sys.argv[1]))
 namespace = {"__name__": "__main__"}
@@ -154,13 +167,14 @@ for where, code in blocks:
         print(f"DOCS-TEST FAILED {where}", file=sys.stderr)
         traceback.print_exc()
         sys.exit(1)
-'''
+"""
 
 
 def _run(cmd: list[str], ws: dict, what: str) -> None:
     proc = subprocess.run(cmd, cwd=ws["dir"], env=ws["env"], capture_output=True, text=True, timeout=BLOCK_TIMEOUT_S)
-    assert proc.returncode == 0, (f"{what} failed (exit {proc.returncode}):\n--- stdout\n{proc.stdout[-3000:]}\n"
-                                  f"--- stderr\n{proc.stderr[-5000:]}")
+    assert proc.returncode == 0, (
+        f"{what} failed (exit {proc.returncode}):\n--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-5000:]}"
+    )
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(REPO)) for p in PAGES])
@@ -184,4 +198,3 @@ def test_page_examples_run(page: Path, workspace, capsys):
             print(f"\ndocs-test skipped {block.where}: {block.skip}")
     if not blocks:
         pytest.skip(f"{page.name} has no bash or python block")
-

@@ -12,10 +12,12 @@ from deepfl.errors import MAX_MESSAGE_CHARS, one_line
 REPO = Path(__file__).resolve().parents[1]
 
 # What TensorFlow prints for a per-replica value it cannot convert: the whole tensor, over hundreds of lines.
-TENSOR_DUMP = ("Attempt to convert a value (PerReplica:{\n"
-               "  0: <tf.Tensor: shape=(2, 64, 64, 3), dtype=float32, numpy=\n"
-               + repr(np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype(np.float32))
-               + "}) with an unsupported type (<class 'tensorflow.python.distribute.values.PerReplica'>) to a Tensor.")
+TENSOR_DUMP = (
+    "Attempt to convert a value (PerReplica:{\n"
+    "  0: <tf.Tensor: shape=(2, 64, 64, 3), dtype=float32, numpy=\n"
+    + repr(np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype(np.float32))
+    + "}) with an unsupported type (<class 'tensorflow.python.distribute.values.PerReplica'>) to a Tensor."
+)
 
 SCRIPT = """
 import sys
@@ -38,8 +40,9 @@ app.run_app(main)
 
 def _run(kind, *extra):
     code = SCRIPT.format(message=TENSOR_DUMP)
-    return subprocess.run([sys.executable, "-c", code, f"--kind={kind}", *extra], cwd=REPO, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", code, f"--kind={kind}", *extra], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_one_line_reduces_a_tensor_dump():
@@ -48,8 +51,10 @@ def test_one_line_reduces_a_tensor_dump():
     assert line == "Attempt to convert a value (PerReplica:{"
     long = one_line(RuntimeError("y" * 1000))
     assert len(long) == MAX_MESSAGE_CHARS and long.endswith("...")
-    graph = RuntimeError("Graph execution error:\n\nDetected at node x defined at (most recent call last):\n"
-                         "  File \"a.py\", line 1, in f\nInvalid reduction dimension 0\n\t [[{{node x}}]]")
+    graph = RuntimeError(
+        "Graph execution error:\n\nDetected at node x defined at (most recent call last):\n"
+        '  File "a.py", line 1, in f\nInvalid reduction dimension 0\n\t [[{{node x}}]]'
+    )
     assert one_line(graph) == "Invalid reduction dimension 0"
     assert one_line(KeyError()) == "KeyError"
 

@@ -20,10 +20,10 @@ def test_label_exits_3_when_every_pair_is_skipped(tmp_path):
     refs, dists, empty = tmp_path / "refs", tmp_path / "dists", tmp_path / "empty"
     for folder in (refs, dists, empty):
         folder.mkdir()
-    write_image(refs / "small.png", textured_image(64, 64, 0))        # below MS-SSIM's 161 pixels
+    write_image(refs / "small.png", textured_image(64, 64, 0))  # below MS-SSIM's 161 pixels
     write_image(refs / "big.png", textured_image(96, 96, 1))
     write_image(dists / "small_1.png", textured_image(64, 64, 2))
-    write_image(dists / "big_1.png", textured_image(80, 96, 3))       # not the size of its reference
+    write_image(dists / "big_1.png", textured_image(80, 96, 3))  # not the size of its reference
     manifest = tmp_path / "manifest.csv"
     with open(manifest, "w", newline="") as handle:
         csv.writer(handle).writerows([("dist_im", "ref_im"), ("small_1.png", "small.png"), ("big_1.png", "big.png")])
@@ -31,8 +31,12 @@ def test_label_exits_3_when_every_pair_is_skipped(tmp_path):
     argvs = {
         "wrong image_root": [*common, f"--image_root={empty}", f"--out_dir={tmp_path / 'a'}", "--metrics=ssim"],
         "missing image_root": [*common, f"--image_root={tmp_path / 'nowhere'}", f"--out_dir={tmp_path / 'b'}"],
-        "too small and mismatched": [*common, f"--image_root={dists}", f"--out_dir={tmp_path / 'c'}",
-                                     "--metrics=ssim,msssim"],
+        "too small and mismatched": [
+            *common,
+            f"--image_root={dists}",
+            f"--out_dir={tmp_path / 'c'}",
+            "--metrics=ssim,msssim",
+        ],
         "small pair scored": [*common, f"--image_root={dists}", f"--out_dir={tmp_path / 'd'}", "--metrics=ssim"],
     }
     results = dict(zip(argvs, kr.run_batch("label", list(argvs.values()))))
@@ -47,16 +51,16 @@ def test_label_exits_3_when_every_pair_is_skipped(tmp_path):
     assert len(error_lines(small.stderr)) == 1
     assert "small_1.png" in small.stderr and "big_1.png: size 96x80 differs" in small.stderr
     scored = results["small pair scored"]
-    assert scored.returncode == 0, scored.stderr[-2000:]    # one row written, the mismatched pair skipped
+    assert scored.returncode == 0, scored.stderr[-2000:]  # one row written, the mismatched pair skipped
     assert "1 rows written" in scored.stdout and scored.stdout.count("rows written") == 1
-    assert "rows written" not in scored.stderr                # the summary is printed once
+    assert "rows written" not in scored.stderr  # the summary is printed once
 
 
 def test_extract_features_names_an_image_too_small_for_the_network_and_resumes(tmp_path):
     images = tmp_path / "images"
     images.mkdir()
     write_image(images / "big.png", textured_image(96, 96, 0))
-    write_image(images / "thumb.png", textured_image(40, 40, 1))   # below InceptionResNetV2's receptive field
+    write_image(images / "thumb.png", textured_image(40, 40, 1))  # below InceptionResNetV2's receptive field
     argv = [f"--images={images}", f"--out_dir={tmp_path / 'feats'}", "--weights=none"]
     first, rerun, stop = kr.run_batch("extract_features", [argv, argv, [*argv, "--on_error=stop"]])
     assert first.returncode == 0, first.stderr[-2000:]

@@ -38,14 +38,30 @@ def scores_of(path):
 def test_new_process_scores_and_exports_a_saved_stage1_model(stage1_files, tmp_path):
     folder = stage1_files
     images = [str(folder / "a.png"), str(folder / "b.png")]
-    direct = kr.run_job(kr.job_command("predict", "--model", str(folder / "model.keras"), "--head",
-                                       str(folder / "head.keras"), "--output", str(tmp_path / "direct.csv"),
-                                       *images))
+    direct = kr.run_job(
+        kr.job_command(
+            "predict",
+            "--model",
+            str(folder / "model.keras"),
+            "--head",
+            str(folder / "head.keras"),
+            "--output",
+            str(tmp_path / "direct.csv"),
+            *images,
+        )
+    )
     assert direct.returncode == 0, direct.stderr[-2000:]
 
     exported = tmp_path / "deepfl_iqa.keras"
-    cmd = kr.job_command("export", "--model", str(folder / "model.keras"), "--head", str(folder / "head.keras"),
-                         "--output", str(exported))
+    cmd = kr.job_command(
+        "export",
+        "--model",
+        str(folder / "model.keras"),
+        "--head",
+        str(folder / "head.keras"),
+        "--output",
+        str(exported),
+    )
     first = kr.run_job(cmd)
     assert first.returncode == 0, first.stderr[-2000:]
     assert exported.is_file()
@@ -53,8 +69,9 @@ def test_new_process_scores_and_exports_a_saved_stage1_model(stage1_files, tmp_p
     assert again.returncode == 2
     assert len(again.stderr.strip().splitlines()) == 1 and "--overwrite" in again.stderr
 
-    via_export = kr.run_job(kr.job_command("predict", "--model", str(exported), "--output",
-                                           str(tmp_path / "exported.csv"), *images))
+    via_export = kr.run_job(
+        kr.job_command("predict", "--model", str(exported), "--output", str(tmp_path / "exported.csv"), *images)
+    )
     assert via_export.returncode == 0, via_export.stderr[-2000:]
     a, b = scores_of(tmp_path / "direct.csv"), scores_of(tmp_path / "exported.csv")
     assert sorted(a) == sorted(b) == sorted(images)
@@ -62,9 +79,17 @@ def test_new_process_scores_and_exports_a_saved_stage1_model(stage1_files, tmp_p
 
 
 def test_library_loads_a_saved_stage1_model_in_a_fresh_interpreter(stage1_files):
-    code = ("import sys; from deepfl.fileio import load_model_file; m = load_model_file(sys.argv[1]); "
-            "print(sorted(m.output))")
-    out = subprocess.run([sys.executable, "-c", code, str(stage1_files / "model.keras")], capture_output=True,
-                         text=True, timeout=300, env=kr.job_env(), cwd=kr.REPO_ROOT)
+    code = (
+        "import sys; from deepfl.fileio import load_model_file; m = load_model_file(sys.argv[1]); "
+        "print(sorted(m.output))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(stage1_files / "model.keras")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=kr.job_env(),
+        cwd=kr.REPO_ROOT,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "['gmsd', 'ssim']"

@@ -14,8 +14,9 @@ def compute_dtypes(extractor: keras.Model) -> set[str]:
 
 
 def test_extraction_is_float32_for_a_model_trained_in_bfloat16(tmp_path):
-    model = models.build_multitask(tasks=["ssim"], weights=None, arch="tiny", input_shape=(32, 32, 3),
-                                   mixed_precision="mixed_bfloat16")
+    model = models.build_multitask(
+        tasks=["ssim"], weights=None, arch="tiny", input_shape=(32, 32, 3), mixed_precision="mixed_bfloat16"
+    )
     assert compute_dtypes(models.get_backbone(model)) == {"bfloat16"}
     model.save(tmp_path / "multitask.keras")
     extractor = features.load_extractor(tmp_path / "multitask.keras")

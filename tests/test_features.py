@@ -38,8 +38,7 @@ def test_batched_by_size_matches_one_at_a_time_and_resumes(tmp_path, small_photo
     paths, bad = _images(tmp_path, small_photo)
     cache = tmp_path / "f.h5"
     policy = ErrorPolicy("skip")
-    stats = features.extract_to_cache(extractor, paths[:3] + [bad], cache, batch_size=2, source="tiny",
-                                      policy=policy)
+    stats = features.extract_to_cache(extractor, paths[:3] + [bad], cache, batch_size=2, source="tiny", policy=policy)
     assert stats == {"done": 0, "written": 3, "skipped": 1}
     assert "broken.png" in policy.problems[0]
     stats = features.extract_to_cache(extractor, paths, cache, batch_size=2, source="tiny")
@@ -57,8 +56,9 @@ def test_in_memory_compute_keeps_order(small_photo, extractor):
     imgs = [small_photo[:40, :40], small_photo[:32, :48], small_photo[8:48, :40]]
     got = features.compute_features(extractor, imgs, batch_size=4)
     for img, row in zip(imgs, got):
-        np.testing.assert_allclose(row, extractor.predict_on_batch(img[None].astype(np.float32))[0], rtol=1e-5,
-                                   atol=1e-6)
+        np.testing.assert_allclose(
+            row, extractor.predict_on_batch(img[None].astype(np.float32))[0], rtol=1e-5, atol=1e-6
+        )
 
 
 def test_uncommitted_rows_are_dropped_on_reopen(tmp_path):
@@ -83,7 +83,7 @@ def _journal_with_three_rows(path: Path) -> Path:
 
 
 def _reopen_keeps_two_rows_and_appends(path: Path) -> None:
-    with features.FeatureCache(path, mode="r") as cache:   # a reader sees the good rows and changes nothing
+    with features.FeatureCache(path, mode="r") as cache:  # a reader sees the good rows and changes nothing
         assert cache.keys() == ["k0", "k1"]
     with features.FeatureCache(path, dim=3, source="s") as cache:
         assert cache.keys() == ["k0", "k1"] and "k2" not in cache
@@ -95,14 +95,14 @@ def _reopen_keeps_two_rows_and_appends(path: Path) -> None:
 def test_torn_journal_tail_is_dropped(tmp_path):
     journal = _journal_with_three_rows(tmp_path / "t.h5")
     data = journal.read_bytes()
-    journal.write_bytes(data[:-7])   # the last record cut short, as by a kill inside write()
+    journal.write_bytes(data[:-7])  # the last record cut short, as by a kill inside write()
     _reopen_keeps_two_rows_and_appends(tmp_path / "t.h5")
 
 
 def test_journal_record_with_bad_checksum_is_dropped(tmp_path):
     journal = _journal_with_three_rows(tmp_path / "c.h5")
     data = bytearray(journal.read_bytes())
-    data[-10] ^= 0x40   # one bit of the last record's features flipped
+    data[-10] ^= 0x40  # one bit of the last record's features flipped
     journal.write_bytes(bytes(data))
     _reopen_keeps_two_rows_and_appends(tmp_path / "c.h5")
 
@@ -122,9 +122,14 @@ def test_journal_rows_are_read_and_compacted_in_commit_order(tmp_path):
         np.testing.assert_array_equal(cache.get(["c", "a", "b"]), [[3, 3], [1, 1], [2, 2]])
         cache.compact()
         assert cache.is_compact and not cache.journal_path.exists()
-    with h5py.File(path, "r") as f:   # the layout readers without deepfl see
+    with h5py.File(path, "r") as f:  # the layout readers without deepfl see
         assert [k.decode() for k in f["keys"]] == ["a", "b", "c"] and f["features"].dtype == np.float32
-        assert (int(f.attrs["count"]), int(f.attrs["dim"]), f.attrs["source"], int(f.attrs["compact"])) == (3, 2, "s", 1)
+        assert (int(f.attrs["count"]), int(f.attrs["dim"]), f.attrs["source"], int(f.attrs["compact"])) == (
+            3,
+            2,
+            "s",
+            1,
+        )
     with pytest.raises(FileNotFoundError):
         features.FeatureCache(tmp_path / "absent.h5", mode="r")
     (tmp_path / "empty.h5").write_bytes(b"")
@@ -166,11 +171,11 @@ def test_sigkill_never_corrupts_committed_rows(tmp_path):
     import random
 
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["deepfl.features", __name__])   # children start in milliseconds
+    ctx.set_forkserver_preload(["deepfl.features", __name__])  # children start in milliseconds
     rng = random.Random(0)
-    path, committed = tmp_path / "k.h5", ctx.RawValue("i", -1)   # no lock: a killed child must not hold one
+    path, committed = tmp_path / "k.h5", ctx.RawValue("i", -1)  # no lock: a killed child must not hold one
     kills = 0
-    for attempt in range(20):
+    for _attempt in range(20):
         committed.value = -1
         target = min(_ROWS, max(0, _check_rows(path, 0) if path.exists() else 0) + _BATCH * rng.randint(0, 8))
         proc = ctx.Process(target=_write_rows, args=(str(path), committed))
@@ -193,4 +198,4 @@ def test_sigkill_never_corrupts_committed_rows(tmp_path):
         assert proc.exitcode == 0
         assert _check_rows(out, _ROWS) == _ROWS
     assert path.read_bytes() == (tmp_path / "unbroken.h5").read_bytes()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.h5", "unbroken.h5"]   # no journal, no temp file
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.h5", "unbroken.h5"]  # no journal, no temp file

@@ -7,9 +7,8 @@ import numpy as np
 
 
 def test_compute_features_traces_at_most_twice_over_eight_sizes():
-    from helpers_models import tiny_extractor
-
     from deepfl import features
+    from helpers_models import tiny_extractor
 
     model = tiny_extractor()
     images = [np.full((40 + 6 * k, 50 + 5 * k, 3), 10 * k, np.uint8) for k in range(8)]

@@ -25,6 +25,7 @@ EIGHT = ("ssim", "msssim", "iwssim", "mdsi", "vsi", "fsim", "gmsd", "sr_sim")
 
 def _perfect(name: str) -> float:
     from deepfl.fr import LOWER_IS_BETTER
+
     return 0.0 if name in LOWER_IS_BETTER else 1.0
 
 
@@ -32,25 +33,26 @@ def _perfect(name: str) -> float:
 # Official MATLAB values
 # --------------------------------------------------------------------------------------------------------------
 
-def test_official_matlab_values_on_tid2013():
-    from helpers_tid2013 import load_tid2013
 
+def test_official_matlab_values_on_tid2013():
     from deepfl.fr import compute
+    from helpers_tid2013 import load_tid2013
 
     table, ref, dist = load_tid2013()
     for form in ("eager", "compiled"):  # a shape's first call runs eagerly, the repeated shape compiled graphs
         scores = compute(ref, dist, EIGHT)
         for name in EIGHT:
             # Required: 1e-3. Measured: <= 3e-7 for every metric and pair; 1e-5 catches any real regression.
-            np.testing.assert_allclose(scores[name], table[name].to_numpy(), rtol=0, atol=1e-5,
-                                       err_msg=f"{name} ({form})")
+            np.testing.assert_allclose(
+                scores[name], table[name].to_numpy(), rtol=0, atol=1e-5, err_msg=f"{name} ({form})"
+            )
 
 
 # --------------------------------------------------------------------------------------------------------------
 # Agreement with piq over the 25 KADID distortions
 # --------------------------------------------------------------------------------------------------------------
 
-_PIQ_WORKER = r'''
+_PIQ_WORKER = r"""
 import sys, numpy as np, torch, piq
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 data = np.load(sys.argv[1]); ref, dist = data["ref"], data["dist"]; names = sys.argv[3].split(",")
@@ -72,7 +74,7 @@ calls = {
 with torch.no_grad():
     out = {n: calls[n]().numpy().astype(np.float64).reshape(-1) for n in names}
 np.savez(sys.argv[2], **out)
-'''
+"""
 
 
 def _piq_scores(ref: np.ndarray, dist: np.ndarray, names, tmp_path: Path) -> dict[str, np.ndarray]:
@@ -82,8 +84,13 @@ def _piq_scores(ref: np.ndarray, dist: np.ndarray, names, tmp_path: Path) -> dic
     src, out = tmp_path / "pairs.npz", tmp_path / "piq.npz"
     np.savez(src, ref=ref, dist=dist)
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
-    result = subprocess.run([sys.executable, "-c", _PIQ_WORKER, str(src), str(out), ",".join(names)],
-                            capture_output=True, text=True, env=env, timeout=1800)
+    result = subprocess.run(
+        [sys.executable, "-c", _PIQ_WORKER, str(src), str(out), ",".join(names)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1800,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     with np.load(out) as data:
         return {name: data[name] for name in names}
@@ -120,7 +127,7 @@ def _assert_agrees_with_piq(ref, dist, tmp_path):
 
 
 def _crop(image: np.ndarray, top: int, left: int) -> np.ndarray:
-    return np.ascontiguousarray(image[top:top + 192, left:left + 256])
+    return np.ascontiguousarray(image[top : top + 192, left : left + 256])
 
 
 def test_agrees_with_piq_on_all_25_distortion_types(tmp_path):
@@ -145,6 +152,7 @@ def test_agrees_with_piq_on_all_types_and_levels(tmp_path):
 # --------------------------------------------------------------------------------------------------------------
 # Identity, degenerate images, batches
 # --------------------------------------------------------------------------------------------------------------
+
 
 def _photo_192(photo: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(photo[:192, :256])
@@ -209,6 +217,7 @@ def test_iwssim_is_asymmetric_and_mdsi_order_matters(photo):
 # Bad input
 # --------------------------------------------------------------------------------------------------------------
 
+
 def test_bad_inputs_raise_value_error_with_reason(small_photo):
     from deepfl.fr import compute, metric_function
 
@@ -237,12 +246,13 @@ def test_bad_inputs_raise_value_error_with_reason(small_photo):
 # MATLAB helpers
 # --------------------------------------------------------------------------------------------------------------
 
+
 def test_rgb2gray_equals_matlab_double_rounding_for_all_colours():
     import tensorflow as tf
 
     from deepfl.fr.functional.colour import rgb2gray
 
-    v = np.arange(256 ** 3, dtype=np.int64)
+    v = np.arange(256**3, dtype=np.int64)
     rgb = np.stack([v >> 16, (v >> 8) & 255, v & 255], axis=-1).astype(np.float64)
     expected = np.floor(rgb @ np.array([0.298936021293775, 0.587043074451121, 0.114020904255103]) + 0.5)
     ours = rgb2gray(tf.constant(rgb.reshape(1, 4096, 4096, 3), tf.float32)).numpy().reshape(-1)
@@ -262,8 +272,9 @@ def test_box_downsample_matches_conv2_and_imfilter_conventions(factor, padding):
     before = (factor - 1) // 2
     mode = "constant" if padding == "zeros" else "symmetric"
     padded = np.pad(x, ((before, factor), (before, factor)), mode=mode)
-    filtered = np.array([[padded[i:i + factor, j:j + factor].mean() for j in range(x.shape[1])]
-                         for i in range(x.shape[0])])
+    filtered = np.array(
+        [[padded[i : i + factor, j : j + factor].mean() for j in range(x.shape[1])] for i in range(x.shape[0])]
+    )
     expected = filtered[::factor, ::factor]
     ours = box_downsample(tf.constant(x[None, :, :, None]), factor, padding).numpy()[0, :, :, 0]
     np.testing.assert_allclose(ours, expected, atol=1e-12)
@@ -289,7 +300,7 @@ def test_iwssim_enlarged_parent_matrices_equal_imenlarge2(shape):
 
     h, w, rows, cols = shape
     parent = tf.constant(np.random.default_rng(h).normal(0, 20, (2, h, w, 1)), tf.float32)
-    expected = imenlarge2(parent)[:, :rows, :cols, 0][:, 1:rows - 1, 1:cols - 1]
+    expected = imenlarge2(parent)[:, :rows, :cols, 0][:, 1 : rows - 1, 1 : cols - 1]
     np.testing.assert_allclose(enlarged_parent(parent, rows, cols), expected, rtol=0, atol=1e-4)
 
 
@@ -300,8 +311,9 @@ def test_pow_nonneg_matches_numpy_power_including_zero():
 
     x = np.concatenate([[0.0, 1e-30, 1.0], np.random.default_rng(0).uniform(0, 500, 1000)]).astype(np.float32)
     for p in (0.02, 0.25, 0.4, 1 / 3, 2.4):
-        np.testing.assert_allclose(pow_nonneg(tf.constant(x), p).numpy(), np.power(x.astype(np.float64), p),
-                                   rtol=1e-5, atol=1e-37)  # float32 underflow of 1e-30 ** 2.4
+        np.testing.assert_allclose(
+            pow_nonneg(tf.constant(x), p).numpy(), np.power(x.astype(np.float64), p), rtol=1e-5, atol=1e-37
+        )  # float32 underflow of 1e-30 ** 2.4
 
 
 def _numpy_lpyr(image: np.ndarray, levels: int) -> list[np.ndarray]:

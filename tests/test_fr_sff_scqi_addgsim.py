@@ -3,11 +3,11 @@ independent loop transcription of SFF.m, the shipped basis against the original 
 
 import numpy as np
 import pytest
-from helpers_tid2013 import load_tid2013
 
 from deepfl.fr import add_gsim, scqi, sff
 from deepfl.fr._add_gsim import rank_weighted_mean
 from deepfl.fr.sff_basis import learn_sff_basis, load_basis, patches_to_vectors, sample_patches
+from helpers_tid2013 import load_tid2013
 
 METRICS = {"sff": sff, "scqi": scqi, "add_gsim": add_gsim}
 
@@ -18,7 +18,7 @@ def _f32(*arrays):
 
 @pytest.mark.parametrize("name", sorted(METRICS))
 def test_identical_images_score_one(name, small_photo):
-    ref, = _f32(small_photo[None])
+    (ref,) = _f32(small_photo[None])
     np.testing.assert_allclose(np.asarray(METRICS[name](ref, ref)), [1.0], atol=1e-9)
 
 
@@ -29,14 +29,14 @@ def test_batch_equals_single(name, small_photo):
     dists = np.clip(refs + rng.normal(0, 8, refs.shape), 0, 255)
     refs, dists = _f32(refs, dists)
     batch = np.asarray(METRICS[name](refs, dists))
-    single = [float(np.asarray(METRICS[name](refs[i:i + 1], dists[i:i + 1]))[0]) for i in range(2)]
+    single = [float(np.asarray(METRICS[name](refs[i : i + 1], dists[i : i + 1]))[0]) for i in range(2)]
     np.testing.assert_allclose(batch, single, rtol=1e-6)
     assert np.all(batch < 1.0)
 
 
 @pytest.mark.parametrize("name", sorted(METRICS))
 def test_shape_mismatch_is_a_value_error(name, small_photo):
-    ref, = _f32(small_photo[None])
+    (ref,) = _f32(small_photo[None])
     with pytest.raises(ValueError, match="shape"):
         METRICS[name](ref, ref[:, :-8])
 
@@ -69,10 +69,10 @@ def _sff_reference_loops(ir: np.ndarray, id_: np.ndarray, w: np.ndarray) -> floa
     """Direct transcription of SFF.m v2.0 with explicit loops (MATLAB column-major reshapes), for checking."""
     p = int(round((w.shape[1] // 3) ** 0.5))
     xr, xd = [], []
-    for i in range(0, ir.shape[0] - p, p):          # MATLAB 1:p:sizeY-p, zero-based
+    for i in range(0, ir.shape[0] - p, p):  # MATLAB 1:p:sizeY-p, zero-based
         for j in range(0, ir.shape[1] - p, p):
-            xr.append(ir[i:i + p, j:j + p, :].reshape(-1, order="F"))
-            xd.append(id_[i:i + p, j:j + p, :].reshape(-1, order="F"))
+            xr.append(ir[i : i + p, j : j + p, :].reshape(-1, order="F"))
+            xd.append(id_[i : i + p, j : j + p, :].reshape(-1, order="F"))
     xr = np.asarray(xr, np.float64).T
     xd = np.asarray(xd, np.float64).T
     mr, md = xr.mean(0), xd.mean(0)
@@ -80,21 +80,21 @@ def _sff_reference_loops(ir: np.ndarray, id_: np.ndarray, w: np.ndarray) -> floa
     e = np.mean(np.abs(xr - xd), 0)
     keep = e >= np.median(e)
     a, b = w @ xr[:, keep], w @ xd[:, keep]
-    energy = np.sum(a ** 2, 0)
+    energy = np.sum(a**2, 0)
     vis = energy > 0.4 * energy.mean()
     a, b = a[:, vis], b[:, vis]
-    feature = np.mean((2 * a * b + 0.08) / (a ** 2 + b ** 2 + 0.08))
+    feature = np.mean((2 * a * b + 0.08) / (a**2 + b**2 + 0.08))
     me = np.abs(mr - md)
     k = me >= np.median(me)
     r, d = mr[k] - mr[k].mean(), md[k] - md[k].mean()
-    lum = (np.sum(r * d) + 0.001) / (np.sqrt(np.sum(r ** 2) * np.sum(d ** 2)) + 0.001)
+    lum = (np.sum(r * d) + 0.001) / (np.sqrt(np.sum(r**2) * np.sum(d**2)) + 0.001)
     return 0.8 * lum + 0.2 * feature
 
 
 def test_sff_matches_loop_transcription_of_the_original(small_photo):
     rng = np.random.default_rng(3)
     w = rng.normal(0, 0.01, (8, 192))
-    ref = small_photo[:90, :120].astype(np.float64)        # not a multiple of 8: exercises the grid rule
+    ref = small_photo[:90, :120].astype(np.float64)  # not a multiple of 8: exercises the grid rule
     dist = np.clip(ref + rng.normal(0, 10, ref.shape), 0, 255).round()
     expected = _sff_reference_loops(ref, dist, w)
     got = float(np.asarray(sff(*_f32(ref[None], dist[None]), w=w))[0])
@@ -147,4 +147,3 @@ def test_shipped_basis_is_reproduced_by_the_learning_script():
 
     w = learn_sff_basis([image for _, image in embedded_training_images()])
     np.testing.assert_allclose(w, load_basis(), rtol=1e-6, atol=1e-12)
-

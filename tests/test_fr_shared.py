@@ -53,7 +53,7 @@ def test_two_references_in_mixed_order(name, images):
     repeated = compute(refs[index], dists, [name])[name]
     np.testing.assert_allclose(shared, repeated, rtol=0, atol=1e-6, err_msg=name)
     assert np.all(np.abs(repeated - _perfect(name)) > 1e-3), f"{name}: real distortions must not score perfect"
-    swapped = compute(refs, dists, [name], ref_index=1 - index)[name]   # the index is really used
+    swapped = compute(refs, dists, [name], ref_index=1 - index)[name]  # the index is really used
     assert np.abs(swapped - shared).max() > 1e-3, name
 
 
@@ -71,5 +71,5 @@ def test_bad_ref_index_is_a_value_error(name, bad, images):
     refs, dists = images
     with pytest.raises(ValueError, match="ref_index"):
         compute(refs, dists, [name], ref_index=np.asarray(bad))
-    with pytest.raises(ValueError, match=f"{name}: ref_index"):    # the metric function checks it too
+    with pytest.raises(ValueError, match=f"{name}: ref_index"):  # the metric function checks it too
         metric_function(name)(refs.astype(np.float32), dists.astype(np.float32), ref_index=np.asarray(bad))

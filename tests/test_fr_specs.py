@@ -13,19 +13,32 @@ from deepfl.fr import LOWER_IS_BETTER, METRICS, SPEC_BY_NAME, SPECS
 
 
 def test_metrics_order_and_direction_come_from_the_table():
-    assert METRICS == ("ssim", "msssim", "iwssim", "mdsi", "vsi", "fsim", "gmsd", "sff", "scqi", "add_gsim",
-                       "sr_sim")  # the KADIS-700k column order: a contract
+    assert METRICS == (
+        "ssim",
+        "msssim",
+        "iwssim",
+        "mdsi",
+        "vsi",
+        "fsim",
+        "gmsd",
+        "sff",
+        "scqi",
+        "add_gsim",
+        "sr_sim",
+    )  # the KADIS-700k column order: a contract
     assert tuple(spec.name for spec in SPECS) == METRICS
     assert LOWER_IS_BETTER == {"mdsi", "gmsd"}
     assert all(spec.min_size >= 1 and spec.source for spec in SPECS)
 
 
 def test_import_loads_no_tensorflow_and_exports_the_functions():
-    code = ("import sys, deepfl.fr as fr; assert 'tensorflow' not in sys.modules, 'tf loaded'; "
-            "assert set(fr.METRICS) <= set(fr.__all__); "
-            "import deepfl.fr._ssim; from deepfl.fr import ssim, sff; "
-            "assert callable(ssim) and ssim.__name__ == 'ssim' and sff.__name__ == 'sff'; "
-            "assert fr.ssim is ssim and fr.metric_function('ssim') is ssim; print('ok')")
+    code = (
+        "import sys, deepfl.fr as fr; assert 'tensorflow' not in sys.modules, 'tf loaded'; "
+        "assert set(fr.METRICS) <= set(fr.__all__); "
+        "import deepfl.fr._ssim; from deepfl.fr import ssim, sff; "
+        "assert callable(ssim) and ssim.__name__ == 'ssim' and sff.__name__ == 'sff'; "
+        "assert fr.ssim is ssim and fr.metric_function('ssim') is ssim; print('ok')"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
 

@@ -18,7 +18,7 @@ SIZE = (171, 203)  # a size no other test uses: the shapes met so far are rememb
 def images(photo) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Two references, five distorted images (noise of growing strength) and their reference index."""
     h, w = SIZE
-    refs = np.stack([photo[100:100 + h, 150:150 + w], photo[180:180 + h, 250:250 + w][:, ::-1]])
+    refs = np.stack([photo[100 : 100 + h, 150 : 150 + w], photo[180 : 180 + h, 250 : 250 + w][:, ::-1]])
     index = np.array([1, 0, 1, 1, 0], np.int32)
     sigma = np.array([3.0, 8.0, 15.0, 25.0, 40.0])[:, None, None, None]
     noisy = refs[index] + sigma * np.random.default_rng(3).standard_normal((5, h, w, 3))

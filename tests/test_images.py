@@ -38,8 +38,12 @@ def test_bad_files_name_the_culprit(tmp_path, small_photo):
     write_image(tmp_path / "full.png", small_photo)
     truncated = tmp_path / "trunc.png"
     truncated.write_bytes((tmp_path / "full.png").read_bytes()[:200])
-    for path, reason in [(empty, "empty"), (text, "not an image"), (truncated, "truncated"),
-                         (tmp_path / "missing.png", "no such")]:
+    for path, reason in [
+        (empty, "empty"),
+        (text, "not an image"),
+        (truncated, "truncated"),
+        (tmp_path / "missing.png", "no such"),
+    ]:
         with pytest.raises(ImageReadError, match=reason) as info:
             read_image(path)
         assert str(path) in str(info.value) and "\n" not in str(info.value)
@@ -71,7 +75,7 @@ def test_exif_orientation_is_applied(tmp_path, small_photo, orientation, rotate)
     plain, tagged = tmp_path / "plain.jpg", tmp_path / "tagged.jpg"
     Image.fromarray(small_photo).save(plain, quality=95)
     exif = Image.Exif()
-    exif[0x0112] = orientation                      # Orientation
+    exif[0x0112] = orientation  # Orientation
     Image.fromarray(small_photo).save(tagged, quality=95, exif=exif.tobytes())
     upright = read_image(tagged)
     np.testing.assert_array_equal(upright, np.rot90(read_image(plain), k=rotate))

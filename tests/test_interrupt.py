@@ -24,8 +24,9 @@ def interrupt_when(cmd: list[str], ready, delay_s: float = 0.0) -> tuple[int, st
     """Starts `cmd` in its own process group, sends SIGINT to the job's process (not the group) once `ready()`
     is true plus `delay_s`; returns (exit code, stderr, seconds from the signal to the exit), after checking
     that no process of the group (pool workers) outlives the job."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=job_env(), cwd=REPO_ROOT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=job_env(), cwd=REPO_ROOT, start_new_session=True
+    )
     deadline = time.monotonic() + TIMEOUT_S
     try:
         while not ready():
@@ -80,23 +81,38 @@ def test_ctrl_c_in_distort_then_rerun_gives_the_uninterrupted_outputs(tmp_path):
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     whole = run_job(distort(tmp_path / "whole"), timeout=TIMEOUT_S)
     assert whole.returncode == 0, whole.stderr[-2000:]
-    assert assert_same_tree(tmp_path / "whole", tmp_path / "cut") == 32   # 30 images, manifest, settings
+    assert assert_same_tree(tmp_path / "whole", tmp_path / "cut") == 32  # 30 images, manifest, settings
 
 
 def test_ctrl_c_in_label_during_compilation_then_rerun_gives_the_uninterrupted_outputs(tmp_path):
     refs = make_refs(tmp_path / "refs", 2, 176)
-    made = run_job(job_command("distort", "--ref_dir", str(refs), "--out_dir", str(tmp_path / "kadis"),
-                               "--workers", "1"), timeout=TIMEOUT_S)
+    made = run_job(
+        job_command("distort", "--ref_dir", str(refs), "--out_dir", str(tmp_path / "kadis"), "--workers", "1"),
+        timeout=TIMEOUT_S,
+    )
     assert made.returncode == 0, made.stderr[-2000:]
 
     def label(out: Path) -> list[str]:
-        return job_command("label", "--manifest", str(tmp_path / "kadis" / "manifest.csv"), "--image_root",
-                           str(tmp_path / "kadis"), "--ref_root", str(refs), "--out_dir", str(out),
-                           "--metrics", "ssim,gmsd", "--batch_size", "5")
+        return job_command(
+            "label",
+            "--manifest",
+            str(tmp_path / "kadis" / "manifest.csv"),
+            "--image_root",
+            str(tmp_path / "kadis"),
+            "--ref_root",
+            str(refs),
+            "--out_dir",
+            str(out),
+            "--metrics",
+            "ssim,gmsd",
+            "--batch_size",
+            "5",
+        )
 
     # The header is written just before the first batch is scored, which compiles the metrics (XLA).
-    code, err, took = interrupt_when(label(tmp_path / "cut"), lambda: (tmp_path / "cut" / "labels.csv").exists(),
-                                     delay_s=0.3)
+    code, err, took = interrupt_when(
+        label(tmp_path / "cut"), lambda: (tmp_path / "cut" / "labels.csv").exists(), delay_s=0.3
+    )
     assert_one_line(code, err)
     print(f"label: exit {code} {took:.1f} s after SIGINT")
     assert took < INTERRUPT_GRACE_S + 10

@@ -8,8 +8,16 @@ import sys
 import pytest
 
 from deepfl.errors import TableError
-from deepfl.jobs import (AppendOnlyCsv, ErrorPolicy, JobStopped, keras_verbose, progress, read_complete_rows,
-                         setup_logging, shard)
+from deepfl.jobs import (
+    AppendOnlyCsv,
+    ErrorPolicy,
+    JobStopped,
+    keras_verbose,
+    progress,
+    read_complete_rows,
+    setup_logging,
+    shard,
+)
 
 
 def test_shards_partition_items():
@@ -44,18 +52,18 @@ def test_error_policy_counts_or_stops():
 
 def test_read_complete_rows_ignores_a_torn_tail_without_touching_the_file(tmp_path):
     path = tmp_path / "shard.csv"
-    content = b"key,value\na,1\nb,2\nc,"          # a writer is in the middle of row c
+    content = b"key,value\na,1\nb,2\nc,"  # a writer is in the middle of row c
     path.write_bytes(content)
     rows = read_complete_rows(path, ["key", "value"])
     assert [(r["key"], r["value"]) for r in rows] == [("a", "1"), ("b", "2")]
-    assert path.read_bytes() == content            # read-only: the writer's file is left as it is
+    assert path.read_bytes() == content  # read-only: the writer's file is left as it is
     with pytest.raises(TableError, match="columns"):
         read_complete_rows(path, ["key", "score"])
 
 
 def test_append_only_csv_after_a_kill_inside_the_header(tmp_path):
     path = tmp_path / "out.csv"
-    path.write_bytes(b"key,val")                   # killed before the header's newline
+    path.write_bytes(b"key,val")  # killed before the header's newline
     table = AppendOnlyCsv(path, ["key", "value"], key="key")
     assert table.append([{"key": "a", "value": 1}]) == 1
     assert path.read_text() == "key,value\na,1\n"
@@ -83,7 +91,7 @@ def _bar_with_a_warning(monkeypatch, stream: io.StringIO) -> str:
 
 def test_warning_gets_its_own_line_on_a_terminal(monkeypatch):
     text = _bar_with_a_warning(monkeypatch, _Terminal())
-    assert "\r" in text                                   # a redrawing bar
+    assert "\r" in text  # a redrawing bar
     line = next(line for line in text.split("\n") if "bad.png" in line)
     assert line.split("\r")[-1] == "WARNING bad.png: skipped"  # what the terminal shows on that line
     assert text.count("bad.png") == 1

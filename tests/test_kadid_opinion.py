@@ -9,9 +9,14 @@ import pytest
 from deepfl.distortions import NUM_LEVELS, NUM_TYPES
 from deepfl.kadid_opinion import TYPE_LEVEL_DMOS, type_level_dmos
 
-KADID_DMOS = next((p / "data/meta/kadid10k/reconstructed/dmos.csv"
-                   for p in (Path(__file__).resolve().parents[2] / "shared", Path("/work/shared"))
-                   if (p / "data/meta/kadid10k/reconstructed/dmos.csv").is_file()), None)
+KADID_DMOS = next(
+    (
+        p / "data/meta/kadid10k/reconstructed/dmos.csv"
+        for p in (Path(__file__).resolve().parents[2] / "shared", Path("/work/shared"))
+        if (p / "data/meta/kadid10k/reconstructed/dmos.csv").is_file()
+    ),
+    None,
+)
 
 
 def test_table_covers_every_distortion_on_the_dmos_scale():

@@ -27,7 +27,7 @@ def pair_set(tmp_path, small_photo):
     rng = np.random.default_rng(0)
     rows = []
     for r in range(3):
-        ref = np.ascontiguousarray(small_photo[r * 10:r * 10 + 48, r * 20:r * 20 + 64])
+        ref = np.ascontiguousarray(small_photo[r * 10 : r * 10 + 48, r * 20 : r * 20 + 64])
         write_image(root / f"r{r}.png", ref)
         for level in range(1, 4):
             dist = np.clip(ref + rng.normal(0, 4 * level, ref.shape), 0, 255).astype(np.uint8)
@@ -77,8 +77,21 @@ def test_metric_subset_validation():
     assert labeling.check_metrics(None) == list(labeling.METRICS)
     with pytest.raises(ValueError, match="psnr"):
         labeling.check_metrics(["psnr"])
-    assert labeling.output_columns() == ["dist_im", "ref_im", "ssim", "msssim", "iwssim", "mdsi", "vsi", "fsim",
-                                         "gmsd", "sff", "scqi", "add_gsim", "sr_sim"]
+    assert labeling.output_columns() == [
+        "dist_im",
+        "ref_im",
+        "ssim",
+        "msssim",
+        "iwssim",
+        "mdsi",
+        "vsi",
+        "fsim",
+        "gmsd",
+        "sff",
+        "scqi",
+        "add_gsim",
+        "sr_sim",
+    ]
 
 
 def test_labels_match_direct_scores_and_bad_pairs_are_named(pair_set, tmp_path):
@@ -110,8 +123,9 @@ def test_references_packed_in_one_call_score_like_pairs_alone(pair_set, tmp_path
     assert packed.written == alone.written == 9
     assert sorted(packed.skipped) == sorted(alone.skipped)
     table = _read(tmp_path / "packed.csv")
-    np.testing.assert_allclose(table[metrics].to_numpy(), _read(tmp_path / "alone.csv")[metrics].to_numpy(),
-                               rtol=0, atol=1e-7)
+    np.testing.assert_allclose(
+        table[metrics].to_numpy(), _read(tmp_path / "alone.csv")[metrics].to_numpy(), rtol=0, atol=1e-7
+    )
     for _, row in table.iterrows():
         direct = fr.compute(read_image(root / row.ref_im), read_image(root / row.dist_im), metrics)
         for name in metrics:
@@ -141,7 +155,7 @@ def test_stop_policy_keeps_finished_rows(pair_set, tmp_path):
     out = tmp_path / "labels.csv"
     with pytest.raises(JobStopped, match="gone.png"):
         labeling.label_pairs(labeling.read_manifest(manifest), root, out, metrics=["sff"], on_error="stop")
-    assert len(_read(out)) >= 1       # r0's good pairs come first in its batch and are kept
+    assert len(_read(out)) >= 1  # r0's good pairs come first in its batch and are kept
 
 
 def test_shards_merge_to_the_unsharded_result(pair_set, tmp_path):
@@ -156,7 +170,7 @@ def test_shards_merge_to_the_unsharded_result(pair_set, tmp_path):
     path, missing = labeling.merge_shards(sharded, 2, pairs, metrics=["sff", "add_gsim"])
     assert sorted(missing) == ["corrupt.png", "gone.png", "small.png"]
     merged, expected = _read(path), _read(whole)
-    assert list(merged.dist_im) == list(expected.dist_im)      # manifest order
+    assert list(merged.dist_im) == list(expected.dist_im)  # manifest order
     np.testing.assert_allclose(merged[["sff", "add_gsim"]].to_numpy(), expected[["sff", "add_gsim"]].to_numpy())
     with pytest.raises(FileNotFoundError, match="shard 0 of 3"):
         labeling.merge_shards(sharded, 3, pairs, metrics=["sff", "add_gsim"])
@@ -165,8 +179,14 @@ def test_shards_merge_to_the_unsharded_result(pair_set, tmp_path):
 def test_cli_writes_kadis_layout_and_reports_bad_metric(pair_set, tmp_path):
     manifest, root = pair_set
     env = dict(os.environ, DEEPFL_NO_PROGRESS="1", TF_CPP_MIN_LOG_LEVEL="3")
-    command = [sys.executable, "-m", "deepfl.cli.label", f"--manifest={manifest}", f"--image_root={root}",
-               f"--out_dir={tmp_path / 'cli'}"]
+    command = [
+        sys.executable,
+        "-m",
+        "deepfl.cli.label",
+        f"--manifest={manifest}",
+        f"--image_root={root}",
+        f"--out_dir={tmp_path / 'cli'}",
+    ]
     done = subprocess.run(command + ["--metrics=scqi,sff"], cwd=REPO, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     with open(tmp_path / "cli" / "labels.csv", newline="") as handle:
@@ -185,11 +205,11 @@ def test_merge_leaves_a_shard_that_is_still_written_untouched(pair_set, tmp_path
         labeling.label_pairs(pairs, root, out, metrics=["gmsd"], num_shards=2, shard_index=index)
     shard = labeling.shard_file(out, 2, 1)
     lines = shard.read_bytes().splitlines(keepends=True)
-    in_flight = b"".join(lines[:-1]) + lines[-1][:5]       # its writer is in the middle of the last row
+    in_flight = b"".join(lines[:-1]) + lines[-1][:5]  # its writer is in the middle of the last row
     shard.write_bytes(in_flight)
     path, missing = labeling.merge_shards(out, 2, pairs, metrics=["gmsd"])
-    assert shard.read_bytes() == in_flight                  # merging never cuts another process's file
-    assert len(missing) == 4 and len(_read(path)) == 8      # 3 bad pairs + the row still in flight
+    assert shard.read_bytes() == in_flight  # merging never cuts another process's file
+    assert len(missing) == 4 and len(_read(path)) == 8  # 3 bad pairs + the row still in flight
 
 
 def test_pairs_a_metric_cannot_score_are_reported_not_fatal(tmp_path, small_photo, monkeypatch):

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from deepfl.models.mlp import build_mlp
 from deepfl.data import TargetNormalizer
+from deepfl.models.mlp import build_mlp
 from deepfl.protocol import HeadConfig, cross_dataset, run_protocol, split_labels
 
 
@@ -41,7 +41,9 @@ def _splits(content, n_splits, seed=0):
     for _ in range(n_splits):
         perm = rng.permutation(ids)
         cut1, cut2 = int(0.6 * len(ids)), int(0.8 * len(ids))
-        label = {c: "train" for c in perm[:cut1]} | {c: "val" for c in perm[cut1:cut2]} | {c: "test" for c in perm[cut2:]}
+        label = (
+            {c: "train" for c in perm[:cut1]} | {c: "val" for c in perm[cut1:cut2]} | {c: "test" for c in perm[cut2:]}
+        )
         out.append(np.array([label[c] for c in content]))
     return out
 
@@ -50,8 +52,9 @@ def test_protocol_learns_and_saves(tmp_path):
     import keras
 
     x, score, content = _synthetic()
-    config = HeadConfig(hidden=(32, 16), dropout=(0.1, 0.1), epochs=8, batch_size=16,
-                        learning_rates=(1e-2, 1e-5), seed=3)
+    config = HeadConfig(
+        hidden=(32, 16), dropout=(0.1, 0.1), epochs=8, batch_size=16, learning_rates=(1e-2, 1e-5), seed=3
+    )
     result = run_protocol(x, score, _splits(content, 2), config, out_dir=tmp_path, content=content)
     assert len(result.per_split) == 2
     # 1e-5 cannot learn in 8 epochs; validation must pick 1e-2 and the test SROCC must be clearly positive.
@@ -96,8 +99,9 @@ def test_within_table_lists_skipped_sets_and_paper_numbers(tmp_path):
 
     from deepfl import reporting
 
-    summary = pd.DataFrame({"srocc": [0.9], "plcc": [0.8], "plcc_logistic": [0.85], "krocc": [0.7], "rmse": [0.1]},
-                           index=["median"])
+    summary = pd.DataFrame(
+        {"srocc": [0.9], "plcc": [0.8], "plcc_logistic": [0.85], "krocc": [0.7], "rmse": [0.1]}, index=["median"]
+    )
     table = reporting.within_table({"tid2013": summary}, {"tid2013": 40}, {"tid2013": 2})
     row = table.set_index("dataset").loc["tid2013"]
     assert row["status"] == "ok" and row["paper_srocc"] == 0.858
@@ -125,7 +129,7 @@ def test_reproduce_cli_on_a_small_tid2013_layout(tmp_path):
     base = data.astronaut()
     lines = []
     for r in range(1, 11):
-        ref = np.ascontiguousarray(base[r * 20:r * 20 + 64, r * 30:r * 30 + 80])
+        ref = np.ascontiguousarray(base[r * 20 : r * 20 + 64, r * 30 : r * 30 + 80])
         write_image(root / "reference_images" / f"I{r:02d}.BMP", ref)
         for level in range(1, 5):
             noisy = np.clip(ref + rng.normal(0, 12 * level, ref.shape), 0, 255).astype(np.uint8)
@@ -137,10 +141,25 @@ def test_reproduce_cli_on_a_small_tid2013_layout(tmp_path):
     build_multitask(tasks=("ssim", "gmsd"), weights=None, arch="tiny").save(model_path)
     out = tmp_path / "tables"
     proc = subprocess.run(
-        [sys.executable, "-m", "deepfl.cli.reproduce", f"--out_dir={out}", f"--tid2013_dir={root}",
-         f"--model={model_path}", "--num_splits=2", "--epochs=2", "--learning_rates=1e-3", "--batch_size=8",
-         "--cross=kadid10k:tid2013"], capture_output=True, text=True, timeout=600,
-        cwd=Path(__file__).resolve().parents[1], env={**__import__("os").environ, "DEEPFL_NO_PROGRESS": "1"})
+        [
+            sys.executable,
+            "-m",
+            "deepfl.cli.reproduce",
+            f"--out_dir={out}",
+            f"--tid2013_dir={root}",
+            f"--model={model_path}",
+            "--num_splits=2",
+            "--epochs=2",
+            "--learning_rates=1e-3",
+            "--batch_size=8",
+            "--cross=kadid10k:tid2013",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=Path(__file__).resolve().parents[1],
+        env={**__import__("os").environ, "DEEPFL_NO_PROGRESS": "1"},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     within = pd.read_csv(out / "within.csv").set_index("dataset")
     assert within.loc["tid2013", "status"] == "ok" and within.loc["tid2013", "n_images"] == 40

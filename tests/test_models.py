@@ -14,8 +14,17 @@ import numpy as np
 import pytest
 
 from deepfl import models
-from deepfl.models import (MLSP_DIM, MLSP_LAYER_NAMES, TASKS, MultiLevelPooling, PixelScaling, build_backbone,
-                           build_multitask, compile_multitask, mlsp_extractor)
+from deepfl.models import (
+    MLSP_DIM,
+    MLSP_LAYER_NAMES,
+    TASKS,
+    MultiLevelPooling,
+    PixelScaling,
+    build_backbone,
+    build_multitask,
+    compile_multitask,
+    mlsp_extractor,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -54,8 +63,9 @@ def test_mlsp_features_are_the_pooled_mixed_blocks_of_x_over_255(irv2_model, ima
     expected = np.concatenate([np.asarray(m).mean(axis=(1, 2)) for m in maps], axis=1)
     np.testing.assert_allclose(features, expected, rtol=1e-5, atol=1e-6)
     # Same features once the inputs are scaled to [-1, 1] instead: they differ (the scaling matters).
-    other = np.concatenate([np.asarray(m).mean(axis=(1, 2))
-                            for m in blocks(images / 127.5 - 1.0, training=False)], axis=1)
+    other = np.concatenate(
+        [np.asarray(m).mean(axis=(1, 2)) for m in blocks(images / 127.5 - 1.0, training=False)], axis=1
+    )
     assert np.abs(other - features).max() > 1e-3
 
 
@@ -78,8 +88,14 @@ def test_heads_follow_the_paper(irv2_model, irv2_outputs):
 
 @pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")  # saved before any step
 def test_saved_tiny_model_reloads_with_identical_outputs(tmp_path):
-    model = build_multitask(tasks=["ssim", "gmsd", "sr_sim"], weights=None, arch="tiny", input_shape=(None, None, 3),
-                            pixel_scaling="symmetric", seed=5)
+    model = build_multitask(
+        tasks=["ssim", "gmsd", "sr_sim"],
+        weights=None,
+        arch="tiny",
+        input_shape=(None, None, 3),
+        pixel_scaling="symmetric",
+        seed=5,
+    )
     x = np.random.default_rng(3).uniform(0, 255, (3, 24, 40, 3)).astype("float32")
     compile_multitask(model, loss_weights={"gmsd": 0.5})
     model.save(tmp_path / "tiny.keras")
@@ -145,8 +161,9 @@ def test_all_eleven_tasks_by_default_and_subset_validation():
 
 def test_loss_weights_weight_the_total_loss():
     keras.utils.set_random_seed(1)
-    model = build_multitask(tasks=["ssim", "gmsd"], weights=None, arch="tiny", input_shape=(16, 16, 3),
-                            dropout=(0.0, 0.0))
+    model = build_multitask(
+        tasks=["ssim", "gmsd"], weights=None, arch="tiny", input_shape=(16, 16, 3), dropout=(0.0, 0.0)
+    )
     x = np.random.default_rng(0).uniform(0, 255, (4, 16, 16, 3)).astype("float32")
     y = {"ssim": np.ones(4, "float32"), "gmsd": -np.ones(4, "float32")}
     compile_multitask(model, loss_weights={"gmsd": 3.0})
@@ -159,8 +176,7 @@ def test_loss_weights_weight_the_total_loss():
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision(policy):
     before = keras.config.dtype_policy().name
-    model = build_multitask(tasks=["ssim"], weights=None, arch="tiny", input_shape=(16, 16, 3),
-                            mixed_precision=policy)
+    model = build_multitask(tasks=["ssim"], weights=None, arch="tiny", input_shape=(16, 16, 3), mixed_precision=policy)
     assert keras.config.dtype_policy().name == before  # the global policy is restored
     assert model.get_layer("ssim_fc512").dtype_policy.name == policy
     assert models.get_backbone(model).get_layer("tiny").get_layer("tiny_conv_1").dtype_policy.name == policy
@@ -173,8 +189,7 @@ def test_mixed_precision(policy):
 
 
 def test_freezing_the_backbone_leaves_only_heads_trainable():
-    model = build_multitask(tasks=["ssim"], weights=None, arch="tiny", input_shape=(16, 16, 3),
-                            freeze_backbone=True)
+    model = build_multitask(tasks=["ssim"], weights=None, arch="tiny", input_shape=(16, 16, 3), freeze_backbone=True)
     names = {w.path for w in model.trainable_weights}
     assert names and all(n.startswith("ssim") for n in names)
     models.set_backbone_trainable(model, True)
@@ -182,8 +197,9 @@ def test_freezing_the_backbone_leaves_only_heads_trainable():
 
 
 def test_seed_fixes_initialisation():
-    a, b, c = (build_multitask(tasks=["vsi"], weights=None, arch="tiny", input_shape=(16, 16, 3), seed=s)
-               for s in (3, 3, 4))
+    a, b, c = (
+        build_multitask(tasks=["vsi"], weights=None, arch="tiny", input_shape=(16, 16, 3), seed=s) for s in (3, 3, 4)
+    )
     wa, wb, wc = (m.get_layer("vsi_fc512").get_weights()[0] for m in (a, b, c))
     np.testing.assert_array_equal(wa, wb)
     assert not np.array_equal(wa, wc)
@@ -203,19 +219,27 @@ def test_models_package_does_not_import_tensorflow_at_module_level():
     for path in (REPO / "deepfl" / "models").glob("*.py"):
         tree = ast.parse(path.read_text())
         for node in tree.body:  # module-level statements only
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             assert not any(n.split(".")[0] == "tensorflow" for n in names), f"{path.name} imports tensorflow"
 
 
 @pytest.mark.skipif(not os.environ.get("DEEPFL_JAX_PYTHON"), reason="set DEEPFL_JAX_PYTHON to a python with jax")
 def test_models_build_under_jax_without_tensorflow():
-    code = ("import sys; from deepfl.models import build_multitask; import numpy as np; "
-            "m = build_multitask(tasks=['ssim'], weights=None, arch='tiny', input_shape=(16, 16, 3)); "
-            "print(np.asarray(m(np.zeros((1, 16, 16, 3), 'float32'))['ssim']).shape, 'tensorflow' in sys.modules)")
+    code = (
+        "import sys; from deepfl.models import build_multitask; import numpy as np; "
+        "m = build_multitask(tasks=['ssim'], weights=None, arch='tiny', input_shape=(16, 16, 3)); "
+        "print(np.asarray(m(np.zeros((1, 16, 16, 3), 'float32'))['ssim']).shape, 'tensorflow' in sys.modules)"
+    )
     env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=str(REPO))
-    out = subprocess.run([os.environ["DEEPFL_JAX_PYTHON"], "-c", code], env=env, capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [os.environ["DEEPFL_JAX_PYTHON"], "-c", code], env=env, capture_output=True, text=True, check=True
+    )
     assert out.stdout.split()[-1] == "False"
 
 

@@ -23,8 +23,16 @@ import pytest
 from deepfl.images import write_image
 
 REPO = Path(__file__).resolve().parents[1]
-FLAGS = ["--arch=tiny", "--weights=none", "--image_size=32,32", "--batch_size=4", "--steps_per_epoch=3",
-         "--val_fraction=0.34", "--notensorboard", "--seed=1"]
+FLAGS = [
+    "--arch=tiny",
+    "--weights=none",
+    "--image_size=32,32",
+    "--batch_size=4",
+    "--steps_per_epoch=3",
+    "--val_fraction=0.34",
+    "--notensorboard",
+    "--seed=1",
+]
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +42,7 @@ def weak_labels(tmp_path_factory, small_photo):
     rng = np.random.default_rng(0)
     rows = []
     for r in range(6):
-        ref = small_photo[(r % 2) * 40:(r % 2) * 40 + 48, r * 12:r * 12 + 48].astype(float)
+        ref = small_photo[(r % 2) * 40 : (r % 2) * 40 + 48, r * 12 : r * 12 + 48].astype(float)
         for level in range(1, 4):
             noisy = np.clip(ref + rng.normal(0, 12 * level, ref.shape), 0, 255).astype(np.uint8)
             write_image(folder / f"c{r}_{level:02d}.png", noisy)
@@ -54,8 +62,16 @@ def _free_ports(count):
 
 
 def _args(weak_labels, out_dir, *extra):
-    return [sys.executable, "-m", "deepfl.cli.train_multitask", f"--weak_labels={weak_labels / 'labels.csv'}",
-            f"--image_root={weak_labels}", f"--out_dir={out_dir}", *FLAGS, *extra]
+    return [
+        sys.executable,
+        "-m",
+        "deepfl.cli.train_multitask",
+        f"--weak_labels={weak_labels / 'labels.csv'}",
+        f"--image_root={weak_labels}",
+        f"--out_dir={out_dir}",
+        *FLAGS,
+        *extra,
+    ]
 
 
 def _env(**extra):
@@ -69,9 +85,16 @@ def start_workers(weak_labels, out_dir, temp_dirs, *extra):
     for index, temp in enumerate(temp_dirs):
         temp.mkdir(parents=True, exist_ok=True)
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        jobs.append(subprocess.Popen(_args(weak_labels, out_dir, "--strategy=multi_worker_mirrored", *extra),
-                                     cwd=REPO, env=_env(TF_CONFIG=tf_config, TMPDIR=str(temp)),
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        jobs.append(
+            subprocess.Popen(
+                _args(weak_labels, out_dir, "--strategy=multi_worker_mirrored", *extra),
+                cwd=REPO,
+                env=_env(TF_CONFIG=tf_config, TMPDIR=str(temp)),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     return jobs
 
 
@@ -91,8 +114,14 @@ def run_workers(weak_labels, out_dir, temp_dirs, *extra):
 
 
 def run_mirrored(weak_labels, out_dir, *extra):
-    result = subprocess.run(_args(weak_labels, out_dir, "--strategy=mirrored", "--virtual_cpu_devices=2", *extra),
-                            cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        _args(weak_labels, out_dir, "--strategy=mirrored", "--virtual_cpu_devices=2", *extra),
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
 
 
@@ -115,12 +144,26 @@ def test_two_workers_train_like_one_worker_with_two_replicas(weak_labels, tmp_pa
     temps = [tmp_path / "tmp0", tmp_path / "tmp1"]
     results = run_workers(weak_labels, out, temps, "--epochs=2")
     assert all("with 2 replica(s)" in err for _, _, err in results)
-    for name in ("model.keras", "best.keras", "history.csv", "split.csv", "normalizer.json", "run_config.json",
-                 "checkpoints/state.json"):
+    for name in (
+        "model.keras",
+        "best.keras",
+        "history.csv",
+        "split.csv",
+        "normalizer.json",
+        "run_config.json",
+        "checkpoints/state.json",
+    ):
         assert (out / name).is_file(), name
     # The chief alone writes: nothing else under out_dir, and the other worker's temporary folder is gone.
-    assert sorted(p.name for p in out.iterdir()) == ["best.keras", "checkpoints", "history.csv", "model.keras",
-                                                     "normalizer.json", "run_config.json", "split.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "best.keras",
+        "checkpoints",
+        "history.csv",
+        "model.keras",
+        "normalizer.json",
+        "run_config.json",
+        "split.csv",
+    ]
     assert list(temps[1].iterdir()) == []
     reference = tmp_path / "mirrored"
     run_mirrored(weak_labels, reference, "--epochs=2")

@@ -23,7 +23,7 @@ def images(tmp_path_factory, small_photo) -> list[Path]:
     folder = tmp_path_factory.mktemp("pipeline")
     paths = []
     for i in range(12):
-        crop = small_photo[i * 3: i * 3 + 48, i * 5: i * 5 + 64]
+        crop = small_photo[i * 3 : i * 3 + 48, i * 5 : i * 5 + 64]
         path = folder / f"img{i:02d}.{'png' if i % 2 == 0 else 'jpg'}"
         write_image(path, crop)
         paths.append(path)
@@ -32,8 +32,9 @@ def images(tmp_path_factory, small_photo) -> list[Path]:
 
 def table_of(paths, **columns) -> pd.DataFrame:
     n = len(paths)
-    table = pd.DataFrame({"image": [str(p) for p in paths], "content": [f"c{i}" for i in range(n)],
-                          "score": np.linspace(0, 1, n)})
+    table = pd.DataFrame(
+        {"image": [str(p) for p in paths], "content": [f"c{i}" for i in range(n)], "score": np.linspace(0, 1, n)}
+    )
     for name, values in columns.items():
         table[name] = values
     return table
@@ -53,9 +54,14 @@ def test_decode_formats_match_pillow(tmp_path, small_photo):
     gray = rgb[..., 0]
     rgba = np.dstack([rgb, np.full(rgb.shape[:2], 200, np.uint8)])
     cases = {
-        "rgb.png": Image.fromarray(rgb), "rgb.bmp": Image.fromarray(rgb), "gray.png": Image.fromarray(gray),
-        "rgba.png": Image.fromarray(rgba), "pal.gif": Image.fromarray(rgb).convert("P"),
-        "gray.jpg": Image.fromarray(gray), "rgb.jpg": Image.fromarray(rgb), "gray.bmp": Image.fromarray(gray),
+        "rgb.png": Image.fromarray(rgb),
+        "rgb.bmp": Image.fromarray(rgb),
+        "gray.png": Image.fromarray(gray),
+        "rgba.png": Image.fromarray(rgba),
+        "pal.gif": Image.fromarray(rgb).convert("P"),
+        "gray.jpg": Image.fromarray(gray),
+        "rgb.jpg": Image.fromarray(rgb),
+        "gray.bmp": Image.fromarray(gray),
     }
     for name, pil in cases.items():
         pil.save(tmp_path / name)
@@ -108,24 +114,27 @@ def test_seeded_shuffle_is_reproducible_and_reshuffles(images):
     assert not np.array_equal(first, other)
     assert sorted(first) == sorted(table["score"].astype(np.float32))  # a permutation, each image once
     two_epochs = order(1, epochs=2)
-    assert sorted(two_epochs[:12]) == sorted(two_epochs[12:]) and not np.array_equal(two_epochs[:12],
-                                                                                    two_epochs[12:])
+    assert sorted(two_epochs[:12]) == sorted(two_epochs[12:]) and not np.array_equal(two_epochs[:12], two_epochs[12:])
 
 
 def test_crop_flip_resize(images):
     table = table_of(images[:4])
-    train = collect(dd.make_dataset(table, "score", 4, training=True, crop_size=(32, 40), flip=True, seed=5,
-                                    shuffle=False))[0][0]
-    again = collect(dd.make_dataset(table, "score", 4, training=True, crop_size=(32, 40), flip=True, seed=5,
-                                    shuffle=False))[0][0]
+    train = collect(
+        dd.make_dataset(table, "score", 4, training=True, crop_size=(32, 40), flip=True, seed=5, shuffle=False)
+    )[0][0]
+    again = collect(
+        dd.make_dataset(table, "score", 4, training=True, crop_size=(32, 40), flip=True, seed=5, shuffle=False)
+    )[0][0]
     assert train.shape == (4, 32, 40, 3)
     np.testing.assert_array_equal(train, again)
     full = read_image(images[0]).astype(np.float32)
-    windows = [full[y:y + 32, x:x + 40] for y in range(17) for x in range(25)]
+    windows = [full[y : y + 32, x : x + 40] for y in range(17) for x in range(25)]
     assert any(np.array_equal(train[0], w) or np.array_equal(train[0], w[:, ::-1]) for w in windows)
     # deterministic mode: shuffled order, crops and flips are the same bytes in two fresh pipelines
-    runs = [collect(dd.make_dataset(table_of(images), "score", 5, training=True, crop_size=(32, 40), flip=True,
-                                    seed=9)) for _ in range(2)]
+    runs = [
+        collect(dd.make_dataset(table_of(images), "score", 5, training=True, crop_size=(32, 40), flip=True, seed=9))
+        for _ in range(2)
+    ]
     np.testing.assert_array_equal(np.concatenate(runs[0][0]), np.concatenate(runs[1][0]))
     np.testing.assert_array_equal(runs[0][1]["score"], runs[1][1]["score"])
     # resuming after 14 consumed images (12 of epoch 1, 2 of epoch 2) continues the unbroken stream exactly

@@ -17,9 +17,16 @@ CASES = [(backend, level) for backend in BACKENDS for level in (0, 1, 6)] + [("h
 @pytest.mark.parametrize("backend, level", CASES)
 def test_pillow_and_imageio_read_back_the_same_pixels(photo, backend, level):
     rng = np.random.default_rng(0)
-    for image in (photo, photo[:, :, 1], photo[:1, :1], rng.integers(0, 256, (7, 5, 4), dtype=np.uint8),
-                  rng.integers(0, 256, (3, 8, 2), dtype=np.uint8), photo[::-1, ::2],  # also non-contiguous
-                  np.full((5, 6, 3), 77, np.uint8), rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)):
+    for image in (
+        photo,
+        photo[:, :, 1],
+        photo[:1, :1],
+        rng.integers(0, 256, (7, 5, 4), dtype=np.uint8),
+        rng.integers(0, 256, (3, 8, 2), dtype=np.uint8),
+        photo[::-1, ::2],  # also non-contiguous
+        np.full((5, 6, 3), 77, np.uint8),
+        rng.integers(0, 256, (64, 64, 3), dtype=np.uint8),
+    ):
         data = png.encode_png(image, level, backend)
         with Image.open(io.BytesIO(data)) as decoded:
             decoded.verify()  # chunk CRCs and structure
@@ -54,11 +61,17 @@ def _optimal_cost(counts):
     return cost
 
 
-@pytest.mark.parametrize("counts", [
-    [5, 0, 0, 1], [1, 1], [0, 0, 7, 0], list(range(1, 258)),
-    list(np.random.default_rng(0).integers(0, 10 ** 5, 257)),
-    [2 ** k for k in range(40)] + [1],  # optimal code needs 40 bits: limited to 15
-])
+@pytest.mark.parametrize(
+    "counts",
+    [
+        [5, 0, 0, 1],
+        [1, 1],
+        [0, 0, 7, 0],
+        list(range(1, 258)),
+        list(np.random.default_rng(0).integers(0, 10**5, 257)),
+        [2**k for k in range(40)] + [1],  # optimal code needs 40 bits: limited to 15
+    ],
+)
 def test_huffman_lengths_are_optimal_or_length_limited_prefix_codes(counts):
     counts = np.array(counts, dtype=np.int64)
     lengths = png._huffman_lengths(counts, 15)
@@ -100,16 +113,19 @@ def test_default_is_deterministic(photo):
     assert png.encode_png(photo) == png.encode_png(photo.copy())
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    (dict(image=np.zeros((4, 4, 3), np.float32)), "image"),
-    (dict(image=np.zeros((4, 4, 5), np.uint8)), "image"),
-    (dict(image=np.zeros((0, 4, 3), np.uint8)), "image"),
-    (dict(image=np.zeros((4, 4, 3), np.uint8), level=13), "level"),
-    (dict(image=np.zeros((4, 4, 3), np.uint8), level=10, backend="zlib"), "level"),
-    (dict(image=np.zeros((4, 4, 3), np.uint8), backend="lzma"), "backend"),
-    (dict(image=np.zeros((4, 4, 3), np.uint8), level=2, backend="huffman"), "level"),
-    (dict(image=np.zeros((4, 4, 3), np.uint8), level=1.0), "level"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(image=np.zeros((4, 4, 3), np.float32)), "image"),
+        (dict(image=np.zeros((4, 4, 5), np.uint8)), "image"),
+        (dict(image=np.zeros((0, 4, 3), np.uint8)), "image"),
+        (dict(image=np.zeros((4, 4, 3), np.uint8), level=13), "level"),
+        (dict(image=np.zeros((4, 4, 3), np.uint8), level=10, backend="zlib"), "level"),
+        (dict(image=np.zeros((4, 4, 3), np.uint8), backend="lzma"), "backend"),
+        (dict(image=np.zeros((4, 4, 3), np.uint8), level=2, backend="huffman"), "level"),
+        (dict(image=np.zeros((4, 4, 3), np.uint8), level=1.0), "level"),
+    ],
+)
 def test_bad_arguments_raise_value_error_naming_them(kwargs, name):
     with pytest.raises(ValueError, match=name):
         png.encode_png(**kwargs)
@@ -124,16 +140,20 @@ def _pillow_png(image, **options):
 def test_decode_png_rgb_equals_pillow_for_gray_and_rgb(photo):
     from deepfl.images import to_rgb_uint8
 
-    def decode_image(data):      # Pillow alone (deepfl.images.decode_image itself uses decode_png_rgb)
+    def decode_image(data):  # Pillow alone (deepfl.images.decode_image itself uses decode_png_rgb)
         with Image.open(io.BytesIO(data)) as pil_image:
             return to_rgb_uint8(pil_image)
 
     rng = np.random.default_rng(1)
     noise = rng.integers(0, 256, (33, 17, 3), dtype=np.uint8)
     for image in (photo, photo[:, :, 0], noise, noise[:, :, 2], photo[:1, :1]):
-        for data in (_pillow_png(np.ascontiguousarray(image)), _pillow_png(np.ascontiguousarray(image), optimize=True),
-                     _pillow_png(np.ascontiguousarray(image), compress_level=0), png.encode_png(image),
-                     png.encode_png(image, 6)):
+        for data in (
+            _pillow_png(np.ascontiguousarray(image)),
+            _pillow_png(np.ascontiguousarray(image), optimize=True),
+            _pillow_png(np.ascontiguousarray(image), compress_level=0),
+            png.encode_png(image),
+            png.encode_png(image, 6),
+        ):
             np.testing.assert_array_equal(png.decode_png_rgb(data), decode_image(data))
 
 
@@ -161,13 +181,20 @@ def test_decode_png_rgb_declines_other_and_damaged_files(photo):
     flipped = bytearray(rgb)
     flipped[len(rgb) // 2] ^= 0xFF  # damaged IDAT: CRC mismatch
     header = png._chunk(b"IHDR", struct.pack(">IIBBBBB", 512, 384, 16, 2, 0, 0, 0))  # 16-bit RGB
-    sixteen = rgb[:8] + header + rgb[8 + len(header):]
-    interlaced = rgb[:8] + png._chunk(b"IHDR", struct.pack(">IIBBBBB", 512, 384, 8, 2, 0, 0, 1)) + rgb[8 + 25:]
+    sixteen = rgb[:8] + header + rgb[8 + len(header) :]
+    interlaced = rgb[:8] + png._chunk(b"IHDR", struct.pack(">IIBBBBB", 512, 384, 8, 2, 0, 0, 1)) + rgb[8 + 25 :]
     palette = io.BytesIO()
     Image.fromarray(photo).quantize(16).save(palette, format="PNG")
-    for data in (b"", b"not a png", rgb[:-20], bytes(flipped), _pillow_png(photo[:8, :8].copy()).replace(b"IHDR", b"IHDX"),
-                 _pillow_png(np.dstack([photo, photo[:, :, :1]])),  # RGBA
-                 sixteen, interlaced,
-                 _pillow_png(photo, transparency=(0, 0, 0)),
-                 palette.getvalue()):
+    for data in (
+        b"",
+        b"not a png",
+        rgb[:-20],
+        bytes(flipped),
+        _pillow_png(photo[:8, :8].copy()).replace(b"IHDR", b"IHDX"),
+        _pillow_png(np.dstack([photo, photo[:, :, :1]])),  # RGBA
+        sixteen,
+        interlaced,
+        _pillow_png(photo, transparency=(0, 0, 0)),
+        palette.getvalue(),
+    ):
         assert png.decode_png_rgb(data) is None

@@ -35,18 +35,30 @@ def parts(tmp_path_factory):
 def test_export_equals_manual_chain_and_loads_with_keras_alone(parts, small_photo, tmp_path):
     extractor, head, norm, exported = parts
     imgs = [small_photo, small_photo[:64, :80], small_photo[::-1]]
-    manual = [norm.inverse_values("score", head.predict(extractor.predict(i[None].astype("float32"), verbose=0),
-                                                        verbose=0).reshape(-1))[0] for i in imgs]
+    manual = [
+        norm.inverse_values(
+            "score", head.predict(extractor.predict(i[None].astype("float32"), verbose=0), verbose=0).reshape(-1)
+        )[0]
+        for i in imgs
+    ]
     np.testing.assert_allclose(predict(imgs, exported), manual, rtol=1e-5, atol=1e-6)
     # Backbone + head (+ normaliser beside the head) gives the same scores as the exported file.
-    np.testing.assert_allclose(predict(imgs, extractor, head=exported.parent / "head.keras"), manual, rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        predict(imgs, extractor, head=exported.parent / "head.keras"), manual, rtol=1e-5, atol=1e-6
+    )
     np.save(tmp_path / "x.npy", np.stack([small_photo]).astype("float32"))
-    code = ("import sys, numpy as np, keras; m = keras.saving.load_model(sys.argv[1]); "
-            "print(float(np.asarray(m.predict(np.load(sys.argv[2]), verbose=0)).reshape(-1)[0])); "
-            "assert 'deepfl' not in sys.modules")
-    out = subprocess.run([sys.executable, "-c", code, str(exported), str(tmp_path / "x.npy")], capture_output=True,
-                         text=True, timeout=300, cwd=tmp_path)
+    code = (
+        "import sys, numpy as np, keras; m = keras.saving.load_model(sys.argv[1]); "
+        "print(float(np.asarray(m.predict(np.load(sys.argv[2]), verbose=0)).reshape(-1)[0])); "
+        "assert 'deepfl' not in sys.modules"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(exported), str(tmp_path / "x.npy")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert float(out.stdout.strip().splitlines()[-1]) == pytest.approx(manual[0], rel=1e-5, abs=1e-6)
 
@@ -79,10 +91,23 @@ def test_cli_scores_good_files_and_fails_at_the_end(parts, tmp_path, small_photo
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"not an image")
     out_json = tmp_path / "scores.json"
-    proc = subprocess.run([sys.executable, "-m", "deepfl.cli.predict", f"--model={exported}",
-                           f"--output={out_json}", str(good[0]), str(bad), str(good[1])],
-                          capture_output=True, text=True, timeout=300, cwd=REPO,
-                          env={**__import__("os").environ, "DEEPFL_NO_PROGRESS": "1"})
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "deepfl.cli.predict",
+            f"--model={exported}",
+            f"--output={out_json}",
+            str(good[0]),
+            str(bad),
+            str(good[1]),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        env={**__import__("os").environ, "DEEPFL_NO_PROGRESS": "1"},
+    )
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert "bad.jpg" in proc.stderr and "Traceback" not in proc.stderr
     rows = json.loads(out_json.read_text())

@@ -20,8 +20,12 @@ from deepfl.fr import LOWER_IS_BETTER, METRICS
 
 pytestmark = pytest.mark.filterwarnings("ignore:The recursion limit will not be reset")
 
-PROFILE = dict(deadline=None, derandomize=True, database=None,
-               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+PROFILE = dict(
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 # Metrics are traced per image size, so each metric uses one fixed size. Multi-scale metrics (five dyadic
 # scales of an 11x11 window in the MATLAB originals) need larger images.
@@ -31,6 +35,7 @@ DEFAULT_METRIC_SIZE = (64, 80)
 
 def _photo() -> np.ndarray:
     from skimage import data
+
     return data.astronaut()
 
 
@@ -58,7 +63,7 @@ def images(draw, height: int, width: int) -> np.ndarray:
     photo = _photo()
     top = draw(st.integers(0, photo.shape[0] - height))
     left = draw(st.integers(0, photo.shape[1] - width))
-    crop = photo[top:top + height, left:left + width].astype(np.int16)
+    crop = photo[top : top + height, left : left + width].astype(np.int16)
     if kind == "photo_noise":
         crop = crop + rng.integers(-40, 41, crop.shape)
     return np.clip(crop, 0, 255).astype(np.uint8)
@@ -91,6 +96,7 @@ def test_metric_perfect_on_identical_and_finite_on_any_pair(name):
 # Distortions
 # ---------------------------------------------------------------------------------------------------------
 
+
 def _distortions():
     return pytest.importorskip("deepfl.distortions", reason="deepfl.distortions not implemented yet")
 
@@ -105,8 +111,13 @@ def test_distortion_keeps_shape_dtype_and_is_seeded(dist_type):
         pytest.skip(f"distortion {dist_type} not registered yet")
 
     @settings(max_examples=4, **PROFILE)
-    @given(level=st.integers(1, 5), height=st.integers(48, 70), width=st.integers(48, 70),
-           seed=st.integers(0, 2**31 - 1), data=st.data())
+    @given(
+        level=st.integers(1, 5),
+        height=st.integers(48, 70),
+        width=st.integers(48, 70),
+        seed=st.integers(0, 2**31 - 1),
+        data=st.data(),
+    )
     def check(level, height, width, seed, data):
         image = data.draw(images(height, width))
         before = image.copy()
@@ -131,8 +142,9 @@ def test_distortion_names_address_the_same_function():
         assert np.array_equal(distortions.distort(image, dist_id, 3, rng=5), distortions.distort(image, name, 3, rng=5))
 
 
-@pytest.mark.parametrize("bad", [dict(dist_type=0), dict(dist_type=26), dict(dist_type="no_such"),
-                                 dict(level=0), dict(level=6)])
+@pytest.mark.parametrize(
+    "bad", [dict(dist_type=0), dict(dist_type=26), dict(dist_type="no_such"), dict(level=0), dict(level=6)]
+)
 def test_distortion_rejects_bad_arguments_naming_them(bad):
     distortions = _distortions()
     args = dict(image=np.zeros((48, 48, 3), np.uint8), dist_type=1, level=1)

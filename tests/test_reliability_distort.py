@@ -33,14 +33,19 @@ def runs(tmp_path_factory):
     corpus = root / "corpus refs"
     good = _write_refs(corpus, 2)
     items = badinputs.make_image_corpus(corpus)
-    valid = badinputs.write_csv(root / "assignment.csv", ["ref_im", "dist_type"],
-                                [[name, str(t)] for name, t in zip(good, (1, 10))])
-    variants = badinputs.make_csv_variants(valid, root / "variants", score_column="dist_type",
-                                           required=["dist_type"], file_column="ref_im")
+    valid = badinputs.write_csv(
+        root / "assignment.csv", ["ref_im", "dist_type"], [[name, str(t)] for name, t in zip(good, (1, 10))]
+    )
+    variants = badinputs.make_csv_variants(
+        valid, root / "variants", score_column="dist_type", required=["dist_type"], file_column="ref_im"
+    )
     kill_refs = root / "kill refs"
     kill_names = _write_refs(kill_refs, 6, seed=20)
-    kill_assignment = badinputs.write_csv(root / "kill_assignment.csv", ["ref_im", "dist_type"],
-                                          [[n, str(t)] for n, t in zip(kill_names, (1, 3, 10, 11, 16, 21))])
+    kill_assignment = badinputs.write_csv(
+        root / "kill_assignment.csv",
+        ["ref_im", "dist_type"],
+        [[n, str(t)] for n, t in zip(kill_names, (1, 3, 10, 11, 16, 21))],
+    )
     argvs = {
         "skip": _argv(corpus, root / "skip", "--on_error=skip", "--workers=1"),
         "stop": _argv(corpus, root / "stop", "--on_error=stop", "--workers=1"),
@@ -48,12 +53,18 @@ def runs(tmp_path_factory):
         "kill_reference_again": _argv(kill_refs, root / "kill_reference_again", f"--assignment_csv={kill_assignment}"),
     }
     for item in variants:
-        argvs[item.name] = _argv(corpus, root / f"out_{item.name}", f"--assignment_csv={item.path}",
-                                 "--workers=1")
+        argvs[item.name] = _argv(corpus, root / f"out_{item.name}", f"--assignment_csv={item.path}", "--workers=1")
     results = dict(zip(argvs, killrestart.run_batch("distort", list(argvs.values()))))
     killrestart.record("distort", bad_images=len(items), bad_csvs=len(variants))
-    return dict(root=root, results=results, items=items, good=good, variants=variants, kill_refs=kill_refs,
-                kill_assignment=kill_assignment)
+    return dict(
+        root=root,
+        results=results,
+        items=items,
+        good=good,
+        variants=variants,
+        kill_refs=kill_refs,
+        kill_assignment=kill_assignment,
+    )
 
 
 def test_distort_skips_and_counts_bad_references(runs):
@@ -86,9 +97,9 @@ def test_distort_stops_at_the_first_bad_reference(runs):
     assert any(badinputs.names_culprit(line, item.path) for item in runs["items"]), line
     out = runs["root"] / "stop"
     rows = []
-    if (out / "manifest.csv").exists():      # (a bad name found while listing stops before any output)
+    if (out / "manifest.csv").exists():  # (a bad name found while listing stops before any output)
         rows = killrestart.check_csv(out / "manifest.csv", key="dist_im")
-    assert killrestart.check_images(out) == len(rows)     # whatever was finished is whole and listed
+    assert killrestart.check_images(out) == len(rows)  # whatever was finished is whole and listed
 
 
 def test_distort_assignment_csv_variants(runs):
@@ -121,24 +132,35 @@ def test_distort_is_deterministic_with_all_workers(runs):
 
 
 def test_no_distort_invocation_prints_a_traceback(runs):
-    failures = [name for name, result in runs["results"].items()
-                if "Traceback (most recent call last)" in result.stderr]
-    assert not failures, "tracebacks from: " + ", ".join(failures) + "\n" + "\n".join(
-        runs["results"][name].stderr[-1500:] for name in failures[:2])
+    failures = [
+        name for name, result in runs["results"].items() if "Traceback (most recent call last)" in result.stderr
+    ]
+    assert not failures, (
+        "tracebacks from: "
+        + ", ".join(failures)
+        + "\n"
+        + "\n".join(runs["results"][name].stderr[-1500:] for name in failures[:2])
+    )
 
 
 def _kill_test(runs, kills, seed, out, max_delay=0.3):
     root = runs["root"]
     reference = root / "kill_reference"
-    cmd = killrestart.job_command("distort", *_argv(runs["kill_refs"], out,
-                                                    f"--assignment_csv={runs['kill_assignment']}"))
-    report = killrestart.run_killed_to_completion(cmd, killrestart.count_files(out), kills=kills, seed=seed,
-                                                  max_delay=max_delay)
+    cmd = killrestart.job_command(
+        "distort", *_argv(runs["kill_refs"], out, f"--assignment_csv={runs['kill_assignment']}")
+    )
+    report = killrestart.run_killed_to_completion(
+        cmd, killrestart.count_files(out), kills=kills, seed=seed, max_delay=max_delay
+    )
     killrestart.check_csv(out / "manifest.csv", key="dist_im", expected_rows=6 * LEVELS)
     assert killrestart.check_images(out) == 6 * LEVELS
     killrestart.assert_same_tree(reference, out, ignore=killrestart.is_temp)
-    killrestart.record("distort", kills=report.kills, starts=report.starts,
-                       leftover_temp_files=len(killrestart.leftover_temp_files(out)))
+    killrestart.record(
+        "distort",
+        kills=report.kills,
+        starts=report.starts,
+        leftover_temp_files=len(killrestart.leftover_temp_files(out)),
+    )
 
 
 def test_distort_killed_twice_gives_identical_outputs(runs, tmp_path):

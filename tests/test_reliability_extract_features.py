@@ -19,6 +19,7 @@ from helpers_datasets import read_feature_cache
 def file_size(path: Path):
     """Progress probe: the size of the cache plus its journal (`<name>.journal`, where new rows go until the
     final compaction); 0 while absent."""
+
     def probe() -> int:
         total = 0
         for part in (path, path.with_name(path.name + ".journal")):
@@ -27,6 +28,7 @@ def file_size(path: Path):
             except FileNotFoundError:
                 pass
         return total
+
     return probe
 
 
@@ -69,10 +71,15 @@ def runs(model, tmp_path_factory):
 
 
 def test_no_extract_features_invocation_prints_a_traceback(runs):
-    failures = [name for name, result in runs["results"].items()
-                if "Traceback (most recent call last)" in result.stderr]
-    assert not failures, "tracebacks from: " + ", ".join(failures) + "\n" + "\n".join(
-        runs["results"][name].stderr[-1500:] for name in failures[:2])
+    failures = [
+        name for name, result in runs["results"].items() if "Traceback (most recent call last)" in result.stderr
+    ]
+    assert not failures, (
+        "tracebacks from: "
+        + ", ".join(failures)
+        + "\n"
+        + "\n".join(runs["results"][name].stderr[-1500:] for name in failures[:2])
+    )
 
 
 def test_extract_features_names_and_skips_bad_images(runs):
@@ -99,16 +106,17 @@ def test_extract_features_stops_on_a_bad_image_and_on_a_bad_model(runs):
     assert any(badinputs.names_culprit(badinputs.error_line(stop.stderr), it.path) for it in runs["items"])
     bad_model = runs["results"]["bad_model"]
     assert bad_model.returncode == 2 and runs["bad_model"].name in badinputs.error_line(bad_model.stderr), (
-        bad_model.stderr[-2000:])
+        bad_model.stderr[-2000:]
+    )
 
 
 def _kill_test(runs, kills, seed, out, max_delay=0.2):
     reference = runs["root"] / "kill_reference"
     assert runs["results"]["kill_reference"].returncode == 0, runs["results"]["kill_reference"].stderr[-2000:]
-    cmd = killrestart.job_command("extract_features", *_argv(runs["kill_images"], out, runs["model"],
-                                                             "--batch_size=1"))
-    report = killrestart.run_killed_to_completion(cmd, file_size(out / "cache.h5"), kills=kills, seed=seed,
-                                                  max_delay=max_delay)
+    cmd = killrestart.job_command("extract_features", *_argv(runs["kill_images"], out, runs["model"], "--batch_size=1"))
+    report = killrestart.run_killed_to_completion(
+        cmd, file_size(out / "cache.h5"), kills=kills, seed=seed, max_delay=max_delay
+    )
     keys, feats = read_feature_cache(out / "cache.h5")
     ref_keys, ref_feats = read_feature_cache(reference / "cache.h5")
     assert len(keys) == len(set(keys)) == 40, "missing or duplicated cache rows"

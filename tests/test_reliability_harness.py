@@ -6,15 +6,15 @@ import sys
 import numpy as np
 import pytest
 
-from deepfl.errors import ImageReadError
-from deepfl.images import read_image
 import badinputs
 import killrestart
+from deepfl.errors import ImageReadError
+from deepfl.images import read_image
 
 # A toy job: 30 rows and 30 images, written one at a time with small pauses. "careful" resumes through
 # AppendOnlyCsv and atomic writes; "careless" appends rows from the start again on every run and writes
 # images non-atomically, skipping those that exist (the classic resume bugs: duplicates and torn files).
-TOY_JOB = r'''
+TOY_JOB = r"""
 import sys, time
 import numpy as np
 from pathlib import Path
@@ -42,7 +42,7 @@ for i in range(30):
                 f.write(data[20:])
         handle.write(f"{i},{i * i}\n"); handle.flush()
     time.sleep(0.02)
-'''
+"""
 
 
 def _toy(tmp_path, mode, name):
@@ -53,9 +53,22 @@ def _toy(tmp_path, mode, name):
 def test_corpus_holds_what_it_claims(tmp_path):
     items = badinputs.make_image_corpus(tmp_path / "images")
     names = {item.name for item in items}
-    assert {"zero_byte_png", "zero_byte_jpg", "truncated_png", "truncated_jpg", "text_as_png", "png_16bit_gray",
-            "png_16bit_rgb", "gray_png", "rgba_png", "cmyk_jpg", "tiny_1x1", "header_only_huge",
-            "space_in_name", "non_utf8_name"} <= names
+    assert {
+        "zero_byte_png",
+        "zero_byte_jpg",
+        "truncated_png",
+        "truncated_jpg",
+        "text_as_png",
+        "png_16bit_gray",
+        "png_16bit_rgb",
+        "gray_png",
+        "rgba_png",
+        "cmyk_jpg",
+        "tiny_1x1",
+        "header_only_huge",
+        "space_in_name",
+        "non_utf8_name",
+    } <= names
     for item in items:
         if item.expect == "reject":
             with pytest.raises(ImageReadError, match=item.path.name.replace(".", r"\.")):
@@ -69,8 +82,12 @@ def test_corpus_holds_what_it_claims(tmp_path):
 
 def test_csv_variants_are_broken_as_described(tmp_path):
     valid = badinputs.write_csv(tmp_path / "valid.csv", ["image", "score"], [["a.png", "0.5"], ["b.png", "0.7"]])
-    items = {i.name: i for i in badinputs.make_csv_variants(valid, tmp_path / "bad", score_column="score",
-                                                           required=["score"], file_column="image")}
+    items = {
+        i.name: i
+        for i in badinputs.make_csv_variants(
+            valid, tmp_path / "bad", score_column="score", required=["score"], file_column="image"
+        )
+    }
     assert badinputs.read_csv_rows(items["csv_missing_column"].path)[0] == ["image"]
     assert badinputs.read_csv_rows(items["csv_nan_score"].path)[1][-1] == ["b.png", "nan"]
     assert badinputs.read_csv_rows(items["csv_inf_score"].path)[1][-1] == ["b.png", "inf"]
@@ -82,8 +99,9 @@ def test_harness_passes_a_resumable_job(tmp_path):
     cmd, reference = _toy(tmp_path, "careful", "reference")
     assert killrestart.run_job(cmd).returncode == 0
     cmd, out = _toy(tmp_path, "careful", "killed")
-    report = killrestart.run_with_kills(cmd, killrestart.count_lines(out / "rows.csv"), kills=4, seed=1,
-                                        max_delay=0.1, timeout=120)
+    report = killrestart.run_with_kills(
+        cmd, killrestart.count_lines(out / "rows.csv"), kills=4, seed=1, max_delay=0.1, timeout=120
+    )
     assert report.final.returncode == 0, report.final.stderr
     assert report.kills == 4 and report.starts == 5
     assert killrestart.assert_same_tree(reference, out, ignore=killrestart.is_temp) == 31
@@ -95,8 +113,9 @@ def test_harness_catches_a_careless_job(tmp_path):
     cmd, reference = _toy(tmp_path, "careless", "reference")
     assert killrestart.run_job(cmd).returncode == 0
     cmd, out = _toy(tmp_path, "careless", "killed")
-    report = killrestart.run_with_kills(cmd, killrestart.count_lines(out / "rows.csv"), kills=3, seed=1,
-                                        max_delay=0.1, timeout=120)
+    report = killrestart.run_with_kills(
+        cmd, killrestart.count_lines(out / "rows.csv"), kills=3, seed=1, max_delay=0.1, timeout=120
+    )
     assert report.final.returncode == 0 and report.kills == 3
     with pytest.raises(AssertionError, match="duplicated keys"):
         killrestart.check_csv(out / "rows.csv", key="key")

@@ -10,19 +10,26 @@ import pytest
 import badinputs
 import killrestart
 
-METRICS = "ssim,gmsd"   # two fast metrics keep the subprocess runs short; the job logic is metric-agnostic
+METRICS = "ssim,gmsd"  # two fast metrics keep the subprocess runs short; the job logic is metric-agnostic
 
 
 def _label(manifest, images, refs, out, *extra):
-    return killrestart.job_command("label", f"--manifest={manifest}", f"--image_root={images}",
-                                   f"--ref_root={refs}", f"--out_dir={out}", f"--metrics={METRICS}", *extra)
+    return killrestart.job_command(
+        "label",
+        f"--manifest={manifest}",
+        f"--image_root={images}",
+        f"--ref_root={refs}",
+        f"--out_dir={out}",
+        f"--metrics={METRICS}",
+        *extra,
+    )
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """refs/ with two good references; images/ with 4 good distorted images and every bad image of the corpus,
     all listed in one manifest (each bad image paired with a good 48x64 reference)."""
-    root = tmp_path_factory.mktemp("label corpus")      # a space in every path on purpose
+    root = tmp_path_factory.mktemp("label corpus")  # a space in every path on purpose
     refs, images = root / "refs", root / "images"
     refs.mkdir()
     for i in range(2):
@@ -55,8 +62,9 @@ def _label_argv(manifest, images, refs, out, *extra):
 def runs(corpus, tmp_path_factory):
     """Every bad-input invocation plus the uninterrupted reference run of the kill test, in one interpreter."""
     root = tmp_path_factory.mktemp("label runs")
-    valid = badinputs.write_csv(root / "valid.csv", ["dist_im", "ref_im"],
-                                [[f"ref 0_0{j}_01.png", "ref 0.png"] for j in (1, 2)])
+    valid = badinputs.write_csv(
+        root / "valid.csv", ["dist_im", "ref_im"], [[f"ref 0_0{j}_01.png", "ref 0.png"] for j in (1, 2)]
+    )
     variants = badinputs.make_csv_variants(valid, root / "variants", required=["dist_im"], file_column="dist_im")
     non_utf8 = root / "variants" / "non_utf8_row.csv"
     non_utf8.write_bytes(b"dist_im,ref_im\n" + badinputs.NON_UTF8_STEM + b"_01_01.png,ref 0.png\n")
@@ -64,14 +72,21 @@ def runs(corpus, tmp_path_factory):
     kill_manifest = _kill_corpus(root / "kill")
     argvs = {
         "skip": _label_argv(corpus["manifest"], corpus["images"], corpus["refs"], root / "skip", "--on_error=skip"),
-        "stop": _label_argv(corpus["manifest"], corpus["images"], corpus["refs"], root / "stop", "--on_error=stop",
-                            "--batch_size=1"),
-        "kill_reference": _label_argv(kill_manifest, root / "kill" / "images", root / "kill" / "refs",
-                                      root / "kill" / "reference", "--batch_size=1"),
+        "stop": _label_argv(
+            corpus["manifest"], corpus["images"], corpus["refs"], root / "stop", "--on_error=stop", "--batch_size=1"
+        ),
+        "kill_reference": _label_argv(
+            kill_manifest,
+            root / "kill" / "images",
+            root / "kill" / "refs",
+            root / "kill" / "reference",
+            "--batch_size=1",
+        ),
     }
     for item in variants:
-        argvs[item.name] = _label_argv(item.path, corpus["images"], corpus["refs"], root / f"out_{item.name}",
-                                       "--on_error=skip")
+        argvs[item.name] = _label_argv(
+            item.path, corpus["images"], corpus["refs"], root / f"out_{item.name}", "--on_error=skip"
+        )
     results = dict(zip(argvs, killrestart.run_batch("label", list(argvs.values()))))
     killrestart.record("label", bad_images=len(corpus["items"]) + 2, bad_csvs=len(variants))
     return dict(root=root, results=results, variants=variants, kill_manifest=kill_manifest)
@@ -84,7 +99,8 @@ def test_label_skips_and_counts_every_bad_image(corpus, runs):
     rows = killrestart.check_csv(out / "labels.csv", key="dist_im")
     written = {r["dist_im"] for r in rows}
     rejected = [it for it in corpus["items"] if it.expect == "reject"] + [
-        it for it in corpus["items"] if it.name == "tiny_1x1"]           # 1x1 vs a 48x64 reference: wrong size
+        it for it in corpus["items"] if it.name == "tiny_1x1"
+    ]  # 1x1 vs a 48x64 reference: wrong size
     accepted = [it for it in corpus["items"] if it.expect == "accept"]
     for item in rejected:
         assert item.path.name not in written, item.name
@@ -106,7 +122,7 @@ def test_label_stops_at_the_first_bad_image_keeping_finished_rows(corpus, runs):
     assert line, result.stderr[-2000:]
     assert any(badinputs.names_culprit(line, it.path) for it in corpus["items"]) or "broken_ref" in line, line
     rows = killrestart.check_csv(runs["root"] / "stop" / "labels.csv", key="dist_im")
-    assert len(rows) >= corpus["good"] - 2        # rows finished before the bad pair are kept
+    assert len(rows) >= corpus["good"] - 2  # rows finished before the bad pair are kept
 
 
 def test_label_manifest_variants(runs):
@@ -145,10 +161,15 @@ def _kill_corpus(root: Path, refs: int = 4, per_ref: int = 5) -> Path:
 
 
 def test_no_label_invocation_prints_a_traceback(runs):
-    failures = [name for name, result in runs["results"].items()
-                if "Traceback (most recent call last)" in result.stderr]
-    assert not failures, "tracebacks from: " + ", ".join(failures) + "\n" + "\n".join(
-        runs["results"][name].stderr[-1500:] for name in failures[:2])
+    failures = [
+        name for name, result in runs["results"].items() if "Traceback (most recent call last)" in result.stderr
+    ]
+    assert not failures, (
+        "tracebacks from: "
+        + ", ".join(failures)
+        + "\n"
+        + "\n".join(runs["results"][name].stderr[-1500:] for name in failures[:2])
+    )
 
 
 def _kill_test(runs, kills, seed, out, max_delay=0.5):
@@ -156,7 +177,12 @@ def _kill_test(runs, kills, seed, out, max_delay=0.5):
     assert runs["results"]["kill_reference"].returncode == 0, runs["results"]["kill_reference"].stderr[-2000:]
     report = killrestart.run_killed_to_completion(
         _label(runs["kill_manifest"], root / "images", root / "refs", out, "--batch_size=1"),
-        killrestart.count_lines(out / "labels.csv"), kills=kills, seed=seed, max_delay=max_delay, timeout=600)
+        killrestart.count_lines(out / "labels.csv"),
+        kills=kills,
+        seed=seed,
+        max_delay=max_delay,
+        timeout=600,
+    )
     killrestart.check_csv(out / "labels.csv", key="dist_im", expected_rows=20)
     killrestart.assert_same_tree(root / "reference", out, ignore=killrestart.is_temp)
     assert not killrestart.leftover_temp_files(out)

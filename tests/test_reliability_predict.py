@@ -49,8 +49,12 @@ def runs(scorer, tmp_path_factory):
     good = [str(images / f"good {i}.png") for i in range(2)]
     argvs = {
         "folder": [f"--model={scorer}", f"--output={root / 'folder.csv'}", str(images)],
-        "one_missing_file": [f"--model={scorer}", f"--output={root / 'missing.csv'}", good[0],
-                             str(images / "no such file.png")],
+        "one_missing_file": [
+            f"--model={scorer}",
+            f"--output={root / 'missing.csv'}",
+            good[0],
+            str(images / "no such file.png"),
+        ],
         "kill_reference": [f"--model={scorer}", f"--output={root / 'reference' / 'scores.csv'}", *good],
         "no_inputs": [f"--model={scorer}"],
     }
@@ -58,15 +62,19 @@ def runs(scorer, tmp_path_factory):
         argvs[name] = [f"--model={path}", good[0]]
     results = dict(zip(argvs, killrestart.run_batch("predict", list(argvs.values()))))
     killrestart.record("predict", bad_images=len(items) + 1, bad_models=len(bad_models))
-    return dict(root=root, images=images, items=items, good=good, results=results, bad_models=bad_models,
-                scorer=scorer)
+    return dict(root=root, images=images, items=items, good=good, results=results, bad_models=bad_models, scorer=scorer)
 
 
 def test_no_predict_invocation_prints_a_traceback(runs):
-    failures = [name for name, result in runs["results"].items()
-                if "Traceback (most recent call last)" in result.stderr]
-    assert not failures, "tracebacks from: " + ", ".join(failures) + "\n" + "\n".join(
-        runs["results"][name].stderr[-1500:] for name in failures[:2])
+    failures = [
+        name for name, result in runs["results"].items() if "Traceback (most recent call last)" in result.stderr
+    ]
+    assert not failures, (
+        "tracebacks from: "
+        + ", ".join(failures)
+        + "\n"
+        + "\n".join(runs["results"][name].stderr[-1500:] for name in failures[:2])
+    )
 
 
 def test_predict_names_each_unreadable_image_and_scores_the_rest(runs):
@@ -108,8 +116,10 @@ def test_predict_prints_a_non_utf8_file_name_to_stdout(runs, tmp_path):
     """Printing the table to a real stdout (strict UTF-8) must survive a file name that is not UTF-8."""
     folder = tmp_path / "nonutf8"
     badinputs.make_image_corpus(folder, include=["non_utf8_name"])
-    result = killrestart.run_job(killrestart.job_command("predict", f"--model={runs['scorer']}", str(folder)),
-                                 env=killrestart.job_env(PYTHONIOENCODING="utf-8"))
+    result = killrestart.run_job(
+        killrestart.job_command("predict", f"--model={runs['scorer']}", str(folder)),
+        env=killrestart.job_env(PYTHONIOENCODING="utf-8"),
+    )
     badinputs.assert_no_traceback(result.stderr, "predict non-UTF-8 name to stdout")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "bad_" in result.stdout
@@ -118,14 +128,18 @@ def test_predict_prints_a_non_utf8_file_name_to_stdout(runs, tmp_path):
 def _kill_test(runs, kills, seed, out):
     reference = runs["root"] / "reference"
     assert runs["results"]["kill_reference"].returncode == 0, runs["results"]["kill_reference"].stderr[-2000:]
-    cmd = killrestart.job_command("predict", f"--model={runs['scorer']}", f"--output={out / 'scores.csv'}",
-                                  *runs["good"])
-    report = killrestart.run_killed_to_completion(cmd, killrestart.elapsed(1.0), kills=kills, seed=seed,
-                                                  max_delay=1.0)
+    cmd = killrestart.job_command(
+        "predict", f"--model={runs['scorer']}", f"--output={out / 'scores.csv'}", *runs["good"]
+    )
+    report = killrestart.run_killed_to_completion(cmd, killrestart.elapsed(1.0), kills=kills, seed=seed, max_delay=1.0)
     killrestart.check_csv(out / "scores.csv", key="image", expected_rows=2)
     killrestart.assert_same_tree(reference, out, ignore=killrestart.is_temp)
-    killrestart.record("predict", kills=report.kills, starts=report.starts,
-                       leftover_temp_files=len(killrestart.leftover_temp_files(out)))
+    killrestart.record(
+        "predict",
+        kills=report.kills,
+        starts=report.starts,
+        leftover_temp_files=len(killrestart.leftover_temp_files(out)),
+    )
 
 
 def test_predict_killed_and_restarted_gives_identical_output(runs, tmp_path):

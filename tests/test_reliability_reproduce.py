@@ -32,8 +32,9 @@ def runs(tmp_path_factory):
     build_multitask(tasks=["ssim", "gmsd"], weights=None, arch="tiny", seed=0).save(model)
     good = root / "kadid"
     write_mini_kadid(good)
-    variants = badinputs.make_csv_variants(good / "dmos.csv", root / "variants", score_column="dmos",
-                                           required=["dmos"], file_column="dist_img")
+    variants = badinputs.make_csv_variants(
+        good / "dmos.csv", root / "variants", score_column="dmos", required=["dmos"], file_column="dist_img"
+    )
     argvs = {"kill_reference": _argv(good, model, root / "kill_reference")}
     for item in variants:
         folder = root / f"data_{item.name}"
@@ -51,10 +52,15 @@ def runs(tmp_path_factory):
 
 
 def test_no_reproduce_invocation_prints_a_traceback(runs):
-    failures = [name for name, result in runs["results"].items()
-                if "Traceback (most recent call last)" in result.stderr]
-    assert not failures, "tracebacks from: " + ", ".join(failures) + "\n" + "\n".join(
-        runs["results"][name].stderr[-1500:] for name in failures[:2])
+    failures = [
+        name for name, result in runs["results"].items() if "Traceback (most recent call last)" in result.stderr
+    ]
+    assert not failures, (
+        "tracebacks from: "
+        + ", ".join(failures)
+        + "\n"
+        + "\n".join(runs["results"][name].stderr[-1500:] for name in failures[:2])
+    )
 
 
 def test_reproduce_metadata_variants(runs):
@@ -73,14 +79,14 @@ def test_reproduce_broken_model_and_missing_folder(runs):
     broken = runs["results"]["broken_model"]
     assert broken.returncode == 2 and "broken.keras" in badinputs.error_line(broken.stderr), broken.stderr[-1500:]
     missing = runs["results"]["missing_dir"]
-    assert missing.returncode == 2 and "no such folder" in badinputs.error_line(missing.stderr), (
-        missing.stderr[-1500:])
+    assert missing.returncode == 2 and "no such folder" in badinputs.error_line(missing.stderr), missing.stderr[-1500:]
 
 
 def _same_outputs(reference: Path, candidate: Path) -> None:
 
-    killrestart.assert_same_tree(reference, candidate, ignore=lambda rel: killrestart.is_temp(rel)
-                                 or rel.suffix in (".keras", ".h5"))
+    killrestart.assert_same_tree(
+        reference, candidate, ignore=lambda rel: killrestart.is_temp(rel) or rel.suffix in (".keras", ".h5")
+    )
     for path in reference.rglob("*.keras"):
         assert keras_digest(path) == keras_digest(candidate / path.relative_to(reference)), path.name
     for path in reference.rglob("*.h5"):

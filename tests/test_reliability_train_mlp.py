@@ -18,15 +18,26 @@ import killrestart
 from helpers_datasets import write_mini_kadid
 from helpers_models import assert_same_training_outputs
 
-HEAD_FLAGS = ["--dataset=kadid10k", "--num_splits=2", "--epochs=3", "--batch_size=4", "--learning_rates=1e-3",
-              "--seed=2"]
+HEAD_FLAGS = [
+    "--dataset=kadid10k",
+    "--num_splits=2",
+    "--epochs=3",
+    "--batch_size=4",
+    "--learning_rates=1e-3",
+    "--seed=2",
+]
 
 
 def _features(x: np.ndarray) -> np.ndarray:
     """8 floats per image: per-channel means and stds, plus two global statistics."""
     x = np.asarray(x, np.float32)
-    return np.concatenate([x.mean(axis=(1, 2)), x.std(axis=(1, 2)), x.mean(axis=(1, 2, 3))[:, None],
-                           x.max(axis=(1, 2, 3))[:, None]], axis=1) / 255.0
+    return (
+        np.concatenate(
+            [x.mean(axis=(1, 2)), x.std(axis=(1, 2)), x.mean(axis=(1, 2, 3))[:, None], x.max(axis=(1, 2, 3))[:, None]],
+            axis=1,
+        )
+        / 255.0
+    )
 
 
 def _cache(root: Path, out: Path) -> Path:
@@ -49,13 +60,14 @@ def runs(tmp_path_factory):
     write_mini_kadid(good)
     cache = _cache(good, root / "features.h5")
     # Broken metadata: each variant of dmos.csv in its own copy of the data set folder.
-    variants = badinputs.make_csv_variants(good / "dmos.csv", root / "variants", score_column="dmos",
-                                           required=["dmos"], file_column="dist_img")
+    variants = badinputs.make_csv_variants(
+        good / "dmos.csv", root / "variants", score_column="dmos", required=["dmos"], file_column="dist_img"
+    )
     folders = {}
     for item in variants:
         folder = root / f"data_{item.name}"
         folder.mkdir()
-        (folder / "images").symlink_to(good / "images")     # same resolved paths as the cache keys
+        (folder / "images").symlink_to(good / "images")  # same resolved paths as the cache keys
         shutil.copyfile(item.path, folder / "dmos.csv")
         folders[item.name] = folder
     # Broken feature caches.
@@ -65,9 +77,13 @@ def runs(tmp_path_factory):
     (caches / "truncated.h5").write_bytes(cache.read_bytes()[:2000])
     (caches / "text.h5").write_bytes(b"not an HDF5 file\n")
     partial = _cache_subset(good, caches / "partial.h5")
-    bad_caches = {"cache_zero_byte": caches / "empty.h5", "cache_truncated": caches / "truncated.h5",
-                  "cache_text": caches / "text.h5", "cache_missing_rows": partial,
-                  "cache_absent": caches / "absent.h5"}
+    bad_caches = {
+        "cache_zero_byte": caches / "empty.h5",
+        "cache_truncated": caches / "truncated.h5",
+        "cache_text": caches / "text.h5",
+        "cache_missing_rows": partial,
+        "cache_absent": caches / "absent.h5",
+    }
     argvs = {"kill_reference": _argv(good, cache, root / "kill_reference")}
     for name, folder in folders.items():
         argvs[name] = _argv(folder, cache, root / f"out_{name}")
@@ -88,10 +104,15 @@ def _cache_subset(data: Path, out: Path) -> Path:
 
 
 def test_no_train_mlp_invocation_prints_a_traceback(runs):
-    failures = [name for name, result in runs["results"].items()
-                if "Traceback (most recent call last)" in result.stderr]
-    assert not failures, "tracebacks from: " + ", ".join(failures) + "\n" + "\n".join(
-        runs["results"][name].stderr[-1500:] for name in failures[:2])
+    failures = [
+        name for name, result in runs["results"].items() if "Traceback (most recent call last)" in result.stderr
+    ]
+    assert not failures, (
+        "tracebacks from: "
+        + ", ".join(failures)
+        + "\n"
+        + "\n".join(runs["results"][name].stderr[-1500:] for name in failures[:2])
+    )
 
 
 def test_train_mlp_metadata_variants(runs):
@@ -109,8 +130,9 @@ def test_train_mlp_metadata_variants(runs):
             assert result.returncode == 0 or (result.returncode == 2 and "dmos.csv" in line), (item.name, line)
 
 
-@pytest.mark.parametrize("name", ["cache_zero_byte", "cache_truncated", "cache_text", "cache_missing_rows",
-                                  "cache_absent"])
+@pytest.mark.parametrize(
+    "name", ["cache_zero_byte", "cache_truncated", "cache_text", "cache_missing_rows", "cache_absent"]
+)
 def test_train_mlp_broken_feature_cache_is_one_line_exit_2(runs, name):
     result = runs["results"][name]
     assert result.returncode == 2, result.stderr[-1500:]

@@ -17,14 +17,23 @@ import badinputs
 import killrestart
 from helpers_models import assert_same_training_outputs
 
-TRAIN_FLAGS = ["--arch=tiny", "--weights=none", "--image_size=32,32", "--batch_size=4", "--steps_per_epoch=2",
-               "--tensorboard=false", "--val_fraction=0.34", "--seed=1"]
+TRAIN_FLAGS = [
+    "--arch=tiny",
+    "--weights=none",
+    "--image_size=32,32",
+    "--batch_size=4",
+    "--steps_per_epoch=2",
+    "--tensorboard=false",
+    "--val_fraction=0.34",
+    "--seed=1",
+]
 
 
 def _weak_labels(folder: Path, names: list[str], seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
-    rows = [[n, f"r{i % 6}.png", f"{rng.uniform(0.5, 1):.6f}", f"{rng.uniform(0, 0.3):.6f}"]
-            for i, n in enumerate(names)]
+    rows = [
+        [n, f"r{i % 6}.png", f"{rng.uniform(0.5, 1):.6f}", f"{rng.uniform(0, 0.3):.6f}"] for i, n in enumerate(names)
+    ]
     return badinputs.write_csv(folder / "labels.csv", ["dist_im", "ref_im", "ssim", "gmsd"], rows)
 
 
@@ -51,8 +60,9 @@ def runs(tmp_path_factory):
     # Bad images listed in the CSV, each named as its content's distorted image would be.
     with_bad = _weak_labels(root / "with_bad", good + [it.path.name for it in items])
     valid = _weak_labels(root, good)
-    variants = badinputs.make_csv_variants(valid, root / "variants", score_column="gmsd", required=["dist_im"],
-                                           file_column="dist_im")
+    variants = badinputs.make_csv_variants(
+        valid, root / "variants", score_column="gmsd", required=["dist_im"], file_column="dist_im"
+    )
     argvs = {
         "skip": _argv(with_bad, images, root / "skip", "--epochs=1", "--on_error=skip"),
         "stop": _argv(with_bad, images, root / "stop", "--epochs=1", "--on_error=stop"),
@@ -60,8 +70,13 @@ def runs(tmp_path_factory):
     }
     # A corrupt stream alone (a PNG signature, then cut): TensorFlow's decoder error does not name the file.
     truncated = next(it for it in items if it.name == "truncated_png")
-    argvs["stop_truncated"] = _argv(_weak_labels(root / "truncated", good + [truncated.path.name]), images,
-                                    root / "stop_truncated", "--epochs=1", "--on_error=stop")
+    argvs["stop_truncated"] = _argv(
+        _weak_labels(root / "truncated", good + [truncated.path.name]),
+        images,
+        root / "stop_truncated",
+        "--epochs=1",
+        "--on_error=stop",
+    )
     for item in variants:
         argvs[item.name] = _argv(item.path, images, root / f"out_{item.name}", "--epochs=1", "--on_error=stop")
     results = dict(zip(argvs, killrestart.run_batch("train_multitask", list(argvs.values()))))
@@ -70,10 +85,15 @@ def runs(tmp_path_factory):
 
 
 def test_no_train_multitask_invocation_prints_a_traceback(runs):
-    failures = [name for name, result in runs["results"].items()
-                if "Traceback (most recent call last)" in result.stderr]
-    assert not failures, "tracebacks from: " + ", ".join(failures) + "\n" + "\n".join(
-        runs["results"][name].stderr[-1500:] for name in failures[:2])
+    failures = [
+        name for name, result in runs["results"].items() if "Traceback (most recent call last)" in result.stderr
+    ]
+    assert not failures, (
+        "tracebacks from: "
+        + ", ".join(failures)
+        + "\n"
+        + "\n".join(runs["results"][name].stderr[-1500:] for name in failures[:2])
+    )
 
 
 def test_train_multitask_weak_label_csv_variants(runs):
@@ -98,7 +118,8 @@ def test_train_multitask_skips_and_names_bad_images(runs):
     for item in runs["items"]:
         if item.expect == "reject":
             assert any(badinputs.names_culprit(line, item.path) for line in result.stderr.splitlines()), (
-                f"{item.name}: {item.path.name} not named on stderr")
+                f"{item.name}: {item.path.name} not named on stderr"
+            )
 
 
 def test_train_multitask_stops_on_a_bad_image(runs):
@@ -123,8 +144,12 @@ def _kill_test(runs, kills, seed, out, probe=None):
     probe = probe or killrestart.count_lines(out / "history.csv")
     report = killrestart.run_killed_to_completion(cmd, probe, kills=kills, seed=seed, max_delay=2.0, timeout=900)
     assert_same_training_outputs(reference, out)
-    killrestart.record("train_multitask", kills=report.kills, starts=report.starts,
-                       leftover_temp_files=len(killrestart.leftover_temp_files(out)))
+    killrestart.record(
+        "train_multitask",
+        kills=report.kills,
+        starts=report.starts,
+        leftover_temp_files=len(killrestart.leftover_temp_files(out)),
+    )
 
 
 def test_train_multitask_killed_once_gives_identical_outputs(runs, tmp_path):

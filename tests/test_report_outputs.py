@@ -8,8 +8,9 @@ from deepfl import reporting
 
 
 def test_within_table_counts_are_integers_in_markdown():
-    summary = pd.DataFrame({"srocc": [0.9], "plcc": [0.91], "plcc_logistic": [0.92], "krocc": [0.8],
-                            "rmse": [0.1]}, index=["median"])
+    summary = pd.DataFrame(
+        {"srocc": [0.9], "plcc": [0.91], "plcc_logistic": [0.92], "krocc": [0.8], "rmse": [0.1]}, index=["median"]
+    )
     table = reporting.within_table({"kadid10k": summary}, n_images={"kadid10k": 150}, n_splits={"kadid10k": 10})
     text = reporting.to_markdown(table)
     row = next(line for line in text.splitlines() if line.startswith("| kadid10k"))
@@ -32,5 +33,5 @@ def test_scatter_legend_is_pooled_and_covers_no_point():
     assert "all 200 points pooled" in legend.get_title().get_text()
     renderer = canvas.get_renderer()
     box, area = legend.get_window_extent(renderer), axes.get_window_extent(renderer)
-    assert box.y1 <= area.y0                     # below the axes, so over no point
-    assert box.y0 >= 0                           # and inside the figure
+    assert box.y1 <= area.y0  # below the axes, so over no point
+    assert box.y0 >= 0  # and inside the figure

@@ -23,8 +23,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 def run_cli(step: str, *argv: str, prelude: str = "", env: dict | None = None) -> subprocess.CompletedProcess:
     code = f"import sys; {prelude}\nfrom deepfl.cli.{step} import run\nsys.argv = sys.argv[:1] + sys.argv[1:]\nrun()"
-    return subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=600, cwd=REPO,
-                          env={**os.environ, "DEEPFL_NO_PROGRESS": "1", **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-c", code, *argv],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+        env={**os.environ, "DEEPFL_NO_PROGRESS": "1", **(env or {})},
+    )
 
 
 def error_lines(stderr: str) -> list[str]:
@@ -53,10 +59,17 @@ def test_extract_features_with_a_keras2_weights_file_gives_the_source_features(t
 def test_offline_imagenet_default_fails_in_one_line(tmp_path):
     (tmp_path / "images").mkdir()
     write_image(tmp_path / "images" / "a.png", np.zeros((80, 80, 3), np.uint8))
-    fail = ("import keras\ndef offline(*a, **k):\n    raise Exception('URL fetch failure on https://x: None -- "
-            "[Errno -3] Temporary failure in name resolution')\nkeras.utils.get_file = offline")
-    proc = run_cli("extract_features", f"--images={tmp_path / 'images'}", f"--out_dir={tmp_path / 'out'}",
-                   prelude=fail, env={"KERAS_HOME": str(tmp_path / "keras")})
+    fail = (
+        "import keras\ndef offline(*a, **k):\n    raise Exception('URL fetch failure on https://x: None -- "
+        "[Errno -3] Temporary failure in name resolution')\nkeras.utils.get_file = offline"
+    )
+    proc = run_cli(
+        "extract_features",
+        f"--images={tmp_path / 'images'}",
+        f"--out_dir={tmp_path / 'out'}",
+        prelude=fail,
+        env={"KERAS_HOME": str(tmp_path / "keras")},
+    )
     assert proc.returncode == 2, proc.stderr[-3000:]
     lines = error_lines(proc.stderr)
     assert len(lines) == 1 and "Traceback" not in proc.stderr
@@ -71,7 +84,7 @@ def write_kadid_layout(root: Path, refs: int = 10, levels: int = 4) -> None:
     base = data.astronaut()
     rows = []
     for r in range(1, refs + 1):
-        ref = np.ascontiguousarray(base[r * 20:r * 20 + 64, r * 30:r * 30 + 80])
+        ref = np.ascontiguousarray(base[r * 20 : r * 20 + 64, r * 30 : r * 30 + 80])
         write_image(root / "images" / f"I{r:02d}.png", ref)
         for level in range(1, levels + 1):
             noisy = np.clip(ref + rng.normal(0, 12 * level, ref.shape), 0, 255).astype(np.uint8)
@@ -88,8 +101,15 @@ def authors_demo_run(tmp_path_factory):
     model = tmp / "tiny.keras"
     models.build_multitask(tasks=("ssim",), weights=None, arch="tiny").save(model)
     out = tmp / "tables"
-    proc = run_cli("reproduce", f"--out_dir={out}", f"--kadid10k_dir={tmp / 'kadid10k'}", f"--model={model}",
-                   "--protocol=authors_demo", "--epochs=2", "--cross=kadid10k:live")
+    proc = run_cli(
+        "reproduce",
+        f"--out_dir={out}",
+        f"--kadid10k_dir={tmp / 'kadid10k'}",
+        f"--model={model}",
+        "--protocol=authors_demo",
+        "--epochs=2",
+        "--cross=kadid10k:live",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return tmp, out
 
@@ -111,8 +131,12 @@ def test_reproduce_authors_demo_writes_both_anchors(authors_demo_run):
 
 def test_train_mlp_authors_demo_and_explicit_override(authors_demo_run):
     tmp, out = authors_demo_run
-    common = ["--dataset=kadid10k", f"--data_dir={tmp / 'kadid10k'}", f"--features={out / 'features' / 'kadid10k.h5'}",
-              "--epochs=2"]
+    common = [
+        "--dataset=kadid10k",
+        f"--data_dir={tmp / 'kadid10k'}",
+        f"--features={out / 'features' / 'kadid10k.h5'}",
+        "--epochs=2",
+    ]
     proc = run_cli("train_mlp", *common, f"--out_dir={tmp / 'mlp'}", "--protocol=authors_demo", "--num_splits=2")
     assert proc.returncode == 0, proc.stderr[-3000:]
     per_split = pd.read_csv(tmp / "mlp" / "per_split.csv")

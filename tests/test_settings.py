@@ -38,18 +38,21 @@ def test_train_mlp_reruns_resume_or_refuse_by_resolved_settings(tmp_path):
     cache = tmp_path / "features.h5"
     extract_to_cache(_features, [str(p.resolve()) for p in list_images(data / "images")], cache, source="t", dim=6)
     out = tmp_path / "mlp"
-    relative_cache = os.path.relpath(cache, kr.REPO_ROOT)     # run_batch runs in the repository root
+    relative_cache = os.path.relpath(cache, kr.REPO_ROOT)  # run_batch runs in the repository root
 
     def argv(*extra, features=cache, folder=out):
         return [f"--data_dir={data}", f"--features={features}", f"--out_dir={folder}", *MLP_FLAGS, *extra]
 
-    runs = kr.run_batch("train_mlp", [
-        argv("--epochs=2", features=tmp_path / "absent.h5"),   # fails on its input: must not lock --out_dir
-        argv("--epochs=2"),
-        argv("--epochs=2", features=relative_cache),           # the same file, named relative to the cwd
-        argv("--epochs=3"),
-        argv("--epochs=3", "--overwrite"),
-    ])
+    runs = kr.run_batch(
+        "train_mlp",
+        [
+            argv("--epochs=2", features=tmp_path / "absent.h5"),  # fails on its input: must not lock --out_dir
+            argv("--epochs=2"),
+            argv("--epochs=2", features=relative_cache),  # the same file, named relative to the cwd
+            argv("--epochs=3"),
+            argv("--epochs=3", "--overwrite"),
+        ],
+    )
     failed, first, same, changed, overwritten = runs
     assert failed.returncode == 2 and "absent.h5" in failed.stderr
     assert first.returncode == 0, first.stderr[-2000:]
@@ -87,17 +90,20 @@ def test_predict_resumes_a_csv_and_never_overwrites_silently(models, tmp_path):
     out, whole, js = tmp_path / "scores.csv", tmp_path / "whole.csv", tmp_path / "scores.json"
     model = f"--model={models['scorer']}"
     first_five = [str(images / f"im{i}.png") for i in range(5)]
-    runs = kr.run_batch("predict", [
-        [model, f"--output={out}", "--chunk=2", *first_five],    # a first run (or a killed one) scored five
-        [model, f"--output={out}", "--chunk=2", str(images)],     # the rerun scores the other three
-        [model, f"--output={whole}", str(images)],
-        [model, f"--output={out}", str(images / "im0.png")],      # scoring one image again: nothing lost
-        [f"--model={models['other']}", f"--output={out}", str(images)],   # another model: refused
-        [model, f"--output={js}", str(images)],
-        [model, f"--output={js}", str(images)],                   # JSON cannot resume: refused
-        [model, f"--output={js}", "--overwrite", str(images / "im1.png")],
-        [f"--model={models['head']}", str(images)],                # an MLP head is not an image model
-    ])
+    runs = kr.run_batch(
+        "predict",
+        [
+            [model, f"--output={out}", "--chunk=2", *first_five],  # a first run (or a killed one) scored five
+            [model, f"--output={out}", "--chunk=2", str(images)],  # the rerun scores the other three
+            [model, f"--output={whole}", str(images)],
+            [model, f"--output={out}", str(images / "im0.png")],  # scoring one image again: nothing lost
+            [f"--model={models['other']}", f"--output={out}", str(images)],  # another model: refused
+            [model, f"--output={js}", str(images)],
+            [model, f"--output={js}", str(images)],  # JSON cannot resume: refused
+            [model, f"--output={js}", "--overwrite", str(images / "im1.png")],
+            [f"--model={models['head']}", str(images)],  # an MLP head is not an image model
+        ],
+    )
     part, rest, uninterrupted, again, other, js_first, js_again, js_over, head = runs
     for result in (part, rest, uninterrupted, again, js_first, js_over):
         assert result.returncode == 0, result.stderr[-2000:]
@@ -109,4 +115,4 @@ def test_predict_resumes_a_csv_and_never_overwrites_silently(models, tmp_path):
     assert js_over.returncode == 0 and js_over.stderr.count("wrote 1 scores") == 1
     assert head.returncode == 2, head.stderr[-2000:]
     assert len(error_lines(head.stderr)) == 1 and "--head" in error_lines(head.stderr)[0]
-    assert "im0.png" not in head.stderr                      # blamed once on the model, not on each image
+    assert "im0.png" not in head.stderr  # blamed once on the model, not on each image

@@ -16,8 +16,9 @@ def fake_table(num_contents: int = 20, per_content: int = 5, seed: int = 0) -> p
     n = num_contents * per_content
     content = [f"ref{i:03d}" for i in range(num_contents) for _ in range(per_content)]
     raw = rng.uniform(1, 5, n)
-    return dd.make_table("fake", [f"/x/{i}.png" for i in range(n)], [f"/x/{c}.png" for c in content], content,
-                         raw, None, (1, 5), False)
+    return dd.make_table(
+        "fake", [f"/x/{i}.png" for i in range(n)], [f"/x/{c}.png" for c in content], content, raw, None, (1, 5), False
+    )
 
 
 def contents(part: pd.DataFrame) -> set:
@@ -25,8 +26,12 @@ def contents(part: pd.DataFrame) -> set:
 
 
 @settings(max_examples=30, deadline=None)
-@given(num_contents=st.integers(3, 40), per_content=st.integers(1, 4), seed=st.integers(0, 2**31 - 1),
-       train=st.floats(0.1, 0.8))
+@given(
+    num_contents=st.integers(3, 40),
+    per_content=st.integers(1, 4),
+    seed=st.integers(0, 2**31 - 1),
+    train=st.floats(0.1, 0.8),
+)
 def test_content_split_disjoint_and_complete(num_contents, per_content, seed, train):
     table = fake_table(num_contents, per_content)
     rest = 1 - train
@@ -143,7 +148,7 @@ def _distinct_splits(splits: list) -> int:
 
 
 def test_repeated_splits_warn_once_when_few_contents_repeat_a_split(caplog):
-    table = fake_table(4, 3)   # 4 references: only 12 distinct 2/1/1 splits, so 10 random ones repeat
+    table = fake_table(4, 3)  # 4 references: only 12 distinct 2/1/1 splits, so 10 random ones repeat
     with caplog.at_level("WARNING", logger="deepfl"):
         splits = dd.repeated_splits(table, n=10, seed=0)
     repeated = 10 - _distinct_splits(splits)

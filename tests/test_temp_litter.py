@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -46,14 +45,18 @@ def test_only_dead_processes_files_of_this_host_are_removed(tmp_path):
     try:
         sub = tmp_path / "sub" / "deeper"
         sub.mkdir(parents=True)
-        stale = [tmp_path / temp_name("a.png", host, dead_pid()),
-                 sub / temp_name("b.keras", host, dead_pid(), ".tmp.keras"),
-                 sub / temp_name("c.h5", host, dead_pid(), ".tmp.weights.h5")]
-        kept = [tmp_path / temp_name("d.png", host, live.pid),  # a live shard's file
-                tmp_path / temp_name("e.png", host, os.getpid()),  # our own
-                tmp_path / temp_name("f.png", "otherhost", dead_pid()),  # another machine's
-                tmp_path / ".g.png.tmp",  # not one of our temporary names
-                tmp_path / "h.png"]
+        stale = [
+            tmp_path / temp_name("a.png", host, dead_pid()),
+            sub / temp_name("b.keras", host, dead_pid(), ".tmp.keras"),
+            sub / temp_name("c.h5", host, dead_pid(), ".tmp.weights.h5"),
+        ]
+        kept = [
+            tmp_path / temp_name("d.png", host, live.pid),  # a live shard's file
+            tmp_path / temp_name("e.png", host, os.getpid()),  # our own
+            tmp_path / temp_name("f.png", "otherhost", dead_pid()),  # another machine's
+            tmp_path / ".g.png.tmp",  # not one of our temporary names
+            tmp_path / "h.png",
+        ]
         for path in stale + kept:
             path.write_bytes(b"x")
         assert fileio.remove_stale_temp_files(tmp_path) == len(stale)
@@ -72,8 +75,14 @@ def test_restarted_distort_removes_its_killed_runs_temp_files_not_a_live_shards(
     out = tmp_path / "kadis"
     cmd = kr.job_command("distort", "--ref_dir", str(refs), "--out_dir", str(out), "--workers", "2")
     # A real kill mid-run (its temporary files, if any, are those of dead processes) ...
-    proc = subprocess.Popen(cmd, env=kr.job_env(), cwd=kr.REPO_ROOT, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd,
+        env=kr.job_env(),
+        cwd=kr.REPO_ROOT,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None and not list(out.rglob("*.png")):
         time.sleep(0.05)

@@ -35,7 +35,7 @@ def weak_labels(tmp_path_factory, small_photo):
     rng = np.random.default_rng(0)
     rows = []
     for r in range(6):
-        ref = small_photo[(r % 2) * 40:(r % 2) * 40 + 48, r * 12:r * 12 + 48].astype(float)
+        ref = small_photo[(r % 2) * 40 : (r % 2) * 40 + 48, r * 12 : r * 12 + 48].astype(float)
         for level in range(1, 4):
             noisy = np.clip(ref + rng.normal(0, 12 * level, ref.shape), 0, 255).astype(np.uint8)
             name = f"c{r}_{level:02d}.png"
@@ -46,9 +46,21 @@ def weak_labels(tmp_path_factory, small_photo):
 
 
 def run_job(weak_labels, out_dir, *extra, env_extra=None, check=True, **popen):
-    args = [sys.executable, "-m", "deepfl.cli.train_multitask", f"--weak_labels={weak_labels / 'labels.csv'}",
-            f"--image_root={weak_labels}", f"--out_dir={out_dir}", "--arch=tiny", "--weights=none",
-            "--image_size=32,32", "--batch_size=4", "--val_fraction=0.34", "--val_steps=1", *extra]
+    args = [
+        sys.executable,
+        "-m",
+        "deepfl.cli.train_multitask",
+        f"--weak_labels={weak_labels / 'labels.csv'}",
+        f"--image_root={weak_labels}",
+        f"--out_dir={out_dir}",
+        "--arch=tiny",
+        "--weights=none",
+        "--image_size=32,32",
+        "--batch_size=4",
+        "--val_fraction=0.34",
+        "--val_steps=1",
+        *extra,
+    ]
     env = dict(os.environ, DEEPFL_NO_PROGRESS="1", TF_CPP_MIN_LOG_LEVEL="3", **(env_extra or {}))
     if popen:
         return subprocess.Popen(args, cwd=REPO, env=env, **popen)
@@ -66,8 +78,12 @@ def history(out_dir):
 def test_train_val_split_is_disjoint_and_seeded():
     from deepfl.data import train_val_split
 
-    table = pd.DataFrame({"image": [f"{c}_{i}" for c in range(70) for i in range(5)],
-                          "content": [str(c) for c in range(70) for _ in range(5)]})
+    table = pd.DataFrame(
+        {
+            "image": [f"{c}_{i}" for c in range(70) for i in range(5)],
+            "content": [str(c) for c in range(70) for _ in range(5)],
+        }
+    )
     train, val = train_val_split(table, seed=1)
     assert set(train["content"]).isdisjoint(val["content"])
     assert len(train) + len(val) == len(table) and len(val) == 10 * 5  # 1/7 of 70 contents
@@ -88,7 +104,7 @@ class _FixedModel:
 
     def predict_on_batch(self, images):
         n = len(images)
-        out = {t: v[self.i:self.i + n, None] for t, v in self.outputs.items()}
+        out = {t: v[self.i : self.i + n, None] for t, v in self.outputs.items()}
         self.i += n
         return out
 
@@ -97,7 +113,7 @@ def test_evaluate_tasks_matches_scipy():
     rng = np.random.default_rng(0)
     y = {"ssim": rng.normal(size=10), "gmsd": rng.normal(size=10)}
     p = {"ssim": y["ssim"] * 2 + 1, "gmsd": rng.normal(size=10)}
-    batches = [(np.zeros((5, 2, 2, 3)), {t: v[i:i + 5] for t, v in y.items()}) for i in (0, 5)]
+    batches = [(np.zeros((5, 2, 2, 3)), {t: v[i : i + 5] for t, v in y.items()}) for i in (0, 5)]
     result = training.evaluate_tasks(_FixedModel(p), batches, ["ssim", "gmsd"], {"gmsd": 2.0})
     assert result["ssim_srocc"] == pytest.approx(1.0)
     assert result["gmsd_srocc"] == pytest.approx(stats.spearmanr(p["gmsd"], y["gmsd"]).statistic)
@@ -148,20 +164,21 @@ def test_kill_then_resume_continues_with_the_optimizer_state(weak_labels, tmp_pa
     for name in ("model.keras", "best.keras"):
         for a, b in zip(_model_weights(out / name), _model_weights(unbroken / name), strict=True):
             np.testing.assert_array_equal(a, b, err_msg=name)
-    assert ((out / "checkpoints" / "state.json").read_bytes()
-            == (unbroken / "checkpoints" / "state.json").read_bytes())
+    assert (out / "checkpoints" / "state.json").read_bytes() == (unbroken / "checkpoints" / "state.json").read_bytes()
 
     again = run_job(weak_labels, out, *flags)
     assert "nothing to do" in again.stdout
-    changed = run_job(weak_labels, out, "--epochs=10", "--steps_per_epoch=3", "--warmup_epochs=1",
-                      "--notensorboard", check=False)
+    changed = run_job(
+        weak_labels, out, "--epochs=10", "--steps_per_epoch=3", "--warmup_epochs=1", "--notensorboard", check=False
+    )
     assert changed.returncode == 2 and "steps_per_epoch" in changed.stderr.strip().splitlines()[-1]
 
 
 def test_mirrored_strategy_on_two_logical_cpus(weak_labels, tmp_path):
     out = tmp_path / "mirrored"
-    result = run_job(weak_labels, out, "--strategy=mirrored", "--virtual_cpu_devices=2", "--epochs=1",
-                     "--steps_per_epoch=2")
+    result = run_job(
+        weak_labels, out, "--strategy=mirrored", "--virtual_cpu_devices=2", "--epochs=1", "--steps_per_epoch=2"
+    )
     assert "with 2 replica(s)" in result.stderr
     rows = history(out)
     assert len(rows) == 1 and np.isfinite(float(rows[0]["loss"]))
@@ -177,8 +194,16 @@ def test_bad_arguments_exit_with_one_line(weak_labels, tmp_path):
 @pytest.mark.slow
 def test_inception_resnet_v2_job_runs(weak_labels, tmp_path):
     out = tmp_path / "irv2"
-    run_job(weak_labels, out, "--arch=inception_resnet_v2", "--image_size=75,75", "--epochs=1",
-            "--steps_per_epoch=1", "--jit_compile=false", "--mixed_precision=mixed_bfloat16")
+    run_job(
+        weak_labels,
+        out,
+        "--arch=inception_resnet_v2",
+        "--image_size=75,75",
+        "--epochs=1",
+        "--steps_per_epoch=1",
+        "--jit_compile=false",
+        "--mixed_precision=mixed_bfloat16",
+    )
     assert len(history(out)) == 1 and (out / "model.keras").exists()
 
 
@@ -205,8 +230,11 @@ def test_data_order_gives_the_exact_position_and_skipped_rows(tmp_path):
     repaired = _stream_table(tmp_path / "good", corrupt=())
     targets = ["y", training.ROW_COLUMN]
     kwargs = dict(training=True, repeat=True, seed=5, batch_size=4, dtype="uint8")
-    full = [int(r) for _, v in data.make_dataset(repaired, targets, **kwargs).take(12).as_numpy_iterator()
-            for r in v[training.ROW_COLUMN]]  # 48 elements of the stream, nothing skipped
+    full = [
+        int(r)
+        for _, v in data.make_dataset(repaired, targets, **kwargs).take(12).as_numpy_iterator()
+        for r in v[training.ROW_COLUMN]
+    ]  # 48 elements of the stream, nothing skipped
     stats = data.PipelineStats()
     order = training.DataOrder(len(table), seed=5)
     batches = iter(order.attach(data.make_dataset(table, targets, stats=stats, **kwargs)))
@@ -275,8 +303,16 @@ def test_skipped_images_are_named_and_counted(weak_labels, tmp_path):
     (folder / "c5_02.png").write_bytes(b"")
     (folder / "labels.csv").write_bytes((weak_labels / "labels.csv").read_bytes())
     out = tmp_path / "skip"
-    result = run_job(folder, out, "--epochs=2", "--steps_per_epoch=3", "--notensorboard", "--on_error=skip",
-                     "--val_steps=0", "--seed=2")
+    result = run_job(
+        folder,
+        out,
+        "--epochs=2",
+        "--steps_per_epoch=3",
+        "--notensorboard",
+        "--on_error=skip",
+        "--val_steps=0",
+        "--seed=2",
+    )
     lines = result.stderr.splitlines()
     for name in ("c0_01.png", "c5_02.png"):
         assert sum(name in line and "unreadable image skipped" in line for line in lines) == 1, result.stderr[-2000:]
@@ -307,10 +343,22 @@ def test_skip_report_names_each_file_once_and_counts_every_skip(tmp_path, caplog
 
 # --- native size (no squashing) and settings of a stage-1 run, in process: tiny backbone, a few steps ---------
 
+
 def _config(labels: Path, **overrides) -> "training.MultitaskConfig":
-    settings = dict(weak_labels=str(labels / "labels.csv"), image_root=str(labels), arch="tiny", weights="none",
-                    batch_size=4, epochs=1, steps_per_epoch=2, val_fraction=0.34, val_steps=1, tensorboard=False,
-                    progress=False, jit_compile=False)
+    settings = dict(
+        weak_labels=str(labels / "labels.csv"),
+        image_root=str(labels),
+        arch="tiny",
+        weights="none",
+        batch_size=4,
+        epochs=1,
+        steps_per_epoch=2,
+        val_fraction=0.34,
+        val_steps=1,
+        tensorboard=False,
+        progress=False,
+        jit_compile=False,
+    )
     settings.update(overrides)
     return training.MultitaskConfig(**settings)
 
@@ -323,7 +371,7 @@ def mixed_labels(tmp_path_factory, small_photo):
     rows = []
     for r in range(6):
         height, width = (40, 56) if r % 2 == 0 else (56, 40)
-        ref = small_photo[r * 6:r * 6 + height, r * 10:r * 10 + width].astype(float)
+        ref = small_photo[r * 6 : r * 6 + height, r * 10 : r * 10 + width].astype(float)
         for level in range(1, 5):
             name = f"m{r}_{level}.png"
             write_image(folder / name, np.clip(ref + rng.normal(0, 10 * level, ref.shape), 0, 255).astype(np.uint8))
@@ -346,8 +394,12 @@ def test_native_size_is_the_default_and_mixed_shapes_are_not_squashed(mixed_labe
     split = pd.read_csv(tmp_path / "native" / "split.csv")
     train = data.read_weak_labels(mixed_labels / "labels.csv", mixed_labels)
     train = train[train["image"].isin(split.loc[split["split"] == "train", "image"])]
-    shapes = {images.shape[1:3] for images, _ in data.make_dataset(train, ["ssim"], batch_size=4, training=True,
-                                                                   dtype="uint8").as_numpy_iterator()}
+    shapes = {
+        images.shape[1:3]
+        for images, _ in data.make_dataset(
+            train, ["ssim"], batch_size=4, training=True, dtype="uint8"
+        ).as_numpy_iterator()
+    }
     assert shapes == {(40, 56), (56, 40)}
     assert (tmp_path / "native" / "model.keras").exists()
 
@@ -397,8 +449,7 @@ def test_a_finished_run_extends_to_more_epochs_as_if_started_with_them(weak_labe
     message = str(changed.value)
     for part in ("steps_per_epoch 2 -> 3", "seed 0 -> 4", "--overwrite", "new --out_dir", "earlier flags"):
         assert part in message, message
-    fresh = training.run_multitask(_config(weak_labels, epochs=1, steps_per_epoch=3, seed=4), extended,
-                                   overwrite=True)
+    fresh = training.run_multitask(_config(weak_labels, epochs=1, steps_per_epoch=3, seed=4), extended, overwrite=True)
     assert not fresh.already_trained and len(history(extended)) == 1
     assert json.loads((extended / "checkpoints" / "state.json").read_text())["epoch"] == 1
 

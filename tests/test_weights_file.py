@@ -51,8 +51,10 @@ def test_keras2_file_gives_identical_mlsp_features(source, images, keras2_file, 
         write_keras2_weights(source[0], path, full_model=True)
     expected = keras.ops.convert_to_numpy(source[1](images))
     extractor = features.load_extractor(weights=str(path))  # as deepfl-extract-features --weights FILE builds it
-    assert extractor.get_layer("pixel_scaling").scale == pytest.approx(1 / 255) and extractor.dtype_policy.name == \
-        "float32"
+    assert (
+        extractor.get_layer("pixel_scaling").scale == pytest.approx(1 / 255)
+        and extractor.dtype_policy.name == "float32"
+    )
     got = keras.ops.convert_to_numpy(extractor(images))
     assert got.shape == (2, models.MLSP_DIM)
     np.testing.assert_array_equal(got, expected)
@@ -80,12 +82,18 @@ def test_misfit_other_architecture_and_not_hdf5(source, tmp_path):
     tiny = models.build_backbone(weights=None, arch="tiny", input_shape=(32, 32, 3))
     path = tmp_path / "tiny.h5"
     write_keras2_weights(tiny.get_layer("tiny"), path)
-    with pytest.raises(WeightsFileError, match=r"layer #1 'tiny_conv_1' of the file does not fit 'conv2d(_\d+)?' of "
-                                               r"inception_resnet_v2 \(different layer\)$"):
+    with pytest.raises(
+        WeightsFileError,
+        match=r"layer #1 'tiny_conv_1' of the file does not fit 'conv2d(_\d+)?' of "
+        r"inception_resnet_v2 \(different layer\)$",
+    ):
         load_weights_file(network, path)
     write_keras2_weights(network, path, skip=network.layers[-2].name)
-    with pytest.raises(WeightsFileError, match=r"holds \d+ layers with weights, inception_resnet_v2 needs \d+; first "
-                                               r"without weights in the file: 'conv_7b_bn'$"):
+    with pytest.raises(
+        WeightsFileError,
+        match=r"holds \d+ layers with weights, inception_resnet_v2 needs \d+; first "
+        r"without weights in the file: 'conv_7b_bn'$",
+    ):
         load_weights_file(network, path)
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(network.layers[1].weights[0]), before)  # untouched
     text = tmp_path / "weights.h5"
@@ -98,8 +106,10 @@ def test_misfit_other_architecture_and_not_hdf5(source, tmp_path):
 
 def test_offline_imagenet_fails_in_one_line(monkeypatch, tmp_path):
     def no_network(*args, **kwargs):
-        raise Exception("URL fetch failure on https://storage.googleapis.com/x: None -- [Errno -3] Temporary failure "
-                        "in name resolution\nsecond line")
+        raise Exception(
+            "URL fetch failure on https://storage.googleapis.com/x: None -- [Errno -3] Temporary failure "
+            "in name resolution\nsecond line"
+        )
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
     monkeypatch.setattr(keras.utils, "get_file", no_network)
@@ -130,8 +140,10 @@ def test_imagenet_weights_come_from_the_keras_cache(monkeypatch, tmp_path, sourc
     assert calls == [(models.IMAGENET_WEIGHTS_FILE, str(tmp_path), "models")]
     assert extractor.get_layer("pixel_scaling").offset == -1.0
     conv = extractor.get_layer("inception_resnet_v2").get_layer("block8_9_conv")
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(conv.weights[0]),
-                                  keras.ops.convert_to_numpy(source[0].get_layer("block8_9_conv").weights[0]))
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(conv.weights[0]),
+        keras.ops.convert_to_numpy(source[0].get_layer("block8_9_conv").weights[0]),
+    )
 
 
 def test_scorer_from_weights_file_and_head(source, images, keras2_file, tmp_path):
@@ -141,8 +153,9 @@ def test_scorer_from_weights_file_and_head(source, images, keras2_file, tmp_path
     head = models.build_mlp(hidden=(16,), dropout=(0.0,), batch_norm=False, seed=1)
     head.save(tmp_path / "head.keras")
     manual = keras.ops.convert_to_numpy(head(source[1](images))).ravel()
-    np.testing.assert_allclose(predict(list(images), str(keras2_file[0]), head=tmp_path / "head.keras"), manual,
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        predict(list(images), str(keras2_file[0]), head=tmp_path / "head.keras"), manual, rtol=1e-5, atol=1e-6
+    )
 
 
 @pytest.mark.slow  # saves and reloads a 55M-parameter .keras file (about 2 minutes on 2 CPU cores)

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import traceback
-from typing import Callable
+from collections.abc import Callable
 
 from absl import app, flags
 
@@ -25,11 +25,11 @@ from deepfl.errors import DeepflError, one_line
 from deepfl.fileio import remove_stale_temp_files
 from deepfl.jobs import ON_ERROR_CHOICES, JobStopped, setup_logging
 
-EXIT_UNEXPECTED = 1    # an error that is not about the inputs (a bug, the environment)
+EXIT_UNEXPECTED = 1  # an error that is not about the inputs (a bug, the environment)
 # Deliberate errors name their culprit (paths, settings): they keep a longer line than unexpected ones.
 BAD_INPUT_MESSAGE_CHARS = 1000
 EXIT_BAD_INPUT = 2
-EXIT_NOTHING_DONE = 3   # the job ran but produced nothing (e.g. every input was skipped)
+EXIT_NOTHING_DONE = 3  # the job ran but produced nothing (e.g. every input was skipped)
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a job stopped by Ctrl-C
 INTERRUPTED_MESSAGE = "interrupted; rerun the same command to resume"
 # How long the main thread gets to unwind after Ctrl-C before the process is ended from the watcher thread
@@ -43,14 +43,19 @@ def define_out_dir(default: str | None = None, help_text: str = "Folder that rec
 
 def define_sharding() -> None:
     flags.DEFINE_integer("num_shards", 1, "Split the work into this many shards (e.g. one per machine).", lower_bound=1)
-    flags.DEFINE_integer("shard_index", 0, "Which shard this process handles, 0 <= shard_index < num_shards.",
-                         lower_bound=0)
+    flags.DEFINE_integer(
+        "shard_index", 0, "Which shard this process handles, 0 <= shard_index < num_shards.", lower_bound=0
+    )
 
 
 def define_on_error() -> None:
-    flags.DEFINE_enum("on_error", "skip", list(ON_ERROR_CHOICES),
-                      "What to do with a bad input (unreadable image, bad row): 'skip' logs it and counts it, "
-                      "'stop' ends the job at the first one (finished work is kept either way).")
+    flags.DEFINE_enum(
+        "on_error",
+        "skip",
+        list(ON_ERROR_CHOICES),
+        "What to do with a bad input (unreadable image, bad row): 'skip' logs it and counts it, "
+        "'stop' ends the job at the first one (finished work is kept either way).",
+    )
 
 
 class NothingDone(Exception):
@@ -100,8 +105,10 @@ def run_app(main: Callable[[list[str]], int | None]) -> None:
             # traceback only on request.
             if flags.FLAGS.verbosity >= 1:
                 traceback.print_exc()
-            print(f"error ({type(exc).__name__}): {one_line(exc)} (unexpected; --verbosity=1 shows the traceback)",
-                  file=sys.stderr)
+            print(
+                f"error ({type(exc).__name__}): {one_line(exc)} (unexpected; --verbosity=1 shows the traceback)",
+                file=sys.stderr,
+            )
             return EXIT_UNEXPECTED
 
     _show_script_help(main.__module__)

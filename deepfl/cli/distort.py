@@ -27,25 +27,50 @@ from deepfl.cli import app
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("ref_dir", None, "Folder of pristine reference images.", required=True)
-flags.DEFINE_string("assignment_csv", None,
-                    "Optional CSV in the kadis700k_ref_imgs.csv layout: column 1 reference file name (in "
-                    "--ref_dir), column 2 distortion type 1..25 (a header row is allowed). Without it every "
-                    "image in --ref_dir gets a random type drawn from --seed.")
+flags.DEFINE_string(
+    "assignment_csv",
+    None,
+    "Optional CSV in the kadis700k_ref_imgs.csv layout: column 1 reference file name (in "
+    "--ref_dir), column 2 distortion type 1..25 (a header row is allowed). Without it every "
+    "image in --ref_dir gets a random type drawn from --seed.",
+)
 flags.DEFINE_integer("seed", 0, "Seed of every random draw (type choice and random distortions).", lower_bound=0)
-flags.DEFINE_bool("resize", False, "Resize (covering, Lanczos) and centre-crop references to 512x384 as KADIS "
-                  "did (384x512 for portrait images) before distorting.")
+flags.DEFINE_bool(
+    "resize",
+    False,
+    "Resize (covering, Lanczos) and centre-crop references to 512x384 as KADIS "
+    "did (384x512 for portrait images) before distorting.",
+)
 flags.DEFINE_enum("format", "png", ["png", "bmp"], "Output image format (the KADIS release used bmp).")
-flags.DEFINE_integer("png_compression", 1, "Deflate level of PNG output: 1 (default) is the fastest compression "
-                     "(Paeth filter + Huffman-only deflate, about 2.5 ms and 315 KB per 512x384 image); 0 stores "
-                     "raw (590 KB); 2-9 use libdeflate (zlib without it) with the up filter: a few percent smaller at "
-                     "2-5x the time.", lower_bound=0, upper_bound=9)
-flags.DEFINE_string("manifest", None, "Manifest CSV path (default: <out_dir>/manifest.csv, or "
-                    "<out_dir>/manifest-<shard_index>-of-<num_shards>.csv when sharded).")
+flags.DEFINE_integer(
+    "png_compression",
+    1,
+    "Deflate level of PNG output: 1 (default) is the fastest compression "
+    "(Paeth filter + Huffman-only deflate, about 2.5 ms and 315 KB per 512x384 image); 0 stores "
+    "raw (590 KB); 2-9 use libdeflate (zlib without it) with the up filter: a few percent smaller at "
+    "2-5x the time.",
+    lower_bound=0,
+    upper_bound=9,
+)
+flags.DEFINE_string(
+    "manifest",
+    None,
+    "Manifest CSV path (default: <out_dir>/manifest.csv, or "
+    "<out_dir>/manifest-<shard_index>-of-<num_shards>.csv when sharded).",
+)
 flags.DEFINE_integer("workers", None, "Worker processes (default: all cores).", lower_bound=1)
-flags.DEFINE_bool("merge", False, "Join the --num_shards shard manifests in --out_dir into manifest.csv (one "
-                  "header, the order of an unsharded run) and stop.")
-flags.DEFINE_bool("overwrite", False, "Discard what an earlier run with other settings wrote to --out_dir (its "
-                  "manifests, the images they list, references/) and start again.")
+flags.DEFINE_bool(
+    "merge",
+    False,
+    "Join the --num_shards shard manifests in --out_dir into manifest.csv (one "
+    "header, the order of an unsharded run) and stop.",
+)
+flags.DEFINE_bool(
+    "overwrite",
+    False,
+    "Discard what an earlier run with other settings wrote to --out_dir (its "
+    "manifests, the images they list, references/) and start again.",
+)
 app.define_out_dir()
 app.define_sharding()
 app.define_on_error()
@@ -54,15 +79,36 @@ app.define_on_error()
 def main(argv: list[str]) -> int | None:
     del argv
     if FLAGS.merge:
-        target, rows, missing = generation.merge(FLAGS.ref_dir, FLAGS.out_dir, FLAGS.num_shards, FLAGS.seed,
-                                                 FLAGS.assignment_csv, FLAGS.format, FLAGS.manifest, FLAGS.on_error)
-        print(f"merged {FLAGS.num_shards} shard manifests into {target}: {rows} rows, {missing} expected images "
-              "without a row")
+        target, rows, missing = generation.merge(
+            FLAGS.ref_dir,
+            FLAGS.out_dir,
+            FLAGS.num_shards,
+            FLAGS.seed,
+            FLAGS.assignment_csv,
+            FLAGS.format,
+            FLAGS.manifest,
+            FLAGS.on_error,
+        )
+        print(
+            f"merged {FLAGS.num_shards} shard manifests into {target}: {rows} rows, {missing} expected images "
+            "without a row"
+        )
         return 0
-    generation.generate(FLAGS.ref_dir, FLAGS.out_dir, seed=FLAGS.seed, assignment_csv=FLAGS.assignment_csv,
-                        resize=FLAGS.resize, fmt=FLAGS.format, png_compression=FLAGS.png_compression,
-                        manifest=FLAGS.manifest, workers=FLAGS.workers, num_shards=FLAGS.num_shards,
-                        shard_index=FLAGS.shard_index, on_error=FLAGS.on_error, overwrite=FLAGS.overwrite)
+    generation.generate(
+        FLAGS.ref_dir,
+        FLAGS.out_dir,
+        seed=FLAGS.seed,
+        assignment_csv=FLAGS.assignment_csv,
+        resize=FLAGS.resize,
+        fmt=FLAGS.format,
+        png_compression=FLAGS.png_compression,
+        manifest=FLAGS.manifest,
+        workers=FLAGS.workers,
+        num_shards=FLAGS.num_shards,
+        shard_index=FLAGS.shard_index,
+        on_error=FLAGS.on_error,
+        overwrite=FLAGS.overwrite,
+    )
     return 0
 
 

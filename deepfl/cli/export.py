@@ -20,8 +20,9 @@ from absl import flags
 from deepfl.cli import app
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "Trained multi-task model (.keras) or a backbone weights file (.h5/.hdf5).",
-                    required=True)
+flags.DEFINE_string(
+    "model", None, "Trained multi-task model (.keras) or a backbone weights file (.h5/.hdf5).", required=True
+)
 flags.DEFINE_string("head", None, "MLP head (.keras) trained on MLSP features of --model.", required=True)
 flags.DEFINE_string("output", None, "The one-file scorer to write (.keras).", required=True)
 flags.DEFINE_bool("overwrite", False, "Replace an existing --output.")

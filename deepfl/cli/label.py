@@ -21,16 +21,22 @@ from deepfl.cli import app
 from deepfl.labeling import PAIRS_PER_BATCH
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("manifest", None, "CSV of pairs: columns dist_im, ref_im (or KADID-10k's dist_img, ref_img).",
-                    required=True)
+flags.DEFINE_string(
+    "manifest", None, "CSV of pairs: columns dist_im, ref_im (or KADID-10k's dist_img, ref_img).", required=True
+)
 flags.DEFINE_string("image_root", None, "Folder the dist_im names are relative to.", required=True)
 flags.DEFINE_string("ref_root", None, "Folder the ref_im names are relative to (default: --image_root).")
 app.define_out_dir()
 flags.DEFINE_string("output_name", "labels.csv", "File name of the label CSV inside --out_dir.")
 flags.DEFINE_list("metrics", None, "Comma-separated subset of the eleven metrics (default: all eleven).")
-flags.DEFINE_integer("batch_size", PAIRS_PER_BATCH, "Pairs scored per metric call: the distorted images of one or more "
-                     "references of equal size (each reference decoded once and its reference-only work done "
-                     "once; KADIS: 5 references x 5 levels).", lower_bound=1)
+flags.DEFINE_integer(
+    "batch_size",
+    PAIRS_PER_BATCH,
+    "Pairs scored per metric call: the distorted images of one or more "
+    "references of equal size (each reference decoded once and its reference-only work done "
+    "once; KADIS: 5 references x 5 levels).",
+    lower_bound=1,
+)
 flags.DEFINE_boolean("merge", False, "Join the --num_shards shard files into the final CSV and stop.")
 app.define_sharding()
 app.define_on_error()
@@ -48,16 +54,27 @@ def main(argv: list[str]) -> int:
     out_csv = os.path.join(FLAGS.out_dir, FLAGS.output_name)
     if FLAGS.merge:
         path, missing = labeling.merge_shards(out_csv, FLAGS.num_shards, pairs, FLAGS.metrics)
-        print(f"merged {FLAGS.num_shards} shards into {path}; {len(missing)} manifest pairs without a row"
-              + (f" (first: {missing[0]})" if missing else ""))
+        print(
+            f"merged {FLAGS.num_shards} shards into {path}; {len(missing)} manifest pairs without a row"
+            + (f" (first: {missing[0]})" if missing else "")
+        )
         return 0
-    summary = labeling.label_pairs(pairs, FLAGS.image_root, out_csv, metrics=FLAGS.metrics, ref_root=FLAGS.ref_root,
-                                   batch_size=FLAGS.batch_size, num_shards=FLAGS.num_shards,
-                                   shard_index=FLAGS.shard_index, on_error=FLAGS.on_error)
+    summary = labeling.label_pairs(
+        pairs,
+        FLAGS.image_root,
+        out_csv,
+        metrics=FLAGS.metrics,
+        ref_root=FLAGS.ref_root,
+        batch_size=FLAGS.batch_size,
+        num_shards=FLAGS.num_shards,
+        shard_index=FLAGS.shard_index,
+        on_error=FLAGS.on_error,
+    )
     print(summary)
     if summary.skipped and not summary.written:
-        raise app.NothingDone(f"no pair was scored: all {len(summary.skipped)} pairs to do were skipped (first: "
-                              f"{summary.skipped[0]})")
+        raise app.NothingDone(
+            f"no pair was scored: all {len(summary.skipped)} pairs to do were skipped (first: {summary.skipped[0]})"
+        )
     return 0
 
 

@@ -14,8 +14,8 @@ import os
 
 from absl import flags
 
-from deepfl.fileio import atomic_output
 from deepfl.cli import app
+from deepfl.fileio import atomic_output
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("out", None, "Output .npz for the learned basis (key W).", required=True)
@@ -25,8 +25,11 @@ flags.DEFINE_integer("num_components", 8, "Independent components kept (original
 flags.DEFINE_integer("seed", 0, "Seed of patch sampling and FastICA.")
 flags.DEFINE_boolean("overwrite", False, "Replace --out if it exists (otherwise the script refuses).")
 flags.DEFINE_string("compare_w_mat", None, "Optional: the authors' W.mat, to measure SFF agreement against it.")
-flags.DEFINE_string("compare_images", "/work/shared/data/tid2013/ref",
-                    "Folder of reference images distorted for the comparison (not the training images).")
+flags.DEFINE_string(
+    "compare_images",
+    "/work/shared/data/tid2013/ref",
+    "Folder of reference images distorted for the comparison (not the training images).",
+)
 
 
 def simple_distortions(image, rng):
@@ -51,8 +54,16 @@ def simple_distortions(image, rng):
         out.append(("desaturate", gray + (x - gray) * (1 - 0.18 * level)))
         step = 4 * level + 4
         out.append(("quantize", np.floor(x / step) * step + step / 2))
-        out.append(("impulse", np.where(rng.random(x.shape[:2])[..., None] < 0.004 * level,
-                                        rng.choice([0.0, 255.0], size=x.shape[:2])[..., None], x)))
+        out.append(
+            (
+                "impulse",
+                np.where(
+                    rng.random(x.shape[:2])[..., None] < 0.004 * level,
+                    rng.choice([0.0, 255.0], size=x.shape[:2])[..., None],
+                    x,
+                ),
+            )
+        )
     return [(name, np.clip(np.round(d), 0, 255).astype(np.uint8)) for name, d in out]
 
 
@@ -77,14 +88,18 @@ def compare(w_ours, w_mat_path: str, seed: int) -> dict:
     ref, dist = np.stack(refs), np.stack(dists)
     ours, orig = [], []
     for start in range(0, len(ref), 16):
-        r = ref[start:start + 16].astype(np.float32)
-        d = dist[start:start + 16].astype(np.float32)
+        r = ref[start : start + 16].astype(np.float32)
+        d = dist[start : start + 16].astype(np.float32)
         ours.append(sff(r, d, w=w_ours).numpy())
         orig.append(sff(r, d, w=w_orig).numpy())
     ours, orig = np.concatenate(ours), np.concatenate(orig)
-    return {"pairs": int(len(ours)), "srocc": float(spearmanr(ours, orig)[0]),
-            "max_abs_diff": float(np.max(np.abs(ours - orig))), "mean_abs_diff": float(np.mean(np.abs(ours - orig))),
-            "distortions": sorted(set(kinds))}
+    return {
+        "pairs": int(len(ours)),
+        "srocc": float(spearmanr(ours, orig)[0]),
+        "max_abs_diff": float(np.max(np.abs(ours - orig))),
+        "mean_abs_diff": float(np.mean(np.abs(ours - orig))),
+        "distortions": sorted(set(kinds)),
+    }
 
 
 def main(argv: list[str]) -> None:
@@ -94,12 +109,20 @@ def main(argv: list[str]) -> None:
     if os.path.exists(FLAGS.out) and not FLAGS.overwrite:
         raise ValueError(f"out: {FLAGS.out} exists; pass --overwrite to replace it")
     images = embedded_training_images()
-    w = learn_sff_basis([image for _, image in images], FLAGS.num_patches, FLAGS.patch_size,
-                        FLAGS.num_components, FLAGS.seed)
+    w = learn_sff_basis(
+        [image for _, image in images], FLAGS.num_patches, FLAGS.patch_size, FLAGS.num_components, FLAGS.seed
+    )
     with atomic_output(FLAGS.out, suffix=".tmp.npz") as tmp:  # a killed run never leaves a truncated basis
-        save_basis(tmp, w, images=",".join(name for name, _ in images), num_patches=FLAGS.num_patches,
-                   patch_size=FLAGS.patch_size, num_components=FLAGS.num_components, seed=FLAGS.seed,
-                   made_by="experiments/learn_sff_basis.py (sklearn FastICA, parallel, logcosh)")
+        save_basis(
+            tmp,
+            w,
+            images=",".join(name for name, _ in images),
+            num_patches=FLAGS.num_patches,
+            patch_size=FLAGS.patch_size,
+            num_components=FLAGS.num_components,
+            seed=FLAGS.seed,
+            made_by="experiments/learn_sff_basis.py (sklearn FastICA, parallel, logcosh)",
+        )
     print(f"saved W {w.shape} to {FLAGS.out}")
     if FLAGS.compare_w_mat:
         print(json.dumps(compare(w, FLAGS.compare_w_mat, FLAGS.seed), indent=1))

@@ -23,18 +23,29 @@ from absl import flags
 from deepfl.cli import app
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "Exported one-file model (.keras: image -> score), or the trained multi-task "
-                    "model when --head is given.", required=True)
-flags.DEFINE_string("head", None, "MLP head (.keras) trained on MLSP features of --model; its "
-                    "<head>.normalizer.json beside it is applied.")
-flags.DEFINE_string("output", None, "Write the scores here (.csv or .json) instead of printing a table. A CSV "
-                    "is written as images are scored and a rerun resumes it.")
-flags.DEFINE_enum("format", None, ["table", "csv", "json"], "Output format (default: from --output's extension, "
-                  "else a table).")
+flags.DEFINE_string(
+    "model",
+    None,
+    "Exported one-file model (.keras: image -> score), or the trained multi-task model when --head is given.",
+    required=True,
+)
+flags.DEFINE_string(
+    "head",
+    None,
+    "MLP head (.keras) trained on MLSP features of --model; its <head>.normalizer.json beside it is applied.",
+)
+flags.DEFINE_string(
+    "output",
+    None,
+    "Write the scores here (.csv or .json) instead of printing a table. A CSV "
+    "is written as images are scored and a rerun resumes it.",
+)
+flags.DEFINE_enum(
+    "format", None, ["table", "csv", "json"], "Output format (default: from --output's extension, else a table)."
+)
 flags.DEFINE_bool("overwrite", False, "Replace an existing --output instead of resuming (CSV) or refusing.")
 flags.DEFINE_integer("batch_size", 8, "Images of equal size scored together.", lower_bound=1)
-flags.DEFINE_integer("chunk", 256, "Images read into memory (and written to a CSV --output) at a time.",
-                     lower_bound=1)
+flags.DEFINE_integer("chunk", 256, "Images read into memory (and written to a CSV --output) at a time.", lower_bound=1)
 
 EXIT_SOME_UNREADABLE = 1
 CSV_COLUMNS = ["image", "score"]
@@ -48,8 +59,10 @@ def check_image_model(scorer, model_path: str) -> None:
     """One error for a model that does not take images (e.g. an MLP head given as --model)."""
     shape = getattr(scorer, "input_shape", None)
     if not (isinstance(shape, tuple) and len(shape) == 4 and shape[-1] == 3):
-        raise ValueError(f"model: {model_path} takes inputs of shape {shape}, not RGB images; an MLP head goes to "
-                         "--head, with the multi-task model (or use an exported one-file model) as --model")
+        raise ValueError(
+            f"model: {model_path} takes inputs of shape {shape}, not RGB images; an MLP head goes to "
+            "--head, with the multi-task model (or use an exported one-file model) as --model"
+        )
 
 
 def main(argv: list[str]) -> int:
@@ -77,22 +90,34 @@ def main(argv: list[str]) -> int:
         print(f"error: {message}", file=sys.stderr)
 
     if output is not None and fmt == "csv":
-        settings = {"model": str(Path(FLAGS.model).resolve()),
-                    "head": str(Path(FLAGS.head).resolve()) if FLAGS.head else None}
+        settings = {
+            "model": str(Path(FLAGS.model).resolve()),
+            "head": str(Path(FLAGS.head).resolve()) if FLAGS.head else None,
+        }
         if FLAGS.overwrite:
             output.unlink(missing_ok=True)
         elif output.exists() and not settings_path(output).exists():
-            raise ValueError(f"output: {output} exists and was not written by deepfl-predict with stored settings; "
-                             "pass --overwrite to replace it, or choose another --output")
+            raise ValueError(
+                f"output: {output} exists and was not written by deepfl-predict with stored settings; "
+                "pass --overwrite to replace it, or choose another --output"
+            )
         check_settings(settings_path(output), settings, FLAGS.overwrite, output=f"--output {output}")
         table = AppendOnlyCsv(output, CSV_COLUMNS, key="image", errors="surrogateescape")
         todo = [p for p in paths if p not in table]
         if len(todo) < len(paths):
-            print(f"{output}: {len(paths) - len(todo)} of {len(paths)} images already scored, scoring the other "
-                  f"{len(todo)}", file=sys.stderr)
-        _, failed = score_files(todo, scorer, FLAGS.batch_size, FLAGS.chunk, on_unreadable=report,
-                                on_rows=lambda rows: table.append(
-                                    {"image": image, "score": f"{score:.6f}"} for image, score in rows))
+            print(
+                f"{output}: {len(paths) - len(todo)} of {len(paths)} images already scored, scoring the other "
+                f"{len(todo)}",
+                file=sys.stderr,
+            )
+        _, failed = score_files(
+            todo,
+            scorer,
+            FLAGS.batch_size,
+            FLAGS.chunk,
+            on_unreadable=report,
+            on_rows=lambda rows: table.append({"image": image, "score": f"{score:.6f}"} for image, score in rows),
+        )
         print(f"{output}: {len(table.done)} scores", file=sys.stderr)
     else:
         rows, failed = score_files(paths, scorer, FLAGS.batch_size, FLAGS.chunk, on_unreadable=report)

@@ -12,10 +12,15 @@ TUNABLE = ("learning_rates", "epochs", "batch_size", "num_splits")
 
 
 def define_protocol_flag() -> None:
-    flags.DEFINE_enum("protocol", "paper", list(paper.STAGE2_PROTOCOLS), "Stage-2 protocol: 'paper' (z-scored "
-                      "targets, lr chosen on validation among --learning_rates, 10 splits) or 'authors_demo' (the "
-                      "authors' demo notebook: fixed lr 1e-3, raw published scores as targets, 5 splits, batch 128, "
-                      "30 epochs). Explicit --learning_rates/--epochs/--batch_size/--num_splits override it.")
+    flags.DEFINE_enum(
+        "protocol",
+        "paper",
+        list(paper.STAGE2_PROTOCOLS),
+        "Stage-2 protocol: 'paper' (z-scored "
+        "targets, lr chosen on validation among --learning_rates, 10 splits) or 'authors_demo' (the "
+        "authors' demo notebook: fixed lr 1e-3, raw published scores as targets, 5 splits, batch 128, "
+        "30 epochs). Explicit --learning_rates/--epochs/--batch_size/--num_splits override it.",
+    )
 
 
 def protocol_choice() -> dict:

@@ -35,10 +35,14 @@ flags.DEFINE_integer("num_splits", paper.STAGE2_NUM_SPLITS, "Random content-awar
 flags.DEFINE_integer("epochs", paper.STAGE2_EPOCHS, "MLP epochs (default: the paper's).", lower_bound=1)
 flags.DEFINE_integer("batch_size", paper.STAGE2_BATCH_SIZE, "MLP mini-batch size.", lower_bound=1)
 flags.DEFINE_integer("feature_batch", 8, "Images of equal size per forward pass.", lower_bound=1)
-flags.DEFINE_list("learning_rates", [f"{lr:g}" for lr in paper.STAGE2_LEARNING_RATES],
-                  "MLP lr candidates (validation).")
-flags.DEFINE_list("cross", ["kadid10k:live", "kadid10k:csiq", "kadid10k:tid2013", "koniq10k:clive"],
-                  "train:test pairs of the cross-data-set table (pairs with a data set not given are skipped).")
+flags.DEFINE_list(
+    "learning_rates", [f"{lr:g}" for lr in paper.STAGE2_LEARNING_RATES], "MLP lr candidates (validation)."
+)
+flags.DEFINE_list(
+    "cross",
+    ["kadid10k:live", "kadid10k:csiq", "kadid10k:tid2013", "koniq10k:clive"],
+    "train:test pairs of the cross-data-set table (pairs with a data set not given are skipped).",
+)
 flags.DEFINE_integer("seed", 0, "Seed of the splits and heads.")
 
 
@@ -59,9 +63,13 @@ def main(argv: list[str]) -> int:
     if not given:
         print("no data set folder given: every data set is skipped (nothing is faked)")
     chosen = protocol_flags.protocol_choice()
-    config = protocol.HeadConfig(epochs=chosen["epochs"], batch_size=chosen["batch_size"], seed=FLAGS.seed,
-                                 learning_rates=chosen["learning_rates"],
-                                 normalize_targets=chosen["normalize_targets"])
+    config = protocol.HeadConfig(
+        epochs=chosen["epochs"],
+        batch_size=chosen["batch_size"],
+        seed=FLAGS.seed,
+        learning_rates=chosen["learning_rates"],
+        normalize_targets=chosen["normalize_targets"],
+    )
     suffix = "" if FLAGS.protocol == "paper" else f"_{FLAGS.protocol}"  # runs of each protocol kept apart
     extract = extraction_flags.extractor_arguments()
     extractor = None
@@ -73,8 +81,9 @@ def main(argv: list[str]) -> int:
             extractor = features.load_extractor(**extract)
         cache = out / "features" / f"{name}.h5"
         policy = ErrorPolicy("skip")
-        features.extract_to_cache(extractor, table["image"].astype(str).tolist(), cache, FLAGS.feature_batch,
-                                  source=source, policy=policy)
+        features.extract_to_cache(
+            extractor, table["image"].astype(str).tolist(), cache, FLAGS.feature_batch, source=source, policy=policy
+        )
         if policy.count:
             with features.FeatureCache(cache, mode="r") as stored:
                 table = table[table["image"].astype(str).map(stored.__contains__)].reset_index(drop=True)
@@ -90,14 +99,25 @@ def main(argv: list[str]) -> int:
             summaries[name] = pd.read_csv(run_dir / "summary.csv").set_index("statistic")
             print(f"{name}: reusing finished run in {run_dir}")
         else:
-            result = protocol.run_and_report(table, feats[name], splits[name], config, run_dir,
-                                             name=f"{name}_head", title=DATASETS[name].title,
-                                             target_column=chosen["target_column"])
+            result = protocol.run_and_report(
+                table,
+                feats[name],
+                splits[name],
+                config,
+                run_dir,
+                name=f"{name}_head",
+                title=DATASETS[name].title,
+                target_column=chosen["target_column"],
+            )
             summaries[name] = result.summary
         counts[name], n_splits[name] = len(table), len(splits[name])
     within = reporting.within_table(summaries, counts, n_splits, datasets=BENCHMARKS, protocol=FLAGS.protocol)
-    reporting.write_table(within, out, f"within{suffix}", f"Within-data-set results (median over splits, protocol "
-                          f"{FLAGS.protocol}) vs the paper and the authors' demo")
+    reporting.write_table(
+        within,
+        out,
+        f"within{suffix}",
+        f"Within-data-set results (median over splits, protocol {FLAGS.protocol}) vs the paper and the authors' demo",
+    )
     print(reporting.to_markdown(within))
     cross_results = {}
     for train, test in pairs:
@@ -106,11 +126,20 @@ def main(argv: list[str]) -> int:
             cross_results[(train, test)] = f"no data folder given for {', '.join(missing)}"
             continue
         cross_results[(train, test)] = protocol.cross_dataset(
-            feats[train], tables[train]["score"].to_numpy(), splits[train][0], feats[test],
-            tables[test]["score"].to_numpy(), config)
+            feats[train],
+            tables[train]["score"].to_numpy(),
+            splits[train][0],
+            feats[test],
+            tables[test]["score"].to_numpy(),
+            config,
+        )
     cross = reporting.cross_table(cross_results)
-    reporting.write_table(cross, out, f"cross{suffix}", f"Cross-data-set results (train on one, test on all of "
-                          f"another; protocol {FLAGS.protocol})")
+    reporting.write_table(
+        cross,
+        out,
+        f"cross{suffix}",
+        f"Cross-data-set results (train on one, test on all of another; protocol {FLAGS.protocol})",
+    )
     print(reporting.to_markdown(cross))
     return 0
 

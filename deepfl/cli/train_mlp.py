@@ -34,10 +34,15 @@ flags.DEFINE_bool("official_split", False, "Use the data set's official split (K
 flags.DEFINE_integer("seed", 0, "Seed of the splits and of the head's initialisation.")
 flags.DEFINE_integer("epochs", paper.STAGE2_EPOCHS, "Epochs per head (default: the paper's).", lower_bound=1)
 flags.DEFINE_integer("batch_size", paper.STAGE2_BATCH_SIZE, "Mini-batch size.", lower_bound=1)
-flags.DEFINE_list("learning_rates", [f"{lr:g}" for lr in paper.STAGE2_LEARNING_RATES],
-                  "Candidates, chosen on validation.")
-flags.DEFINE_enum("lr_selection", "first", ["first", "each"], "Choose the lr on the first split and reuse it "
-                  "(cheaper), or on each split.")
+flags.DEFINE_list(
+    "learning_rates", [f"{lr:g}" for lr in paper.STAGE2_LEARNING_RATES], "Candidates, chosen on validation."
+)
+flags.DEFINE_enum(
+    "lr_selection",
+    "first",
+    ["first", "each"],
+    "Choose the lr on the first split and reuse it (cheaper), or on each split.",
+)
 protocol_flags.define_protocol_flag()
 flags.DEFINE_bool("overwrite", False, "Redo the run in --out_dir, also with other settings than it was made with.")
 
@@ -52,19 +57,31 @@ def main(argv: list[str]) -> int:
 
     out = Path(FLAGS.out_dir)
     chosen = protocol_flags.protocol_choice()
-    settings = {"dataset": FLAGS.dataset, "data_dir": str(Path(FLAGS.data_dir).resolve()),
-                "features": str(Path(FLAGS.features).resolve()), "num_splits": chosen["num_splits"],
-                "official_split": FLAGS.official_split, "seed": FLAGS.seed, "epochs": chosen["epochs"],
-                "batch_size": chosen["batch_size"], "learning_rates": chosen["learning_rates"],
-                "lr_selection": FLAGS.lr_selection}
+    settings = {
+        "dataset": FLAGS.dataset,
+        "data_dir": str(Path(FLAGS.data_dir).resolve()),
+        "features": str(Path(FLAGS.features).resolve()),
+        "num_splits": chosen["num_splits"],
+        "official_split": FLAGS.official_split,
+        "seed": FLAGS.seed,
+        "epochs": chosen["epochs"],
+        "batch_size": chosen["batch_size"],
+        "learning_rates": chosen["learning_rates"],
+        "lr_selection": FLAGS.lr_selection,
+    }
     if FLAGS.protocol != "paper":  # settings stored by earlier runs (paper protocol) stay valid
-        settings.update(protocol=FLAGS.protocol, normalize_targets=chosen["normalize_targets"],
-                        target_column=chosen["target_column"])
+        settings.update(
+            protocol=FLAGS.protocol,
+            normalize_targets=chosen["normalize_targets"],
+            target_column=chosen["target_column"],
+        )
     if (out / "summary.csv").exists() and not FLAGS.overwrite:
         if not (out / SETTINGS_FILE).exists():
-            raise ValueError(f"out_dir: {out} holds a finished run without stored settings (made by an older "
-                             "deepfl); use a new --out_dir, or --overwrite to redo it")
-        check_settings(out / SETTINGS_FILE, settings, output=f"--out_dir {out}")   # raises if they differ
+            raise ValueError(
+                f"out_dir: {out} holds a finished run without stored settings (made by an older "
+                "deepfl); use a new --out_dir, or --overwrite to redo it"
+            )
+        check_settings(out / SETTINGS_FILE, settings, output=f"--out_dir {out}")  # raises if they differ
         print(f"{out / 'summary.csv'}: finished already with these settings (--overwrite redoes it)")
         print((out / "summary.md").read_text() if (out / "summary.md").exists() else "")
         return 0
@@ -72,12 +89,25 @@ def main(argv: list[str]) -> int:
     feats = load_features(FLAGS.features, table["image"].astype(str).tolist())
     # Stored once the inputs are known to be good, so a run that failed on a bad input does not lock --out_dir.
     check_settings(out / SETTINGS_FILE, settings, FLAGS.overwrite, output=f"--out_dir {out}")
-    config = HeadConfig(epochs=chosen["epochs"], batch_size=chosen["batch_size"],
-                        learning_rates=chosen["learning_rates"], lr_selection=FLAGS.lr_selection,
-                        seed=FLAGS.seed, normalize_targets=chosen["normalize_targets"])
+    config = HeadConfig(
+        epochs=chosen["epochs"],
+        batch_size=chosen["batch_size"],
+        learning_rates=chosen["learning_rates"],
+        lr_selection=FLAGS.lr_selection,
+        seed=FLAGS.seed,
+        normalize_targets=chosen["normalize_targets"],
+    )
     splits = table_splits(table, chosen["num_splits"], FLAGS.seed, FLAGS.official_split)
-    result = run_and_report(table, feats, splits, config, out, name=f"{FLAGS.dataset}_head", title=FLAGS.dataset,
-                            target_column=chosen["target_column"])
+    result = run_and_report(
+        table,
+        feats,
+        splits,
+        config,
+        out,
+        name=f"{FLAGS.dataset}_head",
+        title=FLAGS.dataset,
+        target_column=chosen["target_column"],
+    )
     print(result.per_split.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(result.summary.to_string(float_format=lambda v: f"{v:.4f}"))
     return 0

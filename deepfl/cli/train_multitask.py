@@ -25,50 +25,91 @@ from deepfl.training.strategy import STRATEGIES
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string("weak_labels", None, "Weak-label CSV (dist_im, ref_im, <metrics>), as written by deepfl-label "
-                    "or the KADIS-700k release's kadis700k_friqa.csv.")
+flags.DEFINE_string(
+    "weak_labels",
+    None,
+    "Weak-label CSV (dist_im, ref_im, <metrics>), as written by deepfl-label "
+    "or the KADIS-700k release's kadis700k_friqa.csv.",
+)
 flags.DEFINE_string("image_root", None, "Folder of the distorted images named in --weak_labels.")
-flags.DEFINE_string("kadis_root", None, "Root of the KADIS-700k release (kadis700k_friqa.csv, dist_imgs/); "
-                    "alternative to --weak_labels/--image_root.")
+flags.DEFINE_string(
+    "kadis_root",
+    None,
+    "Root of the KADIS-700k release (kadis700k_friqa.csv, dist_imgs/); alternative to --weak_labels/--image_root.",
+)
 flags.DEFINE_list("tasks", [], "Metrics to learn (default: every metric column of the CSV).")
 flags.DEFINE_list("loss_weights", [], "Per-task loss weights as task=weight (others 1), e.g. gmsd=0.5,sff=2.")
-flags.DEFINE_enum("normalization", "standard", ["standard", "quantile"],
-                  "Per-task target normalisation fitted on the training split (quantile = histogram equalisation).")
-flags.DEFINE_float("val_fraction", paper.STAGE1_VAL_FRACTION, "Fraction of the contents (references) held out for "
-                   "validation (1/7 = the paper's 100k of 700k).")
-flags.DEFINE_integer("val_images", 0, "About this many validation images instead (the paper: 100000); 0 = use "
-                     "--val_fraction.", lower_bound=0)
-flags.DEFINE_list("image_size", [], "Resize every image to height,width before training (warns when that changes "
-                  "aspect ratios). Default: native size (KADIS-700k: 384,512, the paper's input); images of mixed "
-                  "sizes are batched by shape.")
+flags.DEFINE_enum(
+    "normalization",
+    "standard",
+    ["standard", "quantile"],
+    "Per-task target normalisation fitted on the training split (quantile = histogram equalisation).",
+)
+flags.DEFINE_float(
+    "val_fraction",
+    paper.STAGE1_VAL_FRACTION,
+    "Fraction of the contents (references) held out for validation (1/7 = the paper's 100k of 700k).",
+)
+flags.DEFINE_integer(
+    "val_images",
+    0,
+    "About this many validation images instead (the paper: 100000); 0 = use --val_fraction.",
+    lower_bound=0,
+)
+flags.DEFINE_list(
+    "image_size",
+    [],
+    "Resize every image to height,width before training (warns when that changes "
+    "aspect ratios). Default: native size (KADIS-700k: 384,512, the paper's input); images of mixed "
+    "sizes are batched by shape.",
+)
 flags.DEFINE_list("crop_size", [], "Random crop height,width for training (centre crop for validation).")
 flags.DEFINE_bool("flip", False, "Random horizontal flips for training.")
-flags.DEFINE_integer("batch_size", paper.STAGE1_BATCH_SIZE, "Global batch size (split across replicas).",
-                     lower_bound=1)
-flags.DEFINE_integer("epochs", paper.STAGE1_EPOCHS, "Epochs (passes over the training split, or --steps_per_epoch "
-                     "steps).", lower_bound=1)
-flags.DEFINE_integer("steps_per_epoch", 0, "Training steps per epoch (0 = one pass over the training split).",
-                     lower_bound=0)
+flags.DEFINE_integer("batch_size", paper.STAGE1_BATCH_SIZE, "Global batch size (split across replicas).", lower_bound=1)
+flags.DEFINE_integer(
+    "epochs", paper.STAGE1_EPOCHS, "Epochs (passes over the training split, or --steps_per_epoch steps).", lower_bound=1
+)
+flags.DEFINE_integer(
+    "steps_per_epoch", 0, "Training steps per epoch (0 = one pass over the training split).", lower_bound=0
+)
 flags.DEFINE_integer("val_steps", 0, "Validation batches per epoch (0 = the whole validation split).", lower_bound=0)
-flags.DEFINE_integer("warmup_epochs", 0, "Train the heads only (frozen backbone) for this many first epochs.",
-                     lower_bound=0)
+flags.DEFINE_integer(
+    "warmup_epochs", 0, "Train the heads only (frozen backbone) for this many first epochs.", lower_bound=0
+)
 flags.DEFINE_float("learning_rate", paper.STAGE1_LEARNING_RATE, "Adam learning rate (the paper: 1e-4, fixed).")
 flags.DEFINE_string("weights", "imagenet", "Backbone initialisation: imagenet, none, or a local weights file.")
-flags.DEFINE_enum("arch", "inception_resnet_v2", ["inception_resnet_v2", "tiny"],
-                  "Backbone. 'tiny' is a small stand-in CNN for smoke tests and CI only.")
-flags.DEFINE_enum("pixel_scaling", "unit", ["unit", "symmetric"],
-                  "Pixel scaling inside the model: unit = x/255 (the authors'), symmetric = [-1, 1] (Keras').")
+flags.DEFINE_enum(
+    "arch",
+    "inception_resnet_v2",
+    ["inception_resnet_v2", "tiny"],
+    "Backbone. 'tiny' is a small stand-in CNN for smoke tests and CI only.",
+)
+flags.DEFINE_enum(
+    "pixel_scaling",
+    "unit",
+    ["unit", "symmetric"],
+    "Pixel scaling inside the model: unit = x/255 (the authors'), symmetric = [-1, 1] (Keras').",
+)
 flags.DEFINE_enum("mixed_precision", "none", ["none", "mixed_bfloat16", "mixed_float16"], "Mixed precision policy.")
 flags.DEFINE_enum("jit_compile", "auto", ["auto", "true", "false"], "XLA compilation of the training step.")
-flags.DEFINE_enum("strategy", "default", list(STRATEGIES),
-                  "tf.distribute strategy (multi_worker_mirrored reads the cluster from env TF_CONFIG).")
+flags.DEFINE_enum(
+    "strategy",
+    "default",
+    list(STRATEGIES),
+    "tf.distribute strategy (multi_worker_mirrored reads the cluster from env TF_CONFIG).",
+)
 flags.DEFINE_string("tpu", "", "TPU name or address for --strategy=tpu ('' = local).")
-flags.DEFINE_integer("virtual_cpu_devices", 0, "Split the CPU into this many logical devices (to try "
-                     "--strategy=mirrored without GPUs).", lower_bound=0)
+flags.DEFINE_integer(
+    "virtual_cpu_devices",
+    0,
+    "Split the CPU into this many logical devices (to try --strategy=mirrored without GPUs).",
+    lower_bound=0,
+)
 flags.DEFINE_integer("seed", 0, "Seed of the split, the initialisation, dropout and the data order.")
 flags.DEFINE_bool("tensorboard", True, "Write TensorBoard logs to out_dir/tensorboard.")
-flags.DEFINE_bool("overwrite", False, "Discard the outputs of an earlier run in --out_dir made with other settings "
-                  "and start afresh.")
+flags.DEFINE_bool(
+    "overwrite", False, "Discard the outputs of an earlier run in --out_dir made with other settings and start afresh."
+)
 app.define_out_dir()
 app.define_on_error()
 
@@ -101,17 +142,35 @@ def _loss_weights(items: list[str]) -> dict[str, float]:
 def config_from_flags() -> MultitaskConfig:
     """The run's settings from the command line."""
     return MultitaskConfig(
-        weak_labels=FLAGS.weak_labels, image_root=FLAGS.image_root, kadis_root=FLAGS.kadis_root,
-        tasks=tuple(FLAGS.tasks), loss_weights=_loss_weights(FLAGS.loss_weights), normalization=FLAGS.normalization,
-        val_fraction=FLAGS.val_fraction, val_images=FLAGS.val_images,
-        image_size=_size(FLAGS.image_size, "image_size"), crop_size=_size(FLAGS.crop_size, "crop_size"),
-        flip=FLAGS.flip, batch_size=FLAGS.batch_size, epochs=FLAGS.epochs, steps_per_epoch=FLAGS.steps_per_epoch,
-        val_steps=FLAGS.val_steps, warmup_epochs=FLAGS.warmup_epochs, learning_rate=FLAGS.learning_rate,
-        weights=FLAGS.weights, arch=FLAGS.arch, pixel_scaling=FLAGS.pixel_scaling,
-        mixed_precision=FLAGS.mixed_precision, jit_compile={"auto": "auto", "true": True, "false": False}[
-            FLAGS.jit_compile], strategy=FLAGS.strategy, tpu=FLAGS.tpu,
-        virtual_cpu_devices=FLAGS.virtual_cpu_devices, seed=FLAGS.seed, tensorboard=FLAGS.tensorboard,
-        on_error=FLAGS.on_error)
+        weak_labels=FLAGS.weak_labels,
+        image_root=FLAGS.image_root,
+        kadis_root=FLAGS.kadis_root,
+        tasks=tuple(FLAGS.tasks),
+        loss_weights=_loss_weights(FLAGS.loss_weights),
+        normalization=FLAGS.normalization,
+        val_fraction=FLAGS.val_fraction,
+        val_images=FLAGS.val_images,
+        image_size=_size(FLAGS.image_size, "image_size"),
+        crop_size=_size(FLAGS.crop_size, "crop_size"),
+        flip=FLAGS.flip,
+        batch_size=FLAGS.batch_size,
+        epochs=FLAGS.epochs,
+        steps_per_epoch=FLAGS.steps_per_epoch,
+        val_steps=FLAGS.val_steps,
+        warmup_epochs=FLAGS.warmup_epochs,
+        learning_rate=FLAGS.learning_rate,
+        weights=FLAGS.weights,
+        arch=FLAGS.arch,
+        pixel_scaling=FLAGS.pixel_scaling,
+        mixed_precision=FLAGS.mixed_precision,
+        jit_compile={"auto": "auto", "true": True, "false": False}[FLAGS.jit_compile],
+        strategy=FLAGS.strategy,
+        tpu=FLAGS.tpu,
+        virtual_cpu_devices=FLAGS.virtual_cpu_devices,
+        seed=FLAGS.seed,
+        tensorboard=FLAGS.tensorboard,
+        on_error=FLAGS.on_error,
+    )
 
 
 def main(argv: list[str]) -> int:
@@ -121,8 +180,10 @@ def main(argv: list[str]) -> int:
     if result.already_trained:
         print(f"{out_dir}: already trained for {result.epochs} epochs (model.keras); nothing to do")
     else:
-        print(f"trained {result.epochs} epochs of {result.steps_per_epoch} steps; model: {out_dir / 'model.keras'}; "
-              f"normalizer: {out_dir / 'normalizer.json'}")
+        print(
+            f"trained {result.epochs} epochs of {result.steps_per_epoch} steps; model: {out_dir / 'model.keras'}; "
+            f"normalizer: {out_dir / 'normalizer.json'}"
+        )
     return 0
 
 

@@ -12,19 +12,58 @@ from typing import Any
 from deepfl.data.normalization import METHODS as NORMALIZATION_METHODS
 from deepfl.data.normalization import TargetNormalizer
 from deepfl.data.readers import (
-    DATASETS, READERS, DatasetInfo, canonical_name, read_clive, read_csiq, read_dataset, read_kadid10k,
-    read_kadis700k, read_koniq10k, read_live, read_tid2013, read_weak_labels)
+    DATASETS,
+    READERS,
+    DatasetInfo,
+    canonical_name,
+    read_clive,
+    read_csiq,
+    read_dataset,
+    read_kadid10k,
+    read_kadis700k,
+    read_koniq10k,
+    read_live,
+    read_tid2013,
+    read_weak_labels,
+)
 from deepfl.data.splits import check_disjoint, content_split, official_split, repeated_splits, train_val_split
 from deepfl.data.tables import TABLE_COLUMNS, make_table, validate_table
 
-_PIPELINE_NAMES = ("make_dataset", "read_image_tf", "decode_image_tf", "is_known_image", "PipelineStats",
-                   "find_unreadable_images", "iter_unreadable_images")
+_PIPELINE_NAMES = (
+    "make_dataset",
+    "read_image_tf",
+    "decode_image_tf",
+    "is_known_image",
+    "PipelineStats",
+    "find_unreadable_images",
+    "iter_unreadable_images",
+)
 
 __all__ = [
-    "DATASETS", "READERS", "DatasetInfo", "canonical_name", "read_dataset", "read_kadid10k", "read_live",
-    "read_csiq", "read_tid2013", "read_koniq10k", "read_clive", "read_kadis700k", "read_weak_labels",
-    "content_split", "repeated_splits", "train_val_split", "official_split", "check_disjoint", "TargetNormalizer",
-    "NORMALIZATION_METHODS", "TABLE_COLUMNS", "make_table", "validate_table", *_PIPELINE_NAMES,
+    "DATASETS",
+    "READERS",
+    "DatasetInfo",
+    "canonical_name",
+    "read_dataset",
+    "read_kadid10k",
+    "read_live",
+    "read_csiq",
+    "read_tid2013",
+    "read_koniq10k",
+    "read_clive",
+    "read_kadis700k",
+    "read_weak_labels",
+    "content_split",
+    "repeated_splits",
+    "train_val_split",
+    "official_split",
+    "check_disjoint",
+    "TargetNormalizer",
+    "NORMALIZATION_METHODS",
+    "TABLE_COLUMNS",
+    "make_table",
+    "validate_table",
+    *_PIPELINE_NAMES,
 ]
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -39,7 +39,9 @@ class TargetNormalizer:
     def columns(self) -> list[str]:
         return list(self.stats)
 
-    def fit(self, table: pd.DataFrame | Mapping[str, Sequence[float]], columns: Sequence[str] | str) -> "TargetNormalizer":
+    def fit(
+        self, table: pd.DataFrame | Mapping[str, Sequence[float]], columns: Sequence[str] | str
+    ) -> TargetNormalizer:
         """Fits the statistics of `columns` on `table` (the training split only); returns self."""
         columns = [columns] if isinstance(columns, str) else list(columns)
         if not columns:
@@ -114,11 +116,19 @@ class TargetNormalizer:
 
     def to_json(self) -> str:
         """JSON text holding the method and every column's statistics."""
-        return json.dumps({"format": "deepfl.TargetNormalizer", "version": _FORMAT_VERSION, "method": self.method,
-                           "num_quantiles": self.num_quantiles, "stats": self.stats}, indent=1)
+        return json.dumps(
+            {
+                "format": "deepfl.TargetNormalizer",
+                "version": _FORMAT_VERSION,
+                "method": self.method,
+                "num_quantiles": self.num_quantiles,
+                "stats": self.stats,
+            },
+            indent=1,
+        )
 
     @classmethod
-    def from_json(cls, text: str) -> "TargetNormalizer":
+    def from_json(cls, text: str) -> TargetNormalizer:
         """Rebuilds a normaliser from `to_json` output; malformed text raises ValueError."""
         try:
             payload = json.loads(text)
@@ -133,7 +143,7 @@ class TargetNormalizer:
         atomic_write_bytes(path, self.to_json().encode("utf-8"))
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "TargetNormalizer":
+    def load(cls, path: str | os.PathLike) -> TargetNormalizer:
         """Reads a normaliser saved with `save`."""
         path = Path(path)
         if not path.is_file():

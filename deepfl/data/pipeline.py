@@ -48,7 +48,8 @@ def decode_image_tf(data: tf.Tensor, name: tf.Tensor | str = "<bytes>", accurate
             image = tf.cond(
                 is_jpeg,
                 lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
-                lambda: tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False))
+                lambda: tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False),
+            )
         else:
             image = tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False)
     image.set_shape([None, None, 3])
@@ -167,8 +168,9 @@ def _size_pair(value, name: str) -> tuple[int, int] | None:
     return height, width
 
 
-def _targets_from_table(table: pd.DataFrame, targets: Sequence[str],
-                        normalizer: TargetNormalizer | None) -> dict[str, np.ndarray]:
+def _targets_from_table(
+    table: pd.DataFrame, targets: Sequence[str], normalizer: TargetNormalizer | None
+) -> dict[str, np.ndarray]:
     missing = [t for t in targets if t not in table.columns]
     if missing:
         raise ValueError(f"targets: column(s) {missing} not in the table (has {list(table.columns)})")
@@ -183,14 +185,28 @@ def _targets_from_table(table: pd.DataFrame, targets: Sequence[str],
     return out
 
 
-def make_dataset(table: pd.DataFrame, targets: Sequence[str] | str, batch_size: int, training: bool = False,
-                 image_size: Sequence[int] | int | None = None, crop_size: Sequence[int] | int | None = None,
-                 flip: bool = False, normalizer: TargetNormalizer | None = None, seed: int = 0,
-                 deterministic: bool = True, on_error: str = "skip", repeat: bool = False,
-                 shuffle: bool | None = None, drop_remainder: bool = False,
-                 stats: PipelineStats | None = None, accurate_jpeg: bool = True,
-                 count_errors: bool = True, same_size: bool = False, dtype: str = "float32",
-                 skip: int = 0) -> tf.data.Dataset:
+def make_dataset(
+    table: pd.DataFrame,
+    targets: Sequence[str] | str,
+    batch_size: int,
+    training: bool = False,
+    image_size: Sequence[int] | int | None = None,
+    crop_size: Sequence[int] | int | None = None,
+    flip: bool = False,
+    normalizer: TargetNormalizer | None = None,
+    seed: int = 0,
+    deterministic: bool = True,
+    on_error: str = "skip",
+    repeat: bool = False,
+    shuffle: bool | None = None,
+    drop_remainder: bool = False,
+    stats: PipelineStats | None = None,
+    accurate_jpeg: bool = True,
+    count_errors: bool = True,
+    same_size: bool = False,
+    dtype: str = "float32",
+    skip: int = 0,
+) -> tf.data.Dataset:
     """Builds the input pipeline of `table` (column `image` + target columns).
 
     Yields `(images float32 [B, H, W, 3] in [0, 255], {target: float32 [B]})` (uint8 images with `dtype="uint8"`).
@@ -264,10 +280,13 @@ def make_dataset(table: pd.DataFrame, targets: Sequence[str] | str, batch_size: 
             with tf.control_dependencies([check]):
                 if training:
                     offset_seed = tf.stack([tf.constant(seed, tf.int64), index])
-                    max_offsets = tf.cast(tf.stack([shape[0] - crop_size[0] + 1, shape[1] - crop_size[1] + 1]),
-                                          tf.int32)
-                    offsets = tf.random.stateless_uniform([2], offset_seed, minval=0, maxval=tf.int32.max,
-                                                          dtype=tf.int32) % max_offsets
+                    max_offsets = tf.cast(
+                        tf.stack([shape[0] - crop_size[0] + 1, shape[1] - crop_size[1] + 1]), tf.int32
+                    )
+                    offsets = (
+                        tf.random.stateless_uniform([2], offset_seed, minval=0, maxval=tf.int32.max, dtype=tf.int32)
+                        % max_offsets
+                    )
                 else:
                     offsets = tf.stack([(shape[0] - crop_size[0]) // 2, (shape[1] - crop_size[1]) // 2])
                 image = tf.slice(image, tf.stack([offsets[0], offsets[1], 0]), [crop_size[0], crop_size[1], 3])
@@ -284,6 +303,7 @@ def make_dataset(table: pd.DataFrame, targets: Sequence[str] | str, batch_size: 
     # Decoded images are counted per batch (cheap), except when a remainder is dropped, which would go uncounted.
     count_per_element = count_errors and drop_remainder
     if count_per_element:
+
         def count_decoded(image, values):
             decoded.assign_add(1)
             return image, values
@@ -293,14 +313,16 @@ def make_dataset(table: pd.DataFrame, targets: Sequence[str] | str, batch_size: 
     if crop_size is not None or image_size is not None or same_size:
         dataset = dataset.batch(int(batch_size), drop_remainder=drop_remainder)
     else:
+
         def shape_key(image, values):
             shape = tf.cast(tf.shape(image), tf.int64)
             return shape[0] * 1_000_003 + shape[1]
 
         dataset = dataset.group_by_window(
-            key_func=shape_key, reduce_func=lambda key, window: window.batch(int(batch_size),
-                                                                             drop_remainder=drop_remainder),
-            window_size=int(batch_size))
+            key_func=shape_key,
+            reduce_func=lambda key, window: window.batch(int(batch_size), drop_remainder=drop_remainder),
+            window_size=int(batch_size),
+        )
 
     out_dtype = tf.as_dtype(dtype)
     count_per_batch = count_errors and not count_per_element

@@ -14,16 +14,24 @@ from __future__ import annotations
 import csv
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 
 from deepfl.data.tables import (
-    FolderIndex, find_header, header_key, make_table, parse_scores, read_csv_checked, require_file, resolve_image,
-    table_error)
+    FolderIndex,
+    find_header,
+    header_key,
+    make_table,
+    parse_scores,
+    read_csv_checked,
+    require_file,
+    resolve_image,
+    table_error,
+)
 from deepfl.errors import TableError
 from deepfl.paper import WITHIN_SROCC_PLCC
 
@@ -50,8 +58,9 @@ DATASETS: dict[str, DatasetInfo] = {
     "csiq": DatasetInfo("csiq", "CSIQ", (0.0, 1.0), True, *WITHIN_SROCC_PLCC["csiq"], True, False),
     "tid2013": DatasetInfo("tid2013", "TID2013", (0.0, 9.0), False, *WITHIN_SROCC_PLCC["tid2013"], True, False),
     "koniq10k": DatasetInfo("koniq10k", "KonIQ-10k", (1.0, 5.0), False, *WITHIN_SROCC_PLCC["koniq10k"], False, True),
-    "clive": DatasetInfo("clive", "LIVE in the Wild (CLIVE)", (0.0, 100.0), False, *WITHIN_SROCC_PLCC["clive"], False,
-                         False),
+    "clive": DatasetInfo(
+        "clive", "LIVE in the Wild (CLIVE)", (0.0, 100.0), False, *WITHIN_SROCC_PLCC["clive"], False, False
+    ),
     "kadis700k": DatasetInfo("kadis700k", "KADIS-700k (weak labels)", (0.0, 1.0), False, None, None, True, False),
 }
 
@@ -100,8 +109,9 @@ def read_kadid10k(root) -> pd.DataFrame:
     """KADID-10k: `dmos.csv` (dist_img, ref_img, dmos, var) and `images/`; DMOS 1..5, higher is better."""
     root = _root("kadid10k", root)
     source = root / "dmos.csv"
-    frame = read_csv_checked("kadid10k", source, ["dist_img", "ref_img", "dmos"], dtype={"dist_img": str,
-                                                                                       "ref_img": str})
+    frame = read_csv_checked(
+        "kadid10k", source, ["dist_img", "ref_img", "dmos"], dtype={"dist_img": str, "ref_img": str}
+    )
     lines = [i + 2 for i in range(len(frame))]
     raw = parse_scores("kadid10k", source, frame["dmos"], lines)
     index = FolderIndex(root / "images")
@@ -113,7 +123,12 @@ def read_kadid10k(root) -> pd.DataFrame:
 
 # LIVE Release 2 stores the 982 DMOS values in this folder order, `img<k>.bmp` numbered from 1 in each folder.
 LIVE_FOLDERS: tuple[tuple[str, int], ...] = (
-    ("jp2k", 227), ("jpeg", 233), ("wn", 174), ("gblur", 174), ("fastfading", 174))
+    ("jp2k", 227),
+    ("jpeg", 233),
+    ("wn", 174),
+    ("gblur", 174),
+    ("fastfading", 174),
+)
 
 
 def read_live(root, realigned: bool = False, include_references: bool = False) -> pd.DataFrame:
@@ -176,8 +191,12 @@ def _csiq_grid(root: Path) -> tuple[list[tuple], Path, str]:
         try:
             import openpyxl
         except ImportError:
-            raise table_error("csiq", xlsx, None, "reading .xlsx needs openpyxl (pip install openpyxl), or export "
-                                                  f"sheet {CSIQ_SHEET!r} to csiq.DMOS.csv") from None
+            raise table_error(
+                "csiq",
+                xlsx,
+                None,
+                f"reading .xlsx needs openpyxl (pip install openpyxl), or export sheet {CSIQ_SHEET!r} to csiq.DMOS.csv",
+            ) from None
         try:
             book = openpyxl.load_workbook(xlsx, read_only=True, data_only=True)
         except Exception as exc:  # zipfile.BadZipFile, KeyError, InvalidFileException... on garbage
@@ -212,12 +231,16 @@ def _read_csiq_sheet(root: Path) -> tuple[pd.DataFrame, list[int], Path, str]:
     grid, source, unit = _csiq_grid(root)
     located = find_header(grid, CSIQ_COLUMNS)
     if located is None:
-        raise table_error("csiq", source, None, f"no {unit} holds the header {list(CSIQ_COLUMNS)} (sheet "
-                                                f"{CSIQ_SHEET!r}, any cell position)")
+        raise table_error(
+            "csiq",
+            source,
+            None,
+            f"no {unit} holds the header {list(CSIQ_COLUMNS)} (sheet {CSIQ_SHEET!r}, any cell position)",
+        )
     header_at, columns = located
     cells: dict[str, list] = {c: [] for c in CSIQ_COLUMNS}
     rows: list[int] = []
-    for offset, row in enumerate(grid[header_at + 1:], start=header_at + 2):
+    for offset, row in enumerate(grid[header_at + 1 :], start=header_at + 2):
         values = [row[columns[c]] if columns[c] < len(row) else None for c in CSIQ_COLUMNS]
         if all(_blank(v) for v in values):
             break
@@ -254,8 +277,9 @@ def read_csiq(root) -> pd.DataFrame:
         name = _csiq_image_name(value)
         kind = str(dst_type).strip().lower()
         if kind not in CSIQ_TYPES:
-            raise table_error("csiq", source, row, f"unknown dst_type {dst_type!r}; expected one of "
-                                                   f"{sorted(CSIQ_TYPES)}", unit)
+            raise table_error(
+                "csiq", source, row, f"unknown dst_type {dst_type!r}; expected one of {sorted(CSIQ_TYPES)}", unit
+            )
         try:
             level = int(float(level))
         except (TypeError, ValueError):
@@ -361,8 +385,9 @@ def read_clive(root, include_training_images: bool = False) -> pd.DataFrame:
     names = _mat_strings("clive", names_file, _loadmat("clive", names_file, "AllImages_release"))
     mos = np.asarray(_loadmat("clive", mos_file, "AllMOS_release"), dtype=np.float64).ravel()
     if len(mos) != len(names):
-        raise table_error("clive", mos_file, None, f"holds {len(mos)} scores but {names_file.name} lists "
-                                                   f"{len(names)} images")
+        raise table_error(
+            "clive", mos_file, None, f"holds {len(mos)} scores but {names_file.name} lists {len(names)} images"
+        )
     raw = parse_scores("clive", mos_file, mos, list(range(1, len(mos) + 1)), "entry")
     start = 0 if include_training_images else CLIVE_TRAINING_IMAGES
     index = FolderIndex(root / "Images")
@@ -372,8 +397,9 @@ def read_clive(root, include_training_images: bool = False) -> pd.DataFrame:
         name = names[entry - 1]
         found = index.find(name) or (train_index.find(name) if entry <= CLIVE_TRAINING_IMAGES else None)
         if found is None:
-            raise table_error("clive", names_file, entry, f"image {name!r} is listed but absent from {index.folder}",
-                              "entry")
+            raise table_error(
+                "clive", names_file, entry, f"image {name!r} is listed but absent from {index.folder}", "entry"
+            )
         image.append(str(found.resolve()))
     kept = names[start:]
     return _table("clive", image, [""] * len(kept), [Path(n).stem for n in kept], raw[start:])
@@ -406,8 +432,12 @@ def _weak_label_columns(source: Path, header: list[str], known_metrics) -> dict[
         if key is None:
             raise table_error("weak_labels", source, 1, f"header {header} {layout}: column {name!r} cannot be mapped")
         if key in found:
-            raise table_error("weak_labels", source, 1, f"header {header} {layout}: columns {found[key]!r} and "
-                                                        f"{name!r} both map to {key!r}")
+            raise table_error(
+                "weak_labels",
+                source,
+                1,
+                f"header {header} {layout}: columns {found[key]!r} and {name!r} both map to {key!r}",
+            )
         found[key] = name
     missing = [k for k in ("dist_im", "ref_im") if k not in found]
     if missing or len(found) == 2:
@@ -416,8 +446,9 @@ def _weak_label_columns(source: Path, header: list[str], known_metrics) -> dict[
     return {"dist_im": found.pop("dist_im"), "ref_im": found.pop("ref_im"), **found}
 
 
-def read_weak_labels(csv_path, image_root, ref_root=None, on_error: str = "stop",
-                     check_files: bool = True) -> pd.DataFrame:
+def read_weak_labels(
+    csv_path, image_root, ref_root=None, on_error: str = "stop", check_files: bool = True
+) -> pd.DataFrame:
     """Reads a KADIS-style weak-label CSV (`dist_im, ref_im, <metrics...>`) as a table.
 
     Columns are matched by name ignoring case, spaces, hyphens and underscores, in any order; an index column
@@ -438,8 +469,9 @@ def read_weak_labels(csv_path, image_root, ref_root=None, on_error: str = "stop"
     try:
         header = [str(c) for c in pd.read_csv(source, nrows=0).columns]
         columns = _weak_label_columns(source, header, METRICS)
-        frame = pd.read_csv(source, usecols=list(columns.values()),
-                            dtype={columns["dist_im"]: str, columns["ref_im"]: str})
+        frame = pd.read_csv(
+            source, usecols=list(columns.values()), dtype={columns["dist_im"]: str, columns["ref_im"]: str}
+        )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise table_error("weak_labels", source, None, f"cannot parse as CSV ({str(exc).splitlines()[0]})") from None
     if frame.empty:
@@ -466,26 +498,41 @@ def read_weak_labels(csv_path, image_root, ref_root=None, on_error: str = "stop"
             message = f"image {dist_names[first]!r} is listed but absent from {image_root}"
         if on_error == "stop":
             raise table_error("weak_labels", source, first + 2, message)
-        log.warning("weak_labels: %s: skipping %d bad row(s) (%d NaN/inf or empty, %d absent images); first: "
-                    "line %d: %s", source, problems.size, int(bad.sum()), int(absent.sum()), first + 2, message)
+        log.warning(
+            "weak_labels: %s: skipping %d bad row(s) (%d NaN/inf or empty, %d absent images); first: line %d: %s",
+            source,
+            problems.size,
+            int(bad.sum()),
+            int(absent.sum()),
+            first + 2,
+            message,
+        )
     keep = np.flatnonzero(~(bad | absent))
     ref_names = frame["ref_im"].astype(str).str.strip().to_numpy()[keep]
     ref_base = str(Path(ref_root).expanduser().resolve()) + os.sep if ref_root is not None else ""
     image_base = str(image_root) + os.sep
-    table = pd.DataFrame({  # string joins: Path objects cost seconds on KADIS-700k's 700,000 rows
-        "image": [image_base + dist_names[i] for i in keep],
-        "ref": [ref_base + r for r in ref_names],
-        "content": [os.path.splitext(os.path.basename(r))[0] for r in ref_names],
-    })
+    table = pd.DataFrame(
+        {  # string joins: Path objects cost seconds on KADIS-700k's 700,000 rows
+            "image": [image_base + dist_names[i] for i in keep],
+            "ref": [ref_base + r for r in ref_names],
+            "content": [os.path.splitext(os.path.basename(r))[0] for r in ref_names],
+        }
+    )
     for j, metric in enumerate(metrics):
         table[metric] = values[keep, j]
-    table.attrs.update(dataset="weak_labels", metrics=tuple(metrics), skipped_rows=int(problems.size),
-                       source=str(source))
+    table.attrs.update(
+        dataset="weak_labels", metrics=tuple(metrics), skipped_rows=int(problems.size), source=str(source)
+    )
     return table
 
 
-def read_kadis700k(root, csv_name: str = "kadis700k_friqa.csv", image_dir: str = "dist_imgs",
-                   ref_dir: str = "ref_imgs", on_error: str = "stop") -> pd.DataFrame:
+def read_kadis700k(
+    root,
+    csv_name: str = "kadis700k_friqa.csv",
+    image_dir: str = "dist_imgs",
+    ref_dir: str = "ref_imgs",
+    on_error: str = "stop",
+) -> pd.DataFrame:
     """KADIS-700k as released: weak labels `kadis700k_friqa.csv`, images in `dist_imgs/`, references `ref_imgs/`."""
     root = _root("kadis700k", root)
     table = read_weak_labels(root / csv_name, root / image_dir, root / ref_dir, on_error=on_error)
@@ -503,9 +550,18 @@ READERS: dict[str, Callable[..., pd.DataFrame]] = {
     "kadis700k": read_kadis700k,
 }
 
-_ALIASES = {"kadid-10k": "kadid10k", "koniq-10k": "koniq10k", "koniq": "koniq10k", "kadid": "kadid10k",
-            "livec": "clive", "live_challenge": "clive", "livechallenge": "clive", "kadis-700k": "kadis700k",
-            "kadis": "kadis700k", "tid": "tid2013"}
+_ALIASES = {
+    "kadid-10k": "kadid10k",
+    "koniq-10k": "koniq10k",
+    "koniq": "koniq10k",
+    "kadid": "kadid10k",
+    "livec": "clive",
+    "live_challenge": "clive",
+    "livechallenge": "clive",
+    "kadis-700k": "kadis700k",
+    "kadis": "kadis700k",
+    "tid": "tid2013",
+}
 
 
 def canonical_name(name: str) -> str:

@@ -7,7 +7,7 @@ reported); where a data set ships an official split (KonIQ-10k) `official_split`
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -41,8 +41,9 @@ def _part_sizes(n: int, ratios: np.ndarray) -> np.ndarray:
     return sizes
 
 
-def _split_by_permutation(table: pd.DataFrame, contents: np.ndarray, permutation: np.ndarray,
-                          ratios: np.ndarray) -> dict[str, pd.DataFrame]:
+def _split_by_permutation(
+    table: pd.DataFrame, contents: np.ndarray, permutation: np.ndarray, ratios: np.ndarray
+) -> dict[str, pd.DataFrame]:
     sizes = _part_sizes(len(contents), ratios)
     bounds = np.concatenate([[0], np.cumsum(sizes)])
     parts = {}
@@ -53,8 +54,9 @@ def _split_by_permutation(table: pd.DataFrame, contents: np.ndarray, permutation
     return parts
 
 
-def content_split(table: pd.DataFrame, ratios: Sequence[float] = (0.6, 0.2, 0.2),
-                  seed: int = 0) -> dict[str, pd.DataFrame]:
+def content_split(
+    table: pd.DataFrame, ratios: Sequence[float] = (0.6, 0.2, 0.2), seed: int = 0
+) -> dict[str, pd.DataFrame]:
     """Splits `table` into "train", "val", "test" by content: each content's images all go to one part.
 
     The ratios count contents (reference images), as in the paper; each part keeps the table's row order.
@@ -69,8 +71,9 @@ def content_split(table: pd.DataFrame, ratios: Sequence[float] = (0.6, 0.2, 0.2)
     return _split_by_permutation(table, contents, permutation, ratios)
 
 
-def train_val_split(table: pd.DataFrame, val_fraction: float = STAGE1_VAL_FRACTION, val_images: int = 0,
-                    seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+def train_val_split(
+    table: pd.DataFrame, val_fraction: float = STAGE1_VAL_FRACTION, val_images: int = 0, seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Splits a weak-label table into (train, val) by content, for stage-1 training (no test part).
 
     `val_images` > 0 asks for about that many validation images (the paper: 100,000 of KADIS-700k's 700,000),
@@ -96,8 +99,9 @@ def train_val_split(table: pd.DataFrame, val_fraction: float = STAGE1_VAL_FRACTI
     return table[~is_val], table[is_val]
 
 
-def repeated_splits(table: pd.DataFrame, n: int = 10, ratios: Sequence[float] = (0.6, 0.2, 0.2),
-                    seed: int = 0) -> list[dict[str, pd.DataFrame]]:
+def repeated_splits(
+    table: pd.DataFrame, n: int = 10, ratios: Sequence[float] = (0.6, 0.2, 0.2), seed: int = 0
+) -> list[dict[str, pd.DataFrame]]:
     """`n` independent content-aware splits (the paper's repeated 60/20/20 protocol), reproducible from `seed`.
 
     Split i uses the i-th child of `np.random.SeedSequence(seed)`, so the first k splits do not change when n
@@ -120,13 +124,19 @@ def _warn_repeats(contents: np.ndarray, permutations: Sequence[np.ndarray], rati
     """Logs one warning when some of the random splits put the same contents in every part: with few
     references there are only a few distinct splits, and a repeated split repeats its result in the median."""
     bounds = np.concatenate([[0], np.cumsum(_part_sizes(len(contents), ratios))])
-    distinct = {tuple(frozenset(permutation[lo:hi].tolist()) for lo, hi in zip(bounds[:-1], bounds[1:]))
-                for permutation in permutations}
+    distinct = {
+        tuple(frozenset(permutation[lo:hi].tolist()) for lo, hi in zip(bounds[:-1], bounds[1:]))
+        for permutation in permutations
+    }
     repeated = len(permutations) - len(distinct)
     if repeated:
-        log.warning("splits: %d of %d content splits repeat an earlier one (only %d contents); their results "
-                    "count more than once in the median: use more reference images or fewer splits",
-                    repeated, len(permutations), len(contents))
+        log.warning(
+            "splits: %d of %d content splits repeat an earlier one (only %d contents); their results "
+            "count more than once in the median: use more reference images or fewer splits",
+            repeated,
+            len(permutations),
+            len(contents),
+        )
 
 
 def official_split(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -138,7 +148,9 @@ def official_split(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
     split = table["split"].astype(str)
     unassigned = int((split == "").sum())
     if unassigned:
-        raise ValueError(f"table: {unassigned} row(s) have no official split, e.g. {table['image'][split == ''].iloc[0]}")
+        raise ValueError(
+            f"table: {unassigned} row(s) have no official split, e.g. {table['image'][split == ''].iloc[0]}"
+        )
     return {name: table[split == name] for name in SPLIT_NAMES}
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,8 +23,7 @@ TABLE_COLUMNS: tuple[str, ...] = ("image", "ref", "content", "score", "raw_score
 SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
 
 
-def table_error(dataset: str, file: str | os.PathLike, row: int | None, message: str,
-                unit: str = "line") -> TableError:
+def table_error(dataset: str, file: str | os.PathLike, row: int | None, message: str, unit: str = "line") -> TableError:
     """Builds the one-line error every reader raises: `<dataset>: <file>, line <n>: <message>`.
 
     `unit` says what `row` counts: "line" (1-based line of a text/CSV file, header = line 1), "row" (spreadsheet
@@ -53,8 +52,13 @@ def read_csv_checked(dataset: str, path: Path, required: Sequence[str], **kwargs
         raise table_error(dataset, path, None, f"header {list(frame.columns)} but no rows")
     missing = [c for c in required if c not in frame.columns]
     if missing:
-        raise table_error(dataset, path, 1, f"header {list(frame.columns)} lacks column(s) {missing}; "
-                                            f"expected the release layout with {list(required)}")
+        raise table_error(
+            dataset,
+            path,
+            1,
+            f"header {list(frame.columns)} lacks column(s) {missing}; "
+            f"expected the release layout with {list(required)}",
+        )
     return frame
 
 
@@ -126,9 +130,16 @@ def resolve_image(dataset: str, source: Path, row: int, index: FolderIndex, name
     return str(found.resolve())
 
 
-def make_table(dataset: str, image: Sequence[str], ref: Sequence[str], content: Sequence[str],
-               raw_score: np.ndarray, split: Sequence[str] | None, score_range: tuple[float, float],
-               lower_better: bool) -> pd.DataFrame:
+def make_table(
+    dataset: str,
+    image: Sequence[str],
+    ref: Sequence[str],
+    content: Sequence[str],
+    raw_score: np.ndarray,
+    split: Sequence[str] | None,
+    score_range: tuple[float, float],
+    lower_better: bool,
+) -> pd.DataFrame:
     """Assembles the normalised table: maps raw scores linearly to [0, 1], flipping lower-is-better scales."""
     lo, hi = float(score_range[0]), float(score_range[1])
     if not hi > lo:
@@ -136,14 +147,17 @@ def make_table(dataset: str, image: Sequence[str], ref: Sequence[str], content: 
     raw = np.asarray(raw_score, dtype=np.float64)
     score = (hi - raw) / (hi - lo) if lower_better else (raw - lo) / (hi - lo)
     n = len(image)
-    table = pd.DataFrame({
-        "image": [str(p) for p in image],
-        "ref": [str(p) for p in ref],
-        "content": [str(c) for c in content],
-        "score": score,
-        "raw_score": raw,
-        "split": list(split) if split is not None else [""] * n,
-    }, columns=list(TABLE_COLUMNS))
+    table = pd.DataFrame(
+        {
+            "image": [str(p) for p in image],
+            "ref": [str(p) for p in ref],
+            "content": [str(c) for c in content],
+            "score": score,
+            "raw_score": raw,
+            "split": list(split) if split is not None else [""] * n,
+        },
+        columns=list(TABLE_COLUMNS),
+    )
     table.attrs.update(dataset=dataset, score_range=(lo, hi), lower_better=bool(lower_better))
     return table
 

@@ -8,7 +8,8 @@ seed or a numpy Generator): the same seed gives the same bytes.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
@@ -36,40 +37,72 @@ _TABLE = [
     Distortion(1, "gaussian_blur", blur.gaussian_blur, (0.1, 0.5, 1, 2, 5), False, "imblurgauss"),
     Distortion(2, "lens_blur", blur.lens_blur, (1, 2, 4, 6, 8), False, "imblurlens"),
     Distortion(3, "motion_blur", blur.motion_blur, (1, 2, 4, 6, 10), True, "imblurmotion"),
-    Distortion(4, "color_diffusion", color.color_diffusion, (1, 3, 6, 8, 12), False, "imcolordiffuse",
-               uses_source=True),
+    Distortion(
+        4, "color_diffusion", color.color_diffusion, (1, 3, 6, 8, 12), False, "imcolordiffuse", uses_source=True
+    ),
     Distortion(5, "color_shift", color.color_shift, (1, 3, 6, 8, 12), True, "imcolorshift"),
     Distortion(6, "color_quantization", color.color_quantization, (64, 48, 32, 16, 8), False, "imcolorquantize"),
-    Distortion(7, "color_saturation_1", color.color_saturation_hsv, (0.4, 0.2, 0.1, 0, -0.4), False,
-               "imcolorsaturate"),
-    Distortion(8, "color_saturation_2", color.color_saturation_lab, (1, 2, 3, 6, 9), False, "imsaturate",
-               uses_source=True),
+    Distortion(7, "color_saturation_1", color.color_saturation_hsv, (0.4, 0.2, 0.1, 0, -0.4), False, "imcolorsaturate"),
+    Distortion(
+        8, "color_saturation_2", color.color_saturation_lab, (1, 2, 3, 6, 9), False, "imsaturate", uses_source=True
+    ),
     Distortion(9, "jpeg2000", compression.jpeg2000, (16, 32, 45, 120, 400), False, "imcompressjp2k"),
     Distortion(10, "jpeg", compression.jpeg, (43, 36, 24, 7, 4), False, "imcompressjpeg"),
     Distortion(11, "white_noise", noise.white_noise, (0.001, 0.002, 0.003, 0.005, 0.01), True, "imnoisegauss"),
-    Distortion(12, "white_noise_color_component", noise.white_noise_color_component,
-               (0.0001, 0.0005, 0.001, 0.002, 0.003), True, "imnoisecolorcomp"),
+    Distortion(
+        12,
+        "white_noise_color_component",
+        noise.white_noise_color_component,
+        (0.0001, 0.0005, 0.001, 0.002, 0.003),
+        True,
+        "imnoisecolorcomp",
+    ),
     Distortion(13, "impulse_noise", noise.impulse_noise, (0.001, 0.005, 0.01, 0.02, 0.03), True, "imnoiseimpulse"),
-    Distortion(14, "multiplicative_noise", noise.multiplicative_noise, (0.001, 0.005, 0.01, 0.02, 0.05), True,
-               "imnoisemultiplicative"),
+    Distortion(
+        14,
+        "multiplicative_noise",
+        noise.multiplicative_noise,
+        (0.001, 0.005, 0.01, 0.02, 0.05),
+        True,
+        "imnoisemultiplicative",
+    ),
     Distortion(15, "denoise", noise.denoise, (0.01, 0.03, 0.05, 0.1, 0.15), True, "imdenoise"),
-    Distortion(16, "brighten", tone.brighten, (0.1, 0.2, 0.4, 0.7, 1.1), False, "imbrighten",
-               uses_source=True),
-    Distortion(17, "darken", tone.darken, (0.05, 0.1, 0.2, 0.4, 0.8), False, "imdarken",
-               per_level=tone.darken_levels),
-    Distortion(18, "mean_shift", tone.mean_shift, (0.15, 0.08, 0, -0.08, -0.15), False, "immeanshift",
-               per_level=tone.mean_shift_levels),
+    Distortion(16, "brighten", tone.brighten, (0.1, 0.2, 0.4, 0.7, 1.1), False, "imbrighten", uses_source=True),
+    Distortion(17, "darken", tone.darken, (0.05, 0.1, 0.2, 0.4, 0.8), False, "imdarken", per_level=tone.darken_levels),
+    Distortion(
+        18,
+        "mean_shift",
+        tone.mean_shift,
+        (0.15, 0.08, 0, -0.08, -0.15),
+        False,
+        "immeanshift",
+        per_level=tone.mean_shift_levels,
+    ),
     Distortion(19, "jitter", spatial.jitter, (0.05, 0.1, 0.2, 0.5, 1), True, "imjitter"),
-    Distortion(20, "non_eccentricity_patch", spatial.non_eccentricity_patch, (20, 40, 60, 80, 100), True,
-               "imnoneccentricity"),
+    Distortion(
+        20, "non_eccentricity_patch", spatial.non_eccentricity_patch, (20, 40, 60, 80, 100), True, "imnoneccentricity"
+    ),
     Distortion(21, "pixelate", spatial.pixelate, (0.01, 0.05, 0.1, 0.2, 0.5), False, "impixelate"),
-    Distortion(22, "quantization", spatial.quantization, (20, 16, 13, 10, 7), False, "imnoisequantize",
-               per_level=spatial.quantization_levels),
+    Distortion(
+        22,
+        "quantization",
+        spatial.quantization,
+        (20, 16, 13, 10, 7),
+        False,
+        "imnoisequantize",
+        per_level=spatial.quantization_levels,
+    ),
     Distortion(23, "color_block", spatial.color_block, (2, 4, 6, 8, 10), True, "imcolorblock"),
-    Distortion(24, "high_sharpen", spatial.high_sharpen, (1, 2, 3, 6, 12), False, "imsharpenHi",
-               uses_source=True),
-    Distortion(25, "contrast_change", tone.contrast_change, (0.3, 0.15, 0, -0.4, -0.6), False, "imcontrastc",
-               per_level=tone.contrast_change_levels),
+    Distortion(24, "high_sharpen", spatial.high_sharpen, (1, 2, 3, 6, 12), False, "imsharpenHi", uses_source=True),
+    Distortion(
+        25,
+        "contrast_change",
+        tone.contrast_change,
+        (0.3, 0.15, 0, -0.4, -0.6),
+        False,
+        "imcontrastc",
+        per_level=tone.contrast_change_levels,
+    ),
 ]
 
 DISTORTIONS: dict[int, Distortion] = {d.id: d for d in _TABLE}
@@ -128,8 +161,9 @@ def make_rng(rng) -> np.random.Generator:
     raise ValueError(f"rng: must be None, an int seed or a numpy Generator, got {type(rng).__name__}")
 
 
-def distort(image: np.ndarray, dist_type: int | str, level: int,
-            rng: int | np.random.Generator | None = None) -> np.ndarray:
+def distort(
+    image: np.ndarray, dist_type: int | str, level: int, rng: int | np.random.Generator | None = None
+) -> np.ndarray:
     """Applies KADID distortion `dist_type` (1..25 or name) at `level` (1..5) to an HxWx3 uint8 RGB image.
 
     Follows `imdist_generator.m`: input `mapmm` to [0, 1], the distortion in float64, output `mapmm`, then
@@ -157,5 +191,15 @@ def distort(image: np.ndarray, dist_type: int | str, level: int,
         out = spec.function(x, parameter, generator)
     return mapmm_to_uint8(out)
 
-__all__ = ["DISTORTIONS", "DISTORTION_NAMES", "Distortion", "MIN_SIZE", "NUM_LEVELS", "NUM_TYPES", "distort",
-           "make_rng", "resolve_type"]
+
+__all__ = [
+    "DISTORTIONS",
+    "DISTORTION_NAMES",
+    "Distortion",
+    "MIN_SIZE",
+    "NUM_LEVELS",
+    "NUM_TYPES",
+    "distort",
+    "make_rng",
+    "resolve_type",
+]

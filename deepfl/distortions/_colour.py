@@ -9,9 +9,9 @@ import numpy as np
 from deepfl.distortions._kernels import lab as lab_kernels
 from deepfl.distortions._ranges import Source
 
-_SRGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
-                         [0.2126729, 0.7151522, 0.0721750],
-                         [0.0193339, 0.1191920, 0.9503041]])
+_SRGB_TO_XYZ = np.array(
+    [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]]
+)
 _WHITE_D65 = np.array([0.95047, 1.0, 1.08883])  # MATLAB whitepoint('d65')
 _XYZ_TO_SRGB = np.linalg.inv(_SRGB_TO_XYZ)
 _LAB_EPS = 216.0 / 24389.0
@@ -110,9 +110,7 @@ def hsv2rgb(hsv: np.ndarray) -> np.ndarray:
     return out
 
 
-_YCBCR = np.array([[65.481, 128.553, 24.966],
-                   [-37.797, -74.203, 112.0],
-                   [112.0, -93.786, -18.214]]) / 255.0
+_YCBCR = np.array([[65.481, 128.553, 24.966], [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]]) / 255.0
 _YCBCR_OFFSET = np.array([16.0, 128.0, 128.0]) / 255.0
 _YCBCR_INV = np.linalg.inv(_YCBCR)
 

@@ -69,7 +69,8 @@ def filter2d_replicate(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     padded = np.pad(x, pad, mode="edge")
     if kh * kw <= 9:
         return ndimage.correlate(padded, kernel if x.ndim == 2 else kernel[:, :, None], mode="constant")[
-            top:top + x.shape[0], left:left + x.shape[1]]
+            top : top + x.shape[0], left : left + x.shape[1]
+        ]
     return _fft_valid_convolve(padded, kernel[::-1, ::-1])
 
 
@@ -88,7 +89,7 @@ def _fft_valid_convolve(padded: np.ndarray, kernel: np.ndarray) -> np.ndarray:
         kspec = kspec[:, :, None]
     spec *= kspec
     full = sfft.irfft2(spec, shape, axes=(0, 1))
-    return full[kh - 1:ph, kw - 1:pw].astype(np.float64)
+    return full[kh - 1 : ph, kw - 1 : pw].astype(np.float64)
 
 
 def disk_kernel(radius: float) -> np.ndarray:
@@ -137,14 +138,14 @@ def motion_kernel(length: float, angle: float) -> np.ndarray:
     if np.any(last):
         with np.errstate(divide="ignore", invalid="ignore"):
             x2last = half - np.abs((x[last] + dist2line[last] * sinphi) / cosphi)
-        dist2line[last] = np.sqrt(dist2line[last] ** 2 + x2last ** 2)
+        dist2line[last] = np.sqrt(dist2line[last] ** 2 + x2last**2)
     dist2line = linewdt + eps - np.abs(dist2line)
     dist2line[dist2line < 0] = 0
     quarter = dist2line
     rotated = np.rot90(quarter, 2)
     h = np.zeros((2 * quarter.shape[0] - 1, 2 * quarter.shape[1] - 1))
-    h[:rotated.shape[0], :rotated.shape[1]] = rotated
-    h[rotated.shape[0] - 1:, rotated.shape[1] - 1:] = quarter
+    h[: rotated.shape[0], : rotated.shape[1]] = rotated
+    h[rotated.shape[0] - 1 :, rotated.shape[1] - 1 :] = quarter
     h = h / (h.sum() + eps * length * length)
     if cosphi > 0:
         h = np.flipud(h)

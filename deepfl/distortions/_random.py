@@ -26,8 +26,9 @@ def standard_normal(rng: np.random.Generator, shape, dtype=np.float64) -> np.nda
     while True:
         if dtype == np.float64:
             raw = bits.random_raw(flat.size + extra)
-            used = normals.normals_f64(raw, _zig.ki_double, _zig.wi_double, _zig.fi_double, _zig.ziggurat_nor_r,
-                                        _zig.ziggurat_nor_inv_r, flat)
+            used = normals.normals_f64(
+                raw, _zig.ki_double, _zig.wi_double, _zig.fi_double, _zig.ziggurat_nor_r, _zig.ziggurat_nor_inv_r, flat
+            )
             words = used
         else:
             raw = bits.random_raw(flat.size // 2 + extra)
@@ -35,8 +36,15 @@ def standard_normal(rng: np.random.Generator, shape, dtype=np.float64) -> np.nda
             half[0] = start["uinteger"]
             half[1:] = raw.view(np.uint32)  # PCG64's next32: the low half of a word, then its high half
             skip = 0 if start["has_uint32"] else 1
-            used = normals.normals_f32(half[skip:], _zig.ki_float, _zig.wi_float, _zig.fi_float,
-                                        _zig.ziggurat_nor_r_f, _zig.ziggurat_nor_inv_r_f, flat)
+            used = normals.normals_f32(
+                half[skip:],
+                _zig.ki_float,
+                _zig.wi_float,
+                _zig.fi_float,
+                _zig.ziggurat_nor_r_f,
+                _zig.ziggurat_nor_inv_r_f,
+                flat,
+            )
             last = skip + used - 1  # index in `half` of the last half-word used
             words = (last - 1) // 2 + 1 if last >= 1 else 0
             # numpy's next32 keeps the high half of its last 64-bit word (pending when only the low half was used)

@@ -48,7 +48,10 @@ def curves(x: np.ndarray, coef) -> np.ndarray:
     inside = lookup_uniform(x, table)
     if x.min() < 0.0 or x.max() > 1.0:  # outside [0, 1] evaluate exactly (ppval extrapolates)
         outside = (x < 0.0) | (x > 1.0)
-        poly = (np.polyval(np.polyfit(xs, ys, 2), x[outside]) if xs.size == 3
-                else CubicSpline(xs, ys, bc_type="not-a-knot")(x[outside]))
+        poly = (
+            np.polyval(np.polyfit(xs, ys, 2), x[outside])
+            if xs.size == 3
+            else CubicSpline(xs, ys, bc_type="not-a-knot")(x[outside])
+        )
         inside[outside] = poly
     return np.clip(inside, 0.0, 1.0)

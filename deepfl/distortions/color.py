@@ -13,8 +13,7 @@ from deepfl.distortions._filters import gaussian_filter
 from deepfl.distortions._ranges import Source, mapmm, matlab_round, ps2, to_double_uint8_roundtrip, truncate
 
 
-def color_diffusion(x: np.ndarray, amount: float, rng: np.random.Generator,
-                    source: Source | None = None) -> np.ndarray:
+def color_diffusion(x: np.ndarray, amount: float, rng: np.random.Generator, source: Source | None = None) -> np.ndarray:
     """Type 4, `imcolordiffuse`: Gaussian blur (sigma 1.5*amount+2) of Lab a*, b*, which are then scaled by amount."""
     lab = rgb2lab(x, source)
     lab[..., 1:] = gaussian_filter(lab[..., 1:], 1.5 * amount + 2.0) * amount
@@ -36,7 +35,7 @@ def color_shift(x: np.ndarray, amount: float, rng: np.random.Generator) -> np.nd
     edges = mapmm(gaussian_filter(np.sqrt(gx * gx + gy * gy), 4.0))
     weight = ps2(truncate(edges, 0.1, 1.0))
     direction = rng.random(2)
-    norm = np.sqrt(np.sum(direction ** 2))
+    norm = np.sqrt(np.sum(direction**2))
     dy, dx = (int(v) for v in matlab_round(direction / norm * amount)) if norm > 0 else (0, 0)
     out = x.copy()
     green = x[..., 1]
@@ -68,8 +67,9 @@ def color_saturation_hsv(x: np.ndarray, factor: float, rng: np.random.Generator)
     return out
 
 
-def color_saturation_lab(x: np.ndarray, factor: float, rng: np.random.Generator,
-                         source: Source | None = None) -> np.ndarray:
+def color_saturation_lab(
+    x: np.ndarray, factor: float, rng: np.random.Generator, source: Source | None = None
+) -> np.ndarray:
     """Type 8, `imsaturate`: Lab a*, b* multiplied by `factor`, back to sRGB and clipped to [0, 1]."""
     lab = rgb2lab(x, source)
     lab[..., 1:] *= factor

@@ -25,8 +25,9 @@ def _roundtrip(x: np.ndarray, **save_options) -> np.ndarray:
 
 def jpeg2000(x: np.ndarray, ratio: float, rng: np.random.Generator) -> np.ndarray:
     """Type 9, `imcompressjp2k`: JPEG2000 at compression ratio `ratio` (raw 24-bit size / coded size)."""
-    return _roundtrip(x, format="JPEG2000", quality_mode="rates", quality_layers=[float(ratio)],
-                      irreversible=True, mct=1)
+    return _roundtrip(
+        x, format="JPEG2000", quality_mode="rates", quality_layers=[float(ratio)], irreversible=True, mct=1
+    )
 
 
 def jpeg(x: np.ndarray, quality: int, rng: np.random.Generator) -> np.ndarray:

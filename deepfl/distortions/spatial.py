@@ -47,10 +47,10 @@ def non_eccentricity_patch(x: np.ndarray, count: int, rng: np.random.Generator) 
         # 1-based MATLAB indices converted to 0-based by the final "- 1".
         w_start = int(matlab_round(u[0] * (w_max - w_min))) + w_min
         h_start = int(matlab_round(u[1] * (h_max - h_min))) + h_min
-        patch = out[h_start - 1:h_start - 1 + size, w_start - 1:w_start - 1 + size].copy()
+        patch = out[h_start - 1 : h_start - 1 + size, w_start - 1 : w_start - 1 + size].copy()
         dst_w = int(matlab_round((u[2] - 0.5) * radius + w_start))
         dst_h = int(matlab_round((u[3] - 0.5) * radius + h_start))
-        out[dst_h - 1:dst_h - 1 + size, dst_w - 1:dst_w - 1 + size] = patch
+        out[dst_h - 1 : dst_h - 1 + size, dst_w - 1 : dst_w - 1 + size] = patch
     return out
 
 
@@ -62,7 +62,7 @@ def _nearest_indices(in_size: int, out_size: int, scale: float) -> np.ndarray:
 
 def pixelate(x: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
     """Type 21, `impixelate`: nearest-neighbour downscale by z = 0.95 - strength^0.6, then back up to the size."""
-    z = 0.95 - strength ** 0.6
+    z = 0.95 - strength**0.6
     h, w = x.shape[:2]
     lh, lw = int(np.ceil(z * h)), int(np.ceil(z * w))
     # Down then up is one index map per axis: source index of the low-res index of each output pixel.
@@ -107,8 +107,7 @@ def color_block(x: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarr
     return out
 
 
-def high_sharpen(x: np.ndarray, amount: float, rng: np.random.Generator,
-                 source: Source | None = None) -> np.ndarray:
+def high_sharpen(x: np.ndarray, amount: float, rng: np.random.Generator, source: Source | None = None) -> np.ndarray:
     """Type 24, `imsharpenHi` = `imsharpen(x, 'Radius', 3, 'Amount', amount)`: unsharp masking of Lab L* with a
     Gaussian (sigma 3, 13x13, replicate), back to sRGB, clipped to [0, 1]."""
     lab = rgb2lab(x, source)

@@ -10,7 +10,7 @@ original. Importing this package loads no TensorFlow: the metric functions are i
 from __future__ import annotations
 
 import importlib
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -29,8 +29,12 @@ def metric_function(name: str) -> Callable:
     return getattr(importlib.import_module(f"deepfl.fr._{name}"), name)
 
 
-def compute(ref: np.ndarray, dist: np.ndarray, metrics: Iterable[str] = METRICS,
-            ref_index: Sequence[int] | np.ndarray | None = None) -> dict[str, np.ndarray]:
+def compute(
+    ref: np.ndarray,
+    dist: np.ndarray,
+    metrics: Iterable[str] = METRICS,
+    ref_index: Sequence[int] | np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
     """Scores distorted images against references with each metric.
 
     ref, dist: uint8 RGB, HxWx3 or NxHxWx3, same shape; pair i is (ref[i], dist[i]). With `ref_index` (N
@@ -45,8 +49,10 @@ def compute(ref: np.ndarray, dist: np.ndarray, metrics: Iterable[str] = METRICS,
         raise ValueError("metrics: at least one metric is needed")
     functions = {name: metric_function(name) for name in metrics}
     ref_t, dist_t, index = validate_images(ref, dist, ref_index)
-    return {name: np.asarray(fn(ref_t, dist_t, ref_index=index), dtype=np.float64).reshape(-1)
-            for name, fn in functions.items()}
+    return {
+        name: np.asarray(fn(ref_t, dist_t, ref_index=index), dtype=np.float64).reshape(-1)
+        for name, fn in functions.items()
+    }
 
 
 def __getattr__(name: str):
@@ -63,5 +69,4 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(METRICS))
 
 
-__all__ = ["LOWER_IS_BETTER", "METRICS", "SPECS", "SPEC_BY_NAME", "MetricSpec", "compute", "metric_function",
-           *METRICS]
+__all__ = ["LOWER_IS_BETTER", "METRICS", "SPECS", "SPEC_BY_NAME", "MetricSpec", "compute", "metric_function", *METRICS]

@@ -32,12 +32,18 @@ C_ENTROPY = 1e-3
 RANK_BINS = 4096
 
 # Liu et al.'s four directional kernels (horizontal, two diagonals, vertical); positive weights sum to 16.
-_KERNELS = np.stack([
-    np.array([[0, 0, 0, 0, 0], [1, 3, 8, 3, 1], [0, 0, 0, 0, 0], [-1, -3, -8, -3, -1], [0, 0, 0, 0, 0]]),
-    np.array([[0, 0, 1, 0, 0], [0, 8, 3, 0, 0], [1, 3, 0, -3, -1], [0, 0, -3, -8, 0], [0, 0, -1, 0, 0]]),
-    np.array([[0, 0, 1, 0, 0], [0, 0, 3, 8, 0], [-1, -3, 0, 3, 1], [0, -8, -3, 0, 0], [0, 0, -1, 0, 0]]),
-    np.array([[0, 1, 0, -1, 0], [0, 3, 0, -3, 0], [0, 8, 0, -8, 0], [0, 3, 0, -3, 0], [0, 1, 0, -1, 0]]),
-], axis=-1).astype(np.float32) / 16.0          # 5 x 5 x 4
+_KERNELS = (
+    np.stack(
+        [
+            np.array([[0, 0, 0, 0, 0], [1, 3, 8, 3, 1], [0, 0, 0, 0, 0], [-1, -3, -8, -3, -1], [0, 0, 0, 0, 0]]),
+            np.array([[0, 0, 1, 0, 0], [0, 8, 3, 0, 0], [1, 3, 0, -3, -1], [0, 0, -3, -8, 0], [0, 0, -1, 0, 0]]),
+            np.array([[0, 0, 1, 0, 0], [0, 0, 3, 8, 0], [-1, -3, 0, 3, 1], [0, -8, -3, 0, 0], [0, 0, -1, 0, 0]]),
+            np.array([[0, 1, 0, -1, 0], [0, 3, 0, -3, 0], [0, 8, 0, -8, 0], [0, 3, 0, -3, 0], [0, 1, 0, -1, 0]]),
+        ],
+        axis=-1,
+    ).astype(np.float32)
+    / 16.0
+)  # 5 x 5 x 4
 
 
 def _antisymmetric_taps(kernel: np.ndarray) -> list[tuple[int, int, float]]:
@@ -60,7 +66,7 @@ def directional_gradient(gray: tf.Tensor) -> tf.Tensor:
     padded = tf.pad(gray, [[0, 0], [2, 2], [2, 2]], mode="SYMMETRIC")
 
     def shifted(i, j):
-        return padded[:, i:i + height, j:j + width]
+        return padded[:, i : i + height, j : j + width]
 
     gradient = None
     for taps in _TAPS:
@@ -157,9 +163,10 @@ def _add_gsim(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> t
         gradients = _gradient(maps)
         log_q = _scale_log_quality(maps, gradients, ref_index, num_refs)
         log_quality = log_q if log_quality is None else log_quality + log_q
-        if scale == 0:   # FVA: similarity of the mean gradient energies at full resolution
-            fva = arithmetic.similarity(*batching.split_batch(_gradient_mean(gradients), num_refs, ref_index),
-                                    C_FREQUENCY)
+        if scale == 0:  # FVA: similarity of the mean gradient energies at full resolution
+            fva = arithmetic.similarity(
+                *batching.split_batch(_gradient_mean(gradients), num_refs, ref_index), C_FREQUENCY
+            )
         if scale + 1 < NUM_SCALES:
             maps = _halve_xla(maps)
     return tf.exp(log_quality) * fva * egm

@@ -38,7 +38,7 @@ def phasecong_filters(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
     T = (tau sqrt(pi/2) + k sqrt(2 - pi/2) tau) / 1.7).
     """
     u, v = spectral.fft_grid(rows, cols)
-    radius = np.sqrt(u ** 2 + v ** 2)
+    radius = np.sqrt(u**2 + v**2)
     theta = np.arctan2(-v, u)
     lowpass = 1.0 / (1.0 + (radius / 0.45) ** (2 * 15))
     theta_sigma = math.pi / N_ORIENTS / D_THETA_ON_SIGMA
@@ -47,22 +47,22 @@ def phasecong_filters(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
         angle = o * math.pi / N_ORIENTS
         ds = np.sin(theta) * math.cos(angle) - np.cos(theta) * math.sin(angle)
         dc = np.cos(theta) * math.cos(angle) + np.sin(theta) * math.sin(angle)
-        spread = np.exp(-np.abs(np.arctan2(ds, dc)) ** 2 / (2 * theta_sigma ** 2))
+        spread = np.exp(-(np.abs(np.arctan2(ds, dc)) ** 2) / (2 * theta_sigma**2))
         bank = []
         for s in range(N_SCALES):
-            gabor = spectral.log_gabor_radial(radius, 1.0 / (MIN_WAVELENGTH * MULT ** s), SIGMA_ON_F) * lowpass
+            gabor = spectral.log_gabor_radial(radius, 1.0 / (MIN_WAVELENGTH * MULT**s), SIGMA_ON_F) * lowpass
             gabor[0, 0] = 0.0
             bank.append(gabor * spread)
         # phasecong2 sums products of the filters' spatial responses real(ifft2(b)) * sqrt(rows * cols). The real
         # part is the inverse transform of b's symmetric part (b(k) + b(-k)) / 2, so by Parseval's theorem these
         # sums equal the same sums over the symmetric parts in the frequency domain (no inverse FFTs).
         even = [0.5 * (b + np.roll(b[::-1, ::-1], 1, axis=(0, 1))) for b in bank]
-        sum_an2 = sum(np.sum(a ** 2) for a in even)
+        sum_an2 = sum(np.sum(a**2) for a in even)
         sum_aiaj = sum(np.sum(even[i] * even[j]) for i in range(N_SCALES) for j in range(i + 1, N_SCALES))
         em_n = np.sum(bank[0] ** 2)
         factor = (sum_an2 + 2 * sum_aiaj) / em_n / (-math.log(0.5))
         scale = (math.sqrt(math.pi / 2) + K * math.sqrt(2 - math.pi / 2)) / 1.7
-        factors.append(factor * scale ** 2)
+        factors.append(factor * scale**2)
         filters.extend(bank)
     return np.stack(filters).astype(np.float64), np.asarray(factors, np.float64)
 
@@ -74,11 +74,12 @@ def _median_last(x: tf.Tensor) -> tf.Tensor:
     lower half (`np.partition` with both middle indices runs two selections) picks the same two elements, so
     the result is bit-identical to `np.median` in float64.
     """
+
     def median(values: np.ndarray) -> np.ndarray:
         n = values.shape[-1]
         upper = np.partition(values, n // 2, axis=-1)
         high = upper[..., n // 2].astype(np.float64)
-        low = upper[..., :n // 2].max(axis=-1).astype(np.float64) if n % 2 == 0 else high
+        low = upper[..., : n // 2].max(axis=-1).astype(np.float64) if n % 2 == 0 else high
         return 0.5 * (low + high)
 
     result = tf.numpy_function(median, [x], tf.float64, stateful=False)
@@ -132,8 +133,15 @@ def _pc_from_energy(energy: tf.Tensor, an_all: tf.Tensor, median: tf.Tensor, fac
 
 
 @staging.xla_stage  # elementwise chain and pooling fused
-def _fsim_pool(yiq: tf.Tensor, gm: tf.Tensor, energy: tf.Tensor, an_all: tf.Tensor, median: tf.Tensor,
-               num_refs: int, ref_index: tf.Tensor | None) -> tf.Tensor:
+def _fsim_pool(
+    yiq: tf.Tensor,
+    gm: tf.Tensor,
+    energy: tf.Tensor,
+    an_all: tf.Tensor,
+    median: tf.Tensor,
+    num_refs: int,
+    ref_index: tf.Tensor | None,
+) -> tf.Tensor:
     """Per-image maps of the R references followed by the N distorted images -> N FSIMc scores."""
     _, factors = phasecong_filters(yiq.shape[1], yiq.shape[2])
     pc1, pc2 = batching.split_batch(_pc_from_energy(energy, an_all, median, factors), num_refs, ref_index)
@@ -141,8 +149,10 @@ def _fsim_pool(yiq: tf.Tensor, gm: tf.Tensor, energy: tf.Tensor, an_all: tf.Tens
     yiq1, yiq2 = batching.split_batch(yiq, num_refs, ref_index)
     pc_sim = arithmetic.similarity(pc1, pc2, T1)
     g_sim = arithmetic.similarity(g1, g2, T2)
-    chroma = arithmetic.real_power(arithmetic.similarity(yiq1[..., 1], yiq2[..., 1], T3)
-                        * arithmetic.similarity(yiq1[..., 2], yiq2[..., 2], T4), LAMBDA)
+    chroma = arithmetic.real_power(
+        arithmetic.similarity(yiq1[..., 1], yiq2[..., 1], T3) * arithmetic.similarity(yiq1[..., 2], yiq2[..., 2], T4),
+        LAMBDA,
+    )
     return pooling.weighted_mean(g_sim * pc_sim * chroma, tf.maximum(pc1, pc2), axes=(1, 2))
 
 

@@ -48,8 +48,10 @@ def _downsample_axis(x: tf.Tensor, axis: int) -> tf.Tensor:
     """matlabPyrTools `corrDn` along `axis` of N,H,W: binom5 with 'reflect1' borders, every second sample from
     the first (only the kept samples are computed)."""
     n = x.shape[axis]
-    padded = tf.concat([_take(x, axis, 2, 3), _take(x, axis, 1, 2), x, _take(x, axis, n - 2, n - 1),
-                        _take(x, axis, n - 3, n - 2)], axis=axis)
+    padded = tf.concat(
+        [_take(x, axis, 2, 3), _take(x, axis, 1, 2), x, _take(x, axis, n - 2, n - 1), _take(x, axis, n - 3, n - 2)],
+        axis=axis,
+    )
     count = -(-n // 2)
     terms = [_take(padded, axis, k, k + 2 * count - 1, 2) * BINOM5[k] for k in range(5)]
     return terms[0] + terms[1] + terms[2] + terms[3] + terms[4]
@@ -135,7 +137,7 @@ def _log2_sum_groups(a: tf.Tensor, b: tf.Tensor, eigenvalues: tf.Tensor, group: 
     """
     terms = 1.0 + (a[..., None] * eigenvalues[:, None, None, :] + b[..., None]) / (SIGMA_NSQ * SIGMA_NSQ)
     n = eigenvalues.shape[-1]
-    logs = [tf.math.log(tf.reduce_prod(terms[..., i:i + group], axis=-1)) for i in range(0, n, group)]
+    logs = [tf.math.log(tf.reduce_prod(terms[..., i : i + group], axis=-1)) for i in range(0, n, group)]
     return tf.add_n(logs) / math.log(2.0)
 
 
@@ -143,7 +145,7 @@ def _product_coefficients(eigenvalues: tf.Tensor) -> tf.Tensor:
     """Coefficients c_0..c_n of prod_k (1 + lambda_k t) = sum_j c_j t^j (elementary symmetric polynomials): N,n+1."""
     coefficients = tf.ones_like(eigenvalues[:, :1])
     for k in range(eigenvalues.shape[-1]):
-        shifted = coefficients * eigenvalues[:, k:k + 1]
+        shifted = coefficients * eigenvalues[:, k : k + 1]
         coefficients = tf.pad(coefficients, [[0, 0], [0, 1]]) + tf.pad(shifted, [[0, 0], [1, 0]])
     return coefficients
 
@@ -165,8 +167,7 @@ def _log2_sum(a: tf.Tensor, b: tf.Tensor, eigenvalues: tf.Tensor) -> tf.Tensor:
     for j in range(n - 1, -1, -1):
         poly = poly * t + coefficients[:, j]
     fast = (tf.math.log(poly) + n * tf.math.log(u / (SIGMA_NSQ * SIGMA_NSQ))) / math.log(2.0)
-    return tf.cond(tf.reduce_all(tf.math.is_finite(poly)), lambda: fast,
-                   lambda: _log2_sum_groups(a, b, eigenvalues))
+    return tf.cond(tf.reduce_all(tf.math.is_finite(poly)), lambda: fast, lambda: _log2_sum_groups(a, b, eigenvalues))
 
 
 def reference_gsm(band: tf.Tensor, parent: tf.Tensor | None) -> tuple[tf.Tensor, tf.Tensor]:
@@ -180,7 +181,7 @@ def reference_gsm(band: tf.Tensor, parent: tf.Tensor | None) -> tuple[tf.Tensor,
     rows, cols = y.shape[1], y.shape[2]
     nblv, nblh = rows - BLOCK + 1, cols - BLOCK + 1
     # Neighbourhood vectors: shift(y, [dy dx]) cropped to the interior equals a plain slice (no wrap-around).
-    columns = [y[:, 1 - dy:1 - dy + nblv, 1 - dx:1 - dx + nblh] for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+    columns = [y[:, 1 - dy : 1 - dy + nblv, 1 - dx : 1 - dx + nblh] for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
     if parent is not None:
         columns.append(enlarged_parent(parent, rows, cols))
     n = len(columns)
@@ -197,19 +198,18 @@ def reference_gsm(band: tf.Tensor, parent: tf.Tensor | None) -> tuple[tf.Tensor,
     inverse = tf.cast(tf.matmul(eigvecs * inv_vals[:, None, :], eigvecs, transpose_b=True), flat.dtype)
     ss = tf.reduce_sum(tf.matmul(inverse, flat) * flat, axis=1) / float(n)
     m = (WINDOW_SIZE - 1) // 2 - (BLOCK - 1) // 2  # the pooled pixels: interior index j is band row j + 1
-    ss = tf.reshape(ss, [-1, nblv, nblh])[:, m:nblv - m, m:nblh - m]
+    ss = tf.reshape(ss, [-1, nblv, nblh])[:, m : nblv - m, m : nblh - m]
     return ss, scaled
 
 
 def _box3(x: tf.Tensor) -> tf.Tensor:
     """3x3 'valid' means of N,H,W maps as sums of shifted slices (fused by XLA into the caller's loop)."""
     rows = x[:, :-2] + x[:, 1:-1] + x[:, 2:]
-    return (rows[:, :, :-2] + rows[:, :, 1:-1] + rows[:, :, 2:]) * (1.0 / BLOCK ** 2)
+    return (rows[:, :, :-2] + rows[:, :, 1:-1] + rows[:, :, 2:]) * (1.0 / BLOCK**2)
 
 
 @staging.xla_stage
-def information_content(ss: tf.Tensor, eigenvalues: tf.Tensor, ref_band: tf.Tensor, dist_band: tf.Tensor
-                        ) -> tf.Tensor:
+def information_content(ss: tf.Tensor, eigenvalues: tf.Tensor, ref_band: tf.Tensor, dist_band: tf.Tensor) -> tf.Tensor:
     """`info_content_weight_map` of one level on the pooled pixels -> N,H-10,W-10, one XLA-fused pass.
 
     ss, eigenvalues: `reference_gsm` of each pair's reference; ref_band, dist_band: NHW1. The map is only
@@ -219,8 +219,8 @@ def information_content(ss: tf.Tensor, eigenvalues: tf.Tensor, ref_band: tf.Tens
     into FMAs (scores moved by <= 7e-8 on TID2013).
     """
     m = (WINDOW_SIZE - 1) // 2 - (BLOCK - 1) // 2
-    x = ref_band[:, m:ref_band.shape[1] - m, m:ref_band.shape[2] - m, 0]
-    y = dist_band[:, m:dist_band.shape[1] - m, m:dist_band.shape[2] - m, 0]
+    x = ref_band[:, m : ref_band.shape[1] - m, m : ref_band.shape[2] - m, 0]
+    y = dist_band[:, m : dist_band.shape[1] - m, m : dist_band.shape[2] - m, 0]
     mean_x, mean_y, exx, eyy, exy = _box3(x), _box3(y), _box3(x * x), _box3(y * y), _box3(x * y)
     cov_xy = exy - mean_x * mean_y
     ss_x = tf.nn.relu(exx - mean_x * mean_x)
@@ -233,8 +233,9 @@ def information_content(ss: tf.Tensor, eigenvalues: tf.Tensor, ref_band: tf.Tens
     small_y = ss_y < TOL
     g = tf.where(small_y, tf.zeros_like(g), g)
     vv = tf.where(small_y, tf.zeros_like(vv), vv)
-    infow = _log2_sum(tf.cast((vv + (1.0 + g * g) * SIGMA_NSQ) * ss, tf.float64),
-                      tf.cast(SIGMA_NSQ * vv, tf.float64), eigenvalues)
+    infow = _log2_sum(
+        tf.cast((vv + (1.0 + g * g) * SIGMA_NSQ) * ss, tf.float64), tf.cast(SIGMA_NSQ * vv, tf.float64), eigenvalues
+    )
     infow = tf.cast(infow, tf.float32)
     return tf.where(infow < TOL, tf.zeros_like(infow), infow)
 

@@ -31,7 +31,7 @@ def _lhm(rgb: tf.Tensor) -> tf.Tensor:
 def _mdsi(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Tensor:
     if ref_index is None:  # one pass over both images
         both = _lhm(tf.concat([ref, dist], axis=0))
-        lhm_ref, lhm_dist = both[:ref.shape[0]], both[ref.shape[0]:]
+        lhm_ref, lhm_dist = both[: ref.shape[0]], both[ref.shape[0] :]
         l1, l2 = lhm_ref[..., :1], lhm_dist[..., :1]
         gm = filters.gradient_magnitude(tf.concat([l1, l2, 0.5 * (l1 + l2)], axis=-1), filters.PREWITT_X)
         g_ref, g_dist, g_fused = gm[..., 0], gm[..., 1], gm[..., 2]
@@ -47,14 +47,18 @@ def _mdsi(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Te
 
 
 @staging.xla_stage
-def _pooled_deviation(g_ref: tf.Tensor, g_dist: tf.Tensor, g_fused: tf.Tensor, lhm_ref: tf.Tensor,
-                      lhm_dist: tf.Tensor) -> tf.Tensor:
+def _pooled_deviation(
+    g_ref: tf.Tensor, g_dist: tf.Tensor, g_fused: tf.Tensor, lhm_ref: tf.Tensor, lhm_dist: tf.Tensor
+) -> tf.Tensor:
     """GCS map and its deviation pooling from the gradient magnitudes and LHM images, one XLA-fused pass
     (the float64 powers, cos/sin and means are ~30 elementwise ops over the map)."""
     # GCS is formed as 1 - deficit (exact algebra): the 0.25 powers of the pooling turn float32 noise of ~1e-7
     # in GCS into errors of ~1e-2, while the deficits are accurate and exactly 0 for identical images.
-    gs_deficit = (arithmetic.dissimilarity(g_ref, g_dist, C1) + arithmetic.dissimilarity(g_dist, g_fused, C2)
-                  - arithmetic.dissimilarity(g_ref, g_fused, C2))
+    gs_deficit = (
+        arithmetic.dissimilarity(g_ref, g_dist, C1)
+        + arithmetic.dissimilarity(g_dist, g_fused, C2)
+        - arithmetic.dissimilarity(g_ref, g_fused, C2)
+    )
     h1, m1 = lhm_ref[..., 1], lhm_ref[..., 2]
     h2, m2 = lhm_dist[..., 1], lhm_dist[..., 2]
     cs_deficit = (tf.square(h1 - h2) + tf.square(m1 - m2)) / (h1 * h1 + h2 * h2 + m1 * m1 + m2 * m2 + C3)

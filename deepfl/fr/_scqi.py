@@ -26,8 +26,8 @@ from deepfl.fr.functional import arithmetic, batching, colour, staging, validati
 
 BLOCK = 4
 PIXELS_PER_DEGREE = 32.0
-T_SCI = 4.0           # similarity constant of SCI (gray levels^2)
-T_CHROMA = 200.0      # FSIMc's constant for I and Q
+T_SCI = 4.0  # similarity constant of SCI (gray levels^2)
+T_CHROMA = 200.0  # FSIMc's constant for I and Q
 LAMBDA_CHROMA = 0.03  # FSIMc's exponent of the chrominance term
 EPS_WEIGHT = 1e-3
 
@@ -43,8 +43,8 @@ def _dct_matrix(n: int) -> np.ndarray:
 def _csf_weights(n: int, ppd: float) -> np.ndarray:
     """Mannos-Sakrison CSF at the DCT frequencies (u, v) of an n x n block, peak-normalised; length n^2."""
     u, v = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
-    f = np.sqrt(u ** 2 + v ** 2) / (2.0 * n) * ppd           # cycles per degree
-    csf = 2.6 * (0.0192 + 0.114 * f) * np.exp(-(0.114 * f) ** 1.1)
+    f = np.sqrt(u**2 + v**2) / (2.0 * n) * ppd  # cycles per degree
+    csf = 2.6 * (0.0192 + 0.114 * f) * np.exp(-((0.114 * f) ** 1.1))
     csf = csf / csf.max()
     return csf.reshape(-1).astype(np.float32)
 
@@ -57,7 +57,7 @@ def _window_dct(x: tf.Tensor, axis: int) -> list[tf.Tensor]:
     even/odd butterfly (sums and differences of mirrored samples first: fewer operations, and the odd
     coefficients come from differences, which are exact for nearby values). Valid windows only."""
     length = tf.shape(x)[axis] - (BLOCK - 1)
-    taps = [x[:, k:k + length] if axis == 1 else x[:, :, k:k + length] for k in range(BLOCK)]
+    taps = [x[:, k : k + length] if axis == 1 else x[:, :, k : k + length] for k in range(BLOCK)]
     s0, s1 = taps[0] + taps[3], taps[1] + taps[2]
     d0, d1 = taps[0] - taps[3], taps[1] - taps[2]
     b, c = float(_DCT[1, 0]), float(_DCT[1, 1])
@@ -76,12 +76,12 @@ def structural_contrast_index(y: tf.Tensor) -> tf.Tensor:
     for u, rows in enumerate(_window_dct(y, 1)):
         for v, coefficient in enumerate(_window_dct(rows, 2)):
             if u == v == 0:
-                continue                                              # DC: weight 0
+                continue  # DC: weight 0
             power = tf.square(coefficient * float(csf[u, v]))
             energy = power if energy is None else energy + power
             fourth = tf.square(power) if fourth is None else fourth + tf.square(power)
     ac = BLOCK * BLOCK - 1
-    energy, fourth = energy / ac, fourth / ac                         # mean AC c^2 and c^4
+    energy, fourth = energy / ac, fourth / ac  # mean AC c^2 and c^4
     # C^2 / kurtosis = e / (m4 / e^2) = e^3 / m4 (0 for a flat window).
     return tf.sqrt(tf.math.divide_no_nan(energy * energy * energy, fourth))
 
@@ -89,9 +89,9 @@ def structural_contrast_index(y: tf.Tensor) -> tf.Tensor:
 def _box_mean(x: tf.Tensor) -> tf.Tensor:
     """Mean of every valid BLOCK x BLOCK window of an NHW map (separable sums of shifted slices)."""
     height = tf.shape(x)[1] - (BLOCK - 1)
-    x = tf.add_n([x[:, k:k + height] for k in range(BLOCK)])
+    x = tf.add_n([x[:, k : k + height] for k in range(BLOCK)])
     width = tf.shape(x)[2] - (BLOCK - 1)
-    return tf.add_n([x[:, :, k:k + width] for k in range(BLOCK)]) / float(BLOCK * BLOCK)
+    return tf.add_n([x[:, :, k : k + width] for k in range(BLOCK)]) / float(BLOCK * BLOCK)
 
 
 def _features(rgb: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:

@@ -50,9 +50,9 @@ def _block_vectors(images: tf.Tensor, patch: int) -> tf.Tensor:
     shape = tf.shape(images)
     rows = (shape[1] - patch - 1) // patch + 1
     cols = (shape[2] - patch - 1) // patch + 1
-    x = images[:, :rows * patch, :cols * patch, :]
+    x = images[:, : rows * patch, : cols * patch, :]
     x = tf.reshape(x, [shape[0], rows, patch, cols, patch * 3])
-    x = tf.transpose(x, [0, 1, 3, 2, 4])        # N, by, bx, row, (col, channel)
+    x = tf.transpose(x, [0, 1, 3, 2, 4])  # N, by, bx, row, (col, channel)
     return tf.cast(tf.reshape(x, [shape[0], rows * cols, 3 * patch * patch]), tf.float64)
 
 
@@ -68,8 +68,7 @@ def _masked_mean(values: tf.Tensor, mask: tf.Tensor, axis) -> tf.Tensor:
     return tf.math.divide_no_nan(tf.reduce_sum(values * mask, axis), tf.reduce_sum(mask, axis))
 
 
-def _features(images: tf.Tensor, w: tf.Tensor, patch: int
-              ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+def _features(images: tf.Tensor, w: tf.Tensor, patch: int) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
     """Mean-removed block vectors, block means, ICA responses W @ x and their energies of each image (N, B, ...).
     W @ x is one 2-D matmul over all blocks of the batch (bit-identical to the batched form)."""
     x = _block_vectors(images, patch)
@@ -112,7 +111,8 @@ def _sff(ref: tf.Tensor, dist: tf.Tensor, w: tf.Tensor, ref_index: tf.Tensor | N
     cr = (mr - _masked_mean(mr, mchosen > 0, -1)[:, None]) * mchosen
     cd = (md - _masked_mean(md, mchosen > 0, -1)[:, None]) * mchosen
     luminance = (tf.reduce_sum(cr * cd, -1) + C_LUMINANCE) / (
-        tf.sqrt(tf.reduce_sum(cr * cr, -1) * tf.reduce_sum(cd * cd, -1)) + C_LUMINANCE)
+        tf.sqrt(tf.reduce_sum(cr * cr, -1) * tf.reduce_sum(cd * cd, -1)) + C_LUMINANCE
+    )
     return LAMBDA * luminance + (1 - LAMBDA) * feature
 
 

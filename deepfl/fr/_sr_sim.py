@@ -40,9 +40,9 @@ def _gaussian_same(x: tf.Tensor) -> tf.Tensor:
     before = (GAUSS_SIZE - 1) // 2
     rows, cols = x.shape[1], x.shape[2]
     p = tf.pad(x, [[0, 0], [before, GAUSS_SIZE - 1 - before], [0, 0]])
-    x = tf.add_n([g[k] * p[:, k:k + rows] for k in range(GAUSS_SIZE)])
+    x = tf.add_n([g[k] * p[:, k : k + rows] for k in range(GAUSS_SIZE)])
     p = tf.pad(x, [[0, 0], [0, 0], [before, GAUSS_SIZE - 1 - before]])
-    return tf.add_n([g[k] * p[:, :, k:k + cols] for k in range(GAUSS_SIZE)])
+    return tf.add_n([g[k] * p[:, :, k : k + cols] for k in range(GAUSS_SIZE)])
 
 
 @staging.xla_stage

@@ -53,8 +53,9 @@ def _maps(ref_moments: tf.Tensor, dist_moments: tf.Tensor, c1: float, c2: float)
     return ssim_map, cs_map
 
 
-def ssim_maps(x: tf.Tensor, y: tf.Tensor, data_range: float = L, ref_index: tf.Tensor | None = None
-              ) -> tuple[tf.Tensor, tf.Tensor]:
+def ssim_maps(
+    x: tf.Tensor, y: tf.Tensor, data_range: float = L, ref_index: tf.Tensor | None = None
+) -> tuple[tf.Tensor, tf.Tensor]:
     """SSIM and contrast-structure maps of NHWC gray images ('valid' 11x11 Gaussian window, as `ssim_index`).
 
     x: R reference images, y: N distorted images; pair i is (x[ref_index[i]], y[i]) (x[i] when ref_index is

@@ -33,15 +33,15 @@ SDSP_SIZE = 256
 def _sdsp_constants(size: int) -> tuple[np.ndarray, np.ndarray]:
     """SDSP's log-Gabor transfer function and centre prior on a size x size grid (float64)."""
     u, v = spectral.fft_grid(size, size)  # equals logGabor's grid for even sizes (and the usual one for odd)
-    radius = np.sqrt(u ** 2 + v ** 2)
+    radius = np.sqrt(u**2 + v**2)
     radius = np.where(radius > 0.5, 0.0, radius)
     r = radius.copy()
     r[0, 0] = 1.0
     with np.errstate(divide="ignore"):
-        log_gabor = np.exp(-(np.log(r / OMEGA0)) ** 2 / (2 * SIGMA_F ** 2))
+        log_gabor = np.exp(-((np.log(r / OMEGA0)) ** 2) / (2 * SIGMA_F**2))
     log_gabor[0, 0] = 0.0
     idx = np.arange(1, size + 1, dtype=np.float64) - size / 2
-    centre = np.exp(-(idx[:, None] ** 2 + idx[None, :] ** 2) / SIGMA_D ** 2)
+    centre = np.exp(-(idx[:, None] ** 2 + idx[None, :] ** 2) / SIGMA_D**2)
     return log_gabor, centre
 
 
@@ -62,18 +62,19 @@ def _small_saliency(lab: tf.Tensor) -> tf.Tensor:
     """
     size = lab.shape[-1]
     log_gabor, centre = _sdsp_constants(size)
-    half = tf.constant(log_gabor[:, :size // 2 + 1].astype(np.complex64))
+    half = tf.constant(log_gabor[:, : size // 2 + 1].astype(np.complex64))
     filtered = tf.signal.irfft2d(tf.signal.rfft2d(lab) * half, [size, size])
     sf_map = tf.sqrt(tf.reduce_sum(filtered * filtered, axis=1))
     a_norm = arithmetic.mat2gray(lab[:, 1])
     b_norm = arithmetic.mat2gray(lab[:, 2])
-    sc_map = 1.0 - tf.exp(-(a_norm * a_norm + b_norm * b_norm) / SIGMA_C ** 2)
+    sc_map = 1.0 - tf.exp(-(a_norm * a_norm + b_norm * b_norm) / SIGMA_C**2)
     return (sf_map * tf.constant(centre, tf.float32) * sc_map)[..., None]
 
 
 @staging.xla_stage
-def _full_maps(small: tf.Tensor, images: tf.Tensor, factor: int, axis: int, in_len: int, out_len: int,
-               scale: float) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+def _full_maps(
+    small: tf.Tensor, images: tf.Tensor, factor: int, axis: int, in_len: int, out_len: int, scale: float
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Last resize pass of the saliency, `mat2gray`, box-downsampling; LMN and the gradient of L.
 
     Returns box-downsampled LMN M,h,w,3, saliency M,h,w and gradient magnitude M,h,w. The box average is
@@ -96,16 +97,21 @@ def _vsi_maps(images: tf.Tensor, factor: int) -> tuple[tf.Tensor, tf.Tensor, tf.
 
 
 @staging.xla_stage  # elementwise chain and pooling fused
-def _vsi_pool(lmn: tf.Tensor, saliency: tf.Tensor, gm: tf.Tensor, num_refs: int,
-              ref_index: tf.Tensor | None) -> tf.Tensor:
+def _vsi_pool(
+    lmn: tf.Tensor, saliency: tf.Tensor, gm: tf.Tensor, num_refs: int, ref_index: tf.Tensor | None
+) -> tf.Tensor:
     """Per-image maps of the R references followed by the N distorted images -> N VSI scores."""
     vs1, vs2 = batching.split_batch(saliency, num_refs, ref_index)
     g1, g2 = batching.split_batch(gm, num_refs, ref_index)
     lmn1, lmn2 = batching.split_batch(lmn, num_refs, ref_index)
-    chroma = (arithmetic.similarity(lmn1[..., 1], lmn2[..., 1], C_CHROM)
-              * arithmetic.similarity(lmn1[..., 2], lmn2[..., 2], C_CHROM))
-    sim = (arithmetic.pow_nonneg(arithmetic.similarity(g1, g2, C_GM), ALPHA) * arithmetic.similarity(vs1, vs2, C_VS)
-           * arithmetic.real_power(chroma, LAMBDA))
+    chroma = arithmetic.similarity(lmn1[..., 1], lmn2[..., 1], C_CHROM) * arithmetic.similarity(
+        lmn1[..., 2], lmn2[..., 2], C_CHROM
+    )
+    sim = (
+        arithmetic.pow_nonneg(arithmetic.similarity(g1, g2, C_GM), ALPHA)
+        * arithmetic.similarity(vs1, vs2, C_VS)
+        * arithmetic.real_power(chroma, LAMBDA)
+    )
     return pooling.weighted_mean(sim, tf.maximum(vs1, vs2), axes=(1, 2))
 
 

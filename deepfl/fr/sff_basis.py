@@ -13,8 +13,8 @@ here and the authors' `W.mat` are interchangeable in `deepfl.fr.sff`.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -28,8 +28,10 @@ def embedded_training_images() -> list[tuple[str, np.ndarray]]:
     from skimage import data
     from sklearn.datasets import load_sample_images
 
-    images = [(f"skimage.data.{name}", np.asarray(getattr(data, name)())) for name in
-              ("astronaut", "chelsea", "coffee", "rocket")]
+    images = [
+        (f"skimage.data.{name}", np.asarray(getattr(data, name)()))
+        for name in ("astronaut", "chelsea", "coffee", "rocket")
+    ]
     samples = load_sample_images()
     for filename, image in zip(samples.filenames, samples.images):
         images.append((f"sklearn.datasets/{os.path.basename(filename)}", np.asarray(image)))
@@ -42,13 +44,14 @@ def embedded_training_images() -> list[tuple[str, np.ndarray]]:
 def patches_to_vectors(patches: np.ndarray) -> np.ndarray:
     """(..., p, p, 3) patches -> (..., 3*p*p) vectors in MATLAB column-major order (rows fastest)."""
     p = patches.shape[-2]
-    moved = np.swapaxes(patches, -3, -2)          # (..., col, row, ch)
-    moved = np.moveaxis(moved, -1, -3)            # (..., ch, col, row)
+    moved = np.swapaxes(patches, -3, -2)  # (..., col, row, ch)
+    moved = np.moveaxis(moved, -1, -3)  # (..., ch, col, row)
     return moved.reshape(*patches.shape[:-3], 3 * p * p)
 
 
-def sample_patches(images: Sequence[np.ndarray], num_patches: int = 18000, patch_size: int = 8,
-                   rng: int | np.random.Generator = 0) -> np.ndarray:
+def sample_patches(
+    images: Sequence[np.ndarray], num_patches: int = 18000, patch_size: int = 8, rng: int | np.random.Generator = 0
+) -> np.ndarray:
     """Draws `num_patches` random patches spread evenly over `images` (as the original `sampleimages.m`).
 
     Returns float64 (num_patches, 3*patch_size**2) vectors, MATLAB column-major order.
@@ -71,12 +74,18 @@ def sample_patches(images: Sequence[np.ndarray], num_patches: int = 18000, patch
         offsets = np.arange(patch_size)
         rows = ys[:, None, None] + offsets[None, :, None]
         cols = xs[:, None, None] + offsets[None, None, :]
-        out.append(image[rows, cols].astype(np.float64))   # (count, p, p, 3)
+        out.append(image[rows, cols].astype(np.float64))  # (count, p, p, 3)
     return patches_to_vectors(np.concatenate(out))
 
 
-def learn_sff_basis(images: Sequence[np.ndarray], num_patches: int = 18000, patch_size: int = 8,
-                    num_components: int = 8, seed: int = 0, max_iter: int = 2000) -> np.ndarray:
+def learn_sff_basis(
+    images: Sequence[np.ndarray],
+    num_patches: int = 18000,
+    patch_size: int = 8,
+    num_components: int = 8,
+    seed: int = 0,
+    max_iter: int = 2000,
+) -> np.ndarray:
     """Learns the SFF detector W (num_components x 3*patch_size**2) by PCA whitening + symmetric FastICA (tanh).
 
     Mirrors `TrainW.m`: random patches, per-patch DC removal, whitening to `num_components` dimensions,
@@ -84,12 +93,20 @@ def learn_sff_basis(images: Sequence[np.ndarray], num_patches: int = 18000, patc
     """
     from sklearn.decomposition import FastICA
 
-    if num_components < 1 or num_components > 3 * patch_size ** 2:
-        raise ValueError(f"num_components: must be in [1, {3 * patch_size ** 2}], got {num_components}")
+    if num_components < 1 or num_components > 3 * patch_size**2:
+        raise ValueError(f"num_components: must be in [1, {3 * patch_size**2}], got {num_components}")
     vectors = sample_patches(images, num_patches, patch_size, rng=seed)
-    vectors -= vectors.mean(axis=1, keepdims=True)          # removeDC.m: per-patch mean
-    ica = FastICA(n_components=num_components, algorithm="parallel", whiten="unit-variance", fun="logcosh",
-                  max_iter=max_iter, tol=1e-6, random_state=seed, whiten_solver="svd")
+    vectors -= vectors.mean(axis=1, keepdims=True)  # removeDC.m: per-patch mean
+    ica = FastICA(
+        n_components=num_components,
+        algorithm="parallel",
+        whiten="unit-variance",
+        fun="logcosh",
+        max_iter=max_iter,
+        tol=1e-6,
+        random_state=seed,
+        whiten_solver="svd",
+    )
     ica.fit(vectors)
     w = np.asarray(ica.components_, dtype=np.float64)
     # Fix the sign/order ambiguity of ICA so the saved matrix is canonical (SFF is invariant to both).

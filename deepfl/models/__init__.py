@@ -10,17 +10,49 @@ import importlib
 from typing import Any
 
 from deepfl.models.backbone import (
-    ARCHITECTURES, IMAGENET_WEIGHTS_FILE, MIN_INPUT_SIZE, MIXED_PRECISION_POLICIES, MLSP_DIM, MLSP_LAYER_NAMES,
-    PIXEL_SCALINGS, build_backbone, default_pixel_scaling, mlsp_backbone)
+    ARCHITECTURES,
+    IMAGENET_WEIGHTS_FILE,
+    MIN_INPUT_SIZE,
+    MIXED_PRECISION_POLICIES,
+    MLSP_LAYER_NAMES,
+    PIXEL_SCALINGS,
+    build_backbone,
+    default_pixel_scaling,
+    mlsp_backbone,
+)
 from deepfl.models.layers import MultiLevelPooling, PixelScaling
 from deepfl.models.multitask import (
-    TASKS, compile_multitask, build_multitask, get_backbone, mlsp_extractor, model_tasks, set_backbone_trainable)
+    TASKS,
+    build_multitask,
+    compile_multitask,
+    get_backbone,
+    mlsp_extractor,
+    model_tasks,
+    set_backbone_trainable,
+)
+from deepfl.paper import MLSP_DIM
 
 __all__ = [
-    "ARCHITECTURES", "IMAGENET_WEIGHTS_FILE", "MIN_INPUT_SIZE", "MIXED_PRECISION_POLICIES", "MLSP_DIM",
-    "MLSP_LAYER_NAMES", "PIXEL_SCALINGS", "TASKS", "MultiLevelPooling", "PixelScaling", "build_backbone", "build_mlp",
-    "build_multitask", "compile_multitask", "default_pixel_scaling", "get_backbone", "mlsp_backbone",
-    "mlsp_extractor", "model_tasks", "set_backbone_trainable",
+    "ARCHITECTURES",
+    "IMAGENET_WEIGHTS_FILE",
+    "MIN_INPUT_SIZE",
+    "MIXED_PRECISION_POLICIES",
+    "MLSP_DIM",
+    "MLSP_LAYER_NAMES",
+    "PIXEL_SCALINGS",
+    "TASKS",
+    "MultiLevelPooling",
+    "PixelScaling",
+    "build_backbone",
+    "build_mlp",
+    "build_multitask",
+    "compile_multitask",
+    "default_pixel_scaling",
+    "get_backbone",
+    "mlsp_backbone",
+    "mlsp_extractor",
+    "model_tasks",
+    "set_backbone_trainable",
 ]
 
 

@@ -18,23 +18,26 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import keras
 
 from deepfl.models.layers import MultiLevelPooling, PixelScaling
 from deepfl.models.weights_file import WeightsFileError, load_weights_file
-from deepfl.paper import MLSP_DIM
 
 MLSP_LAYER_NAMES: tuple[str, ...] = (
-    ("mixed_5b",) + tuple(f"block35_{i}_mixed" for i in range(1, 11)) + ("mixed_6a",)
-    + tuple(f"block17_{i}_mixed" for i in range(1, 21)) + ("mixed_7a",)
-    + tuple(f"block8_{i}_mixed" for i in range(1, 11)))
+    ("mixed_5b",)
+    + tuple(f"block35_{i}_mixed" for i in range(1, 11))
+    + ("mixed_6a",)
+    + tuple(f"block17_{i}_mixed" for i in range(1, 21))
+    + ("mixed_7a",)
+    + tuple(f"block8_{i}_mixed" for i in range(1, 11))
+)
 MIN_INPUT_SIZE = 75
 
 PIXEL_SCALINGS: dict[str, tuple[float, float]] = {
-    "unit": (1.0 / 255.0, 0.0),        # x / 255, the authors' choice
+    "unit": (1.0 / 255.0, 0.0),  # x / 255, the authors' choice
     "symmetric": (2.0 / 255.0, -1.0),  # Keras' preprocess_input for InceptionResNetV2 ([-1, 1])
 }
 IMAGENET_WEIGHTS_FILE = "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -80,8 +83,15 @@ def _tiny_network(input_shape: tuple, seed: int) -> tuple[keras.Model, tuple[str
     x = inputs
     names = []
     for i, channels in enumerate((8, 16, 32), start=1):
-        x = keras.layers.Conv2D(channels, 3, strides=2, padding="same", use_bias=False,
-                                kernel_initializer=keras.initializers.HeNormal(seed + i), name=f"tiny_conv_{i}")(x)
+        x = keras.layers.Conv2D(
+            channels,
+            3,
+            strides=2,
+            padding="same",
+            use_bias=False,
+            kernel_initializer=keras.initializers.HeNormal(seed + i),
+            name=f"tiny_conv_{i}",
+        )(x)
         x = keras.layers.BatchNormalization(name=f"tiny_bn_{i}")(x)
         x = keras.layers.Activation("relu", name=f"tiny_{i}_mixed")(x)
         names.append(f"tiny_{i}_mixed")
@@ -97,9 +107,15 @@ def _small_network(input_shape: tuple, seed: int) -> tuple[keras.Model, tuple[st
     names = []
     for i, channels in enumerate(SMALL_WIDTHS, start=1):
         for j, stride in enumerate((1, 2)):
-            x = keras.layers.Conv2D(channels, 3, strides=stride, padding="same", use_bias=False,
-                                    kernel_initializer=keras.initializers.HeNormal(seed + 10 * i + j),
-                                    name=f"small_conv_{i}{'ab'[j]}")(x)
+            x = keras.layers.Conv2D(
+                channels,
+                3,
+                strides=stride,
+                padding="same",
+                use_bias=False,
+                kernel_initializer=keras.initializers.HeNormal(seed + 10 * i + j),
+                name=f"small_conv_{i}{'ab'[j]}",
+            )(x)
             x = keras.layers.BatchNormalization(name=f"small_bn_{i}{'ab'[j]}")(x)
             x = keras.layers.Activation("relu", name=f"small_{i}_mixed" if stride == 2 else f"small_relu_{i}a")(x)
         names.append(f"small_{i}_mixed")
@@ -124,15 +140,20 @@ def imagenet_weights_path() -> str:
     """
     folder = keras_models_dir()
     try:
-        return keras.utils.get_file(IMAGENET_WEIGHTS_FILE, IMAGENET_WEIGHTS_URL + IMAGENET_WEIGHTS_FILE,
-                                    cache_dir=str(folder.parent), cache_subdir=folder.name,
-                                    file_hash=IMAGENET_WEIGHTS_MD5)
+        return keras.utils.get_file(
+            IMAGENET_WEIGHTS_FILE,
+            IMAGENET_WEIGHTS_URL + IMAGENET_WEIGHTS_FILE,
+            cache_dir=str(folder.parent),
+            cache_subdir=folder.name,
+            file_hash=IMAGENET_WEIGHTS_MD5,
+        )
     except Exception as exc:  # keras.utils.get_file raises a bare Exception on fetch failures
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise WeightsFileError(
             f"weights=imagenet: {IMAGENET_WEIGHTS_FILE} is not in {folder}/ and cannot be downloaded ({reason}); "
             f"copy it there from {IMAGENET_WEIGHTS_URL} (KERAS_HOME moves the folder), or use --weights FILE "
-            f"with a local weights file") from None
+            f"with a local weights file"
+        ) from None
 
 
 def _inception_resnet_v2(weights: str | None, shape: tuple) -> keras.Model:
@@ -144,8 +165,12 @@ def _inception_resnet_v2(weights: str | None, shape: tuple) -> keras.Model:
     return network
 
 
-def mlsp_backbone(network: keras.Model, layer_names: Sequence[str] = MLSP_LAYER_NAMES,
-                  pixel_scaling: str = "unit", name: str = BACKBONE_NAME) -> keras.Model:
+def mlsp_backbone(
+    network: keras.Model,
+    layer_names: Sequence[str] = MLSP_LAYER_NAMES,
+    pixel_scaling: str = "unit",
+    name: str = BACKBONE_NAME,
+) -> keras.Model:
     """Wraps a network (sharing its weights): float32 RGB images in [0, 255] -> pixel scaling -> MLSP features."""
     if pixel_scaling not in PIXEL_SCALINGS:
         raise ValueError(f"pixel_scaling: must be one of {tuple(PIXEL_SCALINGS)}, got {pixel_scaling!r}")
@@ -157,10 +182,16 @@ def mlsp_backbone(network: keras.Model, layer_names: Sequence[str] = MLSP_LAYER_
     return keras.Model(inputs, features, name=name)
 
 
-def build_backbone(weights: str | None = "imagenet", input_shape: Sequence[int | None] | None = None,
-                   pixel_scaling: str = "unit", arch: str = "inception_resnet_v2",
-                   mixed_precision: str | None = None, trainable: bool = True, seed: int = 0,
-                   name: str = BACKBONE_NAME) -> keras.Model:
+def build_backbone(
+    weights: str | None = "imagenet",
+    input_shape: Sequence[int | None] | None = None,
+    pixel_scaling: str = "unit",
+    arch: str = "inception_resnet_v2",
+    mixed_precision: str | None = None,
+    trainable: bool = True,
+    seed: int = 0,
+    name: str = BACKBONE_NAME,
+) -> keras.Model:
     """Builds the MLSP feature extractor: float32 RGB images in [0, 255] -> [N, 16,928] features.
 
     `weights`: "imagenet" (Keras' file, see `imagenet_weights_path`), None (random init, for tests) or a local
@@ -202,8 +233,14 @@ def set_trainable(layer: keras.layers.Layer, trainable: bool) -> None:
 def backbone_settings(backbone: keras.Model) -> dict:
     """Recovers `build_backbone` arguments (arch, pixel_scaling, input_shape) from a built backbone."""
     scaling = backbone.get_layer("pixel_scaling")
-    pixel = next((k for k, (s, o) in PIXEL_SCALINGS.items()
-                  if abs(s - scaling.scale) < 1e-12 and abs(o - scaling.offset) < 1e-12), None)
+    pixel = next(
+        (
+            k
+            for k, (s, o) in PIXEL_SCALINGS.items()
+            if abs(s - scaling.scale) < 1e-12 and abs(o - scaling.offset) < 1e-12
+        ),
+        None,
+    )
     if pixel is None:
         raise ValueError(f"backbone: pixel scaling ({scaling.scale}, {scaling.offset}) is not a known one")
     arch = next(layer.name for layer in backbone.layers if layer.name in ARCHITECTURES)

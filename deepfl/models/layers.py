@@ -5,7 +5,7 @@ Both layers are pure Keras 3 (`keras.ops`), so the models run under the TensorFl
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 from keras import ops

@@ -6,7 +6,7 @@ Dense 2048 (ReLU) - BN - Dropout .25 - Dense 1024 (ReLU) - BN - Dropout .25 - De
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import keras
 
@@ -17,9 +17,14 @@ from deepfl.paper import MLSP_DIM, STAGE2_DROPOUT, STAGE2_HIDDEN
 DROPOUT_SEED_OFFSET = 100
 
 
-def build_mlp(input_dim: int = MLSP_DIM, hidden: Sequence[int] = STAGE2_HIDDEN,
-              dropout: Sequence[float] = STAGE2_DROPOUT, batch_norm: bool = True,
-              seed: int | None = 0, name: str = "mlp_head") -> keras.Model:
+def build_mlp(
+    input_dim: int = MLSP_DIM,
+    hidden: Sequence[int] = STAGE2_HIDDEN,
+    dropout: Sequence[float] = STAGE2_DROPOUT,
+    batch_norm: bool = True,
+    seed: int | None = 0,
+    name: str = "mlp_head",
+) -> keras.Model:
     """Builds the MLP head: features (input_dim floats) -> one linear quality score.
 
     `hidden`/`dropout` default to the paper's sizes; smaller ones are for tests and the demo. `seed` makes the
@@ -60,6 +65,9 @@ def compile_mlp(model: keras.Model, learning_rate: float, jit_compile: bool = Fa
     """
     if not learning_rate > 0:
         raise ValueError(f"learning_rate: must be > 0, got {learning_rate}")
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate, beta_1=0.9, beta_2=0.999),
-                  loss="mse", jit_compile=jit_compile)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate, beta_1=0.9, beta_2=0.999),
+        loss="mse",
+        jit_compile=jit_compile,
+    )
     return model

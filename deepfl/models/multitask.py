@@ -6,7 +6,7 @@ paper; outputs are a dict keyed by task name, so losses and targets are dicts to
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import keras
 
@@ -33,11 +33,18 @@ def _check_tasks(tasks: Sequence[str] | str) -> list[str]:
     return tasks
 
 
-def build_multitask(tasks: Sequence[str] | str = TASKS, weights: str | None = "imagenet",
-                    input_shape: Sequence[int | None] | None = None, pixel_scaling: str = "unit",
-                    hidden: Sequence[int] = (512, 256), dropout: Sequence[float] = (0.25, 0.5),
-                    mixed_precision: str | None = None, freeze_backbone: bool = False,
-                    arch: str = "inception_resnet_v2", seed: int = 0) -> keras.Model:
+def build_multitask(
+    tasks: Sequence[str] | str = TASKS,
+    weights: str | None = "imagenet",
+    input_shape: Sequence[int | None] | None = None,
+    pixel_scaling: str = "unit",
+    hidden: Sequence[int] = (512, 256),
+    dropout: Sequence[float] = (0.25, 0.5),
+    mixed_precision: str | None = None,
+    freeze_backbone: bool = False,
+    arch: str = "inception_resnet_v2",
+    seed: int = 0,
+) -> keras.Model:
     """Builds the multi-task model: images float32 [N, H, W, 3] in [0, 255] -> {task: [N, 1] float32}.
 
     `tasks`: any subset of the eleven metric names (order kept). `weights`/`input_shape`/`pixel_scaling`/`arch`
@@ -53,8 +60,15 @@ def build_multitask(tasks: Sequence[str] | str = TASKS, weights: str | None = "i
         raise ValueError(f"hidden/dropout: need equal lengths and sizes >= 1, got {hidden} / {dropout}")
     if any(not 0.0 <= d < 1.0 for d in dropout):
         raise ValueError(f"dropout: rates must be in [0, 1), got {dropout}")
-    backbone = build_backbone(weights=weights, input_shape=input_shape, pixel_scaling=pixel_scaling, arch=arch,
-                              mixed_precision=mixed_precision, trainable=not freeze_backbone, seed=seed)
+    backbone = build_backbone(
+        weights=weights,
+        input_shape=input_shape,
+        pixel_scaling=pixel_scaling,
+        arch=arch,
+        mixed_precision=mixed_precision,
+        trainable=not freeze_backbone,
+        seed=seed,
+    )
     with dtype_policy(mixed_precision):
         inputs = keras.Input(backbone.input.shape[1:], name="image")
         features = backbone(inputs)
@@ -63,12 +77,19 @@ def build_multitask(tasks: Sequence[str] | str = TASKS, weights: str | None = "i
             x = features
             for i, (units, rate) in enumerate(zip(hidden, dropout)):
                 layer_seed = seed + SEEDS_PER_TASK * t + i
-                x = keras.layers.Dense(units, activation="relu", name=f"{task}_fc{units}",
-                                       kernel_initializer=keras.initializers.HeNormal(seed=layer_seed))(x)
+                x = keras.layers.Dense(
+                    units,
+                    activation="relu",
+                    name=f"{task}_fc{units}",
+                    kernel_initializer=keras.initializers.HeNormal(seed=layer_seed),
+                )(x)
                 x = keras.layers.Dropout(rate, seed=layer_seed, name=f"{task}_dropout{i + 1}")(x)
             outputs[task] = keras.layers.Dense(
-                1, name=task, dtype="float32",
-                kernel_initializer=keras.initializers.HeNormal(seed=seed + SEEDS_PER_TASK * t + OUTPUT_SEED_OFFSET))(x)
+                1,
+                name=task,
+                dtype="float32",
+                kernel_initializer=keras.initializers.HeNormal(seed=seed + SEEDS_PER_TASK * t + OUTPUT_SEED_OFFSET),
+            )(x)
         model = keras.Model(inputs, outputs, name="deepfl_multitask")
     return model
 
@@ -83,8 +104,9 @@ def get_backbone(model: keras.Model) -> keras.Model:
     try:
         return model.get_layer(BACKBONE_NAME)
     except ValueError:
-        raise ValueError(f"model: {model.name!r} has no '{BACKBONE_NAME}' layer; not a deepfl multi-task model") \
-            from None
+        raise ValueError(
+            f"model: {model.name!r} has no '{BACKBONE_NAME}' layer; not a deepfl multi-task model"
+        ) from None
 
 
 def set_backbone_trainable(model: keras.Model, trainable: bool) -> None:
@@ -92,8 +114,9 @@ def set_backbone_trainable(model: keras.Model, trainable: bool) -> None:
     set_trainable(get_backbone(model), trainable)
 
 
-def mlsp_extractor(model: keras.Model, input_shape: Sequence[int | None] | None = None,
-                   mixed_precision: str | None = None) -> keras.Model:
+def mlsp_extractor(
+    model: keras.Model, input_shape: Sequence[int | None] | None = None, mixed_precision: str | None = None
+) -> keras.Model:
     """The MLSP feature extractor of a (trained) multi-task model: images [0, 255] -> [N, 16,928] features.
 
     Without `input_shape` and `mixed_precision` it is the model's own backbone (shares its weights). With an
@@ -107,15 +130,24 @@ def mlsp_extractor(model: keras.Model, input_shape: Sequence[int | None] | None 
     if shape == tuple(backbone.input.shape[1:]) and policy == backbone.dtype_policy.name:
         return backbone
     settings = backbone_settings(backbone)
-    rebuilt = build_backbone(weights=None, input_shape=shape, pixel_scaling=settings["pixel_scaling"],
-                             arch=settings["arch"], mixed_precision=policy)
+    rebuilt = build_backbone(
+        weights=None,
+        input_shape=shape,
+        pixel_scaling=settings["pixel_scaling"],
+        arch=settings["arch"],
+        mixed_precision=policy,
+    )
     rebuilt.set_weights(backbone.get_weights())
     return rebuilt
 
 
-def compile_multitask(model: keras.Model, learning_rate: float = STAGE1_LEARNING_RATE,
-                      loss_weights: Mapping[str, float] | None = None, jit_compile: bool | str = "auto",
-                      run_eagerly: bool = False) -> keras.Model:
+def compile_multitask(
+    model: keras.Model,
+    learning_rate: float = STAGE1_LEARNING_RATE,
+    loss_weights: Mapping[str, float] | None = None,
+    jit_compile: bool | str = "auto",
+    run_eagerly: bool = False,
+) -> keras.Model:
     """Compiles with the paper's recipe: Adam(lr, 0.9, 0.999), MSE per task, per-task loss weights (default 1).
 
     Keras logs each task's unweighted MSE as `<task>_loss`; `loss` is the weighted sum.
@@ -131,5 +163,7 @@ def compile_multitask(model: keras.Model, learning_rate: float = STAGE1_LEARNING
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate, beta_1=0.9, beta_2=0.999),
         loss={t: "mean_squared_error" for t in tasks},
         loss_weights={t: float(loss_weights.get(t, 1.0)) for t in tasks},
-        jit_compile=jit_compile, run_eagerly=run_eagerly)
+        jit_compile=jit_compile,
+        run_eagerly=run_eagerly,
+    )
     return model

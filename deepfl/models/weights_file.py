@@ -89,8 +89,10 @@ def load_keras2_weights(model: keras.Model, path: str | os.PathLike) -> None:
     assignments = []
     for k, layer in enumerate(targets):
         if k >= len(saved):
-            raise WeightsFileError(f"weights: {path}: holds {len(saved)} layers with weights, {model.name} needs "
-                                   f"{len(targets)}; first without weights in the file: {layer.name!r}")
+            raise WeightsFileError(
+                f"weights: {path}: holds {len(saved)} layers with weights, {model.name} needs "
+                f"{len(targets)}; first without weights in the file: {layer.name!r}"
+            )
         name, arrays = saved[k]
         where = f"weights: {path}: layer #{k + 1} {name!r} of the file does not fit {layer.name!r} of {model.name}"
         if _kind(name) != _kind(layer.name):
@@ -100,12 +102,15 @@ def load_keras2_weights(model: keras.Model, path: str | os.PathLike) -> None:
             raise WeightsFileError(f"{where}: arrays {sorted(arrays)} vs {sorted(variables)}")
         for short, variable in variables.items():
             if tuple(arrays[short].shape) != tuple(variable.shape):
-                raise WeightsFileError(f"{where}: {short} shape {tuple(arrays[short].shape)} vs "
-                                       f"{tuple(variable.shape)}")
+                raise WeightsFileError(
+                    f"{where}: {short} shape {tuple(arrays[short].shape)} vs {tuple(variable.shape)}"
+                )
             assignments.append((variable, arrays[short]))
     if len(saved) > len(targets):
-        raise WeightsFileError(f"weights: {path}: holds {len(saved)} layers with weights, {model.name} has "
-                               f"{len(targets)}; first extra layer in the file: {saved[len(targets)][0]!r}")
+        raise WeightsFileError(
+            f"weights: {path}: holds {len(saved)} layers with weights, {model.name} has "
+            f"{len(targets)}; first extra layer in the file: {saved[len(targets)][0]!r}"
+        )
     for variable, value in assignments:
         variable.assign(value.astype(variable.dtype))
 
@@ -130,8 +135,7 @@ def load_weights_file(model: keras.Model, path: str | os.PathLike) -> None:
     if not path.is_file():
         raise WeightsFileError(f"weights: {path}: no such file (give 'imagenet', a weights file, or 'none')")
     if not h5py.is_hdf5(path):
-        raise WeightsFileError(f"weights: {path}: not an HDF5 weights file (Keras 2 .h5/.hdf5 or Keras 3 "
-                               ".weights.h5)")
+        raise WeightsFileError(f"weights: {path}: not an HDF5 weights file (Keras 2 .h5/.hdf5 or Keras 3 .weights.h5)")
     if is_keras2_file(path):
         load_keras2_weights(model, path)
         return

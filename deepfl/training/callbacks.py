@@ -32,8 +32,15 @@ class SkipReport:
     and listed in `out_dir/skipped_images.csv` (image, reason), once per run (a resumed run reuses the file).
     """
 
-    def __init__(self, out_dir: Path, paths: Sequence[str], train_paths: Sequence[str], val_stats=None,
-                 val_exact: bool = True, train_skipped: int = 0):
+    def __init__(
+        self,
+        out_dir: Path,
+        paths: Sequence[str],
+        train_paths: Sequence[str],
+        val_stats=None,
+        val_exact: bool = True,
+        train_skipped: int = 0,
+    ):
         self.file = Path(out_dir) / SKIPPED_FILE
         self.paths, self.train_paths = list(paths), np.asarray(train_paths, dtype=object)
         self.val_stats, self.val_exact = val_stats, val_exact
@@ -91,10 +98,22 @@ class EpochEnd(keras.callbacks.Callback):
     the training stream (`tracker.position`, or `position + images_per_epoch` per epoch without a tracker).
     """
 
-    def __init__(self, out_dir: Path, tasks: Sequence[str], val_dataset, val_steps: int | None,
-                 loss_weights: Mapping[str, float] | None, frozen: bool, best: float | None = None,
-                 best_epoch: int | None = None, keep: int = 1, tracker: DataOrder | None = None,
-                 images_per_epoch: int = 0, position: int = 0, skips: SkipReport | None = None):
+    def __init__(
+        self,
+        out_dir: Path,
+        tasks: Sequence[str],
+        val_dataset,
+        val_steps: int | None,
+        loss_weights: Mapping[str, float] | None,
+        frozen: bool,
+        best: float | None = None,
+        best_epoch: int | None = None,
+        keep: int = 1,
+        tracker: DataOrder | None = None,
+        images_per_epoch: int = 0,
+        position: int = 0,
+        skips: SkipReport | None = None,
+    ):
         super().__init__()
         self.out_dir = Path(out_dir)
         self.checkpoint_dir = self.out_dir / "checkpoints"
@@ -108,9 +127,14 @@ class EpochEnd(keras.callbacks.Callback):
         self.keep = keep
         self.tracker, self.images_per_epoch, self.position = tracker, int(images_per_epoch), int(position)
         self.skips = skips
-        columns = (["epoch", "loss"] + [f"{t}_loss" for t in self.tasks] + ["val_loss"]
-                   + [f"val_{t}_loss" for t in self.tasks] + [f"val_{t}_srocc" for t in self.tasks]
-                   + ["val_srocc", "backbone_frozen"])
+        columns = (
+            ["epoch", "loss"]
+            + [f"{t}_loss" for t in self.tasks]
+            + ["val_loss"]
+            + [f"val_{t}_loss" for t in self.tasks]
+            + [f"val_{t}_srocc" for t in self.tasks]
+            + ["val_srocc", "backbone_frozen"]
+        )
         self.history = AppendOnlyCsv(self.out_dir / "history.csv", columns, key="epoch")
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
@@ -122,22 +146,42 @@ class EpochEnd(keras.callbacks.Callback):
             skipped = np.empty(0, np.int64)
             self.position += self.images_per_epoch
         if self.val_dataset is not None:
-            results = evaluate_tasks(self.model, self.val_dataset, self.tasks, self.loss_weights, self.val_steps,
-                                     desc=f"validation, epoch {epoch + 1}")
+            results = evaluate_tasks(
+                self.model,
+                self.val_dataset,
+                self.tasks,
+                self.loss_weights,
+                self.val_steps,
+                desc=f"validation, epoch {epoch + 1}",
+            )
             logs.update({f"val_{k}": v for k, v in results.items()})
         if self.skips is not None:
             self.skips.after_epoch(epoch + 1, skipped)
         row = {c: logs.get(c, float("nan")) for c in self.history.columns}
         row.update(epoch=epoch + 1, backbone_frozen=int(self.frozen))
-        self.history.append([{k: (str(int(v)) if k in ("epoch", "backbone_frozen") else f"{float(v):.6g}")
-                              for k, v in row.items()}])
+        self.history.append(
+            [{k: (str(int(v)) if k in ("epoch", "backbone_frozen") else f"{float(v):.6g}") for k, v in row.items()}]
+        )
         score = logs.get("val_srocc", -logs.get("loss", float("nan")))
         if np.isfinite(score) and (self.best is None or score > self.best):
             self.best, self.best_epoch = float(score), epoch + 1
             save_model_atomic(self.model, self.out_dir / "best.keras")
-        write_checkpoint(self.model, self.checkpoint_dir, epoch + 1, backbone_frozen=self.frozen, best=self.best,
-                         best_epoch=self.best_epoch, position=self.position,
-                         train_skipped=self.skips.train_skipped if self.skips is not None else 0, keep=self.keep)
+        write_checkpoint(
+            self.model,
+            self.checkpoint_dir,
+            epoch + 1,
+            backbone_frozen=self.frozen,
+            best=self.best,
+            best_epoch=self.best_epoch,
+            position=self.position,
+            train_skipped=self.skips.train_skipped if self.skips is not None else 0,
+            keep=self.keep,
+        )
         summary = ", ".join(f"{k}={logs[k]:.4g}" for k in ("loss", "val_loss", "val_srocc") if k in logs)
-        log.info("epoch %d done: %s (best val_srocc %s at epoch %s)", epoch + 1, summary,
-                 "n/a" if self.best is None else f"{self.best:.4f}", self.best_epoch)
+        log.info(
+            "epoch %d done: %s (best val_srocc %s at epoch %s)",
+            epoch + 1,
+            summary,
+            "n/a" if self.best is None else f"{self.best:.4f}",
+            self.best_epoch,
+        )

@@ -36,9 +36,17 @@ def read_state(checkpoint_dir: str | os.PathLike) -> dict | None:
     return state
 
 
-def write_checkpoint(model: keras.Model, checkpoint_dir: Path, epochs_done: int, backbone_frozen: bool,
-                     best: float | None, best_epoch: int | None, position: int, train_skipped: int,
-                     keep: int = 1) -> None:
+def write_checkpoint(
+    model: keras.Model,
+    checkpoint_dir: Path,
+    epochs_done: int,
+    backbone_frozen: bool,
+    best: float | None,
+    best_epoch: int | None,
+    position: int,
+    train_skipped: int,
+    keep: int = 1,
+) -> None:
     """Saves the weights (with the optimizer state) after `epochs_done` epochs, then `state.json` naming them,
     each atomically; keeps the newest `keep` weights files.
 
@@ -48,9 +56,16 @@ def write_checkpoint(model: keras.Model, checkpoint_dir: Path, epochs_done: int,
     name = f"epoch_{epochs_done:04d}.weights.h5"
     with atomic_output(checkpoint_dir / name, suffix=".tmp.weights.h5") as tmp:
         model.save_weights(str(tmp))  # holds the optimizer state too
-    state = {"epoch": epochs_done, "weights": name, "backbone_frozen": backbone_frozen, "best": best,
-             "best_epoch": best_epoch, "position": position, "seed_states": seed_states(model),
-             "train_skipped": train_skipped}
+    state = {
+        "epoch": epochs_done,
+        "weights": name,
+        "backbone_frozen": backbone_frozen,
+        "best": best,
+        "best_epoch": best_epoch,
+        "position": position,
+        "seed_states": seed_states(model),
+        "train_skipped": train_skipped,
+    }
     atomic_write_bytes(checkpoint_dir / STATE_FILE, json.dumps(state, indent=1).encode())
     # The state now names the new file: older checkpoints can go.
     for old in sorted(checkpoint_dir.glob(_WEIGHTS_GLOB))[:-keep]:
@@ -78,8 +93,11 @@ def restore_checkpoint(model: keras.Model, checkpoint_dir: str | os.PathLike, wi
 
 def seed_states(model: keras.Model) -> list[list[int]]:
     """The states of the model's random seed generators (dropout masks), in layer order."""
-    return [[int(x) for x in np.asarray(v.numpy()).ravel()] for v in model.variables
-            if v.path.endswith("seed_generator_state")]
+    return [
+        [int(x) for x in np.asarray(v.numpy()).ravel()]
+        for v in model.variables
+        if v.path.endswith("seed_generator_state")
+    ]
 
 
 def set_seed_states(model: keras.Model, states: Sequence[Sequence[int]]) -> None:

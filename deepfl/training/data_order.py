@@ -10,7 +10,7 @@ import numpy as np
 # Extra "target" column carrying each training row's index through the input pipeline.
 ROW_COLUMN = "_deepfl_row"
 # Row indices travel as float32 targets, which hold integers exactly below 2**24.
-MAX_ROWS = 2 ** 24
+MAX_ROWS = 2**24
 
 
 class DataOrder:
@@ -66,9 +66,13 @@ class DataOrder:
     def _stream(self):
         import tensorflow as tf
 
-        order = (tf.data.Dataset.range(self.num_rows).shuffle(self.num_rows, seed=self.seed,
-                                                              reshuffle_each_iteration=True)
-                 .repeat().skip(self.position).batch(self.chunk))
+        order = (
+            tf.data.Dataset.range(self.num_rows)
+            .shuffle(self.num_rows, seed=self.seed, reshuffle_each_iteration=True)
+            .repeat()
+            .skip(self.position)
+            .batch(self.chunk)
+        )
         yield from order.as_numpy_iterator()
 
     def _pull(self, count: int) -> None:
@@ -82,8 +86,9 @@ class DataOrder:
         with self._lock:
             delivered = np.concatenate(self._delivered) if self._delivered else np.empty(0, np.int64)
             if len(delivered) < images:
-                raise RuntimeError(f"DataOrder: {len(delivered)} rows recorded, {images} expected (is the "
-                                   f"dataset attached?)")
+                raise RuntimeError(
+                    f"DataOrder: {len(delivered)} rows recorded, {images} expected (is the dataset attached?)"
+                )
             taken, rest = delivered[:images], delivered[images:]
             self._delivered = [rest] if len(rest) else []
         self._pull(images)

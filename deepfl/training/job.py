@@ -40,21 +40,57 @@ from deepfl.training.strategy import STRATEGIES, is_chief
 log = logging.getLogger("deepfl")
 
 # Settings that must not change between a run and its resumption, in the order of run_config.json.
-RUN_KEYS = ("weak_labels", "image_root", "kadis_root", "tasks", "loss_weights", "normalization", "val_fraction",
-            "val_images", "image_size", "crop_size", "flip", "batch_size", "epochs", "steps_per_epoch",
-            "warmup_epochs", "learning_rate", "weights", "arch", "pixel_scaling", "mixed_precision", "seed")
+RUN_KEYS = (
+    "weak_labels",
+    "image_root",
+    "kadis_root",
+    "tasks",
+    "loss_weights",
+    "normalization",
+    "val_fraction",
+    "val_images",
+    "image_size",
+    "crop_size",
+    "flip",
+    "batch_size",
+    "epochs",
+    "steps_per_epoch",
+    "warmup_epochs",
+    "learning_rate",
+    "weights",
+    "arch",
+    "pixel_scaling",
+    "mixed_precision",
+    "seed",
+)
 RUN_CONFIG_FILE = "run_config.json"
 SPLIT_FILE = "split.csv"
 _PATH_KEYS = ("weak_labels", "image_root", "kadis_root")
 # What a run writes to out_dir (removed by `overwrite`).
-_OUTPUTS = ("model.keras", "best.keras", "normalizer.json", SPLIT_FILE, RUN_CONFIG_FILE, "history.csv",
-            "skipped_images.csv", "tensorboard", "checkpoints")
+_OUTPUTS = (
+    "model.keras",
+    "best.keras",
+    "normalizer.json",
+    SPLIT_FILE,
+    RUN_CONFIG_FILE,
+    "history.csv",
+    "skipped_images.csv",
+    "tensorboard",
+    "checkpoints",
+)
 # A requested resize that changes an image's width/height ratio by more than this gets a warning.
 ASPECT_TOLERANCE = 0.01
 # Images whose headers are read to check a requested resize's aspect ratios (the first of the table).
 ASPECT_PROBE_IMAGES = 256
-_COUNTS = {"batch_size": 1, "epochs": 1, "steps_per_epoch": 0, "val_steps": 0, "warmup_epochs": 0,
-           "val_images": 0, "virtual_cpu_devices": 0}
+_COUNTS = {
+    "batch_size": 1,
+    "epochs": 1,
+    "steps_per_epoch": 0,
+    "val_steps": 0,
+    "warmup_epochs": 0,
+    "val_images": 0,
+    "virtual_cpu_devices": 0,
+}
 
 
 @dataclass(frozen=True)
@@ -129,11 +165,15 @@ class MultitaskConfig:
         """The settings a resumed run must share (`RUN_KEYS`), as run_config.json holds them: paths resolved
         (absolute), sizes as lists of strings, loss weights as "task=weight" items (the flags' spelling)."""
         values = {k: getattr(self, k) for k in RUN_KEYS}
-        values.update(weak_labels=_resolved(self.weak_labels), image_root=_resolved(self.image_root),
-                      kadis_root=_resolved(self.kadis_root), tasks=list(self.tasks),
-                      loss_weights=[f"{task}={_number(w)}" for task, w in self.loss_weights.items()],
-                      image_size=[str(v) for v in self.image_size or ()],
-                      crop_size=[str(v) for v in self.crop_size or ()])
+        values.update(
+            weak_labels=_resolved(self.weak_labels),
+            image_root=_resolved(self.image_root),
+            kadis_root=_resolved(self.kadis_root),
+            tasks=list(self.tasks),
+            loss_weights=[f"{task}={_number(w)}" for task, w in self.loss_weights.items()],
+            image_size=[str(v) for v in self.image_size or ()],
+            crop_size=[str(v) for v in self.crop_size or ()],
+        )
         return values
 
 
@@ -184,14 +224,19 @@ def check_run_config(out_dir: Path, record: dict[str, Any], trained_epochs: int 
     stored = stored_settings(out_dir)
     if stored is None or trained_epochs is None:
         return
-    changes = [f"{k} {json.dumps(stored.get(k))} -> {json.dumps(record[k])}" for k in RUN_KEYS
-               if k != "epochs" and stored.get(k) != record[k]]
+    changes = [
+        f"{k} {json.dumps(stored.get(k))} -> {json.dumps(record[k])}"
+        for k in RUN_KEYS
+        if k != "epochs" and stored.get(k) != record[k]
+    ]
     if record["epochs"] < trained_epochs:
         changes.append(f"epochs {trained_epochs} done -> {record['epochs']}")
     if changes:
-        raise SettingsChanged(f"{out_dir} holds a run with other settings ({'; '.join(changes)}): rerun with the "
-                              "earlier flags to resume (a larger --epochs extends it), use a new --out_dir, or "
-                              "pass --overwrite to discard it")
+        raise SettingsChanged(
+            f"{out_dir} holds a run with other settings ({'; '.join(changes)}): rerun with the "
+            "earlier flags to resume (a larger --epochs extends it), use a new --out_dir, or "
+            "pass --overwrite to discard it"
+        )
 
 
 def _checkpoint_epochs(out_dir: Path) -> int | None:
@@ -272,8 +317,10 @@ def run_multitask(config: MultitaskConfig, out_dir: str | os.PathLike, overwrite
         if trained >= config.epochs:
             return MultitaskResult(out_dir, None, trained, config.steps_per_epoch)
         if _checkpoint_epochs(out_dir) is None:
-            raise SettingsChanged(f"{out_dir}: cannot extend the run to --epochs={config.epochs}: its checkpoints/ "
-                                  f"are gone; use --epochs={trained}, a new --out_dir, or --overwrite")
+            raise SettingsChanged(
+                f"{out_dir}: cannot extend the run to --epochs={config.epochs}: its checkpoints/ "
+                f"are gone; use --epochs={trained}, a new --out_dir, or --overwrite"
+            )
 
     table = _read_table(config)
     tasks = _choose_tasks(table, config)
@@ -306,10 +353,17 @@ def _input_plan(config: MultitaskConfig, paths: list[str]) -> tuple[tuple[int, i
         distorted = {s: n for s, n in sizes.items() if data.aspect_change(s, config.image_size) > ASPECT_TOLERANCE}
         if distorted:
             worst = max(distorted, key=lambda s: data.aspect_change(s, config.image_size))
-            log.warning("image_size %dx%d changes the aspect ratio of %d of the first %d images (e.g. %dx%d, by "
-                        "%.0f%%); leave --image_size empty to train at native size", config.image_size[0],
-                        config.image_size[1], sum(distorted.values()), sum(sizes.values()), worst[0], worst[1],
-                        100 * data.aspect_change(worst, config.image_size))
+            log.warning(
+                "image_size %dx%d changes the aspect ratio of %d of the first %d images (e.g. %dx%d, by "
+                "%.0f%%); leave --image_size empty to train at native size",
+                config.image_size[0],
+                config.image_size[1],
+                sum(distorted.values()),
+                sum(sizes.values()),
+                worst[0],
+                worst[1],
+                100 * data.aspect_change(worst, config.image_size),
+            )
         return config.crop_size or config.image_size, True
     if config.crop_size is not None:
         return config.crop_size, True
@@ -318,13 +372,17 @@ def _input_plan(config: MultitaskConfig, paths: list[str]) -> tuple[tuple[int, i
         size = next(iter(sizes))
         log.info("native size %dx%d (every image)", *size)
         return size, True
-    log.info("native sizes: %d different sizes, batched by shape (%s)", len(sizes),
-             ", ".join(f"{h}x{w}: {n}" for (h, w), n in sorted(sizes.items(), key=lambda item: -item[1])[:4]))
+    log.info(
+        "native sizes: %d different sizes, batched by shape (%s)",
+        len(sizes),
+        ", ".join(f"{h}x{w}: {n}" for (h, w), n in sorted(sizes.items(), key=lambda item: -item[1])[:4]),
+    )
     return None, False
 
 
-def _train(config: MultitaskConfig, table, tasks: list[str], out_dir: Path, write_dir: Path,
-           record: dict[str, Any]) -> MultitaskResult:
+def _train(
+    config: MultitaskConfig, table, tasks: list[str], out_dir: Path, write_dir: Path, record: dict[str, Any]
+) -> MultitaskResult:
     import keras
     import tensorflow as tf
 
@@ -364,13 +422,21 @@ def _train(config: MultitaskConfig, table, tasks: list[str], out_dir: Path, writ
     # the model casts to float32 in its first layer, so its outputs are the same.
     dtype = "float32" if config.image_size is not None else "uint8"
     val_stats = data.PipelineStats()
-    common = dict(batch_size=config.batch_size, image_size=config.image_size, crop_size=config.crop_size,
-                  normalizer=normalizer, on_error=config.on_error, dtype=dtype, same_size=one_size)
+    common = dict(
+        batch_size=config.batch_size,
+        image_size=config.image_size,
+        crop_size=config.crop_size,
+        normalizer=normalizer,
+        on_error=config.on_error,
+        dtype=dtype,
+        same_size=one_size,
+    )
     train_targets = tasks + [ROW_COLUMN] if track else tasks
 
     def train_ds(skip: int):
-        return data.make_dataset(train, train_targets, training=True, flip=config.flip, seed=config.seed,
-                                 repeat=True, skip=skip, **common)
+        return data.make_dataset(
+            train, train_targets, training=True, flip=config.flip, seed=config.seed, repeat=True, skip=skip, **common
+        )
 
     val_ds = data.make_dataset(val, tasks, training=False, seed=config.seed, stats=val_stats, **common)
     steps = config.steps_per_epoch or steps_for(len(train), config.batch_size)
@@ -380,26 +446,57 @@ def _train(config: MultitaskConfig, table, tasks: list[str], out_dir: Path, writ
 
     def build_and_compile(frozen: bool):
         keras.utils.set_random_seed(config.seed)  # again: clear_session (reset_names) forgets Keras' global seed
-        model = build_multitask(tasks=tasks, weights=weights, input_shape=input_shape,
-                                pixel_scaling=config.pixel_scaling, mixed_precision=mixed, freeze_backbone=frozen,
-                                arch=config.arch, seed=config.seed)
-        return compile_multitask(model, config.learning_rate, dict(config.loss_weights),
-                                 jit_compile=config.jit_compile, run_eagerly=config.run_eagerly)
+        model = build_multitask(
+            tasks=tasks,
+            weights=weights,
+            input_shape=input_shape,
+            pixel_scaling=config.pixel_scaling,
+            mixed_precision=mixed,
+            freeze_backbone=frozen,
+            arch=config.arch,
+            seed=config.seed,
+        )
+        return compile_multitask(
+            model,
+            config.learning_rate,
+            dict(config.loss_weights),
+            jit_compile=config.jit_compile,
+            run_eagerly=config.run_eagerly,
+        )
 
     tracker = DataOrder(len(train), config.seed) if track else None
     val_exact = not config.val_steps or config.val_steps >= steps_for(len(val), config.batch_size)
-    skips = SkipReport(write_dir, list(train["image"]) + list(val["image"]), list(train["image"]),
-                       val_stats=val_stats, val_exact=val_exact,
-                       train_skipped=state.get("train_skipped", 0) if state else 0)
+    skips = SkipReport(
+        write_dir,
+        list(train["image"]) + list(val["image"]),
+        list(train["image"]),
+        val_stats=val_stats,
+        val_exact=val_exact,
+        train_skipped=state.get("train_skipped", 0) if state else 0,
+    )
     if is_chief(config.strategy):
         atomic_write_bytes(out_dir / RUN_CONFIG_FILE, json.dumps(record, indent=1).encode())
     try:
-        model = train_multitask(build_and_compile, train_ds, val_ds, write_dir, epochs=config.epochs,
-                                steps_per_epoch=steps, tasks=tasks, loss_weights=dict(config.loss_weights),
-                                warmup_epochs=config.warmup_epochs, val_steps=config.val_steps or None,
-                                strategy=strategy, tensorboard=config.tensorboard,
-                                verbose=keras_verbose() if config.progress else 0, batch_size=config.batch_size,
-                                tracker=tracker, skips=skips, reset_names=True, resume_dir=out_dir)
+        model = train_multitask(
+            build_and_compile,
+            train_ds,
+            val_ds,
+            write_dir,
+            epochs=config.epochs,
+            steps_per_epoch=steps,
+            tasks=tasks,
+            loss_weights=dict(config.loss_weights),
+            warmup_epochs=config.warmup_epochs,
+            val_steps=config.val_steps or None,
+            strategy=strategy,
+            tensorboard=config.tensorboard,
+            verbose=keras_verbose() if config.progress else 0,
+            batch_size=config.batch_size,
+            tracker=tracker,
+            skips=skips,
+            reset_names=True,
+            resume_dir=out_dir,
+        )
     except tf.errors.InvalidArgumentError:
         if config.on_error != "stop":
             raise
@@ -407,6 +504,7 @@ def _train(config: MultitaskConfig, table, tasks: list[str], out_dir: Path, writ
         culprit = next(data.iter_unreadable_images(list(train["image"]) + list(val["image"])), None)
         if culprit is None:
             raise
-        raise DeepflError(f"{culprit[0]}: unreadable image ({culprit[1]}); training stopped "
-                          "(--on_error=stop)") from None
+        raise DeepflError(
+            f"{culprit[0]}: unreadable image ({culprit[1]}); training stopped (--on_error=stop)"
+        ) from None
     return MultitaskResult(out_dir, model, config.epochs, steps)

@@ -21,13 +21,26 @@ from deepfl.training.keras_compat import build_from_spec, is_multi_worker, vecto
 log = logging.getLogger("deepfl")
 
 
-def train_multitask(build_and_compile: Callable[[bool], keras.Model], train_dataset, val_dataset,
-                    out_dir: str | os.PathLike, epochs: int, steps_per_epoch: int, tasks: Sequence[str],
-                    loss_weights: Mapping[str, float] | None = None, warmup_epochs: int = 0,
-                    val_steps: int | None = None, strategy=None, tensorboard: bool = True,
-                    verbose: int | str = "auto", batch_size: int = 0, tracker: DataOrder | None = None,
-                    skips: SkipReport | None = None, reset_names: bool = False,
-                    resume_dir: str | os.PathLike | None = None) -> keras.Model:
+def train_multitask(
+    build_and_compile: Callable[[bool], keras.Model],
+    train_dataset,
+    val_dataset,
+    out_dir: str | os.PathLike,
+    epochs: int,
+    steps_per_epoch: int,
+    tasks: Sequence[str],
+    loss_weights: Mapping[str, float] | None = None,
+    warmup_epochs: int = 0,
+    val_steps: int | None = None,
+    strategy=None,
+    tensorboard: bool = True,
+    verbose: int | str = "auto",
+    batch_size: int = 0,
+    tracker: DataOrder | None = None,
+    skips: SkipReport | None = None,
+    reset_names: bool = False,
+    resume_dir: str | os.PathLike | None = None,
+) -> keras.Model:
     """Trains (or resumes) a multi-task model; returns the trained model (also saved as `model.keras`).
 
     `build_and_compile(frozen)` builds and compiles the model with the backbone frozen or not; it is called in
@@ -93,15 +106,32 @@ def train_multitask(build_and_compile: Callable[[bool], keras.Model], train_data
         if tracker is not None:
             dataset = tracker.attach(dataset)
         build_from_spec(model, dataset.element_spec)
-        end = EpochEnd(out, tasks, val_dataset, val_steps, loss_weights, frozen,
-                       best=state["best"] if state else None, best_epoch=state["best_epoch"] if state else None,
-                       tracker=tracker, images_per_epoch=batch_size * steps_per_epoch, position=position,
-                       skips=skips)
+        end = EpochEnd(
+            out,
+            tasks,
+            val_dataset,
+            val_steps,
+            loss_weights,
+            frozen,
+            best=state["best"] if state else None,
+            best_epoch=state["best_epoch"] if state else None,
+            tracker=tracker,
+            images_per_epoch=batch_size * steps_per_epoch,
+            position=position,
+            skips=skips,
+        )
         callbacks: list = [end]
         if tensorboard and _tensorboard_available():
             callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out / "tensorboard"), write_graph=False))
-        model.fit(dataset, epochs=last, initial_epoch=max(first, start), steps_per_epoch=steps_per_epoch,
-                  callbacks=callbacks, verbose=verbose, shuffle=False)
+        model.fit(
+            dataset,
+            epochs=last,
+            initial_epoch=max(first, start),
+            steps_per_epoch=steps_per_epoch,
+            callbacks=callbacks,
+            verbose=verbose,
+            shuffle=False,
+        )
         state = read_state(out / "checkpoints")
         start, position = state["epoch"], end.position
     if model is None:  # everything was done already: load the last checkpoint to write the final model
@@ -109,8 +139,9 @@ def train_multitask(build_and_compile: Callable[[bool], keras.Model], train_data
             keras.backend.clear_session(free_memory=False)
         with strategy.scope():
             model = build_and_compile(warmup_epochs >= epochs)
-            restore_checkpoint(model, resume / "checkpoints", with_optimizer=state["backbone_frozen"] ==
-                               (warmup_epochs >= epochs))
+            restore_checkpoint(
+                model, resume / "checkpoints", with_optimizer=state["backbone_frozen"] == (warmup_epochs >= epochs)
+            )
     save_model_atomic(model, out / "model.keras")
     if skips is not None and (skips.train_skipped or skips.val_skipped or skips.named):
         log.warning("skipped images: %s", skips.summary())

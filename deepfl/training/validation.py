@@ -10,8 +10,14 @@ from deepfl.evaluation import srocc
 from deepfl.jobs import progress
 
 
-def evaluate_tasks(model, dataset, tasks: Sequence[str], loss_weights: Mapping[str, float] | None = None,
-                   steps: int | None = None, desc: str = "validation") -> dict[str, float]:
+def evaluate_tasks(
+    model,
+    dataset,
+    tasks: Sequence[str],
+    loss_weights: Mapping[str, float] | None = None,
+    steps: int | None = None,
+    desc: str = "validation",
+) -> dict[str, float]:
     """One pass over `dataset` ((images, {task: targets})): per-task MSE and SROCC, weighted total loss.
 
     Returns keys `<task>_loss`, `<task>_srocc`, `loss` (weighted sum of the MSEs) and `srocc` (mean over

@@ -47,9 +47,9 @@ def correlate_columns(x, weights, out):
                 for c in range(nc):
                     dst[col * nc + c] += (src[c] + src[min(col + k, w - 1) * nc + c]) * wk
             step = k * nc
-            inner = dst[lo * nc:hi * nc]  # interior: both neighbours inside the row (views, so that every
-            left = src[lo * nc - step:hi * nc - step]  # index is a non-negative j and the loop vectorises)
-            right = src[lo * nc + step:hi * nc + step]
+            inner = dst[lo * nc : hi * nc]  # interior: both neighbours inside the row (views, so that every
+            left = src[lo * nc - step : hi * nc - step]  # index is a non-negative j and the loop vectorises)
+            right = src[lo * nc + step : hi * nc + step]
             for j in range(inner.size):
                 inner[j] += (left[j] + right[j]) * wk
             for col in range(hi, w):

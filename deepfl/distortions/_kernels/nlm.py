@@ -17,6 +17,7 @@ _CUTOFF = 5.0  # patch distances above this get weight 0 (exp(-5) < 0.007)
 @intrinsic
 def _float64_from_bits(typingctx, bits):
     """The float64 whose IEEE-754 bit pattern is the int64 `bits` (a register move)."""
+
     def codegen(context, builder, signature, args):
         return builder.bitcast(args[0], ir.DoubleType())
 
@@ -80,7 +81,7 @@ def _accumulate_shift(padded, wmap, t_row, t_col, weights, result):
     for row in range(a_row_shift, n_row - a_row_shift):
         w_b = wmap[row, t_col:]
         w_a = wmap[row - t_row]
-        p_b = padded[row + t_row, 2 * t_col:]
+        p_b = padded[row + t_row, 2 * t_col :]
         p_a = padded[row - t_row]
         w_out = weights[row, t_col:]
         r_out = result[row, t_col:]

@@ -10,8 +10,8 @@ _U8 = np.uint64(0xFF)
 _U52 = np.uint64(0x000FFFFFFFFFFFFF)
 _ONE = np.uint64(1)
 # numpy's uniform draws from raw words: float64 u = (word >> 11) * 2^-53, float32 u = (word >> 8) * 2^-24.
-_TWO_POW_MINUS_53 = 2.0 ** -53
-_TWO_POW_MINUS_24 = np.float32(2.0 ** -24)
+_TWO_POW_MINUS_53 = 2.0**-53
+_TWO_POW_MINUS_24 = np.float32(2.0**-24)
 
 
 @_njit

@@ -61,12 +61,40 @@ def warp_keys(image, dy, dx, out):
             base = np.uint64(y * row + x * nc)
             for c in range(nc):
                 k = np.uint64(c)
-                acc = (flat[ra + ca + k] * wx0 + flat[ra + cb + k] * wx1 + flat[ra + cc + k] * wx2
-                       + flat[ra + cd + k] * wx3) * wy0
-                acc = acc + (flat[rb + ca + k] * wx0 + flat[rb + cb + k] * wx1 + flat[rb + cc + k] * wx2
-                             + flat[rb + cd + k] * wx3) * wy1
-                acc = acc + (flat[rc + ca + k] * wx0 + flat[rc + cb + k] * wx1 + flat[rc + cc + k] * wx2
-                             + flat[rc + cd + k] * wx3) * wy2
-                acc = acc + (flat[rd + ca + k] * wx0 + flat[rd + cb + k] * wx1 + flat[rd + cc + k] * wx2
-                             + flat[rd + cd + k] * wx3) * wy3
+                acc = (
+                    flat[ra + ca + k] * wx0
+                    + flat[ra + cb + k] * wx1
+                    + flat[ra + cc + k] * wx2
+                    + flat[ra + cd + k] * wx3
+                ) * wy0
+                acc = (
+                    acc
+                    + (
+                        flat[rb + ca + k] * wx0
+                        + flat[rb + cb + k] * wx1
+                        + flat[rb + cc + k] * wx2
+                        + flat[rb + cd + k] * wx3
+                    )
+                    * wy1
+                )
+                acc = (
+                    acc
+                    + (
+                        flat[rc + ca + k] * wx0
+                        + flat[rc + cb + k] * wx1
+                        + flat[rc + cc + k] * wx2
+                        + flat[rc + cd + k] * wx3
+                    )
+                    * wy2
+                )
+                acc = (
+                    acc
+                    + (
+                        flat[rd + ca + k] * wx0
+                        + flat[rd + cb + k] * wx1
+                        + flat[rd + cc + k] * wx2
+                        + flat[rd + cd + k] * wx3
+                    )
+                    * wy3
+                )
                 flat_out[base + k] = acc

@@ -14,7 +14,7 @@ _RGB2GRAY = (0.298936021293775, 0.587043074451121, 0.114020904255103)
 
 
 def _split_weight(w: float, bits: int = 12) -> tuple[float, float]:
-    hi = round(w * 2 ** bits) / 2 ** bits
+    hi = round(w * 2**bits) / 2**bits
     return hi, w - hi
 
 
@@ -67,9 +67,9 @@ def rgb2lab_vsi(rgb: tf.Tensor) -> tf.Tensor:
     """sRGB (0..255) -> CIELab as in VSI.m's `RGB2Lab` (sRGB/D65 primaries, D50 white 0.9642/1/0.8251, kappa 903.3)."""
     x = rgb / 255.0
     x = tf.where(x <= 0.04045, x / 12.92, pow_nonneg((tf.maximum(x, 0.04045) + 0.055) / 1.055, 2.4))
-    xyz = linear_color(x, ((0.4124564, 0.3575761, 0.1804375),
-                           (0.2126729, 0.7151522, 0.0721750),
-                           (0.0193339, 0.1191920, 0.9503041)))
+    xyz = linear_color(
+        x, ((0.4124564, 0.3575761, 0.1804375), (0.2126729, 0.7151522, 0.0721750), (0.0193339, 0.1191920, 0.9503041))
+    )
     xyz = xyz / tf.constant([0.9642, 1.0, 0.8251], rgb.dtype)
     epsilon, kappa = 0.008856, 903.3
     f = tf.where(xyz > epsilon, pow_nonneg(tf.maximum(xyz, epsilon), 1.0 / 3.0), (kappa * xyz + 16.0) / 116.0)

@@ -13,7 +13,7 @@ from deepfl.fr.functional.arithmetic import matlab_round
 def gaussian_kernel1d(size: int, sigma: float) -> np.ndarray:
     """1-D factor of MATLAB `fspecial('gaussian', size, sigma)` (normalised; the 2-D kernel is its outer product)."""
     x = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
-    g = np.exp(-x ** 2 / (2.0 * sigma ** 2))
+    g = np.exp(-(x**2) / (2.0 * sigma**2))
     return g / g.sum()
 
 
@@ -47,8 +47,8 @@ def pad_hw(x: tf.Tensor, top: int, bottom: int, left: int, right: int, padding: 
         return x
     if mode == "circular":
         height, width = x.shape[1], x.shape[2]
-        x = tf.concat([x[:, height - top:], x, x[:, :bottom]], axis=1) if (top or bottom) else x
-        x = tf.concat([x[:, :, width - left:], x, x[:, :, :right]], axis=2) if (left or right) else x
+        x = tf.concat([x[:, height - top :], x, x[:, :bottom]], axis=1) if (top or bottom) else x
+        x = tf.concat([x[:, :, width - left :], x, x[:, :, :right]], axis=2) if (left or right) else x
         return x
     return tf.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]], mode=mode)
 

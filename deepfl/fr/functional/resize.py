@@ -16,8 +16,9 @@ from deepfl.fr.functional.arithmetic import round_half_away
 
 def _cubic(x: np.ndarray) -> np.ndarray:
     ax = np.abs(x)
-    return ((1.5 * ax ** 3 - 2.5 * ax ** 2 + 1.0) * (ax <= 1)
-            + (-0.5 * ax ** 3 + 2.5 * ax ** 2 - 4.0 * ax + 2.0) * ((ax > 1) & (ax <= 2)))
+    return (1.5 * ax**3 - 2.5 * ax**2 + 1.0) * (ax <= 1) + (-0.5 * ax**3 + 2.5 * ax**2 - 4.0 * ax + 2.0) * (
+        (ax > 1) & (ax <= 2)
+    )
 
 
 def _triangle(x: np.ndarray) -> np.ndarray:
@@ -25,8 +26,9 @@ def _triangle(x: np.ndarray) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=64)
-def imresize_matrix(in_len: int, out_len: int, method: str = "bicubic", scale: float | None = None,
-                    antialias: bool = True) -> np.ndarray:
+def imresize_matrix(
+    in_len: int, out_len: int, method: str = "bicubic", scale: float | None = None, antialias: bool = True
+) -> np.ndarray:
     """(out_len x in_len) matrix M with MATLAB `imresize` along one axis = M @ x (float64).
 
     Follows MATLAB's `contributions`: kernel widened by 1/scale when shrinking with antialiasing, weights
@@ -58,8 +60,9 @@ def imresize_matrix(in_len: int, out_len: int, method: str = "bicubic", scale: f
 
 
 @functools.lru_cache(maxsize=64)
-def imresize_taps(in_len: int, out_len: int, method: str = "bicubic", scale: float | None = None
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def imresize_taps(
+    in_len: int, out_len: int, method: str = "bicubic", scale: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The nonzero entries of `imresize_matrix` as (indices, weights), each out_len x taps (zero-padded)."""
     matrix = imresize_matrix(in_len, out_len, method, scale)
     taps = int((matrix != 0).sum(axis=1).max())
@@ -67,8 +70,8 @@ def imresize_taps(in_len: int, out_len: int, method: str = "bicubic", scale: flo
     weights = np.zeros((out_len, taps), np.float64)
     for row in range(out_len):
         cols = np.nonzero(matrix[row])[0]
-        indices[row, :len(cols)] = cols
-        weights[row, :len(cols)] = matrix[row, cols]
+        indices[row, : len(cols)] = cols
+        weights[row, : len(cols)] = matrix[row, cols]
     return indices, weights
 
 
@@ -87,8 +90,7 @@ def resize_axis(x: tf.Tensor, axis: int, in_len: int, out_len: int, method: str,
     return tf.reduce_sum(gathered * w, axis=3)
 
 
-def imresize_passes(in_hw: tuple[int, int], out_hw: tuple[int, int], scale: float | None = None
-                    ) -> tuple[tuple, tuple]:
+def imresize_passes(in_hw: tuple[int, int], out_hw: tuple[int, int], scale: float | None = None) -> tuple[tuple, tuple]:
     """The two 1-D passes of MATLAB `imresize` as (axis, in_len, out_len, scale) for `resize_axis`, in MATLAB's
     order: the axis with the smaller scale first (rows first on a tie). `scale` overrides both scales as in
     `imresize(x, scale)`; by default each is out_len / in_len."""
@@ -99,8 +101,9 @@ def imresize_passes(in_hw: tuple[int, int], out_hw: tuple[int, int], scale: floa
     return (along_w, along_h) if scale_w < scale_h else (along_h, along_w)
 
 
-def imresize(x: tf.Tensor, out_hw: tuple[int, int], method: str = "bicubic", scale: float | None = None,
-             uint8: bool = False) -> tf.Tensor:
+def imresize(
+    x: tf.Tensor, out_hw: tuple[int, int], method: str = "bicubic", scale: float | None = None, uint8: bool = False
+) -> tf.Tensor:
     """MATLAB `imresize` of NHWC `x` to out_hw (antialiased when shrinking), as two 1-D passes of a few taps.
 
     uint8=True mimics a uint8 input: MATLAB resizes the axis with the smaller scale first and rounds (half away

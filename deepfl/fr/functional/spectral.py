@@ -11,6 +11,7 @@ def fft_grid(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
 
     Odd sizes: (-(n-1)/2 .. (n-1)/2)/(n-1); even sizes: (-n/2 .. n/2-1)/n. Returns (u, v), each rows x cols.
     """
+
     def axis_range(n):
         if n % 2:
             return np.arange(-(n - 1) / 2, (n - 1) / 2 + 1) / (n - 1)
@@ -28,7 +29,7 @@ def log_gabor_radial(radius: np.ndarray, center_frequency: float, sigma_on_f: fl
     r = radius.copy()
     r[0, 0] = 1.0
     with np.errstate(divide="ignore"):
-        g = np.exp(-(np.log(r / center_frequency)) ** 2 / (2 * np.log(sigma_on_f) ** 2))
+        g = np.exp(-((np.log(r / center_frequency)) ** 2) / (2 * np.log(sigma_on_f) ** 2))
     g[0, 0] = 0.0
     return g
 

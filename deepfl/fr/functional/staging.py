@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import tensorflow as tf
 
@@ -36,8 +36,7 @@ def xla_stage(fn: Callable | None = None, *, jit_compile: bool = True, reduce_re
 
 def _shape_key(values) -> tuple:
     """What the compiled graph is specialised to: shape and dtype of each tensor, the value of anything else."""
-    return tuple((tuple(v.shape), str(v.dtype)) if hasattr(v, "shape") and hasattr(v, "dtype") else v
-                 for v in values)
+    return tuple((tuple(v.shape), str(v.dtype)) if hasattr(v, "shape") and hasattr(v, "dtype") else v for v in values)
 
 
 def compile_on_repeat(fn: Callable | None = None, *, reduce_retracing: bool = False) -> Callable:

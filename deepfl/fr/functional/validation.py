@@ -32,8 +32,9 @@ def prepare_pair(ref: np.ndarray, dist: np.ndarray) -> tuple[tf.Tensor, tf.Tenso
     return tf.convert_to_tensor(ref, tf.float32), tf.convert_to_tensor(dist, tf.float32)
 
 
-def validate_images(ref: np.ndarray, dist: np.ndarray, ref_index=None
-                    ) -> tuple[tf.Tensor, tf.Tensor, np.ndarray | None]:
+def validate_images(
+    ref: np.ndarray, dist: np.ndarray, ref_index=None
+) -> tuple[tf.Tensor, tf.Tensor, np.ndarray | None]:
     """`prepare_pair` for `compute`, also for R unique references and N distorted images with `ref_index`.
 
     Returns float32 NHWC tensors in [0, 255] and the index as an int32 array (None when not given).
@@ -56,13 +57,14 @@ def check_ref_index(prefix: str, ref_index, num_dist: int, num_refs: int) -> np.
     [0, num_refs). Errors start with `prefix` (e.g. "ssim: ") and name `ref_index`."""
     index = np.asarray(ref_index)
     if index.ndim != 1 or not (index.dtype.kind in "iu" or index.size == 0):
-        raise ValueError(f"{prefix}ref_index must be a 1-D integer array, got shape {index.shape} "
-                         f"dtype {index.dtype}")
+        raise ValueError(f"{prefix}ref_index must be a 1-D integer array, got shape {index.shape} dtype {index.dtype}")
     if index.shape[0] != num_dist:
         raise ValueError(f"{prefix}ref_index has {index.shape[0]} entries for {num_dist} distorted images")
     if index.size and (index.min() < 0 or index.max() >= num_refs):
-        raise ValueError(f"{prefix}ref_index values must lie in [0, {num_refs}) for {num_refs} references, got "
-                         f"{index.min()}..{index.max()}")
+        raise ValueError(
+            f"{prefix}ref_index values must lie in [0, {num_refs}) for {num_refs} references, got "
+            f"{index.min()}..{index.max()}"
+        )
     return index.astype(np.int32)
 
 
@@ -84,13 +86,15 @@ def check_tensors(metric: str, ref, dist, min_size: int = 1) -> tuple[tf.Tensor,
         raise ValueError(f"{metric}: ref/dist shapes differ, {tuple(ref.shape)} vs {tuple(dist.shape)}")
     height, width = ref.shape[1], ref.shape[2]
     if height is not None and width is not None and min(height, width) < min_size:
-        raise ValueError(f"{metric}: images of {height}x{width} are too small, it needs at least "
-                         f"{min_size} pixels per side")
+        raise ValueError(
+            f"{metric}: images of {height}x{width} are too small, it needs at least {min_size} pixels per side"
+        )
     return tf.cast(ref, tf.float32), tf.cast(dist, tf.float32)
 
 
-def check_indexed(metric: str, ref, dist, ref_index=None, min_size: int | None = None
-                  ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor | None]:
+def check_indexed(
+    metric: str, ref, dist, ref_index=None, min_size: int | None = None
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor | None]:
     """Validates the inputs of a metric that scores N distorted images against R (<= N) unique references.
 
     ref: RxHxWx3, dist: NxHxWx3 (float or integer), ref_index: None (then R must equal N: pair i is
