@@ -218,3 +218,43 @@ def test_make_dataset_argument_errors(images):
         dd.make_dataset(table, "score", 2, dtype="uint8", image_size=8)
     with pytest.raises(ValueError, match="table: is empty"):
         dd.make_dataset(table.iloc[:0], "score", 2)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_training_pipeline_reads_jpegs_upright_like_read_image(tmp_path, small_photo, orientation):
+    """tf.data decodes with tf.io, which ignores EXIF; the pipeline applies the orientation tag itself."""
+    from PIL import Image
+
+    from deepfl.data.pipeline import header_sizes, read_image_tf
+    from deepfl.images import jpeg_orientation, read_image
+
+    photo = np.ascontiguousarray(small_photo[:, :100])  # not square, so a wrong transpose shows
+    tagged = tmp_path / f"o{orientation}.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(photo).save(tagged, quality=95, exif=exif.tobytes())
+    assert jpeg_orientation(tagged.read_bytes()) == orientation
+    expected = read_image(tagged)  # Pillow's exif_transpose
+    np.testing.assert_array_equal(read_image_tf(str(tagged)).numpy(), expected)
+    assert header_sizes([str(tagged)]) == {expected.shape[:2]: 1}
+
+
+def test_jpeg_orientation_reads_both_byte_orders_and_ignores_other_bytes():
+    from deepfl.images import jpeg_orientation
+
+    def jpeg_with_exif(tiff: bytes) -> bytes:
+        payload = b"Exif\x00\x00" + tiff
+        return b"\xff\xd8" + b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload + b"\xff\xda\x00\x02"
+
+    little = b"II*\x00" + (8).to_bytes(4, "little") + (1).to_bytes(2, "little")
+    little += (0x0112).to_bytes(2, "little") + (3).to_bytes(2, "little") + (1).to_bytes(4, "little")
+    little += (6).to_bytes(2, "little") + b"\x00\x00"
+    big = b"MM\x00*" + (8).to_bytes(4, "big") + (1).to_bytes(2, "big")
+    big += (0x0112).to_bytes(2, "big") + (3).to_bytes(2, "big") + (1).to_bytes(4, "big") + (8).to_bytes(2, "big")
+    big += b"\x00\x00"
+    assert jpeg_orientation(jpeg_with_exif(little)) == 6
+    assert jpeg_orientation(jpeg_with_exif(big)) == 8
+    assert jpeg_orientation(b"\x89PNG\r\n\x1a\n") == 1
+    assert jpeg_orientation(b"\xff\xd8\xff\xda") == 1
+    assert jpeg_orientation(b"") == 1
+    assert jpeg_orientation(jpeg_with_exif(b"XX")) == 1  # a broken TIFF header is no orientation

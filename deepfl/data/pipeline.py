@@ -18,6 +18,7 @@ import pandas as pd
 import tensorflow as tf
 
 from deepfl.data.normalization import TargetNormalizer
+from deepfl.images import EXIF_ORIENTATION_TAG, jpeg_orientation
 
 log = logging.getLogger("deepfl")
 
@@ -56,9 +57,41 @@ def decode_image_tf(data: tf.Tensor, name: tf.Tensor | str = "<bytes>", accurate
     return image
 
 
+def _orientation_tf(data: tf.Tensor) -> tf.Tensor:
+    """The EXIF orientation of JPEG bytes (`deepfl.images.jpeg_orientation`), 1 for other formats."""
+
+    def parse(raw) -> np.int32:  # a scalar string tensor arrives as a 0-d object array holding the bytes
+        return np.int32(jpeg_orientation(raw.item() if isinstance(raw, np.ndarray) else raw))
+
+    is_jpeg = tf.equal(tf.strings.substr(data, 0, 2), b"\xff\xd8")
+    return tf.cond(
+        is_jpeg, lambda: tf.reshape(tf.numpy_function(parse, [data], tf.int32, stateful=False), []), lambda: 1
+    )
+
+
+def apply_orientation(image: tf.Tensor, orientation: tf.Tensor) -> tf.Tensor:
+    """Turns a decoded [H, W, 3] image upright for its EXIF orientation (1..8), as Pillow's `exif_transpose`."""
+    branches = [
+        lambda: image,  # 1: upright
+        lambda: tf.image.flip_left_right(image),  # 2
+        lambda: tf.image.rot90(image, 2),  # 3
+        lambda: tf.image.flip_up_down(image),  # 4
+        lambda: tf.transpose(image, [1, 0, 2]),  # 5
+        lambda: tf.image.rot90(image, 3),  # 6: stored rotated 90 degrees counter-clockwise
+        lambda: tf.transpose(tf.image.rot90(image, 2), [1, 0, 2]),  # 7
+        lambda: tf.image.rot90(image, 1),  # 8
+    ]
+    index = tf.clip_by_value(tf.cast(orientation, tf.int32) - 1, 0, 7)
+    upright = tf.switch_case(index, branches)
+    upright.set_shape([None, None, 3])
+    return upright
+
+
 def read_image_tf(path: tf.Tensor | str, accurate_jpeg: bool = True) -> tf.Tensor:
-    """Reads and decodes an image file to uint8 [H, W, 3] RGB; usable inside `Dataset.map` and eagerly."""
-    return decode_image_tf(tf.io.read_file(path), path, accurate_jpeg)
+    """Reads and decodes an image file to uint8 [H, W, 3] RGB, upright for a JPEG's EXIF orientation (as
+    `deepfl.images.decode_image`); usable inside `Dataset.map` and eagerly."""
+    data = tf.io.read_file(path)
+    return apply_orientation(decode_image_tf(data, path, accurate_jpeg), _orientation_tf(data))
 
 
 def iter_unreadable_images(paths: Iterable[str]) -> Iterator[tuple[str, str]]:
@@ -137,6 +170,8 @@ def header_sizes(paths: Sequence[str], workers: int = 8) -> dict[tuple[int, int]
         try:
             with Image.open(path) as image:
                 width, height = image.size
+                if image.getexif().get(EXIF_ORIENTATION_TAG, 1) in (5, 6, 7, 8):  # read upright: sides swap
+                    width, height = height, width
         except Exception:  # PIL raises many types for bad headers; the pipeline reports those files
             return None
         return int(height), int(width)
