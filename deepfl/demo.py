@@ -42,28 +42,58 @@ log = logging.getLogger("deepfl")
 
 # Photographs bundled inside scikit-image (gray ones become RGB), scikit-learn and matplotlib. Names that need a
 # download in an installation are passed over.
-SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "retina",
-                  "camera", "coins", "clock", "moon", "brick", "grass", "gravel", "colorwheel", "page", "text")
+SKIMAGE_PHOTOS = (
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "immunohistochemistry",
+    "hubble_deep_field",
+    "retina",
+    "camera",
+    "coins",
+    "clock",
+    "moon",
+    "brick",
+    "grass",
+    "gravel",
+    "colorwheel",
+    "page",
+    "text",
+)
 SKLEARN_PHOTOS = ("china", "flower")
 MATPLOTLIB_PHOTOS = ("grace_hopper",)
 # Photos kept out of stage 1: the MLP comparison runs on their crops only.
-HELD_OUT_PHOTOS = ("astronaut", "coffee", "chelsea", "china", "grace_hopper", "camera", "immunohistochemistry",
-                   "moon")
+HELD_OUT_PHOTOS = ("astronaut", "coffee", "chelsea", "china", "grace_hopper", "camera", "immunohistochemistry", "moon")
 # The stand-in targets (no human opinion scores of the demo's images exist) and what each one is.
 STANDIN_TARGETS = {
     "standin_dmos": "standin_dmos = the KADID-10k mean opinion (DMOS, 1..5, higher = better) of the image's "
-                    "distortion type at its level, averaged over KADID-10k's 81 contents: human scores of the "
-                    "same distortions on other images, not this image's own opinion score",
-    "standin_level": "standin_level = 1 - (distortion level - 1) / 4 (1 = mildest, 0 = strongest), whatever "
-                     "the type",
+    "distortion type at its level, averaged over KADID-10k's 81 contents: human scores of the "
+    "same distortions on other images, not this image's own opinion score",
+    "standin_level": "standin_level = 1 - (distortion level - 1) / 4 (1 = mildest, 0 = strongest), whatever the type",
 }
 PAPER_ARCH = "inception_resnet_v2"
 FEATURE_SETS = ("weak_supervised", "random_init", "fr_oracle")
 SETTINGS_FILE = "demo_settings.json"
 # What the demo writes under out_dir (removed by `overwrite`).
-OUTPUTS = ("pristine", "distorted", "manifest_stage1.csv", "manifest_stage2.csv", "weak_labels.csv",
-           "held_out_fr.csv", "multitask", "features", "mlp", "comparison.csv", "comparison.md", "comparison.png",
-           "deepfl_iqa.keras", "prediction.csv", "timings.md", SETTINGS_FILE)
+OUTPUTS = (
+    "pristine",
+    "distorted",
+    "manifest_stage1.csv",
+    "manifest_stage2.csv",
+    "weak_labels.csv",
+    "held_out_fr.csv",
+    "multitask",
+    "features",
+    "mlp",
+    "comparison.csv",
+    "comparison.md",
+    "comparison.png",
+    "deepfl_iqa.keras",
+    "prediction.csv",
+    "timings.md",
+    SETTINGS_FILE,
+)
 
 
 @dataclass(frozen=True)
@@ -75,16 +105,16 @@ class DemoConfig:
     with the paper's network (much slower). `arch="tiny"` is for smoke tests only.
     """
 
-    size: tuple[int, int] = (176, 176)           # labels need >= 161 pixels per side (MS-SSIM)
+    size: tuple[int, int] = (176, 176)  # labels need >= 161 pixels per side (MS-SSIM)
     stage1_photos: tuple[str, ...] | None = None  # None: every bundled photo that is not held out
     held_out_photos: tuple[str, ...] = HELD_OUT_PHOTOS
-    crops: int = 2                                # non-overlapping crops per stage-1 photo
-    held_out_crops: int = 2                       # crops per held-out photo
+    crops: int = 2  # non-overlapping crops per stage-1 photo
+    held_out_crops: int = 2  # crops per held-out photo
     types: tuple[int, ...] = tuple(range(1, 26))
     levels: tuple[int, ...] = (1, 2, 3, 4, 5)
-    metrics: tuple[str, ...] | None = None        # weak labels; None: all eleven
+    metrics: tuple[str, ...] | None = None  # weak labels; None: all eleven
     arch: str = "small"
-    train_crop: tuple[int, int] = (96, 96)        # random crops of the labelled images (labels are per image)
+    train_crop: tuple[int, int] = (96, 96)  # random crops of the labelled images (labels are per image)
     train_epochs: int = 6
     train_batch: int = 32
     learning_rate: float = 1e-3
@@ -96,7 +126,7 @@ class DemoConfig:
     mlp_batch: int = 64
     num_splits: int = 4
     seed: int = 0
-    target: str = "standin_dmos"                  # one of STANDIN_TARGETS
+    target: str = "standin_dmos"  # one of STANDIN_TARGETS
 
     def __post_init__(self):
         if self.target not in STANDIN_TARGETS:
@@ -168,11 +198,12 @@ def photo_crops(image: np.ndarray, size: tuple[int, int], count: int) -> list[np
     top, left = (nh - rows * height) // 2, (nw - cols * width) // 2
     grid = [(top + r * height, left + c * width) for r in range(rows) for c in range(cols)]
     chosen = np.unique(np.linspace(0, len(grid) - 1, min(count, len(grid))).round().astype(int))
-    return [np.ascontiguousarray(resized[y:y + height, x:x + width]) for y, x in (grid[i] for i in chosen)]
+    return [np.ascontiguousarray(resized[y : y + height, x : x + width]) for y, x in (grid[i] for i in chosen)]
 
 
-def distort_references(references: Sequence[tuple[str, np.ndarray]], types: Sequence[int], levels: Sequence[int],
-                       out_dir: Path, seed: int) -> pd.DataFrame:
+def distort_references(
+    references: Sequence[tuple[str, np.ndarray]], types: Sequence[int], levels: Sequence[int], out_dir: Path, seed: int
+) -> pd.DataFrame:
     """Writes `<ref>_<TT>_<LL>.png` for every type x level (existing files are kept); returns the manifest."""
     from deepfl.distortions import distort
 
@@ -190,9 +221,11 @@ def distort_references(references: Sequence[tuple[str, np.ndarray]], types: Sequ
 
 def standin_note(target: str) -> str:
     """The line the demo prints before its comparison: what the stand-in target is and what it is not."""
-    return (f"No human opinion scores of these images exist, so the MLP is trained on a STAND-IN target: "
-            f"{STANDIN_TARGETS[target]}. The figures below measure agreement with that stand-in, not with human "
-            "opinion of these images.")
+    return (
+        f"No human opinion scores of these images exist, so the MLP is trained on a STAND-IN target: "
+        f"{STANDIN_TARGETS[target]}. The figures below measure agreement with that stand-in, not with human "
+        "opinion of these images."
+    )
 
 
 def standin_scores(target: str, types: Sequence[int] | np.ndarray, levels: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -211,8 +244,11 @@ def best_fr_metric(weak_labels: pd.DataFrame, target: np.ndarray) -> tuple[str, 
     from deepfl.evaluation import srocc
     from deepfl.fr import LOWER_IS_BETTER, METRICS
 
-    found = {m: srocc(-weak_labels[m] if m in LOWER_IS_BETTER else weak_labels[m], target)
-             for m in METRICS if m in weak_labels.columns}
+    found = {
+        m: srocc(-weak_labels[m] if m in LOWER_IS_BETTER else weak_labels[m], target)
+        for m in METRICS
+        if m in weak_labels.columns
+    }
     best = max(found, key=lambda m: found[m])
     return best, found[best]
 
@@ -221,8 +257,9 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
     atomic_write_bytes(path, frame.to_csv(index=False, quoting=csv.QUOTE_MINIMAL).encode("utf-8"))
 
 
-def _comparison_plot(comparison: pd.DataFrame, per_split: dict[str, pd.DataFrame], path: Path, title: str,
-                     target: str) -> None:
+def _comparison_plot(
+    comparison: pd.DataFrame, per_split: dict[str, pd.DataFrame], path: Path, title: str, target: str
+) -> None:
     """Bars: median test SROCC of each feature set; dots: its per-split values."""
     import io
 
@@ -234,12 +271,18 @@ def _comparison_plot(comparison: pd.DataFrame, per_split: dict[str, pd.DataFrame
     figure = Figure(figsize=(6, 4.2), dpi=100)
     axes = figure.add_subplot(1, 1, 1)
     names = list(comparison["features"])
-    axes.bar(range(len(names)), comparison["srocc"], color=["C0", "C7", "C2"][:len(names)], alpha=0.8,
-             label="median over splits")
+    axes.bar(
+        range(len(names)),
+        comparison["srocc"],
+        color=["C0", "C7", "C2"][: len(names)],
+        alpha=0.8,
+        label="median over splits",
+    )
     for i, name in enumerate(names):
         values = per_split[name]["srocc"].to_numpy()
-        axes.scatter(np.full(values.size, i), values, color="k", s=14, zorder=3,
-                     label="one split's test set" if i == 0 else None)
+        axes.scatter(
+            np.full(values.size, i), values, color="k", s=14, zorder=3, label="one split's test set" if i == 0 else None
+        )
     axes.set_xticks(range(len(names)), names)
     axes.set_ylabel(f"SROCC with {target} (held-out photos)")
     axes.set_ylim(min(0.0, float(np.nanmin([per_split[n]["srocc"].min() for n in names])) - 0.05), 1.0)
@@ -271,16 +314,32 @@ def clear_outputs(out: Path) -> None:
 def _stage1_config(weak_labels: Path, image_root: Path, config: DemoConfig):
     from deepfl.training import MultitaskConfig
 
-    return MultitaskConfig(weak_labels=str(weak_labels), image_root=str(image_root), val_fraction=config.val_fraction,
-                           image_size=None, crop_size=config.train_crop, batch_size=config.train_batch,
-                           epochs=config.train_epochs, learning_rate=config.learning_rate, weights="none",
-                           arch=config.arch, jit_compile=False, run_eagerly=config.arch == PAPER_ARCH,
-                           seed=config.seed, tensorboard=False, progress=False)
+    return MultitaskConfig(
+        weak_labels=str(weak_labels),
+        image_root=str(image_root),
+        val_fraction=config.val_fraction,
+        image_size=None,
+        crop_size=config.train_crop,
+        batch_size=config.train_batch,
+        epochs=config.train_epochs,
+        learning_rate=config.learning_rate,
+        weights="none",
+        arch=config.arch,
+        jit_compile=False,
+        run_eagerly=config.arch == PAPER_ARCH,
+        seed=config.seed,
+        tensorboard=False,
+        progress=False,
+    )
 
 
-def run_demo(out_dir: str | os.PathLike = "demo_out", config: DemoConfig = DemoConfig(),
-             echo: Callable[[str], None] = print, keep_checkpoints: bool = False,
-             overwrite: bool = False) -> DemoResult:
+def run_demo(
+    out_dir: str | os.PathLike = "demo_out",
+    config: DemoConfig = DemoConfig(),
+    echo: Callable[[str], None] = print,
+    keep_checkpoints: bool = False,
+    overwrite: bool = False,
+) -> DemoResult:
     """Runs the whole story into `out_dir` (see the module docstring); returns the comparison and the rest.
 
     A rerun with the same settings reuses every finished step; other settings raise `SettingsChanged` (naming
@@ -312,35 +371,47 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", config: DemoConfig = DemoC
         echo(f"[{step}] done in {timings[step]:.1f} s")
 
     if config.arch != PAPER_ARCH:
-        echo(f"backbone: '{config.arch}', a small CNN with the MLSP interface, NOT the paper's InceptionResNetV2 "
-             f"(which cannot learn the weak labels on 2 CPU cores in minutes); --arch={PAPER_ARCH} tells the same "
-             "story with the paper's network, much more slowly.")
+        echo(
+            f"backbone: '{config.arch}', a small CNN with the MLSP interface, NOT the paper's InceptionResNetV2 "
+            f"(which cannot learn the weak labels on 2 CPU cores in minutes); --arch={PAPER_ARCH} tells the same "
+            "story with the paper's network, much more slowly."
+        )
 
     # 1-2. Crops of the bundled photos and their distorted versions.
     held = bundled_photos(config.held_out_photos)
-    stage1_names = config.stage1_photos or tuple(n for n in SKIMAGE_PHOTOS + SKLEARN_PHOTOS + MATPLOTLIB_PHOTOS
-                                                 if n not in config.held_out_photos)
+    stage1_names = config.stage1_photos or tuple(
+        n for n in SKIMAGE_PHOTOS + SKLEARN_PHOTOS + MATPLOTLIB_PHOTOS if n not in config.held_out_photos
+    )
     stage1_photos = bundled_photos(stage1_names)
     if len(held) < 5 or len(stage1_photos) < 2:
-        raise ValueError(f"photos: need >= 5 held-out and >= 2 stage-1 photos, this installation bundles "
-                         f"{len(held)} and {len(stage1_photos)}")
+        raise ValueError(
+            f"photos: need >= 5 held-out and >= 2 stage-1 photos, this installation bundles "
+            f"{len(held)} and {len(stage1_photos)}"
+        )
     pristine, distorted = out / "pristine", out / "distorted"
 
     def crops_of(photos: dict[str, np.ndarray], count: int) -> list[tuple[str, str, np.ndarray]]:
-        return [(f"{name}_{k}", name, crop) for name, photo in photos.items()
-                for k, crop in enumerate(photo_crops(photo, config.size, count))]
+        return [
+            (f"{name}_{k}", name, crop)
+            for name, photo in photos.items()
+            for k, crop in enumerate(photo_crops(photo, config.size, count))
+        ]
 
     stage1 = crops_of(stage1_photos, config.crops)
     stage2 = crops_of(held, config.held_out_crops)
     for ref, _, image in stage1 + stage2:
         if not (pristine / f"{ref}.png").exists():
             write_image(pristine / f"{ref}.png", image)
-    echo(f"stage 1 (weak labels): {len(stage1)} crops of {len(stage1_photos)} photos; held out: {len(stage2)} crops "
-         f"of {len(held)} photos ({', '.join(held)})")
-    manifest1 = distort_references([(r, im) for r, _, im in stage1], config.types, config.levels, distorted,
-                                   config.seed)
-    manifest2 = distort_references([(r, im) for r, _, im in stage2], config.types, config.levels, distorted,
-                                   config.seed)
+    echo(
+        f"stage 1 (weak labels): {len(stage1)} crops of {len(stage1_photos)} photos; held out: {len(stage2)} crops "
+        f"of {len(held)} photos ({', '.join(held)})"
+    )
+    manifest1 = distort_references(
+        [(r, im) for r, _, im in stage1], config.types, config.levels, distorted, config.seed
+    )
+    manifest2 = distort_references(
+        [(r, im) for r, _, im in stage2], config.types, config.levels, distorted, config.seed
+    )
     for manifest in (manifest1, manifest2):  # both stand-ins of every image, for whoever wants to compare them
         for name in STANDIN_TARGETS:
             manifest[name] = standin_scores(name, manifest["dist_type"], manifest["dist_level"])
@@ -349,16 +420,20 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", config: DemoConfig = DemoC
     lap("distort")
 
     # 3. Weak labels of the stage-1 pairs; the FR metric that follows the stand-in best, on the held-out pairs.
-    summary = labeling.label_pairs(manifest1[["dist_im", "ref_im"]], distorted, out / "weak_labels.csv",
-                                   metrics=config.metrics, ref_root=pristine)
+    summary = labeling.label_pairs(
+        manifest1[["dist_im", "ref_im"]], distorted, out / "weak_labels.csv", metrics=config.metrics, ref_root=pristine
+    )
     echo(str(summary))
     weak = pd.read_csv(out / "weak_labels.csv").merge(manifest1, on=["dist_im", "ref_im"])
     target = config.target
     oracle, oracle_srocc = best_fr_metric(weak, weak[target].to_numpy())
-    echo(f"fr_oracle: {oracle} follows {target} best on the stage-1 images (SROCC {oracle_srocc:.3f}); "
-         "scoring the held-out images with it (it needs their references)")
-    labeling.label_pairs(manifest2[["dist_im", "ref_im"]], distorted, out / "held_out_fr.csv", metrics=[oracle],
-                         ref_root=pristine)
+    echo(
+        f"fr_oracle: {oracle} follows {target} best on the stage-1 images (SROCC {oracle_srocc:.3f}); "
+        "scoring the held-out images with it (it needs their references)"
+    )
+    labeling.label_pairs(
+        manifest2[["dist_im", "ref_im"]], distorted, out / "held_out_fr.csv", metrics=[oracle], ref_root=pristine
+    )
     lap("label")
 
     # 4. Stage 1: the multi-task model on the weak labels (its final model and best model saved without optimizer
@@ -375,27 +450,32 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", config: DemoConfig = DemoC
             shutil.rmtree(multitask_dir / "checkpoints")
         model = load_model_file(multitask_dir / "model.keras")
     history = pd.read_csv(multitask_dir / "history.csv")
-    echo("stage 1, per epoch (validation = held-back stage-1 crops): " + ", ".join(
-        f"{int(r.epoch)}: loss {r.loss:.3f}, val_srocc {r.val_srocc:.3f}" for r in history.itertuples()))
+    echo(
+        "stage 1, per epoch (validation = held-back stage-1 crops): "
+        + ", ".join(f"{int(r.epoch)}: loss {r.loss:.3f}, val_srocc {r.val_srocc:.3f}" for r in history.itertuples())
+    )
     lap("train")
 
     # 5. MLSP features of the held-out images: trained backbone, and the same backbone untrained.
-    table = pd.DataFrame({
-        "image": [str(distorted / n) for n in manifest2["dist_im"]],
-        "ref": [str(pristine / n) for n in manifest2["ref_im"]],
-        "content": [Path(n).stem.rsplit("_", 1)[0] for n in manifest2["ref_im"]],  # the photo: crops stay together
-        "raw_score": manifest2[target].to_numpy(dtype=np.float64),
-        "split": "",
-    })
+    table = pd.DataFrame(
+        {
+            "image": [str(distorted / n) for n in manifest2["dist_im"]],
+            "ref": [str(pristine / n) for n in manifest2["ref_im"]],
+            "content": [Path(n).stem.rsplit("_", 1)[0] for n in manifest2["ref_im"]],  # the photo: crops stay together
+            "raw_score": manifest2[target].to_numpy(dtype=np.float64),
+            "split": "",
+        }
+    )
     table["score"] = table["raw_score"]
     low, high = (1.0, 5.0) if target == "standin_dmos" else (0.0, 1.0)
     table.attrs.update(dataset=target, score_range=(low, high), lower_better=False)
     paths = table["image"].tolist()
     keras.utils.set_random_seed(config.seed)  # the initialisation stage 1 started from (run_multitask's seed)
     untrained = build_backbone(weights=None, input_shape=(None, None, 3), arch=config.arch, seed=config.seed)
-    extractors = {"weak_supervised": (mlsp_extractor(model, input_shape=(None, None, 3)),
-                                      str(multitask_dir / "model.keras")),
-                  "random_init": (untrained, f"{config.arch} random init, seed {config.seed}")}
+    extractors = {
+        "weak_supervised": (mlsp_extractor(model, input_shape=(None, None, 3)), str(multitask_dir / "model.keras")),
+        "random_init": (untrained, f"{config.arch} random init, seed {config.seed}"),
+    }
     feature_sets = {}
     for name, (extractor, source) in extractors.items():
         cache = out / "features" / f"{name}.h5"
@@ -404,15 +484,23 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", config: DemoConfig = DemoC
     fr_scores = pd.read_csv(out / "held_out_fr.csv").set_index("dist_im")[oracle]
     column = fr_scores.loc[manifest2["dist_im"]].to_numpy(np.float64)
     feature_sets["fr_oracle"] = ((column - column.mean()) / (column.std() or 1.0))[:, None].astype(np.float32)
-    echo("features: " + ", ".join(f"{k} {v.shape[1]}-dim" for k, v in feature_sets.items())
-         + f" for {len(paths)} held-out images")
+    echo(
+        "features: "
+        + ", ".join(f"{k} {v.shape[1]}-dim" for k, v in feature_sets.items())
+        + f" for {len(paths)} held-out images"
+    )
     lap("features")
 
     # 6. The same MLP protocol on each feature set, same content-aware splits, stand-in target.
     echo(standin_note(target))
-    head_config = protocol.HeadConfig(hidden=config.mlp_hidden, dropout=config.mlp_dropout, epochs=config.mlp_epochs,
-                                      batch_size=config.mlp_batch, learning_rates=config.mlp_learning_rates,
-                                      seed=config.seed)
+    head_config = protocol.HeadConfig(
+        hidden=config.mlp_hidden,
+        dropout=config.mlp_dropout,
+        epochs=config.mlp_epochs,
+        batch_size=config.mlp_batch,
+        learning_rates=config.mlp_learning_rates,
+        seed=config.seed,
+    )
     splits = protocol.table_splits(table, config.num_splits, config.seed)
     per_split, rows = {}, []
     for name in FEATURE_SETS:
@@ -421,27 +509,54 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", config: DemoConfig = DemoC
             per_split[name] = pd.read_csv(mlp_dir / "per_split.csv")
             summary_table = pd.read_csv(mlp_dir / "summary.csv").set_index("statistic")
         else:
-            result = protocol.run_and_report(table, feature_sets[name], splits, head_config, mlp_dir, name="head",
-                                             title=f"{name} features, held-out photos, target {target}",
-                                             score_label=f"{target} (stand-in target)")
+            result = protocol.run_and_report(
+                table,
+                feature_sets[name],
+                splits,
+                head_config,
+                mlp_dir,
+                name="head",
+                title=f"{name} features, held-out photos, target {target}",
+                score_label=f"{target} (stand-in target)",
+            )
             per_split[name], summary_table = result.per_split, result.summary
         median = summary_table.loc["median"]
-        rows.append({"features": name, "srocc": median["srocc"], "plcc": median["plcc"],
-                     "plcc_logistic": median["plcc_logistic"], "krocc": median["krocc"], "rmse": median["rmse"],
-                     "srocc_min": per_split[name]["srocc"].min(), "srocc_max": per_split[name]["srocc"].max(),
-                     "splits": len(per_split[name]), "dim": feature_sets[name].shape[1],
-                     "source": {"weak_supervised": f"{config.arch} trained on the weak labels",
-                                "random_init": f"{config.arch}, random weights",
-                                "fr_oracle": f"FR metric {oracle} (needs the reference)"}[name]})
+        rows.append(
+            {
+                "features": name,
+                "srocc": median["srocc"],
+                "plcc": median["plcc"],
+                "plcc_logistic": median["plcc_logistic"],
+                "krocc": median["krocc"],
+                "rmse": median["rmse"],
+                "srocc_min": per_split[name]["srocc"].min(),
+                "srocc_max": per_split[name]["srocc"].max(),
+                "splits": len(per_split[name]),
+                "dim": feature_sets[name].shape[1],
+                "source": {
+                    "weak_supervised": f"{config.arch} trained on the weak labels",
+                    "random_init": f"{config.arch}, random weights",
+                    "fr_oracle": f"FR metric {oracle} (needs the reference)",
+                }[name],
+            }
+        )
     comparison = pd.DataFrame(rows)
-    reporting.write_table(comparison, out, "comparison",
-                          f"Held-out photos, target {target}: median over {config.num_splits} splits")
-    _comparison_plot(comparison, per_split, out / "comparison.png",
-                     f"MLSP of '{config.arch}': weak-label training vs random init, {len(held)} held-out photos",
-                     target)
-    echo("comparison (test sets of content-aware splits; SROCC etc. are medians over splits):\n"
-         + comparison[["features", "srocc", "plcc", "krocc", "rmse", "srocc_min", "srocc_max", "dim"]].to_string(
-             index=False, float_format=lambda v: f"{v:.3f}"))
+    reporting.write_table(
+        comparison, out, "comparison", f"Held-out photos, target {target}: median over {config.num_splits} splits"
+    )
+    _comparison_plot(
+        comparison,
+        per_split,
+        out / "comparison.png",
+        f"MLSP of '{config.arch}': weak-label training vs random init, {len(held)} held-out photos",
+        target,
+    )
+    echo(
+        "comparison (test sets of content-aware splits; SROCC etc. are medians over splits):\n"
+        + comparison[["features", "srocc", "plcc", "krocc", "rmse", "srocc_min", "srocc_max", "dim"]].to_string(
+            index=False, float_format=lambda v: f"{v:.3f}"
+        )
+    )
     lap("mlp")
 
     # 7. One-file export (weak-supervised backbone + its first head) and the predict entry point on one image.

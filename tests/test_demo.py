@@ -13,11 +13,27 @@ from deepfl.demo import FEATURE_SETS, DemoConfig, run_demo
 from deepfl.jobs import SettingsChanged
 from deepfl.kadid_opinion import type_level_dmos
 
-SMALL = DemoConfig(size=(96, 96), stage1_photos=("rocket", "coins"),
-                   held_out_photos=("astronaut", "coffee", "chelsea", "camera", "moon"), crops=1, held_out_crops=1,
-                   types=(1, 16), levels=(1, 3, 5), metrics=("ssim", "gmsd"), arch="tiny", train_crop=(48, 48),
-                   train_epochs=1, train_batch=4, val_fraction=0.5, mlp_hidden=(16,), mlp_dropout=(0.0,),
-                   mlp_epochs=3, mlp_learning_rates=(1e-3,), mlp_batch=8, num_splits=2)
+SMALL = DemoConfig(
+    size=(96, 96),
+    stage1_photos=("rocket", "coins"),
+    held_out_photos=("astronaut", "coffee", "chelsea", "camera", "moon"),
+    crops=1,
+    held_out_crops=1,
+    types=(1, 16),
+    levels=(1, 3, 5),
+    metrics=("ssim", "gmsd"),
+    arch="tiny",
+    train_crop=(48, 48),
+    train_epochs=1,
+    train_batch=4,
+    val_fraction=0.5,
+    mlp_hidden=(16,),
+    mlp_dropout=(0.0,),
+    mlp_epochs=3,
+    mlp_learning_rates=(1e-3,),
+    mlp_batch=8,
+    num_splits=2,
+)
 
 
 def _weight_groups(keras_file: Path) -> set[str]:
@@ -32,9 +48,18 @@ def test_small_demo_wiring_outputs_and_rerun(tmp_path):
     lines = []
     result = run_demo(tmp_path / "out", SMALL, echo=lines.append)
     out = result.out_dir
-    for name in ("weak_labels.csv", "held_out_fr.csv", "multitask/model.keras", "features/weak_supervised.h5",
-                 "features/random_init.h5", "comparison.csv", "comparison.md", "comparison.png",
-                 "deepfl_iqa.keras", "prediction.csv"):
+    for name in (
+        "weak_labels.csv",
+        "held_out_fr.csv",
+        "multitask/model.keras",
+        "features/weak_supervised.h5",
+        "features/random_init.h5",
+        "comparison.csv",
+        "comparison.md",
+        "comparison.png",
+        "deepfl_iqa.keras",
+        "prediction.csv",
+    ):
         assert (out / name).is_file(), name
     comparison = pd.read_csv(out / "comparison.csv")
     assert list(comparison.columns[:3]) == ["features", "srocc", "plcc"]
@@ -57,8 +82,12 @@ def test_small_demo_wiring_outputs_and_rerun(tmp_path):
     by_image = held_out.set_index("dist_im")["standin_dmos"]
     np.testing.assert_allclose(predictions["score"], by_image.loc[[Path(p).name for p in predictions["image"]]])
     # Light: no optimizer state in the final .keras files, no resume state left behind.
-    for name in ("multitask/model.keras", "multitask/best.keras", "deepfl_iqa.keras",
-                 "mlp/weak_supervised/head_split0.keras"):
+    for name in (
+        "multitask/model.keras",
+        "multitask/best.keras",
+        "deepfl_iqa.keras",
+        "mlp/weak_supervised/head_split0.keras",
+    ):
         if (out / name).exists():
             assert "optimizer" not in _weight_groups(out / name), name
     assert not (out / "multitask" / "checkpoints").exists()

@@ -22,28 +22,45 @@ from deepfl.cli import app
 
 FLAGS = flags.FLAGS
 app.define_out_dir(default="demo_out")
-flags.DEFINE_enum("arch", "small", ["small", "inception_resnet_v2", "tiny"],
-                  "Backbone: 'small' (a 5-stage CNN with the MLSP interface, learns in minutes on a CPU), "
-                  "'inception_resnet_v2' (the paper's network; much slower), 'tiny' (smoke tests only).")
+flags.DEFINE_enum(
+    "arch",
+    "small",
+    ["small", "inception_resnet_v2", "tiny"],
+    "Backbone: 'small' (a 5-stage CNN with the MLSP interface, learns in minutes on a CPU), "
+    "'inception_resnet_v2' (the paper's network; much slower), 'tiny' (smoke tests only).",
+)
 flags.DEFINE_integer("train_epochs", 6, "Stage-1 epochs over the weakly labelled crops.", lower_bound=1)
 flags.DEFINE_integer("mlp_epochs", 10, "MLP epochs per learning rate (the paper: 30).", lower_bound=1)
 flags.DEFINE_integer("num_splits", 4, "Content-aware splits of the held-out photos.", lower_bound=1)
 flags.DEFINE_list("types", [str(t) for t in range(1, 26)], "Distortion types (1..25) to generate.")
-flags.DEFINE_enum("target", "standin_dmos", ["standin_dmos", "standin_level"],
-                  "Stand-in target of the MLP comparison: 'standin_dmos' (KADID-10k's mean opinion of the image's "
-                  "type at its level, over 81 contents) or 'standin_level' (1 - (level - 1) / 4).")
+flags.DEFINE_enum(
+    "target",
+    "standin_dmos",
+    ["standin_dmos", "standin_level"],
+    "Stand-in target of the MLP comparison: 'standin_dmos' (KADID-10k's mean opinion of the image's "
+    "type at its level, over 81 contents) or 'standin_level' (1 - (level - 1) / 4).",
+)
 flags.DEFINE_integer("seed", 0, "Seed of every random step.")
 flags.DEFINE_bool("keep_checkpoints", False, "Keep stage 1's resume state (multitask/checkpoints) after it ends.")
-flags.DEFINE_bool("overwrite", False, "Remove the outputs of an earlier demo run in --out_dir made with other "
-                  "flags, then start afresh.")
+flags.DEFINE_bool(
+    "overwrite",
+    False,
+    "Remove the outputs of an earlier demo run in --out_dir made with other flags, then start afresh.",
+)
 
 
 def main(argv: list[str]) -> int:
     from deepfl.demo import DemoConfig, run_demo
 
-    config = DemoConfig(arch=FLAGS.arch, train_epochs=FLAGS.train_epochs, mlp_epochs=FLAGS.mlp_epochs,
-                        num_splits=FLAGS.num_splits, types=tuple(int(t) for t in FLAGS.types), seed=FLAGS.seed,
-                        target=FLAGS.target)
+    config = DemoConfig(
+        arch=FLAGS.arch,
+        train_epochs=FLAGS.train_epochs,
+        mlp_epochs=FLAGS.mlp_epochs,
+        num_splits=FLAGS.num_splits,
+        types=tuple(int(t) for t in FLAGS.types),
+        seed=FLAGS.seed,
+        target=FLAGS.target,
+    )
     run_demo(FLAGS.out_dir, config, keep_checkpoints=FLAGS.keep_checkpoints, overwrite=FLAGS.overwrite)
     return 0
 
