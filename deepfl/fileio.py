@@ -34,13 +34,19 @@ def _temp_prefix(path: Path) -> str:
 
 
 def _process_alive(pid: int) -> bool:
+    """True while `pid` runs; a killed process waiting to be reaped (a zombie) counts as dead."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # alive, owned by someone else
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            state = handle.read().rsplit(b")", 1)[1].split()[0]
+        return state not in (b"Z", b"X")
+    except (OSError, IndexError):  # no /proc (not Linux) or the process just ended
+        return True
 
 
 def remove_stale_temp_files(folder: str | os.PathLike) -> int:

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -103,3 +104,20 @@ def test_restarted_distort_removes_its_killed_runs_temp_files_not_a_live_shards(
     finally:
         live.kill()
         live.wait()
+
+
+def test_a_killed_process_not_yet_reaped_counts_as_dead(tmp_path):
+    """Right after a SIGKILL the workers of a killed job can linger as zombies; their files are stale too."""
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and Path(f"/proc/{zombie.pid}/stat").exists():
+        if Path(f"/proc/{zombie.pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0] == b"Z":
+            break
+        time.sleep(0.05)
+    try:
+        stale = tmp_path / temp_name("z.png", fileio._HOST, zombie.pid)
+        stale.write_bytes(b"x")
+        assert fileio.remove_stale_temp_files(tmp_path) == 1
+        assert not stale.exists()
+    finally:
+        zombie.wait()

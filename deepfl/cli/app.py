@@ -84,7 +84,10 @@ def run_app(main: Callable[[list[str]], int | None]) -> None:
         quiet_tensorflow(verbose=flags.FLAGS.verbosity >= 1)  # TF's C++ start-up lines only with --verbosity=1
         try:
             _remove_dead_runs_temp_files()
-            return main(argv)
+            code = main(argv)
+            # Again at the end: a killed run's processes may still have been dying when this one started.
+            _remove_dead_runs_temp_files()
+            return code
         except KeyboardInterrupt:
             interrupt.report()
             return EXIT_INTERRUPTED
