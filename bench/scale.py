@@ -245,6 +245,7 @@ class StepResult:
 
 
 MIN_STEADY_SECONDS = 2.0  # a shorter window (a job that wrote its output in one or two bursts) gives no rate
+STEPS = ("distort", "label", "train", "extract")
 TRAIN_EPOCHS = 4  # one pass over the data, cut into 4 epochs so that history.csv marks the progress
 TRAIN_BATCH = 32
 
@@ -510,7 +511,13 @@ def check_restarted(step: str, root: Path, out: Path, images: int, size: int, wo
 
 
 def run_scale(
-    root: Path, images: int, size: int, workers: int, kill: bool, progress_per_image: dict[str, float] | None = None
+    root: Path,
+    images: int,
+    size: int,
+    workers: int,
+    kill: bool,
+    progress_per_image: dict[str, float] | None = None,
+    steps: tuple[str, ...] = (),
 ) -> list[StepResult]:
     refs = images // LEVELS
     print(
@@ -521,6 +528,8 @@ def run_scale(
     write_references(root / "pristine", refs, size)
     results = []
     for step, (cmd, out) in step_commands(root, size, workers, images).items():
+        if steps and step not in steps:
+            continue
         expected = None
         if progress_per_image:  # the training's progress counts epochs, which do not grow with the images
             expected = TRAIN_EPOCHS if step == "train" else progress_per_image[step] * images
@@ -576,6 +585,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--workdir", default="/tmp/deepfl_scale")
     parser.add_argument("--no_kill", action="store_true", help="Skip the SIGKILL/restart checks.")
+    parser.add_argument(
+        "--steps", default=",".join(STEPS), help="Steps to run; each needs the outputs of those before it."
+    )
     args = parser.parse_args()
     scales = [int(s) for s in args.scales.split(",")]
     workdir = Path(args.workdir)
@@ -585,7 +597,9 @@ def main() -> None:
     per_image = None
     for scale in scales:
         kill = not args.no_kill and scale == scales[-1] and per_image is not None
-        results[scale] = run_scale(workdir / f"n{scale}", scale, args.size, args.workers, kill, per_image)
+        results[scale] = run_scale(
+            workdir / f"n{scale}", scale, args.size, args.workers, kill, per_image, tuple(args.steps.split(","))
+        )
         per_image = {r.step: r.final_progress / r.items for r in results[scale]}
 
     small, large = scales[0], scales[-1]
@@ -603,7 +617,7 @@ def main() -> None:
         )
 
     rate, png_bytes = kadis_probe(workdir, args.workers)
-    label_rate = next(r.steady_rate for r in results[large] if r.step == "label")
+    label_rate = next((r.steady_rate for r in results[large] if r.step == "label"), float("nan"))
     print(
         f"\n== KADIS-700k projection ({os.cpu_count()} cores here; N cores assumes the sharded jobs scale "
         f"linearly, which the per-core rates above do not prove beyond this machine)"
