@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -39,6 +40,24 @@ def shard(items: Sequence[T], num_shards: int = 1, shard_index: int = 0) -> list
 LOG_PROGRESS_INTERVAL_S = 15.0
 
 
+_STOP_REQUESTED = threading.Event()
+
+
+def request_stop() -> None:
+    """Asks the running job to stop at its next progress update (Ctrl-C, see `deepfl.cli.app`): a KeyboardInterrupt
+    raised inside a TensorFlow call can be swallowed there, so the job loop checks too."""
+    _STOP_REQUESTED.set()
+
+
+class _StoppableProgress(tqdm):
+    """A tqdm bar whose `update` raises KeyboardInterrupt once a stop was requested."""
+
+    def update(self, n=1):
+        if _STOP_REQUESTED.is_set():
+            raise KeyboardInterrupt
+        return super().update(n)
+
+
 def progress(
     iterable: Iterable[T] | None = None, total: int | None = None, desc: str = "", unit: str = "it", **kwargs
 ) -> tqdm:
@@ -49,7 +68,7 @@ def progress(
     """
     disable = bool(os.environ.get("DEEPFL_NO_PROGRESS"))
     if _is_terminal(sys.stderr):
-        return tqdm(
+        return _StoppableProgress(
             iterable,
             total=total,
             desc=desc,
@@ -61,7 +80,7 @@ def progress(
             **kwargs,
         )
     kwargs.setdefault("mininterval", LOG_PROGRESS_INTERVAL_S)
-    return tqdm(
+    return _StoppableProgress(
         iterable,
         total=total,
         desc=desc,

@@ -269,6 +269,25 @@ def label_pairs(
     same folder). Returns a `LabelSummary`; `on_error="stop"` raises `deepfl.jobs.JobStopped` at the first bad
     pair (rows already written stay).
     """
+    from deepfl.fr.functional.staging import compiled_from_first_call
+
+    with compiled_from_first_call():  # every batch on one path: a restarted job writes the same bytes
+        return _label_pairs(
+            pairs, image_root, out_csv, metrics, ref_root, batch_size, num_shards, shard_index, on_error
+        )
+
+
+def _label_pairs(
+    pairs: pd.DataFrame,
+    image_root: str | os.PathLike,
+    out_csv: str | os.PathLike,
+    metrics: Sequence[str] | str | None,
+    ref_root: str | os.PathLike | None,
+    batch_size: int,
+    num_shards: int,
+    shard_index: int,
+    on_error: str,
+) -> LabelSummary:
     metrics = check_metrics(metrics)
     functions = load_metric_functions(metrics)
     policy = ErrorPolicy(on_error)

@@ -23,7 +23,7 @@ from absl import app, flags
 from deepfl.cli.quiet import quiet_tensorflow
 from deepfl.errors import DeepflError, one_line
 from deepfl.fileio import remove_stale_temp_files
-from deepfl.jobs import ON_ERROR_CHOICES, JobStopped, setup_logging
+from deepfl.jobs import ON_ERROR_CHOICES, JobStopped, request_stop, setup_logging
 
 EXIT_UNEXPECTED = 1  # an error that is not about the inputs (a bug, the environment)
 # Deliberate errors name their culprit (paths, settings): they keep a longer line than unexpected ones.
@@ -87,6 +87,11 @@ def run_app(main: Callable[[list[str]], int | None]) -> None:
             code = main(argv)
             # Again at the end: a killed run's processes may still have been dying when this one started.
             _remove_dead_runs_temp_files()
+            if interrupt.interrupted.is_set():
+                # The KeyboardInterrupt was swallowed on its way up (e.g. raised inside a TensorFlow call that
+                # turned it into its own error, which a skip policy absorbed): still report it and exit 130.
+                interrupt.report()
+                return EXIT_INTERRUPTED
             return code
         except KeyboardInterrupt:
             interrupt.report()
@@ -158,6 +163,7 @@ class _InterruptHandler:
         if os.getpid() != self.pid or self.interrupted.is_set():
             return  # a forked worker (the parent ends it), or a second Ctrl-C while unwinding
         self.interrupted.set()
+        request_stop()
         raise KeyboardInterrupt
 
     def report(self) -> None:

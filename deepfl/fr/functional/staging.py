@@ -11,13 +11,30 @@ products), within the metrics' tested tolerances.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import tensorflow as tf
 
 _EAGER = contextvars.ContextVar("deepfl_fr_eager", default=False)
+_COMPILE_FIRST_CALL = contextvars.ContextVar("deepfl_fr_compile_first_call", default=False)
+
+
+@contextlib.contextmanager
+def compiled_from_first_call() -> Iterator[None]:
+    """Within this block every metric call takes the compiled path, a new shape's first call included.
+
+    For resumable jobs (`deepfl-label`): which path a batch takes would otherwise depend on what the process met
+    before it, and the two paths differ in float rounding, so a restarted job would not write the same bytes as an
+    uninterrupted one.
+    """
+    token = _COMPILE_FIRST_CALL.set(True)
+    try:
+        yield
+    finally:
+        _COMPILE_FIRST_CALL.reset(token)
 
 
 def xla_stage(fn: Callable | None = None, *, jit_compile: bool = True, reduce_retracing: bool = False) -> Callable:
@@ -53,7 +70,8 @@ def compile_on_repeat(fn: Callable | None = None, *, reduce_retracing: bool = Fa
         if _EAGER.get():
             return fn(*args)
         key = _shape_key(args)
-        if key in seen:
+        if key in seen or _COMPILE_FIRST_CALL.get():
+            seen.add(key)
             return compiled(*args)
         seen.add(key)
         token = _EAGER.set(True)
