@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from absl import app, flags
 
-from deepfl.cli.quiet import quiet_tensorflow
+from deepfl.cli.quiet import print_to_user, quiet_tensorflow
 from deepfl.errors import DeepflError, one_line
 from deepfl.fileio import remove_stale_temp_files
 from deepfl.jobs import ON_ERROR_CHOICES, JobStopped, request_stop, setup_logging
@@ -173,7 +173,7 @@ class _InterruptHandler:
                 return
             self._reported_once = True
         sys.stdout.flush()
-        print(INTERRUPTED_MESSAGE, file=sys.stderr, flush=True)
+        print_to_user(INTERRUPTED_MESSAGE)
 
     def _watch(self, reader: socket.socket) -> None:
         while True:

@@ -23,14 +23,20 @@ from collections.abc import Iterator
 _MODULE = "tensorflow"
 
 
+# The user's stderr while `stderr_to_file` redirects file descriptor 2, else None.
+_REAL_STDERR_FD: int | None = None
+
+
 @contextlib.contextmanager
 def stderr_to_file() -> Iterator[None]:
     """Sends file descriptor 2 (C and C++ writers included) to a temporary file for the block; replays what was
     written there on stderr if the block raises."""
+    global _REAL_STDERR_FD
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as sink:
         os.dup2(sink.fileno(), 2)
+        _REAL_STDERR_FD = saved
         try:
             yield
         except BaseException:
@@ -39,8 +45,19 @@ def stderr_to_file() -> Iterator[None]:
             sys.stderr.write(sink.read().decode("utf-8", "replace"))
             raise
         finally:
+            _REAL_STDERR_FD = None
             os.dup2(saved, 2)
             os.close(saved)
+
+
+def print_to_user(line: str) -> None:
+    """Prints a line where the user sees it, also while `stderr_to_file` holds file descriptor 2 (e.g. a Ctrl-C
+    message written by another thread during the TensorFlow import)."""
+    fd = _REAL_STDERR_FD
+    if fd is None:
+        print(line, file=sys.stderr, flush=True)
+    else:
+        os.write(fd, (line + "\n").encode("utf-8", "replace"))
 
 
 class _QuietTensorflowFinder(importlib.abc.MetaPathFinder):
