@@ -34,3 +34,23 @@ def read_feature_cache(path: Path) -> tuple[list[str], np.ndarray]:
         count = int(file.attrs.get("count", len(file["keys"])))
         keys = [k.decode() if isinstance(k, bytes) else str(k) for k in file["keys"][:count]]
         return keys, np.asarray(file["features"][:count])
+
+
+def write_weak_label_set(folder: Path, photo: np.ndarray) -> Path:
+    """18 noisy crops of 6 contents of `photo` with two weak labels that fall (ssim) / rise (gmsd) with the noise,
+    as `folder/labels.csv` in the KADIS layout; returns `folder`."""
+    import pandas as pd
+
+    from deepfl.images import write_image
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for r in range(6):
+        ref = photo[(r % 2) * 40 : (r % 2) * 40 + 48, r * 12 : r * 12 + 48].astype(float)
+        for level in range(1, 4):
+            noisy = np.clip(ref + rng.normal(0, 12 * level, ref.shape), 0, 255).astype(np.uint8)
+            name = f"c{r}_{level:02d}.png"
+            write_image(folder / name, noisy)
+            rows.append((name, f"c{r}.png", 1 - 0.1 * level + rng.normal(0, 0.01), 0.05 * level))
+    pd.DataFrame(rows, columns=["dist_im", "ref_im", "ssim", "gmsd"]).to_csv(folder / "labels.csv", index=False)
+    return folder

@@ -24,25 +24,14 @@ from deepfl import training
 from deepfl.evaluation import srocc
 from deepfl.images import write_image
 from deepfl.jobs import SettingsChanged
+from helpers_datasets import write_weak_label_set
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def weak_labels(tmp_path_factory, small_photo):
-    """18 noisy crops of 6 contents with two weak labels that fall (ssim) / rise (gmsd) with the noise."""
-    folder = tmp_path_factory.mktemp("weak")
-    rng = np.random.default_rng(0)
-    rows = []
-    for r in range(6):
-        ref = small_photo[(r % 2) * 40 : (r % 2) * 40 + 48, r * 12 : r * 12 + 48].astype(float)
-        for level in range(1, 4):
-            noisy = np.clip(ref + rng.normal(0, 12 * level, ref.shape), 0, 255).astype(np.uint8)
-            name = f"c{r}_{level:02d}.png"
-            write_image(folder / name, noisy)
-            rows.append((name, f"c{r}.png", 1 - 0.1 * level + rng.normal(0, 0.01), 0.05 * level))
-    pd.DataFrame(rows, columns=["dist_im", "ref_im", "ssim", "gmsd"]).to_csv(folder / "labels.csv", index=False)
-    return folder
+    return write_weak_label_set(tmp_path_factory.mktemp("weak"), small_photo)
 
 
 def run_job(weak_labels, out_dir, *extra, env_extra=None, check=True, **popen):
