@@ -148,6 +148,7 @@ class _InterruptHandler:
         self.grace_s = grace_s
         self.pid = os.getpid()
         self.interrupted = threading.Event()
+        self._raised = False  # the Python-level handler raised KeyboardInterrupt (once: a second Ctrl-C unwinds)
         self._reported = threading.Lock()
         self._reported_once = False
 
@@ -160,8 +161,9 @@ class _InterruptHandler:
         threading.Thread(target=self._watch, args=(reader,), name="deepfl-sigint", daemon=True).start()
 
     def _on_sigint(self, signum, frame) -> None:
-        if os.getpid() != self.pid or self.interrupted.is_set():
+        if os.getpid() != self.pid or self._raised:
             return  # a forked worker (the parent ends it), or a second Ctrl-C while unwinding
+        self._raised = True
         self.interrupted.set()
         request_stop()
         raise KeyboardInterrupt
@@ -185,7 +187,10 @@ class _InterruptHandler:
                 return
             if signal.SIGINT in data and os.getpid() == self.pid:
                 break
+        # The Python-level handler may not run for a while (the main thread is inside a long TensorFlow call):
+        # the job loop's next progress update stops the job meanwhile.
         self.interrupted.set()
+        request_stop()
         time.sleep(self.grace_s)
         self.report()
         for child in multiprocessing.active_children():
