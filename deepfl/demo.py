@@ -140,6 +140,12 @@ class DemoConfig:
             raise ValueError(f"crops/held_out_crops: need >= 1, got {self.crops}/{self.held_out_crops}")
         if self.train_epochs < 1:
             raise ValueError(f"train_epochs: need >= 1, got {self.train_epochs}")
+        if self.metrics is not None:
+            from deepfl.fr.specs import SPEC_BY_NAME
+
+            unknown = [m for m in self.metrics if m not in SPEC_BY_NAME]
+            if unknown or not self.metrics:
+                raise ValueError(f"metrics: need names among {', '.join(SPEC_BY_NAME)}, got {list(self.metrics)}")
 
 
 @dataclass
@@ -251,18 +257,6 @@ def best_fr_metric(weak_labels: pd.DataFrame, target: np.ndarray) -> tuple[str, 
     }
     best = max(found, key=lambda m: found[m])
     return best, found[best]
-
-
-def standardized(feature_matrix: np.ndarray) -> np.ndarray:
-    """Each column z-scored over the rows (the held-out images; no scores are used), as float32.
-
-    The three feature sets reach the MLP on one scale: raw MLSP features are ReLU averages whose scale differs by
-    stage, and the head (trained for 10 epochs per learning rate here) learns far less from them than from
-    z-scores. A constant column stays 0.
-    """
-    values = np.asarray(feature_matrix, np.float64)
-    spread = values.std(axis=0)
-    return ((values - values.mean(axis=0)) / np.where(spread > 0, spread, 1.0)).astype(np.float32)
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
@@ -492,9 +486,10 @@ def run_demo(
     for name, (extractor, source) in extractors.items():
         cache = out / "features" / f"{name}.h5"
         features.extract_to_cache(extractor, paths, cache, batch_size=25, source=source)
-        feature_sets[name] = standardized(features.load_features(cache, paths))
+        feature_sets[name] = features.load_features(cache, paths)
     fr_scores = pd.read_csv(out / "held_out_fr.csv").set_index("dist_im")[oracle]
-    feature_sets["fr_oracle"] = standardized(fr_scores.loc[manifest2["dist_im"]].to_numpy(np.float64)[:, None])
+    column = fr_scores.loc[manifest2["dist_im"]].to_numpy(np.float64)
+    feature_sets["fr_oracle"] = ((column - column.mean()) / (column.std() or 1.0))[:, None].astype(np.float32)
     echo(
         "features: "
         + ", ".join(f"{k} {v.shape[1]}-dim" for k, v in feature_sets.items())

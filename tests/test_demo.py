@@ -114,13 +114,7 @@ def test_default_demo_shows_weak_supervision(tmp_path):
     assert not (result.out_dir / "multitask" / "checkpoints").exists()
 
 
-def test_feature_sets_reach_the_mlp_as_column_z_scores():
-    from deepfl.demo import standardized
-
-    raw = np.array([[1.0, 5.0, 3.0], [3.0, 5.0, 1.0], [5.0, 5.0, 2.0]])
-    z = standardized(raw)
-    assert z.dtype == np.float32
-    np.testing.assert_allclose(z.mean(axis=0), 0.0, atol=1e-6)
-    np.testing.assert_allclose(z[:, [0, 2]].std(axis=0), 1.0, rtol=1e-6)
-    assert np.all(z[:, 1] == 0.0), "a constant column stays 0"
-    np.testing.assert_allclose(z[:, 0], [-1.2247449, 0.0, 1.2247449], rtol=1e-6)
+def test_unknown_weak_label_metric_is_refused_before_any_work():
+    with pytest.raises(ValueError, match="metrics: .*'nope'"):
+        DemoConfig(metrics=("ssim", "nope"))
+    assert DemoConfig(metrics=("ssim", "gmsd")).metrics == ("ssim", "gmsd")

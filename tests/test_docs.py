@@ -38,7 +38,14 @@ BLOCK_TIMEOUT_S = 600
 
 # Appended to every invocation of the command (see the module docstring).
 FAST_FLAGS = {
-    "deepfl-demo": ["--arch=tiny", "--train_epochs=1", "--mlp_epochs=1", "--num_splits=1", "--types=1,16"],
+    "deepfl-demo": [
+        "--arch=tiny",
+        "--train_epochs=1",
+        "--mlp_epochs=1",
+        "--num_splits=1",
+        "--types=1,16",
+        "--metrics=ssim,gmsd",
+    ],
     "deepfl-train-multitask": [
         "--arch=tiny",
         "--weights=none",
