@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 from absl import app, flags
 
+from deepfl.cli import TF_LOG_LEVEL_SET_BY_USER
 from deepfl.cli.quiet import print_to_user, quiet_tensorflow
 from deepfl.errors import DeepflError, one_line
 from deepfl.fileio import remove_stale_temp_files
@@ -75,12 +76,12 @@ def run_app(main: Callable[[list[str]], int | None]) -> None:
     """absl `app.run` with one-line errors (the first line, capped, see `deepfl.errors.one_line`): DeepflError,
     FileNotFoundError, ValueError -> exit code 2; NothingDone -> exit code 3; Ctrl-C -> one line and exit code
     130; any other exception -> exit code 1 (its traceback with --verbosity=1)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
     interrupt = _interrupt_handler()
 
     def wrapped(argv: list[str]) -> int | None:
         setup_logging()
+        if flags.FLAGS.verbosity >= 1 and not TF_LOG_LEVEL_SET_BY_USER:
+            os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"  # read by TensorFlow at its import, which comes later
         quiet_tensorflow(verbose=flags.FLAGS.verbosity >= 1)  # TF's C++ start-up lines only with --verbosity=1
         try:
             _remove_dead_runs_temp_files()
