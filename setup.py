@@ -52,6 +52,7 @@ setup(
     extras_require={
         "test": [
             "pytest>=7.4,<10",
+            "pytest-xdist>=3.5,<4",  # the suite runs in parallel processes (pytest.ini: -n auto)
             "hypothesis>=6.80,<7",
             "piq>=0.8,<0.9",
             "torch>=2.9,<2.15",
