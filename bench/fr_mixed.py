@@ -8,6 +8,7 @@ built) and a third time (compiled, warm); `--passes 1` stops after the cold pass
 piq / ours, and the largest score difference between our first-seen (eager) and compiled passes.
 
     python bench/fr_mixed.py --pairs 12
+    python bench/fr_mixed.py --pairs 12 --per_metric    # cold ms per pair of each metric, beside piq's
 """
 
 from __future__ import annotations
@@ -41,6 +42,33 @@ def mixed_pairs(count: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]
     return pairs
 
 
+def per_metric_cold(pairs: list[tuple[np.ndarray, np.ndarray]], names: list[str]) -> None:
+    """Prints each metric's cold ms per pair, piq's (all of piq first) beside ours, and the sums."""
+    piq_ms = {}
+    for name in names:
+        start = time.perf_counter()
+        for ref, dist in pairs:
+            piq_scores(name, ref, dist)
+        piq_ms[name] = 1000 * (time.perf_counter() - start) / len(pairs)
+
+    import tensorflow as tf
+
+    from deepfl.fr import metric_function
+
+    tensors = [(tf.constant(r, tf.float32), tf.constant(d, tf.float32)) for r, d in pairs]
+    print(f"{'metric':10s} {'piq ms/pair':>12s} {'ours ms/pair':>13s} {'piq/ours':>9s}", flush=True)
+    ours_ms = {}
+    for name in names:
+        function = metric_function(name)
+        start = time.perf_counter()
+        for r, d in tensors:
+            np.asarray(function(r, d))
+        ours_ms[name] = 1000 * (time.perf_counter() - start) / len(pairs)
+        print(f"{name:10s} {piq_ms[name]:12.1f} {ours_ms[name]:13.1f} {piq_ms[name] / ours_ms[name]:9.2f}", flush=True)
+    total_piq, total_ours = sum(piq_ms.values()), sum(ours_ms.values())
+    print(f"{'sum':10s} {total_piq:12.1f} {total_ours:13.1f} {total_piq / total_ours:9.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=12, help="number of pairs, each of its own size")
@@ -51,6 +79,12 @@ def main() -> None:
         default=3,
         choices=[1, 2, 3],
         help="our passes over the pairs: cold only, + repeated sizes (compiles), + warm",
+    )
+    parser.add_argument(
+        "--per_metric",
+        action="store_true",
+        help="instead: cold ms per pair of each metric on its own, piq's beside ours (each of our metrics meets "
+        "every size for the first time)",
     )
     args = parser.parse_args()
     names = args.metrics.split(",")
@@ -63,6 +97,9 @@ def main() -> None:
         f"{len(pairs)} pairs of {len(sizes)} sizes ({sizes[0][0]}x{sizes[0][1]} .. {sizes[-1][0]}x{sizes[-1][1]}), "
         f"one pair per call, metrics: {', '.join(names)}; torch {torch.__version__}, {os.cpu_count()} CPU threads"
     )
+    if args.per_metric:
+        per_metric_cold(pairs, names)
+        return
     print(f"{'case':44s} {'s/pair':>8s} {'piq/ours':>9s}", flush=True)
     start = time.perf_counter()
     for ref, dist in pairs:
