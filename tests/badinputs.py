@@ -326,6 +326,17 @@ def assert_no_traceback(stderr: str, context: str = "") -> None:
     assert "Traceback (most recent call last)" not in stderr, f"{context}: traceback on stderr:\n{stderr[-3000:]}"
 
 
+def assert_no_tracebacks(results: dict) -> None:
+    """No job of `results` (name -> CompletedProcess) printed a bare Python traceback; names every one that did."""
+    failures = [name for name, result in results.items() if "Traceback (most recent call last)" in result.stderr]
+    assert not failures, (
+        "tracebacks from: "
+        + ", ".join(failures)
+        + "\n"
+        + "\n".join(results[name].stderr[-1500:] for name in failures[:2])
+    )
+
+
 def error_line(stderr: str) -> str:
     """The last line of stderr starting with 'error' (the one-line message of `deepfl.cli.app.run_app`)."""
     lines = [line for line in stderr.splitlines() if line.startswith("error")]

@@ -161,15 +161,7 @@ def _kill_corpus(root: Path, refs: int = 4, per_ref: int = 5) -> Path:
 
 
 def test_no_label_invocation_prints_a_traceback(runs):
-    failures = [
-        name for name, result in runs["results"].items() if "Traceback (most recent call last)" in result.stderr
-    ]
-    assert not failures, (
-        "tracebacks from: "
-        + ", ".join(failures)
-        + "\n"
-        + "\n".join(runs["results"][name].stderr[-1500:] for name in failures[:2])
-    )
+    badinputs.assert_no_tracebacks(runs["results"])
 
 
 def _kill_test(runs, kills, seed, out, max_delay=0.5):
