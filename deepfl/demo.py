@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from deepfl.fileio import atomic_write_bytes
+from deepfl.fileio import atomic_write_bytes, remove_outputs
 from deepfl.images import write_image
 from deepfl.jobs import check_settings, progress
 
@@ -307,16 +307,6 @@ def demo_settings(config: DemoConfig) -> dict:
     return json.loads(json.dumps(asdict(config)))
 
 
-def clear_outputs(out: Path) -> None:
-    """Removes what an earlier demo run wrote into `out` (only the demo's own files and folders)."""
-    for name in OUTPUTS:
-        path = out / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
-
-
 def _stage1_config(weak_labels: Path, image_root: Path, config: DemoConfig):
     from deepfl.training import MultitaskConfig
 
@@ -364,7 +354,7 @@ def run_demo(
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     if overwrite:
-        clear_outputs(out)
+        remove_outputs(out, OUTPUTS)
     check_settings(out / SETTINGS_FILE, demo_settings(config), output=out)
     timings: dict[str, float] = {}
     clock = time.perf_counter()

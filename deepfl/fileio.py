@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -68,6 +69,17 @@ def remove_stale_temp_files(folder: str | os.PathLike) -> int:
                 os.unlink(os.path.join(root, name))
                 removed += 1
     return removed
+
+
+def remove_outputs(folder: str | os.PathLike, names: Iterable[str]) -> None:
+    """Removes the files and folders `names` under `folder` (those that exist) and nothing else: what `overwrite`
+    clears of a job's earlier run."""
+    for name in names:
+        path = Path(folder) / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
 
 
 @contextlib.contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import h5py
@@ -54,3 +55,16 @@ def write_weak_label_set(folder: Path, photo: np.ndarray) -> Path:
             rows.append((name, f"c{r}.png", 1 - 0.1 * level + rng.normal(0, 0.01), 0.05 * level))
     pd.DataFrame(rows, columns=["dist_im", "ref_im", "ssim", "gmsd"]).to_csv(folder / "labels.csv", index=False)
     return folder
+
+
+def train_multitask_command(weak_labels: Path, out_dir: Path, *flags: str) -> list[str]:
+    """`deepfl-train-multitask` (as a module of this interpreter) on a `write_weak_label_set` folder."""
+    return [
+        sys.executable,
+        "-m",
+        "deepfl.cli.train_multitask",
+        f"--weak_labels={weak_labels / 'labels.csv'}",
+        f"--image_root={weak_labels}",
+        f"--out_dir={out_dir}",
+        *flags,
+    ]

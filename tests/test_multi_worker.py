@@ -12,7 +12,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers_datasets import write_weak_label_set
+from helpers_datasets import train_multitask_command, write_weak_label_set
 
 REPO = Path(__file__).resolve().parents[1]
 FLAGS = [
@@ -51,16 +50,7 @@ def _free_ports(count):
 
 
 def _args(weak_labels, out_dir, *extra):
-    return [
-        sys.executable,
-        "-m",
-        "deepfl.cli.train_multitask",
-        f"--weak_labels={weak_labels / 'labels.csv'}",
-        f"--image_root={weak_labels}",
-        f"--out_dir={out_dir}",
-        *FLAGS,
-        *extra,
-    ]
+    return train_multitask_command(weak_labels, out_dir, *FLAGS, *extra)
 
 
 def _env(**extra):

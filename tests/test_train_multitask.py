@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from deepfl import training
 from deepfl.evaluation import srocc
 from deepfl.images import write_image
 from deepfl.jobs import SettingsChanged
-from helpers_datasets import write_weak_label_set
+from helpers_datasets import train_multitask_command, write_weak_label_set
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,13 +34,9 @@ def weak_labels(tmp_path_factory, small_photo):
 
 
 def run_job(weak_labels, out_dir, *extra, env_extra=None, check=True, **popen):
-    args = [
-        sys.executable,
-        "-m",
-        "deepfl.cli.train_multitask",
-        f"--weak_labels={weak_labels / 'labels.csv'}",
-        f"--image_root={weak_labels}",
-        f"--out_dir={out_dir}",
+    args = train_multitask_command(
+        weak_labels,
+        out_dir,
         "--arch=tiny",
         "--weights=none",
         "--image_size=32,32",
@@ -49,7 +44,7 @@ def run_job(weak_labels, out_dir, *extra, env_extra=None, check=True, **popen):
         "--val_fraction=0.34",
         "--val_steps=1",
         *extra,
-    ]
+    )
     env = dict(os.environ, DEEPFL_NO_PROGRESS="1", TF_CPP_MIN_LOG_LEVEL="3", **(env_extra or {}))
     if popen:
         return subprocess.Popen(args, cwd=REPO, env=env, **popen)

@@ -22,7 +22,6 @@ import contextlib
 import json
 import logging
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from deepfl import paper
-from deepfl.fileio import atomic_output, atomic_write_bytes
+from deepfl.fileio import atomic_output, atomic_write_bytes, remove_outputs
 from deepfl.jobs import SettingsChanged
 from deepfl.training.checkpoints import STATE_FILE
 from deepfl.training.strategy import STRATEGIES, is_chief
@@ -257,16 +256,6 @@ def _trained_epochs(out_dir: Path) -> int | None:
     return None
 
 
-def remove_outputs(out_dir: Path) -> None:
-    """Removes what a run wrote to `out_dir` (and nothing else), for `overwrite`."""
-    for name in _OUTPUTS:
-        path = out_dir / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
-
-
 def _read_table(config: MultitaskConfig):
     from deepfl import data  # tables and normalisation only: no TensorFlow yet
 
@@ -310,7 +299,7 @@ def run_multitask(config: MultitaskConfig, out_dir: str | os.PathLike, overwrite
     record = config.run_record()
     chief = is_chief(config.strategy)
     if overwrite and chief:
-        remove_outputs(out_dir)
+        remove_outputs(out_dir, _OUTPUTS)
     trained = _trained_epochs(out_dir)
     check_run_config(out_dir, record, trained)
     if trained is not None and (out_dir / "model.keras").exists():
