@@ -35,3 +35,20 @@ def test_every_script_help_lists_its_flags():
         assert proc.returncode == 0, f"{name} {option} exited {proc.returncode}:\n{out[-2000:]}"
         assert "--out_dir" in out or "--model" in out, f"{name} --help lists none of its flags:\n{out[:2000]}"
         assert len(out.splitlines()) > 10, f"{name} --help is too short:\n{out}"
+
+
+def test_help_lists_the_flags_of_shared_flag_modules():
+    """--weights and --model come from deepfl.cli.extraction_flags, --protocol from protocol_flags: the docs'
+    examples use them, so --help (not only --helpfull) lists them."""
+    scripts = console_scripts()
+    expected = {"deepfl-extract-features": ("--weights", "--model"), "deepfl-train-mlp": ("--protocol",)}
+    code = "import sys; sys.argv[0] = {name!r}; import {module} as m; m.run()"
+    for name, wanted in expected.items():
+        out = subprocess.run(
+            [sys.executable, "-c", code.format(name=name, module=scripts[name]), "--help"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        ).stdout
+        for option in wanted:
+            assert f"  {option}:" in out, f"{name} --help does not list {option}:\n{out[:2000]}"

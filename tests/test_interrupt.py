@@ -123,3 +123,12 @@ def test_ctrl_c_in_label_during_compilation_then_rerun_gives_the_uninterrupted_o
     whole = run_job(label(tmp_path / "whole"), timeout=TIMEOUT_S)
     assert whole.returncode == 0, whole.stderr[-2000:]
     assert assert_same_tree(tmp_path / "whole", tmp_path / "cut") == 1
+
+
+def test_ctrl_c_during_the_tensorflow_import_prints_only_the_line(tmp_path):
+    """The quiet import holds TensorFlow's start-up lines back; Ctrl-C there must not replay them."""
+    refs = make_refs(tmp_path / "refs", 2, 176)
+    cmd = job_command("extract_features", "--images", str(refs), "--weights", "none", "--out_dir", str(tmp_path / "f"))
+    code, err, _ = interrupt_when(cmd, lambda: True, delay_s=1.0)  # the import takes several seconds
+    assert code == EXIT_INTERRUPTED, err[-3000:]
+    assert [line for line in err.splitlines() if not line.startswith("INFO ")] == [INTERRUPTED_MESSAGE], err[-3000:]

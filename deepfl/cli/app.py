@@ -164,9 +164,13 @@ class _InterruptHandler:
     def _on_sigint(self, signum, frame) -> None:
         if os.getpid() != self.pid or self._raised:
             return  # a forked worker (the parent ends it), or a second Ctrl-C while unwinding
-        self._raised = True
         self.interrupted.set()
         request_stop()
+        if frame is not None and frame.f_code.co_name == "__del__":
+            # Python would print an exception raised in a finalizer as "Exception ignored in ..." plus a
+            # traceback, and go on: the job loop stops at its next progress update instead.
+            return
+        self._raised = True
         raise KeyboardInterrupt
 
     def report(self) -> None:
@@ -241,14 +245,16 @@ def _show_script_help(module_name: str) -> None:
     """Makes `--help` list the script's own flags and print its docstring, also when run as a console script.
 
     absl shows only the flags of the module named by sys.argv[0] (the console-script wrapper or an experiments/
-    shim, which define none) and that module's docstring; register the script's and this module's flags under
-    that name and show the script's docstring.
+    shim, which define none) and that module's docstring; register under that name the flags of the script, of
+    this module and of the shared flag modules the script imported (`deepfl.cli.extraction_flags`, ...), and show
+    the script's docstring.
     """
     main_module = sys.modules.get("__main__")
     script = sys.modules.get(module_name)
     if main_module is not None and script is not None and script is not main_module and script.__doc__:
         main_module.__doc__ = script.__doc__
-    for owner in dict.fromkeys((module_name, __name__)):
+    shared = [name for name in sys.modules if name.startswith(f"{__package__}.")]
+    for owner in dict.fromkeys((module_name, __name__, *shared)):
         for flag in flags.FLAGS.get_flags_for_module(owner):
             flags.FLAGS.register_flag_by_module(sys.argv[0], flag)
 

@@ -30,7 +30,7 @@ _REAL_STDERR_FD: int | None = None
 @contextlib.contextmanager
 def stderr_to_file() -> Iterator[None]:
     """Sends file descriptor 2 (C and C++ writers included) to a temporary file for the block; replays what was
-    written there on stderr if the block raises."""
+    written there on stderr if the block raises (but not for Ctrl-C, which is no failure of the import)."""
     global _REAL_STDERR_FD
     sys.stderr.flush()
     saved = os.dup(2)
@@ -39,6 +39,8 @@ def stderr_to_file() -> Iterator[None]:
         _REAL_STDERR_FD = saved
         try:
             yield
+        except KeyboardInterrupt:
+            raise  # Ctrl-C during the import: the caller reports it in one line; TF's start-up lines stay hidden
         except BaseException:
             os.dup2(saved, 2)
             sink.seek(0)
