@@ -1,6 +1,8 @@
-"""Compile on repeat (`deepfl.fr.functional.staging`): the first call with an input shape runs each metric's
-stages eagerly and traces nothing; the second call with that shape builds the compiled graph (one trace), later
-calls reuse it; both forms give the same scores to the tolerance of the other equivalence tests (1e-6)."""
+"""Compile on repeat (`deepfl.fr.functional.staging`): the first call with an input shape runs each metric
+uncompiled (its NumPy form in `deepfl.fr.uncompiled`, or its stages eagerly) and traces nothing; the second call
+with that shape builds the compiled graph (one trace), later calls reuse it. Both forms give the same scores
+within 1e-5, the tolerance of the official-values test: the NumPy forms compute in float64, the graphs in
+float32 (SSIM's float32 window moments differ from float64 by up to 5e-6 on these noisy pairs)."""
 
 from __future__ import annotations
 
@@ -56,6 +58,6 @@ def test_first_seen_shape_runs_eagerly_and_a_repeated_shape_compiles_once(name, 
     third = np.asarray(fn(ref_t, dist_t, ref_index=index))
     assert entry.experimental_get_tracing_count() == traces  # and reused
 
-    np.testing.assert_allclose(first, second, rtol=0, atol=1e-6, err_msg=name)
+    np.testing.assert_allclose(first, second, rtol=0, atol=1e-5, err_msg=name)
     np.testing.assert_array_equal(second, third)
     assert np.all(np.isfinite(first))

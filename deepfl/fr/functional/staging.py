@@ -1,12 +1,13 @@
 """When the metrics compile: per input shape, and only once a shape repeats.
 
 A metric's graph and its XLA stages are specialised to static image sizes, and compiling them for a new
-(batch, height, width) costs far more than scoring one batch. So the first call with a shape runs the same
-Python stage functions eagerly (no tracing, no XLA), and the compiled graph is built on the second call with
-that shape and used from then on: mixed sizes never pay a compilation, and a job that scores many batches of
-one size pays it once. `compile_on_repeat` marks a metric's entry point, `xla_stage` its XLA-compiled stages.
-The eager and compiled forms run the same maths; they differ only in float32 rounding (XLA fuses and contracts
-products), within the metrics' tested tolerances.
+(batch, height, width) costs far more than scoring one batch. So the first call with a shape runs uncompiled:
+the metric's NumPy/SciPy form (`deepfl.fr.uncompiled`) where it has one, else the same Python stage functions
+eagerly (no tracing, no XLA). The compiled graph is built on the second call with that shape and used from then
+on: mixed sizes never pay a compilation, and a job that scores many batches of one size pays it once.
+`compile_on_repeat` marks a metric's entry point, `xla_stage` its XLA-compiled stages. The forms follow the same
+original; they differ only in rounding (float64 NumPy, float32 TensorFlow, XLA's fused products), within the
+metrics' tested tolerances.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import importlib
 from collections.abc import Callable, Iterator
 
+import numpy as np
 import tensorflow as tf
 
 _EAGER = contextvars.ContextVar("deepfl_fr_eager", default=False)
@@ -56,12 +59,23 @@ def _shape_key(values) -> tuple:
     return tuple((tuple(v.shape), str(v.dtype)) if hasattr(v, "shape") and hasattr(v, "dtype") else v for v in values)
 
 
-def compile_on_repeat(fn: Callable | None = None, *, reduce_retracing: bool = False) -> Callable:
-    """A metric's entry point: eager on the first call with an input shape, a traced graph (whose XLA stages
-    compile) from the second call with that shape on. `call.compiled` is the graph function, `call.seen` the
-    input shapes met so far."""
+def _run_uncompiled(name: str, args: tuple) -> tf.Tensor:
+    """`deepfl.fr.uncompiled._<name>.<name>` on the NumPy values of a metric's (ref, dist, ref_index) tensors;
+    N float64 scores. Imported on first use: those modules read their constants from the metric modules."""
+    function = getattr(importlib.import_module(f"deepfl.fr.uncompiled._{name}"), name)
+    arrays = [None if value is None else np.asarray(value) for value in args]
+    return tf.constant(np.asarray(function(*arrays), np.float64))
+
+
+def compile_on_repeat(
+    fn: Callable | None = None, *, reduce_retracing: bool = False, uncompiled: str | None = None
+) -> Callable:
+    """A metric's entry point: uncompiled on the first call with an input shape (the metric `uncompiled` of
+    `deepfl.fr.uncompiled`, NumPy, where named; else `fn` eagerly), a traced graph (whose XLA stages compile)
+    from the second call with that shape on. `call.compiled` is the graph function, `call.seen` the input shapes
+    met so far."""
     if fn is None:
-        return functools.partial(compile_on_repeat, reduce_retracing=reduce_retracing)
+        return functools.partial(compile_on_repeat, reduce_retracing=reduce_retracing, uncompiled=uncompiled)
     compiled = tf.function(fn, jit_compile=False, reduce_retracing=reduce_retracing)
     seen: set[tuple] = set()
 
@@ -74,6 +88,8 @@ def compile_on_repeat(fn: Callable | None = None, *, reduce_retracing: bool = Fa
             seen.add(key)
             return compiled(*args)
         seen.add(key)
+        if uncompiled is not None:
+            return _run_uncompiled(uncompiled, args)
         token = _EAGER.set(True)
         try:
             return fn(*args)

@@ -1,0 +1,40 @@
+"""SSIM in NumPy (first call with a shape); the original's conventions are in `deepfl/fr/_ssim.py`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from deepfl.fr._ssim import K1, K2, WINDOW_SIGMA, WINDOW_SIZE, L
+from deepfl.fr.functional.filters import auto_downsample_factor, gaussian_kernel2d
+from deepfl.fr.uncompiled import functional
+
+
+def _moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Windowed mean and mean square of N,H,W images ('valid' 11x11 Gaussian)."""
+    window = gaussian_kernel2d(WINDOW_SIZE, WINDOW_SIGMA)
+    both = functional.correlate(np.stack([x, x * x], axis=-1), window, shape="valid")
+    return both[..., 0], both[..., 1]
+
+
+def ssim_maps(
+    x: np.ndarray, y: np.ndarray, ref_index: np.ndarray | None = None, data_range: float = L
+) -> tuple[np.ndarray, np.ndarray]:
+    """SSIM and contrast-structure maps of N,H,W gray images ('valid' window), pair i = (x[ref_index[i]], y[i])."""
+    c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
+    window = gaussian_kernel2d(WINDOW_SIZE, WINDOW_SIGMA)
+    mu1, e11 = (functional.take_refs(m, ref_index) for m in _moments(x))
+    xs = functional.take_refs(x, ref_index)
+    mu2, e22, e12 = np.moveaxis(functional.correlate(np.stack([y, y * y, xs * y], axis=-1), window, "valid"), -1, 0)
+    sigma1, sigma2, sigma12 = e11 - mu1 * mu1, e22 - mu2 * mu2, e12 - mu1 * mu2
+    cs_map = (2.0 * sigma12 + c2) / (sigma1 + sigma2 + c2)
+    ssim_map = (2.0 * mu1 * mu2 + c1) / (mu1 * mu1 + mu2 * mu2 + c1) * cs_map
+    return ssim_map, cs_map
+
+
+def ssim(ref: np.ndarray, dist: np.ndarray, ref_index: np.ndarray | None = None) -> np.ndarray:
+    """SSIM of each pair (1 = identical): mean of the SSIM map after the automatic downsampling."""
+    f = auto_downsample_factor(ref.shape[1], ref.shape[2])
+    x = functional.box_downsample(functional.rgb2gray(ref), f, "symmetric")
+    y = functional.box_downsample(functional.rgb2gray(dist), f, "symmetric")
+    ssim_map, _ = ssim_maps(x, y, ref_index)
+    return functional.mean_per_image(ssim_map)

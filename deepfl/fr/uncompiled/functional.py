@@ -1,0 +1,128 @@
+"""MATLAB conventions on NumPy arrays (N,H,W maps, float64): `rgb2gray`, the colour matrices, border padding,
+`filter2`/`imfilter`/`conv2` filtering, box downsampling, gradient magnitudes, `imresize` and reference sharing.
+
+The kernels, colour matrices and resize weights are the ones of `deepfl.fr.functional` (one home each); only the
+operations on images are written again here, for arrays.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.ndimage
+
+from deepfl.fr.functional.colour import _RGB2GRAY
+from deepfl.fr.functional.resize import imresize_matrix, imresize_passes
+
+_NUMPY_PAD_MODES = {
+    "zeros": "constant",
+    "symmetric": "symmetric",
+    "reflect": "reflect",
+    "replicate": "edge",
+    "circular": "wrap",
+}
+
+
+def rgb2gray(rgb: np.ndarray) -> np.ndarray:
+    """MATLAB `rgb2gray` on uint8 data (double arithmetic, rounded half away from zero): NHWC -> N,H,W float64."""
+    gray = np.asarray(rgb, np.float64) @ np.asarray(_RGB2GRAY)
+    return np.clip(np.floor(gray + 0.5), 0.0, 255.0)
+
+
+def mix_channels(rgb: np.ndarray, matrix) -> np.ndarray:
+    """A 3x3 colour matrix (rows = output channels) on NHWC RGB: NHWC float64."""
+    return np.asarray(rgb, np.float64) @ np.asarray(matrix, np.float64).T
+
+
+def take_refs(x: np.ndarray, ref_index: np.ndarray | None) -> np.ndarray:
+    """Per-reference maps -> per-pair maps (unchanged when ref_index is None)."""
+    return x if ref_index is None else x[ref_index]
+
+
+def pad_hw(x: np.ndarray, top: int, bottom: int, left: int, right: int, padding: str = "zeros") -> np.ndarray:
+    """Pads axes 1 and 2 (H, W) with a MATLAB border mode: zeros, symmetric, reflect, replicate or circular."""
+    if padding not in _NUMPY_PAD_MODES:
+        raise ValueError(f"padding: expected one of {', '.join(_NUMPY_PAD_MODES)}, got {padding!r}")
+    if top == bottom == left == right == 0:
+        return x
+    widths = [(0, 0), (top, bottom), (left, right)] + [(0, 0)] * (x.ndim - 3)
+    return np.pad(x, widths, mode=_NUMPY_PAD_MODES[padding])
+
+
+def _valid_1d(x: np.ndarray, taps: np.ndarray, axis: int) -> np.ndarray:
+    """'valid' correlation along one axis: out[i] = sum_j taps[j] x[i + j]."""
+    size = len(taps)
+    full = scipy.ndimage.correlate1d(x, taps, axis=axis, mode="constant", origin=0)
+    start = size // 2
+    keep = [slice(None)] * x.ndim
+    keep[axis] = slice(start, start + x.shape[axis] - size + 1)
+    return full[tuple(keep)]
+
+
+def correlate(x: np.ndarray, kernel: np.ndarray, shape: str = "same", padding: str = "zeros") -> np.ndarray:
+    """2-D correlation over axes 1, 2 (MATLAB `filter2`/`imfilter`): "same" centres the kernel at
+    floor((size+1)/2) as MATLAB does, "valid" keeps fully covered positions; rank-one kernels run as two passes."""
+    kernel = np.asarray(kernel, np.float64)
+    kh, kw = kernel.shape
+    if shape == "same":
+        top, left = (kh - 1) // 2, (kw - 1) // 2
+        x = pad_hw(x, top, kh - 1 - top, left, kw - 1 - left, padding)
+    elif shape != "valid":
+        raise ValueError(f"shape: expected 'same' or 'valid', got {shape!r}")
+    x = np.asarray(x, np.float64)
+    u, s, vt = np.linalg.svd(kernel)
+    if kh > 1 and kw > 1 and s[1] <= 1e-12 * s[0]:  # separable: rank one
+        return _valid_1d(_valid_1d(x, u[:, 0] * np.sqrt(s[0]), 1), vt[0] * np.sqrt(s[0]), 2)
+    out = np.zeros(x.shape[:1] + (x.shape[1] - kh + 1, x.shape[2] - kw + 1) + x.shape[3:], np.float64)
+    for i in range(kh):
+        for j in range(kw):
+            if kernel[i, j]:
+                out += kernel[i, j] * x[:, i : i + out.shape[1], j : j + out.shape[2]]
+    return out
+
+
+def conv2_same(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """MATLAB `conv2(x, kernel, 'same')` (true convolution, zero borders) over axes 1, 2."""
+    kernel = np.asarray(kernel, np.float64)[::-1, ::-1]
+    kh, kw = kernel.shape
+    top, left = kh // 2, kw // 2
+    return correlate(pad_hw(x, top, kh - 1 - top, left, kw - 1 - left, "zeros"), kernel, shape="valid")
+
+
+def box_downsample(x: np.ndarray, factor: int, padding: str = "zeros") -> np.ndarray:
+    """Mean of factor x factor blocks, every factor-th pixel (see `deepfl.fr.functional.filters.box_downsample`
+    for the MATLAB forms it equals); output ceil(H/f) x ceil(W/f)."""
+    if factor <= 1:
+        return np.asarray(x, np.float64)
+    height, width = x.shape[1], x.shape[2]
+    before = (factor - 1) // 2
+    out_h, out_w = -(-height // factor), -(-width // factor)
+    x = pad_hw(x, before, out_h * factor - height - before, before, out_w * factor - width - before, padding)
+    blocks = x.reshape(x.shape[:1] + (out_h, factor, out_w, factor) + x.shape[3:])
+    return blocks.mean(axis=(2, 4), dtype=np.float64)
+
+
+def gradient_magnitude(x: np.ndarray, kernel_x: np.ndarray) -> np.ndarray:
+    """sqrt(conv2(x, kx, 'same')^2 + conv2(x, kx', 'same')^2) with zero borders, over axes 1, 2."""
+    kx = np.asarray(kernel_x, np.float64)
+    gx = conv2_same(x, kx)
+    gy = conv2_same(x, kx.T)
+    return np.sqrt(gx * gx + gy * gy)
+
+
+def imresize(
+    x: np.ndarray, out_hw: tuple[int, int], method: str = "bicubic", scale: float | None = None, uint8: bool = False
+) -> np.ndarray:
+    """MATLAB `imresize` over axes 1, 2 (the matrices of `deepfl.fr.functional.resize`); uint8=True rounds half
+    away from zero and clips to 0..255 after each axis, as MATLAB does for uint8 input."""
+    x = np.asarray(x, np.float64)
+    for axis, in_len, out_len, pass_scale in imresize_passes((x.shape[1], x.shape[2]), out_hw, scale):
+        matrix = imresize_matrix(in_len, out_len, method, pass_scale)
+        x = np.moveaxis(np.tensordot(matrix, x, axes=([1], [axis])), 0, axis)
+        if uint8:
+            x = np.clip(np.sign(x) * np.floor(np.abs(x) + 0.5), 0.0, 255.0)
+    return x
+
+
+def mean_per_image(x: np.ndarray) -> np.ndarray:
+    """Mean over all axes but the first, in float64."""
+    return np.asarray(x, np.float64).reshape(len(x), -1).mean(axis=1)
