@@ -29,60 +29,100 @@ EPSILON = 1e-4
 T1, T2, T3, T4, LAMBDA = 0.85, 160.0, 200.0, 200.0, 0.03
 
 
+def unfold(quarter: np.ndarray, rows: int, cols: int, dtype=np.float64) -> np.ndarray:
+    """A function of |u| and |v| on phasecong2's frequency grid, from its values at indices 0 .. rows // 2 and
+    0 .. cols // 2 (the last two axes of `quarter`) to all rows x cols indices: the grid holds -u at index n - k
+    where it holds u at index k (exactly: only the sign differs)."""
+    top, left = rows // 2 + 1, cols // 2 + 1
+    full = np.empty(quarter.shape[:-2] + (rows, cols), dtype)
+    full[..., :top, :left] = quarter
+    full[..., top:, :left] = quarter[..., rows - top : 0 : -1, :]
+    full[..., :, left:] = full[..., :, cols - left : 0 : -1]
+    return full
+
+
 @functools.lru_cache(maxsize=16)
-def phasecong_filters(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
-    """Frequency responses (orient*scale, rows, cols) of phasecong2's filters and each orientation's noise factor.
+def phasecong_filters(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """phasecong2's filters in float64 and each orientation's noise factor: filter (o, s) is angular[o] * radial[s],
+    the angular parts (orientation, rows, cols) in full and the radial parts (scale, rows // 2 + 1, cols // 2 + 1)
+    as the quarter of the grid that `unfold` mirrors.
+
+    The radial part (log-Gabor times the low-pass) depends on |u| and |v| only. The angular spread
+    exp(-dtheta^2 / (2 thetaSigma^2)) takes dtheta = theta - angle wrapped into [-pi, pi], which phasecong2 obtains
+    as atan2(ds, dc) of the rotated sine and cosine.
 
     The factor F_o turns the median of |EO(scale 1, o)|^2 into the energy threshold: T_o = sqrt(median * F_o)
     (phasecong2: noisePower = -median/log(0.5)/EM_n; tau = sqrt(noisePower (sum An^2 + 2 sum AiAj));
-    T = (tau sqrt(pi/2) + k sqrt(2 - pi/2) tau) / 1.7).
+    T = (tau sqrt(pi/2) + k sqrt(2 - pi/2) tau) / 1.7). phasecong2 sums products of the filters' spatial responses
+    real(ifft2(b)) * sqrt(rows * cols). The real part is the inverse transform of b's symmetric part
+    (b(k) + b(-k)) / 2, so by Parseval's theorem these sums equal the same sums over the symmetric parts in the
+    frequency domain (no inverse FFTs); sum An^2 + 2 sum AiAj is the sum of the squared sum over scales, and as
+    the radial parts are symmetric the symmetric part of orientation o's sum is sum_s radial[s] times angular[o]'s.
     """
-    u, v = spectral.fft_grid(rows, cols)
-    radius = np.sqrt(u**2 + v**2)
-    theta = np.arctan2(-v, u)
+    u = spectral.fft_grid(2, cols)[0][:1]  # 1 x cols (the grid along one axis does not depend on the other's size)
+    v = spectral.fft_grid(rows, 2)[1][:, :1]  # rows x 1
+    radius = np.sqrt(u[:, : cols // 2 + 1] ** 2 + v[: rows // 2 + 1] ** 2)
     lowpass = 1.0 / (1.0 + (radius / 0.45) ** (2 * 15))
+    radial = np.stack(
+        [
+            spectral.log_gabor_radial(radius, 1.0 / (MIN_WAVELENGTH * MULT**s), SIGMA_ON_F) * lowpass
+            for s in range(N_SCALES)
+        ]
+    )
+
+    theta = np.arctan2(-v, u)
     theta_sigma = math.pi / N_ORIENTS / D_THETA_ON_SIGMA
-    filters, factors = [], []
+    angular = np.empty((N_ORIENTS, rows, cols))
     for o in range(N_ORIENTS):
-        angle = o * math.pi / N_ORIENTS
-        ds = np.sin(theta) * math.cos(angle) - np.cos(theta) * math.sin(angle)
-        dc = np.cos(theta) * math.cos(angle) + np.sin(theta) * math.sin(angle)
-        spread = np.exp(-(np.abs(np.arctan2(ds, dc)) ** 2) / (2 * theta_sigma**2))
-        bank = []
-        for s in range(N_SCALES):
-            gabor = spectral.log_gabor_radial(radius, 1.0 / (MIN_WAVELENGTH * MULT**s), SIGMA_ON_F) * lowpass
-            gabor[0, 0] = 0.0
-            bank.append(gabor * spread)
-        # phasecong2 sums products of the filters' spatial responses real(ifft2(b)) * sqrt(rows * cols). The real
-        # part is the inverse transform of b's symmetric part (b(k) + b(-k)) / 2, so by Parseval's theorem these
-        # sums equal the same sums over the symmetric parts in the frequency domain (no inverse FFTs).
-        even = [0.5 * (b + np.roll(b[::-1, ::-1], 1, axis=(0, 1))) for b in bank]
-        sum_an2 = sum(np.sum(a**2) for a in even)
-        sum_aiaj = sum(np.sum(even[i] * even[j]) for i in range(N_SCALES) for j in range(i + 1, N_SCALES))
-        em_n = np.sum(bank[0] ** 2)
-        factor = (sum_an2 + 2 * sum_aiaj) / em_n / (-math.log(0.5))
-        scale = (math.sqrt(math.pi / 2) + K * math.sqrt(2 - math.pi / 2)) / 1.7
-        factors.append(factor * scale**2)
-        filters.extend(bank)
-    return np.stack(filters).astype(np.float64), np.asarray(factors, np.float64)
+        dtheta = theta - o * math.pi / N_ORIENTS  # in [-7 pi / 4, pi]
+        dtheta[dtheta < -math.pi] += 2 * math.pi
+        np.exp(-(dtheta**2) / (2 * theta_sigma**2), out=angular[o])
+
+    sum_sq = unfold(np.sum(radial, axis=0) ** 2, rows, cols)
+    finest_sq = unfold(radial[0] ** 2, rows, cols)
+    scale = (math.sqrt(math.pi / 2) + K * math.sqrt(2 - math.pi / 2)) / 1.7
+    factors = np.empty(N_ORIENTS)
+    for o, spread in enumerate(angular):
+        symmetric = spread + np.roll(spread[::-1, ::-1], 1, axis=(0, 1))  # twice the symmetric part
+        energy = 0.25 * np.einsum("ij,ij,ij->", sum_sq, symmetric, symmetric)
+        em_n = np.einsum("ij,ij,ij->", finest_sq, spread, spread)
+        factors[o] = energy / em_n / (-math.log(0.5)) * scale**2
+    return radial, angular, factors
+
+
+def median_last(values: np.ndarray) -> np.ndarray:
+    """MATLAB `median` over the last axis (mean of the two middle values for an even count) in float64.
+
+    The two middle order statistics are selected exactly but without partitioning whole rows: a strided sample of
+    each row brackets them, and only the values between the brackets are partitioned (a row whose brackets miss
+    is partitioned whole). The selected elements are those of a full sort, so the result equals `np.median`'s
+    computed in float64.
+    """
+    n = values.shape[-1]
+    rows = values.reshape(-1, n)
+    lower_rank, upper_rank = (n - 1) // 2, n // 2
+    sample = np.sort(rows[:, :: max(1, n // 2048)], axis=1)
+    size = sample.shape[1]
+    margin = 4 * math.isqrt(size) + 4  # ~8 standard deviations of the sample's median rank
+    low = sample[:, max(0, lower_rank * size // n - margin)][:, None]
+    high = sample[:, min(size - 1, upper_rank * size // n + margin)][:, None]
+    below = [np.count_nonzero(row) for row in rows < low]
+    inside = rows >= low
+    inside &= rows <= high
+    counts = [np.count_nonzero(row) for row in inside]
+    bands = np.split(np.compress(inside.ravel(), rows.ravel()), np.cumsum(counts)[:-1])
+    result = np.empty(len(rows))
+    for i, (row, band, skipped, count) in enumerate(zip(rows, bands, below, counts)):
+        if not skipped <= lower_rank <= upper_rank < skipped + count:
+            band, skipped = row, 0
+        picked = np.partition(band, (lower_rank - skipped, upper_rank - skipped))
+        result[i] = 0.5 * (float(picked[lower_rank - skipped]) + float(picked[upper_rank - skipped]))
+    return result.reshape(values.shape[:-1])
 
 
 def _median_last(x: tf.Tensor) -> tf.Tensor:
-    """MATLAB `median` over the last axis (mean of the two middle values for an even count), in float64.
-
-    numpy's O(n) selection instead of a full `tf.sort`: one partition at the upper middle plus a max over the
-    lower half (`np.partition` with both middle indices runs two selections) picks the same two elements, so
-    the result is bit-identical to `np.median` in float64.
-    """
-
-    def median(values: np.ndarray) -> np.ndarray:
-        n = values.shape[-1]
-        upper = np.partition(values, n // 2, axis=-1)
-        high = upper[..., n // 2].astype(np.float64)
-        low = upper[..., : n // 2].max(axis=-1).astype(np.float64) if n % 2 == 0 else high
-        return 0.5 * (low + high)
-
-    result = tf.numpy_function(median, [x], tf.float64, stateful=False)
+    """`median_last` of a tensor, in float64 (numpy's O(n) selection instead of a full `tf.sort`)."""
+    result = tf.numpy_function(median_last, [x], tf.float64, stateful=False)
     return tf.ensure_shape(result, x.shape[:-1])
 
 
@@ -94,7 +134,8 @@ def _pc_energy(y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     responses instead of ~17 separate TensorFlow passes.
     """
     rows, cols = y.shape[1], y.shape[2]
-    filters, _ = phasecong_filters(rows, cols)
+    radial, angular, _ = phasecong_filters(rows, cols)
+    filters = (angular[:, None] * unfold(radial, rows, cols)[None]).reshape(N_ORIENTS * N_SCALES, rows, cols)
     eo = tf.signal.ifft2d(spectral.fft2(y)[:, None] * tf.constant(filters.astype(np.complex64)))  # M, O*S, H, W
     energies, finest, an_all = [], [], 0.0
     for o in range(N_ORIENTS):
@@ -143,7 +184,7 @@ def _fsim_pool(
     ref_index: tf.Tensor | None,
 ) -> tf.Tensor:
     """Per-image maps of the R references followed by the N distorted images -> N FSIMc scores."""
-    _, factors = phasecong_filters(yiq.shape[1], yiq.shape[2])
+    _, _, factors = phasecong_filters(yiq.shape[1], yiq.shape[2])
     pc1, pc2 = batching.split_batch(_pc_from_energy(energy, an_all, median, factors), num_refs, ref_index)
     g1, g2 = batching.split_batch(gm, num_refs, ref_index)
     yiq1, yiq2 = batching.split_batch(yiq, num_refs, ref_index)
@@ -156,7 +197,7 @@ def _fsim_pool(
     return pooling.weighted_mean(g_sim * pc_sim * chroma, tf.maximum(pc1, pc2), axes=(1, 2))
 
 
-@staging.compile_on_repeat  # graph per input shape (static H, W), built once a shape repeats
+@staging.compile_on_repeat(uncompiled="fsim")  # NumPy on a shape's first call, a graph once it repeats
 def _fsim(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Tensor:
     f = filters.auto_downsample_factor(ref.shape[1], ref.shape[2])
     yiq, gm, energy, an_all, finest = _fsim_maps(tf.concat([ref, dist], axis=0), f)
