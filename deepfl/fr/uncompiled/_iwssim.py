@@ -10,10 +10,12 @@ BLAS runs far faster than a loop over the taps; the pyramid's filters are such p
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
+from threadpoolctl import ThreadpoolController
 
 from deepfl.fr._iwssim import BINOM5, BLOCK, LEVELS, SIGMA_NSQ, TOL, WEIGHTS, enlarge_matrix
 from deepfl.fr._ssim import K1, K2, WINDOW_SIGMA, WINDOW_SIZE, L
@@ -131,24 +133,24 @@ def laplacian_pyramid(x: np.ndarray) -> list[np.ndarray]:
 
 
 def _row_taps(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A matrix with few adjacent nonzeros per row as (first column per row, rows x width weights from it)."""
+    """A matrix with few adjacent nonzeros per row as (first column per row, width x rows weights from it)."""
     nonzero = matrix != 0
     first = np.argmax(nonzero, axis=1)
     last = matrix.shape[1] - 1 - np.argmax(nonzero[:, ::-1], axis=1)
     width = int((last - first).max()) + 1
     start = np.minimum(first, matrix.shape[1] - width)
-    return start, np.take_along_axis(matrix, start[:, None] + np.arange(width), axis=1)
+    return start, np.take_along_axis(matrix, start[:, None] + np.arange(width), axis=1).T.copy()
 
 
 def enlarged_parent(parent: np.ndarray, rows: int, cols: int) -> np.ndarray:
     """`imenlarge2(parent)[:, 1:rows-1, 1:cols-1]` of R,h,w parent bands (the interior IW-SSIM uses).
 
     Each enlarged row and column mixes two neighbouring samples (bilinear), so the rows of `enlarge_matrix` are
-    applied as their few taps rather than as dense products."""
-    start, weights = _row_taps(enlarge_matrix(parent.shape[1], 1, rows - 1))
-    tall = sum(weights[:, t, None] * parent[:, start + t] for t in range(weights.shape[1]))
+    applied as their few taps rather than as dense products, columns first (on the smaller image)."""
     start, weights = _row_taps(enlarge_matrix(parent.shape[2], 1, cols - 1))
-    return sum(tall[:, :, start + t] * weights[:, t] for t in range(weights.shape[1]))
+    wide = sum(np.take(parent, start + t, axis=2) * w for t, w in enumerate(weights))
+    start, weights = _row_taps(enlarge_matrix(parent.shape[1], 1, rows - 1))
+    return sum(np.take(wide, start + t, axis=1) * w[:, None] for t, w in enumerate(weights))
 
 
 def _neighbourhoods(
@@ -307,9 +309,25 @@ def _mean_ssim(x: np.ndarray, y: np.ndarray, ref_index: np.ndarray | None) -> np
     return functional.mean_per_image(ssim_map)
 
 
+@functools.cache
+def _thread_pools() -> ThreadpoolController:
+    """The process's BLAS and OpenMP pools (found once: the search scans every loaded library)."""
+    return ThreadpoolController()
+
+
 def iwssim(ref: np.ndarray, dist: np.ndarray, ref_index: np.ndarray | None = None) -> np.ndarray:
     """IW-SSIM of each pair (1 = identical): information-weighted cs means of the band-pass levels and the mean
-    SSIM of the low-pass level, combined as a weighted geometric mean."""
+    SSIM of the low-pass level, combined as a weighted geometric mean.
+
+    BLAS runs on one thread: the products here are small and many, and OpenBLAS splits the larger ones (the GSM
+    covariances, the pyramid's column passes) across threads whose hand-offs cost more than they save.
+    """
+    with _thread_pools().limit(limits=1, user_api="blas"):
+        return _iwssim(ref, dist, ref_index)
+
+
+def _iwssim(ref: np.ndarray, dist: np.ndarray, ref_index: np.ndarray | None) -> np.ndarray:
+    """`iwssim` with BLAS limited to one thread."""
     ref_bands = laplacian_pyramid(functional.rgb2gray(ref))
     dist_bands = laplacian_pyramid(functional.rgb2gray(dist))
     pooled = []
