@@ -1,13 +1,26 @@
 """SR-SIM in NumPy (first call with a shape); the original's conventions are in `deepfl/fr/_sr_sim.py`.
 
-Also the array operations SR-SIM shares with VSI (`deepfl.fr.uncompiled._vsi` imports them): `imresize` as
-sparse passes, Scharr gradient magnitudes by slicing, `mat2gray`, the similarity term and the weighted pooling.
+Every call here meets a new image size, so the work is organised for cold calls:
+- full-size maps are never stored: the luma is computed in blocks of rows, once for the 1/4-size image and once
+  more (with a row of margin) for the gradients, and each block's similarity is pooled at once into per-pair sums.
+  Blocks stay in the cache, and a new size allocates no large buffers (fresh memory is paid for in page faults);
+- the images (saliency) and the two halves of the rows (pooling) run on two threads: NumPy's ufuncs and SciPy's
+  sparse products and FFTs release the GIL;
+- `imresize` runs as sparse one-axis operators (a few taps per output pixel); nothing calls BLAS, whose own threads
+  would compete with these.
+
+Also the block operations SR-SIM shares with VSI (`deepfl.fr.uncompiled._vsi` imports them): threads, row blocks,
+sparse `imresize` operators, box-downsampled colour planes, Scharr gradients by slicing, `mat2gray`, the
+similarity terms and the weighted pooling.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import scipy.fft
@@ -19,12 +32,52 @@ from deepfl.fr.functional.filters import SCHARR_X, auto_downsample_factor, gauss
 from deepfl.fr.functional.resize import imresize_matrix
 from deepfl.fr.uncompiled import functional
 
-FFT_WORKERS = 2
+WORKERS = min(2, os.cpu_count() or 1)
+BLOCK_VALUES = 1 << 16  # float64 values of one map, all images of the batch together, per block of rows
+
+
+def in_parallel(function: Callable, items: Sequence) -> list:
+    """[function(item) for item in items], the second half of the items on a thread of its own (when there are
+    two cores): the calling thread does the first half, the results keep the items' order."""
+    if len(items) < 2 or WORKERS < 2:
+        return [function(item) for item in items]
+    half = (len(items) + 1) // 2
+    outcome: list = []
+
+    def second_half() -> None:
+        try:
+            outcome.append([function(item) for item in items[half:]])
+        except BaseException as error:  # re-raised in the calling thread
+            outcome.append(error)
+
+    worker = threading.Thread(target=second_half, daemon=True)
+    worker.start()
+    try:
+        first = [function(item) for item in items[:half]]
+    finally:
+        worker.join()
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return first + outcome[0]
+
+
+def row_blocks(start: int, stop: int, values_per_row: int) -> Iterator[tuple[int, int]]:
+    """(start, stop) of consecutive blocks of the rows start..stop-1, about BLOCK_VALUES values each."""
+    step = max(1, BLOCK_VALUES // max(values_per_row, 1))
+    for first in range(start, stop, step):
+        yield first, min(stop, first + step)
+
+
+def halves(rows: int) -> list[tuple[int, int]]:
+    """The rows 0..rows-1 in two halves (start, stop), one per thread."""
+    middle = (rows + 1) // 2
+    return [(0, middle), (middle, rows)]
 
 
 @functools.lru_cache(maxsize=64)
-def _resize_operator(in_len: int, out_len: int, method: str, scale: float) -> scipy.sparse.csr_array:
-    """`imresize_matrix` as a sparse band: each output row keeps the columns from its first to its last tap."""
+def resize_operator(in_len: int, out_len: int, method: str, scale: float) -> scipy.sparse.csr_array:
+    """`imresize_matrix` (one axis of MATLAB `imresize`) as a sparse band: each output row keeps the columns from
+    its first to its last tap."""
     dense = imresize_matrix(in_len, out_len, method, scale)
     nonzero = dense != 0
     first = nonzero.argmax(axis=1)
@@ -36,43 +89,93 @@ def _resize_operator(in_len: int, out_len: int, method: str, scale: float) -> sc
     return scipy.sparse.csr_array((data.ravel(), cols.ravel(), indptr), shape=(out_len, in_len))
 
 
-def imresize(
-    x: np.ndarray, out_hw: tuple[int, int], method: str, scale: float | None = None, transposed: bool = False
-) -> np.ndarray:
-    """MATLAB `imresize` of N,H,W[,C] maps over axes 1, 2 as two sparse passes (float64).
+def resize_operators(
+    in_hw: tuple[int, int], out_hw: tuple[int, int], method: str, scale: float | None = None
+) -> tuple[scipy.sparse.csr_array, scipy.sparse.csr_array]:
+    """The row and column operators of `imresize(x, out_hw)` (or `imresize(x, scale)`): out = A_h @ x @ A_w.T.
 
-    The two 1-D passes are linear and act on different axes, so their order (MATLAB's: the smaller scale first)
-    changes only the rounding. transposed=True returns the result with H and W swapped (N,W',H'[,C], C-ordered),
-    which spares the final transposition when the consumer does not mind the layout.
+    The two passes are linear and act on different axes, so applying them in another order than MATLAB's (the
+    smaller scale first) changes only the rounding.
     """
-    (rows, cols), (out_rows, out_cols) = x.shape[1:3], out_hw
-    along_h = _resize_operator(rows, out_rows, method, out_rows / rows if scale is None else scale)
-    along_w = _resize_operator(cols, out_cols, method, out_cols / cols if scale is None else scale)
-    tail = x.shape[3:]
-    out = np.empty((len(x), out_cols, out_rows) + tail)
-    for image, result in zip(x, out):
-        tall = along_h @ np.asarray(image, np.float64).reshape(rows, -1)
-        wide = np.ascontiguousarray(tall.reshape((out_rows, cols, -1)).swapaxes(0, 1)).reshape(cols, -1)
-        result[...] = (along_w @ wide).reshape(result.shape)
-    return out if transposed else np.ascontiguousarray(out.swapaxes(1, 2))
+    (rows, cols), (out_rows, out_cols) = in_hw, out_hw
+    along_h = resize_operator(rows, out_rows, method, out_rows / rows if scale is None else scale)
+    along_w = resize_operator(cols, out_cols, method, out_cols / cols if scale is None else scale)
+    return along_h, along_w
 
 
-def scharr_magnitude(y: np.ndarray) -> np.ndarray:
-    """`gradient_magnitude(y, SCHARR_X)` of N,h,w maps (zero border) by slicing: the derivative x(j+1) - x(j-1)
-    across, then the (3, 10, 3) / 16 smoothing along the other axis."""
+def operator_rows(operator: scipy.sparse.csr_array, start: int, stop: int) -> scipy.sparse.csr_array:
+    """Rows start..stop-1 of a CSR operator, built from its arrays (SciPy's slicing costs far more per call)."""
+    lo, hi = operator.indptr[start], operator.indptr[stop]
+    indptr = operator.indptr[start : stop + 1] - lo
+    shape = (stop - start, operator.shape[1])
+    return scipy.sparse.csr_array((operator.data[lo:hi], operator.indices[lo:hi], indptr), shape=shape)
+
+
+def apply_rows(operator: scipy.sparse.sparray, x: np.ndarray) -> np.ndarray:
+    """operator (out x H) applied along axis 1 of N,H,W maps -> N,out,W."""
+    return np.stack([operator @ image for image in x])
+
+
+def apply_cols(operator: scipy.sparse.sparray, x: np.ndarray) -> np.ndarray:
+    """operator (out x W) applied along axis 2 of N,H,W maps -> N,H,out (C-ordered)."""
+    rows = x.shape[1]
+    flat = np.ascontiguousarray(x.reshape(-1, x.shape[2]).T)
+    return np.ascontiguousarray((operator @ flat).T).reshape(len(x), rows, operator.shape[0])
+
+
+def rgb_planes(images: np.ndarray, factor: int, start: int, stop: int) -> np.ndarray:
+    """Rows start..stop-1 of N,H,W,3 images box-downsampled by factor, as float64 colour planes (3,N,rows,w).
+
+    The box is `conv2(x, ones(f)/f^2, 'same')` subsampled from the first pixel: output i averages the input rows
+    and columns i*f - floor((f-1)/2) .. i*f + floor(f/2), zeros outside the image; w = ceil(W/f).
+    """
+    if factor == 1:
+        return np.moveaxis(images[:, start:stop], -1, 0).astype(np.float64)
+    height, width = images.shape[1:3]
+    out_w = -(-width // factor)
+    before = (factor - 1) // 2
+    top, bottom = start * factor - before, stop * factor - before
+    lo, hi = max(top, 0), min(bottom, height)
+    kept = min(width, out_w * factor - before)
+    padded = np.zeros((3, len(images), bottom - top, out_w * factor))
+    padded[:, :, lo - top : hi - top, before : before + kept] = np.moveaxis(images[:, lo:hi, :kept], -1, 0)
+    planes = np.zeros((3, len(images), stop - start, out_w))
+    for i in range(factor):
+        for j in range(factor):
+            planes += padded[:, :, i::factor, j::factor]
+    planes *= 1.0 / factor**2
+    return planes
+
+
+def mix(planes: np.ndarray, weights: Sequence[float], out: np.ndarray | None = None) -> np.ndarray:
+    """weights[0] * R + weights[1] * G + weights[2] * B of colour planes (3, ...)."""
+    out = np.multiply(planes[0], weights[0], out=out)
+    term = planes[1] * weights[1]
+    out += term
+    np.multiply(planes[2], weights[2], out=term)
+    out += term
+    return out
+
+
+def scharr_squared(padded: np.ndarray) -> np.ndarray:
+    """Squared Scharr gradient magnitude (`gradient_magnitude(y, SCHARR_X)` squared) of the interior of
+    N,h+2,w+2 maps whose margin holds the neighbouring rows and columns (zeros outside the image): the difference
+    x(j+1) - x(j-1) in one direction, the (3, 10, 3) / 16 smoothing in the other."""
     outer, centre = SCHARR_X[0, 0], SCHARR_X[1, 0]
-    padded = np.zeros((len(y), y.shape[1] + 2, y.shape[2] + 2))
-    padded[:, 1:-1, 1:-1] = y
     dx = padded[:, :, 2:] - padded[:, :, :-2]
+    gx = dx[:, :-2] + dx[:, 2:]
+    gx *= outer
+    dx *= centre
+    gx += dx[:, 1:-1]
     dy = padded[:, 2:] - padded[:, :-2]
-    gx = (dx[:, :-2] + dx[:, 2:]) * outer
-    gx += dx[:, 1:-1] * centre
-    gy = (dy[:, :, :-2] + dy[:, :, 2:]) * outer
-    gy += dy[:, :, 1:-1] * centre
+    gy = dy[:, :, :-2] + dy[:, :, 2:]
+    gy *= outer
+    dy *= centre
+    gy += dy[:, :, 1:-1]
     gx *= gx
     gy *= gy
     gx += gy
-    return np.sqrt(gx, out=gx)
+    return gx
 
 
 def mat2gray(x: np.ndarray) -> np.ndarray:
@@ -84,41 +187,95 @@ def mat2gray(x: np.ndarray) -> np.ndarray:
 
 def similarity(a: np.ndarray, b: np.ndarray, constant: float) -> np.ndarray:
     """(2ab + c) / (a^2 + b^2 + c)."""
-    return (2.0 * a * b + constant) / (a * a + b * b + constant)
+    num = a * b
+    num *= 2.0
+    num += constant
+    den = a * a
+    den += b * b
+    den += constant
+    num /= den
+    return num
 
 
-def weighted_mean(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """sum(values * weights) / sum(weights) per image, the plain mean where all weights are 0 (the TF guard)."""
-    total = weights.sum(axis=(1, 2))
-    weighted = np.einsum("nhw,nhw->n", values, weights)
-    return np.where(total > 0, weighted / np.where(total > 0, total, 1.0), values.mean(axis=(1, 2)))
+def gradient_similarity(q1: np.ndarray, q2: np.ndarray, constant: float) -> np.ndarray:
+    """`similarity` of two gradient magnitudes given squared: (2 g1 g2 + c) / (g1^2 + g2^2 + c)."""
+    num = q1 * q2
+    np.sqrt(num, out=num)
+    num *= 2.0
+    num += constant
+    den = q1 + q2
+    den += constant
+    num /= den
+    return num
 
 
-def _spectral_residual_small(y: np.ndarray) -> np.ndarray:
-    """`imresize(Y, 0.25)` and the spectral residual saliency of N,h,w luma maps -> `mat2gray`ed small maps."""
-    rows, cols = y.shape[1:]
-    small = imresize(y, (math.ceil(rows * SCALE), math.ceil(cols * SCALE)), "bicubic", SCALE)
-    spectrum = scipy.fft.fft2(small, workers=FFT_WORKERS)
+def pooled(sums: Sequence[np.ndarray], pixels: int) -> np.ndarray:
+    """sum(sim * w) / sum(w) per pair from the (weighted, total weight, plain) sums of the row blocks, the plain
+    mean where all weights are 0 (the TF form's guard)."""
+    weighted, total, plain = (sum(parts) for parts in zip(*sums))
+    return np.where(total > 0, weighted / np.where(total > 0, total, 1.0), plain / pixels)
+
+
+def block_sums(sim: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sum(sim * weights), sum(weights), sum(sim)) per pair of N,rows,w maps."""
+    return np.einsum("nhw,nhw->n", sim, weights), weights.sum(axis=(1, 2)), sim.sum(axis=(1, 2))
+
+
+def _small_luma(image: np.ndarray, factor: int, small_hw: tuple[int, int]) -> np.ndarray:
+    """`imresize(Y, 0.25)` (bicubic, antialiased) of the box-downsampled luma of an H,W,3 image: the column pass on
+    blocks of luma rows, the row pass on the (four times narrower) result."""
+    height, width = -(-image.shape[0] // factor), -(-image.shape[1] // factor)
+    along_h, along_w = resize_operators((height, width), small_hw, "bicubic", SCALE)
+    narrow = np.empty((1, height, small_hw[1]))
+    for start, stop in row_blocks(0, height, width):
+        narrow[:, start:stop] = apply_cols(along_w, mix(rgb_planes(image[None], factor, start, stop), YIQ[0]))
+    return apply_rows(along_h, narrow)[0]
+
+
+def _spectral_residual(small: np.ndarray) -> np.ndarray:
+    """Spectral residual saliency of an h,w map: `mat2gray` of the smoothed squared inverse FFT."""
+    spectrum = scipy.fft.fft2(small)
     amplitude = np.abs(spectrum)
-    log_amplitude = np.log(np.maximum(amplitude, 1e-300))
+    log_amplitude = np.log(np.maximum(amplitude, 1e-300))[None]
     box = np.full((AVE_KERNEL, AVE_KERNEL), 1.0 / AVE_KERNEL**2)
-    residual = np.exp(log_amplitude - functional.correlate(log_amplitude, box, "same", "replicate"))
+    residual = np.exp(log_amplitude - functional.correlate(log_amplitude, box, "same", "replicate"))[0]
     unit = np.where(amplitude > 0, spectrum / np.where(amplitude > 0, amplitude, 1.0), 1.0)  # angle(0) = 0
-    rebuilt = scipy.fft.ifft2(residual * unit, workers=FFT_WORKERS)
-    energy = rebuilt.real**2 + rebuilt.imag**2
-    saliency = functional.correlate(energy, gaussian_kernel2d(GAUSS_SIZE, GAUSS_SIGMA), "same", "zeros")
-    return mat2gray(saliency)
+    rebuilt = scipy.fft.ifft2(residual * unit)
+    energy = (rebuilt.real**2 + rebuilt.imag**2)[None]
+    return mat2gray(functional.correlate(energy, gaussian_kernel2d(GAUSS_SIZE, GAUSS_SIGMA), "same", "zeros"))[0]
+
+
+def _squared_gradient_rows(images: np.ndarray, factor: int, start: int, stop: int, hw: tuple[int, int]) -> np.ndarray:
+    """Squared Scharr gradient magnitude of the luma rows start..stop-1 (N,rows,w) of luma maps of size hw."""
+    height, width = hw
+    padded = np.zeros((len(images), stop - start + 2, width + 2))
+    lo, hi = max(start - 1, 0), min(stop + 1, height)
+    mix(rgb_planes(images, factor, lo, hi), YIQ[0], padded[:, lo - start + 1 : hi - start + 1, 1:-1])
+    return scharr_squared(padded)
 
 
 def sr_sim(ref: np.ndarray, dist: np.ndarray, ref_index: np.ndarray | None = None) -> np.ndarray:
     """SR-SIM of each pair (1 = identical): gradient and spectral-residual similarity weighted by the saliency."""
     factor = auto_downsample_factor(ref.shape[1], ref.shape[2])
-    images = np.concatenate([ref, dist])
-    y = functional.box_downsample(functional.mix_channels(images, YIQ[:1])[..., 0], factor, "zeros")
-    gm = scharr_magnitude(y)
-    saliency = imresize(_spectral_residual_small(y), y.shape[1:], "bicubic")
+    hw = height, width = -(-ref.shape[1] // factor), -(-ref.shape[2] // factor)
+    small_hw = (math.ceil(height * SCALE), math.ceil(width * SCALE))
+    small = np.stack(in_parallel(lambda image: _spectral_residual(_small_luma(image, factor, small_hw)), [*ref, *dist]))
+    # Saliency at full size = along_h @ small @ along_w.T: the column pass here, the rows per block.
+    along_h, along_w = resize_operators(small_hw, hw, "bicubic")
+    wide = np.ascontiguousarray(apply_cols(along_w, small).transpose(1, 0, 2)).reshape(small_hw[0], -1)
     num_refs = len(ref)
-    s1, s2 = functional.take_refs(saliency[:num_refs], ref_index), saliency[num_refs:]
-    g1, g2 = functional.take_refs(gm[:num_refs], ref_index), gm[num_refs:]
-    sim = similarity(s1, s2, C1) * similarity(g1, g2, C2) ** ALPHA
-    return weighted_mean(sim, np.maximum(s1, s2))
+
+    def pool(rows: tuple[int, int]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        sums = []
+        for start, stop in row_blocks(*rows, len(small) * width):
+            saliency = (operator_rows(along_h, start, stop) @ wide).reshape(stop - start, -1, width)
+            saliency = saliency.transpose(1, 0, 2)
+            s1, s2 = functional.take_refs(saliency[:num_refs], ref_index), saliency[num_refs:]
+            q1 = functional.take_refs(_squared_gradient_rows(ref, factor, start, stop, hw), ref_index)
+            sim = gradient_similarity(q1, _squared_gradient_rows(dist, factor, start, stop, hw), C2)
+            sim **= ALPHA
+            sim *= similarity(s1, s2, C1)
+            sums.append(block_sums(sim, np.maximum(s1, s2)))
+        return sums
+
+    return pooled([part for half in in_parallel(pool, halves(height)) for part in half], height * width)

@@ -1,4 +1,11 @@
-"""VSI in NumPy (first call with a shape); the original's conventions are in `deepfl/fr/_vsi.py`."""
+"""VSI in NumPy (first call with a shape); the original's conventions are in `deepfl/fr/_vsi.py`.
+
+Organised for cold calls as SR-SIM's form is (`deepfl.fr.uncompiled._sr_sim`, whose block operations this module
+shares): SDSP runs per image on two threads; the full-size maps are never stored: the resize back of the saliency
+is evaluated row block by row block, once for its `mat2gray` range and once for pooling, together with the
+box-downsampled LMN channels and Scharr gradients of the same rows, and each block's similarity is pooled at once
+into per-pair sums, on two threads (halves of the rows).
+"""
 
 from __future__ import annotations
 
@@ -6,77 +13,197 @@ import math
 
 import numpy as np
 import scipy.fft
+import scipy.sparse
 
 from deepfl.fr._vsi import ALPHA, C_CHROM, C_GM, C_VS, LAMBDA, SDSP_SIZE, SIGMA_C, _sdsp_constants
 from deepfl.fr.functional.colour import LMN
 from deepfl.fr.functional.filters import auto_downsample_factor
 from deepfl.fr.uncompiled import functional
 from deepfl.fr.uncompiled._sr_sim import (
-    FFT_WORKERS,
-    imresize,
+    block_sums,
+    gradient_similarity,
+    halves,
+    in_parallel,
     mat2gray,
-    scharr_magnitude,
+    mix,
+    operator_rows,
+    pooled,
+    resize_operators,
+    rgb_planes,
+    row_blocks,
+    scharr_squared,
     similarity,
-    weighted_mean,
 )
 
-# VSI.m's RGB2Lab: sRGB primaries to XYZ, and the D50 white it divides by.
+# VSI.m's RGB2Lab: sRGB primaries to XYZ, the D50 white it divides by, and CIELab's epsilon and kappa.
 _SRGB_TO_XYZ = ((0.4124564, 0.3575761, 0.1804375), (0.2126729, 0.7151522, 0.0721750), (0.0193339, 0.1191920, 0.9503041))
 _WHITE = (0.9642, 1.0, 0.8251)
 _EPSILON, _KAPPA = 0.008856, 903.3
 
 
-def _rgb2lab(rgb: np.ndarray) -> np.ndarray:
-    """sRGB in [0, 255] (..., 3) -> CIELab planes (3, ...) as VSI.m's `RGB2Lab`."""
-    x = rgb / 255.0
-    linear = np.where(x <= 0.04045, x / 12.92, ((np.maximum(x, 0.04045) + 0.055) / 1.055) ** 2.4)
-    xyz = linear @ (np.asarray(_SRGB_TO_XYZ) / np.asarray(_WHITE)[:, None]).T
-    f = np.where(xyz > _EPSILON, np.cbrt(xyz), (_KAPPA * xyz + 16.0) / 116.0)
-    fx, fy, fz = np.moveaxis(f, -1, 0)
-    return np.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)])
+def _rgb2lab(rgb: np.ndarray, out: np.ndarray) -> None:
+    """sRGB in [0, 255] as planes (3, ...) -> CIELab planes written to out (3, ...), as VSI.m's `RGB2Lab`."""
+    linear = []
+    for channel in rgb:
+        x = channel / 255.0
+        value = x + 0.055
+        value /= 1.055
+        np.log(value, out=value)
+        value *= 2.4
+        np.exp(value, out=value)  # ((x + 0.055) / 1.055) ^ 2.4
+        np.divide(x, 12.92, out=value, where=x <= 0.04045)
+        linear.append(value)
+    f = []
+    for row, white in zip(_SRGB_TO_XYZ, _WHITE):
+        xyz = linear[0] * row[0]
+        xyz += linear[1] * row[1]
+        xyz += linear[2] * row[2]
+        xyz /= white
+        cube_root = np.cbrt(xyz)
+        low = xyz <= _EPSILON
+        xyz *= _KAPPA
+        xyz += 16.0
+        xyz /= 116.0
+        np.copyto(cube_root, xyz, where=low)
+        f.append(cube_root)
+    fx, fy, fz = f
+    np.multiply(fy, 116.0, out=out[0])
+    out[0] -= 16.0
+    np.subtract(fx, fy, out=out[1])
+    out[1] *= 500.0
+    np.subtract(fy, fz, out=out[2])
+    out[2] *= 200.0
 
 
-def _small_saliency(images: np.ndarray) -> np.ndarray:
-    """SDSP before the resize back, on the 256x256 resize of N,H,W,3 RGB images; returned transposed (N,W',H').
+def _resized_rgb(image: np.ndarray) -> np.ndarray:
+    """`imresize(image, [256 256])` (bilinear, antialiased) of an H,W,3 image, as (256 columns, 3, 256 rows)."""
+    height, width = image.shape[:2]
+    along_h, along_w = resize_operators((height, width), (SDSP_SIZE, SDSP_SIZE), "bilinear")
+    tall = along_h @ image.reshape(height, -1)
+    across = np.ascontiguousarray(tall.reshape(SDSP_SIZE, width, 3).transpose(1, 2, 0)).reshape(width, -1)
+    return (along_w @ across).reshape(SDSP_SIZE, 3, SDSP_SIZE)
 
-    The log-Gabor transfer function and the centre prior are symmetric in the two axes of the square grid, so
-    the transposed layout of the resize gives the transposed saliency; the resize back undoes it.
+
+def _small_saliency(image: np.ndarray) -> np.ndarray:
+    """SDSP of an H,W,3 image before the resize back, 256x256, transposed (axis 0 runs along the image's columns).
+
+    The log-Gabor transfer function and the centre prior are symmetric in the two axes of their square grid, so
+    the transposed Lab planes give the transposed saliency. The band-pass is real: real FFTs, and the product with
+    the half transfer function.
     """
-    lab = _rgb2lab(imresize(images, (SDSP_SIZE, SDSP_SIZE), "bilinear", transposed=True))  # 3,N,S,S
     log_gabor, centre = _sdsp_constants(SDSP_SIZE)
-    spectrum = scipy.fft.rfft2(lab, workers=FFT_WORKERS)
+    lab = np.empty((3, SDSP_SIZE, SDSP_SIZE))
+    _rgb2lab(_resized_rgb(image).transpose(1, 0, 2), lab)
+    spectrum = scipy.fft.rfft2(lab)
     spectrum *= log_gabor[:, : SDSP_SIZE // 2 + 1]
-    filtered = scipy.fft.irfft2(spectrum, s=(SDSP_SIZE, SDSP_SIZE), workers=FFT_WORKERS)
-    sf_map = np.sqrt(np.einsum("cnhw,cnhw->nhw", filtered, filtered))
-    a_norm, b_norm = mat2gray(lab[1]), mat2gray(lab[2])
-    sc_map = 1.0 - np.exp(-(a_norm * a_norm + b_norm * b_norm) / SIGMA_C**2)
-    return sf_map * centre * sc_map
+    filtered = scipy.fft.irfft2(spectrum, s=(SDSP_SIZE, SDSP_SIZE))
+    filtered *= filtered
+    energy = filtered[0]
+    energy += filtered[1]
+    energy += filtered[2]
+    a_norm, b_norm = mat2gray(lab[1:])
+    colour = a_norm * a_norm
+    colour += b_norm * b_norm
+    colour *= -1.0 / SIGMA_C**2
+    np.exp(colour, out=colour)
+    small = np.subtract(1.0, colour, out=colour)
+    small *= centre
+    small *= np.sqrt(energy, out=energy)
+    return small
 
 
-def _maps(images: np.ndarray, factor: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Box-downsampled LMN N,h,w,3, SDSP saliency N,h,w and gradient magnitude of L N,h,w."""
-    height, width = images.shape[1:3]
-    small = _small_saliency(images)
-    saliency = mat2gray(imresize(small.swapaxes(1, 2), (height, width), "bilinear"))
-    saliency = functional.box_downsample(saliency, factor, "zeros")
-    lmn = functional.mix_channels(functional.box_downsample(images, factor, "zeros"), LMN)
-    return lmn, saliency, scharr_magnitude(lmn[..., 0])
+def _box_operator(length: int, factor: int) -> scipy.sparse.csr_array:
+    """The box average of `rgb_planes` along one axis as a sparse (ceil(length/f) x length) operator."""
+    out_len = -(-length // factor)
+    cols = (np.arange(out_len) * factor - (factor - 1) // 2)[:, None] + np.arange(factor)
+    inside = (cols >= 0) & (cols < length)
+    rows = np.broadcast_to(np.arange(out_len)[:, None], cols.shape)
+    return scipy.sparse.csr_array(
+        (np.full(inside.sum(), 1.0 / factor), (rows[inside], cols[inside])), shape=(out_len, length)
+    )
 
 
-def _real_power(x: np.ndarray, exponent: float) -> np.ndarray:
-    """MATLAB `real(x .^ p)` for real x: |x|^p cos(p pi) where x < 0."""
-    magnitude = np.abs(x) ** exponent
-    return np.where(x < 0, magnitude * math.cos(exponent * math.pi), magnitude)
+class _Saliency:
+    """The SDSP maps of a batch after the resize back, `mat2gray` and the box-downsampling, row block by row block.
+
+    full = mat2gray(along_h @ small @ along_w.T), and its box average B_h full B_w.T is
+    (P_h small P_w.T - lo (B_h 1)(B_w 1).T) / span with P = B @ along: the box of the constant lo is the part of
+    each box inside the image.
+    """
+
+    def __init__(self, small_t: np.ndarray, size: tuple[int, int], factor: int):
+        along_h, along_w = resize_operators((SDSP_SIZE, SDSP_SIZE), size, "bilinear")
+        self.count = len(small_t)
+        # small_t holds the transposed maps: along_w @ small_t[i] = (small[i] @ along_w.T).T
+        wide = np.stack([(along_w @ image).T for image in small_t], axis=1).reshape(SDSP_SIZE, -1)  # 256 x N*W
+
+        def extremes(rows: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+            lo, hi = np.full(self.count, np.inf), np.full(self.count, -np.inf)
+            for start, stop in row_blocks(*rows, wide.shape[1]):
+                block = (operator_rows(along_h, start, stop) @ wide).reshape(stop - start, self.count, -1)
+                lo, hi = np.minimum(lo, block.min(axis=(0, 2))), np.maximum(hi, block.max(axis=(0, 2)))
+            return lo, hi
+
+        (lo1, hi1), (lo2, hi2) = in_parallel(extremes, halves(size[0]))
+        self.lo = np.minimum(lo1, lo2)
+        span = np.maximum(hi1, hi2) - self.lo
+        self.scale = np.divide(1.0, span, out=np.zeros_like(span), where=span > 0)
+        self.along_h, self.wide, self.inside = along_h, wide, None
+        if factor > 1:
+            box_h, box_w = _box_operator(size[0], factor), _box_operator(size[1], factor)
+            self.along_h = box_h @ along_h
+            along_w = box_w @ along_w
+            self.wide = np.stack([(along_w @ image).T for image in small_t], axis=1).reshape(SDSP_SIZE, -1)
+            self.inside = (box_h.sum(axis=1), box_w.sum(axis=1))
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        """Rows start..stop-1 of the normalised, box-downsampled maps: N,rows,w."""
+        block = (operator_rows(self.along_h, start, stop) @ self.wide).reshape(stop - start, self.count, -1)
+        offset = self.lo[:, None, None]
+        if self.inside is not None:
+            offset = offset * np.multiply.outer(self.inside[0][start:stop], self.inside[1])
+        block = block.transpose(1, 0, 2) - offset
+        block *= self.scale[:, None, None]
+        return block
+
+
+def _channels(images: np.ndarray, factor: int, start: int, stop: int, hw: tuple[int, int]):
+    """Squared Scharr gradient of L, and M, N, of the box-downsampled rows start..stop-1: each N,rows,w."""
+    height, width = hw
+    lo, hi = max(start - 1, 0), min(stop + 1, height)
+    rgb = rgb_planes(images, factor, lo, hi)
+    padded = np.zeros((len(images), stop - start + 2, width + 2))
+    mix(rgb, LMN[0], padded[:, lo - start + 1 : hi - start + 1, 1:-1])
+    inner = rgb[:, :, start - lo : stop - lo]
+    return scharr_squared(padded), mix(inner, LMN[1]), mix(inner, LMN[2])
 
 
 def vsi(ref: np.ndarray, dist: np.ndarray, ref_index: np.ndarray | None = None) -> np.ndarray:
     """VSI of each pair (1 = identical): saliency, gradient and chroma similarity weighted by the saliency."""
     factor = auto_downsample_factor(ref.shape[1], ref.shape[2])
-    lmn, saliency, gm = _maps(np.concatenate([ref, dist]), factor)
+    hw = height, width = -(-ref.shape[1] // factor), -(-ref.shape[2] // factor)
+    saliency = _Saliency(np.stack(in_parallel(_small_saliency, [*ref, *dist])), ref.shape[1:3], factor)
     num_refs = len(ref)
-    vs1, vs2 = functional.take_refs(saliency[:num_refs], ref_index), saliency[num_refs:]
-    g1, g2 = functional.take_refs(gm[:num_refs], ref_index), gm[num_refs:]
-    lmn1, lmn2 = functional.take_refs(lmn[:num_refs], ref_index), lmn[num_refs:]
-    chroma = similarity(lmn1[..., 1], lmn2[..., 1], C_CHROM) * similarity(lmn1[..., 2], lmn2[..., 2], C_CHROM)
-    sim = similarity(g1, g2, C_GM) ** ALPHA * similarity(vs1, vs2, C_VS) * _real_power(chroma, LAMBDA)
-    return weighted_mean(sim, np.maximum(vs1, vs2))
+    negative_factor = math.cos(LAMBDA * math.pi)  # MATLAB's real(x .^ lambda) for x < 0
+
+    def pool(rows: tuple[int, int]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        sums = []
+        for start, stop in row_blocks(*rows, saliency.count * width):
+            vs = saliency.rows(start, stop)
+            vs1, vs2 = functional.take_refs(vs[:num_refs], ref_index), vs[num_refs:]
+            q1, m1, n1 = (functional.take_refs(x, ref_index) for x in _channels(ref, factor, start, stop, hw))
+            q2, m2, n2 = _channels(dist, factor, start, stop, hw)
+            chroma = similarity(m1, m2, C_CHROM)
+            chroma *= similarity(n1, n2, C_CHROM)
+            negative = chroma < 0
+            with np.errstate(divide="ignore"):  # 0 ** lambda = 0: exp(-inf)
+                sim = np.log(np.abs(chroma, out=chroma), out=chroma)
+            sim *= LAMBDA
+            sim += ALPHA * np.log(gradient_similarity(q1, q2, C_GM))
+            np.exp(sim, out=sim)  # gradient similarity ^ alpha * |chroma| ^ lambda
+            np.multiply(sim, negative_factor, out=sim, where=negative)
+            sim *= similarity(vs1, vs2, C_VS)
+            sums.append(block_sums(sim, np.maximum(vs1, vs2)))
+        return sums
+
+    return pooled([part for half in in_parallel(pool, halves(height)) for part in half], height * width)
