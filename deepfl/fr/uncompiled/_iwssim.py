@@ -29,8 +29,8 @@ _STRIP_PIXELS = 16384  # pixels per strip of output rows
 
 
 def _window_view(x: np.ndarray, shape: tuple, strides: tuple) -> np.ndarray:
-    """A strided (overlapping) view of x: `np.ndarray` on x's buffer where x is contiguous (several times faster
-    than as_strided, and a strip takes a few dozen of these)."""
+    """A strided (overlapping) view of x: `np.ndarray` on x's buffer where x is contiguous (as_strided costs more
+    than many of the small products it feeds)."""
     if x.flags.c_contiguous:
         return np.ndarray(shape, x.dtype, buffer=x, strides=strides)
     return as_strided(x, shape, strides, writeable=False)
@@ -48,6 +48,7 @@ def _banded_product(x: np.ndarray, matrix: np.ndarray, step: int, size: int, axi
     count = size // per_block
     done = count * per_block
     planes, rows, cols = x.shape
+    out_shape = (planes, rows, size)
     if axis == 1:
         out = np.empty((planes, size, cols))
         if count:
@@ -58,6 +59,8 @@ def _banded_product(x: np.ndarray, matrix: np.ndarray, step: int, size: int, axi
             out[:, done:] = matrix[: size - done, : rest.shape[1]] @ rest
         return out
     out = np.empty((planes, rows, size))
+    if x.strides[0] == rows * x.strides[1]:  # planes x rows as one axis: fewer, larger products
+        x, out, planes, rows = x.reshape(1, planes * rows, cols), out.reshape(1, planes * rows, size), 1, planes * rows
     if count:
         view = _window_view(x, (count, planes, rows, slab), (step * x.strides[2], *x.strides))
         target = out[:, :, :done].reshape(planes, rows, count, per_block).transpose(2, 0, 1, 3)
@@ -65,7 +68,7 @@ def _banded_product(x: np.ndarray, matrix: np.ndarray, step: int, size: int, axi
     if done < size:
         rest = x[:, :, count * step :]
         out[:, :, done:] = rest @ matrix[: size - done, : rest.shape[2]].T
-    return out
+    return out.reshape(out_shape)
 
 
 def _band_matrix(taps: np.ndarray, count: int, step: int = 1) -> np.ndarray:
