@@ -179,10 +179,12 @@ def scharr_squared(padded: np.ndarray) -> np.ndarray:
 
 
 def mat2gray(x: np.ndarray) -> np.ndarray:
-    """MATLAB `mat2gray` per image over axes 1, 2; a constant image maps to zeros (the TF form's guard)."""
+    """MATLAB `mat2gray` per image over axes 1, 2; a map without a positive finite range (constant, or infinite
+    after an overflow) maps to zeros, as the TF form's guard selects."""
     lo = x.min(axis=(1, 2), keepdims=True)
     span = x.max(axis=(1, 2), keepdims=True) - lo
-    return (x - lo) * np.divide(1.0, span, out=np.zeros_like(span), where=span > 0)
+    valid = span > 0
+    return np.where(valid, (x - lo) / np.where(valid, span, 1.0), 0.0)
 
 
 def similarity(a: np.ndarray, b: np.ndarray, constant: float) -> np.ndarray:
@@ -232,6 +234,7 @@ def _small_luma(image: np.ndarray, factor: int, small_hw: tuple[int, int]) -> np
     return apply_rows(along_h, narrow)[0]
 
 
+@np.errstate(over="ignore", invalid="ignore")  # a constant image overflows to inf, which `mat2gray` maps to 0
 def _spectral_residual(small: np.ndarray) -> np.ndarray:
     """Spectral residual saliency of an h,w map: `mat2gray` of the smoothed squared inverse FFT."""
     spectrum = scipy.fft.fft2(small)
