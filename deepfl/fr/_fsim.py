@@ -29,23 +29,30 @@ EPSILON = 1e-4
 T1, T2, T3, T4, LAMBDA = 0.85, 160.0, 200.0, 200.0, 0.03
 
 
-def unfold(quarter: np.ndarray, rows: int, cols: int, dtype=np.float64) -> np.ndarray:
-    """A function of |u| and |v| on phasecong2's frequency grid, from its values at indices 0 .. rows // 2 and
-    0 .. cols // 2 (the last two axes of `quarter`) to all rows x cols indices: the grid holds -u at index n - k
-    where it holds u at index k (exactly: only the sign differs)."""
+def quarter_blocks(rows: int, cols: int) -> list[tuple[tuple, tuple]]:
+    """(block of the rows x cols grid, the matching view of the quarter grid) pairs that tile phasecong2's
+    frequency grid, indexing the last two axes: the grid holds -u at index n - k where it holds u at index k
+    (exactly: only the sign differs), so a function of |u| and |v| at any index is its value at index
+    min(k, n - k), in the quarter of indices 0 .. rows // 2 and 0 .. cols // 2."""
     top, left = rows // 2 + 1, cols // 2 + 1
-    full = np.empty(quarter.shape[:-2] + (rows, cols), dtype)
-    full[..., :top, :left] = quarter
-    full[..., top:, :left] = quarter[..., rows - top : 0 : -1, :]
-    full[..., :, left:] = full[..., :, cols - left : 0 : -1]
+    row_parts = ((slice(0, top), slice(0, top)), (slice(top, rows), slice(rows - top, 0, -1)))
+    col_parts = ((slice(0, left), slice(0, left)), (slice(left, cols), slice(cols - left, 0, -1)))
+    return [((..., r, c), (..., r_q, c_q)) for r, r_q in row_parts for c, c_q in col_parts]
+
+
+def unfold(quarter: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """A function of |u| and |v| on the whole rows x cols grid from its quarter (see `quarter_blocks`)."""
+    full = np.empty(quarter.shape[:-2] + (rows, cols), quarter.dtype)
+    for block, source in quarter_blocks(rows, cols):
+        full[block] = quarter[source]
     return full
 
 
 @functools.lru_cache(maxsize=16)
-def phasecong_filters(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """phasecong2's filters in float64 and each orientation's noise factor: filter (o, s) is angular[o] * radial[s],
-    the angular parts (orientation, rows, cols) in full and the radial parts (scale, rows // 2 + 1, cols // 2 + 1)
-    as the quarter of the grid that `unfold` mirrors.
+def phasecong_filters(rows: int, cols: int, dtype: type = np.float64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """phasecong2's filters and each orientation's noise factor: filter (o, s) is angular[o] * radial[s], the
+    angular parts (orientation, rows, cols) in full, computed in float64 and stored in `dtype`, and the radial
+    parts (scale, rows // 2 + 1, cols // 2 + 1) in float64 on the quarter of the grid (`quarter_blocks`, `unfold`).
 
     The radial part (log-Gabor times the low-pass) depends on |u| and |v| only. The angular spread
     exp(-dtheta^2 / (2 thetaSigma^2)) takes dtheta = theta - angle wrapped into [-pi, pi], which phasecong2 obtains
@@ -72,20 +79,20 @@ def phasecong_filters(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray, np.
 
     theta = np.arctan2(-v, u)
     theta_sigma = math.pi / N_ORIENTS / D_THETA_ON_SIGMA
-    angular = np.empty((N_ORIENTS, rows, cols))
-    for o in range(N_ORIENTS):
-        dtheta = theta - o * math.pi / N_ORIENTS  # in [-7 pi / 4, pi]
-        dtheta[dtheta < -math.pi] += 2 * math.pi
-        np.exp(-(dtheta**2) / (2 * theta_sigma**2), out=angular[o])
-
-    sum_sq = unfold(np.sum(radial, axis=0) ** 2, rows, cols)
-    finest_sq = unfold(radial[0] ** 2, rows, cols)
+    blocks = quarter_blocks(rows, cols)
+    sum_sq, finest_sq = np.sum(radial, axis=0) ** 2, radial[0] ** 2
     scale = (math.sqrt(math.pi / 2) + K * math.sqrt(2 - math.pi / 2)) / 1.7
-    factors = np.empty(N_ORIENTS)
-    for o, spread in enumerate(angular):
-        symmetric = spread + np.roll(spread[::-1, ::-1], 1, axis=(0, 1))  # twice the symmetric part
-        energy = 0.25 * np.einsum("ij,ij,ij->", sum_sq, symmetric, symmetric)
-        em_n = np.einsum("ij,ij,ij->", finest_sq, spread, spread)
+    angular, spread, factors = np.empty((N_ORIENTS, rows, cols), dtype), np.empty((rows, cols)), np.empty(N_ORIENTS)
+    for o in range(N_ORIENTS):
+        np.subtract(theta, o * math.pi / N_ORIENTS, out=spread)  # dtheta in [-7 pi / 4, pi]
+        np.add(spread, 2 * math.pi, out=spread, where=spread < -math.pi)
+        np.square(spread, out=spread)
+        np.exp(np.divide(spread, -2 * theta_sigma**2, out=spread), out=spread)
+        angular[o] = spread
+        symmetric = np.roll(spread[::-1, ::-1], 1, axis=(0, 1))  # spread(-k)
+        symmetric += spread  # twice the symmetric part
+        energy = 0.25 * sum(np.einsum("ij,ij,ij->", sum_sq[q], symmetric[b], symmetric[b]) for b, q in blocks)
+        em_n = sum(np.einsum("ij,ij,ij->", finest_sq[q], spread[b], spread[b]) for b, q in blocks)
         factors[o] = energy / em_n / (-math.log(0.5)) * scale**2
     return radial, angular, factors
 
@@ -101,9 +108,9 @@ def median_last(values: np.ndarray) -> np.ndarray:
     n = values.shape[-1]
     rows = values.reshape(-1, n)
     lower_rank, upper_rank = (n - 1) // 2, n // 2
-    sample = np.sort(rows[:, :: max(1, n // 2048)], axis=1)
+    sample = np.sort(rows[:, :: max(1, n // 4096)], axis=1)
     size = sample.shape[1]
-    margin = 4 * math.isqrt(size) + 4  # ~8 standard deviations of the sample's median rank
+    margin = 2 * math.isqrt(size) + 4  # > 4 standard deviations of the rank of the row's median in the sample
     low = sample[:, max(0, lower_rank * size // n - margin)][:, None]
     high = sample[:, min(size - 1, upper_rank * size // n + margin)][:, None]
     below = [np.count_nonzero(row) for row in rows < low]

@@ -1,15 +1,20 @@
 """FSIMc in NumPy (first call with a shape); the original's conventions are in `deepfl/fr/_fsim.py`.
 
-Phase congruency takes 16 inverse FFTs of every image, most of the time: they run in single precision
-(complex64, as in the compiled graph), the rest in float64. The elementwise work on the 16 responses and the
-maps runs in strips of rows, so that its temporaries stay small and are reused from the heap instead of each
-costing a fresh allocation and its page faults.
+Phase congruency takes 16 inverse FFTs of every image, most of the time: they and the arithmetic on their
+responses run in single precision (complex64, float32), as in the compiled graph; the colour, gradient and
+pooling arithmetic in float64. Two images' phase congruency, and then two strips' pooling, run at the same time
+on threads (NumPy's and SciPy's loops release the GIL). The elementwise work runs in strips of rows, and the
+whole-image buffers of phase congruency are kept from call to call (`_scratch`): a new shape then reuses memory
+that is already mapped instead of paying the page faults of fresh arrays.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import math
+import queue
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import scipy.fft
@@ -25,14 +30,38 @@ from deepfl.fr._fsim import (
     T4,
     median_last,
     phasecong_filters,
-    unfold,
+    quarter_blocks,
 )
 from deepfl.fr.functional.colour import YIQ
 from deepfl.fr.functional.filters import auto_downsample_factor
 from deepfl.fr.uncompiled import functional
 
-_THREADS = 2  # images whose maps are computed at the same time (each FFT on one thread)
+_THREADS = 2  # images (then strips) processed at the same time, each FFT on one thread
 _STRIP_PIXELS = 1 << 14  # pixels per strip: 128 KiB per float64 temporary
+_SCRATCH: queue.SimpleQueue = queue.SimpleQueue()  # free sets of scratch buffers, one per concurrent task
+
+Take = Callable[[str, tuple[int, ...], type], np.ndarray]
+
+
+@contextlib.contextmanager
+def _scratch() -> Iterator[Take]:
+    """`take(name, shape, dtype)`: an uninitialised array that views this task's buffer `name`, kept after the call
+    and grown to the largest size asked so far."""
+    try:
+        buffers = _SCRATCH.get_nowait()
+    except queue.Empty:
+        buffers = {}
+
+    def take(name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+        size = math.prod(shape) * np.dtype(dtype).itemsize
+        if name not in buffers or buffers[name].nbytes < size:
+            buffers[name] = np.empty(size, np.uint8)
+        return buffers[name][:size].view(dtype).reshape(shape)
+
+    try:
+        yield take
+    finally:
+        _SCRATCH.put(buffers)
 
 
 def _strips(height: int, width: int) -> list[tuple[int, int]]:
@@ -41,113 +70,104 @@ def _strips(height: int, width: int) -> list[tuple[int, int]]:
     return [(top, min(top + step, height)) for top in range(0, height, step)]
 
 
+def _luminance(rgb: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Y of H,W,3 RGB into the H,W float32 `out`."""
+    weights = np.asarray(YIQ[0], np.float64)
+    for top, bottom in _strips(*rgb.shape[:2]):
+        out[top:bottom] = rgb[top:bottom].astype(np.float64) @ weights
+    return out
+
+
+def _spectrum(lum: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """2-D FFT of a real H,W image into the H,W complex64 `out`: `rfft2`'s half and the rest by X(-k) = conj X(k)."""
+    height, width = lum.shape
+    half = width // 2 + 1
+    out[:, :half] = scipy.fft.rfft2(lum)
+    if width > half:
+        mirrored = out[:, width - half : 0 : -1]  # columns W - j for j = half .. W - 1
+        out[0, half:] = mirrored[0]
+        out[1:, half:] = mirrored[:0:-1]  # rows H - i for i = 1 .. H - 1
+        np.conjugate(out[:, half:], out=out[:, half:])
+    return out
+
+
+def _phase_congruency(rgb: np.ndarray, filters: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+    """phasecong2's ResultPC of the Y channel of one H,W,3 RGB image (already box-downsampled), float32 H,W:
+    sum over orientations of max(energy - T_o, 0) / sum of amplitudes, 0 where that sum is 0. Energy per
+    orientation = (|sum_s EO_s|^2 - sum_s |Im(EO_s conj(sum EO))|) / (|sum EO| + epsilon), phasecong2's
+    sum of e MeanE + o MeanO - |e MeanO - o MeanE| multiplied out. `filters`: `phasecong_filters`' radial parts
+    (on the quarter grid), angular parts (float32) and noise factors."""
+    radial, angular, factors = filters
+    height, width = rgb.shape[:2]
+    with _scratch() as take:
+        lum = _luminance(rgb, take("lum", (height, width), np.float32))
+        spectrum = _spectrum(lum, take("spectrum", (height, width), np.complex64))
+        oriented = take("oriented", (height, width), np.complex64)
+        responses = take("responses", (N_SCALES, height, width), np.complex64)
+        finest = take("finest", (height, width), np.float32)
+        amplitude_sum = take("amplitude_sum", (height, width), np.float32)
+        energy_sum = take("energy_sum", (height, width), np.float32)
+        amplitude_sum.fill(0.0)
+        energy_sum.fill(0.0)
+        full_radial = take("radial", (N_SCALES, height, width), np.float32)
+        for block, source in quarter_blocks(height, width):
+            full_radial[block] = radial[source]
+        for o in range(N_ORIENTS):
+            np.multiply(spectrum, angular[o], out=oriented)
+            np.multiply(oriented, full_radial, out=responses)
+            responses = scipy.fft.ifft2(responses, overwrite_x=True)
+            np.abs(responses[0], out=finest)
+            np.square(finest, out=finest)
+            threshold = np.float32(math.sqrt(median_last(finest.ravel()) * factors[o]))
+            for top, bottom in _strips(height, width):
+                eo = responses[:, top:bottom]
+                amplitudes = np.abs(eo)
+                amplitude_sum[top:bottom] += amplitudes.sum(axis=0)
+                total = eo[0] + eo[1]
+                for s in range(2, N_SCALES):
+                    total += eo[s]
+                magnitude = np.abs(total, out=amplitudes[0])
+                np.conjugate(total, out=total)
+                spread = np.abs((eo * total).imag).sum(axis=0)
+                energy = np.square(magnitude)
+                energy -= spread
+                magnitude += EPSILON
+                energy /= magnitude
+                energy -= threshold
+                np.maximum(energy, 0.0, out=energy)
+                energy_sum[top:bottom] += energy
+        pc = np.zeros((height, width), np.float32)
+        np.divide(energy_sum, amplitude_sum, out=pc, where=amplitude_sum > 0)
+    return pc
+
+
 def _scharr_magnitude(bordered: np.ndarray) -> np.ndarray:
     """|Scharr gradient| (conv2 'same' with (3, 10, 3)' (1, 0, -1) / 16 and its transpose) of the interior of
-    `bordered` (N, rows + 2, W + 2: the rows' neighbours and zeros around the image); the sign of `conv2` does not
+    `bordered` (rows + 2, W + 2: the rows' neighbours and zeros around the image); the sign of `conv2` does not
     matter under the square."""
-    dx = bordered[:, :, 2:] - bordered[:, :, :-2]
-    gx = dx[:, :-2] + dx[:, 2:]
+    dx = bordered[:, 2:] - bordered[:, :-2]
+    gx = dx[:-2] + dx[2:]
     gx *= 3.0
-    gx += 10.0 * dx[:, 1:-1]
-    dy = bordered[:, 2:] - bordered[:, :-2]
-    gy = dy[:, :, :-2] + dy[:, :, 2:]
+    gx += 10.0 * dx[1:-1]
+    dy = bordered[2:] - bordered[:-2]
+    gy = dy[:, :-2] + dy[:, 2:]
     gy *= 3.0
-    gy += 10.0 * dy[:, :, 1:-1]
+    gy += 10.0 * dy[:, 1:-1]
     gx *= gx
     gy *= gy
     gx += gy
     return np.sqrt(gx) / 16.0
 
 
-def _colour_maps(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """H,W,3 RGB (already box-downsampled) -> Y (float32, the phase-congruency input), I, Q and the Scharr
-    gradient magnitude of Y (float64), each H,W."""
+def _colour_strip(rgb: np.ndarray, top: int, bottom: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """I, Q and the Scharr gradient magnitude of Y (float64) on rows top..bottom-1 of H,W,3 RGB."""
     height, width = rgb.shape[:2]
-    lum = np.empty((height, width), np.float32)
-    chroma_i, chroma_q, gradient = (np.empty((height, width)) for _ in range(3))
-    for top, bottom in _strips(height, width):
-        above, below = max(top - 1, 0), min(bottom + 1, height)
-        yiq = functional.mix_channels(rgb[above:below], YIQ)
-        bordered = np.zeros((1, bottom - top + 2, width + 2))
-        bordered[0, above - top + 1 : below - top + 1, 1:-1] = yiq[..., 0]
-        interior = slice(top - above, bottom - above)
-        lum[top:bottom] = yiq[interior, :, 0]
-        chroma_i[top:bottom] = yiq[interior, :, 1]
-        chroma_q[top:bottom] = yiq[interior, :, 2]
-        gradient[top:bottom] = _scharr_magnitude(bordered)[0]
-    return lum, chroma_i, chroma_q, gradient
-
-
-def _spectrum(lum: np.ndarray) -> np.ndarray:
-    """2-D FFT of a real H,W image as complex64: `rfft2`'s half and the other half by X(-k) = conj(X(k))."""
-    height, width = lum.shape
-    half = width // 2 + 1
-    spectrum = np.empty((height, width), np.complex64)
-    spectrum[:, :half] = scipy.fft.rfft2(lum)
-    if width > half:
-        mirrored = spectrum[:, width - half : 0 : -1]  # columns W - j for j = half .. W - 1
-        spectrum[0, half:] = mirrored[0]
-        spectrum[1:, half:] = mirrored[:0:-1]  # rows H - i for i = 1 .. H - 1
-        np.conjugate(spectrum[:, half:], out=spectrum[:, half:])
-    return spectrum
-
-
-def _phase_congruency(lum: np.ndarray, radial: np.ndarray, angular: np.ndarray, factors: np.ndarray) -> np.ndarray:
-    """phasecong2's ResultPC of one H,W image (float32 Y) from the unfolded radial (S,H,W float32) and angular
-    (O,H,W float64) filter parts: sum over orientations of max(energy - T_o, 0) / sum of amplitudes, 0 where that
-    sum is 0. Energy per orientation = (|sum_s EO_s|^2 - sum_s |Im(EO_s conj(sum EO))|) / (|sum EO| + epsilon),
-    phasecong2's sum of e MeanE + o MeanO - |e MeanO - o MeanE| multiplied out."""
-    height, width = lum.shape
-    spectrum = _spectrum(lum)
-    oriented = np.empty((height, width), np.complex64)
-    responses = np.empty((N_SCALES, height, width), np.complex64)
-    finest = np.empty((height, width), np.float32)
-    amplitude_sum = np.zeros((height, width), np.float32)
-    energy_sum = np.zeros((height, width), np.float32)
-    for o in range(N_ORIENTS):
-        np.multiply(spectrum, angular[o], out=oriented, casting="same_kind")
-        np.multiply(oriented, radial, out=responses)
-        responses = scipy.fft.ifft2(responses, overwrite_x=True)
-        np.abs(responses[0], out=finest)
-        np.square(finest, out=finest)
-        threshold = np.float32(math.sqrt(median_last(finest.ravel()) * factors[o]))
-        for top, bottom in _strips(height, width):
-            eo = responses[:, top:bottom]
-            amplitudes = np.abs(eo)
-            amplitude_sum[top:bottom] += amplitudes.sum(axis=0)
-            total = eo.sum(axis=0)
-            np.abs(total, out=amplitudes[0])
-            magnitude = amplitudes[0]
-            np.conjugate(total, out=total)
-            spread = np.abs((eo * total).imag).sum(axis=0)
-            energy = np.square(magnitude)
-            energy -= spread
-            magnitude += EPSILON
-            energy /= magnitude
-            energy -= threshold
-            np.maximum(energy, 0.0, out=energy)
-            energy_sum[top:bottom] += energy
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pc = energy_sum / amplitude_sum
-    pc[amplitude_sum <= 0] = 0.0
-    return pc
-
-
-def _image_maps(rgb: np.ndarray, filters: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[np.ndarray, ...]:
-    """One H,W,3 RGB image (already box-downsampled) -> its I, Q, gradient magnitude (float64) and phase
-    congruency (float32) maps, each H,W; `filters` are the unfolded radial, angular and noise factors."""
-    lum, chroma_i, chroma_q, gradient = _colour_maps(rgb)
-    return chroma_i, chroma_q, gradient, _phase_congruency(lum, *filters)
-
-
-def _maps(images: list[np.ndarray]) -> list[tuple[np.ndarray, ...]]:
-    """`_image_maps` of each H,W,3 image (all of one size), `_THREADS` images at a time: NumPy's and SciPy's
-    loops release the GIL, and each image's maps are independent."""
-    height, width = images[0].shape[:2]
-    radial_quarter, angular, factors = phasecong_filters(height, width)
-    filters = (unfold(radial_quarter, height, width, np.float32), angular, factors)
-    with concurrent.futures.ThreadPoolExecutor(min(_THREADS, len(images))) as pool:
-        return list(pool.map(_image_maps, images, [filters] * len(images)))
+    above, below = max(top - 1, 0), min(bottom + 1, height)
+    yiq = functional.mix_channels(rgb[above:below], YIQ)
+    bordered = np.zeros((bottom - top + 2, width + 2))
+    bordered[above - top + 1 : below - top + 1, 1:-1] = yiq[..., 0]
+    interior = yiq[top - above : bottom - above]
+    return interior[..., 1], interior[..., 2], _scharr_magnitude(bordered)
 
 
 def _similarity(a: np.ndarray, b: np.ndarray, constant: float) -> np.ndarray:
@@ -156,31 +176,44 @@ def _similarity(a: np.ndarray, b: np.ndarray, constant: float) -> np.ndarray:
     return (2.0 * a * b + constant) / (a * a + b * b + constant)
 
 
+def _pooled_sums(
+    ref: np.ndarray, dist: np.ndarray, pc1: np.ndarray, pc2: np.ndarray, top: int, bottom: int
+) -> tuple[float, float, float]:
+    """On rows top..bottom-1 of one pair: the sums of value * weight, of weights and of values, where value is
+    the product of the PC, gradient and chroma similarities and weight = max(PC1, PC2)."""
+    i1, q1, g1 = _colour_strip(ref, top, bottom)
+    i2, q2, g2 = _colour_strip(dist, top, bottom)
+    pc1, pc2 = pc1[top:bottom], pc2[top:bottom]
+    chroma = _similarity(i1, i2, T3) * _similarity(q1, q2, T4)
+    magnitude = np.abs(chroma) ** LAMBDA  # MATLAB real(x .^ lambda): |x|^lambda cos(lambda pi) for x < 0
+    value = np.where(chroma < 0, magnitude * math.cos(LAMBDA * math.pi), magnitude)
+    value *= _similarity(g1, g2, T2)
+    value *= _similarity(pc1, pc2, T1)
+    weight = np.maximum(pc1, pc2).astype(np.float64)
+    return float(np.einsum("ij,ij->", value, weight)), float(weight.sum()), float(value.sum())
+
+
 def fsim(ref: np.ndarray, dist: np.ndarray, ref_index: np.ndarray | None = None) -> np.ndarray:
     """FSIMc of each pair (1 = identical): the product of the phase-congruency, gradient and chroma similarities
     pooled with max(PC1, PC2) as weights (a plain mean where all weights are 0)."""
     factor = auto_downsample_factor(ref.shape[1], ref.shape[2])
     if factor > 1:
         ref, dist = (functional.box_downsample(x, factor, "zeros") for x in (ref, dist))
-    maps = _maps(list(ref) + list(dist))
-    ref_maps, dist_maps = maps[: len(ref)], maps[len(ref) :]
-    if ref_index is None:
-        ref_index = range(len(dist))
     height, width = dist.shape[1:3]
-    scores = np.empty(len(dist))
-    for n, (r, (i2, q2, g2, pc2)) in enumerate(zip(ref_index, dist_maps)):
-        i1, q1, g1, pc1 = ref_maps[r]
-        weighted = weights = values = 0.0
-        for top, bottom in _strips(height, width):
-            rows = slice(top, bottom)
-            chroma = _similarity(i1[rows], i2[rows], T3) * _similarity(q1[rows], q2[rows], T4)
-            magnitude = np.abs(chroma) ** LAMBDA  # MATLAB real(x .^ lambda): |x|^lambda cos(lambda pi) for x < 0
-            value = np.where(chroma < 0, magnitude * math.cos(LAMBDA * math.pi), magnitude)
-            value *= _similarity(g1[rows], g2[rows], T2)
-            value *= _similarity(pc1[rows], pc2[rows], T1)
-            weight = np.maximum(pc1[rows], pc2[rows]).astype(np.float64)
-            weighted += np.einsum("ij,ij->", value, weight)
-            weights += weight.sum()
-            values += value.sum()
-        scores[n] = weighted / weights if weights > 0 else values / (height * width)
-    return scores
+    radial_quarter, angular, factors = phasecong_filters(height, width, np.float32)
+    images = [*ref, *dist]
+    pairs = range(len(dist)) if ref_index is None else ref_index
+    tasks = [(r, n, top, bottom) for n, r in enumerate(pairs) for top, bottom in _strips(height, width)]
+
+    def pooled(task: tuple[int, int, int, int]) -> tuple[float, float, float]:
+        r, n, top, bottom = task
+        return _pooled_sums(ref[r], dist[n], pc[r], pc[len(ref) + n], top, bottom)
+
+    with concurrent.futures.ThreadPoolExecutor(_THREADS) as pool:
+        pc = list(pool.map(_phase_congruency, images, [(radial_quarter, angular, factors)] * len(images)))
+        sums = list(pool.map(pooled, tasks))
+    totals = np.zeros((len(dist), 3))
+    for (_, n, _, _), partial in zip(tasks, sums):
+        totals[n] += partial
+    weighted, weights, values = totals.T
+    return np.where(weights > 0, weighted / np.where(weights > 0, weights, 1.0), values / (height * width))
