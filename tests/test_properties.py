@@ -3,13 +3,12 @@
 FR metrics (`deepfl.fr`): each gives its perfect value (1, or 0 for the distance-like MDSI and GMSD) on
 identical images and a finite value on any pair of valid uint8 images, including flat, noisy and
 saturated ones. Distortions (`deepfl.distortions.distort`): every type and level keeps the shape and dtype,
-and the same seed gives the same bytes. Examples are few and images small (fixed size per metric, so
-`tf.function` traces once); `derandomize=True` makes every run draw the same examples.
+and the same seed gives the same bytes. Examples are few and images small (fixed size per metric: the first example
+runs the metric's NumPy form, the later ones its compiled graph); `derandomize=True` makes every run draw the
+same examples.
 """
 
 from __future__ import annotations
-
-import importlib.util
 
 import numpy as np
 import pytest
@@ -37,11 +36,6 @@ def _photo() -> np.ndarray:
     from skimage import data
 
     return data.astronaut()
-
-
-def _module_ready(name: str) -> bool:
-    """True when the metric's module exists (the metrics land one by one while this suite is written)."""
-    return importlib.util.find_spec(f"deepfl.fr.{name}") is not None
 
 
 @st.composite
@@ -75,8 +69,6 @@ def _perfect(name: str) -> float:
 
 @pytest.mark.parametrize("name", METRICS)
 def test_metric_perfect_on_identical_and_finite_on_any_pair(name):
-    if not _module_ready(name):
-        pytest.skip(f"deepfl.fr metric {name} not implemented yet")
     from deepfl.fr import compute
 
     height, width = METRIC_SIZE.get(name, DEFAULT_METRIC_SIZE)
@@ -97,18 +89,12 @@ def test_metric_perfect_on_identical_and_finite_on_any_pair(name):
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _distortions():
-    return pytest.importorskip("deepfl.distortions", reason="deepfl.distortions not implemented yet")
-
-
 DIST_IDS = list(range(1, 26))
 
 
 @pytest.mark.parametrize("dist_type", DIST_IDS)
 def test_distortion_keeps_shape_dtype_and_is_seeded(dist_type):
-    distortions = _distortions()
-    if dist_type not in getattr(distortions, "DISTORTION_NAMES", {}):
-        pytest.skip(f"distortion {dist_type} not registered yet")
+    from deepfl import distortions
 
     @settings(max_examples=4, **PROFILE)
     @given(
@@ -136,7 +122,8 @@ def test_distortion_keeps_shape_dtype_and_is_seeded(dist_type):
 
 
 def test_distortion_names_address_the_same_function():
-    distortions = _distortions()
+    from deepfl import distortions
+
     image = np.random.default_rng(0).integers(0, 256, (48, 48, 3), dtype=np.uint8)
     for dist_id, name in distortions.DISTORTION_NAMES.items():
         assert np.array_equal(distortions.distort(image, dist_id, 3, rng=5), distortions.distort(image, name, 3, rng=5))
@@ -146,7 +133,8 @@ def test_distortion_names_address_the_same_function():
     "bad", [dict(dist_type=0), dict(dist_type=26), dict(dist_type="no_such"), dict(level=0), dict(level=6)]
 )
 def test_distortion_rejects_bad_arguments_naming_them(bad):
-    distortions = _distortions()
+    from deepfl import distortions
+
     args = dict(image=np.zeros((48, 48, 3), np.uint8), dist_type=1, level=1)
     args.update(bad)
     argument = next(iter(bad))
