@@ -194,7 +194,9 @@ def test_batch_equals_single_pairs_and_distortion_lowers_quality(small_photo, ph
     batch = compute(ref, np.stack(noisy), EIGHT)
     single = compute(image, noisy[2], EIGHT)
     for name in EIGHT:
-        np.testing.assert_allclose(single[name], batch[name][2:3], rtol=1e-6, atol=1e-7, err_msg=name)
+        # 1e-5: the calls may take different paths (NumPy float64 on a shape's first call, the float32 graph on
+        # a repeated one; up to 5e-6 apart), depending on the shapes this process met before
+        np.testing.assert_allclose(single[name], batch[name][2:3], rtol=0, atol=1e-5, err_msg=name)
     for name in EIGHT:  # more noise, worse score (monotone in the right direction)
         order = np.argsort(batch[name])
         expected = [2, 1, 0] if _perfect(name) == 1.0 else [0, 1, 2]

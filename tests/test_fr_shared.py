@@ -41,7 +41,9 @@ def test_one_reference_for_five_distorted_images(name, images):
     shared = compute(ref, dist, [name], ref_index=index)[name]
     repeated = compute(ref[index], dist, [name])[name]
     assert shared.shape == (5,)
-    np.testing.assert_allclose(shared, repeated, rtol=0, atol=1e-6, err_msg=name)
+    # 1e-5: the two calls may take different paths (a shape's first call runs NumPy in float64, a repeated
+    # shape the float32 graph; they differ by up to 5e-6), depending on which shapes this process met before
+    np.testing.assert_allclose(shared, repeated, rtol=0, atol=1e-5, err_msg=name)
     assert np.ptp(shared) > 1e-3, f"{name}: the five distorted images should score differently, got {shared}"
 
 
@@ -51,7 +53,9 @@ def test_two_references_in_mixed_order(name, images):
     index = np.array([1, 0, 1, 1, 0], np.int32)
     shared = compute(refs, dists, [name], ref_index=index)[name]
     repeated = compute(refs[index], dists, [name])[name]
-    np.testing.assert_allclose(shared, repeated, rtol=0, atol=1e-6, err_msg=name)
+    # 1e-5: the two calls may take different paths (a shape's first call runs NumPy in float64, a repeated
+    # shape the float32 graph; they differ by up to 5e-6), depending on which shapes this process met before
+    np.testing.assert_allclose(shared, repeated, rtol=0, atol=1e-5, err_msg=name)
     assert np.all(np.abs(repeated - _perfect(name)) > 1e-3), f"{name}: real distortions must not score perfect"
     swapped = compute(refs, dists, [name], ref_index=1 - index)[name]  # the index is really used
     assert np.abs(swapped - shared).max() > 1e-3, name

@@ -64,7 +64,18 @@ def _run_uncompiled(name: str, args: tuple) -> tf.Tensor:
     N float64 scores. Imported on first use: those modules read their constants from the metric modules."""
     function = getattr(importlib.import_module(f"deepfl.fr.uncompiled._{name}"), name)
     arrays = [None if value is None else np.asarray(value) for value in args]
-    return tf.constant(np.asarray(function(*arrays), np.float64))
+    with _blas_pools().limit(limits=1, user_api="blas"):
+        return tf.constant(np.asarray(function(*arrays), np.float64))
+
+
+@functools.cache
+def _blas_pools():
+    """The process's BLAS thread pools (threadpoolctl; found once, the search scans every loaded library). The
+    NumPy forms run BLAS on one thread: their products are small and many, and splitting them across threads
+    costs more in hand-offs than it saves."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 def compile_on_repeat(

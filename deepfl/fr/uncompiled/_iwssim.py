@@ -4,98 +4,44 @@ At each band-pass level the SSIM moments (11x11 Gaussian means of x, x^2, y, y^2
 the information content weights (3x3 means of the same images, on the pixels the SSIM window keeps) are taken
 strip by strip of output rows, so that a strip's images stay in the processor's cache through the whole chain
 (moments, cs map, GSM multiplier, weights, pooled sums); the whole-level images would each make a round trip to
-memory per operation. The 1-D filter passes are products with small banded matrices (`_banded_product`), which
+memory per operation. The 1-D filter passes are products with small banded matrices (`banded.banded_product`), which
 BLAS runs far faster than a loop over the taps; the pyramid's filters are such products too.
 """
 
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
-from threadpoolctl import ThreadpoolController
 
 from deepfl.fr._iwssim import BINOM5, BLOCK, LEVELS, SIGMA_NSQ, TOL, WEIGHTS, enlarge_matrix
 from deepfl.fr._ssim import K1, K2, WINDOW_SIGMA, WINDOW_SIZE, L
 from deepfl.fr.functional.filters import gaussian_kernel1d
-from deepfl.fr.uncompiled import functional
+from deepfl.fr.uncompiled import banded, functional
 
 _CROP = (WINDOW_SIZE - 1) // 2 - (BLOCK - 1) // 2  # first band pixel whose 3x3 neighbourhood IW-SSIM pools
-_ROW_BLOCK = 8  # output rows per block of a banded product along axis 1
-_COLUMN_BLOCK = 32  # output columns per block of a banded product along axis 2
 _STRIP_PIXELS = 16384  # pixels per strip of output rows
-
-
-def _window_view(x: np.ndarray, shape: tuple, strides: tuple) -> np.ndarray:
-    """A strided (overlapping) view of x: `np.ndarray` on x's buffer where x is contiguous (as_strided costs more
-    than many of the small products it feeds)."""
-    if x.flags.c_contiguous:
-        return np.ndarray(shape, x.dtype, buffer=x, strides=strides)
-    return as_strided(x, shape, strides, writeable=False)
-
-
-def _banded_product(x: np.ndarray, matrix: np.ndarray, step: int, size: int, axis: int) -> np.ndarray:
-    """A banded linear map along axis 1 or 2 of a P,H,W array, applied block by block with BLAS.
-
-    Output samples b*k .. b*k + k-1 (k = len(matrix)) are `matrix` times the input samples b*step ..
-    b*step + matrix.shape[1] - 1: a filter of `step` input samples per block, polyphase when k != step. The
-    input slabs are an overlapping strided view (no copy) and all full blocks are one batched product; the
-    last size % k samples take `matrix`'s first rows on what input is left.
-    """
-    per_block, slab = matrix.shape
-    count = size // per_block
-    done = count * per_block
-    planes, rows, cols = x.shape
-    out_shape = (planes, rows, size)
-    if axis == 1:
-        out = np.empty((planes, size, cols))
-        if count:
-            view = _window_view(x, (planes, count, slab, cols), (x.strides[0], step * x.strides[1], *x.strides[1:]))
-            np.matmul(matrix, view, out=out[:, :done].reshape(planes, count, per_block, cols))
-        if done < size:
-            rest = x[:, count * step :]
-            out[:, done:] = matrix[: size - done, : rest.shape[1]] @ rest
-        return out
-    out = np.empty((planes, rows, size))
-    if x.strides[0] == rows * x.strides[1]:  # planes x rows as one axis: fewer, larger products
-        x, out, planes, rows = x.reshape(1, planes * rows, cols), out.reshape(1, planes * rows, size), 1, planes * rows
-    if count:
-        view = _window_view(x, (count, planes, rows, slab), (step * x.strides[2], *x.strides))
-        target = out[:, :, :done].reshape(planes, rows, count, per_block).transpose(2, 0, 1, 3)
-        np.matmul(view, matrix.T, out=target)
-    if done < size:
-        rest = x[:, :, count * step :]
-        out[:, :, done:] = rest @ matrix[: size - done, : rest.shape[2]].T
-    return out.reshape(out_shape)
-
-
-def _band_matrix(taps: np.ndarray, count: int, step: int = 1) -> np.ndarray:
-    """count x (step (count - 1) + len(taps)) matrix whose row i holds `taps` from column step i."""
-    matrix = np.zeros((count, step * (count - 1) + len(taps)))
-    rows = np.arange(count)[:, None]
-    matrix[rows, step * rows + np.arange(len(taps))] = taps
-    return matrix
 
 
 def _polyphase_matrix(even_taps: np.ndarray, odd_taps: np.ndarray, count: int) -> np.ndarray:
     """2 count x (count + 2) matrix: rows 2i and 2i+1 hold `even_taps` and `odd_taps` from column i."""
-    return np.stack([_band_matrix(even_taps, count), _band_matrix(odd_taps, count)], axis=1).reshape(2 * count, -1)
+    return np.stack([banded.band_matrix(even_taps, count), banded.band_matrix(odd_taps, count)], axis=1).reshape(
+        2 * count, -1
+    )
 
 
 # The banded matrices of one block along each axis (1: rows, 2: columns).
-_BLOCKS = {1: _ROW_BLOCK, 2: _COLUMN_BLOCK}
-_GAUSSIAN = {axis: _band_matrix(gaussian_kernel1d(WINDOW_SIZE, WINDOW_SIGMA), b) for axis, b in _BLOCKS.items()}
-_BOX = {axis: _band_matrix(np.full(BLOCK, 1.0 / BLOCK), b) for axis, b in _BLOCKS.items()}
-_DOWN = {axis: _band_matrix(BINOM5, b, step=2) for axis, b in _BLOCKS.items()}
+_BLOCKS = banded.BLOCKS
+_GAUSSIAN = {axis: banded.band_matrix(gaussian_kernel1d(WINDOW_SIZE, WINDOW_SIGMA), b) for axis, b in _BLOCKS.items()}
+_BOX = {axis: banded.band_matrix(np.full(BLOCK, 1.0 / BLOCK), b) for axis, b in _BLOCKS.items()}
+_DOWN = {axis: banded.band_matrix(BINOM5, b, step=2) for axis, b in _BLOCKS.items()}
 _UP = {axis: _polyphase_matrix(BINOM5[0::2], np.array([0.0, *BINOM5[1::2]]), b // 2) for axis, b in _BLOCKS.items()}
 
 
 def _correlate_valid(x: np.ndarray, matrices: dict, axis: int) -> np.ndarray:
     """'valid' correlation along axis 1 or 2 of a P,H,W array with the taps of `matrices` (`_GAUSSIAN`, `_BOX`)."""
     matrix = matrices[axis]
-    return _banded_product(x, matrix, len(matrix), x.shape[axis] - (matrix.shape[1] - len(matrix)), axis)
+    return banded.banded_product(x, matrix, len(matrix), x.shape[axis] - (matrix.shape[1] - len(matrix)), axis)
 
 
 def _take(x: np.ndarray, axis: int, start: int, stop: int) -> np.ndarray:
@@ -111,7 +57,7 @@ def _downsample(x: np.ndarray, axis: int) -> np.ndarray:
         [_take(x, axis, 2, 3), _take(x, axis, 1, 2), x, _take(x, axis, n - 2, n - 1), _take(x, axis, n - 3, n - 2)],
         axis=axis,
     )
-    return _banded_product(padded, _DOWN[axis], 2 * _BLOCKS[axis], -(-n // 2), axis)
+    return banded.banded_product(padded, _DOWN[axis], 2 * _BLOCKS[axis], -(-n // 2), axis)
 
 
 def _upsample(x: np.ndarray, axis: int, size: int) -> np.ndarray:
@@ -122,7 +68,7 @@ def _upsample(x: np.ndarray, axis: int, size: int) -> np.ndarray:
     m = x.shape[axis]
     last = m - 1 if size % 2 == 0 else m - 2
     extended = np.concatenate([_take(x, axis, 1, 2), x, _take(x, axis, last, last + 1)], axis=axis)
-    return _banded_product(extended, _UP[axis], _BLOCKS[axis] // 2, size, axis)
+    return banded.banded_product(extended, _UP[axis], _BLOCKS[axis] // 2, size, axis)
 
 
 def laplacian_pyramid(x: np.ndarray) -> list[np.ndarray]:
@@ -312,25 +258,9 @@ def _mean_ssim(x: np.ndarray, y: np.ndarray, ref_index: np.ndarray | None) -> np
     return functional.mean_per_image(ssim_map)
 
 
-@functools.cache
-def _thread_pools() -> ThreadpoolController:
-    """The process's BLAS and OpenMP pools (found once: the search scans every loaded library)."""
-    return ThreadpoolController()
-
-
 def iwssim(ref: np.ndarray, dist: np.ndarray, ref_index: np.ndarray | None = None) -> np.ndarray:
     """IW-SSIM of each pair (1 = identical): information-weighted cs means of the band-pass levels and the mean
-    SSIM of the low-pass level, combined as a weighted geometric mean.
-
-    BLAS runs on one thread: the products here are small and many, and OpenBLAS splits the larger ones (the GSM
-    covariances, the pyramid's column passes) across threads whose hand-offs cost more than they save.
-    """
-    with _thread_pools().limit(limits=1, user_api="blas"):
-        return _iwssim(ref, dist, ref_index)
-
-
-def _iwssim(ref: np.ndarray, dist: np.ndarray, ref_index: np.ndarray | None) -> np.ndarray:
-    """`iwssim` with BLAS limited to one thread."""
+    SSIM of the low-pass level, combined as a weighted geometric mean."""
     ref_bands = laplacian_pyramid(functional.rgb2gray(ref))
     dist_bands = laplacian_pyramid(functional.rgb2gray(dist))
     pooled = []

@@ -8,10 +8,10 @@ operations on images are written again here, for arrays.
 from __future__ import annotations
 
 import numpy as np
-import scipy.ndimage
 
 from deepfl.fr.functional.colour import _RGB2GRAY
 from deepfl.fr.functional.resize import imresize_matrix, imresize_passes
+from deepfl.fr.uncompiled import banded
 
 _NUMPY_PAD_MODES = {
     "zeros": "constant",
@@ -48,16 +48,6 @@ def pad_hw(x: np.ndarray, top: int, bottom: int, left: int, right: int, padding:
     return np.pad(x, widths, mode=_NUMPY_PAD_MODES[padding])
 
 
-def _valid_1d(x: np.ndarray, taps: np.ndarray, axis: int) -> np.ndarray:
-    """'valid' correlation along one axis: out[i] = sum_j taps[j] x[i + j]."""
-    size = len(taps)
-    full = scipy.ndimage.correlate1d(x, taps, axis=axis, mode="constant", origin=0)
-    start = size // 2
-    keep = [slice(None)] * x.ndim
-    keep[axis] = slice(start, start + x.shape[axis] - size + 1)
-    return full[tuple(keep)]
-
-
 def correlate(x: np.ndarray, kernel: np.ndarray, shape: str = "same", padding: str = "zeros") -> np.ndarray:
     """2-D correlation over axes 1, 2 (MATLAB `filter2`/`imfilter`): "same" centres the kernel at
     floor((size+1)/2) as MATLAB does, "valid" keeps fully covered positions; rank-one kernels run as two passes."""
@@ -70,8 +60,15 @@ def correlate(x: np.ndarray, kernel: np.ndarray, shape: str = "same", padding: s
         raise ValueError(f"shape: expected 'same' or 'valid', got {shape!r}")
     x = np.asarray(x, np.float64)
     u, s, vt = np.linalg.svd(kernel)
-    if kh > 1 and kw > 1 and s[1] <= 1e-12 * s[0]:  # separable: rank one
-        return _valid_1d(_valid_1d(x, u[:, 0] * np.sqrt(s[0]), 1), vt[0] * np.sqrt(s[0]), 2)
+    if kh > 1 and kw > 1 and s[1] <= 1e-12 * s[0]:  # separable: rank one, two banded passes
+        planes = np.moveaxis(x, (1, 2), (-2, -1)) if x.ndim > 3 else x  # N,H,W,C -> N,C,H,W
+        shape = planes.shape
+        planes = np.ascontiguousarray(planes).reshape((-1,) + shape[-2:])
+        filtered = banded.correlate_valid(
+            banded.correlate_valid(planes, u[:, 0] * np.sqrt(s[0]), 1), vt[0] * np.sqrt(s[0]), 2
+        )
+        filtered = filtered.reshape(shape[:-2] + filtered.shape[-2:])
+        return np.moveaxis(filtered, (-2, -1), (1, 2)) if x.ndim > 3 else filtered
     out = np.zeros(x.shape[:1] + (x.shape[1] - kh + 1, x.shape[2] - kw + 1) + x.shape[3:], np.float64)
     for i in range(kh):
         for j in range(kw):
