@@ -47,6 +47,7 @@ setup(
         "tqdm>=4.65,<5",
         "openpyxl>=3.1,<4",  # CSIQ ships its scores as csiq.DMOS.xlsx (deepfl.data.read_csiq)
         "numba>=0.60,<0.70",  # compiled per-pixel kernels of the distortions (jitter, non-local means)
+        "threadpoolctl>=3.1,<4",  # BLAS on one thread in the NumPy forms of the FR metrics (ThreadpoolController)
         "tensorboard>=2.16,<2.22",  # TensorBoard logs of deepfl-train-multitask (tensorflow 2.21 does not pull it)
     ],
     extras_require={
