@@ -33,7 +33,8 @@ from deepfl.fr.functional.resize import imresize_matrix
 from deepfl.fr.uncompiled import functional
 
 WORKERS = min(2, os.cpu_count() or 1)
-BLOCK_VALUES = 1 << 16  # float64 values of one map, all images of the batch together, per block of rows
+BLOCK_VALUES = 1 << 16  # float64 values of one map, all images of a block together, per block of rows
+MIN_BLOCK_ROWS = 32  # a large batch is pooled in groups of pairs, so that each block still has this many rows
 
 
 def in_parallel(function: Callable, items: Sequence) -> list:
@@ -72,6 +73,26 @@ def halves(rows: int) -> list[tuple[int, int]]:
     """The rows 0..rows-1 in two halves (start, stop), one per thread."""
     middle = (rows + 1) // 2
     return [(0, middle), (middle, rows)]
+
+
+def item_groups(count: int, values_per_item_row: int) -> list[slice]:
+    """`count` items (images, or pairs) in groups of consecutive items few enough for blocks of MIN_BLOCK_ROWS
+    rows. The groups share the threads; a single group shares them by halves of its rows (`spans`)."""
+    size = max(1, BLOCK_VALUES // (MIN_BLOCK_ROWS * values_per_item_row))
+    return [slice(first, min(count, first + size)) for first in range(0, count, size)]
+
+
+def spans(groups: Sequence[slice], height: int) -> list[tuple[int, int]]:
+    """The rows each group works on as (start, stop) pieces: two halves for a single group, else all rows."""
+    return halves(height) if len(groups) == 1 else [(0, height)]
+
+
+def pair_references(pairs: slice, ref_index: np.ndarray | None) -> tuple[slice | np.ndarray, np.ndarray | None]:
+    """The references that some pairs use, and the position of each pair's reference among them (None: pair i
+    uses reference i)."""
+    if ref_index is None:
+        return pairs, None
+    return np.unique(ref_index[pairs], return_inverse=True)
 
 
 @functools.lru_cache(maxsize=64)
@@ -123,23 +144,25 @@ def apply_cols(operator: scipy.sparse.sparray, x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray((operator @ flat).T).reshape(len(x), rows, operator.shape[0])
 
 
-def rgb_planes(images: np.ndarray, factor: int, start: int, stop: int) -> np.ndarray:
-    """Rows start..stop-1 of N,H,W,3 images box-downsampled by factor, as float64 colour planes (3,N,rows,w).
+def rgb_planes(images: np.ndarray, factor: int, start: int, stop: int, which: slice | np.ndarray) -> np.ndarray:
+    """Rows start..stop-1 of the images `which` of N,H,W,3 images, box-downsampled by factor, as float64 colour
+    planes (3,n,rows,w).
 
     The box is `conv2(x, ones(f)/f^2, 'same')` subsampled from the first pixel: output i averages the input rows
     and columns i*f - floor((f-1)/2) .. i*f + floor(f/2), zeros outside the image; w = ceil(W/f).
     """
     if factor == 1:
-        return np.moveaxis(images[:, start:stop], -1, 0).astype(np.float64)
+        return np.moveaxis(images[which, start:stop], -1, 0).astype(np.float64)
     height, width = images.shape[1:3]
     out_w = -(-width // factor)
     before = (factor - 1) // 2
     top, bottom = start * factor - before, stop * factor - before
     lo, hi = max(top, 0), min(bottom, height)
     kept = min(width, out_w * factor - before)
-    padded = np.zeros((3, len(images), bottom - top, out_w * factor))
-    padded[:, :, lo - top : hi - top, before : before + kept] = np.moveaxis(images[:, lo:hi, :kept], -1, 0)
-    planes = np.zeros((3, len(images), stop - start, out_w))
+    rgb = np.moveaxis(images[which, lo:hi, :kept], -1, 0)
+    padded = np.zeros(rgb.shape[:2] + (bottom - top, out_w * factor))
+    padded[:, :, lo - top : hi - top, before : before + kept] = rgb
+    planes = np.zeros(rgb.shape[:2] + (stop - start, out_w))
     for i in range(factor):
         for j in range(factor):
             planes += padded[:, :, i::factor, j::factor]
@@ -211,10 +234,15 @@ def gradient_similarity(q1: np.ndarray, q2: np.ndarray, constant: float) -> np.n
     return num
 
 
-def pooled(sums: Sequence[np.ndarray], pixels: int) -> np.ndarray:
-    """sum(sim * w) / sum(w) per pair from the (weighted, total weight, plain) sums of the row blocks, the plain
-    mean where all weights are 0 (the TF form's guard)."""
-    weighted, total, plain = (sum(parts) for parts in zip(*sums))
+def pooled(num_pairs: int, groups: Sequence[slice], sums: Sequence[list], pixels: int) -> np.ndarray:
+    """sum(sim * w) / sum(w) per pair from the (weighted, total weight, plain) sums of each group's row blocks, the
+    plain mean where all weights are 0 (the TF form's guard)."""
+    weighted, total, plain = np.zeros(num_pairs), np.zeros(num_pairs), np.zeros(num_pairs)
+    for pairs, blocks in zip(groups, sums):
+        for block_weighted, block_total, block_plain in blocks:
+            weighted[pairs] += block_weighted
+            total[pairs] += block_total
+            plain[pairs] += block_plain
     return np.where(total > 0, weighted / np.where(total > 0, total, 1.0), plain / pixels)
 
 
@@ -230,7 +258,9 @@ def _small_luma(image: np.ndarray, factor: int, small_hw: tuple[int, int]) -> np
     along_h, along_w = resize_operators((height, width), small_hw, "bicubic", SCALE)
     narrow = np.empty((1, height, small_hw[1]))
     for start, stop in row_blocks(0, height, width):
-        narrow[:, start:stop] = apply_cols(along_w, mix(rgb_planes(image[None], factor, start, stop), YIQ[0]))
+        narrow[:, start:stop] = apply_cols(
+            along_w, mix(rgb_planes(image[None], factor, start, stop, slice(None)), YIQ[0])
+        )
     return apply_rows(along_h, narrow)[0]
 
 
@@ -248,12 +278,15 @@ def _spectral_residual(small: np.ndarray) -> np.ndarray:
     return mat2gray(functional.correlate(energy, gaussian_kernel2d(GAUSS_SIZE, GAUSS_SIGMA), "same", "zeros"))[0]
 
 
-def _squared_gradient_rows(images: np.ndarray, factor: int, start: int, stop: int, hw: tuple[int, int]) -> np.ndarray:
-    """Squared Scharr gradient magnitude of the luma rows start..stop-1 (N,rows,w) of luma maps of size hw."""
+def _squared_gradient_rows(
+    images: np.ndarray, which: slice | np.ndarray, factor: int, start: int, stop: int, hw: tuple[int, int]
+) -> np.ndarray:
+    """Squared Scharr gradient magnitude of the luma rows start..stop-1 (n,rows,w) of the images `which`."""
     height, width = hw
-    padded = np.zeros((len(images), stop - start + 2, width + 2))
-    lo, hi = max(start - 1, 0), min(stop + 1, height)
-    mix(rgb_planes(images, factor, lo, hi), YIQ[0], padded[:, lo - start + 1 : hi - start + 1, 1:-1])
+    rgb = rgb_planes(images, factor, max(start - 1, 0), min(stop + 1, height), which)
+    padded = np.zeros((rgb.shape[1], stop - start + 2, width + 2))
+    top = 1 if start == 0 else 0
+    mix(rgb, YIQ[0], padded[:, top : top + rgb.shape[2], 1:-1])
     return scharr_squared(padded)
 
 
@@ -265,20 +298,29 @@ def sr_sim(ref: np.ndarray, dist: np.ndarray, ref_index: np.ndarray | None = Non
     small = np.stack(in_parallel(lambda image: _spectral_residual(_small_luma(image, factor, small_hw)), [*ref, *dist]))
     # Saliency at full size = along_h @ small @ along_w.T: the column pass here, the rows per block.
     along_h, along_w = resize_operators(small_hw, hw, "bicubic")
-    wide = np.ascontiguousarray(apply_cols(along_w, small).transpose(1, 0, 2)).reshape(small_hw[0], -1)
-    num_refs = len(ref)
+    wide = apply_cols(along_w, small).transpose(1, 0, 2)  # h/4, N, w
+    num_refs, num_pairs = len(ref), len(dist)
+    groups = item_groups(num_pairs, 2 * width)
 
-    def pool(rows: tuple[int, int]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        sums = []
-        for start, stop in row_blocks(*rows, len(small) * width):
-            saliency = (operator_rows(along_h, start, stop) @ wide).reshape(stop - start, -1, width)
-            saliency = saliency.transpose(1, 0, 2)
-            s1, s2 = functional.take_refs(saliency[:num_refs], ref_index), saliency[num_refs:]
-            q1 = functional.take_refs(_squared_gradient_rows(ref, factor, start, stop, hw), ref_index)
-            sim = gradient_similarity(q1, _squared_gradient_rows(dist, factor, start, stop, hw), C2)
-            sim **= ALPHA
-            sim *= similarity(s1, s2, C1)
-            sums.append(block_sums(sim, np.maximum(s1, s2)))
-        return sums
+    def pool(pairs: slice) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        refs, index = pair_references(pairs, ref_index)
+        images = np.concatenate([np.arange(num_refs)[refs], num_refs + np.arange(num_pairs)[pairs]])
+        group_wide = wide[:, images].reshape(small_hw[0], -1)
+        used = len(images) - (pairs.stop - pairs.start)
 
-    return pooled([part for half in in_parallel(pool, halves(height)) for part in half], height * width)
+        def pool_rows(rows: tuple[int, int]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+            sums = []
+            for start, stop in row_blocks(*rows, len(images) * width):
+                saliency = (operator_rows(along_h, start, stop) @ group_wide).reshape(stop - start, -1, width)
+                saliency = saliency.transpose(1, 0, 2)
+                s1, s2 = functional.take_refs(saliency[:used], index), saliency[used:]
+                q1 = functional.take_refs(_squared_gradient_rows(ref, refs, factor, start, stop, hw), index)
+                sim = gradient_similarity(q1, _squared_gradient_rows(dist, pairs, factor, start, stop, hw), C2)
+                sim **= ALPHA
+                sim *= similarity(s1, s2, C1)
+                sums.append(block_sums(sim, np.maximum(s1, s2)))
+            return sums
+
+        return [block for part in in_parallel(pool_rows, spans(groups, height)) for block in part]
+
+    return pooled(num_pairs, groups, in_parallel(pool, groups), height * width)

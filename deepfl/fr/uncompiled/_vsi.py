@@ -10,6 +10,7 @@ into per-pair sums, on two threads (halves of the rows).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import scipy.fft
@@ -22,17 +23,19 @@ from deepfl.fr.uncompiled import functional
 from deepfl.fr.uncompiled._sr_sim import (
     block_sums,
     gradient_similarity,
-    halves,
     in_parallel,
+    item_groups,
     mat2gray,
     mix,
     operator_rows,
+    pair_references,
     pooled,
     resize_operators,
     rgb_planes,
     row_blocks,
     scharr_squared,
     similarity,
+    spans,
 )
 
 # VSI.m's RGB2Lab: sRGB primaries to XYZ, the D50 white it divides by, and CIELab's epsilon and kappa.
@@ -128,51 +131,70 @@ class _Saliency:
 
     full = mat2gray(along_h @ small @ along_w.T), and its box average B_h full B_w.T is
     (P_h small P_w.T - lo (B_h 1)(B_w 1).T) / span with P = B @ along: the box of the constant lo is the part of
-    each box inside the image.
+    each box inside the image. The column pass is applied per group of images (`wide`), the rows per block.
     """
 
     def __init__(self, small_t: np.ndarray, size: tuple[int, int], factor: int):
-        along_h, along_w = resize_operators((SDSP_SIZE, SDSP_SIZE), size, "bilinear")
-        self.count = len(small_t)
-        # small_t holds the transposed maps: along_w @ small_t[i] = (small[i] @ along_w.T).T
-        wide = np.stack([(along_w @ image).T for image in small_t], axis=1).reshape(SDSP_SIZE, -1)  # 256 x N*W
+        self.small_t = small_t  # transposed maps: along_w @ small_t[i] = (small[i] @ along_w.T).T
+        self.along_h, self.along_w = resize_operators((SDSP_SIZE, SDSP_SIZE), size, "bilinear")
+        self.shared: np.ndarray | None = None  # the wide maps of all images, when one group holds them all
+        groups = item_groups(len(small_t), size[1])
+        self.lo, hi = np.full(len(small_t), np.inf), np.full(len(small_t), -np.inf)
+        for images, (lo, group_hi) in zip(groups, in_parallel(lambda images: self._extremes(images, groups), groups)):
+            self.lo[images], hi[images] = lo, group_hi
+        span = hi - self.lo
+        self.scale = np.divide(1.0, span, out=np.zeros_like(span), where=span > 0)
+        self.inside = None
+        if factor > 1:
+            box_h, box_w = _box_operator(size[0], factor), _box_operator(size[1], factor)
+            self.along_h, self.along_w = box_h @ self.along_h, box_w @ self.along_w
+            self.inside = (box_h.sum(axis=1), box_w.sum(axis=1))
+            self.shared = None
+
+    def _wide(self, images: np.ndarray | slice) -> np.ndarray:
+        """small @ along_w.T of the given images, side by side: 256 x (n * columns)."""
+        return np.stack([(self.along_w @ image).T for image in self.small_t[images]], axis=1).reshape(SDSP_SIZE, -1)
+
+    def _extremes(self, images: slice, groups: list[slice]) -> tuple[np.ndarray, np.ndarray]:
+        """(min, max) of each full-size map of a group of images."""
+        wide = self._wide(images)
+        if len(groups) == 1:
+            self.shared = wide
+        count = images.stop - images.start
 
         def extremes(rows: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-            lo, hi = np.full(self.count, np.inf), np.full(self.count, -np.inf)
+            lo, hi = np.full(count, np.inf), np.full(count, -np.inf)
             for start, stop in row_blocks(*rows, wide.shape[1]):
-                block = (operator_rows(along_h, start, stop) @ wide).reshape(stop - start, self.count, -1)
+                block = (operator_rows(self.along_h, start, stop) @ wide).reshape(stop - start, count, -1)
                 lo, hi = np.minimum(lo, block.min(axis=(0, 2))), np.maximum(hi, block.max(axis=(0, 2)))
             return lo, hi
 
-        (lo1, hi1), (lo2, hi2) = in_parallel(extremes, halves(size[0]))
-        self.lo = np.minimum(lo1, lo2)
-        span = np.maximum(hi1, hi2) - self.lo
-        self.scale = np.divide(1.0, span, out=np.zeros_like(span), where=span > 0)
-        self.along_h, self.wide, self.inside = along_h, wide, None
-        if factor > 1:
-            box_h, box_w = _box_operator(size[0], factor), _box_operator(size[1], factor)
-            self.along_h = box_h @ along_h
-            along_w = box_w @ along_w
-            self.wide = np.stack([(along_w @ image).T for image in small_t], axis=1).reshape(SDSP_SIZE, -1)
-            self.inside = (box_h.sum(axis=1), box_w.sum(axis=1))
+        parts = in_parallel(extremes, spans(groups, self.along_h.shape[0]))
+        return np.minimum.reduce([lo for lo, _ in parts]), np.maximum.reduce([hi for _, hi in parts])
 
-    def rows(self, start: int, stop: int) -> np.ndarray:
-        """Rows start..stop-1 of the normalised, box-downsampled maps: N,rows,w."""
-        block = (operator_rows(self.along_h, start, stop) @ self.wide).reshape(stop - start, self.count, -1)
-        offset = self.lo[:, None, None]
-        if self.inside is not None:
-            offset = offset * np.multiply.outer(self.inside[0][start:stop], self.inside[1])
-        block = block.transpose(1, 0, 2) - offset
-        block *= self.scale[:, None, None]
+    def rows(self, images: np.ndarray) -> Callable[[int, int], np.ndarray]:
+        """For the given images: rows start..stop-1 of their normalised, box-downsampled maps (n,rows,w)."""
+        every = self.shared is not None and np.array_equal(images, np.arange(len(self.small_t)))
+        wide = self.shared if every else self._wide(images)
+        lo, scale = self.lo[images][:, None, None], self.scale[images][:, None, None]
+
+        def block(start: int, stop: int) -> np.ndarray:
+            values = (operator_rows(self.along_h, start, stop) @ wide).reshape(stop - start, len(images), -1)
+            offset = lo if self.inside is None else lo * np.multiply.outer(self.inside[0][start:stop], self.inside[1])
+            values = values.transpose(1, 0, 2) - offset
+            values *= scale
+            return values
+
         return block
 
 
-def _channels(images: np.ndarray, factor: int, start: int, stop: int, hw: tuple[int, int]):
-    """Squared Scharr gradient of L, and M, N, of the box-downsampled rows start..stop-1: each N,rows,w."""
+def _channels(images: np.ndarray, which, factor: int, start: int, stop: int, hw: tuple[int, int]):
+    """Squared Scharr gradient of L, and M, N, of the box-downsampled rows start..stop-1 of the images `which`:
+    each n,rows,w."""
     height, width = hw
     lo, hi = max(start - 1, 0), min(stop + 1, height)
-    rgb = rgb_planes(images, factor, lo, hi)
-    padded = np.zeros((len(images), stop - start + 2, width + 2))
+    rgb = rgb_planes(images, factor, lo, hi, which)
+    padded = np.zeros((rgb.shape[1], stop - start + 2, width + 2))
     mix(rgb, LMN[0], padded[:, lo - start + 1 : hi - start + 1, 1:-1])
     inner = rgb[:, :, start - lo : stop - lo]
     return scharr_squared(padded), mix(inner, LMN[1]), mix(inner, LMN[2])
@@ -183,27 +205,35 @@ def vsi(ref: np.ndarray, dist: np.ndarray, ref_index: np.ndarray | None = None) 
     factor = auto_downsample_factor(ref.shape[1], ref.shape[2])
     hw = height, width = -(-ref.shape[1] // factor), -(-ref.shape[2] // factor)
     saliency = _Saliency(np.stack(in_parallel(_small_saliency, [*ref, *dist])), ref.shape[1:3], factor)
-    num_refs = len(ref)
+    num_refs, num_pairs = len(ref), len(dist)
     negative_factor = math.cos(LAMBDA * math.pi)  # MATLAB's real(x .^ lambda) for x < 0
+    groups = item_groups(num_pairs, 2 * width)
 
-    def pool(rows: tuple[int, int]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        sums = []
-        for start, stop in row_blocks(*rows, saliency.count * width):
-            vs = saliency.rows(start, stop)
-            vs1, vs2 = functional.take_refs(vs[:num_refs], ref_index), vs[num_refs:]
-            q1, m1, n1 = (functional.take_refs(x, ref_index) for x in _channels(ref, factor, start, stop, hw))
-            q2, m2, n2 = _channels(dist, factor, start, stop, hw)
-            chroma = similarity(m1, m2, C_CHROM)
-            chroma *= similarity(n1, n2, C_CHROM)
-            negative = chroma < 0
-            with np.errstate(divide="ignore"):  # 0 ** lambda = 0: exp(-inf)
-                sim = np.log(np.abs(chroma, out=chroma), out=chroma)
-            sim *= LAMBDA
-            sim += ALPHA * np.log(gradient_similarity(q1, q2, C_GM))
-            np.exp(sim, out=sim)  # gradient similarity ^ alpha * |chroma| ^ lambda
-            np.multiply(sim, negative_factor, out=sim, where=negative)
-            sim *= similarity(vs1, vs2, C_VS)
-            sums.append(block_sums(sim, np.maximum(vs1, vs2)))
-        return sums
+    def pool(pairs: slice) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        refs, index = pair_references(pairs, ref_index)
+        used = np.arange(num_refs)[refs]
+        saliency_rows = saliency.rows(np.concatenate([used, num_refs + np.arange(num_pairs)[pairs]]))
 
-    return pooled([part for half in in_parallel(pool, halves(height)) for part in half], height * width)
+        def pool_rows(rows: tuple[int, int]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+            sums = []
+            for start, stop in row_blocks(*rows, (len(used) + pairs.stop - pairs.start) * width):
+                vs = saliency_rows(start, stop)
+                vs1, vs2 = functional.take_refs(vs[: len(used)], index), vs[len(used) :]
+                q1, m1, n1 = (functional.take_refs(x, index) for x in _channels(ref, refs, factor, start, stop, hw))
+                q2, m2, n2 = _channels(dist, pairs, factor, start, stop, hw)
+                chroma = similarity(m1, m2, C_CHROM)
+                chroma *= similarity(n1, n2, C_CHROM)
+                negative = chroma < 0
+                with np.errstate(divide="ignore"):  # 0 ** lambda = 0: exp(-inf)
+                    sim = np.log(np.abs(chroma, out=chroma), out=chroma)
+                sim *= LAMBDA
+                sim += ALPHA * np.log(gradient_similarity(q1, q2, C_GM))
+                np.exp(sim, out=sim)  # gradient similarity ^ alpha * |chroma| ^ lambda
+                np.multiply(sim, negative_factor, out=sim, where=negative)
+                sim *= similarity(vs1, vs2, C_VS)
+                sums.append(block_sums(sim, np.maximum(vs1, vs2)))
+            return sums
+
+        return [block for part in in_parallel(pool_rows, spans(groups, height)) for block in part]
+
+    return pooled(num_pairs, groups, in_parallel(pool, groups), height * width)
