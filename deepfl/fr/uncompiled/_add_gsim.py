@@ -8,10 +8,7 @@ the rank weighting needs only each bin's count and sum, which strips add up.
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
-from threadpoolctl import ThreadpoolController
 
 from deepfl.fr._add_gsim import C_ENTROPY, C_FREQUENCY, C_GRADIENT, NUM_SCALES, P_LUMINANCE, RANK_BINS
 from deepfl.fr.uncompiled import functional
@@ -95,7 +92,10 @@ def _scale(ref_gray: np.ndarray, dist_gray: np.ndarray, ref_index: np.ndarray | 
         q_luminance = 1.0 - difference * difference
         weight = P_LUMINANCE * q_gradient
         quality = (1.0 - weight) * q_gradient + weight * q_luminance
-        index = np.clip(np.floor(quality * RANK_BINS), 0, RANK_BINS - 1).astype(np.intp) + offsets
+        index = (quality * RANK_BINS).astype(np.intp)  # floor: quality >= 0
+        np.minimum(index, RANK_BINS - 1, out=index)
+        if n > 1:
+            index += offsets
         counts += np.bincount(index.ravel(), minlength=n * RANK_BINS)
         sums += np.bincount(index.ravel(), weights=quality.ravel(), minlength=n * RANK_BINS)
     counts, sums = counts.reshape(n, RANK_BINS), sums.reshape(n, RANK_BINS)
@@ -106,18 +106,17 @@ def _scale(ref_gray: np.ndarray, dist_gray: np.ndarray, ref_index: np.ndarray | 
     return pooled, ref_gradient_sum / pixels, dist_gradient_sum / pixels
 
 
-@functools.lru_cache(maxsize=1)
-def _thread_pools() -> ThreadpoolController:
-    """The process's BLAS pools (found once: the search scans every loaded library)."""
-    return ThreadpoolController()
+def _gray(rgb: np.ndarray) -> np.ndarray:
+    """MATLAB rgb2gray of NHWC RGB as N,H,W float32 (integers), in strips of rows (small float64 temporaries)."""
+    gray = np.empty(rgb.shape[:3], np.float32)
+    for top in range(0, rgb.shape[1], _STRIP):
+        gray[:, top : top + _STRIP] = functional.rgb2gray(rgb[:, top : top + _STRIP])
+    return gray
 
 
 def add_gsim(ref: np.ndarray, dist: np.ndarray, ref_index: np.ndarray | None = None) -> np.ndarray:
-    """ADD-GSIM of each pair (1 = identical): multi-scale rank-weighted GSIM x FVA x EGM. BLAS (rgb2gray's
-    product) on one thread: a second BLAS thread on a busy machine costs more than it saves."""
-    with _thread_pools().limit(limits=1, user_api="blas"):
-        ref_gray = functional.rgb2gray(ref).astype(np.float32)
-        dist_gray = functional.rgb2gray(dist).astype(np.float32)
+    """ADD-GSIM of each pair (1 = identical): multi-scale rank-weighted GSIM x FVA x EGM."""
+    ref_gray, dist_gray = _gray(ref), _gray(dist)
     entropy_r, entropy_d = _gray_entropy(ref_gray), _gray_entropy(dist_gray)
     egm = _similarity(functional.take_refs(entropy_r, ref_index), entropy_d, C_ENTROPY)
     log_quality = np.zeros(len(dist))

@@ -6,10 +6,7 @@ full-size YIQ image or 16-coefficient map is stored; the pooled sums add up over
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
-from threadpoolctl import ThreadpoolController
 
 from deepfl.fr._scqi import (
     _DCT,
@@ -26,6 +23,17 @@ from deepfl.fr.uncompiled import functional
 
 _STRIP = 32  # output rows per strip
 _AC = BLOCK * BLOCK - 1
+
+
+def _coefficient_weights() -> np.ndarray:
+    """CSF weight of DCT coefficient (u, v) at [v, u] (the order `_sci_strip` stores them in), 0 for DC."""
+    weights = _csf_weights(BLOCK, PIXELS_PER_DEGREE).astype(np.float64).reshape(BLOCK, BLOCK).T.copy()
+    weights[0, 0] = 0.0
+    return weights[:, :, None, None, None]
+
+
+_WEIGHTS = _coefficient_weights()
+_YIQ = np.asarray(YIQ, np.float64)
 
 
 def _similarity(a: np.ndarray, b: np.ndarray, constant: float) -> np.ndarray:
@@ -52,17 +60,18 @@ def _sci_strip(y: np.ndarray) -> np.ndarray:
     sqrt(e^3 / m4), e and m4 the means of the CSF-weighted AC coefficients' squares and fourth powers."""
     n, height, width = y.shape
     rows, cols = height - (BLOCK - 1), width - (BLOCK - 1)
-    # Down the columns (axis 1: frequency u), then along the rows (frequency v): coefficient (u, v) at [v, u].
-    by_rows = _window_dct(y, 1, np.empty((BLOCK, n, rows, width)))  # u, N, rows, W
-    coefficients = _window_dct(by_rows, -1, np.empty((BLOCK, BLOCK, n, rows, cols)))  # v, u, N, rows, cols
-    weights = _csf_weights(BLOCK, PIXELS_PER_DEGREE).astype(np.float64).reshape(BLOCK, BLOCK).T.copy()
-    weights[0, 0] = 0.0  # DC
-    coefficients *= weights[:, :, None, None, None]
-    coefficients *= coefficients
-    power = coefficients.reshape(BLOCK * BLOCK, n, rows, cols)
-    energy = power.sum(0) / _AC
-    power *= power
-    fourth = power.sum(0) / _AC
+    by_rows = _window_dct(y, 1, np.empty((BLOCK, n, rows, width)))  # frequency u down the columns
+    coefficients = np.empty((BLOCK, n, rows, cols))
+    energy, fourth, part = np.zeros((n, rows, cols)), np.zeros((n, rows, cols)), np.empty((n, rows, cols))
+    for u in range(BLOCK):
+        _window_dct(by_rows[u], -1, coefficients)  # frequency v along the rows
+        coefficients *= _WEIGHTS[:, u]
+        coefficients *= coefficients
+        energy += np.add.reduce(coefficients, 0, out=part)
+        coefficients *= coefficients
+        fourth += np.add.reduce(coefficients, 0, out=part)
+    energy /= _AC
+    fourth /= _AC
     ratio = energy * energy * energy
     np.divide(ratio, fourth, out=ratio, where=fourth != 0)
     ratio[fourth == 0] = 0.0
@@ -78,26 +87,18 @@ def _box_mean(x: np.ndarray) -> np.ndarray:
 
 
 def _features(rgb_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(SCI, local mean of I, local mean of Q) of a strip of NHWC RGB rows, each N,h-3,W-3."""
-    yiq = functional.mix_channels(rgb_rows, YIQ)
-    return _sci_strip(yiq[..., 0]), _box_mean(yiq[..., 1]), _box_mean(yiq[..., 2])
-
-
-@functools.lru_cache(maxsize=1)
-def _thread_pools() -> ThreadpoolController:
-    """The process's BLAS pools (found once: the search scans every loaded library)."""
-    return ThreadpoolController()
+    """(SCI, local mean of I, local mean of Q) of a strip of NHWC RGB rows, each N,h-3,W-3. The YIQ planes are
+    stored channel first: the windows then run over contiguous rows."""
+    n, height, width = rgb_rows.shape[:3]
+    pixels = np.asarray(rgb_rows, np.float64).reshape(-1, 3)
+    yiq = (_YIQ @ pixels.T).reshape(3, n, height, width)
+    chroma = _box_mean(yiq[1:].reshape(2 * n, height, width))
+    return _sci_strip(yiq[0]), chroma[:n], chroma[n:]
 
 
 def scqi(ref: np.ndarray, dist: np.ndarray, ref_index: np.ndarray | None = None) -> np.ndarray:
     """SCQI of each pair (1 = identical): local quality SCI similarity x (I x Q similarity)^0.03, pooled with
-    weights max(SCI_ref, SCI_dist). BLAS (the colour product) on one thread: a second BLAS thread on a busy
-    machine costs more than it saves."""
-    with _thread_pools().limit(limits=1, user_api="blas"):
-        return _scqi(ref, dist, ref_index)
-
-
-def _scqi(ref: np.ndarray, dist: np.ndarray, ref_index: np.ndarray | None) -> np.ndarray:
+    weights max(SCI_ref, SCI_dist); the pooled sums add up over strips of rows."""
     n, height = len(dist), dist.shape[1]
     weighted, total = np.zeros(n), np.zeros(n)
     for top in range(0, height - (BLOCK - 1), _STRIP):

@@ -7,10 +7,7 @@ argument of `_sff`.
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
-from threadpoolctl import ThreadpoolController
 
 from deepfl.fr._sff import C_FEATURE, C_LUMINANCE, LAMBDA, T_VISUAL
 from deepfl.fr.uncompiled import functional
@@ -48,21 +45,8 @@ def _masked_mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.divide(total, count, out=np.zeros_like(total), where=count > 0)
 
 
-@functools.lru_cache(maxsize=1)
-def _thread_pools() -> ThreadpoolController:
-    """The process's BLAS pools (found once: the search scans every loaded library)."""
-    return ThreadpoolController()
-
-
 def sff(ref: np.ndarray, dist: np.ndarray, w: np.ndarray, ref_index: np.ndarray | None = None) -> np.ndarray:
-    """SFF of each pair (1 = identical): 0.8 x luminance correlation + 0.2 x feature similarity. BLAS runs on
-    one thread: the k x 3p^2 products are small, and a second BLAS thread on a busy machine costs more than
-    it saves."""
-    with _thread_pools().limit(limits=1, user_api="blas"):
-        return _sff(ref, dist, w, ref_index)
-
-
-def _sff(ref: np.ndarray, dist: np.ndarray, w: np.ndarray, ref_index: np.ndarray | None) -> np.ndarray:
+    """SFF of each pair (1 = identical): 0.8 x luminance correlation + 0.2 x feature similarity."""
     w = np.asarray(w, np.float64)
     patch = int(round((w.shape[1] // 3) ** 0.5))
     xr, mr, a = _features(ref, w, patch)
