@@ -261,15 +261,17 @@ def test_rgb2gray_equals_matlab_double_rounding_for_all_colours():
     assert np.count_nonzero(ours != expected) == 0
 
 
-@pytest.mark.parametrize("factor", [2, 3])
+@pytest.mark.parametrize("factor", [2, 3, 4])
 @pytest.mark.parametrize("padding", ["zeros", "symmetric"])
-def test_box_downsample_matches_conv2_and_imfilter_conventions(factor, padding):
+@pytest.mark.parametrize("shape", [(13, 17), (12, 16), (24, 36)])  # multiples of the factor too (1080x1920, f = 4)
+def test_box_downsample_matches_conv2_and_imfilter_conventions(factor, padding, shape):
     import tensorflow as tf
 
     from deepfl.fr.functional.filters import box_downsample
+    from deepfl.fr.uncompiled import functional
 
     rng = np.random.default_rng(factor)
-    x = rng.random((13, 17))
+    x = rng.random(shape)
     # MATLAB: centre of an f x f kernel at floor((f+1)/2), zero ('conv2 same') or symmetric ('imfilter') border.
     before = (factor - 1) // 2
     mode = "constant" if padding == "zeros" else "symmetric"
@@ -280,6 +282,7 @@ def test_box_downsample_matches_conv2_and_imfilter_conventions(factor, padding):
     expected = filtered[::factor, ::factor]
     ours = box_downsample(tf.constant(x[None, :, :, None]), factor, padding).numpy()[0, :, :, 0]
     np.testing.assert_allclose(ours, expected, atol=1e-12)
+    np.testing.assert_allclose(functional.box_downsample(x[None], factor, padding)[0], expected, atol=1e-12)
 
 
 def test_imresize_matrix_properties_and_known_values():

@@ -107,7 +107,10 @@ def box_downsample(x: tf.Tensor, factor: int, padding: str = "zeros") -> tf.Tens
     height, width = x.shape[1], x.shape[2]
     before = (factor - 1) // 2
     out_h, out_w = -(-height // factor), -(-width // factor)
-    x = pad_hw(x, before, out_h * factor - height - before, before, out_w * factor - width - before, padding)
+    # Rows -before .. out_h * f - before - 1 are averaged: pad what lies outside the image, drop what is left
+    # over (with f >= 3 and H a multiple of f the last f - 1 - before rows belong to no block).
+    after_h, after_w = out_h * factor - height - before, out_w * factor - width - before
+    x = pad_hw(x, before, max(after_h, 0), before, max(after_w, 0), padding)[:, : out_h * factor, : out_w * factor]
     return tf.nn.avg_pool2d(x, factor, factor, "VALID")
 
 
