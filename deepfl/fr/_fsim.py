@@ -7,10 +7,10 @@ with FSIM (4 scales, 4 orientations, min wavelength 6, mult 2, sigmaOnf 0.55, dT
 T1 = 0.85, T2 = 160, T3 = T4 = 200, lambda = 0.03 with MATLAB's `real((S_I .* S_Q) .^ lambda)`; pooled
 with max(PC1, PC2) as weights.
 The log-Gabor filter bank and its noise constants depend only on the size and are built once per size in
-numpy (float64). The maps run as two XLA stages (box + YIQ + gradient + FFT bank + energy;
-threshold + pooling) around the numpy median; with `ref_index` the maps of each unique reference are
-computed once. Guard (not in the original, which returns NaN): where the amplitude sum is 0 (constant images)
-PC is 0, and all-zero weights fall back to a plain mean.
+numpy (float64; `phasecong_filters`, shared with the NumPy form that runs a shape's first call). The maps run
+as two XLA stages (box + YIQ + gradient + FFT bank + energy; threshold + pooling) around the numpy median; with
+`ref_index` the maps of each unique reference are computed once. Guard (not in the original, which returns
+NaN): where the amplitude sum is 0 (constant images) PC is 0, and all-zero weights fall back to a plain mean.
 """
 
 from __future__ import annotations
