@@ -14,6 +14,7 @@ import concurrent.futures
 import contextlib
 import math
 import queue
+import threading
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -41,6 +42,22 @@ _STRIP_PIXELS = 1 << 14  # pixels per strip: 128 KiB per float64 temporary
 _SCRATCH: queue.SimpleQueue = queue.SimpleQueue()  # free sets of scratch buffers, one per concurrent task
 
 Take = Callable[[str, tuple[int, ...], type], np.ndarray]
+
+
+class _InOrder:
+    """The executor interface of `fsim` (`map`) on the calling thread."""
+
+    def map(self, function: Callable, *iterables) -> Iterator:
+        return map(function, *iterables)
+
+
+def _executor() -> contextlib.AbstractContextManager:
+    """`_THREADS` threads for the images and strips of a call from the main thread; the calling thread alone
+    otherwise, as a caller that runs metrics on threads of its own (`staging.run_concurrently`) keeps the cores
+    busy. Each image and strip is computed alike either way, so the scores are the same."""
+    if threading.current_thread() is threading.main_thread():
+        return concurrent.futures.ThreadPoolExecutor(_THREADS)
+    return contextlib.nullcontext(_InOrder())
 
 
 @contextlib.contextmanager
@@ -215,7 +232,7 @@ def fsim(ref: np.ndarray, dist: np.ndarray, ref_index: np.ndarray | None = None)
         r, n, top, bottom = task
         return _pooled_sums(ref[r], dist[n], pc[r], pc[len(ref) + n], top, bottom)
 
-    with concurrent.futures.ThreadPoolExecutor(_THREADS) as pool:
+    with _executor() as pool:
         pc = list(pool.map(_phase_congruency, images, [(radial_quarter, angular, factors)] * len(images)))
         sums = list(pool.map(pooled, tasks))
     totals = np.zeros((len(dist), 3))
