@@ -34,7 +34,7 @@ from deepfl.fr._fsim import (
     quarter_blocks,
 )
 from deepfl.fr.functional.colour import YIQ
-from deepfl.fr.functional.filters import auto_downsample_factor
+from deepfl.fr.functional.filters import SCHARR_X, auto_downsample_factor
 from deepfl.fr.uncompiled import functional
 
 _THREADS = 2  # images (then strips) processed at the same time, each FFT on one thread
@@ -165,21 +165,22 @@ def _phase_congruency(rgb: np.ndarray, filters: tuple[np.ndarray, np.ndarray, np
 
 
 def _scharr_magnitude(bordered: np.ndarray) -> np.ndarray:
-    """|Scharr gradient| (conv2 'same' with (3, 10, 3)' (1, 0, -1) / 16 and its transpose) of the interior of
-    `bordered` (rows + 2, W + 2: the rows' neighbours and zeros around the image); the sign of `conv2` does not
-    matter under the square."""
+    """|Scharr gradient| (conv2 'same' with `SCHARR_X` = w' (1, 0, -1), w = its first column, and its transpose)
+    of the interior of `bordered` (rows + 2, W + 2: the rows' neighbours and zeros around the image) as shifted
+    slices; the sign of `conv2` does not matter under the square."""
+    outer, centre, _ = SCHARR_X[:, 0]
     dx = bordered[:, 2:] - bordered[:, :-2]
     gx = dx[:-2] + dx[2:]
-    gx *= 3.0
-    gx += 10.0 * dx[1:-1]
+    gx *= outer
+    gx += centre * dx[1:-1]
     dy = bordered[2:] - bordered[:-2]
     gy = dy[:, :-2] + dy[:, 2:]
-    gy *= 3.0
-    gy += 10.0 * dy[:, 1:-1]
+    gy *= outer
+    gy += centre * dy[:, 1:-1]
     gx *= gx
     gy *= gy
     gx += gy
-    return np.sqrt(gx) / 16.0
+    return np.sqrt(gx)
 
 
 def _colour_strip(rgb: np.ndarray, top: int, bottom: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
