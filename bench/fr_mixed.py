@@ -5,10 +5,11 @@ a real photograph with Gaussian noise), one pair per call, first calls included:
 folder of photos, or deepfl-label on LIVE, meets. piq (configured as in bench/fr.py) runs first on the same
 pairs, then ours; then ours once more on the same sizes (every shape now repeats: the compiled graphs are
 built) and a third time (compiled, warm); `--passes 1` stops after the cold pass. Prints seconds per pair,
-piq / ours, and the largest score difference between our first-seen (eager) and compiled passes.
+piq / ours, and the largest score difference between our first-seen (NumPy) and compiled passes.
 
     python bench/fr_mixed.py --pairs 12
     python bench/fr_mixed.py --pairs 12 --per_metric    # cold ms per pair of each metric, beside piq's
+    python bench/fr_mixed.py --pairs 12 --via_compute   # ours through deepfl.fr.compute (uint8 in, the public API)
 """
 
 from __future__ import annotations
@@ -86,6 +87,12 @@ def main() -> None:
         help="instead: cold ms per pair of each metric on its own, piq's beside ours (each of our metrics meets "
         "every size for the first time)",
     )
+    parser.add_argument(
+        "--via_compute",
+        action="store_true",
+        help="score ours with deepfl.fr.compute (uint8 in, what users call) instead of one "
+        "metric function after another",
+    )
     args = parser.parse_args()
     names = args.metrics.split(",")
     pairs = mixed_pairs(args.pairs)
@@ -110,17 +117,22 @@ def main() -> None:
 
     import tensorflow as tf
 
-    from deepfl.fr import metric_function
+    from deepfl.fr import compute, metric_function
 
     functions = {name: metric_function(name) for name in names}
     tensors = [(tf.constant(r, tf.float32), tf.constant(d, tf.float32)) for r, d in pairs]
-    labels = ("ours, cold (every size new: eager)", "ours, sizes repeated once (graphs built)", "ours, warm (compiled)")
+
+    def score_all() -> dict[str, np.ndarray]:
+        if args.via_compute:
+            results = [compute(r, d, names) for r, d in pairs]
+            return {name: np.concatenate([result[name] for result in results]) for name in names}
+        return {name: np.concatenate([np.asarray(fn(r, d)) for r, d in tensors]) for name, fn in functions.items()}
+
+    labels = ("ours, cold (every size new: NumPy)", "ours, sizes repeated once (graphs built)", "ours, warm (compiled)")
     scores = []
     for label in labels[: args.passes]:
         start = time.perf_counter()
-        scores.append(
-            {name: np.concatenate([np.asarray(fn(r, d)) for r, d in tensors]) for name, fn in functions.items()}
-        )
+        scores.append(score_all())
         seconds = (time.perf_counter() - start) / len(pairs)
         print(f"{label:44s} {seconds:8.3f} {piq_s / seconds:9.2f}", flush=True)
     if len(scores) > 1:

@@ -40,7 +40,7 @@ MIN_BLOCK_ROWS = 32  # a large batch is pooled in groups of pairs, so that each 
 def in_parallel(function: Callable, items: Sequence) -> list:
     """[function(item) for item in items], the second half of the items on a thread of its own (when there are
     two cores): the calling thread does the first half, the results keep the items' order. Only the main thread
-    starts one: a caller that runs metrics on threads of its own (`staging.run_concurrently`) keeps the cores busy.
+    starts one: a caller that runs metrics on threads of its own keeps the cores busy already.
     The split is the same either way, so the results do not depend on it."""
     if len(items) < 2 or WORKERS < 2 or threading.current_thread() is not threading.main_thread():
         return [function(item) for item in items]
