@@ -53,8 +53,8 @@ class _InOrder:
 
 def _executor() -> contextlib.AbstractContextManager:
     """`_THREADS` threads for the images and strips of a call from the main thread; the calling thread alone
-    otherwise, as a caller that runs metrics on threads of its own keeps the cores
-    busy. Each image and strip is computed alike either way, so the scores are the same."""
+    otherwise, as a caller that runs metrics on threads of its own keeps the cores busy. Each image and strip is
+    computed alike either way, so the scores are the same."""
     if threading.current_thread() is threading.main_thread():
         return concurrent.futures.ThreadPoolExecutor(_THREADS)
     return contextlib.nullcontext(_InOrder())
