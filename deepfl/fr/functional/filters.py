@@ -53,6 +53,19 @@ def pad_hw(x: tf.Tensor, top: int, bottom: int, left: int, right: int, padding: 
     return tf.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]], mode=mode)
 
 
+def correlation_padding(kernel_shape: tuple[int, int], shape: str) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) border that `filter2`/`imfilter` put around an image before a 'valid'
+    correlation: for "same" the kernel centre sits at floor((size+1)/2) (this matters for even sizes); none for
+    "valid"."""
+    kh, kw = kernel_shape
+    if shape == "same":
+        top, left = (kh - 1) // 2, (kw - 1) // 2
+        return top, kh - 1 - top, left, kw - 1 - left
+    if shape != "valid":
+        raise ValueError(f"shape: expected 'same' or 'valid', got {shape!r}")
+    return 0, 0, 0, 0
+
+
 def correlate(x: tf.Tensor, kernel: np.ndarray, shape: str = "same", padding: str = "zeros") -> tf.Tensor:
     """2-D correlation of every channel of NHWC `x` with `kernel` (MATLAB `filter2`/`imfilter`).
 
@@ -61,11 +74,7 @@ def correlate(x: tf.Tensor, kernel: np.ndarray, shape: str = "same", padding: st
     """
     kernel = np.asarray(kernel, np.float64)
     kh, kw = kernel.shape
-    if shape == "same":
-        top, left = (kh - 1) // 2, (kw - 1) // 2
-        x = pad_hw(x, top, kh - 1 - top, left, kw - 1 - left, padding)
-    elif shape != "valid":
-        raise ValueError(f"shape: expected 'same' or 'valid', got {shape!r}")
+    x = pad_hw(x, *correlation_padding(kernel.shape, shape), padding)
     channels = x.shape[-1]
     u, s, vt = np.linalg.svd(kernel)
     if kh > 1 and kw > 1 and s[1] <= 1e-12 * s[0]:  # separable: rank one

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from deepfl.fr.functional.colour import _RGB2GRAY
+from deepfl.fr.functional.filters import correlation_padding
 from deepfl.fr.functional.resize import imresize_matrix, imresize_passes
 from deepfl.fr.uncompiled import banded
 
@@ -53,12 +54,7 @@ def correlate(x: np.ndarray, kernel: np.ndarray, shape: str = "same", padding: s
     floor((size+1)/2) as MATLAB does, "valid" keeps fully covered positions; rank-one kernels run as two passes."""
     kernel = np.asarray(kernel, np.float64)
     kh, kw = kernel.shape
-    if shape == "same":
-        top, left = (kh - 1) // 2, (kw - 1) // 2
-        x = pad_hw(x, top, kh - 1 - top, left, kw - 1 - left, padding)
-    elif shape != "valid":
-        raise ValueError(f"shape: expected 'same' or 'valid', got {shape!r}")
-    x = np.asarray(x, np.float64)
+    x = np.asarray(pad_hw(x, *correlation_padding(kernel.shape, shape), padding), np.float64)
     u, s, vt = np.linalg.svd(kernel)
     if kh > 1 and kw > 1 and s[1] <= 1e-12 * s[0]:  # separable: rank one, two banded passes
         planes = np.moveaxis(x, (1, 2), (-2, -1)) if x.ndim > 3 else x  # N,H,W,C -> N,C,H,W
