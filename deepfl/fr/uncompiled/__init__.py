@@ -7,6 +7,8 @@ first call and the compiled graph from its second call on. Each `_<name>.py` fol
 `deepfl/fr/_<name>.py` (same conventions, float64 arithmetic) and its scores agree with the compiled graph's
 within the metrics' tested tolerances; `functional` holds the shared MATLAB conventions.
 
-Every function here takes float32 NHWC RGB arrays in [0, 255], `ref` (R references), `dist` (N distorted
-images) and `ref_index` (N integers, or None for R = N, pair i = (ref[i], dist[i])), and returns N float64 scores.
+Every function here takes the arguments of its graph's entry point as arrays, in the same order: float32 NHWC
+RGB in [0, 255] `ref` (R references) and `dist` (N distorted images), any array the graph takes besides (SFF's
+basis `w`), and `ref_index` (N integers, or None for R = N, pair i = (ref[i], dist[i])); it returns N float64
+scores. `banded` holds the banded-matrix filtering they share.
 """
