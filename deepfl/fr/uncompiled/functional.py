@@ -1,7 +1,7 @@
-"""MATLAB conventions on NumPy arrays (N,H,W maps, float64): `rgb2gray`, the colour matrices, border padding,
-`filter2`/`imfilter`/`conv2` filtering, box downsampling, gradient magnitudes, `imresize` and reference sharing.
+"""MATLAB conventions on NumPy arrays (N,H,W maps, float64): exact `rgb2gray`, border padding,
+`filter2`/`imfilter`/`conv2` filtering, box downsampling, gradient magnitudes and reference sharing.
 
-The kernels, colour matrices and resize weights are the ones of `deepfl.fr.functional` (one home each); only the
+The kernels and weights are the ones of `deepfl.fr.functional` (one home each); only the
 operations on images are written again here, for arrays.
 """
 
@@ -11,7 +11,6 @@ import numpy as np
 
 from deepfl.fr.functional.colour import _RGB2GRAY
 from deepfl.fr.functional.filters import correlation_padding
-from deepfl.fr.functional.resize import imresize_matrix, imresize_passes
 from deepfl.fr.uncompiled import banded
 
 _NUMPY_PAD_MODES = {
@@ -27,11 +26,6 @@ def rgb2gray(rgb: np.ndarray) -> np.ndarray:
     """MATLAB `rgb2gray` on uint8 data (double arithmetic, rounded half away from zero): NHWC -> N,H,W float64."""
     gray = np.asarray(rgb, np.float64) @ np.asarray(_RGB2GRAY)
     return np.clip(np.floor(gray + 0.5), 0.0, 255.0)
-
-
-def mix_channels(rgb: np.ndarray, matrix) -> np.ndarray:
-    """A 3x3 colour matrix (rows = output channels) on NHWC RGB: NHWC float64."""
-    return np.asarray(rgb, np.float64) @ np.asarray(matrix, np.float64).T
 
 
 def take_refs(x: np.ndarray, ref_index: np.ndarray | None) -> np.ndarray:
@@ -104,20 +98,6 @@ def gradient_magnitude(x: np.ndarray, kernel_x: np.ndarray) -> np.ndarray:
     gx = conv2_same(x, kx)
     gy = conv2_same(x, kx.T)
     return np.sqrt(gx * gx + gy * gy)
-
-
-def imresize(
-    x: np.ndarray, out_hw: tuple[int, int], method: str = "bicubic", scale: float | None = None, uint8: bool = False
-) -> np.ndarray:
-    """MATLAB `imresize` over axes 1, 2 (the matrices of `deepfl.fr.functional.resize`); uint8=True rounds half
-    away from zero and clips to 0..255 after each axis, as MATLAB does for uint8 input."""
-    x = np.asarray(x, np.float64)
-    for axis, in_len, out_len, pass_scale in imresize_passes((x.shape[1], x.shape[2]), out_hw, scale):
-        matrix = imresize_matrix(in_len, out_len, method, pass_scale)
-        x = np.moveaxis(np.tensordot(matrix, x, axes=([1], [axis])), 0, axis)
-        if uint8:
-            x = np.clip(np.sign(x) * np.floor(np.abs(x) + 0.5), 0.0, 255.0)
-    return x
 
 
 def mean_per_image(x: np.ndarray) -> np.ndarray:
