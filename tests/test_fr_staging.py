@@ -1,12 +1,14 @@
-"""Compile on repeat (`deepfl.fr.functional.staging`): the first call with an input shape runs each metric
-uncompiled (its NumPy form in `deepfl.fr.uncompiled`, or its stages eagerly) and traces nothing; the second call
-with that shape builds the compiled graph (one trace), later calls reuse it. Both forms give the same scores
+"""Compile on repeat (`deepfl.fr.functional.staging`): calls with an input shape run each metric uncompiled (its
+NumPy form in `deepfl.fr.uncompiled`, or its stages eagerly) and trace nothing until they have taken the compile
+budget; the next call with that shape builds the compiled graph (one trace), later calls reuse it. Both forms give
+the same scores
 within 1e-5, the tolerance of the official-values test: the NumPy forms compute in float64, the graphs in
 float32 (SSIM's float32 window moments differ from float64 by up to 5e-6 on these noisy pairs)."""
 
 from __future__ import annotations
 
 import importlib
+import math
 
 import numpy as np
 import pytest
@@ -36,28 +38,65 @@ def _stages(module) -> list:
 
 
 @pytest.mark.parametrize("name", METRICS)
-def test_first_seen_shape_runs_eagerly_and_a_repeated_shape_compiles_once(name, images):
+def test_a_shape_runs_uncompiled_until_its_budget_is_spent_then_compiles_once(name, images):
     import tensorflow as tf
 
     from deepfl.fr import metric_function
+    from deepfl.fr.functional.staging import compile_after
 
     refs, dists, index = images
     module = importlib.import_module(f"deepfl.fr._{name}")
-    entry = getattr(module, f"_{name}").compiled
+    entry = getattr(module, f"_{name}")
     fn = metric_function(name)
     ref_t, dist_t = tf.constant(refs, tf.float32), tf.constant(dists, tf.float32)
     counts = [f.experimental_get_tracing_count() for f in _stages(module)]
+    graph_traces = entry.compiled.experimental_get_tracing_count()
 
-    first = np.asarray(fn(ref_t, dist_t, ref_index=index))
+    with compile_after(math.inf):
+        first = np.asarray(fn(ref_t, dist_t, ref_index=index))
+        (key,) = [k for k in entry.spent if k not in entry.compiled_shapes and entry.spent[k] > 0 and _is_ours(k)]
+        spent_once = entry.spent[key]
+        again = np.asarray(fn(ref_t, dist_t, ref_index=index))
     assert [f.experimental_get_tracing_count() for f in _stages(module)] == counts  # nothing traced
-    assert entry.experimental_get_tracing_count() == counts[_stages(module).index(entry)]
+    assert entry.spent[key] > spent_once  # the second uncompiled call is counted too
+    np.testing.assert_allclose(again, first, rtol=0, atol=1e-12, err_msg=name)
 
-    second = np.asarray(fn(ref_t, dist_t, ref_index=index))
-    traces = entry.experimental_get_tracing_count()
-    assert traces == counts[_stages(module).index(entry)] + 1  # the graph is built for the repeated shape
-    third = np.asarray(fn(ref_t, dist_t, ref_index=index))
-    assert entry.experimental_get_tracing_count() == traces  # and reused
+    with compile_after(entry.spent[key] + 1e3):  # budget not yet spent: still uncompiled
+        np.asarray(fn(ref_t, dist_t, ref_index=index))
+    assert entry.compiled.experimental_get_tracing_count() == graph_traces
+    with compile_after(entry.spent[key]):  # budget spent: this call builds the graph
+        compiled = np.asarray(fn(ref_t, dist_t, ref_index=index))
+    assert entry.compiled.experimental_get_tracing_count() == graph_traces + 1
+    assert key in entry.compiled_shapes
+    with compile_after(math.inf):  # a compiled shape stays compiled, and the graph is reused
+        reused = np.asarray(fn(ref_t, dist_t, ref_index=index))
+    assert entry.compiled.experimental_get_tracing_count() == graph_traces + 1
 
-    np.testing.assert_allclose(first, second, rtol=0, atol=1e-5, err_msg=name)
-    np.testing.assert_array_equal(second, third)
+    np.testing.assert_allclose(first, compiled, rtol=0, atol=1e-5, err_msg=name)
+    np.testing.assert_array_equal(compiled, reused)
     assert np.all(np.isfinite(first))
+
+
+def _is_ours(key: tuple) -> bool:
+    """Whether a shape key holds an image tensor of this module's SIZE."""
+    return any(isinstance(item, tuple) and len(item) == 2 and tuple(item[0][1:3]) == SIZE for item in key)
+
+
+def test_compile_after_zero_compiles_on_the_second_call_and_rejects_negative_budgets(images):
+    import tensorflow as tf
+
+    from deepfl.fr import metric_function
+    from deepfl.fr._gmsd import _gmsd
+    from deepfl.fr.functional.staging import compile_after
+
+    refs, dists, _ = images
+    ref_t, dist_t = tf.constant(refs[:1, :40, :50], tf.float32), tf.constant(dists[:1, :40, :50], tf.float32)
+    traces = _gmsd.compiled.experimental_get_tracing_count()
+    with compile_after(0):
+        metric_function("gmsd")(ref_t, dist_t)
+        assert _gmsd.compiled.experimental_get_tracing_count() == traces
+        metric_function("gmsd")(ref_t, dist_t)
+        assert _gmsd.compiled.experimental_get_tracing_count() == traces + 1
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="seconds"), compile_after(bad):
+            pass

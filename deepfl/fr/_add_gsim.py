@@ -149,7 +149,7 @@ def _gradient_mean(g: tf.Tensor) -> tf.Tensor:
     return tf.reduce_mean(tf.cast(tf.reduce_sum(g, 2), tf.float64), 1) / tf.cast(tf.shape(g)[2], tf.float64)
 
 
-@staging.compile_on_repeat(uncompiled="add_gsim")  # NumPy on a shape's first call, a graph once it repeats
+@staging.compile_on_repeat(uncompiled="add_gsim")  # NumPy until a shape has repeated enough, then a graph
 def _add_gsim(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Tensor:
     """The gray pyramid, gradients and entropy of each reference once per unique reference. References and
     distorted images share one batch (R + N maps) so that each XLA stage compiles once per scale rather than

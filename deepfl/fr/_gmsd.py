@@ -20,7 +20,7 @@ def _gradients(rgb: tf.Tensor) -> tf.Tensor:
     return filters.gradient_magnitude(x, filters.PREWITT_X)[..., 0]
 
 
-@staging.compile_on_repeat(uncompiled="gmsd")  # NumPy on a shape's first call, a graph once it repeats
+@staging.compile_on_repeat(uncompiled="gmsd")  # NumPy until a shape has repeated enough, then a graph
 def _gmsd(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Tensor:
     g1 = batching.take_refs(_gradients(ref), ref_index)  # once per unique reference
     g2 = _gradients(dist)

@@ -240,7 +240,7 @@ def information_content(ss: tf.Tensor, eigenvalues: tf.Tensor, ref_band: tf.Tens
     return tf.where(infow < TOL, tf.zeros_like(infow), infow)
 
 
-@staging.compile_on_repeat(uncompiled="iwssim")  # NumPy on a shape's first call, a graph once it repeats
+@staging.compile_on_repeat(uncompiled="iwssim")  # NumPy until a shape has repeated enough, then a graph
 def _iwssim(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Tensor:
     ref_bands = laplacian_pyramid(colour.rgb2gray(ref, tf.float64))  # once per unique reference
     dist_bands = laplacian_pyramid(colour.rgb2gray(dist, tf.float64))

@@ -27,7 +27,7 @@ def _lhm(rgb: tf.Tensor) -> tf.Tensor:
     return colour.linear_color(filters.box_downsample(rgb, f, "zeros"), colour.LHM)
 
 
-@staging.compile_on_repeat(uncompiled="mdsi")  # NumPy on a shape's first call, a graph once it repeats
+@staging.compile_on_repeat(uncompiled="mdsi")  # NumPy until a shape has repeated enough, then a graph
 def _mdsi(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Tensor:
     if ref_index is None:  # one pass over both images
         both = _lhm(tf.concat([ref, dist], axis=0))

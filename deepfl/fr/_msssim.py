@@ -18,7 +18,7 @@ WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 LEVELS = len(WEIGHTS)
 
 
-@staging.compile_on_repeat(uncompiled="msssim")  # NumPy on a shape's first call, a graph once it repeats
+@staging.compile_on_repeat(uncompiled="msssim")  # NumPy until a shape has repeated enough, then a graph
 def _msssim(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Tensor:
     x = colour.rgb2gray(ref, tf.float32)
     y = colour.rgb2gray(dist, tf.float32)

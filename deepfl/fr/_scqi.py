@@ -121,7 +121,7 @@ def _pooled_quality(sci_r, i_r, q_r, sci_d, i_d, q_d, ref_index):
     return tf.reduce_sum(quality * weight, [1, 2]) / tf.reduce_sum(weight, [1, 2])
 
 
-# NumPy on a shape's first call, a graph once it repeats
+# NumPy until a shape has repeated enough, then a graph
 @staging.compile_on_repeat(reduce_retracing=True, uncompiled="scqi")
 def _scqi(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Tensor:
     """The reference maps once per unique reference. Two XLA stages rather than one: in a single function

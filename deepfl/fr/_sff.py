@@ -87,7 +87,7 @@ def _abs_difference(xr: tf.Tensor, xd: tf.Tensor, ref_index: tf.Tensor | None) -
     return tf.abs(batching.take_refs(xr, ref_index) - xd)
 
 
-# NumPy on a shape's first call, a graph once it repeats
+# NumPy until a shape has repeated enough, then a graph
 @staging.compile_on_repeat(reduce_retracing=True, uncompiled="sff")
 def _sff(ref: tf.Tensor, dist: tf.Tensor, w: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Tensor:
     """w in row-major patch order (`_natural_order`); the reference features once per unique reference."""

@@ -89,7 +89,7 @@ def _sr_sim_pool(saliency: tf.Tensor, gm: tf.Tensor, num_refs: int, ref_index: t
     return pooling.weighted_mean(sim, tf.maximum(s1, s2), axes=(1, 2))
 
 
-@staging.compile_on_repeat(uncompiled="sr_sim")  # NumPy on a shape's first call, a graph once it repeats
+@staging.compile_on_repeat(uncompiled="sr_sim")  # NumPy until a shape has repeated enough, then a graph
 def _sr_sim(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Tensor:
     f = filters.auto_downsample_factor(ref.shape[1], ref.shape[2])
     y, gm = _luma_gradient(tf.concat([ref, dist], axis=0), f)

@@ -71,7 +71,7 @@ def ssim_maps(
     return _maps(ref_moments, filters.correlate(_sources(y, d=d), window, shape="valid"), c1, c2)
 
 
-@staging.compile_on_repeat(uncompiled="ssim")  # NumPy on a shape's first call, a graph once it repeats
+@staging.compile_on_repeat(uncompiled="ssim")  # NumPy until a shape has repeated enough, then a graph
 def _ssim(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Tensor:
     f = filters.auto_downsample_factor(ref.shape[1], ref.shape[2])
     x = filters.box_downsample(colour.rgb2gray(ref, tf.float32), f, "symmetric")

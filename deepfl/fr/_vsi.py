@@ -115,7 +115,7 @@ def _vsi_pool(
     return pooling.weighted_mean(sim, tf.maximum(vs1, vs2), axes=(1, 2))
 
 
-@staging.compile_on_repeat(uncompiled="vsi")  # NumPy on a shape's first call, a graph once it repeats
+@staging.compile_on_repeat(uncompiled="vsi")  # NumPy until a shape has repeated enough, then a graph
 def _vsi(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> tf.Tensor:
     f = filters.auto_downsample_factor(ref.shape[1], ref.shape[2])
     lmn, saliency, gm = _vsi_maps(tf.concat([ref, dist], axis=0), f)

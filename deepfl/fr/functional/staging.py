@@ -1,10 +1,12 @@
-"""When the metrics compile: per input shape, and only once a shape repeats.
+"""When the metrics compile: per input shape, and only once a shape has repeated enough to pay for it.
 
 A metric's graph and its XLA stages are specialised to static image sizes, and compiling them for a new
-(batch, height, width) costs far more than scoring one batch. So the first call with a shape runs uncompiled:
-the metric's NumPy/SciPy form (`deepfl.fr.uncompiled`) where it has one, else the same Python stage functions
-eagerly (no tracing, no XLA). The compiled graph is built on the second call with that shape and used from then
-on: mixed sizes never pay a compilation, and a job that scores many batches of one size pays it once.
+(batch, height, width) costs one to a few seconds per metric, far more than scoring one batch. So a shape's calls
+run uncompiled (the metric's NumPy/SciPy form in `deepfl.fr.uncompiled` where it has one, else the same Python
+stage functions eagerly: no tracing, no XLA) until they have taken `COMPILE_AFTER_S` seconds in all, about what
+its compilation costs; the next call with that shape builds the compiled graph, and later calls reuse it. This is
+the ski-rental rule: sizes met a few times never pay a compilation, a job that scores many batches of one size
+pays it once, and neither spends more than about twice what the better choice in hindsight would have cost.
 `compile_on_repeat` marks a metric's entry point, `xla_stage` its XLA-compiled stages. The forms follow the same
 original; they differ only in rounding (float64 NumPy, float32 TensorFlow, XLA's fused products), within the
 metrics' tested tolerances.
@@ -16,6 +18,7 @@ import contextlib
 import contextvars
 import functools
 import importlib
+import time
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -23,6 +26,8 @@ import tensorflow as tf
 
 _EAGER = contextvars.ContextVar("deepfl_fr_eager", default=False)
 _COMPILE_FIRST_CALL = contextvars.ContextVar("deepfl_fr_compile_first_call", default=False)
+COMPILE_AFTER_S = 2.0  # seconds of uncompiled calls on one shape, per metric, after which that shape compiles
+_COMPILE_AFTER = contextvars.ContextVar("deepfl_fr_compile_after", default=COMPILE_AFTER_S)
 
 
 @contextlib.contextmanager
@@ -38,6 +43,19 @@ def compiled_from_first_call() -> Iterator[None]:
         yield
     finally:
         _COMPILE_FIRST_CALL.reset(token)
+
+
+@contextlib.contextmanager
+def compile_after(seconds: float) -> Iterator[None]:
+    """Within this block a shape compiles once its uncompiled calls have taken `seconds` in all (per metric):
+    0 compiles it on its second call, `math.inf` never. For callers that know how often their sizes repeat."""
+    if not seconds >= 0:
+        raise ValueError(f"seconds: must be >= 0, got {seconds}")
+    token = _COMPILE_AFTER.set(float(seconds))
+    try:
+        yield
+    finally:
+        _COMPILE_AFTER.reset(token)
 
 
 def xla_stage(fn: Callable | None = None, *, jit_compile: bool = True, reduce_retracing: bool = False) -> Callable:
@@ -81,32 +99,38 @@ def _blas_pools():
 def compile_on_repeat(
     fn: Callable | None = None, *, reduce_retracing: bool = False, uncompiled: str | None = None
 ) -> Callable:
-    """A metric's entry point: uncompiled on the first call with an input shape (the metric `uncompiled` of
-    `deepfl.fr.uncompiled`, NumPy, where named; else `fn` eagerly), a traced graph (whose XLA stages compile)
-    from the second call with that shape on. `call.compiled` is the graph function, `call.seen` the input shapes
-    met so far."""
+    """A metric's entry point: uncompiled calls on an input shape (the metric `uncompiled` of `deepfl.fr.uncompiled`,
+    NumPy, where named; else `fn` eagerly) until they have taken the compile budget (`compile_after`), then a
+    traced graph (whose XLA stages compile) for that shape from the next call on. `call.compiled` is the graph
+    function, `call.spent` the seconds of uncompiled calls per shape, `call.compiled_shapes` the shapes that
+    run compiled."""
     if fn is None:
         return functools.partial(compile_on_repeat, reduce_retracing=reduce_retracing, uncompiled=uncompiled)
     compiled = tf.function(fn, jit_compile=False, reduce_retracing=reduce_retracing)
-    seen: set[tuple] = set()
+    spent: dict[tuple, float] = {}
+    compiled_shapes: set[tuple] = set()
 
     @functools.wraps(fn)
     def call(*args):
         if _EAGER.get():
             return fn(*args)
         key = _shape_key(args)
-        if key in seen or _COMPILE_FIRST_CALL.get():
-            seen.add(key)
+        if key in compiled_shapes or _COMPILE_FIRST_CALL.get() or spent.get(key, -1.0) >= _COMPILE_AFTER.get():
+            compiled_shapes.add(key)
             return compiled(*args)
-        seen.add(key)
-        if uncompiled is not None:
-            return _run_uncompiled(uncompiled, args)
-        token = _EAGER.set(True)
+        start = time.perf_counter()
         try:
-            return fn(*args)
+            if uncompiled is not None:
+                return _run_uncompiled(uncompiled, args)
+            token = _EAGER.set(True)
+            try:
+                return fn(*args)
+            finally:
+                _EAGER.reset(token)
         finally:
-            _EAGER.reset(token)
+            spent[key] = spent.get(key, 0.0) + time.perf_counter() - start
 
     call.compiled = compiled
-    call.seen = seen
+    call.spent = spent
+    call.compiled_shapes = compiled_shapes
     return call
