@@ -38,10 +38,11 @@ def _stages(module) -> list:
 
 
 @pytest.mark.parametrize("name", METRICS)
-def test_a_shape_runs_uncompiled_until_its_budget_is_spent_then_compiles_once(name, images):
+def test_a_shape_runs_uncompiled_until_its_budget_is_spent_then_compiles_once(name, images, monkeypatch):
     import tensorflow as tf
 
     from deepfl.fr import metric_function
+    from deepfl.fr.functional import staging
     from deepfl.fr.functional.staging import compile_after
 
     refs, dists, index = images
@@ -68,9 +69,13 @@ def test_a_shape_runs_uncompiled_until_its_budget_is_spent_then_compiles_once(na
         compiled = np.asarray(fn(ref_t, dist_t, ref_index=index))
     assert entry.compiled.experimental_get_tracing_count() == graph_traces + 1
     assert key in entry.compiled_shapes
+    monkeypatch.setattr(staging, "_clock", _ticks(0.0, 0.0))  # the timed call after compiling: the graph is faster
+    reused = np.asarray(fn(ref_t, dist_t, ref_index=index))
+    monkeypatch.undo()
     with compile_after(math.inf):  # a compiled shape stays compiled, and the graph is reused
-        reused = np.asarray(fn(ref_t, dist_t, ref_index=index))
+        assert np.array_equal(np.asarray(fn(ref_t, dist_t, ref_index=index)), reused)
     assert entry.compiled.experimental_get_tracing_count() == graph_traces + 1
+    assert key in entry.compiled_shapes and key not in entry.uncompiled_shapes
 
     np.testing.assert_allclose(first, compiled, rtol=0, atol=1e-5, err_msg=name)
     np.testing.assert_array_equal(compiled, reused)
@@ -82,21 +87,43 @@ def _is_ours(key: tuple) -> bool:
     return any(isinstance(item, tuple) and len(item) == 2 and tuple(item[0][1:3]) == SIZE for item in key)
 
 
-def test_compile_after_zero_compiles_on_the_second_call_and_rejects_negative_budgets(images):
+def _ticks(*values: float):
+    """A clock that reads the given values in turn."""
+    readings = iter(values)
+    return lambda: next(readings)
+
+
+def test_compile_after_zero_compiles_on_the_second_call_and_a_slower_graph_goes_back(images, monkeypatch):
     import tensorflow as tf
 
     from deepfl.fr import metric_function
     from deepfl.fr._gmsd import _gmsd
+    from deepfl.fr.functional import staging
     from deepfl.fr.functional.staging import compile_after
 
     refs, dists, _ = images
     ref_t, dist_t = tf.constant(refs[:1, :40, :50], tf.float32), tf.constant(dists[:1, :40, :50], tf.float32)
+    gmsd = metric_function("gmsd")
     traces = _gmsd.compiled.experimental_get_tracing_count()
     with compile_after(0):
-        metric_function("gmsd")(ref_t, dist_t)
+        monkeypatch.setattr(staging, "_clock", _ticks(0.0, 1.0))  # the uncompiled call "takes" 1 s
+        numpy_score = np.asarray(gmsd(ref_t, dist_t))
         assert _gmsd.compiled.experimental_get_tracing_count() == traces
-        metric_function("gmsd")(ref_t, dist_t)
+        gmsd(ref_t, dist_t)  # budget 0 spent: compiles
         assert _gmsd.compiled.experimental_get_tracing_count() == traces + 1
-    for bad in (-1.0, float("nan")):
-        with pytest.raises(ValueError, match="seconds"), compile_after(bad):
-            pass
+        monkeypatch.setattr(staging, "_clock", _ticks(0.0, 5.0))  # the timed compiled call: slower than 1 s
+        gmsd(ref_t, dist_t)
+        monkeypatch.setattr(staging, "_clock", _ticks(0.0, 1.0))
+        again = np.asarray(gmsd(ref_t, dist_t))  # back to uncompiled for good
+    (key,) = [k for k in _gmsd.calls if k[0][0] == (1, 40, 50, 3)]
+    assert _gmsd.calls[key] == 2 and key in _gmsd.uncompiled_shapes and key not in _gmsd.compiled_shapes
+    assert _gmsd.compiled.experimental_get_tracing_count() == traces + 1
+    np.testing.assert_array_equal(again, numpy_score)
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("nan")])
+def test_compile_after_rejects_a_negative_budget(bad):
+    from deepfl.fr.functional.staging import compile_after
+
+    with pytest.raises(ValueError, match="seconds"), compile_after(bad):
+        pass

@@ -6,7 +6,8 @@ run uncompiled (the metric's NumPy/SciPy form in `deepfl.fr.uncompiled` where it
 stage functions eagerly: no tracing, no XLA) until they have taken `COMPILE_AFTER_S` seconds in all, about what
 its compilation costs; the next call with that shape builds the compiled graph, and later calls reuse it. This is
 the ski-rental rule: sizes met a few times never pay a compilation, a job that scores many batches of one size
-pays it once, and neither spends more than about twice what the better choice in hindsight would have cost.
+pays it once, and neither spends more than about twice what the better choice in hindsight would have cost. Where
+the compiled graph turns out slower than the uncompiled form (small images), the shape goes back to uncompiled.
 `compile_on_repeat` marks a metric's entry point, `xla_stage` its XLA-compiled stages. The forms follow the same
 original; they differ only in rounding (float64 NumPy, float32 TensorFlow, XLA's fused products), within the
 metrics' tested tolerances.
@@ -28,6 +29,7 @@ _EAGER = contextvars.ContextVar("deepfl_fr_eager", default=False)
 _COMPILE_FIRST_CALL = contextvars.ContextVar("deepfl_fr_compile_first_call", default=False)
 COMPILE_AFTER_S = 2.0  # seconds of uncompiled calls on one shape, per metric, after which that shape compiles
 _COMPILE_AFTER = contextvars.ContextVar("deepfl_fr_compile_after", default=COMPILE_AFTER_S)
+_clock = time.perf_counter  # what the budget and the trial call are timed with
 
 
 @contextlib.contextmanager
@@ -101,24 +103,22 @@ def compile_on_repeat(
 ) -> Callable:
     """A metric's entry point: uncompiled calls on an input shape (the metric `uncompiled` of `deepfl.fr.uncompiled`,
     NumPy, where named; else `fn` eagerly) until they have taken the compile budget (`compile_after`), then a
-    traced graph (whose XLA stages compile) for that shape from the next call on. `call.compiled` is the graph
-    function, `call.spent` the seconds of uncompiled calls per shape, `call.compiled_shapes` the shapes that
-    run compiled."""
+    traced graph (whose XLA stages compile) for that shape. The call after the compiling one is timed: where the
+    graph is slower than the shape's average uncompiled call (small images, where NumPy's few passes beat the
+    graph's overheads), the shape goes back to uncompiled for good. `call.compiled` is the graph function,
+    `call.spent` the seconds and `call.calls` the number of uncompiled calls per shape, `call.compiled_shapes`
+    the shapes that run compiled and `call.uncompiled_shapes` those found faster uncompiled."""
     if fn is None:
         return functools.partial(compile_on_repeat, reduce_retracing=reduce_retracing, uncompiled=uncompiled)
     compiled = tf.function(fn, jit_compile=False, reduce_retracing=reduce_retracing)
     spent: dict[tuple, float] = {}
+    calls: dict[tuple, int] = {}
     compiled_shapes: set[tuple] = set()
+    uncompiled_shapes: set[tuple] = set()
+    on_trial: set[tuple] = set()  # compiled shapes whose next call is timed against their uncompiled calls
 
-    @functools.wraps(fn)
-    def call(*args):
-        if _EAGER.get():
-            return fn(*args)
-        key = _shape_key(args)
-        if key in compiled_shapes or _COMPILE_FIRST_CALL.get() or spent.get(key, -1.0) >= _COMPILE_AFTER.get():
-            compiled_shapes.add(key)
-            return compiled(*args)
-        start = time.perf_counter()
+    def run_uncompiled(key: tuple, args: tuple):
+        start = _clock()
         try:
             if uncompiled is not None:
                 return _run_uncompiled(uncompiled, args)
@@ -128,9 +128,37 @@ def compile_on_repeat(
             finally:
                 _EAGER.reset(token)
         finally:
-            spent[key] = spent.get(key, 0.0) + time.perf_counter() - start
+            spent[key] = spent.get(key, 0.0) + _clock() - start
+            calls[key] = calls.get(key, 0) + 1
+
+    @functools.wraps(fn)
+    def call(*args):
+        if _EAGER.get():
+            return fn(*args)
+        key = _shape_key(args)
+        if _COMPILE_FIRST_CALL.get():
+            return compiled(*args)
+        if key in uncompiled_shapes:
+            return run_uncompiled(key, args)
+        if key in on_trial:
+            on_trial.discard(key)
+            start = _clock()
+            result = compiled(*args)
+            if _clock() - start > spent[key] / calls[key]:
+                compiled_shapes.discard(key)
+                uncompiled_shapes.add(key)
+            return result
+        if key in compiled_shapes:
+            return compiled(*args)
+        if spent.get(key, -1.0) >= _COMPILE_AFTER.get():
+            compiled_shapes.add(key)
+            on_trial.add(key)
+            return compiled(*args)
+        return run_uncompiled(key, args)
 
     call.compiled = compiled
     call.spent = spent
+    call.calls = calls
     call.compiled_shapes = compiled_shapes
+    call.uncompiled_shapes = uncompiled_shapes
     return call
