@@ -2,19 +2,17 @@
 
 Phase congruency takes 16 inverse FFTs of every image, most of the time: they and the arithmetic on their
 responses run in single precision (complex64, float32), as in the compiled graph; the colour, gradient and
-pooling arithmetic in float64. Two images' phase congruency, and then two strips' pooling, run at the same time
-on threads (NumPy's and SciPy's loops release the GIL). The elementwise work runs in strips of rows, and the
+pooling arithmetic in float64. Half of the images' phase congruency, and then half of the strips' pooling, run on
+a second thread (`threads.in_parallel`), each FFT on one thread. The elementwise work runs in strips of rows, and the
 whole-image buffers of phase congruency are kept from call to call (`_scratch`): a new shape then reuses memory
 that is already mapped instead of paying the page faults of fresh arrays.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import math
 import queue
-import threading
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -36,28 +34,12 @@ from deepfl.fr._fsim import (
 from deepfl.fr.functional.colour import YIQ
 from deepfl.fr.functional.filters import SCHARR_X, auto_downsample_factor
 from deepfl.fr.uncompiled import functional
+from deepfl.fr.uncompiled.threads import in_parallel
 
-_THREADS = 2  # images (then strips) processed at the same time, each FFT on one thread
 _STRIP_PIXELS = 1 << 14  # pixels per strip: 128 KiB per float64 temporary
 _SCRATCH: queue.SimpleQueue = queue.SimpleQueue()  # free sets of scratch buffers, one per concurrent task
 
 Take = Callable[[str, tuple[int, ...], type], np.ndarray]
-
-
-class _InOrder:
-    """The executor interface of `fsim` (`map`) on the calling thread."""
-
-    def map(self, function: Callable, *iterables) -> Iterator:
-        return map(function, *iterables)
-
-
-def _executor() -> contextlib.AbstractContextManager:
-    """`_THREADS` threads for the images and strips of a call from the main thread; the calling thread alone
-    otherwise, as a caller that runs metrics on threads of its own keeps the cores busy. Each image and strip is
-    computed alike either way, so the scores are the same."""
-    if threading.current_thread() is threading.main_thread():
-        return concurrent.futures.ThreadPoolExecutor(_THREADS)
-    return contextlib.nullcontext(_InOrder())
 
 
 @contextlib.contextmanager
@@ -233,9 +215,8 @@ def fsim(ref: np.ndarray, dist: np.ndarray, ref_index: np.ndarray | None = None)
         r, n, top, bottom = task
         return _pooled_sums(ref[r], dist[n], pc[r], pc[len(ref) + n], top, bottom)
 
-    with _executor() as pool:
-        pc = list(pool.map(_phase_congruency, images, [(radial_quarter, angular, factors)] * len(images)))
-        sums = list(pool.map(pooled, tasks))
+    pc = in_parallel(lambda image: _phase_congruency(image, (radial_quarter, angular, factors)), images)
+    sums = in_parallel(pooled, tasks)
     totals = np.zeros((len(dist), 3))
     for (_, n, _, _), partial in zip(tasks, sums):
         totals[n] += partial

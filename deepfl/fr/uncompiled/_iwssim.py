@@ -18,6 +18,7 @@ from deepfl.fr._iwssim import BINOM5, BLOCK, LEVELS, SIGMA_NSQ, TOL, WEIGHTS, en
 from deepfl.fr._ssim import K1, K2, WINDOW_SIGMA, WINDOW_SIZE, L
 from deepfl.fr.functional.filters import gaussian_kernel1d
 from deepfl.fr.uncompiled import banded, functional
+from deepfl.fr.uncompiled.threads import in_parallel
 
 _CROP = (WINDOW_SIZE - 1) // 2 - (BLOCK - 1) // 2  # first band pixel whose 3x3 neighbourhood IW-SSIM pools
 _STRIP_PIXELS = 16384  # pixels per strip of output rows
@@ -239,7 +240,8 @@ def _pooled_cs(x: np.ndarray, y: np.ndarray, ref_index: np.ndarray | None, paren
     gsm = reference_gsm(x, parent)
     height, width = x.shape[1] - WINDOW_SIZE + 1, x.shape[2] - WINDOW_SIZE + 1
     strip = max(1, _STRIP_PIXELS // width)
-    sums = [_strip_sums(x, y, ref_index, gsm, top, min(strip, height - top)) for top in range(0, height, strip)]
+    tops = range(0, height, strip)
+    sums = in_parallel(lambda top: _strip_sums(x, y, ref_index, gsm, top, min(strip, height - top)), tops)
     total, weighted, plain = (np.sum(s, axis=0) for s in zip(*sums))
     return np.where(total > 0, weighted / np.where(total > 0, total, 1.0), plain / (height * width))
 
@@ -261,8 +263,7 @@ def _mean_ssim(x: np.ndarray, y: np.ndarray, ref_index: np.ndarray | None) -> np
 def iwssim(ref: np.ndarray, dist: np.ndarray, ref_index: np.ndarray | None = None) -> np.ndarray:
     """IW-SSIM of each pair (1 = identical): information-weighted cs means of the band-pass levels and the mean
     SSIM of the low-pass level, combined as a weighted geometric mean."""
-    ref_bands = laplacian_pyramid(functional.rgb2gray(ref))
-    dist_bands = laplacian_pyramid(functional.rgb2gray(dist))
+    ref_bands, dist_bands = in_parallel(lambda rgb: laplacian_pyramid(functional.rgb2gray(rgb)), [ref, dist])
     pooled = []
     for level, (x, y) in enumerate(zip(ref_bands, dist_bands)):
         if level == LEVELS - 1:

@@ -9,7 +9,7 @@ Every call here meets a new image size, so the work is organised for cold calls:
 - `imresize` runs as sparse one-axis operators (a few taps per output pixel); nothing calls BLAS, whose own threads
   would compete with these.
 
-Also the block operations SR-SIM shares with VSI (`deepfl.fr.uncompiled._vsi` imports them): threads, row blocks,
+Also the block operations SR-SIM shares with VSI (`deepfl.fr.uncompiled._vsi` imports them): row blocks,
 sparse `imresize` operators, box-downsampled colour planes, Scharr gradients by slicing, `mat2gray`, the
 similarity terms and the weighted pooling.
 """
@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import functools
 import math
-import os
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import scipy.fft
@@ -31,37 +29,10 @@ from deepfl.fr.functional.colour import YIQ
 from deepfl.fr.functional.filters import SCHARR_X, auto_downsample_factor, gaussian_kernel2d
 from deepfl.fr.functional.resize import imresize_matrix
 from deepfl.fr.uncompiled import functional
+from deepfl.fr.uncompiled.threads import in_parallel
 
-WORKERS = min(2, os.cpu_count() or 1)
 BLOCK_VALUES = 1 << 16  # float64 values of one map, all images of a block together, per block of rows
 MIN_BLOCK_ROWS = 32  # a large batch is pooled in groups of pairs, so that each block still has this many rows
-
-
-def in_parallel(function: Callable, items: Sequence) -> list:
-    """[function(item) for item in items], the second half of the items on a thread of its own (when there are
-    two cores): the calling thread does the first half, the results keep the items' order. Only the main thread
-    starts one: a caller that runs metrics on threads of its own keeps the cores busy already.
-    The split is the same either way, so the results do not depend on it."""
-    if len(items) < 2 or WORKERS < 2 or threading.current_thread() is not threading.main_thread():
-        return [function(item) for item in items]
-    half = (len(items) + 1) // 2
-    outcome: list = []
-
-    def second_half() -> None:
-        try:
-            outcome.append([function(item) for item in items[half:]])
-        except BaseException as error:  # re-raised in the calling thread
-            outcome.append(error)
-
-    worker = threading.Thread(target=second_half, daemon=True)
-    worker.start()
-    try:
-        first = [function(item) for item in items[:half]]
-    finally:
-        worker.join()
-    if isinstance(outcome[0], BaseException):
-        raise outcome[0]
-    return first + outcome[0]
 
 
 def row_blocks(start: int, stop: int, values_per_row: int) -> Iterator[tuple[int, int]]:

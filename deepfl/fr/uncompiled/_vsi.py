@@ -23,7 +23,6 @@ from deepfl.fr.uncompiled import functional
 from deepfl.fr.uncompiled._sr_sim import (
     block_sums,
     gradient_similarity,
-    in_parallel,
     item_groups,
     mat2gray,
     mix,
@@ -37,6 +36,7 @@ from deepfl.fr.uncompiled._sr_sim import (
     similarity,
     spans,
 )
+from deepfl.fr.uncompiled.threads import in_parallel
 
 # VSI.m's RGB2Lab: sRGB primaries to XYZ, the D50 white it divides by, and CIELab's epsilon and kappa.
 _SRGB_TO_XYZ = ((0.4124564, 0.3575761, 0.1804375), (0.2126729, 0.7151522, 0.0721750), (0.0193339, 0.1191920, 0.9503041))
