@@ -61,12 +61,13 @@ class _StoppableProgress(tqdm):
 def progress(
     iterable: Iterable[T] | None = None, total: int | None = None, desc: str = "", unit: str = "it", **kwargs
 ) -> tqdm:
-    """A tqdm progress bar with rate and ETA on stderr; silent when DEEPFL_NO_PROGRESS is set.
+    """A tqdm progress bar with rate and ETA on stderr; silent when DEEPFL_NO_PROGRESS is set or there is nothing to
+    do (`total` 0: a rerun whose work is all done prints its summary line only).
 
     On a terminal the bar redraws in place. Elsewhere (a log file, a pipe) it writes one plain ASCII line every
     LOG_PROGRESS_INTERVAL_S seconds and a last one at the end, instead of carriage-return redraws.
     """
-    disable = bool(os.environ.get("DEEPFL_NO_PROGRESS"))
+    disable = bool(os.environ.get("DEEPFL_NO_PROGRESS")) or total == 0
     if _is_terminal(sys.stderr):
         return _StoppableProgress(
             iterable,

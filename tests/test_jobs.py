@@ -106,6 +106,16 @@ def test_progress_in_a_log_file_is_whole_plain_lines(monkeypatch):
     assert all(len(line) <= 100 for line in lines)
 
 
+def test_nothing_to_do_draws_no_bar(monkeypatch):
+    """A rerun whose work is all done prints its summary, not an empty 0/0 bar."""
+    monkeypatch.delenv("DEEPFL_NO_PROGRESS", raising=False)
+    for stream in (_Terminal(), io.StringIO()):
+        monkeypatch.setattr(sys, "stderr", stream)
+        with progress(total=0, desc="label", unit="pair", mininterval=0):
+            pass
+        assert stream.getvalue() == ""
+
+
 def test_keras_progress_is_one_line_per_epoch_outside_a_terminal(monkeypatch):
     monkeypatch.delenv("DEEPFL_NO_PROGRESS", raising=False)
     monkeypatch.setattr(sys, "stdout", io.StringIO())
