@@ -46,6 +46,7 @@ class HeadConfig:
     lr_selection: str = "first"  # "first": choose on split 0 and reuse; "each": choose on every split
     seed: int = 0
     normalize_targets: bool = True  # z-score on the training rows (paper); False: train on the scores as given
+    standardize_features: bool = False  # z-score each feature on the training rows, inside the head (paper: no)
 
     def __post_init__(self):
         if self.lr_selection not in ("first", "each"):
@@ -136,7 +137,12 @@ def train_head(
 ) -> tuple[keras.Model, float, int]:
     """Trains one head; returns (model at its best-validation epoch, best val loss, best epoch index)."""
     keras.utils.set_random_seed(config.seed)
-    model = compile_mlp(build_mlp(x_train.shape[1], config.hidden, config.dropout, seed=config.seed), learning_rate)
+    standardize = None
+    if config.standardize_features:
+        variance = np.var(x_train, axis=0, dtype=np.float64)
+        standardize = (np.mean(x_train, axis=0, dtype=np.float64), np.where(variance > 0, variance, 1.0))
+    head = build_mlp(x_train.shape[1], config.hidden, config.dropout, seed=config.seed, standardize=standardize)
+    model = compile_mlp(head, learning_rate)
     best = _BestWeights()
     model.fit(
         x_train,

@@ -26,6 +26,27 @@ def test_bad_head_arguments():
         HeadConfig(lr_selection="sometimes")
 
 
+def test_standardized_head_carries_its_z_scoring(tmp_path):
+    """With `standardize_features` the head z-scores on the training rows inside itself: features on wildly
+    different scales still train, and the saved head takes the raw features."""
+    import keras
+
+    x, score, content = _synthetic()
+    scaled = x * np.logspace(-3, 3, x.shape[1], dtype=np.float32) + 50.0
+    config = HeadConfig(
+        hidden=(32,), dropout=(0.1,), epochs=8, batch_size=16, learning_rates=(1e-2,), seed=3, standardize_features=True
+    )
+    result = run_protocol(scaled, score, _splits(content, 2), config, out_dir=tmp_path, content=content)
+    assert result.summary.loc["median", "srocc"] > 0.6
+    head = keras.saving.load_model(result.head_paths[0])
+    assert head.get_layer("standardize") is not None
+    norm = TargetNormalizer.load(tmp_path / "head_split0.normalizer.json")
+    pred = norm.inverse_values("score", head.predict(scaled, verbose=0).reshape(-1))
+    np.testing.assert_allclose(pred, result.predictions.query("split == 0")["pred"], rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="standardize"):
+        build_mlp(4, hidden=(2,), dropout=(0.0,), standardize=(np.zeros(4), np.array([1.0, 0.0, 1.0, 1.0])))
+
+
 def _synthetic(n=120, dim=24, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, dim)).astype(np.float32)

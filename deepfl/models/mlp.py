@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import keras
+import numpy as np
 
 from deepfl.paper import MLSP_DIM, STAGE2_DROPOUT, STAGE2_HIDDEN
 
@@ -24,11 +25,14 @@ def build_mlp(
     batch_norm: bool = True,
     seed: int | None = 0,
     name: str = "mlp_head",
+    standardize: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> keras.Model:
     """Builds the MLP head: features (input_dim floats) -> one linear quality score.
 
     `hidden`/`dropout` default to the paper's sizes; smaller ones are for tests and the demo. `seed` makes the
-    (He-uniform) initialisation and dropout masks reproducible. The model is returned uncompiled.
+    (He-uniform) initialisation and dropout masks reproducible. `standardize` = (mean, variance) per feature puts a
+    fixed z-scoring layer in front (the head then carries it: saved heads and exports take raw features); the paper's
+    head has none. The model is returned uncompiled.
     """
     if int(input_dim) < 1:
         raise ValueError(f"input_dim: must be >= 1, got {input_dim}")
@@ -46,6 +50,11 @@ def build_mlp(
 
     inputs = keras.Input(shape=(int(input_dim),), name="mlsp_features")
     x = inputs
+    if standardize is not None:
+        mean, variance = (np.asarray(v, np.float64).reshape(-1) for v in standardize)
+        if mean.shape != (int(input_dim),) or variance.shape != mean.shape or np.any(~(variance > 0)):
+            raise ValueError(f"standardize: needs {int(input_dim)} means and positive variances")
+        x = keras.layers.Normalization(mean=mean, variance=variance, name="standardize")(x)
     for i, (units, rate) in enumerate(zip(hidden, dropout)):
         x = keras.layers.Dense(units, activation="relu", kernel_initializer=init(i), name=f"fc{units}_{i}")(x)
         if batch_norm:
