@@ -30,7 +30,7 @@ flags.DEFINE_enum(
     "'inception_resnet_v2' (the paper's network; much slower), 'tiny' (smoke tests only).",
 )
 flags.DEFINE_integer("train_epochs", 6, "Stage-1 epochs over the weakly labelled crops.", lower_bound=1)
-flags.DEFINE_integer("mlp_epochs", 10, "MLP epochs per learning rate (the paper: 30).", lower_bound=1)
+flags.DEFINE_integer("mlp_epochs", 30, "MLP epochs per learning rate (the paper: 30).", lower_bound=1)
 flags.DEFINE_integer("num_splits", 4, "Content-aware splits of the held-out photos.", lower_bound=1)
 flags.DEFINE_list("types", [str(t) for t in range(1, 26)], "Distortion types (1..25) to generate.")
 flags.DEFINE_enum(
