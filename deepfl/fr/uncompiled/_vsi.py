@@ -1,7 +1,7 @@
 """VSI in NumPy (first call with a shape); the original's conventions are in `deepfl/fr/_vsi.py`.
 
-Organised for cold calls as SR-SIM's form is (`deepfl.fr.uncompiled._sr_sim`, whose block operations this module
-shares): SDSP runs per image on two threads; the full-size maps are never stored: the resize back of the saliency
+Organised for cold calls as SR-SIM's form is, with the same row-block operations (`deepfl.fr.uncompiled.blocks`):
+SDSP runs per image on two threads; the full-size maps are never stored: the resize back of the saliency
 is evaluated row block by row block, once for its `mat2gray` range and once for pooling, together with the
 box-downsampled LMN channels and Scharr gradients of the same rows, and each block's similarity is pooled at once
 into per-pair sums, on two threads (halves of the rows).
@@ -20,7 +20,7 @@ from deepfl.fr._vsi import ALPHA, C_CHROM, C_GM, C_VS, LAMBDA, SDSP_SIZE, SIGMA_
 from deepfl.fr.functional.colour import LMN
 from deepfl.fr.functional.filters import auto_downsample_factor
 from deepfl.fr.uncompiled import functional
-from deepfl.fr.uncompiled._sr_sim import (
+from deepfl.fr.uncompiled.blocks import (
     block_sums,
     gradient_similarity,
     item_groups,
