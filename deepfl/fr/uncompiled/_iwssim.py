@@ -33,16 +33,10 @@ def _polyphase_matrix(even_taps: np.ndarray, odd_taps: np.ndarray, count: int) -
 
 # The banded matrices of one block along each axis (1: rows, 2: columns).
 _BLOCKS = banded.BLOCKS
-_GAUSSIAN = {axis: banded.band_matrix(gaussian_kernel1d(WINDOW_SIZE, WINDOW_SIGMA), b) for axis, b in _BLOCKS.items()}
-_BOX = {axis: banded.band_matrix(np.full(BLOCK, 1.0 / BLOCK), b) for axis, b in _BLOCKS.items()}
+_GAUSSIAN = gaussian_kernel1d(WINDOW_SIZE, WINDOW_SIGMA)  # taps of `banded.correlate_valid`
+_BOX = np.full(BLOCK, 1.0 / BLOCK)
 _DOWN = {axis: banded.band_matrix(BINOM5, b, step=2) for axis, b in _BLOCKS.items()}
 _UP = {axis: _polyphase_matrix(BINOM5[0::2], np.array([0.0, *BINOM5[1::2]]), b // 2) for axis, b in _BLOCKS.items()}
-
-
-def _correlate_valid(x: np.ndarray, matrices: dict, axis: int) -> np.ndarray:
-    """'valid' correlation along axis 1 or 2 of a P,H,W array with the taps of `matrices` (`_GAUSSIAN`, `_BOX`)."""
-    matrix = matrices[axis]
-    return banded.banded_product(x, matrix, len(matrix), x.shape[axis] - (matrix.shape[1] - len(matrix)), axis)
 
 
 def _take(x: np.ndarray, axis: int, start: int, stop: int) -> np.ndarray:
@@ -201,7 +195,7 @@ def _strip_sums(
     np.multiply(functional.take_refs(xs, ref_index), ys, out=planes[2 * refs + 2 * pairs :])
 
     # SSIM contrast-structure map from the 11x11 Gaussian moments.
-    mu = _correlate_valid(_correlate_valid(planes, _GAUSSIAN, 1), _GAUSSIAN, 2)
+    mu = banded.correlate_valid(banded.correlate_valid(planes, _GAUSSIAN, 1), _GAUSSIAN, 2)
     mu_x, mu_y = functional.take_refs(mu[:refs], ref_index), mu[2 * refs : 2 * refs + pairs]
     var_x = functional.take_refs(mu[refs : 2 * refs] - mu[:refs] ** 2, ref_index)
     var_y = mu[2 * refs + pairs : 2 * refs + 2 * pairs] - mu_y * mu_y
@@ -211,7 +205,9 @@ def _strip_sums(
 
     # Information content weights (`info_content_weight_map`) from the 3x3 moments and the reference's GSM; the
     # 3x3 windows of the pooled pixels start _CROP band pixels in.
-    box_rows = _correlate_valid(planes[:, _CROP : _CROP + rows + BLOCK - 1, _CROP : _CROP + width + BLOCK - 1], _BOX, 1)
+    box_rows = banded.correlate_valid(
+        planes[:, _CROP : _CROP + rows + BLOCK - 1, _CROP : _CROP + width + BLOCK - 1], _BOX, 1
+    )
     local = box_rows[:, :, :-2] + box_rows[:, :, 1:-1]  # the column pass as slices: 3 taps
     local += box_rows[:, :, 2:]
     local *= 1.0 / BLOCK
@@ -251,7 +247,7 @@ def _mean_ssim(x: np.ndarray, y: np.ndarray, ref_index: np.ndarray | None) -> np
     refs, pairs = len(x), len(y)
     xs = functional.take_refs(x, ref_index)
     planes = np.concatenate([x, x * x, y, y * y, xs * y])
-    mu = _correlate_valid(_correlate_valid(planes, _GAUSSIAN, 1), _GAUSSIAN, 2)
+    mu = banded.correlate_valid(banded.correlate_valid(planes, _GAUSSIAN, 1), _GAUSSIAN, 2)
     mu_x, e_xx = (functional.take_refs(m, ref_index) for m in (mu[:refs], mu[refs : 2 * refs]))
     mu_y, e_yy, e_xy = (mu[2 * refs + k * pairs : 2 * refs + (k + 1) * pairs] for k in range(3))
     c1, c2 = (K1 * L) ** 2, (K2 * L) ** 2
