@@ -17,8 +17,9 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("DEEPFL_NO_PROGRESS", "1")
-
 import numpy as np  # noqa: E402
+
+import deepfl  # noqa: E402,F401  (before TensorFlow: deepfl sets its oneDNN default)
 
 
 def main() -> None:

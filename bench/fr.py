@@ -15,10 +15,11 @@ import os
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import numpy as np  # noqa: E402
 import piq  # noqa: E402,F401  (before TensorFlow: importing piq/torchvision/triton after it segfaults)
 import torch  # noqa: E402
+
+import deepfl  # noqa: E402,F401  (before TensorFlow: deepfl sets its oneDNN default)
 
 EIGHT = ("ssim", "msssim", "iwssim", "mdsi", "vsi", "fsim", "gmsd", "sr_sim")
 

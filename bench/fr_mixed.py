@@ -22,11 +22,12 @@ import os
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import numpy as np  # noqa: E402
 import piq  # noqa: E402,F401  (before TensorFlow: importing piq/torchvision/triton after it segfaults)
 import torch  # noqa: E402
 from fr import EIGHT, piq_scores  # noqa: E402  (bench/fr.py)
+
+import deepfl  # noqa: E402,F401  (before TensorFlow: deepfl sets its oneDNN default)
 
 
 def mixed_pairs(count: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -20,8 +20,9 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("DEEPFL_NO_PROGRESS", "1")
-
 import numpy as np
+
+import deepfl  # noqa: E402,F401  (before TensorFlow: deepfl sets its oneDNN default)
 
 PIQ_NAMES = {
     "ssim": "ssim",

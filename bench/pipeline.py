@@ -24,6 +24,9 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import deepfl  # noqa: E402,F401  (before TensorFlow: deepfl sets its oneDNN default)
+
+# isort: split
 
 import numpy as np
 import pandas as pd

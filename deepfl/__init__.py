@@ -7,10 +7,17 @@ use, so light jobs (distorting images) do not pay TensorFlow's import time. `dee
 
 import importlib
 import importlib.util
+import os
 import pkgutil
 from typing import Any
 
 __version__ = "0.1.0"
+
+# TensorFlow turns its oneDNN kernels on by default only on CPUs with AVX-512 features (most recent Intel Xeons).
+# Elsewhere (AMD EPYC, other AVX2-only CPUs: common on clusters) it falls back to Eigen kernels, whose depthwise
+# convolutions (the separable filters of every FR metric) are up to 18x slower. TensorFlow reads the variable at its
+# import, so this works when deepfl is imported first; a value the user has set is kept ("0" turns oneDNN off).
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 
 def __getattr__(name: str) -> Any:

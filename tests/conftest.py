@@ -15,6 +15,8 @@ except ImportError:
 import numpy as np
 import pytest
 
+import deepfl  # noqa: E402,F401  (before any test imports TensorFlow: deepfl sets its oneDNN default)
+
 
 @pytest.fixture(scope="session")
 def photo() -> np.ndarray:
