@@ -45,32 +45,41 @@ _EPSILON, _KAPPA = 0.008856, 903.3
 
 
 def _rgb2lab(rgb: np.ndarray, out: np.ndarray) -> None:
-    """sRGB in [0, 255] as planes (3, ...) -> CIELab planes written to out (3, ...), as VSI.m's `RGB2Lab`."""
+    """sRGB in [0, 255] as planes (3, ...) -> CIELab planes written to out (3, ...), as VSI.m's `RGB2Lab`.
+
+    In float32 with the powers as exp(p log x), as the compiled form (`colour.rgb2lab_vsi`) computes them: NumPy's
+    float64 log, exp and cbrt are scalar loops on CPUs without AVX-512, and there this conversion of the two
+    256x256 images was the largest part of a cold VSI call.
+    """
     linear = []
-    for channel in rgb:
-        x = channel / 255.0
-        value = x + 0.055
-        value /= 1.055
+    for channel in rgb.astype(np.float32):
+        x = channel / np.float32(255.0)
+        value = np.maximum(x, np.float32(0.04045))
+        value += np.float32(0.055)
+        value /= np.float32(1.055)
         np.log(value, out=value)
-        value *= 2.4
+        value *= np.float32(2.4)
         np.exp(value, out=value)  # ((x + 0.055) / 1.055) ^ 2.4
-        np.divide(x, 12.92, out=value, where=x <= 0.04045)
+        np.divide(x, np.float32(12.92), out=value, where=x <= np.float32(0.04045))
         linear.append(value)
     f = []
     for row, white in zip(_SRGB_TO_XYZ, _WHITE):
-        xyz = linear[0] * row[0]
-        xyz += linear[1] * row[1]
-        xyz += linear[2] * row[2]
-        xyz /= white
-        cube_root = np.cbrt(xyz)
-        low = xyz <= _EPSILON
-        xyz *= _KAPPA
-        xyz += 16.0
-        xyz /= 116.0
+        xyz = linear[0] * np.float32(row[0])
+        xyz += linear[1] * np.float32(row[1])
+        xyz += linear[2] * np.float32(row[2])
+        xyz /= np.float32(white)
+        cube_root = np.maximum(xyz, np.float32(_EPSILON))
+        np.log(cube_root, out=cube_root)
+        cube_root /= np.float32(3.0)
+        np.exp(cube_root, out=cube_root)
+        low = xyz <= np.float32(_EPSILON)
+        xyz *= np.float32(_KAPPA)
+        xyz += np.float32(16.0)
+        xyz /= np.float32(116.0)
         np.copyto(cube_root, xyz, where=low)
         f.append(cube_root)
     fx, fy, fz = f
-    np.multiply(fy, 116.0, out=out[0])
+    np.multiply(fy, np.float32(116.0), out=out[0])
     out[0] -= 16.0
     np.subtract(fx, fy, out=out[1])
     out[1] *= 500.0
