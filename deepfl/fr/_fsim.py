@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from deepfl.fr.functional import arithmetic, batching, colour, filters, pooling, spectral, staging, validation
+from deepfl.fr.uncompiled.threads import in_parallel
 
 N_SCALES, N_ORIENTS = 4, 4
 MIN_WAVELENGTH, MULT, SIGMA_ON_F, D_THETA_ON_SIGMA, K = 6.0, 2.0, 0.55, 1.2, 2.0
@@ -51,8 +52,9 @@ def unfold(quarter: np.ndarray, rows: int, cols: int) -> np.ndarray:
 @functools.lru_cache(maxsize=16)
 def phasecong_filters(rows: int, cols: int, dtype: type = np.float64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """phasecong2's filters and each orientation's noise factor: filter (o, s) is angular[o] * radial[s], the
-    angular parts (orientation, rows, cols) in full, computed in float64 and stored in `dtype`, and the radial
-    parts (scale, rows // 2 + 1, cols // 2 + 1) in float64 on the quarter of the grid (`quarter_blocks`, `unfold`).
+    angular parts (orientation, rows, cols) in full, stored in `dtype` (their Gaussian is taken in float32), and the
+    radial parts (scale, rows // 2 + 1, cols // 2 + 1) in float64 on the quarter of the grid (`quarter_blocks`,
+    `unfold`). The orientations are built on both cores (`threads.in_parallel`): a new image size pays this once.
 
     The radial part (log-Gabor times the low-pass) depends on |u| and |v| only. The angular spread
     exp(-dtheta^2 / (2 thetaSigma^2)) takes dtheta = theta - angle wrapped into [-pi, pi], which phasecong2 obtains
@@ -82,18 +84,25 @@ def phasecong_filters(rows: int, cols: int, dtype: type = np.float64) -> tuple[n
     blocks = quarter_blocks(rows, cols)
     sum_sq, finest_sq = np.sum(radial, axis=0) ** 2, radial[0] ** 2
     scale = (math.sqrt(math.pi / 2) + K * math.sqrt(2 - math.pi / 2)) / 1.7
-    angular, spread, factors = np.empty((N_ORIENTS, rows, cols), dtype), np.empty((rows, cols)), np.empty(N_ORIENTS)
-    for o in range(N_ORIENTS):
-        np.subtract(theta, o * math.pi / N_ORIENTS, out=spread)  # dtheta in [-7 pi / 4, pi]
+    angular = np.empty((N_ORIENTS, rows, cols), dtype)
+
+    def orientation(o: int) -> float:
+        """Writes angular[o] and returns the orientation's noise factor."""
+        spread = np.subtract(theta, o * math.pi / N_ORIENTS)  # dtheta in [-7 pi / 4, pi]
         np.add(spread, 2 * math.pi, out=spread, where=spread < -math.pi)
         np.square(spread, out=spread)
-        np.exp(np.divide(spread, -2 * theta_sigma**2, out=spread), out=spread)
+        spread = spread.astype(np.float32)
+        spread *= np.float32(-1.0 / (2 * theta_sigma**2))
+        np.exp(spread, out=spread)  # float32 (NumPy's float64 exp is a scalar loop on CPUs without AVX-512)
         angular[o] = spread
+        spread = spread.astype(np.float64)
         symmetric = np.roll(spread[::-1, ::-1], 1, axis=(0, 1))  # spread(-k)
         symmetric += spread  # twice the symmetric part
         energy = 0.25 * sum(np.einsum("ij,ij,ij->", sum_sq[q], symmetric[b], symmetric[b]) for b, q in blocks)
         em_n = sum(np.einsum("ij,ij,ij->", finest_sq[q], spread[b], spread[b]) for b, q in blocks)
-        factors[o] = energy / em_n / (-math.log(0.5)) * scale**2
+        return energy / em_n / (-math.log(0.5)) * scale**2
+
+    factors = np.array(in_parallel(orientation, range(N_ORIENTS)))
     return radial, angular, factors
 
 

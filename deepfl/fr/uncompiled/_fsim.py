@@ -2,7 +2,9 @@
 
 Phase congruency takes 16 inverse FFTs of every image, most of the time: they and the arithmetic on their
 responses run in single precision (complex64, float32), as in the compiled graph; the colour, gradient and
-pooling arithmetic in float64. Half of the images' phase congruency, and then half of the strips' pooling, run on
+pooling arithmetic in float64. The inverse FFTs are TensorFlow's (`tf.signal.ifft2d`, eager), the compiled form's:
+on the sizes a new shape brings, often with a large prime factor (461, 2 x 173), they took about half as long as
+SciPy's. Half of the images' phase congruency, and then half of the strips' pooling, run on
 a second thread (`threads.in_parallel`), each FFT on one thread. The elementwise work runs in strips of rows, and the
 whole-image buffers of phase congruency are kept from call to call (`_scratch`): a new shape then reuses memory
 that is already mapped instead of paying the page faults of fresh arrays.
@@ -17,6 +19,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 import scipy.fft
+import tensorflow as tf
 
 from deepfl.fr._fsim import (
     EPSILON,
@@ -108,7 +111,7 @@ def _phase_congruency(rgb: np.ndarray, filters: tuple[np.ndarray, np.ndarray, np
         lum = _luminance(rgb, take("lum", (height, width), np.float32))
         spectrum = _spectrum(lum, take("spectrum", (height, width), np.complex64))
         oriented = take("oriented", (height, width), np.complex64)
-        responses = take("responses", (N_SCALES, height, width), np.complex64)
+        products = take("products", (N_SCALES, height, width), np.complex64)
         finest = take("finest", (height, width), np.float32)
         amplitude_sum = take("amplitude_sum", (height, width), np.float32)
         energy_sum = take("energy_sum", (height, width), np.float32)
@@ -119,8 +122,8 @@ def _phase_congruency(rgb: np.ndarray, filters: tuple[np.ndarray, np.ndarray, np
             full_radial[block] = radial[source]
         for o in range(N_ORIENTS):
             np.multiply(spectrum, angular[o], out=oriented)
-            np.multiply(oriented, full_radial, out=responses)
-            responses = scipy.fft.ifft2(responses, overwrite_x=True)
+            np.multiply(oriented, full_radial, out=products)
+            responses = tf.signal.ifft2d(products).numpy()  # a new array: `products` is reused
             np.abs(responses[0], out=finest)
             np.square(finest, out=finest)
             threshold = np.float32(math.sqrt(median_last(finest.ravel()) * factors[o]))
@@ -191,8 +194,14 @@ def _pooled_sums(
     i2, q2, g2 = _colour_strip(dist, top, bottom)
     pc1, pc2 = pc1[top:bottom], pc2[top:bottom]
     chroma = _similarity(i1, i2, T3) * _similarity(q1, q2, T4)
-    magnitude = np.abs(chroma) ** LAMBDA  # MATLAB real(x .^ lambda): |x|^lambda cos(lambda pi) for x < 0
-    value = np.where(chroma < 0, magnitude * math.cos(LAMBDA * math.pi), magnitude)
+    # |chroma| ^ lambda as exp(lambda log |chroma|) in float32, as the compiled form takes it (NumPy's float64 power
+    # is a scalar loop); MATLAB's real(x .^ lambda) is |x|^lambda cos(lambda pi) for x < 0.
+    magnitude = np.abs(chroma).astype(np.float32)
+    with np.errstate(divide="ignore"):  # 0 ** lambda = 0: exp(-inf)
+        np.log(magnitude, out=magnitude)
+    magnitude *= np.float32(LAMBDA)
+    np.exp(magnitude, out=magnitude)
+    value = np.where(chroma < 0, magnitude * np.float32(math.cos(LAMBDA * math.pi)), magnitude).astype(np.float64)
     value *= _similarity(g1, g2, T2)
     value *= _similarity(pc1, pc2, T1)
     weight = np.maximum(pc1, pc2).astype(np.float64)

@@ -9,6 +9,7 @@ into per-pair sums, on two threads (halves of the rows).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -80,18 +81,30 @@ def _rgb2lab(rgb: np.ndarray, out: np.ndarray) -> None:
         f.append(cube_root)
     fx, fy, fz = f
     np.multiply(fy, np.float32(116.0), out=out[0])
-    out[0] -= 16.0
+    out[0] -= np.float32(16.0)
     np.subtract(fx, fy, out=out[1])
-    out[1] *= 500.0
+    out[1] *= np.float32(500.0)
     np.subtract(fy, fz, out=out[2])
-    out[2] *= 200.0
+    out[2] *= np.float32(200.0)
+
+
+@functools.lru_cache(maxsize=64)
+def _shrink_operators(height: int, width: int) -> tuple[scipy.sparse.csr_array, scipy.sparse.csr_array]:
+    """The row and column operators of `imresize(image, [256 256])` (bilinear, antialiased), in float32."""
+    return tuple(op.astype(np.float32) for op in resize_operators((height, width), (SDSP_SIZE, SDSP_SIZE), "bilinear"))
+
+
+@functools.lru_cache(maxsize=1)
+def _half_log_gabor() -> np.ndarray:
+    """The columns of SDSP's log-Gabor transfer function that multiply a real FFT's half spectrum, float32."""
+    return np.ascontiguousarray(_sdsp_constants(SDSP_SIZE)[0][:, : SDSP_SIZE // 2 + 1], np.float32)
 
 
 def _resized_rgb(image: np.ndarray) -> np.ndarray:
-    """`imresize(image, [256 256])` (bilinear, antialiased) of an H,W,3 image, as (256 columns, 3, 256 rows)."""
+    """`imresize(image, [256 256])` of an H,W,3 image, as (256 columns, 3, 256 rows), float32."""
     height, width = image.shape[:2]
-    along_h, along_w = resize_operators((height, width), (SDSP_SIZE, SDSP_SIZE), "bilinear")
-    tall = along_h @ image.reshape(height, -1)
+    along_h, along_w = _shrink_operators(height, width)
+    tall = along_h @ image.reshape(height, -1).astype(np.float32, copy=False)
     across = np.ascontiguousarray(tall.reshape(SDSP_SIZE, width, 3).transpose(1, 2, 0)).reshape(width, -1)
     return (along_w @ across).reshape(SDSP_SIZE, 3, SDSP_SIZE)
 
@@ -101,13 +114,14 @@ def _small_saliency(image: np.ndarray) -> np.ndarray:
 
     The log-Gabor transfer function and the centre prior are symmetric in the two axes of their square grid, so
     the transposed Lab planes give the transposed saliency. The band-pass is real: real FFTs, and the product with
-    the half transfer function.
+    the half transfer function. Single precision throughout, as in the compiled form: the resize, the Lab
+    conversion and the FFTs of the two 256x256 images are a fixed cost of every call, whatever the image size.
     """
-    log_gabor, centre = _sdsp_constants(SDSP_SIZE)
-    lab = np.empty((3, SDSP_SIZE, SDSP_SIZE))
+    centre = _sdsp_constants(SDSP_SIZE)[1]
+    lab = np.empty((3, SDSP_SIZE, SDSP_SIZE), np.float32)
     _rgb2lab(_resized_rgb(image).transpose(1, 0, 2), lab)
     spectrum = scipy.fft.rfft2(lab)
-    spectrum *= log_gabor[:, : SDSP_SIZE // 2 + 1]
+    spectrum *= _half_log_gabor()
     filtered = scipy.fft.irfft2(spectrum, s=(SDSP_SIZE, SDSP_SIZE))
     filtered *= filtered
     energy = filtered[0]
@@ -116,9 +130,9 @@ def _small_saliency(image: np.ndarray) -> np.ndarray:
     a_norm, b_norm = mat2gray(lab[1:])
     colour = a_norm * a_norm
     colour += b_norm * b_norm
-    colour *= -1.0 / SIGMA_C**2
+    colour *= np.float32(-1.0 / SIGMA_C**2)
     np.exp(colour, out=colour)
-    small = np.subtract(1.0, colour, out=colour)
+    small = np.subtract(np.float32(1.0), colour, out=colour)
     small *= centre
     small *= np.sqrt(energy, out=energy)
     return small
@@ -233,13 +247,18 @@ def vsi(ref: np.ndarray, dist: np.ndarray, ref_index: np.ndarray | None = None) 
                 chroma = similarity(m1, m2, C_CHROM)
                 chroma *= similarity(n1, n2, C_CHROM)
                 negative = chroma < 0
+                # The powers in float32, as the compiled form takes them (float64 log and exp are scalar loops on
+                # CPUs without AVX-512); the similarities and the pooling stay float64.
+                sim = np.abs(chroma, out=chroma).astype(np.float32)
                 with np.errstate(divide="ignore"):  # 0 ** lambda = 0: exp(-inf)
-                    sim = np.log(np.abs(chroma, out=chroma), out=chroma)
-                sim *= LAMBDA
-                sim += ALPHA * np.log(gradient_similarity(q1, q2, C_GM))
+                    np.log(sim, out=sim)
+                sim *= np.float32(LAMBDA)
+                gradient = np.log(gradient_similarity(q1, q2, C_GM).astype(np.float32))
+                gradient *= np.float32(ALPHA)
+                sim += gradient
                 np.exp(sim, out=sim)  # gradient similarity ^ alpha * |chroma| ^ lambda
-                np.multiply(sim, negative_factor, out=sim, where=negative)
-                sim *= similarity(vs1, vs2, C_VS)
+                np.multiply(sim, np.float32(negative_factor), out=sim, where=negative)
+                sim = similarity(vs1, vs2, C_VS) * sim
                 sums.append(block_sums(sim, np.maximum(vs1, vs2)))
             return sums
 
