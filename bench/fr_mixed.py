@@ -2,14 +2,17 @@
 
 Scores `--pairs` (ref, dist) pairs whose sizes all differ (evenly spread between 300x400 and 384x512, crops of
 a real photograph with Gaussian noise), one pair per call, first calls included: what a researcher scoring a
-folder of photos, or deepfl-label on LIVE, meets. piq (configured as in bench/fr.py) runs first on the same
-pairs, then ours; then ours once more on the same sizes (each size repeats once: under the default compile
-budget, `staging.COMPILE_AFTER_S`, nothing compiles); then with compilation forced from the first call
-(`staging.compiled_from_first_call`: every size compiles, the old compile-on-repeat cliff) and once more warm
-(compiled). `--passes N` stops after N of these four. Prints seconds per pair, piq / ours, and the largest score
-difference between our NumPy and compiled passes.
+folder of photos, or deepfl-label on LIVE, meets. Each of `--rounds` rounds takes a new set of sizes (round k
+takes k pixels off both sides, so no size repeats) and times piq (configured as in bench/fr.py) and then ours on
+them, side by side: the ratio of each round is measured within seconds, and the median over rounds is robust
+to the load swings of a shared machine. After the rounds, ours runs again on the last round's sizes (each size
+repeats once: under the default compile budget, `staging.COMPILE_AFTER_S`, nothing compiles); then with
+compilation forced from the first call (`staging.compiled_from_first_call`: every size compiles, the old
+compile-on-repeat cliff) and once more warm (compiled). `--passes N` stops after N of our four passes (the
+first is the rounds). Prints seconds per pair, piq / ours, and the largest score difference between our NumPy
+and compiled passes.
 
-    python bench/fr_mixed.py --pairs 12
+    python bench/fr_mixed.py --pairs 12 --rounds 3
     python bench/fr_mixed.py --pairs 12 --per_metric    # cold ms per pair of each metric, beside piq's
     python bench/fr_mixed.py --pairs 12 --via_compute   # ours through deepfl.fr.compute (uint8 in, the public API)
 """
@@ -30,8 +33,9 @@ from fr import EIGHT, piq_scores  # noqa: E402  (bench/fr.py)
 import deepfl  # noqa: E402,F401  (before TensorFlow: deepfl sets its oneDNN default)
 
 
-def mixed_pairs(count: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
-    """`count` 1xHxWx3 uint8 pairs of distinct sizes from 300x400 to 384x512 (astronaut crops + noise)."""
+def mixed_pairs(count: int, seed: int = 0, shrink: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`count` 1xHxWx3 uint8 pairs of distinct sizes from 300x400 to 384x512 (astronaut crops + noise), each
+    side `shrink` pixels shorter."""
     from skimage import data
 
     photo = data.astronaut()
@@ -39,7 +43,7 @@ def mixed_pairs(count: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]
     pairs = []
     for k in range(count):
         step = k / max(count - 1, 1)
-        h, w = 300 + round(84 * step), 400 + round(112 * step)
+        h, w = 300 + round(84 * step) - shrink, 400 + round(112 * step) - shrink
         top, left = min(k, photo.shape[0] - h), min(k, photo.shape[1] - w)
         ref = np.ascontiguousarray(photo[top : top + h, left : left + w])
         dist = np.clip(ref + rng.normal(0, 8, ref.shape), 0, 255).astype(np.uint8)
@@ -77,13 +81,14 @@ def per_metric_cold(pairs: list[tuple[np.ndarray, np.ndarray]], names: list[str]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=12, help="number of pairs, each of its own size")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of new sizes, piq and ours side by side")
     parser.add_argument("--metrics", default=",".join(EIGHT), help="comma-separated subset of the eight")
     parser.add_argument(
         "--passes",
         type=int,
         default=4,
         choices=[1, 2, 3, 4],
-        help="our passes over the pairs: cold only, + sizes repeated once, + compiled from the first call, + warm",
+        help="our passes: the cold rounds only, + sizes repeated once, + compiled from the first call, + warm",
     )
     parser.add_argument(
         "--per_metric",
@@ -111,43 +116,55 @@ def main() -> None:
     if args.per_metric:
         per_metric_cold(pairs, names)
         return
-    print(f"{'case':44s} {'s/pair':>8s} {'piq/ours':>9s}", flush=True)
-    start = time.perf_counter()
-    for ref, dist in pairs:
-        for name in names:
-            piq_scores(name, ref, dist)
-    piq_s = (time.perf_counter() - start) / len(pairs)
-    print(f"{'piq, cold':44s} {piq_s:8.3f}", flush=True)
-
     import tensorflow as tf
 
     from deepfl.fr import compute, metric_function
-
-    functions = {name: metric_function(name) for name in names}
-    tensors = [(tf.constant(r, tf.float32), tf.constant(d, tf.float32)) for r, d in pairs]
-
-    def score_all() -> dict[str, np.ndarray]:
-        if args.via_compute:
-            results = [compute(r, d, names) for r, d in pairs]
-            return {name: np.concatenate([result[name] for result in results]) for name in names}
-        return {name: np.concatenate([np.asarray(fn(r, d)) for r, d in tensors]) for name, fn in functions.items()}
-
     from deepfl.fr.functional.staging import compiled_from_first_call
 
+    functions = {name: metric_function(name) for name in names}
+
+    def piq_pass(pairs: list) -> float:
+        start = time.perf_counter()
+        for ref, dist in pairs:
+            for name in names:
+                piq_scores(name, ref, dist)
+        return (time.perf_counter() - start) / len(pairs)
+
+    def our_pass(pairs: list) -> tuple[float, dict[str, np.ndarray]]:
+        tensors = [(tf.constant(r, tf.float32), tf.constant(d, tf.float32)) for r, d in pairs]
+        start = time.perf_counter()
+        if args.via_compute:
+            results = [compute(r, d, names) for r, d in pairs]
+            scores = {name: np.concatenate([result[name] for result in results]) for name in names}
+        else:
+            scores = {
+                name: np.concatenate([np.asarray(fn(r, d)) for r, d in tensors]) for name, fn in functions.items()
+            }
+        return (time.perf_counter() - start) / len(pairs), scores
+
+    print(f"{'case':44s} {'s/pair':>8s} {'piq s/pair':>11s} {'piq/ours':>9s}", flush=True)
+    ratios = []
+    for round_ in range(args.rounds):
+        pairs = mixed_pairs(args.pairs, shrink=round_)
+        piq_s = piq_pass(pairs)
+        ours_s, _ = our_pass(pairs)
+        ratios.append(piq_s / ours_s)
+        label = f"round {round_ + 1}: cold, every size new (NumPy)"
+        print(f"{label:44s} {ours_s:8.3f} {piq_s:11.3f} {piq_s / ours_s:9.2f}", flush=True)
+    print(f"{'median over rounds':44s} {'':8s} {'':11s} {float(np.median(ratios)):9.2f}", flush=True)
+
     passes = (
-        ("ours, cold (every size new: NumPy)", contextlib.nullcontext),
-        ("ours, sizes repeated once (default budget)", contextlib.nullcontext),
-        ("ours, compiled from first call (compiles)", compiled_from_first_call),
-        ("ours, warm (compiled)", compiled_from_first_call),
+        ("sizes repeated once (default budget)", contextlib.nullcontext),
+        ("compiled from first call (compiles)", compiled_from_first_call),
+        ("warm (compiled)", compiled_from_first_call),
     )
     scores = []
-    for label, path in passes[: args.passes]:
-        start = time.perf_counter()
+    for label, path in passes[: args.passes - 1]:
         with path():
-            scores.append(score_all())
-        seconds = (time.perf_counter() - start) / len(pairs)
-        print(f"{label:44s} {seconds:8.3f} {piq_s / seconds:9.2f}", flush=True)
-    if len(scores) > 2:
+            seconds, result = our_pass(pairs)
+        scores.append(result)
+        print(f"{label:44s} {seconds:8.3f} {piq_s:11.3f} {piq_s / seconds:9.2f}", flush=True)
+    if len(scores) == 3:
         diff = max(float(np.max(np.abs(scores[0][n] - scores[-1][n]))) for n in names)
         print(f"max |NumPy - compiled| score: {diff:.2e}")
 
