@@ -53,7 +53,7 @@ def _rgb2lab(rgb: np.ndarray, out: np.ndarray) -> None:
     256x256 images was the largest part of a cold VSI call.
     """
     linear = []
-    for channel in rgb.astype(np.float32):
+    for channel in np.asarray(rgb, np.float32):  # no copy of float32 input (`_resized_rgb`'s)
         x = channel / np.float32(255.0)
         value = np.maximum(x, np.float32(0.04045))
         value += np.float32(0.055)
