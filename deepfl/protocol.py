@@ -111,17 +111,40 @@ def split_labels(table: pd.DataFrame, parts: Mapping[str, pd.DataFrame]) -> np.n
     return labels.to_numpy().astype(str)
 
 
-class _BestWeights(keras.callbacks.Callback):
-    """Keeps the weights of the epoch with the lowest validation loss (an in-memory best checkpoint)."""
+# Training steps per call of Keras' compiled step (identical updates; the head's steps are too small for Python's
+# per-call overhead); and rows per forward pass when a head scores many rows.
+STEPS_PER_EXECUTION = 32
+FORWARD_CHUNK = 4096
 
-    def __init__(self):
+
+def _predict(model: keras.Model, x: np.ndarray) -> np.ndarray:
+    """The head's outputs for every row, by direct forward passes: `Model.predict` would trace a new predict
+    function for every head (and build an input pipeline per call)."""
+    x = np.asarray(x, np.float32)
+    chunks = [
+        np.asarray(model(x[i : i + FORWARD_CHUNK], training=False), np.float64).reshape(-1)
+        for i in range(0, len(x), FORWARD_CHUNK)
+    ]
+    return np.concatenate(chunks) if chunks else np.zeros(0)
+
+
+class _BestWeights(keras.callbacks.Callback):
+    """Keeps the weights of the epoch with the lowest validation loss (an in-memory best checkpoint).
+
+    The validation MSE is computed here, from one forward pass over the validation rows, rather than by Keras'
+    `validation_data`, which builds a new input pipeline every epoch (most of a small head's training time).
+    """
+
+    def __init__(self, x_val: np.ndarray, y_val: np.ndarray):
         super().__init__()
+        self.x_val = x_val
+        self.y_val = np.asarray(y_val, np.float64).reshape(-1)
         self.best = np.inf
         self.best_epoch = -1
         self.weights = None
 
     def on_epoch_end(self, epoch, logs=None):
-        loss = float((logs or {}).get("val_loss", np.inf))
+        loss = float(np.mean((_predict(self.model, self.x_val) - self.y_val) ** 2))
         if np.isfinite(loss) and loss < self.best:
             self.best, self.best_epoch = loss, epoch
             self.weights = self.model.get_weights()
@@ -142,12 +165,11 @@ def train_head(
         variance = np.var(x_train, axis=0, dtype=np.float64)
         standardize = (np.mean(x_train, axis=0, dtype=np.float64), np.where(variance > 0, variance, 1.0))
     head = build_mlp(x_train.shape[1], config.hidden, config.dropout, seed=config.seed, standardize=standardize)
-    model = compile_mlp(head, learning_rate)
-    best = _BestWeights()
+    model = compile_mlp(head, learning_rate, steps_per_execution=STEPS_PER_EXECUTION)
+    best = _BestWeights(np.asarray(x_val, np.float32), y_val)
     model.fit(
         x_train,
         y_train,
-        validation_data=(x_val, y_val),
         epochs=config.epochs,
         batch_size=config.batch_size,
         shuffle=True,
@@ -166,10 +188,6 @@ def save_head(model: keras.Model, path: str | os.PathLike) -> Path:
     bare = keras.Model.from_config(model.get_config())  # uncompiled (clone_model would copy the compile state)
     bare.set_weights(model.get_weights())
     return save_model_atomic(bare, path)
-
-
-def _predict(model: keras.Model, x: np.ndarray) -> np.ndarray:
-    return np.asarray(model.predict(x, batch_size=1024, verbose=0), dtype=np.float64).reshape(-1)
 
 
 def _split_indices(labels: Sequence[str]) -> dict[str, np.ndarray]:
