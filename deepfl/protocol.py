@@ -150,6 +150,74 @@ class _BestWeights(keras.callbacks.Callback):
             self.weights = self.model.get_weights()
 
 
+def _feature_statistics(x_train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature (mean, variance) of the training rows; constant features get variance 1."""
+    variance = np.var(x_train, axis=0, dtype=np.float64)
+    return np.mean(x_train, axis=0, dtype=np.float64), np.where(variance > 0, variance, 1.0)
+
+
+def _standardized(x: np.ndarray, statistics: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """What the head's `standardize` layer (keras.layers.Normalization) computes, in the same float32 steps."""
+    mean, variance = (np.asarray(v, np.float32) for v in statistics)
+    return (np.asarray(x, np.float32) - mean) / np.maximum(np.sqrt(variance), np.float32(keras.config.epsilon()))
+
+
+class HeadTrainer:
+    """Trains the heads of one `HeadConfig` on features of one width with a single compiled Keras model, reset to
+    its initial state (weights, dropout seeds, optimiser slots) before each head.
+
+    A new Keras model per head would trace Keras' training function anew, which on a 2-core CPU takes about as
+    long as training the small head itself. When `config.standardize_features`, the features are z-scored before
+    the shared model sees them, and each returned head is built fresh with that z-scoring as its first layer and
+    the trained weights, so it takes raw features like any head.
+    """
+
+    def __init__(self, input_dim: int, config: HeadConfig = HeadConfig()):
+        self.config = config
+        self.input_dim = int(input_dim)
+        self.model = build_mlp(self.input_dim, config.hidden, config.dropout, seed=config.seed)
+        compile_mlp(self.model, config.learning_rates[0], steps_per_execution=STEPS_PER_EXECUTION)
+        self.model.optimizer.build(self.model.trainable_variables)
+        self._state = self.model.variables + self.model.optimizer.variables
+        self._initial = [np.array(v.numpy()) for v in self._state]
+
+    def train(
+        self, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, learning_rate: float
+    ) -> tuple[keras.Model, float, int]:
+        """One head; returns (uncompiled head at its best-validation epoch, best val loss, best epoch index)."""
+        if not learning_rate > 0:
+            raise ValueError(f"learning_rate: must be > 0, got {learning_rate}")
+        config = self.config
+        statistics = _feature_statistics(x_train) if config.standardize_features else None
+
+        def inputs(x: np.ndarray) -> np.ndarray:
+            return np.asarray(x, np.float32) if statistics is None else _standardized(x, statistics)
+
+        for variable, value in zip(self._state, self._initial):
+            variable.assign(value)
+        self.model.optimizer.learning_rate = learning_rate
+        keras.utils.set_random_seed(config.seed)
+        best = _BestWeights(inputs(x_val), y_val)
+        self.model.fit(
+            inputs(x_train),
+            y_train,
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            shuffle=True,
+            verbose=0,
+            callbacks=[best],
+        )
+        if best.weights is not None:
+            self.model.set_weights(best.weights)
+        head = build_mlp(self.input_dim, config.hidden, config.dropout, seed=config.seed, standardize=statistics)
+        for layer in self.model.layers:
+            if layer.weights:
+                head.get_layer(layer.name).set_weights(layer.get_weights())
+        if best.weights is None:  # every epoch diverged (NaN): report it as such, never as a good model
+            return head, float("inf"), -1
+        return head, best.best, best.best_epoch
+
+
 def train_head(
     x_train: np.ndarray,
     y_train: np.ndarray,
@@ -157,29 +225,12 @@ def train_head(
     y_val: np.ndarray,
     learning_rate: float,
     config: HeadConfig = HeadConfig(),
+    trainer: HeadTrainer | None = None,
 ) -> tuple[keras.Model, float, int]:
-    """Trains one head; returns (model at its best-validation epoch, best val loss, best epoch index)."""
-    keras.utils.set_random_seed(config.seed)
-    standardize = None
-    if config.standardize_features:
-        variance = np.var(x_train, axis=0, dtype=np.float64)
-        standardize = (np.mean(x_train, axis=0, dtype=np.float64), np.where(variance > 0, variance, 1.0))
-    head = build_mlp(x_train.shape[1], config.hidden, config.dropout, seed=config.seed, standardize=standardize)
-    model = compile_mlp(head, learning_rate, steps_per_execution=STEPS_PER_EXECUTION)
-    best = _BestWeights(np.asarray(x_val, np.float32), y_val)
-    model.fit(
-        x_train,
-        y_train,
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        shuffle=True,
-        verbose=0,
-        callbacks=[best],
-    )
-    if best.weights is None:  # every epoch diverged (NaN): report it as such, never as a good model
-        return model, float("inf"), -1
-    model.set_weights(best.weights)
-    return model, best.best, best.best_epoch
+    """Trains one head; returns (model at its best-validation epoch, best val loss, best epoch index). Pass the
+    `trainer` of an earlier call (same config and feature width) to skip building and tracing a new model."""
+    trainer = trainer or HeadTrainer(np.shape(x_train)[1], config)
+    return trainer.train(x_train, y_train, x_val, y_val, learning_rate)
 
 
 def save_head(model: keras.Model, path: str | os.PathLike) -> Path:
@@ -241,14 +292,15 @@ def run_protocol(
 
     rows, predictions, head_paths = [], [], []
     chosen_lr: float | None = None
+    trainer = HeadTrainer(features.shape[1], config)
     for k, labels in enumerate(splits):
         idx = _split_indices(labels)
         y, norm = _targets(scores, idx["train"], config)
         candidates = [chosen_lr] if chosen_lr is not None else list(config.learning_rates)
         best = None
         for lr in candidates:
-            model, val_loss, epoch = train_head(
-                features[idx["train"]], y[idx["train"]], features[idx["val"]], y[idx["val"]], lr, config
+            model, val_loss, epoch = trainer.train(
+                features[idx["train"]], y[idx["train"]], features[idx["val"]], y[idx["val"]], lr
             )
             log.info("%s split %d: lr %g -> best val loss %.4f at epoch %d", name, k, lr, val_loss, epoch + 1)
             if best is None or val_loss < best[1]:
@@ -303,9 +355,10 @@ def cross_dataset(
     idx = _split_indices(train_split)
     y, norm = _targets(np.asarray(train_scores, np.float64), idx["train"], config)
     best = None
+    trainer = HeadTrainer(train_features.shape[1], config)
     for lr in config.learning_rates:
-        model, val_loss, _ = train_head(
-            train_features[idx["train"]], y[idx["train"]], train_features[idx["val"]], y[idx["val"]], lr, config
+        model, val_loss, _ = trainer.train(
+            train_features[idx["train"]], y[idx["train"]], train_features[idx["val"]], y[idx["val"]], lr
         )
         if best is None or val_loss < best[1]:
             best = (model, val_loss)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deepfl.demo import FEATURE_SETS, DemoConfig, run_demo
+from deepfl.demo import FEATURE_SETS, DemoConfig, random_crops, rotating_types, run_demo
 from deepfl.jobs import SettingsChanged
 from deepfl.kadid_opinion import type_level_dmos
 
@@ -118,3 +118,22 @@ def test_unknown_weak_label_metric_is_refused_before_any_work():
     with pytest.raises(ValueError, match="metrics: .*'nope'"):
         DemoConfig(metrics=("ssim", "nope"))
     assert DemoConfig(metrics=("ssim", "gmsd")).metrics == ("ssim", "gmsd")
+
+
+def test_rotating_types_use_every_type_equally_and_none_twice_per_crop():
+    assignment = rotating_types(13, tuple(range(1, 26)), 5)
+    assert all(len(set(types)) == 5 for types in assignment)
+    counts = np.bincount(np.concatenate(assignment), minlength=26)[1:]
+    assert counts.max() - counts.min() <= 1 and counts.sum() == 13 * 5
+    assert rotating_types(3, (1, 16), 5) == [(1, 16)] * 3  # capped at the types there are
+
+
+@pytest.mark.parametrize("shape", [(300, 451, 3), (451, 300, 3), (120, 150, 3)])
+def test_random_crops_have_the_size_and_follow_the_seed(shape):
+    photo = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
+    crops = random_crops(photo, (176, 176), 4, np.random.default_rng(7))
+    assert [c.shape for c in crops] == [(176, 176, 3)] * 4
+    again = random_crops(photo, (176, 176), 4, np.random.default_rng(7))
+    assert all(np.array_equal(a, b) for a, b in zip(crops, again))
+    if min(shape[:2]) > 176:  # room to move: crops differ from each other
+        assert not all(np.array_equal(crops[0], c) for c in crops[1:])

@@ -41,6 +41,7 @@ FAST_FLAGS = {
     "deepfl-demo": [
         "--arch=tiny",
         "--train_epochs=1",
+        "--crops=2",
         "--mlp_epochs=1",
         "--num_splits=1",
         "--types=1,16",

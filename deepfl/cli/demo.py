@@ -19,8 +19,10 @@ from __future__ import annotations
 from absl import flags
 
 from deepfl.cli import app
+from deepfl.demo import DemoConfig
 
 FLAGS = flags.FLAGS
+DEFAULTS = DemoConfig()
 app.define_out_dir(default="demo_out")
 flags.DEFINE_enum(
     "arch",
@@ -29,9 +31,16 @@ flags.DEFINE_enum(
     "Backbone: 'small' (a 5-stage CNN with the MLSP interface, learns in minutes on a CPU), "
     "'inception_resnet_v2' (the paper's network; much slower), 'tiny' (smoke tests only).",
 )
-flags.DEFINE_integer("train_epochs", 6, "Stage-1 epochs over the weakly labelled crops.", lower_bound=1)
-flags.DEFINE_integer("mlp_epochs", 30, "MLP epochs per learning rate (the paper: 30).", lower_bound=1)
-flags.DEFINE_integer("num_splits", 4, "Content-aware splits of the held-out photos.", lower_bound=1)
+flags.DEFINE_integer(
+    "train_epochs", DEFAULTS.train_epochs, "Stage-1 epochs over the weakly labelled crops.", lower_bound=1
+)
+flags.DEFINE_integer(
+    "crops", DEFAULTS.crops, "Random crops per stage-1 photo (each gets a few types at every level).", lower_bound=1
+)
+flags.DEFINE_integer("mlp_epochs", DEFAULTS.mlp_epochs, "MLP epochs per learning rate (the paper: 30).", lower_bound=1)
+flags.DEFINE_integer(
+    "num_splits", DEFAULTS.num_splits, "Content-aware splits of the held-out photos (the paper: 10).", lower_bound=1
+)
 flags.DEFINE_list("types", [str(t) for t in range(1, 26)], "Distortion types (1..25) to generate.")
 flags.DEFINE_enum(
     "target",
@@ -55,11 +64,12 @@ flags.DEFINE_bool(
 
 
 def main(argv: list[str]) -> int:
-    from deepfl.demo import DemoConfig, run_demo
+    from deepfl.demo import run_demo
 
     config = DemoConfig(
         arch=FLAGS.arch,
         train_epochs=FLAGS.train_epochs,
+        crops=FLAGS.crops,
         mlp_epochs=FLAGS.mlp_epochs,
         num_splits=FLAGS.num_splits,
         types=tuple(int(t) for t in FLAGS.types),
