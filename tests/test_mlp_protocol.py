@@ -5,7 +5,7 @@ import pytest
 
 from deepfl.data import TargetNormalizer
 from deepfl.models.mlp import build_mlp
-from deepfl.protocol import HeadConfig, cross_dataset, run_protocol, split_labels
+from deepfl.protocol import HeadConfig, HeadTrainer, cross_dataset, run_protocol, split_labels
 
 
 def test_paper_head_layout():
@@ -188,3 +188,22 @@ def test_reproduce_cli_on_a_small_tid2013_layout(tmp_path):
     assert pd.read_csv(out / "cross.csv")["status"].iloc[0].startswith("skipped")
     assert (out / "tid2013" / "scatter.png").is_file() and (out / "features" / "tid2013.h5").is_file()
     assert len(pd.read_csv(out / "tid2013" / "predictions.csv")) == 2 * 40
+
+
+def test_a_reused_head_trainer_starts_every_head_afresh():
+    """Heads of one run share one compiled model: a head trained after another (other rows, other learning rate)
+    equals the same head trained by a new trainer, weights, dropout masks and optimiser state all reset."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(160, 12)).astype(np.float32) * 3.0 + 1.0
+    y = (x[:, 0] - 0.5 * x[:, 1] + rng.normal(scale=0.3, size=160)).astype(np.float32)
+    config = HeadConfig(
+        hidden=(16,), dropout=(0.5,), epochs=4, batch_size=16, learning_rates=(1e-2,), standardize_features=True
+    )
+    reused = HeadTrainer(12, config)
+    reused.train(x[40:], y[40:] * 2.0, x[:20], y[:20], 3e-2)  # a different head first
+    head, loss, epoch = reused.train(x[:120], y[:120], x[120:], y[120:], 1e-2)
+    fresh_head, fresh_loss, fresh_epoch = HeadTrainer(12, config).train(x[:120], y[:120], x[120:], y[120:], 1e-2)
+    assert (loss, epoch) == (fresh_loss, fresh_epoch) and np.isfinite(loss)
+    for a, b in zip(head.get_weights(), fresh_head.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(head.predict(x, verbose=0), fresh_head.predict(x, verbose=0))
