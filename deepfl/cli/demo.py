@@ -3,9 +3,10 @@
   deepfl-demo --out_dir demo_out
 
 Crops photos bundled with scikit-image, scikit-learn and matplotlib, distorts them (KADIS-style for stage 1: each
-crop gets 5 of the 25 KADID types at all 5 levels; every held-out crop all 25 x 5), labels the stage-1 pairs with the eleven FR metrics (the weak labels), trains the multi-task model on
-them from random weights (nothing is downloaded), and then compares, on held-out photos and through the paper's
-MLP protocol, three feature sets: MLSP features of the trained backbone, of the same backbone untrained, and the
+crop gets 5 of the 25 KADID types at all 5 levels; every held-out crop all 25 x 5), labels the stage-1 pairs
+with the eleven FR metrics (the weak labels), trains the multi-task model on them from random weights (nothing
+is downloaded), and then compares, on held-out photos and through the paper's MLP protocol, three feature sets:
+MLSP features of the trained backbone, of the same backbone untrained, and the
 FR metric that follows the target best (a ceiling that needs the reference). The target is a STAND-IN (no human
 scores of these images exist): the KADID-10k mean opinion of each image's distortion type at its level, averaged
 over KADID-10k's 81 contents (--target=standin_level: 1 - (level - 1) / 4 instead). Writes comparison.csv and
