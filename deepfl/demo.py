@@ -133,7 +133,7 @@ class DemoConfig:
     mlp_epochs: int = 30
     mlp_learning_rates: tuple[float, ...] = (1e-3, 1e-4)
     mlp_batch: int = 64
-    num_splits: int = 10  # the paper's count; the median over few splits of 8 photos moves by +-0.1
+    num_splits: int = 10  # the paper's count: each split tests on one or two photos, so few splits give a noisy median
     seed: int = 0
     target: str = "standin_dmos"  # one of STANDIN_TARGETS
 

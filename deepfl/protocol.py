@@ -225,12 +225,10 @@ def train_head(
     y_val: np.ndarray,
     learning_rate: float,
     config: HeadConfig = HeadConfig(),
-    trainer: HeadTrainer | None = None,
 ) -> tuple[keras.Model, float, int]:
-    """Trains one head; returns (model at its best-validation epoch, best val loss, best epoch index). Pass the
-    `trainer` of an earlier call (same config and feature width) to skip building and tracing a new model."""
-    trainer = trainer or HeadTrainer(np.shape(x_train)[1], config)
-    return trainer.train(x_train, y_train, x_val, y_val, learning_rate)
+    """Trains one head; returns (model at its best-validation epoch, best val loss, best epoch index). For many
+    heads of one config, one `HeadTrainer` saves building and tracing a model per head."""
+    return HeadTrainer(np.shape(x_train)[1], config).train(x_train, y_train, x_val, y_val, learning_rate)
 
 
 def save_head(model: keras.Model, path: str | os.PathLike) -> Path:

@@ -42,7 +42,7 @@ flags.DEFINE_integer("mlp_epochs", DEFAULTS.mlp_epochs, "MLP epochs per learning
 flags.DEFINE_integer(
     "num_splits", DEFAULTS.num_splits, "Content-aware splits of the held-out photos (the paper: 10).", lower_bound=1
 )
-flags.DEFINE_list("types", [str(t) for t in range(1, 26)], "Distortion types (1..25) to generate.")
+flags.DEFINE_list("types", [str(t) for t in DEFAULTS.types], "Distortion types (1..25) to generate.")
 flags.DEFINE_enum(
     "target",
     "standin_dmos",
