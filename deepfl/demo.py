@@ -9,7 +9,8 @@ Steps (each resumable: a rerun with the same settings reuses finished work; ever
   2. distort: as in KADIS-700k, each stage-1 crop gets a few of the types (every type equally often) at every
      level; each held-out crop gets every type x level (KADID-10k style), so the comparison covers all types;
   3. label: stage-1 pairs scored with the FR metrics (the weak labels, KADIS CSV layout);
-  4. train: the multi-task model on the weak labels, from random weights (nothing is downloaded);
+  4. train: the multi-task model on the weak labels, from random weights (nothing is downloaded), on small
+     crops; then its BatchNorm statistics are re-estimated at full size, the size features are extracted at;
   5. features: MLSP features of the held-out images from the trained backbone and from the same backbone
      untrained (random init);
   6. MLP: the paper's head on content-aware splits of the held-out images (crops of one photo stay together)
@@ -38,7 +39,7 @@ import pandas as pd
 
 from deepfl.fileio import atomic_write_bytes, remove_outputs
 from deepfl.images import write_image
-from deepfl.jobs import check_settings, progress
+from deepfl.jobs import check_settings
 
 log = logging.getLogger("deepfl")
 
@@ -78,10 +79,13 @@ STANDIN_TARGETS = {
 PAPER_ARCH = "inception_resnet_v2"
 FEATURE_SETS = ("weak_supervised", "random_init", "fr_oracle")
 SETTINGS_FILE = "demo_settings.json"
+ASSIGNMENT_FILE = "distort_assignment.csv"  # (reference, type) rows for the deepfl-distort job
+RECALIBRATION_BATCH = 32  # images per batch when BatchNorm statistics are re-estimated (as in training)
 # What the demo writes under out_dir (removed by `overwrite`).
 OUTPUTS = (
     "pristine",
     "distorted",
+    ASSIGNMENT_FILE,
     "manifest_stage1.csv",
     "manifest_stage2.csv",
     "weak_labels.csv",
@@ -122,8 +126,14 @@ class DemoConfig:
     # more steps help the held-out comparison more than larger crops do.
     train_crop: tuple[int, int] = (64, 64)
     train_epochs: int = 12
+    # Then BatchNorm's statistics are re-estimated on this many stage-1 images at full size (0: not), the size the
+    # features are extracted at (`deepfl.training.recalibrate_batchnorm`): crops leave crop-sized statistics.
+    recalibration_images: int = 1024
     train_batch: int = 32
     learning_rate: float = 1e-3
+    # Decayed to 0 over the run: at a constant rate the final model of so short a run is one noisy point of its
+    # trajectory, and its features' quality varies with it (see docs/multitask.md, --lr_schedule).
+    lr_schedule: str = "cosine"
     val_fraction: float = 1 / 7
     # The head: one hidden layer on features z-scored on each split's training rows. The paper's head (2048, 1024,
     # 256) overfits the demo's ~1,250 training images of 5 photos; this one is the same protocol otherwise.
@@ -150,6 +160,12 @@ class DemoConfig:
                 f"crops/held_out_crops/types_per_crop: need >= 1, got "
                 f"{self.crops}/{self.held_out_crops}/{self.types_per_crop}"
             )
+        from deepfl.training.job import LR_SCHEDULES
+
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule: must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if self.recalibration_images < 0:
+            raise ValueError(f"recalibration_images: need >= 0, got {self.recalibration_images}")
         if self.train_epochs < 1:
             raise ValueError(f"train_epochs: need >= 1, got {self.train_epochs}")
         if self.metrics is not None:
@@ -249,22 +265,31 @@ def rotating_types(count: int, types: Sequence[int], per_reference: int) -> list
 
 
 def distort_references(
-    references: Sequence[tuple[str, np.ndarray, Sequence[int]]], levels: Sequence[int], out_dir: Path, seed: int
+    references: Sequence[tuple[str, Sequence[int]]],
+    levels: Sequence[int],
+    pristine_dir: Path,
+    out_dir: Path,
+    assignment_csv: Path,
+    seed: int,
 ) -> pd.DataFrame:
-    """Writes `<ref>_<TT>_<LL>.png` for each reference's types x `levels` (existing files are kept); returns the
-    manifest."""
-    from deepfl.distortions import distort
+    """Distorts each reference (`<name>.png` in `pristine_dir`) with its types into `out_dir` through the
+    `deepfl-distort` job (`deepfl.generation.generate`: one process per core, resumable, names
+    `<name>_<TT>_<LL>.png`), each (reference, type) row of `assignment_csv`, which this writes; returns the manifest
+    rows of `levels` (the job makes all five)."""
+    from deepfl.generation import generate, output_name
 
-    rows = []
-    todo = [(name, img, t, lv) for name, img, types in references for t in types for lv in levels]
-    for name, image, dist_type, level in progress(todo, total=len(todo), desc="distort", unit="img"):
-        file_name = f"{name}_{dist_type:02d}_{level:02d}.png"
-        target = out_dir / file_name
-        if not target.exists():
-            rng = np.random.default_rng([seed, dist_type, level, sum(map(ord, name))])
-            write_image(target, distort(image, dist_type, level, rng=rng))
-        rows.append({"dist_im": file_name, "ref_im": f"{name}.png", "dist_type": dist_type, "dist_level": level})
-    return pd.DataFrame(rows)
+    rows = [(f"{name}.png", t) for name, types in references for t in types]
+    text = "ref_im,dist_type\n" + "".join(f"{name},{t}\n" for name, t in rows)
+    if not assignment_csv.is_file() or assignment_csv.read_text(encoding="utf-8") != text:
+        atomic_write_bytes(assignment_csv, text.encode("utf-8"))
+    generate(pristine_dir, out_dir, seed=seed, assignment_csv=assignment_csv, on_error="stop")
+    return pd.DataFrame(
+        [
+            {"dist_im": output_name(name, t, lv, "png"), "ref_im": name, "dist_type": t, "dist_level": lv}
+            for name, t in rows
+            for lv in levels
+        ]
+    )
 
 
 def standin_note(target: str) -> str:
@@ -361,6 +386,7 @@ def _stage1_config(weak_labels: Path, image_root: Path, config: DemoConfig):
         batch_size=config.train_batch,
         epochs=config.train_epochs,
         learning_rate=config.learning_rate,
+        lr_schedule=config.lr_schedule,
         weights="none",
         arch=config.arch,
         jit_compile=False,
@@ -369,6 +395,24 @@ def _stage1_config(weak_labels: Path, image_root: Path, config: DemoConfig):
         tensorboard=False,
         progress=False,
     )
+
+
+def recalibrate_at_full_size(model, image_paths: Sequence[str | os.PathLike], count: int, seed: int) -> int:
+    """Re-estimates the BatchNorm statistics of `model`'s backbone on `count` of `image_paths` (drawn with `seed`)
+    at their own size, which is the size its features are extracted at; returns the number of images used."""
+    from deepfl.images import read_image
+    from deepfl.models import get_backbone, mlsp_extractor
+    from deepfl.training import recalibrate_batchnorm
+
+    chosen = np.random.default_rng(seed).permutation(len(image_paths))[:count]
+    batches = (
+        np.stack([read_image(image_paths[i]) for i in chosen[start : start + RECALIBRATION_BATCH]])
+        for start in range(0, chosen.size, RECALIBRATION_BATCH)
+    )
+    extractor = mlsp_extractor(model, input_shape=(None, None, 3))  # the trained backbone at any size
+    recalibrate_batchnorm(extractor, batches)
+    get_backbone(model).set_weights(extractor.get_weights())
+    return int(chosen.size)
 
 
 def run_demo(
@@ -384,15 +428,6 @@ def run_demo(
     the differences) unless `overwrite`, which first removes the earlier run's outputs. The stage-1 resume state
     (`multitask/checkpoints`) is deleted once the model is written, unless `keep_checkpoints`.
     """
-    import keras
-
-    from deepfl import features, labeling, protocol, reporting
-    from deepfl.export import export_model
-    from deepfl.fileio import load_model_file, save_model_atomic
-    from deepfl.models import build_backbone, mlsp_extractor
-    from deepfl.prediction import format_scores, load_scorer, score_files
-    from deepfl.training import run_multitask
-
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     if overwrite:
@@ -448,18 +483,27 @@ def run_demo(
         f"of {len(held)} photos ({', '.join(held)})"
     )
     stage1_types = rotating_types(len(stage1), config.types, config.types_per_crop)
-    manifest1 = distort_references(
-        [(r, im, types) for (r, _, im), types in zip(stage1, stage1_types)], config.levels, distorted, config.seed
-    )
-    manifest2 = distort_references(
-        [(r, im, config.types) for r, _, im in stage2], config.levels, distorted, config.seed
-    )
+    references = [(r, types) for (r, _, _), types in zip(stage1, stage1_types)]
+    references += [(r, config.types) for r, _, _ in stage2]
+    manifest = distort_references(references, config.levels, pristine, distorted, out / ASSIGNMENT_FILE, config.seed)
+    is_stage1 = manifest["ref_im"].isin([f"{r}.png" for r, _, _ in stage1])
+    manifest1, manifest2 = manifest[is_stage1].reset_index(drop=True), manifest[~is_stage1].reset_index(drop=True)
     for manifest in (manifest1, manifest2):  # both stand-ins of every image, for whoever wants to compare them
         for name in STANDIN_TARGETS:
             manifest[name] = standin_scores(name, manifest["dist_type"], manifest["dist_level"])
     _write_csv(manifest1, out / "manifest_stage1.csv")
     _write_csv(manifest2, out / "manifest_stage2.csv")
     lap("distort")
+
+    # TensorFlow only from here: the distort job's worker processes are forked from a process without its threads.
+    import keras
+
+    from deepfl import features, labeling, protocol, reporting
+    from deepfl.export import export_model
+    from deepfl.fileio import load_model_file, save_model_atomic
+    from deepfl.models import build_backbone, mlsp_extractor
+    from deepfl.prediction import format_scores, load_scorer, score_files
+    from deepfl.training import run_multitask
 
     # 3. Weak labels of the stage-1 pairs; the FR metric that follows the stand-in best, on the held-out pairs.
     summary = labeling.label_pairs(
@@ -479,7 +523,8 @@ def run_demo(
     lap("label")
 
     # 4. Stage 1: the multi-task model on the weak labels (its final model and best model saved without optimizer
-    # state; the resume state goes once the run is finished).
+    # state, the final one with BatchNorm statistics of full-size images; the resume state goes once the run is
+    # finished).
     multitask_dir = out / "multitask"
     if (multitask_dir / "model.keras").exists() and not (multitask_dir / "checkpoints").exists():
         model = load_model_file(multitask_dir / "model.keras")
@@ -487,7 +532,17 @@ def run_demo(
         run_multitask(_stage1_config(out / "weak_labels.csv", distorted, config), multitask_dir)
         for name in ("best.keras", "model.keras"):  # loaded without the optimizer, saved back without it
             if (multitask_dir / name).exists():
-                save_model_atomic(load_model_file(multitask_dir / name), multitask_dir / name)
+                trained = load_model_file(multitask_dir / name)
+                if name == "model.keras" and config.recalibration_images:
+                    used = recalibrate_at_full_size(
+                        trained, [distorted / n for n in manifest1["dist_im"]], config.recalibration_images, config.seed
+                    )
+                    echo(
+                        f"BatchNorm statistics of the final model re-estimated on {used} stage-1 images at "
+                        f"{config.size[0]}x{config.size[1]} (it was trained on {config.train_crop[0]}x"
+                        f"{config.train_crop[1]} crops)"
+                    )
+                save_model_atomic(trained, multitask_dir / name)
         if not keep_checkpoints:
             shutil.rmtree(multitask_dir / "checkpoints")
         model = load_model_file(multitask_dir / "model.keras")

@@ -451,3 +451,55 @@ def test_a_run_that_failed_before_training_does_not_hold_its_out_dir(weak_labels
     # Corrected flags (weights, labels, seed) proceed: nothing was trained under the failed settings.
     assert not training.run_multitask(_config(weak_labels, seed=3), out).already_trained
     assert json.loads((out / "run_config.json").read_text())["seed"] == 3
+
+
+def test_learning_rate_schedules_constant_and_cosine():
+    from deepfl.training.job import learning_rate_schedule
+
+    assert learning_rate_schedule("constant", 1e-3, 100) == 1e-3
+    cosine = learning_rate_schedule("cosine", 1e-3, 100)
+    for step, expected in ((0, 1e-3), (50, 5e-4), (100, 0.0), (150, 0.0)):
+        assert float(cosine(step)) == pytest.approx(expected, abs=1e-9), step
+    with pytest.raises(ValueError, match="lr_schedule: must be one of"):
+        learning_rate_schedule("step", 1e-3, 100)
+    with pytest.raises(ValueError, match="lr_schedule: must be one of"):
+        _config(Path("."), lr_schedule="linear")
+
+
+def test_a_cosine_run_decays_over_each_phase_resumes_exactly_and_cannot_be_extended(weak_labels, tmp_path, monkeypatch):
+    from deepfl.training.callbacks import EpochEnd
+    from helpers_models import assert_same_training_outputs
+
+    settings = dict(epochs=3, warmup_epochs=1, lr_schedule="cosine")
+    result = training.run_multitask(_config(weak_labels, **settings), tmp_path / "run")
+    optimizer = result.model.optimizer
+    # The fine-tuning phase: 2 epochs x 2 steps, decayed from 1e-4 to 0 over them.
+    assert int(optimizer.iterations) == 4 and float(optimizer.learning_rate) == pytest.approx(0.0, abs=1e-12)
+    # Interrupted after epoch 2 (its checkpoint written, half-way down the cosine) and resumed: as if never stopped.
+    finish_epoch = EpochEnd.on_epoch_end
+
+    def stop_after_epoch_2(self, epoch, logs=None):
+        finish_epoch(self, epoch, logs)
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    stopped = tmp_path / "stopped"
+    with monkeypatch.context() as patch:
+        patch.setattr(EpochEnd, "on_epoch_end", stop_after_epoch_2)
+        with pytest.raises(KeyboardInterrupt):
+            training.run_multitask(_config(weak_labels, **settings), stopped)
+    assert not (stopped / "model.keras").exists()
+    training.run_multitask(_config(weak_labels, **settings), stopped)
+    assert assert_same_training_outputs(tmp_path / "run", stopped) >= 6
+    with pytest.raises(SettingsChanged, match=r"epochs 3 -> 4 \(a cosine schedule spans the run's epochs"):
+        training.run_multitask(_config(weak_labels, **{**settings, "epochs": 4}), tmp_path / "run")
+    with pytest.raises(SettingsChanged, match='lr_schedule "cosine" -> "constant"'):
+        training.run_multitask(_config(weak_labels, epochs=3, warmup_epochs=1), tmp_path / "run")
+    constant = training.run_multitask(_config(weak_labels, epochs=3, warmup_epochs=1), tmp_path / "constant")
+    assert float(constant.model.optimizer.learning_rate) == pytest.approx(1e-4)
+    assert any(
+        not np.array_equal(a, b)
+        for a, b in zip(
+            _model_weights(tmp_path / "run" / "model.keras"), _model_weights(tmp_path / "constant" / "model.keras")
+        )
+    )

@@ -21,6 +21,7 @@ from absl import flags
 
 from deepfl.cli import app
 from deepfl.demo import DemoConfig
+from deepfl.training.job import LR_SCHEDULES
 
 FLAGS = flags.FLAGS
 DEFAULTS = DemoConfig()
@@ -34,6 +35,13 @@ flags.DEFINE_enum(
 )
 flags.DEFINE_integer(
     "train_epochs", DEFAULTS.train_epochs, "Stage-1 epochs over the weakly labelled crops.", lower_bound=1
+)
+flags.DEFINE_enum(
+    "lr_schedule",
+    DEFAULTS.lr_schedule,
+    list(LR_SCHEDULES),
+    "Stage 1's learning rate: decayed to 0 along a half cosine over the run (cosine) or fixed (constant, the "
+    "paper's; a short run then ends on a noisier model).",
 )
 flags.DEFINE_integer(
     "crops", DEFAULTS.crops, "Random crops per stage-1 photo (each gets a few types at every level).", lower_bound=1
@@ -70,6 +78,7 @@ def main(argv: list[str]) -> int:
     config = DemoConfig(
         arch=FLAGS.arch,
         train_epochs=FLAGS.train_epochs,
+        lr_schedule=FLAGS.lr_schedule,
         crops=FLAGS.crops,
         mlp_epochs=FLAGS.mlp_epochs,
         num_splits=FLAGS.num_splits,

@@ -20,7 +20,7 @@ from absl import flags
 
 from deepfl import paper
 from deepfl.cli import app
-from deepfl.training.job import MultitaskConfig, run_multitask
+from deepfl.training.job import LR_SCHEDULES, MultitaskConfig, run_multitask
 from deepfl.training.strategy import STRATEGIES
 
 FLAGS = flags.FLAGS
@@ -77,6 +77,13 @@ flags.DEFINE_integer(
     "warmup_epochs", 0, "Train the heads only (frozen backbone) for this many first epochs.", lower_bound=0
 )
 flags.DEFINE_float("learning_rate", paper.STAGE1_LEARNING_RATE, "Adam learning rate (the paper: 1e-4, fixed).")
+flags.DEFINE_enum(
+    "lr_schedule",
+    "constant",
+    list(LR_SCHEDULES),
+    "constant: --learning_rate throughout (the paper); cosine: decayed from --learning_rate to 0 along a half cosine "
+    "over the run (over each phase with --warmup_epochs). Short runs end on a steadier model with cosine.",
+)
 flags.DEFINE_string("weights", "imagenet", "Backbone initialisation: imagenet, none, or a local weights file.")
 flags.DEFINE_enum(
     "arch",
@@ -159,6 +166,7 @@ def config_from_flags() -> MultitaskConfig:
         val_steps=FLAGS.val_steps,
         warmup_epochs=FLAGS.warmup_epochs,
         learning_rate=FLAGS.learning_rate,
+        lr_schedule=FLAGS.lr_schedule,
         weights=FLAGS.weights,
         arch=FLAGS.arch,
         pixel_scaling=FLAGS.pixel_scaling,

@@ -143,12 +143,13 @@ def mlsp_extractor(
 
 def compile_multitask(
     model: keras.Model,
-    learning_rate: float = STAGE1_LEARNING_RATE,
+    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = STAGE1_LEARNING_RATE,
     loss_weights: Mapping[str, float] | None = None,
     jit_compile: bool | str = "auto",
     run_eagerly: bool = False,
 ) -> keras.Model:
     """Compiles with the paper's recipe: Adam(lr, 0.9, 0.999), MSE per task, per-task loss weights (default 1).
+    `learning_rate` may be a Keras schedule (`deepfl.training.job.learning_rate_schedule`).
 
     Keras logs each task's unweighted MSE as `<task>_loss`; `loss` is the weighted sum.
     """

@@ -6,6 +6,7 @@ One module per job:
   loop         `train_multitask`: phases (frozen warm-up, fine-tuning) of `model.fit`, resume from a checkpoint.
   callbacks    `EpochEnd` (validation, history.csv, best model, checkpoint) and `SkipReport` (corrupt images).
   validation   `evaluate_tasks`: per-task MSE and SROCC over the validation set.
+  batchnorm    `recalibrate_batchnorm`: BatchNorm statistics re-estimated at the size the model will see.
   checkpoints  the resumable state: weights + optimizer, dropout RNG states, epoch, stream position.
   data_order   `DataOrder`: which training rows the model consumed, for exact resumption.
   strategy     `tf.distribute` strategies by name, logical CPU devices, which worker writes the outputs.
@@ -30,6 +31,8 @@ _EXPORTS = {
     "SkipReport": "callbacks",
     "SKIPPED_FILE": "callbacks",
     "evaluate_tasks": "validation",
+    "recalibrate_batchnorm": "batchnorm",
+    "batchnorm_layers": "batchnorm",
     "STATE_FILE": "checkpoints",
     "read_state": "checkpoints",
     "restore_checkpoint": "checkpoints",

@@ -56,12 +56,16 @@ RUN_KEYS = (
     "steps_per_epoch",
     "warmup_epochs",
     "learning_rate",
+    "lr_schedule",
     "weights",
     "arch",
     "pixel_scaling",
     "mixed_precision",
     "seed",
 )
+LR_SCHEDULES = ("constant", "cosine")
+# Settings added after runs were written, with the value those runs were trained with.
+_ADDED_KEYS = {"lr_schedule": "constant"}
 RUN_CONFIG_FILE = "run_config.json"
 SPLIT_FILE = "split.csv"
 _PATH_KEYS = ("weak_labels", "image_root", "kadis_root")
@@ -92,6 +96,19 @@ _COUNTS = {
 }
 
 
+def learning_rate_schedule(name: str, learning_rate: float, steps: int):
+    """The optimiser's learning rate for one training phase of `steps` steps: `learning_rate` throughout
+    ("constant", the paper's), or ("cosine") decayed from it to 0 along a half cosine, so that the last epochs
+    take small steps and the final model is not one noisy point of a trajectory at full rate (short runs)."""
+    if name == "constant":
+        return learning_rate
+    if name == "cosine":
+        import keras
+
+        return keras.optimizers.schedules.CosineDecay(learning_rate, max(1, steps), alpha=0.0)
+    raise ValueError(f"lr_schedule: must be one of {LR_SCHEDULES}, got {name!r}")
+
+
 @dataclass(frozen=True)
 class MultitaskConfig:
     """Every setting of a stage-1 run; the defaults are the paper's (see `deepfl.paper`).
@@ -103,7 +120,9 @@ class MultitaskConfig:
     default) nothing is resized: images of one shared size train at that size, mixed sizes are batched by shape
     (model input (None, None, 3)); a requested `image_size` that changes aspect ratios logs a warning. Training:
     `batch_size` (global, split across replicas), `epochs`, `steps_per_epoch` (0 = one pass), `val_steps`
-    (0 = whole validation split), `warmup_epochs` (frozen backbone), `learning_rate` (Adam). Model: `weights`
+    (0 = whole validation split), `warmup_epochs` (frozen backbone), `learning_rate` (Adam), `lr_schedule`
+    ("constant", the paper's, or "cosine": decayed to 0 over each phase's steps, see `learning_rate_schedule`).
+    Model: `weights`
     ("imagenet", "none" or a weights file), `arch`, `pixel_scaling`, `mixed_precision` ("none" or a Keras
     policy), `jit_compile` ("auto", True, False), `run_eagerly`. Distribution: `strategy` (one of
     `STRATEGIES`), `tpu`, `virtual_cpu_devices` (logical CPU devices, to try "mirrored" without GPUs).
@@ -129,6 +148,7 @@ class MultitaskConfig:
     val_steps: int = 0
     warmup_epochs: int = 0
     learning_rate: float = paper.STAGE1_LEARNING_RATE
+    lr_schedule: str = "constant"
     weights: str = "imagenet"
     arch: str = "inception_resnet_v2"
     pixel_scaling: str = "unit"
@@ -155,6 +175,8 @@ class MultitaskConfig:
             size = getattr(self, name)
             if size is not None and (len(size) != 2 or min(size) < 1):
                 raise ValueError(f"{name}: expected two positive integers (height, width), got {size!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule: must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy: must be one of {STRATEGIES}, got {self.strategy!r}")
         if self.jit_compile not in ("auto", True, False):
@@ -223,6 +245,7 @@ def check_run_config(out_dir: Path, record: dict[str, Any], trained_epochs: int 
     stored = stored_settings(out_dir)
     if stored is None or trained_epochs is None:
         return
+    stored = {**_ADDED_KEYS, **stored}
     changes = [
         f"{k} {json.dumps(stored.get(k))} -> {json.dumps(record[k])}"
         for k in RUN_KEYS
@@ -230,10 +253,15 @@ def check_run_config(out_dir: Path, record: dict[str, Any], trained_epochs: int 
     ]
     if record["epochs"] < trained_epochs:
         changes.append(f"epochs {trained_epochs} done -> {record['epochs']}")
+    elif record["lr_schedule"] != "constant" and record["epochs"] != stored.get("epochs"):
+        changes.append(
+            f"epochs {stored.get('epochs')} -> {record['epochs']} (a {record['lr_schedule']} schedule spans the "
+            "run's epochs: it cannot be extended)"
+        )
     if changes:
         raise SettingsChanged(
             f"{out_dir} holds a run with other settings ({'; '.join(changes)}): rerun with the "
-            "earlier flags to resume (a larger --epochs extends it), use a new --out_dir, or "
+            "earlier flags to resume (a larger --epochs extends a constant-rate run), use a new --out_dir, or "
             "pass --overwrite to discard it"
         )
 
@@ -435,6 +463,7 @@ def _train(
 
     def build_and_compile(frozen: bool):
         keras.utils.set_random_seed(config.seed)  # again: clear_session (reset_names) forgets Keras' global seed
+        phase_epochs = config.warmup_epochs if frozen else config.epochs - config.warmup_epochs
         model = build_multitask(
             tasks=tasks,
             weights=weights,
@@ -447,7 +476,7 @@ def _train(
         )
         return compile_multitask(
             model,
-            config.learning_rate,
+            learning_rate_schedule(config.lr_schedule, config.learning_rate, phase_epochs * steps),
             dict(config.loss_weights),
             jit_compile=config.jit_compile,
             run_eagerly=config.run_eagerly,
