@@ -10,7 +10,7 @@ Steps (each resumable: a rerun with the same settings reuses finished work; ever
      level; each held-out crop gets every type x level (KADID-10k style), so the comparison covers all types;
   3. label: stage-1 pairs scored with the FR metrics (the weak labels, KADIS CSV layout);
   4. train: the multi-task model on the weak labels, from random weights (nothing is downloaded), on small
-     crops; then its BatchNorm statistics are re-estimated at full size, the size features are extracted at;
+     crops, the learning rate decayed to 0 over the run;
   5. features: MLSP features of the held-out images from the trained backbone and from the same backbone
      untrained (random init);
   6. MLP: the paper's head on content-aware splits of the held-out images (crops of one photo stay together)
@@ -80,7 +80,6 @@ PAPER_ARCH = "inception_resnet_v2"
 FEATURE_SETS = ("weak_supervised", "random_init", "fr_oracle")
 SETTINGS_FILE = "demo_settings.json"
 ASSIGNMENT_FILE = "distort_assignment.csv"  # (reference, type) rows for the deepfl-distort job
-RECALIBRATION_BATCH = 32  # images per batch when BatchNorm statistics are re-estimated (as in training)
 # What the demo writes under out_dir (removed by `overwrite`).
 OUTPUTS = (
     "pristine",
@@ -126,9 +125,6 @@ class DemoConfig:
     # more steps help the held-out comparison more than larger crops do.
     train_crop: tuple[int, int] = (64, 64)
     train_epochs: int = 12
-    # Then BatchNorm's statistics are re-estimated on this many stage-1 images at full size (0: not), the size the
-    # features are extracted at (`deepfl.training.recalibrate_batchnorm`): crops leave crop-sized statistics.
-    recalibration_images: int = 1024
     train_batch: int = 32
     learning_rate: float = 1e-3
     # Decayed to 0 over the run: at a constant rate the final model of so short a run is one noisy point of its
@@ -164,8 +160,6 @@ class DemoConfig:
 
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule: must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
-        if self.recalibration_images < 0:
-            raise ValueError(f"recalibration_images: need >= 0, got {self.recalibration_images}")
         if self.train_epochs < 1:
             raise ValueError(f"train_epochs: need >= 1, got {self.train_epochs}")
         if self.metrics is not None:
@@ -397,24 +391,6 @@ def _stage1_config(weak_labels: Path, image_root: Path, config: DemoConfig):
     )
 
 
-def recalibrate_at_full_size(model, image_paths: Sequence[str | os.PathLike], count: int, seed: int) -> int:
-    """Re-estimates the BatchNorm statistics of `model`'s backbone on `count` of `image_paths` (drawn with `seed`)
-    at their own size, which is the size its features are extracted at; returns the number of images used."""
-    from deepfl.images import read_image
-    from deepfl.models import get_backbone, mlsp_extractor
-    from deepfl.training import recalibrate_batchnorm
-
-    chosen = np.random.default_rng(seed).permutation(len(image_paths))[:count]
-    batches = (
-        np.stack([read_image(image_paths[i]) for i in chosen[start : start + RECALIBRATION_BATCH]])
-        for start in range(0, chosen.size, RECALIBRATION_BATCH)
-    )
-    extractor = mlsp_extractor(model, input_shape=(None, None, 3))  # the trained backbone at any size
-    recalibrate_batchnorm(extractor, batches)
-    get_backbone(model).set_weights(extractor.get_weights())
-    return int(chosen.size)
-
-
 def run_demo(
     out_dir: str | os.PathLike = "demo_out",
     config: DemoConfig = DemoConfig(),
@@ -523,8 +499,7 @@ def run_demo(
     lap("label")
 
     # 4. Stage 1: the multi-task model on the weak labels (its final model and best model saved without optimizer
-    # state, the final one with BatchNorm statistics of full-size images; the resume state goes once the run is
-    # finished).
+    # state; the resume state goes once the run is finished).
     multitask_dir = out / "multitask"
     if (multitask_dir / "model.keras").exists() and not (multitask_dir / "checkpoints").exists():
         model = load_model_file(multitask_dir / "model.keras")
@@ -532,17 +507,7 @@ def run_demo(
         run_multitask(_stage1_config(out / "weak_labels.csv", distorted, config), multitask_dir)
         for name in ("best.keras", "model.keras"):  # loaded without the optimizer, saved back without it
             if (multitask_dir / name).exists():
-                trained = load_model_file(multitask_dir / name)
-                if name == "model.keras" and config.recalibration_images:
-                    used = recalibrate_at_full_size(
-                        trained, [distorted / n for n in manifest1["dist_im"]], config.recalibration_images, config.seed
-                    )
-                    echo(
-                        f"BatchNorm statistics of the final model re-estimated on {used} stage-1 images at "
-                        f"{config.size[0]}x{config.size[1]} (it was trained on {config.train_crop[0]}x"
-                        f"{config.train_crop[1]} crops)"
-                    )
-                save_model_atomic(trained, multitask_dir / name)
+                save_model_atomic(load_model_file(multitask_dir / name), multitask_dir / name)
         if not keep_checkpoints:
             shutil.rmtree(multitask_dir / "checkpoints")
         model = load_model_file(multitask_dir / "model.keras")

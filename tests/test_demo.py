@@ -1,6 +1,7 @@
 """The demo: its wiring at a tiny scale (fast), and the issue's learning thresholds at the default scale (slow)."""
 
 import io
+import json
 import zipfile
 from pathlib import Path
 
@@ -9,8 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deepfl.demo import FEATURE_SETS, DemoConfig, random_crops, recalibrate_at_full_size, rotating_types, run_demo
-from deepfl.fileio import load_model_file
+from deepfl.demo import FEATURE_SETS, DemoConfig, random_crops, rotating_types, run_demo
 from deepfl.jobs import SettingsChanged
 from deepfl.kadid_opinion import type_level_dmos
 
@@ -92,16 +92,8 @@ def test_small_demo_wiring_outputs_and_rerun(tmp_path):
         if (out / name).exists():
             assert "optimizer" not in _weight_groups(out / name), name
     assert not (out / "multitask" / "checkpoints").exists()
-    # The final model's BatchNorm statistics are those of the stage-1 images at full size (the size features are
-    # extracted at), not of the training crops; best.keras, the same epoch here, keeps the crops' statistics.
-    assert any("BatchNorm statistics of the final model re-estimated on 12 stage-1 images at 96x96" in x for x in lines)
-    final, best = (load_model_file(out / "multitask" / n) for n in ("model.keras", "best.keras"))
-    stage1_images = [out / "distorted" / n for n in weak["dist_im"]]
-    assert recalibrate_at_full_size(best, stage1_images, SMALL.recalibration_images, SMALL.seed) == 12
-    for got, want in zip(final.get_weights(), best.get_weights()):
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
-    untouched = load_model_file(out / "multitask" / "best.keras")
-    assert any(not np.allclose(a, b) for a, b in zip(final.get_weights(), untouched.get_weights()))
+    # Stage 1's rate decays to 0 over the run (a short constant-rate run ends on a noisy model).
+    assert json.loads((out / "multitask" / "run_config.json").read_text())["lr_schedule"] == "cosine"
     # A rerun with the same settings reuses every step; other settings are refused with the differences named.
     mtime = (out / "multitask/model.keras").stat().st_mtime_ns
     again = run_demo(out, SMALL, echo=lines.append)
