@@ -84,6 +84,11 @@ def rmse(pred: Sequence[float], target: Sequence[float]) -> float:
     return float(np.sqrt(np.mean((pred - target) ** 2)))
 
 
+# A fitted logistic whose transition width |b4| is below this fraction of the predictions' standard deviation has
+# collapsed into a step (see `fit_logistic`).
+STEP_WIDTH = 1e-3
+
+
 def logistic4(x: np.ndarray, b1: float, b2: float, b3: float, b4: float) -> np.ndarray:
     """The monotonic 4-parameter logistic: (b1 - b2) / (1 + exp(-(x - b3) / |b4|)) + b2."""
     z = -(np.asarray(x, dtype=np.float64) - b3) / max(abs(b4), 1e-12)
@@ -103,8 +108,11 @@ def fit_logistic(pred: Sequence[float], target: Sequence[float]) -> np.ndarray:
     """Least-squares fit of `logistic4` mapping predictions onto targets; returns (b1, b2, b3, b4).
 
     Starts from the usual VQEG initial guess (max/min of the targets, mean and spread of the predictions).
-    If the optimiser fails to converge, falls back to a linear-like logistic (the start point), so a PLCC
-    after fitting is always defined and never worse than the start.
+    If the optimiser fails to converge, or collapses the curve into a step (a transition narrower than
+    `STEP_WIDTH` of the predictions' spread: on few points it can jump between points, and then the
+    last bits of the arithmetic decide which way it falls, so a rerun in another process may disagree), falls
+    back to a linear-like logistic (the start point), so a PLCC after fitting is always defined, reproducible
+    and never worse than the start.
     """
     pred, target = _pair(pred, target)
     spread = float(np.std(pred)) or 1.0
@@ -115,6 +123,8 @@ def fit_logistic(pred: Sequence[float], target: Sequence[float]) -> np.ndarray:
             params, _ = optimize.curve_fit(logistic4, pred, target, p0=start, jac=_logistic4_jacobian, maxfev=20000)
         if not np.all(np.isfinite(params)):
             raise RuntimeError("non-finite parameters")
+        if abs(params[3]) < STEP_WIDTH * spread:
+            raise RuntimeError("the fit collapsed into a step")
     except (RuntimeError, optimize.OptimizeWarning, ValueError, TypeError):  # TypeError: fewer than 4 points
         params = start
     start_err = np.sum((logistic4(pred, *start) - target) ** 2)
