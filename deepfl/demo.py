@@ -156,10 +156,9 @@ class DemoConfig:
                 f"crops/held_out_crops/types_per_crop: need >= 1, got "
                 f"{self.crops}/{self.held_out_crops}/{self.types_per_crop}"
             )
-        from deepfl.training.job import LR_SCHEDULES
+        from deepfl.training.job import check_lr_schedule
 
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule: must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        check_lr_schedule(self.lr_schedule)
         if self.train_epochs < 1:
             raise ValueError(f"train_epochs: need >= 1, got {self.train_epochs}")
         if self.metrics is not None:

@@ -96,17 +96,22 @@ _COUNTS = {
 }
 
 
+def check_lr_schedule(name: str) -> None:
+    """Raises ValueError naming the choices when `name` is not one of `LR_SCHEDULES`."""
+    if name not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule: must be one of {LR_SCHEDULES}, got {name!r}")
+
+
 def learning_rate_schedule(name: str, learning_rate: float, steps: int):
     """The optimiser's learning rate for one training phase of `steps` steps: `learning_rate` throughout
     ("constant", the paper's), or ("cosine") decayed from it to 0 along a half cosine, so that the last epochs
     take small steps and the final model is not one noisy point of a trajectory at full rate (short runs)."""
+    check_lr_schedule(name)
     if name == "constant":
         return learning_rate
-    if name == "cosine":
-        import keras
+    import keras
 
-        return keras.optimizers.schedules.CosineDecay(learning_rate, max(1, steps), alpha=0.0)
-    raise ValueError(f"lr_schedule: must be one of {LR_SCHEDULES}, got {name!r}")
+    return keras.optimizers.schedules.CosineDecay(learning_rate, max(1, steps), alpha=0.0)
 
 
 @dataclass(frozen=True)
@@ -175,8 +180,7 @@ class MultitaskConfig:
             size = getattr(self, name)
             if size is not None and (len(size) != 2 or min(size) < 1):
                 raise ValueError(f"{name}: expected two positive integers (height, width), got {size!r}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule: must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        check_lr_schedule(self.lr_schedule)
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy: must be one of {STRATEGIES}, got {self.strategy!r}")
         if self.jit_compile not in ("auto", True, False):
