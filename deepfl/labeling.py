@@ -29,6 +29,7 @@ import pandas as pd
 from deepfl.errors import ImageReadError, TableError
 from deepfl.fileio import atomic_write_bytes
 from deepfl.fr import METRICS, metric_function
+from deepfl.fr.running import score_metrics
 from deepfl.images import read_image
 from deepfl.jobs import AppendOnlyCsv, ErrorPolicy, progress, read_complete_rows, shard
 
@@ -220,9 +221,7 @@ def score_batch(
     dist_t = tf.convert_to_tensor(dists, tf.float32)
     ref_t = tf.convert_to_tensor(refs, tf.float32)
     index = tf.constant(np.asarray(ref_index, np.int32))
-    return {
-        name: np.asarray(fn(ref_t, dist_t, ref_index=index), np.float64).reshape(-1) for name, fn in functions.items()
-    }
+    return score_metrics(functions, ref_t, dist_t, index)
 
 
 @dataclass

@@ -40,19 +40,17 @@ def compute(
     ref, dist: uint8 RGB, HxWx3 or NxHxWx3, same shape; pair i is (ref[i], dist[i]). With `ref_index` (N
     integers), `ref` holds R unique references (RxHxWx3) and pair i is (ref[ref_index[i]], dist[i]): each
     metric then does its reference-only work once per reference (the 5 levels of a KADIS reference share it).
-    Returns {metric: float64 array of N scores}.
+    Returns {metric: float64 array of N scores}. Two metrics run at a time on two cores (`deepfl.fr.running`).
     """
     from deepfl.fr.functional.validation import validate_images
+    from deepfl.fr.running import score_metrics
 
     metrics = list(metrics)
     if not metrics:
         raise ValueError("metrics: at least one metric is needed")
     functions = {name: metric_function(name) for name in metrics}
     ref_t, dist_t, index = validate_images(ref, dist, ref_index)
-    return {
-        name: np.asarray(fn(ref_t, dist_t, ref_index=index), dtype=np.float64).reshape(-1)
-        for name, fn in functions.items()
-    }
+    return score_metrics(functions, ref_t, dist_t, index)
 
 
 def __getattr__(name: str):
