@@ -99,7 +99,8 @@ def main() -> None:
     parser.add_argument(
         "--via_compute",
         action="store_true",
-        help="score ours with deepfl.fr.compute (uint8 in, what users call) instead of one "
+        help="score ours with deepfl.fr.compute (uint8 in, what users call; two metrics at a time on two threads) "
+        "instead of one "
         "metric function after another",
     )
     args = parser.parse_args()

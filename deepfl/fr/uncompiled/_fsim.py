@@ -4,11 +4,12 @@ Phase congruency takes 16 inverse FFTs of every image, most of the time: they an
 responses run in single precision (complex64, float32), as in the compiled graph; the colour, gradient and
 pooling arithmetic in float64, except the chroma power (float32, as in the graph). The inverse FFTs are
 TensorFlow's (`tf.signal.ifft2d`, eager), the compiled form's: on sizes with a large prime factor (461, 2 x 173),
-which new shapes often bring, they took 0.5-0.66 of SciPy's time (both on two threads). Half of the images' phase
-congruency, and then half of the strips' pooling, run on a second thread (`threads.in_parallel`); TensorFlow runs
-each FFT call on its own thread pool. The elementwise work runs in strips of rows, and the
-whole-image buffers of phase congruency are kept from call to call (`_scratch`): a new shape then reuses memory
-that is already mapped instead of paying the page faults of fresh arrays.
+which new shapes often bring, they took 0.5-0.66 of SciPy's time (both on two threads). The per-pixel work around
+them (the filtered spectra, each orientation's energy, the pooling) runs as Numba kernels (`fsim_kernels`), one
+pass each. Half of the images' phase congruency, and then half of the rows' pooling, run on a second thread
+(`threads.in_parallel`); TensorFlow runs each FFT call on its own thread pool. The whole-image buffers of phase
+congruency are kept from call to call (`_scratch`): a new shape then reuses memory that is already mapped instead
+of paying the page faults of fresh arrays.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ Every call here meets a new image size, so the work is organised for cold calls:
 - `imresize` runs as sparse one-axis operators (a few taps per output pixel); nothing calls BLAS, whose own threads
   would compete with these.
 
-The row-block operations it shares with VSI are in `deepfl.fr.uncompiled.blocks`.
+The row-block operations it shares with VSI are in `deepfl.fr.uncompiled.blocks`; each block's gradients,
+similarities and sums are one Numba kernel (`saliency_kernels.pool_block_sr_sim`).
 """
 
 from __future__ import annotations
@@ -22,13 +23,11 @@ import scipy.sparse
 
 from deepfl.fr._sr_sim import ALPHA, AVE_KERNEL, C1, C2, GAUSS_SIGMA, GAUSS_SIZE, SCALE
 from deepfl.fr.functional.colour import YIQ
-from deepfl.fr.functional.filters import auto_downsample_factor, gaussian_kernel2d
-from deepfl.fr.uncompiled import functional
+from deepfl.fr.functional.filters import SCHARR_X, auto_downsample_factor, gaussian_kernel2d
+from deepfl.fr.uncompiled import functional, saliency_kernels
 from deepfl.fr.uncompiled.blocks import (
     apply_cols,
     apply_rows,
-    block_sums,
-    gradient_similarity,
     item_groups,
     mat2gray,
     mix,
@@ -38,8 +37,6 @@ from deepfl.fr.uncompiled.blocks import (
     resize_operators,
     rgb_planes,
     row_blocks,
-    scharr_squared,
-    similarity,
     spans,
 )
 from deepfl.fr.uncompiled.threads import in_parallel
@@ -72,18 +69,6 @@ def _spectral_residual(small: np.ndarray) -> np.ndarray:
     return mat2gray(functional.correlate(energy, gaussian_kernel2d(GAUSS_SIZE, GAUSS_SIGMA), "same", "zeros"))[0]
 
 
-def _squared_gradient_rows(
-    images: np.ndarray, which: slice | np.ndarray, factor: int, start: int, stop: int, hw: tuple[int, int]
-) -> np.ndarray:
-    """Squared Scharr gradient magnitude of the luma rows start..stop-1 (n,rows,w) of the images `which`."""
-    height, width = hw
-    rgb = rgb_planes(images, factor, max(start - 1, 0), min(stop + 1, height), which)
-    padded = np.zeros((rgb.shape[1], stop - start + 2, width + 2))
-    top = 1 if start == 0 else 0
-    mix(rgb, YIQ[0], padded[:, top : top + rgb.shape[2], 1:-1])
-    return scharr_squared(padded)
-
-
 def sr_sim(ref: np.ndarray, dist: np.ndarray, ref_index: np.ndarray | None = None) -> np.ndarray:
     """SR-SIM of each pair (1 = identical): gradient and spectral-residual similarity weighted by the saliency."""
     factor = auto_downsample_factor(ref.shape[1], ref.shape[2])
@@ -95,24 +80,36 @@ def sr_sim(ref: np.ndarray, dist: np.ndarray, ref_index: np.ndarray | None = Non
     wide = apply_cols(along_w, small).transpose(1, 0, 2)  # h/4, N, w
     num_refs, num_pairs = len(ref), len(dist)
     groups = item_groups(num_pairs, 2 * width)
+    luma = np.array(YIQ[0])
+    constants = (C1, C2, ALPHA, SCHARR_X[0, 0], SCHARR_X[1, 0])
 
     def pool(pairs: slice) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         refs, index = pair_references(pairs, ref_index)
         images = np.concatenate([np.arange(num_refs)[refs], num_refs + np.arange(num_pairs)[pairs]])
         group_wide = wide[:, images].reshape(small_hw[0], -1)
         used = len(images) - (pairs.stop - pairs.start)
+        slots = np.arange(pairs.stop - pairs.start) if index is None else np.asarray(index, np.int64)
 
         def pool_rows(rows: tuple[int, int]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
             sums = []
             for start, stop in row_blocks(*rows, len(images) * width):
                 saliency = (operator_rows(along_h, start, stop) @ group_wide).reshape(stop - start, -1, width)
-                saliency = saliency.transpose(1, 0, 2)
-                s1, s2 = functional.take_refs(saliency[:used], index), saliency[used:]
-                q1 = functional.take_refs(_squared_gradient_rows(ref, refs, factor, start, stop, hw), index)
-                sim = gradient_similarity(q1, _squared_gradient_rows(dist, pairs, factor, start, stop, hw), C2)
-                sim **= ALPHA
-                sim *= similarity(s1, s2, C1)
-                sums.append(block_sums(sim, np.maximum(s1, s2)))
+                saliency = np.ascontiguousarray(saliency.transpose(1, 0, 2))
+                lo, hi = max(start - 1, 0), min(stop + 1, height)
+                block = saliency_kernels.pool_block_sr_sim(
+                    rgb_planes(ref, factor, lo, hi, refs),
+                    rgb_planes(dist, factor, lo, hi, pairs),
+                    slots,
+                    lo,
+                    start,
+                    stop,
+                    height,
+                    saliency[:used],
+                    saliency[used:],
+                    luma,
+                    constants,
+                )
+                sums.append((block[:, 0], block[:, 1], block[:, 2]))
             return sums
 
         return [block for part in in_parallel(pool_rows, spans(groups, height)) for block in part]

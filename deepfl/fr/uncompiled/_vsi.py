@@ -3,14 +3,14 @@
 Organised for cold calls as SR-SIM's form is, with the same row-block operations (`deepfl.fr.uncompiled.blocks`):
 SDSP runs per image on two threads; the full-size maps are never stored: the resize back of the saliency
 is evaluated row block by row block, once for its `mat2gray` range and once for pooling, together with the
-box-downsampled LMN channels and Scharr gradients of the same rows, and each block's similarity is pooled at once
-into per-pair sums, on two threads (halves of the rows).
+box-downsampled colour planes of the same rows, and each block's colour, gradients and similarities are pooled at
+once into per-pair sums by one Numba kernel (`saliency_kernels.pool_block_vsi`), on two threads (halves of the
+rows).
 """
 
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable
 
 import numpy as np
@@ -19,22 +19,17 @@ import scipy.sparse
 
 from deepfl.fr._vsi import ALPHA, C_CHROM, C_GM, C_VS, LAMBDA, SDSP_SIZE, SIGMA_C, _sdsp_constants
 from deepfl.fr.functional.colour import LMN
-from deepfl.fr.functional.filters import auto_downsample_factor
-from deepfl.fr.uncompiled import functional
+from deepfl.fr.functional.filters import SCHARR_X, auto_downsample_factor
+from deepfl.fr.uncompiled import saliency_kernels
 from deepfl.fr.uncompiled.blocks import (
-    block_sums,
-    gradient_similarity,
     item_groups,
     mat2gray,
-    mix,
     operator_rows,
     pair_references,
     pooled,
     resize_operators,
     rgb_planes,
     row_blocks,
-    scharr_squared,
-    similarity,
     spans,
 )
 from deepfl.fr.uncompiled.threads import in_parallel
@@ -211,55 +206,41 @@ class _Saliency:
         return block
 
 
-def _channels(images: np.ndarray, which, factor: int, start: int, stop: int, hw: tuple[int, int]):
-    """Squared Scharr gradient of L, and M, N, of the box-downsampled rows start..stop-1 of the images `which`:
-    each n,rows,w."""
-    height, width = hw
-    lo, hi = max(start - 1, 0), min(stop + 1, height)
-    rgb = rgb_planes(images, factor, lo, hi, which)
-    padded = np.zeros((rgb.shape[1], stop - start + 2, width + 2))
-    mix(rgb, LMN[0], padded[:, lo - start + 1 : hi - start + 1, 1:-1])
-    inner = rgb[:, :, start - lo : stop - lo]
-    return scharr_squared(padded), mix(inner, LMN[1]), mix(inner, LMN[2])
-
-
 def vsi(ref: np.ndarray, dist: np.ndarray, ref_index: np.ndarray | None = None) -> np.ndarray:
     """VSI of each pair (1 = identical): saliency, gradient and chroma similarity weighted by the saliency."""
     factor = auto_downsample_factor(ref.shape[1], ref.shape[2])
-    hw = height, width = -(-ref.shape[1] // factor), -(-ref.shape[2] // factor)
+    height, width = -(-ref.shape[1] // factor), -(-ref.shape[2] // factor)
     saliency = _Saliency(np.stack(in_parallel(_small_saliency, [*ref, *dist])), ref.shape[1:3], factor)
     num_refs, num_pairs = len(ref), len(dist)
-    negative_factor = math.cos(LAMBDA * math.pi)  # MATLAB's real(x .^ lambda) for x < 0
+    lmn = np.array(LMN)
+    constants = (C_VS, C_GM, C_CHROM, ALPHA, LAMBDA, SCHARR_X[0, 0], SCHARR_X[1, 0])
     groups = item_groups(num_pairs, 2 * width)
 
     def pool(pairs: slice) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         refs, index = pair_references(pairs, ref_index)
         used = np.arange(num_refs)[refs]
+        slots = np.arange(pairs.stop - pairs.start) if index is None else np.asarray(index, np.int64)
         saliency_rows = saliency.rows(np.concatenate([used, num_refs + np.arange(num_pairs)[pairs]]))
 
         def pool_rows(rows: tuple[int, int]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
             sums = []
             for start, stop in row_blocks(*rows, (len(used) + pairs.stop - pairs.start) * width):
                 vs = saliency_rows(start, stop)
-                vs1, vs2 = functional.take_refs(vs[: len(used)], index), vs[len(used) :]
-                q1, m1, n1 = (functional.take_refs(x, index) for x in _channels(ref, refs, factor, start, stop, hw))
-                q2, m2, n2 = _channels(dist, pairs, factor, start, stop, hw)
-                chroma = similarity(m1, m2, C_CHROM)
-                chroma *= similarity(n1, n2, C_CHROM)
-                negative = chroma < 0
-                # The powers in float32, as the compiled form takes them (float64 log and exp are scalar loops on
-                # CPUs without AVX-512); the similarities and the pooling stay float64.
-                sim = np.abs(chroma, out=chroma).astype(np.float32)
-                with np.errstate(divide="ignore"):  # 0 ** lambda = 0: exp(-inf)
-                    np.log(sim, out=sim)
-                sim *= np.float32(LAMBDA)
-                gradient = np.log(gradient_similarity(q1, q2, C_GM).astype(np.float32))
-                gradient *= np.float32(ALPHA)
-                sim += gradient
-                np.exp(sim, out=sim)  # gradient similarity ^ alpha * |chroma| ^ lambda
-                np.multiply(sim, np.float32(negative_factor), out=sim, where=negative)
-                sim = similarity(vs1, vs2, C_VS) * sim
-                sums.append(block_sums(sim, np.maximum(vs1, vs2)))
+                lo, hi = max(start - 1, 0), min(stop + 1, height)
+                block = saliency_kernels.pool_block_vsi(
+                    rgb_planes(ref, factor, lo, hi, refs),
+                    rgb_planes(dist, factor, lo, hi, pairs),
+                    slots,
+                    lo,
+                    start,
+                    stop,
+                    height,
+                    vs[: len(used)],
+                    vs[len(used) :],
+                    lmn,
+                    constants,
+                )
+                sums.append((block[:, 0], block[:, 1], block[:, 2]))
             return sums
 
         return [block for part in in_parallel(pool_rows, spans(groups, height)) for block in part]

@@ -1,6 +1,6 @@
 """Row-block operations of the NumPy forms of SR-SIM and VSI (`_sr_sim.py`, `_vsi.py`), written for cold calls:
-row blocks that stay in cache, sparse one-axis `imresize` operators, box-downsampled colour planes, Scharr
-gradients by slicing, `mat2gray`, the similarity terms and the weighted pooling into per-pair sums."""
+row blocks that stay in cache, sparse one-axis `imresize` operators, box-downsampled colour planes, `mat2gray`
+and the per-pair sums of the blocks' pooling (whose per-pixel arithmetic is in `saliency_kernels`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import scipy.sparse
 
-from deepfl.fr.functional.filters import SCHARR_X
 from deepfl.fr.functional.resize import imresize_matrix
 
 BLOCK_VALUES = 1 << 16  # float64 values of one map, all images of a block together, per block of rows
@@ -135,27 +134,6 @@ def mix(planes: np.ndarray, weights: Sequence[float], out: np.ndarray | None = N
     return out
 
 
-def scharr_squared(padded: np.ndarray) -> np.ndarray:
-    """Squared Scharr gradient magnitude (`gradient_magnitude(y, SCHARR_X)` squared) of the interior of
-    N,h+2,w+2 maps whose margin holds the neighbouring rows and columns (zeros outside the image): the difference
-    x(j+1) - x(j-1) in one direction, the (3, 10, 3) / 16 smoothing in the other."""
-    outer, centre = SCHARR_X[0, 0], SCHARR_X[1, 0]
-    dx = padded[:, :, 2:] - padded[:, :, :-2]
-    gx = dx[:, :-2] + dx[:, 2:]
-    gx *= outer
-    dx *= centre
-    gx += dx[:, 1:-1]
-    dy = padded[:, 2:] - padded[:, :-2]
-    gy = dy[:, :, :-2] + dy[:, :, 2:]
-    gy *= outer
-    dy *= centre
-    gy += dy[:, :, 1:-1]
-    gx *= gx
-    gy *= gy
-    gx += gy
-    return gx
-
-
 def mat2gray(x: np.ndarray) -> np.ndarray:
     """MATLAB `mat2gray` per image over axes 1, 2; a map without a positive finite range (constant, or infinite
     after an overflow) maps to zeros, as the TF form's guard selects."""
@@ -163,30 +141,6 @@ def mat2gray(x: np.ndarray) -> np.ndarray:
     span = x.max(axis=(1, 2), keepdims=True) - lo
     valid = span > 0
     return np.where(valid, (x - lo) / np.where(valid, span, 1.0), 0.0)
-
-
-def similarity(a: np.ndarray, b: np.ndarray, constant: float) -> np.ndarray:
-    """(2ab + c) / (a^2 + b^2 + c)."""
-    num = a * b
-    num *= 2.0
-    num += constant
-    den = a * a
-    den += b * b
-    den += constant
-    num /= den
-    return num
-
-
-def gradient_similarity(q1: np.ndarray, q2: np.ndarray, constant: float) -> np.ndarray:
-    """`similarity` of two gradient magnitudes given squared: (2 g1 g2 + c) / (g1^2 + g2^2 + c)."""
-    num = q1 * q2
-    np.sqrt(num, out=num)
-    num *= 2.0
-    num += constant
-    den = q1 + q2
-    den += constant
-    num /= den
-    return num
 
 
 def pooled(num_pairs: int, groups: Sequence[slice], sums: Sequence[list], pixels: int) -> np.ndarray:
@@ -199,8 +153,3 @@ def pooled(num_pairs: int, groups: Sequence[slice], sums: Sequence[list], pixels
             total[pairs] += block_total
             plain[pairs] += block_plain
     return np.where(total > 0, weighted / np.where(total > 0, total, 1.0), plain / pixels)
-
-
-def block_sums(sim: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(sum(sim * weights), sum(weights), sum(sim)) per pair of N,rows,w maps."""
-    return np.einsum("nhw,nhw->n", sim, weights), weights.sum(axis=(1, 2)), sim.sum(axis=(1, 2))
