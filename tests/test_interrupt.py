@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -132,3 +133,24 @@ def test_ctrl_c_during_the_tensorflow_import_prints_only_the_line(tmp_path):
     code, err, _ = interrupt_when(cmd, lambda: True, delay_s=1.0)  # the import takes several seconds
     assert code == EXIT_INTERRUPTED, err[-3000:]
     assert [line for line in err.splitlines() if not line.startswith("INFO ")] == [INTERRUPTED_MESSAGE], err[-3000:]
+
+
+def test_ctrl_c_caught_after_native_evaluated_code_still_exits_130_under_python_m(tmp_path):
+    """A KeyboardInterrupt that escapes code a C extension ran with PyRun_String (as pybind11 does during the
+    TensorFlow import) is caught by the job's handler; `python -m` must still end with 130, not by SIGINT."""
+    (tmp_path / "native_ctrl_c.py").write_text(
+        "import ctypes\n"
+        "from deepfl.cli import app\n"
+        "run = ctypes.pythonapi.PyRun_String\n"
+        "run.restype = ctypes.py_object\n"
+        "run.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.py_object, ctypes.py_object]\n"
+        "def main(argv):\n"
+        "    run(b'raise KeyboardInterrupt', 257, {}, {})\n"
+        "app.run_app(main)\n"
+    )
+    env = job_env()
+    env["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{env['PYTHONPATH']}"
+    proc = subprocess.run(
+        [sys.executable, "-m", "native_ctrl_c"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert_one_line(proc.returncode, proc.stderr)

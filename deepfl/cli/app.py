@@ -181,6 +181,7 @@ class _InterruptHandler:
             self._reported_once = True
         sys.stdout.flush()
         print_to_user(INTERRUPTED_MESSAGE)
+        _forget_caught_keyboard_interrupt()
 
     def _watch(self, reader: socket.socket) -> None:
         while True:
@@ -201,6 +202,22 @@ class _InterruptHandler:
         for child in multiprocessing.active_children():
             child.terminate()
         os._exit(EXIT_INTERRUPTED)
+
+
+def _forget_caught_keyboard_interrupt() -> None:
+    """Keeps exit code 130 under `python -m`. CPython records a KeyboardInterrupt that escapes code a C extension
+    ran through `PyRun_String` (pybind11's `exec` does, e.g. while TensorFlow is imported) as unhandled, even when
+    Python code caught it further up; `python -m` then ends the process by SIGINT (-2) whatever exit code it was
+    given. A successful `PyRun_String` clears that record."""
+    if sys.implementation.name != "cpython":
+        return
+    import ctypes
+
+    run_string = ctypes.pythonapi.PyRun_String
+    run_string.restype = ctypes.py_object
+    run_string.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.py_object, ctypes.py_object]
+    py_file_input = 257  # the start symbol for a module's statements (Include/compile.h)
+    run_string(b"", py_file_input, {}, {})
 
 
 _INTERRUPT_HANDLER: _InterruptHandler | None = None

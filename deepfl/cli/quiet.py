@@ -34,22 +34,24 @@ def stderr_to_file() -> Iterator[None]:
     global _REAL_STDERR_FD
     sys.stderr.flush()
     saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        _REAL_STDERR_FD = saved
-        try:
-            yield
-        except KeyboardInterrupt:
-            raise  # Ctrl-C during the import: the caller reports it in one line; TF's start-up lines stay hidden
-        except BaseException:
-            os.dup2(saved, 2)
-            sink.seek(0)
-            sys.stderr.write(sink.read().decode("utf-8", "replace"))
-            raise
-        finally:
-            _REAL_STDERR_FD = None
-            os.dup2(saved, 2)
-            os.close(saved)
+    try:
+        with tempfile.TemporaryFile() as sink:
+            try:  # from the redirection on: a Ctrl-C at any point still gives descriptor 2 back
+                os.dup2(sink.fileno(), 2)
+                _REAL_STDERR_FD = saved
+                yield
+            except KeyboardInterrupt:
+                raise  # Ctrl-C during the import: the caller reports it in one line; TF's lines stay hidden
+            except BaseException:
+                os.dup2(saved, 2)
+                sink.seek(0)
+                sys.stderr.write(sink.read().decode("utf-8", "replace"))
+                raise
+            finally:
+                _REAL_STDERR_FD = None
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
 
 
 def print_to_user(line: str) -> None:
