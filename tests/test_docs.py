@@ -24,6 +24,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,7 +162,7 @@ def workspace(tmp_path_factory) -> dict:
             "PYTHONPATH": str(REPO),
         }
     )
-    return {"dir": ws, "env": env, "skipped": []}
+    return {"dir": ws, "env": env, "skipped": [], "seconds": []}
 
 
 _PY_DRIVER = r"""
@@ -179,7 +180,9 @@ for where, code in blocks:
 
 
 def _run(cmd: list[str], ws: dict, what: str) -> None:
+    start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ws["dir"], env=ws["env"], capture_output=True, text=True, timeout=BLOCK_TIMEOUT_S)
+    ws["seconds"].append((what, time.perf_counter() - start))
     assert proc.returncode == 0, (
         f"{what} failed (exit {proc.returncode}):\n--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-5000:]}"
     )
@@ -216,4 +219,7 @@ def test_every_page_runs_in_order(workspace, capsys):
             _run_page(page, workspace, capsys)
         except AssertionError as exc:
             failures.append(f"{page.relative_to(REPO)}: {exc}")
+    with capsys.disabled():
+        slowest = sorted(workspace["seconds"], key=lambda item: -item[1])[:8]
+        print("\ndocs-test, slowest blocks: " + "; ".join(f"{what} {seconds:.0f} s" for what, seconds in slowest))
     assert not failures, "\n\n".join(failures)
