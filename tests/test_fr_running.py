@@ -141,3 +141,25 @@ def test_orientation_energy_follows_the_numpy_formula():
     summed = np.zeros((6, 5), np.float32)
     fsim_kernels.add_thresholded(energy, 0.3, summed)
     np.testing.assert_array_equal(summed, np.maximum(energy - np.float32(0.3), 0))
+
+
+def test_the_main_thread_splits_no_metric_while_two_threads_share_them(monkeypatch):
+    """Inside score_metrics the main thread runs its metrics on itself: a third thread would only compete."""
+    from deepfl.fr.uncompiled import threads
+
+    monkeypatch.setattr(running, "WORKERS", 2)
+    monkeypatch.setattr(threads, "WORKERS", 2)
+    seen: list = []
+
+    def splitting(ref, dist, ref_index=None):
+        names = threads.in_parallel(lambda _: threading.current_thread().name, [0, 1])
+        seen.append((threading.current_thread() is threading.main_thread(), len(set(names))))
+        time.sleep(0.05)
+        return np.zeros(len(dist))
+
+    functions = {name: splitting for name in ("ssim", "msssim", "mdsi", "gmsd")}
+    running.score_metrics(functions, np.zeros((1, 4, 4, 3)), np.zeros((1, 4, 4, 3)))
+    assert {main for main, _ in seen} == {True, False} and {count for _, count in seen} == {1}
+    # Outside it, the main thread still splits its work in two.
+    names = threads.in_parallel(lambda _: threading.current_thread().name, [0, 1])
+    assert len(set(names)) == 2

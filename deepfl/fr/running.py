@@ -2,9 +2,10 @@
 
 Each metric on two threads of its own (`threads.in_parallel`) leaves a core idle in its serial parts; two threads
 that each take whole metrics from a queue, the costliest first, keep both cores busy. Inside a worker thread a
-metric's NumPy form runs on that one thread (`in_parallel` starts none off the main thread), and the results do
-not depend on which thread ran it. The worker runs in a copy of the caller's context, so the compile settings of
-`deepfl.fr.functional.staging` (context variables) hold there too.
+metric's NumPy form runs on that one thread (`in_parallel` starts none off the main thread, nor in the main
+thread while the two share the metrics: a third thread would only compete for the two cores), and the results
+do not depend on which thread ran it. The worker runs in a copy of the caller's context, so the compile settings
+of `deepfl.fr.functional.staging` (context variables) hold there too.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from deepfl.fr.uncompiled.threads import WORKERS
+from deepfl.fr.uncompiled.threads import WORKERS, no_split
 
 # The metrics from the costliest to the cheapest, cold on photos of 300x400 to 384x512 (`bench/fr_mixed.py
 # --per_metric`): the queue hands out the long ones first, so the two threads finish close together.
@@ -65,7 +66,8 @@ def score_metrics(functions: Mapping[str, Callable], ref, dist, ref_index=None) 
     worker = threading.Thread(target=contextvars.copy_context().run, args=(work,), daemon=True)
     worker.start()
     try:
-        work()
+        with no_split():
+            work()
     finally:
         worker.join()
     for name in names:

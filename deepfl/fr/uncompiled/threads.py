@@ -3,19 +3,35 @@ the GIL, so two threads on independent halves of the work (images, strips of row
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 WORKERS = min(2, os.cpu_count() or 1)
+# False inside `no_split`: the caller keeps the cores busy with threads of its own.
+_SPLIT = contextvars.ContextVar("deepfl_fr_split", default=True)
+
+
+@contextlib.contextmanager
+def no_split() -> Iterator[None]:
+    """Within the block `in_parallel` starts no thread: for a caller that already runs one metric per core
+    (`deepfl.fr.running`), where a third thread would only compete for the two cores."""
+    token = _SPLIT.set(False)
+    try:
+        yield
+    finally:
+        _SPLIT.reset(token)
 
 
 def in_parallel(function: Callable, items: Sequence) -> list:
     """[function(item) for item in items], the second half of the items on a thread of its own (when there are
     two cores): the calling thread does the first half, the results keep the items' order. Only the main thread
-    starts one: a caller that runs metrics on threads of its own keeps the cores busy already.
+    starts one, and not inside `no_split`: a caller that runs metrics on threads of its own keeps the cores busy
+    already.
     The split is the same either way, so the results do not depend on it."""
-    if len(items) < 2 or WORKERS < 2 or threading.current_thread() is not threading.main_thread():
+    if len(items) < 2 or WORKERS < 2 or not _SPLIT.get() or threading.current_thread() is not threading.main_thread():
         return [function(item) for item in items]
     half = (len(items) + 1) // 2
     outcome: list = []
