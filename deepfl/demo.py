@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from deepfl.architectures import PAPER_ARCHITECTURE, check_architecture
 from deepfl.fileio import atomic_write_bytes, remove_outputs
 from deepfl.images import write_image
 from deepfl.jobs import check_settings
@@ -76,7 +77,6 @@ STANDIN_TARGETS = {
     "same distortions on other images, not this image's own opinion score",
     "standin_level": "standin_level = 1 - (distortion level - 1) / 4 (1 = mildest, 0 = strongest), whatever the type",
 }
-PAPER_ARCH = "inception_resnet_v2"
 FEATURE_SETS = ("weak_supervised", "random_init", "fr_oracle")
 SETTINGS_FILE = "demo_settings.json"
 ASSIGNMENT_FILE = "distort_assignment.csv"  # (reference, type) rows for the deepfl-distort job
@@ -159,6 +159,7 @@ class DemoConfig:
         from deepfl.training.job import check_lr_schedule
 
         check_lr_schedule(self.lr_schedule)
+        check_architecture(self.arch, None)
         if self.train_epochs < 1:
             raise ValueError(f"train_epochs: need >= 1, got {self.train_epochs}")
         if self.metrics is not None:
@@ -383,7 +384,7 @@ def _stage1_config(weak_labels: Path, image_root: Path, config: DemoConfig):
         weights="none",
         arch=config.arch,
         jit_compile=False,
-        run_eagerly=config.arch == PAPER_ARCH,
+        run_eagerly=config.arch == PAPER_ARCHITECTURE,
         seed=config.seed,
         tensorboard=False,
         progress=False,
@@ -418,11 +419,11 @@ def run_demo(
         clock = now
         echo(f"[{step}] done in {timings[step]:.1f} s")
 
-    if config.arch != PAPER_ARCH:
+    if config.arch != PAPER_ARCHITECTURE:
         echo(
             f"backbone: '{config.arch}', a small CNN with the MLSP interface, NOT the paper's InceptionResNetV2 "
-            f"(which cannot learn the weak labels on 2 CPU cores in minutes); --arch={PAPER_ARCH} tells the same "
-            "story with the paper's network, much more slowly."
+            "(which cannot learn the weak labels on 2 CPU cores in minutes); "
+            f"--arch={PAPER_ARCHITECTURE} tells the same story with the paper's network, much more slowly."
         )
 
     # 1-2. Crops of the bundled photos and their distorted versions.

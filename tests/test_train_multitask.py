@@ -175,6 +175,20 @@ def test_bad_arguments_exit_with_one_line(weak_labels, tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith("error") and "vsi" in result.stderr
 
 
+def test_every_library_backbone_is_a_choice_and_only_the_papers_takes_pretrained_weights(weak_labels, tmp_path):
+    """--arch offers the library's backbones (the demo's 'small' included); 'small' with the default
+    --weights=imagenet is refused with one line before anything trains, and with --weights=none it trains."""
+    refused = run_job(weak_labels, tmp_path / "refused", "--arch=small", "--weights=imagenet", check=False)
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    line = refused.stderr.strip().splitlines()[-1]
+    assert line.startswith("error") and "weights" in line and "'small'" in line, line
+    assert not (tmp_path / "refused" / "checkpoints").exists()
+
+    out = tmp_path / "small"
+    run_job(weak_labels, out, "--arch=small", "--epochs=1", "--steps_per_epoch=1", "--warmup_epochs=0")
+    assert len(history(out)) == 1 and (out / "model.keras").exists()
+
+
 @pytest.mark.slow
 def test_inception_resnet_v2_job_runs(weak_labels, tmp_path):
     out = tmp_path / "irv2"

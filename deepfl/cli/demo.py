@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from absl import flags
 
+from deepfl.architectures import ARCHITECTURES
 from deepfl.cli import app
 from deepfl.demo import DemoConfig
 from deepfl.training.job import LR_SCHEDULES
@@ -29,7 +30,7 @@ app.define_out_dir(default="demo_out")
 flags.DEFINE_enum(
     "arch",
     "small",
-    ["small", "inception_resnet_v2", "tiny"],
+    ["small", *(arch for arch in ARCHITECTURES if arch != "small")],
     "Backbone: 'small' (a 5-stage CNN with the MLSP interface, learns in minutes on a CPU), "
     "'inception_resnet_v2' (the paper's network; much slower), 'tiny' (smoke tests only).",
 )

@@ -19,6 +19,7 @@ from __future__ import annotations
 from absl import flags
 
 from deepfl import paper
+from deepfl.architectures import ARCHITECTURES, PAPER_ARCHITECTURE
 from deepfl.cli import app
 from deepfl.training.job import LR_SCHEDULES, MultitaskConfig, run_multitask
 from deepfl.training.strategy import STRATEGIES
@@ -87,9 +88,10 @@ flags.DEFINE_enum(
 flags.DEFINE_string("weights", "imagenet", "Backbone initialisation: imagenet, none, or a local weights file.")
 flags.DEFINE_enum(
     "arch",
-    "inception_resnet_v2",
-    ["inception_resnet_v2", "tiny"],
-    "Backbone. 'tiny' is a small stand-in CNN for smoke tests and CI only.",
+    PAPER_ARCHITECTURE,
+    list(ARCHITECTURES),
+    "Backbone: 'inception_resnet_v2' (the paper's), 'small' (a 5-stage CNN with the MLSP interface, the demo's; "
+    "learns weak labels on a CPU in minutes; needs --weights=none), 'tiny' (smoke tests only; --weights=none).",
 )
 flags.DEFINE_enum(
     "pixel_scaling",

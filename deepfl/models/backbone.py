@@ -23,6 +23,7 @@ from pathlib import Path
 
 import keras
 
+from deepfl.architectures import ARCHITECTURES, PAPER_ARCHITECTURE, check_architecture
 from deepfl.models.layers import MultiLevelPooling, PixelScaling
 from deepfl.models.weights_file import WeightsFileError, load_weights_file
 
@@ -43,7 +44,6 @@ PIXEL_SCALINGS: dict[str, tuple[float, float]] = {
 IMAGENET_WEIGHTS_FILE = "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5"
 IMAGENET_WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/inception_resnet_v2/"
 IMAGENET_WEIGHTS_MD5 = "d19885ff4a710c122648d3b5c3b684e4"  # the hash Keras checks for this file
-ARCHITECTURES = ("inception_resnet_v2", "small", "tiny")
 # Channels of the "small" CNN's five stages (each halves the resolution): MLSP of 16+32+64+128+192 = 432 features.
 SMALL_WIDTHS = (16, 32, 64, 128, 192)
 MIXED_PRECISION_POLICIES = (None, "float32", "mixed_bfloat16", "mixed_float16")
@@ -186,7 +186,7 @@ def build_backbone(
     weights: str | None = "imagenet",
     input_shape: Sequence[int | None] | None = None,
     pixel_scaling: str = "unit",
-    arch: str = "inception_resnet_v2",
+    arch: str = PAPER_ARCHITECTURE,
     mixed_precision: str | None = None,
     trainable: bool = True,
     seed: int = 0,
@@ -203,13 +203,10 @@ def build_backbone(
     """
     if pixel_scaling not in PIXEL_SCALINGS:
         raise ValueError(f"pixel_scaling: must be one of {tuple(PIXEL_SCALINGS)}, got {pixel_scaling!r}")
-    if arch not in ARCHITECTURES:
-        raise ValueError(f"arch: must be one of {ARCHITECTURES}, got {arch!r}")
-    if arch != "inception_resnet_v2" and weights not in (None, ""):
-        raise ValueError(f"weights: arch {arch!r} has no pretrained weights, got {weights!r}")
-    shape = _check_input_shape(input_shape, MIN_INPUT_SIZE if arch == "inception_resnet_v2" else 8)
+    check_architecture(arch, weights)
+    shape = _check_input_shape(input_shape, MIN_INPUT_SIZE if arch == PAPER_ARCHITECTURE else 8)
     with dtype_policy(mixed_precision):
-        if arch == "inception_resnet_v2":
+        if arch == PAPER_ARCHITECTURE:
             network = _inception_resnet_v2(weights or None, shape)
             layer_names = MLSP_LAYER_NAMES
         elif arch == "small":

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from deepfl import paper
+from deepfl.architectures import PAPER_ARCHITECTURE, check_architecture
 from deepfl.fileio import atomic_output, atomic_write_bytes, remove_outputs
 from deepfl.jobs import SettingsChanged
 from deepfl.training.checkpoints import STATE_FILE
@@ -155,7 +156,7 @@ class MultitaskConfig:
     learning_rate: float = paper.STAGE1_LEARNING_RATE
     lr_schedule: str = "constant"
     weights: str = "imagenet"
-    arch: str = "inception_resnet_v2"
+    arch: str = PAPER_ARCHITECTURE
     pixel_scaling: str = "unit"
     mixed_precision: str = "none"
     jit_compile: bool | str = "auto"
@@ -181,6 +182,7 @@ class MultitaskConfig:
             if size is not None and (len(size) != 2 or min(size) < 1):
                 raise ValueError(f"{name}: expected two positive integers (height, width), got {size!r}")
         check_lr_schedule(self.lr_schedule)
+        check_architecture(self.arch, self.weights)
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy: must be one of {STRATEGIES}, got {self.strategy!r}")
         if self.jit_compile not in ("auto", True, False):
