@@ -31,11 +31,10 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from PIL import Image
 
 from deepfl.errors import DeepflError, ImageReadError, failure_reason
 from deepfl.fileio import atomic_output
-from deepfl.images import read_images_ahead
+from deepfl.images import header_size, read_images_ahead
 from deepfl.jobs import ErrorPolicy, iter_batches, progress
 
 log = logging.getLogger("deepfl")
@@ -386,25 +385,13 @@ def load_features(cache_path: str | os.PathLike, keys: Sequence[str]) -> np.ndar
         return cache.get([str(k) for k in keys])
 
 
-def image_size(path: str | os.PathLike) -> tuple[int, int]:
-    """(height, width) from the file header, without decoding the pixels."""
-    try:
-        with Image.open(path) as img:
-            width, height = img.size
-    except FileNotFoundError:
-        raise ImageReadError(f"{path}: no such image file") from None
-    except Exception as exc:  # PIL raises many types for bad headers
-        raise ImageReadError(f"{path}: not a readable image ({exc})") from None
-    return int(height), int(width)
-
-
 def group_by_size(paths: Iterable[str], policy: ErrorPolicy | None = None) -> dict[tuple[int, int], list[str]]:
     """Groups image paths by (height, width) so each batch holds one size; unreadable headers go to `policy`."""
     policy = policy or ErrorPolicy("skip")
     groups: dict[tuple[int, int], list[str]] = defaultdict(list)
     for path in paths:
         try:
-            groups[image_size(path)].append(str(path))
+            groups[header_size(path)].append(str(path))
         except ImageReadError as exc:
             policy.handle(str(exc))
     return dict(sorted(groups.items()))

@@ -83,6 +83,22 @@ EXIF_ORIENTATION_TAG = 0x0112
 _JPEG_STANDALONE_MARKERS = frozenset({0x01, *range(0xD0, 0xD9)})  # markers without a length field
 
 
+def header_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(height, width) of the image as `read_image` returns it, read from the file header without decoding the
+    pixels: upright, so an EXIF orientation that turns the picture (phone portraits) swaps the sides. Raises
+    ImageReadError naming the file when it is missing or its header is unreadable."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            if image.getexif().get(EXIF_ORIENTATION_TAG, 1) in (5, 6, 7, 8):
+                width, height = height, width
+    except FileNotFoundError:
+        raise ImageReadError(f"{path}: no such image file") from None
+    except Exception as exc:  # Pillow raises many types for bad headers
+        raise ImageReadError(f"{path}: not a readable image ({exc})") from None
+    return int(height), int(width)
+
+
 def jpeg_orientation(data: bytes) -> int:
     """The EXIF orientation (1..8) of JPEG bytes, 1 when there is none (or the bytes are not a JPEG).
 

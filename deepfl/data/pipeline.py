@@ -18,7 +18,8 @@ import pandas as pd
 import tensorflow as tf
 
 from deepfl.data.normalization import TargetNormalizer
-from deepfl.images import EXIF_ORIENTATION_TAG, jpeg_orientation
+from deepfl.errors import ImageReadError
+from deepfl.images import header_size, jpeg_orientation
 
 log = logging.getLogger("deepfl")
 
@@ -164,17 +165,11 @@ def header_sizes(paths: Sequence[str], workers: int = 8) -> dict[tuple[int, int]
     names them itself."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from PIL import Image
-
     def size_of(path: str) -> tuple[int, int] | None:
         try:
-            with Image.open(path) as image:
-                width, height = image.size
-                if image.getexif().get(EXIF_ORIENTATION_TAG, 1) in (5, 6, 7, 8):  # read upright: sides swap
-                    width, height = height, width
-        except Exception:  # PIL raises many types for bad headers; the pipeline reports those files
+            return header_size(path)
+        except ImageReadError:  # the pipeline skips or names the file itself
             return None
-        return int(height), int(width)
 
     counts: dict[tuple[int, int], int] = {}
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
