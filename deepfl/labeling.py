@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import math
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from deepfl.errors import ImageReadError, TableError
 from deepfl.fileio import atomic_write_bytes
 from deepfl.fr import METRICS, metric_function
 from deepfl.fr.running import score_metrics
-from deepfl.images import read_image
+from deepfl.images import header_size, read_image
 from deepfl.jobs import AppendOnlyCsv, ErrorPolicy, progress, read_complete_rows, shard
 
 log = logging.getLogger("deepfl")
@@ -39,6 +40,12 @@ KEY_COLUMNS = ("dist_im", "ref_im")
 # Pairs per metric call by default: KADIS gives each reference 5 distorted images (one type at 5 levels), so a
 # call scores 5 references x 5 levels, each reference decoded once and its reference-only work done once.
 PAIRS_PER_BATCH = 5 * 5
+# The pairs of an image size run the metrics' compiled graphs when the manifest holds enough of them to repay the
+# compilation (pixels x pairs of that size >= this), else the metrics' NumPy forms, which compile nothing (see
+# `deepfl.fr.functional.staging`). Compiling all eleven metrics for one batch shape takes about 40 s on 2 cores
+# and then saves about 0.6 us per pixel-pair (bench/label.py --mixed_sizes), so the two break even near 7e7: a
+# size met in 300 pairs of 384x512 compiles, one photo's 125 distortions score uncompiled.
+COMPILE_FROM_PIXEL_PAIRS = 7e7
 # Column names accepted for the two key columns (ours/KADIS first, then KADID-10k's dmos.csv).
 _ALIASES = {"dist_im": ("dist_im", "dist_img"), "ref_im": ("ref_im", "ref_img")}
 
@@ -109,6 +116,36 @@ def group_pairs(pairs: pd.DataFrame, batch_size: int = PAIRS_PER_BATCH) -> list[
     for dist_im, ref_im in zip(pairs.dist_im, pairs.ref_im):
         groups.setdefault(ref_im, []).append(dist_im)
     return [(ref, dists[i : i + batch_size]) for ref, dists in groups.items() for i in range(0, len(dists), batch_size)]
+
+
+def compiled_sizes(
+    groups: Sequence[tuple[str, Sequence[str]]], ref_root: str | os.PathLike, threshold: float
+) -> frozenset[tuple[int, int]] | None:
+    """The reference sizes (height, width) whose pairs are scored by the compiled graphs: those with at least
+    `threshold` pixels x pairs in `groups`, sizes read from the references' headers. None means every size
+    (`threshold` <= 0, nothing read). Decided before any scoring and from the whole manifest, so a restarted job
+    and every shard take the same path for a pair and write the same bytes (the two paths differ in the last
+    digits)."""
+    if threshold <= 0:
+        return None
+    if math.isinf(threshold):
+        return frozenset()
+    from concurrent.futures import ThreadPoolExecutor
+
+    def size_of(ref: str) -> tuple[int, int] | None:
+        try:
+            return header_size(Path(ref_root) / ref)
+        except ImageReadError:  # its pairs are reported when the reference is decoded
+            return None
+
+    references = list(dict.fromkeys(ref for ref, _ in groups))
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        sizes = dict(zip(references, pool.map(size_of, references)))
+    pairs: dict[tuple[int, int], int] = {}
+    for ref, dists in groups:
+        if sizes[ref] is not None:
+            pairs[sizes[ref]] = pairs.get(sizes[ref], 0) + len(dists)
+    return frozenset(size for size, count in pairs.items() if count * size[0] * size[1] >= threshold)
 
 
 def shard_file(out_csv: str | os.PathLike, num_shards: int, shard_index: int) -> Path:
@@ -236,6 +273,17 @@ class _Group:
     bad_pairs: list[str]
 
 
+def _scoring_path(groups: list[_Group], compiled: frozenset[tuple[int, int]] | None):
+    """The staging context for one batch (its groups share a size): compiled graphs from the first call for a size
+    in `compiled` (None: every size), the NumPy forms for any other."""
+    from deepfl.fr.functional.staging import compile_after, compiled_from_first_call
+
+    size = next((tuple(g.ref.shape[:2]) for g in groups if len(g.good)), None)
+    if compiled is None or size in compiled:
+        return compiled_from_first_call()
+    return compile_after(math.inf)
+
+
 def _score_groups(functions: dict, groups: list[_Group]) -> list[dict[str, np.ndarray]]:
     """Scores several references' groups (same image size) in one call per metric -> scores per group."""
     busy = [g for g in groups if len(g.good)]
@@ -261,32 +309,16 @@ def label_pairs(
     num_shards: int = 1,
     shard_index: int = 0,
     on_error: str = "skip",
+    compile_from_pixel_pairs: float = COMPILE_FROM_PIXEL_PAIRS,
 ) -> LabelSummary:
     """Scores the pairs of shard `shard_index` and appends them to the shard's output CSV (resumable).
 
     pairs: DataFrame with `dist_im, ref_im` (file names relative to `image_root` / `ref_root`, default the
     same folder). Returns a `LabelSummary`; `on_error="stop"` raises `deepfl.jobs.JobStopped` at the first bad
-    pair (rows already written stay).
+    pair (rows already written stay). An image size with at least `compile_from_pixel_pairs` pixels x pairs in
+    the manifest is scored by the metrics' compiled graphs (compiled on its first batch), any other size by their
+    NumPy forms (`compiled_sizes`): 0 compiles every size, `math.inf` none.
     """
-    from deepfl.fr.functional.staging import compiled_from_first_call
-
-    with compiled_from_first_call():  # every batch on one path: a restarted job writes the same bytes
-        return _label_pairs(
-            pairs, image_root, out_csv, metrics, ref_root, batch_size, num_shards, shard_index, on_error
-        )
-
-
-def _label_pairs(
-    pairs: pd.DataFrame,
-    image_root: str | os.PathLike,
-    out_csv: str | os.PathLike,
-    metrics: Sequence[str] | str | None,
-    ref_root: str | os.PathLike | None,
-    batch_size: int,
-    num_shards: int,
-    shard_index: int,
-    on_error: str,
-) -> LabelSummary:
     metrics = check_metrics(metrics)
     functions = load_metric_functions(metrics)
     policy = ErrorPolicy(on_error)
@@ -297,6 +329,7 @@ def _label_pairs(
     groups = group_pairs(pairs, batch_size)
     references = list(dict.fromkeys(ref for ref, _ in groups))
     mine = set(shard(references, num_shards, shard_index))
+    compiled = compiled_sizes(groups, ref_root if ref_root is not None else image_root, compile_from_pixel_pairs)
     todo = []
     for ref, dists in groups:
         if ref not in mine:
@@ -312,7 +345,8 @@ def _label_pairs(
     def flush() -> None:
         """Scores the pending groups together, appends their good rows, then reports their bad pairs."""
         try:
-            scored = _score_groups(functions, pending)
+            with _scoring_path(pending, compiled):
+                scored = _score_groups(functions, pending)
         except ValueError as exc:  # e.g. images too small for a metric: the pairs are bad
             for g in pending:
                 g.bad_pairs += [f"{g.dist_names[i]}: not scored ({exc})" for i in g.good]

@@ -225,3 +225,53 @@ def test_pairs_a_metric_cannot_score_are_reported_not_fatal(tmp_path, small_phot
     monkeypatch.setattr(labeling, "load_metric_functions", lambda metrics: {"sff": refuses})
     summary = labeling.label_pairs(pairs, root, tmp_path / "labels.csv", metrics=["sff"])
     assert summary.written == 0 and "d.png: not scored (toy: images" in summary.skipped[0]
+
+
+@pytest.fixture()
+def two_size_pairs(tmp_path, small_photo):
+    """3 references of 48x64 with 3 noisy versions each (27,648 pixels x pairs) and 1 of 40x56 with 3 (6,720)."""
+    root = tmp_path / "images"
+    root.mkdir()
+    rng = np.random.default_rng(1)
+    rows = []
+    for r, (height, width) in enumerate([(48, 64)] * 3 + [(40, 56)]):
+        ref = np.ascontiguousarray(small_photo[r * 10 : r * 10 + height, r * 20 : r * 20 + width])
+        write_image(root / f"r{r}.png", ref)
+        for level in range(1, 4):
+            dist = np.clip(ref + rng.normal(0, 4 * level, ref.shape), 0, 255).astype(np.uint8)
+            write_image(root / f"r{r}_{level}.png", dist)
+            rows.append((f"r{r}_{level}.png", f"r{r}.png"))
+    return pd.DataFrame(rows, columns=["dist_im", "ref_im"]), root
+
+
+def test_compiled_sizes_are_those_with_enough_pixels_times_pairs(two_size_pairs, tmp_path):
+    pairs, root = two_size_pairs
+    groups = labeling.group_pairs(pairs) + [("missing.png", ["x.png"] * 1000)]
+    assert labeling.compiled_sizes(groups, root, 20_000) == {(48, 64)}
+    assert labeling.compiled_sizes(groups, root, 6_000) == {(48, 64), (40, 56)}
+    assert labeling.compiled_sizes(groups, root, 30_000) == set()
+    assert labeling.compiled_sizes(groups, root, float("inf")) == set()
+    assert labeling.compiled_sizes(groups, tmp_path / "nowhere", 0) is None  # every size; no header is read
+
+
+def test_only_sizes_with_enough_pairs_compile_and_both_paths_score_alike(two_size_pairs, tmp_path):
+    """With the threshold between the two sizes, the metric's graph is traced for the 48x64 batch alone (the
+    40x56 pairs take the NumPy form); every row equals the pair scored alone within float32 rounding."""
+    from deepfl import fr
+    from deepfl.fr import _gmsd
+
+    pairs, root = two_size_pairs
+    graph = _gmsd._gmsd.compiled
+    before = graph.experimental_get_tracing_count()
+    labeling.label_pairs(pairs, root, tmp_path / "mixed.csv", metrics=["gmsd"], compile_from_pixel_pairs=20_000)
+    assert graph.experimental_get_tracing_count() - before == 1
+    labeling.label_pairs(pairs, root, tmp_path / "numpy.csv", metrics=["gmsd"], compile_from_pixel_pairs=float("inf"))
+    assert graph.experimental_get_tracing_count() - before == 1
+    mixed, uncompiled = _read(tmp_path / "mixed.csv"), _read(tmp_path / "numpy.csv")
+    assert len(mixed) == len(uncompiled) == 12
+    small = mixed.ref_im == "r3.png"
+    assert (mixed.gmsd[small] == uncompiled.gmsd[small]).all()  # the same NumPy path: the same digits
+    np.testing.assert_allclose(mixed.gmsd, uncompiled.gmsd, rtol=0, atol=1e-6)
+    for _, row in mixed.iterrows():
+        direct = fr.compute(read_image(root / row.ref_im), read_image(root / row.dist_im), ["gmsd"])
+        assert row.gmsd == pytest.approx(direct["gmsd"][0], abs=1e-6), row.dist_im

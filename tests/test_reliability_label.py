@@ -81,6 +81,7 @@ def runs(corpus, tmp_path_factory):
             root / "kill" / "refs",
             root / "kill" / "reference",
             "--batch_size=1",
+            KILL_COMPILE_FROM,
         ),
     }
     for item in variants:
@@ -147,15 +148,23 @@ def test_label_manifest_variants(runs):
     assert duplicate.returncode == 2 and "ref 0_01_01.png" in badinputs.error_line(duplicate.stderr)
 
 
-def _kill_corpus(root: Path, refs: int = 4, per_ref: int = 5) -> Path:
+# The kill test's sizes: 4 references of 48x64 (61,440 pixels x pairs: above KILL_COMPILE_FROM, so compiled
+# graphs) and 2 of 56x40 (22,400: the NumPy forms), so a restart must keep both paths' bytes.
+KILL_SIZES = ((48, 64),) * 4 + ((56, 40),) * 2
+KILL_COMPILE_FROM = "--compile_from_pixel_pairs=50000"
+KILL_ROWS = 5 * len(KILL_SIZES)
+
+
+def _kill_corpus(root: Path, per_ref: int = 5) -> Path:
     (root / "refs").mkdir(parents=True)
     (root / "images").mkdir()
     rows = []
-    for i in range(refs):
-        (root / "refs" / f"r{i}.png").write_bytes(badinputs.png_bytes(badinputs.textured_image(48, 64, i)))
+    for i, (height, width) in enumerate(KILL_SIZES):
+        (root / "refs" / f"r{i}.png").write_bytes(badinputs.png_bytes(badinputs.textured_image(height, width, i)))
         for j in range(per_ref):
             name = f"r{i}_{j + 1:02d}_01.png"
-            (root / "images" / name).write_bytes(badinputs.png_bytes(badinputs.textured_image(48, 64, 50 + 7 * i + j)))
+            image = badinputs.textured_image(height, width, 50 + 7 * i + j)
+            (root / "images" / name).write_bytes(badinputs.png_bytes(image))
             rows.append([name, f"r{i}.png"])
     return badinputs.write_csv(root / "manifest.csv", ["dist_im", "ref_im"], rows)
 
@@ -168,14 +177,14 @@ def _kill_test(runs, kills, seed, out, max_delay=0.5):
     root = runs["root"] / "kill"
     assert runs["results"]["kill_reference"].returncode == 0, runs["results"]["kill_reference"].stderr[-2000:]
     report = killrestart.run_killed_to_completion(
-        _label(runs["kill_manifest"], root / "images", root / "refs", out, "--batch_size=1"),
+        _label(runs["kill_manifest"], root / "images", root / "refs", out, "--batch_size=1", KILL_COMPILE_FROM),
         killrestart.count_lines(out / "labels.csv"),
         kills=kills,
         seed=seed,
         max_delay=max_delay,
         timeout=600,
     )
-    killrestart.check_csv(out / "labels.csv", key="dist_im", expected_rows=20)
+    killrestart.check_csv(out / "labels.csv", key="dist_im", expected_rows=KILL_ROWS)
     killrestart.assert_same_tree(root / "reference", out, ignore=killrestart.is_temp)
     assert not killrestart.leftover_temp_files(out)
     killrestart.record("label", kills=report.kills, starts=report.starts)
