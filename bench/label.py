@@ -7,7 +7,9 @@ reference, as in KADIS), twice: with every pair's reference passed on its own ("
 and with the unique references plus `ref_index` ("shared": reference-only work once per reference, what the job
 does), next to piq's time for the eight metrics it has, measured in the same process on the same pairs; (2) the
 end-to-end job (`label_pairs`: PNG decode in tf.data, `--batch` pairs of several references per metric call,
-all chosen metrics, CSV append) in pairs/s. Metrics whose module is not in the package yet are listed as missing.
+all chosen metrics, CSV append) in pairs/s: warm on the graphs the table compiled, or with `--job_only` cold, on the
+path the job chooses (compiled graphs from 357 pairs of 512x384 up, the NumPy forms below; see
+bench/label_mixed.py for many sizes). Metrics whose module is not in the package yet are listed as missing.
 """
 
 from __future__ import annotations
@@ -63,7 +65,8 @@ def make_pairs(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def time_call(fn, repeats: int) -> float:
     """Best wall time of `repeats` calls after one warm-up call (tracing / compilation: the FR metrics compile from
-    their first call here, as in `deepfl-label`, instead of running NumPy until a shape has repeated enough)."""
+    their first call here, as `deepfl-label` does for a size with many pairs, instead of running NumPy until a shape
+    has repeated enough)."""
     from deepfl.fr.functional.staging import compiled_from_first_call
 
     with compiled_from_first_call():
@@ -174,15 +177,20 @@ def main() -> None:
         import pandas as pd
 
         pairs = pd.DataFrame(rows)  # each 5 distorted images share one reference
+        # Warm: the compiled graphs the table built (every size compiles); cold (--job_only): the job's own choice
+        # of path, compiled graphs when pixels x pairs reach labeling.COMPILE_FROM_PIXEL_PAIRS (>= 357 pairs here).
+        path = {} if args.job_only else {"compile_from_pixel_pairs": 0}
         start = time.perf_counter()
-        summary = labeling.label_pairs(pairs, root, root / "labels.csv", metrics=list(functions), batch_size=args.batch)
+        summary = labeling.label_pairs(
+            pairs, root, root / "labels.csv", metrics=list(functions), batch_size=args.batch, **path
+        )
         elapsed = time.perf_counter() - start
     rate = summary.written / elapsed
     print(
         f"label job: {summary.written} pairs in {elapsed:.1f} s = {rate:.2f} pairs/s "
         f"({1000 / rate:.0f} ms/pair, metrics: {','.join(functions)}; "
         + (
-            "cold: includes tracing and XLA compilation)"
+            "cold: includes tracing and XLA compilation where the job compiles)"
             if args.job_only
             else "warm: the functions were compiled for this batch shape by the table above)"
         )
