@@ -43,8 +43,8 @@ PAIRS_PER_BATCH = 5 * 5
 # The pairs of an image size run the metrics' compiled graphs when the manifest holds enough of them to repay the
 # compilation (pixels x pairs of that size >= this), else the metrics' NumPy forms, which compile nothing (see
 # `deepfl.fr.functional.staging`). Compiling all eleven metrics for one batch shape takes about 40 s on 2 cores
-# and then saves about 0.6 us per pixel-pair (bench/label.py --mixed_sizes), so the two break even near 7e7: a
-# size met in 300 pairs of 384x512 compiles, one photo's 125 distortions score uncompiled.
+# and then saves about 0.6 us per pixel-pair (docs/labels.md), so the two break even near 7e7: a size met in 357
+# or more pairs of 384x512 compiles, one photo's 125 distortions score uncompiled.
 COMPILE_FROM_PIXEL_PAIRS = 7e7
 # Column names accepted for the two key columns (ours/KADIS first, then KADID-10k's dmos.csv).
 _ALIASES = {"dist_im": ("dist_im", "dist_img"), "ref_im": ("ref_im", "ref_img")}
