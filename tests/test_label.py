@@ -19,20 +19,28 @@ from deepfl.jobs import JobStopped
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _write_references(root, photo, sizes, seed, dist_name) -> list[tuple[str, str]]:
+    """Reference r{i}.png of each size in `sizes` (a crop of `photo`) with 3 noisy versions named by
+    `dist_name.format(r=i, level=level)`, all as PNG in `root` -> the (dist_im, ref_im) rows."""
+    root.mkdir()
+    rng = np.random.default_rng(seed)
+    rows = []
+    for r, (height, width) in enumerate(sizes):
+        ref = np.ascontiguousarray(photo[r * 10 : r * 10 + height, r * 20 : r * 20 + width])
+        write_image(root / f"r{r}.png", ref)
+        for level in range(1, 4):
+            dist = np.clip(ref + rng.normal(0, 4 * level, ref.shape), 0, 255).astype(np.uint8)
+            name = dist_name.format(r=r, level=level)
+            write_image(root / name, dist)
+            rows.append((name, f"r{r}.png"))
+    return rows
+
+
 @pytest.fixture()
 def pair_set(tmp_path, small_photo):
     """3 references x 3 noisy versions (48x64), plus a missing, a corrupt and a wrong-size distorted image."""
     root = tmp_path / "images"
-    root.mkdir()
-    rng = np.random.default_rng(0)
-    rows = []
-    for r in range(3):
-        ref = np.ascontiguousarray(small_photo[r * 10 : r * 10 + 48, r * 20 : r * 20 + 64])
-        write_image(root / f"r{r}.png", ref)
-        for level in range(1, 4):
-            dist = np.clip(ref + rng.normal(0, 4 * level, ref.shape), 0, 255).astype(np.uint8)
-            write_image(root / f"r{r}_11_0{level}.png", dist)
-            rows.append((f"r{r}_11_0{level}.png", f"r{r}.png"))
+    rows = _write_references(root, small_photo, [(48, 64)] * 3, 0, "r{r}_11_0{level}.png")
     rows.append(("gone.png", "r0.png"))
     (root / "corrupt.png").write_bytes(b"not an image")
     rows.append(("corrupt.png", "r1.png"))
@@ -231,16 +239,7 @@ def test_pairs_a_metric_cannot_score_are_reported_not_fatal(tmp_path, small_phot
 def two_size_pairs(tmp_path, small_photo):
     """3 references of 48x64 with 3 noisy versions each (27,648 pixels x pairs) and 1 of 40x56 with 3 (6,720)."""
     root = tmp_path / "images"
-    root.mkdir()
-    rng = np.random.default_rng(1)
-    rows = []
-    for r, (height, width) in enumerate([(48, 64)] * 3 + [(40, 56)]):
-        ref = np.ascontiguousarray(small_photo[r * 10 : r * 10 + height, r * 20 : r * 20 + width])
-        write_image(root / f"r{r}.png", ref)
-        for level in range(1, 4):
-            dist = np.clip(ref + rng.normal(0, 4 * level, ref.shape), 0, 255).astype(np.uint8)
-            write_image(root / f"r{r}_{level}.png", dist)
-            rows.append((f"r{r}_{level}.png", f"r{r}.png"))
+    rows = _write_references(root, small_photo, [(48, 64)] * 3 + [(40, 56)], 1, "r{r}_{level}.png")
     return pd.DataFrame(rows, columns=["dist_im", "ref_im"]), root
 
 
