@@ -90,13 +90,22 @@ def header_size(path: str | os.PathLike) -> tuple[int, int]:
     try:
         with Image.open(path) as image:
             width, height = image.size
-            if image.getexif().get(EXIF_ORIENTATION_TAG, 1) in (5, 6, 7, 8):
+            if _header_orientation(image) in (5, 6, 7, 8):
                 width, height = height, width
     except FileNotFoundError:
         raise ImageReadError(f"{path}: no such image file") from None
     except Exception as exc:  # Pillow raises many types for bad headers
         raise ImageReadError(f"{path}: not a readable image ({exc})") from None
     return int(height), int(width)
+
+
+def _header_orientation(image: Image.Image) -> int:
+    """The EXIF orientation `decode_image` applies to an opened image (1 for none), from its header alone. A PNG's
+    is ignored, as by TensorFlow's decoder and `deepfl.png` (and Pillow would decode the whole file to look for
+    an eXIf chunk after the pixels); a TIFF's is 1 because Pillow already gives its size upright."""
+    if image.format in ("PNG", "TIFF"):
+        return 1
+    return int(image.getexif().get(EXIF_ORIENTATION_TAG, 1))
 
 
 def jpeg_orientation(data: bytes) -> int:
@@ -149,7 +158,7 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
 
     Plain 8-bit gray/RGB PNGs go through `deepfl.png.decode_png_rgb` (the same pixels as Pillow, but faster);
     every other format, and any PNG it declines (damaged, 16-bit, palette, alpha, interlaced), through Pillow,
-    which also names the error. An EXIF orientation tag (phone portraits, JPEG/TIFF/WebP) is applied.
+    which also names the error. An EXIF orientation tag (phone portraits, JPEG/TIFF/WebP) is applied; a PNG's is not.
     """
     from deepfl.png import decode_png_rgb
 
@@ -159,8 +168,10 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
     try:
         with Image.open(io.BytesIO(data)) as pil_image:
             pil_image.load()
-            # Cameras store portrait photos sideways with an EXIF orientation tag; show them as a viewer does.
-            array = to_rgb_uint8(ImageOps.exif_transpose(pil_image))
+            # Cameras store portrait photos sideways with an EXIF orientation tag; show them as a viewer does
+            # (not a PNG's: TensorFlow's decoder and deepfl.png ignore it, and every path must agree).
+            upright = pil_image if pil_image.format == "PNG" else ImageOps.exif_transpose(pil_image)
+            array = to_rgb_uint8(upright)
     except Image.DecompressionBombError as exc:
         raise ImageReadError(f"{name}: image too large to decode safely ({exc})") from None
     except UnidentifiedImageError:

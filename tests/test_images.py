@@ -80,3 +80,29 @@ def test_exif_orientation_is_applied(tmp_path, small_photo, orientation, rotate)
     upright = read_image(tagged)
     np.testing.assert_array_equal(upright, np.rot90(read_image(plain), k=rotate))
     assert upright.shape[:2] == (small_photo.shape[:2] if rotate in (0, 2) else small_photo.shape[1::-1])
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png", ".webp", ".tif"])
+@pytest.mark.parametrize("orientation", [1, 3, 6, 8])
+def test_header_size_is_the_size_read_image_returns(tmp_path, small_photo, suffix, orientation):
+    """Jobs batch images by their header size (no decode), so it must be the size `read_image` gives, EXIF
+    orientation applied (JPEG, WebP, TIFF) or not (PNG: ignored by every decoder of ours), in every format."""
+    from deepfl.images import header_size
+
+    path = tmp_path / f"tagged{suffix}"
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(small_photo[:48, :64]).save(path, exif=exif.tobytes())
+    assert header_size(path) == read_image(path).shape[:2]
+    turned = suffix != ".png" and orientation in (6, 8)
+    assert header_size(path) == ((64, 48) if turned else (48, 64))
+
+
+def test_header_size_names_a_missing_or_unreadable_file(tmp_path):
+    from deepfl.images import header_size
+
+    with pytest.raises(ImageReadError, match="missing.png: no such image file"):
+        header_size(tmp_path / "missing.png")
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    with pytest.raises(ImageReadError, match="bad.png: not a readable image"):
+        header_size(tmp_path / "bad.png")
