@@ -329,7 +329,6 @@ def label_pairs(
     groups = group_pairs(pairs, batch_size)
     references = list(dict.fromkeys(ref for ref, _ in groups))
     mine = set(shard(references, num_shards, shard_index))
-    compiled = compiled_sizes(groups, ref_root if ref_root is not None else image_root, compile_from_pixel_pairs)
     todo = []
     for ref, dists in groups:
         if ref not in mine:
@@ -338,6 +337,12 @@ def label_pairs(
         summary.already_done += len(dists) - len(remaining)
         if remaining:
             todo.append((ref, remaining))
+    # The census of the whole manifest (every shard decides alike), read only when something is left to score.
+    compiled = (
+        compiled_sizes(groups, ref_root if ref_root is not None else image_root, compile_from_pixel_pairs)
+        if todo
+        else frozenset()
+    )
     total = sum(len(d) for _, d in todo)
     bar = progress(total=total, desc=f"label {out_path.name}", unit="pair")
     pending: list[_Group] = []
