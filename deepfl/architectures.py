@@ -17,7 +17,7 @@ def check_architecture(arch: str, weights: str | None) -> None:
     weights ("imagenet" or a file) that only the paper's network has."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"arch: must be one of {ARCHITECTURES}, got {arch!r}")
-    if arch != PAPER_ARCHITECTURE and weights not in (None, "") and str(weights).lower() != "none":
+    if arch != PAPER_ARCHITECTURE and str(weights or "").lower() not in ("", "none"):
         raise ValueError(
             f"weights: arch {arch!r} has no pretrained weights, got {weights!r}; use weights=none (random init)"
         )

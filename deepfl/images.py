@@ -99,6 +99,20 @@ def header_size(path: str | os.PathLike) -> tuple[int, int]:
     return int(height), int(width)
 
 
+def header_sizes_of(paths: Iterable[str | os.PathLike], workers: int = 8) -> list[tuple[int, int] | None]:
+    """`header_size` of each path, None where it is unreadable (the job that decodes the file names it), read on
+    `workers` threads: the cost is file opens, not computation."""
+
+    def size_of(path: str | os.PathLike) -> tuple[int, int] | None:
+        try:
+            return header_size(path)
+        except ImageReadError:
+            return None
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        return list(pool.map(size_of, list(paths), chunksize=256))
+
+
 def _header_orientation(image: Image.Image) -> int:
     """The EXIF orientation `decode_image` applies to an opened image (1 for none), from its header alone. A PNG's
     is ignored, as by TensorFlow's decoder and `deepfl.png` (and Pillow would decode the whole file to look for

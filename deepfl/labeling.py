@@ -31,7 +31,7 @@ from deepfl.errors import ImageReadError, TableError
 from deepfl.fileio import atomic_write_bytes
 from deepfl.fr import METRICS, metric_function
 from deepfl.fr.running import score_metrics
-from deepfl.images import header_size, read_image
+from deepfl.images import header_sizes_of, read_image
 from deepfl.jobs import AppendOnlyCsv, ErrorPolicy, progress, read_complete_rows, shard
 
 log = logging.getLogger("deepfl")
@@ -130,17 +130,8 @@ def compiled_sizes(
         return None
     if math.isinf(threshold):
         return frozenset()
-    from concurrent.futures import ThreadPoolExecutor
-
-    def size_of(ref: str) -> tuple[int, int] | None:
-        try:
-            return header_size(Path(ref_root) / ref)
-        except ImageReadError:  # its pairs are reported when the reference is decoded
-            return None
-
     references = list(dict.fromkeys(ref for ref, _ in groups))
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        sizes = dict(zip(references, pool.map(size_of, references)))
+    sizes = dict(zip(references, header_sizes_of(Path(ref_root) / ref for ref in references)))
     pairs: dict[tuple[int, int], int] = {}
     for ref, dists in groups:
         if sizes[ref] is not None:

@@ -30,7 +30,7 @@ app.define_out_dir(default="demo_out")
 flags.DEFINE_enum(
     "arch",
     "small",
-    ["small", *(arch for arch in ARCHITECTURES if arch != "small")],
+    list(ARCHITECTURES),
     "Backbone: 'small' (a 5-stage CNN with the MLSP interface, learns in minutes on a CPU), "
     "'inception_resnet_v2' (the paper's network; much slower), 'tiny' (smoke tests only).",
 )

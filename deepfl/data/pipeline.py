@@ -18,8 +18,7 @@ import pandas as pd
 import tensorflow as tf
 
 from deepfl.data.normalization import TargetNormalizer
-from deepfl.errors import ImageReadError
-from deepfl.images import header_size, jpeg_orientation
+from deepfl.images import header_sizes_of, jpeg_orientation
 
 log = logging.getLogger("deepfl")
 
@@ -163,19 +162,10 @@ def header_sizes(paths: Sequence[str], workers: int = 8) -> dict[tuple[int, int]
     """How many of `paths` have each (height, width), read from the file headers (no pixel decode), in parallel
     threads (the cost is file opens). Files without a readable header are left out: the pipeline skips or
     names them itself."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    def size_of(path: str) -> tuple[int, int] | None:
-        try:
-            return header_size(path)
-        except ImageReadError:  # the pipeline skips or names the file itself
-            return None
-
     counts: dict[tuple[int, int], int] = {}
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for size in pool.map(size_of, [str(p) for p in paths], chunksize=256):
-            if size is not None:
-                counts[size] = counts.get(size, 0) + 1
+    for size in header_sizes_of(paths, workers):
+        if size is not None:
+            counts[size] = counts.get(size, 0) + 1
     return counts
 
 
