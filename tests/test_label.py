@@ -203,6 +203,20 @@ def test_cli_writes_kadis_layout_and_reports_bad_metric(pair_set, tmp_path):
     assert "9 rows written" in done.stdout and "3 bad pairs skipped" in done.stdout
     bad = subprocess.run(command + ["--metrics=psnr"], cwd=REPO, env=env, capture_output=True, text=True)
     assert bad.returncode == 2 and "psnr" in bad.stderr.splitlines()[-1]
+    # References kept in another folder (deepfl-distort without --resize leaves them where they were): exit 3,
+    # and the line says which flag finds them.
+    moved = tmp_path / "references"
+    moved.mkdir()
+    for reference in root.glob("r?.png"):
+        reference.rename(moved / reference.name)
+    lost = subprocess.run(
+        command[:-1] + [f"--out_dir={tmp_path / 'lost'}", "--metrics=gmsd"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert lost.returncode == 3 and "--ref_root" in lost.stderr.splitlines()[-1], lost.stderr[-2000:]
 
 
 def test_merge_leaves_a_shard_that_is_still_written_untouched(pair_set, tmp_path):

@@ -82,8 +82,14 @@ def main(argv: list[str]) -> int:
     )
     print(summary)
     if summary.skipped and not summary.written:
+        first = summary.skipped[0]
+        hint = (
+            "; references are looked up in --image_root unless --ref_root names their folder"
+            if FLAGS.ref_root is None and ", reference " in first and "no such image file" in first
+            else ""
+        )
         raise app.NothingDone(
-            f"no pair was scored: all {len(summary.skipped)} pairs to do were skipped (first: {summary.skipped[0]})"
+            f"no pair was scored: all {len(summary.skipped)} pairs to do were skipped{hint} (first: {first})"
         )
     return 0
 
