@@ -207,3 +207,19 @@ def test_a_reused_head_trainer_starts_every_head_afresh():
     for a, b in zip(head.get_weights(), fresh_head.get_weights()):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(head.predict(x, verbose=0), fresh_head.predict(x, verbose=0))
+    # Heads on other row counts (the other split sizes) reuse the one traced epoch function.
+    assert reused._epoch.experimental_get_tracing_count() == 1
+
+
+def test_a_head_keeps_its_best_validation_epoch_and_its_loss_is_that_epochs():
+    """The returned head is the one of the lowest validation MSE, and that MSE is what the head scores on the
+    validation rows (the loss is measured on the model it reports, not a neighbouring epoch's)."""
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(200, 6)).astype(np.float32)
+    y = (x[:, 0] + rng.normal(scale=0.5, size=200)).astype(np.float32)
+    config = HeadConfig(hidden=(8,), dropout=(0.0,), epochs=6, batch_size=32, learning_rates=(1e-2,))
+    head, loss, epoch = HeadTrainer(6, config).train(x[:150], y[:150], x[150:], y[150:], 5e-2)
+    assert 0 <= epoch < 6
+    val_mse = float(np.mean((head.predict(x[150:], verbose=0).reshape(-1) - y[150:]) ** 2))
+    assert val_mse == pytest.approx(loss, rel=1e-5)
+    assert loss < float(np.var(y[150:]))  # it learned something: better than predicting the mean
