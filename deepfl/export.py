@@ -117,7 +117,7 @@ def load_scorer(
         if not (len(shape) == 1 or (len(shape) == 2 and shape[-1] == 1)):
             raise ValueError(
                 f"model: {getattr(scorer, 'name', model)} does not output one score per image "
-                "(a multi-task model needs an MLP head: pass head=)"
+                "(a multi-task model needs an MLP head: pass head=, or --head on the command line)"
             )
         return scorer
     if normalizer is None and not isinstance(head, keras.Model):

@@ -319,7 +319,10 @@ def _check_origin(where: Path, stored_dim: int, stored_source: str, dim: int | N
     if dim is not None and int(dim) != stored_dim:
         raise DeepflError(f"{where}: holds {stored_dim}-dim features, asked for {dim}; use another cache")
     if source and stored_source and source != stored_source:
-        raise DeepflError(f"{where}: holds features of {stored_source!r}, not {source!r}; use another cache file")
+        raise DeepflError(
+            f"{where}: holds features of {stored_source!r}, not {source!r} (a model file retrained or re-exported "
+            "under the same name counts as another model); delete it or use another cache file"
+        )
     return stored_dim, stored_source or source
 
 
@@ -524,14 +527,17 @@ def extractor_source(
     model: str | os.PathLike | None, weights: str | None, pixel_scaling: str | None, dtype: str = "float32"
 ) -> str:
     """The origin recorded in a feature cache for `load_extractor(model, weights, pixel_scaling, dtype)`, so a
-    cache is never extended with features of another model, scaling or precision."""
+    cache is never extended with features of another model, scaling or precision. A model or weights file is
+    named by its absolute path and its content's fingerprint (`fileio.file_fingerprint`): a model retrained or
+    re-exported under the same name is another model, whose features must not be mixed with the old ones."""
+    from deepfl.fileio import file_fingerprint
     from deepfl.models import default_pixel_scaling
 
     suffix = "" if dtype == "float32" else f" [{dtype}]"
     if model is not None:
-        return f"{Path(model).resolve()}{suffix}"
+        return f"{Path(model).resolve()} ({file_fingerprint(model)}){suffix}"
     scaling = pixel_scaling or default_pixel_scaling(weights)
-    origin = weights if weights in (None, "imagenet") else Path(weights).resolve()
+    origin = weights if weights in (None, "imagenet") else f"{Path(weights).resolve()} ({file_fingerprint(weights)})"
     return f"backbone(weights={origin or 'none'}, pixel_scaling={scaling}){suffix}"
 
 

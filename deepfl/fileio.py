@@ -8,6 +8,7 @@ stay light (no TensorFlow) for the image and label jobs.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import shutil
@@ -110,6 +111,16 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Writes `data` to `path` so that a killed process never leaves a truncated file behind."""
     with atomic_output(path) as tmp:
         tmp.write_bytes(data)
+
+
+def file_fingerprint(path: str | os.PathLike) -> str:
+    """ "sha256:<first 16 hex digits>" of the file's bytes: what jobs store beside a model's path, so that a model
+    retrained or re-exported under the same name is told apart from the one an earlier run used."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return f"sha256:{digest.hexdigest()[:16]}"
 
 
 def load_model_file(path: str | os.PathLike, what: str = "model") -> keras.Model:

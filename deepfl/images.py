@@ -19,7 +19,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from deepfl.errors import ImageReadError
 from deepfl.fileio import atomic_write_bytes
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
 
 
 def to_rgb_uint8(pil_image: Image.Image) -> np.ndarray:
@@ -224,6 +224,8 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
 def list_images(folder: str | os.PathLike) -> list[Path]:
     """Lists the image files directly inside `folder`, sorted by name (hidden/temporary files excluded)."""
     folder = Path(folder)
+    if folder.is_file():
+        raise NotADirectoryError(f"{folder}: is a file, not a folder of images")
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder")
     return sorted(

@@ -11,6 +11,8 @@ rate, raw published scores as targets (no normalisation), 5 splits; `PROTOCOLS` 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -163,18 +165,25 @@ class HeadTrainer:
         rows = tf.TensorSpec([None, self.input_dim], tf.float32)
         targets = tf.TensorSpec([None], tf.float32)
         order = tf.TensorSpec([None], tf.int32)
-        self._epoch = tf.function(self._one_epoch, input_signature=[rows, targets, order, rows, targets])
+        # No autograph (the loop is an explicit tf.while_loop): it would read this file's source when tracing.
+        self._epoch = tf.function(
+            self._one_epoch, input_signature=[rows, targets, order, rows, targets], autograph=False
+        )
 
     def _one_epoch(self, x, y, order, x_val, y_val):
         """One pass over the rows of `order` in minibatches (one Adam step each); returns the validation MSE."""
         variables = self.model.trainable_variables
         batch = self.config.batch_size
-        for start in tf.range(0, tf.shape(order)[0], batch):
+
+        def step(start):
             rows = order[start : start + batch]
             with tf.GradientTape() as tape:
                 predicted = tf.reshape(self.model(tf.gather(x, rows), training=True), [-1])
                 loss = tf.reduce_mean(tf.square(tf.gather(y, rows) - predicted))
             self.optimizer.apply(tape.gradient(loss, variables), variables)
+            return (start + batch,)
+
+        tf.while_loop(lambda start: start < tf.shape(order)[0], step, (tf.constant(0),), parallel_iterations=1)
         predicted = tf.reshape(self.model(x_val, training=False), [-1])
         return tf.reduce_mean(tf.square(tf.cast(predicted, tf.float64) - tf.cast(y_val, tf.float64)))
 
@@ -256,6 +265,37 @@ class ProtocolResult:
     head_paths: list[str] = field(default_factory=list)
 
 
+def _run_key(features: np.ndarray, scores: np.ndarray, splits: Sequence[Sequence[str]], config: HeadConfig) -> str:
+    """A digest of everything a split's result depends on (features, scores, split labels, head settings): a
+    finished split is reused only by a run of the same inputs, never by one with other data or flags."""
+    digest = hashlib.sha256()
+    digest.update(repr((features.shape, str(features.dtype), config)).encode("utf-8"))
+    digest.update(np.ascontiguousarray(features).tobytes())
+    digest.update(np.ascontiguousarray(scores, np.float64).tobytes())
+    for labels in splits:
+        digest.update("\x00".join(map(str, labels)).encode("utf-8") + b"\x01")
+    return digest.hexdigest()
+
+
+def _split_record(out: Path, name: str, k: int) -> Path:
+    """Where split k's criteria row and predictions are kept once its head is saved (what a rerun resumes from)."""
+    return out / f"{name}_split{k}.done.json"
+
+
+def _finished_split(out: Path, name: str, k: int, run_key: str) -> tuple[dict, np.ndarray] | None:
+    """(criteria row, predictions) of split k if an earlier run of the same inputs finished it, else None."""
+    record_path, head_path = _split_record(out, name, k), out / f"{name}_split{k}.keras"
+    if not (record_path.is_file() and head_path.is_file()):
+        return None
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if record.get("run") != run_key:
+        return None
+    return record["row"], np.asarray(record["pred"], np.float64)
+
+
 def run_protocol(
     features: np.ndarray,
     scores: np.ndarray,
@@ -270,7 +310,9 @@ def run_protocol(
 
     With `out_dir`, each head is saved as `<name>_split<k>.keras` with `<name>_split<k>.normalizer.json` (the
     target normalisation, a `deepfl.data.TargetNormalizer`; none when `config.normalize_targets` is False)
-    beside it. Criteria compare the de-normalised predictions with `scores`.
+    beside it, and then `<name>_split<k>.done.json` (its criteria and predictions): a rerun of the same inputs
+    and settings (an interrupted run, started again) keeps those splits and trains only the others, with the
+    same results as an uninterrupted run. Criteria compare the de-normalised predictions with `scores`.
     """
     features = np.asarray(features, dtype=np.float32)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
@@ -288,9 +330,26 @@ def run_protocol(
 
     rows, predictions, head_paths = [], [], []
     chosen_lr: float | None = None
-    trainer = HeadTrainer(features.shape[1], config)
+    trainer = None
+    run_key = _run_key(features, scores, splits, config) if out is not None else ""
     for k, labels in enumerate(splits):
         idx = _split_indices(labels)
+        set_of = np.asarray(labels).astype(str)
+        finished = _finished_split(out, name, k, run_key) if out is not None else None
+        if finished is not None:  # trained by an earlier (interrupted) run of the same inputs and settings
+            row, pred = finished
+            log.info("%s split %d: finished by an earlier run, kept", name, k)
+            if config.lr_selection == "first" and chosen_lr is None:
+                chosen_lr = row["learning_rate"]
+            rows.append(row)
+            predictions.append(
+                pd.DataFrame(
+                    {"split": k, "image": images, "content": content, "set": set_of, "score": scores, "pred": pred}
+                )
+            )
+            head_paths.append(str(out / f"{name}_split{k}.keras"))
+            continue
+        trainer = trainer or HeadTrainer(features.shape[1], config)
         y, norm = _targets(scores, idx["train"], config)
         candidates = [chosen_lr] if chosen_lr is not None else list(config.learning_rates)
         best = None
@@ -319,7 +378,6 @@ def run_protocol(
                 **metrics,
             }
         )
-        set_of = np.asarray(labels).astype(str)
         predictions.append(
             pd.DataFrame(
                 {"split": k, "image": images, "content": content, "set": set_of, "score": scores, "pred": pred}
@@ -331,6 +389,9 @@ def run_protocol(
             if norm is not None:
                 norm.save(normalizer_path(path))
             head_paths.append(str(path))
+            row = {key: value.item() if isinstance(value, np.generic) else value for key, value in rows[-1].items()}
+            record = {"run": run_key, "row": row, "pred": [float(v) for v in pred]}  # written last: the commit
+            atomic_write_bytes(_split_record(out, name, k), json.dumps(record).encode("utf-8"))
     per_split = pd.DataFrame(rows)
     crit = ["srocc", "plcc", "plcc_logistic", "krocc", "rmse", "rmse_logistic"]
     summary = summarize(per_split[crit].to_dict("records"))

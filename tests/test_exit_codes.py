@@ -70,3 +70,32 @@ def test_extract_features_names_an_image_too_small_for_the_network_and_resumes(t
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert "0 extracted, 1 already cached, 1 bad images skipped" in rerun.stdout
     assert stop.returncode == EXIT_BAD_INPUT and "thumb.png" in error_lines(stop.stderr)[0]
+
+
+def test_extract_features_and_predict_name_empty_folders_files_for_folders_and_missing_flags(tmp_path):
+    """An empty folder is work not done (exit 3, not an empty cache or table with exit 0); a file where a folder
+    is expected, and a missing required flag, are bad input: one `error:` line and exit 2 (absl's own parser
+    printed "FATAL Flags parsing error" and exited 1, the code of a partial failure)."""
+    empty, photo = tmp_path / "empty", tmp_path / "photo.png"
+    empty.mkdir()
+    write_image(photo, textured_image(48, 64, 0))
+    out = f"--out_dir={tmp_path / 'feats'}"
+    empty_folder, a_file, no_out_dir = kr.run_batch(
+        "extract_features",
+        [
+            [f"--images={empty}", out, "--weights=none"],
+            [f"--images={photo}", out, "--weights=none"],
+            [f"--images={empty}", "--weights=none"],
+        ],
+    )
+    (nothing_to_score,) = kr.run_batch("predict", [[f"--model={tmp_path / 'model.keras'}", str(empty)]])
+    for result, code, words in (
+        (empty_folder, EXIT_NOTHING_DONE, "no image in this folder"),
+        (a_file, EXIT_BAD_INPUT, "is a file, not a folder"),
+        (no_out_dir, EXIT_BAD_INPUT, "out_dir"),
+        (nothing_to_score, EXIT_NOTHING_DONE, "no image found"),
+    ):
+        assert result.returncode == code, result.stderr[-2000:]
+        assert len(error_lines(result.stderr)) == 1 and words in error_lines(result.stderr)[0], result.stderr
+        assert "FATAL" not in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "feats" / "empty.h5").exists()

@@ -199,3 +199,20 @@ def test_sigkill_never_corrupts_committed_rows(tmp_path):
         assert _check_rows(out, _ROWS) == _ROWS
     assert path.read_bytes() == (tmp_path / "unbroken.h5").read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["k.h5", "unbroken.h5"]  # no journal, no temp file
+
+
+def test_a_model_retrained_under_the_same_name_cannot_extend_its_old_cache(tmp_path):
+    """The cache records the model file's path and content: features of a model retrained or re-exported under
+    the same name are refused instead of being mixed with (or mistaken for) the old model's."""
+    model = tmp_path / "model.keras"
+    model.write_bytes(b"first training run")
+    old_source = features.extractor_source(model, None, None)
+    cache = tmp_path / "feats.h5"
+    with features.FeatureCache(cache, dim=3, source=old_source):
+        pass
+    assert features.extractor_source(model, None, None) == old_source  # the same file: the cache resumes
+    model.write_bytes(b"second training run")
+    new_source = features.extractor_source(model, None, None)
+    assert new_source != old_source and str(model.resolve()) in new_source
+    with pytest.raises(DeepflError, match="retrained or re-exported"):
+        features.FeatureCache(cache, source=new_source)

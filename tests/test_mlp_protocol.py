@@ -1,6 +1,7 @@
 """MLP head (paper layout) and the split protocol on small synthetic features."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from deepfl.data import TargetNormalizer
@@ -98,6 +99,35 @@ def test_protocol_is_deterministic():
     np.testing.assert_array_equal(a, b)
 
 
+def test_an_interrupted_protocol_keeps_its_finished_splits_and_ends_as_an_uninterrupted_one(tmp_path, monkeypatch):
+    """A rerun trains only the splits an earlier run did not finish (the lr chosen on split 0 comes back with it)
+    and reports what an uninterrupted run reports; other inputs or settings never reuse a finished split."""
+    import deepfl.protocol as protocol
+
+    x, score, content = _synthetic(n=80, dim=8)
+    config = HeadConfig(hidden=(8,), dropout=(0.0,), epochs=3, batch_size=8, learning_rates=(1e-2, 1e-4), seed=2)
+    splits = _splits(content, 3)
+    whole = run_protocol(x, score, splits, config, out_dir=tmp_path / "whole")
+    trained = []
+    original = protocol.HeadTrainer.train
+
+    def counting(self, *args):
+        trained.append(args[-1])
+        return original(self, *args)
+
+    monkeypatch.setattr(protocol.HeadTrainer, "train", counting)
+    run_protocol(x, score, splits, config, out_dir=tmp_path / "run")
+    (tmp_path / "run" / "head_split2.done.json").unlink()  # as if killed while training split 2
+    trained.clear()
+    resumed = run_protocol(x, score, splits, config, out_dir=tmp_path / "run")
+    assert trained == [whole.per_split["learning_rate"].iloc[0]]  # split 2 only, at split 0's chosen rate
+    pd.testing.assert_frame_equal(resumed.per_split, whole.per_split)
+    pd.testing.assert_frame_equal(resumed.predictions, whole.predictions)
+    trained.clear()
+    run_protocol(x, score * 0.5, splits, config, out_dir=tmp_path / "run")  # other scores: nothing reused
+    assert len(trained) == 2 + 2  # split 0 at both rates, then splits 1 and 2
+
+
 def test_cross_dataset_and_bad_splits():
     x, score, content = _synthetic(n=80, dim=8)
     config = HeadConfig(hidden=(16,), dropout=(0.0,), epochs=15, batch_size=16, learning_rates=(1e-2,))
@@ -108,7 +138,6 @@ def test_cross_dataset_and_bad_splits():
 
 
 def test_split_labels_from_data_parts():
-    import pandas as pd
 
     table = pd.DataFrame({"content": list("aabbcc")}, index=[10, 11, 12, 13, 14, 15])
     parts = {"train": table.loc[[10, 11]], "val": table.loc[[12, 13]], "test": table.loc[[14, 15]]}
@@ -116,7 +145,6 @@ def test_split_labels_from_data_parts():
 
 
 def test_within_table_lists_skipped_sets_and_paper_numbers(tmp_path):
-    import pandas as pd
 
     from deepfl import reporting
 
@@ -139,7 +167,6 @@ def test_reproduce_cli_on_a_small_tid2013_layout(tmp_path):
     import sys
     from pathlib import Path
 
-    import pandas as pd
     from skimage import data
 
     from deepfl.images import write_image

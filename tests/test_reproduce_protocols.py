@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from deepfl import features, models
+from deepfl.fileio import file_fingerprint
 from deepfl.images import write_image
 from helpers_keras2 import write_keras2_weights
 
@@ -53,7 +54,8 @@ def test_extract_features_with_a_keras2_weights_file_gives_the_source_features(t
     expected = features.compute_features(models.mlsp_backbone(network), [p.astype(np.float32) for p in photos])
     np.testing.assert_array_equal(got, expected)  # x / 255 pixels, float32, native resolution: identical
     with features.FeatureCache(out / "images.h5", mode="r") as cache:
-        assert cache.source == f"backbone(weights={weights.resolve()}, pixel_scaling=unit)"
+        origin = f"{weights.resolve()} ({file_fingerprint(weights)})"
+        assert cache.source == f"backbone(weights={origin}, pixel_scaling=unit)"
 
 
 def test_offline_imagenet_default_fails_in_one_line(tmp_path):

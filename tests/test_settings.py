@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,8 @@ def test_predict_resumes_a_csv_and_never_overwrites_silently(models, tmp_path):
         (images / f"im{i}.png").write_bytes(png_bytes(textured_image(48, 64, i)))
     out, whole, js = tmp_path / "scores.csv", tmp_path / "whole.csv", tmp_path / "scores.json"
     model = f"--model={models['scorer']}"
+    same_name, renamed_out = tmp_path / "model.keras", tmp_path / "same_name.csv"
+    shutil.copyfile(models["scorer"], same_name)
     first_five = [str(images / f"im{i}.png") for i in range(5)]
     runs = kr.run_batch(
         "predict",
@@ -102,9 +105,10 @@ def test_predict_resumes_a_csv_and_never_overwrites_silently(models, tmp_path):
             [model, f"--output={js}", str(images)],  # JSON cannot resume: refused
             [model, f"--output={js}", "--overwrite", str(images / "im1.png")],
             [f"--model={models['head']}", str(images)],  # an MLP head is not an image model
+            [f"--model={same_name}", f"--output={renamed_out}", str(images / "im0.png")],
         ],
     )
-    part, rest, uninterrupted, again, other, js_first, js_again, js_over, head = runs
+    part, rest, uninterrupted, again, other, js_first, js_again, js_over, head, before = runs
     for result in (part, rest, uninterrupted, again, js_first, js_over):
         assert result.returncode == 0, result.stderr[-2000:]
     assert "5 of 8 images already scored" in rest.stderr
@@ -116,3 +120,9 @@ def test_predict_resumes_a_csv_and_never_overwrites_silently(models, tmp_path):
     assert head.returncode == 2, head.stderr[-2000:]
     assert len(error_lines(head.stderr)) == 1 and "--head" in error_lines(head.stderr)[0]
     assert "im0.png" not in head.stderr  # blamed once on the model, not on each image
+    # Another model re-exported under the same file name: resuming would mix two models' scores in one CSV.
+    assert before.returncode == 0, before.stderr[-2000:]
+    shutil.copyfile(models["other"], same_name)
+    (after,) = kr.run_batch("predict", [[f"--model={same_name}", f"--output={renamed_out}", str(images)]])
+    assert after.returncode == 2 and len(error_lines(after.stderr)) == 1 and "model_content" in after.stderr
+    assert len(rows_of(renamed_out)) == 2  # the header and the first model's one row, untouched

@@ -73,9 +73,10 @@ def _remove_dead_runs_temp_files() -> None:
 
 
 def run_app(main: Callable[[list[str]], int | None]) -> None:
-    """absl `app.run` with one-line errors (the first line, capped, see `deepfl.errors.one_line`): DeepflError,
-    FileNotFoundError, ValueError -> exit code 2; NothingDone -> exit code 3; Ctrl-C -> one line and exit code
-    130; any other exception -> exit code 1 (its traceback with --verbosity=1)."""
+    """absl `app.run` with one-line errors (the first line, capped, see `deepfl.errors.one_line`): a bad or
+    missing flag, DeepflError, FileNotFoundError, NotADirectoryError, ValueError -> exit code 2; NothingDone ->
+    exit code 3; Ctrl-C -> one line and exit code 130; any other exception -> exit code 1 (its traceback with
+    --verbosity=1)."""
     interrupt = _interrupt_handler()
 
     def wrapped(argv: list[str]) -> int | None:
@@ -100,7 +101,7 @@ def run_app(main: Callable[[list[str]], int | None]) -> None:
         except NothingDone as exc:
             print(f"error: {one_line(exc)}", file=sys.stderr)
             return EXIT_NOTHING_DONE
-        except (DeepflError, FileNotFoundError, JobStopped, ValueError) as exc:
+        except (DeepflError, FileNotFoundError, NotADirectoryError, JobStopped, ValueError) as exc:
             name = type(exc).__name__
             line = one_line(exc, limit=BAD_INPUT_MESSAGE_CHARS)
             print(f"error: {line}" if isinstance(exc, DeepflError) else f"error ({name}): {line}", file=sys.stderr)
@@ -123,7 +124,7 @@ def run_app(main: Callable[[list[str]], int | None]) -> None:
     _show_script_help(main.__module__)
     argv = _help_alias(sys.argv)
     try:
-        app.run(wrapped, argv=argv)
+        app.run(wrapped, argv=argv, flags_parser=_parse_flags)
     except KeyboardInterrupt:  # before main (flag parsing) or while a `finally` in main was unwinding
         interrupt.report()
         raise SystemExit(EXIT_INTERRUPTED) from None
@@ -232,6 +233,17 @@ def _interrupt_handler() -> _InterruptHandler:
         if threading.current_thread() is threading.main_thread():
             _INTERRUPT_HANDLER.install()
     return _INTERRUPT_HANDLER
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing with a bad or missing flag reported as one `error:` line and exit code 2, as every
+    other bad input (absl's own parser prints "FATAL Flags parsing error" and exits 1, the code of a partial
+    failure)."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as exc:
+        print(f"error: {one_line(exc)} (--help lists the flags)", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT) from None
 
 
 # absl's help flags (it has no -h; `_help_alias` maps -h to --help).

@@ -46,6 +46,8 @@ def main(argv: list[str]) -> int:
         name = FLAGS.name or FLAGS.dataset
     else:
         paths = [str(p.resolve()) for p in list_images(FLAGS.images)]
+        if not paths:
+            raise app.NothingDone(f"--images {FLAGS.images}: no image in this folder (subfolders are not searched)")
         name = FLAGS.name or Path(FLAGS.images).resolve().name
     extract = extraction_flags.extractor_arguments()
     extractor = features.load_extractor(**extract)

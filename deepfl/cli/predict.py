@@ -66,7 +66,7 @@ def check_image_model(scorer, model_path: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    from deepfl.fileio import atomic_write_bytes
+    from deepfl.fileio import atomic_write_bytes, file_fingerprint
     from deepfl.jobs import AppendOnlyCsv, check_settings
     from deepfl.prediction import expand_inputs, format_scores, load_scorer, score_files
 
@@ -83,6 +83,10 @@ def main(argv: list[str]) -> int:
     if output is not None and fmt != "csv" and output.exists() and not FLAGS.overwrite:
         raise ValueError(f"output: {output} exists; pass --overwrite to replace it (a CSV --output resumes instead)")
     paths = expand_inputs(inputs)
+    if not paths:
+        raise app.NothingDone(
+            f"no image found in {' '.join(inputs)} (a folder's images are listed without its subfolders)"
+        )
     scorer = load_scorer(FLAGS.model, FLAGS.head)
     check_image_model(scorer, FLAGS.model)
 
@@ -90,9 +94,11 @@ def main(argv: list[str]) -> int:
         print(f"error: {message}", file=sys.stderr)
 
     if output is not None and fmt == "csv":
-        settings = {
+        settings = {  # the files' fingerprints too: a model re-exported under the same name is another model
             "model": str(Path(FLAGS.model).resolve()),
+            "model_content": file_fingerprint(FLAGS.model),
             "head": str(Path(FLAGS.head).resolve()) if FLAGS.head else None,
+            "head_content": file_fingerprint(FLAGS.head) if FLAGS.head else None,
         }
         if FLAGS.overwrite:
             output.unlink(missing_ok=True)

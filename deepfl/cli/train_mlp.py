@@ -12,7 +12,8 @@ data set's own MOS/DMOS scale; with --protocol authors_demo they are on the publ
 normaliser file), as in the authors' demo notebook.
 
 The resolved settings are stored in mlp_settings.json: a rerun with the same ones prints the finished run's table
-(or redoes an unfinished run); a rerun with other ones exits 2 naming each change, unless --overwrite.
+(or finishes an interrupted run, keeping the splits it had trained); a rerun with other ones exits 2 naming
+each change, unless --overwrite.
 """
 
 from __future__ import annotations
@@ -89,6 +90,9 @@ def main(argv: list[str]) -> int:
     feats = load_features(FLAGS.features, table["image"].astype(str).tolist())
     # Stored once the inputs are known to be good, so a run that failed on a bad input does not lock --out_dir.
     check_settings(out / SETTINGS_FILE, settings, FLAGS.overwrite, output=f"--out_dir {out}")
+    if FLAGS.overwrite:  # redo every split, also those an earlier run with these settings finished
+        for record in out.glob("*_split*.done.json"):
+            record.unlink()
     config = HeadConfig(
         epochs=chosen["epochs"],
         batch_size=chosen["batch_size"],
