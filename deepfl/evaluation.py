@@ -111,12 +111,17 @@ def fit_logistic(pred: Sequence[float], target: Sequence[float]) -> np.ndarray:
     If the optimiser fails to converge, or collapses the curve into a step (a transition narrower than
     `STEP_WIDTH` of the predictions' spread: on few points it can jump between points, and then the
     last bits of the arithmetic decide which way it falls, so a rerun in another process may disagree), falls
-    back to a linear-like logistic (the start point), so a PLCC after fitting is always defined, reproducible
-    and never worse than the start.
+    back to the better (least squares) of two smooth curves: the start point, and a logistic so wide that it
+    follows the least-squares line through the points (`_nearly_linear`). So a PLCC after fitting is always
+    defined and reproducible, and the RMSE after fitting is never much worse than a straight line's (the start
+    curve alone spans the targets' whole range, which on poorly ranked points is worse than no mapping).
     """
     pred, target = _pair(pred, target)
     spread = float(np.std(pred)) or 1.0
     start = np.array([target.max(), target.min(), float(np.mean(pred)), spread / 2.0])
+    smooth = min(
+        (start, _nearly_linear(pred, target, spread)), key=lambda p: np.sum((logistic4(pred, *p) - target) ** 2)
+    )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -126,10 +131,26 @@ def fit_logistic(pred: Sequence[float], target: Sequence[float]) -> np.ndarray:
         if abs(params[3]) < STEP_WIDTH * spread:
             raise RuntimeError("the fit collapsed into a step")
     except (RuntimeError, optimize.OptimizeWarning, ValueError, TypeError):  # TypeError: fewer than 4 points
-        params = start
-    start_err = np.sum((logistic4(pred, *start) - target) ** 2)
+        params = smooth
+    smooth_err = np.sum((logistic4(pred, *smooth) - target) ** 2)
     fit_err = np.sum((logistic4(pred, *params) - target) ** 2)
-    return params if fit_err <= start_err else start
+    return params if fit_err <= smooth_err else smooth
+
+
+# Width of `_nearly_linear`'s logistic in standard deviations of the predictions: within +-3 of them it departs
+# from a straight line by under 1% of its span.
+_LINEAR_WIDTH = 10.0
+
+
+def _nearly_linear(pred: np.ndarray, target: np.ndarray, spread: float) -> np.ndarray:
+    """(b1, b2, b3, b4) of a logistic centred on the predictions' mean, `_LINEAR_WIDTH` spreads wide, whose value
+    and slope there are those of the least-squares line of the targets on the predictions."""
+    centre = float(np.mean(pred))
+    slope = float(np.polyfit(pred, target, 1)[0]) if np.ptp(pred) > 0 else 0.0
+    level = float(np.mean(target)) + slope * (centre - float(np.mean(pred)))
+    width = _LINEAR_WIDTH * spread
+    half_span = 2.0 * width * slope  # the logistic's slope at its centre is (b1 - b2) / (4 width)
+    return np.array([level + half_span, level - half_span, centre, width])
 
 
 def plcc_logistic(pred: Sequence[float], target: Sequence[float]) -> float:
