@@ -147,7 +147,7 @@ def _nearly_linear(pred: np.ndarray, target: np.ndarray, spread: float) -> np.nd
     and slope there are those of the least-squares line of the targets on the predictions."""
     centre = float(np.mean(pred))
     slope = float(np.polyfit(pred, target, 1)[0]) if np.ptp(pred) > 0 else 0.0
-    level = float(np.mean(target)) + slope * (centre - float(np.mean(pred)))
+    level = float(np.mean(target))  # the least-squares line passes through the means
     width = _LINEAR_WIDTH * spread
     half_span = 2.0 * width * slope  # the logistic's slope at its centre is (b1 - b2) / (4 width)
     return np.array([level + half_span, level - half_span, centre, width])

@@ -282,6 +282,12 @@ def _split_record(out: Path, name: str, k: int) -> Path:
     return out / f"{name}_split{k}.done.json"
 
 
+def discard_finished_splits(out_dir: str | os.PathLike) -> None:
+    """Removes the split records (`_split_record`) in `out_dir`, so that the next run retrains every split."""
+    for record in Path(out_dir).glob("*_split*.done.json"):
+        record.unlink()
+
+
 def _finished_split(out: Path, name: str, k: int, run_key: str) -> tuple[dict, np.ndarray] | None:
     """(criteria row, predictions) of split k if an earlier run of the same inputs finished it, else None."""
     record_path, head_path = _split_record(out, name, k), out / f"{name}_split{k}.keras"

@@ -54,7 +54,7 @@ def main(argv: list[str]) -> int:
     from deepfl.data import read_dataset
     from deepfl.features import load_features
     from deepfl.jobs import check_settings
-    from deepfl.protocol import HeadConfig, run_and_report, table_splits
+    from deepfl.protocol import HeadConfig, discard_finished_splits, run_and_report, table_splits
 
     out = Path(FLAGS.out_dir)
     chosen = protocol_flags.protocol_choice()
@@ -91,8 +91,7 @@ def main(argv: list[str]) -> int:
     # Stored once the inputs are known to be good, so a run that failed on a bad input does not lock --out_dir.
     check_settings(out / SETTINGS_FILE, settings, FLAGS.overwrite, output=f"--out_dir {out}")
     if FLAGS.overwrite:  # redo every split, also those an earlier run with these settings finished
-        for record in out.glob("*_split*.done.json"):
-            record.unlink()
+        discard_finished_splits(out)
     config = HeadConfig(
         epochs=chosen["epochs"],
         batch_size=chosen["batch_size"],
