@@ -57,6 +57,7 @@ def runs(scorer, tmp_path_factory):
         ],
         "kill_reference": [f"--model={scorer}", f"--output={root / 'reference' / 'scores.csv'}", *good],
         "no_inputs": [f"--model={scorer}"],
+        "txt_output": [f"--model={scorer}", f"--output={root / 'scores.txt'}", good[0]],
     }
     for name, (path, _) in bad_models.items():
         argvs[name] = [f"--model={path}", good[0]]
@@ -93,6 +94,38 @@ def test_predict_missing_file_and_no_inputs(runs):
     killrestart.check_csv(runs["root"] / "missing.csv", key="image", expected_rows=1)
     none = runs["results"]["no_inputs"]
     assert none.returncode == 2 and badinputs.error_line(none.stderr)
+
+
+def test_predict_refuses_an_output_that_is_neither_csv_nor_json(runs):
+    result = runs["results"]["txt_output"]
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "scores.txt" in badinputs.error_line(result.stderr)
+    assert not (runs["root"] / "scores.txt").exists()
+
+
+def test_predict_csv_resumes_from_another_folder_and_spelling(runs, tmp_path):
+    """The CSV's rows name absolute paths: a rerun from another working folder, or naming a scored file another
+    way, scores only what is new (no duplicate row, no wrongly skipped namesake)."""
+    out = tmp_path / "scores.csv"
+    first = killrestart.run_job(
+        killrestart.job_command("predict", f"--model={runs['scorer']}", f"--output={out}", "good 0.png"),
+        cwd=runs["images"],
+    )
+    assert first.returncode == 0, first.stderr[-2000:]
+    again = killrestart.run_job(
+        killrestart.job_command(
+            "predict",
+            f"--model={runs['scorer']}",
+            f"--output={out}",
+            f"{runs['images'].name}/./good 0.png",
+            runs["good"][1],
+        ),
+        cwd=runs["images"].parent,
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "1 of 2 images already scored" in again.stderr, again.stderr[-2000:]
+    rows = killrestart.check_csv(out, key="image", expected_rows=2)
+    assert sorted(r["image"] for r in rows) == sorted(os.path.abspath(p) for p in runs["good"])
 
 
 @pytest.mark.parametrize("name", ["zero_byte_model", "text_as_model", "truncated_model", "missing_model"])

@@ -10,11 +10,13 @@ end; the others are still scored.
 
 A CSV --output is written as the images are scored and resumes: a rerun with the same --model/--head (stored in
 <output>.settings.json) scores only the files not yet in it and appends them, so a kill loses at most one chunk.
+Its rows name each image by its absolute path, so a rerun from another folder resumes it too.
 Another model into the same CSV, or an existing JSON --output, is refused (exit 2) unless --overwrite.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -74,9 +76,13 @@ def main(argv: list[str]) -> int:
     if not inputs:
         raise ValueError("images: name at least one image, folder or glob pattern after the flags")
     fmt = FLAGS.format
-    if fmt is None:
-        suffix = (FLAGS.output or "").lower().rsplit(".", 1)[-1]
-        fmt = suffix if FLAGS.output and suffix in ("csv", "json") else ("csv" if FLAGS.output else "table")
+    if fmt is None and FLAGS.output:
+        fmt = Path(FLAGS.output).suffix.lower().lstrip(".")
+        if fmt not in ("csv", "json"):
+            raise ValueError(
+                f"output: {FLAGS.output} ends in neither .csv nor .json; rename it, or pass --format=csv or json"
+            )
+    fmt = fmt or "table"
     output = Path(FLAGS.output) if FLAGS.output else None
     if output is not None and output.is_dir():
         raise ValueError(f"output: {output} is a folder; name a file (.csv or .json)")
@@ -109,7 +115,10 @@ def main(argv: list[str]) -> int:
             )
         check_settings(settings_path(output), settings, FLAGS.overwrite, output=f"--output {output}")
         table = AppendOnlyCsv(output, CSV_COLUMNS, key="image", errors="surrogateescape")
-        todo = [p for p in paths if p not in table]
+        # Rows name absolute paths, so a rerun from another folder, or with the same file spelled another way
+        # (./a.png, dir/../a.png), resumes instead of scoring it twice (or skipping another file of that name).
+        done = {os.path.abspath(name) for name in table.done}
+        todo = [path for path in map(os.path.abspath, paths) if path not in done]
         if len(todo) < len(paths):
             print(
                 f"{output}: {len(paths) - len(todo)} of {len(paths)} images already scored, scoring the other "
