@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -76,6 +77,19 @@ def per_metric_cold(pairs: list[tuple[np.ndarray, np.ndarray]], names: list[str]
         print(f"{name:10s} {piq_ms[name]:12.1f} {ours_ms[name]:13.1f} {piq_ms[name] / ours_ms[name]:9.2f}", flush=True)
     total_piq, total_ours = sum(piq_ms.values()), sum(ours_ms.values())
     print(f"{'sum':10s} {total_piq:12.1f} {total_ours:13.1f} {total_piq / total_ours:9.2f}")
+
+
+def numba_kernels_compiled() -> int:
+    """How many of deepfl's Numba kernels this process compiled instead of loading from the disk cache."""
+    from numba.core.dispatcher import Dispatcher
+
+    return sum(
+        sum(kernel.stats.cache_misses.values())
+        for name, module in list(sys.modules.items())
+        if name.startswith("deepfl")
+        for kernel in vars(module).values()
+        if isinstance(kernel, Dispatcher)
+    )
 
 
 def main() -> None:
@@ -153,6 +167,13 @@ def main() -> None:
         label = f"round {round_ + 1}: cold, every size new (NumPy)"
         print(f"{label:44s} {ours_s:8.3f} {piq_s:11.3f} {piq_s / ours_s:9.2f}", flush=True)
     print(f"{'median over rounds':44s} {'':8s} {'':11s} {float(np.median(ratios)):9.2f}", flush=True)
+    compiled = numba_kernels_compiled()
+    if compiled:
+        print(
+            f"(round 1 includes compiling {compiled} Numba kernels: their disk cache was empty, as on a fresh "
+            "installation; once per installation, later processes load them)",
+            flush=True,
+        )
 
     passes = (
         ("sizes repeated once (default budget)", contextlib.nullcontext),
