@@ -46,9 +46,15 @@ def runs(tmp_path_factory):
     broken_model.write_bytes(model.read_bytes()[:500])
     argvs["broken_model"] = _argv(good, broken_model, root / "out_broken_model")
     argvs["missing_dir"] = _argv(root / "no such folder", model, root / "out_missing_dir")
+    # In this order: a first run, the same flags again, other flags (refused), other flags with --overwrite.
+    settings_out = root / "out_settings"
+    argvs["settings_first"] = _argv(good, model, settings_out)
+    argvs["settings_same"] = _argv(good, model, settings_out)
+    argvs["settings_changed"] = _argv(good, model, settings_out, "--num_splits=3", "--epochs=3")
+    argvs["settings_overwrite"] = _argv(good, model, settings_out, "--num_splits=3", "--overwrite")
     results = dict(zip(argvs, killrestart.run_batch("reproduce", list(argvs.values()))))
     killrestart.record("reproduce", bad_csvs=len(variants), bad_models=1, bad_folders=1)
-    return dict(root=root, good=good, model=model, variants=variants, results=results)
+    return dict(root=root, good=good, model=model, variants=variants, results=results, settings_out=settings_out)
 
 
 def test_no_reproduce_invocation_prints_a_traceback(runs):
@@ -72,6 +78,24 @@ def test_reproduce_broken_model_and_missing_folder(runs):
     assert broken.returncode == 2 and "broken.keras" in badinputs.error_line(broken.stderr), broken.stderr[-1500:]
     missing = runs["results"]["missing_dir"]
     assert missing.returncode == 2 and "no such folder" in badinputs.error_line(missing.stderr), missing.stderr[-1500:]
+
+
+def test_reproduce_reuses_a_finished_run_only_with_the_same_settings(runs):
+    """A finished data set is reused by the same flags; other flags are refused, naming them (before: reused
+    silently, and the table printed the new split count beside the old run's numbers); --overwrite redoes it."""
+    import pandas as pd
+
+    results, out = runs["results"], runs["settings_out"]
+    assert results["settings_first"].returncode == 0, results["settings_first"].stderr[-2000:]
+    assert results["settings_same"].returncode == 0, results["settings_same"].stderr[-2000:]
+    assert "reusing finished run" in results["settings_same"].stdout
+    changed = results["settings_changed"]
+    line = badinputs.error_line(changed.stderr)
+    assert changed.returncode == 2 and "num_splits 2 -> 3" in line and "epochs" in line, changed.stderr[-2000:]
+    redone = results["settings_overwrite"]
+    assert redone.returncode == 0, redone.stderr[-2000:]
+    assert "reusing" not in redone.stdout
+    assert len(pd.read_csv(out / "kadid10k" / "per_split.csv")) == 3
 
 
 def _same_outputs(reference: Path, candidate: Path) -> None:

@@ -12,11 +12,14 @@ the authors' demo's KADID-10k SROCC; data sets not given are listed as skipped) 
 on one data set, test on all images of another; paper cells are left empty where we have not transcribed its
 figures). `--protocol authors_demo` writes `within_authors_demo.*`/`cross_authors_demo.*` and per-data-set runs
 in `<dataset>_authors_demo/`. Without --model the backbone with --weights is used (default: ImageNet, the
-paper's baseline, with Keras' [-1, 1] pixel scaling). Finished per-data-set runs (summary.csv) are reused.
+paper's baseline, with Keras' [-1, 1] pixel scaling). A finished per-data-set run is reused by a rerun with the
+same settings (its data folder, features, head and splits, stored in its reproduce_settings.json), and its
+finished splits by a rerun after a kill; other settings are refused (exit 2, naming them) unless --overwrite.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from absl import flags
@@ -44,12 +47,18 @@ flags.DEFINE_list(
     "train:test pairs of the cross-data-set table (pairs with a data set not given are skipped).",
 )
 flags.DEFINE_integer("seed", 0, "Seed of the splits and heads.")
+flags.DEFINE_bool(
+    "overwrite",
+    False,
+    "Redo a data set's run made with other settings (data folder, features, head, splits) instead of refusing.",
+)
+SETTINGS_FILE = "reproduce_settings.json"  # per data-set run: what its summary.csv was made with
 
 
 def main(argv: list[str]) -> int:
     from deepfl import features, protocol, reporting
     from deepfl.data import DATASETS, read_dataset
-    from deepfl.jobs import ErrorPolicy
+    from deepfl.jobs import ErrorPolicy, check_settings
 
     out = Path(FLAGS.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -75,6 +84,23 @@ def main(argv: list[str]) -> int:
     extractor = None
     source = features.extractor_source(**extract)
     tables, feats, splits, summaries, counts, n_splits = {}, {}, {}, {}, {}, {}
+    finished = {}
+    for name, folder in given.items():  # every refusal before any work
+        official = bool(DATASETS[name].has_official_split)
+        settings = {
+            "data_dir": str(Path(folder).resolve()),
+            "features": source,
+            "head": dataclasses.asdict(config),
+            "num_splits": 1 if official else chosen["num_splits"],
+            "target_column": chosen["target_column"],
+        }
+        run_dir = out / f"{name}{suffix}"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        same = check_settings(run_dir / SETTINGS_FILE, settings, FLAGS.overwrite, output=run_dir)
+        if not same:
+            protocol.discard_finished_splits(run_dir)
+            (run_dir / "summary.csv").unlink(missing_ok=True)
+        finished[name] = same and (run_dir / "summary.csv").exists()
     for name, folder in given.items():
         table = read_dataset(name, folder)
         if extractor is None:
@@ -93,7 +119,7 @@ def main(argv: list[str]) -> int:
         official = bool(DATASETS[name].has_official_split)
         splits[name] = protocol.table_splits(table, 1 if official else chosen["num_splits"], FLAGS.seed, official)
         run_dir = out / f"{name}{suffix}"
-        if (run_dir / "summary.csv").exists():
+        if finished[name]:
             import pandas as pd
 
             summaries[name] = pd.read_csv(run_dir / "summary.csv").set_index("statistic")
