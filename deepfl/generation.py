@@ -366,10 +366,10 @@ def generate(
         "png_compression": png_compression,
         "assignment_csv": str(Path(assignment_csv).resolve()) if assignment_csv else None,
     }
+    pairs = shard(pairs, num_shards, shard_index)  # bad shard flags fail before the settings are stored
     out_dir.mkdir(parents=True, exist_ok=True)
     if not check_settings(out_dir / SETTINGS_FILE, settings, overwrite, output=f"--out_dir {out_dir}") and overwrite:
         discard_outputs(out_dir)
-    pairs = shard(pairs, num_shards, shard_index)
     manifest_path = Path(manifest) if manifest else shard_manifest(out_dir, num_shards, shard_index)
     manifest_csv = AppendOnlyCsv(manifest_path, MANIFEST_COLUMNS, key="dist_im")
 

@@ -58,6 +58,7 @@ def runs(scorer, tmp_path_factory):
         "kill_reference": [f"--model={scorer}", f"--output={root / 'reference' / 'scores.csv'}", *good],
         "no_inputs": [f"--model={scorer}"],
         "txt_output": [f"--model={scorer}", f"--output={root / 'scores.txt'}", good[0]],
+        "all_missing": [f"--model={scorer}", str(root / "nowhere.png"), str(root / "nothing here" / "*.png")],
     }
     for name, (path, _) in bad_models.items():
         argvs[name] = [f"--model={path}", good[0]]
@@ -94,6 +95,13 @@ def test_predict_missing_file_and_no_inputs(runs):
     killrestart.check_csv(runs["root"] / "missing.csv", key="image", expected_rows=1)
     none = runs["results"]["no_inputs"]
     assert none.returncode == 2 and badinputs.error_line(none.stderr)
+
+
+def test_predict_exits_3_when_no_file_could_be_scored(runs):
+    result = runs["results"]["all_missing"]
+    assert result.returncode == 3, result.stderr[-2000:]
+    assert "nowhere.png" in result.stderr and "no image could be scored: all 2" in result.stderr
+    assert result.stdout == ""
 
 
 def test_predict_refuses_an_output_that_is_neither_csv_nor_json(runs):

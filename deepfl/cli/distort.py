@@ -20,10 +20,13 @@ Examples:
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from absl import flags
 
 from deepfl import generation
 from deepfl.cli import app
+from deepfl.images import list_images
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("ref_dir", None, "Folder of pristine reference images.", required=True)
@@ -93,6 +96,8 @@ def main(argv: list[str]) -> int | None:
             "without a row"
         )
         return 0
+    if not FLAGS.assignment_csv and Path(FLAGS.ref_dir).is_dir() and not list_images(FLAGS.ref_dir):
+        raise app.NothingDone(f"--ref_dir {FLAGS.ref_dir}: no image in this folder (subfolders are not searched)")
     generation.generate(
         FLAGS.ref_dir,
         FLAGS.out_dir,

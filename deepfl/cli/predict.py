@@ -4,9 +4,10 @@
   deepfl-predict --model multitask.keras --head head_split0.keras --output scores.csv images/
 
 Prints a table (image, score; higher is better) or writes CSV/JSON (by --output's extension or --format).
-Scores are on the normalised [0, 1] scale the head was trained on (deepfl.data: 1 = best quality), not on the
-benchmark's own MOS/DMOS scale. Unreadable files are reported by name on stderr and the exit code is 1 at the
-end; the others are still scored.
+Scores are on the scale the head was trained on: for deepfl-train-mlp's heads the normalised [0, 1] scale
+(deepfl.data: 1 = best quality), not the benchmark's own MOS/DMOS scale; for the demo's model its stand-in
+target's scale (DMOS 1..5, higher is better). Unreadable files are reported by name on stderr and the exit code is 1 at the
+end; the others are still scored (exit 3 when no file could be scored).
 
 A CSV --output is written as the images are scored and resumes: a rerun with the same --model/--head (stored in
 <output>.settings.json) scores only the files not yet in it and appends them, so a kill loses at most one chunk.
@@ -134,8 +135,12 @@ def main(argv: list[str]) -> int:
             on_rows=lambda rows: table.append({"image": image, "score": f"{score:.6f}"} for image, score in rows),
         )
         print(f"{output}: {len(table.done)} scores", file=sys.stderr)
+        if todo and len(failed) == len(todo) and not table.done:
+            raise app.NothingDone(f"no image could be scored: all {len(failed)} file(s) failed (listed above)")
     else:
         rows, failed = score_files(paths, scorer, FLAGS.batch_size, FLAGS.chunk, on_unreadable=report)
+        if not rows:
+            raise app.NothingDone(f"no image could be scored: all {len(failed)} file(s) failed (listed above)")
         text = format_scores(rows, fmt)
         # A file name that is not UTF-8 (held with surrogate escapes) is written back as its original bytes.
         data = text.encode("utf-8", "surrogateescape")
