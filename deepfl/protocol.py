@@ -29,6 +29,7 @@ from deepfl.data.normalization import TargetNormalizer
 from deepfl.data.tables import SPLIT_NAMES
 from deepfl.evaluation import evaluate, summarize
 from deepfl.fileio import atomic_write_bytes, normalizer_path, save_model_atomic
+from deepfl.jobs import progress
 from deepfl.models.mlp import build_mlp
 
 log = logging.getLogger("deepfl")
@@ -338,13 +339,14 @@ def run_protocol(
     chosen_lr: float | None = None
     trainer = None
     run_key = _run_key(features, scores, splits, config) if out is not None else ""
-    for k, labels in enumerate(splits):
+    label = f"{out.name}/{name}" if out is not None else name  # which run a log line or bar belongs to
+    for k, labels in progress(enumerate(splits), total=len(splits), desc=label, unit="split"):
         idx = _split_indices(labels)
         set_of = np.asarray(labels).astype(str)
         finished = _finished_split(out, name, k, run_key) if out is not None else None
         if finished is not None:  # trained by an earlier (interrupted) run of the same inputs and settings
             row, pred = finished
-            log.info("%s split %d: finished by an earlier run, kept", name, k)
+            log.info("%s split %d: finished by an earlier run, kept", label, k)
             if config.lr_selection == "first" and chosen_lr is None:
                 chosen_lr = row["learning_rate"]
             rows.append(row)
@@ -363,7 +365,7 @@ def run_protocol(
             model, val_loss, epoch = trainer.train(
                 features[idx["train"]], y[idx["train"]], features[idx["val"]], y[idx["val"]], lr
             )
-            log.info("%s split %d: lr %g -> best val loss %.4f at epoch %d", name, k, lr, val_loss, epoch + 1)
+            log.info("%s split %d: lr %g -> best val loss %.4f at epoch %d", label, k, lr, val_loss, epoch + 1)
             if best is None or val_loss < best[1]:
                 best = (model, val_loss, epoch, lr)
         model, val_loss, epoch, lr = best
