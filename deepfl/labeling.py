@@ -32,7 +32,7 @@ from deepfl.fileio import atomic_write_bytes
 from deepfl.fr import METRICS, metric_function
 from deepfl.fr.running import score_metrics
 from deepfl.images import header_sizes_of, read_image
-from deepfl.jobs import AppendOnlyCsv, ErrorPolicy, progress, read_complete_rows, shard
+from deepfl.jobs import AppendOnlyCsv, ErrorPolicy, check_settings, progress, read_complete_rows, shard
 
 log = logging.getLogger("deepfl")
 
@@ -301,6 +301,7 @@ def label_pairs(
     shard_index: int = 0,
     on_error: str = "skip",
     compile_from_pixel_pairs: float = COMPILE_FROM_PIXEL_PAIRS,
+    overwrite: bool = False,
 ) -> LabelSummary:
     """Scores the pairs of shard `shard_index` and appends them to the shard's output CSV (resumable).
 
@@ -309,11 +310,26 @@ def label_pairs(
     pair (rows already written stay). An image size with at least `compile_from_pixel_pairs` pixels x pairs in
     the manifest is scored by the metrics' compiled graphs (compiled on its first batch), any other size by their
     NumPy forms (`compiled_sizes`): 0 compiles every size, `math.inf` none.
+
+    `batch_size` and `compile_from_pixel_pairs` change scores in their last digits (float32 reduction order,
+    NumPy form or compiled graph), so they are stored beside the CSV (`<csv>.settings.json`): resuming with
+    other values is refused (`deepfl.jobs.SettingsChanged`) unless `overwrite`, which first deletes the CSV.
     """
     metrics = check_metrics(metrics)
     functions = load_metric_functions(metrics)
     policy = ErrorPolicy(on_error)
+    shard([], num_shards, shard_index)  # bad shard flags fail before anything is stored
     out_path = shard_file(out_csv, num_shards, shard_index)
+    settings_file = out_path.with_name(out_path.name + ".settings.json")
+    if overwrite:
+        out_path.unlink(missing_ok=True)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    check_settings(
+        settings_file,
+        {"batch_size": batch_size, "compile_from_pixel_pairs": compile_from_pixel_pairs},
+        overwrite,
+        output=out_path,
+    )
     table = AppendOnlyCsv(out_path, output_columns(metrics), key="dist_im")
     summary = LabelSummary(out_path)
 

@@ -300,3 +300,22 @@ def test_a_finished_job_reads_no_header_on_a_rerun(two_size_pairs, tmp_path, mon
     monkeypatch.setattr(labeling, "compiled_sizes", lambda *args: census.append(args) or frozenset())
     again = labeling.label_pairs(pairs, root, out, metrics=["gmsd"])
     assert again.written == 0 and again.already_done == 12 and census == []
+
+
+def test_resuming_with_another_batch_size_or_compile_threshold_is_refused(pair_set, tmp_path):
+    """Both change scores in their last digits: a resumed CSV must not mix them silently (a new user's walk
+    resumed with --compile_from_pixel_pairs=0 --batch_size 7 and got rows off by 8e-8 beside the old ones)."""
+    from deepfl.jobs import SettingsChanged
+
+    manifest, root = pair_set
+    pairs = labeling.read_manifest(manifest)
+    out = tmp_path / "labels.csv"
+    labeling.label_pairs(pairs.iloc[:4], root, out, metrics=["gmsd"], batch_size=2)
+    with pytest.raises(SettingsChanged, match="batch_size 2 -> 3"):
+        labeling.label_pairs(pairs, root, out, metrics=["gmsd"], batch_size=3)
+    with pytest.raises(SettingsChanged, match="compile_from_pixel_pairs"):
+        labeling.label_pairs(pairs, root, out, metrics=["gmsd"], batch_size=2, compile_from_pixel_pairs=0)
+    resumed = labeling.label_pairs(pairs, root, out, metrics=["gmsd"], batch_size=2)
+    assert resumed.already_done > 0
+    redone = labeling.label_pairs(pairs, root, out, metrics=["gmsd"], batch_size=3, overwrite=True)
+    assert redone.already_done == 0 and redone.written == resumed.written + resumed.already_done

@@ -43,8 +43,14 @@ flags.DEFINE_float(
     "An image size with at least this many pixels x pairs in the manifest is scored by the metrics' compiled "
     "graphs (compiling all eleven costs about 40 s per batch shape on 2 cores, then they run 2-3x faster); any "
     "other size by their NumPy forms, which compile nothing (mixed sizes: LIVE, your own photos). 0 compiles "
-    "every size, inf none. Keep it when resuming: the two paths differ in the last digits of the scores.",
+    "every size, inf none. A resumed run keeps it (stored with the CSV): the two paths differ in the last digits.",
     lower_bound=0,
+)
+flags.DEFINE_boolean(
+    "overwrite",
+    False,
+    "Delete an existing output CSV made with another --batch_size or --compile_from_pixel_pairs (stored in "
+    "<csv>.settings.json) and score again, instead of refusing.",
 )
 flags.DEFINE_boolean("merge", False, "Join the --num_shards shard files into the final CSV and stop.")
 app.define_sharding()
@@ -79,6 +85,7 @@ def main(argv: list[str]) -> int:
         shard_index=FLAGS.shard_index,
         on_error=FLAGS.on_error,
         compile_from_pixel_pairs=FLAGS.compile_from_pixel_pairs,
+        overwrite=FLAGS.overwrite,
     )
     print(summary)
     if summary.skipped and not summary.written:

@@ -6,8 +6,8 @@
 Prints a table (image, score; higher is better) or writes CSV/JSON (by --output's extension or --format).
 Scores are on the scale the head was trained on: for deepfl-train-mlp's heads the normalised [0, 1] scale
 (deepfl.data: 1 = best quality), not the benchmark's own MOS/DMOS scale; for the demo's model its stand-in
-target's scale (DMOS 1..5, higher is better). Unreadable files are reported by name on stderr and the exit code is 1 at the
-end; the others are still scored (exit 3 when no file could be scored).
+target's scale (DMOS 1..5, higher is better). Unreadable files are reported by name on stderr and the exit
+code is 1 at the end; the others are still scored (exit 3 when no file could be scored).
 
 A CSV --output is written as the images are scored and resumes: a rerun with the same --model/--head (stored in
 <output>.settings.json) scores only the files not yet in it and appends them, so a kill loses at most one chunk.
