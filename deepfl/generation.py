@@ -371,7 +371,7 @@ def generate(
     if not check_settings(out_dir / SETTINGS_FILE, settings, overwrite, output=f"--out_dir {out_dir}") and overwrite:
         discard_outputs(out_dir)
     manifest_path = Path(manifest) if manifest else shard_manifest(out_dir, num_shards, shard_index)
-    manifest_csv = AppendOnlyCsv(manifest_path, MANIFEST_COLUMNS, key="dist_im")
+    manifest_csv = AppendOnlyCsv(manifest_path, MANIFEST_COLUMNS, key="dist_im", lock=True)
 
     def finished(name: str, type_id: int) -> bool:  # listed in the manifest and present on disk
         outputs = [output_name(name, type_id, lv, fmt) for lv in range(1, distortions.NUM_LEVELS + 1)]

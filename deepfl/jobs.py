@@ -7,6 +7,7 @@ report bad inputs the same way, and never lose or duplicate finished rows.
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import json
 import logging
@@ -194,10 +195,19 @@ class AppendOnlyCsv:
     On open it checks the header, cuts a torn last line left by a kill, and loads the values of `key` already
     written so a restarted job computes only the rest and never duplicates a row. errors="surrogateescape" writes
     and reads back values holding non-UTF-8 bytes (file names) as their original bytes.
+
+    With `lock`, the file stays locked (an exclusive `flock`) while the object lives: a second job writing the
+    same file at the same time (a command started twice) is refused with `DeepflError` instead of appending
+    every row again.
     """
 
     def __init__(
-        self, path: str | os.PathLike, columns: Sequence[str], key: str | Sequence[str], errors: str = "strict"
+        self,
+        path: str | os.PathLike,
+        columns: Sequence[str],
+        key: str | Sequence[str],
+        errors: str = "strict",
+        lock: bool = False,
     ):
         self.path = Path(path)
         self.errors = errors
@@ -205,6 +215,13 @@ class AppendOnlyCsv:
         self.key = [key] if isinstance(key, str) else list(key)
         self.done: set = set()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if lock:
+            self._lock = open(self.path, "ab")  # noqa: SIM115  (held, and so locked, while the object lives)
+            try:
+                fcntl.flock(self._lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self._lock.close()
+                raise DeepflError(f"{self.path}: being written by another job (the same command twice?)") from None
         if self.path.exists() and self.path.stat().st_size > 0:
             _repair_tail(self.path)
             if self.path.stat().st_size > 0:  # a kill while the header was written leaves nothing whole

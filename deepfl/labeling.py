@@ -330,7 +330,7 @@ def label_pairs(
         overwrite,
         output=out_path,
     )
-    table = AppendOnlyCsv(out_path, output_columns(metrics), key="dist_im")
+    table = AppendOnlyCsv(out_path, output_columns(metrics), key="dist_im", lock=True)
     summary = LabelSummary(out_path)
 
     groups = group_pairs(pairs, batch_size)

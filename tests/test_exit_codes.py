@@ -120,3 +120,25 @@ def test_extract_features_and_predict_name_empty_folders_files_for_folders_and_m
         assert len(error_lines(result.stderr)) == 1 and words in error_lines(result.stderr)[0], result.stderr
         assert "FATAL" not in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "feats" / "empty.h5").exists()
+
+
+def test_label_refuses_an_output_another_job_is_writing(tmp_path):
+    """The same command started twice wrote every row twice (a new user's walk): the second job is refused."""
+    from deepfl.jobs import AppendOnlyCsv
+    from deepfl.labeling import output_columns
+
+    images = tmp_path / "images"
+    images.mkdir()
+    write_image(images / "r.png", textured_image(48, 48, 0))
+    write_image(images / "d.png", textured_image(48, 48, 1))
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("dist_im,ref_im\nd.png,r.png\n")
+    out = tmp_path / "out"
+    held = AppendOnlyCsv(out / "labels.csv", output_columns(["gmsd"]), key="dist_im", lock=True)  # the first job
+    argv = [f"--manifest={manifest}", f"--image_root={images}", f"--out_dir={out}", "--metrics=gmsd"]
+    (busy,) = kr.run_batch("label", [argv])
+    assert busy.returncode == EXIT_BAD_INPUT, busy.stderr[-2000:]
+    assert "labels.csv: being written by another job" in error_lines(busy.stderr)[0]
+    del held
+    (free,) = kr.run_batch("label", [argv])
+    assert free.returncode == 0 and "1 rows written" in free.stdout, free.stderr[-2000:]

@@ -124,3 +124,16 @@ def test_keras_progress_is_one_line_per_epoch_outside_a_terminal(monkeypatch):
     assert keras_verbose() == "auto"
     monkeypatch.setenv("DEEPFL_NO_PROGRESS", "1")
     assert keras_verbose() == 0
+
+
+def test_append_only_csv_lock_refuses_a_second_writer_until_the_first_is_gone(tmp_path):
+    from deepfl.errors import DeepflError
+
+    path = tmp_path / "rows.csv"
+    first = AppendOnlyCsv(path, ["k", "v"], key="k", lock=True)
+    first.append([{"k": "a", "v": 1}])
+    with pytest.raises(DeepflError, match="rows.csv: being written by another job"):
+        AppendOnlyCsv(path, ["k", "v"], key="k", lock=True)
+    del first
+    second = AppendOnlyCsv(path, ["k", "v"], key="k", lock=True)
+    assert "a" in second and path.read_text() == "k,v\na,1\n"

@@ -115,7 +115,7 @@ def main(argv: list[str]) -> int:
                 "pass --overwrite to replace it, or choose another --output"
             )
         check_settings(settings_path(output), settings, FLAGS.overwrite, output=f"--output {output}")
-        table = AppendOnlyCsv(output, CSV_COLUMNS, key="image", errors="surrogateescape")
+        table = AppendOnlyCsv(output, CSV_COLUMNS, key="image", errors="surrogateescape", lock=True)
         # Rows name absolute paths, so a rerun from another folder, or with the same file spelled another way
         # (./a.png, dir/../a.png), resumes instead of scoring it twice (or skipping another file of that name).
         done = {os.path.abspath(name) for name in table.done}
