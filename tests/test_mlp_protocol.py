@@ -250,3 +250,22 @@ def test_a_head_keeps_its_best_validation_epoch_and_its_loss_is_that_epochs():
     val_mse = float(np.mean((head.predict(x[150:], verbose=0).reshape(-1) - y[150:]) ** 2))
     assert val_mse == pytest.approx(loss, rel=1e-5)
     assert loss < float(np.var(y[150:]))  # it learned something: better than predicting the mean
+
+
+def test_cross_dataset_record_is_reused_only_for_the_same_inputs(tmp_path, monkeypatch):
+    """deepfl-reproduce retrained every cross pair on every rerun (hours at the paper's settings)."""
+    import dataclasses
+
+    x, score, content = _synthetic(n=80, dim=8)
+    split = _splits(content, 1)[0]
+    config = HeadConfig(hidden=(16,), dropout=(0.0,), epochs=5, batch_size=16, learning_rates=(1e-2,))
+    record = tmp_path / "cross.json"
+    first = cross_dataset(x, score, split, x[:40], score[:40], config, record=record)
+    trained = []
+    original = HeadTrainer.train
+    monkeypatch.setattr(HeadTrainer, "train", lambda self, *a: trained.append(1) or original(self, *a))
+    assert cross_dataset(x, score, split, x[:40], score[:40], config, record=record) == first
+    assert not trained
+    other = cross_dataset(x, score, split, x[:40], score[:40], dataclasses.replace(config, epochs=6), record=record)
+    assert trained and other != first
+    assert cross_dataset(x, score, split, x[:40], score[:40], config) == pytest.approx(first)

@@ -151,6 +151,10 @@ def main(argv: list[str]) -> int:
         if missing:
             cross_results[(train, test)] = f"no data folder given for {', '.join(missing)}"
             continue
+        record = out / f"cross{suffix}_{train}_to_{test}.json"  # the criteria and a digest of the inputs
+        before = record.read_bytes() if record.exists() else None
+        if before is None:
+            print(f"cross {train} -> {test}: training on {train}, testing on all of {test} ...", flush=True)
         cross_results[(train, test)] = protocol.cross_dataset(
             feats[train],
             tables[train]["score"].to_numpy(),
@@ -158,6 +162,11 @@ def main(argv: list[str]) -> int:
             feats[test],
             tables[test]["score"].to_numpy(),
             config,
+            record=record,
+        )
+        print(
+            f"cross {train} -> {test}: SROCC {cross_results[(train, test)]['srocc']:.3f}"
+            + (" (kept: an earlier run had the same inputs)" if before == record.read_bytes() else "")
         )
     cross = reporting.cross_table(cross_results)
     reporting.write_table(
