@@ -102,9 +102,8 @@ def run_app(main: Callable[[list[str]], int | None]) -> None:
             print(f"error: {one_line(exc)}", file=sys.stderr)
             return EXIT_NOTHING_DONE
         except (DeepflError, FileNotFoundError, NotADirectoryError, JobStopped, ValueError) as exc:
-            name = type(exc).__name__
-            line = one_line(exc, limit=BAD_INPUT_MESSAGE_CHARS)
-            print(f"error: {line}" if isinstance(exc, DeepflError) else f"error ({name}): {line}", file=sys.stderr)
+            # A bad input or flag: the message names the culprit; the exception's class would add nothing for a user.
+            print(f"error: {one_line(exc, limit=BAD_INPUT_MESSAGE_CHARS)}", file=sys.stderr)
             return EXIT_BAD_INPUT
         except Exception as exc:
             if _is_input_op_error(exc):
