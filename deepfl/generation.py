@@ -240,9 +240,9 @@ def shard_manifest(out_dir: Path, num_shards: int, shard_index: int) -> Path:
 
 def merge_manifests(
     out_dir: Path, pairs: list[tuple[str, int]], num_shards: int, manifest_path: Path, fmt: str = "png"
-) -> tuple[int, int]:
+) -> tuple[int, list[str]]:
     """Joins the shard manifests into `manifest_path` (one header, rows in the order of an unsharded run, each
-    `dist_im` once), atomically; returns (rows written, expected images without a row)."""
+    `dist_im` once), atomically; returns (rows written, the expected images without a row, in that order)."""
     rows: dict[str, dict] = {}
     for index in range(num_shards):
         path = shard_manifest(out_dir, num_shards, index)
@@ -251,7 +251,7 @@ def merge_manifests(
         for row in read_complete_rows(path, MANIFEST_COLUMNS):
             rows.setdefault(row["dist_im"], row)
     order = [output_name(name, t, level, fmt) for name, t in pairs for level in range(1, distortions.NUM_LEVELS + 1)]
-    missing = sum(1 for name in order if name not in rows)
+    missing = [name for name in order if name not in rows]
     order += sorted(set(rows) - set(order))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
@@ -324,9 +324,9 @@ def merge(
     fmt: str = "png",
     manifest: str | os.PathLike | None = None,
     on_error: str = "skip",
-) -> tuple[Path, int, int]:
+) -> tuple[Path, int, list[str]]:
     """Joins the `num_shards` shard manifests in `out_dir` into `manifest` (default `<out_dir>/manifest.csv`);
-    returns (that path, rows written, expected images without a row)."""
+    returns (that path, rows written, the expected images without a row)."""
     ref_dir, out_dir = Path(ref_dir), Path(out_dir)
     pairs = _references(ref_dir, ErrorPolicy(on_error), seed, assignment_csv)
     if num_shards < 2:

@@ -194,7 +194,7 @@ def test_merge_joins_shard_manifests_like_an_unsharded_run(ref_dir, tmp_path):
         assert result.returncode == 0, result.stderr
     merged = distort(f"--ref_dir={ref_dir}", f"--out_dir={parts}", "--seed=5", "--num_shards=3", "--merge")
     assert merged.returncode == 0, merged.stderr
-    assert "25 rows, 5 expected images without a row" in merged.stdout  # broken.png has none
+    assert "25 rows, 5 expected images without a row (first: broken_" in merged.stdout  # broken.png has none
     assert (parts / "manifest.csv").read_bytes() == (whole / "manifest.csv").read_bytes()
     unmerged = distort(f"--ref_dir={ref_dir}", f"--out_dir={tmp_path / 'none'}", "--num_shards=2", "--merge")
     assert unmerged.returncode == 2 and "manifest-0-of-2.csv" in unmerged.stderr

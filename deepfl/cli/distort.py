@@ -92,8 +92,13 @@ def main(argv: list[str]) -> int | None:
             FLAGS.on_error,
         )
         print(
-            f"merged {FLAGS.num_shards} shard manifests into {target}: {rows} rows, {missing} expected images "
+            f"merged {FLAGS.num_shards} shard manifests into {target}: {rows} rows, {len(missing)} expected images "
             "without a row"
+            + (
+                f" (first: {missing[0]}; its reference was skipped as bad, or its shard has not finished)"
+                if missing
+                else ""
+            )
         )
         return 0
     if not FLAGS.assignment_csv and Path(FLAGS.ref_dir).is_dir() and not list_images(FLAGS.ref_dir):
