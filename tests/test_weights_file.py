@@ -104,8 +104,9 @@ def test_misfit_other_architecture_and_not_hdf5(source, tmp_path):
         load_weights_file(network, tmp_path / "absent.hdf5")
 
 
-def test_offline_imagenet_fails_in_one_line(monkeypatch, tmp_path):
+def test_offline_imagenet_fails_in_one_line(monkeypatch, tmp_path, capsys):
     def no_network(*args, **kwargs):
+        print("Downloading data from https://storage.googleapis.com/x")  # as Keras does, on stdout
         raise Exception(
             "URL fetch failure on https://storage.googleapis.com/x: None -- [Errno -3] Temporary failure "
             "in name resolution\nsecond line"
@@ -119,6 +120,8 @@ def test_offline_imagenet_fails_in_one_line(monkeypatch, tmp_path):
     assert "\n" not in message
     assert models.IMAGENET_WEIGHTS_FILE in message and f"{tmp_path / 'keras_home' / 'models'}/" in message
     assert "--weights FILE" in message and "URL fetch failure" in message
+    printed = capsys.readouterr()
+    assert printed.out == "" and "Downloading data from" in printed.err  # stdout is for results only
     monkeypatch.delenv("KERAS_HOME")
     assert backbone_module.keras_models_dir() == backbone_module.Path("~/.keras/models").expanduser()
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -139,14 +140,15 @@ def imagenet_weights_path() -> str:
     in, and the alternative of a local weights file, instead of Keras' multi-line "URL fetch failure".
     """
     folder = keras_models_dir()
-    try:
-        return keras.utils.get_file(
-            IMAGENET_WEIGHTS_FILE,
-            IMAGENET_WEIGHTS_URL + IMAGENET_WEIGHTS_FILE,
-            cache_dir=str(folder.parent),
-            cache_subdir=folder.name,
-            file_hash=IMAGENET_WEIGHTS_MD5,
-        )
+    try:  # Keras prints "Downloading data from" and its bar on stdout: to stderr, so stdout holds only results
+        with contextlib.redirect_stdout(sys.stderr):
+            return keras.utils.get_file(
+                IMAGENET_WEIGHTS_FILE,
+                IMAGENET_WEIGHTS_URL + IMAGENET_WEIGHTS_FILE,
+                cache_dir=str(folder.parent),
+                cache_subdir=folder.name,
+                file_hash=IMAGENET_WEIGHTS_MD5,
+            )
     except Exception as exc:  # keras.utils.get_file raises a bare Exception on fetch failures
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise WeightsFileError(
