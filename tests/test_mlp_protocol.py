@@ -269,3 +269,18 @@ def test_cross_dataset_record_is_reused_only_for_the_same_inputs(tmp_path, monke
     other = cross_dataset(x, score, split, x[:40], score[:40], dataclasses.replace(config, epochs=6), record=record)
     assert trained and other != first
     assert cross_dataset(x, score, split, x[:40], score[:40], config) == pytest.approx(first)
+
+
+def test_run_protocol_shows_progress_over_splits_named_after_the_run(tmp_path, capsys, caplog, monkeypatch):
+    """deepfl-train-mlp and deepfl-reproduce showed no progress through hours of heads, and the demo's three
+    feature sets all logged as 'head split 0'."""
+    import logging
+
+    monkeypatch.delenv("DEEPFL_NO_PROGRESS", raising=False)
+    x, score, content = _synthetic(n=80, dim=8)
+    config = HeadConfig(hidden=(8,), dropout=(0.0,), epochs=2, batch_size=16, learning_rates=(1e-2,))
+    with caplog.at_level(logging.INFO, logger="deepfl"):
+        run_protocol(x, score, _splits(content, 2), config, tmp_path / "random_init")
+    err = capsys.readouterr().err
+    assert "random_init/head" in err and "2/2" in err and "split" in err, err
+    assert any(r.getMessage().startswith("random_init/head split 1: lr") for r in caplog.records)
