@@ -293,6 +293,12 @@ class SettingsChanged(DeepflError):
     """A job was rerun into an output that was made with other settings."""
 
 
+def settings_beside(output: str | os.PathLike) -> Path:
+    """Where the settings of a job whose output is one file are stored: `<output>.settings.json` beside it."""
+    output = Path(output)
+    return output.with_name(output.name + ".settings.json")
+
+
 def check_settings(
     path: str | os.PathLike, settings: dict, overwrite: bool = False, output: str | os.PathLike | None = None
 ) -> bool:

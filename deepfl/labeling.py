@@ -32,7 +32,15 @@ from deepfl.fileio import atomic_write_bytes
 from deepfl.fr import METRICS, metric_function
 from deepfl.fr.running import score_metrics
 from deepfl.images import header_sizes_of, read_image
-from deepfl.jobs import AppendOnlyCsv, ErrorPolicy, check_settings, progress, read_complete_rows, shard
+from deepfl.jobs import (
+    AppendOnlyCsv,
+    ErrorPolicy,
+    check_settings,
+    progress,
+    read_complete_rows,
+    settings_beside,
+    shard,
+)
 
 log = logging.getLogger("deepfl")
 
@@ -320,12 +328,11 @@ def label_pairs(
     policy = ErrorPolicy(on_error)
     shard([], num_shards, shard_index)  # bad shard flags fail before anything is stored
     out_path = shard_file(out_csv, num_shards, shard_index)
-    settings_file = out_path.with_name(out_path.name + ".settings.json")
     if overwrite:
         out_path.unlink(missing_ok=True)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     check_settings(
-        settings_file,
+        settings_beside(out_path),
         {"batch_size": batch_size, "compile_from_pixel_pairs": compile_from_pixel_pairs},
         overwrite,
         output=out_path,

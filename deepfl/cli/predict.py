@@ -54,10 +54,6 @@ EXIT_SOME_UNREADABLE = 1
 CSV_COLUMNS = ["image", "score"]
 
 
-def settings_path(output: Path) -> Path:
-    return output.with_name(output.name + ".settings.json")
-
-
 def check_image_model(scorer, model_path: str) -> None:
     """One error for a model that does not take images (e.g. an MLP head given as --model)."""
     shape = getattr(scorer, "input_shape", None)
@@ -70,7 +66,7 @@ def check_image_model(scorer, model_path: str) -> None:
 
 def main(argv: list[str]) -> int:
     from deepfl.fileio import atomic_write_bytes, file_fingerprint
-    from deepfl.jobs import AppendOnlyCsv, check_settings
+    from deepfl.jobs import AppendOnlyCsv, check_settings, settings_beside
     from deepfl.prediction import expand_inputs, format_scores, load_scorer, score_files
 
     inputs = argv[1:]
@@ -109,12 +105,12 @@ def main(argv: list[str]) -> int:
         }
         if FLAGS.overwrite:
             output.unlink(missing_ok=True)
-        elif output.exists() and not settings_path(output).exists():
+        elif output.exists() and not settings_beside(output).exists():
             raise ValueError(
                 f"output: {output} exists and was not written by deepfl-predict with stored settings; "
                 "pass --overwrite to replace it, or choose another --output"
             )
-        check_settings(settings_path(output), settings, FLAGS.overwrite, output=f"--output {output}")
+        check_settings(settings_beside(output), settings, FLAGS.overwrite, output=f"--output {output}")
         table = AppendOnlyCsv(output, CSV_COLUMNS, key="image", errors="surrogateescape", lock=True)
         # Rows name absolute paths, so a rerun from another folder, or with the same file spelled another way
         # (./a.png, dir/../a.png), resumes instead of scoring it twice (or skipping another file of that name).
