@@ -476,7 +476,7 @@ def run_demo(
 
     from deepfl import features, labeling, protocol, reporting
     from deepfl.export import export_model
-    from deepfl.fileio import load_model_file, save_model_atomic
+    from deepfl.fileio import load_model_file
     from deepfl.models import build_backbone, mlsp_extractor
     from deepfl.prediction import format_scores, load_scorer, score_files
     from deepfl.training import run_multitask
@@ -498,16 +498,13 @@ def run_demo(
     )
     lap("label")
 
-    # 4. Stage 1: the multi-task model on the weak labels (its final model and best model saved without optimizer
-    # state; the resume state goes once the run is finished).
+    # 4. Stage 1: the multi-task model on the weak labels (the job saves its final and best models without
+    # optimizer state; the resume state goes once the run is finished).
     multitask_dir = out / "multitask"
     if (multitask_dir / "model.keras").exists() and not (multitask_dir / "checkpoints").exists():
         model = load_model_file(multitask_dir / "model.keras")
     else:
         run_multitask(_stage1_config(out / "weak_labels.csv", distorted, config), multitask_dir)
-        for name in ("best.keras", "model.keras"):  # loaded without the optimizer, saved back without it
-            if (multitask_dir / name).exists():
-                save_model_atomic(load_model_file(multitask_dir / name), multitask_dir / name)
         if not keep_checkpoints:
             shutil.rmtree(multitask_dir / "checkpoints")
         model = load_model_file(multitask_dir / "model.keras")

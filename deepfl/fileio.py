@@ -143,10 +143,22 @@ def load_model_file(path: str | os.PathLike, what: str = "model") -> keras.Model
 
 
 def save_model_atomic(model: keras.Model, path: str | os.PathLike) -> Path:
-    """Saves a model as `.keras` through a temporary file in the same folder, so a kill leaves no half file."""
+    """Saves a model as `.keras` without its optimiser state, through a temporary file in the same folder, so a
+    kill leaves no half file.
+
+    deepfl's `.keras` files are for scoring and features (they are loaded with `compile=False`); the state a run
+    resumes from is in its checkpoints. A compiled model is therefore saved as an uncompiled copy with the same
+    weights: Adam's two moment slots would triple the file (InceptionResNetV2: about 650 MB instead of 220 MB).
+    """
+    import keras
+
     path = Path(path)
     if path.suffix != ".keras":
         raise ValueError(f"path: must end with .keras, got {path}")
+    if getattr(model, "optimizer", None) is not None:
+        bare = keras.Model.from_config(model.get_config())  # uncompiled (clone_model would copy the compile state)
+        bare.set_weights(model.get_weights())
+        model = bare
     with atomic_output(path, suffix=".tmp.keras") as tmp:
         model.save(tmp)
     return path

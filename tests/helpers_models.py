@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 import zipfile
@@ -59,3 +60,13 @@ def assert_same_training_outputs(reference: Path, candidate: Path) -> int:
     for rel in ref_models:
         assert keras_digest(reference / rel) == keras_digest(candidate / rel), f"{rel}: model content differs"
     return len(killrestart.tree_digest(reference))
+
+
+def keras_weight_groups(keras_file: Path) -> set[str]:
+    """Top-level groups of the weights inside a .keras archive ('optimizer' when it holds optimizer state)."""
+    import h5py
+
+    with zipfile.ZipFile(keras_file) as archive:
+        data = archive.read("model.weights.h5")
+    with h5py.File(io.BytesIO(data), "r") as weights:
+        return set(weights.keys())

@@ -1,11 +1,8 @@
 """The demo: its wiring at a tiny scale (fast), and the issue's learning thresholds at the default scale (slow)."""
 
-import io
 import json
-import zipfile
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,6 +10,7 @@ import pytest
 from deepfl.demo import FEATURE_SETS, DemoConfig, random_crops, rotating_types, run_demo
 from deepfl.jobs import SettingsChanged
 from deepfl.kadid_opinion import type_level_dmos
+from helpers_models import keras_weight_groups
 
 SMALL = DemoConfig(
     size=(96, 96),
@@ -35,14 +33,6 @@ SMALL = DemoConfig(
     mlp_batch=8,
     num_splits=2,
 )
-
-
-def _weight_groups(keras_file: Path) -> set[str]:
-    """Top-level groups of the weights inside a .keras archive ('optimizer' when it holds optimizer state)."""
-    with zipfile.ZipFile(keras_file) as archive:
-        data = archive.read("model.weights.h5")
-    with h5py.File(io.BytesIO(data), "r") as weights:
-        return set(weights.keys())
 
 
 def test_small_demo_wiring_outputs_and_rerun(tmp_path):
@@ -90,7 +80,7 @@ def test_small_demo_wiring_outputs_and_rerun(tmp_path):
         "mlp/weak_supervised/head_split0.keras",
     ):
         if (out / name).exists():
-            assert "optimizer" not in _weight_groups(out / name), name
+            assert "optimizer" not in keras_weight_groups(out / name), name
     assert not (out / "multitask" / "checkpoints").exists()
     # Stage 1's rate decays to 0 over the run (a short constant-rate run ends on a noisy model).
     assert json.loads((out / "multitask" / "run_config.json").read_text())["lr_schedule"] == "cosine"

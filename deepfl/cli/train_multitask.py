@@ -5,12 +5,13 @@ Example (the paper's setting, KADIS-700k release on disk):
 Own weak labels (from deepfl-label):
   deepfl-train-multitask --weak_labels=labels.csv --image_root=dist/ --out_dir=runs/stage1 --val_fraction=0.2
 
-Outputs in --out_dir: model.keras (final), best.keras (best mean validation SROCC), normalizer.json (target
-normalisation, fitted on the training split), split.csv, run_config.json, history.csv (per-task losses and
-validation SROCC per epoch), tensorboard/, checkpoints/ (resume), skipped_images.csv (only when corrupt images
-were skipped). Rerunning the same command after a kill resumes after the last finished epoch and ends with the
-same weights as an unbroken run: same batches, dropout masks and optimizer state. A larger --epochs extends a
-finished run from its last checkpoint; other changed settings are refused (--overwrite discards the old run).
+Outputs in --out_dir: model.keras (final), best.keras (best mean validation SROCC; both without optimizer
+state), normalizer.json (target normalisation, fitted on the training split), split.csv, run_config.json,
+history.csv (per-task losses and validation SROCC per epoch), tensorboard/, checkpoints/ (resume, with the
+optimizer state), skipped_images.csv (only when corrupt images were skipped). Rerunning the same command after
+a kill resumes after the last finished epoch and ends with the same weights as an unbroken run: same batches,
+dropout masks and optimizer state. A larger --epochs extends a finished run from its last checkpoint; other
+changed settings are refused (--overwrite discards the old run).
 The job itself is `deepfl.training.run_multitask`.
 """
 
