@@ -29,6 +29,24 @@ def write_mini_kadid(root: Path, contents: int = 6, per_ref: int = 3) -> list[li
     return rows
 
 
+def write_ratings_study(root: Path, contents: int = 6, per_content: int = 3) -> list[list[str]]:
+    """A folder of one's own rated images, as `deepfl.data.read_ratings` reads it: textured 48x64 PNGs in
+    photos/, ratings.csv (image, score, content; scores 1..5) and ratings.json (score_range [1, 5]); returns the
+    CSV rows."""
+    photos = root / "photos"
+    photos.mkdir(parents=True)
+    rows = []
+    rng = np.random.default_rng(1)
+    for i in range(contents):
+        for j in range(per_content):
+            name = f"photos/scene{i + 1}_{j + 1}.png"
+            (root / name).write_bytes(badinputs.png_bytes(badinputs.textured_image(48, 64, 200 + 10 * i + j)))
+            rows.append([name, f"{rng.uniform(1, 5):.3f}", f"scene{i + 1}"])
+    badinputs.write_csv(root / "ratings.csv", ["image", "score", "content"], rows)
+    (root / "ratings.json").write_text('{"score_range": [1, 5], "lower_better": false}\n')
+    return rows
+
+
 def read_feature_cache(path: Path) -> tuple[list[str], np.ndarray]:
     """The keys and feature rows of an HDF5 feature cache (its first `count` rows)."""
     with h5py.File(path, "r") as file:

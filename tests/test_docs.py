@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers_datasets import write_mini_kadid
+from helpers_datasets import write_mini_kadid, write_ratings_study
 
 REPO = Path(__file__).resolve().parents[1]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -144,6 +144,7 @@ def workspace(tmp_path_factory) -> dict:
     write_image(ws / "shots" / "s1.png", _photo("coffee", 112))
     home = ws / "home"
     write_mini_kadid(home / "data" / "kadid10k")
+    write_ratings_study(ws / "my_study")
     fastbin = ws / ".fastbin"
     fastbin.mkdir()
     for name, module in CONSOLE_SCRIPTS.items():

@@ -24,7 +24,12 @@ from deepfl.cli import app, extraction_flags
 FLAGS = flags.FLAGS
 app.define_out_dir()
 app.define_on_error()
-flags.DEFINE_string("dataset", None, "Data set key (kadid10k, live, csiq, tid2013, koniq10k, clive, kadis700k).")
+flags.DEFINE_string(
+    "dataset",
+    None,
+    "Data set key (kadid10k, live, csiq, tid2013, koniq10k, clive, kadis700k), or ratings: your own rated "
+    "images (--data_dir holds ratings.csv).",
+)
 flags.DEFINE_string("data_dir", None, "Folder of --dataset, as distributed.")
 flags.DEFINE_string("images", None, "Instead of --dataset: a folder of images (all of them are extracted).")
 extraction_flags.define_extraction_flags()

@@ -27,7 +27,13 @@ from deepfl.cli import app, protocol_flags
 
 FLAGS = flags.FLAGS
 app.define_out_dir()
-flags.DEFINE_string("dataset", None, "Data set key (kadid10k, live, csiq, tid2013, koniq10k, clive).", required=True)
+flags.DEFINE_string(
+    "dataset",
+    None,
+    "Data set key (kadid10k, live, csiq, tid2013, koniq10k, clive), or ratings: your own rated images "
+    "(--data_dir holds ratings.csv with image,score[,content][,ref], and optionally ratings.json with the scale).",
+    required=True,
+)
 flags.DEFINE_string("data_dir", None, "Folder of --dataset, as distributed.", required=True)
 flags.DEFINE_string("features", None, "HDF5 feature cache from deepfl-extract-features.", required=True)
 flags.DEFINE_integer("num_splits", paper.STAGE2_NUM_SPLITS, "Random content-aware splits.", lower_bound=1)

@@ -23,6 +23,7 @@ from deepfl.data.readers import (
     read_kadis700k,
     read_koniq10k,
     read_live,
+    read_ratings,
     read_tid2013,
     read_weak_labels,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "read_koniq10k",
     "read_clive",
     "read_kadis700k",
+    "read_ratings",
     "read_weak_labels",
     "content_split",
     "repeated_splits",

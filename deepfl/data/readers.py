@@ -12,6 +12,7 @@ dataset, the file and the row.
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import os
 from collections.abc import Callable
@@ -405,6 +406,87 @@ def read_clive(root, include_training_images: bool = False) -> pd.DataFrame:
     return _table("clive", image, [""] * len(kept), [Path(n).stem for n in kept], raw[start:])
 
 
+RATINGS_FILE = "ratings.csv"
+RATINGS_SCALE_FILE = "ratings.json"
+
+
+def _ratings_scale(root: Path, raw: np.ndarray, source: Path, lines: list[int]) -> tuple[tuple[float, float], bool]:
+    """The score scale of a ratings folder: `ratings.json` {"score_range": [lo, hi], "lower_better": bool}, each
+    key optional; the scores' own (min, max) and higher-is-better where absent. Scores outside a given range
+    raise an error naming the first such line."""
+    scale_file = root / RATINGS_SCALE_FILE
+    given: dict = {}
+    if scale_file.is_file():
+        try:
+            given = json.loads(scale_file.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise table_error("ratings", scale_file, None, f"not valid JSON ({exc})") from None
+        unknown = sorted(set(given) - {"score_range", "lower_better"}) if isinstance(given, dict) else None
+        if unknown is None or unknown:
+            raise table_error(
+                "ratings", scale_file, None, f"expected an object with score_range and/or lower_better, got {given!r}"
+            )
+    span = given.get("score_range", [float(raw.min()), float(raw.max())])
+    if (
+        not isinstance(span, list)
+        or len(span) != 2
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in span)
+        or not span[1] > span[0]
+    ):
+        what = "the scores are all equal" if "score_range" not in given else f"score_range {span!r} is not [lo, hi]"
+        raise table_error("ratings", scale_file if "score_range" in given else source, None, f"{what}; need lo < hi")
+    lower_better = given.get("lower_better", False)
+    if not isinstance(lower_better, bool):
+        raise table_error("ratings", scale_file, None, f"lower_better must be true or false, got {lower_better!r}")
+    outside = np.flatnonzero((raw < span[0]) | (raw > span[1]))
+    if len(outside):
+        i = int(outside[0])
+        message = f"score {raw[i]:g} is outside score_range {span} of {scale_file}"
+        raise table_error("ratings", source, lines[i], message)
+    return (float(span[0]), float(span[1])), lower_better
+
+
+def read_ratings(root) -> pd.DataFrame:
+    """Your own rated images: `ratings.csv` in `root`, one row per image, columns `image` (a path relative to
+    `root`, or absolute) and `score`, optionally `content` and `ref`.
+
+    `content` keeps images together in the content-aware splits (the distorted versions of one photo must not
+    be split between training and test); without it, `ref`'s file name serves, and without either every image
+    is its own content. The scale comes from `ratings.json` beside it when present ({"score_range": [lo, hi],
+    "lower_better": false}), else from the scores' own range, higher is better. Errors name the file and line.
+    """
+    root = _root("ratings", root)
+    source = root / RATINGS_FILE
+    text = {c: str for c in ("image", "content", "ref")}
+    frame = read_csv_checked("ratings", source, ["image", "score"], dtype=text, keep_default_na=False)
+    lines = [i + 2 for i in range(len(frame))]
+    raw = parse_scores("ratings", source, frame["score"].replace("", np.nan), lines)
+    index = FolderIndex(root)
+    image, seen = [], {}
+    for line, name in zip(lines, frame["image"]):
+        if not name.strip():
+            raise table_error("ratings", source, line, "empty image name")
+        path = resolve_image("ratings", source, line, index, name)
+        if path in seen:
+            raise table_error("ratings", source, line, f"image {name!r} is listed again (first on line {seen[path]})")
+        seen[path] = line
+        image.append(path)
+    ref = (
+        [resolve_image("ratings", source, n, index, r) if r.strip() else "" for n, r in zip(lines, frame["ref"])]
+        if "ref" in frame.columns
+        else [""] * len(image)
+    )
+    if "content" in frame.columns:
+        content = list(frame["content"])
+        empty = [n for n, c in zip(lines, content) if not c.strip()]
+        if empty:
+            raise table_error("ratings", source, empty[0], "empty content (give every row one, or drop the column)")
+    else:
+        content = [Path(r).stem if r else Path(i).with_suffix("").as_posix() for i, r in zip(image, ref)]
+    score_range, lower_better = _ratings_scale(root, raw, source, lines)
+    return make_table("ratings", image, ref, content, raw, None, score_range, lower_better)
+
+
 def _compact(name: str) -> str:
     """A column name as matched: case, spaces, hyphens and underscores ignored (`' MS-SSIM'` is `msssim`)."""
     return "".join(ch for ch in header_key(name) if ch not in " _-")
@@ -548,6 +630,7 @@ READERS: dict[str, Callable[..., pd.DataFrame]] = {
     "koniq10k": read_koniq10k,
     "clive": read_clive,
     "kadis700k": read_kadis700k,
+    "ratings": read_ratings,  # your own rated images (not a benchmark: no entry in DATASETS)
 }
 
 _ALIASES = {

@@ -1,0 +1,177 @@
+"""Your own rated images as a data set (`--dataset ratings`): the reader of ratings.csv/ratings.json, its one-line
+errors, and deepfl-train-mlp on such a folder."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import badinputs
+from deepfl import data
+from deepfl.errors import TableError
+from helpers_datasets import read_feature_cache, write_mini_kadid, write_ratings_study
+
+
+@pytest.fixture
+def study(tmp_path) -> Path:
+    write_ratings_study(tmp_path / "study")
+    return tmp_path / "study"
+
+
+def _rewrite(study: Path, header: list[str], rows: list[list[str]]) -> None:
+    badinputs.write_csv(study / "ratings.csv", header, rows)
+
+
+def test_a_study_reads_as_a_normalised_table(study):
+    table = data.read_dataset("ratings", study)
+    frame = pd.read_csv(study / "ratings.csv")
+    assert table["image"].tolist() == [str((study / n).resolve()) for n in frame["image"]]
+    assert table["content"].tolist() == frame["content"].tolist()
+    np.testing.assert_allclose(table["raw_score"], frame["score"])
+    np.testing.assert_allclose(table["score"], (frame["score"] - 1) / 4)  # ratings.json: [1, 5], higher better
+    assert table.attrs == {"dataset": "ratings", "score_range": (1.0, 5.0), "lower_better": False}
+    data.validate_table(table)
+
+
+def test_the_same_images_read_as_ratings_and_as_kadid10k_give_the_same_scores(tmp_path):
+    kadid = tmp_path / "kadid"
+    rows = write_mini_kadid(kadid)
+    badinputs.write_csv(
+        kadid / "ratings.csv", ["image", "score", "ref"], [[f"images/{r[0]}", r[2], f"images/{r[1]}"] for r in rows]
+    )
+    (kadid / "ratings.json").write_text(json.dumps({"score_range": [1, 5]}))
+    ours, theirs = data.read_dataset("ratings", kadid), data.read_dataset("kadid10k", kadid)
+    for column in ("image", "ref", "content", "score", "raw_score"):
+        assert ours[column].tolist() == theirs[column].tolist(), column  # content: the reference's name
+
+
+def test_without_ratings_json_the_scale_is_the_scores_own_and_lower_better_flips_it(study):
+    (study / "ratings.json").unlink()
+    table = data.read_ratings(study)
+    raw = table["raw_score"].to_numpy()
+    assert table.attrs["score_range"] == (raw.min(), raw.max())
+    np.testing.assert_allclose(table["score"], (raw - raw.min()) / (raw.max() - raw.min()))
+    (study / "ratings.json").write_text(json.dumps({"score_range": [0, 10], "lower_better": True}))
+    np.testing.assert_allclose(data.read_ratings(study)["score"], (10 - raw) / 10)
+
+
+def test_without_content_each_image_is_its_own_and_absolute_paths_work(study, tmp_path):
+    elsewhere = tmp_path / "elsewhere.png"
+    elsewhere.write_bytes((study / "photos" / "scene1_1.png").read_bytes())
+    _rewrite(
+        study, ["image", "score"], [["photos/scene1_1.png", "2"], ["photos/scene1_2.png", "3"], [str(elsewhere), "4"]]
+    )
+    table = data.read_ratings(study)
+    assert table["image"].tolist()[2] == str(elsewhere.resolve())
+    assert table["content"].nunique() == 3
+
+
+def test_contents_stay_together_in_the_splits(study):
+    table = data.read_ratings(study)
+    for split in data.repeated_splits(table, 3, seed=0):
+        data.check_disjoint(split)
+
+
+BAD_STUDIES = {
+    "no ratings.csv": (lambda s: (s / "ratings.csv").unlink(), r"ratings\.csv: metadata file not found"),
+    "no score column": (
+        lambda s: _rewrite(s, ["image", "mos"], [["photos/scene1_1.png", "3"]]),
+        r"ratings\.csv, line 1: header \['image', 'mos'\] lacks column\(s\) \['score'\]",
+    ),
+    "score not a number": (
+        lambda s: _rewrite(s, ["image", "score"], [["photos/scene1_1.png", "3"], ["photos/scene1_2.png", "good"]]),
+        r"ratings\.csv, line 3: score 'good' is not a number",
+    ),
+    "empty score": (
+        lambda s: _rewrite(s, ["image", "score"], [["photos/scene1_1.png", ""]]),
+        r"ratings\.csv, line 2: score is nan \(NaN/inf\)",
+    ),
+    "image absent": (
+        lambda s: _rewrite(s, ["image", "score"], [["photos/scene1_1.png", "3"], ["photos/missing.png", "4"]]),
+        r"ratings\.csv, line 3: image 'photos/missing\.png' is listed but absent",
+    ),
+    "image twice": (
+        lambda s: _rewrite(s, ["image", "score"], [["photos/scene1_1.png", "3"], ["photos/scene1_1.png", "4"]]),
+        r"ratings\.csv, line 3: image 'photos/scene1_1\.png' is listed again \(first on line 2\)",
+    ),
+    "empty content": (
+        lambda s: _rewrite(
+            s, ["image", "score", "content"], [["photos/scene1_1.png", "3", "a"], ["photos/scene1_2.png", "4", ""]]
+        ),
+        r"ratings\.csv, line 3: empty content",
+    ),
+    "score outside the range": (
+        lambda s: _rewrite(s, ["image", "score"], [["photos/scene1_1.png", "3"], ["photos/scene1_2.png", "7"]]),
+        r"ratings\.csv, line 3: score 7 is outside score_range \[1, 5\]",
+    ),
+    "ratings.json not JSON": (
+        lambda s: (s / "ratings.json").write_text("score_range: 1-5"),
+        r"ratings\.json: not valid JSON",
+    ),
+    "ratings.json unknown key": (
+        lambda s: (s / "ratings.json").write_text('{"range": [1, 5]}'),
+        r"ratings\.json: expected an object with score_range and/or lower_better",
+    ),
+    "ratings.json range reversed": (
+        lambda s: (s / "ratings.json").write_text('{"score_range": [5, 1]}'),
+        r"ratings\.json: score_range \[5, 1\] is not \[lo, hi\]",
+    ),
+    "equal scores, no ratings.json": (
+        lambda s: (
+            (s / "ratings.json").unlink(),
+            _rewrite(s, ["image", "score"], [["photos/scene1_1.png", "3"], ["photos/scene1_2.png", "3"]]),
+        ),
+        r"ratings\.csv: the scores are all equal; need lo < hi",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_STUDIES)
+def test_each_bad_study_is_one_error_naming_the_file_and_line(study, case):
+    spoil, message = BAD_STUDIES[case]
+    spoil(study)
+    with pytest.raises(TableError, match=r"^ratings: .*" + message) as error:
+        data.read_ratings(study)
+    assert "\n" not in str(error.value)
+
+
+def _features(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float32) / 255.0
+    return np.concatenate([x.mean(axis=(1, 2)), x.std(axis=(1, 2))], axis=1)
+
+
+def test_train_mlp_on_a_study(study, tmp_path):
+    from deepfl.features import extract_to_cache
+
+    table = data.read_ratings(study)
+    cache = tmp_path / "study.h5"
+    extract_to_cache(_features, table["image"].tolist(), cache, batch_size=6, source="test", dim=6)
+    assert read_feature_cache(cache)[0] == table["image"].tolist()
+    argv = [
+        sys.executable, "-m", "deepfl.cli.train_mlp", "--dataset=ratings", f"--data_dir={study}",
+        f"--features={cache}", f"--out_dir={tmp_path / 'mlp'}", "--num_splits=2", "--epochs=2", "--batch_size=4",
+        "--learning_rates=1e-3",
+    ]  # fmt: skip
+    run = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    predictions = pd.read_csv(tmp_path / "mlp" / "predictions.csv")
+    assert set(predictions["image"]) <= set(table["image"])
+    assert (
+        predictions.set_index("image")["content"].to_dict().items()
+        <= dict(zip(table["image"], table["content"])).items()
+    )
+    for _, part in predictions.groupby("split"):  # the study's contents stay on one side of each split
+        assert set(part.loc[part["set"] == "test", "content"]).isdisjoint(part.loc[part["set"] == "train", "content"])
+    assert (tmp_path / "mlp" / "ratings_head_split0.keras").is_file()
+    # A bad study: exit 2 and one error line naming the file and line.
+    _rewrite(study, ["image", "score"], [["photos/scene1_1.png", "3"], ["photos/nope.png", "4"]])
+    bad = subprocess.run([*argv[:-5], f"--out_dir={tmp_path / 'bad'}", *argv[-4:]], capture_output=True, text=True)
+    assert bad.returncode == 2, bad.stderr[-2000:]
+    assert bad.stderr.strip().splitlines()[-1].startswith("error: ratings: ")
+    assert "ratings.csv, line 3: image 'photos/nope.png' is listed but absent" in bad.stderr
