@@ -72,6 +72,15 @@ def test_without_content_each_image_is_its_own_and_absolute_paths_work(study, tm
     assert table["content"].nunique() == 3
 
 
+def test_a_spreadsheet_export_reads_the_same(study):
+    """Byte-order mark, CRLF line ends, capitalised headers and spaces around the cells, as Excel writes them."""
+    expected = data.read_ratings(study)
+    frame = pd.read_csv(study / "ratings.csv")
+    text = "Image, Score ,Content\r\n" + "".join(f" {r.image} ,{r.score}, {r.content}\r\n" for r in frame.itertuples())
+    (study / "ratings.csv").write_bytes(text.encode("utf-8-sig"))
+    pd.testing.assert_frame_equal(data.read_ratings(study), expected)
+
+
 def test_contents_stay_together_in_the_splits(study):
     table = data.read_ratings(study)
     for split in data.repeated_splits(table, 3, seed=0):
@@ -82,7 +91,7 @@ BAD_STUDIES = {
     "no ratings.csv": (lambda s: (s / "ratings.csv").unlink(), r"ratings\.csv: metadata file not found"),
     "no score column": (
         lambda s: _rewrite(s, ["image", "mos"], [["photos/scene1_1.png", "3"]]),
-        r"ratings\.csv, line 1: header \['image', 'mos'\] lacks column\(s\) \['score'\]",
+        r"ratings\.csv, line 1: header \['image', 'mos'\] lacks column\(s\) \['score'\] \(optional: content, ref\)",
     ),
     "score not a number": (
         lambda s: _rewrite(s, ["image", "score"], [["photos/scene1_1.png", "3"], ["photos/scene1_2.png", "good"]]),
@@ -90,7 +99,7 @@ BAD_STUDIES = {
     ),
     "empty score": (
         lambda s: _rewrite(s, ["image", "score"], [["photos/scene1_1.png", ""]]),
-        r"ratings\.csv, line 2: score is nan \(NaN/inf\)",
+        r"ratings\.csv, line 2: score '' is not a number",
     ),
     "image absent": (
         lambda s: _rewrite(s, ["image", "score"], [["photos/scene1_1.png", "3"], ["photos/missing.png", "4"]]),

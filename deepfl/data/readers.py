@@ -457,10 +457,16 @@ def read_ratings(root) -> pd.DataFrame:
     """
     root = _root("ratings", root)
     source = root / RATINGS_FILE
-    text = {c: str for c in ("image", "content", "ref")}
-    frame = read_csv_checked("ratings", source, ["image", "score"], dtype=text, keep_default_na=False)
+    frame = read_csv_checked("ratings", source, [], dtype=str, keep_default_na=False)
+    frame.columns = [header_key(c) for c in frame.columns]  # 'Image', ' Score ' as a spreadsheet writes them
+    missing = [c for c in ("image", "score") if c not in frame.columns]
+    if missing:
+        raise table_error(
+            "ratings", source, 1, f"header {list(frame.columns)} lacks column(s) {missing} (optional: content, ref)"
+        )
+    frame = frame.apply(lambda column: column.str.strip())
     lines = [i + 2 for i in range(len(frame))]
-    raw = parse_scores("ratings", source, frame["score"].replace("", np.nan), lines)
+    raw = parse_scores("ratings", source, frame["score"], lines)
     index = FolderIndex(root)
     image, seen = [], {}
     for line, name in zip(lines, frame["image"]):
