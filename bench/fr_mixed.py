@@ -26,6 +26,9 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from deepfl.cli.quiet import quiet_tensorflow  # noqa: E402
+
+quiet_tensorflow()  # TensorFlow's C++ start-up lines (oneDNN, CUDA probes) stay off the bench's output
 import numpy as np  # noqa: E402
 import piq  # noqa: E402,F401  (before TensorFlow: importing piq/torchvision/triton after it segfaults)
 import torch  # noqa: E402

@@ -41,3 +41,16 @@ def test_verbosity_lets_the_warnings_through():
     verbose = _run("--verbosity=1")
     assert verbose.returncode == 0, verbose.stderr
     assert "retracing" in verbose.stderr
+
+
+def test_a_library_that_probes_for_tensorflow_first_does_not_make_the_job_loud():
+    """torch (and other libraries) call `importlib.util.find_spec("tensorflow")` at their import without importing
+    it; the quiet import must survive such a probe made before TensorFlow is imported."""
+    probe = "    import importlib.util\n    assert importlib.util.find_spec('tensorflow') is not None\n"
+    script = SCRIPT.replace("    import tensorflow as tf\n", probe + "    import tensorflow as tf\n")
+    assert script != SCRIPT
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "finished"
+    assert run.stderr == ""

@@ -65,18 +65,31 @@ def print_to_user(line: str) -> None:
 
 
 class _QuietTensorflowFinder(importlib.abc.MetaPathFinder):
-    """Finds `tensorflow` like the normal machinery, but executes its module with stderr sent to a file."""
+    """Finds `tensorflow` like the normal machinery, but executes its module with stderr sent to a file.
+
+    It stays in `sys.meta_path` until TensorFlow is executed, not only until it is first looked up: libraries
+    probe for TensorFlow with `importlib.util.find_spec` without importing it (torch does, at its import), and a
+    finder gone after that probe would leave the real import loud.
+    """
+
+    def __init__(self):
+        self._searching = False
 
     def find_spec(self, name, path=None, target=None):
-        if name != _MODULE:
+        if name != _MODULE or self._searching:
             return None
-        sys.meta_path.remove(self)  # once: the rest of the import goes the normal way
-        spec = importlib.util.find_spec(name)
+        self._searching = True  # the normal machinery below finds the spec; this finder steps aside meanwhile
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            self._searching = False
         if spec is None or spec.loader is None:
             return spec
         execute = spec.loader.exec_module
 
         def exec_module(module) -> None:
+            if self in sys.meta_path:
+                sys.meta_path.remove(self)  # once: later lookups go the normal way
             with stderr_to_file():
                 execute(module)
                 module.config.list_physical_devices()  # the CUDA probe writes its lines here, not at the first op
