@@ -112,6 +112,7 @@ def test_predict_resumes_a_csv_and_never_overwrites_silently(models, tmp_path):
     for result in (part, rest, uninterrupted, again, js_first, js_over):
         assert result.returncode == 0, result.stderr[-2000:]
     assert "5 of 8 images already scored" in rest.stderr
+    assert "all 1 images already scored, nothing to do" in again.stderr, again.stderr[-2000:]
     assert out.read_bytes() == whole.read_bytes() and len(rows_of(out)) == 9
     assert other.returncode == 2 and len(error_lines(other.stderr)) == 1 and "other.keras" in other.stderr
     assert out.read_bytes() == whole.read_bytes()

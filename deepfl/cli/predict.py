@@ -116,7 +116,9 @@ def main(argv: list[str]) -> int:
         # (./a.png, dir/../a.png), resumes instead of scoring it twice (or skipping another file of that name).
         done = {os.path.abspath(name) for name in table.done}
         todo = [path for path in map(os.path.abspath, paths) if path not in done]
-        if len(todo) < len(paths):
+        if not todo:
+            print(f"{output}: all {len(paths)} images already scored, nothing to do", file=sys.stderr)
+        elif len(todo) < len(paths):
             print(
                 f"{output}: {len(paths) - len(todo)} of {len(paths)} images already scored, scoring the other "
                 f"{len(todo)}",
