@@ -156,8 +156,11 @@ def save_model_atomic(model: keras.Model, path: str | os.PathLike) -> Path:
     if path.suffix != ".keras":
         raise ValueError(f"path: must end with .keras, got {path}")
     if getattr(model, "optimizer", None) is not None:
-        bare = keras.Model.from_config(model.get_config())  # uncompiled (clone_model would copy the compile state)
-        bare.set_weights(model.get_weights())
+        # Uncompiled (clone_model would copy the compile state), and on the host: a second copy of a large model
+        # on a training GPU could exhaust its memory.
+        with keras.device("cpu:0"):
+            bare = keras.Model.from_config(model.get_config())
+            bare.set_weights(model.get_weights())
         model = bare
     with atomic_output(path, suffix=".tmp.keras") as tmp:
         model.save(tmp)
