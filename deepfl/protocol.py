@@ -451,11 +451,20 @@ def table_splits(
     official: bool = False,
     ratios: Sequence[float] = (0.6, 0.2, 0.2),
 ) -> list[np.ndarray]:
-    """Split labels per row of a data table: the official split, or `num_splits` content-aware random ones."""
+    """Split labels per row of a data table: the official split, or `num_splits` content-aware random ones.
+    Raises ValueError when the table has too few contents for a part (its figures would all be NaN)."""
     from deepfl.data import official_split, repeated_splits
+    from deepfl.data.splits import min_contents
 
     if official:
         return [split_labels(table, official_split(table))]
+    count, need = table["content"].astype(str).nunique(), min_contents(ratios)
+    if count < need:
+        raise ValueError(
+            f"{table.attrs.get('dataset', 'table')}: {count} distinct content(s); content-aware "
+            f"{'/'.join(f'{r:g}' for r in ratios)} splits need at least {need} (a test part needs a content of its "
+            "own; give a 'content' per image where no two images show the same scene)"
+        )
     return [split_labels(table, parts) for parts in repeated_splits(table, num_splits, ratios, seed)]
 
 

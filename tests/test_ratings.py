@@ -184,3 +184,21 @@ def test_train_mlp_on_a_study(study, tmp_path):
     assert bad.returncode == 2, bad.stderr[-2000:]
     assert bad.stderr.strip().splitlines()[-1].startswith("error: ratings: ")
     assert "ratings.csv, line 3: image 'photos/nope.png' is listed but absent" in bad.stderr
+
+
+def test_too_few_contents_for_the_protocol_is_one_error_naming_the_minimum(tmp_path):
+    from deepfl import protocol
+    from deepfl.data.splits import min_contents
+
+    assert (min_contents(), min_contents((0.8, 0.2, 0.0)), min_contents((0.7, 0.15, 0.15))) == (4, 3, 5)
+    for count in (2, 3):  # 60/20/20 of 2 or 3 contents leaves the test part empty: every figure would be NaN
+        write_ratings_study(tmp_path / f"c{count}", contents=count)
+        with pytest.raises(
+            ValueError,
+            match=rf"^ratings: {count} distinct content\(s\); content-aware 0\.6/0\.2/0\.2 "
+            r"splits need at least 4 ",
+        ):
+            protocol.table_splits(data.read_ratings(tmp_path / f"c{count}"), 2)
+    write_ratings_study(tmp_path / "c4", contents=4)
+    for labels in protocol.table_splits(data.read_ratings(tmp_path / "c4"), 3):
+        assert {"train", "val", "test"} <= set(labels)

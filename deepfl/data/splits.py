@@ -41,6 +41,13 @@ def _part_sizes(n: int, ratios: np.ndarray) -> np.ndarray:
     return sizes
 
 
+def min_contents(ratios: Sequence[float] = (0.6, 0.2, 0.2)) -> int:
+    """The fewest distinct contents for which every part with a positive ratio gets at least one (4 for
+    60/20/20): with fewer, a content split leaves such a part empty."""
+    values = _check_ratios(ratios)
+    return next(n for n in range(1, 10_000) if np.all(_part_sizes(n, values)[values > 0] > 0))
+
+
 def _split_by_permutation(
     table: pd.DataFrame, contents: np.ndarray, permutation: np.ndarray, ratios: np.ndarray
 ) -> dict[str, pd.DataFrame]:
