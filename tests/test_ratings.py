@@ -184,6 +184,17 @@ def test_train_mlp_on_a_study(study, tmp_path):
     assert bad.returncode == 2, bad.stderr[-2000:]
     assert bad.stderr.strip().splitlines()[-1].startswith("error: ratings: ")
     assert "ratings.csv, line 3: image 'photos/nope.png' is listed but absent" in bad.stderr
+    # Three contents cannot fill 60/20/20: exit 2 with one line, and no settings stored that would lock --out_dir.
+    three = table[table["content"].isin(["scene1", "scene2", "scene3"])]
+    _rewrite(
+        study,
+        ["image", "score", "content"],
+        [[p, str(r), c] for p, r, c in zip(three["image"], three["raw_score"], three["content"])],
+    )
+    few = subprocess.run([*argv[:-5], f"--out_dir={tmp_path / 'few'}", *argv[-4:]], capture_output=True, text=True)
+    assert few.returncode == 2, few.stderr[-2000:]
+    assert few.stderr.strip().splitlines()[-1].startswith("error: ratings: 3 distinct content(s)")
+    assert not (tmp_path / "few" / "mlp_settings.json").exists()
 
 
 def test_too_few_contents_for_the_protocol_is_one_error_naming_the_minimum(tmp_path):

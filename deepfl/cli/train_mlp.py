@@ -94,6 +94,7 @@ def main(argv: list[str]) -> int:
         return 0
     table = read_dataset(FLAGS.dataset, FLAGS.data_dir)
     feats = load_features(FLAGS.features, table["image"].astype(str).tolist())
+    splits = table_splits(table, chosen["num_splits"], FLAGS.seed, FLAGS.official_split)
     # Stored once the inputs are known to be good, so a run that failed on a bad input does not lock --out_dir.
     check_settings(out / SETTINGS_FILE, settings, FLAGS.overwrite, output=f"--out_dir {out}")
     if FLAGS.overwrite:  # redo every split, also those an earlier run with these settings finished
@@ -106,7 +107,6 @@ def main(argv: list[str]) -> int:
         seed=FLAGS.seed,
         normalize_targets=chosen["normalize_targets"],
     )
-    splits = table_splits(table, chosen["num_splits"], FLAGS.seed, FLAGS.official_split)
     result = run_and_report(
         table,
         feats,
