@@ -97,12 +97,13 @@ def progress(
 
 
 def keras_verbose() -> int | str:
-    """The `verbose` argument for Keras `fit`/`predict` in a job: 0 when DEEPFL_NO_PROGRESS is set, the
-    redrawing progress bar on a terminal, one line per epoch (2) when stdout goes to a file or pipe (Keras's bar
-    would write thousands of characters per line there)."""
+    """The `verbose` argument for Keras `fit`/`predict` in a job: the redrawing progress bar on a terminal;
+    nothing when stdout goes to a file or pipe (Keras's bar would write thousands of characters per line there,
+    and its per-epoch line, every task's loss in one line of 600 characters, repeats what the job's own
+    `epoch N done` line and history.csv hold) or when DEEPFL_NO_PROGRESS is set."""
     if os.environ.get("DEEPFL_NO_PROGRESS"):
         return 0
-    return "auto" if _is_terminal(sys.stdout) else 2
+    return "auto" if _is_terminal(sys.stdout) else 0
 
 
 def _is_terminal(stream) -> bool:

@@ -133,8 +133,8 @@ class MultitaskConfig:
     policy), `jit_compile` ("auto", True, False), `run_eagerly`. Distribution: `strategy` (one of
     `STRATEGIES`), `tpu`, `virtual_cpu_devices` (logical CPU devices, to try "mirrored" without GPUs).
     `seed` fixes the split, initialisation, dropout and data order; `tensorboard` logs; `on_error` ("skip" or
-    "stop") for corrupt images; `progress` shows Keras' progress (`deepfl.jobs.keras_verbose`: one line per
-    epoch when stdout is not a terminal, none when DEEPFL_NO_PROGRESS is set).
+    "stop") for corrupt images; `progress` shows Keras' progress bar on a terminal (`deepfl.jobs.keras_verbose`;
+    elsewhere the job's own `epoch N done` log line stands for it).
     """
 
     weak_labels: str | None = None
