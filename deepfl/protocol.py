@@ -453,8 +453,7 @@ def table_splits(
 ) -> list[np.ndarray]:
     """Split labels per row of a data table: the official split, or `num_splits` content-aware random ones.
     Raises ValueError when the table has too few contents for a part (its figures would all be NaN)."""
-    from deepfl.data import official_split, repeated_splits
-    from deepfl.data.splits import min_contents
+    from deepfl.data import min_contents, official_split, repeated_splits
 
     if official:
         return [split_labels(table, official_split(table))]

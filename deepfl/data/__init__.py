@@ -27,7 +27,14 @@ from deepfl.data.readers import (
     read_tid2013,
     read_weak_labels,
 )
-from deepfl.data.splits import check_disjoint, content_split, official_split, repeated_splits, train_val_split
+from deepfl.data.splits import (
+    check_disjoint,
+    content_split,
+    min_contents,
+    official_split,
+    repeated_splits,
+    train_val_split,
+)
 from deepfl.data.tables import TABLE_COLUMNS, make_table, validate_table
 
 _PIPELINE_NAMES = (
@@ -57,6 +64,7 @@ __all__ = [
     "read_weak_labels",
     "content_split",
     "repeated_splits",
+    "min_contents",
     "train_val_split",
     "official_split",
     "check_disjoint",

@@ -421,8 +421,7 @@ def _ratings_scale(root: Path, raw: np.ndarray, source: Path, lines: list[int]) 
             given = json.loads(scale_file.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise table_error("ratings", scale_file, None, f"not valid JSON ({exc})") from None
-        unknown = sorted(set(given) - {"score_range", "lower_better"}) if isinstance(given, dict) else None
-        if unknown is None or unknown:
+        if not isinstance(given, dict) or set(given) - {"score_range", "lower_better"}:
             raise table_error(
                 "ratings", scale_file, None, f"expected an object with score_range and/or lower_better, got {given!r}"
             )
@@ -464,13 +463,13 @@ def read_ratings(root) -> pd.DataFrame:
         raise table_error(
             "ratings", source, 1, f"header {list(frame.columns)} lacks column(s) {missing} (optional: content, ref)"
         )
-    frame = frame.apply(lambda column: column.str.strip())
+    frame = frame.apply(lambda column: column.str.strip())  # cells compared below are stripped once, here
     lines = [i + 2 for i in range(len(frame))]
     raw = parse_scores("ratings", source, frame["score"], lines)
     index = FolderIndex(root)
     image, seen = [], {}
     for line, name in zip(lines, frame["image"]):
-        if not name.strip():
+        if not name:
             raise table_error("ratings", source, line, "empty image name")
         path = resolve_image("ratings", source, line, index, name)
         if path in seen:
@@ -478,13 +477,13 @@ def read_ratings(root) -> pd.DataFrame:
         seen[path] = line
         image.append(path)
     ref = (
-        [resolve_image("ratings", source, n, index, r) if r.strip() else "" for n, r in zip(lines, frame["ref"])]
+        [resolve_image("ratings", source, n, index, r) if r else "" for n, r in zip(lines, frame["ref"])]
         if "ref" in frame.columns
         else [""] * len(image)
     )
     if "content" in frame.columns:
         content = list(frame["content"])
-        empty = [n for n, c in zip(lines, content) if not c.strip()]
+        empty = [n for n, c in zip(lines, content) if not c]
         if empty:
             raise table_error("ratings", source, empty[0], "empty content (give every row one, or drop the column)")
     else:
