@@ -28,7 +28,6 @@ import csv
 import json
 import logging
 import os
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -499,15 +498,12 @@ def run_demo(
     lap("label")
 
     # 4. Stage 1: the multi-task model on the weak labels (the job saves its final and best models without
-    # optimizer state; the resume state goes once the run is finished).
+    # optimizer state, deletes its resume state at the end unless kept, and returns at once when finished).
     multitask_dir = out / "multitask"
-    if (multitask_dir / "model.keras").exists() and not (multitask_dir / "checkpoints").exists():
-        model = load_model_file(multitask_dir / "model.keras")
-    else:
-        run_multitask(_stage1_config(out / "weak_labels.csv", distorted, config), multitask_dir)
-        if not keep_checkpoints:
-            shutil.rmtree(multitask_dir / "checkpoints")
-        model = load_model_file(multitask_dir / "model.keras")
+    run_multitask(
+        _stage1_config(out / "weak_labels.csv", distorted, config), multitask_dir, keep_checkpoints=keep_checkpoints
+    )
+    model = load_model_file(multitask_dir / "model.keras")
     history = pd.read_csv(multitask_dir / "history.csv")
     echo(
         "stage 1, per epoch (validation = held-back stage-1 crops): "

@@ -121,7 +121,7 @@ def assert_same_weights(a, b):
 def test_two_workers_train_like_one_worker_with_two_replicas(weak_labels, tmp_path):
     out = tmp_path / "multi"
     temps = [tmp_path / "tmp0", tmp_path / "tmp1"]
-    results = run_workers(weak_labels, out, temps, "--epochs=2")
+    results = run_workers(weak_labels, out, temps, "--epochs=2", "--keep_checkpoints")
     assert all("with 2 replica(s)" in err for _, _, err in results)
     for name in (
         "model.keras",

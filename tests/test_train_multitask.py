@@ -110,7 +110,7 @@ def test_evaluate_tasks_matches_scipy():
 
 def test_kill_then_resume_continues_with_the_optimizer_state(weak_labels, tmp_path):
     out = tmp_path / "run"
-    flags = ["--epochs=10", "--steps_per_epoch=2", "--warmup_epochs=1", "--notensorboard"]
+    flags = ["--epochs=10", "--steps_per_epoch=2", "--warmup_epochs=1", "--notensorboard", "--keep_checkpoints"]
     job = run_job(weak_labels, out, *flags, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state_file = out / "checkpoints" / "state.json"
     deadline = time.time() + 300
@@ -319,6 +319,7 @@ def test_skipped_images_are_named_and_counted(weak_labels, tmp_path):
         "--on_error=skip",
         "--val_steps=0",
         "--seed=2",
+        "--keep_checkpoints",
     )
     lines = result.stderr.splitlines()
     for name in ("c0_01.png", "c5_02.png"):
@@ -441,10 +442,10 @@ def test_a_finished_run_extends_to_more_epochs_as_if_started_with_them(weak_labe
     from helpers_models import assert_same_training_outputs
 
     extended, unbroken = tmp_path / "extended", tmp_path / "unbroken"
-    training.run_multitask(_config(weak_labels, epochs=2, warmup_epochs=1), extended)
-    result = training.run_multitask(_config(weak_labels, epochs=3, warmup_epochs=1), extended)
+    training.run_multitask(_config(weak_labels, epochs=2, warmup_epochs=1), extended, keep_checkpoints=True)
+    result = training.run_multitask(_config(weak_labels, epochs=3, warmup_epochs=1), extended, keep_checkpoints=True)
     assert not result.already_trained and [int(r["epoch"]) for r in history(extended)] == [1, 2, 3]
-    training.run_multitask(_config(weak_labels, epochs=3, warmup_epochs=1), unbroken)
+    training.run_multitask(_config(weak_labels, epochs=3, warmup_epochs=1), unbroken, keep_checkpoints=True)
     assert assert_same_training_outputs(unbroken, extended) >= 6
     assert training.run_multitask(_config(weak_labels, epochs=3, warmup_epochs=1), extended).already_trained
 
@@ -458,7 +459,12 @@ def test_a_finished_run_extends_to_more_epochs_as_if_started_with_them(weak_labe
         assert part in message, message
     fresh = training.run_multitask(_config(weak_labels, epochs=1, steps_per_epoch=3, seed=4), extended, overwrite=True)
     assert not fresh.already_trained and len(history(extended)) == 1
-    assert json.loads((extended / "checkpoints" / "state.json").read_text())["epoch"] == 1
+    # By default the resume state goes at the end; the run then counts as finished but cannot be extended.
+    assert not (extended / "checkpoints").exists() and (extended / "model.keras").exists()
+    assert training.run_multitask(_config(weak_labels, epochs=1, steps_per_epoch=3, seed=4), extended).already_trained
+    with pytest.raises(SettingsChanged) as gone:
+        training.run_multitask(_config(weak_labels, epochs=2, steps_per_epoch=3, seed=4), extended)
+    assert "checkpoints/ are gone" in str(gone.value) and "--keep_checkpoints" in str(gone.value)
 
 
 def test_a_run_that_failed_before_training_does_not_hold_its_out_dir(weak_labels, tmp_path):

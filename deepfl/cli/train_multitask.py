@@ -7,11 +7,12 @@ Own weak labels (from deepfl-label):
 
 Outputs in --out_dir: model.keras (final), best.keras (best mean validation SROCC; both without optimizer
 state), normalizer.json (target normalisation, fitted on the training split), split.csv, run_config.json,
-history.csv (per-task losses and validation SROCC per epoch), tensorboard/, checkpoints/ (resume, with the
-optimizer state), skipped_images.csv (only when corrupt images were skipped). Rerunning the same command after
-a kill resumes after the last finished epoch and ends with the same weights as an unbroken run: same batches,
-dropout masks and optimizer state. A larger --epochs extends a finished run from its last checkpoint; other
-changed settings are refused (--overwrite discards the old run).
+history.csv (per-task losses and validation SROCC per epoch), tensorboard/, skipped_images.csv (only when
+corrupt images were skipped), and while it trains checkpoints/ (resume state, with the optimizer's; deleted at
+the end unless --keep_checkpoints). Rerunning the same command after a kill resumes after the last finished
+epoch and ends with the same weights as an unbroken run: same batches, dropout masks and optimizer state. A
+larger --epochs extends a finished run kept with --keep_checkpoints; other changed settings are refused
+(--overwrite discards the old run).
 The job itself is `deepfl.training.run_multitask`.
 """
 
@@ -118,6 +119,12 @@ flags.DEFINE_integer(
 flags.DEFINE_integer("seed", 0, "Seed of the split, the initialisation, dropout and the data order.")
 flags.DEFINE_bool("tensorboard", True, "Write TensorBoard logs to out_dir/tensorboard.")
 flags.DEFINE_bool(
+    "keep_checkpoints",
+    False,
+    "Keep checkpoints/ (the resume state, with the optimizer's: about 3x model.keras) after the run has finished, "
+    "to extend it later with a larger --epochs. By default it is deleted at the end.",
+)
+flags.DEFINE_bool(
     "overwrite", False, "Discard the outputs of an earlier run in --out_dir made with other settings and start afresh."
 )
 app.define_out_dir()
@@ -186,7 +193,9 @@ def config_from_flags() -> MultitaskConfig:
 
 def main(argv: list[str]) -> int:
     del argv
-    result = run_multitask(config_from_flags(), FLAGS.out_dir, overwrite=FLAGS.overwrite)
+    result = run_multitask(
+        config_from_flags(), FLAGS.out_dir, overwrite=FLAGS.overwrite, keep_checkpoints=FLAGS.keep_checkpoints
+    )
     out_dir = result.out_dir
     if result.already_trained:
         print(f"{out_dir}: already trained for {result.epochs} epochs (model.keras); nothing to do")

@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -320,15 +321,19 @@ def write_split(table, val, path: Path) -> None:
         split.to_csv(tmp, index=False)
 
 
-def run_multitask(config: MultitaskConfig, out_dir: str | os.PathLike, overwrite: bool = False) -> MultitaskResult:
+def run_multitask(
+    config: MultitaskConfig, out_dir: str | os.PathLike, overwrite: bool = False, keep_checkpoints: bool = False
+) -> MultitaskResult:
     """Runs (or resumes, extends, or finds finished) the stage-1 training described by `config` into `out_dir`.
 
     A killed run restarted with the same config continues after its last finished epoch and ends with the same
     weights as an unbroken run: same batches, dropout masks and optimizer state (with images of mixed sizes
-    the data order after a restart is approximate, see `_train`). A run restarted with a larger `epochs`
-    continues from its last checkpoint to the new count. Raises `SettingsChanged` when `out_dir` holds a
-    trained run with other settings (unless `overwrite`, which first removes that run's outputs), DeepflError
-    naming the file when a corrupt image stops the job (`on_error="stop"`).
+    the data order after a restart is approximate, see `_train`). The resume state (`checkpoints/`, with the
+    optimizer's, about three times the model's size) is deleted once the run has trained to its end, unless
+    `keep_checkpoints`: a kept run restarted with a larger `epochs` continues from its last checkpoint to the new
+    count. Raises `SettingsChanged` when `out_dir` holds a trained run with other settings (unless `overwrite`,
+    which first removes that run's outputs) or an extension without checkpoints, DeepflError naming the file
+    when a corrupt image stops the job (`on_error="stop"`).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -343,8 +348,9 @@ def run_multitask(config: MultitaskConfig, out_dir: str | os.PathLike, overwrite
             return MultitaskResult(out_dir, None, trained, config.steps_per_epoch)
         if _checkpoint_epochs(out_dir) is None:
             raise SettingsChanged(
-                f"{out_dir}: cannot extend the run to --epochs={config.epochs}: its checkpoints/ "
-                f"are gone; use --epochs={trained}, a new --out_dir, or --overwrite"
+                f"{out_dir}: cannot extend the run to --epochs={config.epochs}: its checkpoints/ are gone (a "
+                f"finished run keeps them only with --keep_checkpoints); use --epochs={trained}, a new --out_dir, "
+                "or --overwrite"
             )
 
     table = _read_table(config)
@@ -354,7 +360,10 @@ def run_multitask(config: MultitaskConfig, out_dir: str | os.PathLike, overwrite
 
         configure_virtual_cpus(config.virtual_cpu_devices)
     with _own_folder(out_dir, chief) as write_dir:
-        return _train(config, table, tasks, out_dir, write_dir, record)
+        result = _train(config, table, tasks, out_dir, write_dir, record)
+    if chief and not keep_checkpoints:
+        shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
+    return result
 
 
 @contextlib.contextmanager
