@@ -196,6 +196,15 @@ def process_reference(task: tuple) -> tuple[list[dict], str | None, tuple[int, i
             writes = []
             if resize:
                 image = kadis_resize(image)
+            if min(image.shape[:2]) < distortions.MIN_SIZE:
+                height, width = image.shape[:2]
+                return (
+                    [],
+                    f"{Path(ref_dir) / ref_name}: {width}x{height} pixels (width x height), below the distortions' "
+                    f"minimum of {distortions.MIN_SIZE}x{distortions.MIN_SIZE}; use a larger image or --resize",
+                    size,
+                )
+            if resize:
                 if not (Path(out_dir) / ref_im).exists():
                     writes.append(
                         writer.submit(atomic_write_bytes, Path(out_dir) / ref_im, encode_png(image, png_compression))
@@ -213,7 +222,7 @@ def process_reference(task: tuple) -> tuple[list[dict], str | None, tuple[int, i
     except ImageReadError as exc:  # its message already names the file
         return [], str(exc), size
     except (ValueError, OSError) as exc:
-        return [], f"{ref_name}: {exc}", size
+        return [], f"{Path(ref_dir) / ref_name}: {exc}", size
 
 
 def reference_pairs(
@@ -222,14 +231,33 @@ def reference_pairs(
     """(reference name, type id) of every reference, in the order of an unsharded run: the assignment CSV's
     rows, or every image of `ref_dir` with a type drawn from `seed`."""
     if assignment_csv:
-        return read_assignment(assignment_csv)
+        return distinct_stems(read_assignment(assignment_csv), ref_dir, policy)
     pairs = []
     for p in list_images(ref_dir):
         if not _utf8_name(p.name):
             policy.handle(f"{ascii(str(p))}: file name is not valid UTF-8 (cannot go into the manifest); rename it")
             continue
         pairs.append((p.name, random_type(seed, p.name)))
-    return pairs
+    return distinct_stems(pairs, ref_dir, policy)
+
+
+def distinct_stems(pairs: list[tuple[str, int]], ref_dir: Path, policy: ErrorPolicy) -> list[tuple[str, int]]:
+    """`pairs` without the references whose name stem an earlier one has (letter case aside, as macOS and Windows
+    file systems compare), each handled by `policy` as a bad reference: the outputs are named after the stem
+    (`<stem>_<TT>_<LL>`, `references/<stem>.png`), so their images would overwrite each other and the manifest
+    would pair them with the wrong reference."""
+    first: dict[str, str] = {}
+    kept = []
+    for name, type_id in pairs:
+        other = first.setdefault(Path(name).stem.casefold(), name)
+        if other != name:
+            policy.handle(
+                f"{ref_dir / name}: shares the name stem {Path(name).stem!r} with {other}, after which the "
+                "distorted images are named (<stem>_<type>_<level>); skipped, rename one of them"
+            )
+            continue
+        kept.append((name, type_id))
+    return kept
 
 
 def shard_manifest(out_dir: Path, num_shards: int, shard_index: int) -> Path:
@@ -407,11 +435,11 @@ def generate(
             results = pool.imap(process_reference, tasks, chunksize=1)
         try:
             for (name, _), (rows, error, size) in zip(todo, results):
-                sizes[name] = size
                 if error:
                     policy.handle(error)
                     bar.update(5)
                     continue
+                sizes[name] = size  # the size warnings are about references that were distorted
                 written += manifest_csv.append(rows)
                 bar.update(len(rows))
         finally:

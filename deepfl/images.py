@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import io
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +19,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from deepfl.errors import ImageReadError
 from deepfl.fileio import atomic_write_bytes
+
+log = logging.getLogger("deepfl")
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
 
@@ -31,9 +34,34 @@ def to_rgb_uint8(pil_image: Image.Image) -> np.ndarray:
         gray = np.clip(np.round(array * (255.0 / peak)), 0, 255).astype(np.uint8)
         return np.repeat(gray[..., None], 3, axis=2)
     if pil_image.mode == "F":
-        gray = np.clip(np.round(np.asarray(pil_image, dtype=np.float64)), 0, 255).astype(np.uint8)
+        # Float gray (TIFF): 0..1 is the float convention (MATLAB's im2uint8 multiplies by 255); an image with
+        # values above 1 is taken as 0..255.
+        array = np.asarray(pil_image, dtype=np.float64)
+        if not np.isfinite(array).all():
+            raise ValueError("float image with NaN or infinite values")
+        peak = 1.0 if array.max() <= 1.0 else 255.0
+        gray = np.clip(np.round(array * (255.0 / peak)), 0, 255).astype(np.uint8)
         return np.repeat(gray[..., None], 3, axis=2)
     return np.asarray(pil_image.convert("RGB"), dtype=np.uint8)
+
+
+def has_transparency(pil_image: Image.Image) -> bool:
+    """True when some pixel of the image is not fully opaque (an alpha channel or a transparent palette entry)."""
+    if pil_image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        return pil_image.getchannel("A").getextrema()[0] < 255
+    if "transparency" in pil_image.info:
+        return pil_image.convert("RGBA").getchannel("A").getextrema()[0] < 255
+    return False
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(name: str, message: str) -> None:
+    """One warning line per file and process (a reference is decoded for each of its pairs)."""
+    if name not in _warned:
+        _warned.add(name)
+        log.warning("%s: %s", name, message)
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
@@ -186,6 +214,12 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
             # (not a PNG's: TensorFlow's decoder and deepfl.png ignore it, and every path must agree).
             upright = pil_image if pil_image.format == "PNG" else ImageOps.exif_transpose(pil_image)
             array = to_rgb_uint8(upright)
+            if has_transparency(upright):
+                _warn_once(
+                    name,
+                    "has transparent pixels; the alpha channel is ignored (as MATLAB's imread does), so "
+                    "they count with the colours stored under them",
+                )
     except Image.DecompressionBombError as exc:
         raise ImageReadError(f"{name}: image too large to decode safely ({exc})") from None
     except UnidentifiedImageError:

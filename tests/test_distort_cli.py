@@ -198,3 +198,23 @@ def test_merge_joins_shard_manifests_like_an_unsharded_run(ref_dir, tmp_path):
     assert (parts / "manifest.csv").read_bytes() == (whole / "manifest.csv").read_bytes()
     unmerged = distort(f"--ref_dir={ref_dir}", f"--out_dir={tmp_path / 'none'}", "--num_shards=2", "--merge")
     assert unmerged.returncode == 2 and "manifest-0-of-2.csv" in unmerged.stderr
+
+
+def test_references_sharing_a_name_stem_are_skipped_as_bad_references(ref_dir, tmp_path, small_photo):
+    # plain.bmp and Plain.tif would both write plain_TT_LL.png (and references/plain.png with --resize).
+    folder = tmp_path / "same_stem"
+    folder.mkdir()
+    Image.fromarray(np.ascontiguousarray(small_photo[:64, :80])).save(folder / "plain.bmp")
+    Image.fromarray(np.ascontiguousarray(small_photo[:64, 8:88])).save(folder / "Plain.tif")
+    out = tmp_path / "out"
+    result = distort(f"--ref_dir={folder}", f"--out_dir={out}", "--resize", "--workers=1")
+    named = [line for line in result.stderr.splitlines() if "shares the name stem" in line]
+    assert result.returncode == 0 and len(named) == 1, result.stderr
+    assert "plain.bmp" in named[0] and "Plain.tif" in named[0] and "rename" in named[0], named
+    rows = rows_of(out / "manifest.csv")  # the first in name order (Plain.tif) only
+    assert len(rows) == 5 and {r["ref_im"] for r in rows} == {"references/Plain.png"}
+    assignment = tmp_path / "assignment.csv"
+    assignment.write_text("ref_im,dist_type\nref0.png,1\nref0.png,2\nsub/ref0.jpg,2\n")
+    stop = distort(f"--ref_dir={ref_dir}", f"--out_dir={out}2", f"--assignment_csv={assignment}", "--on_error=stop")
+    last = stop.stderr.strip().splitlines()[-1]
+    assert stop.returncode == 2 and "sub/ref0.jpg" in last and "ref0.png" in last, last

@@ -106,3 +106,29 @@ def test_header_size_names_a_missing_or_unreadable_file(tmp_path):
     (tmp_path / "bad.png").write_bytes(b"not an image")
     with pytest.raises(ImageReadError, match="bad.png: not a readable image"):
         header_size(tmp_path / "bad.png")
+
+
+def test_float_images_in_0_1_are_scaled_as_matlab_im2uint8_does(tmp_path, small_photo):
+    gray = small_photo[..., 1]
+    Image.fromarray((gray / 255.0).astype(np.float32), mode="F").save(tmp_path / "unit.tif")
+    np.testing.assert_array_equal(read_image(tmp_path / "unit.tif")[..., 0], gray)  # not a nearly black image
+    Image.fromarray(gray.astype(np.float32), mode="F").save(tmp_path / "bytes.tif")
+    np.testing.assert_array_equal(read_image(tmp_path / "bytes.tif")[..., 2], gray)
+    values = (gray / 255.0).astype(np.float32)
+    values[0, 0] = np.nan
+    Image.fromarray(values, mode="F").save(tmp_path / "nan.tif")
+    with pytest.raises(ImageReadError, match=r"nan\.tif: .*NaN"):
+        read_image(tmp_path / "nan.tif")
+
+
+def test_transparent_pixels_get_one_warning_per_file(tmp_path, small_photo, caplog):
+    rgba = np.dstack([small_photo, np.full(small_photo.shape[:2], 255, np.uint8)])
+    Image.fromarray(rgba).save(tmp_path / "opaque.png")
+    rgba[:, :10, 3] = 0
+    Image.fromarray(rgba).save(tmp_path / "holes.png")
+    with caplog.at_level("WARNING", logger="deepfl"):
+        for _ in range(3):
+            np.testing.assert_array_equal(read_image(tmp_path / "holes.png"), small_photo)  # alpha dropped
+        read_image(tmp_path / "opaque.png")
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and "holes.png" in lines[0] and "alpha channel is ignored" in lines[0], lines

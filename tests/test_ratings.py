@@ -81,6 +81,17 @@ def test_a_spreadsheet_export_reads_the_same(study):
     pd.testing.assert_frame_equal(data.read_ratings(study), expected)
 
 
+def test_names_match_files_saved_decomposed_as_macos_does(study):
+    """macOS writes 'é' as 'e' + U+0301 (NFD); a CSV typed elsewhere holds it composed (NFC)."""
+    composed, decomposed = "caf\u00e9 {}.png", "cafe\u0301 {}.png"
+    (study / "photos" / "scene1_1.png").rename(study / decomposed.format(1))
+    (study / "photos" / "scene1_2.png").rename(study / "photos" / decomposed.format(2))
+    _rewrite(study, ["image", "score"], [[composed.format(1), "2"], ["photos/" + composed.format(2), "3"]])
+    table = data.read_ratings(study)
+    assert [Path(p).name for p in table["image"]] == [decomposed.format(1), decomposed.format(2)]
+    assert all(Path(p).is_file() for p in table["image"])
+
+
 def test_contents_stay_together_in_the_splits(study):
     table = data.read_ratings(study)
     for split in data.repeated_splits(table, 3, seed=0):

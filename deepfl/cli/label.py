@@ -7,8 +7,9 @@
 
 Output: <out_dir>/<output_name> in the KADIS-700k layout (dist_im, ref_im, then the metric columns in the
 order ssim, msssim, iwssim, mdsi, vsi, fsim, gmsd, sff, scqi, add_gsim, sr_sim). Re-running resumes: rows
-already written are kept and never recomputed. Exit code 3 when pairs were to be scored but every one was skipped
-(wrong --image_root, sizes that differ, images below a metric's minimum size).
+already written are kept and never recomputed. Exit code 3 when the label CSV holds no row because every pair
+was skipped (wrong --image_root, sizes that differ, images below a metric's minimum size); a rerun that finds
+rows done and only known-bad pairs left exits 0.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def main(argv: list[str]) -> int:
         overwrite=FLAGS.overwrite,
     )
     print(summary)
-    if summary.skipped and not summary.written:
+    if summary.skipped and not summary.written and not summary.already_done:
         first = summary.skipped[0]
         hint = (
             "; references are looked up in --image_root unless --ref_root names their folder"

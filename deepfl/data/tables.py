@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import os
+import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -96,29 +97,41 @@ def parse_scores(dataset: str, path: Path, values: Iterable, rows: Sequence[int]
     return out
 
 
+def _lookup_key(name: str) -> str:
+    """A file name compared ignoring case and Unicode normalisation (macOS stores 'é' decomposed, NFD, while a
+    CSV typed elsewhere holds it composed, NFC)."""
+    return unicodedata.normalize("NFC", name).lower()
+
+
 class FolderIndex:
-    """Case-insensitive file lookup inside one folder (releases mix `I01.BMP` and `i01_01_1.bmp`), listed once."""
+    """Case- and normalisation-insensitive file lookup inside one folder (releases mix `I01.BMP` and
+    `i01_01_1.bmp`; macOS writes NFD names), listed once."""
 
     def __init__(self, folder: Path):
         self.folder = folder
         self._names: dict[str, str] | None = None
         self._exact: set[str] = set()
+        self._children: dict[Path, FolderIndex] = {}
 
     def find(self, name: str) -> Path | None:
         """Returns the path of `name` in the folder (exact name first, then ignoring case), or None."""
         if "/" in name or os.sep in name:
             nested = self.folder / name
-            return nested if nested.is_file() else None
+            if nested.is_file() or not nested.parent.is_dir():
+                return nested if nested.is_file() else None
+            if nested.parent not in self._children:
+                self._children[nested.parent] = FolderIndex(nested.parent)
+            return self._children[nested.parent].find(nested.name)
         if self._names is None:
             self._names = {}
             if self.folder.is_dir():
                 for entry in os.scandir(self.folder):
                     if entry.is_file():
                         self._exact.add(entry.name)
-                        self._names.setdefault(entry.name.lower(), entry.name)
+                        self._names.setdefault(_lookup_key(entry.name), entry.name)
         if name in self._exact:
             return self.folder / name
-        actual = self._names.get(name.lower())
+        actual = self._names.get(_lookup_key(name))
         return self.folder / actual if actual is not None else None
 
 
