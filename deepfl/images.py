@@ -73,8 +73,6 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         data = path.read_bytes()
     except OSError as exc:
         raise ImageReadError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if not data:
-        raise ImageReadError(f"{path}: empty file (0 bytes)")
     return decode_image(data, name=str(path))
 
 
@@ -204,6 +202,8 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
     """
     from deepfl.png import decode_png_rgb
 
+    if not data:
+        raise ImageReadError(f"{name}: empty file (0 bytes)")
     fast = decode_png_rgb(data)
     if fast is not None:
         return fast

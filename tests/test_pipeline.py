@@ -176,7 +176,8 @@ def test_corrupt_images_skipped_and_counted_or_stop(images, tmp_path, caplog):
     assert stats.seen == 0
     bad = dict(dd.find_unreadable_images(table["image"]))
     assert set(bad) == {str(p) for p in (truncated, not_image, empty, tmp_path / "missing.png")}
-    assert bad[str(not_image)] == "not a PNG/JPEG/BMP/GIF image or empty file"
+    assert bad[str(not_image)] == "not an image file (unknown or corrupt format)"
+    assert bad[str(empty)] == "empty file (0 bytes)"
     assert stats.name_skipped(table["image"]) == []  # nothing skipped since reset
     stats._seen.assign(1)
     with caplog.at_level(logging.WARNING, logger="deepfl"):
@@ -258,3 +259,26 @@ def test_jpeg_orientation_reads_both_byte_orders_and_ignores_other_bytes():
     assert jpeg_orientation(b"\xff\xd8\xff\xda") == 1
     assert jpeg_orientation(b"") == 1
     assert jpeg_orientation(jpeg_with_exif(b"XX")) == 1  # a broken TIFF header is no orientation
+
+
+def test_formats_tensorflow_cannot_decode_read_as_read_image_does(tmp_path, small_photo):
+    """TIFF, WebP, PPM (and a float TIFF) through the training pipeline: Pillow's pixels, upright for EXIF."""
+    from PIL import Image
+
+    from deepfl.images import read_image
+
+    image = Image.fromarray(small_photo)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways, as a phone does
+    paths = [tmp_path / "a.tif", tmp_path / "b.webp", tmp_path / "c.ppm", tmp_path / "d.tif", tmp_path / "e.tif"]
+    image.save(paths[0])
+    image.save(paths[1], lossless=True, exif=exif)
+    image.save(paths[2])
+    image.save(paths[3], exif=exif)
+    Image.fromarray((small_photo[..., 0] / 255.0).astype(np.float32), mode="F").save(paths[4])
+    for path in paths:
+        decoded = dd.read_image_tf(str(path)).numpy()
+        np.testing.assert_array_equal(decoded, read_image(path), err_msg=path.name)
+    assert dd.read_image_tf(str(paths[1])).shape[:2] == small_photo.shape[1::-1]  # turned upright
+    batches, _ = collect(dd.make_dataset(table_of(paths[:3]), "score", 3, training=True, crop_size=8, flip=True))
+    assert [b.shape for b in batches] == [(3, 8, 8, 3)]

@@ -323,7 +323,7 @@ def test_skipped_images_are_named_and_counted(weak_labels, tmp_path):
     )
     lines = result.stderr.splitlines()
     for name in ("c0_01.png", "c5_02.png"):
-        assert sum(name in line and "unreadable image skipped" in line for line in lines) == 1, result.stderr[-2000:]
+        assert sum(name in line and "image skipped (" in line for line in lines) == 1, result.stderr[-2000:]
     listed = pd.read_csv(out / "skipped_images.csv")
     assert sorted(Path(p).name for p in listed["image"]) == ["c0_01.png", "c5_02.png"]
     summary = [line for line in lines if "skipped images:" in line]
@@ -342,11 +342,25 @@ def test_skip_report_names_each_file_once_and_counts_every_skip(tmp_path, caplog
         report.after_epoch(1, np.array([3]))
         report.after_epoch(2, np.array([7, 3]))
         report.after_epoch(3, np.empty(0, np.int64))
-    named = [r.getMessage() for r in caplog.records if "unreadable image skipped" in r.getMessage()]
+    named = [r.getMessage() for r in caplog.records if "image skipped (" in r.getMessage()]
     assert sorted(Path(m.split(": ")[0]).name for m in named) == ["im03.png", "im07.png"]
     assert report.train_skipped == 3 and report.summary().startswith("3 training image(s) skipped in total")
     resumed = training.SkipReport(tmp_path, paths, paths, train_skipped=3)  # reads skipped_images.csv
     assert resumed.named == {paths[3], paths[7]}
+
+
+def test_images_smaller_than_the_crop_are_named_with_their_size(tmp_path, caplog):
+    table = _stream_table(tmp_path / "images", corrupt=(3,))
+    paths = list(table["image"])
+    write_image(paths[5], np.zeros((16, 12, 3), np.uint8))  # 12 wide: below a 14x14 crop
+    report = training.SkipReport(tmp_path / "run", paths, paths, crop_size=(14, 14))
+    (tmp_path / "run").mkdir()
+    with caplog.at_level("WARNING", logger="deepfl"):
+        report.after_epoch(1, np.array([5]))
+    reasons = dict(pd.read_csv(tmp_path / "run" / training.SKIPPED_FILE).itertuples(index=False))
+    assert set(reasons) == {paths[3], paths[5]}
+    assert reasons[paths[5]] == "12x16 pixels (width x height), smaller than the crop of 14x14", reasons
+    assert f"{paths[5]}: image skipped (12x16 pixels" in caplog.text
 
 
 # --- native size (no squashing) and settings of a stage-1 run, in process: tiny backbone, a few steps ---------

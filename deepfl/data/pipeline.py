@@ -18,7 +18,8 @@ import pandas as pd
 import tensorflow as tf
 
 from deepfl.data.normalization import TargetNormalizer
-from deepfl.images import header_sizes_of, jpeg_orientation
+from deepfl.errors import ImageReadError
+from deepfl.images import decode_image, header_sizes_of, jpeg_orientation
 
 log = logging.getLogger("deepfl")
 
@@ -87,29 +88,63 @@ def apply_orientation(image: tf.Tensor, orientation: tf.Tensor) -> tf.Tensor:
     return upright
 
 
+def _decode_with_pillow(data: tf.Tensor, name: tf.Tensor) -> tf.Tensor:
+    """`deepfl.images.decode_image` (Pillow: TIFF, WebP, PPM and the rest, upright for EXIF orientation) inside
+    tf.data, for the files TensorFlow's decoders do not read; an unreadable file fails with its reason."""
+
+    def decode(raw, label) -> np.ndarray:  # scalar string tensors arrive as bytes (or 0-d object arrays)
+        raw = raw.item() if isinstance(raw, np.ndarray) else raw
+        label = (label.item() if isinstance(label, np.ndarray) else label).decode("utf-8", "replace")
+        try:
+            return decode_image(raw, name=label)
+        except ImageReadError as exc:
+            # A TensorFlow error, so eager calls and tf.data report it alike (as the decoders' own errors).
+            raise tf.errors.InvalidArgumentError(None, None, f"deepfl: {str(exc).removeprefix(label + ': ')}") from None
+
+    image = tf.numpy_function(decode, [data, name], tf.uint8, stateful=False)
+    image.set_shape([None, None, 3])
+    return image
+
+
 def read_image_tf(path: tf.Tensor | str, accurate_jpeg: bool = True) -> tf.Tensor:
-    """Reads and decodes an image file to uint8 [H, W, 3] RGB, upright for a JPEG's EXIF orientation (as
-    `deepfl.images.decode_image`); usable inside `Dataset.map` and eagerly."""
+    """Reads and decodes an image file to uint8 [H, W, 3] RGB, upright for its EXIF orientation (as
+    `deepfl.images.decode_image`); usable inside `Dataset.map` and eagerly. PNG, JPEG, BMP and GIF go through
+    TensorFlow's decoders; any other file (TIFF, WebP, ..., or not an image) through Pillow, which names the
+    reason when it cannot read it."""
+    path = tf.convert_to_tensor(path, tf.string)
     data = tf.io.read_file(path)
-    return apply_orientation(decode_image_tf(data, path, accurate_jpeg), _orientation_tf(data))
+    return tf.cond(
+        is_known_image(data),
+        lambda: apply_orientation(decode_image_tf(data, path, accurate_jpeg), _orientation_tf(data)),
+        lambda: _decode_with_pillow(data, path),
+    )
 
 
-def iter_unreadable_images(paths: Iterable[str]) -> Iterator[tuple[str, str]]:
-    """Yields (path, reason) for each file of `paths` the pipeline cannot decode, in order, lazily (so the
-    first culprit costs only the decodes before it)."""
+def iter_unreadable_images(paths: Iterable[str], crop_size: Sequence[int] | None = None) -> Iterator[tuple[str, str]]:
+    """Yields (path, reason) for each file of `paths` the pipeline cannot decode, or (with `crop_size`, height
+    and width) cannot crop because it is smaller, in order, lazily (so the first culprit costs only the decodes
+    before it)."""
     for path in paths:
         try:
-            read_image_tf(tf.constant(str(path)))
+            image = read_image_tf(tf.constant(str(path)))
         except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, tf.errors.UnknownError) as exc:
             message = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", exc.message or "").strip()
             message = re.sub(r"\s*\[Op:\w+\].*$", "", message.splitlines()[0] if message else "")
             ours = re.search(r"deepfl: ([^'\"]*)", message)
             yield str(path), ours.group(1).rstrip(": ") if ours else message or type(exc).__name__
+            continue
+        height, width = image.shape[:2]
+        if crop_size is not None and (height < crop_size[0] or width < crop_size[1]):
+            yield (
+                str(path),
+                (f"{width}x{height} pixels (width x height), smaller than the crop of {crop_size[1]}x{crop_size[0]}"),
+            )
 
 
-def find_unreadable_images(paths: Sequence[str]) -> list[tuple[str, str]]:
-    """Names the files the pipeline cannot decode, as (path, reason) pairs; run after an epoch reported skips."""
-    return list(iter_unreadable_images(paths))
+def find_unreadable_images(paths: Sequence[str], crop_size: Sequence[int] | None = None) -> list[tuple[str, str]]:
+    """Names the files the pipeline cannot decode (or crop to `crop_size`), as (path, reason) pairs; run after an
+    epoch reported skips."""
+    return list(iter_unreadable_images(paths, crop_size))
 
 
 class PipelineStats:

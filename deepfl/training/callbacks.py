@@ -28,8 +28,9 @@ class SkipReport:
     Training skips come exactly from `DataOrder.advance` (prefetched, unused elements do not count, unlike
     `PipelineStats.summary()` on a repeated dataset); validation skips from the validation pipeline's
     `PipelineStats` when each epoch reads the whole validation split (then its counts are exact). On the first
-    epoch with a skip, every unreadable file of `paths` (train + validation) is named on stderr, one line each,
-    and listed in `out_dir/skipped_images.csv` (image, reason), once per run (a resumed run reuses the file).
+    epoch with a skip, every unreadable file of `paths` (train + validation), or one smaller than `crop_size`, is
+    named on stderr, one line each, and listed in `out_dir/skipped_images.csv` (image, reason), once per run (a
+    resumed run reuses the file). The per-epoch counts are reads: a file read twice in an epoch counts twice.
     """
 
     def __init__(
@@ -40,8 +41,10 @@ class SkipReport:
         val_stats=None,
         val_exact: bool = True,
         train_skipped: int = 0,
+        crop_size: Sequence[int] | None = None,
     ):
         self.file = Path(out_dir) / SKIPPED_FILE
+        self.crop_size = crop_size
         self.paths, self.train_paths = list(paths), np.asarray(train_paths, dtype=object)
         self.val_stats, self.val_exact = val_stats, val_exact
         self.train_skipped, self.val_skipped, self.epochs = int(train_skipped), 0, 0
@@ -71,14 +74,14 @@ class SkipReport:
         for path in sorted(set(self.train_paths[skipped_rows]) - self.named):  # decodable now, not then
             log.warning("%s: image skipped by the input pipeline", path)
             self.named.add(path)
-        log.warning("epoch %d: %d training and %d validation images skipped (unreadable)", epoch, train, val)
+        log.warning("epoch %d: %d training and %d validation image reads skipped", epoch, train, val)
 
     def _scan(self) -> list[tuple[str, str]]:
         from deepfl.data import find_unreadable_images
 
-        bad = find_unreadable_images(self.paths)
+        bad = find_unreadable_images(self.paths, self.crop_size)
         for path, reason in bad:
-            log.warning("%s: unreadable image skipped (%s)", path, reason)
+            log.warning("%s: image skipped (%s)", path, reason)
         return bad
 
     def summary(self) -> str:
@@ -86,7 +89,7 @@ class SkipReport:
         if self.val_stats is not None and self.val_exact:
             text += f", {self.val_skipped} validation image(s) in the {self.epochs} epoch(s) of this process"
         if self.named:
-            text += f"; {len(self.named)} unreadable file(s) listed in {self.file}"
+            text += f"; {len(self.named)} skipped file(s) listed in {self.file}"
         return text
 
 

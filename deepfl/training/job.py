@@ -508,6 +508,7 @@ def _train(
         val_stats=val_stats,
         val_exact=val_exact,
         train_skipped=state.get("train_skipped", 0) if state else 0,
+        crop_size=config.crop_size,
     )
     if is_chief(config.strategy):
         atomic_write_bytes(out_dir / RUN_CONFIG_FILE, json.dumps(record, indent=1).encode())
@@ -532,14 +533,14 @@ def _train(
             reset_names=True,
             resume_dir=out_dir,
         )
-    except tf.errors.InvalidArgumentError:
+    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError):  # (Unknown: Pillow's decoder in tf.data)
         if config.on_error != "stop":
             raise
         # A corrupt image stream stops tf.data with the decoder's message, which does not name the file: find it.
-        culprit = next(data.iter_unreadable_images(list(train["image"]) + list(val["image"])), None)
+        culprit = next(data.iter_unreadable_images(list(train["image"]) + list(val["image"]), config.crop_size), None)
         if culprit is None:
             raise
         raise DeepflError(
-            f"{culprit[0]}: unreadable image ({culprit[1]}); training stopped (--on_error=stop)"
+            f"{culprit[0]}: image cannot be used ({culprit[1]}); training stopped (--on_error=stop)"
         ) from None
     return MultitaskResult(out_dir, model, config.epochs, steps)
