@@ -10,6 +10,9 @@ PAPER_ARCHITECTURE = "inception_resnet_v2"
 # The paper's network; "small", a 5-stage CNN with the MLSP interface that learns weak labels on a CPU in
 # minutes (the demo's); "tiny", a smaller one for smoke tests.
 ARCHITECTURES = (PAPER_ARCHITECTURE, "small", "tiny")
+# The smallest image side the paper's network takes (its unpadded convolutions and poolings; Keras' minimum for
+# InceptionResNetV2). The other backbones pad, so they take any size.
+PAPER_MIN_SIDE = 75
 
 
 def check_architecture(arch: str, weights: str | None) -> None:
@@ -21,3 +24,14 @@ def check_architecture(arch: str, weights: str | None) -> None:
         raise ValueError(
             f"weights: arch {arch!r} has no pretrained weights, got {weights!r}; use weights=none (random init)"
         )
+
+
+def too_small_reason(height: int, width: int) -> str | None:
+    """Why a model failed on an image of height x width, when the size explains it (a side below the paper's
+    network's minimum); None otherwise."""
+    if min(height, width) >= PAPER_MIN_SIDE:
+        return None
+    return (
+        f"too small for the network: InceptionResNetV2 needs at least {PAPER_MIN_SIDE}x{PAPER_MIN_SIDE} pixels; "
+        "use a larger image"
+    )

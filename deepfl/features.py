@@ -32,6 +32,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from deepfl.architectures import too_small_reason
 from deepfl.errors import DeepflError, ImageReadError, failure_reason
 from deepfl.fileio import atomic_output
 from deepfl.images import header_size, read_images_ahead
@@ -489,8 +490,11 @@ def extract_to_cache(
                         values = predict(np.stack(images).astype(np.float32))
                     except (ValueError, *_tf_errors()) as exc:  # e.g. smaller than the network's receptive field
                         height, width = images[0].shape[:2]
+                        reason = too_small_reason(height, width) or failure_reason(exc)
                         for path in keys:
-                            policy.handle(f"{path}: cannot be extracted at {width}x{height} ({failure_reason(exc)})")
+                            policy.handle(
+                                f"{path}: cannot be extracted at {width}x{height} pixels (width x height): {reason}"
+                            )
                     else:
                         stats["written"] += cache.append(keys, values)
                 bar.update(len(batch_paths))

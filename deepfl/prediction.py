@@ -14,6 +14,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from deepfl.architectures import too_small_reason
 from deepfl.export import load_scorer
 from deepfl.features import predict_by_size
 from deepfl.images import read_image, read_images_ahead
@@ -103,10 +104,12 @@ def score_files(
                 try:
                     values = score_arrays(scorer, [images[i] for i in group], batch_size)
                 except (ValueError, tf.errors.OpError) as exc:
-                    reason = failure_reason(exc)
+                    reason = too_small_reason(*shape[:2]) or failure_reason(exc)
                     for i in group:
                         failed.append(names[i])
-                        report(f"{names[i]}: cannot be scored at {shape[1]}x{shape[0]} ({reason})")
+                        report(
+                            f"{names[i]}: cannot be scored at {shape[1]}x{shape[0]} pixels (width x height): {reason}"
+                        )
                     continue
                 scores.update(zip(group, values.tolist()))
             done = [(names[i], scores[i]) for i in sorted(scores)]

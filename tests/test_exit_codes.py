@@ -87,6 +87,7 @@ def test_extract_features_names_an_image_too_small_for_the_network_and_resumes(t
     assert first.returncode == 0, first.stderr[-2000:]
     warning = [line for line in first.stderr.splitlines() if "thumb.png" in line]
     assert len(warning) == 1 and "cannot be extracted at 40x40" in warning[0], first.stderr[-2000:]
+    assert "too small for the network: InceptionResNetV2 needs at least 75x75" in warning[0], warning[0]
     assert "1 extracted, 0 already cached, 1 bad images skipped" in first.stdout
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert "0 extracted, 1 already cached, 1 bad images skipped" in rerun.stdout

@@ -251,3 +251,10 @@ def test_irv2_trains_one_step_at_the_minimum_size(irv2_model, images):
     logs = model.train_on_batch(images, {"ssim": np.array([0.5, -0.5], "float32")}, return_dict=True)
     assert np.isfinite(logs["loss"])
     assert any(not np.array_equal(b, np.asarray(w)) for b, w in zip(before, model.trainable_weights[:3]))
+
+
+def test_a_size_below_the_paper_networks_minimum_is_the_reason_given():
+    from deepfl.architectures import PAPER_MIN_SIDE, too_small_reason
+
+    assert "75x75" in too_small_reason(60, 80) and PAPER_MIN_SIDE == 75
+    assert too_small_reason(75, 75) is None and too_small_reason(75, 2000) is None

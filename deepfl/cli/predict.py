@@ -152,7 +152,9 @@ def main(argv: list[str]) -> int:
         else:
             sys.stdout.write(text)
     if failed:
-        print(f"error: {len(failed)} of {len(paths)} file(s) could not be read (listed above)", file=sys.stderr)
+        print(
+            f"error: {len(failed)} of {len(paths)} file(s) could not be read or scored (listed above)", file=sys.stderr
+        )
         return EXIT_SOME_UNREADABLE
     return 0
 
