@@ -10,6 +10,7 @@ import collections
 import io
 import logging
 import os
+import warnings
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,6 +22,11 @@ from deepfl.errors import ImageReadError
 from deepfl.fileio import atomic_write_bytes
 
 log = logging.getLogger("deepfl")
+
+# Pillow warns about images over Image.MAX_IMAGE_PIXELS (89 MP: today's phones take 108-200 MP photos) with an
+# anonymous multi-line warning; deepfl names the file in its own line instead (`_warn_once`). Pillow's refusal
+# above twice that limit stays (a decompression bomb), with the file named.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
 
@@ -209,6 +215,12 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
         return fast
     try:
         with Image.open(io.BytesIO(data)) as pil_image:
+            if pil_image.width * pil_image.height > (Image.MAX_IMAGE_PIXELS or float("inf")):
+                _warn_once(
+                    name,
+                    f"{pil_image.width}x{pil_image.height} pixels ({pil_image.width * pil_image.height / 1e6:.0f} MP, "
+                    f"about {3 * pil_image.width * pil_image.height / 1e9:.1f} GB decoded); read anyway",
+                )
             pil_image.load()
             # Cameras store portrait photos sideways with an EXIF orientation tag; show them as a viewer does
             # (not a PNG's: TensorFlow's decoder and deepfl.png ignore it, and every path must agree).
@@ -221,7 +233,7 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
                     "they count with the colours stored under them",
                 )
     except Image.DecompressionBombError as exc:
-        raise ImageReadError(f"{name}: image too large to decode safely ({exc})") from None
+        raise ImageReadError(f"{name}: image too large to decode safely ({exc}); downscale it first") from None
     except UnidentifiedImageError:
         raise ImageReadError(f"{name}: not an image file (unknown or corrupt format)") from None
     except (OSError, SyntaxError, ValueError) as exc:

@@ -132,3 +132,24 @@ def test_transparent_pixels_get_one_warning_per_file(tmp_path, small_photo, capl
         read_image(tmp_path / "opaque.png")
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 1 and "holes.png" in lines[0] and "alpha channel is ignored" in lines[0], lines
+
+
+def test_images_over_pillows_pixel_limit_are_named_in_one_line(tmp_path, small_photo):
+    """Phones take 108-200 MP photos; Pillow's anonymous DecompressionBombWarning becomes one line naming the file
+    (in a fresh interpreter: pytest resets warning filters around each test)."""
+    import subprocess
+    import sys
+
+    height, width = small_photo.shape[:2]
+    Image.fromarray(small_photo).save(tmp_path / "big.jpg")
+    script = (
+        "import logging, sys; logging.basicConfig(format='%(message)s'); from PIL import Image; "
+        "from deepfl.images import read_image; "
+        f"Image.MAX_IMAGE_PIXELS = {height * width - 1}; read_image(sys.argv[1]); read_image(sys.argv[1]); "
+        f"Image.MAX_IMAGE_PIXELS = {height * width // 3}; read_image(sys.argv[1])"
+    )
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "big.jpg")], capture_output=True, text=True)
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == f"{tmp_path / 'big.jpg'}: {width}x{height} pixels (0 MP, about 0.0 GB decoded); read anyway"
+    assert "DecompressionBombWarning" not in result.stderr and "warnings.warn" not in result.stderr, result.stderr
+    assert "big.jpg: image too large to decode safely" in lines[-1] and "downscale it first" in lines[-1], lines
