@@ -212,10 +212,15 @@ class FeatureCache:
         return len(fresh)
 
     def get(self, keys: Sequence[str]) -> np.ndarray:
-        """Features of `keys` in the given order; raises DeepflError naming the first key not cached."""
-        missing = [k for k in keys if str(k) not in self.index]
+        """Features of `keys` in the given order; raises DeepflError naming the keys not cached (up to three)."""
+        missing = [str(k) for k in keys if str(k) not in self.index]
         if missing:
-            raise DeepflError(f"{self.path}: {len(missing)} image(s) have no cached features, first: {missing[0]}")
+            shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+            raise DeepflError(
+                f"{self.path}: {len(missing)} image(s) have no cached features: {shown} (images deepfl-extract-features "
+                "skipped or was not given: make them readable and rerun it, which extracts only those, or leave them "
+                "out of the table)"
+            )
         rows = np.array([self.index[str(k)] for k in keys], dtype=np.int64)
         out = np.empty((rows.size, self.dim), np.float32)
         stored = rows < self._stored

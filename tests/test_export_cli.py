@@ -65,9 +65,16 @@ def test_new_process_scores_and_exports_a_saved_stage1_model(stage1_files, tmp_p
     first = kr.run_job(cmd)
     assert first.returncode == 0, first.stderr[-2000:]
     assert exported.is_file()
-    again = kr.run_job(cmd)  # never overwritten silently
-    assert again.returncode == 2
-    assert len(again.stderr.strip().splitlines()) == 1 and "--overwrite" in again.stderr
+    written = exported.read_bytes()
+    again = kr.run_job(cmd)  # the same command: done already
+    assert again.returncode == 0 and "nothing to do" in again.stdout, again.stderr[-2000:]
+    other_head = tmp_path / "other_head.keras"
+    other_head.write_bytes((folder / "head.keras").read_bytes() + b"\0")  # another file under the same --output
+    refused = kr.run_job(cmd[: cmd.index("--head") + 1] + [str(other_head)] + cmd[cmd.index("--head") + 2 :])
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    last = refused.stderr.strip().splitlines()
+    assert len(last) == 1 and "made from other files" in last[0] and "--overwrite" in last[0], last
+    assert exported.read_bytes() == written  # never overwritten silently
 
     via_export = kr.run_job(
         kr.job_command("predict", "--model", str(exported), "--output", str(tmp_path / "exported.csv"), *images)

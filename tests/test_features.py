@@ -216,3 +216,14 @@ def test_a_model_retrained_under_the_same_name_cannot_extend_its_old_cache(tmp_p
     assert new_source != old_source and str(model.resolve()) in new_source
     with pytest.raises(DeepflError, match="retrained or re-exported"):
         features.FeatureCache(cache, source=new_source)
+
+
+def test_missing_keys_are_named_with_the_way_on(tmp_path):
+    path = tmp_path / "c.h5"
+    with features.FeatureCache(path, dim=2, source="s") as cache:
+        cache.append(["a.png"], np.zeros((1, 2), np.float32))
+    with pytest.raises(DeepflError) as missing:
+        features.load_features(path, ["a.png", "b.png", "c.png", "d.png", "e.png", "f.png"])
+    message = str(missing.value)
+    assert "5 image(s) have no cached features: b.png, c.png, d.png and 2 more" in message, message
+    assert "rerun it" in message and "out of the table" in message and "\n" not in message

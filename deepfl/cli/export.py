@@ -7,12 +7,15 @@
 backbone weights file such as the authors' Keras 2 `quality-mlsp-mtl-mse-loss.hdf5`; --head is an MLP head of
 deepfl-train-mlp (its <head>.normalizer.json beside it maps outputs back to the head's target scale). The output
 takes RGB images in [0, 255] and gives one score per image; it loads with `keras.saving.load_model` alone (deepfl's
-own layers are replaced by built-in ones) and is what `deepfl-predict --model` takes. An existing --output is
-refused (exit 2) unless --overwrite.
+own layers are replaced by built-in ones) and is what `deepfl-predict --model` takes. What it was made from
+(paths and content fingerprints of --model, --head and its normaliser) is stored beside it in
+<output>.settings.json: the same command again finds it done (exit 0); an existing --output made from other
+files, or without that record, is refused (exit 2) unless --overwrite.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from absl import flags
@@ -28,16 +31,48 @@ flags.DEFINE_string("output", None, "The one-file scorer to write (.keras).", re
 flags.DEFINE_bool("overwrite", False, "Replace an existing --output.")
 
 
+def _sources() -> dict[str, str | None]:
+    """--model, --head and the head's normaliser as 'absolute path (fingerprint)'; None for a missing file (the
+    export then names it)."""
+    from deepfl.fileio import file_fingerprint, normalizer_path
+
+    def described(path: Path) -> str | None:
+        return f"{path.resolve()} ({file_fingerprint(path)})" if path.is_file() else None
+
+    head = Path(FLAGS.head)
+    return {
+        "model": described(Path(FLAGS.model)),
+        "head": described(head),
+        "normalizer": described(normalizer_path(head)),
+    }
+
+
 def main(argv: list[str]) -> int:
     del argv
     from deepfl.export import export_model
+    from deepfl.fileio import atomic_write_bytes, file_fingerprint
 
     output = Path(FLAGS.output)
     if output.suffix != ".keras":
         raise ValueError(f"output: must end with .keras, got {output}")
+    record = output.with_name(output.name + ".settings.json")
+    sources = _sources()
     if output.exists() and not FLAGS.overwrite:
-        raise ValueError(f"output: {output} exists; pass --overwrite to replace it, or choose another --output")
+        try:
+            stored = json.loads(record.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            stored = None
+        if stored == {**sources, "output": file_fingerprint(output)}:
+            print(f"{output}: already exported from this --model and --head; nothing to do")
+            return 0
+        raise ValueError(
+            f"output: {output} exists"
+            + (", made from other files" if stored else "")
+            + "; pass --overwrite to replace it, or choose another --output"
+        )
     path = export_model(FLAGS.model, FLAGS.head, output)
+    stored = {**sources, "output": file_fingerprint(path)}
+    atomic_write_bytes(record, (json.dumps(stored, indent=1) + "\n").encode("utf-8"))
     print(f"exported {path} (image -> score; loads with keras.saving.load_model alone)")
     return 0
 
