@@ -28,6 +28,24 @@ log = logging.getLogger("deepfl")
 # above twice that limit stays (a decompression bomb), with the file named.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
+# Image formats people keep photos in that Pillow may not decode (without plugins): listing a folder takes those
+# Pillow reads and names the others instead of passing over them in silence. CSVs, sidecars and the like are
+# passed over.
+FOREIGN_IMAGES = (
+    ".heic",
+    ".heif",
+    ".avif",
+    ".jxl",
+    ".dng",
+    ".cr2",
+    ".cr3",
+    ".nef",
+    ".arw",
+    ".orf",
+    ".rw2",
+    ".raf",
+    ".psd",
+)
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
 
 
@@ -268,14 +286,25 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:
-    """Lists the image files directly inside `folder`, sorted by name (hidden/temporary files excluded)."""
+    """Lists the image files directly inside `folder`, sorted by name (hidden/temporary files excluded). Files
+    with other extensions (a phone's .HEIC, a camera's raw files) are left out with one warning line that counts
+    them and names one, so that a folder of photos deepfl cannot read does not pass in silence."""
     folder = Path(folder)
     if folder.is_file():
         raise NotADirectoryError(f"{folder}: is a file, not a folder of images")
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder")
-    return sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
-    )
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    opens = {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}  # .avif: Pillow 11.3+
+    readable = set(IMAGE_EXTENSIONS) | (set(FOREIGN_IMAGES) & opens)
+    images = [p for p in files if p.suffix.lower() in readable]
+    others = [p for p in files if p.suffix.lower() in FOREIGN_IMAGES and p.suffix.lower() not in readable]
+    if others:
+        log.warning(
+            "%s: %d file(s) in an image format deepfl does not read left out (e.g. %s); it reads %s",
+            folder,
+            len(others),
+            others[0].name,
+            " ".join(IMAGE_EXTENSIONS),
+        )
+    return images

@@ -153,3 +153,16 @@ def test_images_over_pillows_pixel_limit_are_named_in_one_line(tmp_path, small_p
     assert lines[0] == f"{tmp_path / 'big.jpg'}: {width}x{height} pixels (0 MP, about 0.0 GB decoded); read anyway"
     assert "DecompressionBombWarning" not in result.stderr and "warnings.warn" not in result.stderr, result.stderr
     assert "big.jpg: image too large to decode safely" in lines[-1] and "downscale it first" in lines[-1], lines
+
+
+def test_a_folder_names_the_photos_it_cannot_read_and_takes_those_pillow_opens(tmp_path, small_photo, caplog):
+    from deepfl.images import list_images
+
+    write_image(tmp_path / "a.png", small_photo)
+    (tmp_path / "IMG_0001.HEIC").write_bytes(b"\0\0\0\x18ftypheic")
+    (tmp_path / "notes.csv").write_text("x\n")
+    with caplog.at_level("WARNING", logger="deepfl"):
+        listed = [p.name for p in list_images(tmp_path)]
+    assert listed[0] == "a.png" and "IMG_0001.HEIC" not in listed and "notes.csv" not in listed
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and "IMG_0001.HEIC" in lines[0] and "does not read" in lines[0], lines
