@@ -217,9 +217,9 @@ class FeatureCache:
         if missing:
             shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
             raise DeepflError(
-                f"{self.path}: {len(missing)} image(s) have no cached features: {shown} (images deepfl-extract-features "
-                "skipped or was not given: make them readable and rerun it, which extracts only those, or leave them "
-                "out of the table)"
+                f"{self.path}: {len(missing)} image(s) have no cached features: {shown} (images that "
+                "deepfl-extract-features skipped or was not given: make them readable and rerun it, which extracts "
+                "only those, or leave them out of the table)"
             )
         rows = np.array([self.index[str(k)] for k in keys], dtype=np.int64)
         out = np.empty((rows.size, self.dim), np.float32)

@@ -139,11 +139,12 @@ class ErrorPolicy:
         self.problems: list[str] = []
 
     def handle(self, message: str) -> None:
-        """Records one problem; raises `JobStopped` when the policy is to stop."""
+        """Records one problem: logs it, or raises `JobStopped` with it when the policy is to stop (the caller
+        reports that: the scripts print it as their one `error:` line, so it is not logged twice)."""
         self.problems.append(message)
-        log.warning("%s", message)
         if self.on_error == "stop":
             raise JobStopped(message)
+        log.warning("%s", message)
 
     @property
     def count(self) -> int:

@@ -110,13 +110,13 @@ def test_header_size_names_a_missing_or_unreadable_file(tmp_path):
 
 def test_float_images_in_0_1_are_scaled_as_matlab_im2uint8_does(tmp_path, small_photo):
     gray = small_photo[..., 1]
-    Image.fromarray((gray / 255.0).astype(np.float32), mode="F").save(tmp_path / "unit.tif")
+    Image.fromarray((gray / 255.0).astype(np.float32)).save(tmp_path / "unit.tif")
     np.testing.assert_array_equal(read_image(tmp_path / "unit.tif")[..., 0], gray)  # not a nearly black image
-    Image.fromarray(gray.astype(np.float32), mode="F").save(tmp_path / "bytes.tif")
+    Image.fromarray(gray.astype(np.float32)).save(tmp_path / "bytes.tif")
     np.testing.assert_array_equal(read_image(tmp_path / "bytes.tif")[..., 2], gray)
     values = (gray / 255.0).astype(np.float32)
     values[0, 0] = np.nan
-    Image.fromarray(values, mode="F").save(tmp_path / "nan.tif")
+    Image.fromarray(values).save(tmp_path / "nan.tif")
     with pytest.raises(ImageReadError, match=r"nan\.tif: .*NaN"):
         read_image(tmp_path / "nan.tif")
 

@@ -275,7 +275,7 @@ def test_formats_tensorflow_cannot_decode_read_as_read_image_does(tmp_path, smal
     image.save(paths[1], lossless=True, exif=exif)
     image.save(paths[2])
     image.save(paths[3], exif=exif)
-    Image.fromarray((small_photo[..., 0] / 255.0).astype(np.float32), mode="F").save(paths[4])
+    Image.fromarray((small_photo[..., 0] / 255.0).astype(np.float32)).save(paths[4])
     for path in paths:
         decoded = dd.read_image_tf(str(path)).numpy()
         np.testing.assert_array_equal(decoded, read_image(path), err_msg=path.name)
