@@ -176,9 +176,16 @@ def _load_group(ref_path: str, dist_paths: Sequence[str]) -> tuple[np.ndarray, n
             problems.append(str(exc))
             continue
         if dist.shape != ref.shape:
+            turned = dist.shape[:2] == ref.shape[1::-1]
             problems.append(
                 f"{dist_path}: size {dist.shape[1]}x{dist.shape[0]} differs from its reference "
-                f"{ref_path} ({ref.shape[1]}x{ref.shape[0]})"
+                f"{ref_path} ({ref.shape[1]}x{ref.shape[0]}, width x height)"
+                + (
+                    ": width and height swapped, so one of them was likely stored sideways with an EXIF orientation "
+                    "tag, which deepfl applies (as viewers do); save both upright"
+                    if turned
+                    else ""
+                )
             )
             continue
         good.append(dist)

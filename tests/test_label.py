@@ -322,3 +322,13 @@ def test_resuming_with_another_batch_size_or_compile_threshold_is_refused(pair_s
     assert resumed.already_done > 0
     redone = labeling.label_pairs(pairs, root, out, metrics=["gmsd"], batch_size=3, overwrite=True)
     assert redone.already_done == 0 and redone.written == resumed.written + resumed.already_done
+
+
+def test_a_sideways_distorted_image_is_named_with_the_likely_cause(tmp_path, small_photo):
+    ref = np.ascontiguousarray(small_photo[:48, :64])
+    write_image(tmp_path / "r.png", ref)
+    write_image(tmp_path / "r_01_01.png", np.ascontiguousarray(np.rot90(ref)))  # 48 wide, 64 high
+    pairs = pd.DataFrame({"dist_im": ["r_01_01.png"], "ref_im": ["r.png"]})
+    summary = labeling.label_pairs(pairs, tmp_path, tmp_path / "labels.csv", metrics=["gmsd"])
+    assert len(summary.skipped) == 1 and "48x64 differs" in summary.skipped[0], summary.skipped
+    assert "(64x48, width x height): width and height swapped" in summary.skipped[0] and "EXIF" in summary.skipped[0]
