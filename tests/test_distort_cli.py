@@ -103,6 +103,7 @@ def test_kill_and_restart_finishes_without_truncation_or_duplicates(ref_dir, tmp
 def test_stop_on_error_and_bad_flags_exit_2_with_one_line(ref_dir, tmp_path):
     stop = distort(f"--ref_dir={ref_dir}", f"--out_dir={tmp_path / 'o'}", "--on_error=stop", "--workers=1")
     assert stop.returncode == 2 and "broken.png" in stop.stderr.strip().splitlines()[-1]
+    assert sum("broken.png" in line for line in stop.stderr.splitlines()) == 1, stop.stderr  # printed once
     bad_csv = tmp_path / "bad.csv"
     bad_csv.write_text("ref_im,dist_type\nref0.png,31\n")
     bad = distort(f"--ref_dir={ref_dir}", f"--out_dir={tmp_path / 'p'}", f"--assignment_csv={bad_csv}")

@@ -42,12 +42,15 @@ def test_append_only_csv_resumes_and_repairs(tmp_path):
         AppendOnlyCsv(path, ["other"], key="other")
 
 
-def test_error_policy_counts_or_stops():
+def test_error_policy_counts_or_stops(caplog):
     policy = ErrorPolicy("skip")
-    policy.handle("x.png: corrupt")
-    assert policy.count == 1 and "1 bad" in policy.summary()
-    with pytest.raises(JobStopped):
-        ErrorPolicy("stop").handle("y.png: corrupt")
+    with caplog.at_level("WARNING", logger="deepfl"):
+        policy.handle("x.png: corrupt")
+        assert policy.count == 1 and "1 bad" in policy.summary()
+        with pytest.raises(JobStopped, match="y.png: corrupt"):
+            ErrorPolicy("stop").handle("y.png: corrupt")
+    # Skipped: logged. Stopped: not logged, the script prints the exception as its one error line.
+    assert [r.getMessage() for r in caplog.records] == ["x.png: corrupt"]
 
 
 def test_read_complete_rows_ignores_a_torn_tail_without_touching_the_file(tmp_path):
