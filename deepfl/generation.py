@@ -309,8 +309,8 @@ def warn_about_sizes(sizes: dict[str, tuple[int, int]], resize: bool) -> None:
         if upscaled:
             name, (h, w) = upscaled[0]
             log.warning(
-                "--resize enlarged %d reference(s) smaller than %dx%d (e.g. %s, %dx%d): enlarged images are "
-                "blurred, not pristine",
+                "--resize enlarged %d reference(s) smaller than %dx%d (e.g. %s, %dx%d, width x height): enlarged "
+                "images are blurred, not pristine",
                 len(upscaled),
                 *KADIS_SIZE,
                 name,
@@ -324,8 +324,8 @@ def warn_about_sizes(sizes: dict[str, tuple[int, int]], resize: bool) -> None:
         name, (h, w) = small[0]
         metrics = ", ".join(spec.name for spec in SPECS if spec.min_size > min(small[0][1]))
         log.warning(
-            "%d reference(s) are below the %d-pixel minimum of deepfl-label's metrics (e.g. %s, %dx%d: "
-            "too small for %s); use larger images or --resize",
+            "%d reference(s) are below the %d-pixel minimum of deepfl-label's metrics (e.g. %s, %dx%d, width x "
+            "height: too small for %s); use larger images or --resize",
             len(small),
             need,
             name,

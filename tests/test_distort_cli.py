@@ -147,7 +147,7 @@ def test_resize_writes_the_references_the_manifest_names(ref_dir, tmp_path):
     result = distort(f"--ref_dir={ref_dir}", f"--out_dir={out}", "--resize", "--workers=2")
     assert result.returncode == 0, result.stderr
     enlarged = [line for line in warnings_of(result.stderr) if "enlarged" in line]
-    assert len(enlarged) == 1 and "5 reference(s)" in enlarged[0] and "80x64" in enlarged[0]
+    assert len(enlarged) == 1 and "5 reference(s)" in enlarged[0] and "80x64, width x height" in enlarged[0]
     assert not [line for line in warnings_of(result.stderr) if "minimum" in line]
     rows = kr.check_csv(out / "manifest.csv", key="dist_im", expected_rows=25)
     assert {r["ref_im"] for r in rows} == {f"references/ref{i}.png" for i in range(5)}

@@ -87,7 +87,8 @@ def check_tensors(metric: str, ref, dist, min_size: int = 1) -> tuple[tf.Tensor,
     height, width = ref.shape[1], ref.shape[2]
     if height is not None and width is not None and min(height, width) < min_size:
         raise ValueError(
-            f"{metric}: images of {height}x{width} are too small, it needs at least {min_size} pixels per side"
+            f"{metric}: images of {width}x{height} pixels (width x height) are too small, it needs at least "
+            f"{min_size} pixels per side"
         )
     return tf.cast(ref, tf.float32), tf.cast(dist, tf.float32)
 
