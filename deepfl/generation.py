@@ -192,18 +192,18 @@ def process_reference(task: tuple) -> tuple[list[dict], str | None, tuple[int, i
         ref_im = reference_name(ref_name, resize)
         level_seeds = image_seed(seed, ref_name).spawn(1 + distortions.NUM_LEVELS)[1:]
         rows = []
+        if resize:
+            image = kadis_resize(image)
+        if min(image.shape[:2]) < distortions.MIN_SIZE:
+            height, width = image.shape[:2]
+            return (
+                [],
+                f"{Path(ref_dir) / ref_name}: {width}x{height} pixels (width x height), below the distortions' "
+                f"minimum of {distortions.MIN_SIZE}x{distortions.MIN_SIZE}; use a larger image or --resize",
+                size,
+            )
         with ThreadPoolExecutor(max_workers=1) as writer:
             writes = []
-            if resize:
-                image = kadis_resize(image)
-            if min(image.shape[:2]) < distortions.MIN_SIZE:
-                height, width = image.shape[:2]
-                return (
-                    [],
-                    f"{Path(ref_dir) / ref_name}: {width}x{height} pixels (width x height), below the distortions' "
-                    f"minimum of {distortions.MIN_SIZE}x{distortions.MIN_SIZE}; use a larger image or --resize",
-                    size,
-                )
             if resize:
                 if not (Path(out_dir) / ref_im).exists():
                     writes.append(

@@ -233,11 +233,12 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
         return fast
     try:
         with Image.open(io.BytesIO(data)) as pil_image:
-            if pil_image.width * pil_image.height > (Image.MAX_IMAGE_PIXELS or float("inf")):
+            pixels = pil_image.width * pil_image.height
+            if pixels > (Image.MAX_IMAGE_PIXELS or float("inf")):
                 _warn_once(
                     name,
-                    f"{pil_image.width}x{pil_image.height} pixels ({pil_image.width * pil_image.height / 1e6:.0f} MP, "
-                    f"about {3 * pil_image.width * pil_image.height / 1e9:.1f} GB decoded); read anyway",
+                    f"{pil_image.width}x{pil_image.height} pixels ({pixels / 1e6:.0f} MP, about "
+                    f"{3 * pixels / 1e9:.1f} GB decoded); read anyway",
                 )
             pil_image.load()
             # Cameras store portrait photos sideways with an EXIF orientation tag; show them as a viewer does

@@ -56,13 +56,13 @@ def main(argv: list[str]) -> int:
     if output.suffix != ".keras":
         raise ValueError(f"output: must end with .keras, got {output}")
     record = output.with_name(output.name + ".settings.json")
-    sources = _sources()
     if output.exists() and not FLAGS.overwrite:
         try:
             stored = json.loads(record.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             stored = None
-        if stored == {**sources, "output": file_fingerprint(output)}:
+        # (the inputs are hashed only when there is a record to compare them with)
+        if stored is not None and stored == {**_sources(), "output": file_fingerprint(output)}:
             print(f"{output}: already exported from this --model and --head; nothing to do")
             return 0
         raise ValueError(
@@ -70,6 +70,7 @@ def main(argv: list[str]) -> int:
             + (", made from other files" if stored else "")
             + "; pass --overwrite to replace it, or choose another --output"
         )
+    sources = _sources()
     path = export_model(FLAGS.model, FLAGS.head, output)
     stored = {**sources, "output": file_fingerprint(path)}
     atomic_write_bytes(record, (json.dumps(stored, indent=1) + "\n").encode("utf-8"))

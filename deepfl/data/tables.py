@@ -117,11 +117,11 @@ class FolderIndex:
         """Returns the path of `name` in the folder (exact name first, then ignoring case), or None."""
         if "/" in name or os.sep in name:
             nested = self.folder / name
-            if nested.is_file() or not nested.parent.is_dir():
-                return nested if nested.is_file() else None
-            if nested.parent not in self._children:
-                self._children[nested.parent] = FolderIndex(nested.parent)
-            return self._children[nested.parent].find(nested.name)
+            if nested.is_file():
+                return nested
+            if not nested.parent.is_dir():
+                return None
+            return self._children.setdefault(nested.parent, FolderIndex(nested.parent)).find(nested.name)
         if self._names is None:
             self._names = {}
             if self.folder.is_dir():
