@@ -151,10 +151,10 @@ def throughput(refs: list[np.ndarray], workers: int, fmt: str) -> tuple[float, i
             start = time.perf_counter()
             results = pool.map(process_reference, tasks, chunksize=1)
             elapsed = time.perf_counter() - start
-        errors = [e for _, e in results if e]
+        errors = [error for _, error, *_ in results if error]
         if errors:
             raise RuntimeError(errors[0])
-        images = sum(len(rows) for rows, _ in results)
+        images = sum(len(rows) for rows, *_ in results)
     return images / elapsed, images
 
 

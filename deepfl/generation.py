@@ -37,6 +37,9 @@ MANIFEST_COLUMNS = ["dist_im", "ref_im", "dist_type", "dist_level"]
 KADIS_SIZE = (512, 384)  # width, height of KADIS-700k references (landscape; portrait images get 384x512)
 REFERENCES_DIR = "references"  # where `resize` writes the resized references, inside the output folder
 SETTINGS_FILE = "distort_settings.json"
+# Below this share of its area kept by `resize`'s centre crop, a reference is named in a warning (a 2000x170
+# panorama keeps 11%; a 16:9 photo 75%).
+MIN_KEPT_FRACTION = 0.5
 
 
 def read_assignment(path: str | os.PathLike) -> list[tuple[str, int]]:
@@ -175,9 +178,9 @@ def _keep_freed_memory() -> None:
     mallopt(m_trim_threshold, 1 << 30)
 
 
-def process_reference(task: tuple) -> tuple[list[dict], str | None, tuple[int, int]]:
+def process_reference(task: tuple) -> tuple[list[dict], str | None, tuple[int, int], list[int]]:
     """Distorts one reference at all 5 levels and writes the images; returns (manifest rows, error message,
-    the reference's original height and width).
+    the reference's original height and width, the levels whose output equals the reference pixel for pixel).
 
     Each file is written (atomically, fsynced) by a writer thread while the next level is computed: the fsync
     waits on the disk, not on the CPU, so it overlaps useful work. The rows are returned only after every write
@@ -186,6 +189,7 @@ def process_reference(task: tuple) -> tuple[list[dict], str | None, tuple[int, i
     """
     ref_dir, ref_name, type_id, out_dir, fmt, seed, resize, png_compression = task
     size = (0, 0)
+    unchanged: list[int] = []
     try:
         image = read_image(Path(ref_dir) / ref_name)
         size = image.shape[:2]
@@ -201,6 +205,7 @@ def process_reference(task: tuple) -> tuple[list[dict], str | None, tuple[int, i
                 f"{Path(ref_dir) / ref_name}: {width}x{height} pixels (width x height), below the distortions' "
                 f"minimum of {distortions.MIN_SIZE}x{distortions.MIN_SIZE}; use a larger image or --resize",
                 size,
+                unchanged,
             )
         with ThreadPoolExecutor(max_workers=1) as writer:
             writes = []
@@ -214,15 +219,17 @@ def process_reference(task: tuple) -> tuple[list[dict], str | None, tuple[int, i
                 target = Path(out_dir) / name
                 if not target.exists():  # a finished file (atomic writes) is kept as is
                     out = distortions.distort(image, type_id, level, rng=np.random.default_rng(level_seeds[level - 1]))
+                    if np.array_equal(out, image):
+                        unchanged.append(level)
                     writes.append(writer.submit(atomic_write_bytes, target, encode_output(out, fmt, png_compression)))
                 rows.append({"dist_im": name, "ref_im": ref_im, "dist_type": type_id, "dist_level": level})
             for done in writes:
                 done.result()  # re-raises a failed write (OSError)
-        return rows, None, size
+        return rows, None, size, unchanged
     except ImageReadError as exc:  # its message already names the file
-        return [], str(exc), size
+        return [], str(exc), size, unchanged
     except (ValueError, OSError) as exc:
-        return [], f"{Path(ref_dir) / ref_name}: {exc}", size
+        return [], f"{Path(ref_dir) / ref_name}: {exc}", size, unchanged
 
 
 def reference_pairs(
@@ -300,8 +307,16 @@ def discard_outputs(out_dir: Path) -> None:
     shutil.rmtree(out_dir / REFERENCES_DIR, ignore_errors=True)
 
 
+def kept_fraction(height: int, width: int) -> float:
+    """The share of an image's area that `resize` keeps (its centre crop to 4:3 or 3:4 after scaling)."""
+    tw, th = kadis_target(height, width)
+    scale = kadis_scale(height, width)
+    return (tw * th) / (max(tw, round(width * scale)) * max(th, round(height * scale)))
+
+
 def warn_about_sizes(sizes: dict[str, tuple[int, int]], resize: bool) -> None:
-    """One warning line each for references that `resize` enlarged and for references too small to label."""
+    """One warning line each for references that `resize` enlarged, references whose aspect ratio made it crop
+    most of the picture away (panoramas), and references too small to label."""
     from deepfl.fr.specs import SPECS
 
     if resize:
@@ -316,6 +331,20 @@ def warn_about_sizes(sizes: dict[str, tuple[int, int]], resize: bool) -> None:
                 name,
                 w,
                 h,
+            )
+        cropped = [(n, hw) for n, hw in sizes.items() if hw[0] and kept_fraction(*hw) < MIN_KEPT_FRACTION]
+        if cropped:
+            name, (h, w) = min(cropped, key=lambda item: kept_fraction(*item[1]))
+            log.warning(
+                "--resize kept less than %d%% of %d reference(s) (e.g. %s, %dx%d, width x height: its centre "
+                "%.0f%%): it crops to 4:3 or 3:4, so crop panoramas and other narrow images yourself to keep what "
+                "matters",
+                round(100 * MIN_KEPT_FRACTION),
+                len(cropped),
+                name,
+                w,
+                h,
+                100 * kept_fraction(h, w),
             )
         return
     need = max(spec.min_size for spec in SPECS)
@@ -333,6 +362,27 @@ def warn_about_sizes(sizes: dict[str, tuple[int, int]], resize: bool) -> None:
             h,
             metrics,
         )
+
+
+def warn_about_unchanged(unchanged: dict[str, tuple[int, list[int]]]) -> None:
+    """One warning line for the references some of whose distorted images equal them pixel for pixel (a flat,
+    binary or black image: sharpening, darkening or quantising may change nothing); their FR labels then say
+    "identical", which teaches stage 1 that the distortion is invisible."""
+    if not unchanged:
+        return
+    name, (type_id, levels) = next(iter(unchanged.items()))
+    count = sum(len(levels) for _, levels in unchanged.values())
+    log.warning(
+        "%d distorted image(s) of %d reference(s) are identical to their reference (e.g. %s, type %d %s, level(s) "
+        "%s): some types leave flat, binary or black images as they are, and the labels of such pairs say 'no "
+        "distortion'; consider removing such references",
+        count,
+        len(unchanged),
+        name,
+        type_id,
+        distortions.DISTORTION_NAMES[type_id],
+        ",".join(map(str, levels)),
+    )
 
 
 def _references(
@@ -423,6 +473,7 @@ def generate(
         warm_up()
     written = 0
     sizes: dict[str, tuple[int, int]] = {}
+    unchanged: dict[str, tuple[int, list[int]]] = {}
     with progress(total=5 * len(tasks), desc="distort", unit="img") as bar:
         if workers == 1:
             _keep_freed_memory()
@@ -434,12 +485,14 @@ def generate(
             # Ordered, so the manifest rows come in the same order on every run (and after a restart).
             results = pool.imap(process_reference, tasks, chunksize=1)
         try:
-            for (name, _), (rows, error, size) in zip(todo, results):
+            for (name, type_id), (rows, error, size, levels) in zip(todo, results):
                 if error:
                     policy.handle(error)
                     bar.update(5)
                     continue
                 sizes[name] = size  # the size warnings are about references that were distorted
+                if levels:
+                    unchanged[name] = (type_id, levels)
                 written += manifest_csv.append(rows)
                 bar.update(len(rows))
         finally:
@@ -447,5 +500,6 @@ def generate(
                 pool.terminate()
                 pool.join()
     warn_about_sizes(sizes, resize)
+    warn_about_unchanged(unchanged)
     log.info("%d manifest rows written to %s; %s", written, manifest_path, policy.summary("references"))
     return written

@@ -219,3 +219,27 @@ def test_references_sharing_a_name_stem_are_skipped_as_bad_references(ref_dir, t
     stop = distort(f"--ref_dir={ref_dir}", f"--out_dir={out}2", f"--assignment_csv={assignment}", "--on_error=stop")
     last = stop.stderr.strip().splitlines()[-1]
     assert stop.returncode == 2 and "sub/ref0.jpg" in last and "ref0.png" in last, last
+
+
+def test_distortions_that_change_nothing_are_named_in_one_warning(tmp_path):
+    # A black reference: darkening (type 17) leaves it black at every level, so its labels would say "identical".
+    folder = tmp_path / "flat"
+    folder.mkdir()
+    Image.fromarray(np.zeros((64, 80, 3), np.uint8)).save(folder / "black.png")
+    assignment = tmp_path / "assignment.csv"
+    assignment.write_text("ref_im,dist_type\nblack.png,17\n")
+    result = distort(f"--ref_dir={folder}", f"--out_dir={tmp_path / 'out'}", f"--assignment_csv={assignment}")
+    named = [line for line in warnings_of(result.stderr) if "identical to their reference" in line]
+    assert result.returncode == 0 and len(named) == 1, result.stderr
+    assert "5 distorted image(s) of 1 reference(s)" in named[0] and "black.png, type 17 darken" in named[0], named
+    assert "level(s) 1,2,3,4,5" in named[0], named
+
+
+def test_resize_names_references_it_crops_to_a_sliver(tmp_path, small_photo):
+    folder = tmp_path / "panorama"
+    folder.mkdir()
+    Image.fromarray(np.ascontiguousarray(np.tile(small_photo[:60], (1, 8, 1))[:, :700])).save(folder / "pano.png")
+    result = distort(f"--ref_dir={folder}", f"--out_dir={tmp_path / 'out'}", "--resize", "--workers=1")
+    cropped = [line for line in warnings_of(result.stderr) if "kept less than" in line]
+    assert result.returncode == 0 and len(cropped) == 1, result.stderr
+    assert "pano.png, 700x60, width x height: its centre 11%" in cropped[0], cropped
