@@ -1,0 +1,41 @@
+"""Every script in bench/ runs to the end on the smallest inputs it takes, and prints the comparison it exists
+for. The figures themselves are not checked (the brief: no wall-clock assertions in tests); what is checked is
+that a script the README tells users to run has not rotted: `bench/distort.py` unpacked the generator's
+results in a shape they had lost many commits before anyone noticed. The slow ones (stage-1 training on IRV2,
+the 20,000-image scale run) are only asked for `--help` here."""
+
+import sys
+
+import pytest
+
+import killrestart as kr
+
+BENCH = kr.REPO_ROOT / "bench"
+
+# (script and its smallest flags, text its last lines must hold)
+RUNS = [
+    ("distort.py --refs_per_type 1 --workers 1", "images/s"),
+    ("fr.py --pairs 1 --batch 1 --repeats 1 --metrics ssim,gmsd", "piq"),
+    ("fr_mixed.py --pairs 2 --rounds 1 --passes 1", "median over rounds"),
+    ("label.py --pairs 5 --batch 5 --repeats 1 --metrics ssim,gmsd", "pairs/s"),
+    ("label_mixed.py --refs 2 --levels 1", "piq/ours"),
+    ("features.py --arch tiny --n 2 --size 96 96 --repeats 1 --batch 2", "ratio deepfl/peer"),
+    ("features_mixed.py --arch tiny --n 2", "ratio mixed / one size"),
+    ("pipeline.py --num_images 4 --batch 2 --repeats 1", "images per CPU-second"),
+    ("denoise.py", "coffee"),
+    ("train_gpu.py --help", "--precisions"),
+    ("scale.py --help", "--scales"),
+    ("octave_compare.py --help", "--matlab_dir"),
+]
+
+
+def test_every_bench_script_is_listed_here():
+    listed = {command.split()[0] for command, _ in RUNS}
+    assert listed == {path.name for path in BENCH.glob("*.py")} - {"__init__.py"}
+
+
+@pytest.mark.parametrize("command, expected", RUNS, ids=[command.split()[0] for command, _ in RUNS])
+def test_bench_script_runs_on_the_smallest_inputs(command, expected):
+    result = kr.run_job([sys.executable, *command.split()], timeout=600, cwd=BENCH)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert expected in result.stdout, result.stdout[-2000:]
