@@ -20,6 +20,7 @@ import multiprocessing as mp
 import os
 import zlib
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,22 @@ SETTINGS_FILE = "distort_settings.json"
 # Below this share of its area kept by `resize`'s centre crop, a reference is named in a warning (a 2000x170
 # panorama keeps 11%; a 16:9 photo 75%).
 MIN_KEPT_FRACTION = 0.5
+
+
+@dataclass
+class DistortSummary:
+    """What a generation run did: manifest rows written now, references found done, bad references skipped."""
+
+    manifest: Path
+    written: int = 0
+    already_done: int = 0
+    skipped: int = 0
+
+    def __str__(self) -> str:
+        return (
+            f"{self.manifest}: {self.written} manifest rows written, {self.already_done} references already done, "
+            f"{self.skipped} bad references skipped"
+        )
 
 
 def read_assignment(path: str | os.PathLike) -> list[tuple[str, int]]:
@@ -428,11 +445,11 @@ def generate(
     shard_index: int = 0,
     on_error: str = "skip",
     overwrite: bool = False,
-) -> int:
-    """Distorts the references of shard `shard_index` of `ref_dir` into `out_dir` (resumable); returns the number
-    of manifest rows written. `workers` processes (default: all cores); `on_error` "skip" logs and counts a bad
-    reference, "stop" raises `deepfl.jobs.JobStopped`. Settings differing from an earlier run's in `out_dir` are
-    refused unless `overwrite`, which discards that run's outputs first."""
+) -> DistortSummary:
+    """Distorts the references of shard `shard_index` of `ref_dir` into `out_dir` (resumable); returns what it did
+    (rows written, references already done, bad references skipped). `workers` processes (default: all cores);
+    `on_error` "skip" logs and counts a bad reference, "stop" raises `deepfl.jobs.JobStopped`. Settings differing
+    from an earlier run's in `out_dir` are refused unless `overwrite`, which discards that run's outputs first."""
     ref_dir, out_dir = Path(ref_dir), Path(out_dir)
     policy = ErrorPolicy(on_error)
     pairs = _references(ref_dir, policy, seed, assignment_csv)
@@ -501,5 +518,4 @@ def generate(
                 pool.join()
     warn_about_sizes(sizes, resize)
     warn_about_unchanged(unchanged)
-    log.info("%d manifest rows written to %s; %s", written, manifest_path, policy.summary("references"))
-    return written
+    return DistortSummary(manifest_path, written, len(pairs) - len(todo), policy.count)

@@ -57,21 +57,30 @@ def test_label_exits_3_when_every_pair_is_skipped(tmp_path):
 
 
 def test_distort_exits_3_on_an_empty_folder_and_keeps_no_settings_of_bad_flags(tmp_path):
-    """An empty --ref_dir did nothing (exit 3, as extract-features); flags refused (a shard index out of range)
-    store no settings, so the corrected command is not refused as a change of settings."""
+    """An empty --ref_dir, or one of bad images only, did nothing (exit 3, as extract-features); flags refused (a
+    shard index out of range) store no settings, so the corrected command is not refused as a change of settings."""
     empty, refs = tmp_path / "empty", tmp_path / "refs"
     empty.mkdir()
     refs.mkdir()
     write_image(refs / "a.png", textured_image(48, 64, 0))
     out = tmp_path / "out"
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "a.png").write_bytes(b"not an image")
+    (broken / "b.jpg").write_bytes(b"")
     argvs = {
         "empty": [f"--ref_dir={empty}", f"--out_dir={tmp_path / 'e'}"],
+        "all bad": [f"--ref_dir={broken}", f"--out_dir={tmp_path / 'b'}", "--workers=1"],
         "bad shard": [f"--ref_dir={refs}", f"--out_dir={out}", "--num_shards=2", "--shard_index=3"],
         "corrected": [f"--ref_dir={refs}", f"--out_dir={out}", "--resize", "--workers=1"],
     }
     results = dict(zip(argvs, kr.run_batch("distort", list(argvs.values()))))
     assert results["empty"].returncode == EXIT_NOTHING_DONE, results["empty"].stderr[-2000:]
     assert "no image in this folder" in error_lines(results["empty"].stderr)[0]
+    # Every reference bad: nothing was distorted, so a script must not go on to label (before: exit 0).
+    assert results["all bad"].returncode == EXIT_NOTHING_DONE, results["all bad"].stderr[-2000:]
+    assert "all 2 references were skipped as bad" in error_lines(results["all bad"].stderr)[0]
+    assert "0 manifest rows written, 0 references already done, 2 bad references skipped" in results["all bad"].stdout
     assert results["bad shard"].returncode == EXIT_BAD_INPUT and "shard_index" in results["bad shard"].stderr
     assert results["corrected"].returncode == 0, results["corrected"].stderr[-2000:]
     assert len(list((out).glob("a_*.png"))) == 5

@@ -103,7 +103,7 @@ def main(argv: list[str]) -> int | None:
         return 0
     if not FLAGS.assignment_csv and Path(FLAGS.ref_dir).is_dir() and not list_images(FLAGS.ref_dir):
         raise app.NothingDone(f"--ref_dir {FLAGS.ref_dir}: no image in this folder (subfolders are not searched)")
-    generation.generate(
+    summary = generation.generate(
         FLAGS.ref_dir,
         FLAGS.out_dir,
         seed=FLAGS.seed,
@@ -118,6 +118,11 @@ def main(argv: list[str]) -> int | None:
         on_error=FLAGS.on_error,
         overwrite=FLAGS.overwrite,
     )
+    print(summary)
+    if summary.skipped and not summary.written and not summary.already_done:
+        raise app.NothingDone(
+            f"no image was distorted: all {summary.skipped} references were skipped as bad (each is named above)"
+        )
     return 0
 
 
