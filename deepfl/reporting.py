@@ -217,3 +217,50 @@ def scatter_plot(
     figure.savefig(buffer, format="png")
     atomic_write_bytes(path, buffer.getvalue())
     return Path(path)
+
+
+def history_figure(history: pd.DataFrame):
+    """The matplotlib Figure of `plot_history`: total training and validation loss by epoch (left), validation
+    SROCC per task and their mean (right), the best epoch by mean SROCC marked, epochs with a frozen backbone
+    shaded. Columns as stage 1's `history.csv` (`epoch`, `loss`, `val_loss`, `val_<task>_srocc`, `val_srocc`,
+    `backbone_frozen`); absent ones are left out."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    epochs = history["epoch"].to_numpy()
+    figure = Figure(figsize=(10, 4), dpi=100)
+    loss_axes, srocc_axes = figure.add_subplot(1, 2, 1), figure.add_subplot(1, 2, 2)
+    for column, label in (("loss", "training"), ("val_loss", "validation")):
+        if column in history and history[column].notna().any():
+            loss_axes.plot(epochs, history[column], marker="o", ms=3, label=label)
+    loss_axes.set_ylabel("loss (sum over tasks)")
+    tasks = [c for c in history.columns if c.startswith("val_") and c.endswith("_srocc") and c != "val_srocc"]
+    for column in tasks:
+        srocc_axes.plot(epochs, history[column], lw=0.8, alpha=0.6, label=column[4:-6])
+    if "val_srocc" in history and history["val_srocc"].notna().any():
+        srocc_axes.plot(epochs, history["val_srocc"], color="black", lw=2.2, label="mean")
+        best = int(history["val_srocc"].idxmax())
+        srocc_axes.axvline(epochs[best], color="gray", ls=":", lw=1)
+        srocc_axes.set_title(f"best mean {history['val_srocc'].iloc[best]:.3f} at epoch {epochs[best]}", fontsize=10)
+    srocc_axes.set_ylabel("validation SROCC with the weak labels")
+    for axes in (loss_axes, srocc_axes):
+        if "backbone_frozen" in history:
+            for epoch in epochs[history["backbone_frozen"].to_numpy() == 1]:
+                axes.axvspan(epoch - 0.5, epoch + 0.5, color="C0", alpha=0.08, lw=0)
+        axes.set_xlabel("epoch")
+        axes.grid(True, alpha=0.3)
+        if axes.get_legend_handles_labels()[0]:
+            axes.legend(fontsize=7, ncol=2 if axes is srocc_axes else 1)
+    figure.tight_layout()
+    return figure
+
+
+def plot_history(history_csv: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Stage 1's training curves (`history_figure`) from its `history.csv`, saved as PNG (atomically)."""
+    figure = history_figure(pd.read_csv(history_csv))
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    atomic_write_bytes(path, buffer.getvalue())
+    return Path(path)

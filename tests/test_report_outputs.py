@@ -1,5 +1,5 @@
-"""What the result files show: integer counts in the within-data-set table, and a scatter plot whose legend says
-its figures are pooled over all points and sits outside the axes, over no point."""
+"""What the result files show: integer counts in the within-data-set table, a scatter plot whose legend says
+its figures are pooled over all points and sits outside the axes, over no point, and stage 1's training curves."""
 
 import numpy as np
 import pandas as pd
@@ -35,3 +35,28 @@ def test_scatter_legend_is_pooled_and_covers_no_point():
     box, area = legend.get_window_extent(renderer), axes.get_window_extent(renderer)
     assert box.y1 <= area.y0  # below the axes, so over no point
     assert box.y0 >= 0  # and inside the figure
+
+
+def test_training_curves_show_losses_every_task_and_the_best_epoch(tmp_path):
+    history = pd.DataFrame(
+        {
+            "epoch": [1, 2, 3],
+            "loss": [3.0, 2.0, 1.5],
+            "val_loss": [3.2, 2.5, 2.6],
+            "val_ssim_srocc": [0.1, 0.5, 0.4],
+            "val_gmsd_srocc": [0.2, 0.3, 0.35],
+            "val_srocc": [0.15, 0.4, 0.375],
+            "backbone_frozen": [1, 0, 0],
+        }
+    )
+    figure = reporting.history_figure(history)
+    loss_axes, srocc_axes = figure.axes
+    assert [line.get_label() for line in loss_axes.get_lines()] == ["training", "validation"]
+    labels = [line.get_label() for line in srocc_axes.get_lines()]
+    assert labels[:3] == ["ssim", "gmsd", "mean"]
+    assert srocc_axes.get_title() == "best mean 0.400 at epoch 2"
+    assert len(loss_axes.patches) == 1  # the frozen-backbone epoch is shaded
+    (tmp_path / "history.csv").write_text(history.to_csv(index=False))
+    path = reporting.plot_history(tmp_path / "history.csv", tmp_path / "history.png")
+    assert path.read_bytes().startswith(b"\x89PNG")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["history.csv", "history.png"]  # no temporary file left

@@ -146,6 +146,8 @@ def test_kill_then_resume_continues_with_the_optimizer_state(weak_labels, tmp_pa
     unbroken = tmp_path / "unbroken"
     run_job(weak_labels, unbroken, *flags)
     assert (out / "history.csv").read_bytes() == (unbroken / "history.csv").read_bytes()
+    # The training curves are drawn from history.csv after every epoch: the resumed run's plot is the unbroken's.
+    assert (out / "history.png").read_bytes() == (unbroken / "history.png").read_bytes()
     for name in ("model.keras", "best.keras"):
         for a, b in zip(_model_weights(out / name), _model_weights(unbroken / name), strict=True):
             np.testing.assert_array_equal(a, b, err_msg=name)

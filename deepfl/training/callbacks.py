@@ -1,5 +1,5 @@
-"""What happens after each training epoch: validation, history row, best model, checkpoint (`EpochEnd`), and
-the naming and counting of corrupt images the input pipelines skipped (`SkipReport`)."""
+"""What happens after each training epoch: validation, history row and its plot (`history.png`), best model,
+checkpoint (`EpochEnd`), and the naming and counting of corrupt images the input pipelines skipped (`SkipReport`)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pandas as pd
 
 from deepfl.fileio import atomic_write_bytes, save_model_atomic
 from deepfl.jobs import AppendOnlyCsv
+from deepfl.reporting import plot_history
 from deepfl.training.checkpoints import write_checkpoint
 from deepfl.training.data_order import DataOrder
 from deepfl.training.validation import evaluate_tasks
@@ -165,6 +166,7 @@ class EpochEnd(keras.callbacks.Callback):
         self.history.append(
             [{k: (str(int(v)) if k in ("epoch", "backbone_frozen") else f"{float(v):.6g}") for k, v in row.items()}]
         )
+        plot_history(self.out_dir / "history.csv", self.out_dir / "history.png")
         score = logs.get("val_srocc", -logs.get("loss", float("nan")))
         if np.isfinite(score) and (self.best is None or score > self.best):
             self.best, self.best_epoch = float(score), epoch + 1
