@@ -264,3 +264,71 @@ def plot_history(history_csv: str | os.PathLike, path: str | os.PathLike) -> Pat
     figure.savefig(buffer, format="png")
     atomic_write_bytes(path, buffer.getvalue())
     return Path(path)
+
+
+def labels_by_level_figure(labels: pd.DataFrame, metrics: Sequence[str], lower_is_better: Sequence[str] = ()):
+    """The matplotlib Figure of `plot_labels_by_level`: one panel per metric, its median score over the
+    references at each distortion level, one thin line per distortion type and the median over all pairs in
+    black. A weak label that does not move with the level, or moves the wrong way, shows at a glance. `labels`
+    has the metric columns and `dist_type`, `dist_level`; the last panel names the types."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
+
+    from deepfl.distortions import DISTORTION_NAMES
+
+    types = sorted(labels["dist_type"].unique())
+    colours = colormaps["nipy_spectral"]
+    columns = 4
+    rows = -(-(len(metrics) + 1) // columns)
+    figure = Figure(figsize=(3.2 * columns, 2.6 * rows), dpi=100)
+    for k, metric in enumerate(metrics):
+        axes = figure.add_subplot(rows, columns, k + 1)
+        by_type = labels.groupby(["dist_type", "dist_level"])[metric].median()
+        for n, dist_type in enumerate(types):
+            curve = by_type.loc[dist_type]
+            axes.plot(curve.index, curve.to_numpy(), lw=0.8, alpha=0.7, color=colours(n / max(len(types), 1)))
+        overall = labels.groupby("dist_level")[metric].median()
+        axes.plot(overall.index, overall.to_numpy(), color="black", lw=2.2)
+        axes.set_title(metric + (" (lower is better)" if metric in lower_is_better else ""), fontsize=9)
+        axes.set_xticks(sorted(labels["dist_level"].unique()))
+        axes.tick_params(labelsize=7)
+        axes.grid(True, alpha=0.3)
+        if k % columns == 0:
+            axes.set_ylabel("median score", fontsize=8)
+        if k >= len(metrics) - columns:
+            axes.set_xlabel("distortion level", fontsize=8)
+    key = figure.add_subplot(rows, columns, len(metrics) + 1)
+    key.axis("off")
+    handles = [key.plot([], [], color=colours(n / max(len(types), 1)), lw=1.5)[0] for n in range(len(types))] + [
+        key.plot([], [], color="black", lw=2.2)[0]
+    ]
+    names = [f"{t} {DISTORTION_NAMES.get(int(t), '')}" for t in types] + ["all pairs"]
+    key.legend(handles, names, loc="center", fontsize=6, ncol=2, frameon=False)
+    figure.tight_layout()
+    return figure
+
+
+def plot_labels_by_level(
+    labels_csv: str | os.PathLike,
+    manifest_csv: str | os.PathLike,
+    path: str | os.PathLike,
+    metrics: Sequence[str],
+    lower_is_better: Sequence[str] = (),
+) -> Path | None:
+    """`labels_by_level_figure` of a label CSV, with the types and levels taken from the manifest
+    (`dist_type`, `dist_level`, as deepfl-distort writes them), saved as PNG (atomically). Returns None, and
+    draws nothing, when the manifest has no such columns (a benchmark's own list of pairs) or no row is labelled."""
+    manifest = pd.read_csv(manifest_csv)
+    if not {"dist_im", "dist_type", "dist_level"} <= set(manifest.columns):
+        return None
+    labels = pd.read_csv(labels_csv).merge(manifest[["dist_im", "dist_type", "dist_level"]], on="dist_im")
+    if labels.empty:
+        return None
+    figure = labels_by_level_figure(labels, [m for m in metrics if m in labels.columns], lower_is_better)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    atomic_write_bytes(path, buffer.getvalue())
+    return Path(path)

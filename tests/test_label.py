@@ -201,6 +201,7 @@ def test_cli_writes_kadis_layout_and_reports_bad_metric(pair_set, tmp_path):
         header = next(csv.reader(handle))
     assert header == ["dist_im", "ref_im", "sff", "scqi"]
     assert "9 rows written" in done.stdout and "3 bad pairs skipped" in done.stdout
+    assert not (tmp_path / "cli" / "labels.png").exists()  # the manifest names no types or levels to plot by
     # A rerun finds every scorable pair done and only the known-bad ones left: the job's work is done (exit 0).
     again = subprocess.run(command + ["--metrics=scqi,sff"], cwd=REPO, env=env, capture_output=True, text=True)
     assert again.returncode == 0 and "0 rows written, 9 already done, 3 bad pairs" in again.stdout, again.stderr
@@ -220,6 +221,31 @@ def test_cli_writes_kadis_layout_and_reports_bad_metric(pair_set, tmp_path):
         text=True,
     )
     assert lost.returncode == 3 and "--ref_root" in lost.stderr.splitlines()[-1], lost.stderr[-2000:]
+
+
+def test_a_distort_manifest_gets_its_labels_plotted_by_level(pair_set, tmp_path):
+    manifest, root = pair_set
+    table = pd.read_csv(manifest).iloc[:9]  # the 3 references x 3 noise levels (r{r}_11_0{level}.png)
+    table["dist_type"] = 11
+    table["dist_level"] = table["dist_im"].str[-5].astype(int)
+    typed = tmp_path / "typed.csv"
+    table.to_csv(typed, index=False)
+    env = dict(os.environ, DEEPFL_NO_PROGRESS="1", TF_CPP_MIN_LOG_LEVEL="3")
+    command = [sys.executable, "-m", "deepfl.cli.label", f"--manifest={typed}", f"--image_root={root}"]
+    done = subprocess.run(
+        command + [f"--out_dir={tmp_path / 'out'}", "--metrics=ssim,gmsd"], cwd=REPO, env=env, capture_output=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    plot = tmp_path / "out" / "labels.png"
+    assert plot.read_bytes().startswith(b"\x89PNG") and f"{plot}: each metric's median score" in done.stdout.decode()
+    from deepfl import reporting
+
+    labels = pd.read_csv(tmp_path / "out" / "labels.csv").merge(table, on=["dist_im", "ref_im"])
+    figure = reporting.labels_by_level_figure(labels, ["ssim", "gmsd"], ["gmsd"])
+    ssim, gmsd = figure.axes[:2]
+    assert gmsd.get_title() == "gmsd (lower is better)"
+    overall = ssim.get_lines()[-1].get_ydata()  # noise of 4, 8, 12 grey levels: SSIM falls with the level
+    assert len(overall) == 3 and overall[0] > overall[1] > overall[2]
 
 
 def test_merge_leaves_a_shard_that_is_still_written_untouched(pair_set, tmp_path):

@@ -6,7 +6,9 @@
     deepfl-label ... --num_shards 4 --merge              # joins the 4 shard files into labels.csv
 
 Output: <out_dir>/<output_name> in the KADIS-700k layout (dist_im, ref_im, then the metric columns in the
-order ssim, msssim, iwssim, mdsi, vsi, fsim, gmsd, sff, scqi, add_gsim, sr_sim). Re-running resumes: rows
+order ssim, msssim, iwssim, mdsi, vsi, fsim, gmsd, sff, scqi, add_gsim, sr_sim), and beside it (labels.png) each
+metric's median score by distortion level, one line per type, when the manifest has deepfl-distort's dist_type
+and dist_level columns. Re-running resumes: rows
 already written are kept and never recomputed. Exit code 3 when the label CSV holds no row because every pair
 was skipped (wrong --image_root, sizes that differ, images below a metric's minimum size); a rerun that finds
 rows done and only known-bad pairs left exits 0.
@@ -15,6 +17,7 @@ rows done and only known-bad pairs left exits 0.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from absl import flags
 
@@ -58,6 +61,17 @@ app.define_sharding()
 app.define_on_error()
 
 
+def _plot(labels_csv: str | os.PathLike) -> None:
+    """Draws the labels' median by level, per metric and type, beside the CSV (`labels.png`), when the manifest
+    names types and levels (deepfl-distort's does)."""
+    from deepfl import reporting
+    from deepfl.fr import LOWER_IS_BETTER, METRICS
+
+    path = Path(labels_csv).with_suffix(".png")
+    if reporting.plot_labels_by_level(labels_csv, FLAGS.manifest, path, METRICS, sorted(LOWER_IS_BETTER)):
+        print(f"{path}: each metric's median score by distortion level, per type")
+
+
 def main(argv: list[str]) -> int:
     del argv
     from deepfl import labeling
@@ -74,6 +88,7 @@ def main(argv: list[str]) -> int:
             f"merged {FLAGS.num_shards} shards into {path}; {len(missing)} manifest pairs without a row"
             + (f" (first: {missing[0]})" if missing else "")
         )
+        _plot(path)
         return 0
     summary = labeling.label_pairs(
         pairs,
@@ -89,6 +104,8 @@ def main(argv: list[str]) -> int:
         overwrite=FLAGS.overwrite,
     )
     print(summary)
+    if FLAGS.num_shards == 1 and (summary.written or summary.already_done):
+        _plot(out_csv)
     if summary.skipped and not summary.written and not summary.already_done:
         first = summary.skipped[0]
         hint = (
