@@ -87,6 +87,7 @@ OUTPUTS = (
     "manifest_stage1.csv",
     "manifest_stage2.csv",
     "weak_labels.csv",
+    "weak_labels.png",
     "held_out_fr.csv",
     "multitask",
     "features",
@@ -476,6 +477,7 @@ def run_demo(
     from deepfl import features, labeling, protocol, reporting
     from deepfl.export import export_model
     from deepfl.fileio import load_model_file
+    from deepfl.fr import LOWER_IS_BETTER, METRICS
     from deepfl.models import build_backbone, mlsp_extractor
     from deepfl.prediction import format_scores, load_scorer, score_files
     from deepfl.training import run_multitask
@@ -485,6 +487,15 @@ def run_demo(
         manifest1[["dist_im", "ref_im"]], distorted, out / "weak_labels.csv", metrics=config.metrics, ref_root=pristine
     )
     echo(str(summary))
+    if not (out / "weak_labels.png").exists():
+        labels_plot = reporting.plot_labels_by_level(
+            out / "weak_labels.csv",
+            out / "manifest_stage1.csv",
+            out / "weak_labels.png",
+            [m for m in METRICS if m in (config.metrics or METRICS)],
+            sorted(LOWER_IS_BETTER),
+        )
+        echo(f"weak labels by distortion level, per metric and type: {labels_plot}")
     weak = pd.read_csv(out / "weak_labels.csv").merge(manifest1, on=["dist_im", "ref_im"])
     target = config.target
     oracle, oracle_srocc = best_fr_metric(weak, weak[target].to_numpy())

@@ -41,8 +41,10 @@ def test_small_demo_wiring_outputs_and_rerun(tmp_path):
     out = result.out_dir
     for name in (
         "weak_labels.csv",
+        "weak_labels.png",
         "held_out_fr.csv",
         "multitask/model.keras",
+        "multitask/history.png",
         "features/weak_supervised.h5",
         "features/random_init.h5",
         "comparison.csv",
