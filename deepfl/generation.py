@@ -195,9 +195,10 @@ def _keep_freed_memory() -> None:
     mallopt(m_trim_threshold, 1 << 30)
 
 
-def process_reference(task: tuple) -> tuple[list[dict], str | None, tuple[int, int], list[int]]:
+def process_reference(task: tuple) -> tuple[list[dict], str | None, tuple[int, int], bool]:
     """Distorts one reference at all 5 levels and writes the images; returns (manifest rows, error message,
-    the reference's original height and width, the levels whose output equals the reference pixel for pixel).
+    the reference's original height and width, whether all 5 levels, distorted in this call, equal the reference
+    pixel for pixel: a flat, binary or black reference the type cannot change).
 
     Each file is written (atomically, fsynced) by a writer thread while the next level is computed: the fsync
     waits on the disk, not on the CPU, so it overlaps useful work. The rows are returned only after every write
@@ -206,7 +207,7 @@ def process_reference(task: tuple) -> tuple[list[dict], str | None, tuple[int, i
     """
     ref_dir, ref_name, type_id, out_dir, fmt, seed, resize, png_compression = task
     size = (0, 0)
-    unchanged: list[int] = []
+    unchanged = 0  # levels distorted in this call whose output equals the reference
     try:
         image = read_image(Path(ref_dir) / ref_name)
         size = image.shape[:2]
@@ -222,7 +223,7 @@ def process_reference(task: tuple) -> tuple[list[dict], str | None, tuple[int, i
                 f"{Path(ref_dir) / ref_name}: {width}x{height} pixels (width x height), below the distortions' "
                 f"minimum of {distortions.MIN_SIZE}x{distortions.MIN_SIZE}; use a larger image or --resize",
                 size,
-                unchanged,
+                False,
             )
         with ThreadPoolExecutor(max_workers=1) as writer:
             writes = []
@@ -236,17 +237,16 @@ def process_reference(task: tuple) -> tuple[list[dict], str | None, tuple[int, i
                 target = Path(out_dir) / name
                 if not target.exists():  # a finished file (atomic writes) is kept as is
                     out = distortions.distort(image, type_id, level, rng=np.random.default_rng(level_seeds[level - 1]))
-                    if np.array_equal(out, image):
-                        unchanged.append(level)
+                    unchanged += int(np.array_equal(out, image))
                     writes.append(writer.submit(atomic_write_bytes, target, encode_output(out, fmt, png_compression)))
                 rows.append({"dist_im": name, "ref_im": ref_im, "dist_type": type_id, "dist_level": level})
             for done in writes:
                 done.result()  # re-raises a failed write (OSError)
-        return rows, None, size, unchanged
+        return rows, None, size, unchanged == distortions.NUM_LEVELS
     except ImageReadError as exc:  # its message already names the file
-        return [], str(exc), size, unchanged
+        return [], str(exc), size, False
     except (ValueError, OSError) as exc:
-        return [], f"{Path(ref_dir) / ref_name}: {exc}", size, unchanged
+        return [], f"{Path(ref_dir) / ref_name}: {exc}", size, False
 
 
 def reference_pairs(
@@ -381,24 +381,23 @@ def warn_about_sizes(sizes: dict[str, tuple[int, int]], resize: bool) -> None:
         )
 
 
-def warn_about_unchanged(unchanged: dict[str, tuple[int, list[int]]]) -> None:
-    """One warning line for the references some of whose distorted images equal them pixel for pixel (a flat,
-    binary or black image: sharpening, darkening or quantising may change nothing); their FR labels then say
-    "identical", which teaches stage 1 that the distortion is invisible."""
+def warn_about_unchanged(unchanged: dict[str, int]) -> None:
+    """One warning line for the references {name: type} whose distorted images all equal them pixel for pixel (a
+    flat, binary or black image: sharpening, darkening or quantising may change nothing at any level): their FR
+    labels then say "identical" at every level, which teaches stage 1 that the distortion is invisible. (A
+    single level-1 image equal to its reference is normal: some types' first level is that mild.)"""
     if not unchanged:
         return
-    name, (type_id, levels) = next(iter(unchanged.items()))
-    count = sum(len(levels) for _, levels in unchanged.values())
+    name, type_id = next(iter(unchanged.items()))
     log.warning(
-        "%d distorted image(s) of %d reference(s) are identical to their reference (e.g. %s, type %d %s, level(s) "
-        "%s): some types leave flat, binary or black images as they are, and the labels of such pairs say 'no "
-        "distortion'; consider removing such references",
-        count,
+        "%d reference(s) came out unchanged at all %d levels of their type (e.g. %s, type %d %s): some types leave "
+        "flat, binary or black images as they are, and the labels of such pairs say 'no distortion'; consider "
+        "removing such references",
         len(unchanged),
+        distortions.NUM_LEVELS,
         name,
         type_id,
         distortions.DISTORTION_NAMES[type_id],
-        ",".join(map(str, levels)),
     )
 
 
@@ -490,7 +489,7 @@ def generate(
         warm_up()
     written = 0
     sizes: dict[str, tuple[int, int]] = {}
-    unchanged: dict[str, tuple[int, list[int]]] = {}
+    unchanged: dict[str, int] = {}
     with progress(total=5 * len(tasks), desc="distort", unit="img") as bar:
         if workers == 1:
             _keep_freed_memory()
@@ -502,14 +501,14 @@ def generate(
             # Ordered, so the manifest rows come in the same order on every run (and after a restart).
             results = pool.imap(process_reference, tasks, chunksize=1)
         try:
-            for (name, type_id), (rows, error, size, levels) in zip(todo, results):
+            for (name, type_id), (rows, error, size, unchanged_at_all_levels) in zip(todo, results):
                 if error:
                     policy.handle(error)
                     bar.update(5)
                     continue
                 sizes[name] = size  # the size warnings are about references that were distorted
-                if levels:
-                    unchanged[name] = (type_id, levels)
+                if unchanged_at_all_levels:
+                    unchanged[name] = type_id
                 written += manifest_csv.append(rows)
                 bar.update(len(rows))
         finally:

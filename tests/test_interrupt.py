@@ -155,3 +155,23 @@ def test_ctrl_c_caught_after_native_evaluated_code_still_exits_130_under_python_
         [sys.executable, "-m", "native_ctrl_c"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
     )
     assert_one_line(proc.returncode, proc.stderr)
+
+
+def test_ctrl_c_while_a_console_script_imports_its_modules_prints_one_line():
+    """`deepfl-distort` took half a second to import Numba and Pillow before its Ctrl-C handling began: a Ctrl-C
+    there printed a KeyboardInterrupt traceback. Importing deepfl.cli in a process named deepfl-* now ends it
+    with one line and 130; any other program (pytest, a bench script) keeps its own Ctrl-C handling."""
+    program = (
+        "import sys; sys.argv[0] = {name!r}\n"
+        "import os, signal, time, deepfl.cli\n"
+        "os.kill(os.getpid(), signal.SIGINT)\n"
+        "time.sleep(30)\n"
+    )
+    starting = [sys.executable, "-c", program.format(name="/venv/bin/deepfl-distort")]
+    proc = subprocess.run(starting, env=job_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == EXIT_INTERRUPTED and proc.stderr.splitlines() == [
+        "interrupted while starting; nothing was done"
+    ], proc.stderr[-2000:]
+    other = [sys.executable, "-c", program.format(name="bench.py")]
+    proc = subprocess.run(other, env=job_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "KeyboardInterrupt" in proc.stderr, proc.stderr[-2000:]

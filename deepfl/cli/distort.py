@@ -24,9 +24,7 @@ from pathlib import Path
 
 from absl import flags
 
-from deepfl import generation
 from deepfl.cli import app
-from deepfl.images import list_images
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("ref_dir", None, "Folder of pristine reference images.", required=True)
@@ -80,6 +78,10 @@ app.define_on_error()
 
 def main(argv: list[str]) -> int | None:
     del argv
+    # Imported here, not at the top: a Ctrl-C while they load (Numba, Pillow) is then the job's one line.
+    from deepfl import generation
+    from deepfl.images import list_images
+
     if FLAGS.merge:
         target, rows, missing = generation.merge(
             FLAGS.ref_dir,
