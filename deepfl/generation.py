@@ -29,7 +29,15 @@ from deepfl import distortions
 from deepfl.errors import ImageReadError, TableError
 from deepfl.fileio import atomic_write_bytes
 from deepfl.images import encode_image, list_images, read_image
-from deepfl.jobs import AppendOnlyCsv, ErrorPolicy, check_settings, progress, read_complete_rows, shard
+from deepfl.jobs import (
+    AppendOnlyCsv,
+    ErrorPolicy,
+    SettingsChanged,
+    check_settings,
+    progress,
+    read_complete_rows,
+    shard,
+)
 from deepfl.png import decode_png_rgb, encode_png
 
 log = logging.getLogger("deepfl")
@@ -401,6 +409,27 @@ def warn_about_unchanged(unchanged: dict[str, int]) -> None:
     )
 
 
+def check_assigned_types(manifest_path: Path, pairs: list[tuple[str, int]], resize: bool, output: str) -> None:
+    """Raises `SettingsChanged` when the manifest of an earlier run holds a reference of `pairs` with a type the
+    pairs no longer give it: the assignment CSV was edited in place (its path, the stored setting, is the same),
+    and resuming would put both types of that reference into one manifest. References or types added since are
+    fine (they are new work)."""
+    if not manifest_path.is_file():
+        return
+    assigned: dict[str, set[int]] = {}
+    for name, type_id in pairs:
+        assigned.setdefault(reference_name(name, resize), set()).add(type_id)
+    for row in read_complete_rows(manifest_path, MANIFEST_COLUMNS):
+        types = assigned.get(row["ref_im"])
+        if types is not None and int(row["dist_type"]) not in types:
+            raise SettingsChanged(
+                f"{output}: {row['ref_im']} was distorted with type {row['dist_type']} by an earlier run, but the "
+                f"assignment now gives it type {', '.join(map(str, sorted(types)))} (was --assignment_csv edited?); "
+                "rerun with the earlier assignment, choose another --out_dir, or pass --overwrite to discard the "
+                "earlier run"
+            )
+
+
 def _references(
     ref_dir: Path, policy: ErrorPolicy, seed: int, assignment_csv: str | os.PathLike | None
 ) -> list[tuple[str, int]]:
@@ -465,6 +494,7 @@ def generate(
     if not check_settings(out_dir / SETTINGS_FILE, settings, overwrite, output=f"--out_dir {out_dir}") and overwrite:
         discard_outputs(out_dir)
     manifest_path = Path(manifest) if manifest else shard_manifest(out_dir, num_shards, shard_index)
+    check_assigned_types(manifest_path, pairs, resize, output=f"--out_dir {out_dir}")
     manifest_csv = AppendOnlyCsv(manifest_path, MANIFEST_COLUMNS, key="dist_im", lock=True)
 
     def finished(name: str, type_id: int) -> bool:  # listed in the manifest and present on disk

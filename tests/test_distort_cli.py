@@ -250,3 +250,26 @@ def test_resize_names_references_it_crops_to_a_sliver(tmp_path, small_photo):
     cropped = [line for line in warnings_of(result.stderr) if "kept less than" in line]
     assert result.returncode == 0 and len(cropped) == 1, result.stderr
     assert "pano.png, 700x60, width x height: its centre 11%" in cropped[0], cropped
+
+
+def test_an_assignment_edited_in_place_is_refused_where_it_changes_a_finished_type(ref_dir, tmp_path):
+    # Same --assignment_csv path (the stored setting), other content: resuming would pair ref0.png with two types.
+    assignment = tmp_path / "assignment.csv"
+    assignment.write_text("ref_im,dist_type\nref0.png,17\n")
+    out = tmp_path / "out"
+    flags = (f"--ref_dir={ref_dir}", f"--out_dir={out}", f"--assignment_csv={assignment}", "--workers=1")
+    assert distort(*flags).returncode == 0
+    assignment.write_text("ref_im,dist_type\nref0.png,18\n")
+    edited = distort(*flags)
+    last = edited.stderr.strip().splitlines()[-1]
+    assert edited.returncode == 2 and "ref0.png was distorted with type 17" in last and "--overwrite" in last, last
+    assert len(rows_of(out / "manifest.csv")) == 5
+    assignment.write_text("ref_im,dist_type\nref0.png,17\nref0.png,18\nref1.png,3\n")  # added work is fine
+    added = distort(*flags)
+    assert added.returncode == 0, added.stderr[-2000:]
+    assert {(r["ref_im"], r["dist_type"]) for r in rows_of(out / "manifest.csv")} == {
+        ("ref0.png", "17"),
+        ("ref0.png", "18"),
+        ("ref1.png", "3"),
+    }
+    assert distort(*flags[:-1], "--overwrite").returncode == 0
