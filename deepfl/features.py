@@ -327,7 +327,7 @@ def _check_origin(where: Path, stored_dim: int, stored_source: str, dim: int | N
     if source and stored_source and source != stored_source:
         raise DeepflError(
             f"{where}: holds features of {stored_source!r}, not {source!r} (a model file retrained or re-exported "
-            "under the same name counts as another model); delete it or use another cache file"
+            "under the same name counts as another model); delete or rename it, or write to another --out_dir"
         )
     return stored_dim, stored_source or source
 

@@ -88,11 +88,19 @@ def _warn_once(name: str, message: str) -> None:
         log.warning("%s: %s", name, message)
 
 
+def _missing(path: Path) -> str:
+    """The message for a path that names no file: a glob pattern (kept by callers that expand patterns when it
+    matched nothing) says so."""
+    import glob
+
+    return f"{path}: no file matches this pattern" if glob.has_magic(str(path)) else f"{path}: no such image file"
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Reads an image file as HxWx3 uint8 RGB (gray, RGBA, CMYK, palette and 16-bit are converted)."""
     path = Path(path)
     if not path.is_file():
-        raise ImageReadError(f"{path}: no such image file")
+        raise ImageReadError(_missing(path))
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -143,7 +151,7 @@ def header_size(path: str | os.PathLike) -> tuple[int, int]:
             if _header_orientation(image) in (5, 6, 7, 8):
                 width, height = height, width
     except FileNotFoundError:
-        raise ImageReadError(f"{path}: no such image file") from None
+        raise ImageReadError(_missing(path)) from None
     except Exception as exc:  # Pillow raises many types for bad headers
         raise ImageReadError(f"{path}: not a readable image ({exc})") from None
     return int(height), int(width)

@@ -35,6 +35,7 @@ from deepfl.images import header_sizes_of, read_image
 from deepfl.jobs import (
     AppendOnlyCsv,
     ErrorPolicy,
+    SettingsChanged,
     check_settings,
     progress,
     read_complete_rows,
@@ -228,6 +229,20 @@ def pair_dataset(
     return dataset.prefetch(prefetch)
 
 
+def _check_metric_columns(out_path: Path, metrics: Sequence[str]) -> None:
+    """Raises `SettingsChanged` when an earlier run's CSV at `out_path` holds other metric columns than these."""
+    if not out_path.is_file():
+        return
+    with open(out_path, newline="", encoding="utf-8", errors="surrogateescape") as handle:
+        header = next(csv.reader(handle), None)
+    if header and header[:2] == list(KEY_COLUMNS) and header != output_columns(metrics):
+        raise SettingsChanged(
+            f"{out_path}: an earlier run wrote the metrics {','.join(header[2:])}; this one asks for "
+            f"{','.join(output_columns(metrics)[2:])}: rerun with --metrics {','.join(header[2:])}, choose another "
+            "--out_dir or --output_name, or pass --overwrite to delete the CSV and score again"
+        )
+
+
 @dataclass
 class LabelSummary:
     """What a labelling run did: rows written now, rows found done, pairs skipped (with messages)."""
@@ -344,6 +359,7 @@ def label_pairs(
         overwrite,
         output=out_path,
     )
+    _check_metric_columns(out_path, metrics)
     table = AppendOnlyCsv(out_path, output_columns(metrics), key="dist_im", lock=True)
     summary = LabelSummary(out_path)
 

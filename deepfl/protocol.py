@@ -366,6 +366,7 @@ def run_protocol(
         pred = _scores_of(norm, _predict(model, features))
         test = idx["test"]
         metrics = evaluate(pred[test], scores[test])
+        _warn_if_undefined(label, k, pred[test], scores[test], np.asarray(content)[test])
         rows.append(
             {
                 "split": k,
@@ -396,6 +397,23 @@ def run_protocol(
     crit = ["srocc", "plcc", "plcc_logistic", "krocc", "rmse", "rmse_logistic"]
     summary = summarize(per_split[crit].to_dict("records"))
     return ProtocolResult(per_split, pd.concat(predictions, ignore_index=True), summary, head_paths)
+
+
+def _warn_if_undefined(label: str, split: int, pred: np.ndarray, scores: np.ndarray, content: np.ndarray) -> None:
+    """One warning when a split's correlations are undefined (NaN) because its predictions or its subjective
+    scores do not vary over its test images; `summarize` then takes the median over the other splits."""
+    constant = [what for what, values in (("predictions", pred), ("subjective scores", scores)) if np.ptp(values) == 0]
+    if constant and len(pred):
+        contents = ", ".join(map(str, sorted(set(np.asarray(content).tolist()))[:3]))
+        log.warning(
+            "%s split %d: the %s are the same for all %d test images (contents: %s): SROCC, PLCC and KROCC are "
+            "undefined (NaN) there, and the median leaves the split out",
+            label,
+            split,
+            " and the ".join(constant),
+            len(pred),
+            contents,
+        )
 
 
 def cross_dataset(

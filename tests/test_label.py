@@ -205,6 +205,9 @@ def test_cli_writes_kadis_layout_and_reports_bad_metric(pair_set, tmp_path):
     # A rerun finds every scorable pair done and only the known-bad ones left: the job's work is done (exit 0).
     again = subprocess.run(command + ["--metrics=scqi,sff"], cwd=REPO, env=env, capture_output=True, text=True)
     assert again.returncode == 0 and "0 rows written, 9 already done, 3 bad pairs" in again.stdout, again.stderr
+    other = subprocess.run(command + ["--metrics=ssim,gmsd"], cwd=REPO, env=env, capture_output=True, text=True)
+    last = other.stderr.strip().splitlines()[-1]
+    assert other.returncode == 2 and "earlier run wrote the metrics sff,scqi" in last and "--overwrite" in last, last
     bad = subprocess.run(command + ["--metrics=psnr"], cwd=REPO, env=env, capture_output=True, text=True)
     assert bad.returncode == 2 and "psnr" in bad.stderr.splitlines()[-1]
     # References kept in another folder (deepfl-distort without --resize leaves them where they were): exit 3,

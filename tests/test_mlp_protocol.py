@@ -284,3 +284,17 @@ def test_run_protocol_shows_progress_over_splits_named_after_the_run(tmp_path, c
     err = capsys.readouterr().err
     assert "random_init/head" in err and "2/2" in err and "split" in err, err
     assert any(r.getMessage().startswith("random_init/head split 1: lr") for r in caplog.records)
+
+
+def test_a_split_whose_test_scores_do_not_vary_is_named_and_left_out_of_the_median(caplog):
+    x, score, content = _synthetic(n=60, dim=8)
+    splits = _splits(content, 2)
+    score = score.copy()
+    score[splits[1] == "test"] = 0.5  # split 1 tests on images that all have one subjective score
+    config = HeadConfig(hidden=(8,), dropout=(0.0,), epochs=2, batch_size=8, learning_rates=(1e-2,), seed=1)
+    with caplog.at_level("WARNING", logger="deepfl"):
+        result = run_protocol(x, score, splits, config, content=content)
+    named = [r.getMessage() for r in caplog.records if "are the same for all" in r.getMessage()]
+    assert len(named) == 1 and "split 1: the subjective scores are the same for all" in named[0], named
+    assert np.isnan(result.per_split.loc[1, "srocc"]) and np.isfinite(result.per_split.loc[0, "srocc"])
+    assert result.summary.loc["median", "srocc"] == result.per_split.loc[0, "srocc"]

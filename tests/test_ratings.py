@@ -116,6 +116,14 @@ BAD_STUDIES = {
         lambda s: _rewrite(s, ["image", "score"], [["photos/scene1_1.png", "3"], ["photos/missing.png", "4"]]),
         r"ratings\.csv, line 3: image 'photos/missing\.png' is listed but absent",
     ),
+    "reference absent": (
+        lambda s: _rewrite(
+            s,
+            ["image", "score", "ref"],
+            [["photos/scene1_1.png", "3", "photos/scene1_2.png"], ["photos/scene1_2.png", "4", "refs/gone.png"]],
+        ),
+        r"ratings\.csv, line 3: reference 'refs/gone\.png' is listed but absent",
+    ),
     "image twice": (
         lambda s: _rewrite(s, ["image", "score"], [["photos/scene1_1.png", "3"], ["photos/scene1_1.png", "4"]]),
         r"ratings\.csv, line 3: image 'photos/scene1_1\.png' is listed again \(first on line 2\)",

@@ -53,8 +53,8 @@ flags.DEFINE_float(
 flags.DEFINE_boolean(
     "overwrite",
     False,
-    "Delete an existing output CSV made with another --batch_size or --compile_from_pixel_pairs (stored in "
-    "<csv>.settings.json) and score again, instead of refusing.",
+    "Delete an existing output CSV made with other --metrics, --batch_size or --compile_from_pixel_pairs (the "
+    "last two stored in <csv>.settings.json) and score again, instead of refusing.",
 )
 flags.DEFINE_boolean("merge", False, "Join the --num_shards shard files into the final CSV and stop.")
 app.define_sharding()

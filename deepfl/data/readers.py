@@ -477,7 +477,10 @@ def read_ratings(root) -> pd.DataFrame:
         seen[path] = line
         image.append(path)
     ref = (
-        [resolve_image("ratings", source, n, index, r) if r else "" for n, r in zip(lines, frame["ref"])]
+        [
+            resolve_image("ratings", source, n, index, r, role="reference") if r else ""
+            for n, r in zip(lines, frame["ref"])
+        ]
         if "ref" in frame.columns
         else [""] * len(image)
     )

@@ -135,11 +135,14 @@ class FolderIndex:
         return self.folder / actual if actual is not None else None
 
 
-def resolve_image(dataset: str, source: Path, row: int, index: FolderIndex, name: str, unit: str = "line") -> str:
-    """Absolute path of image `name` listed in `source` at `row`; a missing image raises a TableError."""
+def resolve_image(
+    dataset: str, source: Path, row: int, index: FolderIndex, name: str, unit: str = "line", role: str = "image"
+) -> str:
+    """Absolute path of image `name` listed in `source` at `row`; a missing image raises a TableError naming it by
+    its `role` ("image", or "reference" for a `ref` column)."""
     found = index.find(name)
     if found is None:
-        raise table_error(dataset, source, row, f"image {name!r} is listed but absent from {index.folder}", unit)
+        raise table_error(dataset, source, row, f"{role} {name!r} is listed but absent from {index.folder}", unit)
     return str(found.resolve())
 
 

@@ -153,8 +153,8 @@ def imagenet_weights_path() -> str:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise WeightsFileError(
             f"weights=imagenet: {IMAGENET_WEIGHTS_FILE} is not in {folder}/ and cannot be downloaded ({reason}); "
-            f"copy it there from {IMAGENET_WEIGHTS_URL} (KERAS_HOME moves the folder), or use --weights FILE "
-            f"with a local weights file"
+            f"copy it there from {IMAGENET_WEIGHTS_URL} (KERAS_HOME moves the folder), use --weights FILE "
+            f"with a local weights file, or --weights=none to start from random weights"
         ) from None
 
 

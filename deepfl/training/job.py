@@ -406,11 +406,9 @@ def _input_plan(config: MultitaskConfig, paths: list[str]) -> tuple[tuple[int, i
         size = next(iter(sizes))
         log.info("native size %dx%d (every image)", *size)
         return size, True
-    log.info(
-        "native sizes: %d different sizes, batched by shape (%s)",
-        len(sizes),
-        ", ".join(f"{h}x{w}: {n}" for (h, w), n in sorted(sizes.items(), key=lambda item: -item[1])[:4]),
-    )
+    common = sorted(sizes.items(), key=lambda item: -item[1])
+    listed = ", ".join(f"{w}x{h}: {n}" for (h, w), n in common[:6]) + (", ..." if len(common) > 6 else "")
+    log.info("native sizes: %d different sizes, batched by shape (width x height: images; %s)", len(sizes), listed)
     return None, False
 
 
