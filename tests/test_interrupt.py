@@ -175,3 +175,16 @@ def test_ctrl_c_while_a_console_script_imports_its_modules_prints_one_line():
     other = [sys.executable, "-c", program.format(name="bench.py")]
     proc = subprocess.run(other, env=job_env(), capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "KeyboardInterrupt" in proc.stderr, proc.stderr[-2000:]
+
+
+def test_a_run_with_nothing_to_resume_says_so_when_interrupted(monkeypatch, capsys):
+    """deepfl-predict printing its table (no CSV --output) keeps nothing a rerun could resume from: its Ctrl-C line
+    must not tell the user to rerun to resume."""
+    from deepfl.cli import app
+
+    monkeypatch.setattr(app, "_interrupted_message", app.INTERRUPTED_MESSAGE)
+    app._InterruptHandler().report()
+    assert capsys.readouterr().err.strip() == INTERRUPTED_MESSAGE
+    app.nothing_to_resume()
+    app._InterruptHandler().report()
+    assert capsys.readouterr().err.strip() == app.INTERRUPTED_WITHOUT_RESUME_MESSAGE

@@ -33,6 +33,9 @@ EXIT_BAD_INPUT = 2
 EXIT_NOTHING_DONE = 3  # the job ran but produced nothing (e.g. every input was skipped)
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a job stopped by Ctrl-C
 INTERRUPTED_MESSAGE = "interrupted; rerun the same command to resume"
+# For a run whose outputs cannot resume (deepfl-predict printing its table): `nothing_to_resume()` selects it.
+INTERRUPTED_WITHOUT_RESUME_MESSAGE = "interrupted; nothing was saved (write --output to a CSV to resume a long run)"
+_interrupted_message = INTERRUPTED_MESSAGE
 # How long the main thread gets to unwind after Ctrl-C before the process is ended from the watcher thread
 # (the main thread may be inside native code: XLA compilation, a TensorFlow op, a C decoder).
 INTERRUPT_GRACE_S = 5.0
@@ -133,6 +136,13 @@ def run_app(main: Callable[[list[str]], int | None]) -> None:
         raise
 
 
+def nothing_to_resume() -> None:
+    """For a script whose run keeps nothing a rerun could resume from: its Ctrl-C line says so instead of telling
+    the user to rerun to resume."""
+    global _interrupted_message
+    _interrupted_message = INTERRUPTED_WITHOUT_RESUME_MESSAGE
+
+
 class _InterruptHandler:
     """Ctrl-C for a job: one line on stderr and exit code 130, at once or within INTERRUPT_GRACE_S.
 
@@ -180,7 +190,7 @@ class _InterruptHandler:
                 return
             self._reported_once = True
         sys.stdout.flush()
-        print_to_user(INTERRUPTED_MESSAGE)
+        print_to_user(_interrupted_message)
         _forget_caught_keyboard_interrupt()
 
     def _watch(self, reader: socket.socket) -> None:

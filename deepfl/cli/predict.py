@@ -85,6 +85,8 @@ def main(argv: list[str]) -> int:
         raise ValueError(f"output: {output} is a folder; name a file (.csv or .json)")
     if output is not None and fmt != "csv" and output.exists() and not FLAGS.overwrite:
         raise ValueError(f"output: {output} exists; pass --overwrite to replace it (a CSV --output resumes instead)")
+    if output is None or fmt != "csv":
+        app.nothing_to_resume()  # the scores are printed (or written as JSON) at the end: nothing to resume from
     paths = expand_inputs(inputs)
     if not paths:
         raise app.NothingDone(
