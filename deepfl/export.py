@@ -135,3 +135,33 @@ def export_model(
     """Writes the one-file scorer: `model` is the trained multi-task model (or its MLSP extractor, or a backbone
     weights file), `head` the MLP head; the normaliser defaults to the one saved beside a head file."""
     return save_model_atomic(load_scorer(model, head, normalizer), out_path)
+
+
+def check_head_matches_model(model: str | os.PathLike, head: str | os.PathLike) -> None:
+    """Raises `DeepflError` when the head was trained on features of another model than `model`.
+
+    deepfl-train-mlp records the feature cache a head was trained on (`protocol.MLP_SETTINGS_FILE` beside the
+    head), and the cache records the model file it was extracted with (path and content fingerprint). When both
+    records are there and name a model file whose fingerprint differs from `model`'s, the exported scorer would
+    feed the head features it has never seen and score nonsense without an error; elsewhere nothing is known and
+    nothing is checked."""
+    import json
+    import re
+
+    from deepfl.errors import DeepflError
+    from deepfl.features import cache_source
+    from deepfl.fileio import file_fingerprint
+    from deepfl.protocol import MLP_SETTINGS_FILE
+
+    settings = Path(head).parent / MLP_SETTINGS_FILE
+    try:
+        features = Path(json.loads(settings.read_text(encoding="utf-8"))["features"])
+        source = cache_source(features)
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    found = re.findall(r"\((sha256:[0-9a-f]+)\)", source)
+    if found and Path(model).is_file() and found[0] != file_fingerprint(model):
+        raise DeepflError(
+            f"head: {head} was trained on features of {source} (recorded in {features}), not of --model {model} "
+            f"({file_fingerprint(model)}); export with that model, or train a head on features of this one"
+        )

@@ -532,6 +532,15 @@ def _output_dim(extractor) -> int:
     raise ValueError("dim: cannot infer the feature size of this extractor; pass dim=")
 
 
+def cache_source(path: str | os.PathLike) -> str:
+    """What produced the features of the cache at `path` (its recorded `source`, see `extractor_source`)."""
+    cache = FeatureCache(path, mode="r")
+    try:
+        return cache.source
+    finally:
+        cache.close()
+
+
 def extractor_source(
     model: str | os.PathLike | None, weights: str | None, pixel_scaling: str | None, dtype: str = "float32"
 ) -> str:

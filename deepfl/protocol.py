@@ -36,6 +36,9 @@ log = logging.getLogger("deepfl")
 
 PAPER_LEARNING_RATES: tuple[float, ...] = paper.STAGE2_LEARNING_RATES
 PROTOCOLS = paper.STAGE2_PROTOCOLS
+# What deepfl-train-mlp stores in its --out_dir, beside the heads: its resolved settings, `features` (the cache
+# the heads were trained on) among them; deepfl-export reads it to check a head against --model.
+MLP_SETTINGS_FILE = "mlp_settings.json"
 
 
 @dataclass

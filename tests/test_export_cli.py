@@ -100,3 +100,28 @@ def test_library_loads_a_saved_stage1_model_in_a_fresh_interpreter(stage1_files)
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "['gmsd', 'ssim']"
+
+
+def test_a_head_trained_on_another_models_features_is_refused(tmp_path):
+    import json
+
+    from deepfl.errors import DeepflError
+    from deepfl.export import check_head_matches_model
+    from deepfl.features import FeatureCache, extractor_source
+
+    trained_on, other = tmp_path / "s1" / "model.keras", tmp_path / "s2" / "model.keras"
+    for path, content in ((trained_on, b"weights one"), (other, b"weights two")):
+        path.parent.mkdir()
+        path.write_bytes(content)
+    cache = FeatureCache(tmp_path / "feats.h5", dim=3, source=extractor_source(trained_on, None, None))
+    cache.append(["a.png"], np.zeros((1, 3), np.float32))
+    cache.compact()
+    cache.close()
+    heads = tmp_path / "mlp"
+    heads.mkdir()
+    head = heads / "ratings_head_split0.keras"
+    check_head_matches_model(other, head)  # no record of deepfl-train-mlp beside the head: nothing to check
+    (heads / "mlp_settings.json").write_text(json.dumps({"features": str(tmp_path / "feats.h5")}))
+    check_head_matches_model(trained_on, head)
+    with pytest.raises(DeepflError, match=r"was trained on features of .*s1/model\.keras .*not of --model .*s2"):
+        check_head_matches_model(other, head)

@@ -26,7 +26,13 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string(
     "model", None, "Trained multi-task model (.keras) or a backbone weights file (.h5/.hdf5).", required=True
 )
-flags.DEFINE_string("head", None, "MLP head (.keras) trained on MLSP features of --model.", required=True)
+flags.DEFINE_string(
+    "head",
+    None,
+    "MLP head (.keras) trained on MLSP features of --model (checked where deepfl-train-mlp and "
+    "deepfl-extract-features recorded which model that was).",
+    required=True,
+)
 flags.DEFINE_string("output", None, "The one-file scorer to write (.keras).", required=True)
 flags.DEFINE_bool("overwrite", False, "Replace an existing --output.")
 
@@ -49,7 +55,7 @@ def _sources() -> dict[str, str | None]:
 
 def main(argv: list[str]) -> int:
     del argv
-    from deepfl.export import export_model
+    from deepfl.export import check_head_matches_model, export_model
     from deepfl.fileio import atomic_write_bytes, file_fingerprint
 
     output = Path(FLAGS.output)
@@ -70,6 +76,7 @@ def main(argv: list[str]) -> int:
             + (", made from other files" if stored else "")
             + "; pass --overwrite to replace it, or choose another --output"
         )
+    check_head_matches_model(FLAGS.model, FLAGS.head)
     sources = _sources()
     path = export_model(FLAGS.model, FLAGS.head, output)
     stored = {**sources, "output": file_fingerprint(path)}

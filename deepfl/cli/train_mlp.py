@@ -53,14 +53,12 @@ flags.DEFINE_enum(
 protocol_flags.define_protocol_flag()
 flags.DEFINE_bool("overwrite", False, "Redo the run in --out_dir, also with other settings than it was made with.")
 
-SETTINGS_FILE = "mlp_settings.json"
-
 
 def main(argv: list[str]) -> int:
     from deepfl.data import read_dataset
     from deepfl.features import load_features
     from deepfl.jobs import check_settings
-    from deepfl.protocol import HeadConfig, discard_finished_splits, run_and_report, table_splits
+    from deepfl.protocol import MLP_SETTINGS_FILE, HeadConfig, discard_finished_splits, run_and_report, table_splits
 
     out = Path(FLAGS.out_dir)
     chosen = protocol_flags.protocol_choice()
@@ -83,12 +81,12 @@ def main(argv: list[str]) -> int:
             target_column=chosen["target_column"],
         )
     if (out / "summary.csv").exists() and not FLAGS.overwrite:
-        if not (out / SETTINGS_FILE).exists():
+        if not (out / MLP_SETTINGS_FILE).exists():
             raise ValueError(
                 f"out_dir: {out} holds a finished run without stored settings (made by an older "
                 "deepfl); use a new --out_dir, or --overwrite to redo it"
             )
-        check_settings(out / SETTINGS_FILE, settings, output=f"--out_dir {out}")  # raises if they differ
+        check_settings(out / MLP_SETTINGS_FILE, settings, output=f"--out_dir {out}")  # raises if they differ
         print(f"{out / 'summary.csv'}: finished already with these settings (--overwrite redoes it)")
         print((out / "summary.md").read_text() if (out / "summary.md").exists() else "")
         return 0
@@ -96,7 +94,7 @@ def main(argv: list[str]) -> int:
     feats = load_features(FLAGS.features, table["image"].astype(str).tolist())
     splits = table_splits(table, chosen["num_splits"], FLAGS.seed, FLAGS.official_split)
     # Stored once the inputs are known to be good, so a run that failed on a bad input does not lock --out_dir.
-    check_settings(out / SETTINGS_FILE, settings, FLAGS.overwrite, output=f"--out_dir {out}")
+    check_settings(out / MLP_SETTINGS_FILE, settings, FLAGS.overwrite, output=f"--out_dir {out}")
     if FLAGS.overwrite:  # redo every split, also those an earlier run with these settings finished
         discard_finished_splits(out)
     config = HeadConfig(
