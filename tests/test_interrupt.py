@@ -124,7 +124,7 @@ def test_ctrl_c_in_label_during_compilation_then_rerun_gives_the_uninterrupted_o
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     whole = run_job(label(tmp_path / "whole"), timeout=TIMEOUT_S)
     assert whole.returncode == 0, whole.stderr[-2000:]
-    assert assert_same_tree(tmp_path / "whole", tmp_path / "cut") == 2  # labels.csv and its settings
+    assert assert_same_tree(tmp_path / "whole", tmp_path / "cut") == 3  # labels.csv, its settings, labels.png
 
 
 def test_ctrl_c_during_the_tensorflow_import_prints_only_the_line(tmp_path):

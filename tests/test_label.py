@@ -14,7 +14,7 @@ from deepfl import labeling
 from deepfl.errors import TableError
 from deepfl.fr import sff
 from deepfl.images import read_image, write_image
-from deepfl.jobs import JobStopped
+from deepfl.jobs import JobStopped, SettingsChanged
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -154,7 +154,7 @@ def test_resume_never_recomputes_or_duplicates(pair_set, tmp_path):
     assert sorted(out.read_text().splitlines()) == sorted(full.splitlines())
     again = labeling.label_pairs(pairs, root, out, metrics=["sff"])
     assert again.written == 0 and again.already_done == 9
-    with pytest.raises(TableError, match="columns"):
+    with pytest.raises(SettingsChanged, match="an earlier run wrote the metrics sff; this one asks for sff,scqi"):
         labeling.label_pairs(pairs, root, out, metrics=["sff", "scqi"])
 
 
