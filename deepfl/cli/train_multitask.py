@@ -5,14 +5,14 @@ Example (the paper's setting, KADIS-700k release on disk):
 Own weak labels (from deepfl-label):
   deepfl-train-multitask --weak_labels=labels.csv --image_root=dist/ --out_dir=runs/stage1 --val_fraction=0.2
 
-Outputs in --out_dir: model.keras (final), best.keras (best mean validation SROCC; both without optimizer
-state), normalizer.json (target normalisation, fitted on the training split), split.csv, run_config.json,
-history.csv (per-task losses and validation SROCC per epoch), tensorboard/, skipped_images.csv (only when
-corrupt images were skipped), and while it trains checkpoints/ (resume state, with the optimizer's; deleted at
-the end unless --keep_checkpoints). Rerunning the same command after a kill resumes after the last finished
-epoch and ends with the same weights as an unbroken run: same batches, dropout masks and optimizer state. A
-larger --epochs extends a finished run kept with --keep_checkpoints; other changed settings are refused
-(--overwrite discards the old run).
+Outputs in --out_dir: model.keras (final), best.keras (best mean validation SROCC; both without optimizer state),
+normalizer.json (target normalisation, fitted on the training split), split.csv, run_config.json, history.csv
+(per-task losses and validation SROCC per epoch) and history.png (the same as curves), tensorboard/,
+skipped_images.csv (only when corrupt images were skipped), and while it trains checkpoints/ (resume state, with
+the optimizer's; deleted at the end unless --keep_checkpoints). Rerunning the same command after a kill resumes
+after the last finished epoch and ends with the same weights as an unbroken run: same batches, dropout masks and
+optimizer state. A larger --epochs extends a finished run kept with --keep_checkpoints; other changed settings are
+refused (--overwrite discards the old run).
 The job itself is `deepfl.training.run_multitask`.
 """
 

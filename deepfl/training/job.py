@@ -8,8 +8,8 @@ worker runs this job with the same config and `out_dir` (on storage they share):
 the others resume from the chief's checkpoint and write to temporary folders of their own.
 
 Outputs in `out_dir`: model.keras (final), best.keras (best mean validation SROCC), normalizer.json, split.csv,
-run_config.json, history.csv, tensorboard/, checkpoints/, skipped_images.csv (only when corrupt images were
-skipped).
+run_config.json, history.csv and history.png (its curves), tensorboard/, checkpoints/, skipped_images.csv (only
+when corrupt images were skipped).
 
 Settings (run_config.json, paths resolved) are stored when training starts and matter only once a checkpoint or
 a final model exists: a run that failed before training does not hold its `out_dir`. A finished or killed run
@@ -79,6 +79,7 @@ _OUTPUTS = (
     SPLIT_FILE,
     RUN_CONFIG_FILE,
     "history.csv",
+    "history.png",
     "skipped_images.csv",
     "tensorboard",
     "checkpoints",
