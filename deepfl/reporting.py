@@ -235,7 +235,7 @@ def history_figure(history: pd.DataFrame):
     for column, label in (("loss", "training"), ("val_loss", "validation")):
         if column in history and history[column].notna().any():
             loss_axes.plot(epochs, history[column], marker="o", ms=3, label=label)
-    loss_axes.set_ylabel("loss (sum over tasks)")
+    loss_axes.set_ylabel("loss (weighted sum over tasks)")
     tasks = [c for c in history.columns if c.startswith("val_") and c.endswith("_srocc") and c != "val_srocc"]
     for column in tasks:
         srocc_axes.plot(epochs, history[column], lw=0.8, alpha=0.6, label=column[4:-6])

@@ -428,6 +428,13 @@ def test_native_size_is_the_default_and_mixed_shapes_are_not_squashed(mixed_labe
     assert (tmp_path / "native" / "model.keras").exists()
 
 
+def test_a_crop_larger_than_every_image_is_refused_before_training(mixed_labels, tmp_path):
+    # Before: every image was dropped by the pipeline and the empty training stream repeated forever (a hang at
+    # 200% CPU that Ctrl-C could not stop).
+    with pytest.raises(ValueError, match=r"crop_size: 100x100 \(width x height\) is larger than each of the first"):
+        training.run_multitask(_config(mixed_labels, crop_size=(100, 100)), tmp_path / "run")
+
+
 def test_one_shared_size_trains_at_that_size_and_a_resize_warns_once(weak_labels, mixed_labels, tmp_path, caplog):
     result = training.run_multitask(_config(weak_labels), tmp_path / "shared")
     assert tuple(result.model.input_shape[1:]) == (48, 48, 3)

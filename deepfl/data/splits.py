@@ -91,7 +91,14 @@ def train_val_split(
         raise ValueError("table: needs a 'content' column (a deepfl.data weak-label table)")
     contents = _contents(table)
     if len(contents) < 2:
-        raise ValueError(f"table: needs at least 2 distinct contents to split, got {len(contents)}")
+        raise ValueError(
+            f"table: needs at least 2 distinct contents to split, got {len(contents)}"
+            + (
+                " (no row is left: were all its images missing or skipped? see the warnings above)"
+                if len(contents) == 0
+                else ""
+            )
+        )
     if val_images:
         if not 0 < val_images < len(table):
             raise ValueError(f"val_images: must be in (0, {len(table)}), got {val_images}")

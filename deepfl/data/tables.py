@@ -37,7 +37,7 @@ def table_error(dataset: str, file: str | os.PathLike, row: int | None, message:
 def require_file(dataset: str, path: Path, what: str = "metadata file") -> Path:
     """Returns `path` if it is a file, else raises a TableError naming the dataset and the missing file."""
     if not path.is_file():
-        raise table_error(dataset, path, None, f"{what} not found (is the dataset root right?)")
+        raise table_error(dataset, path, None, f"{what} not found (check the path, or the data set folder)")
     return path
 
 

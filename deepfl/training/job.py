@@ -401,6 +401,16 @@ def _input_plan(config: MultitaskConfig, paths: list[str]) -> tuple[tuple[int, i
             )
         return config.crop_size or config.image_size, True
     if config.crop_size is not None:
+        # Images smaller than the crop are skipped (and named) by the input pipeline; if none can be cropped, the
+        # training stream is empty and its repeat would spin forever: refuse that here, from a sample of headers.
+        crop_h, crop_w = config.crop_size
+        probed = data.header_sizes(paths[:ASPECT_PROBE_IMAGES])
+        if probed and not any(h >= crop_h and w >= crop_w for h, w in probed):
+            big_h, big_w = max(probed, key=lambda hw: hw[0] * hw[1])
+            raise ValueError(
+                f"crop_size: {crop_w}x{crop_h} (width x height) is larger than each of the first "
+                f"{sum(probed.values())} images (the largest is {big_w}x{big_h}); use a smaller --crop_size"
+            )
         return config.crop_size, True
     sizes = data.header_sizes(paths)
     if len(sizes) == 1:
