@@ -197,11 +197,12 @@ def main(argv: list[str]) -> int:
         config_from_flags(), FLAGS.out_dir, overwrite=FLAGS.overwrite, keep_checkpoints=FLAGS.keep_checkpoints
     )
     out_dir = result.out_dir
+    epochs = f"{result.epochs} epoch{'s' * (result.epochs != 1)}"
     if result.already_trained:
-        print(f"{out_dir}: already trained for {result.epochs} epochs (model.keras); nothing to do")
+        print(f"{out_dir}: already trained for {epochs} (model.keras); nothing to do")
     else:
         print(
-            f"trained {result.epochs} epochs of {result.steps_per_epoch} steps; model: {out_dir / 'model.keras'}; "
+            f"trained {epochs} of {result.steps_per_epoch} steps; model: {out_dir / 'model.keras'}; "
             f"normalizer: {out_dir / 'normalizer.json'}"
         )
     return 0
