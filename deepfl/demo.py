@@ -477,7 +477,6 @@ def run_demo(
     from deepfl import features, labeling, protocol, reporting
     from deepfl.export import export_model
     from deepfl.fileio import load_model_file
-    from deepfl.fr import LOWER_IS_BETTER, METRICS
     from deepfl.models import build_backbone, mlsp_extractor
     from deepfl.prediction import format_scores, load_scorer, score_files
     from deepfl.training import run_multitask
@@ -489,11 +488,7 @@ def run_demo(
     echo(str(summary))
     if not (out / "weak_labels.png").exists():
         labels_plot = reporting.plot_labels_by_level(
-            out / "weak_labels.csv",
-            out / "manifest_stage1.csv",
-            out / "weak_labels.png",
-            [m for m in METRICS if m in (config.metrics or METRICS)],
-            sorted(LOWER_IS_BETTER),
+            out / "weak_labels.csv", out / "manifest_stage1.csv", out / "weak_labels.png"
         )
         echo(f"weak labels by distortion level, per metric and type: {labels_plot}")
     weak = pd.read_csv(out / "weak_labels.csv").merge(manifest1, on=["dist_im", "ref_im"])

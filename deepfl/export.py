@@ -146,10 +146,9 @@ def check_head_matches_model(model: str | os.PathLike, head: str | os.PathLike) 
     feed the head features it has never seen and score nonsense without an error; elsewhere nothing is known and
     nothing is checked."""
     import json
-    import re
 
     from deepfl.errors import DeepflError
-    from deepfl.features import cache_source
+    from deepfl.features import cache_source, source_fingerprint
     from deepfl.fileio import file_fingerprint
     from deepfl.protocol import MLP_SETTINGS_FILE
 
@@ -159,9 +158,12 @@ def check_head_matches_model(model: str | os.PathLike, head: str | os.PathLike) 
         source = cache_source(features)
     except (OSError, ValueError, KeyError, TypeError):
         return
-    found = re.findall(r"\((sha256:[0-9a-f]+)\)", source)
-    if found and Path(model).is_file() and found[0] != file_fingerprint(model):
+    recorded = source_fingerprint(source)
+    if recorded is None or not Path(model).is_file():
+        return
+    fingerprint = file_fingerprint(model)
+    if recorded != fingerprint:
         raise DeepflError(
             f"head: {head} was trained on features of {source} (recorded in {features}), not of --model {model} "
-            f"({file_fingerprint(model)}); export with that model, or train a head on features of this one"
+            f"({fingerprint}); export with that model, or train a head on features of this one"
         )

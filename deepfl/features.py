@@ -541,6 +541,15 @@ def cache_source(path: str | os.PathLike) -> str:
         cache.close()
 
 
+def source_fingerprint(source: str) -> str | None:
+    """The content fingerprint of the model or weights file an `extractor_source` names (None when it names none:
+    random or ImageNet weights)."""
+    import re
+
+    found = re.search(r"\((sha256:[0-9a-f]+)\)", source)
+    return found.group(1) if found else None
+
+
 def extractor_source(
     model: str | os.PathLike | None, weights: str | None, pixel_scaling: str | None, dtype: str = "float32"
 ) -> str:

@@ -312,22 +312,21 @@ def labels_by_level_figure(labels: pd.DataFrame, metrics: Sequence[str], lower_i
 
 
 def plot_labels_by_level(
-    labels_csv: str | os.PathLike,
-    manifest_csv: str | os.PathLike,
-    path: str | os.PathLike,
-    metrics: Sequence[str],
-    lower_is_better: Sequence[str] = (),
+    labels_csv: str | os.PathLike, manifest_csv: str | os.PathLike, path: str | os.PathLike
 ) -> Path | None:
-    """`labels_by_level_figure` of a label CSV, with the types and levels taken from the manifest
-    (`dist_type`, `dist_level`, as deepfl-distort writes them), saved as PNG (atomically). Returns None, and
-    draws nothing, when the manifest has no such columns (a benchmark's own list of pairs) or no row is labelled."""
+    """`labels_by_level_figure` of a label CSV (its FR metric columns, in `deepfl.fr.METRICS` order), with the
+    types and levels taken from the manifest (`dist_type`, `dist_level`, as deepfl-distort writes them), saved as
+    PNG (atomically). Returns None, and draws nothing, when the manifest has no such columns (a benchmark's own
+    list of pairs) or no row is labelled."""
+    from deepfl.fr import LOWER_IS_BETTER, METRICS
+
     manifest = pd.read_csv(manifest_csv)
     if not {"dist_im", "dist_type", "dist_level"} <= set(manifest.columns):
         return None
     labels = pd.read_csv(labels_csv).merge(manifest[["dist_im", "dist_type", "dist_level"]], on="dist_im")
     if labels.empty:
         return None
-    figure = labels_by_level_figure(labels, [m for m in metrics if m in labels.columns], lower_is_better)
+    figure = labels_by_level_figure(labels, [m for m in METRICS if m in labels.columns], sorted(LOWER_IS_BETTER))
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     atomic_write_bytes(path, buffer.getvalue())

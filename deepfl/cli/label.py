@@ -65,10 +65,9 @@ def _plot(labels_csv: str | os.PathLike) -> None:
     """Draws the labels' median by level, per metric and type, beside the CSV (`labels.png`), when the manifest
     names types and levels (deepfl-distort's does)."""
     from deepfl import reporting
-    from deepfl.fr import LOWER_IS_BETTER, METRICS
 
     path = Path(labels_csv).with_suffix(".png")
-    if reporting.plot_labels_by_level(labels_csv, FLAGS.manifest, path, METRICS, sorted(LOWER_IS_BETTER)):
+    if reporting.plot_labels_by_level(labels_csv, FLAGS.manifest, path):
         print(f"{path}: each metric's median score by distortion level, per type")
 
 
