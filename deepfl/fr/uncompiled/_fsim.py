@@ -121,7 +121,9 @@ def _phase_congruency(rgb: np.ndarray, filters: tuple[np.ndarray, np.ndarray, np
         energy_sum.fill(0.0)
         for o in range(N_ORIENTS):
             kernels.oriented_products(spectrum, angular[o], radial, products)
-            responses = tf.signal.ifft2d(products).numpy()  # a new array: `products` is reused
+            # np.asarray views the result's buffer (`.numpy()` copies it, into fresh pages for each new size);
+            # a new buffer per call, as `products` is reused
+            responses = np.asarray(tf.signal.ifft2d(products))
             kernels.orientation_energy(responses, EPSILON, amplitude_sum, energy, finest)
             threshold = math.sqrt(median_last(finest.ravel()) * factors[o])
             kernels.add_thresholded(energy, threshold, energy_sum)
