@@ -13,6 +13,11 @@ class TableError(DeepflError, ValueError):
     """A CSV/metadata file is missing, malformed, or holds a bad row."""
 
 
+class NoUsableInput(DeepflError, ValueError):
+    """Every input of a job is unusable (unreadable, or smaller than a crop): it can do none of its work. The
+    scripts exit with code 3 on it, as on every other job that did nothing."""
+
+
 def failure_reason(exc: BaseException) -> str:
     """The last informative line of a (possibly multi-line TensorFlow) error message, for a one-line report."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]

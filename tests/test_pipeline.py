@@ -190,6 +190,22 @@ def test_corrupt_images_skipped_and_counted_or_stop(images, tmp_path, caplog):
         collect(dd.make_dataset(table, "score", 2, on_error="stop"))
 
 
+def test_first_usable_image_skips_unreadable_and_too_small_files(images, tmp_path):
+    # A repeated training stream of files that are all skipped would wait forever for its first batch: the
+    # training job refuses such a split up front with this function.
+    truncated = tmp_path / "truncated.png"  # a valid header, pixels cut off: only the decode finds it
+    truncated.write_bytes(images[0].read_bytes()[:200])
+    not_image = tmp_path / "text.png"
+    not_image.write_text("not an image")
+    bad = [str(not_image), str(truncated), str(tmp_path / "missing.png")]
+    assert dd.first_usable_image(bad) is None
+    assert dd.first_usable_image([*bad, str(images[3])]) == str(images[3])
+    assert dd.first_usable_image([str(p) for p in images], crop_size=(48, 64)) == str(images[0])
+    assert dd.first_usable_image([str(p) for p in images], crop_size=(49, 64)) is None  # all 48x64
+    assert dd.first_usable_image([str(p) for p in images], crop_size=(64, 48)) is None
+    assert dd.first_usable_image([]) is None
+
+
 def test_uint8_same_size_and_drop_remainder_counts(images, tmp_path):
     table = table_of(images)
     as_float = collect(dd.make_dataset(table, "score", 5))[0]

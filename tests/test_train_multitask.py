@@ -435,6 +435,51 @@ def test_a_crop_larger_than_every_image_is_refused_before_training(mixed_labels,
         training.run_multitask(_config(mixed_labels, crop_size=(100, 100)), tmp_path / "run")
 
 
+@pytest.fixture(scope="module")
+def unreadable_labels(tmp_path_factory):
+    """The layout of `mixed_labels` with files that are not images (a wrong folder, a failed copy)."""
+    folder = tmp_path_factory.mktemp("unreadable")
+    rows = []
+    for r in range(6):
+        for level in range(1, 5):
+            (folder / f"m{r}_{level}.png").write_bytes(b"not an image " * 10)
+            rows.append((f"m{r}_{level}.png", f"m{r}.png", 1 - 0.1 * level, 0.05 * level))
+    pd.DataFrame(rows, columns=["dist_im", "ref_im", "ssim", "gmsd"]).to_csv(folder / "labels.csv", index=False)
+    return folder
+
+
+@pytest.mark.parametrize("size", [{}, {"image_size": (32, 32)}])
+def test_a_split_of_unusable_images_is_refused_before_training(unreadable_labels, mixed_labels, tmp_path, size):
+    # Before: with every image skipped, the repeated training stream waited forever for its first batch (seen:
+    # 150 s at full CPU at native size and with a resize, until killed).
+    from deepfl.errors import NoUsableInput
+
+    with pytest.raises(
+        NoUsableInput,
+        match=r"^no training image can be used: .*m\d_\d\.png: not an image file .*"
+        r"\(and the other 15 are unusable too\); check --image_root and the files$",
+    ):
+        training.run_multitask(_config(unreadable_labels, **size), tmp_path / "run")
+    assert not (tmp_path / "run" / "split.csv").exists()
+    if size:  # the job as users run it (run_job times out after 600 s where the old code hung): one line, exit 3
+        result = run_job(unreadable_labels, tmp_path / "cli", check=False)
+        assert result.returncode == 3, result.stderr[-2000:]
+        assert result.stderr.strip().splitlines()[-1].startswith("error: no training image can be used: ")
+    # One image large enough for the crop passes the header probe, but one of the splits has none: named too.
+    labels = pd.read_csv(mixed_labels / "labels.csv")
+    small = tmp_path / "small"
+    small.mkdir()
+    for name in labels["dist_im"]:
+        write_image(small / name, np.zeros((60, 60, 3) if name == "m0_1.png" else (40, 40, 3), np.uint8))
+    labels.to_csv(small / "labels.csv", index=False)
+    with pytest.raises(
+        NoUsableInput,
+        match=r"^no (training|validation) image can be used: .*: 40x40 pixels \(width x "
+        r"height\), smaller than the crop of 50x50 .*, or use a smaller --crop_size$",
+    ):
+        training.run_multitask(_config(small, crop_size=(50, 50)), tmp_path / "crop")
+
+
 def test_one_shared_size_trains_at_that_size_and_a_resize_warns_once(weak_labels, mixed_labels, tmp_path, caplog):
     result = training.run_multitask(_config(weak_labels), tmp_path / "shared")
     assert tuple(result.model.input_shape[1:]) == (48, 48, 3)

@@ -22,7 +22,7 @@ from absl import app, flags
 
 from deepfl.cli import TF_LOG_LEVEL_SET_BY_USER
 from deepfl.cli.quiet import print_to_user, quiet_tensorflow
-from deepfl.errors import DeepflError, one_line
+from deepfl.errors import DeepflError, NoUsableInput, one_line
 from deepfl.fileio import remove_stale_temp_files
 from deepfl.jobs import ON_ERROR_CHOICES, JobStopped, request_stop, setup_logging
 
@@ -77,9 +77,9 @@ def _remove_dead_runs_temp_files() -> None:
 
 def run_app(main: Callable[[list[str]], int | None]) -> None:
     """absl `app.run` with one-line errors (the first line, capped, see `deepfl.errors.one_line`): a bad or
-    missing flag, DeepflError, FileNotFoundError, NotADirectoryError, ValueError -> exit code 2; NothingDone ->
-    exit code 3; Ctrl-C -> one line and exit code 130; any other exception -> exit code 1 (its traceback with
-    --verbosity=1)."""
+    missing flag, DeepflError, FileNotFoundError, NotADirectoryError, ValueError -> exit code 2; NothingDone and
+    `deepfl.errors.NoUsableInput` -> exit code 3; Ctrl-C -> one line and exit code 130; any other exception ->
+    exit code 1 (its traceback with --verbosity=1)."""
     interrupt = _interrupt_handler()
 
     def wrapped(argv: list[str]) -> int | None:
@@ -101,7 +101,7 @@ def run_app(main: Callable[[list[str]], int | None]) -> None:
         except KeyboardInterrupt:
             interrupt.report()
             return EXIT_INTERRUPTED
-        except NothingDone as exc:
+        except (NothingDone, NoUsableInput) as exc:
             print(f"error: {one_line(exc)}", file=sys.stderr)
             return EXIT_NOTHING_DONE
         except (DeepflError, FileNotFoundError, NotADirectoryError, JobStopped, ValueError) as exc:

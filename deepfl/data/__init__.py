@@ -45,6 +45,7 @@ _PIPELINE_NAMES = (
     "PipelineStats",
     "find_unreadable_images",
     "iter_unreadable_images",
+    "first_usable_image",
 )
 
 __all__ = [

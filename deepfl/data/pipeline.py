@@ -120,6 +120,9 @@ def read_image_tf(path: tf.Tensor | str, accurate_jpeg: bool = True) -> tf.Tenso
     )
 
 
+_USABLE_PROBE = 256  # headers read per round by `first_usable_image`
+
+
 def iter_unreadable_images(paths: Iterable[str], crop_size: Sequence[int] | None = None) -> Iterator[tuple[str, str]]:
     """Yields (path, reason) for each file of `paths` the pipeline cannot decode, or (with `crop_size`, height
     and width) cannot crop because it is smaller, in order, lazily (so the first culprit costs only the decodes
@@ -139,6 +142,22 @@ def iter_unreadable_images(paths: Iterable[str], crop_size: Sequence[int] | None
                 str(path),
                 (f"{width}x{height} pixels (width x height), smaller than the crop of {crop_size[1]}x{crop_size[0]}"),
             )
+
+
+def first_usable_image(paths: Sequence[str], crop_size: Sequence[int] | None = None) -> str | None:
+    """The first of `paths` the pipeline can decode (and, with `crop_size`, height and width, crop), or None where
+    there is none: a repeated stream of such images (`make_dataset(..., repeat=True)` with skipping) would wait
+    forever for its first element. Headers are read first, `_USABLE_PROBE` files at a time on threads; only files
+    whose header is readable (and large enough) are decoded, so a usable first image costs one decode, and a set
+    of files that are no images, or all too small, costs no decode at all."""
+    for start in range(0, len(paths), _USABLE_PROBE):
+        chunk = [str(path) for path in paths[start : start + _USABLE_PROBE]]
+        for path, size in zip(chunk, header_sizes_of(chunk)):
+            if size is None or (crop_size is not None and (size[0] < crop_size[0] or size[1] < crop_size[1])):
+                continue
+            if next(iter_unreadable_images([path], crop_size), None) is None:
+                return path
+    return None
 
 
 def find_unreadable_images(paths: Sequence[str], crop_size: Sequence[int] | None = None) -> list[tuple[str, str]]:

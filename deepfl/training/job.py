@@ -33,6 +33,7 @@ import numpy as np
 
 from deepfl import paper
 from deepfl.architectures import PAPER_ARCHITECTURE, check_architecture
+from deepfl.errors import NoUsableInput
 from deepfl.fileio import atomic_output, atomic_write_bytes, remove_outputs
 from deepfl.jobs import SettingsChanged
 from deepfl.training.checkpoints import STATE_FILE
@@ -378,6 +379,34 @@ def _own_folder(out_dir: Path, chief: bool) -> Iterator[Path]:
         yield Path(folder)
 
 
+def _check_images_usable(config: MultitaskConfig, train: list[str], val: list[str]) -> None:
+    """Refuses a training or validation split none of whose images the pipeline can use (unreadable files, or all
+    smaller than --crop_size): the repeated training stream would skip every image and wait forever for a batch,
+    at full CPU and deaf to Ctrl-C; an unusable validation split fails after the first epoch. Costs one header
+    read and one decode per split where its first image is fine (`data.first_usable_image`)."""
+    from deepfl.data import pipeline as data
+
+    crop_size = config.crop_size if config.image_size is None else None  # a crop of a resize always fits
+    if crop_size is not None:  # the usual mistake, named by the size to choose from
+        crop_h, crop_w = crop_size
+        probed = data.header_sizes((train + val)[:ASPECT_PROBE_IMAGES])
+        if probed and not any(h >= crop_h and w >= crop_w for h, w in probed):
+            big_h, big_w = max(probed, key=lambda hw: hw[0] * hw[1])
+            raise ValueError(
+                f"crop_size: {crop_w}x{crop_h} (width x height) is larger than each of the first "
+                f"{sum(probed.values())} images (the largest is {big_w}x{big_h}); use a smaller --crop_size"
+            )
+    for split, paths in (("training", train), ("validation", val)):
+        if not paths or data.first_usable_image(paths, crop_size) is not None:
+            continue
+        path, reason = next(data.iter_unreadable_images(paths[:1], crop_size), (paths[0], "unreadable"))
+        others = f" (and the other {len(paths) - 1} are unusable too)" if len(paths) > 1 else ""
+        raise NoUsableInput(
+            f"no {split} image can be used: {path}: {reason}{others}; check --image_root and the files"
+            + (", or use a smaller --crop_size" if crop_size is not None else "")
+        )
+
+
 def _input_plan(config: MultitaskConfig, paths: list[str]) -> tuple[tuple[int, int] | None, bool]:
     """(model input size or None for any, whether every batch has one size) for `paths`; logs one warning when a
     requested resize changes aspect ratios (checked on the first ASPECT_PROBE_IMAGES images)."""
@@ -401,17 +430,7 @@ def _input_plan(config: MultitaskConfig, paths: list[str]) -> tuple[tuple[int, i
             )
         return config.crop_size or config.image_size, True
     if config.crop_size is not None:
-        # Images smaller than the crop are skipped (and named) by the input pipeline; if none can be cropped, the
-        # training stream is empty and its repeat would spin forever: refuse that here, from a sample of headers.
-        crop_h, crop_w = config.crop_size
-        probed = data.header_sizes(paths[:ASPECT_PROBE_IMAGES])
-        if probed and not any(h >= crop_h and w >= crop_w for h, w in probed):
-            big_h, big_w = max(probed, key=lambda hw: hw[0] * hw[1])
-            raise ValueError(
-                f"crop_size: {crop_w}x{crop_h} (width x height) is larger than each of the first "
-                f"{sum(probed.values())} images (the largest is {big_w}x{big_h}); use a smaller --crop_size"
-            )
-        return config.crop_size, True
+        return config.crop_size, True  # images smaller than the crop are skipped and named by the input pipeline
     sizes = data.header_sizes(paths)
     if len(sizes) == 1:
         size = next(iter(sizes))
@@ -443,6 +462,7 @@ def _train(
     state = read_state(out_dir / "checkpoints")
 
     train, val = data.train_val_split(table, config.val_fraction, config.val_images, seed=config.seed)
+    _check_images_usable(config, list(train["image"]), list(val["image"]))
     write_split(table, val, write_dir / SPLIT_FILE)
     normalizer = data.TargetNormalizer(config.normalization).fit(train, tasks)
     normalizer.save(write_dir / "normalizer.json")
