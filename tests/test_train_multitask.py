@@ -195,6 +195,9 @@ def test_every_library_backbone_is_a_choice_and_only_the_papers_takes_pretrained
         training.MultitaskConfig(weak_labels=str(weak_labels), image_root=str(tmp_path), arch=arch, weights=weights)
     with pytest.raises(ValueError, match="arch: must be one of"):
         training.MultitaskConfig(weak_labels=str(weak_labels), image_root=str(tmp_path), arch="resnet50")
+    # Checked with the other flags, before the split is written (it was refused by the training loop, after it).
+    with pytest.raises(ValueError, match=r"warmup_epochs: must be in \[0, epochs=2\], got 3"):
+        training.MultitaskConfig(weak_labels=str(weak_labels), image_root=str(tmp_path), epochs=2, warmup_epochs=3)
     for rate in (0.0, -1.0, float("nan")):  # a negative rate trained "fine" to losses of 1e22 and exit 0
         with pytest.raises(ValueError, match="learning_rate: must be > 0"):
             training.MultitaskConfig(weak_labels=str(weak_labels), image_root=str(tmp_path), learning_rate=rate)

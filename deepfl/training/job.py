@@ -184,6 +184,8 @@ class MultitaskConfig:
             size = getattr(self, name)
             if size is not None and (len(size) != 2 or min(size) < 1):
                 raise ValueError(f"{name}: expected two positive integers (height, width), got {size!r}")
+        if self.warmup_epochs > self.epochs:  # (the loop checks it too, but only once the split is written)
+            raise ValueError(f"warmup_epochs: must be in [0, epochs={self.epochs}], got {self.warmup_epochs}")
         if not self.learning_rate > 0:  # also catches NaN
             raise ValueError(f"learning_rate: must be > 0, got {self.learning_rate}")
         check_lr_schedule(self.lr_schedule)
