@@ -113,14 +113,23 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+_FINGERPRINTS: dict[tuple[int, int, int, int], str] = {}  # file_fingerprint's per-process memory
+
+
 def file_fingerprint(path: str | os.PathLike) -> str:
     """ "sha256:<first 16 hex digits>" of the file's bytes: what jobs store beside a model's path, so that a model
-    retrained or re-exported under the same name is told apart from the one an earlier run used."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return f"sha256:{digest.hexdigest()[:16]}"
+    retrained or re-exported under the same name is told apart from the one an earlier run used. Remembered for
+    the process by the file's device, inode, size and modification time (a rewrite changes one of them; deepfl
+    writes files by renaming new ones into place), so a job that checks one 590 MB model twice reads it once."""
+    stat = os.stat(path)
+    key = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    if key not in _FINGERPRINTS:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(block)
+        _FINGERPRINTS[key] = f"sha256:{digest.hexdigest()[:16]}"
+    return _FINGERPRINTS[key]
 
 
 def load_model_file(path: str | os.PathLike, what: str = "model") -> keras.Model:

@@ -127,3 +127,24 @@ def test_predict_resumes_a_csv_and_never_overwrites_silently(models, tmp_path):
     (after,) = kr.run_batch("predict", [[f"--model={same_name}", f"--output={renamed_out}", str(images)]])
     assert after.returncode == 2 and len(error_lines(after.stderr)) == 1 and "model_content" in after.stderr
     assert len(rows_of(renamed_out)) == 2  # the header and the first model's one row, untouched
+
+
+def test_file_fingerprint_reads_a_file_once_and_sees_a_rewrite(tmp_path, monkeypatch):
+    # Jobs fingerprint the same model in several places (deepfl-export: the head check and its settings record);
+    # the bytes are read once per process, and a changed file is read again.
+    import hashlib
+
+    from deepfl import fileio
+
+    reads = []
+    real = hashlib.sha256
+    monkeypatch.setattr(fileio.hashlib, "sha256", lambda: reads.append(1) or real())
+    model = tmp_path / "model.keras"
+    model.write_bytes(b"a" * 1000)
+    first = fileio.file_fingerprint(model)
+    assert fileio.file_fingerprint(str(model)) == first and len(reads) == 1
+    stat = model.stat()
+    model.write_bytes(b"b" * 1000)  # same size, rewritten in place: another modification time
+    os.utime(model, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    second = fileio.file_fingerprint(model)
+    assert second != first and second == f"sha256:{real(b'b' * 1000).hexdigest()[:16]}" and len(reads) == 2
