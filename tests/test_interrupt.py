@@ -157,6 +157,36 @@ def test_ctrl_c_caught_after_native_evaluated_code_still_exits_130_under_python_
     assert_one_line(proc.returncode, proc.stderr)
 
 
+def test_ctrl_c_after_the_job_finished_changes_nothing(tmp_path):
+    """A Ctrl-C that lands while a finished job's process exits (its work done, its last line printed, the
+    interpreter tearing down, here a slow exit handler) changed nothing: exit 0 and nothing on stderr. Before, the
+    handler still raised KeyboardInterrupt there (a traceback under "Exception ignored in atexit callback"; in
+    session 17 a stage-1 run ended with 130 and no line)."""
+    (tmp_path / "late_ctrl_c.py").write_text(
+        "import atexit, time\n"
+        "from deepfl.cli import app\n"
+        "def main(argv):\n"
+        "    atexit.register(time.sleep, 3)\n"
+        "    print('done', flush=True)\n"
+        "app.run_app(main)\n"
+    )
+    env = job_env()
+    env["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{env['PYTHONPATH']}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "late_ctrl_c"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout.readline() == "done\n"
+    time.sleep(0.5)  # inside the exit handler's sleep
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and err == "", err[-2000:]
+
+
 def test_ctrl_c_while_a_console_script_imports_its_modules_prints_one_line():
     """`deepfl-distort` took half a second to import Numba and Pillow before its Ctrl-C handling began: a Ctrl-C
     there printed a KeyboardInterrupt traceback. Importing deepfl.cli in a process named deepfl-* now ends it

@@ -87,6 +87,7 @@ def run_app(main: Callable[[list[str]], int | None]) -> None:
         if flags.FLAGS.verbosity >= 1 and not TF_LOG_LEVEL_SET_BY_USER:
             os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"  # read by TensorFlow at its import, which comes later
         quiet_tensorflow(verbose=flags.FLAGS.verbosity >= 1)  # TF's C++ start-up lines only with --verbosity=1
+        interrupt.job_done = False
         try:
             _remove_dead_runs_temp_files()
             code = main(argv)
@@ -97,6 +98,7 @@ def run_app(main: Callable[[list[str]], int | None]) -> None:
                 # turned it into its own error, which a skip policy absorbed): still report it and exit 130.
                 interrupt.report()
                 return EXIT_INTERRUPTED
+            interrupt.job_done = True
             return code
         except KeyboardInterrupt:
             interrupt.report()
@@ -162,6 +164,9 @@ class _InterruptHandler:
         self._raised = False  # the Python-level handler raised KeyboardInterrupt (once: a second Ctrl-C unwinds)
         self._reported = threading.Lock()
         self._reported_once = False
+        # Set once the job's main has returned with its work done: a Ctrl-C from then on (while the process
+        # exits) changes nothing, so it must not turn the exit code into 130.
+        self.job_done = False
 
     def install(self) -> None:
         reader, writer = socket.socketpair()
@@ -172,8 +177,8 @@ class _InterruptHandler:
         threading.Thread(target=self._watch, args=(reader,), name="deepfl-sigint", daemon=True).start()
 
     def _on_sigint(self, signum, frame) -> None:
-        if os.getpid() != self.pid or self._raised:
-            return  # a forked worker (the parent ends it), or a second Ctrl-C while unwinding
+        if os.getpid() != self.pid or self._raised or self.job_done:
+            return  # a forked worker (the parent ends it), a second Ctrl-C while unwinding, or the job is done
         self.interrupted.set()
         request_stop()
         if frame is not None and frame.f_code.co_name == "__del__":
@@ -201,7 +206,7 @@ class _InterruptHandler:
                 return
             if not data:
                 return
-            if signal.SIGINT in data and os.getpid() == self.pid:
+            if signal.SIGINT in data and os.getpid() == self.pid and not self.job_done:
                 break
         # The Python-level handler may not run for a while (the main thread is inside a long TensorFlow call):
         # the job loop's next progress update stops the job meanwhile.
