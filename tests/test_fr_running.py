@@ -104,6 +104,21 @@ def test_compute_scores_equal_the_metric_functions_called_one_by_one(photo):
         np.testing.assert_allclose(together[name], alone.astype(np.float64).reshape(-1), rtol=1e-6, err_msg=name)
 
 
+def test_compute_takes_one_name_as_a_string_none_as_all_and_suggests_a_close_spelling(photo):
+    # A string was iterated letter by letter ("unknown metric 's'") and None raised a TypeError (a user's walk).
+    from deepfl.fr import METRICS, compute
+
+    ref = photo[:176, :176]
+    dist = np.ascontiguousarray(ref[::-1])
+    assert list(compute(ref, dist, "gmsd")) == ["gmsd"]
+    assert list(compute(ref, dist, None)) == list(METRICS) == list(compute(ref, dist))
+    for spelled, meant in (("MS-SSIM", "msssim"), ("SR_SIM", "sr_sim"), ("FSIMc", "fsim")):
+        with pytest.raises(ValueError, match=f"unknown metric '{spelled}'; did you mean '{meant}'\\?"):
+            compute(ref, dist, ["ssim", spelled])
+    with pytest.raises(ValueError, match=r"unknown metric 'psnr' \(choose from ssim, "):
+        compute(ref, dist, "psnr")
+
+
 # --------------------------------------------------------------------------------------------------------------
 # FSIMc's kernels
 # --------------------------------------------------------------------------------------------------------------

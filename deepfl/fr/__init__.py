@@ -25,14 +25,21 @@ LOWER_IS_BETTER: frozenset[str] = frozenset(spec.name for spec in SPECS if spec.
 def metric_function(name: str) -> Callable:
     """Returns the TensorFlow function of metric `name` (one of `METRICS`): `deepfl/fr/_<name>.py:<name>`."""
     if name not in METRICS:
-        raise ValueError(f"metrics: unknown metric {name!r}; choose from {', '.join(METRICS)}")
+
+        def bare(text: str) -> str:
+            return str(text).lower().replace("-", "").replace("_", "")
+
+        spellings = {bare(metric): metric for metric in METRICS} | {"fsimc": "fsim"}
+        close = spellings.get(bare(name))
+        hint = f"; did you mean {close!r}?" if close else ""
+        raise ValueError(f"metrics: unknown metric {name!r}{hint} (choose from {', '.join(METRICS)})")
     return getattr(importlib.import_module(f"deepfl.fr._{name}"), name)
 
 
 def compute(
     ref: np.ndarray,
     dist: np.ndarray,
-    metrics: Iterable[str] = METRICS,
+    metrics: str | Iterable[str] | None = METRICS,
     ref_index: Sequence[int] | np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Scores distorted images against references with each metric.
@@ -40,12 +47,13 @@ def compute(
     ref, dist: uint8 RGB, HxWx3 or NxHxWx3, same shape; pair i is (ref[i], dist[i]). With `ref_index` (N
     integers), `ref` holds R unique references (RxHxWx3) and pair i is (ref[ref_index[i]], dist[i]): each
     metric then does its reference-only work once per reference (the 5 levels of a KADIS reference share it).
+    `metrics`: names from `METRICS` (all eleven by default or with None; one name may be given as a string).
     Returns {metric: float64 array of N scores}. Two metrics run at a time on two cores (`deepfl.fr.running`).
     """
     from deepfl.fr.functional.validation import validate_images
     from deepfl.fr.running import score_metrics
 
-    metrics = list(metrics)
+    metrics = list(METRICS if metrics is None else [metrics] if isinstance(metrics, str) else metrics)
     if not metrics:
         raise ValueError("metrics: at least one metric is needed")
     functions = {name: metric_function(name) for name in metrics}
