@@ -109,7 +109,8 @@ def load_scorer(
     """A model image -> score: an exported file/model as is, or backbone (multi-task model) + MLP head.
 
     With a head, `normalizer` (a `TargetNormalizer`) maps the head's outputs back to scores; by default the one
-    saved beside a head file (`.normalizer.json`) is applied.
+    saved beside a head file (`.normalizer.json`) is applied. Model and head given as files are checked to
+    belong together (`check_head_matches_model`): export, prediction and the scripts all come through here.
     """
     if head is None:
         scorer = model if isinstance(model, keras.Model) else load_model_file(model)
@@ -120,6 +121,8 @@ def load_scorer(
                 "(a multi-task model needs an MLP head: pass head=, or --head on the command line)"
             )
         return scorer
+    if not isinstance(model, keras.Model) and not isinstance(head, keras.Model):
+        check_head_matches_model(model, head)
     if normalizer is None and not isinstance(head, keras.Model):
         normalizer = head_normalizer(head)
     head_model = head if isinstance(head, keras.Model) else load_model_file(head, "head")

@@ -125,3 +125,16 @@ def test_a_head_trained_on_another_models_features_is_refused(tmp_path):
     check_head_matches_model(trained_on, head)
     with pytest.raises(DeepflError, match=r"was trained on features of .*s1/model\.keras .*not of --model .*s2"):
         check_head_matches_model(other, head)
+    # Every way to pair them goes through the same check (the walk of session 18 exported and scored such a pair
+    # with rc 0 through export_model, deepfl.predict and deepfl-predict; only deepfl-export refused).
+    from deepfl import predict
+    from deepfl.export import export_model, load_scorer
+
+    for pair_up in (
+        lambda: load_scorer(other, head),
+        lambda: export_model(other, head, tmp_path / "scorer.keras"),
+        lambda: predict([np.zeros((80, 80, 3), np.uint8)], other, head=head),
+    ):
+        with pytest.raises(DeepflError, match=r"was trained on features of .*s1/model\.keras"):
+            pair_up()
+    assert not (tmp_path / "scorer.keras").exists()

@@ -55,7 +55,7 @@ def _sources() -> dict[str, str | None]:
 
 def main(argv: list[str]) -> int:
     del argv
-    from deepfl.export import check_head_matches_model, export_model
+    from deepfl.export import export_model
     from deepfl.fileio import atomic_write_bytes, file_fingerprint
 
     output = Path(FLAGS.output)
@@ -76,7 +76,6 @@ def main(argv: list[str]) -> int:
             + (", made from other files" if stored else "")
             + "; pass --overwrite to replace it, or choose another --output"
         )
-    check_head_matches_model(FLAGS.model, FLAGS.head)
     sources = _sources()
     path = export_model(FLAGS.model, FLAGS.head, output)
     stored = {**sources, "output": file_fingerprint(path)}
