@@ -550,6 +550,11 @@ def source_fingerprint(source: str) -> str | None:
     return found.group(1) if found else None
 
 
+# The seed of the random backbone (`load_extractor(weights=None)`): the same network in every run. (Unseeded, two
+# runs' features differed by up to 0.12, and a cache resumed after a kill mixed rows of two random networks.)
+RANDOM_WEIGHTS_SEED = 0
+
+
 def extractor_source(
     model: str | os.PathLike | None, weights: str | None, pixel_scaling: str | None, dtype: str = "float32"
 ) -> str:
@@ -564,8 +569,11 @@ def extractor_source(
     if model is not None:
         return f"{Path(model).resolve()} ({file_fingerprint(model)}){suffix}"
     scaling = pixel_scaling or default_pixel_scaling(weights)
-    origin = weights if weights in (None, "imagenet") else f"{Path(weights).resolve()} ({file_fingerprint(weights)})"
-    return f"backbone(weights={origin or 'none'}, pixel_scaling={scaling}){suffix}"
+    if weights is None:
+        origin = f"random seed {RANDOM_WEIGHTS_SEED}"
+    else:
+        origin = weights if weights == "imagenet" else f"{Path(weights).resolve()} ({file_fingerprint(weights)})"
+    return f"backbone(weights={origin}, pixel_scaling={scaling}){suffix}"
 
 
 def load_extractor(
@@ -576,7 +584,9 @@ def load_extractor(
 ):
     """The MLSP extractor (image -> 16,928 floats) at native resolution: of a trained multi-task `.keras` model,
     or, when `model` is None, of the backbone with `weights` ("imagenet": the paper's baseline; a local weights
-    file such as the authors' `quality-mlsp-mtl-mse-loss.hdf5`; None: random, for tests).
+    file such as the authors' `quality-mlsp-mtl-mse-loss.hdf5`; None: random, for tests and offline trials, drawn
+    with seed `RANDOM_WEIGHTS_SEED` so that every run, and a resumed feature cache, gets the same network; this
+    seeds the global generators as `keras.utils.set_random_seed` does).
 
     `pixel_scaling` (backbone only; a trained model keeps its own): "unit" (x / 255) or "symmetric" ([-1, 1]);
     by default the one the weights were trained with (`models.default_pixel_scaling`). `dtype` is the dtype
@@ -589,6 +599,8 @@ def load_extractor(
 
     if model is None:
         scaling = pixel_scaling or models.default_pixel_scaling(weights)
+        if weights is None:
+            keras.utils.set_random_seed(RANDOM_WEIGHTS_SEED)
         return models.build_backbone(
             weights=weights, input_shape=(None, None, 3), pixel_scaling=scaling, mixed_precision=dtype
         )

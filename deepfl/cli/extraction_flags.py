@@ -25,8 +25,8 @@ def define_extraction_flags() -> None:
         "imagenet",
         "Backbone weights when --model is omitted: 'imagenet' (Keras' file, "
         "fetched once into $KERAS_HOME/models, default ~/.keras/models), a local weights file "
-        "(e.g. the authors' quality-mlsp-mtl-mse-loss.hdf5, Keras 2 HDF5), or 'none' (random; "
-        "tests only).",
+        "(e.g. the authors' quality-mlsp-mtl-mse-loss.hdf5, Keras 2 HDF5), or 'none' (random weights, "
+        "the same in every run: for trying the pipeline offline; its features measure nothing).",
     )
     flags.DEFINE_enum(
         "pixel_scaling",
