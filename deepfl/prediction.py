@@ -42,9 +42,32 @@ def predict(
     """
     if isinstance(images, (str, os.PathLike)) or (isinstance(images, np.ndarray) and images.ndim == 3):
         images = [images]
-    arrays = [read_image(item) if isinstance(item, (str, os.PathLike)) else np.asarray(item) for item in images]
+    arrays = [_image_of(item, k) for k, item in enumerate(images)]
     scorer = load_scorer(model, head)
     return score_arrays(scorer, arrays, batch_size)
+
+
+def _image_of(item: ImageLike, index: int) -> np.ndarray:
+    """`predict`'s image `index`: a file read as the jobs read it, or an array checked to be uint8 HxWx3 (what the
+    models were trained on: a uint16 or 0..1 float array scored without a word, up to 1.0077 on a [0, 1] scale).
+    A folder or a glob pattern is refused by name: the scores follow the inputs one to one."""
+    if isinstance(item, (str, os.PathLike)):
+        import glob
+
+        if Path(item).is_dir() or (not Path(item).exists() and glob.has_magic(str(item))):
+            raise ValueError(
+                f"images[{index}]: {item} is a folder or a pattern; deepfl.predict scores image files and arrays "
+                "one to one (deepfl.prediction.expand_inputs lists a folder's or pattern's files, as deepfl-predict "
+                "does)"
+            )
+        return read_image(item)
+    array = np.asarray(item)
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[-1] != 3:
+        raise ValueError(
+            f"images[{index}]: expected a uint8 HxWx3 RGB array, got {array.dtype} {'x'.join(map(str, array.shape))} "
+            "(convert to 0..255 uint8 RGB; image files of other layouts are converted as read_image does)"
+        )
+    return array
 
 
 def expand_inputs(inputs: Iterable[str]) -> list[str]:

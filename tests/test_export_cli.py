@@ -138,3 +138,26 @@ def test_a_head_trained_on_another_models_features_is_refused(tmp_path):
         with pytest.raises(DeepflError, match=r"was trained on features of .*s1/model\.keras"):
             pair_up()
     assert not (tmp_path / "scorer.keras").exists()
+
+
+def test_predict_refuses_arrays_it_was_not_trained_on_and_folders_by_name(stage1_files, small_photo):
+    # The walk of session 18: a uint16 array scored 1.0077 on the [0, 1] scale and a 0..1 float array scored as
+    # if it were fine; a folder was "no such image file" and a pattern "no file matches" although files matched.
+    from deepfl import predict
+
+    model, head = stage1_files / "model.keras", stage1_files / "head.keras"
+    photo = np.ascontiguousarray(small_photo[:80, :80])
+    score = predict([photo], model, head=head)
+    assert score.shape == (1,) and np.isfinite(score[0])
+    bad = {
+        "uint16 80x80x3": photo.astype(np.uint16) * 257,
+        "float64 80x80x3": photo / 255.0,
+        "uint8 80x80": photo[..., 0],
+        "uint8 80x80x4": np.dstack([photo, photo[..., :1]]),
+    }
+    for described, array in bad.items():
+        with pytest.raises(ValueError, match=f"images\\[1\\]: expected a uint8 HxWx3 RGB array, got {described} "):
+            predict([photo, array], model, head=head)
+    for item in (stage1_files, str(stage1_files / "*.png")):
+        with pytest.raises(ValueError, match=r"images\[0\]: .* is a folder or a pattern; .*expand_inputs"):
+            predict([item], model, head=head)
