@@ -67,8 +67,8 @@ def test_predict_errors_name_the_culprit(parts, tmp_path):
     extractor, head, _, exported = parts
     with pytest.raises(ImageReadError, match="missing.png: no such image file"):
         predict([tmp_path / "missing.png"], exported)
-    with pytest.raises(ImageReadError, match=r"nothing-\*\.png: no file matches this pattern"):
-        predict(["nothing-*.png"], exported)  # a pattern that matched nothing is kept, so it can be named
+    with pytest.raises(ValueError, match=r"nothing-\*\.png is a folder or a pattern"):
+        predict(["nothing-*.png"], exported)  # the API scores files one to one (deepfl-predict expands patterns)
     with pytest.raises(ValueError, match="head"):
         load_scorer(extractor)
     with pytest.raises(ValueError, match="head"):
