@@ -113,7 +113,12 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
         raise TableError(f"{path}: row {int(empty.index[0]) + 2} has an empty dist_im or ref_im")
     duplicated = table.dist_im[table.dist_im.duplicated()]
     if len(duplicated):
-        raise TableError(f"{path}: dist_im {duplicated.iloc[0]!r} is listed twice")
+        again, name = int(duplicated.index[0]), duplicated.iloc[0]
+        first = int(table.index[table.dist_im == name][0])
+        column = next(original for original, key in rename.items() if key == "dist_im")
+        raise TableError(
+            f"{path}: line {again + 2} repeats {column} {name!r} of line {first + 2}; each distorted image once"
+        )
     return table.reset_index(drop=True)
 
 

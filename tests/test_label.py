@@ -65,8 +65,8 @@ def test_read_manifest_accepts_kadid_layout_and_rejects_bad_tables(tmp_path):
     with pytest.raises(TableError, match="dist_im"):
         labeling.read_manifest(bad)
     twice = tmp_path / "twice.csv"
-    twice.write_text("dist_im,ref_im\na.png,r.png\na.png,r.png\n")
-    with pytest.raises(TableError, match="twice"):
+    twice.write_text("dist_img,ref_img\na.png,r.png\nb.png,r.png\na.png,r.png\n")  # named as the file names it
+    with pytest.raises(TableError, match=r"twice.csv: line 4 repeats dist_img 'a.png' of line 2; each distorted"):
         labeling.read_manifest(twice)
     with pytest.raises(FileNotFoundError):
         labeling.read_manifest(tmp_path / "none.csv")
