@@ -48,8 +48,9 @@ def predict(
 
 
 def _image_of(item: ImageLike, index: int) -> np.ndarray:
-    """`predict`'s image `index`: a file read as the jobs read it, or an array checked to be uint8 HxWx3 (what the
-    models were trained on: a uint16 or 0..1 float array scored without a word, up to 1.0077 on a [0, 1] scale).
+    """`predict`'s image `index`: a file read as the jobs read it, or an HxWx3 array checked to be uint8, or float
+    in 0..255 (not 0..1), as the models were trained on (a uint16 or 0..1 float array was scored without a word,
+    up to 1.0077 on a [0, 1] scale).
     A folder or a glob pattern is refused by name: the scores follow the inputs one to one."""
     if isinstance(item, (str, os.PathLike)):
         import glob
@@ -62,11 +63,18 @@ def _image_of(item: ImageLike, index: int) -> np.ndarray:
             )
         return read_image(item)
     array = np.asarray(item)
-    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[-1] != 3:
+    if array.ndim != 3 or array.shape[-1] != 3 or not (array.dtype == np.uint8 or array.dtype.kind == "f"):
         raise ValueError(
             f"images[{index}]: expected a uint8 HxWx3 RGB array, got {array.dtype} {'x'.join(map(str, array.shape))} "
             "(convert to 0..255 uint8 RGB; image files of other layouts are converted as read_image does)"
         )
+    if array.dtype.kind == "f" and array.size:
+        low, high = float(np.min(array)), float(np.max(array))
+        if not (0.0 <= low and high <= 255.0) or 0.0 < high <= 1.0:
+            raise ValueError(
+                f"images[{index}]: float values {low:g}..{high:g}; the models take RGB in 0..255 (multiply images "
+                "scaled to 0..1 by 255)"
+            )
     return array
 
 

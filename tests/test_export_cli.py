@@ -149,15 +149,18 @@ def test_predict_refuses_arrays_it_was_not_trained_on_and_folders_by_name(stage1
     photo = np.ascontiguousarray(small_photo[:80, :80])
     score = predict([photo], model, head=head)
     assert score.shape == (1,) and np.isfinite(score[0])
+    assert predict([photo.astype(np.float32)], model, head=head) == pytest.approx(score)  # 0..255 floats
     bad = {
         "uint16 80x80x3": photo.astype(np.uint16) * 257,
-        "float64 80x80x3": photo / 255.0,
         "uint8 80x80": photo[..., 0],
         "uint8 80x80x4": np.dstack([photo, photo[..., :1]]),
     }
     for described, array in bad.items():
         with pytest.raises(ValueError, match=f"images\\[1\\]: expected a uint8 HxWx3 RGB array, got {described} "):
             predict([photo, array], model, head=head)
+    for array in (photo / 255.0, photo * 2.0 - 255.0):
+        with pytest.raises(ValueError, match=r"images\[0\]: float values .*; the models take RGB in 0\.\.255"):
+            predict([array], model, head=head)
     for item in (stage1_files, str(stage1_files / "*.png")):
         with pytest.raises(ValueError, match=r"images\[0\]: .* is a folder or a pattern; .*expand_inputs"):
             predict([item], model, head=head)
