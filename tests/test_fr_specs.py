@@ -67,3 +67,27 @@ def test_each_metric_refuses_one_pixel_below_its_minimum(name):
     image = np.zeros((side, side + 20, 3), np.uint8)
     with pytest.raises(ValueError, match=f"{name}: .*too small.*{side + 1}"):
         compute(image, image, [name])
+
+
+def test_float_input_scaled_to_unit_range_warns_once_per_metric(caplog, monkeypatch):
+    # The walk of session 18: ssim on images scaled to [0, 1] gave 0.9998 for a pair at 0.9155, silently.
+    import tensorflow as tf
+
+    from deepfl.fr import compute, metric_function
+    from deepfl.fr.functional import validation
+
+    monkeypatch.setattr(validation, "_WARNED_UNIT_RANGE", set())
+    rng = np.random.default_rng(0)
+    ref = rng.integers(0, 256, (1, 48, 64, 3)).astype(np.uint8)
+    dist = np.clip(ref + rng.integers(-30, 31, ref.shape), 0, 255).astype(np.uint8)
+    gmsd = metric_function("gmsd")
+    with caplog.at_level("WARNING", logger="deepfl"):
+        gmsd(tf.constant(ref, tf.float32), tf.constant(dist, tf.float32))  # [0, 255]: fine
+        compute(np.minimum(ref, 1), np.minimum(dist, 1), ["gmsd"])  # uint8 near-black: integers, fine
+        assert not caplog.records
+        for _ in range(2):
+            gmsd(tf.constant(ref / 255, tf.float32), tf.constant(dist / 255, tf.float32))
+    warnings = [r.getMessage() for r in caplog.records]
+    assert warnings == [
+        "gmsd: the images' values lie within [0, 1]; the metric functions take RGB in [0, 255] (multiply by 255)"
+    ]

@@ -4,10 +4,15 @@ size and `ref_index`, each failing with a one-line ValueError that names the cul
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import tensorflow as tf
 
 from deepfl.fr.specs import SPEC_BY_NAME
+
+log = logging.getLogger("deepfl")
+_WARNED_UNIT_RANGE: set[str] = set()  # metrics that have warned about [0, 1] input in this process
 
 
 def validate_pair(ref: np.ndarray, dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -84,6 +89,7 @@ def check_tensors(metric: str, ref, dist, min_size: int = 1) -> tuple[tf.Tensor,
             raise ValueError(f"{metric}: {name} must be numeric, got {image.dtype.name}")
     if ref.shape != dist.shape:
         raise ValueError(f"{metric}: ref/dist shapes differ, {tuple(ref.shape)} vs {tuple(dist.shape)}")
+    _warn_if_unit_range(metric, ref, dist)
     height, width = ref.shape[1], ref.shape[2]
     if height is not None and width is not None and min(height, width) < min_size:
         raise ValueError(
@@ -91,6 +97,22 @@ def check_tensors(metric: str, ref, dist, min_size: int = 1) -> tuple[tf.Tensor,
             f"{min_size} pixels per side"
         )
     return tf.cast(ref, tf.float32), tf.cast(dist, tf.float32)
+
+
+def _warn_if_unit_range(metric: str, ref: tf.Tensor, dist: tf.Tensor) -> None:
+    """One warning per metric and process when float input looks scaled to [0, 1] (a sample of the first pair has
+    fractional values and none above 1): the metrics take [0, 255] and score such images as nearly identical
+    (SSIM 0.9998 for a pair at 0.9155). Eager calls only; uint8 images converted to float (`compute`) have no
+    fractions and never warn."""
+    if metric in _WARNED_UNIT_RANGE or not tf.executing_eagerly() or not ref.dtype.is_floating or ref.shape[0] == 0:
+        return
+    sample = np.concatenate([np.asarray(image[:1, ::16, ::16]).ravel() for image in (ref, dist)])
+    if sample.max() <= 1.0 and np.any(sample != np.round(sample)):
+        _WARNED_UNIT_RANGE.add(metric)
+        log.warning(
+            "%s: the images' values lie within [0, 1]; the metric functions take RGB in [0, 255] (multiply by 255)",
+            metric,
+        )
 
 
 def check_indexed(
