@@ -65,8 +65,9 @@ def _image_of(item: ImageLike, index: int) -> np.ndarray:
     array = np.asarray(item)
     if array.ndim != 3 or array.shape[-1] != 3 or not (array.dtype == np.uint8 or array.dtype.kind == "f"):
         raise ValueError(
-            f"images[{index}]: expected a uint8 HxWx3 RGB array, got {array.dtype} {'x'.join(map(str, array.shape))} "
-            "(convert to 0..255 uint8 RGB; image files of other layouts are converted as read_image does)"
+            f"images[{index}]: expected an HxWx3 RGB array of uint8 (or floats in 0..255), got {array.dtype} "
+            f"{'x'.join(map(str, array.shape))} (convert to 0..255 RGB; image files of other layouts are converted "
+            "as read_image does)"
         )
     if array.dtype.kind == "f" and array.size:
         low, high = float(np.min(array)), float(np.max(array))

@@ -156,7 +156,10 @@ def test_predict_refuses_arrays_it_was_not_trained_on_and_folders_by_name(stage1
         "uint8 80x80x4": np.dstack([photo, photo[..., :1]]),
     }
     for described, array in bad.items():
-        with pytest.raises(ValueError, match=f"images\\[1\\]: expected a uint8 HxWx3 RGB array, got {described} "):
+        with pytest.raises(
+            ValueError,
+            match=rf"images\[1\]: expected an HxWx3 RGB array of uint8 \(or floats in 0\.\.255\), got {described} ",
+        ):
             predict([photo, array], model, head=head)
     for array in (photo / 255.0, photo * 2.0 - 255.0):
         with pytest.raises(ValueError, match=r"images\[0\]: float values .*; the models take RGB in 0\.\.255"):
