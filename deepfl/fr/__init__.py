@@ -22,15 +22,16 @@ METRICS: tuple[str, ...] = tuple(spec.name for spec in SPECS)
 LOWER_IS_BETTER: frozenset[str] = frozenset(spec.name for spec in SPECS if spec.lower_is_better)
 
 
+def _spelling_of(name: str) -> str:
+    """`name` without case, hyphens and underscores: "MS-SSIM" and "ms_ssim" both read "msssim"."""
+    return str(name).lower().replace("-", "").replace("_", "")
+
+
 def metric_function(name: str) -> Callable:
     """Returns the TensorFlow function of metric `name` (one of `METRICS`): `deepfl/fr/_<name>.py:<name>`."""
     if name not in METRICS:
-
-        def bare(text: str) -> str:
-            return str(text).lower().replace("-", "").replace("_", "")
-
-        spellings = {bare(metric): metric for metric in METRICS} | {"fsimc": "fsim"}
-        close = spellings.get(bare(name))
+        spellings = {_spelling_of(metric): metric for metric in METRICS} | {"fsimc": "fsim"}
+        close = spellings.get(_spelling_of(name))
         hint = f"; did you mean {close!r}?" if close else ""
         raise ValueError(f"metrics: unknown metric {name!r}{hint} (choose from {', '.join(METRICS)})")
     return getattr(importlib.import_module(f"deepfl.fr._{name}"), name)
