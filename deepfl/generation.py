@@ -391,16 +391,17 @@ def warn_about_sizes(sizes: dict[str, tuple[int, int]], resize: bool) -> None:
 
 def warn_about_unchanged(unchanged: dict[str, int]) -> None:
     """One warning line for the references {name: type} whose distorted images all equal them pixel for pixel (a
-    flat, binary or black image: sharpening, darkening or quantising may change nothing at any level): their FR
-    labels then say "identical" at every level, which teaches stage 1 that the distortion is invisible. (A
-    single level-1 image equal to its reference is normal: some types' first level is that mild.)"""
+    flat, binary or black image: sharpening, darkening or quantising may change nothing at any level; a grey photo
+    under a colour type such as saturation): their FR labels then say "identical" at every level, which teaches
+    stage 1 that the distortion is invisible. (A single level-1 image equal to its reference is normal: some
+    types' first level is that mild.)"""
     if not unchanged:
         return
     name, type_id = next(iter(unchanged.items()))
     log.warning(
         "%d reference(s) came out unchanged at all %d levels of their type (e.g. %s, type %d %s): some types leave "
-        "flat, binary or black images as they are, and the labels of such pairs say 'no distortion'; consider "
-        "removing such references",
+        "flat, binary or black images, and colour types grey ones, as they are, and the labels of such pairs say "
+        "'no distortion'; consider removing such references",
         len(unchanged),
         distortions.NUM_LEVELS,
         name,

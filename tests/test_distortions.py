@@ -253,6 +253,28 @@ def test_constant_image_does_not_crash():
         assert distortions.distort(flat, dist_type, 3, rng=0).shape == flat.shape
 
 
+RANDOM_CONTENT_TYPES = (11, 12, 13, 14, 15, 23)  # noise and colour blocks: they add content to a flat image
+
+
+@pytest.mark.parametrize("value", [0, 128, 255])
+def test_flat_image_stays_flat_and_grey(value):
+    # A flat image stays flat under each type's exact maths; rounding used to leave it 1e-16..1e-6 apart, which the
+    # output's min-max mapping stretched to full range: colour diffusion turned white into cyan, jitter into noise.
+    flat = np.full((64, 80, 3), value, np.uint8)
+    for dist_type in ALL_TYPES:
+        if dist_type in RANDOM_CONTENT_TYPES:
+            continue
+        for level in (1, 5):
+            out = distortions.distort(flat, dist_type, level, rng=0)
+            assert (out == out[0, 0, 0]).all(), (dist_type, level, np.unique(out.reshape(-1, 3), axis=0)[:3])
+
+
+def test_mapmm_to_uint8_rounds_a_range_of_rounding_noise_as_is():
+    noisy = 0.5 + np.array([0.0, 1e-16, 1.3e-6, 7e-7])
+    assert (_ranges.mapmm_to_uint8(noisy) == 128).all()
+    assert list(_ranges.mapmm_to_uint8(np.array([0.5, 0.5 + 2e-5]))) == [0, 255]  # above the tolerance: stretched
+
+
 @pytest.mark.parametrize(
     "kwargs, name",
     [

@@ -58,15 +58,25 @@ def input_levels(image: np.ndarray) -> np.ndarray:
     return levels / 255.0  # MATLAB leaves a constant image as is: treat as im2double
 
 
+# The widest range of an output that counts as constant: 1/400 of one uint8 step. A flat image stays flat under
+# every type's exact maths, but rounding leaves it 1e-16..1.3e-6 apart (Lab or HSV round trips per channel, float32
+# FFTs and warps per pixel), and the output's mapmm stretched that to 0..255: false cyan, noise or black. Real
+# outputs of flat images (the noise types, colour blocks) span 0.05 or more (measured over the 25 types, 5 levels,
+# black, grey and white).
+FLAT_OUTPUT_RANGE = 1e-5
+
+
 def mapmm_to_uint8(x: np.ndarray) -> np.ndarray:
     """`to_double_uint8_roundtrip(mapmm(x))` with the same float64 arithmetic: numpy's min and max, then one
-    compiled pass (map + round + clip)."""
+    compiled pass (map + round + clip). An output whose range is at most `FLAT_OUTPUT_RANGE` is rounding noise
+    on a flat image and is rounded as is, as MATLAB's `mapmm` leaves an exactly constant array (the one
+    deviation: MATLAB stretches any range above 0)."""
     x = np.ascontiguousarray(x, dtype=np.float64)
     out = np.empty(x.shape, dtype=np.uint8)
     if x.size == 0:
         return out
     lo, hi = float(x.min()), float(x.max())
-    if lo < hi:
+    if hi - lo > FLAT_OUTPUT_RANGE:
         maps.scale_round_uint8(x.reshape(-1), lo, 1.0 / (hi - lo), out.reshape(-1))
     else:
         maps.round_uint8(x.reshape(-1), out.reshape(-1))
