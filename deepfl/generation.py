@@ -229,7 +229,8 @@ def process_reference(task: tuple) -> tuple[list[dict], str | None, tuple[int, i
             return (
                 [],
                 f"{Path(ref_dir) / ref_name}: {width}x{height} pixels (width x height), below the distortions' "
-                f"minimum of {distortions.MIN_SIZE}x{distortions.MIN_SIZE}; use a larger image or --resize",
+                f"minimum of {distortions.MIN_SIZE}x{distortions.MIN_SIZE}; use a larger image (--resize would enlarge "
+                "it, blurred: no longer pristine)",
                 size,
                 False,
             )
@@ -285,7 +286,7 @@ def distinct_stems(pairs: list[tuple[str, int]], ref_dir: Path, policy: ErrorPol
         if other != name:
             policy.handle(
                 f"{ref_dir / name}: shares the name stem {Path(name).stem!r} with {other}, after which the "
-                "distorted images are named (<stem>_<type>_<level>); skipped, rename one of them"
+                "distorted images are named (<stem>_<type>_<level>): rename one of them"
             )
             continue
         kept.append((name, type_id))
@@ -480,6 +481,11 @@ def generate(
     `on_error` "skip" logs and counts a bad reference, "stop" raises `deepfl.jobs.JobStopped`. Settings differing
     from an earlier run's in `out_dir` are refused unless `overwrite`, which discards that run's outputs first."""
     ref_dir, out_dir = Path(ref_dir), Path(out_dir)
+    if out_dir.resolve() == ref_dir.resolve():
+        raise ValueError(
+            f"--out_dir {out_dir}: is --ref_dir; the next run would take its distorted images for references: "
+            "choose another folder (a subfolder of --ref_dir is fine, only the images directly inside are read)"
+        )
     policy = ErrorPolicy(on_error)
     pairs = _references(ref_dir, policy, seed, assignment_csv)
     settings = {

@@ -29,7 +29,7 @@ import pandas as pd
 
 from deepfl.errors import ImageReadError, TableError
 from deepfl.fileio import atomic_write_bytes
-from deepfl.fr import METRICS, metric_function
+from deepfl.fr import METRICS, metric_function, metric_meant
 from deepfl.fr.running import score_metrics
 from deepfl.images import header_sizes_of, read_image
 from deepfl.jobs import (
@@ -73,7 +73,9 @@ def check_metrics(metrics: Iterable[str] | str | None) -> list[str]:
     metrics = list(metrics)
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
-        raise ValueError(f"metrics: unknown metric(s) {', '.join(unknown)}; choose from {', '.join(METRICS)}")
+        meant = [f"{metric_meant(m)!r} for {m!r}" for m in unknown if metric_meant(m)]
+        hint = f" (did you mean {', '.join(meant)}?)" if meant else ""
+        raise ValueError(f"metrics: unknown metric(s) {', '.join(unknown)}{hint}; choose from {', '.join(METRICS)}")
     if not metrics:
         raise ValueError("metrics: at least one metric is needed")
     return [m for m in METRICS if m in set(metrics)]

@@ -411,6 +411,8 @@ def decode_png_rgb(data: bytes) -> np.ndarray | None:
     libdeflate inflates (zlib without it) and a compiled loop undoes the filters, which makes it faster than
     Pillow for the generator's references.
     """
+    if not isinstance(data, (bytes, bytearray)):
+        raise TypeError(f"data: the PNG file's bytes (e.g. Path(name).read_bytes()), got {type(data).__name__}")
     if not data.startswith(_SIGNATURE):
         return None
     pos, header, idat = len(_SIGNATURE), None, []

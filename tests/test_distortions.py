@@ -583,3 +583,10 @@ def test_denoise_removes_most_of_the_noise(full):
         out = distortions.noise.denoise(x, var, np.random.default_rng(0))
         gain = 10 * np.log10(np.mean((noisy - x) ** 2) / np.mean((out - x) ** 2))
         assert gain > 5.0, (var, gain)  # measured here: 7.8 dB (level 1), 10.3 dB (level 5)
+
+
+def test_shape_refusals_say_what_to_do_with_the_channels():
+    with pytest.raises(ValueError, match=r"\(drop the alpha channel: image\[\.\.\., :3\]\)"):
+        distortions.distort(np.zeros((64, 64, 4), np.uint8), 1, 1)
+    with pytest.raises(ValueError, match=r"\(replicate gray to 3 channels\)"):
+        distortions.distort(np.zeros((64, 64, 1), np.uint8), 1, 1)

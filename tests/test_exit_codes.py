@@ -73,6 +73,11 @@ def test_distort_exits_3_on_an_empty_folder_and_keeps_no_settings_of_bad_flags(t
         "all bad": [f"--ref_dir={broken}", f"--out_dir={tmp_path / 'b'}", "--workers=1"],
         "bad shard": [f"--ref_dir={refs}", f"--out_dir={out}", "--num_shards=2", "--shard_index=3"],
         "corrected": [f"--ref_dir={refs}", f"--out_dir={out}", "--resize", "--workers=1"],
+        # a rerun used to distort the first run's outputs as new references
+        "out_dir is ref_dir": [f"--ref_dir={refs}", f"--out_dir={refs}/.", "--workers=1"],
+        "out_dir is a file": [f"--ref_dir={refs}", f"--out_dir={refs / 'a.png'}"],  # was exit 1, "File exists"
+        "below a file": [f"--ref_dir={refs}", f"--out_dir={refs / 'a.png' / 'sub'}"],
+        "bmp compressed": [f"--ref_dir={refs}", f"--out_dir={tmp_path / 'bmp'}", "--format=bmp", "--png_compression=5"],
     }
     results = dict(zip(argvs, kr.run_batch("distort", list(argvs.values()))))
     assert results["empty"].returncode == EXIT_NOTHING_DONE, results["empty"].stderr[-2000:]
@@ -84,6 +89,17 @@ def test_distort_exits_3_on_an_empty_folder_and_keeps_no_settings_of_bad_flags(t
     assert results["bad shard"].returncode == EXIT_BAD_INPUT and "shard_index" in results["bad shard"].stderr
     assert results["corrected"].returncode == 0, results["corrected"].stderr[-2000:]
     assert len(list((out).glob("a_*.png"))) == 5
+    same = results["out_dir is ref_dir"]
+    assert same.returncode == EXIT_BAD_INPUT and "is --ref_dir; the next run would take" in same.stderr
+    assert sorted(p.name for p in refs.iterdir()) == ["a.png"]
+    bmp = results["bmp compressed"]  # was accepted, the compression silently ignored
+    assert bmp.returncode == EXIT_BAD_INPUT and "--png_compression: applies to --format png only" in bmp.stderr
+    for case in ("out_dir is a file", "below a file"):
+        assert results[case].returncode == EXIT_BAD_INPUT, results[case].stderr[-2000:]
+        assert error_lines(results[case].stderr) == [
+            f"error: flag --out_dir={argvs[case][1].split('=', 1)[1]}: not a folder: it, or a folder above it, is a "
+            "file (--help lists the flags)"
+        ]
 
 
 def test_extract_features_names_an_image_too_small_for_the_network_and_resumes(tmp_path):

@@ -85,6 +85,8 @@ def test_metric_subset_validation():
     assert labeling.check_metrics(None) == list(labeling.METRICS)
     with pytest.raises(ValueError, match="psnr"):
         labeling.check_metrics(["psnr"])
+    with pytest.raises(ValueError, match=r"MS-SSIM, psnr \(did you mean 'msssim' for 'MS-SSIM'\?\); choose"):
+        labeling.check_metrics("MS-SSIM,psnr")
     assert labeling.output_columns() == [
         "dist_im",
         "ref_im",

@@ -198,3 +198,5 @@ def test_decode_png_rgb_declines_other_and_damaged_files(photo):
         palette.getvalue(),
     ):
         assert png.decode_png_rgb(data) is None
+    with pytest.raises(TypeError, match=r"data: the PNG file's bytes \(e\.g\. Path\(name\)\.read_bytes\(\)\), got str"):
+        png.decode_png_rgb("photo.png")  # a file name: the bytes are wanted

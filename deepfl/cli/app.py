@@ -17,6 +17,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 
 from absl import app, flags
 
@@ -43,6 +44,20 @@ INTERRUPT_GRACE_S = 5.0
 
 def define_out_dir(default: str | None = None, help_text: str = "Folder that receives every output file.") -> None:
     flags.DEFINE_string("out_dir", default, help_text, required=default is None)
+    flags.register_validator(
+        "out_dir", _is_or_can_be_a_folder, message="not a folder: it, or a folder above it, is a file"
+    )
+
+
+def _is_or_can_be_a_folder(path: str | None) -> bool:
+    """False where `path`, or the nearest of its parents that exists, is a file: the folder cannot be made there
+    (mkdir said "File exists" or "Not a directory", without the flag)."""
+    if not path:
+        return True
+    for existing in (Path(path), *Path(path).parents):
+        if existing.exists():
+            return existing.is_dir()
+    return True
 
 
 def define_sharding() -> None:
@@ -52,12 +67,13 @@ def define_sharding() -> None:
     )
 
 
-def define_on_error() -> None:
+def define_on_error(bad_input: str = "unreadable image, bad row") -> None:
+    """--on_error; `bad_input` says what this job counts as a bad input."""
     flags.DEFINE_enum(
         "on_error",
         "skip",
         list(ON_ERROR_CHOICES),
-        "What to do with a bad input (unreadable image, bad row): 'skip' logs it and counts it, "
+        f"What to do with a bad input ({bad_input}): 'skip' logs it and counts it, "
         "'stop' ends the job at the first one (finished work is kept either way).",
     )
 

@@ -73,7 +73,10 @@ flags.DEFINE_bool(
 )
 app.define_out_dir()
 app.define_sharding()
-app.define_on_error()
+app.define_on_error(
+    "an unreadable or too small reference image; a bad row of --assignment_csv stops the job before any work, "
+    "whichever is chosen"
+)
 
 
 def main(argv: list[str]) -> int | None:
@@ -103,6 +106,8 @@ def main(argv: list[str]) -> int | None:
             )
         )
         return 0
+    if FLAGS.format != "png" and FLAGS["png_compression"].present:
+        raise ValueError(f"--png_compression: applies to --format png only, not {FLAGS.format}")
     if not FLAGS.assignment_csv and Path(FLAGS.ref_dir).is_dir() and not list_images(FLAGS.ref_dir):
         raise app.NothingDone(f"--ref_dir {FLAGS.ref_dir}: no image in this folder (subfolders are not searched)")
     summary = generation.generate(

@@ -144,7 +144,9 @@ def _check_image(image) -> np.ndarray:
     if image.dtype != np.uint8:
         raise ValueError(f"image: must have dtype uint8, got {image.dtype}")
     if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"image: must be HxWx3 RGB, got shape {image.shape} (replicate gray to 3 channels)")
+        alpha = image.ndim == 3 and image.shape[2] == 4
+        hint = "drop the alpha channel: image[..., :3]" if alpha else "replicate gray to 3 channels"
+        raise ValueError(f"image: must be HxWx3 RGB, got shape {image.shape} ({hint})")
     if image.shape[0] < MIN_SIZE or image.shape[1] < MIN_SIZE:
         raise ValueError(f"image: must be at least {MIN_SIZE}x{MIN_SIZE}, got {image.shape[0]}x{image.shape[1]}")
     return image

@@ -27,11 +27,16 @@ def _spelling_of(name: str) -> str:
     return str(name).lower().replace("-", "").replace("_", "")
 
 
+def metric_meant(name: str) -> str | None:
+    """The metric of `METRICS` that `name` spells another way ("MS-SSIM", "FSIMc"), or None."""
+    spellings = {_spelling_of(metric): metric for metric in METRICS} | {"fsimc": "fsim"}
+    return spellings.get(_spelling_of(name))
+
+
 def metric_function(name: str) -> Callable:
     """Returns the TensorFlow function of metric `name` (one of `METRICS`): `deepfl/fr/_<name>.py:<name>`."""
     if name not in METRICS:
-        spellings = {_spelling_of(metric): metric for metric in METRICS} | {"fsimc": "fsim"}
-        close = spellings.get(_spelling_of(name))
+        close = metric_meant(name)
         hint = f"; did you mean {close!r}?" if close else ""
         raise ValueError(f"metrics: unknown metric {name!r}{hint} (choose from {', '.join(METRICS)})")
     return getattr(importlib.import_module(f"deepfl.fr._{name}"), name)
