@@ -73,7 +73,7 @@ def check_metrics(metrics: Iterable[str] | str | None) -> list[str]:
     metrics = list(metrics)
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
-        meant = [f"{metric_meant(m)!r} for {m!r}" for m in unknown if metric_meant(m)]
+        meant = [f"{close!r} for {m!r}" for m in unknown if (close := metric_meant(m))]
         hint = f" (did you mean {', '.join(meant)}?)" if meant else ""
         raise ValueError(f"metrics: unknown metric(s) {', '.join(unknown)}{hint}; choose from {', '.join(METRICS)}")
     if not metrics:
