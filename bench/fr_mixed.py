@@ -10,9 +10,12 @@ repeats once: under the default compile budget, `staging.COMPILE_AFTER_S`, nothi
 compilation forced from the first call (`staging.compiled_from_first_call`: every size compiles, the old
 compile-on-repeat cliff) and once more warm (compiled). `--passes N` stops after N of our four passes (the
 first is the rounds). Prints seconds per pair, piq / ours, and the largest score difference between our NumPy
-and compiled passes.
+and compiled passes. A single process's round 1 swings with the machine (piq's own by up to 2x): `--processes N`
+runs N fresh processes one after another (`--passes 1`, the other flags passed on) and prints each one's round 1
+beside piq's, and the median ratio.
 
     python bench/fr_mixed.py --pairs 12 --rounds 3
+    python bench/fr_mixed.py --pairs 12 --via_compute --processes 5   # round 1 of 5 fresh processes
     python bench/fr_mixed.py --pairs 12 --per_metric    # cold ms per pair of each metric, beside piq's
     python bench/fr_mixed.py --pairs 12 --via_compute   # ours through deepfl.fr.compute (uint8 in, the public API)
 """
@@ -95,6 +98,26 @@ def numba_kernels_compiled() -> int:
     )
 
 
+def fresh_processes(count: int, argv: list[str]) -> None:
+    """Runs this script `count` times in fresh processes with `argv` and `--passes 1`, one after another; prints
+    each run's round 1 (ours, piq, ratio) and the median ratio."""
+    import subprocess
+
+    print(f"{'fresh process':44s} {'s/pair':>8s} {'piq s/pair':>11s} {'piq/ours':>9s}", flush=True)
+    ratios = []
+    for run in range(count):
+        child = subprocess.run(
+            [sys.executable, __file__, *argv, "--passes", "1"], capture_output=True, text=True, check=False
+        )
+        line = next((row for row in child.stdout.splitlines() if row.startswith("round 1:")), None)
+        if child.returncode or line is None:
+            raise SystemExit(f"process {run + 1} failed (exit {child.returncode}):\n{child.stderr[-2000:]}")
+        ours_s, piq_s, ratio = (float(value) for value in line.split()[-3:])
+        ratios.append(ratio)
+        print(f"{f'process {run + 1}: round 1, cold':44s} {ours_s:8.3f} {piq_s:11.3f} {ratio:9.2f}", flush=True)
+    print(f"{'median over processes':44s} {'':8s} {'':11s} {float(np.median(ratios)):9.2f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=12, help="number of pairs, each of its own size")
@@ -120,7 +143,18 @@ def main() -> None:
         "instead of one "
         "metric function after another",
     )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=0,
+        help="instead: run this bench (round 1 only matters) in N fresh processes one after another and print "
+        "each one's round 1 and the median ratio",
+    )
     args = parser.parse_args()
+    if args.processes:
+        forwarded = [f"--pairs={args.pairs}", f"--rounds={args.rounds}", f"--metrics={args.metrics}"]
+        fresh_processes(args.processes, forwarded + ["--via_compute"] * args.via_compute)
+        return
     names = args.metrics.split(",")
     pairs = mixed_pairs(args.pairs)
     sizes = sorted({p[0].shape[1:3] for p in pairs})

@@ -16,7 +16,7 @@ BENCH = kr.REPO_ROOT / "bench"
 RUNS = [
     ("distort.py --refs_per_type 1 --workers 1", "images/s"),
     ("fr.py --pairs 1 --batch 1 --repeats 1 --metrics ssim,gmsd", "piq"),
-    ("fr_mixed.py --pairs 2 --rounds 1 --passes 1", "median over rounds"),
+    ("fr_mixed.py --pairs 2 --rounds 1 --processes 1", "median over processes"),
     ("label.py --pairs 5 --batch 5 --repeats 1 --metrics ssim,gmsd", "pairs/s"),
     ("label_mixed.py --refs 2 --levels 1", "piq/ours"),
     ("features.py --arch tiny --n 2 --size 96 96 --repeats 1 --batch 2", "ratio deepfl/peer"),
