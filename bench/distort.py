@@ -1,4 +1,5 @@
-"""Benchmark of KADIS-style generation: per-type ms and overall distorted images/s, 512x384 PNG in and out.
+"""Benchmark of KADIS-style generation: per-type ms and overall distorted images/s, 512x384 PNG in and out
+(`--size` for other sizes: users' own photos, unresized).
 
 Part 1 (one process): for each of the 25 types, ms per distorted image for decode (amortised over 5 levels),
 `distort` and PNG encode (the generator's writer, `deepfl.png`), wall and CPU time, beside the official MATLAB
@@ -10,6 +11,7 @@ with a pool of --workers processes, as `deepfl-distort` runs it, in distorted im
 printed before and after: on a shared machine CPU ms are the steadier figure.
 
     python bench/distort.py [--refs_per_type 2] [--workers 2] [--matlab_dir /tmp/imdist/matlab_code_imdistort]
+    python bench/distort.py --size 2048x1536 --refs_per_type 1    # a 3-megapixel photo
 """
 
 from __future__ import annotations
@@ -37,8 +39,9 @@ from deepfl.images import encode_image  # noqa: E402
 from deepfl.png import decode_png_rgb  # noqa: E402
 
 
-def references(count: int) -> list[np.ndarray]:
-    """`count` different 384x512 photographs from scikit-image's data (crops and flips of a few photos)."""
+def references(count: int, width: int = 512, height: int = 384) -> list[np.ndarray]:
+    """`count` different `width` x `height` photographs from scikit-image's data (crops and flips of a few photos,
+    resized to cover the size)."""
     from skimage import data
 
     photos = [data.astronaut(), data.coffee(), data.chelsea(), data.rocket(), data.immunohistochemistry()]
@@ -46,11 +49,11 @@ def references(count: int) -> list[np.ndarray]:
     for i in range(count):
         photo = photos[i % len(photos)]
         pil = Image.fromarray(photo)
-        scale = max(512 / pil.width, 384 / pil.height)
+        scale = max(width / pil.width, height / pil.height)
         pil = pil.resize(
-            (max(512, round(pil.width * scale)), max(384, round(pil.height * scale))), Image.Resampling.LANCZOS
+            (max(width, round(pil.width * scale)), max(height, round(pil.height * scale))), Image.Resampling.LANCZOS
         )
-        arr = np.asarray(pil)[:384, :512]
+        arr = np.asarray(pil)[:height, :width]
         if (i // len(photos)) % 2:
             arr = arr[:, ::-1]
         out.append(np.ascontiguousarray(arr))
@@ -104,7 +107,8 @@ def png_writers(images: list[np.ndarray], repeats: int = 3) -> None:
         )
     writers["deepfl.png level 1 (zlib)"] = lambda im: encode_png(im, 1, "zlib")
     base = None
-    print(f"PNG writers, {len(images)} distorted 512x384 images x {repeats}: CPU ms and KB per image")
+    height, width = images[0].shape[:2]
+    print(f"PNG writers, {len(images)} distorted {width}x{height} images x {repeats}: CPU ms and KB per image")
     for name, write in writers.items():
         start = time.process_time()
         size = 0
@@ -164,8 +168,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="references per type in part 1")
     parser.add_argument("--workers", type=int, default=os.cpu_count(), help="processes in part 2")
     parser.add_argument("--matlab_dir", default=None, help="official matlab_code_imdistort (for the Octave peer)")
+    parser.add_argument("--size", default="512x384", help="reference size, width x height (KADIS: 512x384)")
     args = parser.parse_args()
-    refs = references(25 * args.refs_per_type)
+    try:
+        width, height = (int(side) for side in args.size.lower().split("x"))
+    except ValueError:
+        parser.error(f"--size: expected width x height such as 512x384, got {args.size!r}")
+    if min(width, height) < 16:
+        parser.error(f"--size: at least 16 pixels per side, got {args.size}")
+    refs = references(25 * args.refs_per_type, width, height)
     ref_png = encode_image(refs[0], "png")
     peer = {}
     if args.matlab_dir and shutil.which("octave"):
@@ -173,7 +184,7 @@ def main() -> None:
     init_worker()  # as in the generator's workers
     print(f"load average before: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
     rows = per_type(ref_png, args.repeats)
-    print(f"Part 1: ms per distorted 512x384 image, one process (cpu count {os.cpu_count()})")
+    print(f"Part 1: ms per distorted {width}x{height} image, one process (cpu count {os.cpu_count()})")
     print(
         "| id | name | decode/5 | distort | PNG encode | total | distort CPU | total CPU | Octave distort | "
         "Octave / ours |"

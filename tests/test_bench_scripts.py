@@ -14,7 +14,7 @@ BENCH = kr.REPO_ROOT / "bench"
 
 # (script and its smallest flags, text its last lines must hold)
 RUNS = [
-    ("distort.py --refs_per_type 1 --workers 1", "images/s"),
+    ("distort.py --refs_per_type 1 --workers 1 --size 128x96", "images/s"),
     ("fr.py --pairs 1 --batch 1 --repeats 1 --metrics ssim,gmsd", "piq"),
     ("fr_mixed.py --pairs 2 --rounds 1 --processes 1", "median over processes"),
     ("label.py --pairs 5 --batch 5 --repeats 1 --metrics ssim,gmsd", "pairs/s"),
