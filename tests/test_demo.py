@@ -115,6 +115,23 @@ def test_unknown_weak_label_metric_is_refused_before_any_work():
     assert DemoConfig(metrics=("ssim", "gmsd")).metrics == ("ssim", "gmsd")
 
 
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("types", (0, 1), "types: .*1..25"),
+        ("types", (), "types"),
+        ("levels", (6,), "levels: .*1..5"),
+        ("seed", -1, "seed: need 0"),
+        ("seed", 2**32, "seed: need 0"),
+    ],
+)
+def test_types_levels_and_seeds_the_jobs_cannot_use_are_refused_with_the_settings(field, value, message):
+    """Refused where the settings are made, so a library call stores nothing before failing (run_demo stored
+    types [0, 1] and then failed inside the distort job, naming its assignment CSV)."""
+    with pytest.raises(ValueError, match=message):
+        DemoConfig(**{field: value})
+
+
 def test_rotating_types_use_every_type_equally_and_none_twice_per_crop():
     assignment = rotating_types(13, tuple(range(1, 26)), 5)
     assert all(len(set(types)) == 5 for types in assignment)

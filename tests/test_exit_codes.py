@@ -168,3 +168,28 @@ def test_label_refuses_an_output_another_job_is_writing(tmp_path):
     del held
     (free,) = kr.run_batch("label", [argv])
     assert free.returncode == 0 and "1 rows written" in free.stdout, free.stderr[-2000:]
+
+
+def test_values_a_job_cannot_use_are_refused_before_anything_is_written(tmp_path):
+    """A seed outside 0 .. 2**32 - 1, a distortion type outside 1..25 and a learning rate that is not a positive
+    number are refused when the flags are parsed, naming the flag: the job has written nothing, so the corrected
+    command is not refused as a change of settings (the demo, train-mlp and reproduce stored the bad value first)."""
+    cases = {
+        "demo": [["--types=0,1"], ["--types=a"], ["--seed=-1"]],
+        "train_mlp": [
+            ["--dataset=ratings", f"--data_dir={tmp_path}", "--features=f.h5", "--learning_rates=-0.1"],
+            ["--dataset=ratings", f"--data_dir={tmp_path}", "--features=f.h5", "--learning_rates=abc"],
+        ],
+        "reproduce": [["--model=m.keras", "--learning_rates=1e-3,0"], ["--model=m.keras", "--seed=-1"]],
+        "train_multitask": [["--weak_labels=x.csv", "--seed=4294967296"]],
+        "distort": [[f"--ref_dir={tmp_path}", "--seed=4294967296"]],
+    }
+    for step, argvs in cases.items():
+        outs = [tmp_path / f"{step}_{k}" for k in range(len(argvs))]
+        results = kr.run_batch(step, [[*argv, f"--out_dir={out}"] for argv, out in zip(argvs, outs)])
+        for argv, out, result in zip(argvs, outs, results):
+            flag = argv[-1].split("=")[0]
+            lines = error_lines(result.stderr)
+            assert result.returncode == EXIT_BAD_INPUT, (step, argv, result.stderr[-1500:])
+            assert len(lines) == 1 and lines[0].startswith(f"error: flag {flag}="), (step, argv, lines)
+            assert not out.exists(), (step, argv)

@@ -60,6 +60,33 @@ def _is_or_can_be_a_folder(path: str | None) -> bool:
     return True
 
 
+SEED_MAX = 2**32 - 1  # NumPy's and Keras' seeds: 0 .. 2**32 - 1
+
+
+def define_seed(help_text: str) -> None:
+    """--seed: a non-negative integer NumPy and Keras both take, checked when the flags are parsed (before a job
+    stores its settings, so a refused value never locks its --out_dir)."""
+    flags.DEFINE_integer("seed", 0, f"{help_text} (0 .. 2**32 - 1)", lower_bound=0, upper_bound=SEED_MAX)
+
+
+def require_numbers(name: str, wanted: str, accept: Callable[[float], bool], integers: bool = False) -> None:
+    """Checks the list flag `name` when the flags are parsed: every item a number (an integer where `integers`)
+    that `accept` takes; `wanted` says which, e.g. "positive numbers". A refusal is one line naming the flag, and
+    nothing has been written yet."""
+
+    def parse(item: str) -> float | None:
+        try:
+            return int(item) if integers else float(item)
+        except ValueError:
+            return None
+
+    def fine(values: list[str] | None) -> bool:
+        numbers = [parse(str(item).strip()) for item in values or ()]
+        return all(number is not None and accept(number) for number in numbers)
+
+    flags.register_validator(name, fine, message=f"need comma-separated {wanted}")
+
+
 def define_sharding() -> None:
     flags.DEFINE_integer("num_shards", 1, "Split the work into this many shards (e.g. one per machine).", lower_bound=1)
     flags.DEFINE_integer(

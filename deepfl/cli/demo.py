@@ -52,6 +52,7 @@ flags.DEFINE_integer(
     "num_splits", DEFAULTS.num_splits, "Content-aware splits of the held-out photos (the paper: 10).", lower_bound=1
 )
 flags.DEFINE_list("types", [str(t) for t in DEFAULTS.types], "Distortion types (1..25) to generate.")
+app.require_numbers("types", "integers in 1 .. 25 (the KADID-10k types)", lambda t: 1 <= t <= 25, integers=True)
 flags.DEFINE_enum(
     "target",
     "standin_dmos",
@@ -64,7 +65,7 @@ flags.DEFINE_list(
     None,
     "FR metrics of the weak labels, comma-separated (default: all eleven, as in the paper); fewer label faster.",
 )
-flags.DEFINE_integer("seed", 0, "Seed of every random step.")
+app.define_seed("Seed of every random step.")
 flags.DEFINE_bool("keep_checkpoints", False, "Keep stage 1's resume state (multitask/checkpoints) after it ends.")
 flags.DEFINE_bool(
     "overwrite",

@@ -35,7 +35,7 @@ flags.DEFINE_string(
     "--ref_dir), column 2 distortion type 1..25 (a header row is allowed). Without it every "
     "image in --ref_dir gets a random type drawn from --seed.",
 )
-flags.DEFINE_integer("seed", 0, "Seed of every random draw (type choice and random distortions).", lower_bound=0)
+app.define_seed("Seed of every random draw (type choice and random distortions).")
 flags.DEFINE_bool(
     "resize",
     False,

@@ -22,7 +22,7 @@ flags.DEFINE_string("out", None, "Output .npz for the learned basis (key W).", r
 flags.DEFINE_integer("num_patches", 18000, "Random 8x8 patches to learn from (the original used 18000).")
 flags.DEFINE_integer("patch_size", 8, "Patch side in pixels (original: 8).")
 flags.DEFINE_integer("num_components", 8, "Independent components kept (original: 8).")
-flags.DEFINE_integer("seed", 0, "Seed of patch sampling and FastICA.")
+app.define_seed("Seed of patch sampling and FastICA.")
 flags.DEFINE_boolean("overwrite", False, "Replace --out if it exists (otherwise the script refuses).")
 flags.DEFINE_string("compare_w_mat", None, "Optional: the authors' W.mat, to measure SFF agreement against it.")
 flags.DEFINE_string(

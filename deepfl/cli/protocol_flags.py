@@ -6,9 +6,16 @@ from __future__ import annotations
 from absl import flags
 
 from deepfl import paper
+from deepfl.cli import app
 
 FLAGS = flags.FLAGS
 TUNABLE = ("learning_rates", "epochs", "batch_size", "num_splits")
+
+
+def require_positive_learning_rates() -> None:
+    """--learning_rates (defined by the script first) refused when the flags are parsed unless every item is a
+    positive number."""
+    app.require_numbers("learning_rates", "positive numbers such as 1e-3,1e-4", lambda lr: lr > 0)
 
 
 def define_protocol_flag() -> None:

@@ -41,12 +41,13 @@ flags.DEFINE_integer("feature_batch", 8, "Images of equal size per forward pass.
 flags.DEFINE_list(
     "learning_rates", [f"{lr:g}" for lr in paper.STAGE2_LEARNING_RATES], "MLP lr candidates (validation)."
 )
+protocol_flags.require_positive_learning_rates()
 flags.DEFINE_list(
     "cross",
     ["kadid10k:live", "kadid10k:csiq", "kadid10k:tid2013", "koniq10k:clive"],
     "train:test pairs of the cross-data-set table (pairs with a data set not given are skipped).",
 )
-flags.DEFINE_integer("seed", 0, "Seed of the splits and heads.")
+app.define_seed("Seed of the splits and heads.")
 flags.DEFINE_bool(
     "overwrite",
     False,

@@ -38,12 +38,13 @@ flags.DEFINE_string("data_dir", None, "Folder of --dataset, as distributed.", re
 flags.DEFINE_string("features", None, "HDF5 feature cache from deepfl-extract-features.", required=True)
 flags.DEFINE_integer("num_splits", paper.STAGE2_NUM_SPLITS, "Random content-aware splits.", lower_bound=1)
 flags.DEFINE_bool("official_split", False, "Use the data set's official split (KonIQ-10k) instead.")
-flags.DEFINE_integer("seed", 0, "Seed of the splits and of the head's initialisation.")
+app.define_seed("Seed of the splits and of the head's initialisation.")
 flags.DEFINE_integer("epochs", paper.STAGE2_EPOCHS, "Epochs per head (default: the paper's).", lower_bound=1)
 flags.DEFINE_integer("batch_size", paper.STAGE2_BATCH_SIZE, "Mini-batch size.", lower_bound=1)
 flags.DEFINE_list(
     "learning_rates", [f"{lr:g}" for lr in paper.STAGE2_LEARNING_RATES], "Candidates, chosen on validation."
 )
+protocol_flags.require_positive_learning_rates()
 flags.DEFINE_enum(
     "lr_selection",
     "first",

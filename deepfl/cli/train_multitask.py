@@ -116,7 +116,7 @@ flags.DEFINE_integer(
     "Split the CPU into this many logical devices (to try --strategy=mirrored without GPUs).",
     lower_bound=0,
 )
-flags.DEFINE_integer("seed", 0, "Seed of the split, the initialisation, dropout and the data order.")
+app.define_seed("Seed of the split, the initialisation, dropout and the data order.")
 flags.DEFINE_bool("tensorboard", True, "Write TensorBoard logs to out_dir/tensorboard.")
 flags.DEFINE_bool(
     "keep_checkpoints",
