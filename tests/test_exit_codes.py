@@ -193,3 +193,32 @@ def test_values_a_job_cannot_use_are_refused_before_anything_is_written(tmp_path
             assert result.returncode == EXIT_BAD_INPUT, (step, argv, result.stderr[-1500:])
             assert len(lines) == 1 and lines[0].startswith(f"error: flag {flag}="), (step, argv, lines)
             assert not out.exists(), (step, argv)
+
+
+def test_reproduce_without_data_and_stage1_without_usable_rows_exit_3(tmp_path):
+    """Nothing to do is exit 3 with one line: deepfl-reproduce without any data set folder wrote empty tables and
+    exited 0; stage 1 on a weak-label CSV none of whose images is under --image_root warned, then exited 2 on a
+    split error that did not say why."""
+    empty = tmp_path / "images"
+    empty.mkdir()
+    labels = tmp_path / "labels.csv"
+    labels.write_text("dist_im,ref_im,ssim\na_01_01.png,a.png,0.9\nb_01_01.png,b.png,0.8\n", encoding="utf-8")
+    (reproduced,) = kr.run_batch("reproduce", [["--model=m.keras", f"--out_dir={tmp_path / 'tables'}"]])
+    (trained,) = kr.run_batch(
+        "train_multitask",
+        [
+            [
+                f"--weak_labels={labels}",
+                f"--image_root={empty}",
+                f"--out_dir={tmp_path / 'run'}",
+                "--arch=tiny",
+                "--weights=none",
+            ]
+        ],
+    )
+    assert reproduced.returncode == EXIT_NOTHING_DONE, reproduced.stderr[-1500:]
+    assert len(error_lines(reproduced.stderr)) == 1 and "--kadid10k_dir" in reproduced.stderr
+    assert not (tmp_path / "tables").exists()
+    assert trained.returncode == EXIT_NOTHING_DONE, trained.stderr[-1500:]
+    (line,) = error_lines(trained.stderr)
+    assert "none of its 2 rows can be used (2 images absent" in line and "a_01_01.png" in line

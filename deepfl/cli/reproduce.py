@@ -62,7 +62,6 @@ def main(argv: list[str]) -> int:
     from deepfl.jobs import ErrorPolicy, check_settings
 
     out = Path(FLAGS.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     given = {name: FLAGS[f"{name}_dir"].value for name in BENCHMARKS if FLAGS[f"{name}_dir"].value}
     pairs = []
     for item in FLAGS.cross:
@@ -70,8 +69,12 @@ def main(argv: list[str]) -> int:
         if not sep or train not in BENCHMARKS or test not in BENCHMARKS:
             raise ValueError(f"cross: {item!r} is not train:test with names among {BENCHMARKS}")
         pairs.append((train, test))
-    if not given:
-        print("no data set folder given: every data set is skipped (nothing is faked)")
+    if not given:  # exit 3 before anything is written: a script must not take empty tables for results
+        raise app.NothingDone(
+            "no data set folder given, so there is nothing to reproduce: pass one or more of "
+            + ", ".join(f"--{name}_dir" for name in BENCHMARKS)
+        )
+    out.mkdir(parents=True, exist_ok=True)
     chosen = protocol_flags.protocol_choice()
     config = protocol.HeadConfig(
         epochs=chosen["epochs"],

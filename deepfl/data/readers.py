@@ -33,7 +33,7 @@ from deepfl.data.tables import (
     resolve_image,
     table_error,
 )
-from deepfl.errors import TableError
+from deepfl.errors import NoUsableInput, TableError
 from deepfl.paper import WITHIN_SROCC_PLCC
 
 log = logging.getLogger("deepfl")
@@ -588,6 +588,11 @@ def read_weak_labels(
             message = f"image {dist_names[first]!r} is listed but absent from {image_root}"
         if on_error == "stop":
             raise table_error("weak_labels", source, first + 2, message)
+        if problems.size == len(frame):  # nothing left to train on: exit 3, one line, not a split error after it
+            raise NoUsableInput(
+                f"weak_labels: {source}: none of its {len(frame)} rows can be used ({int(absent.sum())} images "
+                f"absent from {image_root}, {int(bad.sum())} NaN/inf or empty); first: line {first + 2}: {message}"
+            )
         log.warning(
             "weak_labels: %s: skipping %d bad row(s) (%d NaN/inf or empty, %d absent images); first: line %d: %s",
             source,
