@@ -222,3 +222,12 @@ def test_reproduce_without_data_and_stage1_without_usable_rows_exit_3(tmp_path):
     assert trained.returncode == EXIT_NOTHING_DONE, trained.stderr[-1500:]
     (line,) = error_lines(trained.stderr)
     assert "none of its 2 rows can be used (2 images absent" in line and "a_01_01.png" in line
+
+
+def test_predict_refuses_an_output_whose_ending_contradicts_format(tmp_path):
+    """`--format table --output scores.csv` wrote a text table into a file named .csv (exit 0)."""
+    out = tmp_path / "scores.csv"
+    (result,) = kr.run_batch("predict", [["--model=m.keras", "--format=table", f"--output={out}", "photo.png"]])
+    assert result.returncode == EXIT_BAD_INPUT, result.stderr[-1500:]
+    (line,) = error_lines(result.stderr)
+    assert "ends in .csv but --format=table" in line and not out.exists()

@@ -23,7 +23,9 @@ from deepfl.cli import app, extraction_flags
 
 FLAGS = flags.FLAGS
 app.define_out_dir()
-app.define_on_error()
+app.define_on_error(
+    "an unreadable image; a row of --dataset's score table naming a missing image stops the job either way"
+)
 flags.DEFINE_string(
     "dataset",
     None,

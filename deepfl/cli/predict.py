@@ -35,7 +35,8 @@ flags.DEFINE_string(
 flags.DEFINE_string(
     "head",
     None,
-    "MLP head (.keras) trained on MLSP features of --model; its <head>.normalizer.json beside it is applied.",
+    "MLP head (.keras) trained on MLSP features of --model; the normalizer file beside it (the head's name with "
+    "the .keras ending replaced: head_split0.keras -> head_split0.normalizer.json) is applied.",
 )
 flags.DEFINE_string(
     "output",
@@ -67,7 +68,6 @@ def check_image_model(scorer, model_path: str) -> None:
 def main(argv: list[str]) -> int:
     from deepfl.fileio import atomic_write_bytes, file_fingerprint
     from deepfl.jobs import AppendOnlyCsv, check_settings, settings_beside
-    from deepfl.prediction import expand_inputs, format_scores, load_scorer, score_files
 
     inputs = argv[1:]
     if not inputs:
@@ -80,6 +80,9 @@ def main(argv: list[str]) -> int:
                 f"output: {FLAGS.output} ends in neither .csv nor .json; rename it, or pass --format=csv or json"
             )
     fmt = fmt or "table"
+    suffix = Path(FLAGS.output).suffix.lower().lstrip(".") if FLAGS.output else ""
+    if suffix in ("csv", "json") and suffix != fmt:
+        raise ValueError(f"output: {FLAGS.output} ends in .{suffix} but --format={fmt}; make them agree")
     output = Path(FLAGS.output) if FLAGS.output else None
     if output is not None and output.is_dir():
         raise ValueError(f"output: {output} is a folder; name a file (.csv or .json)")
@@ -87,6 +90,9 @@ def main(argv: list[str]) -> int:
         raise ValueError(f"output: {output} exists; pass --overwrite to replace it (a CSV --output resumes instead)")
     if output is None or fmt != "csv":
         app.nothing_to_resume()  # the scores are printed (or written as JSON) at the end: nothing to resume from
+    # TensorFlow's import (seconds) only now: a Ctrl-C during it already gets the line that fits this run
+    from deepfl.prediction import expand_inputs, format_scores, load_scorer, score_files
+
     paths = expand_inputs(inputs)
     if not paths:
         raise app.NothingDone(

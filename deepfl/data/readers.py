@@ -665,7 +665,7 @@ def canonical_name(name: str) -> str:
     key = str(name).strip().lower()
     key = _ALIASES.get(key, key)
     if key not in READERS:
-        raise ValueError(f"name: unknown dataset {name!r}; choose from {', '.join(READERS)}")
+        raise ValueError(f"dataset: unknown dataset {name!r}; choose from {', '.join(READERS)}")
     return key
 
 
