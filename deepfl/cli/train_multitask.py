@@ -11,8 +11,10 @@ normalizer.json (target normalisation, fitted on the training split), split.csv,
 skipped_images.csv (only when corrupt images were skipped), and while it trains checkpoints/ (resume state, with
 the optimizer's; deleted at the end unless --keep_checkpoints). Rerunning the same command after a kill resumes
 after the last finished epoch and ends with the same weights as an unbroken run: same batches, dropout masks and
-optimizer state. A larger --epochs extends a finished run kept with --keep_checkpoints; other changed settings are
-refused (--overwrite discards the old run).
+optimizer state. A larger --epochs extends a finished run kept with --keep_checkpoints under --lr_schedule=constant
+(a cosine schedule spans its run and cannot be extended); other changed settings are refused (--overwrite discards
+the old run). Exit codes: 0 done, 2 a bad input or flag, 3 no usable training image, 130 interrupted (rerun to
+resume).
 The job itself is `deepfl.training.run_multitask`.
 """
 
@@ -51,7 +53,8 @@ flags.DEFINE_enum(
 flags.DEFINE_float(
     "val_fraction",
     paper.STAGE1_VAL_FRACTION,
-    "Fraction of the contents (references) held out for validation (1/7 = the paper's 100k of 700k).",
+    "Fraction of the contents (references) held out for validation, between 0 and 1 exclusive (1/7 = the "
+    "paper's 100k of 700k).",
 )
 flags.DEFINE_integer(
     "val_images",
@@ -66,7 +69,9 @@ flags.DEFINE_list(
     "aspect ratios). Default: native size (KADIS-700k: 384,512, the paper's input); images of mixed "
     "sizes are batched by shape.",
 )
-flags.DEFINE_list("crop_size", [], "Random crop height,width for training (centre crop for validation).")
+flags.DEFINE_list(
+    "crop_size", [], "Random crop height,width for training (centre crop for validation); empty: no crop."
+)
 flags.DEFINE_bool("flip", False, "Random horizontal flips for training.")
 flags.DEFINE_integer("batch_size", paper.STAGE1_BATCH_SIZE, "Global batch size (split across replicas).", lower_bound=1)
 flags.DEFINE_integer(
@@ -79,7 +84,7 @@ flags.DEFINE_integer("val_steps", 0, "Validation batches per epoch (0 = the whol
 flags.DEFINE_integer(
     "warmup_epochs", 0, "Train the heads only (frozen backbone) for this many first epochs.", lower_bound=0
 )
-flags.DEFINE_float("learning_rate", paper.STAGE1_LEARNING_RATE, "Adam learning rate (the paper: 1e-4, fixed).")
+flags.DEFINE_float("learning_rate", paper.STAGE1_LEARNING_RATE, "Adam learning rate, > 0 (the paper: 1e-4, fixed).")
 flags.DEFINE_enum(
     "lr_schedule",
     "constant",
