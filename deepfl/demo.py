@@ -39,7 +39,7 @@ import pandas as pd
 from deepfl.architectures import PAPER_ARCHITECTURE, check_architecture
 from deepfl.fileio import atomic_write_bytes, remove_outputs
 from deepfl.images import write_image
-from deepfl.jobs import check_settings
+from deepfl.jobs import SEED_MAX, check_settings
 
 log = logging.getLogger("deepfl")
 
@@ -155,8 +155,8 @@ class DemoConfig:
             raise ValueError(f"types: need KADID-10k types in 1..25, got {list(self.types)}")
         if not self.levels or any(not 1 <= lv <= 5 for lv in self.levels):
             raise ValueError(f"levels: need levels in 1..5, got {list(self.levels)}")
-        if not 0 <= self.seed < 2**32:
-            raise ValueError(f"seed: need 0 .. 2**32 - 1, got {self.seed}")
+        if not 0 <= self.seed <= SEED_MAX:
+            raise ValueError(f"seed: need 0 .. {SEED_MAX}, got {self.seed}")
         if self.crops < 1 or self.held_out_crops < 1 or self.types_per_crop < 1:
             raise ValueError(
                 f"crops/held_out_crops/types_per_crop: need >= 1, got "

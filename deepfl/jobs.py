@@ -26,6 +26,7 @@ T = TypeVar("T")
 log = logging.getLogger("deepfl")
 
 ON_ERROR_CHOICES = ("skip", "stop")
+SEED_MAX = 2**32 - 1  # the largest seed NumPy's and Keras' generators both take (every job's --seed)
 
 
 def shard(items: Sequence[T], num_shards: int = 1, shard_index: int = 0) -> list[T]:

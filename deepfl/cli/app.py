@@ -25,7 +25,7 @@ from deepfl.cli import TF_LOG_LEVEL_SET_BY_USER
 from deepfl.cli.quiet import print_to_user, quiet_tensorflow
 from deepfl.errors import DeepflError, NoUsableInput, one_line
 from deepfl.fileio import remove_stale_temp_files
-from deepfl.jobs import ON_ERROR_CHOICES, JobStopped, request_stop, setup_logging
+from deepfl.jobs import ON_ERROR_CHOICES, SEED_MAX, JobStopped, request_stop, setup_logging
 
 EXIT_UNEXPECTED = 1  # an error that is not about the inputs (a bug, the environment)
 # Deliberate errors name their culprit (paths, settings): they keep a longer line than unexpected ones.
@@ -58,9 +58,6 @@ def _is_or_can_be_a_folder(path: str | None) -> bool:
         if existing.exists():
             return existing.is_dir()
     return True
-
-
-SEED_MAX = 2**32 - 1  # NumPy's and Keras' seeds: 0 .. 2**32 - 1
 
 
 def define_seed(help_text: str) -> None:

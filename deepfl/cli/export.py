@@ -8,10 +8,9 @@ backbone weights file such as the authors' Keras 2 `quality-mlsp-mtl-mse-loss.hd
 deepfl-train-mlp (the normalizer file beside it, <name>.normalizer.json for <name>.keras, maps outputs back to
 the head's target scale). The output takes RGB images in [0, 255] and gives one score per image; it loads with
 `keras.saving.load_model` alone (deepfl's own layers are replaced by built-in ones) and is what `deepfl-predict
---model` takes. What it was made from
-(paths and content fingerprints of --model, --head and its normaliser) is stored beside it in
-<output>.settings.json: the same command again finds it done (exit 0); an existing --output made from other
-files, or without that record, is refused (exit 2) unless --overwrite.
+--model` takes. What it was made from (paths and content fingerprints of --model, --head and its normaliser) is
+stored beside it in <output>.settings.json: the same command again finds it done (exit 0); an existing --output
+made from other files, or without that record, is refused (exit 2) unless --overwrite.
 """
 
 from __future__ import annotations
