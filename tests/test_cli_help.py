@@ -35,6 +35,7 @@ def test_every_script_help_lists_its_flags():
         assert proc.returncode == 0, f"{name} {option} exited {proc.returncode}:\n{out[-2000:]}"
         assert "--out_dir" in out or "--model" in out, f"{name} --help lists none of its flags:\n{out[:2000]}"
         assert len(out.splitlines()) > 10, f"{name} --help is too short:\n{out}"
+        assert "Exit codes: 0 the job did its work; 2 a bad input" in out, f"{name} --help gives no exit codes"
 
 
 def test_help_lists_the_flags_of_shared_flag_modules():

@@ -13,6 +13,7 @@ import re
 import signal
 import socket
 import sys
+import textwrap
 import threading
 import time
 import traceback
@@ -34,6 +35,12 @@ EXIT_BAD_INPUT = 2
 EXIT_NOTHING_DONE = 3  # the job ran but produced nothing (e.g. every input was skipped)
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a job stopped by Ctrl-C
 INTERRUPTED_MESSAGE = "interrupted; rerun the same command to resume"
+# The end of every script's --help (one home, beside the codes).
+EXIT_CODES_HELP = (
+    "Exit codes: 0 the job did its work; 2 a bad input or flag (one `error:` line naming it); 3 nothing could be "
+    "done (every input skipped, or none given); 130 interrupted by Ctrl-C (rerun the same command to resume); 1 "
+    "anything unexpected (deepfl-predict also when some files could not be read)."
+)
 # For a run whose outputs cannot resume (deepfl-predict printing its table): `nothing_to_resume()` selects it.
 INTERRUPTED_WITHOUT_RESUME_MESSAGE = "interrupted; nothing was saved (write --output to a CSV to resume a long run)"
 _interrupted_message = INTERRUPTED_MESSAGE
@@ -325,7 +332,8 @@ def _asks_for_help(argv: list[str]) -> bool:
 
 
 def _show_script_help(module_name: str) -> None:
-    """Makes `--help` list the script's own flags and print its docstring, also when run as a console script.
+    """Makes `--help` list the script's own flags and print its docstring (and the exit codes), also when run as a
+    console script.
 
     absl shows only the flags of the module named by sys.argv[0] (the console-script wrapper or an experiments/
     shim, which define none) and that module's docstring; register under that name the flags of the script, of
@@ -334,8 +342,8 @@ def _show_script_help(module_name: str) -> None:
     """
     main_module = sys.modules.get("__main__")
     script = sys.modules.get(module_name)
-    if main_module is not None and script is not None and script is not main_module and script.__doc__:
-        main_module.__doc__ = script.__doc__
+    if main_module is not None and script is not None and script.__doc__:
+        main_module.__doc__ = script.__doc__.rstrip() + "\n\n" + textwrap.fill(EXIT_CODES_HELP, 116) + "\n"
     shared = [name for name in sys.modules if name.startswith(f"{__package__}.")]
     for owner in dict.fromkeys((module_name, __name__, *shared)):
         for flag in flags.FLAGS.get_flags_for_module(owner):

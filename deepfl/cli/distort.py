@@ -6,9 +6,8 @@ Output: `<ref stem>_<TT>_<LL>.<ext>` in --out_dir and a manifest CSV `dist_im, r
 is drawn per image from --seed. Every random draw is seeded by (--seed, reference name), so results do not
 depend on sharding, worker count or restarts. A killed run restarted with the same flags finishes the rest:
 images are written atomically and the manifest is append-only, keyed by `dist_im`. A rerun with other settings
-(seed, resize, format, ...) into the same --out_dir is refused (exit 2) unless --overwrite. Exit codes: 0 done, 2 a
-bad input or flag, 3 nothing distorted (an empty --ref_dir, or every reference bad), 130 interrupted (rerun to
-resume).
+(seed, resize, format, ...) into the same --out_dir is refused (exit 2) unless --overwrite.
+Exit code 3: nothing distorted (an empty --ref_dir, or every reference bad).
 
 With --resize the resized references are written too, as `references/<ref stem>.png` in --out_dir, and the
 manifest names them (relative to --out_dir), so `deepfl-label --image_root <out_dir>` finds them without

@@ -13,8 +13,8 @@ the optimizer's; deleted at the end unless --keep_checkpoints). Rerunning the sa
 after the last finished epoch and ends with the same weights as an unbroken run: same batches, dropout masks and
 optimizer state. A larger --epochs extends a finished run kept with --keep_checkpoints under --lr_schedule=constant
 (a cosine schedule spans its run and cannot be extended); other changed settings are refused (--overwrite discards
-the old run). Exit codes: 0 done, 2 a bad input or flag, 3 no usable training image, 130 interrupted (rerun to
-resume).
+the old run). Exit code 3: no usable training
+image or row.
 The job itself is `deepfl.training.run_multitask`.
 """
 
