@@ -151,10 +151,12 @@ class DemoConfig:
         overlap = set(self.stage1_photos or ()) & set(self.held_out_photos)
         if overlap:
             raise ValueError(f"stage1_photos: {sorted(overlap)} are also held out")
-        if not self.types or any(not 1 <= t <= 25 for t in self.types):
-            raise ValueError(f"types: need KADID-10k types in 1..25, got {list(self.types)}")
-        if not self.levels or any(not 1 <= lv <= 5 for lv in self.levels):
-            raise ValueError(f"levels: need levels in 1..5, got {list(self.levels)}")
+        from deepfl.distortions import DISTORTION_NAMES, NUM_LEVELS
+
+        if not self.types or any(t not in DISTORTION_NAMES for t in self.types):
+            raise ValueError(f"types: need KADID-10k types in 1..{len(DISTORTION_NAMES)}, got {list(self.types)}")
+        if not self.levels or any(not 1 <= lv <= NUM_LEVELS for lv in self.levels):
+            raise ValueError(f"levels: need levels in 1..{NUM_LEVELS}, got {list(self.levels)}")
         if not 0 <= self.seed <= SEED_MAX:
             raise ValueError(f"seed: need 0 .. {SEED_MAX}, got {self.seed}")
         if self.crops < 1 or self.held_out_crops < 1 or self.types_per_crop < 1:

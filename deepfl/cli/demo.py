@@ -52,7 +52,15 @@ flags.DEFINE_integer(
     "num_splits", DEFAULTS.num_splits, "Content-aware splits of the held-out photos (the paper: 10).", lower_bound=1
 )
 flags.DEFINE_list("types", [str(t) for t in DEFAULTS.types], "Distortion types (1..25) to generate.")
-app.require_numbers("types", "integers in 1 .. 25 (the KADID-10k types)", lambda t: 1 <= t <= 25, integers=True)
+
+
+def _is_kadid_type(number: int) -> bool:
+    from deepfl.distortions import DISTORTION_NAMES  # imported when the flag is checked: Numba loads with it
+
+    return number in DISTORTION_NAMES
+
+
+app.require_numbers("types", "integers in 1 .. 25 (the KADID-10k types)", _is_kadid_type, integers=True)
 flags.DEFINE_enum(
     "target",
     "standin_dmos",

@@ -72,18 +72,18 @@ def main(argv: list[str]) -> int:
     inputs = argv[1:]
     if not inputs:
         raise ValueError("images: name at least one image, folder or glob pattern after the flags")
+    output = Path(FLAGS.output) if FLAGS.output else None
+    suffix = output.suffix.lower().lstrip(".") if output is not None else ""
     fmt = FLAGS.format
-    if fmt is None and FLAGS.output:
-        fmt = Path(FLAGS.output).suffix.lower().lstrip(".")
+    if fmt is None and output is not None:
+        fmt = suffix
         if fmt not in ("csv", "json"):
             raise ValueError(
                 f"output: {FLAGS.output} ends in neither .csv nor .json; rename it, or pass --format=csv or json"
             )
     fmt = fmt or "table"
-    suffix = Path(FLAGS.output).suffix.lower().lstrip(".") if FLAGS.output else ""
     if suffix in ("csv", "json") and suffix != fmt:
         raise ValueError(f"output: {FLAGS.output} ends in .{suffix} but --format={fmt}; make them agree")
-    output = Path(FLAGS.output) if FLAGS.output else None
     if output is not None and output.is_dir():
         raise ValueError(f"output: {output} is a folder; name a file (.csv or .json)")
     if output is not None and fmt != "csv" and output.exists() and not FLAGS.overwrite:
