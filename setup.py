@@ -28,8 +28,10 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["deepfl", "deepfl.*"]),
-    package_data={"deepfl": ["fr/data/*.npy", "fr/data/*.npz", "fr/data/*.json"]},
+    # deepfl/fr/data holds data files only; listed as a package so that setuptools ships it without warning that
+    # it "would be ignored" (a folder without __init__.py is still an importable namespace package).
+    packages=find_packages(include=["deepfl", "deepfl.*"]) + ["deepfl.fr.data"],
+    package_data={"deepfl.fr.data": ["*.npy", "*.npz", "*.json"]},
     include_package_data=True,
     install_requires=[
         "tensorflow>=2.16,<2.22",
