@@ -4,8 +4,11 @@ Times each metric on the same 512x384 (ref, dist) pairs (a real photograph and d
 ours batched (one call for --batch pairs) and piq (one call per pair: piq's SR-SIM normalises saliency over
 the whole batch), and prints ms per pair and the ratio piq / ours. piq is configured to the originals'
 preprocessing (MATLAB rgb2gray input for the gray metrics, argument order of the asymmetric ones).
+`--via_compute` adds a last row: all the metrics through `deepfl.fr.compute` (uint8 in, two metrics at a time
+on two threads: what users and `deepfl-label` call) against the sum of piq's rows.
 
     python bench/fr.py --pairs 8 --batch 8 --repeats 3
+    python bench/fr.py --pairs 8 --batch 8 --repeats 3 --via_compute
 """
 
 from __future__ import annotations
@@ -91,11 +94,16 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8, help="pairs per call of our batched functions")
     parser.add_argument("--repeats", type=int, default=3, help="timed repetitions (best is reported)")
     parser.add_argument("--metrics", default=",".join(EIGHT), help="comma-separated subset of the eight")
+    parser.add_argument(
+        "--via_compute",
+        action="store_true",
+        help="also time all the metrics together through deepfl.fr.compute (two at a time on two threads)",
+    )
     args = parser.parse_args()
 
     import tensorflow as tf
 
-    from deepfl.fr import metric_function
+    from deepfl.fr import compute, metric_function
     from deepfl.fr.functional.staging import compiled_from_first_call
 
     torch.set_num_threads(os.cpu_count() or 1)
@@ -129,6 +137,20 @@ def main() -> None:
             diff = np.max(np.abs(ours - theirs))
             print(f"{name:8s} {ms_ours:13.1f} {ms_piq:12.1f} {ms_piq / ms_ours:9.2f} {diff:11.2e}")
     print(f"{'all':8s} {total_ours:13.1f} {total_piq:12.1f} {total_piq / total_ours:9.2f}")
+    if args.via_compute:
+        names = args.metrics.split(",")
+        with compiled_from_first_call():
+            chunks = [(ref[i : i + args.batch], dist[i : i + args.batch]) for i in range(0, args.pairs, args.batch)]
+            for r, d in chunks:  # warm-up (tracing)
+                compute(r, d, names)
+            best = float("inf")
+            for _ in range(args.repeats):
+                start = time.perf_counter()
+                for r, d in chunks:
+                    compute(r, d, names)
+                best = min(best, time.perf_counter() - start)
+        ms_compute = 1e3 * best / args.pairs
+        print(f"{'compute':8s} {ms_compute:13.1f} {total_piq:12.1f} {total_piq / ms_compute:9.2f}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ BENCH = kr.REPO_ROOT / "bench"
 # (script and its smallest flags, text its last lines must hold)
 RUNS = [
     ("distort.py --refs_per_type 1 --workers 1 --size 128x96", "images/s"),
-    ("fr.py --pairs 1 --batch 1 --repeats 1 --metrics ssim,gmsd", "piq"),
+    ("fr.py --pairs 1 --batch 1 --repeats 1 --metrics ssim,gmsd --via_compute", "compute"),
     ("fr_mixed.py --pairs 2 --rounds 1 --processes 1", "median over processes"),
     ("label.py --pairs 5 --batch 5 --repeats 1 --metrics ssim,gmsd", "pairs/s"),
     ("label_mixed.py --refs 2 --levels 1", "piq/ours"),
