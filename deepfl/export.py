@@ -125,6 +125,16 @@ def load_scorer(
         check_head_matches_model(model, head)
     if normalizer is None and not isinstance(head, keras.Model):
         normalizer = head_normalizer(head)
+    elif normalizer is None:
+        import warnings
+
+        warnings.warn(
+            "head: a head given as a loaded model carries no normaliser, so the scores stay on the head's "
+            "normalised scale (z-scores for deepfl-train-mlp's heads); pass normalizer="
+            "deepfl.export.head_normalizer(<head file>), or the head's file instead of the model",
+            UserWarning,
+            stacklevel=3,
+        )
     head_model = head if isinstance(head, keras.Model) else load_model_file(head, "head")
     return combine(as_extractor(model), head_model, normalizer)
 

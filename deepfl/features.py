@@ -35,7 +35,7 @@ import numpy as np
 from deepfl.architectures import too_small_reason
 from deepfl.errors import DeepflError, ImageReadError, failure_reason
 from deepfl.fileio import atomic_output
-from deepfl.images import header_size, read_images_ahead
+from deepfl.images import header_size, model_input, read_images_ahead
 from deepfl.jobs import ErrorPolicy, iter_batches, progress
 
 log = logging.getLogger("deepfl")
@@ -427,16 +427,27 @@ def predict_by_size(
             raise ValueError(f"images: item {i} has shape {shape}, expected HxWx3 RGB")
         by_size[shape].append(i)
     out: list[np.ndarray | None] = [None] * len(images)
-    for indices in by_size.values():
+    for (height, width, _), indices in by_size.items():
         for batch in iter_batches(indices, batch_size):
-            outputs = predict(np.stack([np.asarray(images[i], dtype=np.float32) for i in batch]))
+            try:
+                outputs = predict(np.stack([np.asarray(images[i], dtype=np.float32) for i in batch]))
+            except Exception as exc:  # Keras' "negative dimension" or TF's graph errors: say what the size means
+                reason = too_small_reason(height, width)
+                if reason is None:
+                    raise
+                raise ValueError(f"images[{batch[0]}]: {width}x{height} {reason}") from exc
             for i, value in zip(batch, np.asarray(outputs).reshape(len(batch), -1)):
                 out[i] = value
     return out
 
 
-def compute_features(extractor, images: Sequence[np.ndarray], batch_size: int = 8) -> np.ndarray:
-    """Features of in-memory images (HxWx3 uint8, any mix of sizes), batched by size, in input order."""
+def compute_features(extractor, images: Sequence[np.ndarray] | np.ndarray, batch_size: int = 8) -> np.ndarray:
+    """Features of in-memory images (HxWx3 uint8 or floats in 0..255, any mix of sizes; one image, a list or an
+    NxHxWx3 batch), batched by size, in input order. Other dtypes and ranges are refused by name
+    (`images.model_input`), as `deepfl.predict` refuses them."""
+    if isinstance(images, np.ndarray) and images.ndim == 3:
+        images = [images]
+    images = [model_input(image, f"images[{k}]") for k, image in enumerate(images)]
     out = predict_by_size(_as_predict_fn(extractor), images, batch_size)
     if not out:
         return np.zeros((0, 0), np.float32)

@@ -271,7 +271,9 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
 
 
 def encode_image(image: np.ndarray, fmt: str) -> bytes:
-    """Encodes an HxWx3 uint8 array losslessly as PNG or BMP (or JPEG at quality 95) and returns the bytes.
+    """Encodes an HxWx3 (or HxW gray) uint8 array losslessly as PNG or BMP (or JPEG at quality 95) and returns
+    the bytes. Another dtype is refused: cast to uint8, floats in 0..1 became a black image and int16 values
+    wrapped around, without a word.
 
     PNG goes through `deepfl.png.encode_png` (its level 1: faster than Pillow's writer, no string matching).
     """
@@ -279,6 +281,14 @@ def encode_image(image: np.ndarray, fmt: str) -> bytes:
     pil_format = {"png": "PNG", "bmp": "BMP", "jpg": "JPEG", "jpeg": "JPEG", "tif": "TIFF", "tiff": "TIFF"}.get(fmt)
     if pil_format is None:
         raise ValueError(f"fmt: unsupported image format {fmt!r}")
+    dtype, shape = getattr(image, "dtype", None), np.shape(image)
+    if dtype != np.uint8 or not (len(shape) == 2 or (len(shape) == 3 and shape[2] == 3)):
+        floats = getattr(dtype, "kind", "") == "f"
+        hint = "floats in 0..1: multiply by 255, round" if floats else "other integers: scale"
+        raise ValueError(
+            f"image: need an HxWx3 (or HxW) uint8 array, got {dtype} {'x'.join(map(str, shape))} ({hint} and clip "
+            "to 0..255, then .astype(np.uint8))"
+        )
     if pil_format == "PNG":
         from deepfl.png import encode_png
 
@@ -290,8 +300,31 @@ def encode_image(image: np.ndarray, fmt: str) -> bytes:
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Atomically writes an HxWx3 uint8 image; the format follows the file extension."""
+    """Atomically writes an HxWx3 (or HxW) uint8 image; the format follows the file extension."""
     atomic_write_bytes(path, encode_image(image, Path(path).suffix))
+
+
+def model_input(array, name: str) -> np.ndarray:
+    """An in-memory image checked for the models: HxWx3 RGB, uint8 or finite floats in 0..255, as the models were
+    trained on. A uint16, int16 or 0..1 float array, or one with NaN, is refused naming `name`: each was scored
+    without a word (features up to 1.7 off, or all NaN)."""
+    array = np.asarray(array)
+    if array.ndim != 3 or array.shape[-1] != 3 or not (array.dtype == np.uint8 or array.dtype.kind == "f"):
+        raise ValueError(
+            f"{name}: expected an HxWx3 RGB array of uint8 (or floats in 0..255), got {array.dtype} "
+            f"{'x'.join(map(str, array.shape))} (convert to 0..255 RGB; image files of other layouts are converted "
+            "as read_image does)"
+        )
+    if array.dtype.kind == "f" and array.size:
+        if not np.isfinite(array).all():
+            raise ValueError(f"{name}: holds {np.count_nonzero(~np.isfinite(array))} NaN or infinite value(s)")
+        low, high = float(np.min(array)), float(np.max(array))
+        if not (0.0 <= low and high <= 255.0) or 0.0 < high <= 1.0:
+            raise ValueError(
+                f"{name}: float values {low:g}..{high:g}; the models take RGB in 0..255"
+                + (" (multiply images scaled to 0..1 by 255)" if 0.0 <= low and high <= 1.0 else "")
+            )
+    return array
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:

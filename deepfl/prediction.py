@@ -15,9 +15,10 @@ import keras
 import numpy as np
 
 from deepfl.architectures import too_small_reason
+from deepfl.data.normalization import TargetNormalizer
 from deepfl.export import load_scorer
 from deepfl.features import predict_by_size
-from deepfl.images import read_image, read_images_ahead
+from deepfl.images import model_input, read_image, read_images_ahead
 from deepfl.jobs import iter_batches
 
 ImageLike = str | os.PathLike | np.ndarray
@@ -34,16 +35,20 @@ def predict(
     model: str | os.PathLike | keras.Model,
     head: str | os.PathLike | keras.Model | None = None,
     batch_size: int = 8,
+    normalizer: TargetNormalizer | None = None,
 ) -> np.ndarray:
     """Quality scores (higher is better) of `images`: a path, an HxWx3 array, or a list of them.
 
     `model` is an exported one-file scorer (`deepfl.export`), or a trained multi-task model when `head` (an
-    MLP head file) is given. An unreadable file raises `ImageReadError` naming it.
+    MLP head file, or the head loaded as a Keras model) is given. `normalizer` maps the head's outputs back to
+    scores: by default the one saved beside a head file; a head given as a loaded model needs it passed
+    (`deepfl.export.head_normalizer(head_file)`), or its scores stay on the head's normalised scale (warned).
+    An unreadable file raises `ImageReadError` naming it.
     """
     if isinstance(images, (str, os.PathLike)) or (isinstance(images, np.ndarray) and images.ndim == 3):
         images = [images]
     arrays = [_image_of(item, k) for k, item in enumerate(images)]
-    scorer = load_scorer(model, head)
+    scorer = load_scorer(model, head, normalizer)
     return score_arrays(scorer, arrays, batch_size)
 
 
@@ -62,21 +67,7 @@ def _image_of(item: ImageLike, index: int) -> np.ndarray:
                 "does)"
             )
         return read_image(item)
-    array = np.asarray(item)
-    if array.ndim != 3 or array.shape[-1] != 3 or not (array.dtype == np.uint8 or array.dtype.kind == "f"):
-        raise ValueError(
-            f"images[{index}]: expected an HxWx3 RGB array of uint8 (or floats in 0..255), got {array.dtype} "
-            f"{'x'.join(map(str, array.shape))} (convert to 0..255 RGB; image files of other layouts are converted "
-            "as read_image does)"
-        )
-    if array.dtype.kind == "f" and array.size:
-        low, high = float(np.min(array)), float(np.max(array))
-        if not (0.0 <= low and high <= 255.0) or 0.0 < high <= 1.0:
-            raise ValueError(
-                f"images[{index}]: float values {low:g}..{high:g}; the models take RGB in 0..255 (multiply images "
-                "scaled to 0..1 by 255)"
-            )
-    return array
+    return model_input(item, f"images[{index}]")
 
 
 def expand_inputs(inputs: Iterable[str]) -> list[str]:

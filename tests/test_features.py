@@ -61,6 +61,36 @@ def test_in_memory_compute_keeps_order(small_photo, extractor):
         )
 
 
+def test_in_memory_compute_takes_one_image_or_a_batch_and_refuses_what_the_models_were_not_trained_on(
+    small_photo, extractor
+):
+    """uint16, 0..1 floats and NaN were turned into features without a word (deepfl.predict refused them)."""
+    image = small_photo[:40, :40]
+    one = features.compute_features(extractor, image)
+    np.testing.assert_array_equal(one, features.compute_features(extractor, [image]))
+    assert features.compute_features(extractor, np.stack([image, image])).shape == (2, one.shape[1])
+    np.testing.assert_allclose(features.compute_features(extractor, [image.astype(np.float32)]), one, rtol=1e-6)
+    with_nan = image.astype(np.float32)
+    with_nan[3, 4, 1] = np.nan
+    for bad, message in [
+        (image / 255.0, r"images\[1\]: float values 0\.\.[0-9.]+; .*multiply images scaled to 0\.\.1 by 255"),
+        (image.astype(np.uint16) * 257, r"images\[1\]: expected an HxWx3 RGB array of uint8 .* got uint16"),
+        (with_nan, r"images\[1\]: holds 1 NaN or infinite value"),
+        (image[..., :2], r"images\[1\]: expected an HxWx3 RGB array"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            features.compute_features(extractor, [image, bad])
+
+
+def test_an_image_too_small_for_the_paper_network_is_named_in_memory(small_photo):
+    """The library calls gave Keras' "negative dimension size" (or pages of graph errors), not the size."""
+    from deepfl.models import build_backbone
+
+    backbone = build_backbone(weights=None, input_shape=(None, None, 3))
+    with pytest.raises(ValueError, match=r"images\[1\]: 60x50 too small for the network: .* 75x75"):
+        features.compute_features(backbone, [small_photo[:80, :80], small_photo[:50, :60]])
+
+
 def test_uncommitted_rows_are_dropped_on_reopen(tmp_path):
     path = tmp_path / "c.h5"
     with features.FeatureCache(path, dim=3, source="s") as cache:

@@ -166,3 +166,20 @@ def test_a_folder_names_the_photos_it_cannot_read_and_takes_those_pillow_opens(t
     assert listed[0] == "a.png" and "IMG_0001.HEIC" not in listed and "notes.csv" not in listed
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 1 and "IMG_0001.HEIC" in lines[0] and "does not read" in lines[0], lines
+
+
+@pytest.mark.parametrize("suffix", [".png", ".bmp", ".jpg"])
+def test_writing_refuses_arrays_that_are_not_uint8(tmp_path, small_photo, suffix):
+    """The cast to uint8 made 0..1 floats a black image and wrapped int16 values around, without a word."""
+    for bad, hint in [
+        (small_photo / 255.0, "floats in 0..1: multiply by 255"),
+        (small_photo.astype(np.int16) - 10, "other integers: scale"),
+        (small_photo[..., :2], "and clip"),
+    ]:
+        with pytest.raises(ValueError, match=f"image: need an HxWx3 \\(or HxW\\) uint8 array, got .*{hint}"):
+            write_image(tmp_path / f"x{suffix}", bad)
+    assert not list(tmp_path.iterdir())
+    write_image(tmp_path / f"gray{suffix}", small_photo[..., 0])
+    write_image(tmp_path / f"rgb{suffix}", small_photo)
+    if suffix != ".jpg":
+        np.testing.assert_array_equal(read_image(tmp_path / f"rgb{suffix}"), small_photo)

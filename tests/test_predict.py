@@ -77,6 +77,31 @@ def test_predict_errors_name_the_culprit(parts, tmp_path):
         combine(extractor, head, TargetNormalizer("quantile").fit({"score": [1.0, 2.0]}, "score"))
 
 
+def test_a_head_given_as_a_model_takes_its_normaliser_or_warns(parts, small_photo):
+    """A loaded head has no file beside which its normaliser lies: its scores were z-scores, without a word."""
+    import keras
+
+    extractor, _, norm, exported = parts
+    expected = predict([small_photo], exported)
+    head_model = keras.saving.load_model(exported.parent / "head.keras")
+    np.testing.assert_allclose(
+        predict([small_photo], extractor, head=head_model, normalizer=norm), expected, rtol=1e-5, atol=1e-6
+    )
+    with pytest.warns(UserWarning, match="normalizer=deepfl.export.head_normalizer"):
+        raw = predict([small_photo], extractor, head=head_model)
+    np.testing.assert_allclose(norm.inverse_values("score", raw), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_predict_names_arrays_with_nan_without_the_advice_for_0_to_1_images(parts, small_photo):
+    _, _, _, exported = parts
+    image = small_photo.astype(np.float32)
+    image[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"images\[0\]: holds 1 NaN or infinite value\(s\)$"):
+        predict([image], exported)
+    with pytest.raises(ValueError, match=r"images\[0\]: float values -3\.\.[0-9]+; the models take RGB in 0\.\.255$"):
+        predict([np.clip(small_photo.astype(np.float32) - 3, -3, 255)], exported)
+
+
 def test_expand_inputs(tmp_path, small_photo):
     for name in ("b.png", "a.png"):
         write_image(tmp_path / name, small_photo)
