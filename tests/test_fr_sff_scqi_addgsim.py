@@ -101,6 +101,29 @@ def test_sff_matches_loop_transcription_of_the_original(small_photo):
     assert got == pytest.approx(expected, abs=1e-9)
 
 
+def test_sff_of_a_flat_reference_is_nan_as_in_the_original(small_photo):
+    """SFF.m averages an empty selection (no reference block with a feature response): NaN. A feature term of 1
+    there rated a grey reference identical to a photo, to black and to heavy noise."""
+    from deepfl.fr import compute
+    from deepfl.fr.functional.staging import compiled_from_first_call
+
+    flat = np.full((48, 64, 3), 100, np.uint8)
+    rng = np.random.default_rng(0)
+    noisy = np.clip(flat + rng.normal(0, 30, flat.shape), 0, 255).astype(np.uint8)
+    photo = np.ascontiguousarray(small_photo[:48, :64])
+    w = load_basis()
+    with pytest.warns(RuntimeWarning, match="Mean of empty slice"):  # SFF.m's empty selection
+        assert np.isnan(_sff_reference_loops(flat.astype(np.float64), photo.astype(np.float64), w))
+    refs = np.stack([flat, flat, flat, flat, photo])
+    dists = np.stack([photo, np.zeros_like(flat), noisy, flat, flat])
+    numpy_form = compute(refs, dists, "sff")["sff"]
+    with compiled_from_first_call():
+        graph = compute(refs, dists, "sff")["sff"]
+    for scores in (numpy_form, graph):
+        assert np.isnan(scores[:4]).all(), scores
+        assert 0.0 < scores[4] < 1.0  # a photo against a flat distorted image: a number, well below 1
+
+
 def test_patch_vectors_use_matlab_column_major_order():
     patch = np.arange(2 * 2 * 3).reshape(2, 2, 3)
     np.testing.assert_array_equal(patches_to_vectors(patch), patch.reshape(-1, order="F"))

@@ -120,6 +120,24 @@ def test_labels_match_direct_scores_and_bad_pairs_are_named(pair_set, tmp_path):
     assert row.sff == pytest.approx(float(np.asarray(sff(ref, dist))[0]), abs=1e-9)
 
 
+def test_a_flat_reference_gets_no_sff_label_and_is_named(tmp_path, small_photo):
+    """SFF is NaN where the reference has no feature response (as SFF.m): the row is skipped, by name, rather
+    than written with a perfect score."""
+    root = tmp_path / "images"
+    root.mkdir()
+    write_image(root / "flat.png", np.full((48, 64, 3), 90, np.uint8))
+    write_image(root / "photo.png", np.ascontiguousarray(small_photo[:48, :64]))
+    write_image(root / "flat_on_photo.png", np.ascontiguousarray(small_photo[:48, :64]))
+    write_image(root / "photo_noisy.png", np.clip(small_photo[:48, :64].astype(int) + 9, 0, 255).astype(np.uint8))
+    manifest = tmp_path / "manifest.csv"
+    rows = [("flat_on_photo.png", "flat.png"), ("photo_noisy.png", "photo.png")]
+    pd.DataFrame(rows, columns=["dist_im", "ref_im"]).to_csv(manifest, index=False)
+    out = tmp_path / "labels.csv"
+    summary = labeling.label_pairs(labeling.read_manifest(manifest), root, out, metrics=["ssim", "sff"])
+    assert summary.written == 1 and list(_read(out).dist_im) == ["photo_noisy.png"]
+    assert summary.skipped == ["flat_on_photo.png: non-finite sff score; row skipped"]
+
+
 def test_references_packed_in_one_call_score_like_pairs_alone(pair_set, tmp_path):
     """batch_size=25 packs the three references (ref_index) into one call per metric; each row must equal the
     pair scored alone, and the rows and skipped pairs must be those of one reference per call."""

@@ -6,8 +6,11 @@ removed; blocks whose mean absolute difference reaches the median are kept; thei
 compared where the reference response energy exceeds 0.4 x its mean (feature similarity, C = 0.08); block means
 of the selected blocks are correlated (luminance correlation, Cm = 0.001); score = 0.8 lum + 0.2 feature.
 W is our own ICA basis (`deepfl/fr/data/sff_ica.npz`, see `deepfl.fr.sff_basis`); pass `w=` for another one.
-Everything after the pixels is float64 as in MATLAB. One deliberate deviation: where the original divides
-by an empty selection (constant images: NaN), the feature term is 1.
+Everything after the pixels is float64 as in MATLAB. Where no selected block of the reference has any
+feature response (a constant reference, or one constant wherever the change reaches the median), the original
+averages an empty selection and scores NaN, and so does this port: any number there would be invented (a
+feature term of 1, as before, rated a grey reference identical to a photo, black or heavy noise).
+`deepfl-label` reports such a pair by name and skips its row.
 With `ref_index` the reference's block vectors and ICA responses are computed once per unique reference
 (values equal the unshared ones to 1e-16).
 """
@@ -104,7 +107,9 @@ def _sff(ref: tf.Tensor, dist: tf.Tensor, w: tf.Tensor, ref_index: tf.Tensor | N
     visible = tf.logical_and(chosen, energy > threshold[:, None])
     similarity = tf.reduce_mean((2 * a * b + C_FEATURE) / (a * a + b * b + C_FEATURE), -1)
     count = tf.reduce_sum(tf.cast(visible, tf.float64), -1)
-    feature = tf.where(count > 0, _masked_mean(similarity, visible, -1), tf.ones_like(count))
+    feature = tf.where(
+        count > 0, _masked_mean(similarity, visible, -1), tf.fill(tf.shape(count), tf.constant(np.nan, tf.float64))
+    )
 
     # Luminance correlation of the block means whose change reaches the median change.
     merr = tf.abs(mr - md)

@@ -61,7 +61,7 @@ def sff(ref: np.ndarray, dist: np.ndarray, w: np.ndarray, ref_index: np.ndarray 
     threshold = T_VISUAL * _masked_mean(energy, chosen)
     visible = chosen & (energy > threshold[:, None])
     similarity = ((2 * a * b + C_FEATURE) / (a * a + b * b + C_FEATURE)).mean(-1)
-    feature = np.where(visible.any(-1), _masked_mean(similarity, visible), 1.0)
+    feature = np.where(visible.any(-1), _masked_mean(similarity, visible), np.nan)  # the original's empty mean
 
     # Luminance correlation of the block means whose change reaches the median change.
     merr = np.abs(mr - md)
