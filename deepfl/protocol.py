@@ -62,6 +62,8 @@ class HeadConfig:
             raise ValueError(f"epochs: must be >= 1, got {self.epochs}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size: must be >= 1, got {self.batch_size}")
+        if isinstance(self.learning_rates, (int, float)):
+            raise ValueError(f"learning_rates: need a sequence, e.g. ({self.learning_rates},), got a number")
         if not self.learning_rates or any(not lr > 0 for lr in self.learning_rates):
             raise ValueError(f"learning_rates: need positive values, got {list(self.learning_rates)}")
 
@@ -244,6 +246,11 @@ def train_head(
 
 def _split_indices(labels: Sequence[str]) -> dict[str, np.ndarray]:
     labels = np.asarray(labels).astype(str)
+    unknown = sorted(set(labels.tolist()) - set(SPLIT_NAMES) - {""})
+    if unknown:
+        raise ValueError(
+            f"splits: labels must be {'/'.join(SPLIT_NAMES)} (or empty for a row left out), got {unknown[:3]}"
+        )
     out = {name: np.flatnonzero(labels == name) for name in SPLIT_NAMES}
     for name in SPLIT_NAMES:
         if out[name].size < 2:
@@ -324,6 +331,14 @@ def run_protocol(
         raise ValueError(f"scores: non-finite value at row {int(np.flatnonzero(~np.isfinite(scores))[0])}")
     if not len(splits):
         raise ValueError("splits: at least one split is needed")
+    for k, labels in enumerate(splits):
+        if isinstance(labels, Mapping) or np.size(labels) != scores.size:
+            raise ValueError(
+                f"splits: split {k} must give one label (train/val/test) per row, {scores.size} in all, got "
+                + (f"a mapping of {sorted(map(str, labels))}" if isinstance(labels, Mapping) else f"{np.size(labels)}")
+                + " (data.repeated_splits' tables of rows become labels through protocol.split_labels(table, parts); "
+                "protocol.table_splits makes them from a table)"
+            )
     images = list(images) if images is not None else [str(i) for i in range(scores.size)]
     content = list(content) if content is not None else [""] * scores.size
     out = Path(out_dir) if out_dir is not None else None

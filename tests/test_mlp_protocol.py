@@ -137,6 +137,26 @@ def test_cross_dataset_and_bad_splits():
         run_protocol(x, score, [np.array(["train"] * 80)], config)
 
 
+def test_splits_in_another_form_are_refused_with_the_way_to_labels():
+    """deepfl.data.repeated_splits' tables, and labels spelled otherwise, said "the 'train' set has 0 rows"."""
+    from deepfl import data
+
+    x, score, content = _synthetic(n=40, dim=4)
+    table = pd.DataFrame({"image": [f"{i}.png" for i in range(40)], "content": content, "score": score})
+    parts = data.repeated_splits(table, n=2, ratios=(0.6, 0.2, 0.2), seed=0)
+    config = HeadConfig(hidden=(4,), dropout=(0.0,), epochs=1, batch_size=8, learning_rates=(1e-2,))
+    with pytest.raises(ValueError, match=r"split 0 must give one label .* 40 in all, got a mapping of \['test', "):
+        run_protocol(x, score, parts, config)
+    with pytest.raises(ValueError, match="protocol.split_labels"):
+        run_protocol(x, score, [np.array(["train"] * 39)], config)
+    labels = split_labels(table, parts[0])
+    with pytest.raises(ValueError, match=r"labels must be train/val/test .* got \['training'\]"):
+        run_protocol(x, score, [np.where(labels == "train", "training", labels)], config)
+    assert len(run_protocol(x, score, [split_labels(table, p) for p in parts], config).per_split) == 2
+    with pytest.raises(ValueError, match=r"learning_rates: need a sequence, e.g. \(0.001,\), got a number"):
+        HeadConfig(learning_rates=1e-3)
+
+
 def test_split_labels_from_data_parts():
 
     table = pd.DataFrame({"content": list("aabbcc")}, index=[10, 11, 12, 13, 14, 15])

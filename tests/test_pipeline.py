@@ -157,6 +157,21 @@ def test_mixed_sizes_batched_by_shape(images, tmp_path, small_photo):
     assert sorted(b.shape for b in batches) == [(1, 30, 40, 3), (3, 48, 64, 3)]
 
 
+def test_a_crop_larger_than_the_images_is_named_not_called_corrupt(images, caplog):
+    """Every image smaller than crop_size: no batch, and the stats called all of them corrupt while
+    name_skipped (checking decodability only) found none of them."""
+    table = table_of(images[:4])
+    stats = dd.PipelineStats()
+    batches, _ = collect(dd.make_dataset(table, "score", 2, training=True, crop_size=(56, 56), stats=stats))
+    assert batches == [] and stats.skipped == 4
+    assert stats.summary() == "0 of 4 images decoded, 4 skipped (unreadable or smaller than the crop)"
+    with caplog.at_level(logging.WARNING, logger="deepfl"):
+        named = stats.name_skipped(table["image"])
+    assert [p for p, _ in named] == list(table["image"])
+    assert "64x48 pixels (width x height), smaller than the crop of 56x56" in named[0][1]
+    assert f"{images[0]}: image skipped (64x48 pixels" in caplog.text
+
+
 def test_corrupt_images_skipped_and_counted_or_stop(images, tmp_path, caplog):
     truncated = tmp_path / "truncated.png"
     truncated.write_bytes(images[0].read_bytes()[:200])
@@ -182,7 +197,7 @@ def test_corrupt_images_skipped_and_counted_or_stop(images, tmp_path, caplog):
     stats._seen.assign(1)
     with caplog.at_level(logging.WARNING, logger="deepfl"):
         named = stats.name_skipped(table["image"])
-    assert {p for p, _ in named} == set(bad) and f"{not_image}: unreadable image skipped" in caplog.text
+    assert {p for p, _ in named} == set(bad) and f"{not_image}: image skipped" in caplog.text
     uncounted = dd.PipelineStats()
     batches, _ = collect(dd.make_dataset(table, "score", 2, stats=uncounted, count_errors=False))
     assert sum(len(b) for b in batches) == 3 and uncounted.seen == 0

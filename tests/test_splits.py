@@ -164,3 +164,19 @@ def test_repeated_splits_do_not_warn_when_all_differ(caplog):
         splits = dd.repeated_splits(table, n=10, seed=0)
     assert _distinct_splits(splits) == 10
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_too_few_contents_for_a_part_are_warned_once(caplog):
+    """3 contents at 60/20/20 gave an empty test part without a word."""
+    table = fake_table(3, 2)
+    with caplog.at_level("WARNING", logger="deepfl"):
+        parts = dd.content_split(table)
+        dd.repeated_splits(table, n=5, seed=0)
+    assert len(parts["test"]) == 0
+    empty = [r.getMessage() for r in caplog.records if "part empty" in r.getMessage()]
+    assert empty == ["splits: 3 content(s) leave the test part empty; ratios 0.6/0.2/0.2 need at least 4 contents"] * 2
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="deepfl"):
+        dd.content_split(fake_table(4, 2))
+        dd.content_split(table, ratios=(0.5, 0.5, 0.0))
+    assert not caplog.records

@@ -167,13 +167,15 @@ def find_unreadable_images(paths: Sequence[str], crop_size: Sequence[int] | None
 
 
 class PipelineStats:
-    """Counts images entering the decoder and images decoded; the difference is the corrupt ones skipped.
+    """Counts images entering the decoder and images decoded; the difference is the images skipped: unreadable,
+    or (with `crop_size`) smaller than the crop.
 
-    Read `skipped` after an epoch has been consumed (while iterating, elements still in flight count as
-    skipped). Counts accumulate over epochs until `reset()`.
+    Read `skipped` after an epoch of a dataset that is not repeated has been consumed (while iterating, elements
+    still in flight count as skipped). Counts accumulate over epochs until `reset()`.
     """
 
-    def __init__(self):
+    def __init__(self, crop_size: tuple[int, int] | None = None):
+        self.crop_size = crop_size  # set by make_dataset when it crops: name_skipped also names images too small
         with tf.device("/CPU:0"):
             self._seen = tf.Variable(0, dtype=tf.int64, trainable=False, name="deepfl_images_seen")
             self._decoded = tf.Variable(0, dtype=tf.int64, trainable=False, name="deepfl_images_decoded")
@@ -200,13 +202,14 @@ class PipelineStats:
         hidden by TF_CPP_MIN_LOG_LEVEL) and returns them as (path, reason); does nothing when none were skipped."""
         if self.skipped <= 0:
             return []
-        bad = find_unreadable_images(paths)
+        bad = find_unreadable_images(paths, self.crop_size)
         for path, reason in bad:
-            log.warning("%s: unreadable image skipped (%s)", path, reason)
+            log.warning("%s: image skipped (%s)", path, reason)
         return bad
 
     def summary(self) -> str:
-        return f"{self.decoded} of {self.seen} images decoded, {self.skipped} corrupt skipped"
+        why = "unreadable or smaller than the crop" if self.crop_size else "unreadable"
+        return f"{self.decoded} of {self.seen} images decoded, {self.skipped} skipped ({why})"
 
     def __repr__(self) -> str:
         return f"PipelineStats(seen={self.seen}, decoded={self.decoded}, skipped={self.skipped})"
@@ -320,6 +323,8 @@ def make_dataset(
     shuffle = training if shuffle is None else bool(shuffle)
     augment_flip = bool(flip) and training
     stats = stats if stats is not None else PipelineStats()
+    if crop_size is not None:
+        stats.crop_size = crop_size
     seed = int(seed)
 
     paths = table["image"].astype(str).to_numpy()

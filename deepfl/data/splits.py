@@ -48,6 +48,24 @@ def min_contents(ratios: Sequence[float] = (0.6, 0.2, 0.2)) -> int:
     return next(n for n in range(1, 10_000) if np.all(_part_sizes(n, values)[values > 0] > 0))
 
 
+def _warn_if_a_part_is_empty(num_contents: int, ratios: np.ndarray) -> None:
+    """One warning when `num_contents` leave a part with a positive ratio empty (3 contents at 60/20/20: no
+    test set), which the splits would otherwise return without a word."""
+    empty = [
+        name
+        for name, size, ratio in zip(SPLIT_NAMES, _part_sizes(num_contents, ratios), ratios)
+        if ratio > 0 and size == 0
+    ]
+    if empty:
+        log.warning(
+            "splits: %d content(s) leave the %s part empty; ratios %s need at least %d contents",
+            num_contents,
+            "/".join(empty),
+            "/".join(f"{r:g}" for r in ratios),
+            min_contents(ratios),
+        )
+
+
 def _split_by_permutation(
     table: pd.DataFrame, contents: np.ndarray, permutation: np.ndarray, ratios: np.ndarray
 ) -> dict[str, pd.DataFrame]:
@@ -74,6 +92,7 @@ def content_split(
     contents = _contents(table)
     if len(contents) == 0:
         raise ValueError("table: is empty, nothing to split")
+    _warn_if_a_part_is_empty(len(contents), ratios)
     permutation = np.random.default_rng(seed).permutation(len(contents))
     return _split_by_permutation(table, contents, permutation, ratios)
 
@@ -130,6 +149,7 @@ def repeated_splits(
         raise ValueError("table: is empty, nothing to split")
     children = np.random.SeedSequence(seed).spawn(int(n))
     permutations = [np.random.default_rng(child).permutation(len(contents)) for child in children]
+    _warn_if_a_part_is_empty(len(contents), ratios)
     _warn_repeats(contents, permutations, ratios)
     return [_split_by_permutation(table, contents, permutation, ratios) for permutation in permutations]
 
