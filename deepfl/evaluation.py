@@ -153,23 +153,37 @@ def _nearly_linear(pred: np.ndarray, target: np.ndarray, spread: float) -> np.nd
     return np.array([level + half_span, level - half_span, centre, width])
 
 
+# The fewest points on which the 4-parameter logistic is fitted: on 4 or fewer it can pass through every point
+# (two anti-ranked points gave plcc_logistic 1.0 and rmse_logistic 0.0004).
+MIN_POINTS_LOGISTIC = 5
+
+
 def plcc_logistic(pred: Sequence[float], target: Sequence[float]) -> float:
-    """PLCC after mapping the predictions with the fitted 4-parameter logistic."""
+    """PLCC after mapping the predictions with the fitted 4-parameter logistic; NaN on fewer than
+    `MIN_POINTS_LOGISTIC` points."""
     pred, target = _pair(pred, target)
+    if pred.size < MIN_POINTS_LOGISTIC:
+        return float("nan")
     return plcc(logistic4(pred, *fit_logistic(pred, target)), target)
 
 
 def evaluate(pred: Sequence[float], target: Sequence[float]) -> dict[str, float]:
-    """All criteria at once: srocc, plcc, plcc_logistic, krocc, rmse, rmse_logistic."""
+    """All criteria at once: srocc, plcc, plcc_logistic, krocc, rmse, rmse_logistic.
+
+    The `_logistic` criteria compare the targets with the predictions mapped by the fitted 4-parameter logistic
+    (VQEG): the mapping may fall, so plcc_logistic is not negative even where srocc is (lower-is-better
+    predictions). They are NaN on fewer than `MIN_POINTS_LOGISTIC` points, where the fit says nothing.
+    """
     pred, target = _pair(pred, target)
-    mapped = logistic4(pred, *fit_logistic(pred, target))
+    fitted = pred.size >= MIN_POINTS_LOGISTIC
+    mapped = logistic4(pred, *fit_logistic(pred, target)) if fitted else None
     return {
         "srocc": srocc(pred, target),
         "plcc": plcc(pred, target),
-        "plcc_logistic": plcc(mapped, target),
+        "plcc_logistic": plcc(mapped, target) if fitted else float("nan"),
         "krocc": krocc(pred, target),
         "rmse": rmse(pred, target),
-        "rmse_logistic": rmse(mapped, target),
+        "rmse_logistic": rmse(mapped, target) if fitted else float("nan"),
     }
 
 

@@ -81,3 +81,12 @@ def test_bad_inputs_name_the_argument():
         ev.evaluate([1, 2, 3], [1, np.nan, 2])
     with pytest.raises(ValueError, match="results"):
         ev.summarize([])
+
+
+def test_logistic_criteria_need_five_points():
+    """On two anti-ranked points the fitted curve passed through both: plcc_logistic 1.0, rmse_logistic 0.0004."""
+    few = ev.evaluate([1, 2, 3, 4], [4, 3, 2, 1])
+    assert few["srocc"] == -1.0 and np.isnan(few["plcc_logistic"]) and np.isnan(few["rmse_logistic"])
+    assert np.isnan(ev.plcc_logistic([1, 2], [2, 1]))
+    enough = ev.evaluate([1, 2, 3, 4, 5], [5, 4, 3.5, 2, 1])
+    assert np.isfinite(enough["plcc_logistic"]) and enough["plcc_logistic"] > 0 > enough["plcc"]
