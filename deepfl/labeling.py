@@ -124,6 +124,27 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     return table.reset_index(drop=True)
 
 
+def _pair_table(pairs) -> pd.DataFrame:
+    """`pairs` as a DataFrame with string columns `dist_im, ref_im`: also from KADID's spellings (`dist_img`,
+    `ref_img`, as `read_manifest` takes them) or a list of (dist, ref) tuples; anything else is refused by name
+    (it failed with "'list' object has no attribute 'dist_im'")."""
+    if not isinstance(pairs, pd.DataFrame):
+        try:
+            pairs = pd.DataFrame(list(pairs), columns=list(KEY_COLUMNS), dtype=str)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"pairs: need a DataFrame with dist_im, ref_im or (dist, ref) tuples ({exc})") from None
+    rename = {}
+    for key, aliases in _ALIASES.items():
+        found = [a for a in aliases if a in pairs.columns]
+        if not found:
+            raise ValueError(
+                f"pairs: no column {' or '.join(aliases)} (columns: {', '.join(map(str, pairs.columns))}); "
+                "read_manifest(path) reads a manifest file"
+            )
+        rename[found[0]] = key
+    return pairs.rename(columns=rename)
+
+
 def group_pairs(pairs: pd.DataFrame, batch_size: int = PAIRS_PER_BATCH) -> list[tuple[str, list[str]]]:
     """Groups pairs by reference (first-seen order) in chunks of <= batch_size: [(ref_im, [dist_im, ...])]."""
     if batch_size < 1:
@@ -352,6 +373,7 @@ def label_pairs(
     NumPy form or compiled graph), so they are stored beside the CSV (`<csv>.settings.json`): resuming with
     other values is refused (`deepfl.jobs.SettingsChanged`) unless `overwrite`, which first deletes the CSV.
     """
+    pairs = _pair_table(pairs)
     metrics = check_metrics(metrics)
     functions = load_metric_functions(metrics)
     policy = ErrorPolicy(on_error)

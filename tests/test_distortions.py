@@ -306,6 +306,15 @@ def test_registry_is_complete():
     assert len(set(distortions.DISTORTION_NAMES.values())) == 25
     assert distortions.resolve_type("JPEG") == 10
     assert distortions.resolve_type("7") == 7
+    for spelling in ("Lens Blur", "lens-blur", " LENS_BLUR ", "lens  blur"):
+        assert distortions.resolve_type(spelling) == 2, spelling
+    with pytest.raises(ValueError, match="dist_type: unknown distortion name 'lensblur'"):
+        distortions.resolve_type("lensblur")
+
+
+def test_a_batch_is_refused_with_the_way_to_distort_it():
+    with pytest.raises(ValueError, match=r"got shape \(2, 64, 64, 3\) \(one image at a time"):
+        distortions.distort(np.zeros((2, 64, 64, 3), np.uint8), 1, 1)
 
 
 # ------------------------------------------------------------------------- fast paths equal the plain maths

@@ -243,6 +243,8 @@ def test_bad_inputs_raise_value_error_with_reason(small_photo):
     for name in ("msssim", "iwssim"):  # 96x128 < 161, the size five scales of an 11x11 window need
         with pytest.raises(ValueError, match=f"{name}: images of 128x96 pixels \\(width x height\\) are too small"):
             compute(small_photo, small_photo, [name])
+    with pytest.raises(ValueError, match=r"^msssim, iwssim: images of 128x96 .* they need at least 161, 161 pixels"):
+        compute(small_photo, small_photo)  # every metric too small named at once, not only the first to fail
     with pytest.raises(ValueError, match="sr_sim: .*too small"):
         compute(small_photo[:32, :32], small_photo[:32, :32], ["sr_sim"])
     with pytest.raises(ValueError, match="ssim: .*too small"):
@@ -373,3 +375,12 @@ def test_iwssim_pyramid_equals_plain_buildlpyr(shape):
     ours = laplacian_pyramid(tf.constant(image[None, :, :, None]), 3, tf.float64)
     for band, expected in zip(ours, _numpy_lpyr(image, 3)):
         np.testing.assert_allclose(np.asarray(band)[0, :, :, 0], expected, rtol=0, atol=1e-9)
+
+
+def test_a_list_of_images_of_different_sizes_is_refused_naming_ref():
+    """NumPy's "inhomogeneous shape" named neither argument."""
+    from deepfl.fr import compute
+
+    images = [np.zeros((64, 64, 3), np.uint8), np.zeros((48, 64, 3), np.uint8)]
+    with pytest.raises(ValueError, match=r"ref: images of different sizes \(48x64x3, 64x64x3\) cannot form one batch"):
+        compute(images, images, "ssim")

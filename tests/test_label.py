@@ -120,6 +120,24 @@ def test_labels_match_direct_scores_and_bad_pairs_are_named(pair_set, tmp_path):
     assert row.sff == pytest.approx(float(np.asarray(sff(ref, dist))[0]), abs=1e-9)
 
 
+def test_pairs_given_in_memory_with_kadid_names_or_as_tuples(pair_set, tmp_path):
+    """A DataFrame with KADID's dist_img/ref_img (which read_manifest takes) or a list of (dist, ref) tuples
+    failed with AttributeError: 'dist_im'."""
+    manifest, root = pair_set
+    kadid = pd.read_csv(manifest).rename(columns={"dist_im": "dist_img", "ref_im": "ref_img"}).head(3)
+    tuples = list(kadid.itertuples(index=False, name=None))
+    outputs = []
+    for k, pairs in enumerate([kadid, tuples]):
+        out = tmp_path / f"labels{k}.csv"
+        labeling.label_pairs(pairs, root, out, metrics=["gmsd"])
+        outputs.append(out.read_text())
+    assert outputs[0] == outputs[1] and len(outputs[0].splitlines()) == 4
+    with pytest.raises(ValueError, match=r"pairs: no column dist_im or dist_img \(columns: image, score\)"):
+        labeling.label_pairs(pd.DataFrame({"image": ["a"], "score": [1]}), root, tmp_path / "x.csv")
+    with pytest.raises(ValueError, match="pairs: need a DataFrame with dist_im, ref_im or"):
+        labeling.label_pairs([("a.png", "r.png", "extra")], root, tmp_path / "y.csv")
+
+
 def test_a_flat_reference_gets_no_sff_label_and_is_named(tmp_path, small_photo):
     """SFF is NaN where the reference has no feature response (as SFF.m): the row is skipped, by name, rather
     than written with a perfect score."""

@@ -115,9 +115,10 @@ MIN_SIZE = 48
 
 
 def resolve_type(dist_type: int | str) -> int:
-    """Returns the KADID id (1..25) of a type given by id or by snake_case name; ValueError names the argument."""
+    """Returns the KADID id (1..25) of a type given by id or by name (snake_case, or with spaces or hyphens in any
+    case: "lens_blur", "Lens Blur", "lens-blur"); ValueError names the argument."""
     if isinstance(dist_type, str):
-        key = dist_type.strip().lower()
+        key = "_".join(dist_type.strip().lower().replace("-", " ").replace("_", " ").split())
         if key.isdigit():
             return resolve_type(int(key))
         if key not in _BY_NAME:
@@ -145,7 +146,13 @@ def _check_image(image) -> np.ndarray:
         raise ValueError(f"image: must have dtype uint8, got {image.dtype}")
     if image.ndim != 3 or image.shape[2] != 3:
         alpha = image.ndim == 3 and image.shape[2] == 4
-        hint = "drop the alpha channel: image[..., :3]" if alpha else "replicate gray to 3 channels"
+        hint = (
+            "drop the alpha channel: image[..., :3]"
+            if alpha
+            else "one image at a time: distort(images[i], ...)"
+            if image.ndim == 4
+            else "replicate gray to 3 channels"
+        )
         raise ValueError(f"image: must be HxWx3 RGB, got shape {image.shape} ({hint})")
     if image.shape[0] < MIN_SIZE or image.shape[1] < MIN_SIZE:
         raise ValueError(f"image: must be at least {MIN_SIZE}x{MIN_SIZE}, got {image.shape[0]}x{image.shape[1]}")

@@ -64,6 +64,14 @@ def compute(
         raise ValueError("metrics: at least one metric is needed")
     functions = {name: metric_function(name) for name in metrics}
     ref_t, dist_t, index = validate_images(ref, dist, ref_index)
+    height, width = dist_t.shape[1:3]
+    too_small = [name for name in functions if min(height, width) < SPEC_BY_NAME[name].min_size]
+    if too_small:  # all of them at once (the first metric to fail named only itself)
+        needs = ", ".join(str(SPEC_BY_NAME[name].min_size) for name in too_small)
+        raise ValueError(
+            f"{', '.join(too_small)}: images of {width}x{height} pixels (width x height) are too small, "
+            f"{'it needs' if len(too_small) == 1 else 'they need'} at least {needs} pixels per side"
+        )
     return score_metrics(functions, ref_t, dist_t, index)
 
 

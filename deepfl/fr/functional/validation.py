@@ -15,10 +15,23 @@ log = logging.getLogger("deepfl")
 _WARNED_UNIT_RANGE: set[str] = set()  # metrics that have warned about [0, 1] input in this process
 
 
+def _as_array(images, name: str) -> np.ndarray:
+    """`images` as one array; a list of images of different sizes is refused naming `name` (NumPy said only
+    "inhomogeneous shape")."""
+    try:
+        return np.asarray(images)
+    except ValueError:
+        sizes = sorted({np.shape(image) for image in images})
+        raise ValueError(
+            f"{name}: images of different sizes ({', '.join('x'.join(map(str, s)) for s in sizes[:3])}"
+            f"{', ...' if len(sizes) > 3 else ''}) cannot form one batch; score each size in its own call"
+        ) from None
+
+
 def validate_pair(ref: np.ndarray, dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Checks dtype/shape of a (reference, distorted) pair; returns both as NxHxWx3 uint8 arrays."""
-    ref = np.asarray(ref)
-    dist = np.asarray(dist)
+    ref = _as_array(ref, "ref")
+    dist = _as_array(dist, "dist")
     for name, image in (("ref", ref), ("dist", dist)):
         if image.dtype != np.uint8:
             raise ValueError(f"{name}: expected uint8 RGB, got dtype {image.dtype}")
@@ -47,7 +60,7 @@ def validate_images(
     if ref_index is None:
         ref_t, dist_t = prepare_pair(ref, dist)
         return ref_t, dist_t, None
-    ref, dist = np.asarray(ref), np.asarray(dist)
+    ref, dist = _as_array(ref, "ref"), _as_array(dist, "dist")
     if ref.ndim == 3:
         ref = ref[None]
     if dist.ndim == 3:
