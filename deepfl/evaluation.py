@@ -21,9 +21,14 @@ CRITERIA: tuple[str, ...] = ("srocc", "plcc", "plcc_logistic", "krocc", "rmse", 
 
 
 def _pair(pred: Sequence[float], target: Sequence[float], strict: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Validates and converts a prediction/target pair to float64 vectors (`strict=False`: shapes only)."""
-    pred = np.asarray(pred, dtype=np.float64).reshape(-1)
-    target = np.asarray(target, dtype=np.float64).reshape(-1)
+    """Validates and converts a prediction/target pair to float64 vectors (`strict=False`: shapes only). A
+    column (N x 1) counts as a vector; a table of several columns is refused (flattened, its values were paired
+    with targets they do not belong to)."""
+    pred, target = np.asarray(pred, dtype=np.float64), np.asarray(target, dtype=np.float64)
+    for name, values in (("pred", pred), ("target", target)):
+        if sum(size > 1 for size in values.shape) > 1:
+            raise ValueError(f"{name}: need one value per image, got shape {values.shape}")
+    pred, target = pred.reshape(-1), target.reshape(-1)
     if pred.shape != target.shape:
         raise ValueError(f"pred: has {pred.size} values but target has {target.size}")
     if not strict:

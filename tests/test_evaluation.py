@@ -90,3 +90,10 @@ def test_logistic_criteria_need_five_points():
     assert np.isnan(ev.plcc_logistic([1, 2], [2, 1]))
     enough = ev.evaluate([1, 2, 3, 4, 5], [5, 4, 3.5, 2, 1])
     assert np.isfinite(enough["plcc_logistic"]) and enough["plcc_logistic"] > 0 > enough["plcc"]
+
+
+def test_a_table_of_predictions_is_refused_not_flattened():
+    y = np.arange(6.0)
+    with pytest.raises(ValueError, match=r"pred: need one value per image, got shape \(6, 2\)"):
+        ev.srocc(np.c_[y, y], np.r_[y, y])
+    assert ev.srocc(y[:, None], y) == 1.0  # a column is one value per image
