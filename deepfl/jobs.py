@@ -323,7 +323,8 @@ def check_settings(
             stored = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             raise SettingsChanged(
-                f"{path}: unreadable stored settings ({exc}); use --overwrite to start again"
+                f"{path}: unreadable stored settings ({exc}); use --overwrite (overwrite=True from Python) to start "
+                "again"
             ) from None
         if stored == settings:
             return True
@@ -335,7 +336,8 @@ def check_settings(
         where = output if output is not None else path.parent
         raise SettingsChanged(
             f"{where} was made with other settings ({'; '.join(changes)}): rerun with the "
-            "earlier flags to resume, write to a new output, or pass --overwrite to discard it"
+            "earlier flags (arguments) to resume, write to a new output, or pass --overwrite (overwrite=True from "
+            "Python) to discard it"
         )
     atomic_write_bytes(path, text)
     return False
