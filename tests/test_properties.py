@@ -2,8 +2,9 @@
 
 FR metrics (`deepfl.fr`): each gives its perfect value (1, or 0 for the distance-like MDSI and GMSD) on
 identical images and a finite value on any pair of valid uint8 images, including flat, noisy and
-saturated ones. Distortions (`deepfl.distortions.distort`): every type and level keeps the shape and dtype,
-and the same seed gives the same bytes. Examples are few and images small (fixed size per metric: the first example
+saturated ones; SFF gives NaN where the reference is flat grey, as `SFF.m` does. Distortions
+(`deepfl.distortions.distort`): every type and level keeps the shape and dtype, and the same seed gives the same
+bytes. Examples are few and images small (fixed size per metric: the first example
 runs the metric's NumPy form, the later ones its compiled graph); `derandomize=True` makes every run draw the
 same examples.
 """
@@ -78,6 +79,9 @@ def test_metric_perfect_on_identical_and_finite_on_any_pair(name):
     def check(ref, dist):
         scores = compute(np.stack([ref, ref]), np.stack([ref, dist]), [name])[name]
         assert scores.shape == (2,)
+        if name == "sff" and np.ptp(ref) == 0:  # flat grey: SFF.m's empty selection (a flat colour responds)
+            assert np.all(np.isnan(scores)), f"sff: flat reference scored {scores}, SFF.m gives NaN"
+            return
         assert np.all(np.isfinite(scores)), f"{name}: non-finite score {scores}"
         assert scores[0] == pytest.approx(_perfect(name), abs=1e-4), f"{name}: identical images scored {scores[0]}"
 

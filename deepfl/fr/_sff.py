@@ -7,10 +7,10 @@ compared where the reference response energy exceeds 0.4 x its mean (feature sim
 of the selected blocks are correlated (luminance correlation, Cm = 0.001); score = 0.8 lum + 0.2 feature.
 W is our own ICA basis (`deepfl/fr/data/sff_ica.npz`, see `deepfl.fr.sff_basis`); pass `w=` for another one.
 Everything after the pixels is float64 as in MATLAB. Where no selected block of the reference has any
-feature response (a constant reference, or one constant wherever the change reaches the median), the original
-averages an empty selection and scores NaN, and so does this port: any number there would be invented (a
-feature term of 1, as before, rated a grey reference identical to a photo, black or heavy noise).
-`deepfl-label` reports such a pair by name and skips its row.
+feature response (a flat grey reference, or one flat grey wherever the change reaches the median; a flat
+colour still responds, across its channels), the original averages an empty selection and scores NaN, and so
+does this port: any number there would be invented (a feature term of 1, as before, rated a grey reference
+identical to a photo, black or heavy noise). `deepfl-label` reports such a pair by name and skips its row.
 With `ref_index` the reference's block vectors and ICA responses are computed once per unique reference
 (values equal the unshared ones to 1e-16).
 """
