@@ -20,7 +20,7 @@ import io
 import logging
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,6 +94,18 @@ def load_metric_functions(metrics: Sequence[str]) -> dict:
     return functions
 
 
+def _key_renames(columns, error: Callable[[str], Exception]) -> dict[str, str]:
+    """{column: key} for each of `KEY_COLUMNS` under the first of its spellings (`_ALIASES`) found in `columns`;
+    raises `error(text)` naming a key none of whose spellings is there."""
+    rename = {}
+    for key, aliases in _ALIASES.items():
+        found = [a for a in aliases if a in columns]
+        if not found:
+            raise error(f"no column {' or '.join(aliases)} (columns: {', '.join(map(str, columns))})")
+        rename[found[0]] = key
+    return rename
+
+
 def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     """Reads a pair manifest -> DataFrame with string columns `dist_im, ref_im` (other columns dropped)."""
     path = Path(path)
@@ -103,12 +115,7 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise TableError(f"{path}: not a readable CSV ({exc})") from None
-    rename = {}
-    for key, aliases in _ALIASES.items():
-        found = [a for a in aliases if a in table.columns]
-        if not found:
-            raise TableError(f"{path}: no column {' or '.join(aliases)} (columns: {', '.join(table.columns)})")
-        rename[found[0]] = key
+    rename = _key_renames(table.columns, lambda missing: TableError(f"{path}: {missing}"))
     table = table.rename(columns=rename)[list(KEY_COLUMNS)]
     empty = table[(table.dist_im.str.strip() == "") | (table.ref_im.str.strip() == "")]
     if len(empty):
@@ -133,16 +140,11 @@ def _pair_table(pairs) -> pd.DataFrame:
             pairs = pd.DataFrame(list(pairs), columns=list(KEY_COLUMNS), dtype=str)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"pairs: need a DataFrame with dist_im, ref_im or (dist, ref) tuples ({exc})") from None
-    rename = {}
-    for key, aliases in _ALIASES.items():
-        found = [a for a in aliases if a in pairs.columns]
-        if not found:
-            raise ValueError(
-                f"pairs: no column {' or '.join(aliases)} (columns: {', '.join(map(str, pairs.columns))}); "
-                "read_manifest(path) reads a manifest file"
-            )
-        rename[found[0]] = key
-    return pairs.rename(columns=rename)
+
+    def missing(text: str) -> ValueError:
+        return ValueError(f"pairs: {text}; read_manifest(path) reads a manifest file")
+
+    return pairs.rename(columns=_key_renames(pairs.columns, missing))
 
 
 def group_pairs(pairs: pd.DataFrame, batch_size: int = PAIRS_PER_BATCH) -> list[tuple[str, list[str]]]:

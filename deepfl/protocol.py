@@ -244,7 +244,17 @@ def train_head(
     return HeadTrainer(np.shape(x_train)[1], config).train(x_train, y_train, x_val, y_val, learning_rate)
 
 
-def _split_indices(labels: Sequence[str]) -> dict[str, np.ndarray]:
+def _split_indices(labels: Sequence[str], num_rows: int, which: str) -> dict[str, np.ndarray]:
+    """{"train"/"val"/"test": row indices} of one split given as one label per row (`which` names it in errors):
+    refuses another form (data.repeated_splits' tables of rows), another length, other labels and a set of
+    fewer than 2 rows."""
+    if isinstance(labels, Mapping) or np.size(labels) != num_rows:
+        raise ValueError(
+            f"splits: {which} must give one label (train/val/test) per row, {num_rows} in all, got "
+            + (f"a mapping of {sorted(map(str, labels))}" if isinstance(labels, Mapping) else f"{np.size(labels)}")
+            + " (data.repeated_splits' tables of rows become labels through protocol.split_labels(table, parts); "
+            "protocol.table_splits makes them from a table)"
+        )
     labels = np.asarray(labels).astype(str)
     unknown = sorted(set(labels.tolist()) - set(SPLIT_NAMES) - {""})
     if unknown:
@@ -331,14 +341,7 @@ def run_protocol(
         raise ValueError(f"scores: non-finite value at row {int(np.flatnonzero(~np.isfinite(scores))[0])}")
     if not len(splits):
         raise ValueError("splits: at least one split is needed")
-    for k, labels in enumerate(splits):
-        if isinstance(labels, Mapping) or np.size(labels) != scores.size:
-            raise ValueError(
-                f"splits: split {k} must give one label (train/val/test) per row, {scores.size} in all, got "
-                + (f"a mapping of {sorted(map(str, labels))}" if isinstance(labels, Mapping) else f"{np.size(labels)}")
-                + " (data.repeated_splits' tables of rows become labels through protocol.split_labels(table, parts); "
-                "protocol.table_splits makes them from a table)"
-            )
+    indices = [_split_indices(labels, scores.size, f"split {k}") for k, labels in enumerate(splits)]  # all first
     images = list(images) if images is not None else [str(i) for i in range(scores.size)]
     content = list(content) if content is not None else [""] * scores.size
     out = Path(out_dir) if out_dir is not None else None
@@ -351,7 +354,7 @@ def run_protocol(
     run_key = _run_key(features, scores, splits, config) if out is not None else ""
     label = f"{out.name}/{name}" if out is not None else name  # which run a log line or bar belongs to
     for k, labels in progress(enumerate(splits), total=len(splits), desc=label, unit="split"):
-        idx = _split_indices(labels)
+        idx = indices[k]
         set_of = np.asarray(labels).astype(str)
         finished = _finished_split(out, name, k, run_key) if out is not None else None
         if finished is not None:  # trained by an earlier (interrupted) run of the same inputs and settings
@@ -463,7 +466,7 @@ def cross_dataset(
                 return stored["criteria"]
         except (OSError, UnicodeDecodeError, ValueError):
             pass
-    idx = _split_indices(train_split)
+    idx = _split_indices(train_split, len(train_features), "train_split")
     y, norm = _targets(np.asarray(train_scores, np.float64), idx["train"], config)
     best = None
     trainer = HeadTrainer(train_features.shape[1], config)

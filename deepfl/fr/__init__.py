@@ -56,7 +56,7 @@ def compute(
     `metrics`: names from `METRICS` (all eleven by default or with None; one name may be given as a string).
     Returns {metric: float64 array of N scores}. Two metrics run at a time on two cores (`deepfl.fr.running`).
     """
-    from deepfl.fr.functional.validation import validate_images
+    from deepfl.fr.functional.validation import check_min_sizes, validate_images
     from deepfl.fr.running import score_metrics
 
     metrics = list(METRICS if metrics is None else [metrics] if isinstance(metrics, str) else metrics)
@@ -64,14 +64,8 @@ def compute(
         raise ValueError("metrics: at least one metric is needed")
     functions = {name: metric_function(name) for name in metrics}
     ref_t, dist_t, index = validate_images(ref, dist, ref_index)
-    height, width = dist_t.shape[1:3]
-    too_small = [name for name in functions if min(height, width) < SPEC_BY_NAME[name].min_size]
-    if too_small:  # all of them at once (the first metric to fail named only itself)
-        needs = ", ".join(str(SPEC_BY_NAME[name].min_size) for name in too_small)
-        raise ValueError(
-            f"{', '.join(too_small)}: images of {width}x{height} pixels (width x height) are too small, "
-            f"{'it needs' if len(too_small) == 1 else 'they need'} at least {needs} pixels per side"
-        )
+    # every metric the images are too small for at once (each metric's own check names only itself)
+    check_min_sizes({name: SPEC_BY_NAME[name].min_size for name in functions}, *dist_t.shape[1:3])
     return score_metrics(functions, ref_t, dist_t, index)
 
 

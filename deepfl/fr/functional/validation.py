@@ -104,12 +104,21 @@ def check_tensors(metric: str, ref, dist, min_size: int = 1) -> tuple[tf.Tensor,
         raise ValueError(f"{metric}: ref/dist shapes differ, {tuple(ref.shape)} vs {tuple(dist.shape)}")
     _warn_if_unit_range(metric, ref, dist)
     height, width = ref.shape[1], ref.shape[2]
-    if height is not None and width is not None and min(height, width) < min_size:
-        raise ValueError(
-            f"{metric}: images of {width}x{height} pixels (width x height) are too small, it needs at least "
-            f"{min_size} pixels per side"
-        )
+    if height is not None and width is not None:
+        check_min_sizes({metric: min_size}, height, width)
     return tf.cast(ref, tf.float32), tf.cast(dist, tf.float32)
+
+
+def check_min_sizes(min_sizes: dict[str, int], height: int, width: int) -> None:
+    """Raises one ValueError naming every metric of `min_sizes` ({metric: smallest side}) that images of
+    height x width are too small for."""
+    too_small = [name for name, size in min_sizes.items() if min(height, width) < size]
+    if too_small:
+        needs = ", ".join(str(min_sizes[name]) for name in too_small)
+        raise ValueError(
+            f"{', '.join(too_small)}: images of {width}x{height} pixels (width x height) are too small, "
+            f"{'it needs' if len(too_small) == 1 else 'they need'} at least {needs} pixels per side"
+        )
 
 
 def _warn_if_unit_range(metric: str, ref: tf.Tensor, dist: tf.Tensor) -> None:
