@@ -157,6 +157,28 @@ def test_ctrl_c_caught_after_native_evaluated_code_still_exits_130_under_python_
     assert_one_line(proc.returncode, proc.stderr)
 
 
+def test_an_error_a_ctrl_c_caused_still_exits_130_with_the_line(tmp_path):
+    """A KeyboardInterrupt raised inside a C call can come up as another error: a Ctrl-C of extract-features once
+    ended with exit 1 and "error (SystemError): ... bad argument to internal function (unexpected ...)"."""
+    (tmp_path / "ctrl_c_as_error.py").write_text(
+        "import os, signal, time\n"
+        "from deepfl.cli import app\n"
+        "def main(argv):\n"
+        "    try:\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "        time.sleep(30)\n"
+        "    except KeyboardInterrupt:\n"
+        "        raise SystemError('bad argument to internal function') from None\n"
+        "app.run_app(main)\n"
+    )
+    env = job_env()
+    env["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{env['PYTHONPATH']}"
+    proc = subprocess.run(
+        [sys.executable, "-m", "ctrl_c_as_error"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert_one_line(proc.returncode, proc.stderr)
+
+
 def test_ctrl_c_after_the_job_finished_changes_nothing(tmp_path):
     """A Ctrl-C that lands while a finished job's process exits (its work done, its last line printed, the
     interpreter tearing down, here a slow exit handler) changed nothing: exit 0 and nothing on stderr. Before, the

@@ -122,6 +122,30 @@ def _remove_dead_runs_temp_files() -> None:
             logging.getLogger("deepfl").info("removed %d temporary files left by killed runs in %s", removed, out_dir)
 
 
+def _report_failure(exc: Exception) -> int:
+    """Prints the one line for a job's exception and returns its exit code: 3 for nothing done, 2 for a bad input
+    or flag (the message names the culprit; the exception's class would add nothing), 1 for anything else."""
+    if isinstance(exc, (NothingDone, NoUsableInput)):
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        return EXIT_NOTHING_DONE
+    if isinstance(exc, (DeepflError, FileNotFoundError, NotADirectoryError, JobStopped, ValueError)):
+        print(f"error: {one_line(exc, limit=BAD_INPUT_MESSAGE_CHARS)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if _is_input_op_error(exc):
+        # A tf.data input failure (e.g. a corrupt image with --on_error=stop): one line, not a traceback.
+        print(f"error: {one_line(Exception(tensorflow_message(exc)))}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    # Anything else is a bug or a failure of the environment: one capped line (no tensor dumps), the traceback only
+    # on request.
+    if flags.FLAGS.verbosity >= 1:
+        traceback.print_exception(exc)
+    print(
+        f"error ({type(exc).__name__}): {one_line(exc)} (unexpected; --verbosity=1 shows the traceback)",
+        file=sys.stderr,
+    )
+    return EXIT_UNEXPECTED
+
+
 def run_app(main: Callable[[list[str]], int | None]) -> None:
     """absl `app.run` with one-line errors (the first line, capped, see `deepfl.errors.one_line`): a bad or
     missing flag, DeepflError, FileNotFoundError, NotADirectoryError, ValueError -> exit code 2; NothingDone and
@@ -150,27 +174,14 @@ def run_app(main: Callable[[list[str]], int | None]) -> None:
         except KeyboardInterrupt:
             interrupt.report()
             return EXIT_INTERRUPTED
-        except (NothingDone, NoUsableInput) as exc:
-            print(f"error: {one_line(exc)}", file=sys.stderr)
-            return EXIT_NOTHING_DONE
-        except (DeepflError, FileNotFoundError, NotADirectoryError, JobStopped, ValueError) as exc:
-            # A bad input or flag: the message names the culprit; the exception's class would add nothing for a user.
-            print(f"error: {one_line(exc, limit=BAD_INPUT_MESSAGE_CHARS)}", file=sys.stderr)
-            return EXIT_BAD_INPUT
         except Exception as exc:
-            if _is_input_op_error(exc):
-                # A tf.data input failure (e.g. a corrupt image with --on_error=stop): one line, not a traceback.
-                print(f"error: {one_line(Exception(tensorflow_message(exc)))}", file=sys.stderr)
-                return EXIT_BAD_INPUT
-            # Anything else is a bug or a failure of the environment: one capped line (no tensor dumps), the
-            # traceback only on request.
-            if flags.FLAGS.verbosity >= 1:
-                traceback.print_exc()
-            print(
-                f"error ({type(exc).__name__}): {one_line(exc)} (unexpected; --verbosity=1 shows the traceback)",
-                file=sys.stderr,
-            )
-            return EXIT_UNEXPECTED
+            if interrupt.interrupted.is_set():
+                # The error is the Ctrl-C's doing: a KeyboardInterrupt raised inside a C call can surface as
+                # another error (a SystemError "bad argument to internal function" was seen once in ~80 Ctrl-Cs of
+                # extract-features). Report the interrupt, as on the success path above.
+                interrupt.report()
+                return EXIT_INTERRUPTED
+            return _report_failure(exc)
 
     _show_script_help(main.__module__)
     argv = _help_alias(sys.argv)
