@@ -136,6 +136,16 @@ def test_ctrl_c_during_the_tensorflow_import_prints_only_the_line(tmp_path):
     assert [line for line in err.splitlines() if not line.startswith("INFO ")] == [INTERRUPTED_MESSAGE], err[-3000:]
 
 
+def run_module(folder: Path, module: str) -> tuple[int, str]:
+    """(exit code, stderr) of `python -m module` run from `folder`, where the module's file lies."""
+    env = job_env()
+    env["PYTHONPATH"] = f"{folder}{os.pathsep}{env['PYTHONPATH']}"
+    proc = subprocess.run(
+        [sys.executable, "-m", module], cwd=folder, env=env, capture_output=True, text=True, timeout=120
+    )
+    return proc.returncode, proc.stderr
+
+
 def test_ctrl_c_caught_after_native_evaluated_code_still_exits_130_under_python_m(tmp_path):
     """A KeyboardInterrupt that escapes code a C extension ran with PyRun_String (as pybind11 does during the
     TensorFlow import) is caught by the job's handler; `python -m` must still end with 130, not by SIGINT."""
@@ -149,12 +159,7 @@ def test_ctrl_c_caught_after_native_evaluated_code_still_exits_130_under_python_
         "    run(b'raise KeyboardInterrupt', 257, {}, {})\n"
         "app.run_app(main)\n"
     )
-    env = job_env()
-    env["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{env['PYTHONPATH']}"
-    proc = subprocess.run(
-        [sys.executable, "-m", "native_ctrl_c"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
-    )
-    assert_one_line(proc.returncode, proc.stderr)
+    assert_one_line(*run_module(tmp_path, "native_ctrl_c"))
 
 
 def test_an_error_a_ctrl_c_caused_still_exits_130_with_the_line(tmp_path):
@@ -171,12 +176,7 @@ def test_an_error_a_ctrl_c_caused_still_exits_130_with_the_line(tmp_path):
         "        raise SystemError('bad argument to internal function') from None\n"
         "app.run_app(main)\n"
     )
-    env = job_env()
-    env["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{env['PYTHONPATH']}"
-    proc = subprocess.run(
-        [sys.executable, "-m", "ctrl_c_as_error"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
-    )
-    assert_one_line(proc.returncode, proc.stderr)
+    assert_one_line(*run_module(tmp_path, "ctrl_c_as_error"))
 
 
 def test_ctrl_c_after_the_job_finished_changes_nothing(tmp_path):
