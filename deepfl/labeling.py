@@ -186,18 +186,35 @@ def shard_file(out_csv: str | os.PathLike, num_shards: int, shard_index: int) ->
     return out_csv.with_name(f"{out_csv.stem}.shard-{shard_index:05d}-of-{num_shards:05d}{out_csv.suffix}")
 
 
+# How a pair skipped for its unreadable reference is recorded: "<dist>: skipped, reference <the read error>".
+_REFERENCE_SKIP = ": skipped, reference "
+
+
+def _lines_to_log(bad_pairs: Sequence[str]) -> list[str]:
+    """The lines to log for one reference's skipped pairs: one for all the pairs of an unreadable reference (a
+    wrong --ref_root would otherwise print a line per distorted image), then each other problem."""
+    by_reference = [message for message in bad_pairs if _REFERENCE_SKIP in message]
+    others = [message for message in bad_pairs if _REFERENCE_SKIP not in message]
+    if not by_reference:
+        return others
+    names = [message.split(_REFERENCE_SKIP, 1)[0] for message in by_reference]
+    error = by_reference[0].split(_REFERENCE_SKIP, 1)[1]
+    listed = ", ".join(names[:2]) + (f" and {len(names) - 2} more" if len(names) > 2 else "")
+    plural = "s" if len(names) > 1 else ""
+    return [f"reference {error}: its {len(names)} distorted image{plural} skipped ({listed})", *others]
+
+
 def _load_group(ref_path: str, dist_paths: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """Decodes one reference and its distorted images -> (ref, stack of good ones, their indices, problems)."""
     problems: list[str] = []
     try:
         ref = read_image(ref_path)
     except ImageReadError as exc:
-        message = f"reference {exc}"
         return (
             np.zeros((1, 1, 3), np.uint8),
             np.zeros((0, 1, 1, 3), np.uint8),
             np.zeros(0, np.int32),
-            [f"{d}: skipped, {message}" for d in dist_paths],
+            [f"{d}{_REFERENCE_SKIP}{exc}" for d in dist_paths],
         )
     good, index = [], []
     for i, dist_path in enumerate(dist_paths):
@@ -440,9 +457,9 @@ def label_pairs(
         groups_done = list(pending)
         pending.clear()
         for g in groups_done:
-            for message in g.bad_pairs:
-                summary.skipped.append(message)
-                policy.handle(message)
+            summary.skipped.extend(g.bad_pairs)
+            for line in _lines_to_log(g.bad_pairs):
+                policy.handle(line)
 
     try:
         # References are packed into one metric call until `batch_size` pairs (same image size) are pending, so

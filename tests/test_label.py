@@ -138,6 +138,24 @@ def test_pairs_given_in_memory_with_kadid_names_or_as_tuples(pair_set, tmp_path)
         labeling.label_pairs([("a.png", "r.png", "extra")], root, tmp_path / "y.csv")
 
 
+def test_an_unreadable_reference_is_one_warning_for_all_its_pairs(pair_set, tmp_path, caplog):
+    """A missing reference skips each of its pairs (counted one by one) but is warned once, naming it and how
+    many pairs it takes with it: a wrong --ref_root on a KADIS-size set printed a line per distorted image."""
+    manifest, root = pair_set
+    references = tmp_path / "references"
+    references.mkdir()
+    for name in ("r0.png", "r2.png"):
+        (references / name).write_bytes((root / name).read_bytes())
+    pairs = labeling.read_manifest(manifest)
+    with caplog.at_level("WARNING", logger="deepfl"):
+        summary = labeling.label_pairs(pairs, root, tmp_path / "labels.csv", metrics=["gmsd"], ref_root=references)
+    lost = [m for m in summary.skipped if "r1.png" in m and "reference" in m]
+    assert len(lost) == 4  # r1's three noisy versions and corrupt.png
+    warned = [r.getMessage() for r in caplog.records if "r1.png" in r.getMessage()]
+    assert len(warned) == 1, warned
+    assert warned[0].startswith(f"reference {references / 'r1.png'}") and "its 4 distorted images skipped" in warned[0]
+
+
 def test_a_flat_reference_gets_no_sff_label_and_is_named(tmp_path, small_photo):
     """SFF is NaN where the reference has no feature response (as SFF.m): the row is skipped, by name, rather
     than written with a perfect score."""
