@@ -320,11 +320,19 @@ def _open_hdf5(path: Path) -> h5py.File:
     return file
 
 
+def _by_content(source: str) -> str:
+    """`source` with each file named by its content fingerprint alone: a model copied or moved elsewhere is the
+    same model, so its cache stays usable (`extractor_source` writes "<path> (sha256:...)")."""
+    import re
+
+    return re.sub(r"^(backbone\(weights=)?.*? \((sha256:[0-9a-f]+)\)", r"\1(\2)", source, count=1)
+
+
 def _check_origin(where: Path, stored_dim: int, stored_source: str, dim: int | None, source: str) -> tuple[int, str]:
     """(dim, source) of a store holding `stored_*`; raises when the caller asks for another dim or source."""
     if dim is not None and int(dim) != stored_dim:
         raise DeepflError(f"{where}: holds {stored_dim}-dim features, asked for {dim}; use another cache")
-    if source and stored_source and source != stored_source:
+    if source and stored_source and _by_content(source) != _by_content(stored_source):
         raise DeepflError(
             f"{where}: holds features of {stored_source!r}, not {source!r} (a model file retrained or re-exported "
             "under the same name counts as another model); delete or rename it, or write to another --out_dir"

@@ -246,6 +246,27 @@ def test_a_model_retrained_under_the_same_name_cannot_extend_its_old_cache(tmp_p
     assert new_source != old_source and str(model.resolve()) in new_source
     with pytest.raises(DeepflError, match="retrained or re-exported"):
         features.FeatureCache(cache, source=new_source)
+    # The same content under another name (a model copied or moved) is the same model: its cache resumes.
+    moved = tmp_path / "moved" / "renamed model.keras"
+    moved.parent.mkdir()
+    moved.write_bytes(b"first training run")
+    with features.FeatureCache(cache, source=features.extractor_source(moved, None, None)) as resumed:
+        assert resumed.source == old_source
+    weights = tmp_path / "w.h5"
+    weights.write_bytes(b"weights")
+    with features.FeatureCache(
+        tmp_path / "w_feats.h5", dim=3, source=features.extractor_source(None, str(weights), None)
+    ):
+        pass
+    copied = tmp_path / "moved" / "w.h5"
+    copied.write_bytes(b"weights")
+    features.FeatureCache(tmp_path / "w_feats.h5", source=features.extractor_source(None, str(copied), None)).close()
+    for other in (
+        features.extractor_source(None, str(copied), "symmetric"),
+        features.extractor_source(moved, None, None),
+    ):
+        with pytest.raises(DeepflError, match="holds features of"):
+            features.FeatureCache(tmp_path / "w_feats.h5", source=other)
 
 
 def test_missing_keys_are_named_with_the_way_on(tmp_path):
