@@ -73,7 +73,8 @@ def test_new_process_scores_and_exports_a_saved_stage1_model(stage1_files, tmp_p
     refused = kr.run_job(cmd[: cmd.index("--head") + 1] + [str(other_head)] + cmd[cmd.index("--head") + 2 :])
     assert refused.returncode == 2, refused.stderr[-2000:]
     last = refused.stderr.strip().splitlines()
-    assert len(last) == 1 and "made from other files" in last[0] and "--overwrite" in last[0], last
+    assert len(last) == 1 and "--overwrite" in last[0], last
+    assert f"made from another --head ({(folder / 'head.keras').resolve()} (sha256:" in last[0], last
     assert exported.read_bytes() == written  # never overwritten silently
 
     via_export = kr.run_job(

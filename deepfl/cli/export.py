@@ -53,6 +53,20 @@ def _sources() -> dict[str, str | None]:
     }
 
 
+def _difference(stored: dict, current: dict[str, str | None]) -> str:
+    """What differs between the record of an earlier export and this one, for the refusal's one line."""
+    if stored.get("output") != current["output"]:
+        return "changed since its export"
+    labels = {"model": "--model", "head": "--head", "normalizer": "normaliser of --head"}
+    changed = [key for key in labels if stored.get(key) != current[key]]
+    if not changed:
+        return "made from other files"
+    key = changed[0]
+    return f"made from another {labels[key]} ({stored.get(key) or 'none'})" + (
+        f" and another {', '.join(labels[k] for k in changed[1:])}" if len(changed) > 1 else ""
+    )
+
+
 def main(argv: list[str]) -> int:
     del argv
     from deepfl.export import export_model
@@ -68,12 +82,13 @@ def main(argv: list[str]) -> int:
         except (OSError, ValueError):
             stored = None
         # (the inputs are hashed only when there is a record to compare them with)
-        if stored is not None and stored == {**_sources(), "output": file_fingerprint(output)}:
+        current = {**_sources(), "output": file_fingerprint(output)} if isinstance(stored, dict) else None
+        if current is not None and stored == current:
             print(f"{output}: already exported from this --model and --head; nothing to do")
             return 0
         raise ValueError(
             f"output: {output} exists"
-            + (", made from other files" if stored else "")
+            + (f", {_difference(stored, current)}" if current is not None else ", with no record of its making")
             + "; pass --overwrite to replace it, or choose another --output"
         )
     sources = _sources()
