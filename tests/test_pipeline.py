@@ -157,6 +157,74 @@ def test_mixed_sizes_batched_by_shape(images, tmp_path, small_photo):
     assert sorted(b.shape for b in batches) == [(1, 30, 40, 3), (3, 48, 64, 3)]
 
 
+@pytest.fixture(scope="module")
+def many_sizes(tmp_path_factory, small_photo) -> list[Path]:
+    """Nine PNG crops of a real photo in three sizes (48x64, 30x40, 40x30), the sizes interleaved in the list."""
+    folder = tmp_path_factory.mktemp("many_sizes")
+    shapes = [(48, 64), (30, 40), (40, 30)]
+    paths = []
+    for i in range(9):
+        height, width = shapes[i % 3]
+        path = folder / f"s{i}.png"
+        write_image(path, small_photo[i * 2 : i * 2 + height, i * 3 : i * 3 + width])
+        paths.append(path)
+    return paths
+
+
+def test_training_on_many_sizes_sees_every_image_once_per_pass_and_resumes_at_a_batch(many_sizes, tmp_path):
+    """A repeated training stream of several sizes: each pass (epoch) trains every row once, in batches of one
+    size, the last of a size smaller; a stream started after k batches continues the unbroken one exactly
+    (images, flips and targets). Before, batches were filled across passes: with batch 4 and three images per
+    size, a batch held one image twice and an epoch of 3 steps missed whole sizes."""
+    from deepfl.data.size_batches import batches_per_pass
+
+    table = table_of(many_sizes, row=np.arange(9, dtype=float))
+    per_pass = batches_per_pass([read_image(p).shape[:2] for p in many_sizes], 4)
+    assert per_pass == 3
+
+    def stream(skip: int, count: int):
+        dataset = dd.make_dataset(table, "row", 4, training=True, repeat=True, flip=True, seed=3, skip=skip)
+        return [(images.numpy(), targets["row"].numpy()) for images, targets in dataset.take(count)]
+
+    unbroken = stream(0, 3 * per_pass)
+    for epoch in range(3):
+        batches = unbroken[epoch * per_pass : (epoch + 1) * per_pass]
+        rows = np.concatenate([rows for _, rows in batches])
+        assert sorted(rows) == list(range(9)), (epoch, rows)
+        for images, rows in batches:
+            assert {read_image(many_sizes[int(r)]).shape for r in rows} == {images.shape[1:]}
+    first_rows = [list(rows) for _, rows in unbroken[:per_pass]]
+    assert first_rows != [list(rows) for _, rows in unbroken[per_pass : 2 * per_pass]]  # reshuffled each pass
+    flipped = [
+        not np.array_equal(image, read_image(many_sizes[int(row)]))
+        for images, rows in unbroken
+        for image, row in zip(images, rows)
+    ]
+    assert any(flipped) and not all(flipped)
+    for k in (2, 4):
+        resumed = stream(k, len(unbroken) - k)
+        assert all(np.array_equal(a, c) and np.array_equal(b, d) for (a, b), (c, d) in zip(resumed, unbroken[k:])), k
+
+    # A corrupt file is dropped from its batch alone, and counted.
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(many_sizes[0].read_bytes()[:300])
+    stats = dd.PipelineStats()
+    sizes = [read_image(p).shape[:2] for p in many_sizes] + [(48, 64)]
+    dataset = dd.make_dataset(
+        table_of([*many_sizes, broken], row=np.arange(10.0)),
+        "row",
+        4,
+        training=True,
+        repeat=True,
+        stats=stats,
+        image_sizes=sizes,
+    )
+    rows = np.concatenate([targets["row"].numpy() for _, targets in dataset.take(batches_per_pass(sizes, 4))])
+    assert sorted(rows) == list(range(9)) and stats.skipped >= 1  # (read-ahead passes count too)
+    with pytest.raises(ValueError, match="image_sizes: 9 sizes for a table of 10 rows"):
+        dd.make_dataset(table_of([*many_sizes, broken]), "score", 4, training=True, repeat=True, image_sizes=sizes[:9])
+
+
 def test_a_crop_larger_than_the_images_is_named_not_called_corrupt(images, caplog):
     """Every image smaller than crop_size: no batch, and the stats called all of them corrupt while
     name_skipped (checking decodability only) found none of them."""

@@ -431,6 +431,46 @@ def test_native_size_is_the_default_and_mixed_shapes_are_not_squashed(mixed_labe
     assert (tmp_path / "native" / "model.keras").exists()
 
 
+def test_many_sizes_train_each_image_once_per_epoch_and_resume_exactly(mixed_labels, tmp_path, monkeypatch):
+    """16 training images in two sizes, batch 64: an epoch is one batch of each size (it was one batch of one
+    size, filled by repeating its 8 images); a run stopped after epoch 2 and resumed ends as the unbroken one."""
+    from deepfl.training.callbacks import EpochEnd
+    from helpers_models import assert_same_training_outputs
+
+    settings = dict(batch_size=64, steps_per_epoch=0, val_steps=0, epochs=3, warmup_epochs=1, flip=True)
+    result = training.run_multitask(_config(mixed_labels, **settings), tmp_path / "run")
+    assert result.steps_per_epoch == 2
+    assert int(result.model.optimizer.iterations) == 4  # the fine-tuning phase: 2 epochs x 2 steps
+    finish_epoch = EpochEnd.on_epoch_end
+
+    def stop_after_epoch_2(self, epoch, logs=None):
+        finish_epoch(self, epoch, logs)
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    stopped = tmp_path / "stopped"
+    with monkeypatch.context() as patch:
+        patch.setattr(EpochEnd, "on_epoch_end", stop_after_epoch_2)
+        with pytest.raises(KeyboardInterrupt):
+            training.run_multitask(_config(mixed_labels, **settings), stopped)
+    training.run_multitask(_config(mixed_labels, **settings), stopped)
+    assert assert_same_training_outputs(tmp_path / "run", stopped) >= 6
+
+
+def test_training_into_a_log_file_prints_plain_step_lines(mixed_labels, tmp_path, monkeypatch, capsys):
+    """Output to a file or pipe (as under pytest): no Keras bar, but a plain progress line per epoch (and one
+    every 15 s within it), ending before the epoch's validation and its `epoch N done` line."""
+    monkeypatch.delenv("DEEPFL_NO_PROGRESS", raising=False)
+    training.run_multitask(_config(mixed_labels, epochs=2, steps_per_epoch=3, progress=True), tmp_path / "run")
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("epoch ")]
+    by_epoch = {}
+    for line in lines:
+        by_epoch.setdefault(line.split(":")[0], []).append(line)
+    assert list(by_epoch) == ["epoch 1/2", "epoch 2/2"], lines
+    assert all("| 3/3 [" in epoch[-1] and "step" in epoch[-1] for epoch in by_epoch.values()), lines
+    assert "\r" not in "".join(lines)
+
+
 def test_a_crop_larger_than_every_image_is_refused_before_training(mixed_labels, tmp_path):
     # Before: every image was dropped by the pipeline and the empty training stream repeated forever (a hang at
     # 200% CPU that Ctrl-C could not stop).

@@ -3,12 +3,15 @@
 Order of work, chosen so the costly step (decoding) runs once per image, in parallel, on already shuffled paths:
 paths + targets -> seeded shuffle (paths only, cheap) -> [repeat] -> parallel read + decode (+ resize / crop /
 flip) -> skip-and-count corrupt files -> batch (by shape when sizes differ) -> uint8 to float32 per batch ->
-prefetch. Random crops and flips are stateless functions of (seed, element index), so a deterministic run gives
-the same bytes every time whatever the number of parallel calls.
+prefetch. Training on images of several sizes instead plans its batches per pass over the table (one size per
+batch, every row once per pass: `deepfl.data.size_batches`) and decodes each planned batch in parallel.
+Random crops and flips are stateless functions of (seed, element index), so a deterministic run gives the same
+bytes every time whatever the number of parallel calls.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -18,6 +21,7 @@ import pandas as pd
 import tensorflow as tf
 
 from deepfl.data.normalization import TargetNormalizer
+from deepfl.data.size_batches import batch_stream
 from deepfl.errors import ImageReadError
 from deepfl.images import decode_image, header_sizes_of, jpeg_orientation
 
@@ -262,6 +266,30 @@ def _targets_from_table(
     return out
 
 
+def _one_size_batches(plan, paths, target_values, batch_size: int, with_index: bool, decoded_elements):
+    """Batches in the order `plan()` yields them ((row indices, first element index) per batch), each batch's
+    images decoded in parallel by `decoded_elements` (a corrupt one is dropped from its batch; a batch left empty
+    yields nothing), several batches prepared at once and delivered in plan order."""
+    paths = tf.constant(paths)
+    values = {name: tf.constant(column) for name, column in target_values.items()}
+    batches = tf.data.Dataset.from_generator(
+        plan, output_signature=(tf.TensorSpec([None], tf.int64), tf.TensorSpec([], tf.int64))
+    )
+
+    def element(index, row):
+        path_and_values = (tf.gather(paths, row), {name: tf.gather(column, row) for name, column in values.items()})
+        return (index, path_and_values) if with_index else path_and_values
+
+    def one_batch(rows, first):
+        indices = first + tf.range(tf.size(rows, out_type=tf.int64), dtype=tf.int64)
+        elements = tf.data.Dataset.from_tensor_slices((indices, rows)).map(element)
+        return decoded_elements(elements).batch(batch_size)
+
+    return batches.interleave(
+        one_batch, cycle_length=4, block_length=1, num_parallel_calls=AUTOTUNE, deterministic=True
+    )
+
+
 def make_dataset(
     table: pd.DataFrame,
     targets: Sequence[str] | str,
@@ -283,6 +311,7 @@ def make_dataset(
     same_size: bool = False,
     dtype: str = "float32",
     skip: int = 0,
+    image_sizes: Sequence[tuple[int, int] | None] | None = None,
 ) -> tf.data.Dataset:
     """Builds the input pipeline of `table` (column `image` + target columns).
 
@@ -302,6 +331,12 @@ def make_dataset(
     `skip` drops that many (shuffled, repeated) elements before decoding, at the cost of iterating paths only:
     a job resumed after `n` consumed images passes `skip=n` (with the same seed) and sees exactly the images,
     crops and flips an unbroken run would have seen next.
+
+    Training on images of several sizes (`training` and `repeat`, no `image_size`, `crop_size` or `same_size`)
+    batches per pass over the table (`deepfl.data.size_batches`): each pass trains every row once, in
+    `batches_per_pass` batches of one size each (the last of a size may be smaller), and `skip` then counts
+    *batches*, not images. `image_sizes` gives each row's (height, width) when the caller has read them (else
+    they are read from the file headers here; a table of one size keeps the plain shuffled stream).
     """
     if on_error not in ("skip", "stop"):
         raise ValueError(f"on_error: must be 'skip' or 'stop', got {on_error!r}")
@@ -329,19 +364,26 @@ def make_dataset(
 
     paths = table["image"].astype(str).to_numpy()
     target_values = _targets_from_table(table, targets, normalizer)
-    dataset = tf.data.Dataset.from_tensor_slices((paths, target_values))
-    if shuffle:
-        dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        dataset = dataset.repeat()
-
-    seen, decoded = stats._seen, stats._decoded
+    by_size = training and repeat and crop_size is None and image_size is None and not same_size
     # Random crops/flips need the element index (stateless seeds); skip `enumerate` when nothing is random.
     needs_index = training and (crop_size is not None or augment_flip)
-    if skip:
-        dataset = dataset.skip(int(skip))
-    if needs_index:
-        dataset = dataset.enumerate(start=int(skip))  # indices (crop/flip seeds) continue where a resumed run left
+    if by_size:
+        sizes = header_sizes_of(paths) if image_sizes is None else list(image_sizes)
+        if len(sizes) != len(paths):
+            raise ValueError(f"image_sizes: {len(sizes)} sizes for a table of {len(paths)} rows")
+        by_size = len({size for size in sizes if size is not None}) > 1  # one size: the plain shuffled stream
+    if not by_size:
+        dataset = tf.data.Dataset.from_tensor_slices((paths, target_values))
+        if shuffle:
+            dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+        if repeat:
+            dataset = dataset.repeat()
+        if skip:
+            dataset = dataset.skip(int(skip))
+        if needs_index:
+            dataset = dataset.enumerate(start=int(skip))  # indices (crop/flip seeds) continue where a run left
+
+    seen, decoded = stats._seen, stats._decoded
 
     def load(*element):
         # (index, (path, values)) after `enumerate`, else (path, values): no extra per-element stage.
@@ -375,12 +417,17 @@ def make_dataset(
             image = tf.cond(mirror, lambda: tf.reverse(image, axis=[1]), lambda: image)
         return image, values
 
-    dataset = dataset.map(load, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
-    if on_error == "skip":
-        dataset = dataset.ignore_errors(log_warning=True)
+    def decoded_elements(elements: tf.data.Dataset) -> tf.data.Dataset:
+        elements = elements.map(load, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+        return elements.ignore_errors(log_warning=True) if on_error == "skip" else elements
 
     # Decoded images are counted per batch (cheap), except when a remainder is dropped, which would go uncounted.
-    count_per_element = count_errors and drop_remainder
+    count_per_element = count_errors and drop_remainder and not by_size
+    if by_size:
+        plan = functools.partial(batch_stream, sizes, int(batch_size), seed, int(skip), shuffle)
+        dataset = _one_size_batches(plan, paths, target_values, int(batch_size), needs_index, decoded_elements)
+    else:
+        dataset = decoded_elements(dataset)
     if count_per_element:
 
         def count_decoded(image, values):
@@ -389,7 +436,9 @@ def make_dataset(
 
         dataset = dataset.map(count_decoded)
 
-    if crop_size is not None or image_size is not None or same_size:
+    if by_size:
+        pass  # batched above, one size per batch
+    elif crop_size is not None or image_size is not None or same_size:
         dataset = dataset.batch(int(batch_size), drop_remainder=drop_remainder)
     else:
 

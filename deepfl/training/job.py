@@ -24,6 +24,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,8 +137,8 @@ class MultitaskConfig:
     policy), `jit_compile` ("auto", True, False), `run_eagerly`. Distribution: `strategy` (one of
     `STRATEGIES`), `tpu`, `virtual_cpu_devices` (logical CPU devices, to try "mirrored" without GPUs).
     `seed` fixes the split, initialisation, dropout and data order; `tensorboard` logs; `on_error` ("skip" or
-    "stop") for corrupt images; `progress` shows Keras' progress bar on a terminal (`deepfl.jobs.keras_verbose`;
-    elsewhere the job's own `epoch N done` log line stands for it).
+    "stop") for corrupt images; `progress` shows Keras' progress bar on a terminal (`deepfl.jobs.keras_verbose`),
+    elsewhere (a log file, a pipe) one plain line of steps, rate and ETA every 15 s within each epoch.
     """
 
     weak_labels: str | None = None
@@ -409,10 +410,14 @@ def _check_images_usable(config: MultitaskConfig, train: list[str], val: list[st
         )
 
 
-def _input_plan(config: MultitaskConfig, paths: list[str]) -> tuple[tuple[int, int] | None, bool]:
-    """(model input size or None for any, whether every batch has one size) for `paths`; logs one warning when a
-    requested resize changes aspect ratios (checked on the first ASPECT_PROBE_IMAGES images)."""
+def _input_plan(
+    config: MultitaskConfig, paths: list[str]
+) -> tuple[tuple[int, int] | None, dict[str, tuple[int, int] | None] | None]:
+    """(model input size or None for any, each path's native (height, width) when the sizes differ, else None)
+    for `paths`; logs one warning when a requested resize changes aspect ratios (checked on the first
+    ASPECT_PROBE_IMAGES images)."""
     from deepfl.data import pipeline as data
+    from deepfl.images import header_sizes_of
 
     if config.image_size is not None:
         sizes = data.header_sizes(paths[:ASPECT_PROBE_IMAGES])
@@ -430,18 +435,22 @@ def _input_plan(config: MultitaskConfig, paths: list[str]) -> tuple[tuple[int, i
                 worst[1],
                 100 * data.aspect_change(worst, config.image_size),
             )
-        return config.crop_size or config.image_size, True
+        return config.crop_size or config.image_size, None
     if config.crop_size is not None:
-        return config.crop_size, True  # images smaller than the crop are skipped and named by the input pipeline
-    sizes = data.header_sizes(paths)
+        return config.crop_size, None  # images smaller than the crop are skipped and named by the input pipeline
+    each = header_sizes_of(paths)
+    sizes = Counter(size for size in each if size is not None)
     if len(sizes) == 1:
         size = next(iter(sizes))
         log.info("native size %dx%d (every image)", *size)
-        return size, True
-    common = sorted(sizes.items(), key=lambda item: -item[1])
-    listed = ", ".join(f"{w}x{h}: {n}" for (h, w), n in common[:6]) + (", ..." if len(common) > 6 else "")
-    log.info("native sizes: %d different sizes, batched by shape (width x height: images; %s)", len(sizes), listed)
-    return None, False
+        return size, None
+    listed = ", ".join(f"{w}x{h}: {n}" for (h, w), n in sizes.most_common(6)) + (", ..." if len(sizes) > 6 else "")
+    log.info(
+        "native sizes: %d different sizes, each training batch of one size (width x height: images; %s)",
+        len(sizes),
+        listed,
+    )
+    return None, dict(zip(map(str, paths), each))
 
 
 def _train(
@@ -451,6 +460,7 @@ def _train(
     import tensorflow as tf
 
     from deepfl import data
+    from deepfl.data.size_batches import batches_per_pass
     from deepfl.errors import DeepflError
     from deepfl.jobs import keras_verbose
     from deepfl.models import build_multitask, compile_multitask
@@ -477,10 +487,13 @@ def _train(
     # The row index travels as an extra target so that DataOrder counts consumed and skipped images exactly;
     # py_function (which it uses) cannot run in a serialised multi-worker/TPU input pipeline: there, the position
     # is counted as batch_size x steps per epoch (exact unless images are skipped).
-    input_size, one_size = _input_plan(config, list(table["image"]))
-    # Batching by shape (mixed native sizes) delivers images out of stream order, which DataOrder cannot follow:
-    # the position is then counted as batch_size x steps per epoch, so a restart continues the stream close to,
-    # not exactly at, where the killed run was.
+    input_size, native_sizes = _input_plan(config, list(table["image"]))
+    one_size = native_sizes is None
+    # Images of several native sizes are batched per size, pass by pass (deepfl.data.size_batches): every epoch
+    # trains each image once, in batches_per_pass steps. That stream counts batches, not images, so DataOrder
+    # does not follow it; the loop counts its position as batch_size x steps, which is `skip // batch_size`
+    # batches: a restart continues exactly at the next batch (a corrupt image only shrinks its batch).
+    train_sizes = None if one_size else [native_sizes[str(path)] for path in train["image"]]
     track = config.strategy in ("default", "mirrored") and one_size
     train = train.assign(**{ROW_COLUMN: np.arange(len(train), dtype=np.float32)})
     # uint8 batches (a quarter of the bytes, no float conversion in the pipeline) when no resize interpolates:
@@ -500,11 +513,24 @@ def _train(
 
     def train_ds(skip: int):
         return data.make_dataset(
-            train, train_targets, training=True, flip=config.flip, seed=config.seed, repeat=True, skip=skip, **common
+            train,
+            train_targets,
+            training=True,
+            flip=config.flip,
+            seed=config.seed,
+            repeat=True,
+            skip=skip if one_size else skip // config.batch_size,
+            image_sizes=train_sizes,
+            **common,
         )
 
     val_ds = data.make_dataset(val, tasks, training=False, seed=config.seed, stats=val_stats, **common)
-    steps = config.steps_per_epoch or steps_for(len(train), config.batch_size)
+    if config.steps_per_epoch:
+        steps = config.steps_per_epoch
+    elif one_size:
+        steps = steps_for(len(train), config.batch_size)
+    else:
+        steps = batches_per_pass(train_sizes, config.batch_size)
     input_shape = (*input_size, 3) if input_size else None
     mixed = None if config.mixed_precision == "none" else config.mixed_precision
     weights = None if config.weights.lower() in ("none", "") else config.weights
@@ -558,6 +584,7 @@ def _train(
             strategy=strategy,
             tensorboard=config.tensorboard,
             verbose=keras_verbose() if config.progress else 0,
+            step_lines=config.progress and keras_verbose() == 0,  # a log file or pipe: plain lines instead
             batch_size=config.batch_size,
             tracker=tracker,
             skips=skips,

@@ -13,7 +13,7 @@ import keras
 
 import deepfl.models.layers  # noqa: F401  (registers the custom layers, so saved models reload)
 from deepfl.fileio import save_model_atomic
-from deepfl.training.callbacks import EpochEnd, SkipReport
+from deepfl.training.callbacks import EpochEnd, SkipReport, StepProgress
 from deepfl.training.checkpoints import read_state, restore_checkpoint, seed_states, set_seed_states
 from deepfl.training.data_order import DataOrder
 from deepfl.training.keras_compat import build_from_spec, is_multi_worker, vector_step_logs
@@ -40,6 +40,7 @@ def train_multitask(
     skips: SkipReport | None = None,
     reset_names: bool = False,
     resume_dir: str | os.PathLike | None = None,
+    step_lines: bool = False,
 ) -> keras.Model:
     """Trains (or resumes) a multi-task model; returns the trained model (also saved as `model.keras`).
 
@@ -59,6 +60,9 @@ def train_multitask(
     names, which Keras stores in weights files, do not depend on the models built before in this process: the
     checkpoints of a resumed run are then byte-identical to an unbroken run's (it clears Keras' global state,
     including its global seed: `build_and_compile` should seed).
+
+    `step_lines` adds plain progress lines within each epoch (`StepProgress`), for use with `verbose=0` when
+    the output goes to a log file.
 
     `resume_dir` (default `out_dir`) holds the checkpoint to resume from: on a multi-worker strategy, every
     worker resumes from the chief's `out_dir`, and each non-chief worker writes to a folder of its own.
@@ -120,7 +124,7 @@ def train_multitask(
             position=position,
             skips=skips,
         )
-        callbacks: list = [end]
+        callbacks: list = [StepProgress(steps_per_epoch, epochs), end] if step_lines else [end]
         if tensorboard and _tensorboard_available():
             callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out / "tensorboard"), write_graph=False))
         model.fit(
