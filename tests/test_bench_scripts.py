@@ -22,6 +22,7 @@ RUNS = [
     ("features.py --arch tiny --n 2 --size 96 96 --repeats 1 --batch 2", "ratio deepfl/peer"),
     ("features_mixed.py --arch tiny --n 2", "ratio mixed / one size"),
     ("pipeline.py --num_images 4 --batch 2 --repeats 1", "images per CPU-second"),
+    ("pipeline.py --num_images 6 --batch 2 --repeats 1 --sizes 3 --formats png", "deepfl-rep"),
     ("denoise.py", "coffee"),
     ("train_gpu.py --help", "--precisions"),
     ("scale.py --help", "--scales"),
