@@ -1,5 +1,7 @@
 """Exceptions with one-line messages that name the culprit (file, row, argument)."""
 
+import re
+
 
 class DeepflError(Exception):
     """Base class of every error deepfl raises on purpose."""
@@ -19,10 +21,18 @@ class NoUsableInput(DeepflError, ValueError):
 
 
 def failure_reason(exc: BaseException) -> str:
-    """The last informative line of a (possibly multi-line TensorFlow) error message, for a one-line report."""
+    """The informative line of a (possibly multi-line TensorFlow) error message, for a one-line report: the first
+    root error's text ("(0) INVALID_ARGUMENT: Incompatible shapes: ...") when there is one, else the last line that
+    is not a node reference, a traceback line or TensorFlow's tally ("0 derived errors ignored.")."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for line in lines:
+        root = re.match(r"^\(\d+\) [A-Z_]+:\s*(.+)$", line)
+        if root:
+            return root.group(1)
+    tally = re.compile(r"^\d+ (successful operations|derived errors ignored|root error\(s\) found)")
     return next(
-        (line for line in reversed(lines) if not line.startswith(("[[", "File", "Detected"))), type(exc).__name__
+        (line for line in reversed(lines) if not line.startswith(("[[", "File", "Detected")) and not tally.match(line)),
+        type(exc).__name__,
     )
 
 

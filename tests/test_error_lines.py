@@ -74,3 +74,19 @@ def test_scripts_report_every_exception_in_one_line():
     # The traceback stays available on request.
     verbose = _run("runtime", "--verbosity=1")
     assert verbose.returncode == 1 and "Traceback (most recent call last)" in verbose.stderr
+
+
+def test_one_line_of_a_graph_error_is_its_root_error_not_tensorflows_tally():
+    """A failure inside a distributed training step: the header, node references and TensorFlow's closing tally
+    ("0 derived errors ignored.", once printed as the whole report) around the root error's text."""
+    message = (
+        "Graph execution error:\n\nDetected at node replica_1/model/bn/add defined at (most recent call last):\n"
+        '  File "trainer.py", line 59, in train_step\n\n2 root error(s) found.\n'
+        "  (0) INVALID_ARGUMENT:  Incompatible shapes: [8] vs. [3]\n\t [[{{node replica_1/model/bn/add}}]]\n"
+        "  (1) INVALID_ARGUMENT:  Incompatible shapes: [8] vs. [3]\n0 successful operations.\n"
+        "0 derived errors ignored. [Op:__inference_multi_step_on_iterator_6896]"
+    )
+    assert one_line(RuntimeError(message)) == "Incompatible shapes: [8] vs. [3]"
+    from deepfl.cli.app import tensorflow_message
+
+    assert tensorflow_message(RuntimeError(message)) == "Incompatible shapes: [8] vs. [3]"

@@ -59,3 +59,19 @@ def test_bad_arguments_are_named():
         next(batch_stream(SIZES, 2, 0, skip_batches=-1))
     with pytest.raises(ValueError, match="sizes: is empty"):
         next(batch_stream([], 2, 0))
+
+
+def test_batches_split_across_replicas_are_topped_up_to_a_multiple_of_them():
+    sizes = [(8, 8)] * 7 + [(9, 9)] * 2 + [(10, 10)]  # 7, 2 and 1 rows
+    for pass_index in range(3):
+        batches = pass_batches(sizes, 4, seed=1, pass_index=pass_index, multiple_of=2)
+        assert sorted(len(b) for b in batches) == [2, 2, 4, 4]  # 7 -> 4 + 4 (one repeated); 2; 1 -> 2 (twice)
+        assert set(np.concatenate(batches)) == set(range(10))
+        assert all(len({sizes[r] for r in b}) == 1 for b in batches)
+    unbroken = list(itertools.islice(batch_stream(sizes, 4, seed=1, multiple_of=2), 12))
+    firsts = [first for _, first in unbroken]
+    assert firsts[4] == 12 and firsts[8] == 24  # 12 elements a pass
+    resumed = list(itertools.islice(batch_stream(sizes, 4, seed=1, skip_batches=5, multiple_of=2), 7))
+    assert all(np.array_equal(r, u) and a == b for (r, a), (u, b) in zip(resumed, unbroken[5:]))
+    with pytest.raises(ValueError, match="multiple_of: must be a positive integer, got 0"):
+        pass_batches(sizes, 4, seed=1, pass_index=0, multiple_of=0)

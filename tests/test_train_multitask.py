@@ -172,6 +172,25 @@ def test_mirrored_strategy_on_two_logical_cpus(weak_labels, tmp_path):
     assert (out / "model.keras").exists() and any((out / "tensorboard").rglob("events.out.tfevents.*"))
 
 
+def test_mirrored_strategy_on_many_sizes_gives_every_replica_a_share(mixed_labels, tmp_path):
+    """8 training images of each of two sizes at batch 5: each size's last batch (3 images) is topped up to 4 for
+    the 2 replicas; a batch of 3 split 2 + 1 had failed inside the model ("Incompatible shapes: [8] vs. [3]")."""
+    out = tmp_path / "mirrored"
+    result = run_job(
+        mixed_labels,
+        out,
+        "--image_size=",
+        "--batch_size=5",
+        "--strategy=mirrored",
+        "--virtual_cpu_devices=2",
+        "--epochs=2",
+        "--steps_per_epoch=0",
+    )
+    assert "with 2 replica(s)" in result.stderr and "2 different sizes" in result.stderr
+    rows = history(out)
+    assert len(rows) == 2 and all(np.isfinite(float(row["loss"])) for row in rows)
+
+
 def test_bad_arguments_exit_with_one_line(weak_labels, tmp_path):
     result = run_job(weak_labels, tmp_path / "bad", "--tasks=ssim,vsi", check=False)
     assert result.returncode == 2

@@ -24,7 +24,7 @@ from absl import app, flags
 
 from deepfl.cli import TF_LOG_LEVEL_SET_BY_USER
 from deepfl.cli.quiet import print_to_user, quiet_tensorflow
-from deepfl.errors import DeepflError, NoUsableInput, one_line
+from deepfl.errors import DeepflError, NoUsableInput, failure_reason, one_line
 from deepfl.fileio import remove_stale_temp_files
 from deepfl.jobs import ON_ERROR_CHOICES, SEED_MAX, JobStopped, request_stop, setup_logging
 
@@ -374,6 +374,8 @@ def tensorflow_message(exc: BaseException) -> str:
     first line without TF's '{{function_node ...}}' and iterator prefixes."""
     text = getattr(exc, "message", None) or str(exc)
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    if first.endswith(":") and len(text.strip().splitlines()) > 1:  # a header ("Graph execution error:")
+        first = failure_reason(exc)
     first = re.sub(r"\{\{[^}]*\}\}\s*", "", first)
     if "assertion failed:" in first:
         parts = re.findall(r"\[([^\[\]]*)\]", first.split("assertion failed:", 1)[1])

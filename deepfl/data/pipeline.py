@@ -312,6 +312,7 @@ def make_dataset(
     dtype: str = "float32",
     skip: int = 0,
     image_sizes: Sequence[tuple[int, int] | None] | None = None,
+    replicas: int = 1,
 ) -> tf.data.Dataset:
     """Builds the input pipeline of `table` (column `image` + target columns).
 
@@ -336,7 +337,9 @@ def make_dataset(
     batches per pass over the table (`deepfl.data.size_batches`): each pass trains every row once, in
     `batches_per_pass` batches of one size each (the last of a size may be smaller), and `skip` then counts
     *batches*, not images. `image_sizes` gives each row's (height, width) when the caller has read them (else
-    they are read from the file headers here; a table of one size keeps the plain shuffled stream).
+    they are read from the file headers here; a table of one size keeps the plain shuffled stream). `replicas`
+    (a strategy's `num_replicas_in_sync`) tops each size's last batch up to a multiple of it, so that no replica
+    gets an empty share.
     """
     if on_error not in ("skip", "stop"):
         raise ValueError(f"on_error: must be 'skip' or 'stop', got {on_error!r}")
@@ -424,7 +427,7 @@ def make_dataset(
     # Decoded images are counted per batch (cheap), except when a remainder is dropped, which would go uncounted.
     count_per_element = count_errors and drop_remainder and not by_size
     if by_size:
-        plan = functools.partial(batch_stream, sizes, int(batch_size), seed, int(skip), shuffle)
+        plan = functools.partial(batch_stream, sizes, int(batch_size), seed, int(skip), shuffle, int(replicas))
         dataset = _one_size_batches(plan, paths, target_values, int(batch_size), needs_index, decoded_elements)
     else:
         dataset = decoded_elements(dataset)

@@ -521,6 +521,7 @@ def _train(
             repeat=True,
             skip=skip if one_size else skip // config.batch_size,
             image_sizes=train_sizes,
+            replicas=strategy.num_replicas_in_sync,
             **common,
         )
 
