@@ -115,16 +115,21 @@ def _is_terminal(stream) -> bool:
 
 
 class _ProgressLines:
-    """A file for tqdm on a non-terminal stream: every redraw (`\r` + bar + padding) becomes one whole line."""
+    """A file for tqdm on a non-terminal stream: every redraw (`\r` + bar + padding) becomes one whole line, and a
+    redraw at the count of the last line (tqdm's `close` after a last update already shown: the same bar with
+    a rate a hair different) is left out."""
 
     def __init__(self, stream):
         self.stream = stream
+        self._last_count = None
 
     def write(self, text: str) -> None:
         for line in text.replace("\r", "\n").split("\n"):
             line = line.rstrip()
-            if line:
+            count = line.split(" [", 1)[0]  # description, bar and n/total, without times and rate
+            if line and count != self._last_count:
                 self.stream.write(line + "\n")
+                self._last_count = count
 
     def flush(self) -> None:
         self.stream.flush()

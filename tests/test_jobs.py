@@ -4,6 +4,7 @@ bars and log lines stay readable on a terminal and in a log file."""
 import io
 import logging
 import sys
+import time
 
 import pytest
 
@@ -107,6 +108,20 @@ def test_progress_in_a_log_file_is_whole_plain_lines(monkeypatch):
     assert "WARNING bad.png: skipped" in lines
     assert any(line.startswith("work: 100%") and "4/4" in line for line in lines), lines
     assert all(len(line) <= 100 for line in lines)
+
+
+def test_a_log_file_gets_the_last_line_once(monkeypatch):
+    """A bar whose last update was shown (its interval had passed) drew itself again at close, with the rate a
+    hair different: the final line appeared twice in every job's log."""
+    monkeypatch.delenv("DEEPFL_NO_PROGRESS", raising=False)
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+    with progress(total=3, desc="work", unit="img", mininterval=0.01) as bar:
+        for _ in range(3):
+            time.sleep(0.05)
+            bar.update(1)
+    lines = stream.getvalue().splitlines()
+    assert [line.split("|")[0] for line in lines] == ["work:   0%", "work:  33%", "work:  67%", "work: 100%"], lines
 
 
 def test_nothing_to_do_draws_no_bar(monkeypatch):
