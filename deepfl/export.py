@@ -9,6 +9,7 @@ folded into a built-in `Rescaling` layer, so the file loads with `keras.saving.l
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -109,8 +110,9 @@ def load_scorer(
     """A model image -> score: an exported file/model as is, or backbone (multi-task model) + MLP head.
 
     With a head, `normalizer` (a `TargetNormalizer`) maps the head's outputs back to scores; by default the one
-    saved beside a head file (`.normalizer.json`) is applied. Model and head given as files are checked to
-    belong together (`check_head_matches_model`): export, prediction and the scripts all come through here.
+    saved beside a head file (`.normalizer.json`) is applied; a head file without one is refused or warned
+    about (`_check_unnormalised_head`). Model and head given as files are checked to belong together
+    (`check_head_matches_model`): export, prediction and the scripts all come through here.
     """
     if head is None:
         scorer = model if isinstance(model, keras.Model) else load_model_file(model)
@@ -125,6 +127,8 @@ def load_scorer(
         check_head_matches_model(model, head)
     if normalizer is None and not isinstance(head, keras.Model):
         normalizer = head_normalizer(head)
+        if normalizer is None and Path(head).is_file():
+            _check_unnormalised_head(head)
     elif normalizer is None:
         import warnings
 
@@ -150,6 +154,44 @@ def export_model(
     return save_model_atomic(load_scorer(model, head, normalizer), out_path)
 
 
+def _check_unnormalised_head(head: str | os.PathLike) -> None:
+    """For a head file with no normaliser beside it: raises when the settings deepfl-train-mlp stored beside it say
+    it was trained on normalised scores (its normaliser was lost: the scores would be z-scores); logs one warning
+    when there are no such settings (a head copied away from its folder, or made elsewhere: its raw outputs are
+    used, which are z-scores for a head of deepfl-train-mlp)."""
+    from deepfl.errors import DeepflError
+
+    settings = head_settings(head)
+    expected = normalizer_path(head)
+    if settings.get("normalize_targets", True) is False:
+        return
+    if settings:
+        raise DeepflError(
+            f"head: {head} was trained on normalised scores (its folder's settings say so) but its normaliser "
+            f"{expected} is missing: without it the scores would be z-scores; restore it beside the head"
+        )
+    logging.getLogger("deepfl").warning(
+        "head: %s has no normaliser beside it (%s): its outputs are used as they are, which for a head of "
+        "deepfl-train-mlp are z-scores, not scores; copy the head's .normalizer.json beside it",
+        head,
+        expected.name,
+    )
+
+
+def head_settings(head: str | os.PathLike) -> dict:
+    """The settings deepfl-train-mlp stored beside a head (`protocol.MLP_SETTINGS_FILE`); {} when there are none
+    (or they cannot be read)."""
+    import json
+
+    from deepfl.protocol import MLP_SETTINGS_FILE
+
+    try:
+        settings = json.loads((Path(head).parent / MLP_SETTINGS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return settings if isinstance(settings, dict) else {}
+
+
 def check_head_matches_model(model: str | os.PathLike, head: str | os.PathLike) -> None:
     """Raises `DeepflError` when the head was trained on features of another model than `model`.
 
@@ -158,16 +200,12 @@ def check_head_matches_model(model: str | os.PathLike, head: str | os.PathLike) 
     records are there and name a model file whose fingerprint differs from `model`'s, the exported scorer would
     feed the head features it has never seen and score nonsense without an error; elsewhere nothing is known and
     nothing is checked."""
-    import json
-
     from deepfl.errors import DeepflError
     from deepfl.features import cache_source, source_fingerprint
     from deepfl.fileio import file_fingerprint
-    from deepfl.protocol import MLP_SETTINGS_FILE
 
-    settings = Path(head).parent / MLP_SETTINGS_FILE
     try:
-        features = Path(json.loads(settings.read_text(encoding="utf-8"))["features"])
+        features = Path(head_settings(head)["features"])
         source = cache_source(features)
     except (OSError, ValueError, KeyError, TypeError):
         return

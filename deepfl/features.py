@@ -34,7 +34,7 @@ import numpy as np
 
 from deepfl.architectures import too_small_reason
 from deepfl.errors import DeepflError, ImageReadError, failure_reason
-from deepfl.fileio import atomic_output
+from deepfl.fileio import atomic_output, by_content, describe_file
 from deepfl.images import header_size, model_input, read_images_ahead
 from deepfl.jobs import ErrorPolicy, iter_batches, progress
 
@@ -320,19 +320,12 @@ def _open_hdf5(path: Path) -> h5py.File:
     return file
 
 
-def _by_content(source: str) -> str:
-    """`source` with each file named by its content fingerprint alone: a model copied or moved elsewhere is the
-    same model, so its cache stays usable (`extractor_source` writes "<path> (sha256:...)")."""
-    import re
-
-    return re.sub(r"^(backbone\(weights=)?.*? \((sha256:[0-9a-f]+)\)", r"\1(\2)", source, count=1)
-
-
 def _check_origin(where: Path, stored_dim: int, stored_source: str, dim: int | None, source: str) -> tuple[int, str]:
     """(dim, source) of a store holding `stored_*`; raises when the caller asks for another dim or source."""
     if dim is not None and int(dim) != stored_dim:
         raise DeepflError(f"{where}: holds {stored_dim}-dim features, asked for {dim}; use another cache")
-    if source and stored_source and _by_content(source) != _by_content(stored_source):
+    # By content: a model copied or moved elsewhere is the same model, so its cache stays usable.
+    if source and stored_source and by_content(source) != by_content(stored_source):
         raise DeepflError(
             f"{where}: holds features of {stored_source!r}, not {source!r} (a model file retrained or re-exported "
             "under the same name counts as another model); delete or rename it, or write to another --out_dir"
@@ -581,17 +574,16 @@ def extractor_source(
     cache is never extended with features of another model, scaling or precision. A model or weights file is
     named by its absolute path and its content's fingerprint (`fileio.file_fingerprint`): a model retrained or
     re-exported under the same name is another model, whose features must not be mixed with the old ones."""
-    from deepfl.fileio import file_fingerprint
     from deepfl.models import default_pixel_scaling
 
     suffix = "" if dtype == "float32" else f" [{dtype}]"
     if model is not None:
-        return f"{Path(model).resolve()} ({file_fingerprint(model)}){suffix}"
+        return f"{describe_file(model)}{suffix}"
     scaling = pixel_scaling or default_pixel_scaling(weights)
     if weights is None:
         origin = f"random seed {RANDOM_WEIGHTS_SEED}"
     else:
-        origin = weights if weights == "imagenet" else f"{Path(weights).resolve()} ({file_fingerprint(weights)})"
+        origin = weights if weights == "imagenet" else describe_file(weights)
     return f"backbone(weights={origin}, pixel_scaling={scaling}){suffix}"
 
 

@@ -132,6 +132,17 @@ def file_fingerprint(path: str | os.PathLike) -> str:
     return _FINGERPRINTS[key]
 
 
+def describe_file(path: str | os.PathLike) -> str:
+    """ "<absolute path> (sha256:...)": how jobs record a model or weights file they used (`file_fingerprint`)."""
+    return f"{Path(path).resolve()} ({file_fingerprint(path)})"
+
+
+def by_content(description: str) -> str:
+    """`description` with a file recorded by `describe_file` (at its start, or after "weights=") named by its
+    fingerprint alone: the same file copied or moved elsewhere is the same input."""
+    return re.sub(r"^(backbone\(weights=)?.*? \((sha256:[0-9a-f]+)\)", r"\1(\2)", description, count=1)
+
+
 def load_model_file(path: str | os.PathLike, what: str = "model") -> keras.Model:
     """Loads a `.keras` file without its optimiser; one-line errors naming the file.
 

@@ -76,6 +76,16 @@ def test_new_process_scores_and_exports_a_saved_stage1_model(stage1_files, tmp_p
     assert len(last) == 1 and "--overwrite" in last[0], last
     assert f"made from another --head ({(folder / 'head.keras').resolve()} (sha256:" in last[0], last
     assert exported.read_bytes() == written  # never overwritten silently
+    # The same model and head copied elsewhere: the same inputs by content, so the export is found done.
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    for name in ("model.keras", "head.keras"):
+        (moved / name).write_bytes((folder / name).read_bytes())
+    copied = kr.job_command(
+        "export", "--model", str(moved / "model.keras"), "--head", str(moved / "head.keras"), "--output", str(exported)
+    )
+    again = kr.run_job(copied)
+    assert again.returncode == 0 and "nothing to do" in again.stdout, again.stderr[-2000:]
 
     via_export = kr.run_job(
         kr.job_command("predict", "--model", str(exported), "--output", str(tmp_path / "exported.csv"), *images)

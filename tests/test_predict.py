@@ -152,3 +152,31 @@ def test_builtin_swap_keeps_outputs_and_drops_deepfl_layers(small_photo):
     assert not any(isinstance(l, (PixelScaling, MultiLevelPooling)) for l in swapped.layers)
     x = np.stack([small_photo, small_photo[::-1]]).astype("float32")
     np.testing.assert_allclose(swapped.predict(x, verbose=0), extractor.predict(x, verbose=0), rtol=1e-6, atol=1e-6)
+
+
+def test_a_head_file_without_its_normaliser_is_refused_or_warned(parts, small_photo, tmp_path, caplog):
+    """A head copied without its .normalizer.json scored in z-scores, exit 0 (found by the session-22 walk): in
+    its deepfl-train-mlp folder (settings say normalised) it is refused; alone it is warned about, naming it; a
+    head trained on scores as given (settings say so) needs no normaliser."""
+    from deepfl.errors import DeepflError
+    from deepfl.protocol import MLP_SETTINGS_FILE
+
+    extractor, head, _, _ = parts
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    head.save(alone / "head.keras")
+    with caplog.at_level("WARNING", logger="deepfl"):
+        raw = predict([small_photo], extractor, head=alone / "head.keras")
+    warned = [r.getMessage() for r in caplog.records if "no normaliser beside it" in r.getMessage()]
+    assert len(warned) == 1 and str(alone / "head.keras") in warned[0] and "z-scores" in warned[0], warned
+    expected = head.predict(extractor.predict(small_photo[None].astype("float32"), verbose=0), verbose=0)
+    np.testing.assert_allclose(raw, expected.reshape(-1), rtol=1e-5, atol=1e-6)
+
+    (alone / MLP_SETTINGS_FILE).write_text(json.dumps({"features": "f.h5", "epochs": 3}))
+    with pytest.raises(DeepflError, match=r"head: .*head.keras was trained on normalised scores .*normalizer.json"):
+        predict([small_photo], extractor, head=alone / "head.keras")
+    (alone / MLP_SETTINGS_FILE).write_text(json.dumps({"features": "f.h5", "normalize_targets": False}))
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="deepfl"):
+        predict([small_photo], extractor, head=alone / "head.keras")
+    assert not [r for r in caplog.records if "normaliser" in r.getMessage()]

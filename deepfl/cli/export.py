@@ -9,8 +9,9 @@ deepfl-train-mlp (the normalizer file beside it, <name>.normalizer.json for <nam
 the head's target scale). The output takes RGB images in [0, 255] and gives one score per image; it loads with
 `keras.saving.load_model` alone (deepfl's own layers are replaced by built-in ones) and is what `deepfl-predict
 --model` takes. What it was made from (paths and content fingerprints of --model, --head and its normaliser) is
-stored beside it in <output>.settings.json: the same command again finds it done (exit 0); an existing --output
-made from other files, or without that record, is refused (exit 2) unless --overwrite.
+stored beside it in <output>.settings.json: the same command again finds it done (exit 0), also with the same
+files copied or moved elsewhere (compared by content); an existing --output made from other files, or without
+that record, is refused (exit 2, naming what differs) unless --overwrite.
 """
 
 from __future__ import annotations
@@ -40,10 +41,10 @@ flags.DEFINE_bool("overwrite", False, "Replace an existing --output.")
 def _sources() -> dict[str, str | None]:
     """--model, --head and the head's normaliser as 'absolute path (fingerprint)'; None for a missing file (the
     export then names it)."""
-    from deepfl.fileio import file_fingerprint, normalizer_path
+    from deepfl.fileio import describe_file, normalizer_path
 
     def described(path: Path) -> str | None:
-        return f"{path.resolve()} ({file_fingerprint(path)})" if path.is_file() else None
+        return describe_file(path) if path.is_file() else None
 
     head = Path(FLAGS.head)
     return {
@@ -53,12 +54,27 @@ def _sources() -> dict[str, str | None]:
     }
 
 
+def _same_inputs(stored: dict, current: dict[str, str | None]) -> bool:
+    """Whether an earlier export's record matches this one: the output unchanged since, and the inputs with the
+    same contents (a model or head copied or moved elsewhere is the same input)."""
+    return _changed_inputs(stored, current) == [] and stored.get("output") == current["output"]
+
+
+def _changed_inputs(stored: dict, current: dict[str, str | None]) -> list[str]:
+    from deepfl.fileio import by_content
+
+    def content(value) -> str | None:
+        return by_content(value) if isinstance(value, str) else None
+
+    return [key for key in ("model", "head", "normalizer") if content(stored.get(key)) != content(current[key])]
+
+
 def _difference(stored: dict, current: dict[str, str | None]) -> str:
     """What differs between the record of an earlier export and this one, for the refusal's one line."""
     if stored.get("output") != current["output"]:
         return "changed since its export"
     labels = {"model": "--model", "head": "--head", "normalizer": "normaliser of --head"}
-    changed = [key for key in labels if stored.get(key) != current[key]]
+    changed = _changed_inputs(stored, current)
     if not changed:
         return "made from other files"
     key = changed[0]
@@ -83,7 +99,7 @@ def main(argv: list[str]) -> int:
             stored = None
         # (the inputs are hashed only when there is a record to compare them with)
         current = {**_sources(), "output": file_fingerprint(output)} if isinstance(stored, dict) else None
-        if current is not None and stored == current:
+        if current is not None and _same_inputs(stored, current):
             print(f"{output}: already exported from this --model and --head; nothing to do")
             return 0
         raise ValueError(
