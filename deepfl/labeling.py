@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from deepfl.errors import ImageReadError, TableError
+from deepfl.errors import ImageReadError, NoUsableInput, TableError
 from deepfl.fileio import atomic_write_bytes
 from deepfl.fr import METRICS, metric_function, metric_meant
 from deepfl.fr.running import score_metrics
@@ -178,6 +178,21 @@ def compiled_sizes(
     return frozenset(size for size, count in pairs.items() if count * size[0] * size[1] >= threshold)
 
 
+def _check_references_found(groups: Sequence[tuple[str, Sequence[str]]], ref_root: Path) -> None:
+    """Raises `NoUsableInput` before any scoring when not one reference of `groups` exists under `ref_root` (a
+    wrong folder): otherwise each would be warned about in turn, 140,000 lines for KADIS-700k, before the job
+    found that it had scored nothing. Stops looking at the first reference found."""
+    references = list(dict.fromkeys(ref for ref, _ in groups))
+    if not references or any((ref_root / ref).is_file() for ref in references):
+        return
+    pairs = sum(len(dists) for _, dists in groups)
+    others = f" nor any of the other {len(references) - 1} references" if len(references) > 1 else ""
+    raise NoUsableInput(
+        f"no reference found: {references[0]}{others} of the {pairs} pairs to do is in {ref_root}; references are "
+        "looked up in --ref_root (default --image_root)"
+    )
+
+
 def shard_file(out_csv: str | os.PathLike, num_shards: int, shard_index: int) -> Path:
     """The output file of one shard: `<stem>.shard-00003-of-00008.csv` (or `out_csv` itself if unsharded)."""
     out_csv = Path(out_csv)
@@ -201,7 +216,7 @@ def _lines_to_log(bad_pairs: Sequence[str]) -> list[str]:
     error = by_reference[0].split(_REFERENCE_SKIP, 1)[1]
     listed = ", ".join(names[:2]) + (f" and {len(names) - 2} more" if len(names) > 2 else "")
     plural = "s" if len(names) > 1 else ""
-    return [f"reference {error}: its {len(names)} distorted image{plural} skipped ({listed})", *others]
+    return [f"reference {error}: {len(names)} distorted image{plural} not scored ({listed})", *others]
 
 
 def _load_group(ref_path: str, dist_paths: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
@@ -422,6 +437,7 @@ def label_pairs(
         summary.already_done += len(dists) - len(remaining)
         if remaining:
             todo.append((ref, remaining))
+    _check_references_found(todo, Path(ref_root if ref_root is not None else image_root))
     # The census of the whole manifest (every shard decides alike), read only when something is left to score.
     compiled = (
         compiled_sizes(groups, ref_root if ref_root is not None else image_root, compile_from_pixel_pairs)

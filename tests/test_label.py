@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from deepfl import labeling
-from deepfl.errors import TableError
+from deepfl.errors import NoUsableInput, TableError
 from deepfl.fr import sff
 from deepfl.images import read_image, write_image
 from deepfl.jobs import JobStopped, SettingsChanged
@@ -153,7 +153,12 @@ def test_an_unreadable_reference_is_one_warning_for_all_its_pairs(pair_set, tmp_
     assert len(lost) == 4  # r1's three noisy versions and corrupt.png
     warned = [r.getMessage() for r in caplog.records if "r1.png" in r.getMessage()]
     assert len(warned) == 1, warned
-    assert warned[0].startswith(f"reference {references / 'r1.png'}") and "its 4 distorted images skipped" in warned[0]
+    assert warned[0].startswith(f"reference {references / 'r1.png'}") and "4 distorted images not scored" in warned[0]
+    # Not one reference there (a wrong folder): stopped before scoring, with one error naming it.
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(NoUsableInput, match=r"no reference found: r0.png nor any of the other 2 references of the 12"):
+        labeling.label_pairs(pairs, root, tmp_path / "none.csv", metrics=["gmsd"], ref_root=tmp_path / "empty")
+    assert len(pd.read_csv(tmp_path / "none.csv")) == 0  # (its header only: a rerun resumes it)
 
 
 def test_a_flat_reference_gets_no_sff_label_and_is_named(tmp_path, small_photo):
@@ -280,6 +285,7 @@ def test_cli_writes_kadis_layout_and_reports_bad_metric(pair_set, tmp_path):
         text=True,
     )
     assert lost.returncode == 3 and "--ref_root" in lost.stderr.splitlines()[-1], lost.stderr[-2000:]
+    assert "not scored" not in lost.stderr  # stopped before scoring: no warning per reference first
 
 
 def test_a_distort_manifest_gets_its_labels_plotted_by_level(pair_set, tmp_path):
