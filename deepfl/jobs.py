@@ -83,6 +83,9 @@ def progress(
             **kwargs,
         )
     kwargs.setdefault("mininterval", LOG_PROGRESS_INTERVAL_S)
+    # Every update checks the clock: tqdm's default (updates skipped in between, then a monitor thread forcing a
+    # redraw after 10 s) wrote a line with a stale rate followed at once by the real one.
+    kwargs.setdefault("miniters", 1)
     return _StoppableProgress(
         iterable,
         total=total,

@@ -70,3 +70,23 @@ def keras_weight_groups(keras_file: Path) -> set[str]:
         data = archive.read("model.weights.h5")
     with h5py.File(io.BytesIO(data), "r") as weights:
         return set(weights.keys())
+
+
+def run_interrupted_after_epoch(run, epoch: int, monkeypatch) -> None:
+    """Calls `run()` (a training job) with a KeyboardInterrupt raised just after epoch `epoch` (counted from 1)
+    has written its checkpoint, as a Ctrl-C at that moment would; the job must let it through."""
+    import pytest
+
+    from deepfl.training.callbacks import EpochEnd
+
+    finish_epoch = EpochEnd.on_epoch_end
+
+    def stop_after(self, index, logs=None):
+        finish_epoch(self, index, logs)
+        if index == epoch - 1:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(EpochEnd, "on_epoch_end", stop_after)
+        with pytest.raises(KeyboardInterrupt):
+            run()

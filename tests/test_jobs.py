@@ -155,3 +155,13 @@ def test_append_only_csv_lock_refuses_a_second_writer_until_the_first_is_gone(tm
     del first
     second = AppendOnlyCsv(path, ["k", "v"], key="k", lock=True)
     assert "a" in second and path.read_text() == "k,v\na,1\n"
+
+
+def test_a_log_file_bar_checks_the_clock_at_every_update(monkeypatch):
+    """tqdm's default skips the clock between updates once it has printed, and a monitor thread then forces a
+    redraw after 10 s: a log got a line with a stale rate followed at once by the real one (session-22 walk).
+    With one update per check there is nothing for the monitor to force."""
+    monkeypatch.delenv("DEEPFL_NO_PROGRESS", raising=False)
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    with progress(total=10, desc="work") as bar:
+        assert bar.miniters == 1 and not bar.dynamic_miniters

@@ -453,25 +453,16 @@ def test_native_size_is_the_default_and_mixed_shapes_are_not_squashed(mixed_labe
 def test_many_sizes_train_each_image_once_per_epoch_and_resume_exactly(mixed_labels, tmp_path, monkeypatch):
     """16 training images in two sizes, batch 64: an epoch is one batch of each size (it was one batch of one
     size, filled by repeating its 8 images); a run stopped after epoch 2 and resumed ends as the unbroken one."""
-    from deepfl.training.callbacks import EpochEnd
-    from helpers_models import assert_same_training_outputs
+    from helpers_models import assert_same_training_outputs, run_interrupted_after_epoch
 
     settings = dict(batch_size=64, steps_per_epoch=0, val_steps=0, epochs=3, warmup_epochs=1, flip=True)
     result = training.run_multitask(_config(mixed_labels, **settings), tmp_path / "run")
     assert result.steps_per_epoch == 2
     assert int(result.model.optimizer.iterations) == 4  # the fine-tuning phase: 2 epochs x 2 steps
-    finish_epoch = EpochEnd.on_epoch_end
-
-    def stop_after_epoch_2(self, epoch, logs=None):
-        finish_epoch(self, epoch, logs)
-        if epoch == 1:
-            raise KeyboardInterrupt
-
     stopped = tmp_path / "stopped"
-    with monkeypatch.context() as patch:
-        patch.setattr(EpochEnd, "on_epoch_end", stop_after_epoch_2)
-        with pytest.raises(KeyboardInterrupt):
-            training.run_multitask(_config(mixed_labels, **settings), stopped)
+    run_interrupted_after_epoch(
+        lambda: training.run_multitask(_config(mixed_labels, **settings), stopped), 2, monkeypatch
+    )
     training.run_multitask(_config(mixed_labels, **settings), stopped)
     assert assert_same_training_outputs(tmp_path / "run", stopped) >= 6
 
@@ -480,14 +471,44 @@ def test_training_into_a_log_file_prints_plain_step_lines(mixed_labels, tmp_path
     """Output to a file or pipe (as under pytest): no Keras bar, but a plain progress line per epoch (and one
     every 15 s within it), ending before the epoch's validation and its `epoch N done` line."""
     monkeypatch.delenv("DEEPFL_NO_PROGRESS", raising=False)
-    training.run_multitask(_config(mixed_labels, epochs=2, steps_per_epoch=3, progress=True), tmp_path / "run")
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("epoch ")]
+    training.run_multitask(
+        _config(mixed_labels, epochs=2, steps_per_epoch=3, val_steps=0, progress=True), tmp_path / "run"
+    )
+    err = capsys.readouterr().err
+    # The validation pass of 8 images, 4 of each size at batch 4: a total of 2 batches (it showed none).
+    validation = [line for line in err.splitlines() if line.startswith("validation, epoch 1")]
+    assert "| 2/2 [" in validation[-1], validation
+    lines = [line for line in err.splitlines() if line.startswith("epoch ")]
     by_epoch = {}
     for line in lines:
         by_epoch.setdefault(line.split(":")[0], []).append(line)
     assert list(by_epoch) == ["epoch 1/2", "epoch 2/2"], lines
     assert all("| 3/3 [" in epoch[-1] and "step" in epoch[-1] for epoch in by_epoch.values()), lines
     assert "\r" not in "".join(lines)
+
+
+def test_an_interrupted_epoch_shows_where_it_stopped_before_the_job_ends(mixed_labels, tmp_path, monkeypatch, capsys):
+    """Ctrl-C mid-epoch: the epoch's progress line ends (showing the step reached) before the interruption leaves
+    the job, so the job's "interrupted" line is the log's last (it came after a stale progress line)."""
+    from deepfl.training.callbacks import StepProgress
+
+    monkeypatch.delenv("DEEPFL_NO_PROGRESS", raising=False)
+    step_done = StepProgress.on_train_batch_end
+
+    def stop_after_two_steps(self, batch, logs=None):
+        step_done(self, batch, logs)
+        if batch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(StepProgress, "on_train_batch_end", stop_after_two_steps)
+    try:
+        training.run_multitask(_config(mixed_labels, steps_per_epoch=3, progress=True), tmp_path / "run")
+    except KeyboardInterrupt:
+        written = capsys.readouterr().err  # what is on the log when the job reports the interruption
+    else:
+        raise AssertionError("the job was not interrupted")
+    lines = [line for line in written.splitlines() if line.startswith("epoch 1/1")]
+    assert "| 2/3 [" in lines[-1], lines
 
 
 def test_a_crop_larger_than_every_image_is_refused_before_training(mixed_labels, tmp_path):
@@ -626,8 +647,7 @@ def test_learning_rate_schedules_constant_and_cosine():
 
 
 def test_a_cosine_run_decays_over_each_phase_resumes_exactly_and_cannot_be_extended(weak_labels, tmp_path, monkeypatch):
-    from deepfl.training.callbacks import EpochEnd
-    from helpers_models import assert_same_training_outputs
+    from helpers_models import assert_same_training_outputs, run_interrupted_after_epoch
 
     settings = dict(epochs=3, warmup_epochs=1, lr_schedule="cosine")
     result = training.run_multitask(_config(weak_labels, **settings), tmp_path / "run")
@@ -642,18 +662,10 @@ def test_a_cosine_run_decays_over_each_phase_resumes_exactly_and_cannot_be_exten
     # The fine-tuning phase: 2 epochs x 2 steps, decayed from 1e-4 to 0 over them.
     assert int(optimizer.iterations) == 4 and float(optimizer.learning_rate) == pytest.approx(0.0, abs=1e-12)
     # Interrupted after epoch 2 (its checkpoint written, half-way down the cosine) and resumed: as if never stopped.
-    finish_epoch = EpochEnd.on_epoch_end
-
-    def stop_after_epoch_2(self, epoch, logs=None):
-        finish_epoch(self, epoch, logs)
-        if epoch == 1:
-            raise KeyboardInterrupt
-
     stopped = tmp_path / "stopped"
-    with monkeypatch.context() as patch:
-        patch.setattr(EpochEnd, "on_epoch_end", stop_after_epoch_2)
-        with pytest.raises(KeyboardInterrupt):
-            training.run_multitask(_config(weak_labels, **settings), stopped)
+    run_interrupted_after_epoch(
+        lambda: training.run_multitask(_config(weak_labels, **settings), stopped), 2, monkeypatch
+    )
     assert not (stopped / "model.keras").exists()
     training.run_multitask(_config(weak_labels, **settings), stopped)
     assert assert_same_training_outputs(tmp_path / "run", stopped) >= 6

@@ -252,6 +252,8 @@ class _InterruptHandler:
             if self._reported_once:
                 return
             self._reported_once = True
+        if sys.stdout.isatty():  # a redrawing bar (Keras') leaves the cursor at the end of its line
+            sys.stdout.write("\n")
         sys.stdout.flush()
         print_to_user(_interrupted_message)
         _forget_caught_keyboard_interrupt()

@@ -13,8 +13,12 @@ the optimizer's; deleted at the end unless --keep_checkpoints). Rerunning the sa
 after the last finished epoch and ends with the same weights as an unbroken run: same batches, dropout masks and
 optimizer state. A larger --epochs extends a finished run kept with --keep_checkpoints under --lr_schedule=constant
 (a cosine schedule spans its run and cannot be extended); other changed settings are refused (--overwrite discards
-the old run). Exit code 3: no usable training
-image or row.
+the old run). Exit code 3: no usable training image or row.
+
+Images train at their native size unless --image_size or --crop_size is given. Images of several sizes are batched
+by size: each epoch trains every image once, in sum over sizes of ceil(images of that size / --batch_size) steps
+(the last batch of a size smaller). Progress: Keras' bar on a terminal; in a log file or pipe, one plain line of
+steps, rate and ETA every 15 s within each epoch (DEEPFL_NO_PROGRESS=1 turns both off).
 The job itself is `deepfl.training.run_multitask`.
 """
 

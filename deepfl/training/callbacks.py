@@ -106,7 +106,7 @@ class StepProgress(keras.callbacks.Callback):
         self._bar = None
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._close()
+        self.close()
         self._bar = progress(total=self.steps_per_epoch, desc=f"epoch {epoch + 1}/{self.epochs}", unit="step")
 
     def on_train_batch_end(self, batch, logs=None):
@@ -114,12 +114,13 @@ class StepProgress(keras.callbacks.Callback):
             self._bar.update(1)
 
     def on_epoch_end(self, epoch, logs=None):
-        self._close()
+        self.close()
 
     def on_train_end(self, logs=None):
-        self._close()
+        self.close()
 
-    def _close(self) -> None:
+    def close(self) -> None:
+        """Ends the current epoch's bar (its last line shows where it stopped); also after an interruption."""
         if self._bar is not None:
             self._bar.close()
             self._bar = None

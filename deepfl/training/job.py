@@ -270,7 +270,7 @@ def check_run_config(out_dir: Path, record: dict[str, Any], trained_epochs: int 
     elif record["lr_schedule"] != "constant" and record["epochs"] != stored.get("epochs"):
         changes.append(
             f"epochs {stored.get('epochs')} -> {record['epochs']} (a {record['lr_schedule']} schedule spans the "
-            "run's epochs: it cannot be extended)"
+            "run's epochs: its run can be neither extended nor shortened)"
         )
     if changes:
         raise SettingsChanged(
@@ -444,13 +444,28 @@ def _input_plan(
         size = next(iter(sizes))
         log.info("native size %dx%d (every image)", *size)
         return size, None
-    listed = ", ".join(f"{w}x{h}: {n}" for (h, w), n in sizes.most_common(6)) + (", ..." if len(sizes) > 6 else "")
+    shown = 8
+    listed = ", ".join(f"{w}x{h}: {n}" for (h, w), n in sizes.most_common(shown))
+    listed += f", and {len(sizes) - shown} more" if len(sizes) > shown else ""
     log.info(
-        "native sizes: %d different sizes, each training batch of one size (width x height: images; %s)",
+        "native sizes: %d different sizes, each training batch of one size (width x height: images in the "
+        "training and validation splits; %s)",
         len(sizes),
         listed,
     )
     return None, dict(zip(map(str, paths), each))
+
+
+def _validation_batches(val, native_sizes: dict | None, batch_size: int) -> int | None:
+    """The number of batches in a whole pass over the validation split (its progress bar's total), None when some
+    image's size is unknown (an unreadable header: the pass then simply runs to its end)."""
+    from deepfl.data.size_batches import batches_per_pass
+    from deepfl.training.loop import steps_for
+
+    if native_sizes is None:
+        return steps_for(len(val), batch_size) if len(val) else None
+    sizes = [native_sizes[str(path)] for path in val["image"]]
+    return batches_per_pass(sizes, batch_size) if sizes and None not in sizes else None
 
 
 def _train(
@@ -581,7 +596,7 @@ def _train(
             tasks=tasks,
             loss_weights=dict(config.loss_weights),
             warmup_epochs=config.warmup_epochs,
-            val_steps=config.val_steps or None,
+            val_steps=config.val_steps or _validation_batches(val, native_sizes, config.batch_size),
             strategy=strategy,
             tensorboard=config.tensorboard,
             verbose=keras_verbose() if config.progress else 0,

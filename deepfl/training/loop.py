@@ -124,18 +124,23 @@ def train_multitask(
             position=position,
             skips=skips,
         )
-        callbacks: list = [StepProgress(steps_per_epoch, epochs), end] if step_lines else [end]
+        step_progress = StepProgress(steps_per_epoch, epochs) if step_lines else None
+        callbacks: list = [step_progress, end] if step_progress else [end]
         if tensorboard and _tensorboard_available():
             callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out / "tensorboard"), write_graph=False))
-        model.fit(
-            dataset,
-            epochs=last,
-            initial_epoch=max(first, start),
-            steps_per_epoch=steps_per_epoch,
-            callbacks=callbacks,
-            verbose=verbose,
-            shuffle=False,
-        )
+        try:
+            model.fit(
+                dataset,
+                epochs=last,
+                initial_epoch=max(first, start),
+                steps_per_epoch=steps_per_epoch,
+                callbacks=callbacks,
+                verbose=verbose,
+                shuffle=False,
+            )
+        finally:  # an interrupted epoch's bar ends before the job's last line
+            if step_progress is not None:
+                step_progress.close()
         state = read_state(out / "checkpoints")
         start, position = state["epoch"], end.position
     if model is None:  # everything was done already: load the last checkpoint to write the final model
