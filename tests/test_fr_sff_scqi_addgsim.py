@@ -1,6 +1,7 @@
 """SFF, SCQI and ADD-GSIM: identity, direction of change on every KADID type, batching, the SFF port against an
 independent loop transcription of SFF.m, the shipped basis against the original TID2013 scores."""
 
+import contextlib
 import warnings
 
 import numpy as np
@@ -174,3 +175,24 @@ def test_shipped_basis_is_reproduced_by_the_learning_script():
 
     w = learn_sff_basis([image for _, image in embedded_training_images()])
     np.testing.assert_allclose(w, load_basis(), rtol=1e-6, atol=1e-12)
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["numpy", "graph"])
+def test_add_gsim_gives_nan_for_a_pair_with_nan_like_the_other_metrics(compiled):
+    """A NaN made ADD-GSIM fail inside NumPy's bincount ("'list' argument must have no negative
+    elements") where every other metric returns NaN; now the pair gets NaN and the other pairs their score."""
+    from deepfl.fr.functional.staging import compiled_from_first_call
+
+    rng = np.random.default_rng(0)
+    ref = rng.uniform(0, 255, (2, 48, 56, 3)).astype(np.float32)
+    dist = np.clip(ref + rng.normal(0, 8, ref.shape), 0, 255).astype(np.float32)
+    with compiled_from_first_call() if compiled else contextlib.nullcontext():
+        clean = np.asarray(add_gsim(ref, dist))
+        dist[0, 5, 5, 1] = np.nan
+        scores = np.asarray(add_gsim(ref, dist))
+        assert np.isnan(scores[0]) and scores[1] == pytest.approx(clean[1], rel=1e-6)
+    if not compiled:  # (one graph compilation is enough for this test's time)
+        bad_ref = ref.copy()
+        bad_ref[0, 0, 0, 0] = np.nan
+        indexed = np.asarray(add_gsim(bad_ref[:1], dist[1:], ref_index=np.array([0])))
+        assert np.isnan(indexed).all()

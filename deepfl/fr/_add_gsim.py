@@ -157,6 +157,10 @@ def _add_gsim(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> t
     Traced per input shape."""
     num_refs = ref.shape[0]
     maps = tf.squeeze(tf.concat([colour.rgb2gray(ref), colour.rgb2gray(dist)], 0), -1)  # MATLAB rgb2gray
+    # A map holding NaN or infinite values gives NaN (as the other metrics do): its histograms cannot count them.
+    finite = tf.reduce_all(tf.math.is_finite(maps), axis=[1, 2])
+    maps = tf.where(tf.math.is_finite(maps), maps, tf.zeros_like(maps))
+    ref_ok, dist_ok = batching.split_batch(finite, num_refs, ref_index)
     egm = arithmetic.similarity(*batching.split_batch(gray_entropy(maps), num_refs, ref_index), C_ENTROPY)
     log_quality = fva = None
     for scale in range(NUM_SCALES):
@@ -169,7 +173,8 @@ def _add_gsim(ref: tf.Tensor, dist: tf.Tensor, ref_index: tf.Tensor | None) -> t
             )
         if scale + 1 < NUM_SCALES:
             maps = _halve_xla(maps)
-    return tf.exp(log_quality) * fva * egm
+    scores = tf.exp(log_quality) * fva * egm
+    return tf.where(tf.logical_and(ref_ok, dist_ok), scores, tf.constant(float("nan"), scores.dtype))
 
 
 def add_gsim(ref: tf.Tensor, dist: tf.Tensor, ref_index=None) -> tf.Tensor:

@@ -115,8 +115,13 @@ def _gray(rgb: np.ndarray) -> np.ndarray:
 
 
 def add_gsim(ref: np.ndarray, dist: np.ndarray, ref_index: np.ndarray | None = None) -> np.ndarray:
-    """ADD-GSIM of each pair (1 = identical): multi-scale rank-weighted GSIM x FVA x EGM."""
+    """ADD-GSIM of each pair (1 = identical): multi-scale rank-weighted GSIM x FVA x EGM; NaN for a pair holding
+    NaN or infinite values (as the other metrics give; its histograms cannot count them)."""
     ref_gray, dist_gray = _gray(ref), _gray(dist)
+    ref_ok, dist_ok = np.isfinite(ref_gray).all((1, 2)), np.isfinite(dist_gray).all((1, 2))
+    if not (ref_ok.all() and dist_ok.all()):
+        scores = add_gsim(*(np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0) for x in (ref, dist)), ref_index)
+        return np.where(functional.take_refs(ref_ok, ref_index) & dist_ok, scores, np.nan)
     entropy_r, entropy_d = _gray_entropy(ref_gray), _gray_entropy(dist_gray)
     egm = _similarity(functional.take_refs(entropy_r, ref_index), entropy_d, C_ENTROPY)
     log_quality = np.zeros(len(dist))
