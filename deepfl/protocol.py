@@ -543,8 +543,6 @@ def run_and_report(
     )
     atomic_write_bytes(out / "predictions.csv", result.predictions.to_csv(index=False).encode("utf-8"))
     atomic_write_bytes(out / "per_split.csv", result.per_split.to_csv(index=False).encode("utf-8"))
-    summary = result.summary.reset_index(names="statistic")
-    reporting.write_table(summary, out, "summary", title or name)
     test = result.predictions[result.predictions["set"] == "test"]
     reporting.scatter_plot(
         test["pred"],
@@ -553,4 +551,8 @@ def run_and_report(
         title=f"{title or name}: test images of {len(splits)} split(s)",
         ylabel=score_label,
     )
+    # The summary last: deepfl-train-mlp takes its presence for a finished run (a kill between the two left a
+    # "finished" run without its plot, which no rerun wrote).
+    summary = result.summary.reset_index(names="statistic")
+    reporting.write_table(summary, out, "summary", title or name)
     return result

@@ -102,3 +102,19 @@ def test_within_table_holds_both_anchors():
     assert np.isnan(table.loc["live", "authors_demo_srocc"])
     markdown = reporting.to_markdown(table.reset_index())
     assert "0.936" in markdown and "0.926" in markdown and "0.937 0.925 0.926 0.921 0.942" in markdown
+
+
+def test_the_summary_is_written_last_so_a_kill_before_it_is_not_a_finished_run(tmp_path, monkeypatch):
+    """deepfl-train-mlp takes summary.csv for a finished run: a kill while the scatter plot was drawn (after the
+    summary) left a run that every rerun called finished, without its plot (seen once in the suite's kill test)."""
+    table, features = synthetic_table()
+    config = protocol.HeadConfig(hidden=(8,), dropout=(0.0,), seed=2, epochs=2, learning_rates=(1e-3,))
+    splits = protocol.table_splits(table, 2, seed=0)
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(reporting, "scatter_plot", killed)
+    with pytest.raises(KeyboardInterrupt):
+        protocol.run_and_report(table, features, splits, config, tmp_path, name="demo")
+    assert (tmp_path / "per_split.csv").exists() and not (tmp_path / "summary.csv").exists()
