@@ -225,6 +225,15 @@ def test_training_on_many_sizes_sees_every_image_once_per_pass_and_resumes_at_a_
         dd.make_dataset(table_of([*many_sizes, broken]), "score", 4, training=True, repeat=True, image_sizes=sizes[:9])
 
 
+def test_batches_for_two_replicas_have_an_even_length_even_above_the_batch_size(many_sizes):
+    """Three images of each size at batch 3 for 2 replicas: each size's one batch is topped up to 4 (it is never
+    cut into 3 + 1, which would leave a replica without an image)."""
+    table = table_of(many_sizes, row=np.arange(9, dtype=float))
+    dataset = dd.make_dataset(table, "row", 3, training=True, repeat=True, seed=1, replicas=2)
+    lengths = [int(images.shape[0]) for images, _ in dataset.take(6)]
+    assert lengths == [4] * 6, lengths
+
+
 def test_a_crop_larger_than_the_images_is_named_not_called_corrupt(images, caplog):
     """Every image smaller than crop_size: no batch, and the stats called all of them corrupt while
     name_skipped (checking decodability only) found none of them."""

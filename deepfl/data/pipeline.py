@@ -266,10 +266,10 @@ def _targets_from_table(
     return out
 
 
-def _one_size_batches(plan, paths, target_values, batch_size: int, with_index: bool, decoded_elements):
-    """Batches in the order `plan()` yields them ((row indices, first element index) per batch), each batch's
-    images decoded in parallel by `decoded_elements` (a corrupt one is dropped from its batch; a batch left empty
-    yields nothing), several batches prepared at once and delivered in plan order."""
+def _one_size_batches(plan, paths, target_values, longest: int, with_index: bool, decoded_elements):
+    """Batches in the order `plan()` yields them ((row indices, first element index) per batch, at most `longest`
+    rows each), each batch's images decoded in parallel by `decoded_elements` (a corrupt one is dropped from its
+    batch; a batch left empty yields nothing), several batches prepared at once and delivered in plan order."""
     paths = tf.constant(paths)
     values = {name: tf.constant(column) for name, column in target_values.items()}
     batches = tf.data.Dataset.from_generator(
@@ -283,7 +283,7 @@ def _one_size_batches(plan, paths, target_values, batch_size: int, with_index: b
     def one_batch(rows, first):
         indices = first + tf.range(tf.size(rows, out_type=tf.int64), dtype=tf.int64)
         elements = tf.data.Dataset.from_tensor_slices((indices, rows)).map(element)
-        return decoded_elements(elements).batch(batch_size)
+        return decoded_elements(elements).batch(longest)
 
     return batches.interleave(
         one_batch, cycle_length=4, block_length=1, num_parallel_calls=AUTOTUNE, deterministic=True
@@ -428,7 +428,9 @@ def make_dataset(
     count_per_element = count_errors and drop_remainder and not by_size
     if by_size:
         plan = functools.partial(batch_stream, sizes, int(batch_size), seed, int(skip), shuffle, int(replicas))
-        dataset = _one_size_batches(plan, paths, target_values, int(batch_size), needs_index, decoded_elements)
+        # (a batch topped up for the replicas can exceed batch_size by up to replicas - 1: one batch all the same)
+        longest = int(batch_size) + int(replicas) - 1
+        dataset = _one_size_batches(plan, paths, target_values, longest, needs_index, decoded_elements)
     else:
         dataset = decoded_elements(dataset)
     if count_per_element:
