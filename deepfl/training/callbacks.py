@@ -116,11 +116,9 @@ class StepProgress(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.close()
 
-    def on_train_end(self, logs=None):
-        self.close()
-
     def close(self) -> None:
-        """Ends the current epoch's bar (its last line shows where it stopped); also after an interruption."""
+        """Ends the current epoch's bar (its last line shows where it stopped); `train_multitask` also calls it
+        after an interruption."""
         if self._bar is not None:
             self._bar.close()
             self._bar = None

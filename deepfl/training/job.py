@@ -456,16 +456,23 @@ def _input_plan(
     return None, dict(zip(map(str, paths), each))
 
 
-def _validation_batches(val, native_sizes: dict | None, batch_size: int) -> int | None:
-    """The number of batches in a whole pass over the validation split (its progress bar's total), None when some
-    image's size is unknown (an unreadable header: the pass then simply runs to its end)."""
+def _batches_in_a_pass(split, native_sizes: dict | None, batch_size: int) -> int:
+    """Batches in one pass over `split`: ceil(images / batch) when every batch has one size, else the per-size
+    plan's count (`size_batches.batches_per_pass`), the same for the training stream and the validation pass."""
     from deepfl.data.size_batches import batches_per_pass
     from deepfl.training.loop import steps_for
 
     if native_sizes is None:
-        return steps_for(len(val), batch_size) if len(val) else None
-    sizes = [native_sizes[str(path)] for path in val["image"]]
-    return batches_per_pass(sizes, batch_size) if sizes and None not in sizes else None
+        return steps_for(len(split), batch_size)
+    return batches_per_pass([native_sizes[str(path)] for path in split["image"]], batch_size)
+
+
+def _validation_batches(val, native_sizes: dict | None, batch_size: int) -> int | None:
+    """The validation pass's batches (its progress bar's total); None for an empty split or when some image's size
+    is unknown (an unreadable header: the pass then simply runs to its end)."""
+    if not len(val) or (native_sizes is not None and any(native_sizes[str(p)] is None for p in val["image"])):
+        return None
+    return _batches_in_a_pass(val, native_sizes, batch_size)
 
 
 def _train(
@@ -475,7 +482,6 @@ def _train(
     import tensorflow as tf
 
     from deepfl import data
-    from deepfl.data.size_batches import batches_per_pass
     from deepfl.errors import DeepflError
     from deepfl.jobs import keras_verbose
     from deepfl.models import build_multitask, compile_multitask
@@ -541,12 +547,7 @@ def _train(
         )
 
     val_ds = data.make_dataset(val, tasks, training=False, seed=config.seed, stats=val_stats, **common)
-    if config.steps_per_epoch:
-        steps = config.steps_per_epoch
-    elif one_size:
-        steps = steps_for(len(train), config.batch_size)
-    else:
-        steps = batches_per_pass(train_sizes, config.batch_size)
+    steps = config.steps_per_epoch or _batches_in_a_pass(train, native_sizes, config.batch_size)
     input_shape = (*input_size, 3) if input_size else None
     mixed = None if config.mixed_precision == "none" else config.mixed_precision
     weights = None if config.weights.lower() in ("none", "") else config.weights
