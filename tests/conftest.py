@@ -18,6 +18,14 @@ import pytest
 import deepfl  # noqa: E402,F401  (before any test imports TensorFlow: deepfl sets its oneDNN default)
 
 
+def pytest_xdist_auto_num_workers(config) -> int:
+    """`-n auto`: one test process more than the cores this process may use (pytest.ini caps it at 4). Many tests
+    wait on the job subprocesses they start (each imports TensorFlow), so a third process on 2 cores keeps them
+    busy (docs/measurements.md has the suite's time with 2 and 3 processes on 2 cores)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores + 1
+
+
 @pytest.fixture(scope="session")
 def photo() -> np.ndarray:
     """A real 512x512 RGB photograph shipped with scikit-image (the astronaut), cropped to 384x512."""

@@ -38,58 +38,51 @@ def scores_of(path):
 def test_new_process_scores_and_exports_a_saved_stage1_model(stage1_files, tmp_path):
     folder = stage1_files
     images = [str(folder / "a.png"), str(folder / "b.png")]
-    direct = kr.run_job(
-        kr.job_command(
-            "predict",
-            "--model",
-            str(folder / "model.keras"),
-            "--head",
-            str(folder / "head.keras"),
-            "--output",
-            str(tmp_path / "direct.csv"),
-            *images,
-        )
-    )
-    assert direct.returncode == 0, direct.stderr[-2000:]
-
     exported = tmp_path / "deepfl_iqa.keras"
-    cmd = kr.job_command(
-        "export",
-        "--model",
-        str(folder / "model.keras"),
-        "--head",
-        str(folder / "head.keras"),
-        "--output",
-        str(exported),
-    )
-    first = kr.run_job(cmd)
+    flags = ["--model", str(folder / "model.keras"), "--head", str(folder / "head.keras"), "--output", str(exported)]
+    # Each batch is one new process (one TensorFlow import) running the job's command lines one after another.
+    first, again = kr.run_batch("export", [flags, flags])  # the same command twice: the second is done already
     assert first.returncode == 0, first.stderr[-2000:]
     assert exported.is_file()
     written = exported.read_bytes()
-    again = kr.run_job(cmd)  # the same command: done already
     assert again.returncode == 0 and "nothing to do" in again.stdout, again.stderr[-2000:]
     other_head = tmp_path / "other_head.keras"
     other_head.write_bytes((folder / "head.keras").read_bytes() + b"\0")  # another file under the same --output
-    refused = kr.run_job(cmd[: cmd.index("--head") + 1] + [str(other_head)] + cmd[cmd.index("--head") + 2 :])
-    assert refused.returncode == 2, refused.stderr[-2000:]
-    last = refused.stderr.strip().splitlines()
-    assert len(last) == 1 and "--overwrite" in last[0], last
-    assert f"made from another --head ({(folder / 'head.keras').resolve()} (sha256:" in last[0], last
-    assert exported.read_bytes() == written  # never overwritten silently
     # The same model and head copied elsewhere: the same inputs by content, so the export is found done.
     moved = tmp_path / "moved"
     moved.mkdir()
     for name in ("model.keras", "head.keras"):
         (moved / name).write_bytes((folder / name).read_bytes())
-    copied = kr.job_command(
-        "export", "--model", str(moved / "model.keras"), "--head", str(moved / "head.keras"), "--output", str(exported)
+    refused, copied = kr.run_batch(
+        "export",
+        [
+            ["--model", str(folder / "model.keras"), "--head", str(other_head), "--output", str(exported)],
+            ["--model", str(moved / "model.keras"), "--head", str(moved / "head.keras"), "--output", str(exported)],
+        ],
     )
-    again = kr.run_job(copied)
-    assert again.returncode == 0 and "nothing to do" in again.stdout, again.stderr[-2000:]
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    last = refused.stderr.strip().splitlines()
+    assert len(last) == 1 and "--overwrite" in last[0], last
+    assert f"made from another --head ({(folder / 'head.keras').resolve()} (sha256:" in last[0], last
+    assert exported.read_bytes() == written  # never overwritten silently
+    assert copied.returncode == 0 and "nothing to do" in copied.stdout, copied.stderr[-2000:]
 
-    via_export = kr.run_job(
-        kr.job_command("predict", "--model", str(exported), "--output", str(tmp_path / "exported.csv"), *images)
+    direct, via_export = kr.run_batch(
+        "predict",
+        [
+            [
+                "--model",
+                str(folder / "model.keras"),
+                "--head",
+                str(folder / "head.keras"),
+                "--output",
+                str(tmp_path / "direct.csv"),
+                *images,
+            ],
+            ["--model", str(exported), "--output", str(tmp_path / "exported.csv"), *images],
+        ],
     )
+    assert direct.returncode == 0, direct.stderr[-2000:]
     assert via_export.returncode == 0, via_export.stderr[-2000:]
     a, b = scores_of(tmp_path / "direct.csv"), scores_of(tmp_path / "exported.csv")
     assert sorted(a) == sorted(b) == sorted(images)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import killrestart as kr
 from deepfl import labeling
 from deepfl.errors import NoUsableInput, TableError
 from deepfl.fr import sff
@@ -247,16 +248,13 @@ def test_shards_merge_to_the_unsharded_result(pair_set, tmp_path):
 
 def test_cli_writes_kadis_layout_and_reports_bad_metric(pair_set, tmp_path):
     manifest, root = pair_set
-    env = dict(os.environ, DEEPFL_NO_PROGRESS="1", TF_CPP_MIN_LOG_LEVEL="3")
-    command = [
-        sys.executable,
-        "-m",
-        "deepfl.cli.label",
-        f"--manifest={manifest}",
-        f"--image_root={root}",
-        f"--out_dir={tmp_path / 'cli'}",
-    ]
-    done = subprocess.run(command + ["--metrics=scqi,sff"], cwd=REPO, env=env, capture_output=True, text=True)
+    flags = [f"--manifest={manifest}", f"--image_root={root}", f"--out_dir={tmp_path / 'cli'}"]
+    # One new process (one TensorFlow import) runs the four command lines one after another, as from a shell.
+    done, again, other, bad = kr.run_batch(
+        "label",
+        [flags + ["--metrics=scqi,sff"], flags + ["--metrics=scqi,sff"], flags + ["--metrics=ssim,gmsd"]]
+        + [flags + ["--metrics=psnr"]],
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     with open(tmp_path / "cli" / "labels.csv", newline="") as handle:
         header = next(csv.reader(handle))
@@ -264,12 +262,9 @@ def test_cli_writes_kadis_layout_and_reports_bad_metric(pair_set, tmp_path):
     assert "9 rows written" in done.stdout and "3 bad pairs skipped" in done.stdout
     assert not (tmp_path / "cli" / "labels.png").exists()  # the manifest names no types or levels to plot by
     # A rerun finds every scorable pair done and only the known-bad ones left: the job's work is done (exit 0).
-    again = subprocess.run(command + ["--metrics=scqi,sff"], cwd=REPO, env=env, capture_output=True, text=True)
     assert again.returncode == 0 and "0 rows written, 9 already done, 3 bad pairs" in again.stdout, again.stderr
-    other = subprocess.run(command + ["--metrics=ssim,gmsd"], cwd=REPO, env=env, capture_output=True, text=True)
     last = other.stderr.strip().splitlines()[-1]
     assert other.returncode == 2 and "earlier run wrote the metrics sff,scqi" in last and "--overwrite" in last, last
-    bad = subprocess.run(command + ["--metrics=psnr"], cwd=REPO, env=env, capture_output=True, text=True)
     assert bad.returncode == 2 and "psnr" in bad.stderr.splitlines()[-1]
     # References kept in another folder (deepfl-distort without --resize leaves them where they were): exit 3,
     # and the line says which flag finds them.
@@ -277,13 +272,7 @@ def test_cli_writes_kadis_layout_and_reports_bad_metric(pair_set, tmp_path):
     moved.mkdir()
     for reference in root.glob("r?.png"):
         reference.rename(moved / reference.name)
-    lost = subprocess.run(
-        command[:-1] + [f"--out_dir={tmp_path / 'lost'}", "--metrics=gmsd"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    (lost,) = kr.run_batch("label", [flags[:-1] + [f"--out_dir={tmp_path / 'lost'}", "--metrics=gmsd"]])
     assert lost.returncode == 3 and "--ref_root" in lost.stderr.splitlines()[-1], lost.stderr[-2000:]
     assert "not scored" not in lost.stderr  # stopped before scoring: no warning per reference first
 

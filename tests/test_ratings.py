@@ -4,8 +4,7 @@ errors, and deepfl-train-mlp on such a folder."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ import pandas as pd
 import pytest
 
 import badinputs
+import killrestart as kr
 from deepfl import data
 from deepfl.errors import TableError
 from helpers_datasets import read_feature_cache, write_mini_kadid, write_ratings_study
@@ -181,12 +181,25 @@ def test_train_mlp_on_a_study(study, tmp_path):
     cache = tmp_path / "study.h5"
     extract_to_cache(_features, table["image"].tolist(), cache, batch_size=6, source="test", dim=6)
     assert read_feature_cache(cache)[0] == table["image"].tolist()
-    argv = [
-        sys.executable, "-m", "deepfl.cli.train_mlp", "--dataset=ratings", f"--data_dir={study}",
-        f"--features={cache}", f"--out_dir={tmp_path / 'mlp'}", "--num_splits=2", "--epochs=2", "--batch_size=4",
-        "--learning_rates=1e-3",
-    ]  # fmt: skip
-    run = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    # A bad study (a listed image absent) and one of three contents (too few for 60/20/20), beside the good one.
+    bad, few = tmp_path / "bad_study", tmp_path / "few_study"
+    shutil.copytree(study, bad)
+    _rewrite(bad, ["image", "score"], [["photos/scene1_1.png", "3"], ["photos/nope.png", "4"]])
+    shutil.copytree(study, few)
+    three = table[table["content"].isin(["scene1", "scene2", "scene3"])]
+    _rewrite(
+        few,
+        ["image", "score", "content"],
+        [[p, str(r), c] for p, r, c in zip(three["image"], three["raw_score"], three["content"])],
+    )
+    common = ["--dataset=ratings", f"--features={cache}", "--num_splits=2", "--epochs=2", "--batch_size=4"]
+    common.append("--learning_rates=1e-3")
+    # One new process (one TensorFlow import) runs the three command lines one after another, as from a shell.
+    run, bad_run, few_run = kr.run_batch(
+        "train_mlp",
+        [[f"--data_dir={folder}", f"--out_dir={tmp_path / out}", *common] for folder, out in
+         ((study, "mlp"), (bad, "bad"), (few, "few"))],
+    )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     predictions = pd.read_csv(tmp_path / "mlp" / "predictions.csv")
     assert set(predictions["image"]) <= set(table["image"])
@@ -197,22 +210,13 @@ def test_train_mlp_on_a_study(study, tmp_path):
     for _, part in predictions.groupby("split"):  # the study's contents stay on one side of each split
         assert set(part.loc[part["set"] == "test", "content"]).isdisjoint(part.loc[part["set"] == "train", "content"])
     assert (tmp_path / "mlp" / "ratings_head_split0.keras").is_file()
-    # A bad study: exit 2 and one error line naming the file and line.
-    _rewrite(study, ["image", "score"], [["photos/scene1_1.png", "3"], ["photos/nope.png", "4"]])
-    bad = subprocess.run([*argv[:-5], f"--out_dir={tmp_path / 'bad'}", *argv[-4:]], capture_output=True, text=True)
-    assert bad.returncode == 2, bad.stderr[-2000:]
-    assert bad.stderr.strip().splitlines()[-1].startswith("error: ratings: ")
-    assert "ratings.csv, line 3: image 'photos/nope.png' is listed but absent" in bad.stderr
-    # Three contents cannot fill 60/20/20: exit 2 with one line, and no settings stored that would lock --out_dir.
-    three = table[table["content"].isin(["scene1", "scene2", "scene3"])]
-    _rewrite(
-        study,
-        ["image", "score", "content"],
-        [[p, str(r), c] for p, r, c in zip(three["image"], three["raw_score"], three["content"])],
-    )
-    few = subprocess.run([*argv[:-5], f"--out_dir={tmp_path / 'few'}", *argv[-4:]], capture_output=True, text=True)
-    assert few.returncode == 2, few.stderr[-2000:]
-    assert few.stderr.strip().splitlines()[-1].startswith("error: ratings: 3 distinct content(s)")
+    # The bad study: exit 2 and one error line naming the file and line.
+    assert bad_run.returncode == 2, bad_run.stderr[-2000:]
+    assert bad_run.stderr.strip().splitlines()[-1].startswith("error: ratings: ")
+    assert "ratings.csv, line 3: image 'photos/nope.png' is listed but absent" in bad_run.stderr
+    # Three contents: exit 2 with one line, and no settings stored that would lock --out_dir.
+    assert few_run.returncode == 2, few_run.stderr[-2000:]
+    assert few_run.stderr.strip().splitlines()[-1].startswith("error: ratings: 3 distinct content(s)")
     assert not (tmp_path / "few" / "mlp_settings.json").exists()
 
 

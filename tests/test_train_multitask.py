@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+import killrestart as kr
 from deepfl import training
 from deepfl.evaluation import srocc
 from deepfl.images import write_image
@@ -34,18 +35,23 @@ def weak_labels(tmp_path_factory, small_photo):
     return write_weak_label_set(tmp_path_factory.mktemp("weak"), small_photo)
 
 
+JOB_FLAGS = (
+    "--arch=tiny",
+    "--weights=none",
+    "--image_size=32,32",
+    "--batch_size=4",
+    "--val_fraction=0.34",
+    "--val_steps=1",
+)
+
+
+def job_argv(weak_labels, out_dir, *extra) -> list[str]:
+    """The job's flags (without the interpreter), for `killrestart.run_batch`."""
+    return train_multitask_command(weak_labels, out_dir, *JOB_FLAGS, *extra)[3:]
+
+
 def run_job(weak_labels, out_dir, *extra, env_extra=None, check=True, **popen):
-    args = train_multitask_command(
-        weak_labels,
-        out_dir,
-        "--arch=tiny",
-        "--weights=none",
-        "--image_size=32,32",
-        "--batch_size=4",
-        "--val_fraction=0.34",
-        "--val_steps=1",
-        *extra,
-    )
+    args = train_multitask_command(weak_labels, out_dir, *JOB_FLAGS, *extra)
     env = dict(os.environ, DEEPFL_NO_PROGRESS="1", TF_CPP_MIN_LOG_LEVEL="3", **(env_extra or {}))
     if popen:
         return subprocess.Popen(args, cwd=REPO, env=env, **popen)
@@ -124,7 +130,15 @@ def test_kill_then_resume_continues_with_the_optimizer_state(weak_labels, tmp_pa
     killed_at = json.loads(state_file.read_text())["epoch"]
     assert 3 <= killed_at < 10 and not (out / "model.keras").exists()
 
-    result = run_job(weak_labels, out, *flags)
+    # The resumed run, an unbroken one, a rerun and a changed rerun in one new process (one TensorFlow import).
+    unbroken = tmp_path / "unbroken"
+    changed_flags = ["--epochs=10", "--steps_per_epoch=3", "--warmup_epochs=1", "--notensorboard"]
+    result, unbroken_run, again, changed = kr.run_batch(
+        "train_multitask",
+        [job_argv(weak_labels, folder, *extra) for folder, extra in ((out, flags), (unbroken, flags), (out, flags))]
+        + [job_argv(weak_labels, out, *changed_flags)],
+    )
+    assert result.returncode == 0 and unbroken_run.returncode == 0, result.stderr[-3000:] + unbroken_run.stderr[-3000:]
     assert f"resuming after epoch {killed_at} of 10" in result.stderr
     rows = history(out)
     assert [int(r["epoch"]) for r in rows] == list(range(1, 11))
@@ -143,8 +157,6 @@ def test_kill_then_resume_continues_with_the_optimizer_state(weak_labels, tmp_pa
     assert len(list((out / "checkpoints").glob("epoch_*.weights.h5"))) == 1
     # Exact resumption: an unbroken run (same seed) ends with the same history and weights, byte for byte,
     # across the warm-up/fine-tuning switch (same batches, dropout masks and optimizer state).
-    unbroken = tmp_path / "unbroken"
-    run_job(weak_labels, unbroken, *flags)
     assert (out / "history.csv").read_bytes() == (unbroken / "history.csv").read_bytes()
     # The training curves are drawn from history.csv after every epoch: the resumed run's plot is the unbroken's.
     assert (out / "history.png").read_bytes() == (unbroken / "history.png").read_bytes()
@@ -153,11 +165,7 @@ def test_kill_then_resume_continues_with_the_optimizer_state(weak_labels, tmp_pa
             np.testing.assert_array_equal(a, b, err_msg=name)
     assert (out / "checkpoints" / "state.json").read_bytes() == (unbroken / "checkpoints" / "state.json").read_bytes()
 
-    again = run_job(weak_labels, out, *flags)
-    assert "nothing to do" in again.stdout
-    changed = run_job(
-        weak_labels, out, "--epochs=10", "--steps_per_epoch=3", "--warmup_epochs=1", "--notensorboard", check=False
-    )
+    assert again.returncode == 0 and "nothing to do" in again.stdout
     assert changed.returncode == 2 and "steps_per_epoch" in changed.stderr.strip().splitlines()[-1]
 
 
@@ -467,6 +475,38 @@ def test_many_sizes_train_each_image_once_per_epoch_and_resume_exactly(mixed_lab
     assert assert_same_training_outputs(tmp_path / "run", stopped) >= 6
 
 
+def test_an_interrupted_run_says_which_epoch_a_rerun_resumes_after(weak_labels, tmp_path, monkeypatch, caplog):
+    """A Ctrl-C can land after an epoch's checkpoint and before its "done" line: the job's last log line then
+    says what was saved, read from the checkpoint, so the log never understates the work kept."""
+    from deepfl.training import callbacks
+
+    write = callbacks.write_checkpoint
+
+    def interrupted(before: bool):
+        def write_then_stop(model, checkpoint_dir, epochs_done, **kwargs):
+            if not before:
+                write(model, checkpoint_dir, epochs_done, **kwargs)
+            raise KeyboardInterrupt
+
+        return write_then_stop
+
+    out = tmp_path / "run"
+    for before, saved_line in (
+        (True, "no epoch finished yet: a rerun starts from the beginning"),
+        (False, "epochs saved: 1 of 2 (a rerun resumes after epoch 1)"),
+    ):
+        caplog.clear()
+        with monkeypatch.context() as patch, caplog.at_level("INFO", logger="deepfl"):
+            patch.setattr(callbacks, "write_checkpoint", interrupted(before))
+            with pytest.raises(KeyboardInterrupt):
+                training.run_multitask(_config(weak_labels, epochs=2), out)
+        lines = [r.getMessage() for r in caplog.records]
+        assert lines[-1] == saved_line and not any(line.startswith("epoch 1 done") for line in lines), lines
+    with caplog.at_level("INFO", logger="deepfl"):
+        training.run_multitask(_config(weak_labels, epochs=2), out)
+    assert any(r.getMessage().startswith("resuming after epoch 1 of 2") for r in caplog.records)
+
+
 def test_training_into_a_log_file_prints_plain_step_lines(mixed_labels, tmp_path, monkeypatch, capsys):
     """Output to a file or pipe (as under pytest): no Keras bar, but a plain progress line per epoch (and one
     every 15 s within it), ending before the epoch's validation and its `epoch N done` line."""
@@ -572,6 +612,11 @@ def test_one_shared_size_trains_at_that_size_and_a_resize_warns_once(weak_labels
     warnings = [r.getMessage() for r in caplog.records if "aspect ratio" in r.getMessage()]
     # 40x56 keeps the landscapes as they are and squashes the 56x40 portraits: those are counted.
     assert len(warnings) == 1 and "12 of the first 24 images" in warnings[0], warnings
+    # The flag's order as it is given, the example image's as every size line prints it (distort's too).
+    assert (
+        warnings[0].startswith("image_size 40,56 (height,width) changes")
+        and "e.g. 40x56, width x height" in (warnings[0])
+    ), warnings
     caplog.clear()
     with caplog.at_level("WARNING", logger="deepfl"):
         training.run_multitask(_config(weak_labels, image_size=(32, 32)), tmp_path / "square")

@@ -425,14 +425,14 @@ def _input_plan(
         if distorted:
             worst = max(distorted, key=lambda s: data.aspect_change(s, config.image_size))
             log.warning(
-                "image_size %dx%d changes the aspect ratio of %d of the first %d images (e.g. %dx%d, by "
-                "%.0f%%); leave --image_size empty to train at native size",
+                "image_size %d,%d (height,width) changes the aspect ratio of %d of the first %d images (e.g. "
+                "%dx%d, width x height, by %.0f%%); leave --image_size empty to train at native size",
                 config.image_size[0],
                 config.image_size[1],
                 sum(distorted.values()),
                 sum(sizes.values()),
-                worst[0],
                 worst[1],
+                worst[0],
                 100 * data.aspect_change(worst, config.image_size),
             )
         return config.crop_size or config.image_size, None
@@ -442,7 +442,7 @@ def _input_plan(
     sizes = Counter(size for size in each if size is not None)
     if len(sizes) == 1:
         size = next(iter(sizes))
-        log.info("native size %dx%d (every image)", *size)
+        log.info("native size %dx%d, width x height (every image)", size[1], size[0])
         return size, None
     shown = 8
     listed = ", ".join(f"{w}x{h}: {n}" for (h, w), n in sizes.most_common(shown))

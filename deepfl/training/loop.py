@@ -129,18 +129,22 @@ def train_multitask(
         if tensorboard and _tensorboard_available():
             callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out / "tensorboard"), write_graph=False))
         try:
-            model.fit(
-                dataset,
-                epochs=last,
-                initial_epoch=max(first, start),
-                steps_per_epoch=steps_per_epoch,
-                callbacks=callbacks,
-                verbose=verbose,
-                shuffle=False,
-            )
-        finally:  # an interrupted epoch's bar ends before the job's last line
-            if step_progress is not None:
-                step_progress.close()
+            try:
+                model.fit(
+                    dataset,
+                    epochs=last,
+                    initial_epoch=max(first, start),
+                    steps_per_epoch=steps_per_epoch,
+                    callbacks=callbacks,
+                    verbose=verbose,
+                    shuffle=False,
+                )
+            finally:  # an interrupted epoch's bar ends before the job's last lines
+                if step_progress is not None:
+                    step_progress.close()
+        except KeyboardInterrupt:
+            _log_saved_epochs(out / "checkpoints", epochs)
+            raise
         state = read_state(out / "checkpoints")
         start, position = state["epoch"], end.position
     if model is None:  # everything was done already: load the last checkpoint to write the final model
@@ -155,6 +159,19 @@ def train_multitask(
     if skips is not None and (skips.train_skipped or skips.val_skipped or skips.named):
         log.warning("skipped images: %s", skips.summary())
     return model
+
+
+def _log_saved_epochs(checkpoint_dir: Path, epochs: int) -> None:
+    """One line on what an interrupted run keeps, read from its last checkpoint: a Ctrl-C can land after an
+    epoch's checkpoint and before its "done" line, so the line says which epoch a rerun resumes after."""
+    try:
+        state = read_state(checkpoint_dir)
+    except (OSError, ValueError):
+        return  # the interruption is reported anyway; a broken checkpoint is named by the rerun
+    if state is None:
+        log.info("no epoch finished yet: a rerun starts from the beginning")
+    else:
+        log.info("epochs saved: %d of %d (a rerun resumes after epoch %d)", state["epoch"], epochs, state["epoch"])
 
 
 def _tensorboard_available() -> bool:
