@@ -26,6 +26,24 @@ def pytest_xdist_auto_num_workers(config) -> int:
     return cores + 1
 
 
+# The modules whose tests take minutes in all start first (pytest.ini: `--dist loadscope` gives each module to
+# one test process, so its module-scoped fixtures, often batches of job runs, are built once; modules are handed
+# out in collection order), so that none of them is left running alone at the end. Others keep their order.
+LONGEST_MODULES = (
+    "test_docs.py",
+    "test_train_multitask.py",
+    "test_bench_scripts.py",
+    "test_reliability_train_multitask.py",
+    "test_exit_codes.py",
+    "test_weights_file.py",
+)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    rank = {name: k for k, name in enumerate(LONGEST_MODULES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 @pytest.fixture(scope="session")
 def photo() -> np.ndarray:
     """A real 512x512 RGB photograph shipped with scikit-image (the astronaut), cropped to 384x512."""
