@@ -27,8 +27,10 @@ def pytest_xdist_auto_num_workers(config) -> int:
 
 
 # The modules whose tests take minutes in all start first (pytest.ini: `--dist loadscope` gives each module to
-# one test process, so its module-scoped fixtures, often batches of job runs, are built once; modules are handed
-# out in collection order), so that none of them is left running alone at the end. Others keep their order.
+# one test process, so its module-scoped fixtures, often batches of job runs, are built once; with
+# `--no-loadscope-reorder` modules are handed out in collection order, not by their count of tests, which put the
+# one-test documentation module last), so that none of them is left running alone at the end. Others keep
+# their order.
 LONGEST_MODULES = (
     "test_docs.py",
     "test_train_multitask.py",
