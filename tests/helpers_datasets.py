@@ -75,14 +75,12 @@ def write_weak_label_set(folder: Path, photo: np.ndarray) -> Path:
     return folder
 
 
+def train_multitask_flags(weak_labels: Path, out_dir: Path, *flags: str) -> list[str]:
+    """`deepfl-train-multitask`'s flags on a `write_weak_label_set` folder (for `killrestart.run_batch`)."""
+    labels = weak_labels / "labels.csv"
+    return [f"--weak_labels={labels}", f"--image_root={weak_labels}", f"--out_dir={out_dir}", *flags]
+
+
 def train_multitask_command(weak_labels: Path, out_dir: Path, *flags: str) -> list[str]:
     """`deepfl-train-multitask` (as a module of this interpreter) on a `write_weak_label_set` folder."""
-    return [
-        sys.executable,
-        "-m",
-        "deepfl.cli.train_multitask",
-        f"--weak_labels={weak_labels / 'labels.csv'}",
-        f"--image_root={weak_labels}",
-        f"--out_dir={out_dir}",
-        *flags,
-    ]
+    return [sys.executable, "-m", "deepfl.cli.train_multitask", *train_multitask_flags(weak_labels, out_dir, *flags)]

@@ -24,7 +24,7 @@ from deepfl import training
 from deepfl.evaluation import srocc
 from deepfl.images import write_image
 from deepfl.jobs import SettingsChanged
-from helpers_datasets import train_multitask_command, write_weak_label_set
+from helpers_datasets import train_multitask_command, train_multitask_flags, write_weak_label_set
 from helpers_models import keras_weight_groups
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,7 +47,7 @@ JOB_FLAGS = (
 
 def job_argv(weak_labels, out_dir, *extra) -> list[str]:
     """The job's flags (without the interpreter), for `killrestart.run_batch`."""
-    return train_multitask_command(weak_labels, out_dir, *JOB_FLAGS, *extra)[3:]
+    return train_multitask_flags(weak_labels, out_dir, *JOB_FLAGS, *extra)
 
 
 def run_job(weak_labels, out_dir, *extra, env_extra=None, check=True, **popen):
