@@ -186,11 +186,13 @@ def _check_references_found(groups: Sequence[tuple[str, Sequence[str]]], ref_roo
     if not references or any((ref_root / ref).is_file() for ref in references):
         return
     pairs = sum(len(dists) for _, dists in groups)
-    others = f" nor any of the other {len(references) - 1} references" if len(references) > 1 else ""
-    raise NoUsableInput(
-        f"no reference found: {references[0]}{others} of the {pairs} pairs to do is in {ref_root}; references are "
-        "looked up in --ref_root (default --image_root)"
+    pairs_text = f"{pairs} pair{'s' * (pairs != 1)} to do"
+    found = (
+        f"none of the {len(references)} references of the {pairs_text} is in {ref_root} (first: {references[0]})"
+        if len(references) > 1
+        else f"the reference of the {pairs_text}, {references[0]}, is not in {ref_root}"
     )
+    raise NoUsableInput(f"no reference found: {found}; references are looked up in --ref_root (default --image_root)")
 
 
 def shard_file(out_csv: str | os.PathLike, num_shards: int, shard_index: int) -> Path:
@@ -423,75 +425,85 @@ def label_pairs(
         output=out_path,
     )
     _check_metric_columns(out_path, metrics)
+    fresh = not out_path.exists()
     table = AppendOnlyCsv(out_path, output_columns(metrics), key="dist_im", lock=True)
     summary = LabelSummary(out_path)
-
-    groups = group_pairs(pairs, batch_size)
-    references = list(dict.fromkeys(ref for ref, _ in groups))
-    mine = set(shard(references, num_shards, shard_index))
-    todo = []
-    for ref, dists in groups:
-        if ref not in mine:
-            continue
-        remaining = [d for d in dists if d not in table]
-        summary.already_done += len(dists) - len(remaining)
-        if remaining:
-            todo.append((ref, remaining))
-    _check_references_found(todo, Path(ref_root if ref_root is not None else image_root))
-    # The census of the whole manifest (every shard decides alike), read only when something is left to score.
-    compiled = (
-        compiled_sizes(groups, ref_root if ref_root is not None else image_root, compile_from_pixel_pairs)
-        if todo
-        else frozenset()
-    )
-    total = sum(len(d) for _, d in todo)
-    bar = progress(total=total, desc=f"label {out_path.name}", unit="pair")
-    pending: list[_Group] = []
-
-    def flush() -> None:
-        """Scores the pending groups together, appends their good rows, then reports their bad pairs."""
-        try:
-            with _scoring_path(pending, compiled):
-                scored = _score_groups(functions, pending)
-        except ValueError as exc:  # e.g. images too small for a metric: the pairs are bad
-            for g in pending:
-                g.bad_pairs += [f"{g.dist_names[i]}: not scored ({exc})" for i in g.good]
-                g.good = np.zeros(0, np.int32)
-            scored = [{} for _ in pending]
-        rows = []
-        for g, scores in zip(pending, scored):
-            for k, i in enumerate(g.good):
-                row = {"dist_im": g.dist_names[i], "ref_im": g.ref_im}
-                bad = [m for m in metrics if not np.isfinite(scores[m][k])]
-                if bad:
-                    g.bad_pairs.append(f"{g.dist_names[i]}: non-finite {', '.join(bad)} score; row skipped")
-                    continue
-                row.update({m: f"{scores[m][k]:.10g}" for m in metrics})
-                rows.append(row)
-        summary.written += table.append(rows)  # good rows first: a stop keeps them
-        bar.update(sum(len(g.dist_names) for g in pending))
-        groups_done = list(pending)
-        pending.clear()
-        for g in groups_done:
-            summary.skipped.extend(g.bad_pairs)
-            for line in _lines_to_log(g.bad_pairs):
-                policy.handle(line)
-
+    finished = False
     try:
-        # References are packed into one metric call until `batch_size` pairs (same image size) are pending, so
-        # short groups (KADIS: 5 levels per reference) still give the metrics large batches.
-        for index, ref, dists, good, problems in pair_dataset(todo, image_root, ref_root).as_numpy_iterator():
-            ref_im, dist_names = todo[int(index)]
-            group = _Group(ref_im, list(dist_names), ref, dists, good, [m.decode() for m in problems])
-            busy = [g for g in pending if len(g.good)]
-            pending_pairs = sum(len(g.good) for g in busy)
-            if busy and len(good) and (ref.shape != busy[0].ref.shape or pending_pairs + len(good) > batch_size):
+        groups = group_pairs(pairs, batch_size)
+        references = list(dict.fromkeys(ref for ref, _ in groups))
+        mine = set(shard(references, num_shards, shard_index))
+        todo = []
+        for ref, dists in groups:
+            if ref not in mine:
+                continue
+            remaining = [d for d in dists if d not in table]
+            summary.already_done += len(dists) - len(remaining)
+            if remaining:
+                todo.append((ref, remaining))
+        _check_references_found(todo, Path(ref_root if ref_root is not None else image_root))
+        # The census of the whole manifest (every shard decides alike), read only when something is left to score.
+        compiled = (
+            compiled_sizes(groups, ref_root if ref_root is not None else image_root, compile_from_pixel_pairs)
+            if todo
+            else frozenset()
+        )
+        total = sum(len(d) for _, d in todo)
+        bar = progress(total=total, desc=f"label {out_path.name}", unit="pair")
+        pending: list[_Group] = []
+
+        def flush() -> None:
+            """Scores the pending groups together, appends their good rows, then reports their bad pairs."""
+            try:
+                with _scoring_path(pending, compiled):
+                    scored = _score_groups(functions, pending)
+            except ValueError as exc:  # e.g. images too small for a metric: the pairs are bad
+                for g in pending:
+                    g.bad_pairs += [f"{g.dist_names[i]}: not scored ({exc})" for i in g.good]
+                    g.good = np.zeros(0, np.int32)
+                scored = [{} for _ in pending]
+            rows = []
+            for g, scores in zip(pending, scored):
+                for k, i in enumerate(g.good):
+                    row = {"dist_im": g.dist_names[i], "ref_im": g.ref_im}
+                    bad = [m for m in metrics if not np.isfinite(scores[m][k])]
+                    if bad:
+                        g.bad_pairs.append(f"{g.dist_names[i]}: non-finite {', '.join(bad)} score; row skipped")
+                        continue
+                    row.update({m: f"{scores[m][k]:.10g}" for m in metrics})
+                    rows.append(row)
+            summary.written += table.append(rows)  # good rows first: a stop keeps them
+            bar.update(sum(len(g.dist_names) for g in pending))
+            groups_done = list(pending)
+            pending.clear()
+            for g in groups_done:
+                summary.skipped.extend(g.bad_pairs)
+                for line in _lines_to_log(g.bad_pairs):
+                    policy.handle(line)
+
+        try:
+            # References are packed into one metric call until `batch_size` pairs (same image size) are pending, so
+            # short groups (KADIS: 5 levels per reference) still give the metrics large batches.
+            for index, ref, dists, good, problems in pair_dataset(todo, image_root, ref_root).as_numpy_iterator():
+                ref_im, dist_names = todo[int(index)]
+                group = _Group(ref_im, list(dist_names), ref, dists, good, [m.decode() for m in problems])
+                busy = [g for g in pending if len(g.good)]
+                pending_pairs = sum(len(g.good) for g in busy)
+                if busy and len(good) and (ref.shape != busy[0].ref.shape or pending_pairs + len(good) > batch_size):
+                    flush()
+                pending.append(group)
+            if pending:
                 flush()
-            pending.append(group)
-        if pending:
-            flush()
+        finally:
+            bar.close()
+        finished = True
     finally:
-        bar.close()
+        if fresh and num_shards == 1 and not table.done and (summary.skipped or not finished):
+            # This run made the CSV and scored nothing into it (every pair bad, a wrong folder, a stop at the
+            # first pair): a header-only file and its settings would only make the next run look like a resume.
+            # A shard's file stays: the merge counts it as that shard's (empty) share.
+            settings_beside(out_path).unlink(missing_ok=True)
+            out_path.unlink(missing_ok=True)
     return summary
 
 

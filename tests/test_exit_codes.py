@@ -45,7 +45,12 @@ def test_label_exits_3_when_every_pair_is_skipped(tmp_path):
     assert len(error_lines(wrong.stderr)) == 1 and "all 2 pairs" in error_lines(wrong.stderr)[0]
     assert "no such image file" in error_lines(wrong.stderr)[0]
     missing = results["missing image_root"]
-    assert missing.returncode == EXIT_BAD_INPUT and "nowhere: no such folder" in missing.stderr
+    assert missing.returncode == EXIT_BAD_INPUT, missing.stderr[-2000:]
+    assert error_lines(missing.stderr) == [
+        f"error: flag --image_root={tmp_path / 'nowhere'}: no such folder (--help lists the flags)"
+    ]
+    # A run that made its --out_dir and scored nothing leaves neither the folder nor a header-only CSV behind.
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
     small = results["too small and mismatched"]
     assert small.returncode == EXIT_NOTHING_DONE, small.stderr[-2000:]
     assert len(error_lines(small.stderr)) == 1
@@ -127,12 +132,13 @@ def test_extract_features_and_predict_name_empty_folders_files_for_folders_and_m
     empty.mkdir()
     write_image(photo, textured_image(48, 64, 0))
     out = f"--out_dir={tmp_path / 'feats'}"
-    empty_folder, a_file, no_out_dir = kr.run_batch(
+    empty_folder, a_file, no_out_dir, no_folder = kr.run_batch(
         "extract_features",
         [
             [f"--images={empty}", out, "--weights=none"],
             [f"--images={photo}", out, "--weights=none"],
             [f"--images={empty}", "--weights=none"],
+            [f"--images={tmp_path / 'nosuch'}", out, "--weights=none"],
         ],
     )
     (nothing_to_score,) = kr.run_batch("predict", [[f"--model={tmp_path / 'model.keras'}", str(empty)]])
@@ -140,12 +146,14 @@ def test_extract_features_and_predict_name_empty_folders_files_for_folders_and_m
         (empty_folder, EXIT_NOTHING_DONE, "no image in this folder"),
         (a_file, EXIT_BAD_INPUT, "is a file, not a folder"),
         (no_out_dir, EXIT_BAD_INPUT, "out_dir"),
+        (no_folder, EXIT_BAD_INPUT, f"flag --images={tmp_path / 'nosuch'}: no such folder"),
         (nothing_to_score, EXIT_NOTHING_DONE, "no image found"),
     ):
         assert result.returncode == code, result.stderr[-2000:]
         assert len(error_lines(result.stderr)) == 1 and words in error_lines(result.stderr)[0], result.stderr
         assert "FATAL" not in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "feats" / "empty.h5").exists()
+    assert not (tmp_path / "feats").exists()  # the failed runs made it and left nothing in it: it is removed
 
 
 def test_label_refuses_an_output_another_job_is_writing(tmp_path):

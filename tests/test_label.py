@@ -2,9 +2,6 @@
 
 import csv
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,9 +12,7 @@ from deepfl import labeling
 from deepfl.errors import NoUsableInput, TableError
 from deepfl.fr import sff
 from deepfl.images import read_image, write_image
-from deepfl.jobs import JobStopped, SettingsChanged
-
-REPO = Path(__file__).resolve().parents[1]
+from deepfl.jobs import JobStopped, SettingsChanged, settings_beside
 
 
 def _write_references(root, photo, sizes, seed, dist_name) -> list[tuple[str, str]]:
@@ -157,9 +152,17 @@ def test_an_unreadable_reference_is_one_warning_for_all_its_pairs(pair_set, tmp_
     assert warned[0].startswith(f"reference {references / 'r1.png'}") and "4 distorted images not scored" in warned[0]
     # Not one reference there (a wrong folder): stopped before scoring, with one error naming it.
     (tmp_path / "empty").mkdir()
-    with pytest.raises(NoUsableInput, match=r"no reference found: r0.png nor any of the other 2 references of the 12"):
+    with pytest.raises(
+        NoUsableInput, match=r"none of the 3 references of the 12 pairs to do is in .*empty \(first: r0.png\)"
+    ):
         labeling.label_pairs(pairs, root, tmp_path / "none.csv", metrics=["gmsd"], ref_root=tmp_path / "empty")
-    assert len(pd.read_csv(tmp_path / "none.csv")) == 0  # (its header only: a rerun resumes it)
+    # The run made the CSV and scored nothing: neither a header-only CSV nor its settings stay behind.
+    assert not (tmp_path / "none.csv").exists() and not settings_beside(tmp_path / "none.csv").exists()
+    one = pairs[pairs.ref_im == "r0.png"]
+    with pytest.raises(NoUsableInput, match=r"the reference of the 4 pairs to do, r0.png, is not in .*empty;"):
+        labeling.label_pairs(one, root, tmp_path / "none.csv", metrics=["gmsd"], ref_root=tmp_path / "empty")
+    summary = labeling.label_pairs(one, root, tmp_path / "none.csv", metrics=["gmsd"], ref_root=references)
+    assert summary.written == 3 and len(pd.read_csv(tmp_path / "none.csv")) == 3  # gone.png is missing
 
 
 def test_a_flat_reference_gets_no_sff_label_and_is_named(tmp_path, small_photo):
@@ -284,14 +287,21 @@ def test_a_distort_manifest_gets_its_labels_plotted_by_level(pair_set, tmp_path)
     table["dist_level"] = table["dist_im"].str[-5].astype(int)
     typed = tmp_path / "typed.csv"
     table.to_csv(typed, index=False)
-    env = dict(os.environ, DEEPFL_NO_PROGRESS="1", TF_CPP_MIN_LOG_LEVEL="3")
-    command = [sys.executable, "-m", "deepfl.cli.label", f"--manifest={typed}", f"--image_root={root}"]
-    done = subprocess.run(
-        command + [f"--out_dir={tmp_path / 'out'}", "--metrics=ssim,gmsd"], cwd=REPO, env=env, capture_output=True
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+    argv = [f"--manifest={typed}", f"--image_root={root}", "--metrics=ssim,gmsd"]
+    first = kr.run_batch("label", [[*argv, f"--out_dir={tmp_path / name}"] for name in ("out", "kept", "stale")])
+    assert [done.returncode for done in first] == [0, 0, 0], first[0].stderr[-2000:]
     plot = tmp_path / "out" / "labels.png"
-    assert plot.read_bytes().startswith(b"\x89PNG") and f"{plot}: each metric's median score" in done.stdout.decode()
+    assert plot.read_bytes().startswith(b"\x89PNG") and f"{plot}: each metric's median score" in first[0].stdout
+    # A rerun with nothing to do keeps a drawing newer than the CSV and the manifest, and redraws an older one.
+    for name in ("kept", "stale"):
+        (tmp_path / name / "labels.png").write_bytes(b"marker")
+    stamp = (tmp_path / "stale" / "labels.csv").stat().st_mtime_ns - 10**9
+    os.utime(tmp_path / "stale" / "labels.png", ns=(stamp, stamp))
+    again = kr.run_batch("label", [[*argv, f"--out_dir={tmp_path / name}"] for name in ("kept", "stale")])
+    assert [done.returncode for done in again] == [0, 0], again[0].stderr[-2000:]
+    assert (tmp_path / "kept" / "labels.png").read_bytes() == b"marker" and "up to date" in again[0].stdout
+    assert (tmp_path / "stale" / "labels.png").read_bytes().startswith(b"\x89PNG")
+    assert "up to date" not in again[1].stdout and "0 rows written, 9 already done" in again[1].stdout
     from deepfl import reporting
 
     labels = pd.read_csv(tmp_path / "out" / "labels.csv").merge(table, on=["dist_im", "ref_im"])

@@ -67,6 +67,18 @@ def _is_or_can_be_a_folder(path: str | None) -> bool:
     return True
 
 
+def require_folder(name: str) -> None:
+    """Checks when the flags are parsed that the string flag `name`, when given, names an existing folder: a wrong
+    path is refused with one line naming the flag (exit code 2) before the job creates or writes anything."""
+
+    def existing_folder(path: str | None) -> bool:
+        if not path or os.path.isdir(path):
+            return True
+        raise flags.ValidationError("is a file, not a folder" if os.path.exists(path) else "no such folder")
+
+    flags.register_validator(name, existing_folder)
+
+
 def define_seed(help_text: str) -> None:
     """--seed: a non-negative integer NumPy and Keras both take, checked when the flags are parsed (before a job
     stores its settings, so a refused value never locks its --out_dir)."""
@@ -113,9 +125,24 @@ class NothingDone(Exception):
     """Raised by a script whose job ran but did none of its work (every input skipped): one line, exit code 3."""
 
 
+def _out_dir() -> str | None:
+    return flags.FLAGS["out_dir"].value if "out_dir" in flags.FLAGS else None
+
+
+def _remove_empty_folders(folder: str) -> None:
+    """Removes `folder` and the folders under it, deepest first, where they hold nothing: a failed job whose
+    --out_dir it made itself leaves no empty folder behind. A folder holding a file stays (rmdir refuses it, also
+    when another process wrote there meanwhile)."""
+    for path, _, _ in sorted(os.walk(folder), key=lambda entry: -entry[0].count(os.sep)):
+        try:
+            os.rmdir(path)
+        except OSError:
+            pass
+
+
 def _remove_dead_runs_temp_files() -> None:
     """A restarted job first removes the temporary files its killed runs left under --out_dir (see fileio)."""
-    out_dir = flags.FLAGS["out_dir"].value if "out_dir" in flags.FLAGS else None
+    out_dir = _out_dir()
     if out_dir and os.path.isdir(out_dir):
         removed = remove_stale_temp_files(out_dir)
         if removed:
@@ -158,6 +185,14 @@ def run_app(main: Callable[[list[str]], int | None]) -> None:
         if flags.FLAGS.verbosity >= 1 and not TF_LOG_LEVEL_SET_BY_USER:
             os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"  # read by TensorFlow at its import, which comes later
         quiet_tensorflow(verbose=flags.FLAGS.verbosity >= 1)  # TF's C++ start-up lines only with --verbosity=1
+        out_dir = _out_dir()
+        made_out_dir = bool(out_dir) and not os.path.exists(out_dir)
+        code = job(argv)
+        if code and made_out_dir:
+            _remove_empty_folders(out_dir)
+        return code
+
+    def job(argv: list[str]) -> int | None:
         interrupt.job_done = False
         try:
             _remove_dead_runs_temp_files()

@@ -29,6 +29,7 @@ from deepfl.cli import app
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("ref_dir", None, "Folder of pristine reference images.", required=True)
+app.require_folder("ref_dir")
 flags.DEFINE_string(
     "assignment_csv",
     None,

@@ -34,6 +34,8 @@ flags.DEFINE_string(
 )
 flags.DEFINE_string("data_dir", None, "Folder of --dataset, as distributed.")
 flags.DEFINE_string("images", None, "Instead of --dataset: a folder of images (all of them are extracted).")
+app.require_folder("data_dir")
+app.require_folder("images")
 extraction_flags.define_extraction_flags()
 flags.DEFINE_string("name", None, "Cache file name (without .h5); default: the data set or folder name.")
 flags.DEFINE_integer("batch_size", 8, "Images of equal size per forward pass.", lower_bound=1)

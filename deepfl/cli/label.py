@@ -30,6 +30,8 @@ flags.DEFINE_string(
 )
 flags.DEFINE_string("image_root", None, "Folder the dist_im names are relative to.", required=True)
 flags.DEFINE_string("ref_root", None, "Folder the ref_im names are relative to (default: --image_root).")
+app.require_folder("image_root")
+app.require_folder("ref_root")
 app.define_out_dir()
 flags.DEFINE_string("output_name", "labels.csv", "File name of the label CSV inside --out_dir.")
 flags.DEFINE_list("metrics", None, "Comma-separated subset of the eleven metrics (default: all eleven).")
@@ -63,22 +65,22 @@ app.define_on_error()
 
 def _plot(labels_csv: str | os.PathLike) -> None:
     """Draws the labels' median by level, per metric and type, beside the CSV (`labels.png`), when the manifest
-    names types and levels (deepfl-distort's does)."""
+    names types and levels (deepfl-distort's does); a drawing newer than the CSV and the manifest is kept."""
     from deepfl import reporting
 
     path = Path(labels_csv).with_suffix(".png")
-    if reporting.plot_labels_by_level(labels_csv, FLAGS.manifest, path):
-        print(f"{path}: each metric's median score by distortion level, per type")
+    what = "each metric's median score by distortion level, per type"
+    inputs = (Path(labels_csv).stat().st_mtime, Path(FLAGS.manifest).stat().st_mtime)
+    if path.exists() and path.stat().st_mtime >= max(inputs):
+        print(f"{path}: {what} (up to date: no row and no manifest change since it was drawn)")
+    elif reporting.plot_labels_by_level(labels_csv, FLAGS.manifest, path):
+        print(f"{path}: {what}")
 
 
 def main(argv: list[str]) -> int:
     del argv
     from deepfl import labeling
 
-    for name in ("image_root", "ref_root"):
-        folder = getattr(FLAGS, name)
-        if folder is not None and not os.path.isdir(folder):
-            raise FileNotFoundError(f"--{name} {folder}: no such folder")
     pairs = labeling.read_manifest(FLAGS.manifest)
     out_csv = os.path.join(FLAGS.out_dir, FLAGS.output_name)
     if FLAGS.merge:

@@ -32,6 +32,7 @@ BENCHMARKS = ("kadid10k", "live", "csiq", "tid2013", "koniq10k", "clive")
 app.define_out_dir()
 for _name in BENCHMARKS:
     flags.DEFINE_string(f"{_name}_dir", None, f"Folder of {_name} as distributed (omit to skip it).")
+    app.require_folder(f"{_name}_dir")
 extraction_flags.define_extraction_flags()
 protocol_flags.define_protocol_flag()
 flags.DEFINE_integer("num_splits", paper.STAGE2_NUM_SPLITS, "Random content-aware splits per data set.", lower_bound=1)

@@ -35,6 +35,7 @@ flags.DEFINE_string(
     required=True,
 )
 flags.DEFINE_string("data_dir", None, "Folder of --dataset, as distributed.", required=True)
+app.require_folder("data_dir")
 flags.DEFINE_string("features", None, "HDF5 feature cache from deepfl-extract-features.", required=True)
 flags.DEFINE_integer("num_splits", paper.STAGE2_NUM_SPLITS, "Random content-aware splits.", lower_bound=1)
 flags.DEFINE_bool("official_split", False, "Use the data set's official split (KonIQ-10k) instead.")

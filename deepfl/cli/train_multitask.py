@@ -46,6 +46,8 @@ flags.DEFINE_string(
     None,
     "Root of the KADIS-700k release (kadis700k_friqa.csv, dist_imgs/); alternative to --weak_labels/--image_root.",
 )
+app.require_folder("image_root")
+app.require_folder("kadis_root")
 flags.DEFINE_list("tasks", [], "Metrics to learn (default: every metric column of the CSV).")
 flags.DEFINE_list("loss_weights", [], "Per-task loss weights as task=weight (others 1), e.g. gmsd=0.5,sff=2.")
 flags.DEFINE_enum(
