@@ -203,36 +203,23 @@ def shard_file(out_csv: str | os.PathLike, num_shards: int, shard_index: int) ->
     return out_csv.with_name(f"{out_csv.stem}.shard-{shard_index:05d}-of-{num_shards:05d}{out_csv.suffix}")
 
 
-# How a pair skipped for its unreadable reference is recorded: "<dist>: skipped, reference <the read error>".
-_REFERENCE_SKIP = ": skipped, reference "
+def _reference_lines(reference_error: str, dist_paths: Sequence[str]) -> tuple[list[str], str]:
+    """For the pairs of an unreadable reference: one skip entry per pair (the summary counts pairs) and the one
+    line to log for all of them (a wrong --ref_root would otherwise print a line per distorted image)."""
+    listed = ", ".join(dist_paths[:2]) + (f" and {len(dist_paths) - 2} more" if len(dist_paths) > 2 else "")
+    plural = "s" if len(dist_paths) > 1 else ""
+    line = f"reference {reference_error}: {len(dist_paths)} distorted image{plural} not scored ({listed})"
+    return [f"{path}: skipped, reference {reference_error}" for path in dist_paths], line
 
 
-def _lines_to_log(bad_pairs: Sequence[str]) -> list[str]:
-    """The lines to log for one reference's skipped pairs: one for all the pairs of an unreadable reference (a
-    wrong --ref_root would otherwise print a line per distorted image), then each other problem."""
-    by_reference = [message for message in bad_pairs if _REFERENCE_SKIP in message]
-    others = [message for message in bad_pairs if _REFERENCE_SKIP not in message]
-    if not by_reference:
-        return others
-    names = [message.split(_REFERENCE_SKIP, 1)[0] for message in by_reference]
-    error = by_reference[0].split(_REFERENCE_SKIP, 1)[1]
-    listed = ", ".join(names[:2]) + (f" and {len(names) - 2} more" if len(names) > 2 else "")
-    plural = "s" if len(names) > 1 else ""
-    return [f"reference {error}: {len(names)} distorted image{plural} not scored ({listed})", *others]
-
-
-def _load_group(ref_path: str, dist_paths: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """Decodes one reference and its distorted images -> (ref, stack of good ones, their indices, problems)."""
+def _load_group(ref_path: str, dist_paths: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], str]:
+    """Decodes one reference and its distorted images -> (ref, stack of good ones, their indices, problems with
+    distorted images, the reference's read error or "")."""
     problems: list[str] = []
     try:
         ref = read_image(ref_path)
     except ImageReadError as exc:
-        return (
-            np.zeros((1, 1, 3), np.uint8),
-            np.zeros((0, 1, 1, 3), np.uint8),
-            np.zeros(0, np.int32),
-            [f"{d}{_REFERENCE_SKIP}{exc}" for d in dist_paths],
-        )
+        return np.zeros((1, 1, 3), np.uint8), np.zeros((0, 1, 1, 3), np.uint8), np.zeros(0, np.int32), [], str(exc)
     good, index = [], []
     for i, dist_path in enumerate(dist_paths):
         try:
@@ -256,7 +243,7 @@ def _load_group(ref_path: str, dist_paths: Sequence[str]) -> tuple[np.ndarray, n
         good.append(dist)
         index.append(i)
     stack = np.stack(good) if good else np.zeros((0,) + ref.shape, np.uint8)
-    return ref, stack, np.asarray(index, np.int32), problems
+    return ref, stack, np.asarray(index, np.int32), problems, ""
 
 
 def pair_dataset(
@@ -269,7 +256,8 @@ def pair_dataset(
     """tf.data pipeline over `groups`: parallel decode (one reference per group), ordered, prefetched.
 
     Yields (group index, ref HxWx3 uint8, dists KxHxWx3 uint8, indices of the good dists in the group,
-    problem messages). Decoding uses `deepfl.images.read_image` (any format, one-line errors).
+    problem messages of distorted images, the reference's read error or b""). Decoding uses
+    `deepfl.images.read_image` (any format, one-line errors).
     """
     import tensorflow as tf
 
@@ -279,14 +267,15 @@ def pair_dataset(
 
     def load(index):
         ref_path, dist_paths = paths[int(index)]
-        ref, dists, good, problems = _load_group(ref_path, dist_paths)
-        return ref, dists, good, np.array([p.encode("utf-8") for p in problems], dtype=object)
+        ref, dists, good, problems, reference_error = _load_group(ref_path, dist_paths)
+        encoded = np.array([p.encode("utf-8") for p in problems], dtype=object)
+        return ref, dists, good, encoded, np.array(reference_error.encode("utf-8"), dtype=object)
 
     def tf_load(index):
-        ref, dists, good, problems = tf.numpy_function(
-            load, [index], [tf.uint8, tf.uint8, tf.int32, tf.string], stateful=False
+        ref, dists, good, problems, reference_error = tf.numpy_function(
+            load, [index], [tf.uint8, tf.uint8, tf.int32, tf.string, tf.string], stateful=False
         )
-        return index, ref, dists, good, problems
+        return index, ref, dists, good, problems, reference_error
 
     dataset = tf.data.Dataset.range(len(paths))
     dataset = dataset.map(tf_load, num_parallel_calls=parallel or tf.data.AUTOTUNE, deterministic=True)
@@ -356,6 +345,7 @@ class _Group:
     dists: np.ndarray
     good: np.ndarray  # indices into dist_names of the decoded, same-size distorted images
     bad_pairs: list[str]
+    reference_line: str = ""  # for an unreadable reference: the one line logged for all its bad_pairs
 
 
 def _scoring_path(groups: list[_Group], compiled: frozenset[tuple[int, int]] | None):
@@ -478,15 +468,19 @@ def label_pairs(
             pending.clear()
             for g in groups_done:
                 summary.skipped.extend(g.bad_pairs)
-                for line in _lines_to_log(g.bad_pairs):
+                for line in [g.reference_line] if g.reference_line else g.bad_pairs:
                     policy.handle(line)
 
         try:
             # References are packed into one metric call until `batch_size` pairs (same image size) are pending, so
             # short groups (KADIS: 5 levels per reference) still give the metrics large batches.
-            for index, ref, dists, good, problems in pair_dataset(todo, image_root, ref_root).as_numpy_iterator():
+            batches = pair_dataset(todo, image_root, ref_root).as_numpy_iterator()
+            for index, ref, dists, good, problems, reference_error in batches:
                 ref_im, dist_names = todo[int(index)]
                 group = _Group(ref_im, list(dist_names), ref, dists, good, [m.decode() for m in problems])
+                if reference_error:
+                    dist_paths = [str(Path(image_root) / name) for name in dist_names]
+                    group.bad_pairs, group.reference_line = _reference_lines(reference_error.decode(), dist_paths)
                 busy = [g for g in pending if len(g.good)]
                 pending_pairs = sum(len(g.good) for g in busy)
                 if busy and len(good) and (ref.shape != busy[0].ref.shape or pending_pairs + len(good) > batch_size):
