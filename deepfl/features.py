@@ -34,7 +34,7 @@ import numpy as np
 
 from deepfl.architectures import too_small_reason
 from deepfl.errors import DeepflError, ImageReadError, failure_reason
-from deepfl.fileio import atomic_output, by_content, describe_file
+from deepfl.fileio import atomic_output, by_content, describe_file, load_model_file
 from deepfl.images import header_size, model_input, read_images_ahead
 from deepfl.jobs import ErrorPolicy, iter_batches, progress
 
@@ -620,9 +620,4 @@ def load_extractor(
             f"pixel_scaling: a trained model keeps the scaling it was trained with; got "
             f"{pixel_scaling!r} with model {model}"
         )
-    path = Path(model)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such model file")
-    return models.mlsp_extractor(
-        keras.saving.load_model(path, compile=False), input_shape=(None, None, 3), mixed_precision=dtype
-    )
+    return models.mlsp_extractor(load_model_file(model), input_shape=(None, None, 3), mixed_precision=dtype)

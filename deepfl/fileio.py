@@ -14,6 +14,7 @@ import re
 import shutil
 import socket
 import tempfile
+import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -154,8 +155,14 @@ def load_model_file(path: str | os.PathLike, what: str = "model") -> keras.Model
     import deepfl.models.layers  # noqa: F401  (registers PixelScaling, MultiLevelPooling with Keras)
 
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a folder, not a {what} file (.keras)")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such {what} file")
+    if not zipfile.is_zipfile(path):
+        # Keras' own message ("File format not supported ... use keras.layers.TFSMLayer") is about SavedModels.
+        hint = "; weights files (.h5, .hdf5) go to --weights" if path.suffix.lower() in (".h5", ".hdf5") else ""
+        raise ValueError(f"{path}: not a .keras {what} file (a .keras file is a zip archive, as Keras saves it){hint}")
     try:
         return keras.saving.load_model(path, compile=False)
     except Exception as exc:  # keras raises many types for bad archives

@@ -88,19 +88,26 @@ def _warn_once(name: str, message: str) -> None:
         log.warning("%s: %s", name, message)
 
 
-def _missing(path: Path) -> str:
+def _missing(given: str | os.PathLike) -> str:
     """The message for a path that names no file: a glob pattern (kept by callers that expand patterns when it
-    matched nothing) says so."""
+    matched nothing) says so, a folder too, and a name written as a folder (`photos/`) that is none."""
     import glob
 
-    return f"{path}: no file matches this pattern" if glob.has_magic(str(path)) else f"{path}: no such image file"
+    path = Path(given)
+    if glob.has_magic(str(path)):
+        return f"{path}: no file matches this pattern"
+    if path.is_dir():
+        return f"{path}: is a folder, not an image file"
+    if str(given).endswith(("/", os.sep)):
+        return f"{given}: no such folder"
+    return f"{path}: no such image file"
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Reads an image file as HxWx3 uint8 RGB (gray, RGBA, CMYK, palette and 16-bit are converted)."""
-    path = Path(path)
+    given, path = path, Path(path)
     if not path.is_file():
-        raise ImageReadError(_missing(path))
+        raise ImageReadError(_missing(given))
     try:
         data = path.read_bytes()
     except OSError as exc:

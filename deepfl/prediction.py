@@ -87,6 +87,8 @@ def expand_inputs(inputs: Iterable[str]) -> list[str]:
         elif not path.exists() and glob.has_magic(str(item)):
             matches = [m for m in sorted(glob.glob(os.path.expanduser(str(item)), recursive=True)) if Path(m).is_file()]
             out.extend(matches or [str(item)])
+        elif str(item).endswith(("/", os.sep)) and not path.exists():
+            out.append(str(item))  # a folder that is not there: kept as written, so its error line says folder
         else:
             out.append(str(path))
     return list(dict.fromkeys(out))

@@ -27,9 +27,9 @@ import tensorflow as tf
 from deepfl import paper
 from deepfl.data.normalization import TargetNormalizer
 from deepfl.data.tables import SPLIT_NAMES
-from deepfl.evaluation import evaluate, summarize
+from deepfl.evaluation import MIN_POINTS_LOGISTIC, evaluate, summarize
 from deepfl.fileio import atomic_write_bytes, normalizer_path, save_model_atomic
-from deepfl.jobs import progress
+from deepfl.jobs import SettingsChanged, progress
 from deepfl.models.mlp import build_mlp
 
 log = logging.getLogger("deepfl")
@@ -290,6 +290,28 @@ def _run_key(features: np.ndarray, scores: np.ndarray, splits: Sequence[Sequence
     return digest.hexdigest()
 
 
+def _input_digests(features: np.ndarray, scores: np.ndarray, splits: Sequence[Sequence[str]]) -> dict[str, str]:
+    """Digests of each input a split's record is made from, kept in the record so that a rerun on other inputs can
+    say which one changed."""
+
+    def sha(*chunks: bytes) -> str:
+        digest = hashlib.sha256()
+        for chunk in chunks:
+            digest.update(chunk)
+        return digest.hexdigest()
+
+    return {
+        "features": sha(repr((features.shape, str(features.dtype))).encode("utf-8"), features.tobytes()),
+        "scores": sha(np.ascontiguousarray(scores, np.float64).tobytes()),
+        "splits": sha(*("\x00".join(map(str, labels)).encode("utf-8") + b"\x01" for labels in splits)),
+    }
+
+
+def _protocol_arrays(features, scores) -> tuple[np.ndarray, np.ndarray]:
+    """Features and scores in the form `run_protocol` trains on and digests: float32 (rows, dim), float64 (rows,)."""
+    return np.ascontiguousarray(features, dtype=np.float32), np.asarray(scores, dtype=np.float64).reshape(-1)
+
+
 def _split_record(out: Path, name: str, k: int) -> Path:
     """Where split k's criteria row and predictions are kept once its head is saved (what a rerun resumes from)."""
     return out / f"{name}_split{k}.done.json"
@@ -301,8 +323,8 @@ def discard_finished_splits(out_dir: str | os.PathLike) -> None:
         record.unlink()
 
 
-def _finished_split(out: Path, name: str, k: int, run_key: str) -> tuple[dict, np.ndarray] | None:
-    """(criteria row, predictions) of split k if an earlier run of the same inputs finished it, else None."""
+def _read_split_record(out: Path, name: str, k: int) -> dict | None:
+    """Split k's record in `out` (with its head saved beside it), or None."""
     record_path, head_path = _split_record(out, name, k), out / f"{name}_split{k}.keras"
     if not (record_path.is_file() and head_path.is_file()):
         return None
@@ -310,9 +332,54 @@ def _finished_split(out: Path, name: str, k: int, run_key: str) -> tuple[dict, n
         record = json.loads(record_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
         return None
-    if record.get("run") != run_key:
+    return record if isinstance(record, dict) else None
+
+
+def _finished_split(out: Path, name: str, k: int, run_key: str) -> tuple[dict, np.ndarray] | None:
+    """(criteria row, predictions) of split k if an earlier run of the same inputs finished it, else None."""
+    record = _read_split_record(out, name, k)
+    if record is None or record.get("run") != run_key:
         return None
     return record["row"], np.asarray(record["pred"], np.float64)
+
+
+def finished_on_these_inputs(
+    out_dir: str | os.PathLike,
+    table: pd.DataFrame,
+    features: np.ndarray,
+    splits: Sequence[Sequence[str]],
+    config: HeadConfig,
+    name: str = "head",
+    target_column: str = "score",
+) -> bool:
+    """Whether `run_and_report` finished in `out_dir` on exactly these inputs, so that a rerun can reuse it: True
+    when its summary is written and every split's record was made from these features, scores, splits and head
+    settings; False when no finished run is there. A finished run made from other inputs (a score table edited
+    since, features of another model) raises `SettingsChanged` naming what differs: reusing it would report
+    results of data the user no longer has, and redoing it would discard finished work without a word."""
+    out = Path(out_dir)
+    if not (out / "summary.csv").is_file():
+        return False
+    features, scores = _protocol_arrays(features, table[target_column].to_numpy())
+    key = _run_key(features, scores, splits, config)
+    records = [_read_split_record(out, name, k) for k in range(len(splits))]
+    if all(record is not None and record.get("run") == key for record in records):
+        return True
+    digests = _input_digests(features, scores, splits)
+    differ = sorted(
+        {
+            part
+            for record in records
+            if record
+            for part, value in record.get("inputs", {}).items()
+            if digests.get(part) != value
+        }
+    )
+    what = " and ".join(differ) if differ else "inputs (or a split's record is missing)"
+    raise SettingsChanged(
+        f"{out} holds a run finished on other {what} than this one's (a score table or feature cache changed "
+        "since?): pass --overwrite (overwrite=True from Python) to redo it, or write to a new output"
+    )
 
 
 def run_protocol(
@@ -333,8 +400,7 @@ def run_protocol(
     and settings (an interrupted run, started again) keeps those splits and trains only the others, with the
     same results as an uninterrupted run. Criteria compare the de-normalised predictions with `scores`.
     """
-    features = np.asarray(features, dtype=np.float32)
-    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    features, scores = _protocol_arrays(features, scores)
     if features.ndim != 2 or features.shape[0] != scores.size:
         raise ValueError(f"features: expected ({scores.size}, dim), got {features.shape}")
     if not np.all(np.isfinite(scores)):
@@ -352,6 +418,7 @@ def run_protocol(
     chosen_lr: float | None = None
     trainer = None
     run_key = _run_key(features, scores, splits, config) if out is not None else ""
+    inputs = _input_digests(features, scores, splits) if out is not None else {}
     label = f"{out.name}/{name}" if out is not None else name  # which run a log line or bar belongs to
     for k, labels in progress(enumerate(splits), total=len(splits), desc=label, unit="split"):
         idx = indices[k]
@@ -412,12 +479,35 @@ def run_protocol(
                 norm.save(normalizer_path(path))
             head_paths.append(str(path))
             row = {key: value.item() if isinstance(value, np.generic) else value for key, value in rows[-1].items()}
-            record = {"run": run_key, "row": row, "pred": [float(v) for v in pred]}  # written last: the commit
+            record = {  # written last: the commit
+                "run": run_key,
+                "inputs": inputs,
+                "row": row,
+                "pred": [float(v) for v in pred],
+            }
             atomic_write_bytes(_split_record(out, name, k), json.dumps(record).encode("utf-8"))
     per_split = pd.DataFrame(rows)
+    _warn_if_too_few_for_logistic(label, per_split["n_test"].to_numpy())
     crit = ["srocc", "plcc", "plcc_logistic", "krocc", "rmse", "rmse_logistic"]
     summary = summarize(per_split[crit].to_dict("records"))
     return ProtocolResult(per_split, pd.concat(predictions, ignore_index=True), summary, head_paths)
+
+
+def _warn_if_too_few_for_logistic(label: str, test_sizes: np.ndarray) -> None:
+    """One warning for a run whose test sets are too small for the 4-parameter logistic: its `_logistic` criteria
+    are NaN there (a fit through 4 points says nothing), which the tables show as empty cells."""
+    small = test_sizes < MIN_POINTS_LOGISTIC
+    if small.any():
+        log.warning(
+            "%s: %d of %d splits have fewer than %d test images (the smallest: %d): plcc_logistic and rmse_logistic "
+            "are NaN there, as the 4-parameter logistic needs at least %d points (more contents give larger test sets)",
+            label,
+            int(small.sum()),
+            small.size,
+            MIN_POINTS_LOGISTIC,
+            int(test_sizes.min()),
+            MIN_POINTS_LOGISTIC,
+        )
 
 
 def _warn_if_undefined(label: str, split: int, pred: np.ndarray, scores: np.ndarray, content: np.ndarray) -> None:

@@ -171,3 +171,27 @@ def test_predict_refuses_arrays_it_was_not_trained_on_and_folders_by_name(stage1
     for item in (stage1_files, str(stage1_files / "*.png")):
         with pytest.raises(ValueError, match=r"images\[0\]: .* is a folder or a pattern; .*expand_inputs"):
             predict([item], model, head=head)
+
+
+def test_a_file_that_is_not_a_keras_model_is_named_with_what_it_is(tmp_path):
+    """A folder, a text file or a weights file given where a `.keras` model goes: one line saying what is wrong
+    (a folder was "no such model file"; a text file got Keras' advice about SavedModels and TFSMLayer)."""
+    import pytest
+
+    from deepfl.fileio import load_model_file
+
+    (tmp_path / "notes.txt").write_text("not a model")
+    (tmp_path / "weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(64))
+    with pytest.raises(IsADirectoryError, match=r"is a folder, not a head file \(\.keras\)"):
+        load_model_file(tmp_path, what="head")
+    with pytest.raises(
+        ValueError, match=r"notes.txt: not a \.keras model file \(a \.keras file is a zip archive"
+    ) as text:
+        load_model_file(tmp_path / "notes.txt")
+    assert "TFSMLayer" not in str(text.value)
+    with pytest.raises(
+        ValueError, match=r"weights.h5: not a \.keras model file .*; weights files \(\.h5, \.hdf5\) go to"
+    ):
+        load_model_file(tmp_path / "weights.h5")
+    with pytest.raises(FileNotFoundError, match=r"absent.keras: no such model file"):
+        load_model_file(tmp_path / "absent.keras")

@@ -318,3 +318,21 @@ def test_a_split_whose_test_scores_do_not_vary_is_named_and_left_out_of_the_medi
     assert len(named) == 1 and "split 1: the subjective scores are the same for all" in named[0], named
     assert np.isnan(result.per_split.loc[1, "srocc"]) and np.isfinite(result.per_split.loc[0, "srocc"])
     assert result.summary.loc["median", "srocc"] == result.per_split.loc[0, "srocc"]
+
+
+def test_test_sets_too_small_for_the_logistic_are_warned_once(caplog):
+    """A study of 5 contents tests on 4 images per split: plcc_logistic and rmse_logistic are NaN there, which the
+    tables showed as empty cells without a word."""
+    x, score, content = _synthetic(n=20, dim=8)  # 5 contents of 4 images: one content (4 images) per test set
+    splits = _splits(content, 2)
+    config = HeadConfig(hidden=(8,), dropout=(0.0,), epochs=2, batch_size=8, learning_rates=(1e-2,), seed=1)
+    with caplog.at_level("WARNING", logger="deepfl"):
+        result = run_protocol(x, score, splits, config, content=content)
+    warned = [r.getMessage() for r in caplog.records if "plcc_logistic and rmse_logistic" in r.getMessage()]
+    assert len(warned) == 1 and "2 of 2 splits have fewer than 5 test images (the smallest: 4)" in warned[0], warned
+    assert result.per_split["plcc_logistic"].isna().all() and result.per_split["srocc"].notna().all()
+    caplog.clear()
+    x, score, content = _synthetic(n=60, dim=8)  # 15 contents: 3 contents (12 images) per test set
+    with caplog.at_level("WARNING", logger="deepfl"):
+        run_protocol(x, score, _splits(content, 2), config, content=content)
+    assert not [r for r in caplog.records if "plcc_logistic and rmse_logistic" in r.getMessage()]

@@ -108,6 +108,14 @@ def test_expand_inputs(tmp_path, small_photo):
     (tmp_path / "notes.txt").write_text("x")
     got = expand_inputs([str(tmp_path), str(tmp_path / "*.png"), "nothing-*.png"])
     assert got == [str(tmp_path / "a.png"), str(tmp_path / "b.png"), "nothing-*.png"]
+    # A folder that is not there keeps its slash, and its error says folder (it said "no such image file").
+    missing = f"{tmp_path / 'nosuch'}/"
+    assert expand_inputs([missing]) == [missing]
+    from deepfl.images import read_image
+
+    for name, words in ((missing, "no such folder"), (tmp_path / "gone.png", "no such image file")):
+        with pytest.raises(ImageReadError, match=words):
+            read_image(name)
 
 
 def test_cli_scores_good_files_and_fails_at_the_end(parts, tmp_path, small_photo):

@@ -62,6 +62,19 @@ def test_train_mlp_reruns_resume_or_refuse_by_resolved_settings(tmp_path):
     assert "epochs 2 -> 3" in changed.stderr and "--overwrite" in changed.stderr
     assert overwritten.returncode == 0, overwritten.stderr[-2000:]
     assert '"epochs": 3' in (out / "mlp_settings.json").read_text()
+    # A score edited after the run finished: the same flags no longer reuse its results (they did, with exit 0 and
+    # the old table), nor redo it silently; --overwrite redoes it on the new scores.
+    rows = (data / "dmos.csv").read_text().splitlines()
+    name, ref, dmos, var = rows[1].split(",")
+    rows[1] = ",".join([name, ref, f"{float(dmos) % 4 + 1.0:.3f}", var])
+    (data / "dmos.csv").write_text("\n".join(rows) + "\n")
+    predictions = (out / "predictions.csv").read_bytes()
+    edited, redone = kr.run_batch("train_mlp", [argv("--epochs=3"), argv("--epochs=3", "--overwrite")])
+    assert edited.returncode == 2 and len(error_lines(edited.stderr)) == 1, edited.stderr[-2000:]
+    assert "finished on other scores than this one's" in edited.stderr and "--overwrite" in edited.stderr
+    assert "finished already" not in edited.stdout
+    assert redone.returncode == 0, redone.stderr[-2000:]
+    assert (out / "predictions.csv").read_bytes() != predictions
 
 
 @pytest.fixture(scope="module")

@@ -155,7 +155,7 @@ def _report_failure(exc: Exception) -> int:
     if isinstance(exc, (NothingDone, NoUsableInput)):
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return EXIT_NOTHING_DONE
-    if isinstance(exc, (DeepflError, FileNotFoundError, NotADirectoryError, JobStopped, ValueError)):
+    if isinstance(exc, (DeepflError, FileNotFoundError, NotADirectoryError, IsADirectoryError, JobStopped, ValueError)):
         print(f"error: {one_line(exc, limit=BAD_INPUT_MESSAGE_CHARS)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if _is_input_op_error(exc):
@@ -175,9 +175,9 @@ def _report_failure(exc: Exception) -> int:
 
 def run_app(main: Callable[[list[str]], int | None]) -> None:
     """absl `app.run` with one-line errors (the first line, capped, see `deepfl.errors.one_line`): a bad or
-    missing flag, DeepflError, FileNotFoundError, NotADirectoryError, ValueError -> exit code 2; NothingDone and
-    `deepfl.errors.NoUsableInput` -> exit code 3; Ctrl-C -> one line and exit code 130; any other exception ->
-    exit code 1 (its traceback with --verbosity=1)."""
+    missing flag, DeepflError, FileNotFoundError, NotADirectoryError, IsADirectoryError, ValueError -> exit code
+    2; NothingDone and `deepfl.errors.NoUsableInput` -> exit code 3; Ctrl-C -> one line and exit code 130; any
+    other exception -> exit code 1 (its traceback with --verbosity=1)."""
     interrupt = _interrupt_handler()
 
     def wrapped(argv: list[str]) -> int | None:

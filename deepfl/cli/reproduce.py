@@ -124,7 +124,9 @@ def main(argv: list[str]) -> int:
         official = bool(DATASETS[name].has_official_split)
         splits[name] = protocol.table_splits(table, 1 if official else chosen["num_splits"], FLAGS.seed, official)
         run_dir = out / f"{name}{suffix}"
-        if finished[name]:
+        if finished[name] and protocol.finished_on_these_inputs(
+            run_dir, table, feats[name], splits[name], config, f"{name}_head", chosen["target_column"]
+        ):
             import pandas as pd
 
             summaries[name] = pd.read_csv(run_dir / "summary.csv").set_index("statistic")

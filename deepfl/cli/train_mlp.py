@@ -60,7 +60,14 @@ def main(argv: list[str]) -> int:
     from deepfl.data import read_dataset
     from deepfl.features import load_features
     from deepfl.jobs import check_settings
-    from deepfl.protocol import MLP_SETTINGS_FILE, HeadConfig, discard_finished_splits, run_and_report, table_splits
+    from deepfl.protocol import (
+        MLP_SETTINGS_FILE,
+        HeadConfig,
+        discard_finished_splits,
+        finished_on_these_inputs,
+        run_and_report,
+        table_splits,
+    )
 
     out = Path(FLAGS.out_dir)
     chosen = protocol_flags.protocol_choice()
@@ -82,23 +89,17 @@ def main(argv: list[str]) -> int:
             normalize_targets=chosen["normalize_targets"],
             target_column=chosen["target_column"],
         )
-    if (out / "summary.csv").exists() and not FLAGS.overwrite:
+    finished = (out / "summary.csv").exists() and not FLAGS.overwrite
+    if finished:
         if not (out / MLP_SETTINGS_FILE).exists():
             raise ValueError(
                 f"out_dir: {out} holds a finished run without stored settings (made by an older "
                 "deepfl); use a new --out_dir, or --overwrite to redo it"
             )
         check_settings(out / MLP_SETTINGS_FILE, settings, output=f"--out_dir {out}")  # raises if they differ
-        print(f"{out / 'summary.csv'}: finished already with these settings (--overwrite redoes it)")
-        print((out / "summary.md").read_text() if (out / "summary.md").exists() else "")
-        return 0
     table = read_dataset(FLAGS.dataset, FLAGS.data_dir)
     feats = load_features(FLAGS.features, table["image"].astype(str).tolist())
     splits = table_splits(table, chosen["num_splits"], FLAGS.seed, FLAGS.official_split)
-    # Stored once the inputs are known to be good, so a run that failed on a bad input does not lock --out_dir.
-    check_settings(out / MLP_SETTINGS_FILE, settings, FLAGS.overwrite, output=f"--out_dir {out}")
-    if FLAGS.overwrite:  # redo every split, also those an earlier run with these settings finished
-        discard_finished_splits(out)
     config = HeadConfig(
         epochs=chosen["epochs"],
         batch_size=chosen["batch_size"],
@@ -107,13 +108,23 @@ def main(argv: list[str]) -> int:
         seed=FLAGS.seed,
         normalize_targets=chosen["normalize_targets"],
     )
+    name = f"{FLAGS.dataset}_head"
+    # Reused only when made from these very scores and features (an edited ratings.csv is refused, not reused).
+    if finished and finished_on_these_inputs(out, table, feats, splits, config, name, chosen["target_column"]):
+        print(f"{out / 'summary.csv'}: finished already with these settings and inputs (--overwrite redoes it)")
+        print((out / "summary.md").read_text() if (out / "summary.md").exists() else "")
+        return 0
+    # Stored once the inputs are known to be good, so a run that failed on a bad input does not lock --out_dir.
+    check_settings(out / MLP_SETTINGS_FILE, settings, FLAGS.overwrite, output=f"--out_dir {out}")
+    if FLAGS.overwrite:  # redo every split, also those an earlier run with these settings finished
+        discard_finished_splits(out)
     result = run_and_report(
         table,
         feats,
         splits,
         config,
         out,
-        name=f"{FLAGS.dataset}_head",
+        name=name,
         title=FLAGS.dataset,
         target_column=chosen["target_column"],
     )
