@@ -83,6 +83,12 @@ def _is_multitask(model: keras.Model) -> bool:
     return isinstance(model.output, dict) or len(model.outputs) > 1
 
 
+def _is_scorer(model: keras.Model) -> bool:
+    """Whether `model` gives one score per image (an exported scorer), not features or several outputs."""
+    shape = () if _is_multitask(model) else tuple(model.output_shape)
+    return len(shape) == 1 or (len(shape) == 2 and shape[-1] == 1)
+
+
 def as_extractor(model: str | os.PathLike | keras.Model) -> keras.Model:
     """The MLSP extractor of a multi-task model (file or model), rebuilt for any input size (native
     resolution); a model already giving one flat vector per image (an extractor) is returned as is. An HDF5
@@ -114,17 +120,33 @@ def load_scorer(
     about (`_check_unnormalised_head`). Model and head given as files are checked to belong together
     (`check_head_matches_model`): export, prediction and the scripts all come through here.
     """
+    from deepfl.models.weights_file import is_weights_file
+
     if head is None:
         scorer = model if isinstance(model, keras.Model) else load_model_file(model)
-        shape = () if _is_multitask(scorer) else tuple(scorer.output_shape)
-        if not (len(shape) == 1 or (len(shape) == 2 and shape[-1] == 1)):
+        if not _is_scorer(scorer):
             raise ValueError(
                 f"model: {getattr(scorer, 'name', model)} does not output one score per image "
                 "(a multi-task model needs an MLP head: pass head=, or --head on the command line)"
             )
         return scorer
     if not isinstance(model, keras.Model) and not isinstance(head, keras.Model):
-        check_head_matches_model(model, head)
+        check_head_matches_model(model, head)  # from the records alone, before loading anything
+    # Both loaded before the head's normaliser is looked at, so that a model and a head given the other's way round
+    # are named as such.
+    loaded = model if isinstance(model, keras.Model) or is_weights_file(model) else load_model_file(model)
+    if isinstance(loaded, keras.Model) and _is_scorer(loaded) and len(loaded.input_shape) == 4:
+        raise ValueError(
+            f"model: {model if not isinstance(model, keras.Model) else loaded.name} scores images already (an "
+            "exported scorer holds its head): use it without a head (drop --head)"
+        )
+    head_model = head if isinstance(head, keras.Model) else load_model_file(head, "head")
+    if _is_multitask(head_model) or len(head_model.input_shape) != 2:
+        raise ValueError(
+            f"head: {head if not isinstance(head, keras.Model) else head_model.name} is not an MLP head on "
+            "features (it takes images, or gives several outputs: a stage-1 model goes to --model, the head to "
+            "--head, as deepfl-train-mlp saved it)"
+        )
     if normalizer is None and not isinstance(head, keras.Model):
         normalizer = head_normalizer(head)
         if normalizer is None and Path(head).is_file():
@@ -139,8 +161,7 @@ def load_scorer(
             UserWarning,
             stacklevel=3,
         )
-    head_model = head if isinstance(head, keras.Model) else load_model_file(head, "head")
-    return combine(as_extractor(model), head_model, normalizer)
+    return combine(as_extractor(loaded), head_model, normalizer)
 
 
 def export_model(
@@ -216,5 +237,6 @@ def check_head_matches_model(model: str | os.PathLike, head: str | os.PathLike) 
     if recorded != fingerprint:
         raise DeepflError(
             f"head: {head} was trained on features of {source} (recorded in {features}), not of --model {model} "
-            f"({fingerprint}); export with that model, or train a head on features of this one"
+            f"({fingerprint}): pair the head with that model, or train a head on features of this one (a scorer "
+            "exported by deepfl-export holds its head already: use it without one)"
         )

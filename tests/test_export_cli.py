@@ -195,3 +195,21 @@ def test_a_file_that_is_not_a_keras_model_is_named_with_what_it_is(tmp_path):
         load_model_file(tmp_path / "weights.h5")
     with pytest.raises(FileNotFoundError, match=r"absent.keras: no such model file"):
         load_model_file(tmp_path / "absent.keras")
+
+
+def test_a_model_and_a_head_given_the_other_way_round_are_named(stage1_files, tmp_path):
+    """An exported scorer given with a head was refused as "trained on features of another model ...; export with
+    that model"; a stage-1 model given as the head as "expects 3 features but the extractor gives 56", after a
+    warning about its missing normaliser. Each now says what the file is and where it goes."""
+    import warnings
+
+    from deepfl.export import export_model, load_scorer
+
+    model, head = stage1_files / "model.keras", stage1_files / "head.keras"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no normaliser beside the test's head
+        scorer = export_model(model, head, tmp_path / "scorer.keras")
+    with pytest.raises(ValueError, match=r"scorer.keras scores images already .*use it without a head"):
+        load_scorer(scorer, head)
+    with pytest.raises(ValueError, match=r"head: .*model.keras is not an MLP head on features"):
+        load_scorer(model, model)

@@ -38,7 +38,8 @@ INTERRUPTED_MESSAGE = "interrupted; rerun the same command to resume"
 # The end of every script's --help (one home, beside the codes).
 EXIT_CODES_HELP = (
     "Exit codes: 0 the job did its work; 2 a bad input or flag (one `error:` line naming it); 3 nothing could be "
-    "done (every input skipped, or none given); 130 interrupted by Ctrl-C (rerun the same command to resume); 1 "
+    "done (every input skipped, or none given); 130 interrupted by Ctrl-C (rerun the same command to resume; "
+    "deepfl-predict resumes only into a CSV --output); 1 "
     "anything unexpected (deepfl-predict also when some files could not be read)."
 )
 # For a run whose outputs cannot resume (deepfl-predict printing its table): `nothing_to_resume()` selects it.

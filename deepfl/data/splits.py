@@ -166,7 +166,7 @@ def _warn_repeats(contents: np.ndarray, permutations: Sequence[np.ndarray], rati
     if repeated:
         log.warning(
             "splits: %d of %d content splits repeat an earlier one (only %d contents); their results "
-            "count more than once in the median: use more reference images or fewer splits",
+            "count more than once in the median: use more contents (reference images, scenes) or fewer splits",
             repeated,
             len(permutations),
             len(contents),
