@@ -422,3 +422,32 @@ def test_a_sideways_distorted_image_is_named_with_the_likely_cause(tmp_path, sma
     summary = labeling.label_pairs(pairs, tmp_path, tmp_path / "labels.csv", metrics=["gmsd"])
     assert len(summary.skipped) == 1 and "48x64 differs" in summary.skipped[0], summary.skipped
     assert "(64x48, width x height): width and height swapped" in summary.skipped[0] and "EXIF" in summary.skipped[0]
+
+
+def test_label_finds_the_references_where_distort_read_them(tmp_path, small_photo):
+    """Without --resize, deepfl-distort leaves the references in its --ref_dir and records that folder; every walk
+    then ran deepfl-label without --ref_root into "no reference found" (exit 3). It now reads them from the
+    recorded folder, in one log line; a recorded folder that is gone falls back to --image_root as before."""
+    import shutil
+
+    from deepfl.generation import generate
+
+    for name in ("kept", "gone"):
+        refs = tmp_path / f"refs_{name}"
+        refs.mkdir()
+        write_image(refs / "photo.png", np.ascontiguousarray(small_photo[:48, :64]))
+        assignment = tmp_path / f"types_{name}.csv"
+        assignment.write_text("photo.png,16\n")  # one type, 5 levels: a second's work
+        generate(refs, tmp_path / f"kadis_{name}", assignment_csv=assignment, workers=1)
+    shutil.rmtree(tmp_path / "refs_gone")
+    kept, gone = kr.run_batch(
+        "label",
+        [
+            [f"--manifest={tmp_path / f'kadis_{n}' / 'manifest.csv'}", f"--image_root={tmp_path / f'kadis_{n}'}"]
+            + [f"--out_dir={tmp_path / f'labels_{n}'}", "--metrics=gmsd"]
+            for n in ("kept", "gone")
+        ],
+    )
+    assert kept.returncode == 0 and "5 rows written" in kept.stdout, kept.stderr[-2000:]
+    assert f"references are read from {tmp_path / 'refs_kept'} (deepfl-distort's --ref_dir" in kept.stderr
+    assert gone.returncode == 3 and "--ref_root" in gone.stderr.splitlines()[-1], gone.stderr[-2000:]

@@ -16,6 +16,7 @@ rows done and only known-bad pairs left exits 0.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -29,7 +30,12 @@ flags.DEFINE_string(
     "manifest", None, "CSV of pairs: columns dist_im, ref_im (or KADID-10k's dist_img, ref_img).", required=True
 )
 flags.DEFINE_string("image_root", None, "Folder the dist_im names are relative to.", required=True)
-flags.DEFINE_string("ref_root", None, "Folder the ref_im names are relative to (default: --image_root).")
+flags.DEFINE_string(
+    "ref_root",
+    None,
+    "Folder the ref_im names are relative to (default: the --ref_dir deepfl-distort recorded beside the manifest, "
+    "for a run without --resize, else --image_root).",
+)
 app.require_folder("image_root")
 app.require_folder("ref_root")
 app.define_out_dir()
@@ -77,11 +83,27 @@ def _plot(labels_csv: str | os.PathLike) -> None:
         print(f"{path}: {what}")
 
 
+def _recorded_reference_folder() -> str | None:
+    """Without --ref_root: the references' folder deepfl-distort recorded beside the manifest (its --ref_dir, for
+    a run without --resize), said in one line; None when there is no such record."""
+    from deepfl.generation import SETTINGS_FILE, recorded_reference_folder
+
+    folder = recorded_reference_folder(FLAGS.manifest)
+    if folder is not None:
+        logging.getLogger("deepfl").info(
+            "references are read from %s (deepfl-distort's --ref_dir, recorded in %s; --ref_root overrides it)",
+            folder,
+            Path(FLAGS.manifest).parent / SETTINGS_FILE,
+        )
+    return str(folder) if folder is not None else None
+
+
 def main(argv: list[str]) -> int:
     del argv
     from deepfl import labeling
 
     pairs = labeling.read_manifest(FLAGS.manifest)
+    ref_root = FLAGS.ref_root if FLAGS.ref_root is not None else _recorded_reference_folder()
     out_csv = os.path.join(FLAGS.out_dir, FLAGS.output_name)
     if FLAGS.merge:
         path, missing = labeling.merge_shards(out_csv, FLAGS.num_shards, pairs, FLAGS.metrics)
@@ -96,7 +118,7 @@ def main(argv: list[str]) -> int:
         FLAGS.image_root,
         out_csv,
         metrics=FLAGS.metrics,
-        ref_root=FLAGS.ref_root,
+        ref_root=ref_root,
         batch_size=FLAGS.batch_size,
         num_shards=FLAGS.num_shards,
         shard_index=FLAGS.shard_index,
@@ -111,7 +133,7 @@ def main(argv: list[str]) -> int:
         first = summary.skipped[0]
         hint = (
             "; references are looked up in --image_root unless --ref_root names their folder"
-            if FLAGS.ref_root is None and ", reference " in first and "no such image file" in first
+            if ref_root is None and ", reference " in first and "no such image file" in first
             else ""
         )
         raise app.NothingDone(
