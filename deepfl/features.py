@@ -34,7 +34,14 @@ import numpy as np
 
 from deepfl.architectures import too_small_reason
 from deepfl.errors import DeepflError, ImageReadError, failure_reason
-from deepfl.fileio import atomic_output, by_content, describe_file, load_model_file
+from deepfl.fileio import (
+    atomic_output,
+    by_content,
+    describe_file,
+    empty_file,
+    load_model_file,
+    storage_error_of_hdf5,
+)
 from deepfl.images import header_size, model_input, read_images_ahead
 from deepfl.jobs import ErrorPolicy, iter_batches, progress
 
@@ -349,22 +356,32 @@ def _write_hdf5(
     `before` runs just before the rename (to close a handle on the file being replaced)."""
     with atomic_output(path) as tmp:
         with h5py.File(tmp, "w") as out:
-            out_keys = out.create_dataset("keys", shape=(count,), maxshape=(None,), dtype=_STR, chunks=(1024,))
-            feats = out.create_dataset(
-                "features",
-                shape=(count, dim),
-                maxshape=(None, dim),
-                dtype="float32",
-                chunks=(max(1, min(64, (1 << 20) // (4 * dim))), dim),
-            )
-            for start in range(0, count, block):
-                stop = min(count, start + block)
-                out_keys[start:stop] = list(keys[start:stop])
-                feats[start:stop] = rows(start, stop)
-            out.attrs["count"] = count
-            out.attrs["dim"] = dim
-            out.attrs["source"] = source
-            out.attrs["compact"] = int(compact)
+            try:
+                out_keys = out.create_dataset("keys", shape=(count,), maxshape=(None,), dtype=_STR, chunks=(1024,))
+                feats = out.create_dataset(
+                    "features",
+                    shape=(count, dim),
+                    maxshape=(None, dim),
+                    dtype="float32",
+                    chunks=(max(1, min(64, (1 << 20) // (4 * dim))), dim),
+                )
+                for start in range(0, count, block):
+                    stop = min(count, start + block)
+                    out_keys[start:stop] = list(keys[start:stop])
+                    feats[start:stop] = rows(start, stop)
+                out.attrs["count"] = count
+                out.attrs["dim"] = dim
+                out.attrs["source"] = source
+                out.attrs["compact"] = int(compact)
+                out.flush()  # a full disk fails here, where it can be handled, rather than in close()
+            except BaseException as exc:
+                # Free the file's space before h5py closes it, or HDF5's flush on close fails again and the
+                # process crashed (exit 139) after the error line. The file is deleted anyway.
+                empty_file(tmp)
+                storage = storage_error_of_hdf5(exc, path)
+                if storage is None:
+                    raise
+                raise storage from exc
         before()
 
 

@@ -29,7 +29,16 @@ os.umask(_UMASK)
 # Temporary files carry the writer's host and process id, `.<name>.<host>-<pid>.<random><suffix>`, so that a
 # restarted job can tell the leftovers of its own dead runs from the files a concurrent live shard is writing.
 _HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "host"
-_TEMP_NAME = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9_-]+)-(?P<pid>\d+)\.[^.]+\.tmp(\.[A-Za-z0-9.]+)?$")
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<host>[A-Za-z0-9_-]+)-(?P<pid>\d+)\.[^.]+\.tmp(\.[A-Za-z0-9.]+)?$")
+
+
+def output_path_of(path: str | os.PathLike) -> str:
+    """The output a temporary file of `atomic_output` stands for (`.scores.csv.<host>-<pid>.<random>.tmp` ->
+    `scores.csv`, in the same folder), so that an error names the file the user asked for; other paths as they
+    are."""
+    path = os.fsdecode(path)
+    match = _TEMP_NAME.match(os.path.basename(path))
+    return os.path.join(os.path.dirname(path), match["name"]) if match else path
 
 
 def _temp_prefix(path: Path) -> str:
@@ -103,9 +112,43 @@ def atomic_output(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Pat
             os.fsync(handle.fileno())
         os.chmod(tmp_name, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
         os.replace(tmp_name, path)
+    except BaseException:
+        _release_failed_output(tmp_name)
+        raise
     finally:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
+
+
+def empty_file(path: str | os.PathLike) -> bool:
+    """Truncates `path` to nothing (a failed output about to be deleted: frees its space at once, also while a
+    writer still holds it open); False when that is not possible."""
+    try:
+        os.truncate(path, 0)
+    except OSError:
+        return False
+    return True
+
+
+def storage_error_of_hdf5(exc: BaseException, path: str | os.PathLike) -> OSError | None:
+    """The OSError (errno, naming `path`) behind an HDF5 write failure, which h5py raises as a RuntimeError or an
+    OSError without the file ("Can't decrement id ref count (file write failed: ... errno = 28 ..."); None for
+    other errors."""
+    match = re.search(r"errno = (\d+)", str(exc))
+    if match is None:
+        return None
+    number = int(match[1])
+    return OSError(number, os.strerror(number), os.fspath(path))
+
+
+def _release_failed_output(tmp_name: str) -> None:
+    """After a failed write of `tmp_name` (a full disk): empties the file, which is deleted next anyway.
+
+    Keras' `save_weights` leaves its HDF5 file open when a write fails; at exit HDF5 then flushed into the full
+    disk again, failed, and crashed the process (exit 139) after the job's error line. With the file's space freed
+    its last flush succeeds. (Closing the handles from here was tried: walking h5py's open ids after such a failure
+    crashed in h5py itself.)"""
+    empty_file(tmp_name)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

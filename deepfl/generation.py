@@ -269,7 +269,9 @@ def process_reference(task: tuple) -> tuple[list[dict], str | None, tuple[int, i
         return rows, None, size, unchanged == distortions.NUM_LEVELS
     except ImageReadError as exc:  # its message already names the file
         return [], str(exc), size, False
-    except (ValueError, OSError) as exc:
+    except ValueError as exc:
+        # Not OSError: reading a reference fails as ImageReadError, so an OSError here is a failed write (a full
+        # disk): the job stops on it instead of counting the reference as bad and exiting 0 with work missing.
         return [], f"{Path(ref_dir) / ref_name}: {exc}", size, False
 
 

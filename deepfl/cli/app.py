@@ -6,6 +6,8 @@ exit code 2, so users see the culprit rather than a traceback.
 
 from __future__ import annotations
 
+import errno
+import gc
 import logging
 import multiprocessing
 import os
@@ -25,10 +27,10 @@ from absl import app, flags
 from deepfl.cli import TF_LOG_LEVEL_SET_BY_USER
 from deepfl.cli.quiet import print_to_user, quiet_tensorflow
 from deepfl.errors import DeepflError, NoUsableInput, failure_reason, one_line
-from deepfl.fileio import remove_stale_temp_files
+from deepfl.fileio import output_path_of, remove_stale_temp_files
 from deepfl.jobs import ON_ERROR_CHOICES, SEED_MAX, JobStopped, request_stop, setup_logging
 
-EXIT_UNEXPECTED = 1  # an error that is not about the inputs (a bug, the environment)
+EXIT_UNEXPECTED = 1  # an error that is not about the inputs (a bug, the environment: a full or read-only disk)
 # Deliberate errors name their culprit (paths, settings): they keep a longer line than unexpected ones.
 BAD_INPUT_MESSAGE_CHARS = 1000
 EXIT_BAD_INPUT = 2
@@ -39,8 +41,9 @@ INTERRUPTED_MESSAGE = "interrupted; rerun the same command to resume"
 EXIT_CODES_HELP = (
     "Exit codes: 0 the job did its work; 2 a bad input or flag (one `error:` line naming it); 3 nothing could be "
     "done (every input skipped, or none given); 130 interrupted by Ctrl-C (rerun the same command to resume; "
-    "deepfl-predict resumes only into a CSV --output); 1 "
-    "anything unexpected (deepfl-predict also when some files could not be read)."
+    "deepfl-predict resumes only into a CSV --output); 1 the outputs could not be written (a full or read-only "
+    "disk: one `error:` line naming the file; rerun to resume), or anything unexpected (deepfl-predict also when "
+    "some files could not be read)."
 )
 # For a run whose outputs cannot resume (deepfl-predict printing its table): `nothing_to_resume()` selects it.
 INTERRUPTED_WITHOUT_RESUME_MESSAGE = "interrupted; nothing was saved (write --output to a CSV to resume a long run)"
@@ -150,9 +153,63 @@ def _remove_dead_runs_temp_files() -> None:
             logging.getLogger("deepfl").info("removed %d temporary files left by killed runs in %s", removed, out_dir)
 
 
+# Failures of the storage a job writes to, not of its inputs or its code: one line naming the file, exit code 1.
+_MAKE_ROOM = "make room, or write to another folder"
+_WRITABLE = "write to a folder you can write to"
+_STORAGE_ERRORS = {  # errno: (what happened, what to do before the rerun)
+    errno.ENOSPC: ("no space left on the device", _MAKE_ROOM),
+    errno.EDQUOT: ("disk quota exceeded", _MAKE_ROOM),
+    errno.EFBIG: ("file too large for this process's file size limit (ulimit -f)", "raise the limit"),
+    errno.EROFS: ("read-only file system", _WRITABLE),
+    errno.EACCES: ("permission denied", _WRITABLE),
+}
+
+
+def _storage_failure(exc: BaseException) -> OSError | None:
+    """The OSError of a full, read-only or forbidden file system behind `exc` (itself, or what it was raised
+    from: h5py and Keras wrap it), or None."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # a chain of causes, never a cycle in practice
+        if seen is None:
+            return None
+        if isinstance(seen, OSError) and seen.errno in _STORAGE_ERRORS:
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+_STORAGE_FAILED = threading.Event()  # set once a job of this process has failed on a full or read-only disk
+
+
+def _end_after_storage_failure(code: int) -> None:
+    """After a storage failure: ends the process now, with `code`, its outputs flushed, without finalizers or
+    garbage collection (see `_report_failure`). Every output is written atomically, and the temporary files
+    are gone already, so nothing is left half done."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
+
+
 def _report_failure(exc: Exception) -> int:
     """Prints the one line for a job's exception and returns its exit code: 3 for nothing done, 2 for a bad input
-    or flag (the message names the culprit; the exception's class would add nothing), 1 for anything else."""
+    or flag (the message names the culprit; the exception's class would add nothing), 1 for anything else (a full
+    or read-only disk among them, named as such)."""
+    storage = _storage_failure(exc)
+    if storage is not None:
+        where = output_path_of(storage.filename) if storage.filename else _out_dir()
+        what, advice = _STORAGE_ERRORS[storage.errno]
+        print(
+            f"error: {where or 'an output'}: {what}; {advice}, then rerun the same command (finished work is kept "
+            "and resumed)",
+            file=sys.stderr,
+        )
+        # A native writer (HDF5 under h5py and Keras) can be left in a broken state by the failed write, and
+        # crashed the process when its objects were collected (exit 139 after this line): no more collections,
+        # and `run_app` ends the process without its finalizers (`_end_after_storage_failure`).
+        gc.disable()
+        _STORAGE_FAILED.set()
+        return EXIT_UNEXPECTED
     if isinstance(exc, (NothingDone, NoUsableInput)):
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return EXIT_NOTHING_DONE
@@ -191,6 +248,8 @@ def run_app(main: Callable[[list[str]], int | None]) -> None:
         code = job(argv)
         if code and made_out_dir:
             _remove_empty_folders(out_dir)
+        if _STORAGE_FAILED.is_set():
+            _end_after_storage_failure(code)
         return code
 
     def job(argv: list[str]) -> int | None:
