@@ -132,7 +132,8 @@ flags.DEFINE_bool("tensorboard", True, "Write TensorBoard logs to out_dir/tensor
 flags.DEFINE_bool(
     "keep_checkpoints",
     False,
-    "Keep checkpoints/ (the resume state, with the optimizer's: about 3x model.keras) after the run has finished, "
+    "Keep checkpoints/ (the resume state, with the optimizer's: about 3x model.keras; while a new one is written "
+    "the previous one stays, so a run needs room for about 7x model.keras) after the run has finished, "
     "to extend it later with a larger --epochs. By default it is deleted at the end.",
 )
 flags.DEFINE_bool(
