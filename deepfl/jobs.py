@@ -7,6 +7,7 @@ report bad inputs the same way, and never lose or duplicate finished rows.
 from __future__ import annotations
 
 import csv
+import errno
 import fcntl
 import io
 import json
@@ -168,8 +169,9 @@ class JobStopped(RuntimeError):
 
 
 def _repair_tail(path: Path) -> None:
-    """Cuts a partly written last line (a kill mid-write) so that only whole rows remain."""
-    with open(path, "rb+") as handle:
+    """Cuts a partly written last line (a kill mid-write) so that only whole rows remain. A whole file is only
+    read (it may sit on a read-only disk)."""
+    with open(path, "rb") as handle:
         handle.seek(0, os.SEEK_END)
         size = handle.tell()
         if size == 0:
@@ -178,8 +180,8 @@ def _repair_tail(path: Path) -> None:
         if handle.read(1) == b"\n":
             return
         handle.seek(0)
-        content = handle.read()
-        cut = content.rfind(b"\n") + 1
+        cut = handle.read().rfind(b"\n") + 1
+    with open(path, "rb+") as handle:
         handle.truncate(cut)
 
 
@@ -198,6 +200,19 @@ def read_complete_rows(path: str | os.PathLike, columns: Sequence[str], errors: 
             "move it away or use another output path"
         )
     return list(reader)
+
+
+def _open_for_lock(path: Path):
+    """The handle an `AppendOnlyCsv` holds its lock on: opened for appending (which creates the file), or for
+    reading where a finished output sits on a read-only or forbidden file system, so that a rerun with nothing
+    left to do still finds it done (flock works on either); a rerun that has rows to add then fails on its first
+    write, naming the file."""
+    try:
+        return open(path, "ab")  # noqa: SIM115  (held, and so locked, while the object lives)
+    except OSError as exc:
+        if exc.errno not in (errno.EROFS, errno.EACCES) or not path.is_file():
+            raise
+        return open(path, "rb")  # noqa: SIM115
 
 
 class AppendOnlyCsv:
@@ -227,7 +242,7 @@ class AppendOnlyCsv:
         self.done: set = set()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if lock:
-            self._lock = open(self.path, "ab")  # noqa: SIM115  (held, and so locked, while the object lives)
+            self._lock = _open_for_lock(self.path)
             try:
                 fcntl.flock(self._lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

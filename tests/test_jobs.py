@@ -43,6 +43,30 @@ def test_append_only_csv_resumes_and_repairs(tmp_path):
         AppendOnlyCsv(path, ["other"], key="other")
 
 
+def test_a_finished_csv_on_a_read_only_disk_is_found_done(tmp_path, monkeypatch):
+    """A rerun of a finished job whose output sits on a read-only file system failed at once ("[Errno 30]
+    Read-only file system") where it had nothing left to do: its lock opened the CSV for appending."""
+    import builtins
+    import errno
+
+    path = tmp_path / "out.csv"
+    AppendOnlyCsv(path, ["name", "value"], key="name", lock=True).append([{"name": "a", "value": 1}])
+    real_open = builtins.open
+
+    def read_only(file, mode="r", *args, **kwargs):
+        if any(flag in mode for flag in "wax+"):
+            raise OSError(errno.EROFS, "Read-only file system", str(file))
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", read_only)
+    table = AppendOnlyCsv(path, ["name", "value"], key="name", lock=True)
+    assert "a" in table and table.append([{"name": "a", "value": 1}]) == 0  # nothing to add: nothing written
+    with pytest.raises(OSError, match="Read-only file system"):
+        table.append([{"name": "b", "value": 2}])
+    with pytest.raises(OSError, match="Read-only file system"):  # a new output cannot be made at all
+        AppendOnlyCsv(tmp_path / "new.csv", ["name"], key="name", lock=True)
+
+
 def test_error_policy_counts_or_stops(caplog):
     policy = ErrorPolicy("skip")
     with caplog.at_level("WARNING", logger="deepfl"):
