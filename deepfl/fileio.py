@@ -112,8 +112,11 @@ def atomic_output(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Pat
             os.fsync(handle.fileno())
         os.chmod(tmp_name, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
         os.replace(tmp_name, path)
-    except BaseException:
+    except BaseException as exc:
         _release_failed_output(tmp_name)
+        if isinstance(exc, OSError) and exc.errno and exc.filename is None:
+            # A failed write says only "[Errno 28] No space left on device": name the output it was for.
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
     finally:
         if os.path.exists(tmp_name):

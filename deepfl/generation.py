@@ -54,16 +54,16 @@ MIN_KEPT_FRACTION = 0.5
 
 def recorded_reference_folder(manifest: str | os.PathLike) -> Path | None:
     """The reference folder a manifest's pairs name their `ref_im` in, as deepfl-distort recorded it beside the
-    manifest (its `--ref_dir`, for a run without `resize`: the references stay there), when that folder exists;
-    None otherwise (with `resize` the manifest names `references/...` inside the output folder itself)."""
+    manifest (its `--ref_dir`, for a run without `resize`: the references stay there; it may have moved since);
+    None where there is no such record (with `resize` the manifest names `references/...` inside the output
+    folder itself)."""
     try:
         settings = json.loads((Path(manifest).parent / SETTINGS_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(settings, dict) or settings.get("resize") or not isinstance(settings.get("ref_dir"), str):
         return None
-    folder = Path(settings["ref_dir"])
-    return folder if folder.is_dir() else None
+    return Path(settings["ref_dir"])
 
 
 @dataclass

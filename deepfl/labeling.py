@@ -192,7 +192,10 @@ def _check_references_found(groups: Sequence[tuple[str, Sequence[str]]], ref_roo
         if len(references) > 1
         else f"the reference of the {pairs_text}, {references[0]}, is not in {ref_root}"
     )
-    raise NoUsableInput(f"no reference found: {found}; references are looked up in --ref_root (default --image_root)")
+    raise NoUsableInput(
+        f"no reference found: {found}; give their folder as --ref_root (without it: the --ref_dir deepfl-distort "
+        "recorded beside the manifest, else --image_root)"
+    )
 
 
 def shard_file(out_csv: str | os.PathLike, num_shards: int, shard_index: int) -> Path:

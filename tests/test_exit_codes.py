@@ -29,7 +29,7 @@ def test_label_exits_3_when_every_pair_is_skipped(tmp_path):
         csv.writer(handle).writerows([("dist_im", "ref_im"), ("small_1.png", "small.png"), ("big_1.png", "big.png")])
     common = [f"--manifest={manifest}", f"--ref_root={refs}"]
     argvs = {
-        "wrong image_root": [*common, f"--image_root={empty}", f"--out_dir={tmp_path / 'a'}", "--metrics=ssim"],
+        "wrong image_root": [*common, f"--image_root={empty}", f"--out_dir={tmp_path / 'a' / 'b'}", "--metrics=ssim"],
         "missing image_root": [*common, f"--image_root={tmp_path / 'nowhere'}", f"--out_dir={tmp_path / 'b'}"],
         "too small and mismatched": [
             *common,
@@ -49,7 +49,8 @@ def test_label_exits_3_when_every_pair_is_skipped(tmp_path):
     assert error_lines(missing.stderr) == [
         f"error: flag --image_root={tmp_path / 'nowhere'}: no such folder (--help lists the flags)"
     ]
-    # A run that made its --out_dir and scored nothing leaves neither the folder nor a header-only CSV behind.
+    # A run that made its --out_dir (and the folder above it) and scored nothing leaves neither the folders nor a
+    # header-only CSV behind.
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
     small = results["too small and mismatched"]
     assert small.returncode == EXIT_NOTHING_DONE, small.stderr[-2000:]
@@ -132,13 +133,14 @@ def test_extract_features_and_predict_name_empty_folders_files_for_folders_and_m
     empty.mkdir()
     write_image(photo, textured_image(48, 64, 0))
     out = f"--out_dir={tmp_path / 'feats'}"
-    empty_folder, a_file, no_out_dir, no_folder = kr.run_batch(
+    empty_folder, a_file, no_out_dir, no_folder, empty_flag = kr.run_batch(
         "extract_features",
         [
             [f"--images={empty}", out, "--weights=none"],
             [f"--images={photo}", out, "--weights=none"],
             [f"--images={empty}", "--weights=none"],
             [f"--images={tmp_path / 'nosuch'}", out, "--weights=none"],
+            ["--images=", out, "--weights=none"],  # was taken for the current folder
         ],
     )
     (nothing_to_score,) = kr.run_batch("predict", [[f"--model={tmp_path / 'model.keras'}", str(empty)]])
@@ -147,6 +149,7 @@ def test_extract_features_and_predict_name_empty_folders_files_for_folders_and_m
         (a_file, EXIT_BAD_INPUT, "is a file, not a folder"),
         (no_out_dir, EXIT_BAD_INPUT, "out_dir"),
         (no_folder, EXIT_BAD_INPUT, f"flag --images={tmp_path / 'nosuch'}: no such folder"),
+        (empty_flag, EXIT_BAD_INPUT, "flag --images=: empty: give a folder"),
         (nothing_to_score, EXIT_NOTHING_DONE, "no image found"),
     ):
         assert result.returncode == code, result.stderr[-2000:]

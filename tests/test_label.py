@@ -451,3 +451,4 @@ def test_label_finds_the_references_where_distort_read_them(tmp_path, small_phot
     assert kept.returncode == 0 and "5 rows written" in kept.stdout, kept.stderr[-2000:]
     assert f"references are read from {tmp_path / 'refs_kept'} (deepfl-distort's --ref_dir" in kept.stderr
     assert gone.returncode == 3 and "--ref_root" in gone.stderr.splitlines()[-1], gone.stderr[-2000:]
+    assert f"--ref_dir {tmp_path / 'refs_gone'}, recorded in" in gone.stderr and "is gone" in gone.stderr

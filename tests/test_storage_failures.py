@@ -67,7 +67,7 @@ def test_distort_stops_on_an_unwritable_output_instead_of_skipping_its_reference
     _images(refs, 2)
     argv = ["--ref_dir", str(refs), "--out_dir", str(tmp_path / "kadis"), "--workers", "1"]
     full = _run("distort", *argv, file_limit=4000)  # a 48x64 PNG is about 9 KB: no image can be written
-    _assert_storage_line(full, str(tmp_path / "kadis"))
+    _assert_storage_line(full, str(tmp_path / "kadis" / "r0_"))  # the image it could not write (".png")
     assert "bad references skipped" not in full.stdout  # it said "0 rows written, ..., 2 bad references skipped"
     again = _run("distort", *argv)
     assert again.returncode == 0, again.stderr[-2000:]
@@ -102,6 +102,6 @@ def test_train_multitask_ends_with_one_line_when_a_checkpoint_cannot_be_written(
     argv += ["--epochs=2", "--tensorboard=false", "--val_fraction=0.25"]
     # best.keras (1.4 MB) is written; the first checkpoint, Keras' HDF5 weights with the optimizer's (4 MB), is not.
     full = _run("train_multitask", *argv, file_limit=2_000_000)
-    _assert_storage_line(full, str(tmp_path / "run"))
+    _assert_storage_line(full, str(tmp_path / "run" / "checkpoints" / "epoch_0001.weights.h5"))
     again = _run("train_multitask", *argv)
     assert again.returncode == 0 and "trained 2 epochs" in again.stdout, again.stderr[-2000:]

@@ -76,8 +76,10 @@ def require_folder(name: str) -> None:
     path is refused with one line naming the flag (exit code 2) before the job creates or writes anything."""
 
     def existing_folder(path: str | None) -> bool:
-        if not path or os.path.isdir(path):
+        if path is None or os.path.isdir(path) and path.strip():
             return True
+        if not path.strip():
+            raise flags.ValidationError("empty: give a folder (. for the current one)")
         raise flags.ValidationError("is a file, not a folder" if os.path.exists(path) else "no such folder")
 
     flags.register_validator(name, existing_folder)
@@ -131,6 +133,17 @@ class NothingDone(Exception):
 
 def _out_dir() -> str | None:
     return flags.FLAGS["out_dir"].value if "out_dir" in flags.FLAGS else None
+
+
+def _first_missing_folder(path: str) -> str | None:
+    """The outermost folder of `path` that does not exist yet (`path` itself, or a parent the run will make with
+    it); None when `path` exists."""
+    missing = None
+    for folder in (Path(path), *Path(path).parents):
+        if folder.exists():
+            break
+        missing = str(folder)
+    return missing
 
 
 def _remove_empty_folders(folder: str) -> None:
@@ -244,10 +257,10 @@ def run_app(main: Callable[[list[str]], int | None]) -> None:
             os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"  # read by TensorFlow at its import, which comes later
         quiet_tensorflow(verbose=flags.FLAGS.verbosity >= 1)  # TF's C++ start-up lines only with --verbosity=1
         out_dir = _out_dir()
-        made_out_dir = bool(out_dir) and not os.path.exists(out_dir)
+        made_from = _first_missing_folder(out_dir) if out_dir else None  # the top folder this run would make
         code = job(argv)
-        if code and made_out_dir:
-            _remove_empty_folders(out_dir)
+        if code and made_from is not None:
+            _remove_empty_folders(made_from)
         if _STORAGE_FAILED.is_set():
             _end_after_storage_failure(code)
         return code

@@ -89,13 +89,23 @@ def _recorded_reference_folder() -> str | None:
     from deepfl.generation import SETTINGS_FILE, recorded_reference_folder
 
     folder = recorded_reference_folder(FLAGS.manifest)
-    if folder is not None:
-        logging.getLogger("deepfl").info(
-            "references are read from %s (deepfl-distort's --ref_dir, recorded in %s; --ref_root overrides it)",
+    record = Path(FLAGS.manifest).parent / SETTINGS_FILE
+    if folder is None:
+        return None
+    if not folder.is_dir():
+        logging.getLogger("deepfl").warning(
+            "deepfl-distort's --ref_dir %s, recorded in %s, is gone: references are looked up in --image_root "
+            "(--ref_root names their folder)",
             folder,
-            Path(FLAGS.manifest).parent / SETTINGS_FILE,
+            record,
         )
-    return str(folder) if folder is not None else None
+        return None
+    logging.getLogger("deepfl").info(
+        "references are read from %s (deepfl-distort's --ref_dir, recorded in %s; --ref_root overrides it)",
+        folder,
+        record,
+    )
+    return str(folder)
 
 
 def main(argv: list[str]) -> int:
