@@ -17,6 +17,7 @@ to an unbroken one.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import glob
 import itertools
@@ -100,7 +101,13 @@ class FeatureCache:
         self._offsets: list[int] = []  # journal byte offset of each journal row's features
         self._records = 0  # valid journal records, duplicates of stored keys included
         if self.mode == "a":
-            self._open_journal()
+            try:
+                self._open_journal()
+            except OSError as exc:
+                # A finished cache on a read-only disk: a rerun has nothing to add and finds it done; a row to
+                # add opens the journal again (`append`), and fails there, naming the disk.
+                if exc.errno not in (errno.EROFS, errno.EACCES) or self.journal_path.exists():
+                    raise
         elif self.journal_path.exists():
             self._jfd = os.open(self.journal_path, os.O_RDONLY)
             self._replay()

@@ -105,6 +105,29 @@ def test_uncommitted_rows_are_dropped_on_reopen(tmp_path):
         np.testing.assert_array_equal(cache.get(["c", "b"]), [[2, 2, 2], [1, 1, 1]])
 
 
+def test_a_finished_cache_on_a_read_only_disk_is_found_done(tmp_path, monkeypatch):
+    """A rerun of a finished extraction on a read-only disk failed at once: opening the cache created its journal."""
+    import errno
+    import os
+
+    path = tmp_path / "c.h5"
+    with features.FeatureCache(path, dim=3, source="s") as cache:
+        cache.append(["a", "b"], np.ones((2, 3)))
+        cache.compact()
+    real_open = os.open
+
+    def read_only(file, flags, *args, **kwargs):
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            raise OSError(errno.EROFS, "Read-only file system", str(file))
+        return real_open(file, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only)
+    with features.FeatureCache(path, dim=3, source="s") as cache:
+        assert "a" in cache and cache.is_compact and cache.append(["a"], np.ones((1, 3))) == 0
+        with pytest.raises(OSError, match="Read-only file system"):  # a row to add needs the journal
+            cache.append(["c"], np.ones((1, 3)))
+
+
 def _journal_with_three_rows(path: Path) -> Path:
     with features.FeatureCache(path, dim=3, source="s") as cache:
         for k in range(3):
