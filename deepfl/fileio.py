@@ -113,7 +113,7 @@ def atomic_output(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Pat
         os.chmod(tmp_name, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
         os.replace(tmp_name, path)
     except BaseException as exc:
-        _release_failed_output(tmp_name)
+        empty_file(tmp_name)  # a writer may still hold it open (see empty_file)
         if isinstance(exc, OSError) and exc.errno and exc.filename is None:
             # A failed write says only "[Errno 28] No space left on device": name the output it was for.
             raise OSError(exc.errno, exc.strerror, str(path)) from exc
@@ -123,14 +123,16 @@ def atomic_output(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Pat
             os.unlink(tmp_name)
 
 
-def empty_file(path: str | os.PathLike) -> bool:
-    """Truncates `path` to nothing (a failed output about to be deleted: frees its space at once, also while a
-    writer still holds it open); False when that is not possible."""
-    try:
+def empty_file(path: str | os.PathLike) -> None:
+    """Truncates `path`, a failed output about to be deleted, where possible: frees its space at once, also while
+    a writer still holds it open.
+
+    Keras' `save_weights` and h5py leave their HDF5 file open when a write fails on a full disk; HDF5 then flushed
+    into the full disk again at close or at exit, failed, and crashed the process (exit 139) after the job's error
+    line. With the file's space freed that last flush succeeds. (Closing the handles instead was tried: walking
+    h5py's open ids after such a failure crashed in h5py itself.)"""
+    with contextlib.suppress(OSError):
         os.truncate(path, 0)
-    except OSError:
-        return False
-    return True
 
 
 def storage_error_of_hdf5(exc: BaseException, path: str | os.PathLike) -> OSError | None:
@@ -142,16 +144,6 @@ def storage_error_of_hdf5(exc: BaseException, path: str | os.PathLike) -> OSErro
         return None
     number = int(match[1])
     return OSError(number, os.strerror(number), os.fspath(path))
-
-
-def _release_failed_output(tmp_name: str) -> None:
-    """After a failed write of `tmp_name` (a full disk): empties the file, which is deleted next anyway.
-
-    Keras' `save_weights` leaves its HDF5 file open when a write fails; at exit HDF5 then flushed into the full
-    disk again, failed, and crashed the process (exit 139) after the job's error line. With the file's space freed
-    its last flush succeeds. (Closing the handles from here was tried: walking h5py's open ids after such a failure
-    crashed in h5py itself.)"""
-    empty_file(tmp_name)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
