@@ -30,6 +30,7 @@ import pandas as pd
 from deepfl.errors import ImageReadError, NoUsableInput, TableError
 from deepfl.fileio import atomic_write_bytes
 from deepfl.fr import METRICS, metric_function, metric_meant
+from deepfl.fr.functional.validation import converted_from_integers
 from deepfl.fr.running import score_metrics
 from deepfl.images import header_sizes_of, read_image
 from deepfl.jobs import (
@@ -335,7 +336,8 @@ def score_batch(
     dist_t = tf.convert_to_tensor(dists, tf.float32)
     ref_t = tf.convert_to_tensor(refs, tf.float32)
     index = tf.constant(np.asarray(ref_index, np.int32))
-    return score_metrics(functions, ref_t, dist_t, index)
+    with converted_from_integers(refs, dists):
+        return score_metrics(functions, ref_t, dist_t, index)
 
 
 @dataclass

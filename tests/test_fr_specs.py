@@ -91,3 +91,59 @@ def test_float_input_scaled_to_unit_range_warns_once_per_metric(caplog, monkeypa
     assert warnings == [
         "gmsd: the images' values lie within [0, 1]; the metric functions take RGB in [0, 255] (multiply by 255)"
     ]
+
+
+@pytest.mark.parametrize("name", METRICS)
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_each_metric_names_nan_or_infinite_input(name, bad):
+    # Left since session 21: NaN gave NaN without a word (ADD-GSIM failed in NumPy's bincount), and an infinite
+    # pixel a plausible score (SSIM 0.99, GMSD, ADD-GSIM).
+    from deepfl.fr import metric_function
+
+    side = max(SPEC_BY_NAME[name].min_size, 32)
+    rng = np.random.default_rng(0)
+    ref = rng.uniform(0, 255, (3, side, side + 8, 3)).astype(np.float32)
+    dist = ref.copy()
+    dist[2, 5, 7, 1] = bad
+    kind = "NaN" if np.isnan(bad) else "infinite"
+    with pytest.raises(ValueError, match=f"^{name}: dist image 2 holds {kind} values"):
+        metric_function(name)(ref, dist)
+    # with one reference shared by the three images: the reference checked whole, not only its first image
+    with pytest.raises(ValueError, match=f"^{name}: ref image 1 holds {kind} values"):
+        metric_function(name)(np.stack([ref[0], dist[2]]), ref, ref_index=[0, 1, 0])
+
+
+def test_the_finiteness_check_is_skipped_only_for_images_converted_from_integers():
+    import tensorflow as tf
+
+    from deepfl.fr.functional import validation
+
+    image = tf.constant(np.full((1, 8, 8, 3), np.nan, np.float32))
+    with validation.converted_from_integers(np.zeros(3, np.uint8), np.zeros(3, np.int16)):
+        validation._check_finite("ssim", image, image)  # taken as converted from integers: not looked at
+    with validation.converted_from_integers(np.zeros(3, np.uint8), np.zeros(3, np.float32)):
+        with pytest.raises(ValueError, match="ssim: ref image 0 holds NaN"):
+            validation._check_finite("ssim", image, image)
+    with pytest.raises(ValueError, match="ssim: ref image 0 holds NaN"):
+        validation._check_finite("ssim", image, image)
+
+
+def test_compute_and_the_label_job_skip_the_finiteness_check_for_their_uint8_images(monkeypatch):
+    # a pass over every pixel for each metric would cost the label job about 3% of its pairs/s
+    from deepfl import fr, labeling
+    from deepfl.fr import running
+    from deepfl.fr.functional import validation
+
+    seen = []
+
+    def spy(functions, ref, dist, ref_index=None):
+        seen.append(validation._FROM_INTEGERS.get())
+        return {name: np.zeros(len(dist)) for name in functions}
+
+    monkeypatch.setattr(running, "score_metrics", spy)
+    monkeypatch.setattr(labeling, "score_metrics", spy)
+    image = np.zeros((2, 32, 32, 3), np.uint8)
+    fr.compute(image, image, ["ssim"])
+    labeling.score_batch({"ssim": None}, image[0], image)
+    labeling.score_batch({"ssim": None}, image[0].astype(np.float32), image)
+    assert seen == [True, True, False]

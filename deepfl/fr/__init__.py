@@ -56,17 +56,18 @@ def compute(
     `metrics`: names from `METRICS` (all eleven by default or with None; one name may be given as a string).
     Returns {metric: float64 array of N scores}. Two metrics run at a time on two cores (`deepfl.fr.running`).
     """
-    from deepfl.fr.functional.validation import check_min_sizes, validate_images
+    from deepfl.fr.functional.validation import check_min_sizes, converted_from_integers, validate_images
     from deepfl.fr.running import score_metrics
 
     metrics = list(METRICS if metrics is None else [metrics] if isinstance(metrics, str) else metrics)
     if not metrics:
         raise ValueError("metrics: at least one metric is needed")
     functions = {name: metric_function(name) for name in metrics}
-    ref_t, dist_t, index = validate_images(ref, dist, ref_index)
+    ref_t, dist_t, index = validate_images(ref, dist, ref_index)  # uint8 only: no NaN or infinity to look for
     # every metric the images are too small for at once (each metric's own check names only itself)
     check_min_sizes({name: SPEC_BY_NAME[name].min_size for name in functions}, *dist_t.shape[1:3])
-    return score_metrics(functions, ref_t, dist_t, index)
+    with converted_from_integers(ref, dist):
+        return score_metrics(functions, ref_t, dist_t, index)
 
 
 def __getattr__(name: str):

@@ -1,10 +1,13 @@
 """Input checks of `deepfl.fr.compute` and of every metric function: dtype, rank, channels, shapes, minimum
-size and `ref_index`, each failing with a one-line ValueError that names the culprit.
+size, NaN or infinite values and `ref_index`, each failing with a one-line ValueError that names the culprit.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
+from collections.abc import Iterator
 
 import numpy as np
 import tensorflow as tf
@@ -13,6 +16,21 @@ from deepfl.fr.specs import SPEC_BY_NAME
 
 log = logging.getLogger("deepfl")
 _WARNED_UNIT_RANGE: set[str] = set()  # metrics that have warned about [0, 1] input in this process
+# True where the float tensors a metric gets were converted from integer images (`compute`, the label job):
+# they cannot hold NaN or infinity, so the metrics skip that check (a pass over every pixel of every call).
+_FROM_INTEGERS = contextvars.ContextVar("deepfl_fr_from_integers", default=False)
+
+
+@contextlib.contextmanager
+def converted_from_integers(*images: np.ndarray) -> Iterator[None]:
+    """Within the block (and threads started with a copy of its context), the metric functions do not look for
+    NaN or infinite values in their float input when every one of `images` (the arrays it was converted from)
+    has an integer dtype."""
+    token = _FROM_INTEGERS.set(all(np.issubdtype(np.asarray(image).dtype, np.integer) for image in images))
+    try:
+        yield
+    finally:
+        _FROM_INTEGERS.reset(token)
 
 
 def _as_array(images, name: str) -> np.ndarray:
@@ -102,6 +120,7 @@ def check_tensors(metric: str, ref, dist, min_size: int = 1) -> tuple[tf.Tensor,
             raise ValueError(f"{metric}: {name} must be numeric, got {image.dtype.name}")
     if ref.shape != dist.shape:
         raise ValueError(f"{metric}: ref/dist shapes differ, {tuple(ref.shape)} vs {tuple(dist.shape)}")
+    _check_finite(metric, ref, dist)
     _warn_if_unit_range(metric, ref, dist)
     height, width = ref.shape[1], ref.shape[2]
     if height is not None and width is not None:
@@ -119,6 +138,22 @@ def check_min_sizes(min_sizes: dict[str, int], height: int, width: int) -> None:
             f"{', '.join(too_small)}: images of {width}x{height} pixels (width x height) are too small, "
             f"{'it needs' if len(too_small) == 1 else 'they need'} at least {needs} pixels per side"
         )
+
+
+def _check_finite(metric: str, ref: tf.Tensor, dist: tf.Tensor) -> None:
+    """Refuses float input holding NaN or infinity, naming the tensor and the first such image: the metrics would
+    return NaN, or for an infinite pixel a plausible score (SSIM 0.99, GMSD, ADD-GSIM), without a word. Eager
+    calls only; skipped for tensors converted from integers (`converted_from_integers`)."""
+    if _FROM_INTEGERS.get() or not tf.executing_eagerly():
+        return
+    for name, image in (("ref", ref), ("dist", dist)):
+        if not image.dtype.is_floating:
+            continue
+        values = np.asarray(image)
+        if not np.isfinite(values).all():
+            first = int(np.argmin(np.isfinite(values).reshape(len(values), -1).all(axis=1)))
+            kind = "NaN" if np.isnan(values[first]).any() else "infinite"
+            raise ValueError(f"{metric}: {name} image {first} holds {kind} values; the metrics take finite RGB in [0, 255]")
 
 
 def _warn_if_unit_range(metric: str, ref: tf.Tensor, dist: tf.Tensor) -> None:
@@ -160,4 +195,5 @@ def check_indexed(
     index = check_ref_index(f"{metric}: ", ref_index, dist.shape[0], ref.shape[0])
     # Shapes are compared without the batch axis: check_tensors sees one reference per distorted image.
     check_tensors(metric, ref[:1], dist[:1], min_size)
+    _check_finite(metric, ref, dist)
     return tf.cast(ref, tf.float32), tf.cast(dist, tf.float32), tf.constant(index, tf.int32)
