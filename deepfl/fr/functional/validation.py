@@ -153,7 +153,9 @@ def _check_finite(metric: str, ref: tf.Tensor, dist: tf.Tensor) -> None:
         if not np.isfinite(values).all():
             first = int(np.argmin(np.isfinite(values).reshape(len(values), -1).all(axis=1)))
             kind = "NaN" if np.isnan(values[first]).any() else "infinite"
-            raise ValueError(f"{metric}: {name} image {first} holds {kind} values; the metrics take finite RGB in [0, 255]")
+            raise ValueError(
+                f"{metric}: {name} image {first} holds {kind} values; the metrics take finite RGB in [0, 255]"
+            )
 
 
 def _warn_if_unit_range(metric: str, ref: tf.Tensor, dist: tf.Tensor) -> None:
