@@ -26,6 +26,11 @@ def check_architecture(arch: str, weights: str | None) -> None:
         )
 
 
+def default_pixel_scaling(weights: str | None) -> str:
+    """The pixel scaling the weights were trained with: Keras' [-1, 1] for "imagenet", x / 255 otherwise."""
+    return "symmetric" if weights == "imagenet" else "unit"
+
+
 def too_small_reason(height: int, width: int) -> str | None:
     """Why a model failed on an image of height x width, when the size explains it (a side below the paper's
     network's minimum); None otherwise."""

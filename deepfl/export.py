@@ -204,7 +204,7 @@ def head_settings(head: str | os.PathLike) -> dict:
     (or they cannot be read)."""
     import json
 
-    from deepfl.protocol import MLP_SETTINGS_FILE
+    from deepfl.protocol_records import MLP_SETTINGS_FILE
 
     try:
         settings = json.loads((Path(head).parent / MLP_SETTINGS_FILE).read_text(encoding="utf-8"))

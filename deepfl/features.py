@@ -33,7 +33,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from deepfl.architectures import too_small_reason
+from deepfl.architectures import default_pixel_scaling, too_small_reason
 from deepfl.errors import DeepflError, ImageReadError, failure_reason
 from deepfl.fileio import (
     atomic_output,
@@ -479,6 +479,17 @@ def compute_features(extractor, images: Sequence[np.ndarray] | np.ndarray, batch
     return np.stack(out)
 
 
+def holds_every_image(cache_path: str | os.PathLike, paths: Iterable[str], source: str) -> bool:
+    """Whether the cache at `cache_path` is finished (no journal beside it) and holds every one of `paths`: then
+    `extract_to_cache` has nothing to do, and a rerun need not load the model (TensorFlow and the network take
+    5-10 s). Raises, as extraction into it would, when the cache holds features of another `source`."""
+    path = Path(cache_path)
+    if not path.is_file() or path.with_name(path.name + ".journal").exists():
+        return False
+    with FeatureCache(path, source=source, mode="r") as cache:
+        return all(str(p) in cache for p in paths)
+
+
 def extract_to_cache(
     extractor,
     paths: Sequence[str],
@@ -598,8 +609,6 @@ def extractor_source(
     cache is never extended with features of another model, scaling or precision. A model or weights file is
     named by its absolute path and its content's fingerprint (`fileio.file_fingerprint`): a model retrained or
     re-exported under the same name is another model, whose features must not be mixed with the old ones."""
-    from deepfl.models import default_pixel_scaling
-
     suffix = "" if dtype == "float32" else f" [{dtype}]"
     if model is not None:
         return f"{describe_file(model)}{suffix}"

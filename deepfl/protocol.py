@@ -24,73 +24,48 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from deepfl import paper
+from deepfl import protocol_records
 from deepfl.data.normalization import TargetNormalizer
 from deepfl.data.tables import SPLIT_NAMES
 from deepfl.evaluation import MIN_POINTS_LOGISTIC, evaluate, summarize
 from deepfl.fileio import atomic_write_bytes, normalizer_path, save_model_atomic
-from deepfl.jobs import SettingsChanged, progress
+from deepfl.jobs import progress
 from deepfl.models.mlp import build_mlp
+from deepfl.protocol_records import (
+    MLP_SETTINGS_FILE,
+    PAPER_LEARNING_RATES,
+    PROTOCOLS,
+    HeadConfig,
+    discard_finished_splits,
+    finished_on_these_inputs,
+    protocol_settings,
+    split_labels,
+    table_splits,
+)
+
+# The stage-2 API in one place: the settings, splits and records of a run live in `deepfl.protocol_records` (free
+# of TensorFlow, for reruns that have nothing to do) and are offered here too.
+__all__ = [
+    "FORWARD_CHUNK",
+    "MLP_SETTINGS_FILE",
+    "PAPER_LEARNING_RATES",
+    "PROTOCOLS",
+    "HeadConfig",
+    "HeadTrainer",
+    "ProtocolResult",
+    "cross_dataset",
+    "discard_finished_splits",
+    "finished_on_these_inputs",
+    "fit_normalizer",
+    "protocol_settings",
+    "run_and_report",
+    "run_protocol",
+    "split_labels",
+    "table_splits",
+    "train_head",
+]
 
 log = logging.getLogger("deepfl")
-
-PAPER_LEARNING_RATES: tuple[float, ...] = paper.STAGE2_LEARNING_RATES
-PROTOCOLS = paper.STAGE2_PROTOCOLS
-# What deepfl-train-mlp stores in its --out_dir, beside the heads: its resolved settings, `features` (the cache
-# the heads were trained on) among them; deepfl-export reads it to check a head against --model.
-MLP_SETTINGS_FILE = "mlp_settings.json"
-
-
-@dataclass
-class HeadConfig:
-    """Everything that defines how one head is trained (defaults: the paper's)."""
-
-    hidden: Sequence[int] = paper.STAGE2_HIDDEN
-    dropout: Sequence[float] = paper.STAGE2_DROPOUT
-    epochs: int = paper.STAGE2_EPOCHS
-    batch_size: int = paper.STAGE2_BATCH_SIZE
-    learning_rates: Sequence[float] = PAPER_LEARNING_RATES
-    lr_selection: str = "first"  # "first": choose on split 0 and reuse; "each": choose on every split
-    seed: int = 0
-    normalize_targets: bool = True  # z-score on the training rows (paper); False: train on the scores as given
-    standardize_features: bool = False  # z-score each feature on the training rows, inside the head (paper: no)
-
-    def __post_init__(self):
-        if self.lr_selection not in ("first", "each"):
-            raise ValueError(f"lr_selection: must be 'first' or 'each', got {self.lr_selection!r}")
-        if self.epochs < 1:
-            raise ValueError(f"epochs: must be >= 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size: must be >= 1, got {self.batch_size}")
-        if isinstance(self.learning_rates, (int, float)):
-            raise ValueError(f"learning_rates: need a sequence, e.g. ({self.learning_rates},), got a number")
-        if not self.learning_rates or any(not lr > 0 for lr in self.learning_rates):
-            raise ValueError(f"learning_rates: need positive values, got {list(self.learning_rates)}")
-
-
-def protocol_settings(name: str) -> dict:
-    """The settings that define protocol `name` ("paper" or "authors_demo"): HeadConfig fields (`learning_rates`,
-    `epochs`, `batch_size`, `normalize_targets`), `num_splits` and `target_column` (the table column trained on:
-    `score`, or `raw_score` for the authors' raw DMOS)."""
-    if name == "paper":
-        return {
-            "learning_rates": list(paper.STAGE2_LEARNING_RATES),
-            "epochs": paper.STAGE2_EPOCHS,
-            "batch_size": paper.STAGE2_BATCH_SIZE,
-            "normalize_targets": True,
-            "num_splits": paper.STAGE2_NUM_SPLITS,
-            "target_column": "score",
-        }
-    if name == "authors_demo":
-        return {
-            "learning_rates": [paper.AUTHORS_DEMO_LEARNING_RATE],
-            "epochs": paper.AUTHORS_DEMO_EPOCHS,
-            "batch_size": paper.AUTHORS_DEMO_BATCH_SIZE,
-            "normalize_targets": False,
-            "num_splits": paper.AUTHORS_DEMO_NUM_SPLITS,
-            "target_column": "raw_score",
-        }
-    raise ValueError(f"protocol: must be one of {PROTOCOLS}, got {name!r}")
 
 
 def fit_normalizer(train_scores: np.ndarray) -> TargetNormalizer:
@@ -110,14 +85,6 @@ def _targets(
 
 def _scores_of(norm: TargetNormalizer | None, predictions: np.ndarray) -> np.ndarray:
     return predictions if norm is None else norm.inverse_values("score", predictions)
-
-
-def split_labels(table: pd.DataFrame, parts: Mapping[str, pd.DataFrame]) -> np.ndarray:
-    """Converts a split of `deepfl.data` ({"train"/"val"/"test": sub-table}) to one label per row of `table`."""
-    labels = pd.Series("", index=table.index, dtype=object)
-    for name, part in parts.items():
-        labels.loc[part.index] = name
-    return labels.to_numpy().astype(str)
 
 
 # Rows per forward pass when a head scores many rows.
@@ -278,110 +245,6 @@ class ProtocolResult:
     head_paths: list[str] = field(default_factory=list)
 
 
-def _run_key(features: np.ndarray, scores: np.ndarray, splits: Sequence[Sequence[str]], config: HeadConfig) -> str:
-    """A digest of everything a split's result depends on (features, scores, split labels, head settings): a
-    finished split is reused only by a run of the same inputs, never by one with other data or flags."""
-    digest = hashlib.sha256()
-    digest.update(repr((features.shape, str(features.dtype), config)).encode("utf-8"))
-    digest.update(np.ascontiguousarray(features).tobytes())
-    digest.update(np.ascontiguousarray(scores, np.float64).tobytes())
-    for labels in splits:
-        digest.update("\x00".join(map(str, labels)).encode("utf-8") + b"\x01")
-    return digest.hexdigest()
-
-
-def _input_digests(features: np.ndarray, scores: np.ndarray, splits: Sequence[Sequence[str]]) -> dict[str, str]:
-    """Digests of each input a split's record is made from, kept in the record so that a rerun on other inputs can
-    say which one changed."""
-
-    def sha(*chunks: bytes) -> str:
-        digest = hashlib.sha256()
-        for chunk in chunks:
-            digest.update(chunk)
-        return digest.hexdigest()
-
-    return {
-        "features": sha(repr((features.shape, str(features.dtype))).encode("utf-8"), features.tobytes()),
-        "scores": sha(np.ascontiguousarray(scores, np.float64).tobytes()),
-        "splits": sha(*("\x00".join(map(str, labels)).encode("utf-8") + b"\x01" for labels in splits)),
-    }
-
-
-def _protocol_arrays(features, scores) -> tuple[np.ndarray, np.ndarray]:
-    """Features and scores in the form `run_protocol` trains on and digests: float32 (rows, dim), float64 (rows,)."""
-    return np.ascontiguousarray(features, dtype=np.float32), np.asarray(scores, dtype=np.float64).reshape(-1)
-
-
-def _split_record(out: Path, name: str, k: int) -> Path:
-    """Where split k's criteria row and predictions are kept once its head is saved (what a rerun resumes from)."""
-    return out / f"{name}_split{k}.done.json"
-
-
-def discard_finished_splits(out_dir: str | os.PathLike) -> None:
-    """Removes the split records (`_split_record`) in `out_dir`, so that the next run retrains every split."""
-    for record in Path(out_dir).glob("*_split*.done.json"):
-        record.unlink()
-
-
-def _read_split_record(out: Path, name: str, k: int) -> dict | None:
-    """Split k's record in `out` (with its head saved beside it), or None."""
-    record_path, head_path = _split_record(out, name, k), out / f"{name}_split{k}.keras"
-    if not (record_path.is_file() and head_path.is_file()):
-        return None
-    try:
-        record = json.loads(record_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
-    return record if isinstance(record, dict) else None
-
-
-def _finished_split(out: Path, name: str, k: int, run_key: str) -> tuple[dict, np.ndarray] | None:
-    """(criteria row, predictions) of split k if an earlier run of the same inputs finished it, else None."""
-    record = _read_split_record(out, name, k)
-    if record is None or record.get("run") != run_key:
-        return None
-    return record["row"], np.asarray(record["pred"], np.float64)
-
-
-def finished_on_these_inputs(
-    out_dir: str | os.PathLike,
-    table: pd.DataFrame,
-    features: np.ndarray,
-    splits: Sequence[Sequence[str]],
-    config: HeadConfig,
-    name: str = "head",
-    target_column: str = "score",
-) -> bool:
-    """Whether `run_and_report` finished in `out_dir` on exactly these inputs, so that a rerun can reuse it: True
-    when its summary is written and every split's record was made from these features, scores, splits and head
-    settings; False when no finished run is there. A finished run made from other inputs (a score table edited
-    since, features of another model) raises `SettingsChanged` naming what differs: reusing it would report
-    results of data the user no longer has, and redoing it would discard finished work without a word."""
-    out = Path(out_dir)
-    if not (out / "summary.csv").is_file():
-        return False
-    features, scores = _protocol_arrays(features, table[target_column].to_numpy())
-    key = _run_key(features, scores, splits, config)
-    records = [_read_split_record(out, name, k) for k in range(len(splits))]
-    if all(record is not None and record.get("run") == key for record in records):
-        return True
-    digests = _input_digests(features, scores, splits)
-    differ = sorted(
-        {
-            part
-            for record in records
-            if record
-            for part, value in record.get("inputs", {}).items()
-            if digests.get(part) != value
-        }
-    )
-    what = " and ".join(differ) if differ else "inputs (or a split's record is missing)"
-    raise SettingsChanged(
-        f"{out} holds a run finished on other {what} than this one's (a score table or feature cache changed "
-        "since?): pass --overwrite (overwrite=True from Python) to redo it, or write to a new output"
-    )
-
-
 def run_protocol(
     features: np.ndarray,
     scores: np.ndarray,
@@ -400,7 +263,7 @@ def run_protocol(
     and settings (an interrupted run, started again) keeps those splits and trains only the others, with the
     same results as an uninterrupted run. Criteria compare the de-normalised predictions with `scores`.
     """
-    features, scores = _protocol_arrays(features, scores)
+    features, scores = protocol_records.protocol_arrays(features, scores)
     if features.ndim != 2 or features.shape[0] != scores.size:
         raise ValueError(f"features: expected ({scores.size}, dim), got {features.shape}")
     if not np.all(np.isfinite(scores)):
@@ -417,13 +280,13 @@ def run_protocol(
     rows, predictions, head_paths = [], [], []
     chosen_lr: float | None = None
     trainer = None
-    run_key = _run_key(features, scores, splits, config) if out is not None else ""
-    inputs = _input_digests(features, scores, splits) if out is not None else {}
+    run_key = protocol_records.run_key(features, scores, splits, config) if out is not None else ""
+    inputs = protocol_records.input_digests(features, scores, splits) if out is not None else {}
     label = f"{out.name}/{name}" if out is not None else name  # which run a log line or bar belongs to
     for k, labels in progress(enumerate(splits), total=len(splits), desc=label, unit="split"):
         idx = indices[k]
         set_of = np.asarray(labels).astype(str)
-        finished = _finished_split(out, name, k, run_key) if out is not None else None
+        finished = protocol_records.finished_split(out, name, k, run_key) if out is not None else None
         if finished is not None:  # trained by an earlier (interrupted) run of the same inputs and settings
             row, pred = finished
             log.info("%s split %d: finished by an earlier run, kept", label, k)
@@ -485,7 +348,7 @@ def run_protocol(
                 "row": row,
                 "pred": [float(v) for v in pred],
             }
-            atomic_write_bytes(_split_record(out, name, k), json.dumps(record).encode("utf-8"))
+            atomic_write_bytes(protocol_records.split_record_path(out, name, k), json.dumps(record).encode("utf-8"))
     per_split = pd.DataFrame(rows)
     _warn_if_too_few_for_logistic(label, per_split["n_test"].to_numpy())
     crit = ["srocc", "plcc", "plcc_logistic", "krocc", "rmse", "rmse_logistic"]
@@ -546,7 +409,8 @@ def cross_dataset(
     test_features = np.asarray(test_features, np.float32)
     run_key = ""
     if record is not None:
-        digest = hashlib.sha256(_run_key(train_features, train_scores, [train_split], config).encode("ascii"))
+        key = protocol_records.run_key(train_features, train_scores, [train_split], config)
+        digest = hashlib.sha256(key.encode("ascii"))
         digest.update(np.ascontiguousarray(test_features).tobytes())
         digest.update(np.ascontiguousarray(test_scores, np.float64).tobytes())
         run_key = digest.hexdigest()
@@ -571,29 +435,6 @@ def cross_dataset(
     if record is not None:
         atomic_write_bytes(Path(record), json.dumps({"run": run_key, "criteria": criteria}).encode("utf-8"))
     return criteria
-
-
-def table_splits(
-    table: pd.DataFrame,
-    num_splits: int = 10,
-    seed: int = 0,
-    official: bool = False,
-    ratios: Sequence[float] = (0.6, 0.2, 0.2),
-) -> list[np.ndarray]:
-    """Split labels per row of a data table: the official split, or `num_splits` content-aware random ones.
-    Raises ValueError when the table has too few contents for a part (its figures would all be NaN)."""
-    from deepfl.data import min_contents, official_split, repeated_splits
-
-    if official:
-        return [split_labels(table, official_split(table))]
-    count, need = table["content"].astype(str).nunique(), min_contents(ratios)
-    if count < need:
-        raise ValueError(
-            f"{table.attrs.get('dataset', 'table')}: {count} distinct content(s); content-aware "
-            f"{'/'.join(f'{r:g}' for r in ratios)} splits need at least {need} (a test part needs a content of its "
-            "own; give a 'content' per image where no two images show the same scene)"
-        )
-    return [split_labels(table, parts) for parts in repeated_splits(table, num_splits, ratios, seed)]
 
 
 def run_and_report(

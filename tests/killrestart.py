@@ -63,6 +63,31 @@ def run_job(
     return JobResult(proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace"))
 
 
+# Runs one script as `python -m deepfl.cli.<step>` would, then reports on its last stdout line whether TensorFlow
+# was imported: a rerun that finds its work done should answer without it (5-10 s).
+_IMPORTS_DRIVER = r"""
+import sys
+step = sys.argv[1]
+sys.argv = [step] + sys.argv[2:]
+module = __import__("deepfl.cli." + step, fromlist=["run"])
+try:
+    module.run()
+except SystemExit as exc:
+    print("tensorflow imported:", "tensorflow" in sys.modules)
+    raise
+"""
+
+
+def run_noting_tensorflow(step: str, argv: Sequence[str], timeout: float = 300) -> tuple[JobResult, bool]:
+    """Runs a script in a new process; (its result without the report line, whether it imported TensorFlow)."""
+    result = run_job([sys.executable, "-c", _IMPORTS_DRIVER, step, *argv], timeout=timeout)
+    lines = result.stdout.rstrip("\n").splitlines()
+    if not lines or not lines[-1].startswith("tensorflow imported: "):
+        raise AssertionError(f"{step} ended without the report line (exit {result.returncode}):\n{result.stderr}")
+    stdout = "\n".join(lines[:-1])
+    return JobResult(result.returncode, stdout, result.stderr), lines[-1].endswith("True")
+
+
 # Runs several invocations of one experiment script in ONE interpreter (TensorFlow imported once), each as
 # `cli.run_app(main)` would run it from the shell: flags reset to defaults, fresh argv, stdout/stderr captured,
 # the exit code taken from SystemExit. An exception escaping run_app is printed as the traceback a user would see.

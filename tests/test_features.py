@@ -301,3 +301,37 @@ def test_missing_keys_are_named_with_the_way_on(tmp_path):
     message = str(missing.value)
     assert "5 image(s) have no cached features: b.png, c.png, d.png and 2 more" in message, message
     assert "rerun it" in message and "out of the table" in message and "\n" not in message
+
+
+def test_holds_every_image_only_for_a_finished_cache_of_this_source(tmp_path):
+    path = tmp_path / "c.h5"
+    assert not features.holds_every_image(path, ["a"], "s")  # no cache yet
+    with features.FeatureCache(path, dim=3, source="s") as cache:
+        cache.append(["a", "b"], np.ones((2, 3)))
+        assert not features.holds_every_image(path, ["a"], "s")  # rows still in the journal: unfinished
+        cache.compact()
+    assert features.holds_every_image(path, ["b", "a", "a"], "s")
+    assert features.holds_every_image(path, [], "s")
+    assert not features.holds_every_image(path, ["a", "c"], "s")
+    with pytest.raises(DeepflError, match="holds features of"):  # as extraction into it would
+        features.holds_every_image(path, ["a"], "another model")
+
+
+def test_a_finished_extraction_rerun_loads_neither_the_model_nor_tensorflow(tmp_path):
+    # Reruns with nothing to do waited 6-12 s for TensorFlow and the network (session 24's walk).
+    import killrestart
+
+    images = tmp_path / "photos"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(2):
+        write_image(images / f"p{k}.png", rng.integers(0, 256, (40, 48, 3), dtype=np.uint8))
+    source = features.extractor_source(None, None, None)  # --weights=none
+    paths = [str(p.resolve()) for p in sorted(images.iterdir())]
+    with features.FeatureCache(tmp_path / "feats" / "photos.h5", dim=3, source=source) as cache:
+        cache.append(paths, np.ones((2, 3)))
+        cache.compact()
+    argv = [f"--images={images}", "--weights=none", f"--out_dir={tmp_path / 'feats'}"]
+    done, imported = killrestart.run_noting_tensorflow("extract_features", argv)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.endswith("0 extracted, 2 already cached, no bad images") and not imported

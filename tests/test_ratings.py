@@ -210,6 +210,12 @@ def test_train_mlp_on_a_study(study, tmp_path):
     for _, part in predictions.groupby("split"):  # the study's contents stay on one side of each split
         assert set(part.loc[part["set"] == "test", "content"]).isdisjoint(part.loc[part["set"] == "train", "content"])
     assert (tmp_path / "mlp" / "ratings_head_split0.keras").is_file()
+    # The same command again finds the run finished, without TensorFlow (it took 6-12 s to say so).
+    again, imported = kr.run_noting_tensorflow(
+        "train_mlp", [f"--data_dir={study}", f"--out_dir={tmp_path / 'mlp'}", *common]
+    )
+    assert again.returncode == 0 and "finished already with these settings and inputs" in again.stdout, again.stderr
+    assert not imported
     # The bad study: exit 2 and one error line naming the file and line.
     assert bad_run.returncode == 2, bad_run.stderr[-2000:]
     assert bad_run.stderr.strip().splitlines()[-1].startswith("error: ratings: ")

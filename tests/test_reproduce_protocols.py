@@ -131,6 +131,19 @@ def test_reproduce_authors_demo_writes_both_anchors(authors_demo_run):
     assert predictions["score"].max() > 3.5  # the published DMOS (1..5), not the [0, 1] table score
 
 
+def test_a_finished_reproduce_rerun_reuses_its_runs_without_tensorflow(authors_demo_run):
+    # Reruns with nothing to do waited 6-12 s for TensorFlow and the backbone (session 24's walk).
+    import killrestart
+
+    tmp, out = authors_demo_run
+    before = (out / "within_authors_demo.csv").read_bytes()
+    argv = [f"--out_dir={out}", f"--kadid10k_dir={tmp / 'kadid10k'}", f"--model={tmp / 'tiny.keras'}"]
+    argv += ["--protocol=authors_demo", "--epochs=2", "--cross=kadid10k:live"]
+    again, imported = killrestart.run_noting_tensorflow("reproduce", argv)
+    assert again.returncode == 0 and "kadid10k: reusing finished run" in again.stdout, again.stderr[-3000:]
+    assert not imported and (out / "within_authors_demo.csv").read_bytes() == before
+
+
 def test_train_mlp_authors_demo_and_explicit_override(authors_demo_run):
     tmp, out = authors_demo_run
     common = [

@@ -85,7 +85,6 @@ def _difference(stored: dict, current: dict[str, str | None]) -> str:
 
 def main(argv: list[str]) -> int:
     del argv
-    from deepfl.export import export_model
     from deepfl.fileio import atomic_write_bytes, file_fingerprint
 
     output = Path(FLAGS.output)
@@ -108,6 +107,8 @@ def main(argv: list[str]) -> int:
             + "; pass --overwrite to replace it, or choose another --output"
         )
     sources = _sources()
+    from deepfl.export import export_model  # TensorFlow: not for a rerun that finds the export done
+
     path = export_model(FLAGS.model, FLAGS.head, output)
     stored = {**sources, "output": file_fingerprint(path)}
     atomic_write_bytes(record, (json.dumps(stored, indent=1) + "\n").encode("utf-8"))

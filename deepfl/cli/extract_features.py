@@ -60,11 +60,14 @@ def main(argv: list[str]) -> int:
             raise app.NothingDone(f"--images {FLAGS.images}: no image in this folder (subfolders are not searched)")
         name = FLAGS.name or Path(FLAGS.images).resolve().name
     extract = extraction_flags.extractor_arguments()
-    extractor = features.load_extractor(**extract)
     source = features.extractor_source(**extract)
     cache = Path(FLAGS.out_dir) / f"{name}.h5"
     policy = ErrorPolicy(FLAGS.on_error)
-    stats = features.extract_to_cache(extractor, paths, cache, FLAGS.batch_size, source=source, policy=policy)
+    if features.holds_every_image(cache, paths, source):  # a finished run's rerun: no model to load
+        stats = {"written": 0, "done": len(set(paths))}
+    else:
+        extractor = features.load_extractor(**extract)
+        stats = features.extract_to_cache(extractor, paths, cache, FLAGS.batch_size, source=source, policy=policy)
     print(f"{cache}: {stats['written']} extracted, {stats['done']} already cached, {policy.summary('images')}")
     if policy.count and not stats["written"] and not stats["done"]:
         raise app.NothingDone(f"no image was extracted: all {policy.count} were skipped (first: {policy.problems[0]})")

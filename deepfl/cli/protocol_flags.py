@@ -31,8 +31,8 @@ def define_protocol_flag() -> None:
 
 
 def protocol_choice() -> dict:
-    """The protocol's settings (`deepfl.protocol.protocol_settings`) with the explicitly given flags applied."""
-    from deepfl.protocol import protocol_settings
+    """The protocol's settings (`deepfl.protocol_records.protocol_settings`) with the explicitly given flags applied."""
+    from deepfl.protocol_records import protocol_settings
 
     settings = protocol_settings(FLAGS.protocol)
     for name in TUNABLE:

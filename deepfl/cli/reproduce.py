@@ -58,7 +58,7 @@ SETTINGS_FILE = "reproduce_settings.json"  # per data-set run: what its summary.
 
 
 def main(argv: list[str]) -> int:
-    from deepfl import features, protocol, reporting
+    from deepfl import features, protocol_records, reporting
     from deepfl.data import DATASETS, read_dataset
     from deepfl.jobs import ErrorPolicy, check_settings
 
@@ -77,7 +77,7 @@ def main(argv: list[str]) -> int:
         )
     out.mkdir(parents=True, exist_ok=True)
     chosen = protocol_flags.protocol_choice()
-    config = protocol.HeadConfig(
+    config = protocol_records.HeadConfig(
         epochs=chosen["epochs"],
         batch_size=chosen["batch_size"],
         seed=FLAGS.seed,
@@ -103,18 +103,17 @@ def main(argv: list[str]) -> int:
         run_dir.mkdir(parents=True, exist_ok=True)
         same = check_settings(run_dir / SETTINGS_FILE, settings, FLAGS.overwrite, output=run_dir)
         if not same:
-            protocol.discard_finished_splits(run_dir)
+            protocol_records.discard_finished_splits(run_dir)
             (run_dir / "summary.csv").unlink(missing_ok=True)
         finished[name] = same and (run_dir / "summary.csv").exists()
     for name, folder in given.items():
         table = read_dataset(name, folder)
-        if extractor is None:
-            extractor = features.load_extractor(**extract)
         cache = out / "features" / f"{name}.h5"
         policy = ErrorPolicy("skip")
-        features.extract_to_cache(
-            extractor, table["image"].astype(str).tolist(), cache, FLAGS.feature_batch, source=source, policy=policy
-        )
+        paths = table["image"].astype(str).tolist()
+        if not features.holds_every_image(cache, paths, source):  # else a finished extraction: no model to load
+            extractor = extractor if extractor is not None else features.load_extractor(**extract)
+            features.extract_to_cache(extractor, paths, cache, FLAGS.feature_batch, source=source, policy=policy)
         if policy.count:
             with features.FeatureCache(cache, mode="r") as stored:
                 table = table[table["image"].astype(str).map(stored.__contains__)].reset_index(drop=True)
@@ -122,9 +121,10 @@ def main(argv: list[str]) -> int:
         tables[name] = table
         feats[name] = features.load_features(cache, table["image"].astype(str).tolist())
         official = bool(DATASETS[name].has_official_split)
-        splits[name] = protocol.table_splits(table, 1 if official else chosen["num_splits"], FLAGS.seed, official)
+        num_splits = 1 if official else chosen["num_splits"]
+        splits[name] = protocol_records.table_splits(table, num_splits, FLAGS.seed, official)
         run_dir = out / f"{name}{suffix}"
-        if finished[name] and protocol.finished_on_these_inputs(
+        if finished[name] and protocol_records.finished_on_these_inputs(
             run_dir, table, feats[name], splits[name], config, f"{name}_head", chosen["target_column"]
         ):
             import pandas as pd
@@ -132,6 +132,8 @@ def main(argv: list[str]) -> int:
             summaries[name] = pd.read_csv(run_dir / "summary.csv").set_index("statistic")
             print(f"{name}: reusing finished run in {run_dir}")
         else:
+            from deepfl import protocol  # TensorFlow, needed only to train
+
             result = protocol.run_and_report(
                 table,
                 feats[name],
@@ -162,6 +164,8 @@ def main(argv: list[str]) -> int:
         before = record.read_bytes() if record.exists() else None
         if before is None:
             print(f"cross {train} -> {test}: training on {train}, testing on all of {test} ...", flush=True)
+        from deepfl import protocol
+
         cross_results[(train, test)] = protocol.cross_dataset(
             feats[train],
             tables[train]["score"].to_numpy(),

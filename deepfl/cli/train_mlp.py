@@ -60,12 +60,11 @@ def main(argv: list[str]) -> int:
     from deepfl.data import read_dataset
     from deepfl.features import load_features
     from deepfl.jobs import check_settings
-    from deepfl.protocol import (
+    from deepfl.protocol_records import (
         MLP_SETTINGS_FILE,
         HeadConfig,
         discard_finished_splits,
         finished_on_these_inputs,
-        run_and_report,
         table_splits,
     )
 
@@ -118,6 +117,8 @@ def main(argv: list[str]) -> int:
     check_settings(out / MLP_SETTINGS_FILE, settings, FLAGS.overwrite, output=f"--out_dir {out}")
     if FLAGS.overwrite:  # redo every split, also those an earlier run with these settings finished
         discard_finished_splits(out)
+    from deepfl.protocol import run_and_report  # TensorFlow, needed only from here on
+
     result = run_and_report(
         table,
         feats,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from deepfl.architectures import default_pixel_scaling
 from deepfl.models.backbone import (
     ARCHITECTURES,
     IMAGENET_WEIGHTS_FILE,
@@ -17,7 +18,6 @@ from deepfl.models.backbone import (
     MLSP_LAYER_NAMES,
     PIXEL_SCALINGS,
     build_backbone,
-    default_pixel_scaling,
     mlsp_backbone,
 )
 from deepfl.models.layers import MultiLevelPooling, PixelScaling

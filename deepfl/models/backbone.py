@@ -5,8 +5,9 @@ InceptionResNetV2 whose name contains "mixed", concatenated: 16,928 features per
 
 Pixel scaling: models take float32 RGB in [0, 255] and scale inside the model. "unit" (x / 255) is what the
 authors' DeepFL-IQA demo feeds their fine-tuned network (and so what it was trained with); Keras' own
-`preprocess_input` for the ImageNet weights maps to [-1, 1] ("symmetric"). `default_pixel_scaling` picks the one
-that matches the weights: "symmetric" for the ImageNet weights, "unit" otherwise.
+`preprocess_input` for the ImageNet weights maps to [-1, 1] ("symmetric").
+`deepfl.architectures.default_pixel_scaling` picks the one that matches the weights: "symmetric" for the ImageNet
+weights, "unit" otherwise.
 
 Weights: "imagenet" is Keras' file (`IMAGENET_WEIGHTS_FILE`), fetched into the Keras cache folder
 (`$KERAS_HOME/models/`, default `~/.keras/models/`) once; offline, the build fails with one line saying which file
@@ -121,11 +122,6 @@ def _small_network(input_shape: tuple, seed: int) -> tuple[keras.Model, tuple[st
             x = keras.layers.Activation("relu", name=f"small_{i}_mixed" if stride == 2 else f"small_relu_{i}a")(x)
         names.append(f"small_{i}_mixed")
     return keras.Model(inputs, x, name="small"), tuple(names)
-
-
-def default_pixel_scaling(weights: str | None) -> str:
-    """The pixel scaling the weights were trained with: Keras' [-1, 1] for "imagenet", x / 255 otherwise."""
-    return "symmetric" if weights == "imagenet" else "unit"
 
 
 def keras_models_dir() -> Path:
