@@ -156,7 +156,7 @@ def discard_finished_splits(out_dir: str | os.PathLike) -> None:
         record.unlink()
 
 
-def _readsplit_record_path(out: Path, name: str, k: int) -> dict | None:
+def _read_split_record(out: Path, name: str, k: int) -> dict | None:
     """Split k's record in `out` (with its head saved beside it), or None."""
     record_path, head_path = split_record_path(out, name, k), out / f"{name}_split{k}.keras"
     if not (record_path.is_file() and head_path.is_file()):
@@ -168,10 +168,11 @@ def _readsplit_record_path(out: Path, name: str, k: int) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
-def finished_split(out: Path, name: str, k: int, run_key: str) -> tuple[dict, np.ndarray] | None:
-    """(criteria row, predictions) of split k if an earlier run of the same inputs finished it, else None."""
-    record = _readsplit_record_path(out, name, k)
-    if record is None or record.get("run") != run_key:
+def finished_split(out: Path, name: str, k: int, key: str) -> tuple[dict, np.ndarray] | None:
+    """(criteria row, predictions) of split k if an earlier run of the same inputs (`run_key`) finished it, else
+    None."""
+    record = _read_split_record(out, name, k)
+    if record is None or record.get("run") != key:
         return None
     return record["row"], np.asarray(record["pred"], np.float64)
 
@@ -195,7 +196,7 @@ def finished_on_these_inputs(
         return False
     features, scores = protocol_arrays(features, table[target_column].to_numpy())
     key = run_key(features, scores, splits, config)
-    records = [_readsplit_record_path(out, name, k) for k in range(len(splits))]
+    records = [_read_split_record(out, name, k) for k in range(len(splits))]
     if all(record is not None and record.get("run") == key for record in records):
         return True
     digests = input_digests(features, scores, splits)
