@@ -30,7 +30,6 @@ import pandas as pd
 from deepfl.errors import ImageReadError, NoUsableInput, TableError
 from deepfl.fileio import atomic_write_bytes
 from deepfl.fr import METRICS, metric_function, metric_meant
-from deepfl.fr.functional.validation import converted_from_integers
 from deepfl.fr.running import score_metrics
 from deepfl.images import header_sizes_of, read_image
 from deepfl.jobs import (
@@ -325,6 +324,8 @@ def score_batch(
     each distorted image's reference. Every metric does its reference-only work once per reference.
     """
     import tensorflow as tf
+
+    from deepfl.fr.functional.validation import converted_from_integers  # TensorFlow: imported when scoring
 
     refs = np.asarray(refs)
     if refs.ndim == 3:

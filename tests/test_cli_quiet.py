@@ -54,3 +54,22 @@ def test_a_library_that_probes_for_tensorflow_first_does_not_make_the_job_loud()
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "finished"
     assert run.stderr == ""
+
+
+JOBS = ("demo", "distort", "export", "extract_features", "label", "learn_sff_basis", "predict", "reproduce")
+JOBS += ("train_mlp", "train_multitask")
+
+
+def test_no_job_module_imports_tensorflow_before_the_job_quiets_it():
+    # The quiet import is set up when a job starts (`app.run_app`); a TensorFlow import while the script's module
+    # is imported comes before it and prints TensorFlow's start-up lines, even for --help (session 25: a
+    # module-level import in deepfl.labeling made deepfl-label loud).
+    check = "import importlib, sys\nimportlib.import_module('deepfl.cli.' + sys.argv[1])\n"
+    check += "print('tensorflow' in sys.modules)"
+    loud = []
+    for job in JOBS:
+        run = subprocess.run([sys.executable, "-c", check, job], capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr
+        if run.stdout.strip() != "False":
+            loud.append(job)
+    assert not loud, f"importing these job modules imports TensorFlow: {loud}"
