@@ -200,17 +200,23 @@ def _check_unnormalised_head(head: str | os.PathLike) -> None:
 
 
 def head_settings(head: str | os.PathLike) -> dict:
-    """The settings deepfl-train-mlp stored beside a head (`protocol.MLP_SETTINGS_FILE`); {} when there are none
-    (or they cannot be read)."""
+    """The settings deepfl-train-mlp stored beside a head (`protocol.MLP_SETTINGS_FILE`), their paths where they
+    lie now if the head's folder moved with them since (`jobs.recorded_path`); {} when there are none (or they
+    cannot be read)."""
     import json
 
+    from deepfl.jobs import RECORD_FOLDER, recorded_path
     from deepfl.protocol_records import MLP_SETTINGS_FILE
 
+    record = Path(head).parent / MLP_SETTINGS_FILE
     try:
-        settings = json.loads((Path(head).parent / MLP_SETTINGS_FILE).read_text(encoding="utf-8"))
+        settings = json.loads(record.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    return settings if isinstance(settings, dict) else {}
+    if not isinstance(settings, dict):
+        return {}
+    paths = {key: recorded_path(record, settings, key) for key in ("data_dir", "features")}
+    return {key: value for key, value in {**settings, **paths}.items() if key != RECORD_FOLDER}
 
 
 def check_head_matches_model(model: str | os.PathLike, head: str | os.PathLike) -> None:

@@ -37,6 +37,7 @@ from deepfl.jobs import (
     check_settings,
     progress,
     read_complete_rows,
+    recorded_path,
     shard,
 )
 from deepfl.png import decode_png_rgb, encode_png
@@ -57,13 +58,14 @@ def recorded_reference_folder(manifest: str | os.PathLike) -> Path | None:
     manifest (its `--ref_dir`, for a run without `resize`: the references stay there; it may have moved since);
     None where there is no such record (with `resize` the manifest names `references/...` inside the output
     folder itself)."""
+    record = Path(manifest).parent / SETTINGS_FILE
     try:
-        settings = json.loads((Path(manifest).parent / SETTINGS_FILE).read_text(encoding="utf-8"))
+        settings = json.loads(record.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(settings, dict) or settings.get("resize") or not isinstance(settings.get("ref_dir"), str):
         return None
-    return Path(settings["ref_dir"])
+    return Path(recorded_path(record, settings, "ref_dir"))  # followed where the project moved with it
 
 
 @dataclass

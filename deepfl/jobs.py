@@ -319,10 +319,40 @@ class SettingsChanged(DeepflError):
     """A job was rerun into an output that was made with other settings."""
 
 
+# The key under which a settings record keeps the folder it was written in (absolute). A record found in another
+# folder later belongs to a project that was moved or copied as a whole: the paths it names are followed there.
+RECORD_FOLDER = "record_folder"
+
+
+def relocated(path, written_in: str | None, now_in: str | os.PathLike):
+    """`path`, named by a record written in the folder `written_in` that now lies in `now_in`, at the same place
+    relative to the record (where it is if the project moved or was copied as a whole); `path` unchanged when the
+    record has not moved or names no folder, or `path` is not an absolute path."""
+    now = str(Path(now_in).resolve())
+    if not written_in or written_in == now or not isinstance(path, str) or not os.path.isabs(path):
+        return path
+    return os.path.normpath(os.path.join(now, os.path.relpath(path, written_in)))
+
+
+def recorded_path(record_file: str | os.PathLike, stored: dict, key: str):
+    """The path `stored[key]` of the record at `record_file`, followed to where it lies now when the record's
+    folder has moved since it was written (and something is there); as stored otherwise, e.g. a data folder
+    outside the moved project that stayed where it was."""
+    value = stored.get(key)
+    moved = relocated(value, stored.get(RECORD_FOLDER), Path(record_file).parent)
+    return moved if moved != value and os.path.exists(moved) else value
+
+
 def settings_beside(output: str | os.PathLike) -> Path:
     """Where the settings of a job whose output is one file are stored: `<output>.settings.json` beside it."""
     output = Path(output)
     return output.with_name(output.name + ".settings.json")
+
+
+def _shown(value) -> str:
+    """A stored setting as a change names it: JSON, and "(gone)" after a recorded path that no longer exists."""
+    gone = isinstance(value, str) and os.path.isabs(value) and not os.path.exists(value)
+    return json.dumps(value) + (" (gone)" if gone else "")
 
 
 def check_settings(
@@ -340,23 +370,28 @@ def check_settings(
 
     path = Path(path)
     settings = json.loads(json.dumps(settings))  # the form they take once stored (tuples -> lists)
-    text = (json.dumps(settings, indent=1, sort_keys=True) + "\n").encode("utf-8")
+    record = {**settings, RECORD_FOLDER: str(path.parent.resolve())}
+    text = (json.dumps(record, indent=1, sort_keys=True) + "\n").encode("utf-8")
+    where = output if output is not None else path.parent
     if path.exists() and not overwrite:
         try:
             stored = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            written_in = stored.pop(RECORD_FOLDER, None)  # (absent in records of deepfl before 0.1.0's session 25)
+        except (OSError, UnicodeDecodeError, ValueError, AttributeError) as exc:
             raise SettingsChanged(
                 f"{path}: unreadable stored settings ({exc}); use --overwrite (overwrite=True from Python) to start "
                 "again"
             ) from None
-        if stored == settings:
-            return True
         changes = [
-            f"{key} {json.dumps(stored.get(key))} -> {json.dumps(settings.get(key))}"
+            f"{key} {_shown(stored.get(key))} -> {json.dumps(settings.get(key))}"
             for key in sorted(set(stored) | set(settings))
             if stored.get(key) != settings.get(key)
+            and relocated(stored.get(key), written_in, path.parent) != settings.get(key)
         ]
-        where = output if output is not None else path.parent
+        if not changes:
+            if stored != settings:  # the record is not rewritten: a rerun on a read-only disk must still find it
+                log.info("%s: moved or copied from %s: its recorded paths are followed here", where, written_in)
+            return True
         raise SettingsChanged(
             f"{where} was made with other settings ({'; '.join(changes)}): rerun with the "
             "earlier flags (arguments) to resume, write to a new output, or pass --overwrite (overwrite=True from "

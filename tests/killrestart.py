@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import os
 import random
 import signal
@@ -303,8 +304,25 @@ def tree_digest(folder: str | os.PathLike, ignore: Callable[[Path], bool] | None
         rel = path.relative_to(folder)
         if ignore is not None and ignore(rel):
             continue
-        digest[str(rel)] = hashlib.sha256(path.read_bytes()).hexdigest()
+        digest[str(rel)] = hashlib.sha256(_without_record_folder(path)).hexdigest()
     return digest
+
+
+def _without_record_folder(path: Path) -> bytes:
+    """The file's bytes; for a settings record (JSON naming the folder it was written in, which differs between
+    two runs' output folders), those of the record without that folder."""
+    data = path.read_bytes()
+    if path.suffix != ".json":
+        return data
+    from deepfl.jobs import RECORD_FOLDER
+
+    try:
+        record = json.loads(data)
+    except ValueError:
+        return data
+    if not isinstance(record, dict) or RECORD_FOLDER not in record:
+        return data
+    return json.dumps({k: v for k, v in record.items() if k != RECORD_FOLDER}, sort_keys=True).encode("utf-8")
 
 
 def assert_same_tree(

@@ -146,6 +146,43 @@ def test_a_head_trained_on_another_models_features_is_refused(tmp_path):
     assert not (tmp_path / "scorer.keras").exists()
 
 
+def test_the_head_check_follows_a_moved_or_copied_project(tmp_path):
+    # Session 25's walk: after a move the check read a feature cache that was gone and let a wrong pair through
+    # (rc 0); in a copy it read the original project's cache and refused the right pair.
+    import shutil
+
+    from deepfl.errors import DeepflError
+    from deepfl.export import check_head_matches_model
+    from deepfl.features import FeatureCache, extractor_source
+    from deepfl.jobs import check_settings
+
+    project = tmp_path / "proj"
+    for name, content in (("stage1", b"weights one"), ("other", b"weights two")):
+        (project / name).mkdir(parents=True)
+        (project / name / "model.keras").write_bytes(content)
+    with FeatureCache(
+        project / "feats.h5", dim=3, source=extractor_source(project / "stage1" / "model.keras", None, None)
+    ) as cache:
+        cache.append(["a.png"], np.zeros((1, 3), np.float32))
+        cache.compact()
+    check_settings(project / "mlp" / "mlp_settings.json", {"features": str(project / "feats.h5")})
+    copy, moved = tmp_path / "copy", tmp_path / "moved"
+    shutil.copytree(project, copy)
+    (project / "feats.h5").unlink()  # the original's cache remade with the other model
+    with FeatureCache(
+        project / "feats.h5", dim=3, source=extractor_source(project / "other" / "model.keras", None, None)
+    ) as cache:
+        cache.append(["a.png"], np.zeros((1, 3), np.float32))
+        cache.compact()
+    head = copy / "mlp" / "head_split0.keras"
+    check_head_matches_model(copy / "stage1" / "model.keras", head)  # the copy's own cache: the right pair
+    with pytest.raises(DeepflError, match=r"features of .*/stage1/model\.keras .*\(recorded in .*/copy/feats\.h5\)"):
+        check_head_matches_model(copy / "other" / "model.keras", head)
+    shutil.move(copy, moved)
+    with pytest.raises(DeepflError, match=r"features of .*/stage1/model\.keras .*\(recorded in .*/moved/feats\.h5\)"):
+        check_head_matches_model(moved / "other" / "model.keras", moved / "mlp" / "head_split0.keras")
+
+
 def test_predict_refuses_arrays_it_was_not_trained_on_and_folders_by_name(stage1_files, small_photo):
     # The walk of session 18: a uint16 array scored 1.0077 on the [0, 1] scale and a 0..1 float array scored as
     # if it were fine; a folder was "no such image file" and a pattern "no file matches" although files matched.

@@ -2,6 +2,7 @@
 bars and log lines stay readable on a terminal and in a log file."""
 
 import io
+import json
 import logging
 import sys
 import time
@@ -189,3 +190,48 @@ def test_a_log_file_bar_checks_the_clock_at_every_update(monkeypatch):
     monkeypatch.setattr(sys, "stderr", io.StringIO())
     with progress(total=10, desc="work") as bar:
         assert bar.miniters == 1 and not bar.dynamic_miniters
+
+
+def test_a_project_moved_or_copied_as_a_whole_keeps_its_settings_records(tmp_path, caplog):
+    # Session 25's walk: after `mv proj proj_moved` every job refused its own finished work ("rerun with the earlier
+    # flags", whose folders were gone), and --overwrite, the only way offered, discarded it.
+    import shutil
+
+    from deepfl.jobs import RECORD_FOLDER, SettingsChanged, check_settings, recorded_path
+
+    project = tmp_path / "proj"
+    (project / "pristine").mkdir(parents=True)
+    (project / "out").mkdir()
+    outside = tmp_path / "data"  # an input outside the project, named by absolute path, stays where it is
+    outside.mkdir()
+
+    def settings(root):
+        return {"ref_dir": str(root / "pristine"), "data": str(outside), "seed": 0}
+
+    record = project / "out" / "settings.json"
+    assert not check_settings(record, settings(project))
+    assert json.loads(record.read_text())[RECORD_FOLDER] == str((project / "out").resolve())
+    moved = tmp_path / "elsewhere" / "proj_moved"
+    moved.parent.mkdir()
+    shutil.move(project, moved)
+    with caplog.at_level("INFO", logger="deepfl"):
+        assert check_settings(moved / "out" / "settings.json", settings(moved))  # resumes
+    assert "moved or copied from" in caplog.text
+    stored = json.loads((moved / "out" / "settings.json").read_text())
+    assert recorded_path(moved / "out" / "settings.json", stored, "ref_dir") == str(moved / "pristine")
+    assert recorded_path(moved / "out" / "settings.json", stored, "data") == str(outside)
+    copy = tmp_path / "copy"
+    shutil.copytree(moved, copy)
+    assert check_settings(copy / "out" / "settings.json", settings(copy))
+    # Still refused: another folder at another place relative to the record, another seed; the gone path is said.
+    other = {**settings(copy), "ref_dir": str(copy / "elsewhere")}
+    with pytest.raises(SettingsChanged, match=r"ref_dir \".*/proj/pristine\" \(gone\) -> \".*/copy/elsewhere\""):
+        check_settings(copy / "out" / "settings.json", other)
+    with pytest.raises(SettingsChanged, match=r"seed 0 -> 1"):
+        check_settings(copy / "out" / "settings.json", {**settings(copy), "seed": 1})
+    # A record of an older deepfl names no folder: its paths are compared as they are.
+    old = tmp_path / "old" / "settings.json"
+    old.parent.mkdir()
+    old.write_text(json.dumps(settings(project)))
+    with pytest.raises(SettingsChanged, match="ref_dir"):
+        check_settings(old, settings(tmp_path / "old"))

@@ -452,3 +452,20 @@ def test_label_finds_the_references_where_distort_read_them(tmp_path, small_phot
     assert f"references are read from {tmp_path / 'refs_kept'} (deepfl-distort's --ref_dir" in kept.stderr
     assert gone.returncode == 3 and "--ref_root" in gone.stderr.splitlines()[-1], gone.stderr[-2000:]
     assert f"--ref_dir {tmp_path / 'refs_gone'}, recorded in" in gone.stderr and "is gone" in gone.stderr
+
+
+def test_the_reference_folder_distort_recorded_is_followed_where_the_project_moved(tmp_path):
+    # Session 25's walk: after `mv proj proj_moved` label warned that the recorded --ref_dir was gone and needed
+    # --ref_root, though the references had moved with the project.
+    import shutil
+
+    from deepfl.generation import SETTINGS_FILE, recorded_reference_folder
+    from deepfl.jobs import check_settings
+
+    project = tmp_path / "proj"
+    (project / "pristine").mkdir(parents=True)
+    check_settings(project / "kadis" / SETTINGS_FILE, {"ref_dir": str(project / "pristine"), "resize": None})
+    assert recorded_reference_folder(project / "kadis" / "manifest.csv") == project / "pristine"
+    shutil.move(project, tmp_path / "proj_moved")
+    moved = tmp_path / "proj_moved"
+    assert recorded_reference_folder(moved / "kadis" / "manifest.csv") == moved / "pristine"

@@ -634,6 +634,26 @@ def test_a_path_given_relative_or_absolute_is_the_same_setting(weak_labels, tmp_
     assert training.run_multitask(_config(weak_labels.resolve()), tmp_path / "run").already_trained
 
 
+def test_a_run_moved_with_its_data_resumes_there(weak_labels, tmp_path):
+    # Session 25's walk: an interrupted run moved with its data to a bigger disk was refused ("image_root
+    # .../proj/kadis -> .../proj_moved/kadis"), and --overwrite, the only way on, discarded its checkpoints.
+    import shutil
+
+    project = tmp_path / "proj"
+    shutil.copytree(weak_labels, project / "kadis")
+    first = training.run_multitask(_config(project / "kadis", epochs=2), project / "run", keep_checkpoints=True)
+    assert not first.already_trained
+    moved = tmp_path / "disk2" / "proj"
+    moved.parent.mkdir()
+    shutil.move(project, moved)
+    assert training.run_multitask(_config(moved / "kadis", epochs=2), moved / "run").already_trained
+    longer = training.run_multitask(_config(moved / "kadis", epochs=3), moved / "run")  # extends from checkpoint
+    assert not longer.already_trained and [int(r["epoch"]) for r in history(moved / "run")] == [1, 2, 3]
+    with pytest.raises(SettingsChanged, match=r"image_root \".*/disk2/proj/kadis\" -> \".*/disk2/other\""):
+        shutil.copytree(moved / "kadis", tmp_path / "disk2" / "other")
+        training.run_multitask(_config(tmp_path / "disk2" / "other", epochs=3), moved / "run")
+
+
 def test_a_finished_run_extends_to_more_epochs_as_if_started_with_them(weak_labels, tmp_path):
     from helpers_models import assert_same_training_outputs
 

@@ -36,7 +36,7 @@ from deepfl import paper
 from deepfl.architectures import PAPER_ARCHITECTURE, check_architecture
 from deepfl.errors import NoUsableInput
 from deepfl.fileio import atomic_output, atomic_write_bytes, remove_outputs
-from deepfl.jobs import SettingsChanged
+from deepfl.jobs import RECORD_FOLDER, SettingsChanged, relocated
 from deepfl.training.checkpoints import STATE_FILE
 from deepfl.training.strategy import STRATEGIES, is_chief
 
@@ -246,7 +246,8 @@ def stored_settings(out_dir: Path) -> dict[str, Any] | None:
         stored = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise SettingsChanged(f"{path}: unreadable stored settings ({exc}); pass --overwrite to start again") from None
-    return {**stored, **{k: _resolved(stored.get(k)) for k in _PATH_KEYS}}
+    written_in = stored.pop(RECORD_FOLDER, None)  # a run moved or copied since: its paths followed here
+    return {**stored, **{k: relocated(_resolved(stored.get(k)), written_in, out_dir) for k in _PATH_KEYS}}
 
 
 def check_run_config(out_dir: Path, record: dict[str, Any], trained_epochs: int | None) -> None:
@@ -585,7 +586,8 @@ def _train(
         crop_size=config.crop_size,
     )
     if is_chief(config.strategy):
-        atomic_write_bytes(out_dir / RUN_CONFIG_FILE, json.dumps(record, indent=1).encode())
+        stored = {**record, RECORD_FOLDER: str(out_dir.resolve())}
+        atomic_write_bytes(out_dir / RUN_CONFIG_FILE, json.dumps(stored, indent=1).encode())
     try:
         model = train_multitask(
             build_and_compile,
