@@ -349,6 +349,18 @@ def settings_beside(output: str | os.PathLike) -> Path:
     return output.with_name(output.name + ".settings.json")
 
 
+def _same_setting(stored, current, written_in: str | None, now_in: Path) -> bool:
+    """Whether a stored setting and the current one name the same thing: equal; a path at the same place relative
+    to the record (a project moved or copied whole, `relocated`); or a model file recorded with its fingerprint
+    (`fileio.describe_file`) whose content is the same, wherever it lies now (`fileio.by_content`)."""
+    from deepfl.fileio import by_content
+
+    if stored == current or relocated(stored, written_in, now_in) == current:
+        return True
+    fingerprinted = isinstance(stored, str) and isinstance(current, str) and "(sha256:" in stored
+    return fingerprinted and by_content(stored) == by_content(current)
+
+
 def _shown(value) -> str:
     """A stored setting as a change names it: JSON, and "(gone)" after a recorded path that no longer exists."""
     gone = isinstance(value, str) and os.path.isabs(value) and not os.path.exists(value)
@@ -385,8 +397,7 @@ def check_settings(
         changes = [
             f"{key} {_shown(stored.get(key))} -> {json.dumps(settings.get(key))}"
             for key in sorted(set(stored) | set(settings))
-            if stored.get(key) != settings.get(key)
-            and relocated(stored.get(key), written_in, path.parent) != settings.get(key)
+            if not _same_setting(stored.get(key), settings.get(key), written_in, path.parent)
         ]
         if not changes:
             if stored != settings:  # the record is not rewritten: a rerun on a read-only disk must still find it

@@ -235,3 +235,20 @@ def test_a_project_moved_or_copied_as_a_whole_keeps_its_settings_records(tmp_pat
     old.write_text(json.dumps(settings(project)))
     with pytest.raises(SettingsChanged, match="ref_dir"):
         check_settings(old, settings(tmp_path / "old"))
+
+
+def test_a_model_recorded_with_its_fingerprint_is_the_same_setting_wherever_it_lies(tmp_path):
+    # deepfl-reproduce records its backbone as "<path> (sha256:...)": a copy of the same file elsewhere is the same
+    # model (as deepfl-export and the feature cache already judged); another file is not.
+    from deepfl.fileio import describe_file
+    from deepfl.jobs import SettingsChanged, check_settings
+
+    model, copy, other = tmp_path / "a" / "m.keras", tmp_path / "b" / "m.keras", tmp_path / "b" / "n.keras"
+    for path, content in ((model, b"one"), (copy, b"one"), (other, b"two")):
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(content)
+    record = tmp_path / "out" / "settings.json"
+    check_settings(record, {"features": describe_file(model)})
+    assert check_settings(record, {"features": describe_file(copy)})
+    with pytest.raises(SettingsChanged, match="features"):
+        check_settings(record, {"features": describe_file(other)})
