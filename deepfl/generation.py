@@ -430,11 +430,14 @@ def warn_about_unchanged(unchanged: dict[str, int]) -> None:
     )
 
 
-def check_assigned_types(manifest_path: Path, pairs: list[tuple[str, int]], resize: bool, output: str) -> None:
+def check_assigned_types(
+    manifest_path: Path, pairs: list[tuple[str, int]], resize: bool, output: str, from_csv: bool = True
+) -> None:
     """Raises `SettingsChanged` when the manifest of an earlier run holds a reference of `pairs` with a type the
     pairs no longer give it: the assignment CSV was edited in place (its path, the stored setting, is the same),
-    and resuming would put both types of that reference into one manifest. References or types added since are
-    fine (they are new work)."""
+    or (`from_csv` False: types drawn from the seed) the run's settings record is gone and the seed differs; resuming
+    would put both types of that reference into one manifest. References or types added since are fine (they are
+    new work)."""
     if not manifest_path.is_file():
         return
     assigned: dict[str, set[int]] = {}
@@ -445,8 +448,9 @@ def check_assigned_types(manifest_path: Path, pairs: list[tuple[str, int]], resi
         if types is not None and int(row["dist_type"]) not in types:
             raise SettingsChanged(
                 f"{output}: {row['ref_im']} was distorted with type {row['dist_type']} by an earlier run, but the "
-                f"assignment now gives it type {', '.join(map(str, sorted(types)))} (was --assignment_csv edited?); "
-                "rerun with the earlier assignment, choose another --out_dir, or pass --overwrite to discard the "
+                f"assignment now gives it type {', '.join(map(str, sorted(types)))} "
+                + ("(was --assignment_csv edited?)" if from_csv else "(drawn with another --seed?)")
+                + "; rerun with the earlier assignment, choose another --out_dir, or pass --overwrite to discard the "
                 "earlier run"
             )
 
@@ -517,10 +521,15 @@ def generate(
     }
     pairs = shard(pairs, num_shards, shard_index)  # bad shard flags fail before the settings are stored
     out_dir.mkdir(parents=True, exist_ok=True)
-    if not check_settings(out_dir / SETTINGS_FILE, settings, overwrite, output=f"--out_dir {out_dir}") and overwrite:
-        discard_outputs(out_dir)
     manifest_path = Path(manifest) if manifest else shard_manifest(out_dir, num_shards, shard_index)
-    check_assigned_types(manifest_path, pairs, resize, output=f"--out_dir {out_dir}")
+    recorded = (out_dir / SETTINGS_FILE).exists()
+    output = f"--out_dir {out_dir}"
+    if not overwrite and not recorded:  # a lost record: checked before this run's settings become the record
+        check_assigned_types(manifest_path, pairs, resize, output, from_csv=bool(assignment_csv))
+    if not check_settings(out_dir / SETTINGS_FILE, settings, overwrite, output=output) and overwrite:
+        discard_outputs(out_dir)
+    elif recorded:  # the same settings: an assignment CSV edited in place is caught here
+        check_assigned_types(manifest_path, pairs, resize, output, from_csv=bool(assignment_csv))
     manifest_csv = AppendOnlyCsv(manifest_path, MANIFEST_COLUMNS, key="dist_im", lock=True)
 
     def finished(name: str, type_id: int) -> bool:  # listed in the manifest and present on disk

@@ -193,11 +193,15 @@ def read_complete_rows(path: str | os.PathLike, columns: Sequence[str], errors: 
     with open(path, "rb") as handle:
         content = handle.read()
     content = content[: content.rfind(b"\n") + 1]
-    reader = csv.DictReader(io.StringIO(content.decode("utf-8", errors), newline=""))
+    # utf-8-sig: a spreadsheet that saved the file ("CSV UTF-8") put a byte-order mark before the header
+    reader = csv.DictReader(io.StringIO(content.decode("utf-8-sig", errors), newline=""))
     if reader.fieldnames != list(columns):
+        semicolons = any(";" in name for name in reader.fieldnames or ())
         raise TableError(
-            f"{path}: existing output has columns {reader.fieldnames}, expected {list(columns)}; "
-            "move it away or use another output path"
+            f"{path}: existing output has columns {reader.fieldnames}, expected {list(columns)}"
+            + (" (saved by a spreadsheet with ';' as separator?)" if semicolons else "")
+            + f"; restore the header line {','.join(columns)} (and commas) to resume it, or move it away or use "
+            "another output path"
         )
     return list(reader)
 

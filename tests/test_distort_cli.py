@@ -180,6 +180,19 @@ def test_changed_settings_are_refused_until_overwrite(ref_dir, tmp_path):
     kr.assert_same_tree(tmp_path / "fresh", out)  # nothing of the seed-0 run is left
 
 
+def test_a_lost_settings_record_is_not_replaced_by_a_refused_run(ref_dir, tmp_path):
+    # Session 25's walk: with distort_settings.json deleted, a run with another seed was refused (its types differ
+    # from the manifest's) but had already stored its seed as the record, so the right command was refused next.
+    out = tmp_path / "out"
+    assert distort(f"--ref_dir={ref_dir}", f"--out_dir={out}", "--seed=0", "--workers=1").returncode == 0
+    (out / "distort_settings.json").unlink()
+    other = distort(f"--ref_dir={ref_dir}", f"--out_dir={out}", "--seed=5", "--workers=1")
+    assert other.returncode == 2 and "(drawn with another --seed?)" in other.stderr, other.stderr
+    assert not (out / "distort_settings.json").exists()
+    right = distort(f"--ref_dir={ref_dir}", f"--out_dir={out}", "--seed=0", "--workers=1")
+    assert right.returncode == 0 and "references already done" in right.stdout, right.stderr
+
+
 def test_merge_joins_shard_manifests_like_an_unsharded_run(ref_dir, tmp_path):
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     assert distort(f"--ref_dir={ref_dir}", f"--out_dir={whole}", "--seed=5", "--workers=1").returncode == 0

@@ -252,3 +252,17 @@ def test_a_model_recorded_with_its_fingerprint_is_the_same_setting_wherever_it_l
     assert check_settings(record, {"features": describe_file(copy)})
     with pytest.raises(SettingsChanged, match="features"):
         check_settings(record, {"features": describe_file(other)})
+
+
+def test_an_output_saved_back_by_a_spreadsheet_resumes(tmp_path):
+    # Session 25's walk: Excel's "CSV UTF-8" adds a byte-order mark; label, distort and predict then refused their
+    # own outputs ("columns ['\ufeffdist_im', ...]") and advised moving them away, losing the finished rows.
+    path = tmp_path / "out.csv"
+    path.write_bytes(b"\xef\xbb\xbfname,value\r\na,1\r\nb,2\r\n")
+    table = AppendOnlyCsv(path, ["name", "value"], key="name")
+    assert table.done == {"a", "b"} and table.append([{"name": "c", "value": 3}]) == 1
+    assert [row["name"] for row in read_complete_rows(path, ["name", "value"])] == ["a", "b", "c"]
+    semicolons = tmp_path / "semicolons.csv"
+    semicolons.write_text("name;value\na;1\n")
+    with pytest.raises(TableError, match=r"';' as separator\?\); restore the header line name,value"):
+        AppendOnlyCsv(semicolons, ["name", "value"], key="name")
