@@ -189,7 +189,8 @@ def _check_unnormalised_head(head: str | os.PathLike) -> None:
     if settings:
         raise DeepflError(
             f"head: {head} was trained on normalised scores (its folder's settings say so) but its normaliser "
-            f"{expected} is missing: without it the scores would be z-scores; restore it beside the head"
+            f"{expected} is missing: without it the scores would be z-scores; restore it beside the head (rerun "
+            "deepfl-train-mlp with its flags: it trains that split again)"
         )
     logging.getLogger("deepfl").warning(
         "head: %s has no normaliser beside it (%s): its outputs are used as they are, which for a head of "

@@ -286,7 +286,11 @@ def run_protocol(
     for k, labels in progress(enumerate(splits), total=len(splits), desc=label, unit="split"):
         idx = indices[k]
         set_of = np.asarray(labels).astype(str)
-        finished = protocol_records.finished_split(out, name, k, run_key) if out is not None else None
+        finished = (
+            protocol_records.finished_split(out, name, k, run_key, config.normalize_targets)
+            if out is not None
+            else None
+        )
         if finished is not None:  # trained by an earlier (interrupted) run of the same inputs and settings
             row, pred = finished
             log.info("%s split %d: finished by an earlier run, kept", label, k)

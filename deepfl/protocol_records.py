@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,7 +20,10 @@ import numpy as np
 import pandas as pd
 
 from deepfl import paper
+from deepfl.fileio import normalizer_path
 from deepfl.jobs import SettingsChanged
+
+log = logging.getLogger("deepfl")
 
 PAPER_LEARNING_RATES: tuple[float, ...] = paper.STAGE2_LEARNING_RATES
 PROTOCOLS = paper.STAGE2_PROTOCOLS
@@ -157,22 +161,27 @@ def discard_finished_splits(out_dir: str | os.PathLike) -> None:
 
 
 def _read_split_record(out: Path, name: str, k: int) -> dict | None:
-    """Split k's record in `out` (with its head saved beside it), or None."""
-    record_path, head_path = split_record_path(out, name, k), out / f"{name}_split{k}.keras"
-    if not (record_path.is_file() and head_path.is_file()):
-        return None
+    """Split k's record in `out`, or None (absent or unreadable)."""
     try:
-        record = json.loads(record_path.read_text(encoding="utf-8"))
+        record = json.loads(split_record_path(out, name, k).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
         return None
     return record if isinstance(record, dict) else None
 
 
-def finished_split(out: Path, name: str, k: int, key: str) -> tuple[dict, np.ndarray] | None:
-    """(criteria row, predictions) of split k if an earlier run of the same inputs (`run_key`) finished it, else
-    None."""
+def _missing_outputs(out: Path, name: str, k: int, normalized: bool) -> list[str]:
+    """The files of split k a finished split has beside its record that are not there: its head and, for a head
+    trained on normalised scores, its normaliser (a rerun retrains such a split, writing them again)."""
+    head = out / f"{name}_split{k}.keras"
+    wanted = [head, normalizer_path(head)] if normalized else [head]
+    return [path.name for path in wanted if not path.is_file()]
+
+
+def finished_split(out: Path, name: str, k: int, key: str, normalized: bool) -> tuple[dict, np.ndarray] | None:
+    """(criteria row, predictions) of split k if an earlier run of the same inputs (`run_key`) finished it and
+    its head (and normaliser, where `normalized`) are still there, else None."""
     record = _read_split_record(out, name, k)
-    if record is None or record.get("run") != key:
+    if record is None or record.get("run") != key or _missing_outputs(out, name, k, normalized):
         return None
     return record["row"], np.asarray(record["pred"], np.float64)
 
@@ -197,8 +206,21 @@ def finished_on_these_inputs(
     features, scores = protocol_arrays(features, table[target_column].to_numpy())
     key = run_key(features, scores, splits, config)
     records = [_read_split_record(out, name, k) for k in range(len(splits))]
-    if all(record is not None and record.get("run") == key for record in records):
-        return True
+    if all(record is None or record.get("run") == key for record in records):
+        lost = {
+            k: _missing_outputs(out, name, k, config.normalize_targets) or [split_record_path(out, name, k).name]
+            for k, record in enumerate(records)
+            if record is None or _missing_outputs(out, name, k, config.normalize_targets)
+        }
+        if not lost:
+            return True
+        log.info(  # a file deleted since: those splits are trained again, the others kept
+            "%s: %s missing, so %s trained again",
+            out,
+            ", ".join(file for files in lost.values() for file in files),
+            f"split{'s' if len(lost) > 1 else ''} {', '.join(map(str, lost))} will be",
+        )
+        return False
     digests = input_digests(features, scores, splits)
     differ = sorted(
         {
@@ -209,7 +231,7 @@ def finished_on_these_inputs(
             if digests.get(part) != value
         }
     )
-    what = " and ".join(differ) if differ else "inputs (or a split's record is missing)"
+    what = " and ".join(differ) if differ else "inputs"
     raise SettingsChanged(
         f"{out} holds a run finished on other {what} than this one's (a score table or feature cache changed "
         "since?): pass --overwrite (overwrite=True from Python) to redo it, or write to a new output"

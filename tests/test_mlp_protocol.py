@@ -128,6 +128,38 @@ def test_an_interrupted_protocol_keeps_its_finished_splits_and_ends_as_an_uninte
     assert len(trained) == 2 + 2  # split 0 at both rates, then splits 1 and 2
 
 
+def test_a_finished_run_missing_a_head_or_normaliser_retrains_only_that_split(tmp_path, monkeypatch, caplog):
+    # Session 25's walk: a deleted .normalizer.json left the run "finished already" while deepfl-export asked to
+    # "restore it beside the head" (no command could); a deleted head was refused as "finished on other inputs".
+    import deepfl.protocol as protocol
+    from deepfl.protocol_records import finished_on_these_inputs
+
+    x, score, content = _synthetic(n=80, dim=8)
+    table = pd.DataFrame({"image": [f"{i}.png" for i in range(80)], "content": content, "score": score})
+    config = HeadConfig(hidden=(8,), dropout=(0.0,), epochs=2, batch_size=8, learning_rates=(1e-2,), seed=2)
+    splits = _splits(content, 3)
+    out = tmp_path / "run"
+    protocol.run_and_report(table, x, splits, config, out)
+    before = {path.name: path.read_bytes() for path in out.glob("*.json")}
+    assert finished_on_these_inputs(out, table, x, splits, config)
+    (out / "head_split0.normalizer.json").unlink()
+    (out / "head_split2.keras").unlink()
+    with caplog.at_level("INFO", logger="deepfl"):
+        assert not finished_on_these_inputs(out, table, x, splits, config)
+    assert "head_split0.normalizer.json, head_split2.keras missing, so splits 0, 2 will be trained again" in caplog.text
+    trained = []
+    original = protocol.HeadTrainer.train
+
+    def counting(self, *args):
+        trained.append(args[-1])
+        return original(self, *args)
+
+    monkeypatch.setattr(protocol.HeadTrainer, "train", counting)
+    protocol.run_and_report(table, x, splits, config, out)
+    assert len(trained) == 2 and finished_on_these_inputs(out, table, x, splits, config)
+    assert {path.name: path.read_bytes() for path in out.glob("*.json")} == before  # the same files again
+
+
 def test_cross_dataset_and_bad_splits():
     x, score, content = _synthetic(n=80, dim=8)
     config = HeadConfig(hidden=(16,), dropout=(0.0,), epochs=15, batch_size=16, learning_rates=(1e-2,))

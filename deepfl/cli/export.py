@@ -78,6 +78,8 @@ def _difference(stored: dict, current: dict[str, str | None]) -> str:
     if not changed:
         return "made from other files"
     key = changed[0]
+    if current[key] is None and stored.get(key):
+        return f"made with the {labels[key]} {stored[key]}, which is missing now"
     return f"made from another {labels[key]} ({stored.get(key) or 'none'})" + (
         f" and another {', '.join(labels[k] for k in changed[1:])}" if len(changed) > 1 else ""
     )
