@@ -6,6 +6,7 @@ report bad inputs the same way, and never lose or duplicate finished rows.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import fcntl
@@ -204,6 +205,25 @@ def read_complete_rows(path: str | os.PathLike, columns: Sequence[str], errors: 
             "another output path"
         )
     return list(reader)
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike) -> Iterator[None]:
+    """Holds an exclusive lock on `folder` while the block runs (on its directory handle: nothing is written into
+    it), so that the same job started twice into one output folder is refused in one line instead of both doing
+    all the work and interleaving their records. Where the file system cannot lock a folder (some network
+    file systems), the block runs unlocked."""
+    handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DeepflError(f"{folder}: being written by another job (the same command twice?)") from None
+        except OSError as exc:
+            log.debug("%s: not locked (%s)", folder, exc)
+        yield
+    finally:
+        os.close(handle)
 
 
 def _open_for_lock(path: Path):

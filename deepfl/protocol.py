@@ -29,7 +29,7 @@ from deepfl.data.normalization import TargetNormalizer
 from deepfl.data.tables import SPLIT_NAMES
 from deepfl.evaluation import MIN_POINTS_LOGISTIC, evaluate, summarize
 from deepfl.fileio import atomic_write_bytes, normalizer_path, save_model_atomic
-from deepfl.jobs import progress
+from deepfl.jobs import folder_lock, progress
 from deepfl.models.mlp import build_mlp
 from deepfl.protocol_records import (
     MLP_SETTINGS_FILE,
@@ -459,13 +459,30 @@ def run_and_report(
     `per_split.csv`, `summary.csv`/`summary.md` (median/mean/std over splits) and `scatter.png` (test images of
     all splits: predicted vs target).
     """
-    from deepfl import reporting
-
     out = Path(out_dir)
     if target_column not in ("score", "raw_score"):
         raise ValueError(f"target_column: must be 'score' or 'raw_score', got {target_column!r}")
     if target_column == "raw_score" and score_label.startswith("subjective score (normalised"):
         score_label = "subjective score (as published)"
+    out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out):  # the same command started twice: the second is refused, not run alongside
+        return _report(table, features, splits, config, out, name, title, score_label, target_column)
+
+
+def _report(
+    table: pd.DataFrame,
+    features: np.ndarray,
+    splits: Sequence[Sequence[str]],
+    config: HeadConfig,
+    out: Path,
+    name: str,
+    title: str,
+    score_label: str,
+    target_column: str,
+) -> ProtocolResult:
+    """`run_and_report` once its `out` folder is held."""
+    from deepfl import reporting
+
     result = run_protocol(
         features,
         table[target_column].to_numpy(),

@@ -266,3 +266,26 @@ def test_an_output_saved_back_by_a_spreadsheet_resumes(tmp_path):
     semicolons.write_text("name;value\na;1\n")
     with pytest.raises(TableError, match=r"';' as separator\?\); restore the header line name,value"):
         AppendOnlyCsv(semicolons, ["name", "value"], key="name")
+
+
+def test_a_folder_lock_refuses_a_second_holder_and_writes_nothing(tmp_path):
+    # Session 25's walk: the same deepfl-train-multitask command in two terminals both trained, and history.csv
+    # held every epoch twice (train-mlp likewise ran twice); the CSV jobs refused the second already.
+    import subprocess
+
+    from deepfl.errors import DeepflError
+    from deepfl.jobs import folder_lock
+
+    with folder_lock(tmp_path):
+        with pytest.raises(DeepflError, match="being written by another job"):
+            with folder_lock(tmp_path):
+                pass
+        other = subprocess.run(  # another process, as a second terminal would be
+            [sys.executable, "-c", f"from deepfl.jobs import folder_lock\nwith folder_lock({str(tmp_path)!r}): pass"],
+            capture_output=True,
+            text=True,
+        )
+        assert other.returncode == 1 and "being written by another job" in other.stderr
+    with folder_lock(tmp_path):  # released
+        pass
+    assert list(tmp_path.iterdir()) == []

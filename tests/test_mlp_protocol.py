@@ -160,6 +160,21 @@ def test_a_finished_run_missing_a_head_or_normaliser_retrains_only_that_split(tm
     assert {path.name: path.read_bytes() for path in out.glob("*.json")} == before  # the same files again
 
 
+def test_the_same_protocol_run_started_twice_at_once_is_refused(tmp_path):
+    import deepfl.protocol as protocol
+    from deepfl.errors import DeepflError
+    from deepfl.jobs import folder_lock
+
+    x, score, content = _synthetic(n=40, dim=4)
+    table = pd.DataFrame({"image": [f"{i}.png" for i in range(40)], "content": content, "score": score})
+    config = HeadConfig(hidden=(4,), dropout=(0.0,), epochs=1, batch_size=8, learning_rates=(1e-2,))
+    (tmp_path / "run").mkdir()
+    with folder_lock(tmp_path / "run"):  # as another process running the same command holds it
+        with pytest.raises(DeepflError, match="being written by another job"):
+            protocol.run_and_report(table, x, _splits(content, 2), config, tmp_path / "run")
+    assert list((tmp_path / "run").iterdir()) == []
+
+
 def test_cross_dataset_and_bad_splits():
     x, score, content = _synthetic(n=80, dim=8)
     config = HeadConfig(hidden=(16,), dropout=(0.0,), epochs=15, batch_size=16, learning_rates=(1e-2,))

@@ -654,6 +654,32 @@ def test_a_run_moved_with_its_data_resumes_there(weak_labels, tmp_path):
         training.run_multitask(_config(tmp_path / "disk2" / "other", epochs=3), moved / "run")
 
 
+def test_a_run_missing_its_record_or_its_model_says_so(weak_labels, tmp_path, caplog):
+    # Session 25's walk: with run_config.json deleted the same command said "cannot extend the run to --epochs=2
+    # ... use --epochs=0" (a flag value it refuses); with model.keras deleted it trained again without a word.
+    out = tmp_path / "run"
+    training.run_multitask(_config(weak_labels), out)
+    (out / "run_config.json").rename(tmp_path / "kept.json")
+    with pytest.raises(SettingsChanged, match=r"holds a trained model.keras but not its settings record run_config"):
+        training.run_multitask(_config(weak_labels), out)
+    (tmp_path / "kept.json").rename(out / "run_config.json")
+    (out / "model.keras").unlink()
+    with caplog.at_level("WARNING", logger="deepfl"):
+        assert not training.run_multitask(_config(weak_labels), out).already_trained
+    assert "model.keras is missing and no checkpoint is left: training again from epoch 1" in caplog.text
+
+
+def test_the_same_run_started_twice_at_once_is_refused(weak_labels, tmp_path):
+    from deepfl.errors import DeepflError
+    from deepfl.jobs import folder_lock
+
+    (tmp_path / "run").mkdir()
+    with folder_lock(tmp_path / "run"):  # as another process running the same command holds it
+        with pytest.raises(DeepflError, match="being written by another job"):
+            training.run_multitask(_config(weak_labels), tmp_path / "run")
+    assert not (tmp_path / "run" / "run_config.json").exists()
+
+
 def test_a_finished_run_extends_to_more_epochs_as_if_started_with_them(weak_labels, tmp_path):
     from helpers_models import assert_same_training_outputs
 

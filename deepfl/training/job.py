@@ -36,7 +36,7 @@ from deepfl import paper
 from deepfl.architectures import PAPER_ARCHITECTURE, check_architecture
 from deepfl.errors import NoUsableInput
 from deepfl.fileio import atomic_output, atomic_write_bytes, remove_outputs
-from deepfl.jobs import RECORD_FOLDER, SettingsChanged, relocated
+from deepfl.jobs import RECORD_FOLDER, SettingsChanged, folder_lock, relocated
 from deepfl.training.checkpoints import STATE_FILE
 from deepfl.training.strategy import STRATEGIES, is_chief
 
@@ -343,11 +343,31 @@ def run_multitask(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    record = config.run_record()
     chief = is_chief(config.strategy)
+    with folder_lock(out_dir) if chief else contextlib.nullcontext():  # the chief writes: one at a time
+        return _run_in_folder(config, out_dir, overwrite, keep_checkpoints, chief)
+
+
+def _run_in_folder(
+    config: MultitaskConfig, out_dir: Path, overwrite: bool, keep_checkpoints: bool, chief: bool
+) -> MultitaskResult:
+    """`run_multitask` once `out_dir` is held (by the chief)."""
+    record = config.run_record()
     if overwrite and chief:
         remove_outputs(out_dir, _OUTPUTS)
+    if (out_dir / "model.keras").exists() and not (out_dir / RUN_CONFIG_FILE).exists():
+        raise SettingsChanged(
+            f"{out_dir}: holds a trained model.keras but not its settings record {RUN_CONFIG_FILE} (deleted?), so "
+            "the run can be neither checked nor extended: restore that file, use a new --out_dir, or pass "
+            "--overwrite to train again"
+        )
     trained = _trained_epochs(out_dir)
+    if trained is None and any((out_dir / name).exists() for name in ("best.keras", "history.csv")):
+        log.warning(
+            "%s: model.keras is missing and no checkpoint is left: training again from epoch 1 (best.keras and "
+            "history.csv are written anew)",
+            out_dir,
+        )
     check_run_config(out_dir, record, trained)
     if trained is not None and (out_dir / "model.keras").exists():
         if trained >= config.epochs:
