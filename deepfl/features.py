@@ -230,10 +230,17 @@ class FeatureCache:
         missing = [str(k) for k in keys if str(k) not in self.index]
         if missing:
             shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+            moved = self.cached_elsewhere(missing)
             raise DeepflError(
-                f"{self.path}: {len(missing)} image(s) have no cached features: {shown} (images that "
-                "deepfl-extract-features skipped or was not given: make them readable and rerun it, which extracts "
-                "only those, or leave them out of the table)"
+                f"{self.path}: {len(missing)} image(s) have no cached features: {shown} "
+                + (
+                    f"({len(moved)} of them are cached under another folder, e.g. {moved[0][1]}: the cache is keyed "
+                    "by absolute path, so images moved or renamed since are new to it; rerun deepfl-extract-features "
+                    "on them where they are now)"
+                    if moved
+                    else "(images that deepfl-extract-features skipped or was not given: make them readable and "
+                    "rerun it, which extracts only those, or leave them out of the table)"
+                )
             )
         rows = np.array([self.index[str(k)] for k in keys], dtype=np.int64)
         out = np.empty((rows.size, self.dim), np.float32)
@@ -243,6 +250,15 @@ class FeatureCache:
         if not stored.all():
             out[~stored] = self._read_journal(rows[~stored] - self._stored)
         return out
+
+    def cached_elsewhere(self, paths: Iterable[str]) -> list[tuple[str, str]]:
+        """(path, cached key) for each of `paths` not cached whose file name and folder name a cached key shares:
+        the same image under another folder (a project moved or renamed since its features were extracted)."""
+        new = [path for path in map(str, paths) if path not in self.index]
+        if not new or not self.index:
+            return []
+        tails = {_tail(key): key for key in self.index}
+        return [(path, tails[_tail(path)]) for path in new if _tail(path) in tails]
 
     def _read_stored(self, rows: np.ndarray) -> np.ndarray:
         """HDF5 rows, in the order asked."""
@@ -320,6 +336,12 @@ class FeatureCache:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _tail(path: str) -> tuple[str, str]:
+    """A path's folder name and file name: what an image keeps when its project is moved or renamed."""
+    folder, name = os.path.split(path)
+    return os.path.basename(folder), name
 
 
 def _open_hdf5(path: Path) -> h5py.File:
@@ -516,6 +538,16 @@ def extract_to_cache(
     with FeatureCache(cache_path, dim=dim, source=source) as cache:
         todo = [p for p in paths if p not in cache]
         stats = {"done": len(paths) - len(todo), "written": 0, "skipped": 0}
+        moved = cache.cached_elsewhere(todo)
+        if moved:
+            log.warning(
+                "%s: %d of the images to extract are cached under another folder (e.g. %s as %s): the cache is keyed "
+                "by absolute path, so images moved or renamed since are extracted again",
+                cache_path,
+                len(moved),
+                moved[0][0],
+                moved[0][1],
+            )
         if stats["done"]:
             log.info(
                 "%s: %d of %d images already cached, extracting the other %d",

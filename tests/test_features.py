@@ -335,3 +335,29 @@ def test_a_finished_extraction_rerun_loads_neither_the_model_nor_tensorflow(tmp_
     done, imported = killrestart.run_noting_tensorflow("extract_features", argv)
     assert done.returncode == 0, done.stderr
     assert done.stdout.endswith("0 extracted, 2 already cached, no bad images") and not imported
+
+
+def test_images_cached_under_another_folder_are_named_as_moved(tmp_path, caplog):
+    # Session 25's walk: after a project moved, extract-features extracted every image again without a word, and
+    # train-mlp's missing-features error advised making unreadable images readable.
+    path = tmp_path / "c.h5"
+    old = [f"/old/proj/photos/p{k}.png" for k in range(3)]
+    with features.FeatureCache(path, dim=2, source="s") as cache:
+        cache.append(old, np.ones((3, 2)))
+        cache.compact()
+    new = [f"/new/place/photos/p{k}.png" for k in range(3)] + ["/new/place/photos/other.png"]
+    with features.FeatureCache(path, mode="r") as cache:
+        assert cache.cached_elsewhere(new + old) == list(zip(new[:3], old))
+        moved = r"\(3 of them are cached under another folder, e\.g\. /old/proj/photos/p0\.png"
+        with pytest.raises(DeepflError, match=r"4 image\(s\) have no cached features: .*" + moved):
+            cache.get(new)
+
+    def extract(batch):
+        return np.zeros((len(batch), 2))
+
+    with caplog.at_level("WARNING", logger="deepfl"):
+        features.extract_to_cache(extract, old, path, source="s", dim=2)
+        assert not caplog.records
+        stats = features.extract_to_cache(extract, new[:1], path, source="s", dim=2)  # (absent here: skipped)
+    assert stats["skipped"] == 1
+    assert "1 of the images to extract are cached under another folder (e.g. /new/place/photos/p0.png" in caplog.text
