@@ -373,7 +373,7 @@ def settings_beside(output: str | os.PathLike) -> Path:
     return output.with_name(output.name + ".settings.json")
 
 
-def _same_setting(stored, current, written_in: str | None, now_in: Path) -> bool:
+def same_setting(stored, current, written_in: str | None, now_in: str | os.PathLike) -> bool:
     """Whether a stored setting and the current one name the same thing: equal; a path at the same place relative
     to the record (a project moved or copied whole, `relocated`); or a model file recorded with its fingerprint
     (`fileio.describe_file`) whose content is the same, wherever it lies now (`fileio.by_content`)."""
@@ -421,7 +421,7 @@ def check_settings(
         changes = [
             f"{key} {_shown(stored.get(key))} -> {json.dumps(settings.get(key))}"
             for key in sorted(set(stored) | set(settings))
-            if not _same_setting(stored.get(key), settings.get(key), written_in, path.parent)
+            if not same_setting(stored.get(key), settings.get(key), written_in, path.parent)
         ]
         if not changes:
             if stored != settings:  # the record is not rewritten: a rerun on a read-only disk must still find it

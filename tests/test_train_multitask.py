@@ -649,9 +649,14 @@ def test_a_run_moved_with_its_data_resumes_there(weak_labels, tmp_path):
     assert training.run_multitask(_config(moved / "kadis", epochs=2), moved / "run").already_trained
     longer = training.run_multitask(_config(moved / "kadis", epochs=3), moved / "run")  # extends from checkpoint
     assert not longer.already_trained and [int(r["epoch"]) for r in history(moved / "run")] == [1, 2, 3]
-    with pytest.raises(SettingsChanged, match=r"image_root \".*/disk2/proj/kadis\" -> \".*/disk2/other\""):
+    with pytest.raises(SettingsChanged, match=r"image_root \".*/proj/kadis\" -> \".*/disk2/other\""):
         shutil.copytree(moved / "kadis", tmp_path / "disk2" / "other")
         training.run_multitask(_config(tmp_path / "disk2" / "other", epochs=3), moved / "run")
+    # The run folder alone moved (to a scratch disk, deeper), its data where it was: the paths as recorded hold.
+    scratch = tmp_path / "scratch" / "deeper" / "run"
+    scratch.parent.mkdir(parents=True)
+    shutil.move(moved / "run", scratch)
+    assert training.run_multitask(_config(moved / "kadis", epochs=3), scratch).already_trained
 
 
 def test_a_run_missing_its_record_or_its_model_says_so(weak_labels, tmp_path, caplog):

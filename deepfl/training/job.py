@@ -36,7 +36,7 @@ from deepfl import paper
 from deepfl.architectures import PAPER_ARCHITECTURE, check_architecture
 from deepfl.errors import NoUsableInput
 from deepfl.fileio import atomic_output, atomic_write_bytes, remove_outputs
-from deepfl.jobs import RECORD_FOLDER, SettingsChanged, folder_lock, relocated
+from deepfl.jobs import RECORD_FOLDER, SettingsChanged, folder_lock, same_setting
 from deepfl.training.checkpoints import STATE_FILE
 from deepfl.training.strategy import STRATEGIES, is_chief
 
@@ -246,8 +246,7 @@ def stored_settings(out_dir: Path) -> dict[str, Any] | None:
         stored = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise SettingsChanged(f"{path}: unreadable stored settings ({exc}); pass --overwrite to start again") from None
-    written_in = stored.pop(RECORD_FOLDER, None)  # a run moved or copied since: its paths followed here
-    return {**stored, **{k: relocated(_resolved(stored.get(k)), written_in, out_dir) for k in _PATH_KEYS}}
+    return {**stored, **{k: _resolved(stored.get(k)) for k in _PATH_KEYS}}
 
 
 def check_run_config(out_dir: Path, record: dict[str, Any], trained_epochs: int | None) -> None:
@@ -261,10 +260,11 @@ def check_run_config(out_dir: Path, record: dict[str, Any], trained_epochs: int 
     if stored is None or trained_epochs is None:
         return
     stored = {**_ADDED_KEYS, **stored}
+    written_in = stored.pop(RECORD_FOLDER, None)  # a run moved or copied with its data: paths followed there
     changes = [
         f"{k} {json.dumps(stored.get(k))} -> {json.dumps(record[k])}"
         for k in RUN_KEYS
-        if k != "epochs" and stored.get(k) != record[k]
+        if k != "epochs" and not same_setting(stored.get(k), record[k], written_in, out_dir)
     ]
     if record["epochs"] < trained_epochs:
         changes.append(f"epochs {trained_epochs} done -> {record['epochs']}")
