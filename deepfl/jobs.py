@@ -200,11 +200,23 @@ def read_complete_rows(path: str | os.PathLike, columns: Sequence[str], errors: 
         semicolons = any(";" in name for name in reader.fieldnames or ())
         raise TableError(
             f"{path}: existing output has columns {reader.fieldnames}, expected {list(columns)}"
-            + (" (saved by a spreadsheet with ';' as separator?)" if semicolons else "")
-            + f"; restore the header line {','.join(columns)} (and commas) to resume it, or move it away or use "
-            "another output path"
+            + (
+                " (saved by a spreadsheet with ';' as separator? save it again with ',' as separator and '.' as "
+                "decimal point to resume it)"
+                if semicolons
+                else f" (restore the header line {','.join(columns)} to resume it)"
+            )
+            + "; or move it away, or use another output path"
         )
-    return list(reader)
+    rows = list(reader)
+    for line, row in enumerate(rows, start=2):
+        if None in row:  # more fields than the header: DictReader keeps them under None
+            raise TableError(
+                f"{path}, line {line}: {len(columns) + len(row[None])} fields for {len(columns)} columns (decimal "
+                "commas written by a spreadsheet?); save it again with ',' as separator and '.' as decimal point to "
+                "resume it, or move it away, or use another output path"
+            )
+    return rows
 
 
 @contextlib.contextmanager

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from deepfl.data.tables import extra_fields_message
 from deepfl.errors import ImageReadError, NoUsableInput, TableError
 from deepfl.fileio import atomic_write_bytes
 from deepfl.fr import METRICS, metric_function, metric_meant
@@ -115,6 +116,8 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise TableError(f"{path}: not a readable CSV ({exc})") from None
+    if extra_fields_message(table):
+        raise TableError(f"{path}: {extra_fields_message(table)}")
     rename = _key_renames(table.columns, lambda missing: TableError(f"{path}: {missing}"))
     table = table.rename(columns=rename)[list(KEY_COLUMNS)]
     empty = table[(table.dist_im.str.strip() == "") | (table.ref_im.str.strip() == "")]

@@ -566,3 +566,21 @@ def test_weak_labels_index_column_and_header_variants(tmp_path):
     csv.write_text("dist_im,ssim\nx.bmp,0.5\n")
     with pytest.raises(TableError, match=r"no column for ref_im$"):
         dd.read_weak_labels(csv, tmp_path / "dist_imgs")
+
+
+def test_rows_longer_than_their_header_are_refused_not_shifted(tmp_path):
+    # Session 25's regression walk: a labels.csv whose decimal commas made one field more per row was read by
+    # pandas with its first column as the index, every value shifted by one; training ran on them (exit 0).
+    from deepfl.data import read_weak_labels
+    from deepfl.errors import TableError
+    from deepfl.labeling import read_manifest
+
+    (tmp_path / "a.png").write_bytes(b"")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("dist_im,ref_im,ssim\na.png,r.png,0,93\n")
+    with pytest.raises(TableError, match=r"labels\.csv: rows hold more fields than the header, so .*decimal commas"):
+        read_weak_labels(labels, tmp_path, check_files=False)
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("dist_im,ref_im\na.png,r.png,extra\n")
+    with pytest.raises(TableError, match=r"manifest\.csv: rows hold more fields than the header"):
+        read_manifest(manifest)

@@ -263,8 +263,12 @@ def test_an_output_saved_back_by_a_spreadsheet_resumes(tmp_path):
     assert table.done == {"a", "b"} and table.append([{"name": "c", "value": 3}]) == 1
     assert [row["name"] for row in read_complete_rows(path, ["name", "value"])] == ["a", "b", "c"]
     semicolons = tmp_path / "semicolons.csv"
-    semicolons.write_text("name;value\na;1\n")
-    with pytest.raises(TableError, match=r"';' as separator\?\); restore the header line name,value"):
+    semicolons.write_text("name;value\na;1,5\n")
+    with pytest.raises(TableError, match=r"';' as separator\? save it again with ',' as separator and '\.' as deci"):
+        AppendOnlyCsv(semicolons, ["name", "value"], key="name")
+    # Its ';' turned into ',' by hand: the decimal commas make rows longer than the header, refused, not appended to
+    semicolons.write_text("name,value\na,1,5\n")
+    with pytest.raises(TableError, match=r"semicolons\.csv, line 2: 3 fields for 2 columns \(decimal commas"):
         AppendOnlyCsv(semicolons, ["name", "value"], key="name")
 
 

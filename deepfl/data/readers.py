@@ -24,6 +24,7 @@ import pandas as pd
 
 from deepfl.data.tables import (
     FolderIndex,
+    extra_fields_message,
     find_header,
     header_key,
     make_table,
@@ -559,11 +560,12 @@ def read_weak_labels(
     try:
         header = [str(c) for c in pd.read_csv(source, nrows=0).columns]
         columns = _weak_label_columns(source, header, METRICS)
-        frame = pd.read_csv(
-            source, usecols=list(columns.values()), dtype={columns["dist_im"]: str, columns["ref_im"]: str}
-        )
+        # every column read (no `usecols`, which drops the fields a row holds beyond the header without a word)
+        frame = pd.read_csv(source, dtype={columns["dist_im"]: str, columns["ref_im"]: str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise table_error("weak_labels", source, None, f"cannot parse as CSV ({str(exc).splitlines()[0]})") from None
+    if extra_fields_message(frame):
+        raise table_error("weak_labels", source, None, extra_fields_message(frame))
     if frame.empty:
         raise table_error("weak_labels", source, None, f"header {header} but no rows")
     frame = frame[list(columns.values())].set_axis(list(columns), axis=1)

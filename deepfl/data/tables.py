@@ -49,6 +49,9 @@ def read_csv_checked(dataset: str, path: Path, required: Sequence[str], **kwargs
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, csv.Error) as exc:
         raise table_error(dataset, path, None, f"cannot parse as CSV ({str(exc).splitlines()[0]})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
+    extra = extra_fields_message(frame) if "index_col" not in kwargs else None
+    if extra:
+        raise table_error(dataset, path, None, extra)
     if frame.empty:
         raise table_error(dataset, path, None, f"header {list(frame.columns)} but no rows")
     missing = [c for c in required if c not in frame.columns]
@@ -61,6 +64,18 @@ def read_csv_checked(dataset: str, path: Path, required: Sequence[str], **kwargs
             f"expected the release layout with {list(required)}",
         )
     return frame
+
+
+def extra_fields_message(frame: pd.DataFrame) -> str | None:
+    """Why a CSV read by pandas cannot be taken as it is: rows with more fields than the header, which pandas
+    silently turns into an index and so shifts every column by one (a spreadsheet that wrote decimal commas into a
+    comma-separated file does this); None when the rows fit the header."""
+    if isinstance(frame.index, pd.RangeIndex):
+        return None
+    return (
+        "rows hold more fields than the header, so every column would be shifted (decimal commas written by a "
+        "spreadsheet?); save it again with ',' as separator and '.' as decimal point"
+    )
 
 
 def header_key(name: object) -> str:
