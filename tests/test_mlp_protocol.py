@@ -56,6 +56,21 @@ def _synthetic(n=120, dim=24, seed=0):
     return x, score, content
 
 
+def _count_trainings(monkeypatch) -> list:
+    """The learning rate of every head `HeadTrainer.train` trains from now on, in order."""
+    import deepfl.protocol as protocol
+
+    trained = []
+    original = protocol.HeadTrainer.train
+
+    def counting(self, *args):
+        trained.append(args[-1])
+        return original(self, *args)
+
+    monkeypatch.setattr(protocol.HeadTrainer, "train", counting)
+    return trained
+
+
 def _splits(content, n_splits, seed=0):
     rng = np.random.default_rng(seed)
     out = []
@@ -102,20 +117,12 @@ def test_protocol_is_deterministic():
 def test_an_interrupted_protocol_keeps_its_finished_splits_and_ends_as_an_uninterrupted_one(tmp_path, monkeypatch):
     """A rerun trains only the splits an earlier run did not finish (the lr chosen on split 0 comes back with it)
     and reports what an uninterrupted run reports; other inputs or settings never reuse a finished split."""
-    import deepfl.protocol as protocol
 
     x, score, content = _synthetic(n=80, dim=8)
     config = HeadConfig(hidden=(8,), dropout=(0.0,), epochs=3, batch_size=8, learning_rates=(1e-2, 1e-4), seed=2)
     splits = _splits(content, 3)
     whole = run_protocol(x, score, splits, config, out_dir=tmp_path / "whole")
-    trained = []
-    original = protocol.HeadTrainer.train
-
-    def counting(self, *args):
-        trained.append(args[-1])
-        return original(self, *args)
-
-    monkeypatch.setattr(protocol.HeadTrainer, "train", counting)
+    trained = _count_trainings(monkeypatch)
     run_protocol(x, score, splits, config, out_dir=tmp_path / "run")
     (tmp_path / "run" / "head_split2.done.json").unlink()  # as if killed while training split 2
     trained.clear()
@@ -147,14 +154,7 @@ def test_a_finished_run_missing_a_head_or_normaliser_retrains_only_that_split(tm
     with caplog.at_level("INFO", logger="deepfl"):
         assert not finished_on_these_inputs(out, table, x, splits, config)
     assert "head_split0.normalizer.json, head_split2.keras missing, so splits 0, 2 will be trained again" in caplog.text
-    trained = []
-    original = protocol.HeadTrainer.train
-
-    def counting(self, *args):
-        trained.append(args[-1])
-        return original(self, *args)
-
-    monkeypatch.setattr(protocol.HeadTrainer, "train", counting)
+    trained = _count_trainings(monkeypatch)
     protocol.run_and_report(table, x, splits, config, out)
     assert len(trained) == 2 and finished_on_these_inputs(out, table, x, splits, config)
     assert {path.name: path.read_bytes() for path in out.glob("*.json")} == before  # the same files again

@@ -665,13 +665,20 @@ def test_a_run_missing_its_record_or_its_model_says_so(weak_labels, tmp_path, ca
     out = tmp_path / "run"
     training.run_multitask(_config(weak_labels), out)
     (out / "run_config.json").rename(tmp_path / "kept.json")
-    with pytest.raises(SettingsChanged, match=r"holds a trained model.keras but not its settings record run_config"):
+    with pytest.raises(SettingsChanged, match=r"holds a trained run \(model.keras or checkpoints/\) but not its sett"):
         training.run_multitask(_config(weak_labels), out)
     (tmp_path / "kept.json").rename(out / "run_config.json")
     (out / "model.keras").unlink()
     with caplog.at_level("WARNING", logger="deepfl"):
         assert not training.run_multitask(_config(weak_labels), out).already_trained
     assert "model.keras is missing and no checkpoint is left: training again from epoch 1" in caplog.text
+    # An interrupted run (checkpoints, no model yet) without its record resumed with whatever flags were given.
+    interrupted = tmp_path / "interrupted"
+    training.run_multitask(_config(weak_labels), interrupted, keep_checkpoints=True)
+    (interrupted / "model.keras").unlink()
+    (interrupted / "run_config.json").unlink()
+    with pytest.raises(SettingsChanged, match=r"holds a trained run .* neither checked, resumed nor extended"):
+        training.run_multitask(_config(weak_labels, seed=7), interrupted)
 
 
 def test_the_same_run_started_twice_at_once_is_refused(weak_labels, tmp_path):

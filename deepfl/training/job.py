@@ -355,11 +355,12 @@ def _run_in_folder(
     record = config.run_record()
     if overwrite and chief:
         remove_outputs(out_dir, _OUTPUTS)
-    if (out_dir / "model.keras").exists() and not (out_dir / RUN_CONFIG_FILE).exists():
+    trained_files = [out_dir / "model.keras", out_dir / "checkpoints" / STATE_FILE]
+    if any(path.exists() for path in trained_files) and not (out_dir / RUN_CONFIG_FILE).exists():
         raise SettingsChanged(
-            f"{out_dir}: holds a trained model.keras but not its settings record {RUN_CONFIG_FILE} (deleted?), so "
-            "the run can be neither checked nor extended: restore that file, use a new --out_dir, or pass "
-            "--overwrite to train again"
+            f"{out_dir}: holds a trained run (model.keras or checkpoints/) but not its settings record "
+            f"{RUN_CONFIG_FILE} (deleted?), so the run can be neither checked, resumed nor extended: restore that "
+            "file, use a new --out_dir, or pass --overwrite to train again"
         )
     trained = _trained_epochs(out_dir)
     if trained is None and any((out_dir / name).exists() for name in ("best.keras", "history.csv")):
