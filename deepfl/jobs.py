@@ -424,7 +424,7 @@ def check_settings(
     if path.exists() and not overwrite:
         try:
             stored = json.loads(path.read_text(encoding="utf-8"))
-            written_in = stored.pop(RECORD_FOLDER, None)  # (absent in records of deepfl before 0.1.0's session 25)
+            written_in = stored.pop(RECORD_FOLDER, None)  # (absent in records of earlier versions)
         except (OSError, UnicodeDecodeError, ValueError, AttributeError) as exc:
             raise SettingsChanged(
                 f"{path}: unreadable stored settings ({exc}); use --overwrite (overwrite=True from Python) to start "
