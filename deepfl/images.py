@@ -357,3 +357,25 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
             " ".join(IMAGE_EXTENSIONS),
         )
     return images
+
+
+def expand_inputs(inputs: Iterable[str]) -> list[str]:
+    """Files, folders (their images) and glob patterns -> a de-duplicated list of paths, in the given order.
+
+    A name that matches nothing is kept as is, so the caller reports it as unreadable rather than dropping it.
+    """
+    import glob
+
+    out: list[str] = []
+    for item in inputs:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            out.extend(str(p) for p in list_images(path))
+        elif not path.exists() and glob.has_magic(str(item)):
+            matches = [m for m in sorted(glob.glob(os.path.expanduser(str(item)), recursive=True)) if Path(m).is_file()]
+            out.extend(matches or [str(item)])
+        elif str(item).endswith(("/", os.sep)) and not path.exists():
+            out.append(str(item))  # a folder that is not there: kept as written, so its error line says folder
+        else:
+            out.append(str(path))
+    return list(dict.fromkeys(out))

@@ -18,7 +18,7 @@ from deepfl.architectures import too_small_reason
 from deepfl.data.normalization import TargetNormalizer
 from deepfl.export import load_scorer
 from deepfl.features import predict_by_size
-from deepfl.images import model_input, read_image, read_images_ahead
+from deepfl.images import expand_inputs, model_input, read_image, read_images_ahead  # noqa: F401 (offered here)
 from deepfl.jobs import iter_batches
 
 ImageLike = str | os.PathLike | np.ndarray
@@ -68,30 +68,6 @@ def _image_of(item: ImageLike, index: int) -> np.ndarray:
             )
         return read_image(item)
     return model_input(item, f"images[{index}]")
-
-
-def expand_inputs(inputs: Iterable[str]) -> list[str]:
-    """Files, folders (their images) and glob patterns -> a de-duplicated list of paths, in the given order.
-
-    A name that matches nothing is kept as is, so the caller reports it as unreadable rather than dropping it.
-    """
-    import glob
-
-    from deepfl.images import list_images
-
-    out: list[str] = []
-    for item in inputs:
-        path = Path(item).expanduser()
-        if path.is_dir():
-            out.extend(str(p) for p in list_images(path))
-        elif not path.exists() and glob.has_magic(str(item)):
-            matches = [m for m in sorted(glob.glob(os.path.expanduser(str(item)), recursive=True)) if Path(m).is_file()]
-            out.extend(matches or [str(item)])
-        elif str(item).endswith(("/", os.sep)) and not path.exists():
-            out.append(str(item))  # a folder that is not there: kept as written, so its error line says folder
-        else:
-            out.append(str(path))
-    return list(dict.fromkeys(out))
 
 
 def score_files(

@@ -140,6 +140,10 @@ def test_predict_resumes_a_csv_and_never_overwrites_silently(models, tmp_path):
     (after,) = kr.run_batch("predict", [[f"--model={same_name}", f"--output={renamed_out}", str(images)]])
     assert after.returncode == 2 and len(error_lines(after.stderr)) == 1 and "model_content" in after.stderr
     assert len(rows_of(renamed_out)) == 2  # the header and the first model's one row, untouched
+    # A rerun that finds every image scored answers without TensorFlow or the model (it took 6.5 s to say so).
+    done, imported = kr.run_noting_tensorflow("predict", [model, f"--output={out}", str(images)])
+    assert done.returncode == 0 and "all 8 images already scored, nothing to do" in done.stderr and not imported
+    assert out.read_bytes() == whole.read_bytes()
 
 
 def test_file_fingerprint_reads_a_file_once_and_sees_a_rewrite(tmp_path, monkeypatch):

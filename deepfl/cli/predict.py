@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from absl import flags
 
@@ -90,21 +91,33 @@ def main(argv: list[str]) -> int:
         raise ValueError(f"output: {output} exists; pass --overwrite to replace it (a CSV --output resumes instead)")
     if output is None or fmt != "csv":
         app.nothing_to_resume()  # the scores are printed (or written as JSON) at the end: nothing to resume from
-    # TensorFlow's import (seconds) only now: a Ctrl-C during it already gets the line that fits this run
-    from deepfl.prediction import expand_inputs, format_scores, load_scorer, score_files
+    from deepfl.images import expand_inputs
 
     paths = expand_inputs(inputs)
     if not paths:
         raise app.NothingDone(
             f"no image found in {' '.join(inputs)} (a folder's images are listed without its subfolders)"
         )
-    scorer = load_scorer(FLAGS.model, FLAGS.head)
-    check_image_model(scorer, FLAGS.model)
+
+    def load() -> Any:
+        # TensorFlow's import (seconds) only now: a Ctrl-C during it already gets the line that fits this run, and a
+        # CSV rerun that finds every image scored needs neither it nor the model
+        from deepfl.prediction import load_scorer
+
+        loaded = load_scorer(FLAGS.model, FLAGS.head)
+        check_image_model(loaded, FLAGS.model)
+        return loaded
 
     def report(message: str) -> None:
         print(f"error: {message}", file=sys.stderr)
 
-    if output is not None and fmt == "csv":
+    resumable = output is not None and fmt == "csv"
+    given = [FLAGS.model, *([FLAGS.head] if FLAGS.head else [])]
+    # The model is loaded first (a missing or wrong file named before any settings are stored), except for a rerun
+    # into a CSV of this command, whose settings are stored already: it loads the model only to score what is left.
+    rerun = resumable and not FLAGS.overwrite and output.exists() and settings_beside(output).exists()
+    scorer = None if rerun and all(Path(path).is_file() for path in given) else load()
+    if resumable:
         settings = {  # the files' fingerprints too: a model re-exported under the same name is another model
             "model": str(Path(FLAGS.model).resolve()),
             "model_content": file_fingerprint(FLAGS.model),
@@ -132,18 +145,24 @@ def main(argv: list[str]) -> int:
                 f"{len(todo)}",
                 file=sys.stderr,
             )
-        _, failed = score_files(
-            todo,
-            scorer,
-            FLAGS.batch_size,
-            FLAGS.chunk,
-            on_unreadable=report,
-            on_rows=lambda rows: table.append({"image": image, "score": f"{score:.6f}"} for image, score in rows),
-        )
+        failed = []
+        if todo:
+            from deepfl.prediction import score_files
+
+            _, failed = score_files(
+                todo,
+                scorer if scorer is not None else load(),
+                FLAGS.batch_size,
+                FLAGS.chunk,
+                on_unreadable=report,
+                on_rows=lambda rows: table.append({"image": image, "score": f"{score:.6f}"} for image, score in rows),
+            )
         print(f"{output}: {len(table.done)} scores", file=sys.stderr)
         if todo and len(failed) == len(todo) and not table.done:
             raise app.NothingDone(f"no image could be scored: all {len(failed)} file(s) failed (listed above)")
     else:
+        from deepfl.prediction import format_scores, score_files
+
         rows, failed = score_files(paths, scorer, FLAGS.batch_size, FLAGS.chunk, on_unreadable=report)
         if not rows:
             raise app.NothingDone(f"no image could be scored: all {len(failed)} file(s) failed (listed above)")
