@@ -116,8 +116,9 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise TableError(f"{path}: not a readable CSV ({exc})") from None
-    if extra_fields_message(table):
-        raise TableError(f"{path}: {extra_fields_message(table)}")
+    extra = extra_fields_message(table)
+    if extra:
+        raise TableError(f"{path}: {extra}")
     rename = _key_renames(table.columns, lambda missing: TableError(f"{path}: {missing}"))
     table = table.rename(columns=rename)[list(KEY_COLUMNS)]
     empty = table[(table.dist_im.str.strip() == "") | (table.ref_im.str.strip() == "")]

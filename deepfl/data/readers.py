@@ -564,8 +564,9 @@ def read_weak_labels(
         frame = pd.read_csv(source, dtype={columns["dist_im"]: str, columns["ref_im"]: str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise table_error("weak_labels", source, None, f"cannot parse as CSV ({str(exc).splitlines()[0]})") from None
-    if extra_fields_message(frame):
-        raise table_error("weak_labels", source, None, extra_fields_message(frame))
+    extra = extra_fields_message(frame)
+    if extra:
+        raise table_error("weak_labels", source, None, extra)
     if frame.empty:
         raise table_error("weak_labels", source, None, f"header {header} but no rows")
     frame = frame[list(columns.values())].set_axis(list(columns), axis=1)
