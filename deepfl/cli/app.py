@@ -76,10 +76,12 @@ def require_folder(name: str) -> None:
     path is refused with one line naming the flag (exit code 2) before the job creates or writes anything."""
 
     def existing_folder(path: str | None) -> bool:
-        if path is None or os.path.isdir(path) and path.strip():
+        if path is None:
             return True
-        if not path.strip():
+        if not path.strip():  # (os.path.isdir("") is False, but an empty flag must not mean the current folder)
             raise flags.ValidationError("empty: give a folder (. for the current one)")
+        if os.path.isdir(path):
+            return True
         raise flags.ValidationError("is a file, not a folder" if os.path.exists(path) else "no such folder")
 
     flags.register_validator(name, existing_folder)
