@@ -784,3 +784,15 @@ def test_a_cosine_run_decays_over_each_phase_resumes_exactly_and_cannot_be_exten
             _model_weights(tmp_path / "run" / "model.keras"), _model_weights(tmp_path / "constant" / "model.keras")
         )
     )
+
+
+def test_the_missing_model_warning_is_for_finished_runs_only(tmp_path):
+    # The final walk of session 25: a Ctrl-C during epoch 1's checkpoint was followed by "model.keras is missing"
+    # on the rerun, as if a finished run had lost its model.
+    from deepfl.training.job import _trained_to_its_end
+
+    (tmp_path / "run_config.json").write_text(json.dumps({"epochs": 2}))
+    (tmp_path / "history.csv").write_text("epoch,loss\n1,0.5\n")
+    assert not _trained_to_its_end(tmp_path)
+    (tmp_path / "history.csv").write_text("epoch,loss\n1,0.5\n2,0.4\n")
+    assert _trained_to_its_end(tmp_path)

@@ -281,6 +281,18 @@ def check_run_config(out_dir: Path, record: dict[str, Any], trained_epochs: int 
         )
 
 
+def _trained_to_its_end(out_dir: Path) -> bool:
+    """Whether history.csv holds every epoch the run's record asks for: a finished run (whose model.keras may have
+    been deleted since), not one interrupted before its first checkpoint."""
+    stored = stored_settings(out_dir)
+    try:
+        with open(out_dir / "history.csv", encoding="utf-8") as handle:
+            epochs = sum(1 for line in handle if line.strip()) - 1
+    except OSError:
+        return False
+    return stored is not None and epochs >= int(stored.get("epochs", 0) or 0) > 0
+
+
 def _checkpoint_epochs(out_dir: Path) -> int | None:
     """Epochs recorded by the last checkpoint of the run in `out_dir` (None when there is none)."""
     state_file = out_dir / "checkpoints" / STATE_FILE
@@ -363,7 +375,7 @@ def _run_in_folder(
             "file, use a new --out_dir, or pass --overwrite to train again"
         )
     trained = _trained_epochs(out_dir)
-    if trained is None and any((out_dir / name).exists() for name in ("best.keras", "history.csv")):
+    if trained is None and _trained_to_its_end(out_dir):  # (not after a Ctrl-C before the first checkpoint)
         log.warning(
             "%s: model.keras is missing and no checkpoint is left: training again from epoch 1 (best.keras and "
             "history.csv are written anew)",
