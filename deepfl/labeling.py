@@ -313,6 +313,8 @@ class LabelSummary:
     skipped: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
+        if self.already_done and not self.written and not self.skipped:
+            return f"{self.output}: nothing to do, all {self.already_done} pairs were labelled by an earlier run"
         return (
             f"{self.output}: {self.written} rows written, {self.already_done} already done, "
             f"{len(self.skipped)} bad pairs skipped"
@@ -411,7 +413,6 @@ def label_pairs(
     """
     pairs = _pair_table(pairs)
     metrics = check_metrics(metrics)
-    functions = load_metric_functions(metrics)
     policy = ErrorPolicy(on_error)
     shard([], num_shards, shard_index)  # bad shard flags fail before anything is stored
     out_path = shard_file(out_csv, num_shards, shard_index)
@@ -448,6 +449,10 @@ def label_pairs(
             if todo
             else frozenset()
         )
+        if not todo:  # a finished shard: returns without loading TensorFlow
+            finished = True
+            return summary
+        functions = load_metric_functions(metrics)
         total = sum(len(d) for _, d in todo)
         bar = progress(total=total, desc=f"label {out_path.name}", unit="pair")
         pending: list[_Group] = []

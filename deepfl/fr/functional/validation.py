@@ -162,10 +162,17 @@ def _warn_if_unit_range(metric: str, ref: tf.Tensor, dist: tf.Tensor) -> None:
     """One warning per metric and process when float input looks scaled to [0, 1] (a sample of the first pair has
     fractional values and none above 1): the metrics take [0, 255] and score such images as nearly identical
     (SSIM 0.9998 for a pair at 0.9155). Eager calls only; uint8 images converted to float (`compute`) have no
-    fractions and never warn."""
-    if metric in _WARNED_UNIT_RANGE or not tf.executing_eagerly() or not ref.dtype.is_floating or ref.shape[0] == 0:
+    fractions and never warn, so their calls skip the sample (taken in NumPy: TensorFlow's eager slices of it cost
+    more than some metrics' whole NumPy form)."""
+    if (
+        metric in _WARNED_UNIT_RANGE
+        or _FROM_INTEGERS.get()
+        or not tf.executing_eagerly()
+        or not ref.dtype.is_floating
+        or ref.shape[0] == 0
+    ):
         return
-    sample = np.concatenate([np.asarray(image[:1, ::16, ::16]).ravel() for image in (ref, dist)])
+    sample = np.concatenate([np.asarray(image)[:1, ::16, ::16].ravel() for image in (ref, dist)])
     if sample.max() <= 1.0 and np.any(sample != np.round(sample)):
         _WARNED_UNIT_RANGE.add(metric)
         log.warning(

@@ -7,6 +7,8 @@ operations on images are written again here, for arrays.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from deepfl.fr.functional.colour import _RGB2GRAY
@@ -49,14 +51,12 @@ def correlate(x: np.ndarray, kernel: np.ndarray, shape: str = "same", padding: s
     kernel = np.asarray(kernel, np.float64)
     kh, kw = kernel.shape
     x = np.asarray(pad_hw(x, *correlation_padding(kernel.shape, shape), padding), np.float64)
-    u, s, vt = np.linalg.svd(kernel)
-    if kh > 1 and kw > 1 and s[1] <= 1e-12 * s[0]:  # separable: rank one, two banded passes
+    factors = _rank_one_factors(kernel.tobytes(), kh, kw)
+    if factors is not None:  # separable: two banded passes
         planes = np.moveaxis(x, (1, 2), (-2, -1)) if x.ndim > 3 else x  # N,H,W,C -> N,C,H,W
         shape = planes.shape
         planes = np.ascontiguousarray(planes).reshape((-1,) + shape[-2:])
-        filtered = banded.correlate_valid(
-            banded.correlate_valid(planes, u[:, 0] * np.sqrt(s[0]), 1), vt[0] * np.sqrt(s[0]), 2
-        )
+        filtered = banded.correlate_valid(banded.correlate_valid(planes, factors[0], 1), factors[1], 2)
         filtered = filtered.reshape(shape[:-2] + filtered.shape[-2:])
         return np.moveaxis(filtered, (-2, -1), (1, 2)) if x.ndim > 3 else filtered
     out = np.zeros(x.shape[:1] + (x.shape[1] - kh + 1, x.shape[2] - kw + 1) + x.shape[3:], np.float64)
@@ -65,6 +65,19 @@ def correlate(x: np.ndarray, kernel: np.ndarray, shape: str = "same", padding: s
             if kernel[i, j]:
                 out += kernel[i, j] * x[:, i : i + out.shape[1], j : j + out.shape[2]]
     return out
+
+
+@functools.lru_cache(maxsize=64)
+def _rank_one_factors(kernel_bytes: bytes, height: int, width: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(column, row) with outer product equal to the float64 kernel of these bytes where it has rank one (and
+    more than one row and column), else None. Cached: the metrics filter with a few fixed kernels, call after call."""
+    kernel = np.frombuffer(kernel_bytes, np.float64).reshape(height, width)
+    u, s, vt = np.linalg.svd(kernel)
+    if height > 1 and width > 1 and s[1] <= 1e-12 * s[0]:
+        column, row = u[:, 0] * np.sqrt(s[0]), vt[0] * np.sqrt(s[0])
+        column.flags.writeable = row.flags.writeable = False  # shared by every later call
+        return column, row
+    return None
 
 
 def conv2_same(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
