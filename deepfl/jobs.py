@@ -14,6 +14,7 @@ import io
 import json
 import logging
 import os
+import re
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -403,16 +404,34 @@ def _shown(value) -> str:
     return json.dumps(value) + (" (gone)" if gone else "")
 
 
+def _content_only(stored, current) -> bool:
+    """Whether two settings differ only in the file fingerprints they hold (`sha256:...`): the same file,
+    changed since the record was written."""
+    if not (isinstance(stored, str) and isinstance(current, str)) or "sha256:" not in stored:
+        return False
+    return _FINGERPRINT.sub("", stored) == _FINGERPRINT.sub("", current)
+
+
+_FINGERPRINT = re.compile(r"sha256:[0-9a-f]+")
+
+
 def check_settings(
-    path: str | os.PathLike, settings: dict, overwrite: bool = False, output: str | os.PathLike | None = None
+    path: str | os.PathLike,
+    settings: dict,
+    overwrite: bool = False,
+    output: str | os.PathLike | None = None,
+    holds_work: bool = True,
 ) -> bool:
     """Compares a job's resolved `settings` (JSON values; paths made absolute by the caller) with those stored at
     `path` by an earlier run, so that a rerun resumes only what the same settings started.
 
     First run (no file): stores them and returns False. Same settings: returns True (resume). Different ones:
-    raises `SettingsChanged` naming every difference and the three ways on (the old flags, a new output, or
-    `--overwrite`); with `overwrite=True` it stores the new settings and returns False, and the caller discards
-    the old outputs. `output` names the output in the message (default: the folder of `path`).
+    raises `SettingsChanged` naming every difference and the ways on (the old flags, a new output, or
+    `--overwrite`; where only files' contents changed, not the old flags, which are the same); with
+    `overwrite=True`, or `holds_work=False` (the caller found nothing the earlier run finished, e.g. it was
+    interrupted before its first result: there is nothing to protect), it stores the new settings and returns
+    False, and the caller discards the old outputs. `output` names the output in the message (default: the folder
+    of `path`).
     """
     from deepfl.fileio import atomic_write_bytes
 
@@ -430,19 +449,33 @@ def check_settings(
                 f"{path}: unreadable stored settings ({exc}); use --overwrite (overwrite=True from Python) to start "
                 "again"
             ) from None
-        changes = [
-            f"{key} {_shown(stored.get(key))} -> {json.dumps(settings.get(key))}"
+        changed_keys = [
+            key
             for key in sorted(set(stored) | set(settings))
             if not same_setting(stored.get(key), settings.get(key), written_in, path.parent)
         ]
+        changes = [f"{key} {_shown(stored.get(key))} -> {json.dumps(settings.get(key))}" for key in changed_keys]
         if not changes:
             if stored != settings:  # the record is not rewritten: a rerun on a read-only disk must still find it
                 log.info("%s: moved or copied from %s: its recorded paths are followed here", where, written_in)
             return True
-        raise SettingsChanged(
-            f"{where} was made with other settings ({'; '.join(changes)}): rerun with the "
-            "earlier flags (arguments) to resume, write to a new output, or pass --overwrite (overwrite=True from "
-            "Python) to discard it"
-        )
+        if not holds_work:
+            log.info(
+                "%s: the earlier run with other settings finished nothing (%s); starting with these",
+                where,
+                "; ".join(changes),
+            )
+        elif all(_content_only(stored.get(key), settings.get(key)) for key in changed_keys):
+            raise SettingsChanged(
+                f"{where} was made from files that have changed since ({'; '.join(changes)}): write to a new "
+                "output, or pass --overwrite (overwrite=True from Python) to discard it and start again with the "
+                "files as they are now"
+            )
+        else:
+            raise SettingsChanged(
+                f"{where} was made with other settings ({'; '.join(changes)}): rerun with the "
+                "earlier flags (arguments) to resume, write to a new output, or pass --overwrite (overwrite=True "
+                "from Python) to discard it"
+            )
     atomic_write_bytes(path, text)
     return False

@@ -149,14 +149,23 @@ def protocol_arrays(features, scores) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(features, dtype=np.float32), np.asarray(scores, dtype=np.float64).reshape(-1)
 
 
+_SPLIT_RECORDS = "*_split*.done.json"  # every split record of a folder (`split_record_path`)
+
+
 def split_record_path(out: Path, name: str, k: int) -> Path:
     """Where split k's criteria row and predictions are kept once its head is saved (what a rerun resumes from)."""
     return out / f"{name}_split{k}.done.json"
 
 
+def holds_finished_splits(out_dir: str | os.PathLike) -> bool:
+    """Whether `out_dir` holds the record of a finished split (`split_record_path`): work a run with other
+    settings must not silently replace."""
+    return any(Path(out_dir).glob(_SPLIT_RECORDS))
+
+
 def discard_finished_splits(out_dir: str | os.PathLike) -> None:
     """Removes the split records (`split_record_path`) in `out_dir`, so that the next run retrains every split."""
-    for record in Path(out_dir).glob("*_split*.done.json"):
+    for record in Path(out_dir).glob(_SPLIT_RECORDS):
         record.unlink()
 
 

@@ -40,9 +40,20 @@ def test_new_process_scores_and_exports_a_saved_stage1_model(stage1_files, tmp_p
     images = [str(folder / "a.png"), str(folder / "b.png")]
     exported = tmp_path / "deepfl_iqa.keras"
     flags = ["--model", str(folder / "model.keras"), "--head", str(folder / "head.keras"), "--output", str(exported)]
+    # A copy of the files whose head is rewritten in place after its export (below).
+    rewritten = tmp_path / "rewritten"
+    rewritten.mkdir()
+    for name in ("model.keras", "head.keras"):
+        (rewritten / name).write_bytes((folder / name).read_bytes())
+    flags_rewritten = [
+        *("--model", str(rewritten / "model.keras"), "--head", str(rewritten / "head.keras")),
+        *("--output", str(rewritten / "scorer.keras")),
+    ]
     # Each batch is one new process (one TensorFlow import) running the job's command lines one after another.
-    (first,) = kr.run_batch("export", [flags])
+    first, first_rewritten = kr.run_batch("export", [flags, flags_rewritten])
     assert first.returncode == 0, first.stderr[-2000:]
+    assert first_rewritten.returncode == 0, first_rewritten.stderr[-2000:]
+    (rewritten / "head.keras").write_bytes((folder / "head.keras").read_bytes() + b"\0")
     assert exported.is_file()
     written = exported.read_bytes()
     # The same command again is done already, and says so without TensorFlow (it took 6-12 s to say so).
@@ -55,13 +66,17 @@ def test_new_process_scores_and_exports_a_saved_stage1_model(stage1_files, tmp_p
     moved.mkdir()
     for name in ("model.keras", "head.keras"):
         (moved / name).write_bytes((folder / name).read_bytes())
-    refused, copied = kr.run_batch(
+    refused, copied, changed = kr.run_batch(
         "export",
         [
             ["--model", str(folder / "model.keras"), "--head", str(other_head), "--output", str(exported)],
             ["--model", str(moved / "model.keras"), "--head", str(moved / "head.keras"), "--output", str(exported)],
+            flags_rewritten,
         ],
     )
+    # The same --head path, rewritten since: named as that file changed, not as "another --head".
+    assert changed.returncode == 2, changed.stderr[-2000:]
+    assert f"made from --head {(rewritten / 'head.keras').resolve()} as it was before it changed" in changed.stderr
     assert refused.returncode == 2, refused.stderr[-2000:]
     last = refused.stderr.strip().splitlines()
     assert len(last) == 1 and "--overwrite" in last[0], last

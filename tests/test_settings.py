@@ -69,7 +69,16 @@ def test_train_mlp_reruns_resume_or_refuse_by_resolved_settings(tmp_path):
     rows[1] = ",".join([name, ref, f"{float(dmos) % 4 + 1.0:.3f}", var])
     (data / "dmos.csv").write_text("\n".join(rows) + "\n")
     predictions = (out / "predictions.csv").read_bytes()
-    edited, redone = kr.run_batch("train_mlp", [argv("--epochs=3"), argv("--epochs=3", "--overwrite")])
+    # A run stopped before its first split left only its settings (epochs 3): other flags start afresh there, as
+    # nothing would be lost (they were refused, "pass --overwrite to discard it").
+    early = tmp_path / "early"
+    early.mkdir()
+    shutil.copyfile(out / "mlp_settings.json", early / "mlp_settings.json")
+    edited, redone, restarted = kr.run_batch(
+        "train_mlp", [argv("--epochs=3"), argv("--epochs=3", "--overwrite"), argv("--epochs=2", folder=early)]
+    )
+    assert restarted.returncode == 0 and "finished nothing" in restarted.stderr, restarted.stderr[-2000:]
+    assert '"epochs": 2' in (early / "mlp_settings.json").read_text()
     assert edited.returncode == 2 and len(error_lines(edited.stderr)) == 1, edited.stderr[-2000:]
     assert "finished on other scores than this one's" in edited.stderr and "--overwrite" in edited.stderr
     assert "finished already" not in edited.stdout
@@ -139,6 +148,7 @@ def test_predict_resumes_a_csv_and_never_overwrites_silently(models, tmp_path):
     shutil.copyfile(models["other"], same_name)
     (after,) = kr.run_batch("predict", [[f"--model={same_name}", f"--output={renamed_out}", str(images)]])
     assert after.returncode == 2 and len(error_lines(after.stderr)) == 1 and "model_content" in after.stderr
+    assert "changed since" in after.stderr and "earlier flags" not in after.stderr  # the flags are the same
     assert len(rows_of(renamed_out)) == 2  # the header and the first model's one row, untouched
     # A rerun that finds every image scored answers without TensorFlow or the model (it took 6.5 s to say so).
     done, imported = kr.run_noting_tensorflow("predict", [model, f"--output={out}", str(images)])

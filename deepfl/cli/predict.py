@@ -131,7 +131,10 @@ def main(argv: list[str]) -> int:
                 f"output: {output} exists and was not written by deepfl-predict with stored settings; "
                 "pass --overwrite to replace it, or choose another --output"
             )
-        check_settings(settings_beside(output), settings, FLAGS.overwrite, output=f"--output {output}")
+        # (a record whose CSV was deleted protects nothing: other settings then start a new CSV)
+        check_settings(
+            settings_beside(output), settings, FLAGS.overwrite, output=f"--output {output}", holds_work=output.exists()
+        )
         table = AppendOnlyCsv(output, CSV_COLUMNS, key="image", errors="surrogateescape", lock=True)
         # Rows name absolute paths, so a rerun from another folder, or with the same file spelled another way
         # (./a.png, dir/../a.png), resumes instead of scoring it twice (or skipping another file of that name).

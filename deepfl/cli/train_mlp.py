@@ -65,6 +65,7 @@ def main(argv: list[str]) -> int:
         HeadConfig,
         discard_finished_splits,
         finished_on_these_inputs,
+        holds_finished_splits,
         table_splits,
     )
 
@@ -113,8 +114,15 @@ def main(argv: list[str]) -> int:
         print(f"{out / 'summary.csv'}: finished already with these settings and inputs (--overwrite redoes it)")
         print((out / "summary.md").read_text() if (out / "summary.md").exists() else "")
         return 0
-    # Stored once the inputs are known to be good, so a run that failed on a bad input does not lock --out_dir.
-    check_settings(out / MLP_SETTINGS_FILE, settings, FLAGS.overwrite, output=f"--out_dir {out}")
+    # Stored once the inputs are known to be good, so a run that failed on a bad input does not lock --out_dir; nor
+    # does one stopped before its first split was finished (other settings then start afresh).
+    check_settings(
+        out / MLP_SETTINGS_FILE,
+        settings,
+        FLAGS.overwrite,
+        output=f"--out_dir {out}",
+        holds_work=holds_finished_splits(out),
+    )
     if FLAGS.overwrite:  # redo every split, also those an earlier run with these settings finished
         discard_finished_splits(out)
     from deepfl.protocol import run_and_report  # TensorFlow, needed only from here on
