@@ -78,13 +78,14 @@ def has_transparency(pil_image: Image.Image) -> bool:
     return False
 
 
-_warned: set[str] = set()
+_warned: set[tuple[str, str]] = set()
 
 
 def _warn_once(name: str, message: str) -> None:
-    """One warning line per file and process (a reference is decoded for each of its pairs)."""
-    if name not in _warned:
-        _warned.add(name)
+    """One warning line per file (or folder), message and process (a reference is decoded for each of its pairs,
+    a folder listed by more than one step of a job)."""
+    if (name, message) not in _warned:
+        _warned.add((name, message))
         log.warning("%s: %s", name, message)
 
 
@@ -349,14 +350,35 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
     images = [p for p in files if p.suffix.lower() in readable]
     others = [p for p in files if p.suffix.lower() in FOREIGN_IMAGES and p.suffix.lower() not in readable]
     if others:
-        log.warning(
-            "%s: %d file(s) in an image format deepfl does not read left out (e.g. %s); it reads %s",
-            folder,
-            len(others),
-            others[0].name,
-            " ".join(IMAGE_EXTENSIONS),
+        _warn_once(
+            str(folder),
+            f"{len(others)} file(s) in an image format deepfl does not read left out (e.g. {others[0].name}); it "
+            f"reads {' '.join(IMAGE_EXTENSIONS)}",
+        )
+    nested = _subfolders_with_images(folder, readable) if images else []
+    if nested:  # (a folder without images of its own is refused by the jobs, naming this rule)
+        _warn_once(
+            str(folder),
+            f"{len(nested)} subfolder(s) with images left out (e.g. {nested[0].name}/): a folder's images are "
+            "listed without its subfolders; to include them, give a pattern in quotes, e.g. "
+            f"'{os.path.join(folder, '**', '*' + images[0].suffix)}'",
         )
     return images
+
+
+def _subfolders_with_images(folder: Path, extensions: set[str]) -> list[Path]:
+    """The visible subfolders of `folder` that hold an image file directly, sorted by name (unreadable ones left
+    out)."""
+
+    def holds_images(sub: Path) -> bool:
+        try:
+            return any(p.suffix.lower() in extensions and p.is_file() for p in sub.iterdir())
+        except OSError:
+            return False
+
+    return sorted(
+        sub for sub in folder.iterdir() if sub.is_dir() and not sub.name.startswith(".") and holds_images(sub)
+    )
 
 
 def expand_inputs(inputs: Iterable[str]) -> list[str]:

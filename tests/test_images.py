@@ -1,5 +1,7 @@
 """Image reading: every layout becomes uint8 RGB; every bad file gives one line naming it."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -166,6 +168,27 @@ def test_a_folder_names_the_photos_it_cannot_read_and_takes_those_pillow_opens(t
     assert listed[0] == "a.png" and "IMG_0001.HEIC" not in listed and "notes.csv" not in listed
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 1 and "IMG_0001.HEIC" in lines[0] and "does not read" in lines[0], lines
+
+
+def test_a_folder_says_once_which_subfolders_with_images_it_leaves_out(tmp_path, small_photo, caplog):
+    # deepfl-predict photos/ scored the top level and skipped photos/more/ without a word (user walk, session 26).
+    from deepfl.images import expand_inputs, list_images
+
+    write_image(tmp_path / "a.jpg", small_photo)
+    for sub in ("more", "portrait"):
+        (tmp_path / sub).mkdir()
+        write_image(tmp_path / sub / "b.png", small_photo)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / ".hidden").mkdir()
+    write_image(tmp_path / ".hidden" / "c.png", small_photo)
+    with caplog.at_level("WARNING", logger="deepfl"):
+        assert [p.name for p in list_images(tmp_path)] == ["a.jpg"]
+        list_images(tmp_path)  # a job listing the folder again says nothing new
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and "2 subfolder(s) with images left out (e.g. more/)" in lines[0], lines
+    assert f"'{tmp_path}/**/*.jpg'" in lines[0]
+    # The pattern it names reaches them.
+    assert sorted(Path(p).name for p in expand_inputs([f"{tmp_path}/**/*.png"])) == ["b.png", "b.png"]
 
 
 @pytest.mark.parametrize("suffix", [".png", ".bmp", ".jpg"])

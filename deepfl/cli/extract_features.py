@@ -33,7 +33,12 @@ flags.DEFINE_string(
     "images (--data_dir holds ratings.csv).",
 )
 flags.DEFINE_string("data_dir", None, "Folder of --dataset, as distributed.")
-flags.DEFINE_string("images", None, "Instead of --dataset: a folder of images (all of them are extracted).")
+flags.DEFINE_string(
+    "images",
+    None,
+    "Instead of --dataset: a folder of images (every image directly inside it is extracted; subfolders are not "
+    "searched).",
+)
 app.require_folder("data_dir")
 app.require_folder("images")
 extraction_flags.define_extraction_flags()

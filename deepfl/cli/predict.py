@@ -3,7 +3,9 @@
   deepfl-predict --model deepfl_iqa.keras photo.jpg more_photos/ 'shots/*.png'
   deepfl-predict --model multitask.keras --head head_split0.keras --output scores.csv images/
 
-Prints a table (image, score; higher is better) or writes CSV/JSON (by --output's extension or --format).
+A folder gives the images directly inside it (subfolders are not searched; a quoted pattern with ** reaches
+them: 'photos/**/*.jpg'). Prints a table (image, score; higher is better) or writes CSV/JSON (by --output's
+extension or --format).
 Scores are on the scale the head was trained on: for deepfl-train-mlp's heads the normalised [0, 1] scale
 (deepfl.data: 1 = best quality), not the benchmark's own MOS/DMOS scale; for the demo's model its stand-in
 target's scale (DMOS 1..5, higher is better). Unreadable files are reported by name on stderr and the exit
