@@ -124,6 +124,22 @@ BAD_STUDIES = {
         ),
         r"ratings\.csv, line 3: reference 'refs/gone\.png' is listed but absent",
     ),
+    "image absent, by absolute path": (
+        lambda s: _rewrite(s, ["image", "score"], [["photos/scene1_1.png", "3"], [str(s / "gone" / "x.png"), "4"]]),
+        r"ratings\.csv, line 3: image '.*/gone/x\.png' is listed but no such file exists$",  # not "absent from <s>"
+    ),
+    "empty file": (
+        lambda s: (s / "ratings.csv").write_bytes(b""),
+        r"ratings\.csv: the file is empty \(no header, no rows\)",
+    ),
+    "fields separated by ';'": (
+        lambda s: (s / "ratings.csv").write_text("image;score\nphotos/scene1_1.png;3.5\n"),
+        r"lacks column\(s\) \['image', 'score'\] .*; its fields look separated by ';': save it again with ','",
+    ),
+    "fields separated by tabs": (
+        lambda s: (s / "ratings.csv").write_text("image\tscore\nphotos/scene1_1.png\t3.5\n"),
+        r"lacks column\(s\) .*; its fields look separated by tabs: save it again with ','",
+    ),
     "image twice": (
         lambda s: _rewrite(s, ["image", "score"], [["photos/scene1_1.png", "3"], ["photos/scene1_1.png", "4"]]),
         r"ratings\.csv, line 3: image 'photos/scene1_1\.png' is listed again \(first on line 2\)",

@@ -24,6 +24,7 @@ import pandas as pd
 
 from deepfl.data.tables import (
     FolderIndex,
+    absent_message,
     extra_fields_message,
     find_header,
     header_key,
@@ -32,6 +33,7 @@ from deepfl.data.tables import (
     read_csv_checked,
     require_file,
     resolve_image,
+    separator_hint,
     table_error,
 )
 from deepfl.errors import NoUsableInput, TableError
@@ -399,9 +401,7 @@ def read_clive(root, include_training_images: bool = False) -> pd.DataFrame:
         name = names[entry - 1]
         found = index.find(name) or (train_index.find(name) if entry <= CLIVE_TRAINING_IMAGES else None)
         if found is None:
-            raise table_error(
-                "clive", names_file, entry, f"image {name!r} is listed but absent from {index.folder}", "entry"
-            )
+            raise table_error("clive", names_file, entry, absent_message("image", name, index.folder), "entry")
         image.append(str(found.resolve()))
     kept = names[start:]
     return _table("clive", image, [""] * len(kept), [Path(n).stem for n in kept], raw[start:])
@@ -458,11 +458,15 @@ def read_ratings(root) -> pd.DataFrame:
     root = _root("ratings", root)
     source = root / RATINGS_FILE
     frame = read_csv_checked("ratings", source, [], dtype=str, keep_default_na=False)
+    hint = separator_hint(frame.columns)  # (before the keys fold a tab into a space)
     frame.columns = [header_key(c) for c in frame.columns]  # 'Image', ' Score ' as a spreadsheet writes them
     missing = [c for c in ("image", "score") if c not in frame.columns]
     if missing:
         raise table_error(
-            "ratings", source, 1, f"header {list(frame.columns)} lacks column(s) {missing} (optional: content, ref)"
+            "ratings",
+            source,
+            1,
+            f"header {list(frame.columns)} lacks column(s) {missing} (optional: content, ref){hint}",
         )
     frame = frame.apply(lambda column: column.str.strip())  # cells compared below are stripped once, here
     lines = [i + 2 for i in range(len(frame))]
@@ -588,7 +592,7 @@ def read_weak_labels(
             column = next((m for j, m in enumerate(metrics) if not np.isfinite(values[first, j])), "dist_im/ref_im")
             message = f"{column} is missing, NaN or inf for {dist_names[first]!r}"
         else:
-            message = f"image {dist_names[first]!r} is listed but absent from {image_root}"
+            message = absent_message("image", dist_names[first], image_root)
         if on_error == "stop":
             raise table_error("weak_labels", source, first + 2, message)
         if problems.size == len(frame):  # nothing left to train on: exit 3, one line, not a split error after it

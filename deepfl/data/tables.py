@@ -46,7 +46,9 @@ def read_csv_checked(dataset: str, path: Path, required: Sequence[str], **kwargs
     require_file(dataset, path)
     try:
         frame = pd.read_csv(path, **kwargs)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, csv.Error) as exc:
+    except pd.errors.EmptyDataError:
+        raise table_error(dataset, path, None, "the file is empty (no header, no rows)") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, csv.Error) as exc:
         raise table_error(dataset, path, None, f"cannot parse as CSV ({str(exc).splitlines()[0]})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
     extra = extra_fields_message(frame) if "index_col" not in kwargs else None
@@ -61,9 +63,20 @@ def read_csv_checked(dataset: str, path: Path, required: Sequence[str], **kwargs
             path,
             1,
             f"header {list(frame.columns)} lacks column(s) {missing}; "
-            f"expected the release layout with {list(required)}",
+            f"expected the release layout with {list(required)}{separator_hint(frame.columns)}",
         )
     return frame
+
+
+def separator_hint(columns: Sequence[object]) -> str:
+    """A hint for a header that pandas read as one column because its fields are separated by ';' or tabs (a
+    spreadsheet's export in some locales), else ""."""
+    if len(columns) != 1:
+        return ""
+    for separator, name in ((";", "';'"), ("\t", "tabs")):
+        if separator in str(columns[0]):
+            return f"; its fields look separated by {name}: save it again with ',' as separator"
+    return ""
 
 
 def extra_fields_message(frame: pd.DataFrame) -> str | None:
@@ -157,8 +170,16 @@ def resolve_image(
     its `role` ("image", or "reference" for a `ref` column)."""
     found = index.find(name)
     if found is None:
-        raise table_error(dataset, source, row, f"{role} {name!r} is listed but absent from {index.folder}", unit)
+        raise table_error(dataset, source, row, absent_message(role, name, index.folder), unit)
     return str(found.resolve())
+
+
+def absent_message(role: str, name: str, folder: str | os.PathLike) -> str:
+    """What a table error says of a listed image that is not there: absent from the folder names are looked up
+    in, or, for an absolute path (which that folder plays no part in), that no such file exists."""
+    if os.path.isabs(name):
+        return f"{role} {name!r} is listed but no such file exists"
+    return f"{role} {name!r} is listed but absent from {folder}"
 
 
 def make_table(
