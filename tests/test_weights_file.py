@@ -120,8 +120,15 @@ def test_offline_imagenet_fails_in_one_line(monkeypatch, tmp_path, capsys):
     assert "\n" not in message
     assert models.IMAGENET_WEIGHTS_FILE in message and f"{tmp_path / 'keras_home' / 'models'}/" in message
     assert "--weights FILE" in message and "URL fetch failure" in message
+    assert "is not in" in message
     printed = capsys.readouterr()
     assert printed.out == "" and "Downloading data from" in printed.err  # stdout is for results only
+    # A file of that name that is not the expected one (Keras checks its hash, then fetches again): said so, not
+    # "is not in" the folder where the user put it (user walk, session 26).
+    (tmp_path / "keras_home" / "models").mkdir(parents=True)
+    (tmp_path / "keras_home" / "models" / models.IMAGENET_WEIGHTS_FILE).write_bytes(b"partial")
+    with pytest.raises(DeepflError, match="is in .* but is not the expected file .*incomplete or other copy"):
+        features.load_extractor(weights="imagenet")
     monkeypatch.delenv("KERAS_HOME")
     assert backbone_module.keras_models_dir() == backbone_module.Path("~/.keras/models").expanduser()
 

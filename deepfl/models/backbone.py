@@ -147,8 +147,15 @@ def imagenet_weights_path() -> str:
             )
     except Exception as exc:  # keras.utils.get_file raises a bare Exception on fetch failures
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        # Keras fetches again a file whose hash is not the expected one (an incomplete or other copy)
+        where = (
+            f"is in {folder}/ but is not the expected file (MD5 {IMAGENET_WEIGHTS_MD5}: an incomplete or other "
+            "copy?) and cannot be downloaded again"
+            if (folder / IMAGENET_WEIGHTS_FILE).is_file()
+            else f"is not in {folder}/ and cannot be downloaded"
+        )
         raise WeightsFileError(
-            f"weights=imagenet: {IMAGENET_WEIGHTS_FILE} is not in {folder}/ and cannot be downloaded ({reason}); "
+            f"weights=imagenet: {IMAGENET_WEIGHTS_FILE} {where} ({reason}); "
             f"copy it there from {IMAGENET_WEIGHTS_URL} (KERAS_HOME moves the folder), use --weights FILE "
             f"with a local weights file, or --weights=none to start from random weights"
         ) from None
