@@ -211,12 +211,22 @@ def test_train_mlp_on_a_study(study, tmp_path):
     common = ["--dataset=ratings", f"--features={cache}", "--num_splits=2", "--epochs=2", "--batch_size=4"]
     common.append("--learning_rates=1e-3")
     # One new process (one TensorFlow import) runs the three command lines one after another, as from a shell.
-    run, bad_run, few_run = kr.run_batch(
+    small_head = ["--hidden=8", "--dropout=0.5", "--standardize_features"]  # a head for a small study
+    run, bad_run, few_run, small, unpaired = kr.run_batch(
         "train_mlp",
-        [[f"--data_dir={folder}", f"--out_dir={tmp_path / out}", *common] for folder, out in
-         ((study, "mlp"), (bad, "bad"), (few, "few"))],
+        [[f"--data_dir={folder}", f"--out_dir={tmp_path / out}", *common, *extra] for folder, out, extra in
+         ((study, "mlp", []), (bad, "bad", []), (few, "few", []), (study, "small", small_head),
+          (study, "unpaired", ["--hidden=8"]))],
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
+    assert small.returncode == 0, small.stderr[-3000:]
+    from deepfl.fileio import load_model_file
+
+    layers = load_model_file(tmp_path / "small" / "ratings_head_split0.keras", "head").layers
+    assert [layer.units for layer in layers if hasattr(layer, "units")] == [8, 1]
+    assert '"hidden": [\n  8\n ]' in (tmp_path / "small" / "mlp_settings.json").read_text()
+    assert "hidden" not in (tmp_path / "mlp" / "mlp_settings.json").read_text()  # the paper's head: as before
+    assert unpaired.returncode == 2 and "--dropout: give one rate per --hidden layer" in unpaired.stderr
     predictions = pd.read_csv(tmp_path / "mlp" / "predictions.csv")
     assert set(predictions["image"]) <= set(table["image"])
     assert (

@@ -53,6 +53,26 @@ flags.DEFINE_enum(
     "Choose the lr on the first split and reuse it (cheaper), or on each split.",
 )
 protocol_flags.define_protocol_flag()
+flags.DEFINE_list(
+    "hidden",
+    [str(units) for units in paper.STAGE2_HIDDEN],
+    "Units of the head's hidden layers (default: the paper's). The paper's head overfits a few hundred to a few "
+    "thousand rated images; a smaller one, e.g. --hidden=256 --dropout=0.5 --standardize_features (the demo's), "
+    "suits such a study.",
+)
+app.require_numbers("hidden", "positive integers such as 2048,1024,256", lambda units: units >= 1, integers=True)
+flags.DEFINE_list(
+    "dropout",
+    [f"{rate:g}" for rate in paper.STAGE2_DROPOUT],
+    "Dropout rate after each hidden layer, one per --hidden layer (default: the paper's).",
+)
+app.require_numbers("dropout", "rates in [0, 1) such as 0.25,0.25,0.5", lambda rate: 0 <= rate < 1)
+flags.DEFINE_bool(
+    "standardize_features",
+    False,
+    "Z-score each feature on the split's training rows, inside the head (saved heads still take raw features); "
+    "the paper's head does not.",
+)
 flags.DEFINE_bool("overwrite", False, "Redo the run in --out_dir, also with other settings than it was made with.")
 
 
@@ -83,6 +103,17 @@ def main(argv: list[str]) -> int:
         "learning_rates": chosen["learning_rates"],
         "lr_selection": FLAGS.lr_selection,
     }
+    hidden = [int(units) for units in FLAGS.hidden]
+    dropout = [float(rate) for rate in FLAGS.dropout]
+    if len(dropout) != len(hidden):
+        raise ValueError(
+            f"--dropout: give one rate per --hidden layer ({len(hidden)} layers {FLAGS.hidden}, {len(dropout)} "
+            f"rates {FLAGS.dropout})"
+        )
+    head = {"hidden": hidden, "dropout": dropout, "standardize_features": FLAGS.standardize_features}
+    paper_head = {"hidden": list(paper.STAGE2_HIDDEN), "dropout": list(paper.STAGE2_DROPOUT)}
+    if head != {**paper_head, "standardize_features": False}:  # records of earlier runs (the paper's head) stay valid
+        settings.update(head)
     if FLAGS.protocol != "paper":  # settings stored by earlier runs (paper protocol) stay valid
         settings.update(
             protocol=FLAGS.protocol,
@@ -101,6 +132,9 @@ def main(argv: list[str]) -> int:
     feats = load_features(FLAGS.features, table["image"].astype(str).tolist())
     splits = table_splits(table, chosen["num_splits"], FLAGS.seed, FLAGS.official_split)
     config = HeadConfig(
+        hidden=tuple(hidden),
+        dropout=tuple(dropout),
+        standardize_features=FLAGS.standardize_features,
         epochs=chosen["epochs"],
         batch_size=chosen["batch_size"],
         learning_rates=chosen["learning_rates"],
