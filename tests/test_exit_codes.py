@@ -38,6 +38,7 @@ def test_label_exits_3_when_every_pair_is_skipped(tmp_path):
             "--metrics=ssim,msssim",
         ],
         "small pair scored": [*common, f"--image_root={dists}", f"--out_dir={tmp_path / 'd'}", "--metrics=ssim"],
+        "no image_root": [*common, f"--out_dir={tmp_path / 'e'}"],
     }
     results = dict(zip(argvs, kr.run_batch("label", list(argvs.values()))))
     wrong = results["wrong image_root"]
@@ -49,6 +50,10 @@ def test_label_exits_3_when_every_pair_is_skipped(tmp_path):
     assert error_lines(missing.stderr) == [
         f"error: flag --image_root={tmp_path / 'nowhere'}: no such folder (--help lists the flags)"
     ]
+    # A required flag left out, in plain words (absl: "flag --image_root=None: Flag --image_root must have a value
+    # other than None.").
+    assert results["no image_root"].returncode == EXIT_BAD_INPUT
+    assert error_lines(results["no image_root"].stderr) == ["error: --image_root is required (--help lists the flags)"]
     # A run that made its --out_dir (and the folder above it) and scored nothing leaves neither the folders nor a
     # header-only CSV behind.
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -426,7 +426,10 @@ def _parse_flags(argv: list[str]) -> list[str]:
     try:
         return flags.FLAGS(argv)
     except flags.Error as exc:
-        print(f"error: {one_line(exc)} (--help lists the flags)", file=sys.stderr)
+        # absl says of a required flag left out "flag --x=None: Flag --x must have a value other than None."
+        missing = re.fullmatch(r"flag --(\w+)=None: Flag --\1 must have a value other than None\.?", one_line(exc))
+        message = f"--{missing.group(1)} is required" if missing else one_line(exc)
+        print(f"error: {message} (--help lists the flags)", file=sys.stderr)
         raise SystemExit(EXIT_BAD_INPUT) from None
 
 
