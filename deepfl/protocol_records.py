@@ -241,7 +241,9 @@ def finished_on_these_inputs(
         }
     )
     what = " and ".join(differ) if differ else "inputs"
+    sources = {"scores": "the score table", "features": "the feature cache", "splits": "the images or their contents"}
+    changed = " and ".join(sources[part] for part in differ if part in sources) or "a score table or feature cache"
     raise SettingsChanged(
-        f"{out} holds a run finished on other {what} than this one's (a score table or feature cache changed "
-        "since?): pass --overwrite (overwrite=True from Python) to redo it, or write to a new output"
+        f"{out} holds a run finished on other {what} than this one's ({changed} changed since?): pass --overwrite "
+        "(overwrite=True from Python) to redo it, or write to a new output"
     )
