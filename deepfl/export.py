@@ -220,6 +220,30 @@ def head_settings(head: str | os.PathLike) -> dict:
     return {key: value for key, value in {**settings, **paths}.items() if key != RECORD_FOLDER}
 
 
+def _check_backbone_scaling(model: str | os.PathLike, head: str | os.PathLike, source: str, features: Path) -> None:
+    """Raises `DeepflError` when a weights file as `model` would scale pixels otherwise than the backbone whose
+    features the head was trained on (`features.extractor_source` records the scaling): a head on the ImageNet
+    baseline's features ([-1, 1] pixels) exported with Keras' ImageNet weights file (read with x / 255) would score
+    every image wrong without an error."""
+    import re
+
+    from deepfl.architectures import default_pixel_scaling
+    from deepfl.errors import DeepflError
+    from deepfl.models.weights_file import is_weights_file
+
+    recorded = re.match(r"backbone\(weights=.*, pixel_scaling=(\w+)\)", source)
+    if recorded is None or not is_weights_file(model):
+        return
+    scaling = default_pixel_scaling(str(model))
+    if recorded.group(1) != scaling:
+        raise DeepflError(
+            f"head: {head} was trained on features of {source} (recorded in {features}), but a scorer of the "
+            f"weights file --model {model} scales pixels {scaling} ({'x / 255' if scaling == 'unit' else '[-1, 1]'}): "
+            "its scores would be wrong; a one-file scorer of the ImageNet baseline is not supported (its heads "
+            "serve the paper's tables), train a head on features extracted with --weights FILE (the same scaling)"
+        )
+
+
 def check_head_matches_model(model: str | os.PathLike, head: str | os.PathLike) -> None:
     """Raises `DeepflError` when the head was trained on features of another model than `model`.
 
@@ -237,6 +261,7 @@ def check_head_matches_model(model: str | os.PathLike, head: str | os.PathLike) 
         source = cache_source(features)
     except (OSError, ValueError, KeyError, TypeError):
         return
+    _check_backbone_scaling(model, head, source, features)
     recorded = source_fingerprint(source)
     if recorded is None or not Path(model).is_file():
         return

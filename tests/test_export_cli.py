@@ -267,3 +267,32 @@ def test_a_model_and_a_head_given_the_other_way_round_are_named(stage1_files, tm
         load_scorer(scorer, head)
     with pytest.raises(ValueError, match=r"head: .*model.keras is not an MLP head on features"):
         load_scorer(model, model)
+
+
+def test_a_head_on_features_of_another_pixel_scaling_is_not_exported_with_a_weights_file(tmp_path):
+    # A head on the ImageNet baseline's features ([-1, 1] pixels) paired with Keras' ImageNet weights file, which
+    # a scorer reads with x / 255 pixels: the head check had no fingerprint to compare and let it through, and the
+    # scorer would have scored every image wrong without an error (user walk, session 26).
+    import h5py
+
+    from deepfl.errors import DeepflError
+    from deepfl.export import check_head_matches_model
+    from deepfl.features import FeatureCache, extractor_source
+    from deepfl.jobs import check_settings
+
+    weights = tmp_path / "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    with h5py.File(weights, "w") as handle:
+        handle.attrs["layer_names"] = []
+    for name, source in (
+        ("baseline", extractor_source(None, "imagenet", None)),
+        ("symmetric", extractor_source(None, str(weights), "symmetric")),
+        ("unit", extractor_source(None, str(weights), None)),
+    ):
+        with FeatureCache(tmp_path / f"{name}.h5", dim=3, source=source) as cache:
+            cache.append(["a.png"], np.zeros((1, 3), np.float32))
+            cache.compact()
+        check_settings(tmp_path / name / "mlp_settings.json", {"features": str(tmp_path / f"{name}.h5")})
+    for name in ("baseline", "symmetric"):
+        with pytest.raises(DeepflError, match=r"pixel_scaling=symmetric.*scales pixels unit \(x / 255\)"):
+            check_head_matches_model(weights, tmp_path / name / "head_split0.keras")
+    check_head_matches_model(weights, tmp_path / "unit" / "head_split0.keras")  # the same scaling: the right pair
