@@ -108,6 +108,10 @@ BAD_STUDIES = {
         lambda s: _rewrite(s, ["image", "score"], [["photos/scene1_1.png", "3"], ["photos/scene1_2.png", "good"]]),
         r"ratings\.csv, line 3: score 'good' is not a number",
     ),
+    "decimal comma": (
+        lambda s: (s / "ratings.csv").write_text('image,score\nphotos/scene1_1.png,"4,54"\n'),
+        r"ratings\.csv, line 2: score '4,54' is not a number \(a decimal comma\? write 4\.54\)",
+    ),
     "empty score": (
         lambda s: _rewrite(s, ["image", "score"], [["photos/scene1_1.png", ""]]),
         r"ratings\.csv, line 2: score '' is not a number",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -119,7 +120,9 @@ def parse_scores(dataset: str, path: Path, values: Iterable, rows: Sequence[int]
         try:
             out[i] = float(value)
         except (TypeError, ValueError):
-            raise table_error(dataset, path, rows[i], f"score {value!r} is not a number", unit) from None
+            comma = re.fullmatch(r"\s*(-?\d+),(\d+)\s*", str(value))
+            hint = f" (a decimal comma? write {comma.group(1)}.{comma.group(2)})" if comma else ""
+            raise table_error(dataset, path, rows[i], f"score {value!r} is not a number{hint}", unit) from None
         if not np.isfinite(out[i]):
             raise table_error(dataset, path, rows[i], f"score is {value!r} (NaN/inf)", unit)
     return out
