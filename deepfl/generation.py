@@ -35,6 +35,8 @@ from deepfl.jobs import (
     ErrorPolicy,
     SettingsChanged,
     check_settings,
+    check_shard_finished,
+    mark_shard_finished,
     progress,
     read_complete_rows,
     recorded_path,
@@ -322,12 +324,15 @@ def merge_manifests(
     out_dir: Path, pairs: list[tuple[str, int]], num_shards: int, manifest_path: Path, fmt: str = "png"
 ) -> tuple[int, list[str]]:
     """Joins the shard manifests into `manifest_path` (one header, rows in the order of an unsharded run, each
-    `dist_im` once), atomically; returns (rows written, the expected images without a row, in that order)."""
+    `dist_im` once), atomically; returns (rows written, the expected images without a row, in that order: those of
+    references a shard skipped as bad). Every shard must have finished its share of `pairs` (no job writing it,
+    not stopped part-way, not made from other references: `jobs.check_shard_finished`)."""
     rows: dict[str, dict] = {}
     for index in range(num_shards):
         path = shard_manifest(out_dir, num_shards, index)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: shard {index} of {num_shards} has no manifest yet")
+        check_shard_finished(path, index, num_shards, [name for name, _ in shard(pairs, num_shards, index)])
         for row in read_complete_rows(path, MANIFEST_COLUMNS):
             rows.setdefault(row["dist_im"], row)
     order = [output_name(name, t, level, fmt) for name, t in pairs for level in range(1, distortions.NUM_LEVELS + 1)]
@@ -580,6 +585,8 @@ def generate(
             if pool is not None:
                 pool.terminate()
                 pool.join()
+    if num_shards > 1:  # every reference of its share distorted or reported: what the merge checks for
+        mark_shard_finished(manifest_path, [name for name, _ in pairs])
     warn_about_sizes(sizes, resize)
     warn_about_unchanged(unchanged)
     return DistortSummary(manifest_path, written, len(pairs) - len(todo), policy.count)

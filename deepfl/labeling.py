@@ -38,6 +38,8 @@ from deepfl.jobs import (
     ErrorPolicy,
     SettingsChanged,
     check_settings,
+    check_shard_finished,
+    mark_shard_finished,
     progress,
     read_complete_rows,
     settings_beside,
@@ -159,6 +161,14 @@ def group_pairs(pairs: pd.DataFrame, batch_size: int = PAIRS_PER_BATCH) -> list[
     for dist_im, ref_im in zip(pairs.dist_im, pairs.ref_im):
         groups.setdefault(ref_im, []).append(dist_im)
     return [(ref, dists[i : i + batch_size]) for ref, dists in groups.items() for i in range(0, len(dists), batch_size)]
+
+
+def shard_share(groups: Sequence[tuple[str, Sequence[str]]], num_shards: int, shard_index: int) -> list[str]:
+    """The dist_im names shard `shard_index` labels: the pairs of its references, dealt round-robin in the
+    manifest's order (`group_pairs`), so that a reference is decoded by one shard only."""
+    references = list(dict.fromkeys(ref for ref, _ in groups))
+    mine = set(shard(references, num_shards, shard_index))
+    return [dist for ref, dists in groups if ref in mine for dist in dists]
 
 
 def compiled_sizes(
@@ -451,6 +461,8 @@ def label_pairs(
         )
         if not todo:  # a finished shard: returns without loading TensorFlow
             finished = True
+            if num_shards > 1:
+                mark_shard_finished(out_path, shard_share(groups, num_shards, shard_index))
             return summary
         functions = load_metric_functions(metrics)
         total = sum(len(d) for _, d in todo)
@@ -506,6 +518,8 @@ def label_pairs(
         finally:
             bar.close()
         finished = True
+        if num_shards > 1:  # every pair of its share scored or reported: what the merge checks for
+            mark_shard_finished(out_path, shard_share(groups, num_shards, shard_index))
     finally:
         if fresh and num_shards == 1 and not table.done and (summary.skipped or not finished):
             # This run made the CSV and scored nothing into it (every pair bad, a wrong folder, a stop at the
@@ -524,17 +538,22 @@ def merge_shards(
 ) -> tuple[Path, list[str]]:
     """Joins the shard files of `out_csv` into `out_csv` (atomically), in manifest order when `pairs` is given.
 
-    Returns (path, missing dist_im names). Rows are deduplicated on `dist_im`; every shard file must exist and
-    carry the same columns. The shard files are left in place.
+    Returns (path, missing dist_im names: pairs a shard skipped as bad). Rows are deduplicated on `dist_im`; every
+    shard file must exist, carry the same columns and have finished its share of these pairs (no job writing it,
+    not stopped part-way, not made from another manifest: `jobs.check_shard_finished`). The shard files are left
+    in place.
     """
     if num_shards < 2:
         raise ValueError(f"num_shards: merging needs >= 2 shards, got {num_shards}")
     columns = output_columns(check_metrics(metrics))
+    groups = group_pairs(_pair_table(pairs)) if pairs is not None else None
     rows: dict[str, dict] = {}
     for index in range(num_shards):
         path = shard_file(out_csv, num_shards, index)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: shard {index} of {num_shards} has no output yet")
+        share = shard_share(groups, num_shards, index) if groups is not None else None
+        check_shard_finished(path, index, num_shards, share)
         # Read-only: a shard still being written keeps its partly written last line (ignored here).
         for row in read_complete_rows(path, columns):
             rows.setdefault(row["dist_im"], row)

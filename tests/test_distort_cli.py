@@ -212,6 +212,10 @@ def test_merge_joins_shard_manifests_like_an_unsharded_run(ref_dir, tmp_path):
     assert (parts / "manifest.csv").read_bytes() == (whole / "manifest.csv").read_bytes()
     unmerged = distort(f"--ref_dir={ref_dir}", f"--out_dir={tmp_path / 'none'}", "--num_shards=2", "--merge")
     assert unmerged.returncode == 2 and "manifest-0-of-2.csv" in unmerged.stderr
+    # A shard stopped part-way (its record of finishing absent) was merged with exit 0 (user walk, session 26).
+    (parts / "manifest-2-of-3.csv.finished.json").unlink()
+    stopped = distort(f"--ref_dir={ref_dir}", f"--out_dir={parts}", "--seed=5", "--num_shards=3", "--merge")
+    assert stopped.returncode == 2 and "shard 2 of 3 has not finished" in stopped.stderr, stopped.stderr
 
 
 def test_references_sharing_a_name_stem_are_skipped_as_bad_references(ref_dir, tmp_path, small_photo):

@@ -247,6 +247,23 @@ def test_shards_merge_to_the_unsharded_result(pair_set, tmp_path):
     np.testing.assert_allclose(merged[["sff", "add_gsim"]].to_numpy(), expected[["sff", "add_gsim"]].to_numpy())
     with pytest.raises(FileNotFoundError, match="shard 0 of 3"):
         labeling.merge_shards(sharded, 3, pairs, metrics=["sff", "add_gsim"])
+    # A merge took the rows of a shard still running, stopped part-way, or made from another manifest, and exited 0
+    # with an incomplete labels.csv (user walk, session 26): each is refused, naming the shard.
+    from deepfl.errors import DeepflError
+    from deepfl.jobs import AppendOnlyCsv, shard_finished_record
+
+    second = labeling.shard_file(sharded, 2, 1)
+    writer = AppendOnlyCsv(second, labeling.output_columns(["sff", "add_gsim"]), key="dist_im", lock=True)
+    with pytest.raises(DeepflError, match="shard 1 of 2 is still being written by a running job"):
+        labeling.merge_shards(sharded, 2, pairs, metrics=["sff", "add_gsim"])
+    del writer  # (its lock goes with it)
+    with pytest.raises(DeepflError, match="shard 0 of 2 finished on another share .*the manifest or the references"):
+        labeling.merge_shards(sharded, 2, pairs.iloc[:-2], metrics=["sff", "add_gsim"])
+    shard_finished_record(second).unlink()  # as a shard killed before its end leaves it
+    with pytest.raises(DeepflError, match="shard 1 of 2 has not finished .*rerun it with its flags"):
+        labeling.merge_shards(sharded, 2, pairs, metrics=["sff", "add_gsim"])
+    labeling.label_pairs(pairs, root, sharded, metrics=["sff", "add_gsim"], num_shards=2, shard_index=1)  # the rerun
+    assert labeling.merge_shards(sharded, 2, pairs, metrics=["sff", "add_gsim"])[0] == path
 
 
 def test_cli_writes_kadis_layout_and_reports_bad_metric(pair_set, tmp_path):
