@@ -31,6 +31,7 @@ from deepfl.errors import ImageReadError, TableError
 from deepfl.fileio import atomic_write_bytes
 from deepfl.images import encode_image, list_images, read_image
 from deepfl.jobs import (
+    RECORD_FOLDER,
     AppendOnlyCsv,
     ErrorPolicy,
     SettingsChanged,
@@ -40,6 +41,7 @@ from deepfl.jobs import (
     progress,
     read_complete_rows,
     recorded_path,
+    same_setting,
     shard,
 )
 from deepfl.png import decode_png_rgb, encode_png
@@ -468,6 +470,34 @@ def _references(
     return reference_pairs(ref_dir, policy, seed, assignment_csv)
 
 
+def _check_merge_settings(
+    out_dir: Path, ref_dir: Path, seed: int, assignment_csv: str | os.PathLike | None, fmt: str
+) -> None:
+    """Raises `SettingsChanged` when the merge's flags that decide the expected images differ from those the
+    shards recorded in `out_dir` (a merge with another --seed reported every image missing, exit 0)."""
+    try:
+        stored = json.loads((out_dir / SETTINGS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # no record (nothing sharded here yet): the shard files are checked one by one
+    if not isinstance(stored, dict):
+        return
+    current = {
+        "ref_dir": str(ref_dir.resolve()),
+        "seed": seed,
+        "format": fmt,
+        "assignment_csv": str(Path(assignment_csv).resolve()) if assignment_csv else None,
+    }
+    changes = [
+        f"{key} {json.dumps(stored[key])} -> {json.dumps(value)}"
+        for key, value in current.items()
+        if key in stored and not same_setting(stored[key], value, stored.get(RECORD_FOLDER), out_dir)
+    ]
+    if changes:
+        raise SettingsChanged(
+            f"--out_dir {out_dir} was made with other settings ({'; '.join(changes)}): merge with the shards' flags"
+        )
+
+
 def merge(
     ref_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -484,6 +514,7 @@ def merge(
     pairs = _references(ref_dir, ErrorPolicy(on_error), seed, assignment_csv)
     if num_shards < 2:
         raise ValueError("num_shards: --merge needs the --num_shards the shards were made with (>= 2)")
+    _check_merge_settings(out_dir, ref_dir, seed, assignment_csv, fmt)
     target = Path(manifest) if manifest else out_dir / "manifest.csv"
     rows, missing = merge_manifests(out_dir, pairs, num_shards, target, fmt)
     return target, rows, missing

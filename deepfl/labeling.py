@@ -299,17 +299,24 @@ def pair_dataset(
     return dataset.prefetch(prefetch)
 
 
-def _check_metric_columns(out_path: Path, metrics: Sequence[str]) -> None:
-    """Raises `SettingsChanged` when an earlier run's CSV at `out_path` holds other metric columns than these."""
+def _check_metric_columns(out_path: Path, metrics: Sequence[str], merging: bool = False) -> None:
+    """Raises `SettingsChanged` when an earlier run's CSV at `out_path` holds other metric columns than these
+    (`merging`: a shard file read by the merge, whose --metrics must be the shards')."""
     if not out_path.is_file():
         return
     with open(out_path, newline="", encoding="utf-8", errors="surrogateescape") as handle:
         header = next(csv.reader(handle), None)
     if header and header[:2] == list(KEY_COLUMNS) and header != output_columns(metrics):
+        written, asked = ",".join(header[2:]), ",".join(output_columns(metrics)[2:])
+        if merging:
+            raise SettingsChanged(
+                f"{out_path}: the shards were made with --metrics {written}; this merge asks for {asked}: merge "
+                f"with --metrics {written}"
+            )
         raise SettingsChanged(
-            f"{out_path}: an earlier run wrote the metrics {','.join(header[2:])}; this one asks for "
-            f"{','.join(output_columns(metrics)[2:])}: rerun with --metrics {','.join(header[2:])}, choose another "
-            "--out_dir or --output_name, or pass --overwrite to delete the CSV and score again"
+            f"{out_path}: an earlier run wrote the metrics {written}; this one asks for {asked}: rerun with "
+            f"--metrics {written}, choose another --out_dir or --output_name, or pass --overwrite to delete the "
+            "CSV and score again"
         )
 
 
@@ -552,6 +559,7 @@ def merge_shards(
         path = shard_file(out_csv, num_shards, index)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: shard {index} of {num_shards} has no output yet")
+        _check_metric_columns(path, check_metrics(metrics), merging=True)
         share = shard_share(groups, num_shards, index) if groups is not None else None
         check_shard_finished(path, index, num_shards, share)
         # Read-only: a shard still being written keeps its partly written last line (ignored here).

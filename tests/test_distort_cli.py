@@ -216,6 +216,9 @@ def test_merge_joins_shard_manifests_like_an_unsharded_run(ref_dir, tmp_path):
     (parts / "manifest-2-of-3.csv.finished.json").unlink()
     stopped = distort(f"--ref_dir={ref_dir}", f"--out_dir={parts}", "--seed=5", "--num_shards=3", "--merge")
     assert stopped.returncode == 2 and "shard 2 of 3 has not finished" in stopped.stderr, stopped.stderr
+    # A merge with another --seed than the shards' reported every image missing, exit 0 (the same walk).
+    other_seed = distort(f"--ref_dir={ref_dir}", f"--out_dir={parts}", "--seed=6", "--num_shards=3", "--merge")
+    assert other_seed.returncode == 2 and "seed 5 -> 6" in other_seed.stderr, other_seed.stderr
 
 
 def test_references_sharing_a_name_stem_are_skipped_as_bad_references(ref_dir, tmp_path, small_photo):

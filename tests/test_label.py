@@ -264,6 +264,9 @@ def test_shards_merge_to_the_unsharded_result(pair_set, tmp_path):
         labeling.merge_shards(sharded, 2, pairs, metrics=["sff", "add_gsim"])
     labeling.label_pairs(pairs, root, sharded, metrics=["sff", "add_gsim"], num_shards=2, shard_index=1)  # the rerun
     assert labeling.merge_shards(sharded, 2, pairs, metrics=["sff", "add_gsim"])[0] == path
+    # A merge given other --metrics than the shards': it said "restore the header line ..." of a sound file.
+    with pytest.raises(DeepflError, match=r"shards were made with --metrics sff,add_gsim; .*merge with --metrics"):
+        labeling.merge_shards(sharded, 2, pairs, metrics=["sff"])
 
 
 def test_cli_writes_kadis_layout_and_reports_bad_metric(pair_set, tmp_path):
