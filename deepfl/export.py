@@ -225,17 +225,16 @@ def _check_backbone_scaling(model: str | os.PathLike, head: str | os.PathLike, s
     features the head was trained on (`features.extractor_source` records the scaling): a head on the ImageNet
     baseline's features ([-1, 1] pixels) exported with Keras' ImageNet weights file (read with x / 255) would score
     every image wrong without an error."""
-    import re
-
     from deepfl.architectures import default_pixel_scaling
     from deepfl.errors import DeepflError
+    from deepfl.features import source_pixel_scaling
     from deepfl.models.weights_file import is_weights_file
 
-    recorded = re.match(r"backbone\(weights=.*, pixel_scaling=(\w+)\)", source)
+    recorded = source_pixel_scaling(source)
     if recorded is None or not is_weights_file(model):
         return
     scaling = default_pixel_scaling(str(model))
-    if recorded.group(1) != scaling:
+    if recorded != scaling:
         raise DeepflError(
             f"head: {head} was trained on features of {source} (recorded in {features}), but a scorer of the "
             f"weights file --model {model} scales pixels {scaling} ({'x / 255' if scaling == 'unit' else '[-1, 1]'}): "

@@ -629,6 +629,15 @@ def source_fingerprint(source: str) -> str | None:
     return found.group(1) if found else None
 
 
+def source_pixel_scaling(source: str) -> str | None:
+    """The pixel scaling of the backbone an `extractor_source` names (None for a trained model file, which keeps
+    its own)."""
+    import re
+
+    found = re.match(r"backbone\(weights=.*, pixel_scaling=(\w+)\)", source)
+    return found.group(1) if found else None
+
+
 # The seed of the random backbone (`load_extractor(weights=None)`): the same network in every run. (Unseeded, two
 # runs' features differed by up to 0.12, and a cache resumed after a kill mixed rows of two random networks.)
 RANDOM_WEIGHTS_SEED = 0

@@ -176,6 +176,11 @@ def describe_file(path: str | os.PathLike) -> str:
     return f"{Path(path).resolve()} ({file_fingerprint(path)})"
 
 
+def described_path(description: object) -> str | None:
+    """The path of a file recorded by `describe_file` (None for anything else)."""
+    return description.rsplit(" (sha256:", 1)[0] if isinstance(description, str) else None
+
+
 def by_content(description: str) -> str:
     """`description` with a file recorded by `describe_file` (at its start, or after "weights=") named by its
     fingerprint alone: the same file copied or moved elsewhere is the same input."""

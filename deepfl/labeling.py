@@ -163,12 +163,19 @@ def group_pairs(pairs: pd.DataFrame, batch_size: int = PAIRS_PER_BATCH) -> list[
     return [(ref, dists[i : i + batch_size]) for ref, dists in groups.items() for i in range(0, len(dists), batch_size)]
 
 
-def shard_share(groups: Sequence[tuple[str, Sequence[str]]], num_shards: int, shard_index: int) -> list[str]:
-    """The dist_im names shard `shard_index` labels: the pairs of its references, dealt round-robin in the
-    manifest's order (`group_pairs`), so that a reference is decoded by one shard only."""
+def shard_groups(
+    groups: Sequence[tuple[str, Sequence[str]]], num_shards: int, shard_index: int
+) -> list[tuple[str, Sequence[str]]]:
+    """The groups (`group_pairs`) shard `shard_index` labels: those of its references, dealt round-robin in the
+    manifest's order, so that a reference is decoded by one shard only."""
     references = list(dict.fromkeys(ref for ref, _ in groups))
     mine = set(shard(references, num_shards, shard_index))
-    return [dist for ref, dists in groups if ref in mine for dist in dists]
+    return [(ref, dists) for ref, dists in groups if ref in mine]
+
+
+def shard_share(groups: Sequence[tuple[str, Sequence[str]]], num_shards: int, shard_index: int) -> list[str]:
+    """The dist_im names shard `shard_index` labels, in the manifest's order (`shard_groups`)."""
+    return [dist for _, dists in shard_groups(groups, num_shards, shard_index) for dist in dists]
 
 
 def compiled_sizes(
@@ -449,12 +456,9 @@ def label_pairs(
     finished = False
     try:
         groups = group_pairs(pairs, batch_size)
-        references = list(dict.fromkeys(ref for ref, _ in groups))
-        mine = set(shard(references, num_shards, shard_index))
+        mine = shard_groups(groups, num_shards, shard_index)
         todo = []
-        for ref, dists in groups:
-            if ref not in mine:
-                continue
+        for ref, dists in mine:
             remaining = [d for d in dists if d not in table]
             summary.already_done += len(dists) - len(remaining)
             if remaining:
@@ -469,7 +473,7 @@ def label_pairs(
         if not todo:  # a finished shard: returns without loading TensorFlow
             finished = True
             if num_shards > 1:
-                mark_shard_finished(out_path, shard_share(groups, num_shards, shard_index))
+                mark_shard_finished(out_path, [d for _, dists in mine for d in dists])
             return summary
         functions = load_metric_functions(metrics)
         total = sum(len(d) for _, d in todo)
@@ -526,7 +530,7 @@ def label_pairs(
             bar.close()
         finished = True
         if num_shards > 1:  # every pair of its share scored or reported: what the merge checks for
-            mark_shard_finished(out_path, shard_share(groups, num_shards, shard_index))
+            mark_shard_finished(out_path, [d for _, dists in mine for d in dists])
     finally:
         if fresh and num_shards == 1 and not table.done and (summary.skipped or not finished):
             # This run made the CSV and scored nothing into it (every pair bad, a wrong folder, a stop at the
@@ -552,14 +556,15 @@ def merge_shards(
     """
     if num_shards < 2:
         raise ValueError(f"num_shards: merging needs >= 2 shards, got {num_shards}")
-    columns = output_columns(check_metrics(metrics))
+    metrics = check_metrics(metrics)
+    columns = output_columns(metrics)
     groups = group_pairs(_pair_table(pairs)) if pairs is not None else None
     rows: dict[str, dict] = {}
     for index in range(num_shards):
         path = shard_file(out_csv, num_shards, index)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: shard {index} of {num_shards} has no output yet")
-        _check_metric_columns(path, check_metrics(metrics), merging=True)
+        _check_metric_columns(path, metrics, merging=True)
         share = shard_share(groups, num_shards, index) if groups is not None else None
         check_shard_finished(path, index, num_shards, share)
         # Read-only: a shard still being written keeps its partly written last line (ignored here).

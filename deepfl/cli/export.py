@@ -80,13 +80,11 @@ def _difference(stored: dict, current: dict[str, str | None]) -> str:
     key = changed[0]
     if current[key] is None and stored.get(key):
         return f"made with the {labels[key]} {stored[key]}, which is missing now"
-
-    def path_of(description) -> str | None:  # a `describe_file` description's path
-        return description.rsplit(" (sha256:", 1)[0] if isinstance(description, str) else None
+    from deepfl.fileio import described_path
 
     def differing(key: str) -> str:
-        if path_of(stored.get(key)) == path_of(current[key]):  # the same file, rewritten since
-            return f"{labels[key]} {path_of(current[key])} as it was before it changed"
+        if described_path(stored.get(key)) == described_path(current[key]):  # the same file, rewritten since
+            return f"{labels[key]} {described_path(current[key])} as it was before it changed"
         return f"another {labels[key]} ({stored.get(key) or 'none'})"
 
     return "made from " + " and ".join(differing(key) for key in changed)

@@ -110,10 +110,9 @@ def main(argv: list[str]) -> int:
             f"--dropout: give one rate per --hidden layer ({len(hidden)} layers {FLAGS.hidden}, {len(dropout)} "
             f"rates {FLAGS.dropout})"
         )
-    head = {"hidden": hidden, "dropout": dropout, "standardize_features": FLAGS.standardize_features}
-    paper_head = {"hidden": list(paper.STAGE2_HIDDEN), "dropout": list(paper.STAGE2_DROPOUT)}
-    if head != {**paper_head, "standardize_features": False}:  # records of earlier runs (the paper's head) stay valid
-        settings.update(head)
+    paper_head = hidden == list(paper.STAGE2_HIDDEN) and dropout == list(paper.STAGE2_DROPOUT)
+    if not paper_head or FLAGS.standardize_features:  # records of earlier runs (the paper's head) stay valid
+        settings.update(hidden=hidden, dropout=dropout, standardize_features=FLAGS.standardize_features)
     if FLAGS.protocol != "paper":  # settings stored by earlier runs (paper protocol) stay valid
         settings.update(
             protocol=FLAGS.protocol,
