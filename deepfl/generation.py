@@ -36,15 +36,13 @@ from deepfl.jobs import (
     ErrorPolicy,
     SettingsChanged,
     check_settings,
-    check_shard_finished,
-    mark_shard_finished,
     progress,
     read_complete_rows,
     recorded_path,
     same_setting,
-    shard,
 )
 from deepfl.png import decode_png_rgb, encode_png
+from deepfl.sharding import check_shard_finished, mark_shard_finished, shard
 
 log = logging.getLogger("deepfl")
 
@@ -328,7 +326,7 @@ def merge_manifests(
     """Joins the shard manifests into `manifest_path` (one header, rows in the order of an unsharded run, each
     `dist_im` once), atomically; returns (rows written, the expected images without a row, in that order: those of
     references a shard skipped as bad). Every shard must have finished its share of `pairs` (no job writing it,
-    not stopped part-way, not made from other references: `jobs.check_shard_finished`)."""
+    not stopped part-way, not made from other references: `sharding.check_shard_finished`)."""
     rows: dict[str, dict] = {}
     for index in range(num_shards):
         path = shard_manifest(out_dir, num_shards, index)

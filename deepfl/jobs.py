@@ -1,4 +1,4 @@
-"""Shared machinery of long batch jobs: sharding, progress bars, append-only resumable CSVs, error policy.
+"""Shared machinery of long batch jobs: progress bars, append-only resumable CSVs, error policy.
 
 Every command-line job (distort, label, extract, ...) uses these so that all of them resume the same way,
 report bad inputs the same way, and never lose or duplicate finished rows.
@@ -30,15 +30,6 @@ log = logging.getLogger("deepfl")
 
 ON_ERROR_CHOICES = ("skip", "stop")
 SEED_MAX = 2**32 - 1  # the largest seed NumPy's and Keras' generators both take (every job's --seed)
-
-
-def shard(items: Sequence[T], num_shards: int = 1, shard_index: int = 0) -> list[T]:
-    """Returns shard `shard_index` of `num_shards` (round-robin, so shards stay balanced when items are sorted)."""
-    if num_shards < 1:
-        raise ValueError(f"num_shards: must be >= 1, got {num_shards}")
-    if not 0 <= shard_index < num_shards:
-        raise ValueError(f"shard_index: must be in [0, {num_shards}), got {shard_index}")
-    return list(items[shard_index::num_shards])
 
 
 # Seconds between progress lines when stderr is not a terminal (a log file gets one line per interval).
@@ -378,66 +369,6 @@ def recorded_path(record_file: str | os.PathLike, stored: dict, key: str):
     value = stored.get(key)
     moved = relocated(value, stored.get(RECORD_FOLDER), Path(record_file).parent)
     return moved if moved != value and os.path.exists(moved) else value
-
-
-def being_written(path: str | os.PathLike) -> bool:
-    """Whether another process holds the lock of an `AppendOnlyCsv(path, lock=True)`: a job still writing it
-    (False where the file is absent or the file system cannot lock)."""
-    path = Path(path)
-    if not path.is_file():
-        return False
-    try:
-        with open(path, "rb") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)  # released when the handle closes
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-    return False
-
-
-def _share_digest(share: Sequence[str]) -> str:
-    import hashlib
-
-    return hashlib.sha256("\n".join(share).encode("utf-8", "surrogateescape")).hexdigest()
-
-
-def shard_finished_record(output: str | os.PathLike) -> Path:
-    """Where a shard's job notes that it finished its share (`mark_shard_finished`): beside its output file."""
-    output = Path(output)
-    return output.with_name(output.name + ".finished.json")
-
-
-def mark_shard_finished(output: str | os.PathLike, share: Sequence[str]) -> None:
-    """Notes that the shard writing `output` went through every item of its `share` (names, in order; skipped
-    bad inputs included), so that a merge can tell a finished shard from one stopped part-way."""
-    from deepfl.fileio import atomic_write_bytes
-
-    record = {"items": len(share), "digest": _share_digest(share)}
-    atomic_write_bytes(shard_finished_record(output), (json.dumps(record) + "\n").encode("utf-8"))
-
-
-def check_shard_finished(output: str | os.PathLike, index: int, num_shards: int, share: Sequence[str] | None) -> None:
-    """Raises `DeepflError` unless shard `index` of `num_shards` finished its `share` (None: any share) and no job
-    is writing `output` now: a merge of a shard still running, stopped part-way, or made from another manifest or
-    other references than the merge's would write an incomplete or mixed result as if it were whole."""
-    output = Path(output)
-    where = f"{output}: shard {index} of {num_shards}"
-    if being_written(output):
-        raise DeepflError(f"{where} is still being written by a running job; merge once it has finished")
-    try:
-        record = json.loads(shard_finished_record(output).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raise DeepflError(
-            f"{where} has not finished (stopped part-way, or made by an older deepfl): rerun it with its flags, "
-            "then merge"
-        ) from None
-    if share is not None and (not isinstance(record, dict) or record.get("digest") != _share_digest(share)):
-        then = record.get("items") if isinstance(record, dict) else None
-        raise DeepflError(
-            f"{where} finished on another share than the merge's ({then} items then, {len(share)} now: the "
-            "manifest or the references changed since): rerun it with its flags, then merge"
-        )
 
 
 def settings_beside(output: str | os.PathLike) -> Path:

@@ -38,13 +38,11 @@ from deepfl.jobs import (
     ErrorPolicy,
     SettingsChanged,
     check_settings,
-    check_shard_finished,
-    mark_shard_finished,
     progress,
     read_complete_rows,
     settings_beside,
-    shard,
 )
+from deepfl.sharding import check_shard_finished, mark_shard_finished, shard
 
 log = logging.getLogger("deepfl")
 
@@ -551,7 +549,7 @@ def merge_shards(
 
     Returns (path, missing dist_im names: pairs a shard skipped as bad). Rows are deduplicated on `dist_im`; every
     shard file must exist, carry the same columns and have finished its share of these pairs (no job writing it,
-    not stopped part-way, not made from another manifest: `jobs.check_shard_finished`). The shard files are left
+    not stopped part-way, not made from another manifest: `sharding.check_shard_finished`). The shard files are left
     in place.
     """
     if num_shards < 2:

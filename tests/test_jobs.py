@@ -18,8 +18,8 @@ from deepfl.jobs import (
     progress,
     read_complete_rows,
     setup_logging,
-    shard,
 )
+from deepfl.sharding import shard
 
 
 def test_shards_partition_items():

@@ -250,7 +250,8 @@ def test_shards_merge_to_the_unsharded_result(pair_set, tmp_path):
     # A merge took the rows of a shard still running, stopped part-way, or made from another manifest, and exited 0
     # with an incomplete labels.csv (user walk, session 26): each is refused, naming the shard.
     from deepfl.errors import DeepflError
-    from deepfl.jobs import AppendOnlyCsv, shard_finished_record
+    from deepfl.jobs import AppendOnlyCsv
+    from deepfl.sharding import shard_finished_record
 
     second = labeling.shard_file(sharded, 2, 1)
     writer = AppendOnlyCsv(second, labeling.output_columns(["sff", "add_gsim"]), key="dist_im", lock=True)
