@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import math
 import os
@@ -28,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from deepfl.data.tables import extra_fields_message
-from deepfl.errors import ImageReadError, NoUsableInput, TableError
+from deepfl.errors import DeepflError, ImageReadError, NoUsableInput, TableError
 from deepfl.fileio import atomic_write_bytes
 from deepfl.fr import METRICS, metric_function, metric_meant
 from deepfl.fr.running import score_metrics
@@ -42,7 +43,7 @@ from deepfl.jobs import (
     read_complete_rows,
     settings_beside,
 )
-from deepfl.sharding import check_shard_finished, mark_shard_finished, shard
+from deepfl.sharding import being_written, check_shard_finished, mark_shard_finished, shard
 
 log = logging.getLogger("deepfl")
 
@@ -539,25 +540,66 @@ def label_pairs(
     return summary
 
 
+_SCORING_SETTINGS = ("batch_size", "compile_from_pixel_pairs")  # what label_pairs stores beside its CSV
+
+
+def _scoring_settings(output: Path) -> dict:
+    """The scoring settings `label_pairs` stored beside `output` ({} where there is no readable record: a file of
+    an older deepfl)."""
+    try:
+        stored = json.loads(settings_beside(output).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {key: stored[key] for key in _SCORING_SETTINGS if isinstance(stored, dict) and key in stored}
+
+
+def _merged_settings(made_with: dict[str, dict]) -> dict:
+    """The record of a merged CSV from the settings each of its sources was scored with ({source: settings}): a
+    setting they share as it is, one they differ on as the sorted list of their values (warned about: the scores
+    differ in their last digits), so that a later unsharded run into the merged CSV resumes only with the same."""
+    merged = {}
+    for key in _SCORING_SETTINGS:
+        values: dict = {}
+        for source, settings in made_with.items():
+            if key in settings:
+                values.setdefault(json.dumps(settings[key]), []).append(source)
+        if len(values) == 1:
+            merged[key] = json.loads(next(iter(values)))
+        elif values:
+            merged[key] = sorted(json.loads(value) for value in values)
+            log.warning(
+                "the merged sources were scored with other --%s: %s; their scores may differ in the last digits "
+                "(float32 reduction order or the compiled path)",
+                key,
+                "; ".join(f"{value} ({', '.join(sources)})" for value, sources in values.items()),
+            )
+    return merged
+
+
 def merge_shards(
     out_csv: str | os.PathLike,
     num_shards: int,
     pairs: pd.DataFrame | None = None,
     metrics: Sequence[str] | str | None = None,
+    overwrite: bool = False,
 ) -> tuple[Path, list[str]]:
     """Joins the shard files of `out_csv` into `out_csv` (atomically), in manifest order when `pairs` is given.
 
     Returns (path, missing dist_im names: pairs a shard skipped as bad). Rows are deduplicated on `dist_im`; every
     shard file must exist, carry the same columns and have finished its share of these pairs (no job writing it,
-    not stopped part-way, not made from another manifest: `sharding.check_shard_finished`). The shard files are left
-    in place.
+    not stopped part-way, not made from another manifest: `sharding.check_shard_finished`). The shard files are
+    left in place. Rows of an existing `out_csv` (an unsharded run's, an earlier merge's) that no shard holds are
+    kept, unless `overwrite`. The shards' scoring settings are stored beside the result (`_merged_settings`), as
+    an unsharded run stores its own, so that a later run into it resumes only with the same settings.
     """
     if num_shards < 2:
         raise ValueError(f"num_shards: merging needs >= 2 shards, got {num_shards}")
     metrics = check_metrics(metrics)
     columns = output_columns(metrics)
     groups = group_pairs(_pair_table(pairs)) if pairs is not None else None
+    out_path = Path(out_csv)
     rows: dict[str, dict] = {}
+    made_with: dict[str, dict] = {}
     for index in range(num_shards):
         path = shard_file(out_csv, num_shards, index)
         if not path.is_file():
@@ -565,9 +607,20 @@ def merge_shards(
         _check_metric_columns(path, metrics, merging=True)
         share = shard_share(groups, num_shards, index) if groups is not None else None
         check_shard_finished(path, index, num_shards, share)
+        made_with[f"shard {index}"] = _scoring_settings(path)
         # Read-only: a shard still being written keeps its partly written last line (ignored here).
         for row in read_complete_rows(path, columns):
             rows.setdefault(row["dist_im"], row)
+    if out_path.is_file() and not overwrite:
+        if being_written(out_path):
+            raise DeepflError(f"{out_path} is being written by a running job; merge once it has finished")
+        _check_metric_columns(out_path, metrics)
+        kept = [row for row in read_complete_rows(out_path, columns) if row["dist_im"] not in rows]
+        for row in kept:
+            rows[row["dist_im"]] = row
+        if kept:
+            made_with[out_path.name] = _scoring_settings(out_path)
+            log.info("%s: %d rows that no shard holds are kept (--overwrite drops them)", out_path, len(kept))
     order = list(pairs.dist_im) if pairs is not None else sorted(rows)
     missing = [name for name in order if name not in rows]
     extra = sorted(set(rows) - set(order))
@@ -577,5 +630,10 @@ def merge_shards(
     for name in order + extra:
         if name in rows:
             writer.writerow(rows[name])
-    atomic_write_bytes(out_csv, buffer.getvalue().encode("utf-8"))
-    return Path(out_csv), missing
+    atomic_write_bytes(out_path, buffer.getvalue().encode("utf-8"))
+    merged = _merged_settings(made_with)
+    if merged:
+        check_settings(settings_beside(out_path), merged, overwrite=True)
+    else:
+        settings_beside(out_path).unlink(missing_ok=True)
+    return out_path, missing

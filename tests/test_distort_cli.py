@@ -219,6 +219,9 @@ def test_merge_joins_shard_manifests_like_an_unsharded_run(ref_dir, tmp_path):
     # A merge with another --seed than the shards' reported every image missing, exit 0 (the same walk).
     other_seed = distort(f"--ref_dir={ref_dir}", f"--out_dir={parts}", "--seed=6", "--num_shards=3", "--merge")
     assert other_seed.returncode == 2 and "seed 5 -> 6" in other_seed.stderr, other_seed.stderr
+    # A shard's command line turned into the merge's kept its --shard_index, which the merge ignored (session 27).
+    stray = distort(f"--ref_dir={ref_dir}", f"--out_dir={parts}", "--num_shards=3", "--shard_index=2", "--merge")
+    assert stray.returncode == 2 and "drop --shard_index to merge" in stray.stderr.splitlines()[-1], stray.stderr
 
 
 def test_references_sharing_a_name_stem_are_skipped_as_bad_references(ref_dir, tmp_path, small_photo):

@@ -1,6 +1,8 @@
 """The labelling job: manifest reading, grouping, resumable append-only output, bad pairs, shards + merge, CLI."""
 
 import csv
+import json
+import logging
 import os
 
 import numpy as np
@@ -268,6 +270,44 @@ def test_shards_merge_to_the_unsharded_result(pair_set, tmp_path):
     # A merge given other --metrics than the shards': it said "restore the header line ..." of a sound file.
     with pytest.raises(DeepflError, match=r"shards were made with --metrics sff,add_gsim; .*merge with --metrics"):
         labeling.merge_shards(sharded, 2, pairs, metrics=["sff"])
+
+
+def test_a_merged_csv_keeps_its_sources_settings_and_the_rows_no_shard_holds(pair_set, tmp_path, caplog):
+    # The merged labels.csv had no settings record: an unsharded run into it later resumed with any --batch_size,
+    # and a merge over an earlier labels.csv replaced it, rows no shard held included (session 27).
+    manifest, root = pair_set
+    pairs = labeling.read_manifest(manifest)
+    metrics = ["sff", "add_gsim"]
+    sharded = tmp_path / "sharded" / "labels.csv"
+    labeling.label_pairs(pairs.iloc[:4], root, sharded, metrics=metrics)  # an earlier unsharded run's rows
+    early = _read(sharded)
+    later = pairs.iloc[4:]
+    for index in range(2):
+        labeling.label_pairs(later, root, sharded, metrics=metrics, num_shards=2, shard_index=index)
+    labeling.merge_shards(sharded, 2, later, metrics=metrics)
+    merged = _read(sharded)
+    by_shards = {name for index in range(2) for name in _read(labeling.shard_file(sharded, 2, index)).dist_im}
+    assert (
+        len(early) and set(merged.dist_im) == by_shards | set(early.dist_im) and len(merged) == len(set(merged.dist_im))
+    )
+    record = json.loads(settings_beside(sharded).read_text())
+    assert record["batch_size"] == labeling.PAIRS_PER_BATCH
+    with pytest.raises(SettingsChanged, match="batch_size 25 -> 7"):
+        labeling.label_pairs(pairs, root, sharded, metrics=metrics, batch_size=7)
+    labeling.merge_shards(sharded, 2, later, metrics=metrics, overwrite=True)  # drops the rows no shard holds
+    assert set(_read(sharded).dist_im) == by_shards
+    # Shards scored with other settings: merged, said, and both values recorded.
+    other = tmp_path / "other" / "labels.csv"
+    for index, batch_size in enumerate((25, 3)):
+        labeling.label_pairs(
+            pairs, root, other, metrics=metrics, num_shards=2, shard_index=index, batch_size=batch_size
+        )
+    with caplog.at_level(logging.WARNING, logger="deepfl"):
+        labeling.merge_shards(other, 2, pairs, metrics=metrics)
+    assert "other --batch_size: 25 (shard 0); 3 (shard 1)" in caplog.text
+    assert json.loads(settings_beside(other).read_text())["batch_size"] == [3, 25]
+    with pytest.raises(SettingsChanged, match=r"batch_size \[3, 25\] -> 3"):
+        labeling.label_pairs(pairs, root, other, metrics=metrics, batch_size=3)
 
 
 def test_cli_writes_kadis_layout_and_reports_bad_metric(pair_set, tmp_path):

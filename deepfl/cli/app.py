@@ -111,10 +111,19 @@ def require_numbers(name: str, wanted: str, accept: Callable[[float], bool], int
     flags.register_validator(name, fine, message=f"need comma-separated {wanted}")
 
 
-def define_sharding() -> None:
+def define_sharding(merge_help: str) -> None:
+    """--num_shards, --shard_index and --merge (`merge_help`: what this job's merge joins). A merge joins every
+    shard, so a --shard_index beside --merge (a shard's command line edited into the merge's) is refused when the
+    flags are parsed rather than ignored."""
     flags.DEFINE_integer("num_shards", 1, "Split the work into this many shards (e.g. one per machine).", lower_bound=1)
     flags.DEFINE_integer(
         "shard_index", 0, "Which shard this process handles, 0 <= shard_index < num_shards.", lower_bound=0
+    )
+    flags.DEFINE_boolean("merge", False, merge_help)
+    flags.register_multi_flags_validator(
+        ["merge", "shard_index"],
+        lambda values: not (values["merge"] and flags.FLAGS["shard_index"].present),
+        message="--merge joins all --num_shards shards; --shard_index names one: drop --shard_index to merge",
     )
 
 

@@ -62,19 +62,16 @@ flags.DEFINE_string(
 )
 flags.DEFINE_integer("workers", None, "Worker processes (default: all cores).", lower_bound=1)
 flags.DEFINE_bool(
-    "merge",
-    False,
-    "Join the --num_shards shard manifests in --out_dir into manifest.csv (one "
-    "header, the order of an unsharded run) and stop.",
-)
-flags.DEFINE_bool(
     "overwrite",
     False,
     "Discard what an earlier run with other settings wrote to --out_dir (its "
     "manifests, the images they list, references/) and start again.",
 )
 app.define_out_dir()
-app.define_sharding()
+app.define_sharding(
+    "Join the --num_shards shard manifests in --out_dir into manifest.csv (one header, the order of an unsharded "
+    "run) and stop."
+)
 app.define_on_error(
     "an unreadable or too small reference image; a bad row of --assignment_csv stops the job before any work, "
     "whichever is chosen"

@@ -62,10 +62,13 @@ flags.DEFINE_boolean(
     "overwrite",
     False,
     "Delete an existing output CSV made with other --metrics, --batch_size or --compile_from_pixel_pairs (the "
-    "last two stored in <csv>.settings.json) and score again, instead of refusing.",
+    "last two stored in <csv>.settings.json) and score again, instead of refusing. With --merge: drop the rows "
+    "of an existing output CSV that no shard holds (kept by default).",
 )
-flags.DEFINE_boolean("merge", False, "Join the --num_shards shard files into the final CSV and stop.")
-app.define_sharding()
+app.define_sharding(
+    "Join the --num_shards shard files into the final CSV (with the rows of an existing one that no shard holds, "
+    "unless --overwrite) and stop."
+)
 app.define_on_error()
 
 
@@ -116,7 +119,9 @@ def main(argv: list[str]) -> int:
     ref_root = FLAGS.ref_root if FLAGS.ref_root is not None else _recorded_reference_folder()
     out_csv = os.path.join(FLAGS.out_dir, FLAGS.output_name)
     if FLAGS.merge:
-        path, missing = labeling.merge_shards(out_csv, FLAGS.num_shards, pairs, FLAGS.metrics)
+        path, missing = labeling.merge_shards(
+            out_csv, FLAGS.num_shards, pairs, FLAGS.metrics, overwrite=FLAGS.overwrite
+        )
         print(
             f"merged {FLAGS.num_shards} shards into {path}; {len(missing)} manifest pairs without a row"
             + (f" (first: {missing[0]})" if missing else "")
