@@ -412,6 +412,7 @@ def check_settings(
     overwrite: bool = False,
     output: str | os.PathLike | None = None,
     holds_work: bool = True,
+    defaults: dict | None = None,
 ) -> bool:
     """Compares a job's resolved `settings` (JSON values; paths made absolute by the caller) with those stored at
     `path` by an earlier run, so that a rerun resumes only what the same settings started.
@@ -422,12 +423,15 @@ def check_settings(
     `overwrite=True`, or `holds_work=False` (the caller found nothing the earlier run finished, e.g. it was
     interrupted before its first result: there is nothing to protect), it stores the new settings and returns
     False, and the caller discards the old outputs. `output` names the output in the message (default: the folder
-    of `path`).
+    of `path`). `defaults`: the values of settings a caller leaves out of `settings` when they have them (so that
+    records of earlier versions, made before the setting existed, stay valid), compared and named as such
+    ("hidden [2048, 1024, 256] -> [256]", not "null -> [256]").
     """
     from deepfl.fileio import atomic_write_bytes
 
     path = Path(path)
     settings = json.loads(json.dumps(settings))  # the form they take once stored (tuples -> lists)
+    defaults = json.loads(json.dumps(defaults or {}))
     record = {**settings, RECORD_FOLDER: str(path.parent.resolve())}
     text = (json.dumps(record, indent=1, sort_keys=True) + "\n").encode("utf-8")
     where = output if output is not None else path.parent
@@ -440,14 +444,15 @@ def check_settings(
                 f"{path}: unreadable stored settings ({exc}); use --overwrite (overwrite=True from Python) to start "
                 "again"
             ) from None
+        then, now = {**defaults, **stored}, {**defaults, **settings}
         changed_keys = [
             key
-            for key in sorted(set(stored) | set(settings))
-            if not same_setting(stored.get(key), settings.get(key), written_in, path.parent)
+            for key in sorted(set(then) | set(now))
+            if not same_setting(then.get(key), now.get(key), written_in, path.parent)
         ]
-        changes = [f"{key} {_shown(stored.get(key))} -> {json.dumps(settings.get(key))}" for key in changed_keys]
+        changes = [f"{key} {_shown(then.get(key))} -> {json.dumps(now.get(key))}" for key in changed_keys]
         if not changes:
-            if stored != settings:  # the record is not rewritten: a rerun on a read-only disk must still find it
+            if then != now:  # the record is not rewritten: a rerun on a read-only disk must still find it
                 log.info("%s: moved or copied from %s: its recorded paths are followed here", where, written_in)
             return True
         if not holds_work:
@@ -456,7 +461,7 @@ def check_settings(
                 where,
                 "; ".join(changes),
             )
-        elif all(_content_only(stored.get(key), settings.get(key)) for key in changed_keys):
+        elif all(_content_only(then.get(key), now.get(key)) for key in changed_keys):
             raise SettingsChanged(
                 f"{where} was made from files that have changed since ({'; '.join(changes)}): write to a new "
                 "output, or pass --overwrite (overwrite=True from Python) to discard it and start again with the "

@@ -293,3 +293,13 @@ def test_a_folder_lock_refuses_a_second_holder_and_writes_nothing(tmp_path):
     with folder_lock(tmp_path):  # released
         pass
     assert list(tmp_path.iterdir()) == []
+
+
+def test_settings_left_out_at_their_defaults_are_compared_and_named_as_those(tmp_path):
+    from deepfl.jobs import SettingsChanged, check_settings
+
+    record, defaults = tmp_path / "settings.json", {"hidden": [64], "protocol": "paper"}
+    assert check_settings(record, {"epochs": 2}, defaults=defaults) is False  # an older version's record
+    assert check_settings(record, {"epochs": 2, "hidden": [64]}, defaults=defaults) is True  # the same head
+    with pytest.raises(SettingsChanged, match=r"hidden \[64\] -> \[8\]; protocol \"paper\" -> \"authors\""):
+        check_settings(record, {"epochs": 2, "hidden": [8], "protocol": "authors"}, defaults=defaults)

@@ -51,15 +51,18 @@ def test_train_mlp_reruns_resume_or_refuse_by_resolved_settings(tmp_path):
             argv("--epochs=2"),
             argv("--epochs=2", features=relative_cache),  # the same file, named relative to the cwd
             argv("--epochs=3"),
+            argv("--epochs=2", "--hidden=8", "--dropout=0.1"),
             argv("--epochs=3", "--overwrite"),
         ],
     )
-    failed, first, same, changed, overwritten = runs
+    failed, first, same, changed, other_head, overwritten = runs
     assert failed.returncode == 2 and "absent.h5" in failed.stderr
     assert first.returncode == 0, first.stderr[-2000:]
     assert same.returncode == 0 and "finished already" in same.stdout, same.stderr[-2000:]
     assert changed.returncode == 2 and len(error_lines(changed.stderr)) == 1, changed.stderr[-2000:]
     assert "epochs 2 -> 3" in changed.stderr and "--overwrite" in changed.stderr
+    # The paper's head is not stored (earlier records stay valid): the change was named "hidden null -> [8]".
+    assert "dropout [0.25, 0.25, 0.5] -> [0.1]; hidden [2048, 1024, 256] -> [8]" in other_head.stderr, other_head.stderr
     assert overwritten.returncode == 0, overwritten.stderr[-2000:]
     assert '"epochs": 3' in (out / "mlp_settings.json").read_text()
     # A score edited after the run finished: the same flags no longer reuse its results (they did, with exit 0 and

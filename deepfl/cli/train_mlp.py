@@ -86,6 +86,7 @@ def main(argv: list[str]) -> int:
         discard_finished_splits,
         finished_on_these_inputs,
         holds_finished_splits,
+        protocol_settings,
         table_splits,
     )
 
@@ -119,6 +120,16 @@ def main(argv: list[str]) -> int:
             normalize_targets=chosen["normalize_targets"],
             target_column=chosen["target_column"],
         )
+    # What the settings left out above mean, named in a refusal as such ("hidden [2048, 1024, 256] -> [256]").
+    paper_protocol = protocol_settings("paper")
+    defaults = {
+        "hidden": list(paper.STAGE2_HIDDEN),
+        "dropout": list(paper.STAGE2_DROPOUT),
+        "standardize_features": False,
+        "protocol": "paper",
+        "normalize_targets": paper_protocol["normalize_targets"],
+        "target_column": paper_protocol["target_column"],
+    }
     finished = (out / "summary.csv").exists() and not FLAGS.overwrite
     if finished:
         if not (out / MLP_SETTINGS_FILE).exists():
@@ -126,7 +137,8 @@ def main(argv: list[str]) -> int:
                 f"out_dir: {out} holds a finished run without stored settings (made by an older "
                 "deepfl); use a new --out_dir, or --overwrite to redo it"
             )
-        check_settings(out / MLP_SETTINGS_FILE, settings, output=f"--out_dir {out}")  # raises if they differ
+        # (raises if they differ)
+        check_settings(out / MLP_SETTINGS_FILE, settings, output=f"--out_dir {out}", defaults=defaults)
     table = read_dataset(FLAGS.dataset, FLAGS.data_dir)
     feats = load_features(FLAGS.features, table["image"].astype(str).tolist())
     splits = table_splits(table, chosen["num_splits"], FLAGS.seed, FLAGS.official_split)
@@ -155,6 +167,7 @@ def main(argv: list[str]) -> int:
         FLAGS.overwrite,
         output=f"--out_dir {out}",
         holds_work=holds_finished_splits(out),
+        defaults=defaults,
     )
     if FLAGS.overwrite:  # redo every split, also those an earlier run with these settings finished
         discard_finished_splits(out)
