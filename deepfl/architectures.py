@@ -13,6 +13,9 @@ ARCHITECTURES = (PAPER_ARCHITECTURE, "small", "tiny")
 # The smallest image side the paper's network takes (its unpadded convolutions and poolings; Keras' minimum for
 # InceptionResNetV2). The other backbones pad, so they take any size.
 PAPER_MIN_SIDE = 75
+# Keras' ImageNet weights of the paper's network, by the name `weights=` takes; as a model to score with
+# (`deepfl-export/deepfl-predict --model imagenet`), the backbone with them: the paper's baseline.
+IMAGENET = "imagenet"
 
 
 def check_architecture(arch: str, weights: str | None) -> None:

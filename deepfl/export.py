@@ -15,10 +15,14 @@ from pathlib import Path
 
 import keras
 
+from deepfl.architectures import IMAGENET
 from deepfl.data.normalization import TargetNormalizer
 from deepfl.fileio import load_model_file, normalizer_path, save_model_atomic
 
 SCORE_COLUMN = "score"
+# `model="imagenet"` (`--model imagenet`): the backbone with Keras' ImageNet weights, for a head trained on the paper's
+# baseline features (deepfl-extract-features without --model), at the pixel scaling recorded for those features.
+IMAGENET_BACKBONE = IMAGENET
 
 
 def head_normalizer(head_path: str | os.PathLike) -> TargetNormalizer | None:
@@ -89,13 +93,19 @@ def _is_scorer(model: keras.Model) -> bool:
     return len(shape) == 1 or (len(shape) == 2 and shape[-1] == 1)
 
 
-def as_extractor(model: str | os.PathLike | keras.Model) -> keras.Model:
+def as_extractor(model: str | os.PathLike | keras.Model, pixel_scaling: str | None = None) -> keras.Model:
     """The MLSP extractor of a multi-task model (file or model), rebuilt for any input size (native
     resolution); a model already giving one flat vector per image (an extractor) is returned as is. An HDF5
     backbone weights file (e.g. the authors' `quality-mlsp-mtl-mse-loss.hdf5`) gives the backbone with those
-    weights and x / 255 pixels, as the authors' demo feeds it."""
+    weights and x / 255 pixels, as the authors' demo feeds it. `IMAGENET_BACKBONE` gives the backbone with Keras'
+    ImageNet weights (needs their file offline: `features.load_extractor`), with `pixel_scaling` (default [-1, 1],
+    the weights' own)."""
     from deepfl.models.weights_file import is_weights_file
 
+    if isinstance(model, str) and model == IMAGENET_BACKBONE:
+        from deepfl.features import load_extractor
+
+        return load_extractor(None, "imagenet", pixel_scaling)
     if not isinstance(model, keras.Model) and is_weights_file(model):
         from deepfl.models import build_backbone, default_pixel_scaling
 
@@ -123,6 +133,11 @@ def load_scorer(
     from deepfl.models.weights_file import is_weights_file
 
     if head is None:
+        if model == IMAGENET_BACKBONE:
+            raise ValueError(
+                f"model: {IMAGENET_BACKBONE} gives features, not scores: pass the head trained on them (head=, or "
+                "--head on the command line)"
+            )
         scorer = model if isinstance(model, keras.Model) else load_model_file(model)
         if not _is_scorer(scorer):
             raise ValueError(
@@ -134,7 +149,8 @@ def load_scorer(
         check_head_matches_model(model, head)  # from the records alone, before loading anything
     # Both loaded before the head's normaliser is looked at, so that a model and a head given the other's way round
     # are named as such.
-    loaded = model if isinstance(model, keras.Model) or is_weights_file(model) else load_model_file(model)
+    built_here = isinstance(model, keras.Model) or model == IMAGENET_BACKBONE or is_weights_file(model)
+    loaded = model if built_here else load_model_file(model)
     if isinstance(loaded, keras.Model) and _is_scorer(loaded) and len(loaded.input_shape) == 4:
         raise ValueError(
             f"model: {model if not isinstance(model, keras.Model) else loaded.name} scores images already (an "
@@ -161,7 +177,8 @@ def load_scorer(
             UserWarning,
             stacklevel=3,
         )
-    return combine(as_extractor(loaded), head_model, normalizer)
+    scaling = _recorded_scaling(head) if loaded == IMAGENET_BACKBONE and not isinstance(head, keras.Model) else None
+    return combine(as_extractor(loaded, scaling), head_model, normalizer)
 
 
 def export_model(
@@ -238,9 +255,38 @@ def _check_backbone_scaling(model: str | os.PathLike, head: str | os.PathLike, s
         raise DeepflError(
             f"head: {head} was trained on features of {source} (recorded in {features}), but a scorer of the "
             f"weights file --model {model} scales pixels {scaling} ({'x / 255' if scaling == 'unit' else '[-1, 1]'}): "
-            "its scores would be wrong; a one-file scorer of the ImageNet baseline is not supported (its heads "
-            "serve the paper's tables), train a head on features extracted with --weights FILE (the same scaling)"
+            "its scores would be wrong; "
+            + (
+                f"for the ImageNet baseline's head, pass --model {IMAGENET_BACKBONE}"
+                if _is_imagenet_source(source)
+                else "train a head on features extracted with --weights FILE (the same scaling)"
+            )
         )
+
+
+def _is_imagenet_source(source: str) -> bool:
+    """Whether a feature cache's recorded source (`features.extractor_source`) is the ImageNet backbone."""
+    return source.startswith("backbone(weights=imagenet,")
+
+
+def _recorded_source(head: str | os.PathLike) -> tuple[str, Path] | None:
+    """(the source recorded for the features a head was trained on, the feature cache that records it): from the
+    settings deepfl-train-mlp stored beside the head and the cache they name; None where either is missing."""
+    from deepfl.features import cache_source
+
+    try:
+        features = Path(head_settings(head)["features"])
+        return cache_source(features), features
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _recorded_scaling(head: str | os.PathLike) -> str | None:
+    """The pixel scaling recorded for the backbone whose features a head was trained on (None: not recorded)."""
+    from deepfl.features import source_pixel_scaling
+
+    recorded = _recorded_source(head)
+    return source_pixel_scaling(recorded[0]) if recorded else None
 
 
 def check_head_matches_model(model: str | os.PathLike, head: str | os.PathLike) -> None:
@@ -248,26 +294,43 @@ def check_head_matches_model(model: str | os.PathLike, head: str | os.PathLike) 
 
     deepfl-train-mlp records the feature cache a head was trained on (`protocol.MLP_SETTINGS_FILE` beside the
     head), and the cache records the model file it was extracted with (path and content fingerprint). When both
-    records are there and name a model file whose fingerprint differs from `model`'s, the exported scorer would
-    feed the head features it has never seen and score nonsense without an error; elsewhere nothing is known and
-    nothing is checked."""
+    records are there and name a model file whose fingerprint differs from `model`'s, or the ImageNet or a random
+    backbone (no file is that model; `IMAGENET_BACKBONE` pairs with the ImageNet one alone), the exported scorer
+    would feed the head features it has never seen and score nonsense without an error; elsewhere nothing is known
+    and nothing is checked."""
     from deepfl.errors import DeepflError
-    from deepfl.features import cache_source, source_fingerprint
+    from deepfl.features import source_fingerprint
     from deepfl.fileio import file_fingerprint
 
-    try:
-        features = Path(head_settings(head)["features"])
-        source = cache_source(features)
-    except (OSError, ValueError, KeyError, TypeError):
+    found = _recorded_source(head)
+    if found is None:
+        return
+    source, features = found
+    trained_on = f"head: {head} was trained on features of {source} (recorded in {features})"
+    if model == IMAGENET_BACKBONE:
+        if not _is_imagenet_source(source):
+            raise DeepflError(
+                f"{trained_on}, not of the ImageNet backbone (--model {IMAGENET_BACKBONE}): pair the "
+                "head with that model"
+            )
         return
     _check_backbone_scaling(model, head, source, features)
     recorded = source_fingerprint(source)
+    if recorded is None and source.startswith("backbone("):  # ImageNet or random weights: no file is that model
+        raise DeepflError(
+            f"{trained_on}, not of --model {model}: "
+            + (
+                f"for the ImageNet baseline's head, pass --model {IMAGENET_BACKBONE}"
+                if _is_imagenet_source(source)
+                else "a random backbone's features have no model file to pair with; train a head on features of "
+                "this model"
+            )
+        )
     if recorded is None or not Path(model).is_file():
         return
     fingerprint = file_fingerprint(model)
     if recorded != fingerprint:
         raise DeepflError(
-            f"head: {head} was trained on features of {source} (recorded in {features}), not of --model {model} "
-            f"({fingerprint}): pair the head with that model, or train a head on features of this one (a scorer "
-            "exported by deepfl-export holds its head already: use it without one)"
+            f"{trained_on}, not of --model {model} ({fingerprint}): pair the head with that model, or train a head "
+            "on features of this one (a scorer exported by deepfl-export holds its head already: use it without one)"
         )

@@ -296,3 +296,86 @@ def test_a_head_on_features_of_another_pixel_scaling_is_not_exported_with_a_weig
         with pytest.raises(DeepflError, match=r"pixel_scaling=symmetric.*scales pixels unit \(x / 255\)"):
             check_head_matches_model(weights, tmp_path / name / "head_split0.keras")
     check_head_matches_model(weights, tmp_path / "unit" / "head_split0.keras")  # the same scaling: the right pair
+
+
+def _head_on_features_of(folder, source, dim):
+    """A head in `folder` with the records deepfl-train-mlp and deepfl-extract-features leave: mlp_settings.json
+    naming a feature cache whose recorded source is `source`."""
+    from deepfl.features import FeatureCache
+    from deepfl.jobs import check_settings
+    from deepfl.models.mlp import build_mlp
+
+    folder.mkdir()
+    with FeatureCache(folder / "features.h5", dim=dim, source=source) as cache:
+        cache.append(["a.png"], np.zeros((1, dim), np.float32))
+        cache.compact()
+    # (trained on raw scores: no normaliser is needed beside the head)
+    check_settings(folder / "mlp_settings.json", {"features": str(folder / "features.h5"), "normalize_targets": False})
+    build_mlp(dim, hidden=(4,), dropout=(0.0,), seed=1).save(folder / "head.keras")
+    return folder / "head.keras"
+
+
+def test_the_imagenet_baselines_head_is_exported_with_model_imagenet_alone(stage1_files, tmp_path, monkeypatch):
+    # A head on the paper's baseline features had no model to be exported or scored with: a weights file was
+    # refused (its scaling), and a trained model file was let through, which scores every image wrong (session 27).
+    import keras
+
+    from deepfl import features
+    from deepfl.errors import DeepflError
+    from deepfl.export import check_head_matches_model, export_model
+    from deepfl.fileio import describe_file
+    from deepfl.models import build_backbone
+
+    model = stage1_files / "model.keras"
+    tiny = build_backbone(arch="tiny", weights=None, input_shape=(None, None, 3))
+    dim = tiny.output_shape[-1]  # the tiny backbone's features stand in for the ImageNet backbone's here
+    baseline = _head_on_features_of(tmp_path / "base", features.extractor_source(None, "imagenet", "unit"), dim)
+    trained = _head_on_features_of(tmp_path / "trained", features.extractor_source(str(model), None, None), dim)
+    random = _head_on_features_of(tmp_path / "random", features.extractor_source(None, None, None), dim)
+    with pytest.raises(
+        DeepflError,
+        match=r"base/head.keras was trained on features of backbone\(weights=imagenet.*"
+        r"not of --model .*model.keras: for the ImageNet baseline's head, pass --model imagenet",
+    ):
+        check_head_matches_model(model, baseline)
+    with pytest.raises(DeepflError, match=r"not of the ImageNet backbone \(--model imagenet\)"):
+        check_head_matches_model("imagenet", trained)
+    with pytest.raises(DeepflError, match="a random backbone's features have no model file"):
+        check_head_matches_model(model, random)
+    check_head_matches_model("imagenet", baseline)
+    assert describe_file(model) in features.extractor_source(str(model), None, None)
+    # The scorer: the ImageNet backbone at the scaling recorded for the head's features (x / 255 here, set at
+    # extraction with --pixel_scaling unit). Keras' ImageNet file is not on this machine: the extractor is the tiny
+    # backbone, built where deepfl would build the ImageNet one.
+    built = []
+
+    def stand_in(model, weights, pixel_scaling=None, dtype="float32"):
+        built.append((model, weights, pixel_scaling))
+        return build_backbone(arch="tiny", weights=None, input_shape=(None, None, 3), pixel_scaling=pixel_scaling)
+
+    monkeypatch.setattr(features, "load_extractor", stand_in)
+    scorer = keras.saving.load_model(export_model("imagenet", baseline, tmp_path / "baseline.keras"))
+    assert built == [(None, "imagenet", "unit")]
+    assert scorer.predict(np.zeros((1, 32, 32, 3), np.float32), verbose=0).shape == (1,)
+    with pytest.raises(ValueError, match="imagenet gives features, not scores: pass the head"):
+        export_model("imagenet", None, tmp_path / "no_head.keras")
+
+
+def test_model_imagenet_offline_is_one_line_naming_the_weights_file(stage1_files, tmp_path):
+    from deepfl.features import extractor_source
+
+    baseline = _head_on_features_of(tmp_path / "base", extractor_source(None, "imagenet", None), 8)
+    flags = ["--model=imagenet", f"--head={baseline}"]
+    offline, scored = kr.run_batch(
+        "export",
+        [flags + [f"--output={tmp_path / 'baseline.keras'}"]],
+        env=kr.job_env(KERAS_HOME=str(tmp_path / "keras_home")),
+    ) + kr.run_batch(
+        "predict",
+        [flags + [str(stage1_files / "a.png")]],
+        env=kr.job_env(KERAS_HOME=str(tmp_path / "keras_home")),
+    )
+    for result in (offline, scored):
+        last = result.stderr.strip().splitlines()[-1]
+        assert result.returncode == 2 and "weights=imagenet: inception_resnet_v2_weights" in last, result.stderr
+    assert not (tmp_path / "baseline.keras").exists()

@@ -3,8 +3,9 @@
   deepfl-export --model runs/stage1/model.keras --head mlp/kadid10k_head_split0.keras --output deepfl_iqa.keras
   deepfl-export --model quality-mlsp-mtl-mse-loss.hdf5 --head head.keras --output deepfl_iqa.keras
 
---model is the multi-task model of deepfl-train-multitask (its MLSP extractor is used, at any input size), or a
-backbone weights file such as the authors' Keras 2 `quality-mlsp-mtl-mse-loss.hdf5`; --head is an MLP head of
+--model is the multi-task model of deepfl-train-multitask (its MLSP extractor is used, at any input size), a
+backbone weights file such as the authors' Keras 2 `quality-mlsp-mtl-mse-loss.hdf5`, or `imagenet` (the paper's
+ImageNet baseline, for a head trained on features extracted without --model); --head is an MLP head of
 deepfl-train-mlp (the normalizer file beside it, <name>.normalizer.json for <name>.keras, maps outputs back to
 the head's target scale). The output takes RGB images in [0, 255] and gives one score per image; it loads with
 `keras.saving.load_model` alone (deepfl's own layers are replaced by built-in ones) and is what `deepfl-predict
@@ -21,11 +22,17 @@ from pathlib import Path
 
 from absl import flags
 
+from deepfl.architectures import IMAGENET
 from deepfl.cli import app
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
-    "model", None, "Trained multi-task model (.keras) or a backbone weights file (.h5/.hdf5).", required=True
+    "model",
+    None,
+    "Trained multi-task model (.keras), a backbone weights file (.h5/.hdf5), or imagenet: the backbone with Keras' "
+    "ImageNet weights, for a head trained on the paper's baseline features (deepfl-extract-features without "
+    "--model; offline, Keras' weights file must be in its cache).",
+    required=True,
 )
 flags.DEFINE_string(
     "head",
@@ -48,7 +55,7 @@ def _sources() -> dict[str, str | None]:
 
     head = Path(FLAGS.head)
     return {
-        "model": described(Path(FLAGS.model)),
+        "model": IMAGENET if FLAGS.model == IMAGENET else described(Path(FLAGS.model)),
         "head": described(head),
         "normalizer": described(normalizer_path(head)),
     }

@@ -26,13 +26,16 @@ from typing import Any
 
 from absl import flags
 
+from deepfl.architectures import IMAGENET
 from deepfl.cli import app
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
     "model",
     None,
-    "Exported one-file model (.keras: image -> score), or the trained multi-task model when --head is given.",
+    "Exported one-file model (.keras: image -> score), or, when --head is given, the trained multi-task model, a "
+    "backbone weights file, or imagenet (the backbone with Keras' ImageNet weights, for a head trained on the "
+    "paper's baseline features).",
     required=True,
 )
 flags.DEFINE_string(
@@ -114,15 +117,16 @@ def main(argv: list[str]) -> int:
         print(f"error: {message}", file=sys.stderr)
 
     resumable = output is not None and fmt == "csv"
-    given = [FLAGS.model, *([FLAGS.head] if FLAGS.head else [])]
+    imagenet = FLAGS.model == IMAGENET  # the ImageNet backbone: a name, not a file
+    given = [*([] if imagenet else [FLAGS.model]), *([FLAGS.head] if FLAGS.head else [])]
     # The model is loaded first (a missing or wrong file named before any settings are stored), except for a rerun
     # into a CSV of this command, whose settings are stored already: it loads the model only to score what is left.
     rerun = resumable and not FLAGS.overwrite and output.exists() and settings_beside(output).exists()
     scorer = None if rerun and all(Path(path).is_file() for path in given) else load()
     if resumable:
         settings = {  # the files' fingerprints too: a model re-exported under the same name is another model
-            "model": str(Path(FLAGS.model).resolve()),
-            "model_content": file_fingerprint(FLAGS.model),
+            "model": IMAGENET if imagenet else str(Path(FLAGS.model).resolve()),
+            "model_content": None if imagenet else file_fingerprint(FLAGS.model),
             "head": str(Path(FLAGS.head).resolve()) if FLAGS.head else None,
             "head_content": file_fingerprint(FLAGS.head) if FLAGS.head else None,
         }
