@@ -57,6 +57,11 @@ PAIRS_PER_BATCH = 5 * 5
 # and then saves about 0.6 us per pixel-pair (docs/labels.md), so the two break even near 7e7: a size met in 357
 # or more pairs of 384x512 compiles, one photo's 125 distortions score uncompiled.
 COMPILE_FROM_PIXEL_PAIRS = 7e7
+# The most distorted-image pixels one metric call holds: a KADIS batch (25 pairs of 512x384). Larger images go fewer
+# pairs to a call, down to one, and a size whose single pair exceeds it is never compiled (a compiled graph keeps
+# every full-size intermediate: about 460 bytes per pixel, 11 GB for one 24-megapixel pair, where the NumPy forms
+# work on strips). Without it, the 5 levels of three 12-24 megapixel photos took 19-24 GB in one call.
+PIXELS_PER_CALL = PAIRS_PER_BATCH * 512 * 384
 # Column names accepted for the two key columns (ours/KADIS first, then KADID-10k's dmos.csv).
 _ALIASES = {"dist_im": ("dist_im", "dist_img"), "ref_im": ("ref_im", "ref_img")}
 
@@ -181,7 +186,8 @@ def compiled_sizes(
     groups: Sequence[tuple[str, Sequence[str]]], ref_root: str | os.PathLike, threshold: float
 ) -> frozenset[tuple[int, int]] | None:
     """The reference sizes (height, width) whose pairs are scored by the compiled graphs: those with at least
-    `threshold` pixels x pairs in `groups`, sizes read from the references' headers. None means every size
+    `threshold` pixels x pairs in `groups` and at most `PIXELS_PER_CALL` pixels, sizes read from the references'
+    headers. None means every size
     (`threshold` <= 0, nothing read). Decided before any scoring and from the whole manifest, so a restarted job
     and every shard take the same path for a pair and write the same bytes (the two paths differ in the last
     digits)."""
@@ -195,7 +201,17 @@ def compiled_sizes(
     for ref, dists in groups:
         if sizes[ref] is not None:
             pairs[sizes[ref]] = pairs.get(sizes[ref], 0) + len(dists)
-    return frozenset(size for size, count in pairs.items() if count * size[0] * size[1] >= threshold)
+    return frozenset(
+        size
+        for size, count in pairs.items()
+        if count * size[0] * size[1] >= threshold and size[0] * size[1] <= PIXELS_PER_CALL
+    )
+
+
+def pairs_per_call(height: int, width: int, batch_size: int = PAIRS_PER_BATCH) -> int:
+    """How many pairs of height x width one metric call scores: `batch_size`, fewer where they would hold more than
+    `PIXELS_PER_CALL` pixels, and at least one."""
+    return max(1, min(batch_size, PIXELS_PER_CALL // max(1, height * width)))
 
 
 def _check_references_found(groups: Sequence[tuple[str, Sequence[str]]], ref_root: Path) -> None:
@@ -394,19 +410,37 @@ def _scoring_path(groups: list[_Group], compiled: frozenset[tuple[int, int]] | N
     return compile_after(math.inf)
 
 
-def _score_groups(functions: dict, groups: list[_Group]) -> list[dict[str, np.ndarray]]:
-    """Scores several references' groups (same image size) in one call per metric -> scores per group."""
-    busy = [g for g in groups if len(g.good)]
-    if not busy:
-        return [{} for _ in groups]
-    index = np.concatenate([np.full(len(g.good), k, np.int32) for k, g in enumerate(busy)])
-    scores = score_batch(functions, np.stack([g.ref for g in busy]), np.concatenate([g.dists for g in busy]), index)
-    out, start = [], 0
-    for g in groups:
-        stop = start + len(g.good)
-        out.append({name: values[start:stop] for name, values in scores.items()} if len(g.good) else {})
-        start = stop
-    return out
+def _score_groups(functions: dict, groups: list[_Group], per_call: int) -> list[dict[str, np.ndarray]]:
+    """Scores several references' groups (same image size) -> scores per group, in metric calls of at most
+    `per_call` pairs: groups are packed together (each reference's own work done once per call) and a group
+    larger than that is split across calls (its reference then goes with each part)."""
+    busy = [k for k, g in enumerate(groups) if len(g.good)]
+    calls: list[list[tuple[int, int, int]]] = [[]]  # per call: (group, first, stop) slices of its distorted images
+    room = per_call
+    for k in busy:
+        start = 0
+        while start < len(groups[k].good):
+            if room == 0:
+                calls.append([])
+                room = per_call
+            take = min(room, len(groups[k].good) - start)
+            calls[-1].append((k, start, start + take))
+            start, room = start + take, room - take
+    parts: dict[int, list[dict[str, np.ndarray]]] = {k: [] for k in busy}
+    for call in calls if busy else []:
+        members = list(dict.fromkeys(k for k, _, _ in call))
+        slot = {k: position for position, k in enumerate(members)}
+        index = np.concatenate([np.full(stop - first, slot[k], np.int32) for k, first, stop in call])
+        dists = np.concatenate([groups[k].dists[first:stop] for k, first, stop in call])
+        scores = score_batch(functions, np.stack([groups[k].ref for k in members]), dists, index)
+        offset = 0
+        for k, first, stop in call:
+            parts[k].append({name: values[offset : offset + stop - first] for name, values in scores.items()})
+            offset += stop - first
+    return [
+        {name: np.concatenate([part[name] for part in parts[k]]) for name in parts[k][0]} if k in parts else {}
+        for k in range(len(groups))
+    ]
 
 
 def label_pairs(
@@ -482,8 +516,9 @@ def label_pairs(
         def flush() -> None:
             """Scores the pending groups together, appends their good rows, then reports their bad pairs."""
             try:
+                size = next((g.ref.shape[:2] for g in pending if len(g.good)), (1, 1))
                 with _scoring_path(pending, compiled):
-                    scored = _score_groups(functions, pending)
+                    scored = _score_groups(functions, pending, pairs_per_call(*size, batch_size))
             except ValueError as exc:  # e.g. images too small for a metric: the pairs are bad
                 for g in pending:
                     g.bad_pairs += [f"{g.dist_names[i]}: not scored ({exc})" for i in g.good]
@@ -509,8 +544,9 @@ def label_pairs(
                     policy.handle(line)
 
         try:
-            # References are packed into one metric call until `batch_size` pairs (same image size) are pending, so
-            # short groups (KADIS: 5 levels per reference) still give the metrics large batches.
+            # References are packed into one metric call until `batch_size` pairs (same image size; fewer of large
+            # images: `pairs_per_call`) are pending, so short groups (KADIS: 5 levels per reference) still give the
+            # metrics large batches.
             batches = pair_dataset(todo, image_root, ref_root).as_numpy_iterator()
             for index, ref, dists, good, problems, reference_error in batches:
                 ref_im, dist_names = todo[int(index)]
@@ -520,7 +556,8 @@ def label_pairs(
                     group.bad_pairs, group.reference_line = _reference_lines(reference_error.decode(), dist_paths)
                 busy = [g for g in pending if len(g.good)]
                 pending_pairs = sum(len(g.good) for g in busy)
-                if busy and len(good) and (ref.shape != busy[0].ref.shape or pending_pairs + len(good) > batch_size):
+                limit = pairs_per_call(*ref.shape[:2], batch_size)
+                if busy and len(good) and (ref.shape != busy[0].ref.shape or pending_pairs + len(good) > limit):
                     flush()
                 pending.append(group)
             if pending:

@@ -3,6 +3,7 @@
 import csv
 import json
 import logging
+import math
 import os
 
 import numpy as np
@@ -423,6 +424,37 @@ def test_compiled_sizes_are_those_with_enough_pixels_times_pairs(two_size_pairs,
     assert labeling.compiled_sizes(groups, root, 30_000) == set()
     assert labeling.compiled_sizes(groups, root, float("inf")) == set()
     assert labeling.compiled_sizes(groups, tmp_path / "nowhere", 0) is None  # every size; no header is read
+
+
+def test_large_images_go_fewer_pairs_to_a_metric_call_and_score_alike(two_size_pairs, tmp_path, monkeypatch):
+    # The 5 levels of three 12-24 megapixel photos went to one metric call (a compiled one for the largest): 19 GB
+    # for 5 pairs of 24 megapixels, 24 GB and a kill for all 15 (user walk, session 27). Here the 48x64 references
+    # stand in for large photos: a call may hold 2 of their pairs (a reference's 3 levels are split over calls),
+    # and no size above that budget compiles.
+    pairs, root = two_size_pairs
+    metrics = ["ssim", "gmsd", "sff"]
+    whole = labeling.label_pairs(
+        pairs, root, tmp_path / "whole.csv", metrics=metrics, compile_from_pixel_pairs=math.inf
+    )
+    monkeypatch.setattr(labeling, "PIXELS_PER_CALL", 2 * 48 * 64)
+    assert labeling.pairs_per_call(48, 64) == 2 and labeling.pairs_per_call(40, 56) == 2
+    assert labeling.pairs_per_call(480, 640) == 1 and labeling.pairs_per_call(4, 4, batch_size=3) == 3
+    assert labeling.compiled_sizes(labeling.group_pairs(pairs), root, 1) == {(48, 64), (40, 56)}
+    monkeypatch.setattr(labeling, "PIXELS_PER_CALL", 48 * 64 - 1)
+    assert labeling.compiled_sizes(labeling.group_pairs(pairs), root, 1) == {(40, 56)}  # 48x64 is over the budget
+    monkeypatch.setattr(labeling, "PIXELS_PER_CALL", 2 * 48 * 64)
+    calls = []
+    scoring = labeling.score_batch
+    monkeypatch.setattr(
+        labeling,
+        "score_batch",
+        lambda functions, refs, dists, index: calls.append(len(dists)) or scoring(functions, refs, dists, index),
+    )
+    split = labeling.label_pairs(
+        pairs, root, tmp_path / "split.csv", metrics=metrics, compile_from_pixel_pairs=math.inf
+    )
+    assert split.written == whole.written == 12 and max(calls) == 2 and sum(calls) == 12, calls
+    np.testing.assert_array_equal(_read(tmp_path / "split.csv")[metrics], _read(tmp_path / "whole.csv")[metrics])
 
 
 def test_only_sizes_with_enough_pairs_compile_and_both_paths_score_alike(two_size_pairs, tmp_path):
