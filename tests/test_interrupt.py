@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from badinputs import textured_image
-from deepfl.cli.app import EXIT_INTERRUPTED, INTERRUPT_GRACE_S, INTERRUPTED_MESSAGE
+from deepfl.cli.app import EXIT_INTERRUPTED, EXIT_TERMINATED, INTERRUPT_GRACE_S, INTERRUPTED_MESSAGE
 from deepfl.images import write_image
 from killrestart import REPO_ROOT, assert_same_tree, count_files, job_command, job_env, run_batch, run_job
 
@@ -21,10 +21,10 @@ TIMEOUT_S = 300
 NATIVE_LOG = re.compile(r"^([IWEF]\d{4} [\d:.]+ +\d+ \S+:\d+\] |WARNING: All log messages before absl::InitializeLog)")
 
 
-def interrupt_when(cmd: list[str], ready, delay_s: float = 0.0) -> tuple[int, str, float]:
-    """Starts `cmd` in its own process group, sends SIGINT to the job's process (not the group) once `ready()`
-    is true plus `delay_s`; returns (exit code, stderr, seconds from the signal to the exit), after checking
-    that no process of the group (pool workers) outlives the job."""
+def interrupt_when(cmd: list[str], ready, delay_s: float = 0.0, sig: int = signal.SIGINT) -> tuple[int, str, float]:
+    """Starts `cmd` in its own process group, sends `sig` (Ctrl-C's SIGINT) to the job's process (not the group)
+    once `ready()` is true plus `delay_s`; returns (exit code, stderr, seconds from the signal to the exit), after
+    checking that no process of the group (pool workers) outlives the job."""
     proc = subprocess.Popen(
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=job_env(), cwd=REPO_ROOT, start_new_session=True
     )
@@ -36,7 +36,7 @@ def interrupt_when(cmd: list[str], ready, delay_s: float = 0.0) -> tuple[int, st
             time.sleep(0.02)
         time.sleep(delay_s)
         assert proc.poll() is None, "finished before it could be interrupted"
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         sent = time.monotonic()
         _, err = proc.communicate(timeout=TIMEOUT_S)
         took = time.monotonic() - sent
@@ -54,11 +54,11 @@ def interrupt_when(cmd: list[str], ready, delay_s: float = 0.0) -> tuple[int, st
             proc.wait()
 
 
-def assert_one_line(code: int, stderr: str) -> None:
-    assert code == EXIT_INTERRUPTED, stderr[-3000:]
+def assert_one_line(code: int, stderr: str, expected=(EXIT_INTERRUPTED, INTERRUPTED_MESSAGE)) -> None:
+    assert code == expected[0], stderr[-3000:]
     assert "Traceback" not in stderr, stderr[-3000:]
     others = [line for line in stderr.splitlines() if not line.startswith("INFO ") and not NATIVE_LOG.match(line)]
-    assert others == [INTERRUPTED_MESSAGE], stderr[-3000:]
+    assert others == [expected[1]], stderr[-3000:]
 
 
 def make_refs(folder: Path, count: int, size: int) -> Path:
@@ -78,6 +78,13 @@ def test_ctrl_c_in_distort_then_rerun_gives_the_uninterrupted_outputs(tmp_path):
     assert_one_line(code, err)
     assert took < INTERRUPT_GRACE_S + 10
     assert count_files(tmp_path / "cut")() < 30, "the job ran on after the signal"
+    # SIGTERM (kill, timeout, a scheduler's time limit) killed the job without a word, its pool workers left to
+    # finish on their own (user walk, session 27): now the same stop, its own line and 143.
+    code, err, took = interrupt_when(
+        distort(tmp_path / "cut"), lambda: count_files(tmp_path / "cut")() >= 8, sig=signal.SIGTERM
+    )
+    assert_one_line(code, err, (EXIT_TERMINATED, "terminated (SIGTERM); rerun the same command to resume"))
+    assert took < INTERRUPT_GRACE_S + 10
     rerun = run_job(distort(tmp_path / "cut"), timeout=TIMEOUT_S)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     whole = run_job(distort(tmp_path / "whole"), timeout=TIMEOUT_S)

@@ -36,14 +36,15 @@ BAD_INPUT_MESSAGE_CHARS = 1000
 EXIT_BAD_INPUT = 2
 EXIT_NOTHING_DONE = 3  # the job ran but produced nothing (e.g. every input was skipped)
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a job stopped by Ctrl-C
+EXIT_TERMINATED = 143  # 128 + SIGTERM: `kill`, `timeout`, a batch scheduler's time limit (SLURM, PBS)
 INTERRUPTED_MESSAGE = "interrupted; rerun the same command to resume"
 # The end of every script's --help (one home, beside the codes).
 EXIT_CODES_HELP = (
     "Exit codes: 0 the job did its work; 2 a bad input or flag (one `error:` line naming it); 3 nothing could be "
-    "done (every input skipped, or none given); 130 interrupted by Ctrl-C (rerun the same command to resume; "
-    "deepfl-predict resumes only into a CSV --output); 1 the outputs could not be written (a full or read-only "
-    "disk: one `error:` line naming the file; rerun to resume), or anything unexpected (deepfl-predict also when "
-    "some files could not be read)."
+    "done (every input skipped, or none given); 130 interrupted by Ctrl-C, 143 by SIGTERM (kill, timeout, a "
+    "scheduler's time limit): rerun the same command to resume (deepfl-predict resumes only into a CSV --output); "
+    "1 the outputs could not be written (a full or read-only disk: one `error:` line naming the file; rerun to "
+    "resume), or anything unexpected (deepfl-predict also when some files could not be read)."
 )
 # For a run whose outputs cannot resume (deepfl-predict printing its table): `nothing_to_resume()` selects it.
 INTERRUPTED_WITHOUT_RESUME_MESSAGE = "interrupted; nothing was saved (write --output to a CSV to resume a long run)"
@@ -287,19 +288,19 @@ def run_app(main: Callable[[list[str]], int | None]) -> None:
                 # The KeyboardInterrupt was swallowed on its way up (e.g. raised inside a TensorFlow call that
                 # turned it into its own error, which a skip policy absorbed): still report it and exit 130.
                 interrupt.report()
-                return EXIT_INTERRUPTED
+                return interrupt.exit_code
             interrupt.job_done = True
             return code
         except KeyboardInterrupt:
             interrupt.report()
-            return EXIT_INTERRUPTED
+            return interrupt.exit_code
         except Exception as exc:
             if interrupt.interrupted.is_set():
                 # The error is the Ctrl-C's doing: a KeyboardInterrupt raised inside a C call can surface as
                 # another error (a SystemError "bad argument to internal function" was seen once in ~80 Ctrl-Cs of
                 # extract-features). Report the interrupt, as on the success path above.
                 interrupt.report()
-                return EXIT_INTERRUPTED
+                return interrupt.exit_code
             return _report_failure(exc)
 
     _show_script_help(main.__module__)
@@ -308,7 +309,7 @@ def run_app(main: Callable[[list[str]], int | None]) -> None:
         app.run(wrapped, argv=argv, flags_parser=_parse_flags)
     except KeyboardInterrupt:  # before main (flag parsing) or while a `finally` in main was unwinding
         interrupt.report()
-        raise SystemExit(EXIT_INTERRUPTED) from None
+        raise SystemExit(interrupt.exit_code) from None
     except SystemExit as exc:
         if exc.code == 1 and _asks_for_help(argv):
             raise SystemExit(0) from None  # absl exits 1 after printing the help it was asked for
@@ -323,7 +324,8 @@ def nothing_to_resume() -> None:
 
 
 class _InterruptHandler:
-    """Ctrl-C for a job: one line on stderr and exit code 130, at once or within INTERRUPT_GRACE_S.
+    """Ctrl-C for a job: one line on stderr and exit code 130, at once or within INTERRUPT_GRACE_S. SIGTERM (kill,
+    timeout, a scheduler's time limit) ends it the same way, with its own line and exit code 143.
 
     The SIGINT handler raises KeyboardInterrupt in the main thread (run_app turns it into the line and 130). A
     Python handler only runs when the main thread executes Python code, so the signal also wakes a watcher
@@ -344,11 +346,17 @@ class _InterruptHandler:
         # Set once the job's main has returned with its work done: a Ctrl-C from then on (while the process
         # exits) changes nothing, so it must not turn the exit code into 130.
         self.job_done = False
+        self.terminated = False  # the signal was SIGTERM, not Ctrl-C
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_TERMINATED if self.terminated else EXIT_INTERRUPTED
 
     def install(self) -> None:
         reader, writer = socket.socketpair()
         writer.setblocking(False)
         signal.signal(signal.SIGINT, self._on_sigint)
+        signal.signal(signal.SIGTERM, self._on_sigterm)
         signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
         self._sockets = (reader, writer)  # kept open for the life of the process
         threading.Thread(target=self._watch, args=(reader,), name="deepfl-sigint", daemon=True).start()
@@ -365,6 +373,15 @@ class _InterruptHandler:
         self._raised = True
         raise KeyboardInterrupt
 
+    def _on_sigterm(self, signum, frame) -> None:
+        if os.getpid() != self.pid:  # a forked worker, ended by its parent with SIGTERM: it must die as usual
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        if not self.interrupted.is_set():
+            self.terminated = True
+        self._on_sigint(signum, frame)
+
     def report(self) -> None:
         """Prints the interruption line once, whichever thread gets there first."""
         with self._reported:
@@ -374,7 +391,8 @@ class _InterruptHandler:
         if sys.stdout.isatty():  # a redrawing bar (Keras') leaves the cursor at the end of its line
             sys.stdout.write("\n")
         sys.stdout.flush()
-        print_to_user(_interrupted_message)
+        message = _interrupted_message
+        print_to_user(message.replace("interrupted", "terminated (SIGTERM)", 1) if self.terminated else message)
         _forget_caught_keyboard_interrupt()
 
     def _watch(self, reader: socket.socket) -> None:
@@ -385,7 +403,9 @@ class _InterruptHandler:
                 return
             if not data:
                 return
-            if signal.SIGINT in data and os.getpid() == self.pid and not self.job_done:
+            if (signal.SIGINT in data or signal.SIGTERM in data) and os.getpid() == self.pid and not self.job_done:
+                if signal.SIGTERM in data and not self.interrupted.is_set():
+                    self.terminated = True
                 break
         # The Python-level handler may not run for a while (the main thread is inside a long TensorFlow call):
         # the job loop's next progress update stops the job meanwhile.
@@ -395,7 +415,7 @@ class _InterruptHandler:
         self.report()
         for child in multiprocessing.active_children():
             child.terminate()
-        os._exit(EXIT_INTERRUPTED)
+        os._exit(self.exit_code)
 
 
 def _forget_caught_keyboard_interrupt() -> None:
