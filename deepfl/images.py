@@ -236,10 +236,10 @@ def _tiff_orientation(tiff: bytes) -> int:
 def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
     """Decodes encoded image bytes to HxWx3 uint8 RGB; `name` is used in error messages.
 
-    Plain 8-bit gray/RGB PNGs go through `deepfl.png.decode_png_rgb` (the same pixels as Pillow, but faster);
-    every other format, and any PNG it declines (damaged, 16-bit, palette, alpha, interlaced), through Pillow,
-    which also names the error. An EXIF orientation tag (phone portraits, JPEG/TIFF/WebP) is applied; a PNG's is not.
-    """
+    Plain 8- and 16-bit gray/RGB PNGs go through `deepfl.png.decode_png_rgb` (Pillow's pixels, faster; 16 bits
+    rounded as MATLAB's im2uint8 does, where Pillow truncates RGB); every other format, and any PNG it declines
+    (damaged, palette, alpha, interlaced), through Pillow, which also names the error. An EXIF orientation tag
+    (phone portraits, JPEG/TIFF/WebP) is applied; a PNG's is not. A 16-bit TIFF keeps Pillow's v >> 8 for RGB."""
     from deepfl.png import decode_png_rgb
 
     if not data:

@@ -404,8 +404,9 @@ def _inflate(stream: bytes, size: int) -> np.ndarray | None:
 
 
 def decode_png_rgb(data: bytes) -> np.ndarray | None:
-    """HxWx3 uint8 RGB of an 8-bit, non-interlaced gray or RGB PNG without transparency (gray is replicated to
-    3 channels, as Pillow's convert("RGB") does), or None for any other or any damaged file (bad signature,
+    """HxWx3 uint8 RGB of an 8- or 16-bit, non-interlaced gray or RGB PNG without transparency (gray is replicated
+    to 3 channels, as Pillow's convert("RGB") does; 16-bit samples v become round(v / 257), as MATLAB's im2uint8
+    makes them, where Pillow keeps v >> 8 of RGB), or None for any other or any damaged file (bad signature,
     chunk CRC, zlib checksum or size): callers then use a general decoder, which also names the error.
 
     libdeflate inflates (zlib without it) and a compiled loop undoes the filters, which makes it faster than
@@ -438,14 +439,20 @@ def decode_png_rgb(data: bytes) -> np.ndarray | None:
         return None
     w, h, depth, color, compression, filter_method, interlace = header
     channels = {0: 1, 2: 3}.get(color)
-    if depth != 8 or channels is None or (compression, filter_method, interlace) != (0, 0, 0) or w < 1 or h < 1:
+    if depth not in (8, 16) or channels is None or (compression, filter_method, interlace) != (0, 0, 0):
         return None
-    raw = _inflate(b"".join(idat), h * (w * channels + 1))
+    if w < 1 or h < 1:
+        return None
+    step = channels * depth // 8  # bytes per pixel: the filters' distance to the left neighbour
+    raw = _inflate(b"".join(idat), h * (w * step + 1))
     if raw is None:
         return None
-    out = np.empty((h, w * channels), dtype=np.uint8)
-    if not _unfilter(raw.reshape(h, -1), channels, out):
+    out = np.empty((h, w * step), dtype=np.uint8)
+    if not _unfilter(raw.reshape(h, -1), step, out):
         return None
+    if depth == 16:  # big-endian samples -> round(v / 257), exact in integers (257 is odd: no ties)
+        wide = out.reshape(h, w * channels, 2).astype(np.uint32)
+        out = ((wide[..., 0] * 256 + wide[..., 1] + 128) // 257).astype(np.uint8)
     out = out.reshape(h, w, channels)
     return np.repeat(out, 3, axis=2) if channels == 1 else out
 

@@ -2,6 +2,7 @@
 
 import io
 import struct
+import zlib
 
 import imageio.v3 as iio
 import numpy as np
@@ -180,7 +181,7 @@ def test_decode_png_rgb_declines_other_and_damaged_files(photo):
     rgb = _pillow_png(photo)
     flipped = bytearray(rgb)
     flipped[len(rgb) // 2] ^= 0xFF  # damaged IDAT: CRC mismatch
-    header = png._chunk(b"IHDR", struct.pack(">IIBBBBB", 512, 384, 16, 2, 0, 0, 0))  # 16-bit RGB
+    header = png._chunk(b"IHDR", struct.pack(">IIBBBBB", 512, 384, 16, 2, 0, 0, 0))  # 16-bit RGB on 8-bit data
     sixteen = rgb[:8] + header + rgb[8 + len(header) :]
     interlaced = rgb[:8] + png._chunk(b"IHDR", struct.pack(">IIBBBBB", 512, 384, 8, 2, 0, 0, 1)) + rgb[8 + 25 :]
     palette = io.BytesIO()
@@ -200,3 +201,27 @@ def test_decode_png_rgb_declines_other_and_damaged_files(photo):
         assert png.decode_png_rgb(data) is None
     with pytest.raises(TypeError, match=r"data: the PNG file's bytes \(e\.g\. Path\(name\)\.read_bytes\(\)\), got str"):
         png.decode_png_rgb("photo.png")  # a file name: the bytes are wanted
+
+
+def test_16_bit_pngs_become_8_bits_as_matlab_im2uint8_makes_them(tmp_path):
+    # Pillow reads a 16-bit RGB PNG as v >> 8; MATLAB's im2uint8 gives round(v / 257): a level off in places (user
+    # walk, session 27). The rows are filtered (none, sub, up) over the 6 bytes of a 16-bit RGB pixel.
+    from badinputs import png_bytes
+    from deepfl.images import read_image
+
+    wide = np.random.default_rng(3).integers(0, 65536, (37, 53, 3), dtype=np.uint16)
+    expected = np.round(wide / 257).astype(np.uint8)
+    assert (expected != (wide >> 8)).any()
+    rows = wide.astype(">u2").view(np.uint8).reshape(37, 53 * 6).astype(np.int32)
+    filtered = []
+    for y, row in enumerate(rows):
+        kind = y % 3
+        left = np.concatenate([np.zeros(6, np.int32), row[:-6]])
+        up = rows[y - 1] if y else np.zeros_like(row)
+        filtered.append(bytes([kind]) + (((row - (0, left, up)[kind]) % 256).astype(np.uint8)).tobytes())
+    header = struct.pack(">IIBBBBB", 53, 37, 16, 2, 0, 0, 0)
+    data = b"\x89PNG\r\n\x1a\n" + png._chunk(b"IHDR", header) + png._chunk(b"IDAT", zlib.compress(b"".join(filtered)))
+    (tmp_path / "rgb16.png").write_bytes(data + png._chunk(b"IEND", b""))
+    (tmp_path / "gray16.png").write_bytes(png_bytes(wide[..., 0], 16))
+    np.testing.assert_array_equal(read_image(tmp_path / "rgb16.png"), expected)
+    np.testing.assert_array_equal(read_image(tmp_path / "gray16.png"), np.repeat(expected[..., :1], 3, axis=2))
