@@ -358,6 +358,9 @@ class _InterruptHandler:
         signal.signal(signal.SIGINT, self._on_sigint)
         signal.signal(signal.SIGTERM, self._on_sigterm)
         signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        # A forked worker must not write its signals into this process's wakeup socket (the watcher would take a
+        # pool's SIGTERM to its workers, sent as it closes, for the job's own) and must die on SIGTERM as usual.
+        os.register_at_fork(after_in_child=_default_signals_in_child)
         self._sockets = (reader, writer)  # kept open for the life of the process
         threading.Thread(target=self._watch, args=(reader,), name="deepfl-sigint", daemon=True).start()
 
@@ -416,6 +419,15 @@ class _InterruptHandler:
         for child in multiprocessing.active_children():
             child.terminate()
         os._exit(self.exit_code)
+
+
+def _default_signals_in_child() -> None:
+    """In a process forked from a job: no wakeup socket of the parent's, SIGTERM's default action."""
+    try:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    except ValueError:  # not the main thread of the main interpreter: nothing was installed for it
+        pass
 
 
 def _forget_caught_keyboard_interrupt() -> None:
