@@ -456,7 +456,9 @@ def group_by_size(paths: Iterable[str], policy: ErrorPolicy | None = None) -> di
 def _as_predict_fn(extractor) -> Callable[[np.ndarray], np.ndarray]:
     """A function float32 NHWC [0, 255] -> (N, dim) from a Keras model or any callable."""
     if hasattr(extractor, "predict_on_batch"):
-        return lambda x: np.asarray(extractor.predict_on_batch(x), dtype=np.float32)
+        from deepfl.models.banded_conv import batch_predictor
+
+        return batch_predictor(extractor)
     return lambda x: np.asarray(extractor(x), dtype=np.float32)
 
 

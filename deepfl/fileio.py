@@ -191,7 +191,8 @@ def load_model_file(path: str | os.PathLike, what: str = "model") -> keras.Model
     """Loads a `.keras` file without its optimiser; one-line errors naming the file.
 
     deepfl's own layers are registered first (`deepfl.models.layers`), so a stage-1 model saved by one process
-    loads in another that has imported nothing else of deepfl.
+    loads in another that has imported nothing else of deepfl. Where oneDNN's slow fallback threatens, its
+    convolutions run in bands on very large images (`deepfl.models.banded_conv`).
     """
     import keras
 
@@ -207,9 +208,14 @@ def load_model_file(path: str | os.PathLike, what: str = "model") -> keras.Model
         hint = "; weights files (.h5, .hdf5) go to --weights" if path.suffix.lower() in (".h5", ".hdf5") else ""
         raise ValueError(f"{path}: not a .keras {what} file (a .keras file is a zip archive, as Keras saves it){hint}")
     try:
-        return keras.saving.load_model(path, compile=False)
+        model = keras.saving.load_model(path, compile=False)
     except Exception as exc:  # keras raises many types for bad archives
         raise ValueError(f"{path}: not a loadable .keras {what} ({str(exc).splitlines()[0]})") from None
+    from deepfl.models.banded_conv import band_large_convolutions, onednn_fallback_possible
+
+    if onednn_fallback_possible():
+        band_large_convolutions(model)
+    return model
 
 
 def save_model_atomic(model: keras.Model, path: str | os.PathLike) -> Path:

@@ -20,13 +20,18 @@ from deepfl.export import load_scorer
 from deepfl.features import predict_by_size
 from deepfl.images import expand_inputs, model_input, read_image, read_images_ahead  # noqa: F401 (offered here)
 from deepfl.jobs import iter_batches
+from deepfl.models.banded_conv import batch_predictor
 
 ImageLike = str | os.PathLike | np.ndarray
 
 
 def score_arrays(scorer: keras.Model, images: Sequence[np.ndarray], batch_size: int = 8) -> np.ndarray:
     """Scores in-memory HxWx3 images (uint8 or float in [0, 255]) batched by size; returns float64 scores."""
-    scores = predict_by_size(lambda x: np.asarray(scorer.predict_on_batch(x), dtype=np.float64), images, batch_size)
+    return _scores(batch_predictor(scorer, np.float64), images, batch_size)
+
+
+def _scores(predict_batch, images: Sequence[np.ndarray], batch_size: int) -> np.ndarray:
+    scores = predict_by_size(predict_batch, images, batch_size)
     return np.asarray([float(value[0]) for value in scores], dtype=np.float64)
 
 
@@ -88,6 +93,7 @@ def score_files(
     report = on_unreadable or (lambda message: None)
     rows: list[tuple[str, float]] = []
     failed: list[str] = []
+    predict_batch = batch_predictor(scorer, np.float64)  # one for the job: it keeps its traced large-image shapes
     decoded = read_images_ahead(paths)  # one stream: the next chunk's first images decode while the model scores
     with progress(total=len(paths), desc="scoring", unit="img") as bar:
         for part in iter_batches(list(paths), chunk):
@@ -103,7 +109,7 @@ def score_files(
             for shape in dict.fromkeys(image.shape for image in images):
                 group = [i for i, image in enumerate(images) if image.shape == shape]
                 try:
-                    values = score_arrays(scorer, [images[i] for i in group], batch_size)
+                    values = _scores(predict_batch, [images[i] for i in group], batch_size)
                 except (ValueError, tf.errors.OpError) as exc:
                     reason = too_small_reason(*shape[:2]) or failure_reason(exc)
                     for i in group:

@@ -21,6 +21,7 @@ RUNS = [
     ("label_mixed.py --refs 2 --levels 1", "piq/ours"),
     ("features.py --arch tiny --n 2 --size 96 96 --repeats 1 --batch 2", "ratio deepfl/peer"),
     ("features_mixed.py --arch tiny --n 2", "ratio mixed / one size"),
+    ("large_images.py --arch tiny --size 160x120", "whole / banded"),
     ("pipeline.py --num_images 4 --batch 2 --repeats 1", "images per CPU-second"),
     ("pipeline.py --num_images 6 --batch 2 --repeats 1 --sizes 3 --formats png", "deepfl-rep"),
     ("denoise.py", "coffee"),

@@ -26,6 +26,7 @@ from pathlib import Path
 import keras
 
 from deepfl.architectures import ARCHITECTURES, PAPER_ARCHITECTURE, check_architecture
+from deepfl.models.banded_conv import band_large_convolutions, onednn_fallback_possible
 from deepfl.models.layers import MultiLevelPooling, PixelScaling
 from deepfl.models.weights_file import WeightsFileError, load_weights_file
 
@@ -204,7 +205,8 @@ def build_backbone(
     `.weights.h5`). `input_shape` (H, W, 3) with H, W >= 75, or None for any size >= 75 (extraction at native
     resolution). `arch="small"` swaps in a small CNN with the same interfaces (432 features; learns weak labels on
     a CPU in minutes), `arch="tiny"` a smaller one for smoke tests only.
-    `mixed_precision` sets the dtype policy of the built layers.
+    `mixed_precision` sets the dtype policy of the built layers. Where oneDNN's slow fallback threatens, its
+    convolutions run in bands on very large images (`deepfl.models.banded_conv`).
     """
     if pixel_scaling not in PIXEL_SCALINGS:
         raise ValueError(f"pixel_scaling: must be one of {tuple(PIXEL_SCALINGS)}, got {pixel_scaling!r}")
@@ -221,6 +223,8 @@ def build_backbone(
         backbone = mlsp_backbone(network, layer_names, pixel_scaling, name)
     if not trainable:
         set_trainable(backbone, False)
+    if onednn_fallback_possible():
+        band_large_convolutions(backbone)
     return backbone
 
 
