@@ -72,17 +72,19 @@ def recorded_reference_folder(manifest: str | os.PathLike) -> Path | None:
 
 @dataclass
 class DistortSummary:
-    """What a generation run did: manifest rows written now, references found done, bad references skipped."""
+    """What a generation run did: manifest rows written now, references (or, where an assignment CSV gives a
+    reference several types, (reference, type) assignments) found done, and bad ones skipped."""
 
     manifest: Path
     written: int = 0
     already_done: int = 0
     skipped: int = 0
+    unit: str = "references"
 
     def __str__(self) -> str:
         return (
-            f"{self.manifest}: {self.written} manifest rows written, {self.already_done} references already done, "
-            f"{self.skipped} bad references skipped"
+            f"{self.manifest}: {self.written} manifest rows written, {self.already_done} {self.unit} already done, "
+            f"{self.skipped} bad {self.unit} skipped"
         )
 
 
@@ -575,13 +577,13 @@ def generate(
         )
 
     todo = [(name, t) for name, t in pairs if not finished(name, t)]
-    log.info(
-        "%d references (%d already done), %d distorted images to write -> %s",
-        len(pairs),
-        len(pairs) - len(todo),
-        5 * len(todo),
-        out_dir,
+    references = len({name for name, _ in pairs})
+    unit = "references" if references == len(pairs) else "assignments"
+    counted = f"{references} references" + (
+        "" if references == len(pairs) else f" in {len(pairs)} (reference, type) assignments"
     )
+    done = len(pairs) - len(todo)
+    log.info("%s (%d already done), %d distorted images to write -> %s", counted, done, 5 * len(todo), out_dir)
     tasks = [(str(ref_dir), name, t, str(out_dir), fmt, seed, resize, png_compression) for name, t in todo]
     workers = min(workers or os.cpu_count() or 1, max(1, len(tasks)))
     if tasks:
@@ -618,4 +620,4 @@ def generate(
         mark_shard_finished(manifest_path, [name for name, _ in pairs])
     warn_about_sizes(sizes, resize)
     warn_about_unchanged(unchanged)
-    return DistortSummary(manifest_path, written, len(pairs) - len(todo), policy.count)
+    return DistortSummary(manifest_path, written, done, policy.count, unit)

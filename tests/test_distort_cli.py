@@ -296,3 +296,17 @@ def test_an_assignment_edited_in_place_is_refused_where_it_changes_a_finished_ty
         ("ref1.png", "3"),
     }
     assert distort(*flags[:-1], "--overwrite").returncode == 0
+
+
+def test_a_reference_with_several_types_is_counted_as_assignments(ref_dir, tmp_path):
+    """The demo's assignment gives each crop 5 types: the counts are (reference, type) assignments, not
+    references (15 'references' for 3 photos, before)."""
+    assignment = tmp_path / "assignment.csv"
+    assignment.write_text("ref_im,dist_type\nref0.png,1\nref0.png,2\nref1.png,3\n")
+    flags = (f"--ref_dir={ref_dir}", f"--out_dir={tmp_path / 'out'}", f"--assignment_csv={assignment}", "--workers=1")
+    first = distort(*flags)
+    assert first.returncode == 0, first.stderr
+    assert "2 references in 3 (reference, type) assignments (0 already done), 15 distorted images" in first.stderr
+    assert "15 manifest rows written, 0 assignments already done, 0 bad assignments skipped" in first.stdout
+    again = distort(*flags)
+    assert "15 distorted" not in again.stderr and "0 manifest rows written, 3 assignments already done" in again.stdout

@@ -127,7 +127,7 @@ def main(argv: list[str]) -> int | None:
     print(summary)
     if summary.skipped and not summary.written and not summary.already_done:
         raise app.NothingDone(
-            f"no image was distorted: all {summary.skipped} references were skipped as bad (each is named above)"
+            f"no image was distorted: all {summary.skipped} {summary.unit} were skipped as bad (each is named above)"
         )
     return 0
 
