@@ -15,21 +15,24 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
+
+
+def _width_height(text: str) -> tuple[int, int]:
+    width, _, height = text.lower().partition("x")
+    if not (width.isdigit() and height.isdigit()):
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 4000x3000, got {text!r}")
+    return int(width), int(height)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arch", default="small", choices=["small", "inception_resnet_v2", "tiny"])
-    parser.add_argument("--size", default="4000x3000", help="image width x height")
+    parser.add_argument("--size", type=_width_height, default="4000x3000", help="image width x height")
     parser.add_argument("--isa", default=None, help="cap oneDNN's instruction set (ONEDNN_MAX_CPU_ISA), e.g. AVX2")
     parser.add_argument("--skip_whole", action="store_true", help="time only the banded case")
     args = parser.parse_args()
-    try:
-        width, height = (int(side) for side in args.size.lower().split("x"))
-    except ValueError:
-        sys.exit(f"--size: expected WIDTHxHEIGHT, e.g. 4000x3000, got {args.size!r}")
+    width, height = args.size
     if args.isa:
         os.environ["ONEDNN_MAX_CPU_ISA"] = args.isa
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
