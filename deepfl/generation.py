@@ -578,10 +578,9 @@ def generate(
 
     todo = [(name, t) for name, t in pairs if not finished(name, t)]
     references = len({name for name, _ in pairs})
-    unit = "references" if references == len(pairs) else "assignments"
-    counted = f"{references} references" + (
-        "" if references == len(pairs) else f" in {len(pairs)} (reference, type) assignments"
-    )
+    several_types = references < len(pairs)  # an assignment CSV gave a reference more than one type
+    unit = "assignments" if several_types else "references"
+    counted = f"{references} references" + (f" in {len(pairs)} (reference, type) assignments" if several_types else "")
     done = len(pairs) - len(todo)
     log.info("%s (%d already done), %d distorted images to write -> %s", counted, done, 5 * len(todo), out_dir)
     tasks = [(str(ref_dir), name, t, str(out_dir), fmt, seed, resize, png_compression) for name, t in todo]

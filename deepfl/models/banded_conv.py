@@ -147,11 +147,8 @@ def onednn_fallback_possible() -> bool:
     if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
         return False
     capped = os.environ.get("ONEDNN_MAX_CPU_ISA", os.environ.get("DNNL_MAX_CPU_ISA", "ALL")).upper()
-    if capped != "ALL" and "AVX512" not in capped and "AMX" not in capped:
-        has_avx512 = False
-    else:
-        has_avx512 = _cpu_has_avx512()
-    if has_avx512:
+    may_use_avx512 = capped == "ALL" or "AVX512" in capped or "AMX" in capped
+    if may_use_avx512 and _cpu_has_avx512():
         return False
     import tensorflow as tf
 

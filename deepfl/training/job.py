@@ -89,7 +89,8 @@ _OUTPUTS = (
 # A requested resize that changes an image's width/height ratio by more than this gets a warning.
 ASPECT_TOLERANCE = 0.01
 # Training at native size on images whose median holds this many pixels or more (10 KADIS images) gets a warning.
-LARGE_NATIVE_PIXELS = 10 * 512 * 384
+KADIS_PIXELS = paper.STAGE1_IMAGE_SIZE[0] * paper.STAGE1_IMAGE_SIZE[1]
+LARGE_NATIVE_PIXELS = 10 * KADIS_PIXELS
 # Images whose headers are read to check a requested resize's aspect ratios (the first of the table).
 ASPECT_PROBE_IMAGES = 256
 _COUNTS = {
@@ -497,23 +498,17 @@ def _warn_about_large_native_sizes(sizes: Counter) -> None:
     """One warning when training at native size on images whose median holds LARGE_NATIVE_PIXELS or more: every
     step then costs about that many times a KADIS step (512x384) in time and memory, which a user training on
     their own 12-24 megapixel photos was not told (99-394 s and 12.8 GB per step of 2 images)."""
-    total = sum(sizes.values())
-    seen = 0
-    for (height, width), count in sorted(sizes.items(), key=lambda item: item[0][0] * item[0][1]):
-        seen += count
-        if 2 * seen >= total:
-            median = height * width
-            break
-    else:
+    if not sizes:
         return
-    kadis = paper.STAGE1_IMAGE_SIZE[0] * paper.STAGE1_IMAGE_SIZE[1]
+    pixels = np.repeat([height * width for height, width in sizes], list(sizes.values()))
+    median = int(np.quantile(pixels, 0.5, method="lower"))
     if median >= LARGE_NATIVE_PIXELS:
         log.warning(
             "training at native size on large images (median %.1f megapixels, %.0f times a 512x384 KADIS image): "
             "each step costs about that much more time and memory; --crop_size 384,512 trains on random "
             "KADIS-sized crops, --image_size 384,512 on resized images",
             median / 1e6,
-            median / kadis,
+            median / KADIS_PIXELS,
         )
 
 
