@@ -12,6 +12,7 @@ printed before and after: on a shared machine CPU ms are the steadier figure.
 
     python bench/distort.py [--refs_per_type 2] [--workers 2] [--matlab_dir /tmp/imdist/matlab_code_imdistort]
     python bench/distort.py --size 2048x1536 --refs_per_type 1    # a 3-megapixel photo
+    python bench/distort.py --size 4000x3000 --refs_per_type 0    # a 12-megapixel photo, part 1 only
 """
 
 from __future__ import annotations
@@ -164,7 +165,7 @@ def throughput(refs: list[np.ndarray], workers: int, fmt: str) -> tuple[float, i
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--refs_per_type", type=int, default=2, help="references per type in part 2")
+    parser.add_argument("--refs_per_type", type=int, default=2, help="references per type in part 2 (0: part 1 only)")
     parser.add_argument("--repeats", type=int, default=1, help="references per type in part 1")
     parser.add_argument("--workers", type=int, default=os.cpu_count(), help="processes in part 2")
     parser.add_argument("--matlab_dir", default=None, help="official matlab_code_imdistort (for the Octave peer)")
@@ -176,7 +177,9 @@ def main() -> None:
         parser.error(f"--size: expected width x height such as 512x384, got {args.size!r}")
     if min(width, height) < 16:
         parser.error(f"--size: at least 16 pixels per side, got {args.size}")
-    refs = references(25 * args.refs_per_type, width, height)
+    if args.refs_per_type < 0 or args.repeats < 1:
+        parser.error("--refs_per_type: at least 0; --repeats: at least 1")
+    refs = references(max(25 * args.refs_per_type, 1), width, height)
     ref_png = encode_image(refs[0], "png")
     peer = {}
     if args.matlab_dir and shutil.which("octave"):
@@ -206,6 +209,8 @@ def main() -> None:
         f"cores: {os.cpu_count() * 1000 / mean_cpu:.1f} images/s"
     )
     png_writers([distort(refs[0], t, 3, rng=0) for t in DISTORTION_NAMES])
+    if not args.refs_per_type:
+        return
     print(f"Part 2: generator work function, {args.workers} worker(s), 25 types x {args.refs_per_type} refs")
     for fmt in ("png", "bmp"):
         rate, count = throughput(refs, args.workers, fmt)

@@ -123,6 +123,27 @@ def test_mapmm_and_percentile():
     assert _ranges.percentile1(np.arange(1, 101, dtype=float), 99) == 99
 
 
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 100, 4099])
+@pytest.mark.parametrize("percdev", [1.0, 5.0, 50.0])
+def test_ps2_equals_the_official_form_bit_for_bit(size, percdev):
+    """ps2 takes both bounds from one partition of `a`; the official form sorts `a` and `1 - a` separately. On
+    tie-heavy maps (most values clipped to the same minimum, as color_shift's edge weights) and smooth ones."""
+    rng = np.random.default_rng(size)
+    smooth = rng.random(size) * 3.0 - 1.0
+    ties = np.where(rng.random(size) < 0.8, 0.1, rng.random(size))
+
+    def official(a):
+        a = _ranges.mapmm(a)
+        n = a.size
+        rank = int(_ranges.matlab_round(min(max(n * (100.0 - percdev) / 100.0, 1.0), float(n)))) - 1
+        hi = np.sort(a.ravel())[rank]
+        lo = 1.0 - np.sort((1.0 - a).ravel())[rank]
+        return _ranges.mapmm(np.maximum(np.minimum(a, hi), lo))
+
+    for values in (smooth, ties, np.round(smooth, 1)):
+        np.testing.assert_array_equal(_ranges.ps2(values.reshape(1, -1), percdev), official(values.reshape(1, -1)))
+
+
 # ------------------------------------------------------------------------------------------- closed forms
 
 
