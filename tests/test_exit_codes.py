@@ -247,3 +247,41 @@ def test_predict_refuses_an_output_whose_ending_contradicts_format(tmp_path):
     assert result.returncode == EXIT_BAD_INPUT, result.stderr[-1500:]
     (line,) = error_lines(result.stderr)
     assert "ends in .csv but --format=table" in line and not out.exists()
+
+
+def test_a_word_that_is_not_a_flag_is_refused_before_anything_is_written(tmp_path):
+    """absl hands words that are not flags to the job unread: `deepfl-export ... --overwrite false` exported with
+    --overwrite on, `false` ignored, and replaced the file. Every job but deepfl-predict (whose words are its
+    images) refuses such a word, naming it; after a true/false flag, the message shows how to give its value."""
+    existing = tmp_path / "exported.keras"
+    existing.write_bytes(b"an earlier export")
+    cases = {
+        "demo": [["stray", f"--out_dir={tmp_path / 'demo'}"]],
+        "distort": [[f"--ref_dir={tmp_path}", f"--out_dir={tmp_path / 'distort'}", "--", "--seed=3"]],
+        "label": [
+            [
+                f"--manifest={tmp_path}/m.csv",
+                f"--image_root={tmp_path}",
+                f"--out_dir={tmp_path / 'label'}",
+                "--metrics",
+                "ssim",
+                "msssim",
+            ]
+        ],
+        "train_multitask": [["--weak_labels=x.csv", f"--out_dir={tmp_path / 'stage1'}", "stray"]],
+        "extract_features": [["--dataset=csiq", f"--data_dir={tmp_path}", f"--out_dir={tmp_path / 'f'}", "stray"]],
+        "train_mlp": [
+            ["--dataset=csiq", f"--data_dir={tmp_path}", "--features=f.h5", f"--out_dir={tmp_path / 'm'}", "x"]
+        ],
+        "reproduce": [["--model=m.keras", f"--out_dir={tmp_path / 'tables'}", "stray"]],
+        "export": [["--model=m.keras", "--head=h.keras", f"--output={existing}", "--overwrite", "false"]],
+    }
+    results = {step: kr.run_batch(step, argvs) for step, argvs in cases.items()}
+    for step, argvs in cases.items():
+        for argv, result in zip(argvs, results[step]):
+            lines = error_lines(result.stderr)
+            assert result.returncode == EXIT_BAD_INPUT, (step, argv, result.stderr[-1500:])
+            assert len(lines) == 1 and lines[0].startswith("error: unexpected argument '"), (step, argv, lines)
+    assert "write --overwrite=false (or --overwrite for true, --nooverwrite for false)" in results["export"][0].stderr
+    assert existing.read_bytes() == b"an earlier export"
+    assert not [path.name for path in tmp_path.iterdir() if path.name != "exported.keras"]

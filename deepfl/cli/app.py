@@ -256,11 +256,13 @@ def _report_failure(exc: Exception) -> int:
     return EXIT_UNEXPECTED
 
 
-def run_app(main: Callable[[list[str]], int | None]) -> None:
+def run_app(main: Callable[[list[str]], int | None], takes_arguments: bool = False) -> None:
     """absl `app.run` with one-line errors (the first line, capped, see `deepfl.errors.one_line`): a bad or
     missing flag, DeepflError, FileNotFoundError, NotADirectoryError, IsADirectoryError, ValueError -> exit code
     2; NothingDone and `deepfl.errors.NoUsableInput` -> exit code 3; Ctrl-C -> one line and exit code 130; any
-    other exception -> exit code 1 (its traceback with --verbosity=1)."""
+    other exception -> exit code 1 (its traceback with --verbosity=1). A word on the command line that is not a
+    flag is refused (exit code 2) unless `takes_arguments` (deepfl-predict's image paths): absl would hand it to
+    `main` unread, so `--overwrite false` would run with --overwrite on and `false` ignored."""
     interrupt = _interrupt_handler()
 
     def wrapped(argv: list[str]) -> int | None:
@@ -306,7 +308,7 @@ def run_app(main: Callable[[list[str]], int | None]) -> None:
     _show_script_help(main.__module__)
     argv = _help_alias(sys.argv)
     try:
-        app.run(wrapped, argv=argv, flags_parser=_parse_flags)
+        app.run(wrapped, argv=argv, flags_parser=lambda args: _parse_flags(args, takes_arguments))
     except KeyboardInterrupt:  # before main (flag parsing) or while a `finally` in main was unwinding
         interrupt.report()
         raise SystemExit(interrupt.exit_code) from None
@@ -460,18 +462,37 @@ def _interrupt_handler() -> _InterruptHandler:
     return _INTERRUPT_HANDLER
 
 
-def _parse_flags(argv: list[str]) -> list[str]:
+def _parse_flags(argv: list[str], takes_arguments: bool = True) -> list[str]:
     """absl's flag parsing with a bad or missing flag reported as one `error:` line and exit code 2, as every
     other bad input (absl's own parser prints "FATAL Flags parsing error" and exits 1, the code of a partial
-    failure)."""
+    failure); without `takes_arguments`, a word that is not a flag as well (`_stray_argument_message`)."""
     try:
-        return flags.FLAGS(argv)
+        rest = flags.FLAGS(argv)
     except flags.Error as exc:
         # absl says of a required flag left out "flag --x=None: Flag --x must have a value other than None."
         missing = re.fullmatch(r"flag --(\w+)=None: Flag --\1 must have a value other than None\.?", one_line(exc))
         message = f"--{missing.group(1)} is required" if missing else one_line(exc)
         print(f"error: {message} (--help lists the flags)", file=sys.stderr)
         raise SystemExit(EXIT_BAD_INPUT) from None
+    if not takes_arguments and len(rest) > 1 and not _asks_for_help(argv):
+        print(f"error: {_stray_argument_message(argv, rest[1])}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT)
+    return rest
+
+
+def _stray_argument_message(argv: list[str], word: str) -> str:
+    """Why `word`, left over after the flags, is refused; for a word after a boolean flag (`--overwrite false`),
+    how to give that flag's value."""
+    position = argv.index(word) if word in argv else 0
+    before = argv[position - 1] if position > 1 else ""
+    name = before.lstrip("-").partition("=")[0]
+    flag = flags.FLAGS[name] if before.startswith("-") and "=" not in before and name in flags.FLAGS else None
+    if flag is not None and flag.boolean:
+        return (
+            f"unexpected argument {word!r} after {before}: a true/false flag takes no separate value; write "
+            f"--{name}={word} (or --{name} for true, --no{name} for false)"
+        )
+    return f"unexpected argument {word!r}: this command takes flags only, such as --name=value (--help lists them)"
 
 
 # absl's help flags (it has no -h; `_help_alias` maps -h to --help).

@@ -196,7 +196,7 @@ def main(argv: list[str]) -> int:
 
 
 def run() -> None:
-    app.run_app(main)
+    app.run_app(main, takes_arguments=True)
 
 
 if __name__ == "__main__":
