@@ -34,6 +34,12 @@ def run_cli(step: str, *argv: str, prelude: str = "", env: dict | None = None) -
     )
 
 
+OFFLINE = (
+    "import keras\ndef offline(*a, **k):\n    raise Exception('URL fetch failure on https://x: None -- "
+    "[Errno -3] Temporary failure in name resolution')\nkeras.utils.get_file = offline"
+)
+
+
 def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("error")]
 
@@ -61,15 +67,11 @@ def test_extract_features_with_a_keras2_weights_file_gives_the_source_features(t
 def test_offline_imagenet_default_fails_in_one_line(tmp_path):
     (tmp_path / "images").mkdir()
     write_image(tmp_path / "images" / "a.png", np.zeros((80, 80, 3), np.uint8))
-    fail = (
-        "import keras\ndef offline(*a, **k):\n    raise Exception('URL fetch failure on https://x: None -- "
-        "[Errno -3] Temporary failure in name resolution')\nkeras.utils.get_file = offline"
-    )
     proc = run_cli(
         "extract_features",
         f"--images={tmp_path / 'images'}",
         f"--out_dir={tmp_path / 'out'}",
-        prelude=fail,
+        prelude=OFFLINE,
         env={"KERAS_HOME": str(tmp_path / "keras")},
     )
     assert proc.returncode == 2, proc.stderr[-3000:]
@@ -77,6 +79,22 @@ def test_offline_imagenet_default_fails_in_one_line(tmp_path):
     assert len(lines) == 1 and "Traceback" not in proc.stderr
     assert models.IMAGENET_WEIGHTS_FILE in lines[0] and f"{tmp_path / 'keras' / 'models'}/" in lines[0]
     assert "--weights FILE" in lines[0]
+
+
+def test_a_reproduce_run_that_failed_before_any_work_does_not_block_other_settings(tmp_path):
+    """The documented first command fails offline (no ImageNet weights); the command its error suggests, into the
+    same --out_dir, must run: the failed run recorded its settings but finished nothing, so nothing needs
+    --overwrite."""
+    write_kadid_layout(tmp_path / "kadid10k", refs=6, levels=2)
+    out, data = tmp_path / "tables", f"--kadid10k_dir={tmp_path / 'kadid10k'}"
+    proc = run_cli("reproduce", f"--out_dir={out}", data, prelude=OFFLINE, env={"KERAS_HOME": str(tmp_path / "k")})
+    assert proc.returncode == 2 and models.IMAGENET_WEIGHTS_FILE in error_lines(proc.stderr)[0], proc.stderr[-3000:]
+    model = tmp_path / "tiny.keras"
+    models.build_multitask(tasks=("ssim",), weights=None, arch="tiny").save(model)
+    quick = ("--num_splits=2", "--epochs=1", "--learning_rates=1e-3")  # the paper's protocol, shortened
+    proc = run_cli("reproduce", f"--out_dir={out}", data, f"--model={model}", *quick)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (out / "kadid10k" / "summary.csv").is_file()
 
 
 def write_kadid_layout(root: Path, refs: int = 10, levels: int = 4) -> None:

@@ -101,7 +101,10 @@ def main(argv: list[str]) -> int:
         }
         run_dir = out / f"{name}{suffix}"
         run_dir.mkdir(parents=True, exist_ok=True)
-        same = check_settings(run_dir / SETTINGS_FILE, settings, FLAGS.overwrite, output=run_dir)
+        # A run that stopped before its first finished split (the backbone could not be built, say) holds nothing
+        # the new settings would replace: they are taken without --overwrite.
+        holds_work = protocol_records.holds_finished_splits(run_dir) or (run_dir / "summary.csv").exists()
+        same = check_settings(run_dir / SETTINGS_FILE, settings, FLAGS.overwrite, output=run_dir, holds_work=holds_work)
         if not same:
             protocol_records.discard_finished_splits(run_dir)
             (run_dir / "summary.csv").unlink(missing_ok=True)
