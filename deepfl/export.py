@@ -193,8 +193,8 @@ def export_model(
 
 
 def _check_unnormalised_head(head: str | os.PathLike) -> None:
-    """For a head file with no normaliser beside it: raises when the settings deepfl-train-mlp stored beside it say
-    it was trained on normalised scores (its normaliser was lost: the scores would be z-scores); logs one warning
+    """For a head file with no normaliser beside it: raises when the settings its job stored beside it say it was
+    trained on normalised scores (its normaliser was lost: the scores would be z-scores); logs one warning
     when there are no such settings (a head copied away from its folder, or made elsewhere: its raw outputs are
     used, which are z-scores for a head of deepfl-train-mlp)."""
     from deepfl.errors import DeepflError
@@ -207,7 +207,7 @@ def _check_unnormalised_head(head: str | os.PathLike) -> None:
         raise DeepflError(
             f"head: {head} was trained on normalised scores (its folder's settings say so) but its normaliser "
             f"{expected} is missing: without it the scores would be z-scores; restore it beside the head (rerun "
-            "deepfl-train-mlp with its flags: it trains that split again)"
+            f"{settings['job']} with its flags: it trains that split again)"
         )
     logging.getLogger("deepfl").warning(
         "head: %s has no normaliser beside it (%s): its outputs are used as they are, which for a head of "
@@ -218,23 +218,36 @@ def _check_unnormalised_head(head: str | os.PathLike) -> None:
 
 
 def head_settings(head: str | os.PathLike) -> dict:
-    """The settings deepfl-train-mlp stored beside a head (`protocol.MLP_SETTINGS_FILE`), their paths where they
-    lie now if the head's folder moved with them since (`jobs.recorded_path`); {} when there are none (or they
-    cannot be read)."""
+    """What the job that trained a head stored beside it, with `job` naming that job: deepfl-train-mlp's settings
+    (`MLP_SETTINGS_FILE`: its flags, `features` the feature cache) or deepfl-reproduce's
+    (`REPRODUCE_SETTINGS_FILE`: given here as `normalize_targets`, `source` the features' recorded source, and
+    `record` the file), their paths where they lie now if the head's folder moved with them since
+    (`jobs.recorded_path`); {} when there are none (or they cannot be read)."""
     import json
 
     from deepfl.jobs import RECORD_FOLDER, recorded_path
-    from deepfl.protocol_records import MLP_SETTINGS_FILE
+    from deepfl.protocol_records import MLP_SETTINGS_FILE, REPRODUCE_SETTINGS_FILE
 
-    record = Path(head).parent / MLP_SETTINGS_FILE
-    try:
-        settings = json.loads(record.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(settings, dict):
-        return {}
-    paths = {key: recorded_path(record, settings, key) for key in ("data_dir", "features")}
-    return {key: value for key, value in {**settings, **paths}.items() if key != RECORD_FOLDER}
+    for name, job in ((MLP_SETTINGS_FILE, "deepfl-train-mlp"), (REPRODUCE_SETTINGS_FILE, "deepfl-reproduce")):
+        record = Path(head).parent / name
+        try:
+            settings = json.loads(record.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(settings, dict):
+            continue
+        if job == "deepfl-reproduce":
+            config = settings.get("head") if isinstance(settings.get("head"), dict) else {}
+            return {
+                "job": job,
+                "record": str(record),
+                "source": settings.get("features"),
+                "data_dir": recorded_path(record, settings, "data_dir"),
+                **{key: config[key] for key in ("normalize_targets",) if key in config},
+            }
+        paths = {key: recorded_path(record, settings, key) for key in ("data_dir", "features")}
+        return {"job": job, **{key: value for key, value in {**settings, **paths}.items() if key != RECORD_FOLDER}}
+    return {}
 
 
 def _check_backbone_scaling(model: str | os.PathLike, head: str | os.PathLike, source: str, features: Path) -> None:
@@ -270,12 +283,16 @@ def _is_imagenet_source(source: str) -> bool:
 
 
 def _recorded_source(head: str | os.PathLike) -> tuple[str, Path] | None:
-    """(the source recorded for the features a head was trained on, the feature cache that records it): from the
-    settings deepfl-train-mlp stored beside the head and the cache they name; None where either is missing."""
+    """(the source recorded for the features a head was trained on, the file that records it): from the settings
+    deepfl-reproduce stored beside the head, or from the feature cache named by those deepfl-train-mlp stored;
+    None where they are missing."""
     from deepfl.features import cache_source
 
+    settings = head_settings(head)
+    if isinstance(settings.get("source"), str):
+        return settings["source"], Path(settings["record"])
     try:
-        features = Path(head_settings(head)["features"])
+        features = Path(settings["features"])
         return cache_source(features), features
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -293,10 +310,11 @@ def check_head_matches_model(model: str | os.PathLike, head: str | os.PathLike) 
     """Raises `DeepflError` when the head was trained on features of another model than `model`.
 
     deepfl-train-mlp records the feature cache a head was trained on (`protocol.MLP_SETTINGS_FILE` beside the
-    head), and the cache records the model file it was extracted with (path and content fingerprint). When both
-    records are there and name a model file whose fingerprint differs from `model`'s, or the ImageNet or a random
-    backbone (no file is that model; `IMAGENET_BACKBONE` pairs with the ImageNet one alone), the exported scorer
-    would feed the head features it has never seen and score nonsense without an error; elsewhere nothing is known
+    head), and the cache records the model file it was extracted with (path and content fingerprint);
+    deepfl-reproduce records that source itself (`REPRODUCE_SETTINGS_FILE`). When the records are there and name a
+    model file whose fingerprint differs from `model`'s, or the ImageNet or a random backbone (no file is that
+    model; `IMAGENET_BACKBONE` pairs with the ImageNet one alone), the exported scorer would feed the head features
+    it has never seen and score nonsense without an error; elsewhere nothing is known
     and nothing is checked."""
     from deepfl.errors import DeepflError
     from deepfl.features import source_fingerprint

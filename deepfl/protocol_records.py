@@ -30,6 +30,9 @@ PROTOCOLS = paper.STAGE2_PROTOCOLS
 # What deepfl-train-mlp stores in its --out_dir, beside the heads: its resolved settings, `features` (the cache
 # the heads were trained on) among them; deepfl-export reads it to check a head against --model.
 MLP_SETTINGS_FILE = "mlp_settings.json"
+# What deepfl-reproduce stores in each data set's run folder, beside its heads: `features` (the source of the
+# features, `features.extractor_source`), `head` (its HeadConfig) among them; deepfl-export reads it as well.
+REPRODUCE_SETTINGS_FILE = "reproduce_settings.json"
 
 
 @dataclass

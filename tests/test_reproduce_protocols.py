@@ -176,3 +176,23 @@ def test_train_mlp_authors_demo_and_explicit_override(authors_demo_run):
     assert len(per_split) == 2 and (per_split["learning_rate"] == 1e-3).all()  # --num_splits given: it wins
     assert '"protocol": "authors_demo"' in (tmp / "mlp" / "mlp_settings.json").read_text()
     assert not list((tmp / "mlp").glob("*.normalizer.json"))
+
+
+def test_reproduce_heads_are_checked_against_the_model_on_export(authors_demo_run):
+    """A head of deepfl-reproduce records its features' source in reproduce_settings.json, as a head of
+    deepfl-train-mlp does through its cache: exported with another model it is refused (it was exported without
+    a word), and with its own model it exports without the missing-normaliser warning (its targets were raw
+    scores, by the authors' demo protocol)."""
+    tmp, out = authors_demo_run
+    head = out / "kadid10k_authors_demo" / "kadid10k_head_split0.keras"
+    other = tmp / "other.keras"
+    keras.utils.set_random_seed(11)
+    models.build_multitask(tasks=("ssim",), weights=None, arch="tiny").save(other)
+    proc = run_cli("export", f"--model={other}", f"--head={head}", f"--output={tmp / 'wrong.keras'}")
+    lines = error_lines(proc.stderr)
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-3000:]
+    assert f"head: {head} was trained on features of" in lines[0] and "reproduce_settings.json" in lines[0]
+    assert not (tmp / "wrong.keras").exists()
+    proc = run_cli("export", f"--model={tmp / 'tiny.keras'}", f"--head={head}", f"--output={tmp / 'right.keras'}")
+    assert proc.returncode == 0 and (tmp / "right.keras").is_file(), proc.stderr[-3000:]
+    assert "normaliser" not in proc.stderr, proc.stderr[-3000:]

@@ -54,7 +54,6 @@ flags.DEFINE_bool(
     False,
     "Redo a data set's run made with other settings (data folder, features, head, splits) instead of refusing.",
 )
-SETTINGS_FILE = "reproduce_settings.json"  # per data-set run: what its summary.csv was made with
 
 
 def main(argv: list[str]) -> int:
@@ -104,7 +103,13 @@ def main(argv: list[str]) -> int:
         # A run that stopped before its first finished split (the backbone could not be built, say) holds nothing
         # the new settings would replace: they are taken without --overwrite.
         holds_work = protocol_records.holds_finished_splits(run_dir) or (run_dir / "summary.csv").exists()
-        same = check_settings(run_dir / SETTINGS_FILE, settings, FLAGS.overwrite, output=run_dir, holds_work=holds_work)
+        same = check_settings(
+            run_dir / protocol_records.REPRODUCE_SETTINGS_FILE,
+            settings,
+            FLAGS.overwrite,
+            output=run_dir,
+            holds_work=holds_work,
+        )
         if not same:
             protocol_records.discard_finished_splits(run_dir)
             (run_dir / "summary.csv").unlink(missing_ok=True)
