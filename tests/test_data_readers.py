@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -584,3 +585,28 @@ def test_rows_longer_than_their_header_are_refused_not_shifted(tmp_path):
     manifest.write_text("dist_im,ref_im\na.png,r.png,extra\n")
     with pytest.raises(TableError, match=r"manifest\.csv: rows hold more fields than the header"):
         read_manifest(manifest)
+
+
+@real_meta
+def test_a_benchmark_with_fewer_images_than_its_release_is_read_with_one_warning(real_layouts, tmp_path, caplog):
+    """A user walk truncated koniq10k_scores_and_distributions.csv to 200 rows: every job ran on them and the
+    official split trained on 137 images without a word. The release's count is known for each benchmark."""
+    for name, root in real_layouts.items():
+        with caplog.at_level(logging.WARNING, logger="deepfl"):
+            caplog.clear()
+            dd.read_dataset(name, root)
+        assert not caplog.records, (name, caplog.text)  # each whole release: silent
+    root = tmp_path / "koniq10k"
+    root.mkdir()
+    (root / "1024x768").symlink_to(real_layouts["koniq10k"] / "1024x768")
+    for name in ("koniq10k_scores_and_distributions.csv", "koniq10k_distributions_sets.csv"):
+        lines = (real_layouts["koniq10k"] / name).read_text().splitlines(keepends=True)
+        (root / name).write_text("".join(lines[:201]))
+    with caplog.at_level(logging.WARNING, logger="deepfl"):
+        caplog.clear()
+        table = dd.read_dataset("KonIQ-10k", root)
+    assert len(table) == 200
+    assert [record.getMessage() for record in caplog.records] == [
+        f"koniq10k: {root} lists 200 images, the release 10,073: results on it are not comparable with the paper's "
+        "(a truncated or edited metadata file?)"
+    ]

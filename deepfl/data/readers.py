@@ -54,16 +54,21 @@ class DatasetInfo:
     paper_plcc: float | None
     has_reference: bool
     has_official_split: bool
+    release_images: int | None = None  # rows its reader returns from the whole release, with default options
 
 
 DATASETS: dict[str, DatasetInfo] = {
-    "kadid10k": DatasetInfo("kadid10k", "KADID-10k", (1.0, 5.0), False, *WITHIN_SROCC_PLCC["kadid10k"], True, False),
-    "live": DatasetInfo("live", "LIVE Release 2", (0.0, 100.0), True, *WITHIN_SROCC_PLCC["live"], True, False),
-    "csiq": DatasetInfo("csiq", "CSIQ", (0.0, 1.0), True, *WITHIN_SROCC_PLCC["csiq"], True, False),
-    "tid2013": DatasetInfo("tid2013", "TID2013", (0.0, 9.0), False, *WITHIN_SROCC_PLCC["tid2013"], True, False),
-    "koniq10k": DatasetInfo("koniq10k", "KonIQ-10k", (1.0, 5.0), False, *WITHIN_SROCC_PLCC["koniq10k"], False, True),
+    "kadid10k": DatasetInfo(
+        "kadid10k", "KADID-10k", (1.0, 5.0), False, *WITHIN_SROCC_PLCC["kadid10k"], True, False, 10125
+    ),
+    "live": DatasetInfo("live", "LIVE Release 2", (0.0, 100.0), True, *WITHIN_SROCC_PLCC["live"], True, False, 779),
+    "csiq": DatasetInfo("csiq", "CSIQ", (0.0, 1.0), True, *WITHIN_SROCC_PLCC["csiq"], True, False, 866),
+    "tid2013": DatasetInfo("tid2013", "TID2013", (0.0, 9.0), False, *WITHIN_SROCC_PLCC["tid2013"], True, False, 3000),
+    "koniq10k": DatasetInfo(
+        "koniq10k", "KonIQ-10k", (1.0, 5.0), False, *WITHIN_SROCC_PLCC["koniq10k"], False, True, 10073
+    ),
     "clive": DatasetInfo(
-        "clive", "LIVE in the Wild (CLIVE)", (0.0, 100.0), False, *WITHIN_SROCC_PLCC["clive"], False, False
+        "clive", "LIVE in the Wild (CLIVE)", (0.0, 100.0), False, *WITHIN_SROCC_PLCC["clive"], False, False, 1162
     ),
     "kadis700k": DatasetInfo("kadis700k", "KADIS-700k (weak labels)", (0.0, 1.0), False, None, None, True, False),
 }
@@ -677,5 +682,21 @@ def canonical_name(name: str) -> str:
 
 
 def read_dataset(name: str, root, **kwargs) -> pd.DataFrame:
-    """Reads data set `name` (a key of DATASETS) from folder `root`; `kwargs` go to its reader."""
-    return READERS[canonical_name(name)](root, **kwargs)
+    """Reads data set `name` (a key of DATASETS) from folder `root`; `kwargs` go to its reader.
+
+    A benchmark read with its reader's defaults whose metadata lists another number of images than the release
+    (a truncated download, an edited file) is read as it is, with one warning: results on part of a benchmark are
+    not comparable with the paper's, and nothing else would say so."""
+    key = canonical_name(name)
+    table = READERS[key](root, **kwargs)
+    expected = DATASETS[key].release_images if key in DATASETS else None
+    if expected is not None and not kwargs and len(table) != expected:
+        log.warning(
+            "%s: %s lists %d images, the release %s: results on it are not comparable with the paper's (a truncated "
+            "or edited metadata file?)",
+            key,
+            root,
+            len(table),
+            f"{expected:,}",
+        )
+    return table
