@@ -239,7 +239,8 @@ class FeatureCache:
                     "on them where they are now)"
                     if moved
                     else "(images that deepfl-extract-features skipped or was not given: make them readable and "
-                    "rerun it, which extracts only those, or leave them out of the table)"
+                    "rerun it, which extracts only those, or leave them out of the table: deepfl-train-mlp "
+                    "--skip_uncached)"
                 )
             )
         rows = np.array([self.index[str(k)] for k in keys], dtype=np.int64)
@@ -433,6 +434,14 @@ def _fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def rows_with_features(cache_path: str | os.PathLike, table):
+    """(the rows of a data set table whose `image` the cache holds, the images of the others): for a benchmark
+    with images deepfl-extract-features skipped as unreadable, whose table the user cannot edit."""
+    with FeatureCache(cache_path, mode="r") as cache:
+        held = table["image"].astype(str).map(cache.__contains__)
+    return table[held].reset_index(drop=True), table["image"][~held].astype(str).tolist()
 
 
 def load_features(cache_path: str | os.PathLike, keys: Sequence[str]) -> np.ndarray:

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import badinputs
@@ -89,6 +90,7 @@ def runs(tmp_path_factory):
         argvs[name] = _argv(folder, cache, root / f"out_{name}")
     for name, path in bad_caches.items():
         argvs[name] = _argv(good, path, root / f"out_{name}")
+    argvs["skip_uncached"] = _argv(good, partial, root / "out_skip_uncached", "--skip_uncached")
     results = dict(zip(argvs, killrestart.run_batch("train_mlp", list(argvs.values()))))
     killrestart.record("train_mlp", bad_csvs=len(variants), bad_caches=len(bad_caches))
     return dict(root=root, good=good, cache=cache, variants=variants, bad_caches=bad_caches, results=results)
@@ -130,6 +132,17 @@ def test_train_mlp_broken_feature_cache_is_one_line_exit_2(runs, name):
     assert result.returncode == 2, result.stderr[-1500:]
     line = badinputs.error_line(result.stderr)
     assert runs["bad_caches"][name].name in line, line
+
+
+def test_train_mlp_skip_uncached_trains_without_the_images_the_cache_lacks(runs):
+    """A benchmark's table cannot be edited: images deepfl-extract-features skipped as unreadable are left out
+    on request, named, as deepfl-reproduce leaves them out; without the flag the refusal points to it."""
+    assert "--skip_uncached" in badinputs.error_line(runs["results"]["cache_missing_rows"].stderr)
+    result = runs["results"]["skip_uncached"]
+    assert result.returncode == 0, result.stderr[-1500:]
+    assert "3 image(s) without cached features left out (--skip_uncached): " in result.stdout, result.stdout[-1500:]
+    predictions = pd.read_csv(runs["root"] / "out_skip_uncached" / "predictions.csv")
+    assert predictions["image"].nunique() == 15  # the mini KADID's 18 images, 3 of them not in the cache
 
 
 def _kill_test(runs, kills, seed, out, probe=None):

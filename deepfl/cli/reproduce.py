@@ -123,8 +123,7 @@ def main(argv: list[str]) -> int:
             extractor = extractor if extractor is not None else features.load_extractor(**extract)
             features.extract_to_cache(extractor, paths, cache, FLAGS.feature_batch, source=source, policy=policy)
         if policy.count:
-            with features.FeatureCache(cache, mode="r") as stored:
-                table = table[table["image"].astype(str).map(stored.__contains__)].reset_index(drop=True)
+            table, _ = features.rows_with_features(cache, table)
             print(f"{name}: {policy.summary('images')} (left out of the protocol)")
         tables[name] = table
         feats[name] = features.load_features(cache, table["image"].astype(str).tolist())

@@ -74,11 +74,18 @@ flags.DEFINE_bool(
     "the paper's head does not.",
 )
 flags.DEFINE_bool("overwrite", False, "Redo the run in --out_dir, also with other settings than it was made with.")
+flags.DEFINE_bool(
+    "skip_uncached",
+    False,
+    "Train without the table's images that --features lacks (those deepfl-extract-features skipped as unreadable), "
+    "naming how many, as deepfl-reproduce does; without it such a table is refused.",
+)
 
 
 def main(argv: list[str]) -> int:
     from deepfl.data import read_dataset
-    from deepfl.features import load_features
+    from deepfl.errors import NoUsableInput
+    from deepfl.features import load_features, rows_with_features
     from deepfl.jobs import check_settings
     from deepfl.protocol_records import (
         MLP_SETTINGS_FILE,
@@ -140,6 +147,13 @@ def main(argv: list[str]) -> int:
         # (raises if they differ)
         check_settings(out / MLP_SETTINGS_FILE, settings, output=f"--out_dir {out}", defaults=defaults)
     table = read_dataset(FLAGS.dataset, FLAGS.data_dir)
+    if FLAGS.skip_uncached:
+        table, uncached = rows_with_features(FLAGS.features, table)
+        if uncached:
+            shown = ", ".join(uncached[:3]) + (f" and {len(uncached) - 3} more" if len(uncached) > 3 else "")
+            if table.empty:
+                raise NoUsableInput(f"features: {FLAGS.features} holds none of the {len(uncached)} images of the table")
+            print(f"{len(uncached)} image(s) without cached features left out (--skip_uncached): {shown}")
     feats = load_features(FLAGS.features, table["image"].astype(str).tolist())
     splits = table_splits(table, chosen["num_splits"], FLAGS.seed, FLAGS.official_split)
     config = HeadConfig(
