@@ -25,7 +25,8 @@ def check_architecture(arch: str, weights: str | None) -> None:
         raise ValueError(f"arch: must be one of {ARCHITECTURES}, got {arch!r}")
     if arch != PAPER_ARCHITECTURE and str(weights or "").lower() not in ("", "none"):
         raise ValueError(
-            f"weights: arch {arch!r} has no pretrained weights, got {weights!r}; use weights=none (random init)"
+            f"weights: arch {arch!r} has no pretrained weights, got {weights!r}; use --weights=none (random init; "
+            "weights=None from Python)"
         )
 
 

@@ -654,6 +654,16 @@ def source_pixel_scaling(source: str) -> str | None:
 RANDOM_WEIGHTS_SEED = 0
 
 
+def _existing_file(path: str | os.PathLike, flag: str, what: str) -> str | os.PathLike:
+    """`path` when it is a file; else the one-line error naming the flag (the fingerprint's `open` said only
+    "[Errno 2] No such file or directory")."""
+    if Path(path).is_dir():
+        raise IsADirectoryError(f"{flag}: {path}: is a folder, not a {what} file")
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{flag}: {path}: no such {what} file")
+    return path
+
+
 def extractor_source(
     model: str | os.PathLike | None, weights: str | None, pixel_scaling: str | None, dtype: str = "float32"
 ) -> str:
@@ -663,12 +673,12 @@ def extractor_source(
     re-exported under the same name is another model, whose features must not be mixed with the old ones."""
     suffix = "" if dtype == "float32" else f" [{dtype}]"
     if model is not None:
-        return f"{describe_file(model)}{suffix}"
+        return f"{describe_file(_existing_file(model, 'model', 'model'))}{suffix}"
     scaling = pixel_scaling or default_pixel_scaling(weights)
     if weights is None:
         origin = f"random seed {RANDOM_WEIGHTS_SEED}"
     else:
-        origin = weights if weights == "imagenet" else describe_file(weights)
+        origin = weights if weights == "imagenet" else describe_file(_existing_file(weights, "weights", "weights"))
     return f"backbone(weights={origin}, pixel_scaling={scaling}){suffix}"
 
 

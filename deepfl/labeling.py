@@ -509,6 +509,9 @@ def label_pairs(
                 mark_shard_finished(out_path, [d for _, dists in mine for d in dists])
             return summary
         functions = load_metric_functions(metrics)
+        from deepfl.fr.functional.validation import check_min_sizes  # TensorFlow, loaded with the metrics
+        from deepfl.fr.specs import SPEC_BY_NAME
+
         total = sum(len(d) for _, d in todo)
         bar = progress(total=total, desc=f"label {out_path.name}", unit="pair")
         pending: list[_Group] = []
@@ -517,6 +520,8 @@ def label_pairs(
             """Scores the pending groups together, appends their good rows, then reports their bad pairs."""
             try:
                 size = next((g.ref.shape[:2] for g in pending if len(g.good)), (1, 1))
+                # every metric the pairs are too small for in one line (each metric's own check names only itself)
+                check_min_sizes({name: SPEC_BY_NAME[name].min_size for name in functions}, *size)
                 with _scoring_path(pending, compiled):
                     scored = _score_groups(functions, pending, pairs_per_call(*size, batch_size))
             except ValueError as exc:  # e.g. images too small for a metric: the pairs are bad

@@ -35,7 +35,7 @@ def test_label_exits_3_when_every_pair_is_skipped(tmp_path):
             *common,
             f"--image_root={dists}",
             f"--out_dir={tmp_path / 'c'}",
-            "--metrics=ssim,msssim",
+            "--metrics=ssim,msssim,iwssim",
         ],
         "small pair scored": [*common, f"--image_root={dists}", f"--out_dir={tmp_path / 'd'}", "--metrics=ssim"],
         "no image_root": [*common, f"--out_dir={tmp_path / 'e'}"],
@@ -61,6 +61,9 @@ def test_label_exits_3_when_every_pair_is_skipped(tmp_path):
     assert small.returncode == EXIT_NOTHING_DONE, small.stderr[-2000:]
     assert len(error_lines(small.stderr)) == 1
     assert "small_1.png" in small.stderr and "big_1.png: size 96x80 differs" in small.stderr
+    # every metric the pair is too small for, in one line, and the way on
+    assert "small_1.png: not scored (msssim, iwssim: images of 64x64 pixels" in small.stderr, small.stderr[-2000:]
+    assert "(leave them out of the metrics, deepfl-label's --metrics, to score the others)" in small.stderr
     scored = results["small pair scored"]
     assert scored.returncode == 0, scored.stderr[-2000:]  # one row written, the mismatched pair skipped
     assert "1 rows written" in scored.stdout and scored.stdout.count("rows written") == 1
@@ -285,3 +288,46 @@ def test_a_word_that_is_not_a_flag_is_refused_before_anything_is_written(tmp_pat
     assert "write --overwrite=false (or --overwrite for true, --nooverwrite for false)" in results["export"][0].stderr
     assert existing.read_bytes() == b"an earlier export"
     assert not [path.name for path in tmp_path.iterdir() if path.name != "exported.keras"]
+
+
+def test_refusals_name_the_flag_and_the_way_on(tmp_path):
+    """What a user walk met: a mistyped --model said only "[Errno 2] No such file or directory"; `--arch small`
+    without --weights named the library's `weights=none`; `--data_dir=~/x` (no shell expansion) said only "no such
+    folder"; a LIVE release unpacked one level deeper said "dmos.mat: metadata file not found"; `--dataset
+    KADID-10k` wrote KADID-10k.h5 where the docs read kadid10k.h5."""
+    from deepfl import models
+    from helpers_datasets import write_mini_kadid
+
+    home = tmp_path / "home"
+    (home / "pics").mkdir(parents=True)
+    write_image(home / "pics" / "a.png", textured_image(48, 64, 0))
+    (tmp_path / "live" / "databaserelease2").mkdir(parents=True)
+    (tmp_path / "live" / "databaserelease2" / "dmos.mat").write_bytes(b"")
+    write_mini_kadid(tmp_path / "kadid", contents=2, per_ref=1)
+    model = tmp_path / "tiny.keras"
+    models.build_multitask(tasks=("ssim",), weights=None, arch="tiny").save(model)
+    feats = tmp_path / "feats"
+    extract = {
+        "typo": ([f"--images={home / 'pics'}", f"--model={tmp_path / 'modle.keras'}", f"--out_dir={feats}"], 2),
+        "tilde": (["--images=~/pics", f"--out_dir={feats}"], 2),
+        "nested": (["--dataset=live", f"--data_dir={tmp_path / 'live'}", f"--out_dir={feats}", "--weights=none"], 2),
+        "alias": (
+            ["--dataset=KADID-10k", f"--data_dir={tmp_path / 'kadid'}", f"--out_dir={feats}", f"--model={model}"],
+            0,
+        ),
+    }
+    env = kr.job_env(HOME=str(home))
+    results = dict(zip(extract, kr.run_batch("extract_features", [argv for argv, _ in extract.values()], env=env)))
+    for name, (_, code) in extract.items():
+        assert results[name].returncode == code, (name, results[name].stderr[-1500:])
+    assert error_lines(results["typo"].stderr) == [f"error: model: {tmp_path / 'modle.keras'}: no such model file"]
+    assert (
+        f"a literal '~': write --images ~/pics or --images={home / 'pics'}" in error_lines(results["tilde"].stderr)[0]
+    )
+    assert error_lines(results["nested"].stderr)[0].endswith(
+        f"it is in {tmp_path / 'live' / 'databaserelease2'}: give that folder"
+    )
+    assert (feats / "kadid10k.h5").is_file() and not (feats / "KADID-10k.h5").exists()
+    small_argv = ["--weak_labels=x.csv", f"--image_root={tmp_path}", "--arch=small", f"--out_dir={tmp_path / 's1'}"]
+    small = kr.run_batch("train_multitask", [small_argv])[0]
+    assert small.returncode == EXIT_BAD_INPUT and "use --weights=none (random init" in small.stderr, small.stderr

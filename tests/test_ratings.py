@@ -120,6 +120,11 @@ BAD_STUDIES = {
         lambda s: _rewrite(s, ["image", "score"], [["photos/scene1_1.png", "3"], ["photos/missing.png", "4"]]),
         r"ratings\.csv, line 3: image 'photos/missing\.png' is listed but absent",
     ),
+    "path written on Windows": (
+        lambda s: _rewrite(s, ["image", "score"], [["photos\\scene1_1.png", "3"]]),
+        r"ratings\.csv, line 2: image 'photos\\scene1_1\.png' is listed but absent from .* "
+        r"\(folders in a listed path are separated by '/', not '\\'\)$",
+    ),
     "reference absent": (
         lambda s: _rewrite(
             s,

@@ -83,7 +83,15 @@ def require_folder(name: str) -> None:
             raise flags.ValidationError("empty: give a folder (. for the current one)")
         if os.path.isdir(path):
             return True
-        raise flags.ValidationError("is a file, not a folder" if os.path.exists(path) else "no such folder")
+        if os.path.exists(path):
+            raise flags.ValidationError("is a file, not a folder")
+        tilde = path.startswith("~") and os.path.isdir(os.path.expanduser(path))
+        # `--data_dir=~/data`: the shell expands ~ only at the start of a word, so the flag got a literal "~"
+        raise flags.ValidationError(
+            f"no such folder (a literal '~': write --{name} {path} or --{name}={os.path.expanduser(path)})"
+            if tilde
+            else "no such folder"
+        )
 
     flags.register_validator(name, existing_folder)
 

@@ -48,7 +48,7 @@ flags.DEFINE_integer("batch_size", 8, "Images of equal size per forward pass.", 
 
 def main(argv: list[str]) -> int:
     from deepfl import features
-    from deepfl.data import read_dataset
+    from deepfl.data import canonical_name, read_dataset
     from deepfl.images import list_images
     from deepfl.jobs import ErrorPolicy
 
@@ -58,7 +58,7 @@ def main(argv: list[str]) -> int:
         if not FLAGS.data_dir:
             raise ValueError("data_dir: --dataset needs --data_dir")
         paths = read_dataset(FLAGS.dataset, FLAGS.data_dir)["image"].astype(str).tolist()
-        name = FLAGS.name or FLAGS.dataset
+        name = FLAGS.name or canonical_name(FLAGS.dataset)  # --dataset CSIQ writes csiq.h5, as the docs name it
     else:
         paths = [str(p.resolve()) for p in list_images(FLAGS.images)]
         if not paths:

@@ -38,7 +38,10 @@ def table_error(dataset: str, file: str | os.PathLike, row: int | None, message:
 def require_file(dataset: str, path: Path, what: str = "metadata file") -> Path:
     """Returns `path` if it is a file, else raises a TableError naming the dataset and the missing file."""
     if not path.is_file():
-        raise table_error(dataset, path, None, f"{what} not found (check the path, or the data set folder)")
+        # A release unpacked one level deeper than --data_dir (live/databaserelease2/dmos.mat) is named.
+        deeper = sorted(path.parent.glob(f"*/{path.name}")) if path.parent.is_dir() else []
+        hint = f"; it is in {deeper[0].parent}: give that folder" if len(deeper) == 1 else ""
+        raise table_error(dataset, path, None, f"{what} not found (check the path, or the data set folder){hint}")
     return path
 
 
@@ -180,9 +183,14 @@ def resolve_image(
 def absent_message(role: str, name: str, folder: str | os.PathLike) -> str:
     """What a table error says of a listed image that is not there: absent from the folder names are looked up
     in, or, for an absolute path (which that folder plays no part in), that no such file exists."""
+    # A table written on Windows separates folders with backslashes, which name no folder here (shown as written,
+    # not doubled as repr would).
+    windows = "\\" in name and os.sep == "/"
+    hint = " (folders in a listed path are separated by '/', not '\\')" if windows else ""
+    shown = f"'{name}'" if windows else repr(name)
     if os.path.isabs(name):
-        return f"{role} {name!r} is listed but no such file exists"
-    return f"{role} {name!r} is listed but absent from {folder}"
+        return f"{role} {shown} is listed but no such file exists{hint}"
+    return f"{role} {shown} is listed but absent from {folder}{hint}"
 
 
 def make_table(

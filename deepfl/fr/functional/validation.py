@@ -136,7 +136,9 @@ def check_min_sizes(min_sizes: dict[str, int], height: int, width: int) -> None:
         needs = ", ".join(str(min_sizes[name]) for name in too_small)
         raise ValueError(
             f"{', '.join(too_small)}: images of {width}x{height} pixels (width x height) are too small, "
-            f"{'it needs' if len(too_small) == 1 else 'they need'} at least {needs} pixels per side"
+            f"{'it needs' if len(too_small) == 1 else 'they need'} at least {needs} pixels per side (leave "
+            f"{'it' if len(too_small) == 1 else 'them'} out of the metrics, deepfl-label's --metrics, to score the "
+            "others)"
         )
 
 
