@@ -568,7 +568,7 @@ def extract_to_cache(
                 len(todo),
             )
         groups = group_by_size(todo, policy)
-        with progress(total=len(todo), desc="MLSP features", unit="img") as bar:
+        with progress(total=len(todo), desc=f"MLSP features {Path(cache_path).stem}", unit="img") as bar:
             bar.update(policy.count - after_keys)
             batches = [b for group in groups.values() for b in iter_batches(group, batch_size)]
             decoded = read_images_ahead(path for b in batches for path in b)  # decodes while the model runs

@@ -428,7 +428,8 @@ def cross_dataset(
     y, norm = _targets(np.asarray(train_scores, np.float64), idx["train"], config)
     best = None
     trainer = HeadTrainer(train_features.shape[1], config)
-    for lr in config.learning_rates:
+    rates = list(config.learning_rates)
+    for lr in progress(rates, total=len(rates), desc="cross-data-set head", unit="lr"):  # minutes at the paper's size
         model, val_loss, _ = trainer.train(
             train_features[idx["train"]], y[idx["train"]], train_features[idx["val"]], y[idx["val"]], lr
         )

@@ -361,3 +361,15 @@ def test_images_cached_under_another_folder_are_named_as_moved(tmp_path, caplog)
         stats = features.extract_to_cache(extract, new[:1], path, source="s", dim=2)  # (absent here: skipped)
     assert stats["skipped"] == 1
     assert "1 of the images to extract are cached under another folder (e.g. /new/place/photos/p0.png" in caplog.text
+
+
+def test_the_progress_bar_names_the_cache_it_fills(tmp_path, monkeypatch, capsys):
+    """deepfl-reproduce extracts several data sets one after another: each bar says which (it said "MLSP features"
+    for all of them)."""
+    monkeypatch.delenv("DEEPFL_NO_PROGRESS", raising=False)
+    paths = []
+    for i in range(2):
+        paths.append(str(tmp_path / f"img{i}.png"))
+        write_image(paths[-1], np.full((16, 16, 3), 40 * i, np.uint8))
+    features.extract_to_cache(lambda x: x.mean(axis=(1, 2)), paths, tmp_path / "csiq.h5", source="test", dim=3)
+    assert "MLSP features csiq: 100%" in capsys.readouterr().err
