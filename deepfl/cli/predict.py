@@ -13,7 +13,8 @@ code is 1 at the end; the others are still scored (exit 3 when no file could be 
 
 A CSV --output is written as the images are scored and resumes: a rerun with the same --model/--head (stored in
 <output>.settings.json) scores only the files not yet in it and appends them, so a kill loses at most one chunk.
-Its rows name each image by its absolute path, so a rerun from another folder resumes it too.
+Its rows name each image by its absolute path, so a rerun from another folder resumes it too; the table and a
+JSON --output (written whole at the end, no resume) name each image as the command line reached it.
 Another model into the same CSV, or an existing JSON --output, is refused (exit 2) unless --overwrite.
 """
 
