@@ -170,8 +170,11 @@ class _Saliency:
             self.shared = None
 
     def _wide(self, images: np.ndarray | slice) -> np.ndarray:
-        """small @ along_w.T of the given images, side by side: 256 x (n * columns)."""
-        return np.stack([(self.along_w @ image).T for image in self.small_t[images]], axis=1).reshape(SDSP_SIZE, -1)
+        """small @ along_w.T of the given images, side by side: 256 x (n * columns), C-ordered: the stack of
+        transposed products keeps their column order (NumPy's concatenate follows its inputs' layout), and SciPy's
+        sparse product then copies the whole of it for every row block (1 of 1.3 s at 4000x3000)."""
+        stacked = np.stack([(self.along_w @ image).T for image in self.small_t[images]], axis=1)
+        return np.ascontiguousarray(stacked).reshape(SDSP_SIZE, -1)
 
     def _extremes(self, images: slice, groups: list[slice]) -> tuple[np.ndarray, np.ndarray]:
         """(min, max) of each full-size map of a group of images."""
