@@ -186,9 +186,14 @@ def export_model(
     head: str | os.PathLike | keras.Model,
     out_path: str | os.PathLike,
     normalizer: TargetNormalizer | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Writes the one-file scorer: `model` is the trained multi-task model (or its MLSP extractor, or a backbone
-    weights file), `head` the MLP head; the normaliser defaults to the one saved beside a head file."""
+    weights file), `head` the MLP head; the normaliser defaults to the one saved beside a head file. An existing
+    `out_path` (another head's scorer, say) is refused unless `overwrite`: scores made with it would change
+    without a word."""
+    if not overwrite and Path(out_path).exists():
+        raise FileExistsError(f"out_path: {out_path} exists; pass overwrite=True to replace it, or another path")
     return save_model_atomic(load_scorer(model, head, normalizer), out_path)
 
 

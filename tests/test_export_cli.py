@@ -379,3 +379,23 @@ def test_model_imagenet_offline_is_one_line_naming_the_weights_file(stage1_files
         last = result.stderr.strip().splitlines()[-1]
         assert result.returncode == 2 and "weights=imagenet: inception_resnet_v2_weights" in last, result.stderr
     assert not (tmp_path / "baseline.keras").exists()
+
+
+def test_export_model_refuses_an_existing_file_unless_told(tmp_path):
+    """A user walk replaced deepfl-export's scorer (head split 0) by calling export_model with another head and
+    the same path: no word, and the scores changed. The function now refuses, as the command does."""
+    from deepfl.export import export_model
+    from deepfl.models.mlp import build_mlp
+    from helpers_models import tiny_extractor
+
+    heads = []
+    for k in range(2):
+        build_mlp(7, hidden=(5,), dropout=(0.0,), seed=k).save(tmp_path / f"head{k}.keras")
+        heads.append(tmp_path / f"head{k}.keras")
+    first = export_model(tiny_extractor(), heads[0], tmp_path / "scorer.keras")
+    before = first.read_bytes()
+    with pytest.raises(FileExistsError, match=r"scorer\.keras exists; pass overwrite=True"):
+        export_model(tiny_extractor(), heads[1], tmp_path / "scorer.keras")
+    assert first.read_bytes() == before
+    export_model(tiny_extractor(), heads[1], tmp_path / "scorer.keras", overwrite=True)
+    assert first.read_bytes() != before

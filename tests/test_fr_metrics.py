@@ -252,6 +252,10 @@ def test_bad_inputs_raise_value_error_with_reason(small_photo):
     for name in ("fsim", "vsi", "mdsi", "gmsd"):
         with pytest.raises(ValueError, match=f"{name}: .*too small"):
             compute(small_photo[:2, :2], small_photo[:2, :2], [name])
+    empty = small_photo[None][:0]  # a user walk got "cannot reshape array of size 0 into shape (0,newaxis)"
+    for ref_index in (None, []):
+        with pytest.raises(ValueError, match=r"^ref: an empty batch \(shape \(0, 96, 128, 3\)\); give at least one"):
+            compute(empty, empty, ["ssim"], ref_index=ref_index)
     fn = metric_function("gmsd")
     with pytest.raises(ValueError, match="gmsd: ref must be NxHxWx3"):
         fn(np.zeros((1, 8, 8, 1), np.float32), np.zeros((1, 8, 8, 1), np.float32))

@@ -123,7 +123,8 @@ def main(argv: list[str]) -> int:
     sources = _sources()
     from deepfl.export import export_model  # TensorFlow: not for a rerun that finds the export done
 
-    path = export_model(FLAGS.model, FLAGS.head, output)
+    # (an existing --output was refused above, unless --overwrite)
+    path = export_model(FLAGS.model, FLAGS.head, output, overwrite=FLAGS.overwrite)
     stored = {**sources, "output": file_fingerprint(path)}
     atomic_write_bytes(record, (json.dumps(stored, indent=1) + "\n").encode("utf-8"))
     print(f"exported {path} (image -> score; loads with keras.saving.load_model alone)")

@@ -55,6 +55,8 @@ def validate_pair(ref: np.ndarray, dist: np.ndarray) -> tuple[np.ndarray, np.nda
             raise ValueError(f"{name}: expected uint8 RGB, got dtype {image.dtype}")
         if image.ndim not in (3, 4) or image.shape[-1] != 3:
             raise ValueError(f"{name}: expected HxWx3 or NxHxWx3, got shape {image.shape}")
+        if image.ndim == 4 and image.shape[0] == 0:
+            raise ValueError(f"{name}: an empty batch (shape {image.shape}); give at least one image")
     if ref.shape != dist.shape:
         raise ValueError(f"ref/dist: shapes differ, {ref.shape} vs {dist.shape}")
     if ref.ndim == 3:
