@@ -316,10 +316,25 @@ def distinct_stems(pairs: list[tuple[str, int]], ref_dir: Path, policy: ErrorPol
     return kept
 
 
-def shard_manifest(out_dir: Path, num_shards: int, shard_index: int) -> Path:
+def shard_manifest(out_dir: Path, num_shards: int, shard_index: int, manifest: str | os.PathLike | None = None) -> Path:
+    """Where a run writes its manifest: `manifest` (default `<out_dir>/manifest.csv`) when unsharded; a shard,
+    `<stem>-<k>-of-<n>.csv` beside it, which the merge joins into `manifest` (shards given one --manifest each
+    appended to the same file, and the merge found none of theirs)."""
+    target = Path(manifest) if manifest else out_dir / "manifest.csv"
     if num_shards == 1:
-        return out_dir / "manifest.csv"
-    return out_dir / f"manifest-{shard_index}-of-{num_shards}.csv"
+        return target
+    return target.with_name(f"{target.stem}-{shard_index}-of-{num_shards}{target.suffix}")
+
+
+def _missing_shard_message(path: Path, index: int, num_shards: int) -> str:
+    """A shard manifest not found where the merge looks: names one of that shard's made beside another
+    --manifest (the shards' --manifest is the merge's too)."""
+    others = sorted(path.parent.glob(f"*-{index}-of-{num_shards}.csv"))
+    hint = ""
+    if others:
+        merged = others[0].with_name(others[0].name.replace(f"-{index}-of-{num_shards}.csv", ".csv"))
+        hint = f" ({others[0]} is one: merge with --manifest {merged}, the --manifest the shards were given)"
+    return f"{path}: shard {index} of {num_shards} has no manifest yet{hint}"
 
 
 def merge_manifests(
@@ -331,9 +346,9 @@ def merge_manifests(
     not stopped part-way, not made from other references: `sharding.check_shard_finished`)."""
     rows: dict[str, dict] = {}
     for index in range(num_shards):
-        path = shard_manifest(out_dir, num_shards, index)
+        path = shard_manifest(out_dir, num_shards, index, manifest_path)
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: shard {index} of {num_shards} has no manifest yet")
+            raise FileNotFoundError(_missing_shard_message(path, index, num_shards))
         check_shard_finished(path, index, num_shards, [name for name, _ in shard(pairs, num_shards, index)])
         for row in read_complete_rows(path, MANIFEST_COLUMNS):
             rows.setdefault(row["dist_im"], row)
@@ -557,7 +572,7 @@ def generate(
     }
     pairs = shard(pairs, num_shards, shard_index)  # bad shard flags fail before the settings are stored
     out_dir.mkdir(parents=True, exist_ok=True)
-    manifest_path = Path(manifest) if manifest else shard_manifest(out_dir, num_shards, shard_index)
+    manifest_path = shard_manifest(out_dir, num_shards, shard_index, manifest)
     recorded = (out_dir / SETTINGS_FILE).exists()
     output = f"--out_dir {out_dir}"
     if not overwrite and not recorded:  # a lost record: checked before this run's settings become the record

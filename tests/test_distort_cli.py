@@ -224,6 +224,25 @@ def test_merge_joins_shard_manifests_like_an_unsharded_run(ref_dir, tmp_path):
     assert stray.returncode == 2 and "drop --shard_index to merge" in stray.stderr.splitlines()[-1], stray.stderr
 
 
+def test_shards_given_one_manifest_path_write_their_own_and_merge_into_it(ref_dir, tmp_path):
+    """A user walk gave both shards `--manifest km/mine.csv`: both appended to that one file, its record of
+    finishing said 1 item, and --merge (with or without --manifest) said "manifest-0-of-2.csv: shard 0 of 2 has
+    no manifest yet". Each shard now writes mine-<k>-of-<n>.csv, which --merge --manifest mine.csv joins."""
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    assert distort(f"--ref_dir={ref_dir}", f"--out_dir={whole}", "--seed=5", "--workers=1").returncode == 0
+    mine = parts / "mine.csv"
+    common = [f"--ref_dir={ref_dir}", f"--out_dir={parts}", "--seed=5", "--num_shards=2", f"--manifest={mine}"]
+    for index in range(2):
+        result = distort(*common, f"--shard_index={index}", "--workers=1")
+        assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in parts.glob("mine*.csv")) == ["mine-0-of-2.csv", "mine-1-of-2.csv"]
+    lost = distort(*common[:-1], "--merge")  # without the shards' --manifest: the merge points to it
+    assert lost.returncode == 2 and f"merge with --manifest {mine}, the --manifest the shards" in lost.stderr
+    merged = distort(*common, "--merge")
+    assert merged.returncode == 0, merged.stderr
+    assert mine.read_bytes() == (whole / "manifest.csv").read_bytes()
+
+
 def test_references_sharing_a_name_stem_are_skipped_as_bad_references(ref_dir, tmp_path, small_photo):
     # plain.bmp and Plain.tif would both write plain_TT_LL.png (and references/plain.png with --resize).
     folder = tmp_path / "same_stem"

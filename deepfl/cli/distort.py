@@ -57,8 +57,8 @@ flags.DEFINE_integer(
 flags.DEFINE_string(
     "manifest",
     None,
-    "Manifest CSV path (default: <out_dir>/manifest.csv, or "
-    "<out_dir>/manifest-<shard_index>-of-<num_shards>.csv when sharded).",
+    "Manifest CSV path (default: <out_dir>/manifest.csv). A shard writes <stem>-<shard_index>-of-<num_shards>.csv "
+    "beside it, and --merge (given the same --manifest) joins the shards' into it.",
 )
 flags.DEFINE_integer("workers", None, "Worker processes (default: all cores).", lower_bound=1)
 flags.DEFINE_bool(
