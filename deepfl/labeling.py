@@ -229,8 +229,8 @@ def _check_references_found(groups: Sequence[tuple[str, Sequence[str]]], ref_roo
         else f"the reference of the {pairs_text}, {references[0]}, is not in {ref_root}"
     )
     raise NoUsableInput(
-        f"no reference found: {found}; give their folder as --ref_root (without it: the --ref_dir deepfl-distort "
-        "recorded beside the manifest, else --image_root)"
+        f"no reference found: {found}; give their folder as ref_root (deepfl-label's --ref_root; without it the "
+        "command takes the --ref_dir deepfl-distort recorded beside the manifest, else --image_root)"
     )
 
 
@@ -618,6 +618,24 @@ def _merged_settings(made_with: dict[str, dict]) -> dict:
     return merged
 
 
+def _check_shards_agree(paths: Sequence[Path]) -> None:
+    """Raises `SettingsChanged` when the shard files were written with different metrics: merged with either
+    shard's --metrics, the other's file was refused, each refusal pointing to the other (a user walk's circle)."""
+    written = {}
+    for index, path in enumerate(paths):
+        if path.is_file():
+            with open(path, newline="", encoding="utf-8", errors="surrogateescape") as handle:
+                header = next(csv.reader(handle), None)
+            if header and header[:2] == list(KEY_COLUMNS):
+                written[index] = ",".join(header[2:])
+    if len(set(written.values())) > 1:
+        listed = "; ".join(f"shard {index} {columns}" for index, columns in written.items())
+        raise SettingsChanged(
+            f"the shards of {paths[0].parent} were made with different --metrics ({listed}): rerun the odd ones "
+            "with the others' --metrics and --overwrite, then merge"
+        )
+
+
 def merge_shards(
     out_csv: str | os.PathLike,
     num_shards: int,
@@ -642,6 +660,7 @@ def merge_shards(
     out_path = Path(out_csv)
     rows: dict[str, dict] = {}
     made_with: dict[str, dict] = {}
+    _check_shards_agree([shard_file(out_csv, num_shards, index) for index in range(num_shards)])
     for index in range(num_shards):
         path = shard_file(out_csv, num_shards, index)
         if not path.is_file():
