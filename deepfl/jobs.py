@@ -63,7 +63,7 @@ def progress(
     On a terminal the bar redraws in place. Elsewhere (a log file, a pipe) it writes one plain ASCII line every
     LOG_PROGRESS_INTERVAL_S seconds and a last one at the end, instead of carriage-return redraws.
     """
-    disable = bool(os.environ.get("DEEPFL_NO_PROGRESS")) or total == 0
+    disable = progress_disabled() or total == 0
     if _is_terminal(sys.stderr):
         return _StoppableProgress(
             iterable,
@@ -99,7 +99,7 @@ def keras_verbose() -> int | str:
     nothing when stdout goes to a file or pipe (Keras's bar would write thousands of characters per line there,
     and its per-epoch line, every task's loss in one line of 600 characters, repeats what the job's own
     `epoch N done` line and history.csv hold) or when DEEPFL_NO_PROGRESS is set."""
-    if os.environ.get("DEEPFL_NO_PROGRESS"):
+    if progress_disabled():
         return 0
     return "auto" if _is_terminal(sys.stdout) else 0
 
@@ -325,12 +325,19 @@ def iter_batches(items: Sequence[T], batch_size: int) -> Iterator[list[T]]:
         yield list(items[start : start + batch_size])
 
 
-def setup_logging(verbose: bool = False) -> None:
+def setup_logging(verbosity: int = 0) -> None:
     """One-line log records on stderr for command-line jobs, each on its own line also while a progress bar is
-    drawn on the terminal (written through `tqdm.write`, which lifts the bar and redraws it below)."""
+    drawn on the terminal (written through `tqdm.write`, which lifts the bar and redraws it below). `verbosity`
+    as absl's flag: 1 or more shows DEBUG records, 0 INFO, -1 WARNING, -2 or less ERROR only."""
     handler = _ProgressAwareHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True)
+    level = {1: logging.DEBUG, 0: logging.INFO, -1: logging.WARNING}.get(max(min(verbosity, 1), -2), logging.ERROR)
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+
+
+def progress_disabled() -> bool:
+    """DEEPFL_NO_PROGRESS set to anything but an empty string, 0, false or no (1 silenced the bars, and so did 0)."""
+    return os.environ.get("DEEPFL_NO_PROGRESS", "").strip().lower() not in ("", "0", "false", "no")
 
 
 class _ProgressAwareHandler(logging.Handler):

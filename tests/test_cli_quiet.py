@@ -73,3 +73,37 @@ def test_no_job_module_imports_tensorflow_before_the_job_quiets_it():
         if run.stdout.strip() != "False":
             loud.append(job)
     assert not loud, f"importing these job modules imports TensorFlow: {loud}"
+
+
+LOGGING_SCRIPT = textwrap.dedent("""
+    import logging
+    from deepfl.cli import app
+    from deepfl.jobs import progress
+
+    def main(argv):
+        log = logging.getLogger("deepfl")
+        log.info("an info line")
+        log.warning("a warning line")
+        for _ in progress(range(3), total=3, desc="bar"):
+            pass
+        return 0
+
+    app.run_app(main)
+""")
+
+
+def test_verbosity_minus_one_keeps_warnings_only_and_no_progress_0_keeps_the_bar():
+    """A user walk: --verbosity=-1 still printed the jobs' INFO lines, and DEEPFL_NO_PROGRESS=0 silenced the bars
+    as DEEPFL_NO_PROGRESS=1 does."""
+
+    def run(flag: str, no_progress: str | None) -> str:
+        env = {k: v for k, v in os.environ.items() if k != "DEEPFL_NO_PROGRESS"}
+        env.update({} if no_progress is None else {"DEEPFL_NO_PROGRESS": no_progress})
+        argv = [sys.executable, "-c", LOGGING_SCRIPT, *([flag] if flag else [])]
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return proc.stderr
+
+    default, quiet = run("", "0"), run("--verbosity=-1", "1")
+    assert "INFO an info line" in default and "WARNING a warning line" in default and "bar: 100%" in default
+    assert "an info line" not in quiet and "WARNING a warning line" in quiet and "bar:" not in quiet
