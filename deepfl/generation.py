@@ -108,9 +108,15 @@ def read_assignment(path: str | os.PathLike) -> list[tuple[str, int]]:
         try:
             type_id = int(float(type_text))
         except (ValueError, OverflowError):  # OverflowError: 'inf'
-            if line_no == 1:  # header row
-                continue
-            raise TableError(f"{path}:{line_no}: distortion type {type_text!r} is not an integer") from None
+            try:  # a name, as distort() takes it ("lens_blur", "Lens Blur")
+                type_id = distortions.resolve_type(type_text)
+            except ValueError:
+                if line_no == 1:  # header row
+                    continue
+                raise TableError(
+                    f"{path}:{line_no}: distortion type {type_text!r} is neither an id 1..{distortions.NUM_TYPES} "
+                    "nor a type name (such as gaussian_blur)"
+                ) from None
         if not 1 <= type_id <= distortions.NUM_TYPES:
             raise TableError(f"{path}:{line_no}: distortion type {type_id} outside 1..{distortions.NUM_TYPES}")
         pairs.append((name, type_id))

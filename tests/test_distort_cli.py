@@ -224,6 +224,19 @@ def test_merge_joins_shard_manifests_like_an_unsharded_run(ref_dir, tmp_path):
     assert stray.returncode == 2 and "drop --shard_index to merge" in stray.stderr.splitlines()[-1], stray.stderr
 
 
+def test_an_assignment_csv_may_name_the_types(ref_dir, tmp_path):
+    """distort() takes type names; the assignment CSV refused them ("'gaussian_blur' is not an integer")."""
+    assignment = tmp_path / "assignment.csv"
+    assignment.write_text("ref_im,dist_type\nref0.png,gaussian_blur\nref1.png,Lens Blur\nref2.png,3\n")
+    result = distort(f"--ref_dir={ref_dir}", f"--out_dir={tmp_path / 'out'}", f"--assignment_csv={assignment}")
+    assert result.returncode == 0, result.stderr
+    rows = rows_of(tmp_path / "out" / "manifest.csv")
+    assert {(r["ref_im"], r["dist_type"]) for r in rows} == {("ref0.png", "1"), ("ref1.png", "2"), ("ref2.png", "3")}
+    assignment.write_text("ref_im,dist_type\nref0.png,gausian blur\n")
+    wrong = distort(f"--ref_dir={ref_dir}", f"--out_dir={tmp_path / 'wrong'}", f"--assignment_csv={assignment}")
+    assert wrong.returncode == 2 and "assignment.csv:2: distortion type 'gausian blur' is neither an id" in wrong.stderr
+
+
 def test_shards_given_one_manifest_path_write_their_own_and_merge_into_it(ref_dir, tmp_path):
     """A user walk gave both shards `--manifest km/mine.csv`: both appended to that one file, its record of
     finishing said 1 item, and --merge (with or without --manifest) said "manifest-0-of-2.csv: shard 0 of 2 has

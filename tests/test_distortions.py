@@ -329,7 +329,7 @@ def test_registry_is_complete():
     assert distortions.resolve_type("7") == 7
     for spelling in ("Lens Blur", "lens-blur", " LENS_BLUR ", "lens  blur"):
         assert distortions.resolve_type(spelling) == 2, spelling
-    with pytest.raises(ValueError, match="dist_type: unknown distortion name 'lensblur'"):
+    with pytest.raises(ValueError, match="dist_type: unknown distortion name 'lensblur'; did you mean 'lens_blur'"):
         distortions.resolve_type("lensblur")
 
 

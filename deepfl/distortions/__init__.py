@@ -8,6 +8,7 @@ seed or a numpy Generator): the same seed gives the same bytes.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -122,7 +123,9 @@ def resolve_type(dist_type: int | str) -> int:
         if key.isdigit():
             return resolve_type(int(key))
         if key not in _BY_NAME:
-            raise ValueError(f"dist_type: unknown distortion name {dist_type!r}; known: {sorted(_BY_NAME)}")
+            close = difflib.get_close_matches(key, _BY_NAME, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(f"dist_type: unknown distortion name {dist_type!r}; {hint}known: {sorted(_BY_NAME)}")
         return _BY_NAME[key]
     if isinstance(dist_type, (bool, np.bool_)) or not isinstance(dist_type, (int, np.integer)):
         raise ValueError(f"dist_type: must be an int 1..{NUM_TYPES} or a name, got {type(dist_type).__name__}")
