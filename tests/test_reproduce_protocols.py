@@ -196,3 +196,32 @@ def test_reproduce_heads_are_checked_against_the_model_on_export(authors_demo_ru
     proc = run_cli("export", f"--model={tmp / 'tiny.keras'}", f"--head={head}", f"--output={tmp / 'right.keras'}")
     assert proc.returncode == 0 and (tmp / "right.keras").is_file(), proc.stderr[-3000:]
     assert "normaliser" not in proc.stderr, proc.stderr[-3000:]
+
+
+def test_reproduce_uses_the_caches_of_extract_features(tmp_path):
+    """A user walk extracted the features with deepfl-extract-features, then watched deepfl-reproduce extract them
+    again into its own folder: --features_dir points it to the caches there."""
+    write_kadid_layout(tmp_path / "kadid10k", refs=6, levels=2)
+    model, feats = tmp_path / "tiny.keras", tmp_path / "feats"
+    models.build_multitask(tasks=("ssim",), weights=None, arch="tiny").save(model)
+    data = f"--kadid10k_dir={tmp_path / 'kadid10k'}"
+    proc = run_cli(
+        "extract_features",
+        "--dataset=kadid10k",
+        data.replace("kadid10k_dir", "data_dir"),
+        f"--out_dir={feats}",
+        f"--model={model}",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    before = (feats / "kadid10k.h5").read_bytes()
+    quick = ("--num_splits=2", "--epochs=1", "--learning_rates=1e-3")
+    out = tmp_path / "tables"
+    proc = run_cli("reproduce", f"--out_dir={out}", data, f"--model={model}", f"--features_dir={feats}", *quick)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (out / "kadid10k" / "summary.csv").is_file() and not (out / "features").exists()
+    assert (feats / "kadid10k.h5").read_bytes() == before  # nothing extracted again, nothing added
+    keras.utils.set_random_seed(3)
+    other = tmp_path / "other.keras"
+    models.build_multitask(tasks=("ssim",), weights=None, arch="tiny").save(other)
+    proc = run_cli("reproduce", f"--out_dir={tmp_path / 't2'}", data, f"--model={other}", f"--features_dir={feats}")
+    assert proc.returncode == 2 and "kadid10k.h5" in error_lines(proc.stderr)[0], proc.stderr[-3000:]

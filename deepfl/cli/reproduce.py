@@ -39,6 +39,12 @@ flags.DEFINE_integer("num_splits", paper.STAGE2_NUM_SPLITS, "Random content-awar
 flags.DEFINE_integer("epochs", paper.STAGE2_EPOCHS, "MLP epochs (default: the paper's).", lower_bound=1)
 flags.DEFINE_integer("batch_size", paper.STAGE2_BATCH_SIZE, "MLP mini-batch size.", lower_bound=1)
 flags.DEFINE_integer("feature_batch", 8, "Images of equal size per forward pass.", lower_bound=1)
+flags.DEFINE_string(
+    "features_dir",
+    None,
+    "Folder of the feature caches, <dataset>.h5 (default: <out_dir>/features). Give deepfl-extract-features' "
+    "--out_dir to use its caches: images they lack are extracted into them; a cache of another model is refused.",
+)
 flags.DEFINE_list(
     "learning_rates", [f"{lr:g}" for lr in paper.STAGE2_LEARNING_RATES], "MLP lr candidates (validation)."
 )
@@ -116,7 +122,7 @@ def main(argv: list[str]) -> int:
         finished[name] = same and (run_dir / "summary.csv").exists()
     for name, folder in given.items():
         table = read_dataset(name, folder)
-        cache = out / "features" / f"{name}.h5"
+        cache = Path(FLAGS.features_dir or out / "features") / f"{name}.h5"
         policy = ErrorPolicy("skip")
         paths = table["image"].astype(str).tolist()
         if not features.holds_every_image(cache, paths, source):  # else a finished extraction: no model to load
