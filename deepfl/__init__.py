@@ -29,5 +29,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    public = [info.name for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_")]
-    return sorted([*globals(), *public, "predict"])
+    """The public submodules, `predict` and `__version__` once each (a submodule already imported is also a
+    global; the helpers this file imports are not deepfl's API)."""
+    public = {info.name for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_")}
+    return sorted(public | {"predict", "__version__"})

@@ -150,3 +150,13 @@ def test_import_deepfl_reaches_every_public_module_lazily():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert int(proc.stdout.split()[-1]) == len(names)
+
+
+def test_dir_of_the_package_lists_its_api_once():
+    """dir(deepfl) listed `fr` twice once it was imported, and the helpers its __init__ imports (os, Any)."""
+    import deepfl
+    import deepfl.fr  # noqa: F401  (imported: now also a global of the package)
+
+    listed = dir(deepfl)
+    assert len(listed) == len(set(listed)) and {"fr", "predict", "distortions", "__version__"} <= set(listed)
+    assert not {"os", "Any", "importlib", "pkgutil"} & set(listed)
