@@ -280,7 +280,12 @@ def labels_by_level_figure(labels: pd.DataFrame, metrics: Sequence[str], lower_i
     from deepfl.distortions import DISTORTION_NAMES
 
     types = sorted(labels["dist_type"].unique())
-    colours = colormaps["nipy_spectral"]
+    spectral = colormaps["nipy_spectral"]
+
+    def colour(n: int):
+        """Type n's colour: the spectrum without its black end (the all-pairs median's colour) and its pale top."""
+        return spectral(0.08 + 0.86 * n / max(len(types) - 1, 1))
+
     columns = 4
     rows = -(-(len(metrics) + 1) // columns)
     figure = Figure(figsize=(3.2 * columns, 2.6 * rows), dpi=100)
@@ -289,7 +294,7 @@ def labels_by_level_figure(labels: pd.DataFrame, metrics: Sequence[str], lower_i
         by_type = labels.groupby(["dist_type", "dist_level"])[metric].median()
         for n, dist_type in enumerate(types):
             curve = by_type.loc[dist_type]
-            axes.plot(curve.index, curve.to_numpy(), lw=0.8, alpha=0.7, color=colours(n / max(len(types), 1)))
+            axes.plot(curve.index, curve.to_numpy(), lw=0.8, alpha=0.7, color=colour(n))
         overall = labels.groupby("dist_level")[metric].median()
         axes.plot(overall.index, overall.to_numpy(), color="black", lw=2.2)
         axes.set_title(metric + (" (lower is better)" if metric in lower_is_better else ""), fontsize=9)
@@ -302,7 +307,7 @@ def labels_by_level_figure(labels: pd.DataFrame, metrics: Sequence[str], lower_i
             axes.set_xlabel("distortion level", fontsize=8)
     key = figure.add_subplot(rows, columns, len(metrics) + 1)
     key.axis("off")
-    handles = [key.plot([], [], color=colours(n / max(len(types), 1)), lw=1.5)[0] for n in range(len(types))] + [
+    handles = [key.plot([], [], color=colour(n), lw=1.5)[0] for n in range(len(types))] + [
         key.plot([], [], color="black", lw=2.2)[0]
     ]
     names = [f"{t} {DISTORTION_NAMES.get(int(t), '')}" for t in types] + ["all pairs"]

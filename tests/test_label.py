@@ -381,6 +381,10 @@ def test_a_distort_manifest_gets_its_labels_plotted_by_level(pair_set, tmp_path)
     assert gmsd.get_title() == "gmsd (lower is better)"
     overall = ssim.get_lines()[-1].get_ydata()  # noise of 4, 8, 12 grey levels: SSIM falls with the level
     assert len(overall) == 3 and overall[0] > overall[1] > overall[2]
+    # Only the all-pairs median is black: the first type's line was black too (a user walk)
+    from matplotlib.colors import to_rgb
+
+    assert [to_rgb(line.get_color()) for line in ssim.get_lines()].count((0.0, 0.0, 0.0)) == 1
 
 
 def test_merge_leaves_a_shard_that_is_still_written_untouched(pair_set, tmp_path):
