@@ -274,7 +274,9 @@ def run_app(main: Callable[[list[str]], int | None], takes_arguments: bool = Fal
     interrupt = _interrupt_handler()
 
     def wrapped(argv: list[str]) -> int | None:
-        setup_logging(flags.FLAGS.verbosity)  # --verbosity=-1: warnings and errors only
+        # --verbosity=-1: warnings and errors only. absl's own default is -1 until its logging starts (0 after), so
+        # only a value given on the command line counts.
+        setup_logging(flags.FLAGS.verbosity if flags.FLAGS["verbosity"].present else 0)
         if flags.FLAGS.verbosity >= 1 and not TF_LOG_LEVEL_SET_BY_USER:
             os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"  # read by TensorFlow at its import, which comes later
         quiet_tensorflow(verbose=flags.FLAGS.verbosity >= 1)  # TF's C++ start-up lines only with --verbosity=1
