@@ -52,3 +52,8 @@ def one_line(exc: BaseException, limit: int = MAX_MESSAGE_CHARS) -> str:
     line = failure_reason(exc) if lines[0].endswith(":") and len(lines) > 1 else lines[0]
     line = " ".join(line.split())
     return line if len(line) <= limit else line[: limit - 3].rstrip() + "..."
+
+
+def first_few(names: list[str], count: int = 3) -> str:
+    """The first `count` names, comma-separated, and how many more: what a message lists of a long list."""
+    return ", ".join(names[:count]) + (f" and {len(names) - count} more" if len(names) > count else "")

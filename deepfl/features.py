@@ -34,7 +34,7 @@ import h5py
 import numpy as np
 
 from deepfl.architectures import default_pixel_scaling, too_small_reason
-from deepfl.errors import DeepflError, ImageReadError, failure_reason
+from deepfl.errors import DeepflError, ImageReadError, failure_reason, first_few
 from deepfl.fileio import (
     atomic_output,
     by_content,
@@ -229,7 +229,7 @@ class FeatureCache:
         """Features of `keys` in the given order; raises DeepflError naming the keys not cached (up to three)."""
         missing = [str(k) for k in keys if str(k) not in self.index]
         if missing:
-            shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+            shown = first_few(missing)
             moved = self.cached_elsewhere(missing)
             raise DeepflError(
                 f"{self.path}: {len(missing)} image(s) have no cached features: {shown} "

@@ -321,14 +321,20 @@ def pair_dataset(
     return dataset.prefetch(prefetch)
 
 
+def _label_header(path: Path) -> list[str] | None:
+    """The header of a label CSV at `path` (it starts with `KEY_COLUMNS`); None where there is none."""
+    if not path.is_file():
+        return None
+    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as handle:
+        header = next(csv.reader(handle), None)
+    return header if header and header[:2] == list(KEY_COLUMNS) else None
+
+
 def _check_metric_columns(out_path: Path, metrics: Sequence[str], merging: bool = False) -> None:
     """Raises `SettingsChanged` when an earlier run's CSV at `out_path` holds other metric columns than these
     (`merging`: a shard file read by the merge, whose --metrics must be the shards')."""
-    if not out_path.is_file():
-        return
-    with open(out_path, newline="", encoding="utf-8", errors="surrogateescape") as handle:
-        header = next(csv.reader(handle), None)
-    if header and header[:2] == list(KEY_COLUMNS) and header != output_columns(metrics):
+    header = _label_header(out_path)
+    if header and header != output_columns(metrics):
         written, asked = ",".join(header[2:]), ",".join(output_columns(metrics)[2:])
         if merging:
             raise SettingsChanged(
@@ -621,13 +627,7 @@ def _merged_settings(made_with: dict[str, dict]) -> dict:
 def _check_shards_agree(paths: Sequence[Path]) -> None:
     """Raises `SettingsChanged` when the shard files were written with different metrics: merged with either
     shard's --metrics, the other's file was refused, each refusal pointing to the other (a user walk's circle)."""
-    written = {}
-    for index, path in enumerate(paths):
-        if path.is_file():
-            with open(path, newline="", encoding="utf-8", errors="surrogateescape") as handle:
-                header = next(csv.reader(handle), None)
-            if header and header[:2] == list(KEY_COLUMNS):
-                written[index] = ",".join(header[2:])
+    written = {index: ",".join(header[2:]) for index, path in enumerate(paths) if (header := _label_header(path))}
     if len(set(written.values())) > 1:
         listed = "; ".join(f"shard {index} {columns}" for index, columns in written.items())
         raise SettingsChanged(

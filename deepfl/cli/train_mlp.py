@@ -84,7 +84,7 @@ flags.DEFINE_bool(
 
 def main(argv: list[str]) -> int:
     from deepfl.data import read_dataset
-    from deepfl.errors import NoUsableInput
+    from deepfl.errors import NoUsableInput, first_few
     from deepfl.features import load_features, rows_with_features
     from deepfl.jobs import check_settings
     from deepfl.protocol_records import (
@@ -150,10 +150,9 @@ def main(argv: list[str]) -> int:
     if FLAGS.skip_uncached:
         table, uncached = rows_with_features(FLAGS.features, table)
         if uncached:
-            shown = ", ".join(uncached[:3]) + (f" and {len(uncached) - 3} more" if len(uncached) > 3 else "")
             if table.empty:
                 raise NoUsableInput(f"features: {FLAGS.features} holds none of the {len(uncached)} images of the table")
-            print(f"{len(uncached)} image(s) without cached features left out (--skip_uncached): {shown}")
+            print(f"{len(uncached)} image(s) without cached features left out (--skip_uncached): {first_few(uncached)}")
     feats = load_features(FLAGS.features, table["image"].astype(str).tolist())
     splits = table_splits(table, chosen["num_splits"], FLAGS.seed, FLAGS.official_split)
     config = HeadConfig(
