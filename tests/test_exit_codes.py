@@ -259,7 +259,10 @@ def test_a_word_that_is_not_a_flag_is_refused_before_anything_is_written(tmp_pat
     existing = tmp_path / "exported.keras"
     existing.write_bytes(b"an earlier export")
     cases = {
-        "demo": [["stray", f"--out_dir={tmp_path / 'demo'}"]],
+        "demo": [
+            ["stray", f"--out_dir={tmp_path / 'demo'}"],
+            [f"--out_dir={tmp_path / 'demo'}", "--keep_checkpoints", "x"],
+        ],
         "distort": [[f"--ref_dir={tmp_path}", f"--out_dir={tmp_path / 'distort'}", "--", "--seed=3"]],
         "label": [
             [
@@ -286,6 +289,8 @@ def test_a_word_that_is_not_a_flag_is_refused_before_anything_is_written(tmp_pat
             assert result.returncode == EXIT_BAD_INPUT, (step, argv, result.stderr[-1500:])
             assert len(lines) == 1 and lines[0].startswith("error: unexpected argument '"), (step, argv, lines)
     assert "write --overwrite=false (or --overwrite for true, --nooverwrite for false)" in results["export"][0].stderr
+    # a word after a true/false flag that is no true/false value gets no advice to give it as the flag's value
+    assert "unexpected argument 'x': this command takes flags only" in results["demo"][1].stderr
     assert existing.read_bytes() == b"an earlier export"
     assert not [path.name for path in tmp_path.iterdir() if path.name != "exported.keras"]
 

@@ -497,7 +497,7 @@ def _stray_argument_message(argv: list[str], word: str) -> str:
     before = argv[position - 1] if position > 1 else ""
     name = before.lstrip("-").partition("=")[0]
     flag = flags.FLAGS[name] if before.startswith("-") and "=" not in before and name in flags.FLAGS else None
-    if flag is not None and flag.boolean:
+    if flag is not None and flag.boolean and word.lower() in ("true", "false", "yes", "no", "1", "0", "on", "off"):
         return (
             f"unexpected argument {word!r} after {before}: a true/false flag takes no separate value; write "
             f"--{name}={word} (or --{name} for true, --no{name} for false)"
