@@ -27,6 +27,8 @@ setup(
     description="DeepFL-IQA: weakly supervised deep IQA features (KADIS-style data, 11 FR metrics, MLSP, MLP)",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
+    license="MIT",  # an SPDX expression (PEP 639); the text is in LICENSE
+    license_files=["LICENSE"],
     python_requires=">=3.10",
     # deepfl/fr/data holds data files only; listed as a package so that setuptools ships it without warning that
     # it "would be ignored" (a folder without __init__.py is still an importable namespace package).
@@ -69,6 +71,5 @@ setup(
     classifiers=[
         "Programming Language :: Python :: 3",
         "Topic :: Scientific/Engineering :: Image Processing",
-        "License :: OSI Approved :: MIT License",
     ],
 )

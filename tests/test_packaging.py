@@ -36,6 +36,7 @@ def wheel(tmp_path_factory) -> tuple[Path, str]:
     source = tmp_path_factory.mktemp("source")
     shutil.copy(ROOT / "setup.py", source)
     shutil.copy(ROOT / "README.md", source)
+    shutil.copy(ROOT / "LICENSE", source)
     shutil.copytree(ROOT / "deepfl", source / "deepfl", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     out = tmp_path_factory.mktemp("wheel")
     build = subprocess.run(
@@ -62,6 +63,16 @@ def test_the_wheel_holds_every_source_and_data_file_of_the_package(wheel):
 def test_setuptools_has_no_package_it_would_ignore(wheel):
     _, output = wheel
     assert "would be ignored" not in output, output[output.find("would be ignored") - 300 :][:1500]
+
+
+def test_the_wheel_carries_the_licence_without_a_deprecated_declaration(wheel):
+    built, output = wheel
+    with zipfile.ZipFile(built) as archive:
+        metadata = archive.read(next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))).decode()
+        licences = [n for n in archive.namelist() if n.endswith("/LICENSE")]
+    assert "License-Expression: MIT" in metadata or "License: MIT" in metadata, metadata[:1000]
+    assert licences, "LICENSE left out of the wheel"
+    assert "License classifiers are deprecated" not in output
 
 
 def test_the_installed_wheel_runs_from_its_own_files_with_every_console_script(wheel, tmp_path):
