@@ -278,6 +278,27 @@ def test_rgb2gray_equals_matlab_double_rounding_for_all_colours():
     assert np.count_nonzero(ours != expected) == 0
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
+def test_numpy_rgb2gray_equals_matlab_double_rounding_for_all_colours(dtype):
+    from deepfl.fr.uncompiled import functional
+
+    v = np.arange(256**3, dtype=np.int64)
+    rgb = np.stack([v >> 16, (v >> 8) & 255, v & 255], axis=-1)
+    expected = np.floor(rgb @ np.array([0.298936021293775, 0.587043074451121, 0.114020904255103]) + 0.5)
+    ours = functional.rgb2gray(rgb.astype(dtype).reshape(2, 2048, 4096, 3)).reshape(-1)
+    assert ours.dtype == np.float64
+    assert np.count_nonzero(ours != expected) == 0
+
+
+def test_numpy_rgb2gray_keeps_nan_and_clips_out_of_range_values():
+    from deepfl.fr.uncompiled import functional
+
+    rgb = np.array([[[[np.nan, 1, 2], [np.inf, 0, 0], [-np.inf, 0, 0], [300, 300, 300], [-5, -5, -5]]]], np.float32)
+    gray = functional.rgb2gray(rgb[:, :, ::2])  # a strided view, as the strips of ADD-GSIM are views
+    np.testing.assert_array_equal(gray, [[[np.nan, 0.0, 0.0]]])
+    np.testing.assert_array_equal(functional.rgb2gray(rgb), [[[np.nan, 255.0, 0.0, 255.0, 0.0]]])
+
+
 @pytest.mark.parametrize("factor", [2, 3, 4])
 @pytest.mark.parametrize("padding", ["zeros", "symmetric"])
 @pytest.mark.parametrize("shape", [(13, 17), (12, 16), (24, 36)])  # multiples of the factor too (1080x1920, f = 4)

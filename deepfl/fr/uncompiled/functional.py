@@ -13,7 +13,7 @@ import numpy as np
 
 from deepfl.fr.functional.colour import _RGB2GRAY
 from deepfl.fr.functional.filters import correlation_padding
-from deepfl.fr.uncompiled import banded
+from deepfl.fr.uncompiled import banded, gray_kernel
 
 _NUMPY_PAD_MODES = {
     "zeros": "constant",
@@ -26,8 +26,7 @@ _NUMPY_PAD_MODES = {
 
 def rgb2gray(rgb: np.ndarray) -> np.ndarray:
     """MATLAB `rgb2gray` on uint8 data (double arithmetic, rounded half away from zero): NHWC -> N,H,W float64."""
-    gray = np.asarray(rgb, np.float64) @ np.asarray(_RGB2GRAY)
-    return np.clip(np.floor(gray + 0.5), 0.0, 255.0)
+    return gray_kernel.rgb2gray(rgb, np.asarray(_RGB2GRAY))
 
 
 def take_refs(x: np.ndarray, ref_index: np.ndarray | None) -> np.ndarray:
