@@ -45,13 +45,13 @@ setup(
         "scikit-learn>=1.3,<2",
         "scikit-image>=0.22,<0.28",
         "absl-py>=2.0,<3",
-        "Pillow>=10.0,<14",
+        "Pillow>=11.0,<14",  # 10.x reads a TIFF with EXIF orientation 6 or 8 unturned (docs/reliability.md, session 30)
         "h5py>=3.9,<4",
         "matplotlib>=3.7,<4",
         "tqdm>=4.65,<5",
         "openpyxl>=3.1,<4",  # CSIQ ships its scores as csiq.DMOS.xlsx (deepfl.data.read_csiq)
         "numba>=0.60,<0.70",  # compiled per-pixel kernels of the distortions (jitter, non-local means)
-        "threadpoolctl>=3.1,<4",  # BLAS on one thread in the NumPy forms of the FR metrics (ThreadpoolController)
+        "threadpoolctl>=3.7,<4",  # one BLAS thread in the FR NumPy forms; 3.1: their docs examples ran past 600 s
         "tensorboard>=2.16,<2.22",  # TensorBoard logs of deepfl-train-multitask (tensorflow 2.21 does not pull it)
     ],
     extras_require={
