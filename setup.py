@@ -37,7 +37,7 @@ setup(
     include_package_data=True,
     install_requires=[
         "tensorflow>=2.16,<2.22",
-        "keras>=3.3,<4",
+        "keras>=3.8,<4",  # 3.3-3.4: no per-task losses logged, 3.5-3.6: logged weighted, 3.7: MirroredStrategy fails
         "numpy>=1.26,<3",
         "pandas>=2.0,<4",
         "scipy>=1.11,<2",
@@ -46,7 +46,7 @@ setup(
         "scikit-image>=0.22,<0.28",
         "absl-py>=2.0,<3",
         "Pillow>=11.0,<14",  # 10.x reads a TIFF with EXIF orientation 6 or 8 unturned (docs/reliability.md, session 30)
-        "h5py>=3.9,<4",
+        "h5py>=3.10,<4",  # tensorflow 2.16 needs 3.10
         "matplotlib>=3.7,<4",
         "tqdm>=4.65,<5",
         "openpyxl>=3.1,<4",  # CSIQ ships its scores as csiq.DMOS.xlsx (deepfl.data.read_csiq)
@@ -57,7 +57,7 @@ setup(
     extras_require={
         "test": [
             "pytest>=7.4,<10",
-            "pytest-xdist>=3.5,<4",  # the suite runs in parallel processes (pytest.ini: -n auto)
+            "pytest-xdist>=3.8,<4",  # parallel test processes; pytest.ini's --no-loadscope-reorder came in 3.8
             "hypothesis>=6.80,<7",
             "piq>=0.8,<0.9",
             "torch>=2.9,<2.15",

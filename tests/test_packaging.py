@@ -8,6 +8,7 @@ environment), so the checkout gets no build/ folder.
 
 import importlib.metadata
 import importlib.util
+import re
 import shutil
 import subprocess
 import sys
@@ -73,6 +74,31 @@ def test_the_wheel_carries_the_licence_without_a_deprecated_declaration(wheel):
     assert "License-Expression: MIT" in metadata or "License: MIT" in metadata, metadata[:1000]
     assert licences, "LICENSE left out of the wheel"
     assert "License classifiers are deprecated" not in output
+
+
+def test_the_lowest_pins_script_pins_every_requirement_the_wheel_declares_at_its_lower_bound(wheel):
+    """.ci/run_lowest installs what .ci/lowest_constraints.py prints; it must cover every dependency pip sees in the
+    wheel's metadata (the package's and the test extra's), each at the version its `>=` names."""
+    built, _ = wheel
+    with zipfile.ZipFile(built) as archive:
+        metadata = archive.read(next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))).decode()
+    declared = {}
+    for line in metadata.splitlines():
+        if line.startswith("Requires-Dist:") and ("extra ==" not in line or "'test'" in line or '"test"' in line):
+            requirement = line.split(":", 1)[1].split(";")[0]
+            name = re.match(r"\s*([A-Za-z0-9_.\-]+)", requirement).group(1)
+            declared[name.lower()] = re.search(r">=\s*([0-9][0-9.]*)", requirement).group(1)
+    spec = importlib.util.spec_from_file_location("lowest_constraints", ROOT / ".ci" / "lowest_constraints.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    pinned = {}
+    for constraint in module.lowest_constraints((ROOT / "setup.py").read_text(encoding="utf-8")):
+        name, version = constraint.split("==")
+        pinned[name.lower()] = version.removesuffix(".*")
+    assert pinned == declared
+    assert pinned["tensorflow"] and pinned["keras"]
+    with pytest.raises(SystemExit, match="'numpy' has no lower bound"):
+        module.lowest_constraints("setup(install_requires=['numpy'], extras_require={'test': []})")
 
 
 def test_the_installed_wheel_runs_from_its_own_files_with_every_console_script(wheel, tmp_path):
