@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-from deepfl.cli.quiet import quiet_tensorflow  # noqa: E402
+from deepfl.quiet import quiet_tensorflow  # noqa: E402
 
 quiet_tensorflow()  # TensorFlow's C++ start-up lines (oneDNN, CUDA probes) stay off the bench's output
 os.environ.setdefault("DEEPFL_NO_PROGRESS", "1")

@@ -36,7 +36,7 @@ def main() -> None:
     if args.isa:
         os.environ["ONEDNN_MAX_CPU_ISA"] = args.isa
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from deepfl.cli.quiet import quiet_tensorflow
+    from deepfl.quiet import quiet_tensorflow
 
     quiet_tensorflow()
     import keras

@@ -1,4 +1,5 @@
-"""Jobs start quietly: no TensorFlow C++ start-up lines and no retracing warnings unless --verbosity asks."""
+"""Jobs start quietly: no TensorFlow C++ start-up lines and no retracing warnings unless --verbosity asks; a
+script gets the same quiet start from one call of `deepfl.quiet.quiet_tensorflow`."""
 
 import os
 import subprocess
@@ -53,6 +54,28 @@ def test_a_library_that_probes_for_tensorflow_first_does_not_make_the_job_loud()
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "finished"
+    assert run.stderr == ""
+
+
+def test_a_script_that_asks_for_quiet_scores_without_tensorflow_lines():
+    """The Python API stays as TensorFlow makes it unless asked (its start-up lines twice and a cuInit error on a
+    machine without a GPU, whatever TF_CPP_MIN_LOG_LEVEL says); `deepfl.quiet.quiet_tensorflow()` before the first
+    TensorFlow import gives a script the jobs' quiet start, and a failing import would still be named."""
+    script = textwrap.dedent("""
+        import deepfl
+        deepfl.quiet.quiet_tensorflow()
+        import numpy as np
+        from deepfl.fr import compute
+        ref = np.full((1, 180, 180, 3), 120, np.uint8)
+        ref[:, 60:120, 60:120] = 30
+        print(round(float(compute(ref, ref, ["ssim"])["ssim"][0]), 6))
+        import sys
+        print("tensorflow" in sys.modules)
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["1.0", "True"]
     assert run.stderr == ""
 
 

@@ -25,10 +25,10 @@ from pathlib import Path
 from absl import app, flags
 
 from deepfl.cli import TF_LOG_LEVEL_SET_BY_USER
-from deepfl.cli.quiet import print_to_user, quiet_tensorflow
 from deepfl.errors import DeepflError, NoUsableInput, failure_reason, one_line
 from deepfl.fileio import output_path_of, remove_stale_temp_files
 from deepfl.jobs import ON_ERROR_CHOICES, SEED_MAX, JobStopped, request_stop, setup_logging
+from deepfl.quiet import print_to_user, quiet_tensorflow
 
 EXIT_UNEXPECTED = 1  # an error that is not about the inputs (a bug, the environment: a full or read-only disk)
 # Deliberate errors name their culprit (paths, settings): they keep a longer line than unexpected ones.

@@ -1,4 +1,4 @@
-"""Quiet start of TensorFlow for the command-line jobs: none of its C++ start-up lines unless asked for.
+"""Quiet start of TensorFlow: none of its C++ start-up lines unless asked for.
 
 TensorFlow 2.21 writes its start-up notices (the absl "All log messages before absl::InitializeLog()" line, the
 oneDNN notice, "Could not find cuda drivers", "failed call to cuInit") straight to file descriptor 2 while it is
@@ -7,6 +7,11 @@ logging is initialised. So the import (and the device probe) runs with descripto
 which is replayed on stderr only if the import fails. Later C++ messages follow TF_CPP_MIN_LOG_LEVEL, and
 TensorFlow's Python warnings (e.g. tf.function retracing) are raised to ERROR. Numerics are untouched: only where
 log lines go changes.
+
+Every command-line job calls `quiet_tensorflow` (unless `--verbosity` asks for the lines). The library does not
+call it by itself: while TensorFlow is imported, whatever else the process writes to descriptor 2 (another
+thread's output, say) would be hidden too, so in a script it is the user's choice, one call before
+anything imports TensorFlow.
 """
 
 from __future__ import annotations
