@@ -240,6 +240,20 @@ def test_bad_inputs_raise_value_error_with_reason(small_photo):
         compute(small_photo.astype(np.float32), small_photo.astype(np.float32), ["ssim"])
     with pytest.raises(ValueError, match="HxWx3"):
         compute(small_photo[..., 0], small_photo[..., 0], ["ssim"])
+    # A user walk: float, gray and RGBA images were refused without saying what to pass instead.
+    unit = small_photo / 255.0
+    with pytest.raises(ValueError, match=r"^ref: .*float64 \(values in 0\.\.1: pass \(x \* 255\)\.round\(\)\.astype"):
+        compute(unit, unit, ["ssim"])
+    with pytest.raises(ValueError, match=r"^dist: .*float32 \(values in 0\.\.255: pass x\.round\(\)\.astype"):
+        compute(small_photo, small_photo.astype(np.float32), ["ssim"])
+    gray = small_photo[..., 1]
+    with pytest.raises(ValueError, match=r"shape \(96, 128\) \(a gray image: .*np\.dstack\(\[x, x, x\]\)"):
+        compute(gray, gray, ["ssim"])
+    stacked = np.dstack([gray, gray, gray])  # the remedy the message names is accepted
+    assert compute(stacked, np.clip(stacked.astype(int) + 9, 0, 255).astype(np.uint8), ["ssim"])["ssim"][0] < 1
+    rgba = np.dstack([small_photo, np.full(gray.shape, 255, np.uint8)])
+    with pytest.raises(ValueError, match=r"shape \(96, 128, 4\) \(RGBA: drop the alpha channel, x\[\.\.\., :3\]\)"):
+        compute(rgba, rgba, ["ssim"])
     for name in ("msssim", "iwssim"):  # 96x128 < 161, the size five scales of an 11x11 window need
         with pytest.raises(ValueError, match=f"{name}: images of 128x96 pixels \\(width x height\\) are too small"):
             compute(small_photo, small_photo, [name])

@@ -46,15 +46,35 @@ def _as_array(images, name: str) -> np.ndarray:
         ) from None
 
 
+def _dtype_hint(image: np.ndarray) -> str:
+    """How to turn a non-uint8 image into what the metrics read (the originals read 8-bit image files)."""
+    if not np.issubdtype(image.dtype, np.floating) or image.size == 0 or not np.isfinite(image).all():
+        return ""
+    if image.min() >= 0 and image.max() <= 1:
+        return " (values in 0..1: pass (x * 255).round().astype(np.uint8))"
+    if image.min() >= 0 and image.max() <= 255:
+        return " (values in 0..255: pass x.round().astype(np.uint8))"
+    return ""
+
+
+def _shape_hint(image: np.ndarray) -> str:
+    """How to turn a gray or RGBA image into RGB."""
+    if image.ndim == 2 or (image.ndim in (3, 4) and image.shape[-1] == 1):
+        return " (a gray image: repeat it into three channels, np.dstack([x, x, x]) for HxW)"
+    if image.ndim in (3, 4) and image.shape[-1] == 4:
+        return " (RGBA: drop the alpha channel, x[..., :3])"
+    return ""
+
+
 def validate_pair(ref: np.ndarray, dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Checks dtype/shape of a (reference, distorted) pair; returns both as NxHxWx3 uint8 arrays."""
     ref = _as_array(ref, "ref")
     dist = _as_array(dist, "dist")
     for name, image in (("ref", ref), ("dist", dist)):
         if image.dtype != np.uint8:
-            raise ValueError(f"{name}: expected uint8 RGB, got dtype {image.dtype}")
+            raise ValueError(f"{name}: expected uint8 RGB, got dtype {image.dtype}{_dtype_hint(image)}")
         if image.ndim not in (3, 4) or image.shape[-1] != 3:
-            raise ValueError(f"{name}: expected HxWx3 or NxHxWx3, got shape {image.shape}")
+            raise ValueError(f"{name}: expected HxWx3 or NxHxWx3, got shape {image.shape}{_shape_hint(image)}")
         if image.ndim == 4 and image.shape[0] == 0:
             raise ValueError(f"{name}: an empty batch (shape {image.shape}); give at least one image")
     if ref.shape != dist.shape:
