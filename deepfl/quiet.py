@@ -4,7 +4,8 @@ TensorFlow 2.21 writes its start-up notices (the absl "All log messages before a
 oneDNN notice, "Could not find cuda drivers", "failed call to cuInit") straight to file descriptor 2 while it is
 imported and while it probes its devices; TF_CPP_MIN_LOG_LEVEL does not reach the lines written before absl's
 logging is initialised. So the import (and the device probe) runs with descriptor 2 sent to a temporary file,
-which is replayed on stderr only if the import fails. Later C++ messages follow TF_CPP_MIN_LOG_LEVEL, and
+which is replayed on stderr only if the import fails. Later C++ messages follow TF_CPP_MIN_LOG_LEVEL (3 where
+the user has not set it), and
 TensorFlow's Python warnings (e.g. tf.function retracing) are raised to ERROR. Numerics are untouched: only where
 log lines go changes.
 
@@ -26,6 +27,9 @@ import tempfile
 from collections.abc import Iterator
 
 _MODULE = "tensorflow"
+# TF_CPP_MIN_LOG_LEVEL of a quiet start: 3 also hides the notices TensorFlow logs at ERROR level while working
+# normally (e.g. "oneDNN supports DT_UINT8 only on platforms with AVX-512", written at the first uint8 transpose).
+QUIET_LOG_LEVEL = "3"
 
 
 # The user's stderr while `stderr_to_file` redirects file descriptor 2, else None.
@@ -105,11 +109,13 @@ class _QuietTensorflowFinder(importlib.abc.MetaPathFinder):
 
 
 def quiet_tensorflow(verbose: bool = False) -> None:
-    """Makes the first `import tensorflow` of this process quiet (see the module docstring); `verbose` leaves
-    TensorFlow's start-up lines and Python warnings as they are."""
+    """Makes the first `import tensorflow` of this process quiet (see the module docstring), and its later C++ log
+    lines too where the user has not set TF_CPP_MIN_LOG_LEVEL (`QUIET_LOG_LEVEL`); `verbose` leaves TensorFlow's
+    start-up lines and Python warnings as they are."""
     if verbose:
         return
     logging.getLogger(_MODULE).setLevel(logging.ERROR)
     if _MODULE in sys.modules or any(isinstance(f, _QuietTensorflowFinder) for f in sys.meta_path):
         return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", QUIET_LOG_LEVEL)  # read by TensorFlow at its import
     sys.meta_path.insert(0, _QuietTensorflowFinder())

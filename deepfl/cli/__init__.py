@@ -9,11 +9,12 @@ import signal
 import sys
 import threading
 
-# Quiet TensorFlow's C++ log lines before any script imports it: level 3 also hides the notices TensorFlow logs at
-# ERROR level while working normally (e.g. "oneDNN supports DT_UINT8 only on platforms with AVX-512", written at
-# the first uint8 transpose). `--verbosity=1` (see `app.run_app`) or TF_CPP_MIN_LOG_LEVEL set by the user shows them.
+from deepfl.quiet import QUIET_LOG_LEVEL
+
+# Quiet TensorFlow's C++ log lines before any script imports it (`deepfl.quiet`). `--verbosity=1` (see
+# `app.run_app`) or TF_CPP_MIN_LOG_LEVEL set by the user shows them.
 TF_LOG_LEVEL_SET_BY_USER = "TF_CPP_MIN_LOG_LEVEL" in os.environ
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", QUIET_LOG_LEVEL)
 
 
 def _interrupted_while_starting(signum, frame) -> None:
