@@ -575,3 +575,18 @@ def test_the_reference_folder_distort_recorded_is_followed_where_the_project_mov
     shutil.move(project, tmp_path / "proj_moved")
     moved = tmp_path / "proj_moved"
     assert recorded_reference_folder(moved / "kadis" / "manifest.csv") == moved / "pristine"
+
+
+def test_the_pair_pipeline_runs_without_tf_data_autotuning(tmp_path, small_photo):
+    """tf.data's autotuning thread sometimes slept through the iterator's cancellation, and the label job then
+    waited 5-41 s at its end (one run in five on 2 busy cores); the pipeline runs without it, in manifest order."""
+    from deepfl.labeling import pair_dataset
+
+    write_image(tmp_path / "ref.png", small_photo)
+    for k in range(3):
+        write_image(tmp_path / f"d{k}.png", np.clip(small_photo.astype(int) + 10 * k, 0, 255).astype(np.uint8))
+    dataset = pair_dataset([("ref.png", ["d0.png", "d1.png"]), ("ref.png", ["d2.png"])], tmp_path)
+    assert dataset.options().autotune.enabled is False
+    rows = list(dataset.as_numpy_iterator())
+    assert [int(r[0]) for r in rows] == [0, 1] and [len(r[2]) for r in rows] == [2, 1]
+    np.testing.assert_array_equal(rows[1][2][0], np.clip(small_photo.astype(int) + 20, 0, 255))
