@@ -2,7 +2,7 @@
 
 The job reads a manifest of pairs (`dist_im, ref_im`, as `deepfl-distort` writes, or KADID-10k's `dmos.csv`
 with `dist_img, ref_img`), groups the pairs by reference so that each reference is decoded once per batch of its
-distorted versions, decodes in parallel in a tf.data pipeline with prefetch, scores each batch with the chosen
+distorted versions, decodes ahead of the scoring in a tf.data pipeline with prefetch, scores each batch with the chosen
 metrics and appends the rows to a CSV in the KADIS-700k release layout
 (`dist_im, ref_im, ssim, msssim, iwssim, mdsi, vsi, fsim, gmsd, sff, scqi, add_gsim, sr_sim`).
 
@@ -290,7 +290,7 @@ def pair_dataset(
     image_root: str | os.PathLike,
     ref_root: str | os.PathLike | None = None,
     prefetch: int = 2,
-    parallel: int | None = None,
+    parallel: int = 1,
 ):
     """tf.data pipeline over `groups`: decode (one reference per group; `parallel` at once), ordered, prefetched.
 
@@ -317,7 +317,7 @@ def pair_dataset(
         return index, ref, dists, good, problems, reference_error
 
     dataset = tf.data.Dataset.range(len(paths))
-    dataset = dataset.map(tf_load, num_parallel_calls=parallel or 1, deterministic=True)
+    dataset = dataset.map(tf_load, num_parallel_calls=parallel, deterministic=True)
     # No autotuning: its model thread, asleep for up to its optimisation period (which doubles up to a minute),
     # sometimes misses the iterator's cancellation, and the iterator's destruction at the end of the job then waits
     # out that sleep: 5-41 s of idle wall time in about one run in five (TensorFlow 2.21, 2 busy cores). One

@@ -5,9 +5,8 @@ oneDNN notice, "Could not find cuda drivers", "failed call to cuInit") straight 
 imported and while it probes its devices; TF_CPP_MIN_LOG_LEVEL does not reach the lines written before absl's
 logging is initialised. So the import (and the device probe) runs with descriptor 2 sent to a temporary file,
 which is replayed on stderr only if the import fails. Later C++ messages follow TF_CPP_MIN_LOG_LEVEL (3 where
-the user has not set it), and
-TensorFlow's Python warnings (e.g. tf.function retracing) are raised to ERROR. Numerics are untouched: only where
-log lines go changes.
+the user has not set it), and TensorFlow's Python warnings (e.g. tf.function retracing) are raised to ERROR.
+Numerics are untouched: only where log lines go changes.
 
 Every command-line job calls `quiet_tensorflow` (unless `--verbosity` asks for the lines). The library does not
 call it by itself: while TensorFlow is imported, whatever else the process writes to descriptor 2 (another

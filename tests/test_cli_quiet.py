@@ -60,7 +60,7 @@ def test_a_library_that_probes_for_tensorflow_first_does_not_make_the_job_loud()
 def test_a_script_that_asks_for_quiet_scores_without_tensorflow_lines():
     """The Python API stays as TensorFlow makes it unless asked (its start-up lines twice and a cuInit error on a
     machine without a GPU, whatever TF_CPP_MIN_LOG_LEVEL says); `deepfl.quiet.quiet_tensorflow()` before the first
-    TensorFlow import gives a script the jobs' quiet start, and a failing import would still be named."""
+    TensorFlow import gives a script the jobs' quiet start, later C++ notices included."""
     script = textwrap.dedent("""
         import deepfl
         deepfl.quiet.quiet_tensorflow()
