@@ -19,6 +19,7 @@ import json
 import logging
 import multiprocessing as mp
 import os
+import re
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ from deepfl.jobs import (
     same_setting,
 )
 from deepfl.png import decode_png_rgb, encode_png
-from deepfl.sharding import check_shard_finished, mark_shard_finished, shard
+from deepfl.sharding import check_one_shard_count, check_shard_finished, mark_shard_finished, shard
 
 log = logging.getLogger("deepfl")
 
@@ -581,6 +582,14 @@ def generate(
     manifest_path = shard_manifest(out_dir, num_shards, shard_index, manifest)
     recorded = (out_dir / SETTINGS_FILE).exists()
     output = f"--out_dir {out_dir}"
+    if num_shards > 1 and not overwrite:
+        target = shard_manifest(out_dir, 1, 0, manifest)
+        check_one_shard_count(
+            sorted(target.parent.glob(f"{target.stem}-*-of-*{target.suffix}")),
+            rf"{re.escape(target.stem)}-\d+-of-(?P<count>\d+){re.escape(target.suffix)}",
+            num_shards,
+            output,
+        )
     if not overwrite and not recorded:  # a lost record: checked before this run's settings become the record
         check_assigned_types(manifest_path, pairs, resize, output, from_csv=bool(assignment_csv))
     if not check_settings(out_dir / SETTINGS_FILE, settings, overwrite, output=output) and overwrite:

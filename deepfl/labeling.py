@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import os
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +44,7 @@ from deepfl.jobs import (
     read_complete_rows,
     settings_beside,
 )
-from deepfl.sharding import being_written, check_shard_finished, mark_shard_finished, shard
+from deepfl.sharding import being_written, check_one_shard_count, check_shard_finished, mark_shard_finished, shard
 
 log = logging.getLogger("deepfl")
 
@@ -485,6 +486,14 @@ def label_pairs(
     policy = ErrorPolicy(on_error)
     shard([], num_shards, shard_index)  # bad shard flags fail before anything is stored
     out_path = shard_file(out_csv, num_shards, shard_index)
+    if num_shards > 1 and not overwrite:
+        whole = Path(out_csv)
+        check_one_shard_count(
+            sorted(whole.parent.glob(f"{whole.stem}.shard-*-of-*{whole.suffix}")),
+            rf"{re.escape(whole.stem)}\.shard-\d+-of-(?P<count>\d+){re.escape(whole.suffix)}",
+            num_shards,
+            str(whole),
+        )
     if overwrite:
         out_path.unlink(missing_ok=True)
     out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -29,6 +30,24 @@ def shard(items: Sequence[T], num_shards: int = 1, shard_index: int = 0) -> list
     if not 0 <= shard_index < num_shards:
         raise ValueError(f"shard_index: must be in [0, {num_shards}), got {shard_index}")
     return list(items[shard_index::num_shards])
+
+
+def check_one_shard_count(shard_files: Sequence[Path], name_pattern: str, num_shards: int, output: str) -> None:
+    """Raises `DeepflError` when `shard_files` (the shard outputs beside this shard's) hold shards of another
+    `num_shards`: `name_pattern` is a regular expression of a shard file's name with a group `count`. Shards of one
+    job must share one count (each count deals the items out differently), so a shard started with another count
+    would redo work that other shards did, and the merge would find its share missing."""
+    counts: dict[int, str] = {}
+    for path in shard_files:
+        match = re.fullmatch(name_pattern, path.name)
+        if match and int(match["count"]) != num_shards:
+            counts.setdefault(int(match["count"]), path.name)
+    if counts:
+        count, example = min(counts.items())
+        raise DeepflError(
+            f"{output}: holds shards of {count} ({example}), not of {num_shards}: the shards of one job share one "
+            f"--num_shards; use --num_shards {count}, or a new output, or delete the other shards' files"
+        )
 
 
 def being_written(path: str | os.PathLike) -> bool:

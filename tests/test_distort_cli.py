@@ -210,6 +210,10 @@ def test_merge_joins_shard_manifests_like_an_unsharded_run(ref_dir, tmp_path):
     assert merged.returncode == 0, merged.stderr
     assert "25 rows, 5 expected images without a row (first: broken_" in merged.stdout  # broken.png has none
     assert (parts / "manifest.csv").read_bytes() == (whole / "manifest.csv").read_bytes()
+    # A shard started with another --num_shards redid its share of other shards' work, and the merge then missed it.
+    recount = distort(f"--ref_dir={ref_dir}", f"--out_dir={parts}", "--seed=5", "--num_shards=2", "--shard_index=0")
+    assert recount.returncode == 2 and not (parts / "manifest-0-of-2.csv").exists(), recount.stderr
+    assert "holds shards of 3 (manifest-0-of-3.csv), not of 2" in recount.stderr.splitlines()[-1], recount.stderr
     unmerged = distort(f"--ref_dir={ref_dir}", f"--out_dir={tmp_path / 'none'}", "--num_shards=2", "--merge")
     assert unmerged.returncode == 2 and "manifest-0-of-2.csv" in unmerged.stderr
     # A shard stopped part-way (its record of finishing absent) was merged with exit 0 (user walk, session 26).

@@ -250,9 +250,14 @@ def test_shards_merge_to_the_unsharded_result(pair_set, tmp_path):
     np.testing.assert_allclose(merged[["sff", "add_gsim"]].to_numpy(), expected[["sff", "add_gsim"]].to_numpy())
     with pytest.raises(FileNotFoundError, match="shard 0 of 3"):
         labeling.merge_shards(sharded, 3, pairs, metrics=["sff", "add_gsim"])
+    # A shard of another --num_shards scored pairs other shards had scored, and the merge then missed its share.
+    from deepfl.errors import DeepflError
+
+    with pytest.raises(DeepflError, match=r"holds shards of 2 \(labels.shard-00000-of-00002.csv\), not of 3"):
+        labeling.label_pairs(pairs, root, sharded, metrics=["sff", "add_gsim"], num_shards=3, shard_index=0)
+    assert not labeling.shard_file(sharded, 3, 0).exists()
     # A merge took the rows of a shard still running, stopped part-way, or made from another manifest, and exited 0
     # with an incomplete labels.csv (user walk, session 26): each is refused, naming the shard.
-    from deepfl.errors import DeepflError
     from deepfl.jobs import AppendOnlyCsv
     from deepfl.sharding import shard_finished_record
 

@@ -124,7 +124,12 @@ def define_sharding(merge_help: str) -> None:
     """--num_shards, --shard_index and --merge (`merge_help`: what this job's merge joins). A merge joins every
     shard, so a --shard_index beside --merge (a shard's command line edited into the merge's) is refused when the
     flags are parsed rather than ignored."""
-    flags.DEFINE_integer("num_shards", 1, "Split the work into this many shards (e.g. one per machine).", lower_bound=1)
+    flags.DEFINE_integer(
+        "num_shards",
+        1,
+        "Split the work into this many shards (e.g. one per machine); every shard of one output uses the same count.",
+        lower_bound=1,
+    )
     flags.DEFINE_integer(
         "shard_index", 0, "Which shard this process handles, 0 <= shard_index < num_shards.", lower_bound=0
     )
