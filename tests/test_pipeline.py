@@ -234,6 +234,26 @@ def test_batches_for_two_replicas_have_an_even_length_even_above_the_batch_size(
     assert lengths == [4] * 6, lengths
 
 
+@pytest.mark.parametrize("cores", [1, 2, 16])
+def test_every_pipeline_runs_without_tf_data_autotuning(images, many_sizes, monkeypatch, cores):
+    """tf.data's autotuning thread sometimes slept through the iterator's cancellation, and deleting a training
+    stream (at the end of each training phase) then waited 20-50 s idle (two of three stage-1 runs of the demo's
+    size on 2 cores); every kind of pipeline runs with fixed parallelism instead (one call per core; tf.data
+    refuses more parallel calls than an interleave's cycle, which 16 cores would exceed), and yields its batches."""
+    from deepfl.data import pipeline
+
+    monkeypatch.setattr(pipeline, "PARALLEL_CALLS", cores)
+    pipelines = {
+        "one size, cropped": dd.make_dataset(table_of(images), "score", 4, training=True, crop_size=32, repeat=True),
+        "by shape": dd.make_dataset(table_of(images), "score", 4),
+        "many sizes, planned": dd.make_dataset(table_of(many_sizes), "score", 4, training=True, repeat=True),
+        "validation": dd.make_dataset(table_of(images), "score", 5, crop_size=32, same_size=True, dtype="uint8"),
+    }
+    for name, dataset in pipelines.items():
+        assert dataset.options().autotune.enabled is False, name
+        assert sum(int(batch.shape[0]) for batch, _ in dataset.take(3)) >= 3, name
+
+
 def test_a_crop_larger_than_the_images_is_named_not_called_corrupt(images, caplog):
     """Every image smaller than crop_size: no batch, and the stats called all of them corrupt while
     name_skipped (checking decodability only) found none of them."""

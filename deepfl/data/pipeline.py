@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 
@@ -27,7 +28,12 @@ from deepfl.images import decode_image, header_sizes_of, jpeg_orientation
 
 log = logging.getLogger("deepfl")
 
-AUTOTUNE = tf.data.AUTOTUNE
+# Fixed parallelism and look-ahead instead of tf.data's autotuning: its model thread, asleep for up to its
+# optimisation period (which doubles up to a minute), sometimes misses the iterator's cancellation, and deleting
+# the iterator then waits out that sleep (21.8 s idle for one of six training streams kept busy for 60 s each;
+# TensorFlow 2.21, 2 cores). A training phase deletes its stream when it ends; deepfl.labeling has the same fix.
+PARALLEL_CALLS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+PREFETCH_BATCHES = 2
 
 # First bytes of the formats TensorFlow decodes (tf.io.decode_image): PNG, JPEG, BMP, GIF.
 _MAGIC = ((b"\x89PNG", 4), (b"\xff\xd8\xff", 3), (b"BM", 2), (b"GIF8", 4))
@@ -285,8 +291,9 @@ def _one_size_batches(plan, paths, target_values, longest: int, with_index: bool
         elements = tf.data.Dataset.from_tensor_slices((indices, rows)).map(element)
         return decoded_elements(elements).batch(longest)
 
+    cycle = 4  # batches prepared at once (tf.data refuses more parallel calls than that)
     return batches.interleave(
-        one_batch, cycle_length=4, block_length=1, num_parallel_calls=AUTOTUNE, deterministic=True
+        one_batch, cycle_length=cycle, block_length=1, num_parallel_calls=min(PARALLEL_CALLS, cycle), deterministic=True
     )
 
 
@@ -421,7 +428,7 @@ def make_dataset(
         return image, values
 
     def decoded_elements(elements: tf.data.Dataset) -> tf.data.Dataset:
-        elements = elements.map(load, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+        elements = elements.map(load, num_parallel_calls=PARALLEL_CALLS, deterministic=deterministic)
         return elements.ignore_errors(log_warning=True) if on_error == "skip" else elements
 
     # Decoded images are counted per batch (cheap), except when a remainder is dropped, which would go uncounted.
@@ -467,10 +474,11 @@ def make_dataset(
         return (images if images.dtype == out_dtype else tf.cast(images, out_dtype)), values
 
     if count_per_batch or out_dtype != tf.uint8:
-        dataset = dataset.map(finish, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
-    dataset = dataset.prefetch(AUTOTUNE)
+        dataset = dataset.map(finish, num_parallel_calls=PARALLEL_CALLS, deterministic=deterministic)
+    dataset = dataset.prefetch(PREFETCH_BATCHES)
     options = tf.data.Options()
     options.deterministic = bool(deterministic)
+    options.autotune.enabled = False
     dataset = dataset.with_options(options)
     try:
         dataset.deepfl_stats = stats
