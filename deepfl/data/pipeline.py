@@ -30,8 +30,8 @@ log = logging.getLogger("deepfl")
 
 # Fixed parallelism and look-ahead instead of tf.data's autotuning: its model thread, asleep for up to its
 # optimisation period (which doubles up to a minute), sometimes misses the iterator's cancellation, and deleting
-# the iterator then waits out that sleep (21.8 s idle for one of six training streams kept busy for 60 s each;
-# TensorFlow 2.21, 2 cores). A training phase deletes its stream when it ends; deepfl.labeling has the same fix.
+# the iterator then waits out that sleep, idle for tens of seconds (docs/measurements.md). A training phase deletes
+# its stream when it ends; deepfl.labeling has the same fix.
 PARALLEL_CALLS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 PREFETCH_BATCHES = 2
 
