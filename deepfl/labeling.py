@@ -301,6 +301,8 @@ def pair_dataset(
     """
     import tensorflow as tf
 
+    from deepfl.data.pipeline import untuned
+
     image_root = Path(image_root)
     ref_root = Path(ref_root) if ref_root is not None else image_root
     paths = [(str(ref_root / ref), [str(image_root / d) for d in dists]) for ref, dists in groups]
@@ -319,13 +321,8 @@ def pair_dataset(
 
     dataset = tf.data.Dataset.range(len(paths))
     dataset = dataset.map(tf_load, num_parallel_calls=parallel, deterministic=True)
-    # No autotuning: its model thread, asleep for up to its optimisation period (which doubles up to a minute),
-    # sometimes misses the iterator's cancellation, and the iterator's destruction at the end of the job then waits
-    # out that sleep: 5-41 s of idle wall time in about one run in five (TensorFlow 2.21, 2 busy cores). One
-    # decode at a time, ahead of the metrics (the slow side), took the same time and CPU as the autotuned pipeline.
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return dataset.prefetch(prefetch).with_options(options)
+    # One decode at a time, ahead of the metrics (the slow side), without autotuning (`untuned`).
+    return untuned(dataset.prefetch(prefetch))
 
 
 def _label_header(path: Path) -> list[str] | None:

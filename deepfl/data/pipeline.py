@@ -28,15 +28,23 @@ from deepfl.images import decode_image, header_sizes_of, jpeg_orientation
 
 log = logging.getLogger("deepfl")
 
-# Fixed parallelism and look-ahead instead of tf.data's autotuning: its model thread, asleep for up to its
-# optimisation period (which doubles up to a minute), sometimes misses the iterator's cancellation, and deleting
-# the iterator then waits out that sleep, idle for tens of seconds (docs/measurements.md). A training phase deletes
-# its stream when it ends; deepfl.labeling has the same fix.
+# Fixed parallelism and look-ahead: the pipelines run without tf.data's autotuning (`untuned`).
 PARALLEL_CALLS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 PREFETCH_BATCHES = 2
 
 # First bytes of the formats TensorFlow decodes (tf.io.decode_image): PNG, JPEG, BMP, GIF.
 _MAGIC = ((b"\x89PNG", 4), (b"\xff\xd8\xff", 3), (b"BM", 2), (b"GIF8", 4))
+
+
+def untuned(dataset: tf.data.Dataset, deterministic: bool = True) -> tf.data.Dataset:
+    """`dataset` with tf.data's autotuning off (and its order kept when `deterministic`). The autotuning model
+    thread, asleep for up to its optimisation period (which doubles up to a minute), sometimes misses the iterator's
+    cancellation, and deleting the iterator then waits out that sleep, idle for tens of seconds
+    (docs/measurements.md): at the end of every training phase and of every label job."""
+    options = tf.data.Options()
+    options.deterministic = bool(deterministic)
+    options.autotune.enabled = False
+    return dataset.with_options(options)
 
 
 def is_known_image(data: tf.Tensor) -> tf.Tensor:
@@ -475,11 +483,7 @@ def make_dataset(
 
     if count_per_batch or out_dtype != tf.uint8:
         dataset = dataset.map(finish, num_parallel_calls=PARALLEL_CALLS, deterministic=deterministic)
-    dataset = dataset.prefetch(PREFETCH_BATCHES)
-    options = tf.data.Options()
-    options.deterministic = bool(deterministic)
-    options.autotune.enabled = False
-    dataset = dataset.with_options(options)
+    dataset = untuned(dataset.prefetch(PREFETCH_BATCHES), deterministic)
     try:
         dataset.deepfl_stats = stats
     except AttributeError:  # pragma: no cover - a future tf.data may forbid attributes
