@@ -53,6 +53,9 @@ setup(
         "numba>=0.60,<0.70",  # compiled per-pixel kernels of the distortions (jitter, non-local means)
         "threadpoolctl>=3.7,<4",  # one BLAS thread in the FR NumPy forms; 3.1: their docs examples ran past 600 s
         "tensorboard>=2.16,<2.22",  # TensorBoard logs of deepfl-train-multitask (tensorflow 2.21 does not pull it)
+        # Pulled in by tensorflow and keras; 0.7.0 adds 1.1 s of CPU to every `import tensorflow` (its ufunc loops
+        # are registered one by one, each a linear search): every job starts that much slower (docs/measurements.md).
+        "ml_dtypes>=0.3.2,<0.7",
     ],
     extras_require={
         "test": [
