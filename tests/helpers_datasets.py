@@ -47,6 +47,43 @@ def write_ratings_study(root: Path, contents: int = 6, per_content: int = 3) -> 
     return rows
 
 
+LIVE_REFERENCE_ENTRIES = (0, 300, 700)  # entries of write_mini_live flagged in `orgs` (a reference, DMOS 0)
+
+
+def write_mini_live(root: Path, image=None) -> Path:
+    """LIVE Release 2's layout and file formats in `root`, every one of its 982 entries (the reader insists):
+    dmos.mat (`dmos`, `orgs`: three reference entries, `LIVE_REFERENCE_ENTRIES`), dmos_realigned.mat (`dmos_new`,
+    other values, so the two files rank the images differently), refnames_all.mat (29 references), the five
+    distortion folders of `img<k>.bmp` and refimgs/. Every image is `image` (a tiny gray one by default) written
+    as BMP: the readers need files, a feature cache needs decodable ones. Returns `root`."""
+    import scipy.io
+
+    from deepfl.data.readers import LIVE_FOLDERS
+    from deepfl.images import write_image
+
+    pixels = np.full((4, 6, 3), 128, np.uint8) if image is None else image
+    total = sum(count for _, count in LIVE_FOLDERS)
+    rng = np.random.default_rng(0)
+    orgs = np.zeros(total)
+    orgs[list(LIVE_REFERENCE_ENTRIES)] = 1
+    dmos, realigned = rng.uniform(0, 100, total), rng.uniform(0, 100, total)
+    dmos[orgs == 1] = realigned[orgs == 1] = 0
+    root.mkdir(parents=True, exist_ok=True)
+    scipy.io.savemat(root / "dmos.mat", {"dmos": dmos[None, :], "orgs": orgs[None, :]})
+    scipy.io.savemat(root / "dmos_realigned.mat", {"dmos_new": realigned[None, :], "orgs": orgs[None, :]})
+    names = np.empty((1, total), dtype=object)
+    names[0, :] = [f"ref{i % 29}.bmp" for i in range(total)]
+    scipy.io.savemat(root / "refnames_all.mat", {"refnames_all": names})
+    for folder, count in LIVE_FOLDERS:
+        (root / folder).mkdir()
+        for k in range(1, count + 1):
+            write_image(root / folder / f"img{k}.bmp", pixels)
+    (root / "refimgs").mkdir()
+    for i in range(29):
+        write_image(root / "refimgs" / f"ref{i}.bmp", pixels)
+    return root
+
+
 def read_feature_cache(path: Path) -> tuple[list[str], np.ndarray]:
     """The keys and feature rows of an HDF5 feature cache (its first `count` rows)."""
     with h5py.File(path, "r") as file:

@@ -12,6 +12,7 @@ import scipy.io
 
 from deepfl import data as dd
 from deepfl.errors import TableError
+from helpers_datasets import write_mini_live
 
 PIXEL = np.full((4, 6, 3), 128, dtype=np.uint8)
 
@@ -37,29 +38,6 @@ def make_kadid(root: Path, refs=("I01", "I02", "I03"), levels=2) -> Path:
                 touch_image(root / "images" / name)
                 rows.append(f"{name},{ref}.png,{5 - lev * 0.5 - t * 0.1:.3f},0.5")
     (root / "dmos.csv").write_text("dist_img,ref_img,dmos,var\n" + "\n".join(rows) + "\n")
-    return root
-
-
-def make_live(root: Path) -> Path:
-    counts = dict(dd.readers.LIVE_FOLDERS)
-    total = sum(counts.values())
-    rng = np.random.default_rng(0)
-    dmos = rng.uniform(0, 100, total)
-    orgs = np.zeros(total)
-    orgs[[0, 300, 700]] = 1  # three reference entries
-    dmos[orgs == 1] = 0
-    refs = [f"ref{i % 29}.bmp" for i in range(total)]
-    scipy.io.savemat(root / "dmos.mat", {"dmos": dmos[None, :], "orgs": orgs[None, :]})
-    cell = np.empty((1, total), dtype=object)
-    cell[0, :] = refs
-    scipy.io.savemat(root / "refnames_all.mat", {"refnames_all": cell})
-    for folder, count in dd.readers.LIVE_FOLDERS:
-        (root / folder).mkdir(parents=True)
-        (root / folder / "info.txt").write_text("")
-        for k in range(1, count + 1):
-            (root / folder / f"img{k}.bmp").write_bytes(b"BM")  # existence is what the reader checks
-    for i in range(29):
-        touch_image(root / "refimgs" / f"ref{i}.bmp")
     return root
 
 
@@ -176,7 +154,7 @@ def test_kadid10k(tmp_path):
 
 
 def test_live(tmp_path):
-    table = dd.read_live(make_live(tmp_path))
+    table = dd.read_live(write_mini_live(tmp_path))
     check_contract(table, "live")
     assert len(table) == 982 - 3  # reference entries flagged in `orgs` dropped
     assert Path(table["image"].iloc[0]).parent.name == "jp2k" and Path(table["image"].iloc[0]).name == "img2.bmp"
@@ -184,6 +162,10 @@ def test_live(tmp_path):
     # lower DMOS is better: the best raw score has the highest normalised score
     assert table["score"].iloc[table["raw_score"].argmin()] == table["score"].max()
     assert len(dd.read_live(tmp_path, include_references=True)) == 982
+    realigned = dd.read_live(tmp_path, realigned=True)
+    assert realigned["image"].tolist() == table["image"].tolist()
+    dmos_new = scipy.io.loadmat(tmp_path / "dmos_realigned.mat")["dmos_new"].ravel()
+    np.testing.assert_array_equal(realigned["raw_score"], np.delete(dmos_new, [0, 300, 700]))
 
 
 def test_csiq_xlsx_and_csv(tmp_path):
@@ -302,7 +284,7 @@ def test_mat_errors(tmp_path):
 
 
 def test_live_wrong_length(tmp_path):
-    root = make_live(tmp_path)
+    root = write_mini_live(tmp_path)
     scipy.io.savemat(root / "dmos.mat", {"dmos": np.ones((1, 100)), "orgs": np.zeros((1, 100))})
     with pytest.raises(TableError, match=r"live: .*dmos\.mat: holds 100 entries, Release 2 has 982"):
         dd.read_live(root)

@@ -102,6 +102,20 @@ def define_seed(help_text: str) -> None:
     flags.DEFINE_integer("seed", 0, f"{help_text} (0 .. 2**32 - 1)", lower_bound=0, upper_bound=SEED_MAX)
 
 
+def define_dataset_option() -> None:
+    """--dataset_option key=value (repeatable): options of --dataset's reader (`deepfl.data.reader_options` types
+    and checks them)."""
+    flags.DEFINE_multi_string(
+        "dataset_option",
+        [],
+        "key=value for --dataset's reader; repeat the flag for several. live: realigned=true (the scores of "
+        "dmos_realigned.mat instead of dmos.mat), include_references=true (the 203 reference entries, DMOS 0); "
+        "clive: include_training_images=true (the release's 7 training images, dropped by default); koniq10k: "
+        "resolution=512x384 (that folder of the release; by default 1024x768 where present). Default: none, the "
+        "paper's tables.",
+    )
+
+
 def require_numbers(name: str, wanted: str, accept: Callable[[float], bool], integers: bool = False) -> None:
     """Checks the list flag `name` when the flags are parsed: every item a number (an integer where `integers`)
     that `accept` takes; `wanted` says which, e.g. "positive numbers". A refusal is one line naming the flag, and

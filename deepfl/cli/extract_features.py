@@ -33,6 +33,7 @@ flags.DEFINE_string(
     "images (--data_dir holds ratings.csv).",
 )
 flags.DEFINE_string("data_dir", None, "Folder of --dataset, as distributed.")
+app.define_dataset_option()
 flags.DEFINE_string(
     "images",
     None,
@@ -48,7 +49,7 @@ flags.DEFINE_integer("batch_size", 8, "Images of equal size per forward pass.", 
 
 def main(argv: list[str]) -> int:
     from deepfl import features
-    from deepfl.data import canonical_name, read_dataset
+    from deepfl.data import canonical_name, read_dataset, reader_options
     from deepfl.images import list_images
     from deepfl.jobs import ErrorPolicy
 
@@ -57,9 +58,12 @@ def main(argv: list[str]) -> int:
     if FLAGS.dataset:
         if not FLAGS.data_dir:
             raise ValueError("data_dir: --dataset needs --data_dir")
-        paths = read_dataset(FLAGS.dataset, FLAGS.data_dir)["image"].astype(str).tolist()
+        options = reader_options(FLAGS.dataset, FLAGS.dataset_option)
+        paths = read_dataset(FLAGS.dataset, FLAGS.data_dir, **options)["image"].astype(str).tolist()
         name = FLAGS.name or canonical_name(FLAGS.dataset)  # --dataset CSIQ writes csiq.h5, as the docs name it
     else:
+        if FLAGS.dataset_option:
+            raise ValueError("dataset_option: --dataset_option goes with --dataset, not with --images")
         paths = [str(p.resolve()) for p in list_images(FLAGS.images)]
         if not paths:
             raise app.NothingDone(f"--images {FLAGS.images}: no image in this folder (subfolders are not searched)")

@@ -36,6 +36,7 @@ flags.DEFINE_string(
 )
 flags.DEFINE_string("data_dir", None, "Folder of --dataset, as distributed.", required=True)
 app.require_folder("data_dir")
+app.define_dataset_option()
 flags.DEFINE_string("features", None, "HDF5 feature cache from deepfl-extract-features.", required=True)
 flags.DEFINE_integer("num_splits", paper.STAGE2_NUM_SPLITS, "Random content-aware splits.", lower_bound=1)
 flags.DEFINE_bool("official_split", False, "Use the data set's official split (KonIQ-10k) instead.")
@@ -83,7 +84,7 @@ flags.DEFINE_bool(
 
 
 def main(argv: list[str]) -> int:
-    from deepfl.data import read_dataset
+    from deepfl.data import read_dataset, reader_options
     from deepfl.errors import NoUsableInput, first_few
     from deepfl.features import load_features, rows_with_features
     from deepfl.jobs import check_settings
@@ -99,6 +100,7 @@ def main(argv: list[str]) -> int:
 
     out = Path(FLAGS.out_dir)
     chosen = protocol_flags.protocol_choice()
+    options = reader_options(FLAGS.dataset, FLAGS.dataset_option)
     settings = {
         "dataset": FLAGS.dataset,
         "data_dir": str(Path(FLAGS.data_dir).resolve()),
@@ -121,6 +123,8 @@ def main(argv: list[str]) -> int:
     paper_head = hidden == list(paper.STAGE2_HIDDEN) and dropout == list(paper.STAGE2_DROPOUT)
     if not paper_head or FLAGS.standardize_features:  # records of earlier runs (the paper's head) stay valid
         settings.update(hidden=hidden, dropout=dropout, standardize_features=FLAGS.standardize_features)
+    if options:  # settings stored by earlier runs (none of them) stay valid
+        settings.update(dataset_options=options)
     if FLAGS.protocol != "paper":  # settings stored by earlier runs (paper protocol) stay valid
         settings.update(
             protocol=FLAGS.protocol,
@@ -136,6 +140,7 @@ def main(argv: list[str]) -> int:
         "protocol": "paper",
         "normalize_targets": paper_protocol["normalize_targets"],
         "target_column": paper_protocol["target_column"],
+        "dataset_options": {},
     }
     finished = (out / "summary.csv").exists() and not FLAGS.overwrite
     if finished:
@@ -146,7 +151,7 @@ def main(argv: list[str]) -> int:
             )
         # (raises if they differ)
         check_settings(out / MLP_SETTINGS_FILE, settings, output=f"--out_dir {out}", defaults=defaults)
-    table = read_dataset(FLAGS.dataset, FLAGS.data_dir)
+    table = read_dataset(FLAGS.dataset, FLAGS.data_dir, **options)
     if FLAGS.skip_uncached:
         table, uncached = rows_with_features(FLAGS.features, table)
         if uncached:

@@ -26,6 +26,7 @@ from deepfl.data.readers import (
     read_ratings,
     read_tid2013,
     read_weak_labels,
+    reader_options,
 )
 from deepfl.data.splits import (
     check_disjoint,
@@ -54,6 +55,7 @@ __all__ = [
     "DatasetInfo",
     "canonical_name",
     "read_dataset",
+    "reader_options",
     "read_kadid10k",
     "read_live",
     "read_csiq",

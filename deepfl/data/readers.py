@@ -12,10 +12,11 @@ dataset, the file and the row.
 from __future__ import annotations
 
 import csv
+import inspect
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -679,6 +680,41 @@ def canonical_name(name: str) -> str:
     if key not in READERS:
         raise ValueError(f"dataset: unknown dataset {name!r}; choose from {', '.join(READERS)}")
     return key
+
+
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def reader_options(name: str, pairs: Sequence[str]) -> dict[str, bool | str]:
+    """The keyword arguments of data set `name`'s reader from `key=value` texts (a command line's), typed as the
+    reader's defaults: `true`/`false` (also 1/0, yes/no, on/off) for a yes-or-no option, the text as given for
+    the others. E.g. `reader_options("live", ["realigned=true"])` gives `{"realigned": True}` for `read_live`.
+    An unknown key, a repeated one or a value that is not yes or no where one is needed raises one ValueError
+    naming it and what the reader takes."""
+    key = canonical_name(name)
+    parameters = {
+        parameter.name: parameter.default
+        for parameter in list(inspect.signature(READERS[key]).parameters.values())[1:]  # after `root`
+        if parameter.default is not inspect.Parameter.empty
+    }
+    takes = ", ".join(parameters) if parameters else "no options"
+    options: dict[str, bool | str] = {}
+    for pair in pairs:
+        option, equals, text = str(pair).partition("=")
+        option, text = option.strip(), text.strip()
+        if not equals or not option:
+            raise ValueError(f"dataset option {pair!r}: write it as key=value; {key}'s reader takes {takes}")
+        if option not in parameters:
+            raise ValueError(f"dataset option {option!r}: {key}'s reader takes {takes}")
+        if option in options:
+            raise ValueError(f"dataset option {option!r}: given twice")
+        if isinstance(parameters[option], bool):
+            if text.lower() not in _TRUE + _FALSE:
+                raise ValueError(f"dataset option {option}={text!r}: give true or false")
+            options[option] = text.lower() in _TRUE
+        else:
+            options[option] = text
+    return options
 
 
 def read_dataset(name: str, root, **kwargs) -> pd.DataFrame:

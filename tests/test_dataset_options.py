@@ -1,0 +1,127 @@
+"""Options of a data set's reader from the command line (`--dataset_option key=value`): LIVE's realigned scores,
+its reference entries, CLIVE's training images, KonIQ-10k's resolution. The library types and checks them
+(`deepfl.data.reader_options`); deepfl-train-mlp trains on what they select and records them with its settings;
+a bad one is one line naming it and what the reader takes."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import scipy.io
+
+import killrestart as kr
+from deepfl.data import read_dataset, reader_options
+from helpers_datasets import LIVE_REFERENCE_ENTRIES, write_mini_live
+
+
+def test_options_are_typed_as_the_readers_defaults():
+    assert reader_options("live", []) == {}
+    assert reader_options("LIVE", ["realigned=true", " include_references = No "]) == {
+        "realigned": True,
+        "include_references": False,
+    }
+    assert reader_options("livec", ["include_training_images=1"]) == {"include_training_images": True}
+    assert reader_options("koniq10k", ["resolution=512x384"]) == {"resolution": "512x384"}
+
+
+@pytest.mark.parametrize(
+    ("name", "pairs", "message"),
+    [
+        ("live", ["realign=true"], "dataset option 'realign': live's reader takes realigned, include_references"),
+        ("kadid10k", ["realigned=true"], "dataset option 'realigned': kadid10k's reader takes no options"),
+        ("live", ["realigned"], "dataset option 'realigned': write it as key=value"),
+        ("live", ["realigned=maybe"], "dataset option realigned='maybe': give true or false"),
+        ("live", ["realigned=true", "realigned=false"], "dataset option 'realigned': given twice"),
+        ("nosuch", ["a=b"], "dataset: unknown dataset 'nosuch'"),
+    ],
+)
+def test_a_bad_option_is_one_line_naming_it(name, pairs, message):
+    with pytest.raises(ValueError) as refused:
+        reader_options(name, pairs)
+    assert message in str(refused.value) and "\n" not in str(refused.value)
+
+
+def _mean_colour(x):
+    x = np.asarray(x, np.float32)
+    return np.concatenate([x.mean(axis=(1, 2)), x.std(axis=(1, 2))], axis=1) / 255.0
+
+
+def _predictions(folder) -> dict[str, float]:
+    with open(folder / "predictions.csv", newline="") as handle:
+        return {row["image"]: float(row["score"]) for row in csv.DictReader(handle)}
+
+
+def test_train_mlp_trains_on_the_realigned_scores_and_records_the_option(tmp_path):
+    from deepfl.features import extract_to_cache
+
+    live = write_mini_live(tmp_path / "live")
+    images = read_dataset("live", live, include_references=True)["image"].astype(str).tolist()
+    cache = tmp_path / "live.h5"
+    extract_to_cache(_mean_colour, images, cache, source="test", dim=6)
+
+    def argv(folder, *extra):
+        return [
+            "--dataset=live",
+            f"--data_dir={live}",
+            f"--features={cache}",
+            f"--out_dir={tmp_path / folder}",
+            "--num_splits=1",
+            "--epochs=1",
+            "--batch_size=64",
+            "--learning_rates=1e-3",
+            *extra,
+        ]
+
+    realigned, plain, references, changed, unknown = kr.run_batch(
+        "train_mlp",
+        [
+            argv("realigned", "--dataset_option=realigned=true"),
+            argv("plain"),
+            argv("references", "--dataset_option", "include_references=true"),
+            argv("realigned"),  # the same folder without the option: other settings
+            argv("unknown", "--dataset_option=realign=true"),
+        ],
+    )
+    for result in (realigned, plain, references):
+        assert result.returncode == 0, result.stderr[-2000:]
+    dmos = scipy.io.loadmat(live / "dmos.mat")["dmos"].ravel()
+    dmos_new = scipy.io.loadmat(live / "dmos_realigned.mat")["dmos_new"].ravel()
+    kept = np.delete(np.arange(dmos.size), LIVE_REFERENCE_ENTRIES)
+    order = read_dataset("live", live)["image"].astype(str).tolist()
+    for folder, values in (("realigned", dmos_new), ("plain", dmos)):
+        scores = _predictions(tmp_path / folder)
+        assert len(scores) == len(order) == 979
+        np.testing.assert_allclose([scores[image] for image in order], (100 - values[kept]) / 100, atol=1e-9)
+    assert len(_predictions(tmp_path / "references")) == 982
+    assert json.loads((tmp_path / "realigned" / "mlp_settings.json").read_text())["dataset_options"] == {
+        "realigned": True
+    }
+    assert "dataset_options" not in json.loads((tmp_path / "plain" / "mlp_settings.json").read_text())
+
+    assert changed.returncode == 2, changed.stderr[-2000:]
+    line = changed.stderr.strip().splitlines()[-1]
+    assert "dataset_options" in line and "--overwrite" in line, line
+    assert unknown.returncode == 2 and not (tmp_path / "unknown").exists()
+    line = unknown.stderr.strip().splitlines()[-1]
+    assert line.startswith("error") and "realign" in line and "realigned, include_references" in line, line
+
+
+def test_extract_features_refuses_an_option_without_a_dataset(tmp_path):
+    (tmp_path / "photos").mkdir()
+    (result,) = kr.run_batch(
+        "extract_features",
+        [
+            [
+                f"--images={tmp_path / 'photos'}",
+                "--dataset_option=realigned=true",
+                "--weights=none",
+                f"--out_dir={tmp_path / 'feats'}",
+            ]
+        ],
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    line = result.stderr.strip().splitlines()[-1]
+    assert "--dataset_option goes with --dataset" in line, line
