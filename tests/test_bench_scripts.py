@@ -25,6 +25,7 @@ RUNS = [
     ("pipeline.py --num_images 4 --batch 2 --repeats 1", "images per CPU-second"),
     ("pipeline.py --num_images 6 --batch 2 --repeats 1 --sizes 3 --formats png", "deepfl-rep"),
     ("denoise.py", "coffee"),
+    ("job_exit.py --repeats 1 --jobs predict", "saved (peer - quick)"),
     ("train_gpu.py --help", "--precisions"),
     ("scale.py --help", "--scales"),
     ("octave_compare.py --help", "--matlab_dir"),

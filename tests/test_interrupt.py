@@ -221,6 +221,27 @@ def test_ctrl_c_after_the_job_finished_changes_nothing(tmp_path):
     assert proc.returncode == 0 and err == "", err[-2000:]
 
 
+def test_ctrl_c_while_the_interpreter_unloads_modules_after_the_job_finished_changes_nothing(tmp_path):
+    """Later still than the exit handlers: Python puts SIGINT's default action back before it unloads modules
+    (TensorFlow's take a second or more), and a Ctrl-C there killed the finished job by the signal (session 34:
+    `deepfl-train-multitask` printed its summary, removed its checkpoints, and exited 130 with no line). Here an
+    object that ends its life in that teardown sends the Ctrl-C."""
+    (tmp_path / "teardown_ctrl_c.py").write_text(
+        "import os, signal, time\n"
+        "from deepfl.cli import app\n"
+        "class EndsInTeardown:\n"
+        "    def __del__(self, kill=os.kill, pid=os.getpid(), sleep=time.sleep):\n"
+        "        kill(pid, signal.SIGINT)\n"
+        "        sleep(0.5)\n"
+        "def main(argv):\n"
+        "    print('done', flush=True)\n"
+        "kept_until_teardown = EndsInTeardown()\n"
+        "app.run_app(main)\n"
+    )
+    code, err = run_module(tmp_path, "teardown_ctrl_c")
+    assert code == 0 and err == "", (code, err[-2000:])
+
+
 def test_ctrl_c_while_a_console_script_imports_its_modules_prints_one_line():
     """`deepfl-distort` took half a second to import Numba and Pillow before its Ctrl-C handling began: a Ctrl-C
     there printed a KeyboardInterrupt traceback. Importing deepfl.cli in a process named deepfl-* now ends it

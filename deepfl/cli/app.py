@@ -6,6 +6,7 @@ exit code 2, so users see the culprit rather than a traceback.
 
 from __future__ import annotations
 
+import atexit
 import errno
 import gc
 import logging
@@ -243,6 +244,54 @@ def _end_after_storage_failure(code: int) -> None:
     os._exit(code)
 
 
+def _is_the_script_process() -> bool:
+    """Whether this process was started only to run the job: its main module is the script (`python -m
+    deepfl.cli.<step>`) or the console script's wrapper (`deepfl-<step>`), which calls the script's `run` (or
+    `run_app`) and nothing else. Not a program that runs a job inside its own process and may go on after it: a
+    test, a batch of jobs (`python -c`), a profiler, tracer or coverage tool (`python -m cProfile -m ...`)."""
+    frames = []
+    frame = sys._getframe()
+    while frame is not None:
+        frames.append(frame)
+        frame = frame.f_back
+    frames.reverse()  # outermost first
+    while frames and "runpy" in os.path.basename(frames[0].f_code.co_filename):
+        frames.pop(0)  # `python -m` starts the main module through runpy
+    inner = next((k for k, f in enumerate(frames) if f.f_code is run_app.__code__), None)
+    if inner not in (1, 2) or frames[0].f_code.co_name != "<module>":
+        return False
+    main_globals = frames[0].f_globals
+    spec = main_globals.get("__spec__")
+    if spec is not None and spec.name.startswith("deepfl.cli."):
+        return True
+    entry = main_globals.get("run")
+    return (
+        os.path.basename(main_globals.get("__file__") or "").startswith("deepfl-")
+        and inner == 2
+        and frames[1].f_code is getattr(entry, "__code__", None)
+        and entry.__module__.startswith("deepfl.cli.")
+    )
+
+
+def _exit_without_unloading(code: int | None) -> None:
+    """Ends a job's process the way Python does, minus its last phase: joins nothing (unless a thread that Python
+    would wait for is still running: then returns, and Python exits as usual), runs the exit handlers (logging,
+    multiprocessing, temporary folders, HDF5), flushes stdout and stderr, and ends the process with `code`
+    without unloading modules. That last phase frees TensorFlow's and Keras' objects one by one: about a second
+    of CPU per job, with nothing left to write (every output is closed, written atomically or appended whole
+    before the job returns)."""
+    others = [t for t in threading.enumerate() if t is not threading.current_thread() and not t.daemon]
+    if others or not (code is None or isinstance(code, int)):
+        return
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe or stream: nothing more can reach it
+            pass
+    os._exit(code or 0)
+
+
 def _report_failure(exc: Exception) -> int:
     """Prints the one line for a job's exception and returns its exit code: 3 for nothing done, 2 for a bad input
     or flag (the message names the culprit; the exception's class would add nothing), 1 for anything else (a full
@@ -306,6 +355,8 @@ def run_app(main: Callable[[list[str]], int | None], takes_arguments: bool = Fal
             _remove_empty_folders(made_from)
         if _STORAGE_FAILED.is_set():
             _end_after_storage_failure(code)
+        if _is_the_script_process() and not interrupt.interrupted.is_set():
+            _exit_without_unloading(code)
         return code
 
     def job(argv: list[str]) -> int | None:
@@ -321,6 +372,7 @@ def run_app(main: Callable[[list[str]], int | None], takes_arguments: bool = Fal
                 interrupt.report()
                 return interrupt.exit_code
             interrupt.job_done = True
+            interrupt.ignore_sigint_at_exit()
             return code
         except KeyboardInterrupt:
             interrupt.report()
@@ -378,6 +430,8 @@ class _InterruptHandler:
         # exits) changes nothing, so it must not turn the exit code into 130.
         self.job_done = False
         self.terminated = False  # the signal was SIGTERM, not Ctrl-C
+        self._installed = False  # the handlers are this process's (set from the main thread only)
+        self._ignores_sigint_at_exit = False
 
     @property
     def exit_code(self) -> int:
@@ -393,7 +447,18 @@ class _InterruptHandler:
         # pool's SIGTERM to its workers, sent as it closes, for the job's own) and must die on SIGTERM as usual.
         os.register_at_fork(after_in_child=_default_signals_in_child)
         self._sockets = (reader, writer)  # kept open for the life of the process
+        self._installed = True
         threading.Thread(target=self._watch, args=(reader,), name="deepfl-sigint", daemon=True).start()
+
+    def ignore_sigint_at_exit(self) -> None:
+        """Once the job's work is done, a Ctrl-C while the process exits must not make its exit code 130. The
+        handler above ignores it while Python runs, but the interpreter's teardown puts the default action back
+        before it unloads modules (TensorFlow's take a second or more), and a Ctrl-C then killed the finished job
+        by SIGINT. An exit handler (run before that point) ignores SIGINT for the rest of the exit; SIGTERM still
+        ends a process whose exit hangs."""
+        if self._installed and not self._ignores_sigint_at_exit and os.getpid() == self.pid:
+            self._ignores_sigint_at_exit = True
+            atexit.register(signal.signal, signal.SIGINT, signal.SIG_IGN)
 
     def _on_sigint(self, signum, frame) -> None:
         if os.getpid() != self.pid or self._raised or self.job_done:
