@@ -1,20 +1,26 @@
 """Feature extraction (and deepfl-predict, which shares `predict_by_size`) on images of many sizes does not build
-a new graph per size: the Keras predict function relaxes to unknown height/width after the second shape."""
+a new graph per size: one trace serves every height and width (Keras' `predict_on_batch` traced twice, for the
+first size and again for unknown sizes)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 
-def test_compute_features_traces_at_most_twice_over_eight_sizes():
+def test_compute_features_traces_once_over_eight_sizes_and_matches_predict_on_batch():
     from deepfl import features
+    from deepfl.models.banded_conv import any_size_predictor
     from helpers_models import tiny_extractor
 
     model = tiny_extractor()
     images = [np.full((40 + 6 * k, 50 + 5 * k, 3), 10 * k, np.uint8) for k in range(8)]
     out = features.compute_features(model, images, batch_size=1)
     assert out.shape == (8, 7) and np.all(np.isfinite(out))
-    assert model.predict_function.experimental_get_tracing_count() <= 2
+    features.compute_features(model, images[::-1], batch_size=2)  # a second call reuses the trace
+    assert any_size_predictor(model).experimental_get_tracing_count() == 1
+    for image, row in zip(images, out):
+        expected = model.predict_on_batch(image[None].astype(np.float32))[0]
+        np.testing.assert_allclose(row, expected, rtol=1e-6, atol=1e-7)
 
 
 def test_phone_portraits_are_batched_with_their_upright_size(tmp_path, small_photo):
@@ -45,3 +51,18 @@ def test_phone_portraits_are_batched_with_their_upright_size(tmp_path, small_pho
     )
     assert stats["written"] == 2 and stats["skipped"] == 0, stats
     assert sorted(seen) == [(48, 64), (64, 48)]
+
+
+def test_the_traced_function_does_not_keep_its_model_alive():
+    import gc
+    import weakref
+
+    from deepfl.models.banded_conv import any_size_predictor
+    from helpers_models import tiny_extractor
+
+    model = tiny_extractor()
+    any_size_predictor(model)(np.zeros((1, 40, 50, 3), np.float32))
+    gone = weakref.ref(model)
+    del model
+    gc.collect()
+    assert gone() is None
