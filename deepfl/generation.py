@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from deepfl import distortions
+from deepfl.cpus import usable_cores
 from deepfl.errors import ImageReadError, TableError
 from deepfl.fileio import atomic_write_bytes
 from deepfl.images import encode_image, list_images, read_image
@@ -558,9 +559,10 @@ def generate(
     overwrite: bool = False,
 ) -> DistortSummary:
     """Distorts the references of shard `shard_index` of `ref_dir` into `out_dir` (resumable); returns what it did
-    (rows written, references already done, bad references skipped). `workers` processes (default: all cores);
-    `on_error` "skip" logs and counts a bad reference, "stop" raises `deepfl.jobs.JobStopped`. Settings differing
-    from an earlier run's in `out_dir` are refused unless `overwrite`, which discards that run's outputs first."""
+    (rows written, references already done, bad references skipped). `workers` processes (default:
+    `cpus.usable_cores()`); `on_error` "skip" logs and counts a bad reference, "stop" raises
+    `deepfl.jobs.JobStopped`. Settings differing from an earlier run's in `out_dir` are refused unless `overwrite`,
+    which discards that run's outputs first."""
     ref_dir, out_dir = Path(ref_dir), Path(out_dir)
     if out_dir.resolve() == ref_dir.resolve():
         raise ValueError(
@@ -614,7 +616,7 @@ def generate(
     done = len(pairs) - len(todo)
     log.info("%s (%d already done), %d distorted images to write -> %s", counted, done, 5 * len(todo), out_dir)
     tasks = [(str(ref_dir), name, t, str(out_dir), fmt, seed, resize, png_compression) for name, t in todo]
-    workers = min(workers or os.cpu_count() or 1, max(1, len(tasks)))
+    workers = min(workers or usable_cores(), max(1, len(tasks)))
     if tasks:
         warm_up()
     written = 0

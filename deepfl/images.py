@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from deepfl.cpus import usable_cores
 from deepfl.errors import ImageReadError
 from deepfl.fileio import atomic_write_bytes
 
@@ -132,7 +133,7 @@ def read_images_ahead(
         except ImageReadError as exc:
             return exc
 
-    workers = workers or min(4, os.cpu_count() or 1)
+    workers = workers or min(4, usable_cores())
     pending: collections.deque = collections.deque()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deepfl-decode") as pool:
         for path in paths:

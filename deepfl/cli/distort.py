@@ -60,7 +60,12 @@ flags.DEFINE_string(
     "Manifest CSV path (default: <out_dir>/manifest.csv). A shard writes <stem>-<shard_index>-of-<num_shards>.csv "
     "beside it, and --merge (given the same --manifest) joins the shards' into it.",
 )
-flags.DEFINE_integer("workers", None, "Worker processes (default: all cores).", lower_bound=1)
+flags.DEFINE_integer(
+    "workers",
+    None,
+    "Worker processes (default: one per core this job may use: its affinity mask, at most a container's CPU quota).",
+    lower_bound=1,
+)
 flags.DEFINE_bool(
     "overwrite",
     False,

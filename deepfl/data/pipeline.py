@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 
@@ -21,6 +20,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from deepfl.cpus import usable_cores
 from deepfl.data.normalization import TargetNormalizer
 from deepfl.data.size_batches import batch_stream
 from deepfl.errors import ImageReadError
@@ -29,7 +29,7 @@ from deepfl.images import decode_image, header_sizes_of, jpeg_orientation
 log = logging.getLogger("deepfl")
 
 # Fixed parallelism and look-ahead: the pipelines run without tf.data's autotuning (`untuned`).
-PARALLEL_CALLS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+PARALLEL_CALLS = usable_cores()
 PREFETCH_BATCHES = 2
 
 # First bytes of the formats TensorFlow decodes (tf.io.decode_image): PNG, JPEG, BMP, GIF.

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 
-WORKERS = min(2, os.cpu_count() or 1)
+from deepfl.cpus import usable_cores
+
+WORKERS = min(2, usable_cores())
 # False inside `no_split`: the caller keeps the cores busy with threads of its own.
 _SPLIT = contextvars.ContextVar("deepfl_fr_split", default=True)
 
