@@ -22,8 +22,9 @@ def pytest_xdist_auto_num_workers(config) -> int:
     """`-n auto`: one test process more than the cores this process may use (pytest.ini caps it at 4). Many tests
     wait on the job subprocesses they start (each imports TensorFlow), so a third process on 2 cores keeps them
     busy (docs/measurements.md has the suite's time with 2 and 3 processes on 2 cores)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return cores + 1
+    from deepfl.cpus import usable_cores
+
+    return usable_cores() + 1
 
 
 # The modules whose tests take minutes in all start first (pytest.ini: `--dist loadscope` gives each module to
