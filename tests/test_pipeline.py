@@ -368,6 +368,29 @@ def test_training_pipeline_reads_jpegs_upright_like_read_image(tmp_path, small_p
     assert header_sizes([str(tagged)]) == {expected.shape[:2]: 1}
 
 
+def test_the_exif_parser_runs_only_for_jpegs_that_hold_exif(tmp_path, small_photo, monkeypatch):
+    """A call into Python per image halved the JPEG stream: JPEGs without EXIF (and other formats) are found
+    upright in the graph; a JPEG with EXIF still goes through `jpeg_orientation`."""
+    from PIL import Image
+
+    from deepfl.data import pipeline
+    from deepfl.images import jpeg_orientation, read_image
+
+    calls = []
+    monkeypatch.setattr(pipeline, "jpeg_orientation", lambda data: calls.append(1) or jpeg_orientation(data))
+    photo = np.ascontiguousarray(small_photo[:, :100])
+    plain, tagged, png = tmp_path / "plain.jpg", tmp_path / "tagged.jpg", tmp_path / "image.png"
+    Image.fromarray(photo).save(plain, quality=95)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(photo).save(tagged, quality=95, exif=exif.tobytes())
+    Image.fromarray(photo).save(png, exif=exif.tobytes())  # a PNG eXIf chunk: not read, as by read_image
+    for path, parsed in ((plain, 0), (png, 0), (tagged, 1)):
+        calls.clear()
+        np.testing.assert_array_equal(pipeline.read_image_tf(str(path)).numpy(), read_image(path))
+        assert len(calls) == parsed, path.name
+
+
 def test_jpeg_orientation_reads_both_byte_orders_and_ignores_other_bytes():
     from deepfl.images import jpeg_orientation
 
