@@ -11,12 +11,10 @@ from pathlib import Path
 
 from killrestart import job_env
 
-# A console script's wrapper as pip writes it (its name starts with deepfl-), plus what the test observes: a file
-# written by an exit handler, one written by an object freed when the interpreter unloads the main module, output
-# left in stdout's buffer (a pipe), and, when asked, a thread Python waits for at exit.
-WRAPPER = """\
-import atexit, os, sys, threading, time
-from deepfl.cli.train_mlp import run
+# What the tests observe: a file written by an exit handler, and one written by an object freed when the
+# interpreter unloads the module holding it.
+OBSERVERS = """\
+import atexit, os
 
 class FreedAtTeardown:
     def __del__(self, open=open, path=os.environ["TEARDOWN_MARK"]):
@@ -24,12 +22,22 @@ class FreedAtTeardown:
 
 kept_until_teardown = FreedAtTeardown()
 atexit.register(lambda: open(os.environ["ATEXIT_MARK"], "w").close())
+"""
+# A console script's wrapper as pip writes it (its name starts with deepfl-), with the observers in its main
+# module, output left in stdout's buffer (a pipe), and, when asked, a thread Python waits for at exit.
+WRAPPER = (
+    OBSERVERS
+    + """\
+import sys, threading, time
+from deepfl.cli.train_mlp import run
+
 print("written before the job, still buffered")
 if os.environ.get("WAITED_FOR_THREAD"):
     threading.Thread(target=time.sleep, args=(2,)).start()
 if __name__ == "__main__":
     sys.exit(run())
 """
+)
 # train-mlp refuses a missing feature cache inside the job (not while parsing flags): exit code 2.
 JOB_FLAGS = ["--features", "nosuch.h5", "--dataset", "kadid10k", "--data_dir", ".", "--out_dir", "mlp"]
 
@@ -76,17 +84,7 @@ def test_a_profiler_running_the_script_gets_the_usual_exit_and_its_output(tmp_pa
     assert profile.stat().st_size > 0
 
 
-# The same observers for a process whose main module is not ours: installed through sitecustomize.
-OBSERVERS = """\
-import atexit, os
-
-class FreedAtTeardown:
-    def __del__(self, open=open, path=os.environ["TEARDOWN_MARK"]):
-        open(path, "w").close()
-
-kept_until_teardown = FreedAtTeardown()
-atexit.register(lambda: open(os.environ["ATEXIT_MARK"], "w").close())
-"""
+# For a process whose main module is not ours, the observers go in through sitecustomize.
 CALLER = """\
 import sys
 sys.argv = ["train_mlp", *sys.argv[1:]]
