@@ -549,6 +549,9 @@ def _train(
 
     keras.utils.set_random_seed(config.seed)
     state = read_state(out_dir / "checkpoints")
+    # Before any TensorFlow op runs (the image check below decodes one image eagerly): a multi-worker strategy
+    # configures the collective ops, which TensorFlow refuses once its runtime has started.
+    strategy = get_strategy(config.strategy, config.tpu)
 
     train, val = data.train_val_split(table, config.val_fraction, config.val_images, seed=config.seed)
     _check_images_usable(config, list(train["image"]), list(val["image"]))
@@ -557,7 +560,6 @@ def _train(
     normalizer.save(write_dir / "normalizer.json")
     log.info("%d training and %d validation images, %d tasks: %s", len(train), len(val), len(tasks), tasks)
 
-    strategy = get_strategy(config.strategy, config.tpu)
     log.info("strategy %s with %d replica(s)", config.strategy, strategy.num_replicas_in_sync)
     # Exact resumption: the training stream is one seeded shuffle + repeat of the training split; each fit call
     # (each phase, each resumed process) starts it after the elements consumed so far (make_dataset(skip=...)).
