@@ -221,6 +221,40 @@ def test_ctrl_c_after_the_job_finished_changes_nothing(tmp_path):
     assert proc.returncode == 0 and err == "", err[-2000:]
 
 
+def test_ctrl_c_during_the_cleanup_after_the_summary_line_changes_nothing(tmp_path):
+    """After a job's main returns (its summary printed), the job still sweeps its output folder for dead runs'
+    temporary files (0.3 s after deepfl-distort's summary). A Ctrl-C there was reported as an interruption, exit
+    130 (session 35's walk: 4 of 4 distort runs signalled on the summary line). Here the sweep is made slow."""
+    (tmp_path / "ctrl_c_in_sweep.py").write_text(
+        "import time\n"
+        "from deepfl.cli import app\n"
+        "sweeps = []\n"
+        "def slow_sweep():\n"
+        "    sweeps.append(1)\n"
+        "    if len(sweeps) == 2:\n"
+        "        time.sleep(3)\n"
+        "app._remove_dead_runs_temp_files = slow_sweep\n"
+        "def main(argv):\n"
+        "    print('done', flush=True)\n"
+        "app.run_app(main)\n"
+    )
+    env = job_env()
+    env["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{env['PYTHONPATH']}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ctrl_c_in_sweep"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout.readline() == "done\n"
+    time.sleep(0.5)  # inside the final sweep
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and err == "", (proc.returncode, err[-2000:])
+
+
 def test_ctrl_c_while_the_interpreter_unloads_modules_after_the_job_finished_changes_nothing(tmp_path):
     """Later still than the exit handlers: Python puts SIGINT's default action back before it unloads modules
     (TensorFlow's take a second or more), and a Ctrl-C there killed the finished job by the signal (session 34:
