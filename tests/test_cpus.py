@@ -34,16 +34,33 @@ def write(path, text: str) -> None:
 def test_the_cgroup_quota_is_read_in_cores(tmp_path, files, limit):
     for name, text in files.items():
         write(tmp_path / name, text)
-    assert cgroup_cpu_limit(tmp_path) == limit
+    assert cgroup_cpu_limit(tmp_path, proc_cgroup="0::/\n") == limit
+
+
+def test_the_quota_of_this_process_cgroup_or_one_above_it_counts(tmp_path):
+    """Outside a container the process' own cgroup sits below the root (a systemd unit, a slice): its quota, or
+    a smaller one of a cgroup above it, applies; one of a sibling does not."""
+    write(tmp_path / "cpu.max", "max 100000\n")
+    write(tmp_path / "user.slice/cpu.max", "600000 100000\n")
+    write(tmp_path / "user.slice/job.scope/cpu.max", "max 100000\n")
+    write(tmp_path / "user.slice/other.scope/cpu.max", "100000 100000\n")
+    assert cgroup_cpu_limit(tmp_path, proc_cgroup="0::/user.slice/job.scope\n") == 6.0
+    write(tmp_path / "user.slice/job.scope/cpu.max", "250000 100000\n")
+    assert cgroup_cpu_limit(tmp_path, proc_cgroup="0::/user.slice/job.scope\n") == 2.5
+    v1 = "12:pids:/x\n4:cpu,cpuacct:/slurm/job_7\n"
+    write(tmp_path / "v1/cpu,cpuacct/slurm/job_7/cpu.cfs_quota_us", "300000\n")
+    write(tmp_path / "v1/cpu,cpuacct/slurm/job_7/cpu.cfs_period_us", "100000\n")
+    assert cgroup_cpu_limit(tmp_path / "v1", proc_cgroup=v1) == 3.0
+    assert cgroup_cpu_limit(tmp_path / "v1", proc_cgroup="4:cpu,cpuacct:/slurm/job_8\n") is None
 
 
 def test_usable_cores_are_the_affinity_mask_capped_by_the_quota_rounded_up(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
-    assert count_usable_cores(tmp_path) == 64  # no quota
+    assert count_usable_cores(tmp_path, "0::/\n") == 64  # no quota
     write(tmp_path / "cpu.max", "150000 100000\n")
-    assert count_usable_cores(tmp_path) == 2
+    assert count_usable_cores(tmp_path, "0::/\n") == 2
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3}, raising=False)
-    assert count_usable_cores(tmp_path) == 1
+    assert count_usable_cores(tmp_path, "0::/\n") == 1
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no affinity masks on this platform")
