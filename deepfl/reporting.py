@@ -151,12 +151,14 @@ def to_markdown(table: pd.DataFrame) -> str:
 
 
 def write_table(table: pd.DataFrame, out_dir: str | os.PathLike, stem: str, title: str = "") -> tuple[Path, Path]:
-    """Writes `<stem>.csv` and `<stem>.md` atomically; returns both paths."""
+    """Writes `<stem>.md` and then `<stem>.csv`, each atomically; returns (csv, md). The CSV last: jobs take it
+    for their finished result (`deepfl-train-mlp`'s summary.csv), so a kill between the two writes leaves no CSV
+    and the rerun writes both, where the other order left a finished run without its Markdown table."""
     out = Path(out_dir)
     csv_path, md_path = out / f"{stem}.csv", out / f"{stem}.md"
-    atomic_write_bytes(csv_path, table.to_csv(index=False).encode("utf-8"))
     text = (f"## {title}\n\n" if title else "") + to_markdown(table)
     atomic_write_bytes(md_path, text.encode("utf-8"))
+    atomic_write_bytes(csv_path, table.to_csv(index=False).encode("utf-8"))
     return csv_path, md_path
 
 

@@ -60,3 +60,19 @@ def test_training_curves_show_losses_every_task_and_the_best_epoch(tmp_path):
     path = reporting.plot_history(tmp_path / "history.csv", tmp_path / "history.png")
     assert path.read_bytes().startswith(b"\x89PNG")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["history.csv", "history.png"]  # no temporary file left
+
+
+def test_a_table_writes_its_csv_last(tmp_path, monkeypatch):
+    """deepfl-train-mlp takes summary.csv for a finished run: a kill after the CSV and before the Markdown left a
+    finished run without summary.md for good (the kill test caught it once, seed 0, in session 35's CI)."""
+    written = []
+    real = reporting.atomic_write_bytes
+
+    def record(path, data):
+        written.append(path.name)
+        real(path, data)
+
+    monkeypatch.setattr(reporting, "atomic_write_bytes", record)
+    csv_path, md_path = reporting.write_table(pd.DataFrame({"srocc": [0.5]}), tmp_path, "summary", "a title")
+    assert written == ["summary.md", "summary.csv"]
+    assert csv_path.read_text().startswith("srocc") and md_path.read_text().startswith("## a title")
