@@ -191,6 +191,20 @@ def test_an_error_a_ctrl_c_caused_still_exits_130_with_the_line(tmp_path):
     assert_one_line(*run_module(tmp_path, "ctrl_c_as_error"))
 
 
+def ctrl_c_after_the_done_line(folder: Path, module: str) -> tuple[int, str]:
+    """Runs `python -m module` from `folder`, sends SIGINT 0.5 s after it prints "done"; (exit code, stderr)."""
+    env = job_env()
+    env["PYTHONPATH"] = f"{folder}{os.pathsep}{env['PYTHONPATH']}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module], cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout.readline() == "done\n"
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    return proc.returncode, err
+
+
 def test_ctrl_c_after_the_job_finished_changes_nothing(tmp_path):
     """A Ctrl-C that lands while a finished job's process exits (its work done, its last line printed, the
     interpreter tearing down, here a slow exit handler) changed nothing: exit 0 and nothing on stderr. Before, the
@@ -204,21 +218,7 @@ def test_ctrl_c_after_the_job_finished_changes_nothing(tmp_path):
         "    print('done', flush=True)\n"
         "app.run_app(main)\n"
     )
-    env = job_env()
-    env["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{env['PYTHONPATH']}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "late_ctrl_c"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout.readline() == "done\n"
-    time.sleep(0.5)  # inside the exit handler's sleep
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0 and err == "", err[-2000:]
+    assert ctrl_c_after_the_done_line(tmp_path, "late_ctrl_c") == (0, "")
 
 
 def test_ctrl_c_during_the_cleanup_after_the_summary_line_changes_nothing(tmp_path):
@@ -238,21 +238,7 @@ def test_ctrl_c_during_the_cleanup_after_the_summary_line_changes_nothing(tmp_pa
         "    print('done', flush=True)\n"
         "app.run_app(main)\n"
     )
-    env = job_env()
-    env["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{env['PYTHONPATH']}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ctrl_c_in_sweep"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout.readline() == "done\n"
-    time.sleep(0.5)  # inside the final sweep
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0 and err == "", (proc.returncode, err[-2000:])
+    assert ctrl_c_after_the_done_line(tmp_path, "ctrl_c_in_sweep") == (0, "")
 
 
 def test_ctrl_c_while_the_interpreter_unloads_modules_after_the_job_finished_changes_nothing(tmp_path):
