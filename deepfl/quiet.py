@@ -23,7 +23,7 @@ import logging
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 _MODULE = "tensorflow"
 # TF_CPP_MIN_LOG_LEVEL of a quiet start: 3 also hides the notices TensorFlow logs at ERROR level while working
@@ -36,9 +36,11 @@ _REAL_STDERR_FD: int | None = None
 
 
 @contextlib.contextmanager
-def stderr_to_file() -> Iterator[None]:
+def stderr_to_file(interrupted: Callable[[], bool] | None = None) -> Iterator[None]:
     """Sends file descriptor 2 (C and C++ writers included) to a temporary file for the block; replays what was
-    written there on stderr if the block raises (but not for Ctrl-C, which is no failure of the import)."""
+    written there on stderr if the block raises (but not for Ctrl-C, which is no failure of the import: neither
+    a KeyboardInterrupt nor another error raised while `interrupted()` is true, as a KeyboardInterrupt inside
+    TensorFlow's C++ import code can come up as some other error)."""
     global _REAL_STDERR_FD
     sys.stderr.flush()
     saved = os.dup(2)
@@ -51,6 +53,8 @@ def stderr_to_file() -> Iterator[None]:
             except KeyboardInterrupt:
                 raise  # Ctrl-C during the import: the caller reports it in one line; TF's lines stay hidden
             except BaseException:
+                if interrupted is not None and interrupted():
+                    raise  # the Ctrl-C's doing (see above): TF's lines stay hidden
                 os.dup2(saved, 2)
                 sink.seek(0)
                 sys.stderr.write(sink.read().decode("utf-8", "replace"))
@@ -80,8 +84,9 @@ class _QuietTensorflowFinder(importlib.abc.MetaPathFinder):
     finder gone after that probe would leave the real import loud.
     """
 
-    def __init__(self):
+    def __init__(self, interrupted: Callable[[], bool] | None = None):
         self._searching = False
+        self.interrupted = interrupted  # see `stderr_to_file`
 
     def find_spec(self, name, path=None, target=None):
         if name != _MODULE or self._searching:
@@ -98,7 +103,7 @@ class _QuietTensorflowFinder(importlib.abc.MetaPathFinder):
         def exec_module(module) -> None:
             if self in sys.meta_path:
                 sys.meta_path.remove(self)  # once: later lookups go the normal way
-            with stderr_to_file():
+            with stderr_to_file(self.interrupted):
                 execute(module)
                 module.config.list_physical_devices()  # the CUDA probe writes its lines here, not at the first op
             logging.getLogger(_MODULE).setLevel(logging.ERROR)
@@ -107,14 +112,19 @@ class _QuietTensorflowFinder(importlib.abc.MetaPathFinder):
         return spec
 
 
-def quiet_tensorflow(verbose: bool = False) -> None:
+def quiet_tensorflow(verbose: bool = False, interrupted: Callable[[], bool] | None = None) -> None:
     """Makes the first `import tensorflow` of this process quiet (see the module docstring), and its later C++ log
     lines too where the user has not set TF_CPP_MIN_LOG_LEVEL (`QUIET_LOG_LEVEL`); `verbose` leaves TensorFlow's
-    start-up lines and Python warnings as they are."""
+    start-up lines and Python warnings as they are. `interrupted()` true when the import fails: a Ctrl-C's doing,
+    so the held-back lines are not replayed (`stderr_to_file`)."""
     if verbose:
         return
     logging.getLogger(_MODULE).setLevel(logging.ERROR)
-    if _MODULE in sys.modules or any(isinstance(f, _QuietTensorflowFinder) for f in sys.meta_path):
+    if _MODULE in sys.modules:
         return
+    for finder in sys.meta_path:
+        if isinstance(finder, _QuietTensorflowFinder):
+            finder.interrupted = interrupted or finder.interrupted
+            return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", QUIET_LOG_LEVEL)  # read by TensorFlow at its import
-    sys.meta_path.insert(0, _QuietTensorflowFinder())
+    sys.meta_path.insert(0, _QuietTensorflowFinder(interrupted))

@@ -132,3 +132,21 @@ def test_verbosity_minus_one_keeps_warnings_only_and_no_progress_0_keeps_the_bar
     default, quiet = run("", "0"), run("--verbosity=-1", "1")
     assert "INFO an info line" in default and "WARNING a warning line" in default and "bar: 100%" in default
     assert "an info line" not in quiet and "WARNING a warning line" in quiet and "bar:" not in quiet
+
+
+def test_held_back_lines_are_replayed_for_a_failed_import_but_not_for_a_ctrl_cs_doing(capfd):
+    """A KeyboardInterrupt inside TensorFlow's C++ import code can come up as another error (session 35's CI: a
+    Ctrl-C during the import printed TensorFlow's start-up lines before the one line); while the job's Ctrl-C flag
+    is set, what the import wrote stays hidden."""
+    import os
+
+    import pytest
+
+    from deepfl.quiet import stderr_to_file
+
+    for interrupted, shown in ((lambda: False, True), (lambda: True, False), (None, True)):
+        with pytest.raises(RuntimeError):
+            with stderr_to_file(interrupted):
+                os.write(2, b"a native start-up line\n")
+                raise RuntimeError("bad argument to internal function")
+        assert ("a native start-up line" in capfd.readouterr().err) == shown

@@ -347,7 +347,8 @@ def run_app(main: Callable[[list[str]], int | None], takes_arguments: bool = Fal
         setup_logging(flags.FLAGS.verbosity if flags.FLAGS["verbosity"].present else 0)
         if flags.FLAGS.verbosity >= 1 and not TF_LOG_LEVEL_SET_BY_USER:
             os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"  # read by TensorFlow at its import, which comes later
-        quiet_tensorflow(verbose=flags.FLAGS.verbosity >= 1)  # TF's C++ start-up lines only with --verbosity=1
+        # TF's C++ start-up lines only with --verbosity=1; not replayed when a Ctrl-C breaks the import
+        quiet_tensorflow(verbose=flags.FLAGS.verbosity >= 1, interrupted=interrupt.interrupted.is_set)
         out_dir = _out_dir()
         made_from = _first_missing_folder(out_dir) if out_dir else None  # the top folder this run would make
         code = job(argv)
