@@ -6,6 +6,8 @@ combination before TensorFlow loads.
 
 from __future__ import annotations
 
+from deepfl.wording import by_caller
+
 PAPER_ARCHITECTURE = "inception_resnet_v2"
 # The paper's network; "small", a 5-stage CNN with the MLSP interface that learns weak labels on a CPU in
 # minutes (the demo's); "tiny", a smaller one for smoke tests.
@@ -25,8 +27,8 @@ def check_architecture(arch: str, weights: str | None) -> None:
         raise ValueError(f"arch: must be one of {ARCHITECTURES}, got {arch!r}")
     if arch != PAPER_ARCHITECTURE and str(weights or "").lower() not in ("", "none"):
         raise ValueError(
-            f"weights: arch {arch!r} has no pretrained weights, got {weights!r}; use --weights=none (random init; "
-            "weights=None from Python)"
+            f"weights: arch {arch!r} has no pretrained weights, got {weights!r}; use "
+            f"{by_caller('--weights=none', 'weights=None')} (random init)"
         )
 
 

@@ -18,6 +18,7 @@ import keras
 from deepfl.architectures import IMAGENET
 from deepfl.data.normalization import TargetNormalizer
 from deepfl.fileio import load_model_file, normalizer_path, save_model_atomic
+from deepfl.wording import by_caller, setting
 
 SCORE_COLUMN = "score"
 # `model="imagenet"` (`--model imagenet`): the backbone with Keras' ImageNet weights, for a head trained on the paper's
@@ -135,14 +136,14 @@ def load_scorer(
     if head is None:
         if model == IMAGENET_BACKBONE:
             raise ValueError(
-                f"model: {IMAGENET_BACKBONE} gives features, not scores: pass the head trained on them (head=, or "
-                "--head on the command line)"
+                f"model: {IMAGENET_BACKBONE} gives features, not scores: pass the head trained on them "
+                f"({by_caller('--head', 'head=')})"
             )
         scorer = model if isinstance(model, keras.Model) else load_model_file(model)
         if not _is_scorer(scorer):
             raise ValueError(
                 f"model: {getattr(scorer, 'name', model)} does not output one score per image "
-                "(a multi-task model needs an MLP head: pass head=, or --head on the command line)"
+                f"(a multi-task model needs an MLP head: pass {by_caller('--head', 'head=')})"
             )
         return scorer
     if not isinstance(model, keras.Model) and not isinstance(head, keras.Model):
@@ -154,14 +155,15 @@ def load_scorer(
     if isinstance(loaded, keras.Model) and _is_scorer(loaded) and len(loaded.input_shape) == 4:
         raise ValueError(
             f"model: {model if not isinstance(model, keras.Model) else loaded.name} scores images already (an "
-            "exported scorer holds its head): use it without a head (drop --head)"
+            f"exported scorer holds its head): use it without a head (drop {by_caller('--head', 'head=')})"
         )
     head_model = head if isinstance(head, keras.Model) else load_model_file(head, "head")
     if _is_multitask(head_model) or len(head_model.input_shape) != 2:
         raise ValueError(
             f"head: {head if not isinstance(head, keras.Model) else head_model.name} is not an MLP head on "
-            "features (it takes images, or gives several outputs: a stage-1 model goes to --model, the head to "
-            "--head, as deepfl-train-mlp saved it)"
+            f"features (it takes images, or gives several outputs: a stage-1 model goes to "
+            f"{by_caller('--model', 'model=')}, the head to {by_caller('--head', 'head=')}, as deepfl-train-mlp saved "
+            "it)"
         )
     if normalizer is None and not isinstance(head, keras.Model):
         normalizer = head_normalizer(head)
@@ -272,12 +274,13 @@ def _check_backbone_scaling(model: str | os.PathLike, head: str | os.PathLike, s
     if recorded != scaling:
         raise DeepflError(
             f"head: {head} was trained on features of {source} (recorded in {features}), but a scorer of the "
-            f"weights file --model {model} scales pixels {scaling} ({'x / 255' if scaling == 'unit' else '[-1, 1]'}): "
-            "its scores would be wrong; "
+            f"weights file {setting('model')} {model} scales pixels {scaling} "
+            f"({'x / 255' if scaling == 'unit' else '[-1, 1]'}): its scores would be wrong; "
             + (
-                f"for the ImageNet baseline's head, pass --model {IMAGENET_BACKBONE}"
+                f"for the ImageNet baseline's head, pass {setting('model', IMAGENET_BACKBONE)}"
                 if _is_imagenet_source(source)
-                else "train a head on features extracted with --weights FILE (the same scaling)"
+                else f"train a head on features extracted with {by_caller('--weights FILE', 'weights=FILE')} (the "
+                "same scaling)"
             )
         )
 
@@ -333,7 +336,7 @@ def check_head_matches_model(model: str | os.PathLike, head: str | os.PathLike) 
     if model == IMAGENET_BACKBONE:
         if not _is_imagenet_source(source):
             raise DeepflError(
-                f"{trained_on}, not of the ImageNet backbone (--model {IMAGENET_BACKBONE}): pair the "
+                f"{trained_on}, not of the ImageNet backbone ({setting('model', IMAGENET_BACKBONE)}): pair the "
                 "head with that model"
             )
         return
@@ -341,9 +344,9 @@ def check_head_matches_model(model: str | os.PathLike, head: str | os.PathLike) 
     recorded = source_fingerprint(source)
     if recorded is None and source.startswith("backbone("):  # ImageNet or random weights: no file is that model
         raise DeepflError(
-            f"{trained_on}, not of --model {model}: "
+            f"{trained_on}, not of {setting('model')} {model}: "
             + (
-                f"for the ImageNet baseline's head, pass --model {IMAGENET_BACKBONE}"
+                f"for the ImageNet baseline's head, pass {setting('model', IMAGENET_BACKBONE)}"
                 if _is_imagenet_source(source)
                 else "a random backbone's features have no model file to pair with; train a head on features of "
                 "this model"
@@ -354,6 +357,7 @@ def check_head_matches_model(model: str | os.PathLike, head: str | os.PathLike) 
     fingerprint = file_fingerprint(model)
     if recorded != fingerprint:
         raise DeepflError(
-            f"{trained_on}, not of --model {model} ({fingerprint}): pair the head with that model, or train a head "
-            "on features of this one (a scorer exported by deepfl-export holds its head already: use it without one)"
+            f"{trained_on}, not of {setting('model')} {model} ({fingerprint}): pair the head with that model, or "
+            "train a head on features of this one (a scorer exported by deepfl-export holds its head already: use "
+            "it without one)"
         )

@@ -45,6 +45,7 @@ from deepfl.fileio import (
 )
 from deepfl.images import header_size, model_input, read_images_ahead
 from deepfl.jobs import ErrorPolicy, iter_batches, progress
+from deepfl.wording import setting
 
 log = logging.getLogger("deepfl")
 
@@ -365,7 +366,8 @@ def _check_origin(where: Path, stored_dim: int, stored_source: str, dim: int | N
     if source and stored_source and by_content(source) != by_content(stored_source):
         raise DeepflError(
             f"{where}: holds features of {stored_source!r}, not {source!r} (a model file retrained or re-exported "
-            "under the same name counts as another model); delete or rename it, or write to another --out_dir"
+            f"under the same name counts as another model); delete or rename it, or write to another "
+            f"{setting('out_dir')}"
         )
     return stored_dim, stored_source or source
 

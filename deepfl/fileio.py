@@ -19,6 +19,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from deepfl.wording import by_caller
+
 if TYPE_CHECKING:
     import keras
 
@@ -205,7 +207,11 @@ def load_model_file(path: str | os.PathLike, what: str = "model") -> keras.Model
         raise FileNotFoundError(f"{path}: no such {what} file")
     if not zipfile.is_zipfile(path):
         # Keras' own message ("File format not supported ... use keras.layers.TFSMLayer") is about SavedModels.
-        hint = "; weights files (.h5, .hdf5) go to --weights" if path.suffix.lower() in (".h5", ".hdf5") else ""
+        hint = (
+            f"; weights files (.h5, .hdf5) go to {by_caller('--weights', 'weights=')}"
+            if path.suffix.lower() in (".h5", ".hdf5")
+            else ""
+        )
         raise ValueError(f"{path}: not a .keras {what} file (a .keras file is a zip archive, as Keras saves it){hint}")
     try:
         model = keras.saving.load_model(path, compile=False)

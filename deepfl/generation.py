@@ -45,6 +45,7 @@ from deepfl.jobs import (
 )
 from deepfl.png import decode_png_rgb, encode_png
 from deepfl.sharding import check_one_shard_count, check_shard_finished, mark_shard_finished, shard
+from deepfl.wording import by_caller, on_command_line, setting, use_command_line_names
 
 log = logging.getLogger("deepfl")
 
@@ -189,9 +190,11 @@ def encode_output(image: np.ndarray, fmt: str, png_compression: int = 1) -> byte
     return encode_image(image, fmt)
 
 
-def init_worker() -> None:
+def init_worker(command_line_names: bool = False) -> None:
     """Worker initialiser: one BLAS/OpenMP thread per worker process (the pool already uses every core), a
-    malloc that keeps freed memory for reuse (see `_keep_freed_memory`) and the compiled kernels ready."""
+    malloc that keeps freed memory for reuse (see `_keep_freed_memory`), the compiled kernels ready, and messages
+    that name settings as the job's caller does (`deepfl.wording`)."""
+    use_command_line_names(command_line_names)
     try:
         from threadpoolctl import threadpool_limits
 
@@ -258,8 +261,8 @@ def process_reference(task: tuple) -> tuple[list[dict], str | None, tuple[int, i
             return (
                 [],
                 f"{Path(ref_dir) / ref_name}: {width}x{height} pixels (width x height), below the distortions' "
-                f"minimum of {distortions.MIN_SIZE}x{distortions.MIN_SIZE}; use a larger image (--resize would enlarge "
-                "it, blurred: no longer pristine)",
+                f"minimum of {distortions.MIN_SIZE}x{distortions.MIN_SIZE}; use a larger image "
+                f"({setting('resize', True)} would enlarge it, blurred: no longer pristine)",
                 size,
                 False,
             )
@@ -341,7 +344,10 @@ def _missing_shard_message(path: Path, index: int, num_shards: int) -> str:
     hint = ""
     if others:
         merged = others[0].with_name(others[0].name.replace(f"-{index}-of-{num_shards}.csv", ".csv"))
-        hint = f" ({others[0]} is one: merge with --manifest {merged}, the --manifest the shards were given)"
+        hint = (
+            f" ({others[0]} is one: merge with {setting('manifest', str(merged))}, the {setting('manifest')} the "
+            "shards were given)"
+        )
     return f"{path}: shard {index} of {num_shards} has no manifest yet{hint}"
 
 
@@ -399,8 +405,9 @@ def warn_about_sizes(sizes: dict[str, tuple[int, int]], resize: bool) -> None:
         if upscaled:
             name, (h, w) = upscaled[0]
             log.warning(
-                "--resize enlarged %d reference(s) smaller than %dx%d (e.g. %s, %dx%d, width x height): enlarged "
+                "%s enlarged %d reference(s) smaller than %dx%d (e.g. %s, %dx%d, width x height): enlarged "
                 "images are blurred, not pristine",
+                setting("resize", True),
                 len(upscaled),
                 *KADIS_SIZE,
                 name,
@@ -411,9 +418,10 @@ def warn_about_sizes(sizes: dict[str, tuple[int, int]], resize: bool) -> None:
         if cropped:
             name, (h, w) = min(cropped, key=lambda item: kept_fraction(*item[1]))
             log.warning(
-                "--resize kept less than %d%% of %d reference(s) (e.g. %s, %dx%d, width x height: its centre "
+                "%s kept less than %d%% of %d reference(s) (e.g. %s, %dx%d, width x height: its centre "
                 "%.0f%%): it crops to 4:3 or 3:4, so crop panoramas and other narrow images yourself to keep what "
                 "matters",
+                setting("resize", True),
                 round(100 * MIN_KEPT_FRACTION),
                 len(cropped),
                 name,
@@ -429,13 +437,14 @@ def warn_about_sizes(sizes: dict[str, tuple[int, int]], resize: bool) -> None:
         metrics = ", ".join(spec.name for spec in SPECS if spec.min_size > min(small[0][1]))
         log.warning(
             "%d reference(s) are below the %d-pixel minimum of deepfl-label's metrics (e.g. %s, %dx%d, width x "
-            "height: too small for %s); use larger images or --resize",
+            "height: too small for %s); use larger images or %s",
             len(small),
             need,
             name,
             w,
             h,
             metrics,
+            setting("resize", True),
         )
 
 
@@ -479,9 +488,13 @@ def check_assigned_types(
             raise SettingsChanged(
                 f"{output}: {row['ref_im']} was distorted with type {row['dist_type']} by an earlier run, but the "
                 f"assignment now gives it type {', '.join(map(str, sorted(types)))} "
-                + ("(was --assignment_csv edited?)" if from_csv else "(drawn with another --seed?)")
-                + "; rerun with the earlier assignment, choose another --out_dir, or pass --overwrite to discard the "
-                "earlier run"
+                + (
+                    f"(was {setting('assignment_csv')} edited?)"
+                    if from_csv
+                    else f"(drawn with another {setting('seed')}?)"
+                )
+                + f"; rerun with the earlier assignment, choose another {setting('out_dir')}, or pass "
+                f"{setting('overwrite', True)} to discard the earlier run"
             )
 
 
@@ -489,7 +502,7 @@ def _references(
     ref_dir: Path, policy: ErrorPolicy, seed: int, assignment_csv: str | os.PathLike | None
 ) -> list[tuple[str, int]]:
     if not ref_dir.is_dir():
-        raise FileNotFoundError(f"--ref_dir {ref_dir}: no such folder")
+        raise FileNotFoundError(f"{setting('ref_dir')} {ref_dir}: no such folder")
     return reference_pairs(ref_dir, policy, seed, assignment_csv)
 
 
@@ -517,7 +530,8 @@ def _check_merge_settings(
     ]
     if changes:
         raise SettingsChanged(
-            f"--out_dir {out_dir} was made with other settings ({'; '.join(changes)}): merge with the shards' flags"
+            f"{setting('out_dir')} {out_dir} was made with other settings ({'; '.join(changes)}): merge with the "
+            f"shards' {by_caller('flags', 'arguments')}"
         )
 
 
@@ -536,7 +550,10 @@ def merge(
     ref_dir, out_dir = Path(ref_dir), Path(out_dir)
     pairs = _references(ref_dir, ErrorPolicy(on_error), seed, assignment_csv)
     if num_shards < 2:
-        raise ValueError("num_shards: --merge needs the --num_shards the shards were made with (>= 2)")
+        raise ValueError(
+            f"num_shards: {by_caller('--merge', 'the merge')} needs the {setting('num_shards')} the shards were made "
+            "with (>= 2)"
+        )
     _check_merge_settings(out_dir, ref_dir, seed, assignment_csv, fmt)
     target = Path(manifest) if manifest else out_dir / "manifest.csv"
     rows, missing = merge_manifests(out_dir, pairs, num_shards, target, fmt)
@@ -566,8 +583,9 @@ def generate(
     ref_dir, out_dir = Path(ref_dir), Path(out_dir)
     if out_dir.resolve() == ref_dir.resolve():
         raise ValueError(
-            f"--out_dir {out_dir}: is --ref_dir; the next run would take its distorted images for references: "
-            "choose another folder (a subfolder of --ref_dir is fine, only the images directly inside are read)"
+            f"{setting('out_dir')} {out_dir}: is {setting('ref_dir')}; the next run would take its distorted images "
+            f"for references: choose another folder (a subfolder of {setting('ref_dir')} is fine, only the images "
+            "directly inside are read)"
         )
     policy = ErrorPolicy(on_error)
     pairs = _references(ref_dir, policy, seed, assignment_csv)
@@ -583,7 +601,7 @@ def generate(
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = shard_manifest(out_dir, num_shards, shard_index, manifest)
     recorded = (out_dir / SETTINGS_FILE).exists()
-    output = f"--out_dir {out_dir}"
+    output = f"{setting('out_dir')} {out_dir}"
     if num_shards > 1 and not overwrite:
         target = shard_manifest(out_dir, 1, 0, manifest)
         check_one_shard_count(
@@ -629,7 +647,7 @@ def generate(
             pool = None
         else:
             context = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-            pool = context.Pool(workers, initializer=init_worker)
+            pool = context.Pool(workers, initializer=init_worker, initargs=(on_command_line(),))
             # Ordered, so the manifest rows come in the same order on every run (and after a restart).
             results = pool.imap(process_reference, tasks, chunksize=1)
         try:

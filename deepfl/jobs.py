@@ -24,6 +24,7 @@ from typing import TypeVar
 from tqdm.auto import tqdm
 
 from deepfl.errors import DeepflError, TableError
+from deepfl.wording import by_caller, setting
 
 T = TypeVar("T")
 log = logging.getLogger("deepfl")
@@ -448,8 +449,7 @@ def check_settings(
             written_in = stored.pop(RECORD_FOLDER, None)  # (absent in records of earlier versions)
         except (OSError, UnicodeDecodeError, ValueError, AttributeError) as exc:
             raise SettingsChanged(
-                f"{path}: unreadable stored settings ({exc}); use --overwrite (overwrite=True from Python) to start "
-                "again"
+                f"{path}: unreadable stored settings ({exc}); pass {setting('overwrite', True)} to start again"
             ) from None
         then, now = {**defaults, **stored}, {**defaults, **settings}
         changed_keys = [
@@ -471,14 +471,14 @@ def check_settings(
         elif all(_content_only(then.get(key), now.get(key)) for key in changed_keys):
             raise SettingsChanged(
                 f"{where} was made from files that have changed since ({'; '.join(changes)}): write to a new "
-                "output, or pass --overwrite (overwrite=True from Python) to discard it and start again with the "
-                "files as they are now"
+                f"output, or pass {setting('overwrite', True)} to discard it and start again with the files as they "
+                "are now"
             )
         else:
             raise SettingsChanged(
-                f"{where} was made with other settings ({'; '.join(changes)}): rerun with the "
-                "earlier flags (arguments) to resume, write to a new output, or pass --overwrite (overwrite=True "
-                "from Python) to discard it"
+                f"{where} was made with other settings ({'; '.join(changes)}): rerun with the earlier "
+                f"{by_caller('flags', 'arguments')} to resume, write to a new output, or pass "
+                f"{setting('overwrite', True)} to discard it"
             )
     atomic_write_bytes(path, text)
     return False

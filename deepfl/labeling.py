@@ -45,6 +45,7 @@ from deepfl.jobs import (
     settings_beside,
 )
 from deepfl.sharding import being_written, check_one_shard_count, check_shard_finished, mark_shard_finished, shard
+from deepfl.wording import by_caller, setting
 
 log = logging.getLogger("deepfl")
 
@@ -97,7 +98,7 @@ def load_metric_functions(metrics: Sequence[str]) -> dict:
             functions[name] = metric_function(name)
         except ImportError as exc:
             raise ValueError(
-                f"metrics: metric {name!r} is not available ({exc}); choose a subset with --metrics"
+                f"metrics: metric {name!r} is not available ({exc}); choose a subset with {setting('metrics')}"
             ) from None
     return functions
 
@@ -230,8 +231,12 @@ def _check_references_found(groups: Sequence[tuple[str, Sequence[str]]], ref_roo
         else f"the reference of the {pairs_text}, {references[0]}, is not in {ref_root}"
     )
     raise NoUsableInput(
-        f"no reference found: {found}; give their folder as ref_root (deepfl-label's --ref_root; without it the "
-        "command takes the --ref_dir deepfl-distort recorded beside the manifest, else --image_root)"
+        f"no reference found: {found}; give their folder as "
+        + by_caller(
+            "--ref_root (without it the command takes the --ref_dir deepfl-distort recorded beside the manifest, "
+            "else --image_root)",
+            "ref_root (without it, image_root)",
+        )
     )
 
 
@@ -342,13 +347,14 @@ def _check_metric_columns(out_path: Path, metrics: Sequence[str], merging: bool 
         written, asked = ",".join(header[2:]), ",".join(output_columns(metrics)[2:])
         if merging:
             raise SettingsChanged(
-                f"{out_path}: the shards were made with --metrics {written}; this merge asks for {asked}: merge "
-                f"with --metrics {written}"
+                f"{out_path}: the shards were made with the metrics {written}; this merge asks for {asked}: merge "
+                f"with {setting('metrics', header[2:])}"
             )
         raise SettingsChanged(
             f"{out_path}: an earlier run wrote the metrics {written}; this one asks for {asked}: rerun with "
-            f"--metrics {written}, choose another --out_dir or --output_name, or pass --overwrite to delete the "
-            "CSV and score again"
+            f"{setting('metrics', header[2:])}, choose another "
+            f"{by_caller('--out_dir or --output_name', 'out_csv')}, or pass {setting('overwrite', True)} to delete "
+            "the CSV and score again"
         )
 
 
@@ -643,8 +649,8 @@ def _check_shards_agree(paths: Sequence[Path]) -> None:
     if len(set(written.values())) > 1:
         listed = "; ".join(f"shard {index} {columns}" for index, columns in written.items())
         raise SettingsChanged(
-            f"the shards of {paths[0].parent} were made with different --metrics ({listed}): rerun the odd ones "
-            "with the others' --metrics and --overwrite, then merge"
+            f"the shards of {paths[0].parent} were made with different metrics ({listed}): rerun the odd ones "
+            f"with the others' {setting('metrics')} and {setting('overwrite', True)}, then merge"
         )
 
 
@@ -693,7 +699,8 @@ def merge_shards(
             rows[row["dist_im"]] = row
         if kept:
             made_with[out_path.name] = _scoring_settings(out_path)
-            log.info("%s: %d rows that no shard holds are kept (--overwrite drops them)", out_path, len(kept))
+            dropped_by = setting("overwrite", True)
+            log.info("%s: %d rows that no shard holds are kept (%s drops them)", out_path, len(kept), dropped_by)
     order = list(pairs.dist_im) if pairs is not None else sorted(rows)
     missing = [name for name in order if name not in rows]
     extra = sorted(set(rows) - set(order))

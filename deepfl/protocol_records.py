@@ -22,6 +22,7 @@ import pandas as pd
 from deepfl import paper
 from deepfl.fileio import normalizer_path
 from deepfl.jobs import SettingsChanged
+from deepfl.wording import setting
 
 log = logging.getLogger("deepfl")
 
@@ -247,6 +248,6 @@ def finished_on_these_inputs(
     sources = {"scores": "the score table", "features": "the feature cache", "splits": "the images or their contents"}
     changed = " and ".join(sources[part] for part in differ if part in sources) or "a score table or feature cache"
     raise SettingsChanged(
-        f"{out} holds a run finished on other {what} than this one's ({changed} changed since?): pass --overwrite "
-        "(overwrite=True from Python) to redo it, or write to a new output"
+        f"{out} holds a run finished on other {what} than this one's ({changed} changed since?): pass "
+        f"{setting('overwrite', True)} to redo it, or write to a new output"
     )

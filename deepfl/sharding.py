@@ -19,6 +19,7 @@ from typing import TypeVar
 
 from deepfl.errors import DeepflError
 from deepfl.fileio import atomic_write_bytes
+from deepfl.wording import setting
 
 T = TypeVar("T")
 
@@ -46,7 +47,8 @@ def check_one_shard_count(shard_files: Sequence[Path], name_pattern: str, num_sh
         count, example = min(counts.items())
         raise DeepflError(
             f"{output}: holds shards of {count} ({example}), not of {num_shards}: the shards of one job share one "
-            f"--num_shards; use --num_shards {count}, or a new output, or delete the other shards' files"
+            f"{setting('num_shards')}; use {setting('num_shards', count)}, or a new output, or delete the other "
+            "shards' files"
         )
 
 

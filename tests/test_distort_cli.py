@@ -254,7 +254,7 @@ def test_shards_given_one_manifest_path_write_their_own_and_merge_into_it(ref_di
         assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in parts.glob("mine*.csv")) == ["mine-0-of-2.csv", "mine-1-of-2.csv"]
     lost = distort(*common[:-1], "--merge")  # without the shards' --manifest: the merge points to it
-    assert lost.returncode == 2 and f"merge with --manifest {mine}, the --manifest the shards" in lost.stderr
+    assert lost.returncode == 2 and f"merge with --manifest={mine}, the --manifest the shards" in lost.stderr
     merged = distort(*common, "--merge")
     assert merged.returncode == 0, merged.stderr
     assert mine.read_bytes() == (whole / "manifest.csv").read_bytes()
@@ -346,3 +346,15 @@ def test_a_reference_with_several_types_is_counted_as_assignments(ref_dir, tmp_p
     assert "15 manifest rows written, 0 assignments already done, 0 bad assignments skipped" in first.stdout
     again = distort(*flags)
     assert "15 distorted" not in again.stderr and "0 manifest rows written, 3 assignments already done" in again.stdout
+
+
+def test_a_worker_process_names_the_flag_not_the_argument(small_photo, tmp_path):
+    # deepfl-distort's workers are processes of their own: the message they send back still names --resize.
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    Image.fromarray(np.ascontiguousarray(small_photo[:64, :80])).save(refs / "fine.png")
+    Image.fromarray(np.ascontiguousarray(small_photo[:40, :40])).save(refs / "tiny.png")
+    result = distort(f"--ref_dir={refs}", f"--out_dir={tmp_path / 'out'}", "--workers=2")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "tiny.png: 40x40 pixels (width x height), below the distortions' minimum of 48x48" in result.stderr
+    assert "use a larger image (--resize would enlarge it" in result.stderr, result.stderr[-2000:]

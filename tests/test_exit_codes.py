@@ -63,7 +63,7 @@ def test_label_exits_3_when_every_pair_is_skipped(tmp_path):
     assert "small_1.png" in small.stderr and "big_1.png: size 96x80 differs" in small.stderr
     # every metric the pair is too small for, in one line, and the way on
     assert "small_1.png: not scored (msssim, iwssim: images of 64x64 pixels" in small.stderr, small.stderr[-2000:]
-    assert "(leave them out of the metrics, deepfl-label's --metrics, to score the others)" in small.stderr
+    assert "(leave them out of --metrics to score the others)" in small.stderr
     scored = results["small pair scored"]
     assert scored.returncode == 0, scored.stderr[-2000:]  # one row written, the mismatched pair skipped
     assert "1 rows written" in scored.stdout and scored.stdout.count("rows written") == 1

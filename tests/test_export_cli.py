@@ -144,7 +144,7 @@ def test_a_head_trained_on_another_models_features_is_refused(tmp_path):
     check_head_matches_model(other, head)  # no record of deepfl-train-mlp beside the head: nothing to check
     (heads / "mlp_settings.json").write_text(json.dumps({"features": str(tmp_path / "feats.h5")}))
     check_head_matches_model(trained_on, head)
-    with pytest.raises(DeepflError, match=r"was trained on features of .*s1/model\.keras .*not of --model .*s2"):
+    with pytest.raises(DeepflError, match=r"was trained on features of .*s1/model\.keras .*not of model .*s2"):
         check_head_matches_model(other, head)
     # Every way to pair them goes through the same check (the walk of session 18 exported and scored such a pair
     # with rc 0 through export_model, deepfl.predict and deepfl-predict; only deepfl-export refused).
@@ -335,10 +335,10 @@ def test_the_imagenet_baselines_head_is_exported_with_model_imagenet_alone(stage
     with pytest.raises(
         DeepflError,
         match=r"base/head.keras was trained on features of backbone\(weights=imagenet.*"
-        r"not of --model .*model.keras: for the ImageNet baseline's head, pass --model imagenet",
+        r"not of model .*model.keras: for the ImageNet baseline's head, pass model='imagenet'",
     ):
         check_head_matches_model(model, baseline)
-    with pytest.raises(DeepflError, match=r"not of the ImageNet backbone \(--model imagenet\)"):
+    with pytest.raises(DeepflError, match=r"not of the ImageNet backbone \(model='imagenet'\)"):
         check_head_matches_model("imagenet", trained)
     with pytest.raises(DeepflError, match="a random backbone's features have no model file"):
         check_head_matches_model(model, random)

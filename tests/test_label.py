@@ -274,12 +274,13 @@ def test_shards_merge_to_the_unsharded_result(pair_set, tmp_path):
     labeling.label_pairs(pairs, root, sharded, metrics=["sff", "add_gsim"], num_shards=2, shard_index=1)  # the rerun
     assert labeling.merge_shards(sharded, 2, pairs, metrics=["sff", "add_gsim"])[0] == path
     # A merge given other --metrics than the shards': it said "restore the header line ..." of a sound file.
-    with pytest.raises(DeepflError, match=r"shards were made with --metrics sff,add_gsim; .*merge with --metrics"):
+    merge_with = r"shards were made with the metrics sff,add_gsim; .*merge with metrics=\['sff', 'add_gsim'\]"
+    with pytest.raises(DeepflError, match=merge_with):
         labeling.merge_shards(sharded, 2, pairs, metrics=["sff"])
     # Shards made with different --metrics: merging with either's sent the user to the other's (a user walk).
     labeling.label_pairs(pairs, root, sharded, metrics=["sff"], num_shards=2, shard_index=1, overwrite=True)
     for metrics in (["sff", "add_gsim"], ["sff"]):
-        with pytest.raises(DeepflError, match=r"made with different --metrics \(shard 0 sff,add_gsim; shard 1 sff\)"):
+        with pytest.raises(DeepflError, match=r"made with different metrics \(shard 0 sff,add_gsim; shard 1 sff\)"):
             labeling.merge_shards(sharded, 2, pairs, metrics=metrics)
 
 

@@ -580,7 +580,7 @@ def test_a_split_of_unusable_images_is_refused_before_training(unreadable_labels
     with pytest.raises(
         NoUsableInput,
         match=r"^no training image can be used: .*m\d_\d\.png: not an image file .*"
-        r"\(and the other 15 are unusable too\); check --image_root and the files$",
+        r"\(and the other 15 are unusable too\); check image_root and the files$",
     ):
         training.run_multitask(_config(unreadable_labels, **size), tmp_path / "run")
     assert not (tmp_path / "run" / "split.csv").exists()
@@ -598,7 +598,7 @@ def test_a_split_of_unusable_images_is_refused_before_training(unreadable_labels
     with pytest.raises(
         NoUsableInput,
         match=r"^no (training|validation) image can be used: .*: 40x40 pixels \(width x "
-        r"height\), smaller than the crop of 50x50 .*, or use a smaller --crop_size$",
+        r"height\), smaller than the crop of 50x50 .*, or use a smaller crop_size$",
     ):
         training.run_multitask(_config(small, crop_size=(50, 50)), tmp_path / "crop")
 
@@ -709,7 +709,7 @@ def test_a_finished_run_extends_to_more_epochs_as_if_started_with_them(weak_labe
     with pytest.raises(SettingsChanged) as changed:
         training.run_multitask(_config(weak_labels, epochs=3, warmup_epochs=1, steps_per_epoch=3, seed=4), extended)
     message = str(changed.value)
-    for part in ("steps_per_epoch 2 -> 3", "seed 0 -> 4", "--overwrite", "new --out_dir", "earlier flags"):
+    for part in ("steps_per_epoch 2 -> 3", "seed 0 -> 4", "overwrite=True", "new out_dir", "earlier arguments"):
         assert part in message, message
     fresh = training.run_multitask(_config(weak_labels, epochs=1, steps_per_epoch=3, seed=4), extended, overwrite=True)
     assert not fresh.already_trained and len(history(extended)) == 1
@@ -718,7 +718,7 @@ def test_a_finished_run_extends_to_more_epochs_as_if_started_with_them(weak_labe
     assert training.run_multitask(_config(weak_labels, epochs=1, steps_per_epoch=3, seed=4), extended).already_trained
     with pytest.raises(SettingsChanged) as gone:
         training.run_multitask(_config(weak_labels, epochs=2, steps_per_epoch=3, seed=4), extended)
-    assert "checkpoints/ are gone" in str(gone.value) and "--keep_checkpoints" in str(gone.value)
+    assert "checkpoints/ are gone" in str(gone.value) and "keep_checkpoints=True" in str(gone.value)
 
 
 def test_a_run_that_failed_before_training_does_not_hold_its_out_dir(weak_labels, tmp_path):
@@ -818,7 +818,7 @@ def test_training_at_native_size_on_large_photos_is_warned_about(tmp_path, caplo
     with caplog.at_level("WARNING", logger="deepfl"):
         job._input_plan(config, plan_for((4000, 3000), 2) + plan_for((512, 384), 1))
     warned = [r.getMessage() for r in caplog.records if "native size on large images" in r.getMessage()]
-    assert len(warned) == 1 and "median 12.0 megapixels, 61 times" in warned[0] and "--crop_size" in warned[0]
+    assert len(warned) == 1 and "median 12.0 megapixels, 61 times" in warned[0] and "crop_size=(384, 512)" in warned[0]
     caplog.clear()
     with caplog.at_level("WARNING", logger="deepfl"):
         job._input_plan(config, plan_for((1024, 768), 3) + plan_for((4000, 3000), 1))  # KonIQ-sized: no warning

@@ -119,7 +119,7 @@ def test_offline_imagenet_fails_in_one_line(monkeypatch, tmp_path, capsys):
     message = str(caught.value)
     assert "\n" not in message
     assert models.IMAGENET_WEIGHTS_FILE in message and f"{tmp_path / 'keras_home' / 'models'}/" in message
-    assert "--weights FILE" in message and "URL fetch failure" in message
+    assert "weights=FILE" in message and "URL fetch failure" in message
     assert "is not in" in message
     printed = capsys.readouterr()
     assert printed.out == "" and "Downloading data from" in printed.err  # stdout is for results only

@@ -30,6 +30,7 @@ from deepfl.errors import DeepflError, NoUsableInput, failure_reason, one_line
 from deepfl.fileio import output_path_of, remove_stale_temp_files
 from deepfl.jobs import ON_ERROR_CHOICES, SEED_MAX, JobStopped, request_stop, setup_logging
 from deepfl.quiet import print_to_user, quiet_tensorflow
+from deepfl.wording import command_line_names
 
 EXIT_UNEXPECTED = 1  # an error that is not about the inputs (a bug, the environment: a full or read-only disk)
 # Deliberate errors name their culprit (paths, settings): they keep a longer line than unexpected ones.
@@ -364,7 +365,8 @@ def run_app(main: Callable[[list[str]], int | None], takes_arguments: bool = Fal
         interrupt.job_done = False
         try:
             _remove_dead_runs_temp_files()
-            code = main(argv)
+            with command_line_names():  # library messages name the flags a user types
+                code = main(argv)
             if interrupt.interrupted.is_set():
                 # The KeyboardInterrupt was swallowed on its way up (e.g. raised inside a TensorFlow call that
                 # turned it into its own error, which a skip policy absorbed): still report it and exit 130.

@@ -29,6 +29,7 @@ from deepfl.architectures import ARCHITECTURES, PAPER_ARCHITECTURE, check_archit
 from deepfl.models.banded_conv import band_large_convolutions, onednn_fallback_possible
 from deepfl.models.layers import MultiLevelPooling, PixelScaling
 from deepfl.models.weights_file import WeightsFileError, load_weights_file
+from deepfl.wording import by_caller
 
 MLSP_LAYER_NAMES: tuple[str, ...] = (
     ("mixed_5b",)
@@ -157,8 +158,9 @@ def imagenet_weights_path() -> str:
         )
         raise WeightsFileError(
             f"weights=imagenet: {IMAGENET_WEIGHTS_FILE} {where} ({reason}); "
-            f"copy it there from {IMAGENET_WEIGHTS_URL} (KERAS_HOME moves the folder), use --weights FILE "
-            f"with a local weights file, or --weights=none to start from random weights"
+            f"copy it there from {IMAGENET_WEIGHTS_URL} (KERAS_HOME moves the folder), use "
+            f"{by_caller('--weights FILE', 'weights=FILE')} with a local weights file, or "
+            f"{by_caller('--weights=none', 'weights=None')} to start from random weights"
         ) from None
 
 

@@ -39,6 +39,7 @@ from deepfl.fileio import atomic_output, atomic_write_bytes, remove_outputs
 from deepfl.jobs import RECORD_FOLDER, SettingsChanged, folder_lock, same_setting
 from deepfl.training.checkpoints import STATE_FILE
 from deepfl.training.strategy import STRATEGIES, is_chief
+from deepfl.wording import by_caller, setting
 
 log = logging.getLogger("deepfl")
 
@@ -178,9 +179,15 @@ class MultitaskConfig:
 
     def __post_init__(self):
         if bool(self.kadis_root) == bool(self.weak_labels):
-            raise ValueError("weak_labels/kadis_root: give either --kadis_root or --weak_labels with --image_root")
+            raise ValueError(
+                f"weak_labels/kadis_root: give either {setting('kadis_root')} or {setting('weak_labels')} with "
+                f"{setting('image_root')}"
+            )
         if self.weak_labels and not self.image_root:
-            raise ValueError("image_root: --weak_labels needs --image_root (the folder of the distorted images)")
+            raise ValueError(
+                f"image_root: {setting('weak_labels')} needs {setting('image_root')} (the folder of the distorted "
+                "images)"
+            )
         for name, lowest in _COUNTS.items():
             if getattr(self, name) < lowest:
                 raise ValueError(f"{name}: must be >= {lowest}, got {getattr(self, name)}")
@@ -248,7 +255,9 @@ def stored_settings(out_dir: Path) -> dict[str, Any] | None:
     try:
         stored = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise SettingsChanged(f"{path}: unreadable stored settings ({exc}); pass --overwrite to start again") from None
+        raise SettingsChanged(
+            f"{path}: unreadable stored settings ({exc}); pass {setting('overwrite', True)} to start again"
+        ) from None
     return {**stored, **{k: _resolved(stored.get(k)) for k in _PATH_KEYS}}
 
 
@@ -278,9 +287,9 @@ def check_run_config(out_dir: Path, record: dict[str, Any], trained_epochs: int 
         )
     if changes:
         raise SettingsChanged(
-            f"{out_dir} holds a run with other settings ({'; '.join(changes)}): rerun with the "
-            "earlier flags to resume (a larger --epochs extends a constant-rate run), use a new --out_dir, or "
-            "pass --overwrite to discard it"
+            f"{out_dir} holds a run with other settings ({'; '.join(changes)}): rerun with the earlier "
+            f"{by_caller('flags', 'arguments')} to resume (a larger {setting('epochs')} extends a constant-rate run), "
+            f"use a new {setting('out_dir')}, or pass {setting('overwrite', True)} to discard it"
         )
 
 
@@ -375,7 +384,7 @@ def _run_in_folder(
         raise SettingsChanged(
             f"{out_dir}: holds a trained run (model.keras or checkpoints/) but not its settings record "
             f"{RUN_CONFIG_FILE} (deleted?), so the run can be neither checked, resumed nor extended: restore that "
-            "file, use a new --out_dir, or pass --overwrite to train again"
+            f"file, use a new {setting('out_dir')}, or pass {setting('overwrite', True)} to train again"
         )
     trained = _trained_epochs(out_dir)
     if trained is None and _trained_to_its_end(out_dir):  # (not after a Ctrl-C before the first checkpoint)
@@ -390,9 +399,9 @@ def _run_in_folder(
             return MultitaskResult(out_dir, None, trained, config.steps_per_epoch)
         if _checkpoint_epochs(out_dir) is None:
             raise SettingsChanged(
-                f"{out_dir}: cannot extend the run to --epochs={config.epochs}: its checkpoints/ are gone (a "
-                f"finished run keeps them only with --keep_checkpoints); use --epochs={trained}, a new --out_dir, "
-                "or --overwrite"
+                f"{out_dir}: cannot extend the run to {setting('epochs', config.epochs)}: its checkpoints/ are gone "
+                f"(a finished run keeps them only with {setting('keep_checkpoints', True)}); use "
+                f"{setting('epochs', trained)}, a new {setting('out_dir')}, or {setting('overwrite', True)}"
             )
 
     table = _read_table(config)
@@ -434,7 +443,7 @@ def _check_images_usable(config: MultitaskConfig, train: list[str], val: list[st
             big_h, big_w = max(probed, key=lambda hw: hw[0] * hw[1])
             raise ValueError(
                 f"crop_size: {crop_w}x{crop_h} (width x height) is larger than each of the first "
-                f"{sum(probed.values())} images (the largest is {big_w}x{big_h}); use a smaller --crop_size"
+                f"{sum(probed.values())} images (the largest is {big_w}x{big_h}); use a smaller {setting('crop_size')}"
             )
     for split, paths in (("training", train), ("validation", val)):
         if not paths or data.first_usable_image(paths, crop_size) is not None:
@@ -442,8 +451,8 @@ def _check_images_usable(config: MultitaskConfig, train: list[str], val: list[st
         path, reason = next(data.iter_unreadable_images(paths[:1], crop_size), (paths[0], "unreadable"))
         others = f" (and the other {len(paths) - 1} are unusable too)" if len(paths) > 1 else ""
         raise NoUsableInput(
-            f"no {split} image can be used: {path}: {reason}{others}; check --image_root and the files"
-            + (", or use a smaller --crop_size" if crop_size is not None else "")
+            f"no {split} image can be used: {path}: {reason}{others}; check {setting('image_root')} and the files"
+            + (f", or use a smaller {setting('crop_size')}" if crop_size is not None else "")
         )
 
 
@@ -463,7 +472,7 @@ def _input_plan(
             worst = max(distorted, key=lambda s: data.aspect_change(s, config.image_size))
             log.warning(
                 "image_size %d,%d (height,width) changes the aspect ratio of %d of the first %d images (e.g. "
-                "%dx%d, width x height, by %.0f%%); leave --image_size empty to train at native size",
+                "%dx%d, width x height, by %.0f%%); %s to train at native size",
                 config.image_size[0],
                 config.image_size[1],
                 sum(distorted.values()),
@@ -471,6 +480,7 @@ def _input_plan(
                 worst[1],
                 worst[0],
                 100 * data.aspect_change(worst, config.image_size),
+                by_caller(f"leave {setting('image_size')} empty", f"pass {setting('image_size', None)}"),
             )
         return config.crop_size or config.image_size, None
     if config.crop_size is not None:
@@ -505,10 +515,12 @@ def _warn_about_large_native_sizes(sizes: Counter) -> None:
     if median >= LARGE_NATIVE_PIXELS:
         log.warning(
             "training at native size on large images (median %.1f megapixels, %.0f times a 512x384 KADIS image): "
-            "each step costs about that much more time and memory; --crop_size 384,512 trains on random "
-            "KADIS-sized crops, --image_size 384,512 on resized images",
+            "each step costs about that much more time and memory; %s trains on random KADIS-sized crops, %s on "
+            "resized images",
             median / 1e6,
             median / KADIS_PIXELS,
+            setting("crop_size", (384, 512)),
+            setting("image_size", (384, 512)),
         )
 
 
@@ -675,6 +687,6 @@ def _train(
         if culprit is None:
             raise
         raise DeepflError(
-            f"{culprit[0]}: image cannot be used ({culprit[1]}); training stopped (--on_error=stop)"
+            f"{culprit[0]}: image cannot be used ({culprit[1]}); training stopped ({setting('on_error', 'stop')})"
         ) from None
     return MultitaskResult(out_dir, model, config.epochs, steps)

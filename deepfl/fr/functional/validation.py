@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from deepfl.fr.specs import SPEC_BY_NAME
+from deepfl.wording import setting
 
 log = logging.getLogger("deepfl")
 _WARNED_UNIT_RANGE: set[str] = set()  # metrics that have warned about [0, 1] input in this process
@@ -159,8 +160,7 @@ def check_min_sizes(min_sizes: dict[str, int], height: int, width: int) -> None:
         raise ValueError(
             f"{', '.join(too_small)}: images of {width}x{height} pixels (width x height) are too small, "
             f"{'it needs' if len(too_small) == 1 else 'they need'} at least {needs} pixels per side (leave "
-            f"{'it' if len(too_small) == 1 else 'them'} out of the metrics, deepfl-label's --metrics, to score the "
-            "others)"
+            f"{'it' if len(too_small) == 1 else 'them'} out of {setting('metrics')} to score the others)"
         )
 
 
