@@ -54,6 +54,18 @@ def _predictions(folder) -> dict[str, float]:
         return {row["image"]: float(row["score"]) for row in csv.DictReader(handle)}
 
 
+def _check_scores_read(live, realigned_run, plain_run):
+    """The target of every image in each run's predictions.csv is the DMOS of dmos_realigned.mat or dmos.mat."""
+    dmos = scipy.io.loadmat(live / "dmos.mat")["dmos"].ravel()
+    dmos_new = scipy.io.loadmat(live / "dmos_realigned.mat")["dmos_new"].ravel()
+    kept = np.delete(np.arange(dmos.size), LIVE_REFERENCE_ENTRIES)
+    order = read_dataset("live", live)["image"].astype(str).tolist()
+    for folder, values in ((realigned_run, dmos_new), (plain_run, dmos)):
+        scores = _predictions(folder)
+        assert len(scores) == len(order) == 979
+        np.testing.assert_allclose([scores[image] for image in order], (100 - values[kept]) / 100, atol=1e-9)
+
+
 def test_train_mlp_trains_on_the_realigned_scores_and_records_the_option(tmp_path):
     from deepfl.features import extract_to_cache
 
@@ -87,14 +99,7 @@ def test_train_mlp_trains_on_the_realigned_scores_and_records_the_option(tmp_pat
     )
     for result in (realigned, plain, references):
         assert result.returncode == 0, result.stderr[-2000:]
-    dmos = scipy.io.loadmat(live / "dmos.mat")["dmos"].ravel()
-    dmos_new = scipy.io.loadmat(live / "dmos_realigned.mat")["dmos_new"].ravel()
-    kept = np.delete(np.arange(dmos.size), LIVE_REFERENCE_ENTRIES)
-    order = read_dataset("live", live)["image"].astype(str).tolist()
-    for folder, values in (("realigned", dmos_new), ("plain", dmos)):
-        scores = _predictions(tmp_path / folder)
-        assert len(scores) == len(order) == 979
-        np.testing.assert_allclose([scores[image] for image in order], (100 - values[kept]) / 100, atol=1e-9)
+    _check_scores_read(live, tmp_path / "realigned", tmp_path / "plain")
     assert len(_predictions(tmp_path / "references")) == 982
     assert json.loads((tmp_path / "realigned" / "mlp_settings.json").read_text())["dataset_options"] == {
         "realigned": True
@@ -125,3 +130,62 @@ def test_extract_features_refuses_an_option_without_a_dataset(tmp_path):
     assert result.returncode == 2, result.stderr[-2000:]
     line = result.stderr.strip().splitlines()[-1]
     assert "--dataset_option goes with --dataset" in line, line
+
+
+def test_reproduce_reads_each_data_set_with_its_options(tmp_path):
+    # deepfl-reproduce read every benchmark with its reader's defaults: LIVE's realigned scores, CLIVE's training
+    # images and KonIQ-10k's half-size folder were out of its reach.
+    from deepfl import features
+
+    live = write_mini_live(tmp_path / "live")
+    images = read_dataset("live", live, include_references=True)["image"].astype(str).tolist()
+    feats = tmp_path / "feats"
+    # the random backbone's source: the cache holds every image, so no network is built
+    features.extract_to_cache(
+        _mean_colour, images, feats / "live.h5", source=features.extractor_source(None, None, None), dim=6
+    )
+
+    def argv(folder, *extra):
+        return [
+            f"--live_dir={live}",
+            f"--features_dir={feats}",
+            "--weights=none",
+            f"--out_dir={tmp_path / folder}",
+            "--num_splits=1",
+            "--epochs=1",
+            "--batch_size=64",
+            "--learning_rates=1e-3",
+            *extra,
+        ]
+
+    realigned, plain, changed, absent, unnamed, unknown = kr.run_batch(
+        "reproduce",
+        [
+            argv("realigned", "--dataset_option=live:realigned=true"),
+            argv("plain"),
+            argv("realigned"),  # the same folder without the option: other settings
+            argv("absent", "--dataset_option=csiq:realigned=true"),
+            argv("unnamed", "--dataset_option=realigned=true"),
+            argv("unknown", "--dataset_option=LIVE:realign=true"),
+        ],
+    )
+    for result in (realigned, plain):
+        assert result.returncode == 0, result.stderr[-2000:]
+    _check_scores_read(live, tmp_path / "realigned" / "live", tmp_path / "plain" / "live")
+    record = json.loads((tmp_path / "realigned" / "live" / "reproduce_settings.json").read_text())
+    assert record["dataset_options"] == {"realigned": True}
+    assert "dataset_options" not in json.loads((tmp_path / "plain" / "live" / "reproduce_settings.json").read_text())
+    assert "reader options: live realigned=True" in (tmp_path / "realigned" / "within.md").read_text()
+    assert "reader options" not in (tmp_path / "plain" / "within.md").read_text()
+
+    expected = [
+        (changed, ("dataset_options", "--overwrite")),
+        (absent, ("dataset_option: options of csiq (realigned=true) without --csiq_dir",)),
+        (unnamed, ("dataset_option: 'realigned=true' is not dataset:key=value with a data set among kadid10k",)),
+        (unknown, ("dataset option 'realign': live's reader takes realigned, include_references",)),
+    ]
+    for result, parts in expected:
+        assert result.returncode == 2, result.stderr[-2000:]
+        line = result.stderr.strip().splitlines()[-1]
+        assert line.startswith("error") and all(part in line for part in parts), line
+    assert not any((tmp_path / folder).exists() for folder in ("absent", "unnamed", "unknown"))

@@ -15,6 +15,8 @@ in `<dataset>_authors_demo/`. Without --model the backbone with --weights is use
 paper's baseline, with Keras' [-1, 1] pixel scaling). A finished per-data-set run is reused by a rerun with the
 same settings (its data folder, features, head and splits, stored in its reproduce_settings.json), and its
 finished splits by a rerun after a kill; other settings are refused (exit 2, naming them) unless --overwrite.
+`--dataset_option live:realigned=true` (repeatable) reads a data set with its reader's options; the tables' titles
+name them, as their cells are then not the paper's setting.
 """
 
 from __future__ import annotations
@@ -33,6 +35,15 @@ app.define_out_dir()
 for _name in BENCHMARKS:
     flags.DEFINE_string(f"{_name}_dir", None, f"Folder of {_name} as distributed (omit to skip it).")
     app.require_folder(f"{_name}_dir")
+flags.DEFINE_multi_string(
+    "dataset_option",
+    [],
+    "dataset:key=value for that data set's reader; repeat the flag for several. live:realigned=true (the scores of "
+    "dmos_realigned.mat instead of dmos.mat), live:include_references=true (the 203 reference entries, DMOS 0), "
+    "clive:include_training_images=true (the release's 7 training images, dropped by default), "
+    "koniq10k:resolution=512x384 (that folder of the release; by default 1024x768 where present). Default: none, "
+    "the paper's tables. A data set's run records its options: other options are refused unless --overwrite.",
+)
 extraction_flags.define_extraction_flags()
 protocol_flags.define_protocol_flag()
 flags.DEFINE_integer("num_splits", paper.STAGE2_NUM_SPLITS, "Random content-aware splits per data set.", lower_bound=1)
@@ -62,6 +73,36 @@ flags.DEFINE_bool(
 )
 
 
+def _reader_options(texts: list[str], given: dict[str, str]) -> dict[str, dict]:
+    """Each benchmark's reader options from the `dataset:key=value` texts of --dataset_option (typed and checked by
+    `deepfl.data.reader_options`); refuses a text without a benchmark's name, and options of a data set whose
+    folder is not given (they would be ignored without a word)."""
+    from deepfl.data import reader_options
+
+    pairs: dict[str, list[str]] = {name: [] for name in BENCHMARKS}
+    for text in texts:
+        name, colon, pair = text.partition(":")
+        if not colon or name.strip().lower() not in BENCHMARKS:
+            raise ValueError(
+                f"dataset_option: {text!r} is not dataset:key=value with a data set among {', '.join(BENCHMARKS)}"
+            )
+        pairs[name.strip().lower()].append(pair)
+    for name, listed in pairs.items():
+        if listed and name not in given:
+            raise ValueError(f"dataset_option: options of {name} ({', '.join(listed)}) without --{name}_dir")
+    return {name: reader_options(name, listed) for name, listed in pairs.items()}
+
+
+def _options_note(options: dict[str, dict]) -> str:
+    """The reader options in use, for the tables' titles ("; reader options: live realigned=True"), else ""."""
+    used = [
+        f"{name} " + ", ".join(f"{key}={value}" for key, value in chosen.items())
+        for name, chosen in options.items()
+        if chosen
+    ]
+    return f"; reader options: {'; '.join(used)}" if used else ""
+
+
 def main(argv: list[str]) -> int:
     from deepfl import features, protocol_records, reporting
     from deepfl.data import DATASETS, read_dataset
@@ -69,6 +110,7 @@ def main(argv: list[str]) -> int:
 
     out = Path(FLAGS.out_dir)
     given = {name: FLAGS[f"{name}_dir"].value for name in BENCHMARKS if FLAGS[f"{name}_dir"].value}
+    options = _reader_options(FLAGS.dataset_option, given)
     pairs = []
     for item in FLAGS.cross:
         train, sep, test = item.partition(":")
@@ -104,6 +146,8 @@ def main(argv: list[str]) -> int:
             "num_splits": 1 if official else chosen["num_splits"],
             "target_column": chosen["target_column"],
         }
+        if options[name]:  # settings stored by earlier runs (none of them) stay valid
+            settings.update(dataset_options=options[name])
         run_dir = out / f"{name}{suffix}"
         run_dir.mkdir(parents=True, exist_ok=True)
         # A run that stopped before its first finished split (the backbone could not be built, say) holds nothing
@@ -121,7 +165,7 @@ def main(argv: list[str]) -> int:
             (run_dir / "summary.csv").unlink(missing_ok=True)
         finished[name] = same and (run_dir / "summary.csv").exists()
     for name, folder in given.items():
-        table = read_dataset(name, folder)
+        table = read_dataset(name, folder, **options[name])
         cache = Path(FLAGS.features_dir or out / "features") / f"{name}.h5"
         policy = ErrorPolicy("skip")
         paths = table["image"].astype(str).tolist()
@@ -167,7 +211,8 @@ def main(argv: list[str]) -> int:
         within,
         out,
         f"within{suffix}",
-        f"Within-data-set results (median over splits, protocol {FLAGS.protocol}) vs the paper and the authors' demo",
+        f"Within-data-set results (median over splits, protocol {FLAGS.protocol}{_options_note(options)}) vs the "
+        "paper and the authors' demo",
     )
     print(reporting.to_markdown(within))
     cross_results = {}
@@ -200,7 +245,8 @@ def main(argv: list[str]) -> int:
         cross,
         out,
         f"cross{suffix}",
-        f"Cross-data-set results (train on one, test on all of another; protocol {FLAGS.protocol})",
+        f"Cross-data-set results (train on one, test on all of another; protocol {FLAGS.protocol}"
+        f"{_options_note(options)})",
     )
     print(reporting.to_markdown(cross))
     return 0
