@@ -134,9 +134,9 @@ def load_scorer(
     from deepfl.models.weights_file import is_weights_file
 
     if head is None:
-        if model == IMAGENET_BACKBONE:
+        if model == IMAGENET_BACKBONE or (not isinstance(model, keras.Model) and is_weights_file(model)):
             raise ValueError(
-                f"model: {IMAGENET_BACKBONE} gives features, not scores: pass the head trained on them "
+                f"model: {model} gives features, not scores: pass the head trained on them "
                 f"({by_caller('--head', 'head=')})"
             )
         scorer = model if isinstance(model, keras.Model) else load_model_file(model)

@@ -45,7 +45,7 @@ from deepfl.fileio import (
 )
 from deepfl.images import header_size, model_input, read_images_ahead
 from deepfl.jobs import ErrorPolicy, iter_batches, progress
-from deepfl.wording import setting
+from deepfl.wording import by_caller
 
 log = logging.getLogger("deepfl")
 
@@ -367,7 +367,7 @@ def _check_origin(where: Path, stored_dim: int, stored_source: str, dim: int | N
         raise DeepflError(
             f"{where}: holds features of {stored_source!r}, not {source!r} (a model file retrained or re-exported "
             f"under the same name counts as another model); delete or rename it, or write to another "
-            f"{setting('out_dir')}"
+            f"{by_caller('--out_dir', 'cache_path')}"
         )
     return stored_dim, stored_source or source
 
@@ -717,4 +717,5 @@ def load_extractor(
             f"pixel_scaling: a trained model keeps the scaling it was trained with; got "
             f"{pixel_scaling!r} with model {model}"
         )
-    return models.mlsp_extractor(load_model_file(model), input_shape=(None, None, 3), mixed_precision=dtype)
+    trained = load_model_file(model, weights_files_go_to=by_caller("--weights", "weights="))
+    return models.mlsp_extractor(trained, input_shape=(None, None, 3), mixed_precision=dtype)

@@ -19,8 +19,6 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from deepfl.wording import by_caller
-
 if TYPE_CHECKING:
     import keras
 
@@ -189,8 +187,11 @@ def by_content(description: str) -> str:
     return re.sub(r"^(backbone\(weights=)?.*? \((sha256:[0-9a-f]+)\)", r"\1(\2)", description, count=1)
 
 
-def load_model_file(path: str | os.PathLike, what: str = "model") -> keras.Model:
-    """Loads a `.keras` file without its optimiser; one-line errors naming the file.
+def load_model_file(
+    path: str | os.PathLike, what: str = "model", weights_files_go_to: str | None = None
+) -> keras.Model:
+    """Loads a `.keras` file without its optimiser; one-line errors naming the file. `weights_files_go_to`: where
+    the caller takes a weights file instead (e.g. "--weights"), said when `path` is one (.h5, .hdf5).
 
     deepfl's own layers are registered first (`deepfl.models.layers`), so a stage-1 model saved by one process
     loads in another that has imported nothing else of deepfl. Where oneDNN's slow fallback threatens, its
@@ -208,8 +209,8 @@ def load_model_file(path: str | os.PathLike, what: str = "model") -> keras.Model
     if not zipfile.is_zipfile(path):
         # Keras' own message ("File format not supported ... use keras.layers.TFSMLayer") is about SavedModels.
         hint = (
-            f"; weights files (.h5, .hdf5) go to {by_caller('--weights', 'weights=')}"
-            if path.suffix.lower() in (".h5", ".hdf5")
+            f"; weights files (.h5, .hdf5) go to {weights_files_go_to}"
+            if weights_files_go_to and path.suffix.lower() in (".h5", ".hdf5")
             else ""
         )
         raise ValueError(f"{path}: not a .keras {what} file (a .keras file is a zip archive, as Keras saves it){hint}")

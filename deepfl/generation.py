@@ -338,11 +338,21 @@ def shard_manifest(out_dir: Path, num_shards: int, shard_index: int, manifest: s
 
 
 def _missing_shard_message(path: Path, index: int, num_shards: int) -> str:
-    """A shard manifest not found where the merge looks: names one of that shard's made beside another
-    --manifest (the shards' --manifest is the merge's too)."""
+    """A shard manifest not found where the merge looks: names the shard count the shards beside it were made with
+    (a merge given another `num_shards`), or one of that shard's made beside another --manifest (the shards'
+    --manifest is the merge's too)."""
+    stem = path.name[: -len(f"-{index}-of-{num_shards}.csv")]
+    made = re.compile(rf"{re.escape(stem)}-\d+-of-(?P<count>\d+)\.csv")
+    found = [made.fullmatch(shard.name) for shard in path.parent.glob("*-of-*.csv")]
+    counts = sorted({int(match["count"]) for match in found if match} - {num_shards})
     others = sorted(path.parent.glob(f"*-{index}-of-{num_shards}.csv"))
     hint = ""
-    if others:
+    if counts:
+        hint = (
+            f" (the shards beside it were made with {setting('num_shards', counts[0])}: merge with that "
+            f"{setting('num_shards')})"
+        )
+    elif others:
         merged = others[0].with_name(others[0].name.replace(f"-{index}-of-{num_shards}.csv", ".csv"))
         hint = (
             f" ({others[0]} is one: merge with {setting('manifest', str(merged))}, the {setting('manifest')} the "

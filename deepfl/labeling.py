@@ -650,7 +650,8 @@ def _check_shards_agree(paths: Sequence[Path]) -> None:
         listed = "; ".join(f"shard {index} {columns}" for index, columns in written.items())
         raise SettingsChanged(
             f"the shards of {paths[0].parent} were made with different metrics ({listed}): rerun the odd ones "
-            f"with the others' {setting('metrics')} and {setting('overwrite', True)}, then merge"
+            f"with the others' {setting('metrics')} and {setting('overwrite', True)}, then merge with those "
+            f"{setting('metrics')}"
         )
 
 

@@ -11,7 +11,6 @@ rate, raw published scores as targets (no normalisation), 5 splits; `PROTOCOLS` 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -413,17 +412,12 @@ def cross_dataset(
     test_features = np.asarray(test_features, np.float32)
     run_key = ""
     if record is not None:
-        key = protocol_records.run_key(train_features, train_scores, [train_split], config)
-        digest = hashlib.sha256(key.encode("ascii"))
-        digest.update(np.ascontiguousarray(test_features).tobytes())
-        digest.update(np.ascontiguousarray(test_scores, np.float64).tobytes())
-        run_key = digest.hexdigest()
-        try:
-            stored = json.loads(Path(record).read_text(encoding="utf-8"))
-            if stored.get("run") == run_key:
-                return stored["criteria"]
-        except (OSError, UnicodeDecodeError, ValueError):
-            pass
+        run_key = protocol_records.cross_run_key(
+            train_features, train_scores, train_split, test_features, test_scores, config
+        )
+        finished = protocol_records.finished_cross_criteria(record, run_key)
+        if finished is not None:
+            return finished
     idx = _split_indices(train_split, len(train_features), "train_split")
     y, norm = _targets(np.asarray(train_scores, np.float64), idx["train"], config)
     best = None

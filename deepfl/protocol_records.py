@@ -131,6 +131,33 @@ def run_key(features: np.ndarray, scores: np.ndarray, splits: Sequence[Sequence[
     return digest.hexdigest()
 
 
+def cross_run_key(
+    train_features: np.ndarray,
+    train_scores: np.ndarray,
+    train_split: Sequence[str],
+    test_features: np.ndarray,
+    test_scores: np.ndarray,
+    config: HeadConfig,
+) -> str:
+    """A digest of every input of a cross-data-set run (`deepfl.protocol.cross_dataset`), as its record keeps it."""
+    key = run_key(np.asarray(train_features, np.float32), train_scores, [train_split], config)
+    digest = hashlib.sha256(key.encode("ascii"))
+    digest.update(np.ascontiguousarray(test_features, np.float32).tobytes())
+    digest.update(np.ascontiguousarray(test_scores, np.float64).tobytes())
+    return digest.hexdigest()
+
+
+def finished_cross_criteria(record: str | os.PathLike, key: str) -> dict[str, float] | None:
+    """The criteria a cross-data-set run stored in `record` for the inputs of `key` (`cross_run_key`); None when
+    there is no such record (absent, unreadable, or made from other inputs). Without TensorFlow: a finished
+    deepfl-reproduce rerun answers without loading it."""
+    try:
+        stored = json.loads(Path(record).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return stored["criteria"] if isinstance(stored, dict) and stored.get("run") == key else None
+
+
 def input_digests(features: np.ndarray, scores: np.ndarray, splits: Sequence[Sequence[str]]) -> dict[str, str]:
     """Digests of each input a split's record is made from, kept in the record so that a rerun on other inputs can
     say which one changed."""
@@ -244,10 +271,14 @@ def finished_on_these_inputs(
             if digests.get(part) != value
         }
     )
+    remedy = f"pass {setting('overwrite', True)} to redo it, or write to a new output"
+    if not differ and all(record and "inputs" in record for record in records):
+        # the same data: the head's settings differ (a program's run_and_report wrote into a job's folder, say);
+        # it was blamed on "a score table or feature cache changed since?" (a walk of session 36)
+        raise SettingsChanged(f"{out} holds a run finished with other head settings than this one's: {remedy}")
     what = " and ".join(differ) if differ else "inputs"
     sources = {"scores": "the score table", "features": "the feature cache", "splits": "the images or their contents"}
     changed = " and ".join(sources[part] for part in differ if part in sources) or "a score table or feature cache"
     raise SettingsChanged(
-        f"{out} holds a run finished on other {what} than this one's ({changed} changed since?): pass "
-        f"{setting('overwrite', True)} to redo it, or write to a new output"
+        f"{out} holds a run finished on other {what} than this one's ({changed} changed since?): " + remedy
     )

@@ -54,9 +54,12 @@ def within_table(
     skipped_reason: Mapping[str, str] | None = None,
     datasets: Sequence[str] | None = None,
     protocol: str = "paper",
+    reader_options: Mapping[str, Mapping[str, object]] | None = None,
 ) -> pd.DataFrame:
     """The within-data-set table: median criteria over splits next to both anchors, the paper's SROCC/PLCC and
-    (KADID-10k) the SROCC the authors' demo notebook printed, median and per split.
+    (KADID-10k) the SROCC the authors' demo notebook printed, median and per split. `reader_options`: dataset
+    key -> the options its reader was given; when any was, a last column `reader_options` names them per row
+    ("realigned=True"), as such a row is not measured in the paper's setting beside it.
 
     summaries: dataset key -> `evaluation.summarize` output (or None when the data set was not run). Every key of
     `datasets` (default: the paper's six benchmarks) gets a row, so skipped data sets stay visible. `protocol`
@@ -98,6 +101,11 @@ def within_table(
                 row["delta_authors_demo_srocc"] = row["srocc"] - demo[key][0]
         rows.append(row)
     table = pd.DataFrame(rows, columns=list(WITHIN_COLUMNS))
+    used = {key: chosen for key, chosen in (reader_options or {}).items() if chosen}
+    if used:
+        table["reader_options"] = [
+            ", ".join(f"{option}={value}" for option, value in used.get(key, {}).items()) for key in table["dataset"]
+        ]
     # Counts stay integers (pandas makes a column with a missing value float: "150.000" in the Markdown).
     return table.astype({"n_images": "Int64", "n_splits": "Int64"})
 

@@ -200,6 +200,12 @@ def test_koniq10k_official_split(tmp_path):
     assert (no_sets["split"] == "").all()
     with pytest.raises(ValueError, match="no official split"):
         dd.official_split(no_sets)
+    # resolution names one of the release's two folders; others read an absent folder, naming each image missing
+    assert dd.read_koniq10k(tmp_path, resolution=" 1024X768")["image"].equals(table["image"])
+    with pytest.raises(ValueError, match=r"^resolution: koniq10k has the folders 1024x768, 512x384, got '800x600'$"):
+        dd.read_koniq10k(tmp_path, resolution="800x600")
+    with pytest.raises(FileNotFoundError, match=r"^resolution=512x384: .*512x384: no such folder$"):
+        dd.read_koniq10k(tmp_path, resolution="512x384")
 
 
 def test_clive_drops_training_images(tmp_path):

@@ -9,6 +9,7 @@ import csv
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.io
 
@@ -19,12 +20,15 @@ from helpers_datasets import LIVE_REFERENCE_ENTRIES, write_mini_live
 
 def test_options_are_typed_as_the_readers_defaults():
     assert reader_options("live", []) == {}
-    assert reader_options("LIVE", ["realigned=true", " include_references = No "]) == {
+    assert reader_options("LIVE", ["realigned=true", " include_references = Yes "]) == {
         "realigned": True,
-        "include_references": False,
+        "include_references": True,
     }
     assert reader_options("livec", ["include_training_images=1"]) == {"include_training_images": True}
     assert reader_options("koniq10k", ["resolution=512x384"]) == {"resolution": "512x384"}
+    # a default given explicitly changes nothing (a reproduce run given live:realigned=false was titled as not the
+    # paper's setting, and refused a rerun without the option)
+    assert reader_options("live", ["realigned=false", "include_references=true"]) == {"include_references": True}
 
 
 @pytest.mark.parametrize(
@@ -158,13 +162,14 @@ def test_reproduce_reads_each_data_set_with_its_options(tmp_path):
             *extra,
         ]
 
-    realigned, plain, changed, absent, unnamed, unknown = kr.run_batch(
+    realigned, plain, changed, untaken, absent, unnamed, unknown = kr.run_batch(
         "reproduce",
         [
             argv("realigned", "--dataset_option=live:realigned=true"),
             argv("plain"),
             argv("realigned"),  # the same folder without the option: other settings
-            argv("absent", "--dataset_option=csiq:realigned=true"),
+            argv("untaken", "--dataset_option=csiq:include_references=true"),  # named first, not "no --csiq_dir"
+            argv("absent", "--dataset_option=clive:include_training_images=true"),
             argv("unnamed", "--dataset_option=realigned=true"),
             argv("unknown", "--dataset_option=LIVE:realign=true"),
         ],
@@ -177,10 +182,14 @@ def test_reproduce_reads_each_data_set_with_its_options(tmp_path):
     assert "dataset_options" not in json.loads((tmp_path / "plain" / "live" / "reproduce_settings.json").read_text())
     assert "reader options: live realigned=True" in (tmp_path / "realigned" / "within.md").read_text()
     assert "reader options" not in (tmp_path / "plain" / "within.md").read_text()
+    within = pd.read_csv(tmp_path / "realigned" / "within.csv").set_index("dataset")
+    assert within.loc["live", "reader_options"] == "realigned=True" and within["reader_options"].isna().sum() == 5
+    assert "reader_options" not in pd.read_csv(tmp_path / "plain" / "within.csv").columns
 
     expected = [
-        (changed, ("dataset_options", "--overwrite")),
-        (absent, ("dataset_option: options of csiq (realigned=true) without --csiq_dir",)),
+        (changed, ('dataset_options {"realigned": true} -> {}', "--overwrite")),
+        (untaken, ("dataset option 'include_references': csiq's reader takes no options",)),
+        (absent, ("dataset_option: options of clive (include_training_images=true) without --clive_dir",)),
         (unnamed, ("dataset_option: 'realigned=true' is not dataset:key=value with a data set among kadid10k",)),
         (unknown, ("dataset option 'realign': live's reader takes realigned, include_references",)),
     ]
@@ -188,4 +197,4 @@ def test_reproduce_reads_each_data_set_with_its_options(tmp_path):
         assert result.returncode == 2, result.stderr[-2000:]
         line = result.stderr.strip().splitlines()[-1]
         assert line.startswith("error") and all(part in line for part in parts), line
-    assert not any((tmp_path / folder).exists() for folder in ("absent", "unnamed", "unknown"))
+    assert not any((tmp_path / folder).exists() for folder in ("untaken", "absent", "unnamed", "unknown"))

@@ -255,6 +255,10 @@ def test_shards_given_one_manifest_path_write_their_own_and_merge_into_it(ref_di
     assert sorted(p.name for p in parts.glob("mine*.csv")) == ["mine-0-of-2.csv", "mine-1-of-2.csv"]
     lost = distort(*common[:-1], "--merge")  # without the shards' --manifest: the merge points to it
     assert lost.returncode == 2 and f"merge with --manifest={mine}, the --manifest the shards" in lost.stderr
+    # another count than the shards': "shard 0 of 3 has no manifest yet" only (a walk of session 36)
+    recount = distort(*[f for f in common if not f.startswith("--num_shards")], "--num_shards=3", "--merge")
+    last = recount.stderr.strip().splitlines()[-1]
+    assert recount.returncode == 2 and "made with --num_shards=2: merge with that --num_shards" in last, last
     merged = distort(*common, "--merge")
     assert merged.returncode == 0, merged.stderr
     assert mine.read_bytes() == (whole / "manifest.csv").read_bytes()

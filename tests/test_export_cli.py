@@ -243,10 +243,13 @@ def test_a_file_that_is_not_a_keras_model_is_named_with_what_it_is(tmp_path):
     ) as text:
         load_model_file(tmp_path / "notes.txt")
     assert "TFSMLayer" not in str(text.value)
-    with pytest.raises(
-        ValueError, match=r"weights.h5: not a \.keras model file .*; weights files \(\.h5, \.hdf5\) go to"
-    ):
+    hinted = r"weights.h5: not a \.keras model file .*; weights files \(\.h5, \.hdf5\) go to x"
+    with pytest.raises(ValueError, match=hinted):
+        load_model_file(tmp_path / "weights.h5", weights_files_go_to="x")
+    # where the caller says nothing (deepfl-predict takes a weights file as --model, with --head), no hint is given
+    with pytest.raises(ValueError, match=r"weights.h5: not a \.keras model file") as bare:
         load_model_file(tmp_path / "weights.h5")
+    assert "go to" not in str(bare.value)
     with pytest.raises(FileNotFoundError, match=r"absent.keras: no such model file"):
         load_model_file(tmp_path / "absent.keras")
 
@@ -359,6 +362,11 @@ def test_the_imagenet_baselines_head_is_exported_with_model_imagenet_alone(stage
     assert scorer.predict(np.zeros((1, 32, 32, 3), np.float32), verbose=0).shape == (1,)
     with pytest.raises(ValueError, match="imagenet gives features, not scores: pass the head"):
         export_model("imagenet", None, tmp_path / "no_head.keras")
+    # A weights file alone was sent to "--weights", a flag deepfl-predict and deepfl-export do not have (a walk).
+    weights_file = tmp_path / "backbone.weights.h5"
+    build_backbone(arch="tiny", weights=None, input_shape=(None, None, 3)).save_weights(weights_file)
+    with pytest.raises(ValueError, match=r"backbone.weights.h5 gives features, not scores: pass .* \(head=\)"):
+        export_model(weights_file, None, tmp_path / "no_head.keras")
 
 
 def test_model_imagenet_offline_is_one_line_naming_the_weights_file(stage1_files, tmp_path):
@@ -377,7 +385,7 @@ def test_model_imagenet_offline_is_one_line_naming_the_weights_file(stage1_files
     )
     for result in (offline, scored):
         last = result.stderr.strip().splitlines()[-1]
-        assert result.returncode == 2 and "weights=imagenet: inception_resnet_v2_weights" in last, result.stderr
+        assert result.returncode == 2 and "ImageNet weights: inception_resnet_v2_weights" in last, result.stderr
     assert not (tmp_path / "baseline.keras").exists()
 
 

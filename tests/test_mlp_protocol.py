@@ -1,5 +1,7 @@
 """MLP head (paper layout) and the split protocol on small synthetic features."""
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -158,6 +160,14 @@ def test_a_finished_run_missing_a_head_or_normaliser_retrains_only_that_split(tm
     protocol.run_and_report(table, x, splits, config, out)
     assert len(trained) == 2 and finished_on_these_inputs(out, table, x, splits, config)
     assert {path.name: path.read_bytes() for path in out.glob("*.json")} == before  # the same files again
+    # The same data with other head settings (a program's run into a job's folder) was blamed on "a score table
+    # or feature cache changed since?" (a walk of session 36); the data changed is still named as such.
+    from deepfl.jobs import SettingsChanged
+
+    with pytest.raises(SettingsChanged, match=r"run finished with other head settings than this one's: pass overwrite"):
+        finished_on_these_inputs(out, table, x, splits, dataclasses.replace(config, epochs=3))
+    with pytest.raises(SettingsChanged, match=r"on other scores than this one's \(the score table changed since\?\)"):
+        finished_on_these_inputs(out, table.assign(score=score[::-1]), x, splits, config)
 
 
 def test_the_same_protocol_run_started_twice_at_once_is_refused(tmp_path):

@@ -228,6 +228,16 @@ def test_every_library_backbone_is_a_choice_and_only_the_papers_takes_pretrained
     for rate in (0.0, -1.0, float("nan")):  # a negative rate trained "fine" to losses of 1e22 and exit 0
         with pytest.raises(ValueError, match="learning_rate: must be > 0"):
             training.MultitaskConfig(weak_labels=str(weak_labels), image_root=str(tmp_path), learning_rate=rate)
+    # A walk of session 36: the refusal above told a program "use weights=None", which then failed after loading
+    # the data ('NoneType' object has no attribute 'lower'); None is random init, stored as "none".
+    common = {"weak_labels": str(weak_labels), "image_root": str(tmp_path)}
+    assert training.MultitaskConfig(**common, arch="small", weights=None).weights == "none"
+    # ... and a crop the paper's network cannot take was "input_shape: height and width must be >= 75", naming
+    # neither the flag nor the argument
+    with pytest.raises(ValueError, match=r"^crop_size: 32x48 \(width x height\) is too small for Incep.* crop_size"):
+        training.MultitaskConfig(**common, crop_size=(48, 32))
+    with pytest.raises(ValueError, match=r"^image_size: 80x60 .*use a larger image_size, or arch='small'$"):
+        training.MultitaskConfig(**common, image_size=(60, 80))
 
 
 @pytest.mark.slow

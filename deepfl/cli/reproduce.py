@@ -87,10 +87,11 @@ def _reader_options(texts: list[str], given: dict[str, str]) -> dict[str, dict]:
                 f"dataset_option: {text!r} is not dataset:key=value with a data set among {', '.join(BENCHMARKS)}"
             )
         pairs[name.strip().lower()].append(pair)
+    options = {name: reader_options(name, listed) for name, listed in pairs.items()}  # bad keys named first
     for name, listed in pairs.items():
         if listed and name not in given:
             raise ValueError(f"dataset_option: options of {name} ({', '.join(listed)}) without --{name}_dir")
-    return {name: reader_options(name, listed) for name, listed in pairs.items()}
+    return options
 
 
 def _options_note(options: dict[str, dict]) -> str:
@@ -159,6 +160,7 @@ def main(argv: list[str]) -> int:
             FLAGS.overwrite,
             output=run_dir,
             holds_work=holds_work,
+            defaults={"dataset_options": {}},  # "dataset_options {} -> ...", not "null -> ..."
         )
         if not same:
             protocol_records.discard_finished_splits(run_dir)
@@ -206,7 +208,9 @@ def main(argv: list[str]) -> int:
             )
             summaries[name] = result.summary
         counts[name], n_splits[name] = len(table), len(splits[name])
-    within = reporting.within_table(summaries, counts, n_splits, datasets=BENCHMARKS, protocol=FLAGS.protocol)
+    within = reporting.within_table(
+        summaries, counts, n_splits, datasets=BENCHMARKS, protocol=FLAGS.protocol, reader_options=options
+    )
     reporting.write_table(
         within,
         out,
@@ -222,23 +226,25 @@ def main(argv: list[str]) -> int:
             cross_results[(train, test)] = f"no data folder given for {', '.join(missing)}"
             continue
         record = out / f"cross{suffix}_{train}_to_{test}.json"  # the criteria and a digest of the inputs
-        before = record.read_bytes() if record.exists() else None
-        if before is None:
-            print(f"cross {train} -> {test}: training on {train}, testing on all of {test} ...", flush=True)
-        from deepfl import protocol
-
-        cross_results[(train, test)] = protocol.cross_dataset(
+        inputs = (
             feats[train],
             tables[train]["score"].to_numpy(),
             splits[train][0],
             feats[test],
             tables[test]["score"].to_numpy(),
             config,
-            record=record,
         )
+        kept = protocol_records.finished_cross_criteria(record, protocol_records.cross_run_key(*inputs))
+        if kept is None:
+            print(f"cross {train} -> {test}: training on {train}, testing on all of {test} ...", flush=True)
+            from deepfl import protocol  # TensorFlow, needed only to train
+
+            cross_results[(train, test)] = protocol.cross_dataset(*inputs, record=record)
+        else:
+            cross_results[(train, test)] = kept
         print(
             f"cross {train} -> {test}: SROCC {cross_results[(train, test)]['srocc']:.3f}"
-            + (" (kept: an earlier run had the same inputs)" if before == record.read_bytes() else "")
+            + (" (kept: an earlier run had the same inputs)" if kept is not None else "")
         )
     cross = reporting.cross_table(cross_results)
     reporting.write_table(

@@ -345,6 +345,9 @@ def read_tid2013(root) -> pd.DataFrame:
 KONIQ_SPLITS = {"training": "train", "validation": "val", "test": "test"}
 
 
+KONIQ_RESOLUTIONS = ("1024x768", "512x384")  # the release's image folders, the default's order
+
+
 def read_koniq10k(root, resolution: str | None = None) -> pd.DataFrame:
     """KonIQ-10k: `koniq10k_scores_and_distributions.csv` (image_name, ..., MOS, ...) + official split.
 
@@ -353,11 +356,17 @@ def read_koniq10k(root, resolution: str | None = None) -> pd.DataFrame:
     `"512x384"`); by default the first of the two folders that exists, full resolution first.
     """
     root = _root("koniq10k", root)
+    if resolution is not None:  # "800x600" read an absent folder and named each image missing (a user walk)
+        resolution = str(resolution).strip().lower().replace(" ", "")
+        if resolution not in KONIQ_RESOLUTIONS:
+            raise ValueError(f"resolution: koniq10k has the folders {', '.join(KONIQ_RESOLUTIONS)}, got {resolution!r}")
+        if not (root / resolution).is_dir():
+            raise FileNotFoundError(f"resolution={resolution}: {root / resolution}: no such folder")
     source = root / "koniq10k_scores_and_distributions.csv"
     frame = read_csv_checked("koniq10k", source, ["image_name", "MOS"], dtype={"image_name": str})
     lines = [i + 2 for i in range(len(frame))]
     raw = parse_scores("koniq10k", source, frame["MOS"], lines)
-    folders = [resolution] if resolution else ["1024x768", "512x384"]
+    folders = [resolution] if resolution else list(KONIQ_RESOLUTIONS)
     folder = next((root / f for f in folders if (root / f).is_dir()), root / folders[0])
     index = FolderIndex(folder)
     names = [str(n).strip() for n in frame["image_name"]]
@@ -690,7 +699,8 @@ def reader_options(name: str, pairs: Sequence[str]) -> dict[str, bool | str]:
     reader's defaults: `true`/`false` (also 1/0, yes/no, on/off) for a yes-or-no option, the text as given for
     the others. E.g. `reader_options("live", ["realigned=true"])` gives `{"realigned": True}` for `read_live`.
     An unknown key, a repeated one or a value that is not yes or no where one is needed raises one ValueError
-    naming it and what the reader takes."""
+    naming it and what the reader takes. An option given its default value is left out: it changes nothing, so a
+    run given `realigned=false` is the paper's setting, as one given no option."""
     key = canonical_name(name)
     parameters = {
         parameter.name: parameter.default
@@ -714,7 +724,7 @@ def reader_options(name: str, pairs: Sequence[str]) -> dict[str, bool | str]:
             options[option] = text.lower() in _TRUE
         else:
             options[option] = text
-    return options
+    return {option: value for option, value in options.items() if value != parameters[option]}
 
 
 def read_dataset(name: str, root, **kwargs) -> pd.DataFrame:

@@ -157,7 +157,7 @@ def imagenet_weights_path() -> str:
             else f"is not in {folder}/ and cannot be downloaded"
         )
         raise WeightsFileError(
-            f"weights=imagenet: {IMAGENET_WEIGHTS_FILE} {where} ({reason}); "
+            f"ImageNet weights: {IMAGENET_WEIGHTS_FILE} {where} ({reason}); "
             f"copy it there from {IMAGENET_WEIGHTS_URL} (KERAS_HOME moves the folder), use "
             f"{by_caller('--weights FILE', 'weights=FILE')} with a local weights file, or "
             f"{by_caller('--weights=none', 'weights=None')} to start from random weights"

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from deepfl import paper
-from deepfl.architectures import PAPER_ARCHITECTURE, check_architecture
+from deepfl.architectures import PAPER_ARCHITECTURE, PAPER_MIN_SIDE, check_architecture
 from deepfl.errors import NoUsableInput
 from deepfl.fileio import atomic_output, atomic_write_bytes, remove_outputs
 from deepfl.jobs import RECORD_FOLDER, SettingsChanged, folder_lock, same_setting
@@ -163,7 +163,7 @@ class MultitaskConfig:
     warmup_epochs: int = 0
     learning_rate: float = paper.STAGE1_LEARNING_RATE
     lr_schedule: str = "constant"
-    weights: str = "imagenet"
+    weights: str | None = "imagenet"  # None: random init, as "none" (the form stored and shown)
     arch: str = PAPER_ARCHITECTURE
     pixel_scaling: str = "unit"
     mixed_precision: str = "none"
@@ -178,6 +178,8 @@ class MultitaskConfig:
     progress: bool = True
 
     def __post_init__(self):
+        if self.weights is None:  # what build_backbone and the error messages call random init
+            object.__setattr__(self, "weights", "none")
         if bool(self.kadis_root) == bool(self.weak_labels):
             raise ValueError(
                 f"weak_labels/kadis_root: give either {setting('kadis_root')} or {setting('weak_labels')} with "
@@ -201,6 +203,14 @@ class MultitaskConfig:
             raise ValueError(f"learning_rate: must be > 0, got {self.learning_rate}")
         check_lr_schedule(self.lr_schedule)
         check_architecture(self.arch, self.weights)
+        for name in ("image_size", "crop_size"):
+            size = getattr(self, name)
+            if self.arch == PAPER_ARCHITECTURE and size is not None and min(size) < PAPER_MIN_SIDE:
+                raise ValueError(
+                    f"{name}: {size[1]}x{size[0]} (width x height) is too small for InceptionResNetV2, which needs "
+                    f"at least {PAPER_MIN_SIDE} pixels per side; use a larger {setting(name)}, or "
+                    f"{setting('arch', 'small')}"
+                )
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy: must be one of {STRATEGIES}, got {self.strategy!r}")
         if self.jit_compile not in ("auto", True, False):

@@ -156,11 +156,14 @@ def check_min_sizes(min_sizes: dict[str, int], height: int, width: int) -> None:
     height x width are too small for."""
     too_small = [name for name, size in min_sizes.items() if min(height, width) < size]
     if too_small:
-        needs = ", ".join(str(min_sizes[name]) for name in too_small)
+        sizes = {min_sizes[name] for name in too_small}
+        if len(too_small) == 1 or len(sizes) == 1:  # "they need at least 161, 161 pixels" read oddly (a walk)
+            needs = f"{'it needs' if len(too_small) == 1 else 'they need'} at least {sizes.pop()} pixels per side"
+        else:
+            needs = "they need at least " + ", ".join(f"{min_sizes[n]} ({n})" for n in too_small) + " pixels per side"
         raise ValueError(
-            f"{', '.join(too_small)}: images of {width}x{height} pixels (width x height) are too small, "
-            f"{'it needs' if len(too_small) == 1 else 'they need'} at least {needs} pixels per side (leave "
-            f"{'it' if len(too_small) == 1 else 'them'} out of {setting('metrics')} to score the others)"
+            f"{', '.join(too_small)}: images of {width}x{height} pixels (width x height) are too small, {needs} "
+            f"(leave {'it' if len(too_small) == 1 else 'them'} out of {setting('metrics')} to score the others)"
         )
 
 
