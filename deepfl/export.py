@@ -105,8 +105,14 @@ def as_extractor(model: str | os.PathLike | keras.Model, pixel_scaling: str | No
 
     if isinstance(model, str) and model == IMAGENET_BACKBONE:
         from deepfl.features import load_extractor
+        from deepfl.models.backbone import ImageNetWeightsMissing
 
-        return load_extractor(None, "imagenet", pixel_scaling)
+        try:
+            return load_extractor(None, "imagenet", pixel_scaling)
+        except ImageNetWeightsMissing as missing:  # its "use --weights FILE" is no flag of export or predict
+            raise ImageNetWeightsMissing(
+                missing.problem, missing.fetch, f"or score with a trained model instead of {setting('model', IMAGENET)}"
+            ) from None
     if not isinstance(model, keras.Model) and is_weights_file(model):
         from deepfl.models import build_backbone, default_pixel_scaling
 

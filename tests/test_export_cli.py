@@ -386,6 +386,8 @@ def test_model_imagenet_offline_is_one_line_naming_the_weights_file(stage1_files
     for result in (offline, scored):
         last = result.stderr.strip().splitlines()[-1]
         assert result.returncode == 2 and "ImageNet weights: inception_resnet_v2_weights" in last, result.stderr
+        # the way around it in this command's terms: neither command has --weights (a walk of session 36)
+        assert "or score with a trained model instead of --model=imagenet" in last and "--weights" not in last, last
     assert not (tmp_path / "baseline.keras").exists()
 
 

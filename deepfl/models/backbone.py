@@ -156,12 +156,22 @@ def imagenet_weights_path() -> str:
             if (folder / IMAGENET_WEIGHTS_FILE).is_file()
             else f"is not in {folder}/ and cannot be downloaded"
         )
-        raise WeightsFileError(
-            f"ImageNet weights: {IMAGENET_WEIGHTS_FILE} {where} ({reason}); "
-            f"copy it there from {IMAGENET_WEIGHTS_URL} (KERAS_HOME moves the folder), use "
-            f"{by_caller('--weights FILE', 'weights=FILE')} with a local weights file, or "
-            f"{by_caller('--weights=none', 'weights=None')} to start from random weights"
+        raise ImageNetWeightsMissing(
+            f"ImageNet weights: {IMAGENET_WEIGHTS_FILE} {where} ({reason})",
+            f"copy it there from {IMAGENET_WEIGHTS_URL} (KERAS_HOME moves the folder)",
+            f"use {by_caller('--weights FILE', 'weights=FILE')} with a local weights file, or "
+            f"{by_caller('--weights=none', 'weights=None')} to start from random weights",
         ) from None
+
+
+class ImageNetWeightsMissing(WeightsFileError):
+    """Keras' ImageNet weights file is not there and cannot be fetched: `problem` (the file, where, why), `fetch`
+    (how to put it there) and the ways around it, which a caller with other arguments replaces with its own
+    (`deepfl-predict --model imagenet` has no --weights)."""
+
+    def __init__(self, problem: str, fetch: str, alternatives: str):
+        super().__init__(f"{problem}; {fetch}, {alternatives}")
+        self.problem, self.fetch = problem, fetch
 
 
 def _inception_resnet_v2(weights: str | None, shape: tuple) -> keras.Model:
