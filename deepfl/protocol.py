@@ -446,13 +446,16 @@ def run_and_report(
     title: str = "",
     score_label: str = "subjective score (normalised, higher is better)",
     target_column: str = "score",
+    overwrite: bool = False,
 ) -> ProtocolResult:
     """`run_protocol` on a data table's `target_column` (`score`, or `raw_score`: the scores as published, as
     the authors' demo trains on them), then writes its outputs into `out_dir`.
 
     Files: `<name>_split<k>.keras` (+ `.normalizer.json`), `predictions.csv` (every image of every split),
     `per_split.csv`, `summary.csv`/`summary.md` (median/mean/std over splits) and `scatter.png` (test images of
-    all splits: predicted vs target).
+    all splits: predicted vs target). A run finished in `out_dir` on other inputs or head settings is refused
+    (`deepfl.jobs.SettingsChanged`, naming what differs) unless `overwrite`, which trains every split again; one
+    finished on the same is reused split by split.
     """
     out = Path(out_dir)
     if target_column not in ("score", "raw_score"):
@@ -461,6 +464,10 @@ def run_and_report(
         score_label = "subjective score (as published)"
     out.mkdir(parents=True, exist_ok=True)
     with folder_lock(out):  # the same command started twice: the second is refused, not run alongside
+        if overwrite:
+            protocol_records.discard_finished_splits(out)
+        else:  # finished work is not replaced without a word (a program's run into deepfl-train-mlp's folder was)
+            protocol_records.finished_on_these_inputs(out, table, features, splits, config, name, target_column)
         return _report(table, features, splits, config, out, name, title, score_label, target_column)
 
 

@@ -164,8 +164,15 @@ def test_a_finished_run_missing_a_head_or_normaliser_retrains_only_that_split(tm
     # or feature cache changed since?" (a walk of session 36); the data changed is still named as such.
     from deepfl.jobs import SettingsChanged
 
+    longer = dataclasses.replace(config, epochs=3)
     with pytest.raises(SettingsChanged, match=r"run finished with other head settings than this one's: pass overwrite"):
-        finished_on_these_inputs(out, table, x, splits, dataclasses.replace(config, epochs=3))
+        finished_on_these_inputs(out, table, x, splits, longer)
+    # run_and_report itself retrained such a run's heads without a word; it refuses, unless told
+    with pytest.raises(SettingsChanged, match="other head settings"):
+        protocol.run_and_report(table, x, splits, longer, out)
+    assert {path.name: path.read_bytes() for path in out.glob("*.json")} == before and len(trained) == 2
+    protocol.run_and_report(table, x, splits, longer, out, overwrite=True)
+    assert len(trained) == 5 and finished_on_these_inputs(out, table, x, splits, longer)
     with pytest.raises(SettingsChanged, match=r"on other scores than this one's \(the score table changed since\?\)"):
         finished_on_these_inputs(out, table.assign(score=score[::-1]), x, splits, config)
 
