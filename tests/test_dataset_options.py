@@ -26,6 +26,7 @@ def test_options_are_typed_as_the_readers_defaults():
     }
     assert reader_options("livec", ["include_training_images=1"]) == {"include_training_images": True}
     assert reader_options("koniq10k", ["resolution=512x384"]) == {"resolution": "512x384"}
+    assert reader_options("koniq10k", ["resolution= 512X384"]) == {"resolution": "512x384"}  # one setting
     # a default given explicitly changes nothing (a reproduce run given live:realigned=false was titled as not the
     # paper's setting, and refused a rerun without the option)
     assert reader_options("live", ["realigned=false", "include_references=true"]) == {"include_references": True}
@@ -40,6 +41,7 @@ def test_options_are_typed_as_the_readers_defaults():
         ("live", ["realigned=maybe"], "dataset option realigned='maybe': give true or false"),
         ("live", ["realigned=true", "realigned=false"], "dataset option 'realigned': given twice"),
         ("nosuch", ["a=b"], "dataset: unknown dataset 'nosuch'"),
+        ("koniq10k", ["resolution=800x600"], "resolution: koniq10k has the folders 1024x768, 512x384, got '800x600'"),
     ],
 )
 def test_a_bad_option_is_one_line_naming_it(name, pairs, message):

@@ -348,6 +348,15 @@ KONIQ_SPLITS = {"training": "train", "validation": "val", "test": "test"}
 KONIQ_RESOLUTIONS = ("1024x768", "512x384")  # the release's image folders, the default's order
 
 
+def koniq_resolution(text: str) -> str:
+    """`text` as one of KonIQ-10k's image folders (case and spaces ignored: " 512X384" is "512x384"); anything
+    else raises ValueError naming the two (`800x600` read an absent folder and named each image missing)."""
+    folder = str(text).strip().lower().replace(" ", "")
+    if folder not in KONIQ_RESOLUTIONS:
+        raise ValueError(f"resolution: koniq10k has the folders {', '.join(KONIQ_RESOLUTIONS)}, got {text!r}")
+    return folder
+
+
 def read_koniq10k(root, resolution: str | None = None) -> pd.DataFrame:
     """KonIQ-10k: `koniq10k_scores_and_distributions.csv` (image_name, ..., MOS, ...) + official split.
 
@@ -356,10 +365,8 @@ def read_koniq10k(root, resolution: str | None = None) -> pd.DataFrame:
     `"512x384"`); by default the first of the two folders that exists, full resolution first.
     """
     root = _root("koniq10k", root)
-    if resolution is not None:  # "800x600" read an absent folder and named each image missing (a user walk)
-        resolution = str(resolution).strip().lower().replace(" ", "")
-        if resolution not in KONIQ_RESOLUTIONS:
-            raise ValueError(f"resolution: koniq10k has the folders {', '.join(KONIQ_RESOLUTIONS)}, got {resolution!r}")
+    if resolution is not None:
+        resolution = koniq_resolution(resolution)
         if not (root / resolution).is_dir():
             raise FileNotFoundError(f"resolution={resolution}: {root / resolution}: no such folder")
     source = root / "koniq10k_scores_and_distributions.csv"
@@ -692,6 +699,9 @@ def canonical_name(name: str) -> str:
 
 
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+# A text option's one spelling, checked when the option is read (before a job stores it with its settings, so
+# that `512X384` and `512x384` are one setting, and a bad value is refused before any work).
+_OPTION_FORMS: dict[tuple[str, str], Callable[[str], str]] = {("koniq10k", "resolution"): koniq_resolution}
 
 
 def reader_options(name: str, pairs: Sequence[str]) -> dict[str, bool | str]:
@@ -722,6 +732,8 @@ def reader_options(name: str, pairs: Sequence[str]) -> dict[str, bool | str]:
             if text.lower() not in _TRUE + _FALSE:
                 raise ValueError(f"dataset option {option}={text!r}: give true or false")
             options[option] = text.lower() in _TRUE
+        elif (key, option) in _OPTION_FORMS:
+            options[option] = _OPTION_FORMS[key, option](text)
         else:
             options[option] = text
     return {option: value for option, value in options.items() if value != parameters[option]}
