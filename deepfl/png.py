@@ -123,7 +123,9 @@ def _histogram(data):
         partial[3, data[i + 3]] += 1
     for i in range(n4, data.size):
         partial[0, data[i]] += 1
-    counts = partial.sum(axis=0)
+    counts = np.zeros(257, dtype=np.int64)
+    for v in range(256):  # not partial.sum(axis=0), which takes Numba seconds to compile
+        counts[v] = partial[0, v] + partial[1, v] + partial[2, v] + partial[3, v]
     counts[256] = 1
     return counts
 
@@ -136,15 +138,29 @@ def _huffman_lengths(counts, limit):
     freq = counts.astype(np.int64).copy()
     lengths = np.zeros(n, dtype=np.int64)
     while True:
-        used = np.nonzero(freq)[0]
-        m = used.size
-        lengths[:] = 0
+        m = 0
+        used = np.empty(n, dtype=np.int64)  # the used symbols in increasing order (np.nonzero compiles slowly)
+        for k in range(n):
+            if freq[k] > 0:
+                used[m] = k
+                m += 1
+        for k in range(n):  # element by element: Numba compiles slice assignments slowly
+            lengths[k] = 0
         if m == 0:
             return lengths
         if m == 1:
             lengths[used[0]] = 1
             return lengths
-        order = used[np.argsort(freq[used], kind="mergesort")]
+        # The used symbols by weight, equal weights in symbol order: a stable insertion sort of at most 257
+        # symbols (np.argsort's mergesort takes Numba seconds to compile).
+        order = used[:m].copy()
+        for k in range(1, m):
+            symbol = order[k]
+            j = k - 1
+            while j >= 0 and freq[order[j]] > freq[symbol]:
+                order[j + 1] = order[j]
+                j -= 1
+            order[j + 1] = symbol
         # Two-queue Huffman: leaves sorted by weight, internal nodes created in non-decreasing weight order.
         weight = np.zeros(2 * m, dtype=np.int64)
         parent = np.full(2 * m, -1, dtype=np.int64)
@@ -350,13 +366,15 @@ def _unfilter(filtered, bpp, out):
         src = filtered[y, 1:]
         up = out[y - 1] if y > 0 else zeros
         row = out[y]
-        if kind == 0:
-            row[:] = src
+        if kind == 0:  # element by element here: Numba compiles slice assignments slowly
+            for i in range(n):
+                row[i] = src[i]
         elif kind == 2:
             for i in range(n):
                 row[i] = src[i] + up[i]
         elif kind == 1:
-            row[:bpp] = src[:bpp]
+            for i in range(bpp):
+                row[i] = src[i]
             for i in range(bpp, n):
                 row[i] = src[i] + row[i - bpp]
         elif kind == 3:

@@ -50,11 +50,12 @@ def _moments(rgb):
     plane_b = np.zeros(_SIDE, np.int64)
     plane_s = np.zeros(_SIDE, np.float32)
     for i in range(1, _SIDE):
-        plane_w[:] = 0
-        plane_r[:] = 0
-        plane_g[:] = 0
-        plane_b[:] = 0
-        plane_s[:] = _F32_ZERO
+        for k in range(_SIDE):  # element by element: Numba compiles slice assignments slowly
+            plane_w[k] = 0
+            plane_r[k] = 0
+            plane_g[k] = 0
+            plane_b[k] = 0
+            plane_s[k] = _F32_ZERO
         for j in range(1, _SIDE):
             row_w = np.int64(0)
             row_r = np.int64(0)
@@ -150,13 +151,16 @@ def _best_cut(box, axis, weight, sum_r, sum_g, sum_b):
         high_w = whole_w - low_w
         if high_w == 0:
             continue
-        low_r = np.float32(_partial_sum(sum_r, box, axis, position))
-        low_g = np.float32(_partial_sum(sum_g, box, axis, position))
-        low_b = np.float32(_partial_sum(sum_b, box, axis, position))
+        part_r = _partial_sum(sum_r, box, axis, position)
+        part_g = _partial_sum(sum_g, box, axis, position)
+        part_b = _partial_sum(sum_b, box, axis, position)
+        low_r = np.float32(part_r)
+        low_g = np.float32(part_g)
+        low_b = np.float32(part_b)
         score = (low_r * low_r + low_g * low_g + low_b * low_b) / np.float32(low_w)
-        high_r = np.float32(whole_r - _partial_sum(sum_r, box, axis, position))
-        high_g = np.float32(whole_g - _partial_sum(sum_g, box, axis, position))
-        high_b = np.float32(whole_b - _partial_sum(sum_b, box, axis, position))
+        high_r = np.float32(whole_r - part_r)
+        high_g = np.float32(whole_g - part_g)
+        high_b = np.float32(whole_b - part_b)
         score = score + (high_r * high_r + high_g * high_g + high_b * high_b) / np.float32(high_w)
         if score > best:
             best = score
@@ -169,18 +173,21 @@ def _split(boxes, source, target, weight, sum_r, sum_g, sum_b):
     """cq's Cut: splits box `source` along the axis with the best criterion (red, then green, then blue on
     ties) into itself (lower part) and box `target` (upper part). Returns False if the box cannot be split."""
     box = boxes[source]
-    best_r, cut_r = _best_cut(box, 0, weight, sum_r, sum_g, sum_b)
-    best_g, cut_g = _best_cut(box, 1, weight, sum_r, sum_g, sum_b)
-    best_b, cut_b = _best_cut(box, 2, weight, sum_r, sum_g, sum_b)
-    if best_r >= best_g and best_r >= best_b:
-        if cut_r < 0:
+    best = np.zeros(3, np.float32)
+    cuts = np.zeros(3, np.int64)
+    for axis in range(3):  # one call in a loop compiles in half the time of three calls
+        best[axis], cuts[axis] = _best_cut(box, axis, weight, sum_r, sum_g, sum_b)
+    if best[0] >= best[1] and best[0] >= best[2]:
+        if cuts[0] < 0:
             return False
-        axis, cut = 0, cut_r
-    elif best_g >= best_r and best_g >= best_b:
-        axis, cut = 1, cut_g
+        axis = 0
+    elif best[1] >= best[0] and best[1] >= best[2]:
+        axis = 1
     else:
-        axis, cut = 2, cut_b
-    boxes[target, :] = boxes[source, :]
+        axis = 2
+    cut = cuts[axis]
+    for k in range(6):  # element by element: a slice assignment costs Numba seconds to compile
+        boxes[target, k] = boxes[source, k]
     boxes[target, 2 * axis] = cut
     boxes[source, 2 * axis + 1] = cut
     return True
@@ -481,7 +488,9 @@ def error_diffusion(rgb, palette, table):
         for c in range(3):
             following[y, c] = rgb[y, 0, c]
     for x in range(w):
-        current[:, :] = following
+        for y in range(h):  # element by element: Numba compiles slice assignments slowly
+            for c in range(3):
+                current[y, c] = following[y, c]
         if x < w - 1:
             for y in range(h):
                 for c in range(3):
