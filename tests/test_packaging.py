@@ -76,6 +76,12 @@ def test_the_wheel_carries_the_licence_without_a_deprecated_declaration(wheel):
     assert "License classifiers are deprecated" not in output
 
 
+def canonical_name(name: str) -> str:
+    """A distribution name as pip compares them (PEP 503): lower case, each run of "-", "_" and "." one "-". The
+    wheel's metadata spells `ml_dtypes` either way, by the build backend's release."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def test_the_lowest_pins_script_pins_every_requirement_the_wheel_declares_at_its_lower_bound(wheel):
     """.ci/run_lowest installs what .ci/lowest_constraints.py prints; it must cover every dependency pip sees in the
     wheel's metadata (the package's and the test extra's), each at the version its `>=` names."""
@@ -87,14 +93,14 @@ def test_the_lowest_pins_script_pins_every_requirement_the_wheel_declares_at_its
         if line.startswith("Requires-Dist:") and ("extra ==" not in line or "'test'" in line or '"test"' in line):
             requirement = line.split(":", 1)[1].split(";")[0]
             name = re.match(r"\s*([A-Za-z0-9_.\-]+)", requirement).group(1)
-            declared[name.lower()] = re.search(r">=\s*([0-9][0-9.]*)", requirement).group(1)
+            declared[canonical_name(name)] = re.search(r">=\s*([0-9][0-9.]*)", requirement).group(1)
     spec = importlib.util.spec_from_file_location("lowest_constraints", ROOT / ".ci" / "lowest_constraints.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     pinned = {}
     for constraint in module.lowest_constraints((ROOT / "setup.py").read_text(encoding="utf-8")):
         name, version = constraint.split("==")
-        pinned[name.lower()] = version.removesuffix(".*")
+        pinned[canonical_name(name)] = version.removesuffix(".*")
     assert pinned == declared
     assert pinned["tensorflow"] and pinned["keras"]
     with pytest.raises(SystemExit, match="'numpy' has no lower bound"):
