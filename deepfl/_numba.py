@@ -1,10 +1,16 @@
-"""The one way deepfl compiles its Numba kernels (distortions, PNG writer and reader)."""
+"""The one way deepfl compiles its Numba kernels (distortions, PNG writer and reader), and says so when it is slow."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import threading
 import warnings
+from collections.abc import Iterator
 
 import numba
+
+log = logging.getLogger("deepfl")
 
 
 def njit(function):
@@ -17,3 +23,17 @@ def njit(function):
             return numba.njit(cache=True, nogil=True)(function)
     except RuntimeError:  # numba: "cannot cache function ...: no locator available"
         return numba.njit(cache=False, nogil=True)(function)
+
+
+@contextlib.contextmanager
+def said_if_slow(message: str, after_s: float = 2.0) -> Iterator[None]:
+    """Logs `message` once if the block is still running after `after_s` seconds. Loading cached kernels takes
+    about a second, but the first use on a machine compiles them (tens of seconds), and a job should not sit
+    silent meanwhile: only that first run says so."""
+    timer = threading.Timer(after_s, log.info, args=("%s", message))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()

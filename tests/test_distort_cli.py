@@ -362,3 +362,37 @@ def test_a_worker_process_names_the_flag_not_the_argument(small_photo, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "tiny.png: 40x40 pixels (width x height), below the distortions' minimum of 48x48" in result.stderr
     assert "use a larger image (--resize would enlarge it" in result.stderr, result.stderr[-2000:]
+
+
+def test_a_slow_kernel_warm_up_says_it_is_compiling_and_a_quick_one_is_silent(ref_dir, tmp_path, monkeypatch, caplog):
+    """The first use on a machine compiles the kernels before the progress bar starts (about 20 s): the job says
+    so instead of sitting silent. Loading them from the cache (here: already in this process) says nothing."""
+    import time
+
+    from deepfl import generation
+
+    generation.warm_up()  # compiled or loaded now: the job's own warm-up below is quick
+    with caplog.at_level("INFO", logger="deepfl"):
+        generation.generate(ref_dir, tmp_path / "quick", workers=1)
+    assert not [r for r in caplog.records if "compiling the distortion" in r.getMessage()]
+
+    caplog.clear()
+    monkeypatch.setattr(generation, "warm_up", lambda: time.sleep(2.5))  # as long as a first compilation
+    with caplog.at_level("INFO", logger="deepfl"):
+        generation.generate(ref_dir, tmp_path / "slow", workers=1)
+    said = [r.getMessage() for r in caplog.records if "compiling the distortion" in r.getMessage()]
+    assert len(said) == 1 and "once per installation" in said[0]
+
+
+def test_said_if_slow_speaks_once_after_its_delay_and_never_for_a_quick_block(caplog):
+    import time
+
+    from deepfl._numba import said_if_slow
+
+    with caplog.at_level("INFO", logger="deepfl"):
+        with said_if_slow("slow block", after_s=0.05):
+            time.sleep(0.4)
+        with said_if_slow("quick block", after_s=0.3):
+            pass
+        time.sleep(0.5)  # past the quick block's delay: its timer was cancelled
+    assert [r.getMessage() for r in caplog.records] == ["slow block"]
