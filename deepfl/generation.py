@@ -648,8 +648,7 @@ def generate(
     workers = min(workers or usable_cores(), max(1, len(tasks)))
     if tasks:
         with said_if_slow(
-            "compiling the distortion and PNG kernels: once per installation (about 20 s of CPU; later runs "
-            "load them from Numba's cache in about a second)"
+            "compiling the distortion and PNG kernels: once per installation (later runs load them from Numba's cache)"
         ):
             warm_up()
     written = 0
