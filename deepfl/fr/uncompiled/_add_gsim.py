@@ -107,10 +107,12 @@ def _scale(ref_gray: np.ndarray, dist_gray: np.ndarray, ref_index: np.ndarray | 
 
 
 def _gray(rgb: np.ndarray) -> np.ndarray:
-    """MATLAB rgb2gray of NHWC RGB as N,H,W float32 (integers), in strips of rows (small float64 temporaries)."""
+    """MATLAB rgb2gray of NHWC RGB as N,H,W float32 (integers), in strips of rows (small float64 temporaries), one
+    image at a time: a strip of one image is contiguous, as the kernel's one compiled signature expects."""
     gray = np.empty(rgb.shape[:3], np.float32)
-    for top in range(0, rgb.shape[1], _STRIP):
-        gray[:, top : top + _STRIP] = functional.rgb2gray(rgb[:, top : top + _STRIP])
+    for n in range(len(rgb)):
+        for top in range(0, rgb.shape[1], _STRIP):
+            gray[n : n + 1, top : top + _STRIP] = functional.rgb2gray(rgb[n : n + 1, top : top + _STRIP])
     return gray
 
 

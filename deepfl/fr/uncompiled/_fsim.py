@@ -142,8 +142,8 @@ def fsim(ref: np.ndarray, dist: np.ndarray, ref_index: np.ndarray | None = None)
     """FSIMc of each pair (1 = identical): the product of the phase-congruency, gradient and chroma similarities
     pooled with max(PC1, PC2) as weights (a plain mean where all weights are 0)."""
     factor = auto_downsample_factor(ref.shape[1], ref.shape[2])
-    if factor > 1:
-        ref, dist = (functional.box_downsample(x, factor, "zeros") for x in (ref, dist))
+    # float64 at every factor (a copy where it is 1): the pooling kernel then has one signature to compile
+    ref, dist = (functional.box_downsample(x, factor, "zeros") for x in (ref, dist))
     height, width = dist.shape[1:3]
     radial_quarter, angular, factors = phasecong_filters(height, width, np.float32)
     images = [*ref, *dist]

@@ -202,7 +202,7 @@ class _Saliency:
         def block(start: int, stop: int) -> np.ndarray:
             values = (operator_rows(self.along_h, start, stop) @ wide).reshape(stop - start, len(images), -1)
             offset = lo if self.inside is None else lo * np.multiply.outer(self.inside[0][start:stop], self.inside[1])
-            values = values.transpose(1, 0, 2) - offset
+            values = np.subtract(values.transpose(1, 0, 2), offset, order="C")  # C order: one kernel signature
             values *= scale
             return values
 

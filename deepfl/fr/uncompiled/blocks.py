@@ -106,7 +106,8 @@ def rgb_planes(images: np.ndarray, factor: int, start: int, stop: int, which: sl
     and columns i*f - floor((f-1)/2) .. i*f + floor(f/2), zeros outside the image; w = ceil(W/f).
     """
     if factor == 1:
-        return np.moveaxis(images[which, start:stop], -1, 0).astype(np.float64)
+        # C order, as the downsampled planes are: the pooling kernels then have one signature to compile
+        return np.ascontiguousarray(np.moveaxis(images[which, start:stop], -1, 0), np.float64)
     height, width = images.shape[1:3]
     out_w = -(-width // factor)
     before = (factor - 1) // 2
