@@ -415,6 +415,30 @@ class _Group:
     reference_line: str = ""  # for an unreadable reference: the one line logged for all its bad_pairs
 
 
+KERNELS_MESSAGE = "compiling the FR metrics' kernels: once per installation (later runs load them from Numba's cache)"
+
+
+_WARM_METRICS: set[str] = set()  # the metrics whose kernels this process has compiled or loaded
+
+
+def warm_up_kernels(functions: dict) -> None:
+    """Scores one small pair with the NumPy forms of the metrics not yet warm in this process, so that their Numba
+    kernels are compiled (the first use on a machine: seconds) or loaded from Numba's cache before a batch is
+    scored. One pair covers every image size: each kernel is called with one signature (one dtype and memory
+    layout per argument)."""
+    from deepfl.fr.functional.staging import compile_after
+    from deepfl.fr.specs import SPEC_BY_NAME
+
+    cold = {name: function for name, function in functions.items() if name not in _WARM_METRICS}
+    if not cold:
+        return
+    side = max(SPEC_BY_NAME[name].min_size for name in cold)
+    ref, dist = np.random.default_rng(0).integers(0, 256, (2, 1, side, side, 3), dtype=np.uint8)
+    with compile_after(math.inf):
+        score_batch(cold, ref, dist)
+    _WARM_METRICS.update(cold)
+
+
 def _scoring_path(groups: list[_Group], compiled: frozenset[tuple[int, int]] | None):
     """The staging context for one batch (its groups share a size): compiled graphs from the first call for a size
     in `compiled` (None: every size), the NumPy forms for any other."""
@@ -533,19 +557,26 @@ def label_pairs(
                 mark_shard_finished(out_path, [d for _, dists in mine for d in dists])
             return summary
         functions = load_metric_functions(metrics)
+        from deepfl._numba import said_if_slow  # Numba: loaded only when something is left to score
         from deepfl.fr.functional.validation import check_min_sizes  # TensorFlow, loaded with the metrics
         from deepfl.fr.specs import SPEC_BY_NAME
 
         total = sum(len(d) for _, d in todo)
         bar = progress(total=total, desc=f"label {out_path.name}", unit="pair")
         pending: list[_Group] = []
+        kernels_ready = False
 
         def flush() -> None:
             """Scores the pending groups together, appends their good rows, then reports their bad pairs."""
+            nonlocal kernels_ready
             try:
                 size = next((g.ref.shape[:2] for g in pending if len(g.good)), (1, 1))
                 # every metric the pairs are too small for in one line (each metric's own check names only itself)
                 check_min_sizes({name: SPEC_BY_NAME[name].min_size for name in functions}, *size)
+                if not kernels_ready and compiled is not None and tuple(size) not in compiled:  # the NumPy forms
+                    with said_if_slow(KERNELS_MESSAGE):  # else silent inside the first batch, on a machine's first run
+                        warm_up_kernels(functions)
+                    kernels_ready = True
                 with _scoring_path(pending, compiled):
                     scored = _score_groups(functions, pending, pairs_per_call(*size, batch_size))
             except ValueError as exc:  # e.g. images too small for a metric: the pairs are bad

@@ -596,3 +596,61 @@ def test_the_pair_pipeline_runs_without_tf_data_autotuning(tmp_path, small_photo
     rows = list(dataset.as_numpy_iterator())
     assert [int(r[0]) for r in rows] == [0, 1] and [len(r[2]) for r in rows] == [2, 1]
     np.testing.assert_array_equal(rows[1][2][0], np.clip(small_photo.astype(int) + 20, 0, 255))
+
+
+def test_a_slow_kernel_warm_up_says_it_is_compiling_and_a_quick_one_is_silent(
+    two_size_pairs, tmp_path, monkeypatch, caplog
+):
+    """A machine's first label run compiles the FR metrics' Numba kernels (7-10 s on 2 cores) before its first
+    batch on the NumPy forms: the job says so instead of sitting silent at 0%. Kernels already loaded say nothing,
+    and a job whose sizes all run compiled graphs does not warm them up."""
+    import time
+
+    pairs, root = two_size_pairs
+    labeling.warm_up_kernels(labeling.load_metric_functions(["gmsd"]))  # compiled or loaded now: quick below
+    with caplog.at_level("INFO", logger="deepfl"):
+        labeling.label_pairs(pairs, root, tmp_path / "quick.csv", metrics=["gmsd"], compile_from_pixel_pairs=math.inf)
+    assert not [r for r in caplog.records if "kernels" in r.getMessage()]
+
+    caplog.clear()
+    warmed = []
+    monkeypatch.setattr(labeling, "warm_up_kernels", lambda functions: warmed.append(1) or time.sleep(2.5))
+    with caplog.at_level("INFO", logger="deepfl"):
+        labeling.label_pairs(pairs, root, tmp_path / "slow.csv", metrics=["gmsd"], compile_from_pixel_pairs=math.inf)
+    said = [r.getMessage() for r in caplog.records if "kernels" in r.getMessage()]
+    assert len(said) == 1 and "once per installation" in said[0] and warmed == [1]  # once, not per batch
+
+    labeling.label_pairs(pairs, root, tmp_path / "graphs.csv", metrics=["gmsd"], compile_from_pixel_pairs=0)
+    assert warmed == [1]
+
+
+def test_one_kernel_warm_up_covers_every_image_size(small_photo, monkeypatch):
+    """Every Numba kernel of the FR metrics is called with one signature (dtype and memory layout of each argument)
+    whatever the image size, downsampling factor, batch or reference sharing: the warm-up's one small pair then
+    compiles all that a job will use, and a later size never stops to compile (3-4 s before the layouts were
+    unified)."""
+    from deepfl.fr import METRICS
+    from deepfl.fr.functional.staging import compile_after
+    from deepfl.fr.uncompiled import fsim_kernels, gray_kernel, saliency_kernels
+
+    def signatures() -> dict[str, set]:  # of the kernels called from Python (the others are inlined in them)
+        kernels = [
+            (f"{module.__name__.rpartition('.')[2]}.{name}", getattr(module, name))
+            for module in (fsim_kernels, gray_kernel, saliency_kernels)
+            for name in dir(module)
+        ]
+        return {name: set(kernel.signatures) for name, kernel in kernels if getattr(kernel, "signatures", None)}
+
+    functions = labeling.load_metric_functions(list(METRICS))
+    monkeypatch.setattr(labeling, "_WARM_METRICS", set())  # warm up here even if an earlier test did
+    labeling.warm_up_kernels(functions)
+    warm = signatures()
+    entry_kernels = {"fsim_kernels.pooled_sums", "saliency_kernels.pool_block_vsi", "gray_kernel._gray"}
+    assert entry_kernels | {"saliency_kernels.pool_block_sr_sim", "fsim_kernels.orientation_energy"} <= set(warm)
+    photo = np.tile(small_photo, (8, 8, 1))  # FSIMc and VSI downsample by 2 from 384 pixels per side
+    for height, width, refs, index in ((200, 260, 1, [0]), (400, 520, 2, [0, 1, 1])):
+        ref = np.stack([photo[k : k + height, k : k + width] for k in range(refs)])
+        dist = np.clip(ref[index] + 6.0, 0, 255).astype(np.uint8)
+        with compile_after(math.inf):
+            labeling.score_batch(functions, ref, dist, np.array(index))
+    assert signatures() == warm
