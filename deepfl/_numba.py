@@ -37,3 +37,9 @@ def said_if_slow(message: str, after_s: float = 2.0) -> Iterator[None]:
         yield
     finally:
         timer.cancel()
+
+
+def said_while_compiling(kernels: str) -> contextlib.AbstractContextManager[None]:
+    """`said_if_slow` for a block that loads `kernels` (e.g. "the distortion and PNG kernels"): on a machine's first
+    use it compiles them, and the line says that this happens once."""
+    return said_if_slow(f"compiling {kernels}: once per installation (later runs load them from Numba's cache)")

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from deepfl import distortions
-from deepfl._numba import said_if_slow
+from deepfl._numba import said_while_compiling
 from deepfl.cpus import usable_cores
 from deepfl.errors import ImageReadError, TableError
 from deepfl.fileio import atomic_write_bytes
@@ -647,9 +647,7 @@ def generate(
     tasks = [(str(ref_dir), name, t, str(out_dir), fmt, seed, resize, png_compression) for name, t in todo]
     workers = min(workers or usable_cores(), max(1, len(tasks)))
     if tasks:
-        with said_if_slow(
-            "compiling the distortion and PNG kernels: once per installation (later runs load them from Numba's cache)"
-        ):
+        with said_while_compiling("the distortion and PNG kernels"):
             warm_up()
     written = 0
     sizes: dict[str, tuple[int, int]] = {}

@@ -415,9 +415,6 @@ class _Group:
     reference_line: str = ""  # for an unreadable reference: the one line logged for all its bad_pairs
 
 
-KERNELS_MESSAGE = "compiling the FR metrics' kernels: once per installation (later runs load them from Numba's cache)"
-
-
 _WARM_METRICS: set[str] = set()  # the metrics whose kernels this process has compiled or loaded
 
 
@@ -557,7 +554,7 @@ def label_pairs(
                 mark_shard_finished(out_path, [d for _, dists in mine for d in dists])
             return summary
         functions = load_metric_functions(metrics)
-        from deepfl._numba import said_if_slow  # Numba: loaded only when something is left to score
+        from deepfl._numba import said_while_compiling  # Numba: loaded only when something is left to score
         from deepfl.fr.functional.validation import check_min_sizes  # TensorFlow, loaded with the metrics
         from deepfl.fr.specs import SPEC_BY_NAME
 
@@ -569,14 +566,14 @@ def label_pairs(
         def flush() -> None:
             """Scores the pending groups together, appends their good rows, then reports their bad pairs."""
             nonlocal kernels_ready
+            size = next((g.ref.shape[:2] for g in pending if len(g.good)), (1, 1))
+            if not kernels_ready and compiled is not None and tuple(size) not in compiled:  # the NumPy forms
+                with said_while_compiling("the FR metrics' kernels"):  # else silent inside the first batch
+                    warm_up_kernels(functions)
+                kernels_ready = True
             try:
-                size = next((g.ref.shape[:2] for g in pending if len(g.good)), (1, 1))
                 # every metric the pairs are too small for in one line (each metric's own check names only itself)
                 check_min_sizes({name: SPEC_BY_NAME[name].min_size for name in functions}, *size)
-                if not kernels_ready and compiled is not None and tuple(size) not in compiled:  # the NumPy forms
-                    with said_if_slow(KERNELS_MESSAGE):  # else silent inside the first batch, on a machine's first run
-                        warm_up_kernels(functions)
-                    kernels_ready = True
                 with _scoring_path(pending, compiled):
                     scored = _score_groups(functions, pending, pairs_per_call(*size, batch_size))
             except ValueError as exc:  # e.g. images too small for a metric: the pairs are bad
