@@ -26,6 +26,7 @@ RUNS = [
     ("pipeline.py --num_images 6 --batch 2 --repeats 1 --sizes 3 --formats png", "deepfl-rep"),
     ("denoise.py", "coffee"),
     ("job_exit.py --repeats 1 --jobs predict", "saved (peer - quick)"),
+    ("keras_import.py --repeats 1", "ratio plain / jobs"),
     ("train_gpu.py --help", "--precisions"),
     ("scale.py --help", "--scales"),
     ("octave_compare.py --help", "--matlab_dir"),

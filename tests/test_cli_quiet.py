@@ -1,10 +1,13 @@
 """Jobs start quietly: no TensorFlow C++ start-up lines and no retracing warnings unless --verbosity asks; a
-script gets the same quiet start from one call of `deepfl.quiet.quiet_tensorflow`."""
+script gets the same quiet start from one call of `deepfl.quiet.quiet_tensorflow`. Jobs also import Keras without
+the scikit-learn and matplotlib it imports for features they never use (`deepfl.lean_keras`)."""
 
 import os
 import subprocess
 import sys
 import textwrap
+
+import pytest
 
 SCRIPT = textwrap.dedent("""
     from deepfl.cli import app
@@ -150,3 +153,41 @@ def test_held_back_lines_are_replayed_for_a_failed_import_but_not_for_a_ctrl_cs_
                 os.write(2, b"a native start-up line\n")
                 raise RuntimeError("bad argument to internal function")
         assert ("a native start-up line" in capfd.readouterr().err) == shown
+
+
+EXTRAS_SCRIPT = textwrap.dedent("""
+    import sys
+
+    def main(argv):
+        import keras
+
+        print(*[m in sys.modules for m in ("sklearn", "matplotlib")])
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])  # Keras works without them
+        print(model(keras.ops.ones((1, 3))).shape)
+        from sklearn.datasets import load_sample_image  # and they import normally afterwards
+        import matplotlib.pyplot
+
+        print(load_sample_image("china.jpg").shape)
+        return 0
+
+    if sys.argv[1:] == ["plain"]:
+        main([])
+    else:
+        from deepfl.cli import app
+
+        app.run_app(main)
+""")
+
+
+def test_jobs_import_keras_without_scikit_learn_and_matplotlib_which_still_import_afterwards():
+    """A third of `import keras` goes to scikit-learn and matplotlib, for keras.wrappers and keras.visualization
+    (`deepfl.lean_keras`); a job leaves them out of Keras' import. The plain run shows this Keras does import them,
+    so the job's run proves the skip."""
+    plain = subprocess.run([sys.executable, "-c", EXTRAS_SCRIPT, "plain"], capture_output=True, text=True, timeout=300)
+    assert plain.returncode == 0, plain.stderr
+    if plain.stdout.split("\n")[0] == "False False":
+        pytest.skip("this Keras imports neither scikit-learn nor matplotlib by itself: nothing to leave out")
+    job = subprocess.run([sys.executable, "-c", EXTRAS_SCRIPT], capture_output=True, text=True, timeout=300)
+    assert job.returncode == 0, job.stderr
+    assert job.stdout.split("\n") == ["False False", "(1, 2)", "(427, 640, 3)", ""]
+    assert job.stderr == ""

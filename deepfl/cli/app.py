@@ -29,6 +29,7 @@ from deepfl.cli import TF_LOG_LEVEL_SET_BY_USER
 from deepfl.errors import DeepflError, NoUsableInput, failure_reason, one_line
 from deepfl.fileio import output_path_of, remove_stale_temp_files
 from deepfl.jobs import ON_ERROR_CHOICES, SEED_MAX, JobStopped, request_stop, setup_logging
+from deepfl.lean_keras import keras_without_extras
 from deepfl.quiet import print_to_user, quiet_tensorflow
 from deepfl.wording import command_line_names
 
@@ -350,6 +351,7 @@ def run_app(main: Callable[[list[str]], int | None], takes_arguments: bool = Fal
             os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"  # read by TensorFlow at its import, which comes later
         # TF's C++ start-up lines only with --verbosity=1; not replayed when a Ctrl-C breaks the import
         quiet_tensorflow(verbose=flags.FLAGS.verbosity >= 1, interrupted=interrupt.interrupted.is_set)
+        keras_without_extras()  # a third of Keras' import goes to scikit-learn and matplotlib, unused by jobs
         out_dir = _out_dir()
         made_from = _first_missing_folder(out_dir) if out_dir else None  # the top folder this run would make
         code = job(argv)
