@@ -15,8 +15,9 @@ call it by itself. A module already imported when Keras is (say the user's own `
 from __future__ import annotations
 
 import importlib.abc
-import importlib.util
 import sys
+
+from deepfl.import_hooks import WrappedExecFinder
 
 _KERAS = "keras"
 # What Keras imports only for keras.wrappers and keras.visualization (matplotlib: pyplot and patches).
@@ -32,36 +33,19 @@ class _RefuseExtras(importlib.abc.MetaPathFinder):
         return None
 
 
-class _KerasWithoutExtrasFinder(importlib.abc.MetaPathFinder):
-    """Finds `keras` like the normal machinery, but executes its package with `_RefuseExtras` in front."""
+class _KerasWithoutExtrasFinder(WrappedExecFinder):
+    """Executes `keras` with `_RefuseExtras` in front of the other finders."""
 
     def __init__(self):
-        self._searching = False
+        super().__init__(_KERAS)
 
-    def find_spec(self, name, path=None, target=None):
-        if name != _KERAS or self._searching:
-            return None
-        self._searching = True  # the normal machinery below finds the spec; this finder steps aside meanwhile
+    def execute(self, module, run) -> None:
+        refuse = _RefuseExtras()
+        sys.meta_path.insert(0, refuse)
         try:
-            spec = importlib.util.find_spec(name)
+            run(module)
         finally:
-            self._searching = False
-        if spec is None or spec.loader is None:
-            return spec
-        execute = spec.loader.exec_module
-
-        def exec_module(module) -> None:
-            if self in sys.meta_path:
-                sys.meta_path.remove(self)  # once: later lookups go the normal way
-            refuse = _RefuseExtras()
-            sys.meta_path.insert(0, refuse)
-            try:
-                execute(module)
-            finally:
-                sys.meta_path.remove(refuse)
-
-        spec.loader.exec_module = exec_module
-        return spec
+            sys.meta_path.remove(refuse)
 
 
 def keras_without_extras() -> None:

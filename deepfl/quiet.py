@@ -17,13 +17,13 @@ anything imports TensorFlow.
 from __future__ import annotations
 
 import contextlib
-import importlib.abc
-import importlib.util
 import logging
 import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
+
+from deepfl.import_hooks import WrappedExecFinder
 
 _MODULE = "tensorflow"
 # TF_CPP_MIN_LOG_LEVEL of a quiet start: 3 also hides the notices TensorFlow logs at ERROR level while working
@@ -76,40 +76,18 @@ def print_to_user(line: str) -> None:
         os.write(fd, (line + "\n").encode("utf-8", "replace"))
 
 
-class _QuietTensorflowFinder(importlib.abc.MetaPathFinder):
-    """Finds `tensorflow` like the normal machinery, but executes its module with stderr sent to a file.
-
-    It stays in `sys.meta_path` until TensorFlow is executed, not only until it is first looked up: libraries
-    probe for TensorFlow with `importlib.util.find_spec` without importing it (torch does, at its import), and a
-    finder gone after that probe would leave the real import loud.
-    """
+class _QuietTensorflowFinder(WrappedExecFinder):
+    """Executes `tensorflow` with stderr sent to a file, and probes its devices there (see the module docstring)."""
 
     def __init__(self, interrupted: Callable[[], bool] | None = None):
-        self._searching = False
+        super().__init__(_MODULE)
         self.interrupted = interrupted  # see `stderr_to_file`
 
-    def find_spec(self, name, path=None, target=None):
-        if name != _MODULE or self._searching:
-            return None
-        self._searching = True  # the normal machinery below finds the spec; this finder steps aside meanwhile
-        try:
-            spec = importlib.util.find_spec(name)
-        finally:
-            self._searching = False
-        if spec is None or spec.loader is None:
-            return spec
-        execute = spec.loader.exec_module
-
-        def exec_module(module) -> None:
-            if self in sys.meta_path:
-                sys.meta_path.remove(self)  # once: later lookups go the normal way
-            with stderr_to_file(self.interrupted):
-                execute(module)
-                module.config.list_physical_devices()  # the CUDA probe writes its lines here, not at the first op
-            logging.getLogger(_MODULE).setLevel(logging.ERROR)
-
-        spec.loader.exec_module = exec_module
-        return spec
+    def execute(self, module, run) -> None:
+        with stderr_to_file(self.interrupted):
+            run(module)
+            module.config.list_physical_devices()  # the CUDA probe writes its lines here, not at the first op
+        logging.getLogger(_MODULE).setLevel(logging.ERROR)
 
 
 def quiet_tensorflow(verbose: bool = False, interrupted: Callable[[], bool] | None = None) -> None:
