@@ -11,7 +11,7 @@ import io
 import logging
 import os
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -164,6 +164,33 @@ def header_size(path: str | os.PathLike) -> tuple[int, int]:
     except Exception as exc:  # Pillow raises many types for bad headers
         raise ImageReadError(f"{path}: not a readable image ({exc})") from None
     return int(height), int(width)
+
+
+def header_error(path: str | os.PathLike) -> str | None:
+    """Why `read_image` would refuse the file, as far as its header shows (missing, empty, not an image), in the
+    same words; None when the header reads. No pixels are decoded, so a job can name such files before it loads a
+    model: a damaged file whose header reads is only found when it is decoded."""
+    given, path = path, Path(path)
+    if not path.is_file():
+        return _missing(given)
+    try:
+        if path.stat().st_size == 0:
+            return f"{path}: empty file (0 bytes)"
+        with Image.open(path):
+            pass
+    except UnidentifiedImageError:
+        return f"{path}: not an image file (unknown or corrupt format)"
+    except OSError as exc:
+        return f"{path}: cannot read ({exc.strerror or exc})"
+    except Exception as exc:  # Pillow raises many types for bad headers
+        return f"{path}: corrupt or truncated image ({exc})"
+    return None
+
+
+def header_errors(paths: Sequence[str | os.PathLike], workers: int = 8) -> list[str | None]:
+    """`header_error` of each path, read on `workers` threads (the cost is file opens, not computation)."""
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        return list(pool.map(header_error, paths, chunksize=256))
 
 
 def header_sizes_of(paths: Iterable[str | os.PathLike], workers: int = 8) -> list[tuple[int, int] | None]:

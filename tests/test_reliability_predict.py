@@ -136,6 +136,38 @@ def test_predict_csv_resumes_from_another_folder_and_spelling(runs, tmp_path):
     assert sorted(r["image"] for r in rows) == sorted(os.path.abspath(p) for p in runs["good"])
 
 
+def test_predict_names_files_that_are_no_images_before_it_loads_a_model(runs, tmp_path):
+    """Missing files and folders, empty files and files that are no images are named from their headers before
+    TensorFlow is loaded: a run with nothing else to score ends in a second (it loaded the model first, 4-5 s), and
+    a CSV rerun whose only unscored file is such a one stays a quick rerun (a walk found it retried each time)."""
+    (tmp_path / "x.jpg").write_text("not a photo")
+    (tmp_path / "empty.png").write_bytes(b"")
+    nothing, imported = killrestart.run_noting_tensorflow(
+        "predict",
+        [f"--model={runs['scorer']}", str(tmp_path / "x.jpg"), str(tmp_path / "empty.png"), f"{tmp_path / 'nosuch'}/"],
+    )
+    assert nothing.returncode == 3 and not imported, nothing.stderr[-2000:]
+    errors = [line for line in nothing.stderr.splitlines() if line.startswith("error")]
+    assert errors == [
+        f"error: {tmp_path / 'x.jpg'}: not an image file (unknown or corrupt format)",
+        f"error: {tmp_path / 'empty.png'}: empty file (0 bytes)",
+        f"error: {tmp_path / 'nosuch'}/: no such folder",
+        "error: no image could be scored: all 3 file(s) failed (listed above)",
+    ], nothing.stderr[-2000:]
+
+    out = tmp_path / "scores.csv"
+    argv = [f"--model={runs['scorer']}", f"--output={out}", runs["good"][0], str(tmp_path / "x.jpg")]
+    first = killrestart.run_job(killrestart.job_command("predict", *argv))
+    assert first.returncode == 1, first.stderr[-2000:]
+    written = out.read_bytes()
+    again, imported = killrestart.run_noting_tensorflow("predict", argv)
+    assert again.returncode == 1 and not imported, again.stderr[-2000:]
+    assert f"{out}: 1 of 2 images already scored, none left that can be read" in again.stderr
+    assert again.stderr.count("x.jpg: not an image file") == 1
+    assert "error: 1 of 2 file(s) could not be read or scored" in again.stderr
+    assert out.read_bytes() == written
+
+
 @pytest.mark.parametrize("name", ["zero_byte_model", "text_as_model", "truncated_model", "missing_model"])
 def test_predict_broken_model_file_is_one_line_exit_2(runs, name):
     result = runs["results"][name]

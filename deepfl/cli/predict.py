@@ -117,12 +117,34 @@ def main(argv: list[str]) -> int:
     def report(message: str) -> None:
         print(f"error: {message}", file=sys.stderr)
 
+    unreadable: list[str] = []  # named before the model is loaded (missing, empty, not images), never scored
+
+    def screen(candidates: list[str]) -> list[str]:
+        """The candidates whose header reads; the others are reported once and kept in `unreadable`."""
+        from deepfl.images import header_errors
+
+        readable = []
+        for path, problem in zip(candidates, header_errors(candidates), strict=True):
+            if problem is None:
+                readable.append(path)
+            else:
+                report(problem)
+                unreadable.append(path)
+        return readable
+
+    def nothing_scored() -> app.NothingDone:
+        return app.NothingDone(f"no image could be scored: all {len(paths)} file(s) failed (listed above)")
+
     resumable = output is not None and fmt == "csv"
     imagenet = FLAGS.model == IMAGENET  # the ImageNet backbone: a name, not a file
     given = [*([] if imagenet else [FLAGS.model]), *([FLAGS.head] if FLAGS.head else [])]
     # The model is loaded first (a missing or wrong file named before any settings are stored), except for a rerun
     # into a CSV of this command, whose settings are stored already: it loads the model only to score what is left.
+    # Files that cannot be images are named before either, so a run that has none to score loads no model.
     rerun = resumable and not FLAGS.overwrite and output.exists() and settings_beside(output).exists()
+    to_score = paths if rerun else screen(paths)  # a rerun screens only what its CSV lacks, below
+    if not to_score:
+        raise nothing_scored()
     scorer = None if rerun and all(Path(path).is_file() for path in given) else load()
     if resumable:
         settings = {  # the files' fingerprints too: a model re-exported under the same name is another model
@@ -146,13 +168,20 @@ def main(argv: list[str]) -> int:
         # Rows name absolute paths, so a rerun from another folder, or with the same file spelled another way
         # (./a.png, dir/../a.png), resumes instead of scoring it twice (or skipping another file of that name).
         done = {os.path.abspath(name) for name in table.done}
-        todo = [path for path in map(os.path.abspath, paths) if path not in done]
-        if not todo:
+        todo = [path for path in map(os.path.abspath, to_score) if path not in done]
+        already = len(paths) - len(unreadable) - len(todo)
+        if rerun:
+            todo = screen(todo)
+        if not todo and not unreadable:
             print(f"{output}: all {len(paths)} images already scored, nothing to do", file=sys.stderr)
+        elif not todo:
+            print(
+                f"{output}: {already} of {len(paths)} images already scored, none left that can be read",
+                file=sys.stderr,
+            )
         elif len(todo) < len(paths):
             print(
-                f"{output}: {len(paths) - len(todo)} of {len(paths)} images already scored, scoring the other "
-                f"{len(todo)}",
+                f"{output}: {already} of {len(paths)} images already scored, scoring the other {len(todo)}",
                 file=sys.stderr,
             )
         failed = []
@@ -168,14 +197,14 @@ def main(argv: list[str]) -> int:
                 on_rows=lambda rows: table.append({"image": image, "score": f"{score:.6f}"} for image, score in rows),
             )
         print(f"{output}: {len(table.done)} scores", file=sys.stderr)
-        if todo and len(failed) == len(todo) and not table.done:
-            raise app.NothingDone(f"no image could be scored: all {len(failed)} file(s) failed (listed above)")
+        if not table.done:
+            raise nothing_scored()
     else:
         from deepfl.prediction import format_scores, score_files
 
-        rows, failed = score_files(paths, scorer, FLAGS.batch_size, FLAGS.chunk, on_unreadable=report)
+        rows, failed = score_files(to_score, scorer, FLAGS.batch_size, FLAGS.chunk, on_unreadable=report)
         if not rows:
-            raise app.NothingDone(f"no image could be scored: all {len(failed)} file(s) failed (listed above)")
+            raise nothing_scored()
         text = format_scores(rows, fmt)
         # A file name that is not UTF-8 (held with surrogate escapes) is written back as its original bytes.
         data = text.encode("utf-8", "surrogateescape")
@@ -188,6 +217,7 @@ def main(argv: list[str]) -> int:
             sys.stdout.buffer.flush()
         else:
             sys.stdout.write(text)
+    failed = unreadable + failed
     if failed:
         print(
             f"error: {len(failed)} of {len(paths)} file(s) could not be read or scored (listed above)", file=sys.stderr
