@@ -470,8 +470,9 @@ def warn_about_unchanged(unchanged: dict[str, int]) -> None:
     name, type_id = next(iter(unchanged.items()))
     log.warning(
         "%d reference(s) came out unchanged at all %d levels of their type (e.g. %s, type %d %s): some types leave "
-        "flat, binary or black images, and colour types grey ones, as they are, and the labels of such pairs say "
-        "'no distortion'; consider removing such references",
+        "flat, binary or black images, and colour types grey ones, as they are: the labels of such pairs say 'no "
+        "distortion', and deepfl-label skips those of a flat grey reference (SFF has no value there); consider "
+        "removing such references",
         len(unchanged),
         distortions.NUM_LEVELS,
         name,

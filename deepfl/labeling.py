@@ -248,13 +248,39 @@ def shard_file(out_csv: str | os.PathLike, num_shards: int, shard_index: int) ->
     return out_csv.with_name(f"{out_csv.stem}.shard-{shard_index:05d}-of-{num_shards:05d}{out_csv.suffix}")
 
 
+def _listed(names: Sequence[str]) -> str:
+    """The first two names, and how many more."""
+    return ", ".join(names[:2]) + (f" and {len(names) - 2} more" if len(names) > 2 else "")
+
+
 def _reference_lines(reference_error: str, dist_paths: Sequence[str]) -> tuple[list[str], str]:
     """For the pairs of an unreadable reference: one skip entry per pair (the summary counts pairs) and the one
     line to log for all of them (a wrong --ref_root would otherwise print a line per distorted image)."""
-    listed = ", ".join(dist_paths[:2]) + (f" and {len(dist_paths) - 2} more" if len(dist_paths) > 2 else "")
     plural = "s" if len(dist_paths) > 1 else ""
-    line = f"reference {reference_error}: {len(dist_paths)} distorted image{plural} not scored ({listed})"
+    line = f"reference {reference_error}: {len(dist_paths)} distorted image{plural} not scored ({_listed(dist_paths)})"
     return [f"{path}: skipped, reference {reference_error}" for path in dist_paths], line
+
+
+def _undefined_line(group: _Group, undefined: dict[str, str]) -> str:
+    """One line for a reference all of whose pairs scored NaN in the same metrics (a flat grey one: SFF at every
+    level), instead of a line per pair; "" where the pairs differ or others were bad already."""
+    names = list(undefined)
+    bad = set(undefined.values())
+    if len(names) < 2 or len(names) != len(group.good) or len(bad) > 1 or group.bad_pairs:
+        return ""
+    metrics = bad.pop()
+    return (
+        f"{group.ref_im}: its {len(names)} distorted images scored non-finite {metrics}"
+        f"{_undefined_reasons(metrics.split(', '))}; rows skipped ({_listed(names)})"
+    )
+
+
+def _undefined_reasons(metrics: Sequence[str]) -> str:
+    """Where the metrics that scored NaN have no value, as a parenthesis ("" when none is known)."""
+    from deepfl.fr.specs import SPEC_BY_NAME
+
+    reasons = [SPEC_BY_NAME[m].undefined_where for m in metrics if SPEC_BY_NAME[m].undefined_where]
+    return f" ({'; '.join(reasons)})" if reasons else ""
 
 
 def _load_group(ref_path: str, dist_paths: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], str]:
@@ -412,7 +438,8 @@ class _Group:
     dists: np.ndarray
     good: np.ndarray  # indices into dist_names of the decoded, same-size distorted images
     bad_pairs: list[str]
-    reference_line: str = ""  # for an unreadable reference: the one line logged for all its bad_pairs
+    # the one line logged for all its bad_pairs where they share a reason (an unreadable reference, too small)
+    group_line: str = ""
 
 
 _WARM_METRICS: set[str] = set()  # the metrics whose kernels this process has compiled or loaded
@@ -578,26 +605,37 @@ def label_pairs(
                     scored = _score_groups(functions, pending, pairs_per_call(*size, batch_size))
             except ValueError as exc:  # e.g. images too small for a metric: the pairs are bad
                 for g in pending:
+                    if len(g.good) > 1 and not g.bad_pairs:  # one line for the reference, not one per level
+                        names = [g.dist_names[i] for i in g.good]
+                        g.group_line = (
+                            f"{g.ref_im}: its {len(names)} distorted images not scored ({exc}): {_listed(names)}"
+                        )
                     g.bad_pairs += [f"{g.dist_names[i]}: not scored ({exc})" for i in g.good]
                     g.good = np.zeros(0, np.int32)
                 scored = [{} for _ in pending]
             rows = []
             for g, scores in zip(pending, scored):
+                undefined: dict[str, str] = {}  # distorted image -> the metrics without a finite score
                 for k, i in enumerate(g.good):
-                    row = {"dist_im": g.dist_names[i], "ref_im": g.ref_im}
                     bad = [m for m in metrics if not np.isfinite(scores[m][k])]
                     if bad:
-                        g.bad_pairs.append(f"{g.dist_names[i]}: non-finite {', '.join(bad)} score; row skipped")
+                        undefined[g.dist_names[i]] = ", ".join(bad)
                         continue
-                    row.update({m: f"{scores[m][k]:.10g}" for m in metrics})
-                    rows.append(row)
+                    rows.append({"dist_im": g.dist_names[i], "ref_im": g.ref_im})
+                    rows[-1].update({m: f"{scores[m][k]:.10g}" for m in metrics})
+                if undefined:
+                    g.group_line = _undefined_line(g, undefined)
+                    g.bad_pairs += [
+                        f"{name}: non-finite {bad} score{_undefined_reasons(bad.split(', '))}; row skipped"
+                        for name, bad in undefined.items()
+                    ]
             summary.written += table.append(rows)  # good rows first: a stop keeps them
             bar.update(sum(len(g.dist_names) for g in pending))
             groups_done = list(pending)
             pending.clear()
             for g in groups_done:
                 summary.skipped.extend(g.bad_pairs)
-                for line in [g.reference_line] if g.reference_line else g.bad_pairs:
+                for line in [g.group_line] if g.group_line else g.bad_pairs:
                     policy.handle(line)
 
         try:
@@ -610,7 +648,7 @@ def label_pairs(
                 group = _Group(ref_im, list(dist_names), ref, dists, good, [m.decode() for m in problems])
                 if reference_error:
                     dist_paths = [str(Path(image_root) / name) for name in dist_names]
-                    group.bad_pairs, group.reference_line = _reference_lines(reference_error.decode(), dist_paths)
+                    group.bad_pairs, group.group_line = _reference_lines(reference_error.decode(), dist_paths)
                 busy = [g for g in pending if len(g.good)]
                 pending_pairs = sum(len(g.good) for g in busy)
                 limit = pairs_per_call(*ref.shape[:2], batch_size)

@@ -183,7 +183,31 @@ def test_a_flat_reference_gets_no_sff_label_and_is_named(tmp_path, small_photo):
     out = tmp_path / "labels.csv"
     summary = labeling.label_pairs(labeling.read_manifest(manifest), root, out, metrics=["ssim", "sff"])
     assert summary.written == 1 and list(_read(out).dist_im) == ["photo_noisy.png"]
-    assert summary.skipped == ["flat_on_photo.png: non-finite sff score; row skipped"]
+    why = "(SFF has no value where the reference is flat grey, as in the original)"
+    assert summary.skipped == [f"flat_on_photo.png: non-finite sff score {why}; row skipped"]
+
+
+def test_a_flat_reference_is_named_in_one_line_for_all_its_pairs(tmp_path, small_photo, caplog):
+    """A walk's flat grey photo gave five identical lines, one per level; the reference's pairs share one line,
+    while the summary still lists every skipped pair."""
+    root = tmp_path / "images"
+    root.mkdir()
+    write_image(root / "flat.png", np.full((48, 64, 3), 90, np.uint8))
+    names = [f"flat_{level}.png" for level in range(1, 4)]
+    for name in names:
+        write_image(root / name, np.full((48, 64, 3), 90, np.uint8))
+    manifest = tmp_path / "manifest.csv"
+    pd.DataFrame([(name, "flat.png") for name in names], columns=["dist_im", "ref_im"]).to_csv(manifest, index=False)
+    with caplog.at_level(logging.WARNING, logger="deepfl"):
+        summary = labeling.label_pairs(
+            labeling.read_manifest(manifest), root, tmp_path / "labels.csv", metrics=["ssim", "sff"]
+        )
+    assert summary.written == 0 and len(summary.skipped) == 3
+    lines = [r.getMessage() for r in caplog.records if "flat" in r.getMessage()]
+    assert lines == [
+        "flat.png: its 3 distorted images scored non-finite sff (SFF has no value where the reference is flat grey, "
+        "as in the original); rows skipped (flat_1.png, flat_2.png and 1 more)"
+    ], lines
 
 
 def test_references_packed_in_one_call_score_like_pairs_alone(pair_set, tmp_path):

@@ -12,12 +12,14 @@ from typing import NamedTuple
 
 class MetricSpec(NamedTuple):
     """A full-reference metric: `name` (column of the KADIS-700k labels), whether lower scores mean better
-    quality, the smallest height/width (pixels) it accepts, and the original it reproduces."""
+    quality, the smallest height/width (pixels) it accepts, the original it reproduces, and where it has no
+    value (NaN in the original too), for the label job's line on a skipped pair."""
 
     name: str
     lower_is_better: bool
     min_size: int
     source: str
+    undefined_where: str = ""
 
 
 # In the column order of the KADIS-700k release (`kadis700k_friqa.csv`).
@@ -37,7 +39,13 @@ SPECS: tuple[MetricSpec, ...] = (
     # 3x3 Prewitt gradients.
     MetricSpec("gmsd", True, 3, "Xue, Zhang, Mou, Bovik 2014; Xue's GMSD.m"),
     # One 8x8 block of the shipped ICA basis on the original's grid 1:8:size-8 (a basis of p x p patches: p + 1).
-    MetricSpec("sff", False, 9, "Chang, Yang, Gan, Wang 2013; Chang's SFF.m v2.0 with our own ICA basis"),
+    MetricSpec(
+        "sff",
+        False,
+        9,
+        "Chang, Yang, Gan, Wang 2013; Chang's SFF.m v2.0 with our own ICA basis",
+        "SFF has no value where the reference is flat grey, as in the original",
+    ),
     # One 4x4 DCT window.
     MetricSpec("scqi", False, 4, "Bae, Kim 2016 (reconstructed from the paper; no public original)"),
     # Three scales of 2x halving must leave a 4-pixel map: 4 * 2^2.
