@@ -678,3 +678,26 @@ def test_one_kernel_warm_up_covers_every_image_size(small_photo, monkeypatch):
         with compile_after(math.inf):
             labeling.score_batch(functions, ref, dist, np.array(index))
     assert signatures() == warm
+
+
+def test_a_reference_too_small_for_a_metric_is_one_line_for_all_its_pairs(tmp_path, small_photo, caplog):
+    """Five levels of a reference below MS-SSIM's 161 pixels printed the same reason five times (walk 39)."""
+    root = tmp_path / "images"
+    root.mkdir()
+    write_image(root / "small.png", np.ascontiguousarray(small_photo[:48, :64]))
+    names = [f"small_{level}.png" for level in range(1, 4)]
+    for level, name in enumerate(names, start=1):
+        write_image(root / name, np.clip(small_photo[:48, :64].astype(int) + 5 * level, 0, 255).astype(np.uint8))
+    manifest = tmp_path / "manifest.csv"
+    pd.DataFrame([(name, "small.png") for name in names], columns=["dist_im", "ref_im"]).to_csv(manifest, index=False)
+    with caplog.at_level(logging.WARNING, logger="deepfl"):
+        summary = labeling.label_pairs(
+            labeling.read_manifest(manifest), root, tmp_path / "labels.csv", metrics=["msssim"]
+        )
+    assert summary.written == 0 and [entry.split(":")[0] for entry in summary.skipped] == names
+    lines = [r.getMessage() for r in caplog.records if "small" in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("small.png: its 3 distorted images not scored (msssim: images of 64x48 pixels"), lines
+    assert (
+        lines[0].endswith("(small_1.png, small_2.png and 1 more)") or "small_1.png, small_2.png and 1 more" in lines[0]
+    )
