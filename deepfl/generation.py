@@ -39,6 +39,7 @@ from deepfl.jobs import (
     ErrorPolicy,
     SettingsChanged,
     check_settings,
+    counted,
     progress,
     read_complete_rows,
     recorded_path,
@@ -87,8 +88,8 @@ class DistortSummary:
 
     def __str__(self) -> str:
         return (
-            f"{self.manifest}: {self.written} manifest rows written, {self.already_done} {self.unit} already done, "
-            f"{self.skipped} bad {self.unit} skipped"
+            f"{self.manifest}: {self.written} manifest rows written, {counted(self.already_done, self.unit)} already "
+            f"done, {counted(self.skipped, 'bad ' + self.unit)} skipped"
         )
 
 

@@ -155,7 +155,12 @@ class ErrorPolicy:
         return len(self.problems)
 
     def summary(self, what: str = "inputs") -> str:
-        return f"{self.count} bad {what} skipped" if self.count else f"no bad {what}"
+        return f"{counted(self.count, 'bad ' + what)} skipped" if self.count else f"no bad {what}"
+
+
+def counted(count: int, things: str) -> str:
+    """ "1 bad image", "2 bad images": `things` is the plural (ending in s), the count's own word decides."""
+    return f"{count} {things[:-1] if count == 1 and things.endswith('s') else things}"
 
 
 class JobStopped(RuntimeError):

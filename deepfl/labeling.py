@@ -40,6 +40,7 @@ from deepfl.jobs import (
     ErrorPolicy,
     SettingsChanged,
     check_settings,
+    counted,
     progress,
     read_complete_rows,
     settings_beside,
@@ -397,8 +398,8 @@ class LabelSummary:
         if self.already_done and not self.written and not self.skipped:
             return f"{self.output}: nothing to do, all {self.already_done} pairs were labelled by an earlier run"
         return (
-            f"{self.output}: {self.written} rows written, {self.already_done} already done, "
-            f"{len(self.skipped)} bad pairs skipped"
+            f"{self.output}: {counted(self.written, 'rows')} written, {self.already_done} already done, "
+            f"{counted(len(self.skipped), 'bad pairs')} skipped"
         )
 
 

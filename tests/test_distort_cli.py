@@ -53,7 +53,7 @@ def test_resume_after_lost_rows_and_images_gives_same_bytes(ref_dir, tmp_path):
     out = tmp_path / "out"
     first = distort(f"--ref_dir={ref_dir}", f"--out_dir={out}", "--seed=3", "--workers=1")
     assert first.returncode == 0, first.stderr
-    assert "1 bad references skipped" in first.stdout and "broken.png" in first.stderr
+    assert "1 bad reference skipped" in first.stdout and "broken.png" in first.stderr
     reference = kr.tree_digest(out)
     assert len(reference) == 27  # 25 images + manifest + settings
     # Simulate a kill: the manifest lost its last rows (and a torn line), two images are gone.

@@ -66,8 +66,8 @@ def test_label_exits_3_when_every_pair_is_skipped(tmp_path):
     assert "(leave them out of --metrics to score the others)" in small.stderr
     scored = results["small pair scored"]
     assert scored.returncode == 0, scored.stderr[-2000:]  # one row written, the mismatched pair skipped
-    assert "1 rows written" in scored.stdout and scored.stdout.count("rows written") == 1
-    assert "rows written" not in scored.stderr  # the summary is printed once
+    assert "1 row written" in scored.stdout and scored.stdout.count("written, ") == 1
+    assert "written, " not in scored.stderr  # the summary is printed once
 
 
 def test_distort_exits_3_on_an_empty_folder_and_keeps_no_settings_of_bad_flags(tmp_path):
@@ -127,9 +127,9 @@ def test_extract_features_names_an_image_too_small_for_the_network_and_resumes(t
     warning = [line for line in first.stderr.splitlines() if "thumb.png" in line]
     assert len(warning) == 1 and "cannot be extracted at 40x40" in warning[0], first.stderr[-2000:]
     assert "too small for the network: InceptionResNetV2 needs at least 75x75" in warning[0], warning[0]
-    assert "1 extracted, 0 already cached, 1 bad images skipped" in first.stdout
+    assert "1 extracted, 0 already cached, 1 bad image skipped" in first.stdout
     assert rerun.returncode == 0, rerun.stderr[-2000:]
-    assert "0 extracted, 1 already cached, 1 bad images skipped" in rerun.stdout
+    assert "0 extracted, 1 already cached, 1 bad image skipped" in rerun.stdout
     assert stop.returncode == EXIT_BAD_INPUT and "thumb.png" in error_lines(stop.stderr)[0]
 
 
@@ -186,7 +186,7 @@ def test_label_refuses_an_output_another_job_is_writing(tmp_path):
     assert "labels.csv: being written by another job" in error_lines(busy.stderr)[0]
     del held
     (free,) = kr.run_batch("label", [argv])
-    assert free.returncode == 0 and "1 rows written" in free.stdout, free.stderr[-2000:]
+    assert free.returncode == 0 and "1 row written" in free.stdout, free.stderr[-2000:]
 
 
 def test_values_a_job_cannot_use_are_refused_before_anything_is_written(tmp_path):

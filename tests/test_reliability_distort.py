@@ -92,7 +92,7 @@ def test_distort_skips_and_counts_bad_references(runs):
         assert name in refs_done
     assert len(rows) == LEVELS * len(refs_done)
     assert killrestart.check_images(out) == LEVELS * len(refs_done)
-    assert f"{skipped} bad references skipped" in result.stdout
+    assert f"{skipped} bad reference{'s' if skipped != 1 else ''} skipped" in result.stdout
 
 
 def test_distort_stops_at_the_first_bad_reference(runs):

@@ -89,7 +89,7 @@ def test_extract_features_names_and_skips_bad_images(runs):
         else:
             assert item.path.name in cached, (item.name, item.what)
     assert {"good 0.png", "good 1.png"} <= cached
-    assert f"{skipped} bad images skipped" in result.stdout
+    assert f"{skipped} bad image{'s' if skipped != 1 else ''} skipped" in result.stdout
 
 
 def test_extract_features_stops_on_a_bad_image_and_on_a_bad_model(runs):

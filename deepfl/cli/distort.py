@@ -34,7 +34,8 @@ flags.DEFINE_string(
     "assignment_csv",
     None,
     "Optional CSV in the kadis700k_ref_imgs.csv layout: column 1 reference file name (in "
-    "--ref_dir), column 2 distortion type 1..25 (a header row is allowed). Without it every "
+    "--ref_dir), column 2 distortion type: its number 1..25 or its name, e.g. jpeg2000 or 'lens blur' (a header "
+    "row is allowed). Without it every "
     "image in --ref_dir gets a random type drawn from --seed.",
 )
 app.define_seed("Seed of every random draw (type choice and random distortions).")
