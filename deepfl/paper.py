@@ -18,6 +18,14 @@ STAGE2_PROTOCOLS = ("paper", "authors_demo")
 # z-scored on the training rows, random 60/20/20 content splits, learning rate chosen on validation.
 STAGE2_HIDDEN = (2048, 1024, 256)
 STAGE2_DROPOUT = (0.25, 0.25, 0.5)
+
+
+def stage2_dropout(layers: int) -> tuple[float, ...]:
+    """The paper's dropout pattern for a head of `layers` hidden layers: 0.25 after each but the last, 0.5 after
+    the last (`STAGE2_DROPOUT` for its three)."""
+    return (0.25,) * (layers - 1) + (0.5,)
+
+
 STAGE2_EPOCHS = 30
 STAGE2_BATCH_SIZE = 128
 STAGE2_LEARNING_RATES = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5)

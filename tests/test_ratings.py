@@ -221,11 +221,11 @@ def test_train_mlp_on_a_study(study, tmp_path):
     common.append("--learning_rates=1e-3")
     # One new process (one TensorFlow import) runs the three command lines one after another, as from a shell.
     small_head = ["--hidden=8", "--dropout=0.5", "--standardize_features"]  # a head for a small study
-    run, bad_run, few_run, small, unpaired = kr.run_batch(
+    run, bad_run, few_run, small, hidden_only, unpaired = kr.run_batch(
         "train_mlp",
         [[f"--data_dir={folder}", f"--out_dir={tmp_path / out}", *common, *extra] for folder, out, extra in
          ((study, "mlp", []), (bad, "bad", []), (few, "few", []), (study, "small", small_head),
-          (study, "unpaired", ["--hidden=8"]))],
+          (study, "hidden_only", ["--hidden=8,4"]), (study, "unpaired", ["--hidden=8", "--dropout=0.25,0.5"]))],
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     assert small.returncode == 0, small.stderr[-3000:]
@@ -235,6 +235,10 @@ def test_train_mlp_on_a_study(study, tmp_path):
     assert [layer.units for layer in layers if hasattr(layer, "units")] == [8, 1]
     assert '"hidden": [\n  8\n ]' in (tmp_path / "small" / "mlp_settings.json").read_text()
     assert "hidden" not in (tmp_path / "mlp" / "mlp_settings.json").read_text()  # the paper's head: as before
+    # --hidden alone takes the paper's dropout pattern (it refused: the default rates were the paper's three)
+    assert hidden_only.returncode == 0, hidden_only.stderr[-3000:]
+    recorded = json.loads((tmp_path / "hidden_only" / "mlp_settings.json").read_text())
+    assert recorded["hidden"] == [8, 4] and recorded["dropout"] == [0.25, 0.5], recorded
     assert unpaired.returncode == 2 and "--dropout: give one rate per --hidden layer" in unpaired.stderr
     predictions = pd.read_csv(tmp_path / "mlp" / "predictions.csv")
     assert set(predictions["image"]) <= set(table["image"])

@@ -65,7 +65,8 @@ app.require_numbers("hidden", "positive integers such as 2048,1024,256", lambda 
 flags.DEFINE_list(
     "dropout",
     [f"{rate:g}" for rate in paper.STAGE2_DROPOUT],
-    "Dropout rate after each hidden layer, one per --hidden layer (default: the paper's).",
+    "Dropout rate after each hidden layer, one per --hidden layer (default: the paper's; with another --hidden, "
+    "its pattern: 0.25 after each layer but the last, 0.5 after the last).",
 )
 app.require_numbers("dropout", "rates in [0, 1) such as 0.25,0.25,0.5", lambda rate: 0 <= rate < 1)
 flags.DEFINE_bool(
@@ -114,7 +115,10 @@ def main(argv: list[str]) -> int:
         "lr_selection": FLAGS.lr_selection,
     }
     hidden = [int(units) for units in FLAGS.hidden]
-    dropout = [float(rate) for rate in FLAGS.dropout]
+    if FLAGS["dropout"].present:
+        dropout = [float(rate) for rate in FLAGS.dropout]
+    else:
+        dropout = list(paper.stage2_dropout(len(hidden)))
     if len(dropout) != len(hidden):
         raise ValueError(
             f"--dropout: give one rate per --hidden layer ({len(hidden)} layers {FLAGS.hidden}, {len(dropout)} "
