@@ -581,12 +581,20 @@ def label_pairs(
             if num_shards > 1:
                 mark_shard_finished(out_path, [d for _, dists in mine for d in dists])
             return summary
+        total = sum(len(d) for _, d in todo)
+        if summary.already_done:  # a resumed run says so before its bar starts (walk 39: it showed 0/40)
+            log.info(
+                "%s: %d of %d pairs already labelled, labelling the other %d",
+                out_path,
+                summary.already_done,
+                summary.already_done + total,
+                total,
+            )
         functions = load_metric_functions(metrics)
         from deepfl._numba import said_while_compiling  # Numba: loaded only when something is left to score
         from deepfl.fr.functional.validation import check_min_sizes  # TensorFlow, loaded with the metrics
         from deepfl.fr.specs import SPEC_BY_NAME
 
-        total = sum(len(d) for _, d in todo)
         bar = progress(total=total, desc=f"label {out_path.name}", unit="pair")
         pending: list[_Group] = []
         kernels_ready = False

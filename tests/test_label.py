@@ -232,7 +232,7 @@ def test_references_packed_in_one_call_score_like_pairs_alone(pair_set, tmp_path
             assert row[name] == pytest.approx(direct[name][0], abs=1e-7), (row.dist_im, name)
 
 
-def test_resume_never_recomputes_or_duplicates(pair_set, tmp_path):
+def test_resume_never_recomputes_or_duplicates(pair_set, tmp_path, caplog):
     manifest, root = pair_set
     pairs = labeling.read_manifest(manifest)
     out = tmp_path / "labels.csv"
@@ -241,8 +241,12 @@ def test_resume_never_recomputes_or_duplicates(pair_set, tmp_path):
     # Simulate a kill: drop the last two rows and leave a torn half line.
     lines = full.splitlines(keepends=True)
     out.write_text("".join(lines[:-2]) + lines[-2][:7])
-    summary = labeling.label_pairs(pairs, root, out, metrics=["sff"])
+    with caplog.at_level(logging.INFO, logger="deepfl"):
+        summary = labeling.label_pairs(pairs, root, out, metrics=["sff"])
     assert summary.written == 2 and summary.already_done == 7
+    # said before the bar starts (of the other 5, the torn 2 are written and 3 bad pairs skipped again)
+    said = [m for m in caplog.messages if "already labelled" in m]
+    assert said == [f"{out}: 7 of 12 pairs already labelled, labelling the other 5"], said
     assert sorted(out.read_text().splitlines()) == sorted(full.splitlines())
     again = labeling.label_pairs(pairs, root, out, metrics=["sff"])
     assert again.written == 0 and again.already_done == 9
