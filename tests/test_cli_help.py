@@ -1,5 +1,5 @@
 """Every console script explains itself: `--help` (and `-h`) prints the script's docstring and its own flags and
-exits 0."""
+exits 0; `--version` prints deepfl's version and exits 0."""
 
 import re
 import subprocess
@@ -27,12 +27,18 @@ def test_every_script_help_lists_its_flags():
             text=True,
         )
         for name, module in scripts.items()
-        for option in ("--help", "-h")
+        for option in ("--help", "-h", "--version")
     }
+    import deepfl
+
     for (name, option), proc in procs.items():
         out, _ = proc.communicate(timeout=300)
         assert "Traceback" not in out, f"{name} {option} failed:\n{out[-2000:]}"
         assert proc.returncode == 0, f"{name} {option} exited {proc.returncode}:\n{out[-2000:]}"
+        if option == "--version":  # also where the job has required flags
+            assert out == f"deepfl {deepfl.__version__}\n", (name, out)
+            continue
+        assert "--version prints deepfl's version." in out, f"{name} --help does not mention --version"
         assert "--out_dir" in out or "--model" in out, f"{name} --help lists none of its flags:\n{out[:2000]}"
         assert len(out.splitlines()) > 10, f"{name} --help is too short:\n{out}"
         assert "Exit codes: 0 the job did its work; 2 a bad input" in out, f"{name} --help gives no exit codes"

@@ -395,6 +395,11 @@ def run_app(main: Callable[[list[str]], int | None], takes_arguments: bool = Fal
 
     _show_script_help(main.__module__)
     argv = _help_alias(sys.argv)
+    if _asks_for_version(argv):  # before the flags are parsed: a job's required flags do not apply
+        import deepfl
+
+        print(f"deepfl {deepfl.__version__}")
+        raise SystemExit(0)
     try:
         app.run(wrapped, argv=argv, flags_parser=lambda args: _parse_flags(args, takes_arguments))
     except KeyboardInterrupt:  # before main (flag parsing) or while a `finally` in main was unwinding
@@ -609,6 +614,16 @@ def _help_alias(argv: list[str]) -> list[str]:
     return out
 
 
+def _asks_for_version(argv: list[str]) -> bool:
+    """True when `--version` (before any `--`) is on the command line."""
+    for arg in argv[1:]:
+        if arg == "--":
+            return False
+        if arg == "--version":
+            return True
+    return False
+
+
 def _asks_for_help(argv: list[str]) -> bool:
     """True when a help flag (before any `--`) is on the command line."""
     for arg in argv[1:]:
@@ -632,7 +647,12 @@ def _show_script_help(module_name: str) -> None:
     main_module = sys.modules.get("__main__")
     script = sys.modules.get(module_name)
     if main_module is not None and script is not None and script.__doc__:
-        main_module.__doc__ = script.__doc__.rstrip() + "\n\n" + textwrap.fill(EXIT_CODES_HELP, 116) + "\n"
+        main_module.__doc__ = (
+            script.__doc__.rstrip()
+            + "\n\n"
+            + textwrap.fill(EXIT_CODES_HELP, 116)
+            + "\n--version prints deepfl's version.\n"
+        )
     shared = [name for name in sys.modules if name.startswith(f"{__package__}.")]
     for owner in dict.fromkeys((module_name, __name__, *shared)):
         for flag in flags.FLAGS.get_flags_for_module(owner):
