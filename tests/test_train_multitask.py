@@ -373,7 +373,7 @@ def test_skipped_images_are_named_and_counted(weak_labels, tmp_path):
     state = json.loads((out / "checkpoints" / "state.json").read_text())
     # 2 epochs x 3 steps x 4 images delivered; the position counts the skipped elements on top.
     assert state["position"] == 24 + state["train_skipped"]
-    assert f"{state['train_skipped']} training image(s) skipped in total" in summary[0]
+    assert f"{state['train_skipped']} training image read(s) skipped in total" in summary[0]
 
 
 def test_skip_report_names_each_file_once_and_counts_every_skip(tmp_path, caplog):
@@ -386,7 +386,7 @@ def test_skip_report_names_each_file_once_and_counts_every_skip(tmp_path, caplog
         report.after_epoch(3, np.empty(0, np.int64))
     named = [r.getMessage() for r in caplog.records if "image skipped (" in r.getMessage()]
     assert sorted(Path(m.split(": ")[0]).name for m in named) == ["im03.png", "im07.png"]
-    assert report.train_skipped == 3 and report.summary().startswith("3 training image(s) skipped in total")
+    assert report.train_skipped == 3 and report.summary().startswith("3 training image read(s) skipped in total")
     resumed = training.SkipReport(tmp_path, paths, paths, train_skipped=3)  # reads skipped_images.csv
     assert resumed.named == {paths[3], paths[7]}
 

@@ -86,9 +86,11 @@ class SkipReport:
         return bad
 
     def summary(self) -> str:
-        text = f"{self.train_skipped} training image(s) skipped in total"
+        # reads, not files: a bad file is read once per epoch, and the repeated training stream reads ahead into
+        # the next epoch (walk 39: one bad file, 2 epochs, 3 reads)
+        text = f"{self.train_skipped} training image read(s) skipped in total"
         if self.val_stats is not None and self.val_exact:
-            text += f", {self.val_skipped} validation image(s) in the {self.epochs} epoch(s) of this process"
+            text += f", {self.val_skipped} validation image read(s) in the {self.epochs} epoch(s) of this process"
         if self.named:
             text += f"; {len(self.named)} skipped file(s) listed in {self.file}"
         return text
