@@ -5,6 +5,9 @@ rows were written."""
 from __future__ import annotations
 
 import csv
+from pathlib import Path
+
+import pytest
 
 import killrestart as kr
 from badinputs import textured_image
@@ -14,6 +17,16 @@ from deepfl.images import write_image
 
 def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("error")]
+
+
+@pytest.fixture(scope="module")
+def placeholder(tmp_path_factory) -> Path:
+    """A folder with m.keras and h.keras: files that exist (--model and --head must name one when the flags are
+    parsed) but are never read, since the tests refuse another flag first or find nothing to do."""
+    folder = tmp_path_factory.mktemp("placeholders")
+    for name in ("m.keras", "h.keras"):
+        (folder / name).write_bytes(b"never read")
+    return folder
 
 
 def test_label_exits_3_when_every_pair_is_skipped(tmp_path):
@@ -133,7 +146,7 @@ def test_extract_features_names_an_image_too_small_for_the_network_and_resumes(t
     assert stop.returncode == EXIT_BAD_INPUT and "thumb.png" in error_lines(stop.stderr)[0]
 
 
-def test_extract_features_and_predict_name_empty_folders_files_for_folders_and_missing_flags(tmp_path):
+def test_extract_features_and_predict_name_empty_folders_files_for_folders_and_missing_flags(tmp_path, placeholder):
     """An empty folder is work not done (exit 3, not an empty cache or table with exit 0); a file where a folder
     is expected, and a missing required flag, are bad input: one `error:` line and exit 2 (absl's own parser
     printed "FATAL Flags parsing error" and exited 1, the code of a partial failure)."""
@@ -151,7 +164,7 @@ def test_extract_features_and_predict_name_empty_folders_files_for_folders_and_m
             ["--images=", out, "--weights=none"],  # was taken for the current folder
         ],
     )
-    (nothing_to_score,) = kr.run_batch("predict", [[f"--model={tmp_path / 'model.keras'}", str(empty)]])
+    (nothing_to_score,) = kr.run_batch("predict", [[f"--model={placeholder / 'm.keras'}", str(empty)]])
     for result, code, words in (
         (empty_folder, EXIT_NOTHING_DONE, "no image in this folder"),
         (a_file, EXIT_BAD_INPUT, "is a file, not a folder"),
@@ -189,7 +202,7 @@ def test_label_refuses_an_output_another_job_is_writing(tmp_path):
     assert free.returncode == 0 and "1 row written" in free.stdout, free.stderr[-2000:]
 
 
-def test_values_a_job_cannot_use_are_refused_before_anything_is_written(tmp_path):
+def test_values_a_job_cannot_use_are_refused_before_anything_is_written(tmp_path, placeholder):
     """A seed outside 0 .. 2**32 - 1, a distortion type outside 1..25 and a learning rate that is not a positive
     number are refused when the flags are parsed, naming the flag: the job has written nothing, so the corrected
     command is not refused as a change of settings (the demo, train-mlp and reproduce stored the bad value first)."""
@@ -199,7 +212,10 @@ def test_values_a_job_cannot_use_are_refused_before_anything_is_written(tmp_path
             ["--dataset=ratings", f"--data_dir={tmp_path}", "--features=f.h5", "--learning_rates=-0.1"],
             ["--dataset=ratings", f"--data_dir={tmp_path}", "--features=f.h5", "--learning_rates=abc"],
         ],
-        "reproduce": [["--model=m.keras", "--learning_rates=1e-3,0"], ["--model=m.keras", "--seed=-1"]],
+        "reproduce": [
+            [f"--model={placeholder / 'm.keras'}", "--learning_rates=1e-3,0"],
+            [f"--model={placeholder / 'm.keras'}", "--seed=-1"],
+        ],
         "train_multitask": [["--weak_labels=x.csv", "--seed=4294967296"]],
         "distort": [[f"--ref_dir={tmp_path}", "--seed=4294967296"]],
     }
@@ -214,7 +230,7 @@ def test_values_a_job_cannot_use_are_refused_before_anything_is_written(tmp_path
             assert not out.exists(), (step, argv)
 
 
-def test_reproduce_without_data_and_stage1_without_usable_rows_exit_3(tmp_path):
+def test_reproduce_without_data_and_stage1_without_usable_rows_exit_3(tmp_path, placeholder):
     """Nothing to do is exit 3 with one line: deepfl-reproduce without any data set folder wrote empty tables and
     exited 0; stage 1 on a weak-label CSV none of whose images is under --image_root warned, then exited 2 on a
     split error that did not say why."""
@@ -222,7 +238,9 @@ def test_reproduce_without_data_and_stage1_without_usable_rows_exit_3(tmp_path):
     empty.mkdir()
     labels = tmp_path / "labels.csv"
     labels.write_text("dist_im,ref_im,ssim\na_01_01.png,a.png,0.9\nb_01_01.png,b.png,0.8\n", encoding="utf-8")
-    (reproduced,) = kr.run_batch("reproduce", [["--model=m.keras", f"--out_dir={tmp_path / 'tables'}"]])
+    (reproduced,) = kr.run_batch(
+        "reproduce", [[f"--model={placeholder / 'm.keras'}", f"--out_dir={tmp_path / 'tables'}"]]
+    )
     (trained,) = kr.run_batch(
         "train_multitask",
         [
@@ -243,16 +261,17 @@ def test_reproduce_without_data_and_stage1_without_usable_rows_exit_3(tmp_path):
     assert "none of its 2 rows can be used (2 images absent" in line and "a_01_01.png" in line
 
 
-def test_predict_refuses_an_output_whose_ending_contradicts_format(tmp_path):
+def test_predict_refuses_an_output_whose_ending_contradicts_format(tmp_path, placeholder):
     """`--format table --output scores.csv` wrote a text table into a file named .csv (exit 0)."""
     out = tmp_path / "scores.csv"
-    (result,) = kr.run_batch("predict", [["--model=m.keras", "--format=table", f"--output={out}", "photo.png"]])
+    model = f"--model={placeholder / 'm.keras'}"
+    (result,) = kr.run_batch("predict", [[model, "--format=table", f"--output={out}", "photo.png"]])
     assert result.returncode == EXIT_BAD_INPUT, result.stderr[-1500:]
     (line,) = error_lines(result.stderr)
     assert "ends in .csv but --format=table" in line and not out.exists()
 
 
-def test_a_word_that_is_not_a_flag_is_refused_before_anything_is_written(tmp_path):
+def test_a_word_that_is_not_a_flag_is_refused_before_anything_is_written(tmp_path, placeholder):
     """absl hands words that are not flags to the job unread: `deepfl-export ... --overwrite false` exported with
     --overwrite on, `false` ignored, and replaced the file. Every job but deepfl-predict (whose words are its
     images) refuses such a word, naming it; after a true/false flag, the message shows how to give its value."""
@@ -279,8 +298,16 @@ def test_a_word_that_is_not_a_flag_is_refused_before_anything_is_written(tmp_pat
         "train_mlp": [
             ["--dataset=csiq", f"--data_dir={tmp_path}", "--features=f.h5", f"--out_dir={tmp_path / 'm'}", "x"]
         ],
-        "reproduce": [["--model=m.keras", f"--out_dir={tmp_path / 'tables'}", "stray"]],
-        "export": [["--model=m.keras", "--head=h.keras", f"--output={existing}", "--overwrite", "false"]],
+        "reproduce": [[f"--model={placeholder / 'm.keras'}", f"--out_dir={tmp_path / 'tables'}", "stray"]],
+        "export": [
+            [
+                f"--model={placeholder / 'm.keras'}",
+                f"--head={placeholder / 'h.keras'}",
+                f"--output={existing}",
+                "--overwrite",
+                "false",
+            ]
+        ],
     }
     results = {step: kr.run_batch(step, argvs) for step, argvs in cases.items()}
     for step, argvs in cases.items():
@@ -325,7 +352,10 @@ def test_refusals_name_the_flag_and_the_way_on(tmp_path):
     results = dict(zip(extract, kr.run_batch("extract_features", [argv for argv, _ in extract.values()], env=env)))
     for name, (_, code) in extract.items():
         assert results[name].returncode == code, (name, results[name].stderr[-1500:])
-    assert error_lines(results["typo"].stderr) == [f"error: model: {tmp_path / 'modle.keras'}: no such model file"]
+    # refused when the flags are parsed, before TensorFlow loads (4-5 s to say so before walk 39)
+    assert error_lines(results["typo"].stderr) == [
+        f"error: flag --model={tmp_path / 'modle.keras'}: no such file (--help lists the flags)"
+    ]
     assert (
         f"a literal '~': write --images ~/pics or --images={home / 'pics'}" in error_lines(results["tilde"].stderr)[0]
     )

@@ -41,6 +41,8 @@ flags.DEFINE_string(
     "deepfl-extract-features recorded which model that was).",
     required=True,
 )
+app.require_file("model", names=(IMAGENET,))
+app.require_file("head")
 flags.DEFINE_string("output", None, "The one-file scorer to write (.keras).", required=True)
 flags.DEFINE_bool("overwrite", False, "Replace an existing --output.")
 

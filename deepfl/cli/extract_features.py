@@ -43,6 +43,7 @@ flags.DEFINE_string(
 app.require_folder("data_dir")
 app.require_folder("images")
 extraction_flags.define_extraction_flags()
+app.require_file("model")
 flags.DEFINE_string("name", None, "Cache file name (without .h5); default: the data set or folder name.")
 flags.DEFINE_integer("batch_size", 8, "Images of equal size per forward pass.", lower_bound=1)
 

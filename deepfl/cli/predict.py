@@ -45,6 +45,8 @@ flags.DEFINE_string(
     "MLP head (.keras) trained on MLSP features of --model; the normalizer file beside it (the head's name with "
     "the .keras ending replaced: head_split0.keras -> head_split0.normalizer.json) is applied.",
 )
+app.require_file("model", names=(IMAGENET,))
+app.require_file("head")
 flags.DEFINE_string(
     "output",
     None,

@@ -45,6 +45,7 @@ flags.DEFINE_multi_string(
     "the paper's tables. A data set's run records its options: other options are refused unless --overwrite.",
 )
 extraction_flags.define_extraction_flags()
+app.require_file("model")
 protocol_flags.define_protocol_flag()
 flags.DEFINE_integer("num_splits", paper.STAGE2_NUM_SPLITS, "Random content-aware splits per data set.", lower_bound=1)
 flags.DEFINE_integer("epochs", paper.STAGE2_EPOCHS, "MLP epochs (default: the paper's).", lower_bound=1)
