@@ -454,6 +454,12 @@ def test_native_size_is_the_default_and_mixed_shapes_are_not_squashed(mixed_labe
     assert tuple(result.model.input_shape[1:]) == (None, None, 3)
     assert any("native sizes: 2 different sizes" in r.getMessage() for r in caplog.records)
     assert not any("aspect ratio" in r.getMessage() for r in caplog.records)
+    # 6 references, val_fraction 0.34: two of them validate, which a walk found gave a noisy best.keras unannounced
+    assert any(
+        r.getMessage().startswith("validation holds 2 of the 6 references (8 images): its SROCC")
+        and r.getMessage().endswith("raise val_fraction or val_images for more")
+        for r in caplog.records
+    ), caplog.text
     # The job's training split through the job's pipeline settings: batches keep each image's own shape.
     split = pd.read_csv(tmp_path / "native" / "split.csv")
     train = data.read_weak_labels(mixed_labels / "labels.csv", mixed_labels)
@@ -466,6 +472,18 @@ def test_native_size_is_the_default_and_mixed_shapes_are_not_squashed(mixed_labe
     }
     assert shapes == {(40, 56), (56, 40)}
     assert (tmp_path / "native" / "model.keras").exists()
+
+
+def test_validation_of_three_or_more_references_is_not_warned_about(caplog):
+    from deepfl.training.job import _warn_if_few_validation_contents
+
+    with caplog.at_level("WARNING", logger="deepfl"):
+        _warn_if_few_validation_contents(pd.DataFrame({"content": ["a", "a", "b", "c"]}), 20)
+        _warn_if_few_validation_contents(pd.DataFrame({"content": []}), 20)  # no validation: nothing to warn of
+    assert not caplog.records
+    with caplog.at_level("WARNING", logger="deepfl"):
+        _warn_if_few_validation_contents(pd.DataFrame({"content": ["a", "a", "b"]}), 20)
+    assert [r.getMessage()[:41] for r in caplog.records] == ["validation holds 2 of the 20 references ("]
 
 
 def test_many_sizes_train_each_image_once_per_epoch_and_resume_exactly(mixed_labels, tmp_path, monkeypatch):

@@ -553,6 +553,28 @@ def _validation_batches(val, native_sizes: dict | None, batch_size: int) -> int 
     return _batches_in_a_pass(val, native_sizes, batch_size)
 
 
+# Below this many contents (references) the validation SROCC swings from epoch to epoch with the few photos it
+# rests on (a walk's 10 references gave 1: per-task SROCC between -1 and 1), and best.keras is chosen on it.
+FEW_VALIDATION_CONTENTS = 3
+
+
+def _warn_if_few_validation_contents(val, contents: int) -> None:
+    """One warning when the validation split holds fewer than `FEW_VALIDATION_CONTENTS` contents of `contents`."""
+    held = int(val["content"].nunique()) if len(val) else 0
+    if 0 < held < FEW_VALIDATION_CONTENTS:
+        from deepfl.wording import setting
+
+        log.warning(
+            "validation holds %d of the %d references (%d images): its SROCC, and the best.keras chosen on it, rest "
+            "on so few photos that they swing from epoch to epoch; raise %s or %s for more",
+            held,
+            contents,
+            len(val),
+            setting("val_fraction"),
+            setting("val_images"),
+        )
+
+
 def _train(
     config: MultitaskConfig, table, tasks: list[str], out_dir: Path, write_dir: Path, record: dict[str, Any]
 ) -> MultitaskResult:
@@ -581,6 +603,7 @@ def _train(
     normalizer = data.TargetNormalizer(config.normalization).fit(train, tasks)
     normalizer.save(write_dir / "normalizer.json")
     log.info("%d training and %d validation images, %d tasks: %s", len(train), len(val), len(tasks), tasks)
+    _warn_if_few_validation_contents(val, int(table["content"].nunique()))
 
     log.info("strategy %s with %d replica(s)", config.strategy, strategy.num_replicas_in_sync)
     # Exact resumption: the training stream is one seeded shuffle + repeat of the training split; each fit call
