@@ -81,6 +81,7 @@ def test_new_process_scores_and_exports_a_saved_stage1_model(stage1_files, tmp_p
     last = refused.stderr.strip().splitlines()
     assert len(last) == 1 and "--overwrite" in last[0], last
     assert f"made from another --head ({(folder / 'head.keras').resolve()} (sha256:" in last[0], last
+    assert f" then, {other_head.resolve()} now)" in last[0], last
     assert exported.read_bytes() == written  # never overwritten silently
     assert copied.returncode == 0 and "nothing to do" in copied.stdout, copied.stderr[-2000:]
 

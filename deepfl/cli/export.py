@@ -94,7 +94,8 @@ def _difference(stored: dict, current: dict[str, str | None]) -> str:
     def differing(key: str) -> str:
         if described_path(stored.get(key)) == described_path(current[key]):  # the same file, rewritten since
             return f"{labels[key]} {described_path(current[key])} as it was before it changed"
-        return f"another {labels[key]} ({stored.get(key) or 'none'})"
+        # both named: the earlier file alone read like the one this command gives (walk 39)
+        return f"another {labels[key]} ({stored.get(key) or 'none'} then, {described_path(current[key])} now)"
 
     return "made from " + " and ".join(differing(key) for key in changed)
 
