@@ -181,7 +181,7 @@ def main(argv: list[str]) -> int:
                 f"{output}: {already} of {len(paths)} images already scored, none left that can be read",
                 file=sys.stderr,
             )
-        elif len(todo) < len(paths):
+        elif already:
             print(
                 f"{output}: {already} of {len(paths)} images already scored, scoring the other {len(todo)}",
                 file=sys.stderr,
