@@ -178,6 +178,8 @@ def header_error(path: str | os.PathLike) -> str | None:
             return f"{path}: empty file (0 bytes)"
         with Image.open(path):
             pass
+    except Image.DecompressionBombError as exc:
+        return f"{path}: image too large to decode safely ({exc}); downscale it first"
     except UnidentifiedImageError:
         return f"{path}: not an image file (unknown or corrupt format)"
     except OSError as exc:

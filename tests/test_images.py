@@ -110,6 +110,24 @@ def test_header_size_names_a_missing_or_unreadable_file(tmp_path):
         header_size(tmp_path / "bad.png")
 
 
+def test_header_error_says_what_read_image_would_say_without_decoding(tmp_path, small_photo):
+    """deepfl-predict names such files before it loads a model, in read_image's words."""
+    from deepfl.images import header_error, header_errors
+
+    (tmp_path / "text.jpg").write_text("not a photo")
+    (tmp_path / "empty.png").write_bytes(b"")
+    write_image(tmp_path / "good.png", small_photo)
+    bad = [tmp_path / "text.jpg", tmp_path / "empty.png", tmp_path / "missing.png", f"{tmp_path / 'nosuch'}/", tmp_path]
+    for path in bad:
+        with pytest.raises(ImageReadError) as refused:
+            read_image(path)
+        assert header_error(path) == str(refused.value), path
+    assert header_errors([tmp_path / "good.png", tmp_path / "empty.png"]) == [
+        None,
+        f"{tmp_path / 'empty.png'}: empty file (0 bytes)",
+    ]
+
+
 def test_float_images_in_0_1_are_scaled_as_matlab_im2uint8_does(tmp_path, small_photo):
     gray = small_photo[..., 1]
     Image.fromarray((gray / 255.0).astype(np.float32)).save(tmp_path / "unit.tif")
