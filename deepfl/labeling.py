@@ -626,12 +626,13 @@ def label_pairs(
             for g, scores in zip(pending, scored):
                 undefined: dict[str, str] = {}  # distorted image -> the metrics without a finite score
                 for k, i in enumerate(g.good):
+                    row = {"dist_im": g.dist_names[i], "ref_im": g.ref_im}
                     bad = [m for m in metrics if not np.isfinite(scores[m][k])]
                     if bad:
                         undefined[g.dist_names[i]] = ", ".join(bad)
                         continue
-                    rows.append({"dist_im": g.dist_names[i], "ref_im": g.ref_im})
-                    rows[-1].update({m: f"{scores[m][k]:.10g}" for m in metrics})
+                    row.update({m: f"{scores[m][k]:.10g}" for m in metrics})
+                    rows.append(row)
                 if undefined:
                     g.group_line = _undefined_line(g, undefined)
                     g.bad_pairs += [
