@@ -341,6 +341,7 @@ def test_refusals_name_the_flag_and_the_way_on(tmp_path):
     feats = tmp_path / "feats"
     extract = {
         "typo": ([f"--images={home / 'pics'}", f"--model={tmp_path / 'modle.keras'}", f"--out_dir={feats}"], 2),
+        "folder model": ([f"--images={home / 'pics'}", f"--model={tmp_path}", f"--out_dir={feats}"], 2),
         "tilde": (["--images=~/pics", f"--out_dir={feats}"], 2),
         "nested": (["--dataset=live", f"--data_dir={tmp_path / 'live'}", f"--out_dir={feats}", "--weights=none"], 2),
         "alias": (
@@ -355,6 +356,9 @@ def test_refusals_name_the_flag_and_the_way_on(tmp_path):
     # refused when the flags are parsed, before TensorFlow loads (4-5 s to say so before walk 39)
     assert error_lines(results["typo"].stderr) == [
         f"error: flag --model={tmp_path / 'modle.keras'}: no such file (--help lists the flags)"
+    ]
+    assert error_lines(results["folder model"].stderr) == [
+        f"error: flag --model={tmp_path}: is a folder, not a file (--help lists the flags)"
     ]
     assert (
         f"a literal '~': write --images ~/pics or --images={home / 'pics'}" in error_lines(results["tilde"].stderr)[0]

@@ -78,47 +78,40 @@ def _is_or_can_be_a_folder(path: str | None) -> bool:
 def require_folder(name: str) -> None:
     """Checks when the flags are parsed that the string flag `name`, when given, names an existing folder: a wrong
     path is refused with one line naming the flag (exit code 2) before the job creates or writes anything."""
-
-    def existing_folder(path: str | None) -> bool:
-        if path is None:
-            return True
-        if not path.strip():  # (os.path.isdir("") is False, but an empty flag must not mean the current folder)
-            raise flags.ValidationError("empty: give a folder (. for the current one)")
-        if os.path.isdir(path):
-            return True
-        if os.path.exists(path):
-            raise flags.ValidationError("is a file, not a folder")
-        tilde = path.startswith("~") and os.path.isdir(os.path.expanduser(path))
-        # `--data_dir=~/data`: the shell expands ~ only at the start of a word, so the flag got a literal "~"
-        raise flags.ValidationError(
-            f"no such folder (a literal '~': write --{name} {path} or --{name}={os.path.expanduser(path)})"
-            if tilde
-            else "no such folder"
-        )
-
-    flags.register_validator(name, existing_folder)
+    _require_path(name, "folder", os.path.isdir, "a folder (. for the current one)")
 
 
 def require_file(name: str, names: tuple[str, ...] = ()) -> None:
     """Checks when the flags are parsed that the string flag `name`, when given, names an existing file (or is one
     of `names`, such as imagenet): a wrong path is refused with one line naming the flag (exit code 2) before the
     job loads TensorFlow (4-5 s) to find it missing."""
+    _require_path(name, "file", os.path.isfile, "a file", names)
 
-    def existing_file(path: str | None) -> bool:
-        if path is None or path in names or os.path.isfile(path):
+
+def _require_path(
+    name: str, kind: str, exists: Callable[[str], bool], wanted: str, names: tuple[str, ...] = ()
+) -> None:
+    """Registers the check of `require_folder` / `require_file`: `kind` "folder" or "file", `exists` its test."""
+    other = "file" if kind == "folder" else "folder"
+
+    def existing(path: str | None) -> bool:
+        if path is None or path in names:
             return True
-        if not path.strip():
-            raise flags.ValidationError("empty: give a file")
-        if os.path.isdir(path):
-            raise flags.ValidationError("is a folder, not a file")
-        tilde = path.startswith("~") and os.path.isfile(os.path.expanduser(path))
+        if not path.strip():  # (os.path.isdir("") is False, but an empty flag must not mean the current folder)
+            raise flags.ValidationError(f"empty: give {wanted}")
+        if exists(path):
+            return True
+        if os.path.exists(path):
+            raise flags.ValidationError(f"is a {other}, not a {kind}")
+        tilde = path.startswith("~") and exists(os.path.expanduser(path))
+        # `--data_dir=~/data`: the shell expands ~ only at the start of a word, so the flag got a literal "~"
         raise flags.ValidationError(
-            f"no such file (a literal '~': write --{name} {path} or --{name}={os.path.expanduser(path)})"
+            f"no such {kind} (a literal '~': write --{name} {path} or --{name}={os.path.expanduser(path)})"
             if tilde
-            else "no such file"
+            else f"no such {kind}"
         )
 
-    flags.register_validator(name, existing_file)
+    flags.register_validator(name, existing)
 
 
 def define_seed(help_text: str) -> None:
