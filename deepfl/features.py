@@ -442,14 +442,26 @@ def rows_with_features(cache_path: str | os.PathLike, table):
     """(the rows of a data set table whose `image` the cache holds, the images of the others): for a benchmark
     with images deepfl-extract-features skipped as unreadable, whose table the user cannot edit."""
     with FeatureCache(cache_path, mode="r") as cache:
-        held = table["image"].astype(str).map(cache.__contains__)
+        held = np.array([key in cache for key in _cache_keys(table["image"].astype(str))], dtype=bool)
     return table[held].reset_index(drop=True), table["image"][~held].astype(str).tolist()
 
 
 def load_features(cache_path: str | os.PathLike, keys: Sequence[str]) -> np.ndarray:
-    """Reads the cached features of `keys` (image paths) in order; raises naming the first missing one."""
+    """Reads the cached features of `keys` (image paths, relative ones from the current folder) in order; raises
+    naming the first missing one."""
     with FeatureCache(cache_path, mode="r") as cache:
-        return cache.get([str(k) for k in keys])
+        return cache.get(_cache_keys(keys))
+
+
+def _cache_keys(paths: Iterable[str | os.PathLike]) -> list[str]:
+    """The cache's keys of image paths: absolute (a relative path from the current folder), as the docs promise,
+    so a cache written from one folder is read from another."""
+    if isinstance(paths, (str, os.PathLike)):
+        raise ValueError(
+            f"paths: a list of image paths, not one path ({os.fspath(paths)!r}; a folder's images: "
+            "deepfl.images.list_images(folder))"
+        )
+    return [os.path.abspath(os.path.expanduser(os.fspath(p))) for p in paths]
 
 
 def group_by_size(paths: Iterable[str], policy: ErrorPolicy | None = None) -> dict[tuple[int, int], list[str]]:
@@ -522,7 +534,7 @@ def holds_every_image(cache_path: str | os.PathLike, paths: Iterable[str], sourc
     if not path.is_file() or path.with_name(path.name + ".journal").exists():
         return False
     with FeatureCache(path, source=source, mode="r") as cache:
-        return all(str(p) in cache for p in paths)
+        return all(key in cache for key in _cache_keys(paths))
 
 
 def extract_to_cache(
@@ -543,7 +555,7 @@ def extract_to_cache(
     if batch_size < 1:
         raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
     policy_count = policy.count
-    paths = [p for p in dict.fromkeys(str(p) for p in paths) if _utf8_key(p, policy)]
+    paths = [p for p in dict.fromkeys(_cache_keys(paths)) if _utf8_key(p, policy)]
     after_keys = policy.count
     if dim is None:
         dim = _output_dim(extractor)

@@ -292,22 +292,25 @@ def test_a_model_retrained_under_the_same_name_cannot_extend_its_old_cache(tmp_p
             features.FeatureCache(tmp_path / "w_feats.h5", source=other)
 
 
-def test_missing_keys_are_named_with_the_way_on(tmp_path):
+def test_missing_keys_are_named_with_the_way_on(tmp_path, monkeypatch):
     path = tmp_path / "c.h5"
     with features.FeatureCache(path, dim=2, source="s") as cache:
-        cache.append(["a.png"], np.zeros((1, 2), np.float32))
+        cache.append([str(tmp_path / "a.png")], np.zeros((1, 2), np.float32))
+    monkeypatch.chdir(tmp_path)  # relative paths are read from the current folder: a.png is the cached one
     with pytest.raises(DeepflError) as missing:
         features.load_features(path, ["a.png", "b.png", "c.png", "d.png", "e.png", "f.png"])
     message = str(missing.value)
-    assert "5 image(s) have no cached features: b.png, c.png, d.png and 2 more" in message, message
+    shown = ", ".join(str(tmp_path / name) for name in ("b.png", "c.png", "d.png"))
+    assert f"5 image(s) have no cached features: {shown} and 2 more" in message, message
     assert "rerun it" in message and "out of the table" in message and "\n" not in message
 
 
-def test_holds_every_image_only_for_a_finished_cache_of_this_source(tmp_path):
+def test_holds_every_image_only_for_a_finished_cache_of_this_source(tmp_path, monkeypatch):
     path = tmp_path / "c.h5"
+    monkeypatch.chdir(tmp_path)  # the cache's keys are absolute: "a" is tmp_path/a
     assert not features.holds_every_image(path, ["a"], "s")  # no cache yet
     with features.FeatureCache(path, dim=3, source="s") as cache:
-        cache.append(["a", "b"], np.ones((2, 3)))
+        cache.append([str(tmp_path / "a"), str(tmp_path / "b")], np.ones((2, 3)))
         assert not features.holds_every_image(path, ["a"], "s")  # rows still in the journal: unfinished
         cache.compact()
     assert features.holds_every_image(path, ["b", "a", "a"], "s")
@@ -373,3 +376,26 @@ def test_the_progress_bar_names_the_cache_it_fills(tmp_path, monkeypatch, capsys
         write_image(paths[-1], np.full((16, 16, 3), 40 * i, np.uint8))
     features.extract_to_cache(lambda x: x.mean(axis=(1, 2)), paths, tmp_path / "csiq.h5", source="test", dim=3)
     assert "MLSP features csiq: 100%" in capsys.readouterr().err
+
+
+def test_paths_are_cached_under_absolute_keys_and_one_path_string_is_refused(tmp_path, monkeypatch, small_photo):
+    """A walk passed relative paths (stored as given, where the docs promise absolute keys) and a folder as one
+    string (read letter by letter: 'n: no such image file', ...)."""
+    (tmp_path / "img").mkdir()
+    for name in ("a.png", "b.png"):
+        write_image(tmp_path / "img" / name, small_photo)
+    monkeypatch.chdir(tmp_path)
+
+    def extractor(batch):
+        return batch.mean(axis=(1, 2))
+
+    stats = features.extract_to_cache(extractor, ["img/a.png", "img/b.png"], "f.h5", dim=3)
+    assert stats["written"] == 2
+    from helpers_datasets import read_feature_cache
+
+    keys, _ = read_feature_cache(tmp_path / "f.h5")
+    assert keys == [str(tmp_path / "img" / "a.png"), str(tmp_path / "img" / "b.png")]
+    assert features.load_features("f.h5", [tmp_path / "img" / "b.png", "img/a.png"]).shape == (2, 3)
+    with pytest.raises(ValueError, match=r"^paths: a list of image paths, not one path \('img'; a folder's images"):
+        features.extract_to_cache(extractor, "img", "g.h5", dim=3)
+    assert not (tmp_path / "g.h5").exists()
