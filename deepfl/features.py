@@ -517,8 +517,13 @@ def compute_features(extractor, images: Sequence[np.ndarray] | np.ndarray, batch
     """Features of in-memory images (HxWx3 uint8 or floats in 0..255, any mix of sizes; one image, a list or an
     NxHxWx3 batch), batched by size, in input order. Other dtypes and ranges are refused by name
     (`images.model_input`), as `deepfl.predict` refuses them."""
-    if isinstance(images, np.ndarray) and images.ndim == 3:
-        images = [images]
+    if isinstance(images, (str, os.PathLike)):
+        raise ValueError(
+            f"images: arrays, not a path ({os.fspath(images)!r}): read files with deepfl.images.read_image, or "
+            "extract a list of files with extract_to_cache"
+        )
+    if isinstance(images, np.ndarray) and images.ndim in (2, 3):
+        images = [images]  # (a 2-D array is one gray image, refused as such, not a list of rows)
     images = [model_input(image, f"images[{k}]") for k, image in enumerate(images)]
     out = predict_by_size(_as_predict_fn(extractor), images, batch_size)
     if not out:

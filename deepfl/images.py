@@ -348,10 +348,12 @@ def model_input(array, name: str) -> np.ndarray:
     without a word (features up to 1.7 off, or all NaN)."""
     array = np.asarray(array)
     if array.ndim != 3 or array.shape[-1] != 3 or not (array.dtype == np.uint8 or array.dtype.kind == "f"):
+        gray = array.ndim == 2 or (array.ndim == 3 and array.shape[-1] == 1)
         raise ValueError(
             f"{name}: expected an HxWx3 RGB array of uint8 (or floats in 0..255), got {array.dtype} "
-            f"{'x'.join(map(str, array.shape))} (convert to 0..255 RGB; image files of other layouts are converted "
-            "as read_image does)"
+            f"{'x'.join(map(str, array.shape))} (convert to 0..255 RGB"
+            + ("; a gray image: np.repeat(image.reshape(*image.shape[:2], 1), 3, axis=2)" if gray else "")
+            + "; image files of other layouts are converted as read_image does)"
         )
     if array.dtype.kind == "f" and array.size:
         if not np.isfinite(array).all():

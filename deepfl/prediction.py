@@ -50,8 +50,8 @@ def predict(
     (`deepfl.export.head_normalizer(head_file)`), or its scores stay on the head's normalised scale (warned).
     An unreadable file raises `ImageReadError` naming it.
     """
-    if isinstance(images, (str, os.PathLike)) or (isinstance(images, np.ndarray) and images.ndim == 3):
-        images = [images]
+    if isinstance(images, (str, os.PathLike)) or (isinstance(images, np.ndarray) and images.ndim in (2, 3)):
+        images = [images]  # (a 2-D array is one gray image, refused as such, not a list of rows)
     arrays = [_image_of(item, k) for k, item in enumerate(images)]
     scorer = load_scorer(model, head, normalizer)
     return score_arrays(scorer, arrays, batch_size)

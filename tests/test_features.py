@@ -80,6 +80,12 @@ def test_in_memory_compute_takes_one_image_or_a_batch_and_refuses_what_the_model
     ]:
         with pytest.raises(ValueError, match=message):
             features.compute_features(extractor, [image, bad])
+    # A gray array alone is one image, named with its shape and the way to RGB (a walk got "got uint8 40": its rows
+    # were taken for images); a path string is refused as such (it was read letter by letter).
+    with pytest.raises(ValueError, match=r"images\[0\]: .* got uint8 40x30 \(convert to 0\.\.255 RGB; a gray image: "):
+        features.compute_features(extractor, image[:, :30, 0])
+    with pytest.raises(ValueError, match=r"^images: arrays, not a path \('x.png'\)"):
+        features.compute_features(extractor, "x.png")
 
 
 def test_an_image_too_small_for_the_paper_network_is_named_in_memory(small_photo):

@@ -98,6 +98,8 @@ def test_predict_names_arrays_with_nan_without_the_advice_for_0_to_1_images(part
     image[0, 0, 0] = np.nan
     with pytest.raises(ValueError, match=r"images\[0\]: holds 1 NaN or infinite value\(s\)$"):
         predict([image], exported)
+    with pytest.raises(ValueError, match=r"images\[0\]: .* got uint8 48x64 \(convert to 0\.\.255 RGB; a gray image"):
+        predict(np.ascontiguousarray(small_photo[:48, :64, 0]), exported)  # one gray image, not 48 rows
     with pytest.raises(ValueError, match=r"images\[0\]: float values -3\.\.[0-9]+; the models take RGB in 0\.\.255$"):
         predict([np.clip(small_photo.astype(np.float32) - 3, -3, 255)], exported)
 
