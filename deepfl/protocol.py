@@ -267,6 +267,9 @@ def run_protocol(
         raise ValueError(f"features: expected ({scores.size}, dim), got {features.shape}")
     if not np.all(np.isfinite(scores)):
         raise ValueError(f"scores: non-finite value at row {int(np.flatnonzero(~np.isfinite(scores))[0])}")
+    finite_rows = np.isfinite(features).all(axis=1)
+    if not finite_rows.all():  # else blamed on the predictions, after the first head trained (walk 39b)
+        raise ValueError(f"features: non-finite value at row {int(np.flatnonzero(~finite_rows)[0])}")
     if not len(splits):
         raise ValueError("splits: at least one split is needed")
     indices = [_split_indices(labels, scores.size, f"split {k}") for k, labels in enumerate(splits)]  # all first

@@ -109,6 +109,11 @@ def table_splits(
 
     if official:
         return [split_labels(table, official_split(table))]
+    if "content" not in table.columns:  # (a bare KeyError from pandas before, walk 39b)
+        raise ValueError(
+            f"{table.attrs.get('dataset', 'table')}: needs a 'content' column (which scene each image shows; an "
+            "image's own name where no two show the same scene), as deepfl.data's readers give"
+        )
     count, need = table["content"].astype(str).nunique(), min_contents(ratios)
     if count < need:
         raise ValueError(

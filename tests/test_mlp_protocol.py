@@ -199,6 +199,20 @@ def test_cross_dataset_and_bad_splits():
     assert res["srocc"] > 0.5
     with pytest.raises(ValueError, match="splits"):
         run_protocol(x, score, [np.array(["train"] * 80)], config)
+    # NaN features are named before any head trains (they were blamed on the predictions: "pred: non-finite")
+    bad = x.copy()
+    bad[7, 3] = np.nan
+    with pytest.raises(ValueError, match=r"^features: non-finite value at row 7$"):
+        run_protocol(bad, score, _splits(content, 1), config)
+
+
+def test_table_splits_names_a_missing_content_column():
+    import pandas as pd
+
+    from deepfl.protocol import table_splits
+
+    with pytest.raises(ValueError, match=r"^table: needs a 'content' column"):  # a bare KeyError from pandas before
+        table_splits(pd.DataFrame({"image": ["a.png", "b.png"], "score": [0.1, 0.2]}), 2)
 
 
 def test_splits_in_another_form_are_refused_with_the_way_to_labels():
