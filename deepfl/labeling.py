@@ -536,6 +536,9 @@ def label_pairs(
     pairs = _pair_table(pairs)
     metrics = check_metrics(metrics)
     policy = ErrorPolicy(on_error)
+    for name, folder in (("image_root", image_root), ("ref_root", ref_root)):
+        if folder is not None and not Path(folder).is_dir():  # else a line per pair, "no such image file" (walk 39b)
+            raise FileNotFoundError(f"{name}: {folder}: no such folder")
     shard([], num_shards, shard_index)  # bad shard flags fail before anything is stored
     out_path = shard_file(out_csv, num_shards, shard_index)
     if num_shards > 1 and not overwrite:

@@ -166,6 +166,12 @@ def test_an_unreadable_reference_is_one_warning_for_all_its_pairs(pair_set, tmp_
         labeling.label_pairs(one, root, tmp_path / "none.csv", metrics=["gmsd"], ref_root=tmp_path / "empty")
     summary = labeling.label_pairs(one, root, tmp_path / "none.csv", metrics=["gmsd"], ref_root=references)
     assert summary.written == 3 and len(pd.read_csv(tmp_path / "none.csv")) == 3  # gone.png is missing
+    # A folder that is not there at all is one error before anything (a line per pair before, walk 39b).
+    for roots in ({"image_root": tmp_path / "nosuch"}, {"image_root": root, "ref_root": tmp_path / "nosuch"}):
+        name = next(reversed(roots))
+        with pytest.raises(FileNotFoundError, match=rf"^{name}: .*nosuch: no such folder$"):
+            labeling.label_pairs(pairs, out_csv=tmp_path / "never.csv", metrics=["gmsd"], **roots)
+    assert not (tmp_path / "never.csv").exists()
 
 
 def test_a_flat_reference_gets_no_sff_label_and_is_named(tmp_path, small_photo):
