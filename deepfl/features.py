@@ -477,7 +477,18 @@ def group_by_size(paths: Iterable[str], policy: ErrorPolicy | None = None) -> di
 
 
 def _as_predict_fn(extractor) -> Callable[[np.ndarray], np.ndarray]:
-    """A function float32 NHWC [0, 255] -> (N, dim) from a Keras model or any callable."""
+    """A function float32 NHWC [0, 255] -> (N, dim) from a Keras model or any callable; a model file's path or a
+    multi-task model (a dict of task outputs) is refused with the way to its extractor (TypeErrors before)."""
+    if isinstance(extractor, (str, os.PathLike)):
+        raise ValueError(
+            f"extractor: a loaded extractor, not a path ({os.fspath(extractor)!r}): "
+            "deepfl.features.load_extractor(model=path) loads a trained model's"
+        )
+    if isinstance(getattr(extractor, "output", None), dict):
+        raise ValueError(
+            f"extractor: {getattr(extractor, 'name', 'the model')} is a multi-task model (its outputs are the tasks); "
+            "deepfl.features.load_extractor(model=its .keras file) gives its MLSP extractor"
+        )
     if hasattr(extractor, "predict_on_batch"):
         from deepfl.models.banded_conv import batch_predictor
 
@@ -562,9 +573,9 @@ def extract_to_cache(
     policy_count = policy.count
     paths = [p for p in dict.fromkeys(_cache_keys(paths)) if _utf8_key(p, policy)]
     after_keys = policy.count
+    predict = _as_predict_fn(extractor)  # first: a path or a multi-task model is named as such
     if dim is None:
         dim = _output_dim(extractor)
-    predict = _as_predict_fn(extractor)
     with FeatureCache(cache_path, dim=dim, source=source) as cache:
         todo = [p for p in paths if p not in cache]
         stats = {"done": len(paths) - len(todo), "written": 0, "skipped": 0}

@@ -88,6 +88,21 @@ def test_in_memory_compute_takes_one_image_or_a_batch_and_refuses_what_the_model
         features.compute_features(extractor, "x.png")
 
 
+def test_a_model_file_or_a_multitask_model_given_as_extractor_is_named_with_the_way_on(tmp_path, small_photo):
+    """A walk got "'str' object is not callable" and "float() argument must be ... not 'dict'"."""
+    from deepfl import models
+
+    multitask = models.build_multitask(tasks=("ssim",), weights=None, arch="tiny")
+    image = small_photo[:40, :40]
+    with pytest.raises(ValueError, match=r"^extractor: a loaded extractor, not a path \('m.keras'\): .*load_extractor"):
+        features.compute_features("m.keras", image)
+    with pytest.raises(ValueError, match=r"^extractor: .* is a multi-task model .*load_extractor\(model="):
+        features.compute_features(multitask, image)
+    with pytest.raises(ValueError, match=r"^extractor: .* is a multi-task model"):
+        features.extract_to_cache(multitask, [tmp_path / "a.png"], tmp_path / "f.h5")
+    assert not (tmp_path / "f.h5").exists()
+
+
 def test_an_image_too_small_for_the_paper_network_is_named_in_memory(small_photo):
     """The library calls gave Keras' "negative dimension size" (or pages of graph errors), not the size."""
     from deepfl.models import build_backbone
