@@ -146,6 +146,12 @@ def load_scorer(
                 f"({by_caller('--head', 'head=')})"
             )
         scorer = model if isinstance(model, keras.Model) else load_model_file(model)
+        if len(scorer.input_shape) == 2:  # Keras' shape error deep in the first call before (walk 39b)
+            raise ValueError(
+                f"model: {getattr(scorer, 'name', model) if isinstance(model, keras.Model) else model} is an MLP head "
+                f"(it takes MLSP features, not images): pass it as {by_caller('--head', 'head=')} with the stage-1 "
+                f"model as {by_caller('--model', 'model=')}, or export the two into one file (deepfl-export)"
+            )
         if not _is_scorer(scorer):
             raise ValueError(
                 f"model: {getattr(scorer, 'name', model)} does not output one score per image "

@@ -98,6 +98,12 @@ def test_predict_names_arrays_with_nan_without_the_advice_for_0_to_1_images(part
     image[0, 0, 0] = np.nan
     with pytest.raises(ValueError, match=r"images\[0\]: holds 1 NaN or infinite value\(s\)$"):
         predict([image], exported)
+    # a head given as the model: named as a head, not Keras' "incompatible with the layer: expected shape=(None, 7)"
+    head_file = exported.parent / "head.keras"
+    with pytest.raises(
+        ValueError, match=r"^model: .*head\.keras is an MLP head \(it takes MLSP features, not images\)"
+    ):
+        predict([small_photo], head_file)
     with pytest.raises(ValueError, match=r"images\[0\]: .* got uint8 48x64 \(convert to 0\.\.255 RGB; a gray image"):
         predict(np.ascontiguousarray(small_photo[:48, :64, 0]), exported)  # one gray image, not 48 rows
     with pytest.raises(ValueError, match=r"images\[0\]: float values -3\.\.[0-9]+; the models take RGB in 0\.\.255$"):
