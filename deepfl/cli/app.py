@@ -629,25 +629,23 @@ def _help_alias(argv: list[str]) -> list[str]:
     return out
 
 
-def _asks_for_version(argv: list[str]) -> bool:
-    """True when `--version` (before any `--`) is on the command line."""
-    for arg in argv[1:]:
-        if arg == "--":
-            return False
-        if arg == "--version":
-            return True
-    return False
-
-
-def _asks_for_help(argv: list[str]) -> bool:
-    """True when a help flag (before any `--`) is on the command line."""
+def _asks_for(argv: list[str], names) -> bool:
+    """True when one of the flags `names` (before any `--`, and not given as false) is on the command line."""
     for arg in argv[1:]:
         if arg == "--":
             return False
         name, _, value = arg.partition("=")
-        if name in _HELP_FLAGS and value.lower() not in ("false", "0"):
+        if name in names and value.lower() not in ("false", "0"):
             return True
     return False
+
+
+def _asks_for_version(argv: list[str]) -> bool:
+    return _asks_for(argv, ("--version",))
+
+
+def _asks_for_help(argv: list[str]) -> bool:
+    return _asks_for(argv, _HELP_FLAGS)
 
 
 def _show_script_help(module_name: str) -> None:
