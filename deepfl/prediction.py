@@ -16,8 +16,9 @@ import numpy as np
 
 from deepfl.architectures import too_small_reason
 from deepfl.data.normalization import TargetNormalizer
-from deepfl.export import load_scorer
+from deepfl.export import IMAGENET_BACKBONE, load_scorer
 from deepfl.features import predict_by_size
+from deepfl.fileio import normalizer_path
 from deepfl.images import expand_inputs, model_input, read_image, read_images_ahead  # noqa: F401 (offered here)
 from deepfl.jobs import iter_batches
 from deepfl.models.banded_conv import batch_predictor
@@ -48,13 +49,49 @@ def predict(
     MLP head file, or the head loaded as a Keras model) is given. `normalizer` maps the head's outputs back to
     scores: by default the one saved beside a head file; a head given as a loaded model needs it passed
     (`deepfl.export.head_normalizer(head_file)`), or its scores stay on the head's normalised scale (warned).
-    An unreadable file raises `ImageReadError` naming it.
+    An unreadable file raises `ImageReadError` naming it. Called in a loop with the same files, it loads them
+    once (`_scorer_from_files`).
     """
     if isinstance(images, (str, os.PathLike)) or (isinstance(images, np.ndarray) and images.ndim in (2, 3)):
         images = [images]  # (a 2-D array is one gray image, refused as such, not a list of rows)
     arrays = [_image_of(item, k) for k, item in enumerate(images)]
-    scorer = load_scorer(model, head, normalizer)
-    return score_arrays(scorer, arrays, batch_size)
+    return score_arrays(_scorer_from_files(model, head, normalizer), arrays, batch_size)
+
+
+# The scorer `predict` last loaded from files, under the files' identities. A loop calling `predict` on one image
+# at a time with the same paths would otherwise load the model on every call (seconds each) and trace a new
+# function each time, which TensorFlow warns about from the fifth call.
+_last_loaded: tuple[tuple, keras.Model] | None = None
+
+
+def _file_identity(item: str | os.PathLike | None) -> tuple | None:
+    """What tells a model or head argument's file apart from a changed one: path, size, modification and change
+    times (a file rewritten in place changes them)."""
+    if item is None or item == IMAGENET_BACKBONE:
+        return (item,)
+    path = Path(item).resolve()
+    status = path.stat()  # OSError for a missing file: load_scorer names it
+    return (str(path), status.st_size, status.st_mtime_ns, status.st_ctime_ns)
+
+
+def _scorer_from_files(model, head, normalizer) -> keras.Model:
+    """`load_scorer(model, head, normalizer)`, reusing the last scorer loaded from the same unchanged files (a
+    head's `.normalizer.json` included); models given as objects are used as they are."""
+    global _last_loaded
+    if normalizer is not None or isinstance(model, keras.Model) or isinstance(head, keras.Model):
+        return load_scorer(model, head, normalizer)
+    try:
+        key = (
+            _file_identity(model),
+            _file_identity(head),
+            _file_identity(normalizer_path(head)) if head is not None and normalizer_path(head).exists() else None,
+        )
+    except OSError:
+        return load_scorer(model, head, normalizer)
+    if _last_loaded is None or _last_loaded[0] != key:
+        _last_loaded = None  # the previous scorer may go before the next one loads
+        _last_loaded = (key, load_scorer(model, head, normalizer))
+    return _last_loaded[1]
 
 
 def _image_of(item: ImageLike, index: int) -> np.ndarray:

@@ -77,6 +77,37 @@ def test_predict_errors_name_the_culprit(parts, tmp_path):
         combine(extractor, head, TargetNormalizer("quantile").fit({"score": [1.0, 2.0]}, "score"))
 
 
+def test_predict_in_a_loop_loads_the_same_files_once(parts, small_photo, tmp_path, monkeypatch):
+    """Each call loaded the model again (seconds) and traced a new function: TensorFlow warned of retracing from
+    the fifth call of a loop over images (walk 39b). A changed file, or another head, is loaded afresh."""
+    import shutil
+
+    import deepfl.prediction as prediction
+
+    extractor, _, norm, exported = parts
+    loads = []
+    monkeypatch.setattr(prediction, "load_scorer", lambda *args: loads.append(args) or load_scorer(*args))
+    model_file = shutil.copy(exported, tmp_path / "scorer.keras")
+    first = [predict(small_photo[: 40 + k], model_file)[0] for k in range(3)]
+    assert len(loads) == 1
+    head_file = exported.parent / "head.keras"
+    with_head = [predict(small_photo, extractor, head=head_file) for _ in range(2)]  # a model object: as it is
+    assert len(loads) == 3
+    np.testing.assert_allclose(with_head[1], predict(small_photo, model_file), rtol=1e-5, atol=1e-6)
+    assert len(loads) == 3  # a scorer built from a model object leaves the file's in place
+    other = export_model(
+        extractor,
+        head_file,
+        tmp_path / "other.keras",
+        normalizer=TargetNormalizer("standard").fit({"score": [1.0, 5.0, 9.0]}, "score"),
+    )
+    shutil.copy(other, model_file)  # the same path, another model
+    changed = predict(small_photo[:40], model_file)[0]
+    assert len(loads) == 4 and not np.isclose(changed, first[0])
+    with pytest.raises(FileNotFoundError, match="gone.keras: no such model file"):  # named by load_scorer
+        predict(small_photo, tmp_path / "gone.keras")
+
+
 def test_a_head_given_as_a_model_takes_its_normaliser_or_warns(parts, small_photo):
     """A loaded head has no file beside which its normaliser lies: its scores were z-scores, without a word."""
     import keras
