@@ -549,6 +549,7 @@ def label_pairs(
             num_shards,
             str(whole),
         )
+        _check_sibling_shards(out_csv, num_shards, shard_index, metrics)
     if overwrite:
         out_path.unlink(missing_ok=True)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -719,6 +720,22 @@ def _merged_settings(made_with: dict[str, dict]) -> dict:
                 "; ".join(f"{value} ({', '.join(sources)})" for value, sources in values.items()),
             )
     return merged
+
+
+def _check_sibling_shards(out_csv, num_shards: int, shard_index: int, metrics: Sequence[str]) -> None:
+    """Raises `SettingsChanged` when another shard's file holds other metric columns than this shard would write:
+    the merge refuses such shards, so the odd one is named at its start, not after a cluster's hours of scoring
+    (distort shards compare their settings at start too)."""
+    for index in range(num_shards):
+        path = shard_file(out_csv, num_shards, index)
+        header = _label_header(path) if index != shard_index else None
+        if header and header != output_columns(metrics):
+            written, asked = ",".join(header[2:]), ",".join(output_columns(metrics)[2:])
+            raise SettingsChanged(
+                f"{path}: shard {index} of {num_shards} scores the metrics {written}; this shard asks for {asked}, "
+                f"and the merge takes shards of one set of metrics only: run it with {setting('metrics', header[2:])} "
+                f"(or rerun shard {index} with these and {setting('overwrite', True)})"
+            )
 
 
 def _check_shards_agree(paths: Sequence[Path]) -> None:

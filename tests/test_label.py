@@ -311,6 +311,11 @@ def test_shards_merge_to_the_unsharded_result(pair_set, tmp_path):
     merge_with = r"shards were made with the metrics sff,add_gsim; .*merge with metrics=\['sff', 'add_gsim'\]"
     with pytest.raises(DeepflError, match=merge_with):
         labeling.merge_shards(sharded, 2, pairs, metrics=["sff"])
+    # A shard started with other --metrics than its siblings' files: refused at its start, naming the sibling,
+    # where it scored its whole share and only the merge refused it (walk 39b).
+    sibling = r"labels.shard-00000-of-00002.csv: shard 0 of 2 scores the metrics sff,add_gsim; this shard asks for sff"
+    with pytest.raises(DeepflError, match=sibling + r", .* run it with metrics=\['sff', 'add_gsim'\]"):
+        labeling.label_pairs(pairs, root, sharded, metrics=["sff"], num_shards=2, shard_index=1)
     # Shards made with different --metrics: merging with either's sent the user to the other's (a user walk).
     labeling.label_pairs(pairs, root, sharded, metrics=["sff"], num_shards=2, shard_index=1, overwrite=True)
     for metrics in (["sff", "add_gsim"], ["sff"]):
