@@ -50,6 +50,28 @@ def write_ratings_study(root: Path, contents: int = 6, per_content: int = 3) -> 
 LIVE_REFERENCE_ENTRIES = (0, 300, 700)  # entries of write_mini_live flagged in `orgs` (a reference, DMOS 0)
 
 
+def write_mini_koniq(root: Path, with_sets: bool = True) -> Path:
+    """A KonIQ-10k layout of 10 tiny images (official split 6/2/2 from `koniq10k_distributions_sets.csv`, left out
+    when not `with_sets`)."""
+    from deepfl.images import write_image
+
+    names = [f"{1000 + i}.jpg" for i in range(10)]
+    sets = ["training"] * 6 + ["validation"] * 2 + ["test"] * 2
+    header = "image_name,c1,c2,c3,c4,c5,c_total,MOS,SD,MOS_zscore"
+    rows = [f"{n},1,2,3,4,5,15,{1.5 + i * 0.3:.4f},0.7,{20 + i}" for i, n in enumerate(names)]
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "koniq10k_scores_and_distributions.csv").write_text(header + "\n" + "\n".join(rows) + "\n")
+    if with_sets:
+        rows = [f"{n},1,2,3,4,5,15,{1.5 + i * 0.3:.4f},0.7,{s}" for i, (n, s) in enumerate(zip(names, sets))]
+        (root / "koniq10k_distributions_sets.csv").write_text(
+            "image_name,c1,c2,c3,c4,c5,c_total,MOS,SD,set\n" + "\n".join(rows) + "\n"
+        )
+    (root / "1024x768").mkdir(exist_ok=True)
+    for i, n in enumerate(names):
+        write_image(root / "1024x768" / n, np.full((4, 6, 3), 100 + 10 * i, dtype=np.uint8))
+    return root
+
+
 def write_mini_live(root: Path, image=None) -> Path:
     """LIVE Release 2's layout and file formats in `root`, every one of its 982 entries (the reader insists):
     dmos.mat (`dmos`, `orgs`: three reference entries, `LIVE_REFERENCE_ENTRIES`), dmos_realigned.mat (`dmos_new`,

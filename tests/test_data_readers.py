@@ -12,7 +12,7 @@ import scipy.io
 
 from deepfl import data as dd
 from deepfl.errors import TableError
-from helpers_datasets import write_mini_live
+from helpers_datasets import write_mini_koniq, write_mini_live
 
 PIXEL = np.full((4, 6, 3), 128, dtype=np.uint8)
 
@@ -75,22 +75,6 @@ def make_tid2013(root: Path) -> Path:
             touch_image(root / "distorted_images" / name)
             lines.append(f"{4.5 + ref / 10 - lev / 3:.5f} {name}")
     (root / "mos_with_names.txt").write_text("\n".join(lines) + "\n")
-    return root
-
-
-def make_koniq(root: Path, with_sets: bool = True) -> Path:
-    names = [f"{1000 + i}.jpg" for i in range(10)]
-    sets = ["training"] * 6 + ["validation"] * 2 + ["test"] * 2
-    header = "image_name,c1,c2,c3,c4,c5,c_total,MOS,SD,MOS_zscore"
-    rows = [f"{n},1,2,3,4,5,15,{1.5 + i * 0.3:.4f},0.7,{20 + i}" for i, n in enumerate(names)]
-    (root / "koniq10k_scores_and_distributions.csv").write_text(header + "\n" + "\n".join(rows) + "\n")
-    if with_sets:
-        rows = [f"{n},1,2,3,4,5,15,{1.5 + i * 0.3:.4f},0.7,{s}" for i, (n, s) in enumerate(zip(names, sets))]
-        (root / "koniq10k_distributions_sets.csv").write_text(
-            "image_name,c1,c2,c3,c4,c5,c_total,MOS,SD,set\n" + "\n".join(rows) + "\n"
-        )
-    for n in names:
-        touch_image(root / "1024x768" / n)
     return root
 
 
@@ -189,14 +173,14 @@ def test_tid2013(tmp_path):
 
 
 def test_koniq10k_official_split(tmp_path):
-    table = dd.read_koniq10k(make_koniq(tmp_path))
+    table = dd.read_koniq10k(write_mini_koniq(tmp_path))
     check_contract(table, "koniq10k")
     assert (table["ref"] == "").all() and table["content"].is_unique
     parts = dd.official_split(table)
     assert [len(parts[k]) for k in ("train", "val", "test")] == [6, 2, 2]
     other = tmp_path / "nosets"
     other.mkdir()
-    no_sets = dd.read_koniq10k(make_koniq(other, with_sets=False))
+    no_sets = dd.read_koniq10k(write_mini_koniq(other, with_sets=False))
     assert (no_sets["split"] == "").all()
     with pytest.raises(ValueError, match="no official split"):
         dd.official_split(no_sets)
@@ -304,7 +288,7 @@ def test_csiq_unknown_type_and_koniq_bad_set(tmp_path):
         dd.read_csiq(tmp_path)
     other = tmp_path / "koniq"
     other.mkdir()
-    make_koniq(other)
+    write_mini_koniq(other)
     sets = other / "koniq10k_distributions_sets.csv"
     sets.write_text(sets.read_text().replace("validation", "holdout", 1))
     with pytest.raises(TableError, match=r"koniq10k: .*sets\.csv, line 8: set 'holdout'"):

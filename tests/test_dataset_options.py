@@ -15,7 +15,7 @@ import scipy.io
 
 import killrestart as kr
 from deepfl.data import read_dataset, reader_options
-from helpers_datasets import LIVE_REFERENCE_ENTRIES, write_mini_live
+from helpers_datasets import LIVE_REFERENCE_ENTRIES, write_mini_koniq, write_mini_live
 
 
 def test_options_are_typed_as_the_readers_defaults():
@@ -118,6 +118,51 @@ def test_train_mlp_trains_on_the_realigned_scores_and_records_the_option(tmp_pat
     assert unknown.returncode == 2 and not (tmp_path / "unknown").exists()
     line = unknown.stderr.strip().splitlines()[-1]
     assert line.startswith("error") and "realign" in line and "realigned, include_references" in line, line
+
+
+def test_train_mlp_takes_koniq10k_on_its_official_split_by_default(tmp_path):
+    """deepfl-reproduce and the paper test KonIQ-10k on its official split; deepfl-train-mlp took 10 random content
+    splits unless given --official_split, a flag no doc named, so the step-by-step path gave other numbers
+    (help review, session 40)."""
+    from deepfl.features import extract_to_cache
+
+    write_mini_koniq(tmp_path / "koniq")
+    write_mini_koniq(tmp_path / "nosets", with_sets=False)
+    cache = tmp_path / "koniq.h5"
+    for data in ("koniq", "nosets"):
+        images = read_dataset("koniq10k", tmp_path / data)["image"].astype(str).tolist()
+        extract_to_cache(_mean_colour, images, cache, source="test", dim=6)
+
+    def argv(data, folder, *extra):
+        return [
+            "--dataset=koniq10k",
+            f"--data_dir={tmp_path / data}",
+            f"--features={cache}",
+            f"--out_dir={tmp_path / folder}",
+            "--epochs=1",
+            "--learning_rates=1e-3",
+            *extra,
+        ]
+
+    official, random_splits, no_sets = kr.run_batch(
+        "train_mlp",
+        [
+            argv("koniq", "official"),
+            argv("koniq", "random", "--noofficial_split", "--num_splits=2"),
+            argv("nosets", "x"),
+        ],
+    )
+    assert official.returncode == 0 and random_splits.returncode == 0, official.stderr[-2000:] + random_splits.stderr
+    per_split = pd.read_csv(tmp_path / "official" / "per_split.csv")
+    assert (
+        len(per_split) == 1 and json.loads((tmp_path / "official" / "mlp_settings.json").read_text())["official_split"]
+    )
+    predictions = pd.read_csv(tmp_path / "official" / "predictions.csv")
+    test_images = {name.rsplit("/", 1)[-1] for name in predictions.query("set == 'test'")["image"]}
+    assert test_images == {"1008.jpg", "1009.jpg"}  # the release's test set
+    assert len(pd.read_csv(tmp_path / "random" / "per_split.csv")) == 2
+    line = no_sets.stderr.strip().splitlines()[-1]
+    assert no_sets.returncode == 2 and "koniq10k_distributions_sets.csv" in line and "--noofficial_split" in line, line
 
 
 def test_extract_features_refuses_an_option_without_a_dataset(tmp_path):

@@ -3,8 +3,9 @@
   deepfl-train-mlp --dataset kadid10k --data_dir ~/data/kadid10k --features feats/kadid10k.h5 --out_dir mlp_kadid
   deepfl-train-mlp ... --protocol authors_demo      # the authors' demo: lr 1e-3, raw DMOS targets, 5 splits
 
-Per split: 60/20/20 by content (or --official_split), targets z-scored on the training rows, 30 epochs of
-Adam/MSE per candidate learning rate, best-validation checkpoint, lr chosen on validation; reports SROCC, PLCC
+Per split: 60/20/20 by content (KonIQ-10k: its official split, as in the paper), targets z-scored on the
+training rows, 30 epochs of Adam/MSE per candidate learning rate, best-validation checkpoint (the lr is chosen on
+the first split's validation set and reused, --lr_selection=each chooses it per split); reports SROCC, PLCC
 (plain and after a 4-parameter logistic), KROCC and RMSE per split and their median. Writes every head
 (.keras + .normalizer.json), predictions.csv, per_split.csv, summary.csv/.md and scatter.png into --out_dir.
 Scores, predictions and RMSE are on the normalised [0, 1] scale of deepfl.data (1 = best quality), not on the
@@ -39,7 +40,13 @@ app.require_folder("data_dir")
 app.define_dataset_option()
 flags.DEFINE_string("features", None, "HDF5 feature cache from deepfl-extract-features.", required=True)
 flags.DEFINE_integer("num_splits", paper.STAGE2_NUM_SPLITS, "Random content-aware splits.", lower_bound=1)
-flags.DEFINE_bool("official_split", False, "Use the data set's official split (KonIQ-10k) instead.")
+flags.DEFINE_bool(
+    "official_split",
+    None,
+    "Train and test on the data set's official split (one split) instead of --num_splits random ones. Default: "
+    "yes where the data set ships one (KonIQ-10k, with koniq10k_distributions_sets.csv), as the paper and "
+    "deepfl-reproduce do; --noofficial_split gives random content splits there too.",
+)
 app.define_seed("Seed of the splits and of the head's initialisation.")
 flags.DEFINE_integer("epochs", paper.STAGE2_EPOCHS, "Epochs per head (default: the paper's).", lower_bound=1)
 flags.DEFINE_integer("batch_size", paper.STAGE2_BATCH_SIZE, "Mini-batch size.", lower_bound=1)
@@ -85,7 +92,7 @@ flags.DEFINE_bool(
 
 
 def main(argv: list[str]) -> int:
-    from deepfl.data import read_dataset, reader_options
+    from deepfl.data import DATASETS, read_dataset, reader_options
     from deepfl.errors import NoUsableInput, first_few
     from deepfl.features import load_features, rows_with_features
     from deepfl.jobs import check_settings
@@ -102,12 +109,15 @@ def main(argv: list[str]) -> int:
     out = Path(FLAGS.out_dir)
     chosen = protocol_flags.protocol_choice()
     options = reader_options(FLAGS.dataset, FLAGS.dataset_option)
+    official = FLAGS.official_split
+    if official is None:  # the paper's protocol (and deepfl-reproduce): KonIQ-10k on its official split
+        official = bool(getattr(DATASETS.get(FLAGS.dataset), "has_official_split", False))
     settings = {
         "dataset": FLAGS.dataset,
         "data_dir": str(Path(FLAGS.data_dir).resolve()),
         "features": str(Path(FLAGS.features).resolve()),
         "num_splits": chosen["num_splits"],
-        "official_split": FLAGS.official_split,
+        "official_split": official,
         "seed": FLAGS.seed,
         "epochs": chosen["epochs"],
         "batch_size": chosen["batch_size"],
@@ -163,7 +173,7 @@ def main(argv: list[str]) -> int:
                 raise NoUsableInput(f"features: {FLAGS.features} holds none of the {len(uncached)} images of the table")
             print(f"{len(uncached)} image(s) without cached features left out (--skip_uncached): {first_few(uncached)}")
     feats = load_features(FLAGS.features, table["image"].astype(str).tolist())
-    splits = table_splits(table, chosen["num_splits"], FLAGS.seed, FLAGS.official_split)
+    splits = table_splits(table, chosen["num_splits"], FLAGS.seed, official)
     config = HeadConfig(
         hidden=tuple(hidden),
         dropout=tuple(dropout),

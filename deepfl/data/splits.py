@@ -177,8 +177,15 @@ def official_split(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """The data set's own split from column `split` ("train"/"val"/"test"); raises if it has none."""
     validate_table(table)
     if "split" not in table.columns or not (table["split"].astype(str) != "").any():
+        from deepfl.wording import by_caller
+
         name = table.attrs.get("dataset", "this table")
-        raise ValueError(f"table: {name} has no official split (column 'split' is empty); use content_split")
+        source = " (KonIQ-10k's is koniq10k_distributions_sets.csv, from its release, in its folder)"
+        instead = by_caller("deepfl-train-mlp --noofficial_split", "content_split or repeated_splits")
+        raise ValueError(
+            f"table: {name} has no official split (column 'split' is empty){source if name == 'koniq10k' else ''}; "
+            f"for random content splits instead: {instead}"
+        )
     split = table["split"].astype(str)
     unassigned = int((split == "").sum())
     if unassigned:
