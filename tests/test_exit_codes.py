@@ -230,6 +230,27 @@ def test_values_a_job_cannot_use_are_refused_before_anything_is_written(tmp_path
             assert not out.exists(), (step, argv)
 
 
+def test_learn_sff_basis_checks_its_comparison_inputs_before_it_learns(tmp_path):
+    """--compare_images defaulted to a build machine's folder, and both comparison inputs were looked at only after
+    the basis was learned and --out written: the corrected rerun was then refused for the existing --out (help
+    review, session 40)."""
+    w_mat = tmp_path / "W.mat"
+    w_mat.write_bytes(b"")
+    cases = [
+        [f"--compare_w_mat={w_mat}"],
+        [f"--compare_images={tmp_path}"],
+        [f"--compare_w_mat={tmp_path / 'nope.mat'}", f"--compare_images={tmp_path}"],
+        [f"--compare_w_mat={w_mat}", f"--compare_images={tmp_path / 'nope'}"],
+        ["--num_components=193"],
+    ]
+    results = kr.run_batch("learn_sff_basis", [[f"--out={tmp_path / 'w.npz'}", *argv] for argv in cases])
+    expected = ["go together", "go together", "nope.mat: no such file", "nope: no such folder", "at most 3 x"]
+    for argv, words, result in zip(cases, expected, results):
+        lines = error_lines(result.stderr)
+        assert result.returncode == EXIT_BAD_INPUT and len(lines) == 1 and words in lines[0], (argv, result.stderr)
+    assert not (tmp_path / "w.npz").exists()
+
+
 def test_reproduce_without_data_and_stage1_without_usable_rows_exit_3(tmp_path, placeholder):
     """Nothing to do is exit 3 with one line: deepfl-reproduce without any data set folder wrote empty tables and
     exited 0; stage 1 on a weak-label CSV none of whose images is under --image_root warned, then exited 2 on a

@@ -19,16 +19,37 @@ from deepfl.fileio import atomic_output
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("out", None, "Output .npz for the learned basis (key W).", required=True)
-flags.DEFINE_integer("num_patches", 18000, "Random 8x8 patches to learn from (the original used 18000).")
-flags.DEFINE_integer("patch_size", 8, "Patch side in pixels (original: 8).")
-flags.DEFINE_integer("num_components", 8, "Independent components kept (original: 8).")
+flags.DEFINE_integer(
+    "num_patches", 18000, "Random patches (--patch_size square) to learn from (the original: 18000).", lower_bound=1
+)
+flags.DEFINE_integer("patch_size", 8, "Patch side in pixels (the original: 8).", lower_bound=2)
+flags.DEFINE_integer(
+    "num_components", 8, "Independent components kept, at most 3 x --patch_size^2 (the original: 8).", lower_bound=1
+)
 app.define_seed("Seed of patch sampling and FastICA.")
 flags.DEFINE_boolean("overwrite", False, "Replace --out if it exists (otherwise the script refuses).")
-flags.DEFINE_string("compare_w_mat", None, "Optional: the authors' W.mat, to measure SFF agreement against it.")
+flags.DEFINE_string(
+    "compare_w_mat",
+    None,
+    "Optional: the authors' W.mat, to measure SFF agreement against it on --compare_images (both needed).",
+)
+app.require_file("compare_w_mat")
 flags.DEFINE_string(
     "compare_images",
-    "/work/shared/data/tid2013/ref",
-    "Folder of reference images distorted for the comparison (not the training images).",
+    None,
+    "With --compare_w_mat: a folder of reference photos (not the training images; e.g. TID2013's reference_images), "
+    "each distorted 40 ways for the comparison.",
+)
+app.require_folder("compare_images")
+flags.register_multi_flags_validator(
+    ["compare_w_mat", "compare_images"],
+    lambda values: (values["compare_w_mat"] is None) == (values["compare_images"] is None),
+    "--compare_w_mat and --compare_images go together: the comparison needs both",
+)
+flags.register_multi_flags_validator(
+    ["num_components", "patch_size"],
+    lambda values: values["num_components"] <= 3 * values["patch_size"] ** 2,
+    "--num_components: at most 3 x --patch_size^2 (the dimension of a colour patch)",
 )
 
 
@@ -121,7 +142,7 @@ def main(argv: list[str]) -> None:
             patch_size=FLAGS.patch_size,
             num_components=FLAGS.num_components,
             seed=FLAGS.seed,
-            made_by="experiments/learn_sff_basis.py (sklearn FastICA, parallel, logcosh)",
+            made_by="deepfl.cli.learn_sff_basis (sklearn FastICA, parallel, logcosh)",
         )
     print(f"saved W {w.shape} to {FLAGS.out}")
     if FLAGS.compare_w_mat:

@@ -124,7 +124,7 @@ def load_basis(path: str | os.PathLike | None = None) -> np.ndarray:
     """Loads W from an .npz (key `W`) or a MATLAB .mat (variable `W`); default: the shipped `sff_ica.npz`."""
     path = Path(path) if path is not None else DEFAULT_PATH
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: SFF basis not found (run experiments/learn_sff_basis.py to make it)")
+        raise FileNotFoundError(f"{path}: SFF basis not found (make it with python -m deepfl.cli.learn_sff_basis)")
     if path.suffix.lower() == ".mat":
         from scipy.io import loadmat
 
