@@ -45,9 +45,10 @@ INTERRUPTED_MESSAGE = "interrupted; rerun the same command to resume"
 EXIT_CODES_HELP = (
     "Exit codes: 0 the job did its work; 2 a bad input or flag (one `error:` line naming it); 3 nothing could be "
     "done (every input skipped, or none given); 130 interrupted by Ctrl-C, 143 by SIGTERM (kill, timeout, a "
-    "scheduler's time limit): rerun the same command to resume (deepfl-predict resumes only into a CSV --output); "
-    "1 the outputs could not be written (a full or read-only disk: one `error:` line naming the file; rerun to "
-    "resume), or anything unexpected (deepfl-predict also when some files could not be read)."
+    "scheduler's time limit): rerun the same command to resume; 1 the outputs could not be written (a full or "
+    "read-only disk: one `error:` line naming the file; rerun to resume), or anything unexpected. "
+    "--verbosity=1 shows TensorFlow's log lines and the traceback of an unexpected error, --verbosity=-1 only "
+    "warnings and errors; DEEPFL_NO_PROGRESS=1 turns the progress bars off."
 )
 # For a run whose outputs cannot resume (deepfl-predict printing its table): `nothing_to_resume()` selects it.
 INTERRUPTED_WITHOUT_RESUME_MESSAGE = "interrupted; nothing was saved (write --output to a CSV to resume a long run)"

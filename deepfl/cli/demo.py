@@ -5,9 +5,10 @@
 Crops photos bundled with scikit-image, scikit-learn and matplotlib, distorts them (KADIS-style for stage 1: each
 crop gets 5 of the 25 KADID types at all 5 levels; every held-out crop all 25 x 5), labels the stage-1 pairs
 with the eleven FR metrics (the weak labels), trains the multi-task model on them from random weights (nothing
-is downloaded), and then compares, on held-out photos and through the paper's MLP protocol, three feature sets:
-MLSP features of the trained backbone, of the same backbone untrained, and the
-FR metric that follows the target best (a ceiling that needs the reference). The target is a STAND-IN (no human
+is downloaded), and then compares, on held-out photos and through the paper's split protocol (10 content-aware
+60/20/20 splits) with a smaller head (256 units, dropout 0.5, features z-scored), three feature sets: MLSP
+(multi-level spatially pooled) features of the trained backbone, of the same backbone untrained, and the FR
+metric that follows the target best (a ceiling that needs the reference). The target is a STAND-IN (no human
 scores of these images exist): the KADID-10k mean opinion of each image's distortion type at its level, averaged
 over KADID-10k's 81 contents (--target=standin_level: 1 - (level - 1) / 4 instead). Writes comparison.csv and
 comparison.png, exports the one-file model and scores one image with the deepfl-predict code. The default
@@ -45,7 +46,10 @@ flags.DEFINE_enum(
     "paper's; a short run then ends on a noisier model).",
 )
 flags.DEFINE_integer(
-    "crops", DEFAULTS.crops, "Random crops per stage-1 photo (each gets a few types at every level).", lower_bound=1
+    "crops",
+    DEFAULTS.crops,
+    "Random crops per stage-1 photo (each gets 5 of the 25 types at every level).",
+    lower_bound=1,
 )
 flags.DEFINE_integer("mlp_epochs", DEFAULTS.mlp_epochs, "MLP epochs per learning rate (the paper: 30).", lower_bound=1)
 flags.DEFINE_integer(

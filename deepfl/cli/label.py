@@ -6,12 +6,12 @@
     deepfl-label ... --num_shards 4 --merge              # joins the 4 shard files into labels.csv
 
 Output: <out_dir>/<output_name> in the KADIS-700k layout (dist_im, ref_im, then the metric columns in the
-order ssim, msssim, iwssim, mdsi, vsi, fsim, gmsd, sff, scqi, add_gsim, sr_sim), and beside it (labels.png) each
-metric's median score by distortion level, one line per type, when the manifest has deepfl-distort's dist_type
-and dist_level columns. Re-running resumes: rows
-already written are kept and never recomputed. Exit code 3 when the label CSV holds no row because every pair
-was skipped (wrong --image_root, sizes that differ, images below a metric's minimum size); a rerun that finds
-rows done and only known-bad pairs left exits 0.
+order ssim, msssim, iwssim, mdsi, vsi, fsim, gmsd, sff, scqi, add_gsim, sr_sim), and beside it (the same name
+with .png: labels.png by default) each metric's median score by distortion level, one line per type, when the
+manifest has deepfl-distort's dist_type and dist_level columns. Re-running resumes: rows already written are
+kept and never recomputed. Exit code 3 when the label CSV holds no row because every pair was skipped (wrong
+--image_root, sizes that differ, images below a metric's minimum size); a rerun that finds rows done and only
+known-bad pairs left exits 0.
 """
 
 from __future__ import annotations

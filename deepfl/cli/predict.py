@@ -1,15 +1,17 @@
 """deepfl-predict: quality scores of images, folders or glob patterns with a trained DeepFL-IQA model.
 
   deepfl-predict --model deepfl_iqa.keras photo.jpg more_photos/ 'shots/*.png'
-  deepfl-predict --model multitask.keras --head head_split0.keras --output scores.csv images/
+  deepfl-predict --model runs/stage1/model.keras --head mlp/kadid10k_head_split0.keras --output scores.csv images/
 
 A folder gives the images directly inside it (subfolders are not searched; a quoted pattern with ** reaches
 them: 'photos/**/*.jpg'). Prints a table (image, score; higher is better) or writes CSV/JSON (by --output's
 extension or --format).
-Scores are on the scale the head was trained on: for deepfl-train-mlp's heads the normalised [0, 1] scale
-(deepfl.data: 1 = best quality), not the benchmark's own MOS/DMOS scale; for the demo's model its stand-in
-target's scale (DMOS 1..5, higher is better). Unreadable files are reported by name on stderr and the exit
-code is 1 at the end; the others are still scored (exit 3 when no file could be scored).
+Scores are on the scale the head was trained on: for deepfl-train-mlp's heads (default protocol) the normalised
+[0, 1] scale (1 = best quality), not the benchmark's own MOS/DMOS scale; for --protocol authors_demo heads the
+data set's published scale and direction (e.g. KADID-10k DMOS 1..5, higher is better; LIVE DMOS, lower is
+better); for the demo's model its stand-in target's (--target standin_dmos: DMOS 1..5; standin_level: 0..1;
+higher is better). Unreadable files are reported by name on stderr and the exit code is 1 at the end; the others
+are still scored (exit 3 when no file could be scored). An interrupted run resumes only into a CSV --output.
 
 A CSV --output is written as the images are scored and resumes: a rerun with the same --model/--head (stored in
 <output>.settings.json) scores only the files not yet in it and appends them, so a kill loses at most one chunk.

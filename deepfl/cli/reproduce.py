@@ -49,8 +49,19 @@ app.require_file("model")
 protocol_flags.define_protocol_flag()
 flags.DEFINE_integer("num_splits", paper.STAGE2_NUM_SPLITS, "Random content-aware splits per data set.", lower_bound=1)
 flags.DEFINE_integer("epochs", paper.STAGE2_EPOCHS, "MLP epochs (default: the paper's).", lower_bound=1)
-flags.DEFINE_integer("batch_size", paper.STAGE2_BATCH_SIZE, "MLP mini-batch size.", lower_bound=1)
-flags.DEFINE_integer("feature_batch", 8, "Images of equal size per forward pass.", lower_bound=1)
+flags.DEFINE_integer(
+    "batch_size",
+    paper.STAGE2_BATCH_SIZE,
+    "MLP mini-batch size (not the images per forward pass: --feature_batch).",
+    lower_bound=1,
+)
+flags.DEFINE_integer(
+    "feature_batch",
+    8,
+    "Images of equal size per forward pass of feature extraction (deepfl-extract-features' --batch_size; "
+    "lower it if memory runs out).",
+    lower_bound=1,
+)
 flags.DEFINE_string(
     "features_dir",
     None,

@@ -6,9 +6,10 @@
 Per split: 60/20/20 by content (KonIQ-10k: its official split, as in the paper), targets z-scored on the
 training rows, 30 epochs of Adam/MSE per candidate learning rate, best-validation checkpoint (the lr is chosen on
 the first split's validation set and reused, --lr_selection=each chooses it per split); reports SROCC, PLCC
-(plain and after a 4-parameter logistic), KROCC and RMSE per split and their median. Writes every head
-(.keras + .normalizer.json), predictions.csv, per_split.csv, summary.csv/.md and scatter.png into --out_dir.
-Scores, predictions and RMSE are on the normalised [0, 1] scale of deepfl.data (1 = best quality), not on the
+(plain and after a 4-parameter logistic), KROCC and RMSE per split and their median. Writes each split's head
+(<dataset>_head_split<k>.keras, with its .normalizer.json: what deepfl-export and deepfl-predict --head take),
+predictions.csv, per_split.csv, summary.csv/.md and scatter.png into --out_dir.
+Scores, predictions and RMSE are on deepfl's normalised [0, 1] scale (1 = best quality), not on the
 data set's own MOS/DMOS scale; with --protocol authors_demo they are on the published scale (raw DMOS/MOS, no
 normaliser file), as in the authors' demo notebook.
 
