@@ -1,5 +1,6 @@
-"""deepfl-extract-features: MLSP features of a data set (16,928 floats per image with the paper's InceptionResNetV2;
-432 with the demo's small CNN), cached in HDF5.
+"""deepfl-extract-features: MLSP features of a data set, cached in HDF5. MLSP (multi-level spatially pooled): each
+stage's activations averaged over the image, concatenated; 16,928 floats per image with the paper's
+InceptionResNetV2, 432 with the demo's small CNN.
 
   deepfl-extract-features --dataset kadid10k --data_dir ~/data/kadid10k --model multitask.keras --out_dir feats
   deepfl-extract-features --images ~/photos --out_dir feats                # ImageNet backbone (paper baseline)

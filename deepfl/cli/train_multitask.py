@@ -71,12 +71,15 @@ flags.DEFINE_integer(
 flags.DEFINE_list(
     "image_size",
     [],
-    "Resize every image to height,width before training (warns when that changes "
+    "Resize every image to height,width pixels before training (warns when that changes "
     "aspect ratios). Default: native size (KADIS-700k: 384,512, the paper's input); images of mixed "
     "sizes are batched by shape.",
 )
 flags.DEFINE_list(
-    "crop_size", [], "Random crop height,width for training (centre crop for validation); empty: no crop."
+    "crop_size",
+    [],
+    "Random crop height,width in pixels for training (centre crop for validation; InceptionResNetV2 needs at "
+    "least 75,75); empty: no crop.",
 )
 flags.DEFINE_bool("flip", False, "Random horizontal flips for training.")
 flags.DEFINE_integer("batch_size", paper.STAGE1_BATCH_SIZE, "Global batch size (split across replicas).", lower_bound=1)
@@ -98,7 +101,12 @@ flags.DEFINE_enum(
     "constant: --learning_rate throughout (the paper); cosine: decayed from --learning_rate to 0 along a half cosine "
     "over the run (over each phase with --warmup_epochs). Short runs end on a steadier model with cosine.",
 )
-flags.DEFINE_string("weights", "imagenet", "Backbone initialisation: imagenet, none, or a local weights file.")
+flags.DEFINE_string(
+    "weights",
+    "imagenet",
+    "Backbone initialisation: imagenet (Keras' file, fetched once into $KERAS_HOME/models, default ~/.keras/models; "
+    "offline without it the job stops with one line), none (random weights), or a local weights file.",
+)
 flags.DEFINE_enum(
     "arch",
     PAPER_ARCHITECTURE,
@@ -112,8 +120,19 @@ flags.DEFINE_enum(
     ["unit", "symmetric"],
     "Pixel scaling inside the model: unit = x/255 (the authors'), symmetric = [-1, 1] (Keras').",
 )
-flags.DEFINE_enum("mixed_precision", "none", ["none", "mixed_bfloat16", "mixed_float16"], "Mixed precision policy.")
-flags.DEFINE_enum("jit_compile", "auto", ["auto", "true", "false"], "XLA compilation of the training step.")
+flags.DEFINE_enum(
+    "mixed_precision",
+    "none",
+    ["none", "mixed_bfloat16", "mixed_float16"],
+    "Keras mixed precision policy: float16/bfloat16 compute with float32 weights, faster on GPUs (mixed_bfloat16 "
+    "on Ampere or newer, mixed_float16 on older cards); none on CPUs.",
+)
+flags.DEFINE_enum(
+    "jit_compile",
+    "auto",
+    ["auto", "true", "false"],
+    "XLA compilation of the training step; auto: Keras compiles it where the model allows (its own default).",
+)
 flags.DEFINE_enum(
     "strategy",
     "default",
