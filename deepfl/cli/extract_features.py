@@ -1,6 +1,6 @@
-"""deepfl-extract-features: MLSP features of a data set, cached in HDF5. MLSP (multi-level spatially pooled): each
-stage's activations averaged over the image, concatenated; 16,928 floats per image with the paper's
-InceptionResNetV2, 432 with the demo's small CNN.
+"""deepfl-extract-features: MLSP features of a data set, cached in HDF5. MLSP (multi-level spatially pooled): the
+outputs of many blocks averaged over the image and concatenated; 16,928 floats per image from the 43 inception
+blocks of the paper's InceptionResNetV2, 432 from the 5 stages of the demo's small CNN.
 
   deepfl-extract-features --dataset kadid10k --data_dir ~/data/kadid10k --model multitask.keras --out_dir feats
   deepfl-extract-features --images ~/photos --out_dir feats                # ImageNet backbone (paper baseline)
