@@ -130,8 +130,8 @@ def define_dataset_option() -> None:
         "key=value for --dataset's reader; repeat the flag for several. live: realigned=true (the scores of "
         "dmos_realigned.mat instead of dmos.mat), include_references=true (the 203 reference entries, DMOS 0); "
         "clive: include_training_images=true (the release's 7 training images, dropped by default); koniq10k: "
-        "resolution=512x384 (that folder of the release; by default 1024x768 where present). Default: none, the "
-        "paper's tables.",
+        "resolution=512x384 (that folder of the release; by default 1024x768 where present). Default: none (the "
+        "paper's tables)",
     )
 
 
