@@ -2,7 +2,7 @@
 
 Output: `<ref stem>_<TT>_<LL>.<ext>` in --out_dir and a manifest CSV `dist_im, ref_im, dist_type, dist_level`
 (names relative to --out_dir and --ref_dir). The type per image comes from --assignment_csv (the
-`kadis700k_ref_imgs.csv` layout: first column reference file name, second column type id) or, without one,
+`kadis700k_ref_imgs.csv` layout: first column reference file name, second column type: number or name) or, without one,
 is drawn per image from --seed. Every random draw is seeded by (--seed, reference name), so results do not
 depend on sharding, worker count or restarts. A killed run restarted with the same flags finishes the rest:
 images are written atomically and the manifest is append-only, keyed by `dist_im`. A rerun with other settings
@@ -28,7 +28,12 @@ from absl import flags
 from deepfl.cli import app
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("ref_dir", None, "Folder of pristine reference images.", required=True)
+flags.DEFINE_string(
+    "ref_dir",
+    None,
+    "Folder of pristine reference images (the images directly in it; subfolders are not searched).",
+    required=True,
+)
 app.require_folder("ref_dir")
 flags.DEFINE_string(
     "assignment_csv",
@@ -51,7 +56,8 @@ flags.DEFINE_integer(
     1,
     "Deflate level of PNG output: 1 (default) is the fastest compression (Paeth filter + Huffman-only "
     "deflate); 0 stores raw (about twice the size); 2-9 use libdeflate (zlib without it) with the up filter: "
-    "a few percent smaller, several times slower. Measured sizes and times: docs/distortions.md.",
+    "a few percent smaller, several times slower. Measured sizes and times: docs/distortions.md. Refused with "
+    "--format bmp.",
     lower_bound=0,
     upper_bound=9,
 )

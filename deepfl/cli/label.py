@@ -52,9 +52,10 @@ flags.DEFINE_integer(
 flags.DEFINE_float(
     "compile_from_pixel_pairs",
     COMPILE_FROM_PIXEL_PAIRS,
-    "An image size with at least this many pixels x pairs in the manifest is scored by the metrics' compiled "
-    "graphs (compiling all eleven costs about 40 s per batch shape on 2 cores, then they run 2-3x faster); any "
-    "other size by their NumPy forms, which compile nothing (mixed sizes: LIVE, your own photos). 0 compiles "
+    "An image size whose width x height x number of pairs in the manifest reaches this is scored by the metrics' "
+    "TensorFlow-compiled graphs (compiling all eleven costs about 40 s per batch shape on 2 cores, then they run "
+    "2-3x faster); any other size by their NumPy forms, which compile nothing (mixed sizes: LIVE, your own photos). "
+    "0 compiles "
     "every size, inf none. A resumed run keeps it (stored with the CSV): the two paths differ in the last digits.",
     lower_bound=0,
 )
@@ -63,7 +64,8 @@ flags.DEFINE_boolean(
     False,
     "Delete an existing output CSV made with other --metrics, --batch_size or --compile_from_pixel_pairs (the "
     "last two stored in <csv>.settings.json) and score again, instead of refusing. With --merge: drop the rows "
-    "of an existing output CSV that no shard holds (kept by default).",
+    "of an existing output CSV that no shard holds (kept by default). With --shard_index: also lets a shard of "
+    "another --num_shards than the shard files already there run.",
 )
 app.define_sharding(
     "Join the --num_shards shard files into the final CSV (with the rows of an existing one that no shard holds, "
