@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -134,6 +135,80 @@ def test_a_one_worker_cluster_trains(weak_labels, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "with 1 replica(s)" in result.stderr and (tmp_path / "one" / "model.keras").is_file()
+
+
+def test_a_cluster_worker_answers_sigterm_and_says_what_it_waits_for(monkeypatch, caplog):
+    """TensorFlow's multi-worker strategy takes SIGTERM for its preemption notice: a scheduler's time limit or
+    `kill` went unanswered until the run's end (the job's handler now takes it back). Its constructor waits for the
+    other tasks holding Python's lock, so the job says so first (a cluster walk, session 40)."""
+    ports = _free_ports(2)
+    script = (
+        "import json, logging, os, signal, sys, time\n"
+        "logging.basicConfig(level=logging.INFO, format='%(message)s')\n"
+        f"os.environ['TF_CONFIG'] = json.dumps({{'cluster': {{'worker': ['127.0.0.1:{ports[0]}']}}, "
+        "'task': {'type': 'worker', 'index': 0}})\n"
+        "got = []\n"
+        "signal.signal(signal.SIGTERM, lambda *args: got.append(1))\n"
+        "from deepfl.training.strategy import get_strategy\n"
+        "get_strategy('multi_worker_mirrored')\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "time.sleep(0.5)\n"
+        "print('handled' if got else 'swallowed')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300
+    )
+    assert result.stdout.strip().splitlines()[-1:] == ["handled"], result.stdout + result.stderr[-2000:]
+    # The line a worker prints before it waits (TensorFlow's constructor stood in for: it would wait here).
+    import logging
+    from types import SimpleNamespace
+
+    from deepfl.training import strategy
+
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    fake_tf = SimpleNamespace(distribute=SimpleNamespace(MultiWorkerMirroredStrategy=lambda: "built"))
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 1}}))
+    with caplog.at_level(logging.INFO, logger="deepfl"):
+        assert strategy._multi_worker_strategy(fake_tf) == "built"
+    waiting = f"waiting for the cluster's other task (127.0.0.1:{ports[0]}) to start the same command; "
+    assert caplog.records[-1].getMessage().startswith(waiting + "TensorFlow answers neither Ctrl-C nor SIGTERM")
+
+
+def test_cluster_settings_a_job_cannot_use_are_named(weak_labels, tmp_path, monkeypatch, caplog):
+    """--strategy=multi_worker_mirrored without TF_CONFIG stopped after 10 s with TensorFlow's "Expected scalar
+    shape, saw shape: (1,)" and left half a run's files; TF_CONFIG with the default strategy trained alone without
+    a word, and the second worker was then refused as "the same command twice" (a cluster walk, session 40)."""
+    import logging
+
+    from deepfl.training import strategy
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ValueError, match=r"^TF_CONFIG: multi_worker_mirrored needs the environment variable TF_CONFIG"):
+        strategy.is_chief("multi_worker_mirrored")
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"ps": ["a:1"]}, "task": {"type": "worker", "index": 0}}')
+    with pytest.raises(ValueError, match="names no chief or worker task"):
+        strategy.is_chief("multi_worker_mirrored")
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}}')
+    assert not strategy.is_chief("multi_worker_mirrored")
+    with caplog.at_level(logging.WARNING, logger="deepfl"):
+        strategy.warn_if_cluster_unused("default")
+        strategy.warn_if_cluster_unused("multi_worker_mirrored")
+    assert [r.getMessage() for r in caplog.records] == [
+        "TF_CONFIG is set, but the strategy is default: this process trains alone (strategy='multi_worker_mirrored' "
+        "joins the cluster)"
+    ]
+    # The job: one line and exit 2, nothing left in --out_dir.
+    result = subprocess.run(
+        _args(weak_labels, tmp_path / "run", "--strategy=multi_worker_mirrored"),
+        cwd=REPO,
+        env={k: v for k, v in _env().items() if k != "TF_CONFIG"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1].startswith("error: TF_CONFIG: multi_worker_mirrored needs")
+    assert "--strategy=mirrored" in result.stderr and not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow  # about 150 s on 2 shared cores: three TensorFlow processes

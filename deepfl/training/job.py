@@ -38,7 +38,7 @@ from deepfl.errors import NoUsableInput
 from deepfl.fileio import atomic_output, atomic_write_bytes, remove_outputs
 from deepfl.jobs import RECORD_FOLDER, SettingsChanged, folder_lock, same_setting
 from deepfl.training.checkpoints import STATE_FILE
-from deepfl.training.strategy import STRATEGIES, is_chief
+from deepfl.training.strategy import STRATEGIES, is_chief, warn_if_cluster_unused
 from deepfl.wording import by_caller, setting
 
 log = logging.getLogger("deepfl")
@@ -377,6 +377,7 @@ def run_multitask(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    warn_if_cluster_unused(config.strategy)
     chief = is_chief(config.strategy)
     with folder_lock(out_dir) if chief else contextlib.nullcontext():  # the chief writes: one at a time
         return _run_in_folder(config, out_dir, overwrite, keep_checkpoints, chief)

@@ -4,7 +4,14 @@ of a multi-worker run writes the outputs (the chief)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
+import signal
+import threading
+
+from deepfl.wording import setting
+
+log = logging.getLogger("deepfl")
 
 STRATEGIES = ("default", "mirrored", "multi_worker_mirrored", "tpu")
 
@@ -33,13 +40,80 @@ def get_strategy(name: str = "default", tpu: str = ""):
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker_mirrored":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _multi_worker_strategy(tf)
     if name == "tpu":
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or None)
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
     raise ValueError(f"strategy: must be one of {STRATEGIES}, got {name!r}")
+
+
+def _multi_worker_strategy(tf):
+    """`MultiWorkerMirroredStrategy`, announced first: its constructor waits, silently and holding Python's lock
+    (so neither Ctrl-C nor SIGTERM acts), until every task of the cluster has started. It also takes SIGTERM for
+    TensorFlow's preemption notice, so that a scheduler's SIGTERM went unanswered until the run's end: the
+    process's own handler is put back."""
+    tasks = cluster_tasks()
+    tf_config = json.loads(os.environ["TF_CONFIG"])
+    own = tf_config.get("task") or {}
+    others = [address for address in tasks if address != _address_of(tf_config, own)]
+    if others:
+        log.info(
+            "waiting for the cluster's other %s (%s) to start the same command; TensorFlow answers neither Ctrl-C nor "
+            "SIGTERM until all have (kill -KILL ends it)",
+            "task" if len(others) == 1 else f"{len(others)} tasks",
+            ", ".join(others),
+        )
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGTERM) if in_main_thread else None
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    if in_main_thread and handler is not None:
+        signal.signal(signal.SIGTERM, handler)  # re-installs Python's C-level handler over TensorFlow's
+    return strategy
+
+
+def _address_of(tf_config: dict, task: dict) -> str | None:
+    try:
+        return tf_config["cluster"][task.get("type")][int(task.get("index") or 0)]
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+
+
+def cluster_tasks() -> list[str]:
+    """The addresses of the cluster's tasks in env TF_CONFIG; raises ValueError naming what is wrong when it is
+    absent (TensorFlow then trains one local worker), not JSON, or names no chief or worker task."""
+    text = os.environ.get("TF_CONFIG")
+    one_process = f"for one process use {setting('strategy', 'mirrored')} or {setting('strategy', 'default')}"
+    if not text:
+        raise ValueError(
+            "TF_CONFIG: multi_worker_mirrored needs the environment variable TF_CONFIG, naming the cluster and this "
+            f"worker's place in it (docs/multitask.md, 'Launching on a cluster'); {one_process}"
+        )
+    try:
+        tf_config = json.loads(text)
+    except json.JSONDecodeError:
+        raise ValueError("TF_CONFIG: not valid JSON (see docs/multitask.md for its layout)") from None
+    cluster = tf_config.get("cluster") if isinstance(tf_config, dict) else None
+    tasks = [
+        address
+        for job in ("chief", "worker")
+        for address in ((cluster or {}).get(job) or [] if isinstance(cluster, dict) else [])
+    ]
+    if not tasks:
+        raise ValueError(f"TF_CONFIG: its cluster names no chief or worker task; {one_process}")
+    return [str(address) for address in tasks]
+
+
+def warn_if_cluster_unused(strategy_name: str) -> None:
+    """Warns when env TF_CONFIG names a cluster that this strategy ignores: the process trains alone, and a second
+    worker started the same way was refused as "the same command twice" (a cluster walk, session 40)."""
+    if strategy_name not in ("multi_worker_mirrored", "tpu") and os.environ.get("TF_CONFIG"):
+        log.warning(
+            "TF_CONFIG is set, but the strategy is %s: this process trains alone (%s joins the cluster)",
+            strategy_name,
+            setting("strategy", "multi_worker_mirrored"),
+        )
 
 
 def is_chief(strategy_name: str) -> bool:
@@ -50,10 +124,8 @@ def is_chief(strategy_name: str) -> bool:
     """
     if strategy_name != "multi_worker_mirrored":
         return True
-    try:
-        tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
-    except json.JSONDecodeError:
-        raise ValueError("TF_CONFIG: not valid JSON (see docs/multitask.md for its layout)") from None
+    cluster_tasks()  # a missing or one-task cluster is refused before anything is written
+    tf_config = json.loads(os.environ["TF_CONFIG"])
     task = tf_config.get("task") or {}
     task_type, index = task.get("type"), int(task.get("index") or 0)
     if task_type in (None, "chief"):
