@@ -61,6 +61,33 @@ def _process_alive(pid: int) -> bool:
         return True
 
 
+# A non-chief worker's folder of a multi-worker run (its checkpoints: gigabytes at the paper's size), named like
+# the temporary files so that a restart on the same host can remove the folders of its killed runs.
+WORKER_FOLDER_PREFIX = "deepfl-worker-"
+_WORKER_FOLDER = re.compile(rf"^{WORKER_FOLDER_PREFIX}(?P<host>[A-Za-z0-9_-]+)-(?P<pid>\d+)-[A-Za-z0-9_]+$")
+
+
+def worker_folder_prefix() -> str:
+    """The name prefix of this process's worker folder: `deepfl-worker-<host>-<pid>-`."""
+    return f"{WORKER_FOLDER_PREFIX}{_HOST}-{os.getpid()}-"
+
+
+def remove_stale_worker_folders(parent: str | os.PathLike) -> int:
+    """Removes the worker folders in `parent` that dead processes of this host left (a SIGKILLed worker cannot
+    remove its own); returns how many. Folders of live processes, of other hosts and of other names stay."""
+    removed = 0
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(parent):
+            match = _WORKER_FOLDER.match(entry.name)
+            if match is None or match["host"] != _HOST or not entry.is_dir(follow_symlinks=False):
+                continue
+            if _process_alive(int(match["pid"])):
+                continue
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed += 1
+    return removed
+
+
 def remove_stale_temp_files(folder: str | os.PathLike) -> int:
     """Removes the temporary files under `folder` that dead processes of this host left; returns how many.
 

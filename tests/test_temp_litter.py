@@ -68,6 +68,33 @@ def test_only_dead_processes_files_of_this_host_are_removed(tmp_path):
         live.wait()
 
 
+def test_a_cluster_worker_removes_the_folders_its_killed_runs_left(tmp_path, monkeypatch):
+    """A SIGKILLed non-chief worker of a multi-worker run left its folder in $TMPDIR, checkpoints included
+    (gigabytes at the paper's size, once per kill; cluster walk, session 40). Its name now carries host and pid,
+    and the next worker on the host removes the dead ones' folders, never a live process's or another host's."""
+    import tempfile
+
+    from deepfl.training import job
+
+    host = fileio._HOST
+    prefix = fileio.WORKER_FOLDER_PREFIX
+    stale = [tmp_path / f"{prefix}{host}-{dead_pid()}-a1b2c3d4", tmp_path / f"{prefix}{host}-{dead_pid()}-zz_9"]
+    kept = [
+        tmp_path / f"{prefix}{host}-{os.getpid()}-q1w2e3r4",  # a live worker's
+        tmp_path / f"{prefix}otherhost-{dead_pid()}-a1b2c3d4",  # another machine's
+        tmp_path / f"{prefix}x8k2m1p0",  # an earlier version's name (no host or pid): left alone
+    ]
+    for folder in stale + kept:
+        (folder / "checkpoints").mkdir(parents=True)
+        (folder / "checkpoints" / "state.json").write_text("{}")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with job._own_folder(tmp_path / "out", chief=False) as own:
+        assert own.name.startswith(fileio.worker_folder_prefix()) and own.is_dir()
+        assert not any(folder.exists() for folder in stale)
+        assert all(folder.exists() for folder in kept)
+    assert not own.exists()
+
+
 def test_restarted_distort_removes_its_killed_runs_temp_files_not_a_live_shards(tmp_path, small_photo):
     refs = tmp_path / "refs"
     refs.mkdir()

@@ -35,7 +35,13 @@ import numpy as np
 from deepfl import paper
 from deepfl.architectures import PAPER_ARCHITECTURE, PAPER_MIN_SIDE, check_architecture
 from deepfl.errors import NoUsableInput
-from deepfl.fileio import atomic_output, atomic_write_bytes, remove_outputs
+from deepfl.fileio import (
+    atomic_output,
+    atomic_write_bytes,
+    remove_outputs,
+    remove_stale_worker_folders,
+    worker_folder_prefix,
+)
 from deepfl.jobs import RECORD_FOLDER, SettingsChanged, folder_lock, same_setting
 from deepfl.training.checkpoints import STATE_FILE
 from deepfl.training.strategy import STRATEGIES, is_chief, warn_if_cluster_unused
@@ -435,7 +441,10 @@ def _own_folder(out_dir: Path, chief: bool) -> Iterator[Path]:
     if chief:
         yield out_dir
         return
-    with tempfile.TemporaryDirectory(prefix="deepfl-worker-") as folder:
+    removed = remove_stale_worker_folders(tempfile.gettempdir())
+    if removed:
+        log.info("removed %d worker folder(s) that killed runs left in %s", removed, tempfile.gettempdir())
+    with tempfile.TemporaryDirectory(prefix=worker_folder_prefix()) as folder:
         yield Path(folder)
 
 
