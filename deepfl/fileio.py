@@ -61,6 +61,11 @@ def _process_alive(pid: int) -> bool:
         return True
 
 
+def _left_by_a_dead_process(match: re.Match | None) -> bool:
+    """Whether a temporary name (its `host` and `pid` groups) was written on this host by a process now gone."""
+    return match is not None and match["host"] == _HOST and not _process_alive(int(match["pid"]))
+
+
 # A non-chief worker's folder of a multi-worker run (its checkpoints: gigabytes at the paper's size), named like
 # the temporary files so that a restart on the same host can remove the folders of its killed runs.
 WORKER_FOLDER_PREFIX = "deepfl-worker-"
@@ -78,10 +83,7 @@ def remove_stale_worker_folders(parent: str | os.PathLike) -> int:
     removed = 0
     with contextlib.suppress(OSError):
         for entry in os.scandir(parent):
-            match = _WORKER_FOLDER.match(entry.name)
-            if match is None or match["host"] != _HOST or not entry.is_dir(follow_symlinks=False):
-                continue
-            if _process_alive(int(match["pid"])):
+            if not _left_by_a_dead_process(_WORKER_FOLDER.match(entry.name)) or not entry.is_dir(follow_symlinks=False):
                 continue
             shutil.rmtree(entry.path, ignore_errors=True)
             removed += 1
@@ -100,8 +102,7 @@ def remove_stale_temp_files(folder: str | os.PathLike) -> int:
         for name in files:
             if not name.startswith(".") or ".tmp" not in name:
                 continue
-            match = _TEMP_NAME.match(name)
-            if match is None or match["host"] != _HOST or _process_alive(int(match["pid"])):
+            if not _left_by_a_dead_process(_TEMP_NAME.match(name)):
                 continue
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(root, name))

@@ -80,11 +80,12 @@ def _scorer_from_files(model, head, normalizer) -> keras.Model:
     global _last_loaded
     if normalizer is not None or isinstance(model, keras.Model) or isinstance(head, keras.Model):
         return load_scorer(model, head, normalizer)
+    beside = normalizer_path(head) if head is not None else None
     try:
         key = (
             _file_identity(model),
             _file_identity(head),
-            _file_identity(normalizer_path(head)) if head is not None and normalizer_path(head).exists() else None,
+            _file_identity(beside) if beside is not None and beside.exists() else None,
         )
     except OSError:
         return load_scorer(model, head, normalizer)

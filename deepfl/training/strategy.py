@@ -54,10 +54,9 @@ def _multi_worker_strategy(tf):
     (so neither Ctrl-C nor SIGTERM acts), until every task of the cluster has started. It also takes SIGTERM for
     TensorFlow's preemption notice, so that a scheduler's SIGTERM went unanswered until the run's end: the
     process's own handler is put back."""
-    tasks = cluster_tasks()
-    tf_config = json.loads(os.environ["TF_CONFIG"])
-    own = tf_config.get("task") or {}
-    others = [address for address in tasks if address != _address_of(tf_config, own)]
+    tf_config = cluster_config()
+    own = _address_of(tf_config, tf_config.get("task") or {})
+    others = [address for address in _cluster_tasks(tf_config) if address != own]
     if others:
         log.info(
             "waiting for the cluster's other %s (%s) to start the same command; TensorFlow answers neither Ctrl-C nor "
@@ -68,21 +67,29 @@ def _multi_worker_strategy(tf):
     in_main_thread = threading.current_thread() is threading.main_thread()
     handler = signal.getsignal(signal.SIGTERM) if in_main_thread else None
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
-    if in_main_thread and handler is not None:
+    if handler is not None:
         signal.signal(signal.SIGTERM, handler)  # re-installs Python's C-level handler over TensorFlow's
     return strategy
 
 
 def _address_of(tf_config: dict, task: dict) -> str | None:
     try:
-        return tf_config["cluster"][task.get("type")][int(task.get("index") or 0)]
+        return str(tf_config["cluster"][task.get("type")][int(task.get("index") or 0)])
     except (KeyError, IndexError, TypeError, ValueError):
         return None
 
 
-def cluster_tasks() -> list[str]:
-    """The addresses of the cluster's tasks in env TF_CONFIG; raises ValueError naming what is wrong when it is
-    absent (TensorFlow then trains one local worker), not JSON, or names no chief or worker task."""
+def _cluster_tasks(tf_config: dict) -> list[str]:
+    """The addresses of the chief and worker tasks of a parsed TF_CONFIG."""
+    cluster = tf_config.get("cluster")
+    if not isinstance(cluster, dict):
+        return []
+    return [str(address) for job in ("chief", "worker") for address in cluster.get(job) or []]
+
+
+def cluster_config() -> dict:
+    """Env TF_CONFIG, parsed; raises ValueError naming what is wrong when it is absent (TensorFlow then trains one
+    local worker), not a JSON object, or names no chief or worker task."""
     text = os.environ.get("TF_CONFIG")
     one_process = f"for one process use {setting('strategy', 'mirrored')} or {setting('strategy', 'default')}"
     if not text:
@@ -93,16 +100,12 @@ def cluster_tasks() -> list[str]:
     try:
         tf_config = json.loads(text)
     except json.JSONDecodeError:
-        raise ValueError("TF_CONFIG: not valid JSON (see docs/multitask.md for its layout)") from None
-    cluster = tf_config.get("cluster") if isinstance(tf_config, dict) else None
-    tasks = [
-        address
-        for job in ("chief", "worker")
-        for address in ((cluster or {}).get(job) or [] if isinstance(cluster, dict) else [])
-    ]
-    if not tasks:
+        tf_config = None
+    if not isinstance(tf_config, dict):
+        raise ValueError("TF_CONFIG: not valid JSON (see docs/multitask.md for its layout)")
+    if not _cluster_tasks(tf_config):
         raise ValueError(f"TF_CONFIG: its cluster names no chief or worker task; {one_process}")
-    return [str(address) for address in tasks]
+    return tf_config
 
 
 def warn_if_cluster_unused(strategy_name: str) -> None:
@@ -124,8 +127,7 @@ def is_chief(strategy_name: str) -> bool:
     """
     if strategy_name != "multi_worker_mirrored":
         return True
-    cluster_tasks()  # a missing or one-task cluster is refused before anything is written
-    tf_config = json.loads(os.environ["TF_CONFIG"])
+    tf_config = cluster_config()  # a missing or empty cluster is refused before anything is written
     task = tf_config.get("task") or {}
     task_type, index = task.get("type"), int(task.get("index") or 0)
     if task_type in (None, "chief"):
