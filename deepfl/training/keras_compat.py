@@ -17,10 +17,15 @@ from __future__ import annotations
 
 
 def is_multi_worker(strategy) -> bool:
-    """True for a strategy whose replicas span several processes (`MultiWorkerMirroredStrategy`)."""
+    """True for a strategy whose replicas span several processes: a `MultiWorkerMirroredStrategy` whose cluster
+    has more than one worker. Keras reduces the step logs across replicas only then; a one-worker cluster's logs
+    stay as the step returns them, so 1-element vectors there reached TensorBoard ("Expected scalar shape")."""
     import tensorflow as tf
 
-    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return False
+    in_multi_worker_mode = getattr(strategy.extended, "_in_multi_worker_mode", None)  # Keras' own test
+    return in_multi_worker_mode() if in_multi_worker_mode is not None else True
 
 
 def build_from_spec(model, element_spec) -> None:
