@@ -20,6 +20,11 @@ class NoUsableInput(DeepflError, ValueError):
     scripts exit with code 3 on it, as on every other job that did nothing."""
 
 
+class WorkerLost(DeepflError):
+    """A worker of a multi-worker run lost contact with another (stopped, killed, or cut off by the network): not
+    about the inputs, so the scripts exit with code 1; every worker's rerun resumes after the last saved epoch."""
+
+
 def failure_reason(exc: BaseException) -> str:
     """The informative line of a (possibly multi-line TensorFlow) error message, for a one-line report: the first
     root error's text ("(0) INVALID_ARGUMENT: Incompatible shapes: ...") when there is one, else the last line that

@@ -9,6 +9,7 @@ weights as an unbroken one.
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -58,16 +59,17 @@ def _env(**extra):
     return dict(os.environ, DEEPFL_NO_PROGRESS="1", TF_CPP_MIN_LOG_LEVEL="3", **extra)
 
 
-def start_workers(weak_labels, out_dir, temp_dirs, *extra):
-    """Two worker processes of one multi-worker run (worker 0 is the chief); each gets its own TMPDIR."""
+def start_workers(weak_labels, out_dir, temp_dirs, *extra, worker_flags=((), ())):
+    """Two worker processes of one multi-worker run (worker 0 is the chief); each gets its own TMPDIR, the flags
+    `extra` and its own `worker_flags`."""
     cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
     jobs = []
-    for index, temp in enumerate(temp_dirs):
+    for index, (temp, own) in enumerate(zip(temp_dirs, worker_flags, strict=True)):
         temp.mkdir(parents=True, exist_ok=True)
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
         jobs.append(
             subprocess.Popen(
-                _args(weak_labels, out_dir, "--strategy=multi_worker_mirrored", *extra),
+                _args(weak_labels, out_dir, "--strategy=multi_worker_mirrored", *extra, *own),
                 cwd=REPO,
                 env=_env(TF_CONFIG=tf_config, TMPDIR=str(temp)),
                 stdout=subprocess.PIPE,
@@ -214,6 +216,34 @@ def test_cluster_settings_a_job_cannot_use_are_named(weak_labels, tmp_path, monk
     assert "--strategy=mirrored" in result.stderr and not (tmp_path / "run").exists()
 
 
+def test_workers_started_with_other_flags_are_refused_naming_them(weak_labels, tmp_path):
+    """Before session 41, a worker with another --batch_size failed at the first step with TensorFlow's
+    "Collective instance ... expected type 0 and data_type 1" (and its peer with an InternalError), and one with
+    other --epochs stopped when the chief finished: neither named a flag. Paths may differ between machines (the
+    same files mounted elsewhere): worker 1 reads a copy of the weak labels."""
+    copy = shutil.copytree(weak_labels, tmp_path / "elsewhere")
+    out = tmp_path / "differ"
+    jobs = start_workers(
+        weak_labels,
+        out,
+        [tmp_path / "tmp0", tmp_path / "tmp1"],
+        "--epochs=1",
+        worker_flags=(
+            ["--crop_size=24,24"],
+            ["--batch_size=2", f"--weak_labels={copy / 'labels.csv'}", f"--image_root={copy}"],
+        ),
+    )
+    results = finish(jobs, timeout=120)
+    for (code, _, err), own in zip(results, ["--batch_size=4 --crop_size=24,24", "--batch_size=2 no --crop_size"]):
+        assert code == 2, err[-3000:]
+        assert err.strip().splitlines()[-1] == (
+            "error: the workers of this cluster were started with different --batch_size and --crop_size: this "
+            f"worker has {own}; start every worker with the same command (only TF_CONFIG's task differs between "
+            "them)"
+        )
+    assert not out.exists()
+
+
 @pytest.mark.slow  # about 150 s on 2 shared cores: three TensorFlow processes
 def test_two_workers_train_like_one_worker_with_two_replicas(weak_labels, tmp_path):
     out = tmp_path / "multi"
@@ -265,11 +295,10 @@ def test_killed_worker_then_restart_resumes_to_the_same_weights(weak_labels, tmp
         time.sleep(0.05)
     assert all(job.poll() is None for job in jobs), "a worker ended before the kill; raise --epochs"
     jobs[1].send_signal(signal.SIGKILL)
-    try:
-        finish(jobs, timeout=120)  # the chief fails once its peer is gone
-    except subprocess.TimeoutExpired:
-        jobs[0].kill()
-        jobs[0].communicate()
+    (code, _, err), _ = finish(jobs, timeout=120)  # the chief fails once its peer is gone
+    assert code == 1, err[-3000:]
+    assert err.strip().splitlines()[-1].startswith("error: lost contact with another worker of the cluster")
+    assert "a rerun resumes after epoch" in err
     killed_at = json.loads(state_file.read_text())["epoch"]
     assert 1 <= killed_at < 4 and not (out / "model.keras").exists()
     results = run_workers(weak_labels, out, temps, "--epochs=4")

@@ -26,7 +26,7 @@ from pathlib import Path
 from absl import app, flags
 
 from deepfl.cli import TF_LOG_LEVEL_SET_BY_USER
-from deepfl.errors import DeepflError, NoUsableInput, failure_reason, one_line
+from deepfl.errors import DeepflError, NoUsableInput, WorkerLost, failure_reason, one_line
 from deepfl.fileio import output_path_of, remove_stale_temp_files
 from deepfl.jobs import ON_ERROR_CHOICES, SEED_MAX, JobStopped, request_stop, setup_logging
 from deepfl.lean_keras import keras_without_extras
@@ -328,6 +328,9 @@ def _report_failure(exc: Exception) -> int:
         # and `run_app` ends the process without its finalizers (`_end_after_storage_failure`).
         gc.disable()
         _STORAGE_FAILED.set()
+        return EXIT_UNEXPECTED
+    if isinstance(exc, WorkerLost):
+        print(f"error: {one_line(exc, limit=BAD_INPUT_MESSAGE_CHARS)}", file=sys.stderr)
         return EXIT_UNEXPECTED
     if isinstance(exc, (NothingDone, NoUsableInput)):
         print(f"error: {one_line(exc)}", file=sys.stderr)

@@ -599,13 +599,14 @@ def _train(
     from deepfl.training.checkpoints import read_state
     from deepfl.training.data_order import ROW_COLUMN, DataOrder
     from deepfl.training.loop import steps_for, train_multitask
-    from deepfl.training.strategy import get_strategy
+    from deepfl.training.strategy import check_workers_agree, get_strategy
 
     keras.utils.set_random_seed(config.seed)
     state = read_state(out_dir / "checkpoints")
     # Before any TensorFlow op runs (the image check below decodes one image eagerly): a multi-worker strategy
     # configures the collective ops, which TensorFlow refuses once its runtime has started.
     strategy = get_strategy(config.strategy, config.tpu)
+    check_workers_agree(strategy, record)
 
     train, val = data.train_val_split(table, config.val_fraction, config.val_images, seed=config.seed)
     _check_images_usable(config, list(train["image"]), list(val["image"]))

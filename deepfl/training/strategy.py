@@ -133,3 +133,63 @@ def is_chief(strategy_name: str) -> bool:
     if task_type in (None, "chief"):
         return True
     return task_type == "worker" and index == 0 and "chief" not in (tf_config.get("cluster") or {})
+
+
+# The settings every worker of a multi-worker run must share travel as one fixed-length vector of digests (a
+# collective needs the same shape on every worker, whatever deepfl version each runs): slot 0 digests the names
+# of the settings, the next slots one setting each.
+_AGREEMENT_SLOTS = 64
+# Paths may differ between machines that mount the same files at other places.
+_PER_MACHINE_SETTINGS = ("weak_labels", "image_root", "kadis_root")
+
+
+def check_workers_agree(strategy, settings: dict) -> None:
+    """Raises ValueError naming the settings in which the workers of a multi-worker run differ.
+
+    Workers started with other flags (a typo in one node's command) otherwise failed at the first step with
+    TensorFlow's "Collective instance ... expected type ..." or trained a different number of epochs, naming no
+    flag (a cluster walk, session 40). Each worker shares a digest of each setting with all others before
+    anything is trained; every worker then names the same settings, with its own value. A no-op on other
+    strategies and on a one-worker cluster.
+    """
+    import tensorflow as tf
+
+    from deepfl.training.keras_compat import is_multi_worker
+
+    if not is_multi_worker(strategy):
+        return
+    names = sorted(k for k in settings if k not in _PER_MACHINE_SETTINGS)
+    if len(names) >= _AGREEMENT_SLOTS:
+        raise RuntimeError(f"check_workers_agree: {len(names)} settings do not fit {_AGREEMENT_SLOTS - 1} slots")
+    digests = [_digest(names)] + [_digest(settings[name]) for name in names]
+    local = tf.constant([digests + [0] * (_AGREEMENT_SLOTS - len(digests))], dtype=tf.int64)
+
+    @tf.function
+    def gather():
+        return strategy.run(lambda: tf.distribute.get_replica_context().all_gather(local, axis=0))
+
+    table = strategy.experimental_local_results(gather())[0].numpy()
+    if (table == table[0]).all():
+        return
+    if (table[:, 0] != digests[0]).any():
+        raise ValueError(
+            "the workers of this cluster run different deepfl versions (their settings differ in kind): install "
+            "the same version on every machine"
+        )
+    differ = [name for slot, name in enumerate(names, start=1) if (table[:, slot] != digests[slot]).any()]
+    raise ValueError(
+        f"the workers of this cluster were started with different {' and '.join(setting(n) for n in differ)}: "
+        f"this worker has {' '.join(_as_flag(n, settings[n]) for n in differ)}; start every worker "
+        "with the same command (only TF_CONFIG's task differs between them)"
+    )
+
+
+def _digest(value) -> int:
+    import zlib
+
+    return zlib.crc32(json.dumps(value, sort_keys=True).encode())
+
+
+def _as_flag(name: str, value) -> str:
+    """A recorded setting as its flag (sizes and lists are recorded as lists); "no --name" when unset."""
+    return f"no {setting(name)}" if value in (None, "", [], ()) else setting(name, value)
