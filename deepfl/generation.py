@@ -47,7 +47,7 @@ from deepfl.jobs import (
 )
 from deepfl.png import decode_png_rgb, encode_png
 from deepfl.sharding import check_one_shard_count, check_shard_finished, mark_shard_finished, shard
-from deepfl.wording import by_caller, on_command_line, setting, use_command_line_names
+from deepfl.wording import by_caller, on_command_line, setting, shown_value, use_command_line_names
 
 log = logging.getLogger("deepfl")
 
@@ -537,7 +537,7 @@ def _check_merge_settings(
         "assignment_csv": str(Path(assignment_csv).resolve()) if assignment_csv else None,
     }
     changes = [
-        f"{key} {json.dumps(stored[key])} -> {json.dumps(value)}"
+        f"{key} {shown_value(stored[key])} -> {shown_value(value)}"
         for key, value in current.items()
         if key in stored and not same_setting(stored[key], value, stored.get(RECORD_FOLDER), out_dir)
     ]

@@ -24,7 +24,7 @@ from typing import TypeVar
 from tqdm.auto import tqdm
 
 from deepfl.errors import DeepflError, TableError
-from deepfl.wording import by_caller, setting
+from deepfl.wording import by_caller, setting, shown_value
 
 T = TypeVar("T")
 log = logging.getLogger("deepfl")
@@ -403,9 +403,10 @@ def same_setting(stored, current, written_in: str | None, now_in: str | os.PathL
 
 
 def _shown(value) -> str:
-    """A stored setting as a change names it: JSON, and "(gone)" after a recorded path that no longer exists."""
+    """A stored setting as a change names it (`shown_value`), and "(gone)" after a recorded path that no longer
+    exists."""
     gone = isinstance(value, str) and os.path.isabs(value) and not os.path.exists(value)
-    return json.dumps(value) + (" (gone)" if gone else "")
+    return shown_value(value) + (" (gone)" if gone else "")
 
 
 def _content_only(stored, current) -> bool:
@@ -438,7 +439,7 @@ def check_settings(
     False, and the caller discards the old outputs. `output` names the output in the message (default: the folder
     of `path`). `defaults`: the values of settings a caller leaves out of `settings` when they have them (so that
     records of earlier versions, made before the setting existed, stay valid), compared and named as such
-    ("hidden [2048, 1024, 256] -> [256]", not "null -> [256]").
+    ("hidden 2048,1024,256 -> 256", not "hidden unset -> 256").
     """
     from deepfl.fileio import atomic_write_bytes
 
@@ -462,7 +463,7 @@ def check_settings(
             for key in sorted(set(then) | set(now))
             if not same_setting(then.get(key), now.get(key), written_in, path.parent)
         ]
-        changes = [f"{key} {_shown(then.get(key))} -> {json.dumps(now.get(key))}" for key in changed_keys]
+        changes = [f"{key} {_shown(then.get(key))} -> {shown_value(now.get(key))}" for key in changed_keys]
         if not changes:
             if then != now:  # the record is not rewritten: a rerun on a read-only disk must still find it
                 log.info("%s: moved or copied from %s: its recorded paths are followed here", where, written_in)

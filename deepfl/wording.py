@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import json
 from collections.abc import Iterator
 
 _COMMAND_LINE = contextvars.ContextVar("deepfl_command_line", default=False)
@@ -55,3 +56,17 @@ def by_caller(command_line: str, library: str) -> str:
     """`command_line` for a command-line job's user, `library` for a program's: for the words around settings
     that differ between the two ("the earlier flags" / "the earlier arguments")."""
     return command_line if on_command_line() else library
+
+
+def shown_value(value: object) -> str:
+    """A recorded setting's value as a message shows it: as its flag takes it (`96,96`, `cosine`, `true`), and
+    "unset" for none. Records keep JSON (sizes as lists of strings), which read `["96", "96"]` in a message."""
+    if value is None or value == "" or value == [] or value == ():
+        return "unset"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ",".join(shown_value(item) for item in value)
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return str(value)

@@ -225,7 +225,7 @@ def test_a_project_moved_or_copied_as_a_whole_keeps_its_settings_records(tmp_pat
     assert check_settings(copy / "out" / "settings.json", settings(copy))
     # Still refused: another folder at another place relative to the record, another seed; the gone path is said.
     other = {**settings(copy), "ref_dir": str(copy / "elsewhere")}
-    with pytest.raises(SettingsChanged, match=r"ref_dir \".*/proj/pristine\" \(gone\) -> \".*/copy/elsewhere\""):
+    with pytest.raises(SettingsChanged, match=r"ref_dir .*/proj/pristine \(gone\) -> .*/copy/elsewhere"):
         check_settings(copy / "out" / "settings.json", other)
     with pytest.raises(SettingsChanged, match=r"seed 0 -> 1"):
         check_settings(copy / "out" / "settings.json", {**settings(copy), "seed": 1})
@@ -301,5 +301,5 @@ def test_settings_left_out_at_their_defaults_are_compared_and_named_as_those(tmp
     record, defaults = tmp_path / "settings.json", {"hidden": [64], "protocol": "paper"}
     assert check_settings(record, {"epochs": 2}, defaults=defaults) is False  # an older version's record
     assert check_settings(record, {"epochs": 2, "hidden": [64]}, defaults=defaults) is True  # the same head
-    with pytest.raises(SettingsChanged, match=r"hidden \[64\] -> \[8\]; protocol \"paper\" -> \"authors\""):
+    with pytest.raises(SettingsChanged, match=r"hidden 64 -> 8; protocol paper -> authors"):
         check_settings(record, {"epochs": 2, "hidden": [8], "protocol": "authors"}, defaults=defaults)

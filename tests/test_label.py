@@ -357,7 +357,7 @@ def test_a_merged_csv_keeps_its_sources_settings_and_the_rows_no_shard_holds(pai
         labeling.merge_shards(other, 2, pairs, metrics=metrics)
     assert "other --batch_size: 25 (shard 0); 3 (shard 1)" in caplog.text
     assert json.loads(settings_beside(other).read_text())["batch_size"] == [3, 25]
-    with pytest.raises(SettingsChanged, match=r"batch_size \[3, 25\] -> 3"):
+    with pytest.raises(SettingsChanged, match=r"batch_size 3,25 -> 3"):
         labeling.label_pairs(pairs, root, other, metrics=metrics, batch_size=3)
 
 

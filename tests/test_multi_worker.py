@@ -120,17 +120,22 @@ def assert_same_weights(a, b):
         np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
 
 
-def test_a_one_worker_cluster_trains(weak_labels, tmp_path):
+def test_a_one_worker_cluster_trains_and_two_workers_overwrite_its_run(weak_labels, tmp_path):
     """The default suite's guard for the slow tests below: TensorFlow configures a multi-worker strategy's
     collective ops only before its runtime starts, and from session 18 to 35 the job decoded an image (its
     usable-image check) before making the strategy, so every multi-worker run stopped with "Collective ops must
     be configured at program startup" and nothing in the default suite noticed. With TensorBoard on (the
     default), a one-worker cluster stopped at its first step with "Expected scalar shape, saw shape: (1,)"
-    until session 41: its step logs were reshaped for a cross-worker reduction that Keras skips there."""
+    until session 41: its step logs were reshaped for a cross-worker reduction that Keras skips there.
+
+    Then two workers with --overwrite and another learning rate train again in that folder. Before session 41 the
+    chief removed the old run, worker 1 refused the old run's settings (exit 2), and the chief waited for it for
+    ever."""
+    out = tmp_path / "one"
     cluster = {"worker": [f"127.0.0.1:{_free_ports(1)[0]}"]}
     tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}})
     result = subprocess.run(
-        _args(weak_labels, tmp_path / "one", "--strategy=multi_worker_mirrored", "--epochs=1", "--tensorboard"),
+        _args(weak_labels, out, "--strategy=multi_worker_mirrored", "--epochs=1", "--tensorboard"),
         cwd=REPO,
         env=_env(TF_CONFIG=tf_config),
         capture_output=True,
@@ -138,8 +143,21 @@ def test_a_one_worker_cluster_trains(weak_labels, tmp_path):
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "with 1 replica(s)" in result.stderr and (tmp_path / "one" / "model.keras").is_file()
-    assert any((tmp_path / "one" / "tensorboard").rglob("*.tfevents.*"))
+    assert "with 1 replica(s)" in result.stderr and (out / "model.keras").is_file()
+    assert any((out / "tensorboard").rglob("*.tfevents.*"))
+
+    jobs = start_workers(
+        weak_labels, out, [tmp_path / "tmp0", tmp_path / "tmp1"], "--epochs=1", "--overwrite", "--learning_rate=2e-4"
+    )
+    try:
+        results = finish(jobs, timeout=120)
+    finally:
+        for job in jobs:
+            job.kill()
+    for code, _, err in results:
+        assert code == 0, err[-3000:]
+    assert "with 2 replica(s)" in results[0][2]
+    assert json.loads((out / "run_config.json").read_text())["learning_rate"] == 2e-4
 
 
 def test_a_cluster_worker_answers_sigterm_and_says_what_it_waits_for(monkeypatch, caplog):

@@ -63,8 +63,8 @@ def test_train_mlp_reruns_resume_or_refuse_by_resolved_settings(tmp_path):
     assert "epochs 2 -> 3" in changed.stderr and "--overwrite" in changed.stderr
     # in the words of the command line only (it read "the earlier flags (arguments) ... (overwrite=True from Python)")
     assert "rerun with the earlier flags to resume" in changed.stderr and "overwrite=True" not in changed.stderr
-    # The paper's head is not stored (earlier records stay valid): the change was named "hidden null -> [8]".
-    assert "dropout [0.25, 0.25, 0.5] -> [0.1]; hidden [2048, 1024, 256] -> [8]" in other_head.stderr, other_head.stderr
+    # The paper's head is not stored (earlier records stay valid): the change was named "hidden unset -> 8".
+    assert "dropout 0.25,0.25,0.5 -> 0.1; hidden 2048,1024,256 -> 8" in other_head.stderr, other_head.stderr
     assert overwritten.returncode == 0, overwritten.stderr[-2000:]
     assert '"epochs": 3' in (out / "mlp_settings.json").read_text()
     # A score edited after the run finished: the same flags no longer reuse its results (they did, with exit 0 and

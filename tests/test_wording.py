@@ -54,3 +54,25 @@ def test_a_settings_refusal_tells_each_caller_what_to_type(tmp_path):
     assert "--" not in python_text
     assert "rerun with the earlier flags to resume" in command_text and "pass --overwrite to" in command_text
     assert "overwrite=True" not in command_text and "arguments" not in command_text
+
+
+def test_a_changed_setting_is_shown_as_its_flag_takes_it(tmp_path):
+    """Sizes are recorded as lists of strings; a refusal showed them as JSON (`crop_size ["96", "96"] -> ["64",
+    "64"]`, a cluster walk, session 40), not as what to type (`96,96`)."""
+    assert [wording.shown_value(v) for v in (["96", "96"], None, "", [], True, "cosine", 0.0001, {"a": 1})] == [
+        "96,96",
+        "unset",
+        "unset",
+        "unset",
+        "true",
+        "cosine",
+        "0.0001",
+        '{"a": 1}',
+    ]
+    record = tmp_path / "settings.json"
+    check_settings(record, {"crop_size": ["96", "96"], "lr_schedule": "cosine"})
+    with (
+        wording.command_line_names(),
+        pytest.raises(SettingsChanged, match=r"\(crop_size 96,96 -> 64,64; lr_schedule cosine -> "),
+    ):
+        check_settings(record, {"crop_size": ["64", "64"], "lr_schedule": "constant"})

@@ -45,7 +45,7 @@ from deepfl.fileio import (
 from deepfl.jobs import RECORD_FOLDER, SettingsChanged, folder_lock, same_setting
 from deepfl.training.checkpoints import STATE_FILE
 from deepfl.training.strategy import STRATEGIES, is_chief, warn_if_cluster_unused
-from deepfl.wording import by_caller, setting
+from deepfl.wording import by_caller, setting, shown_value
 
 log = logging.getLogger("deepfl")
 
@@ -290,7 +290,7 @@ def check_run_config(out_dir: Path, record: dict[str, Any], trained_epochs: int 
     stored = {**_ADDED_KEYS, **stored}
     written_in = stored.pop(RECORD_FOLDER, None)  # a run moved or copied with its data: paths followed there
     changes = [
-        f"{k} {json.dumps(stored.get(k))} -> {json.dumps(record[k])}"
+        f"{k} {shown_value(stored.get(k))} -> {shown_value(record[k])}"
         for k in RUN_KEYS
         if k != "epochs" and not same_setting(stored.get(k), record[k], written_in, out_dir)
     ]
@@ -394,8 +394,32 @@ def _run_in_folder(
 ) -> MultitaskResult:
     """`run_multitask` once `out_dir` is held (by the chief)."""
     record = config.run_record()
-    if overwrite and chief:
-        remove_outputs(out_dir, _OUTPUTS)
+    if overwrite:
+        # The chief removes the old run. The other workers must not judge it: they refused its settings, and left
+        # the chief waiting for them. They meet the chief after its removal (the strategy's start, in `_train`).
+        if chief:
+            remove_outputs(out_dir, _OUTPUTS)
+    else:
+        finished = _finished_run(config, out_dir, record)
+        if finished is not None:
+            return finished
+
+    table = _read_table(config)
+    tasks = _choose_tasks(table, config)
+    if config.virtual_cpu_devices:
+        from deepfl.training.strategy import configure_virtual_cpus
+
+        configure_virtual_cpus(config.virtual_cpu_devices)
+    with _own_folder(out_dir, chief) as write_dir:
+        result = _train(config, table, tasks, out_dir, write_dir, record)
+    if chief and not keep_checkpoints:
+        shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
+    return result
+
+
+def _finished_run(config: MultitaskConfig, out_dir: Path, record: dict[str, Any]) -> MultitaskResult | None:
+    """The run `out_dir` holds when it has trained all of `config.epochs` (nothing to do), else None; raises
+    `SettingsChanged` when that run cannot be resumed or extended with `record`'s settings."""
     trained_files = [out_dir / "model.keras", out_dir / "checkpoints" / STATE_FILE]
     if any(path.exists() for path in trained_files) and not (out_dir / RUN_CONFIG_FILE).exists():
         raise SettingsChanged(
@@ -420,18 +444,7 @@ def _run_in_folder(
                 f"(a finished run keeps them only with {setting('keep_checkpoints', True)}); use "
                 f"{setting('epochs', trained)}, a new {setting('out_dir')}, or {setting('overwrite', True)}"
             )
-
-    table = _read_table(config)
-    tasks = _choose_tasks(table, config)
-    if config.virtual_cpu_devices:
-        from deepfl.training.strategy import configure_virtual_cpus
-
-        configure_virtual_cpus(config.virtual_cpu_devices)
-    with _own_folder(out_dir, chief) as write_dir:
-        result = _train(config, table, tasks, out_dir, write_dir, record)
-    if chief and not keep_checkpoints:
-        shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
-    return result
+    return None
 
 
 @contextlib.contextmanager
@@ -602,11 +615,12 @@ def _train(
     from deepfl.training.strategy import check_workers_agree, get_strategy
 
     keras.utils.set_random_seed(config.seed)
-    state = read_state(out_dir / "checkpoints")
     # Before any TensorFlow op runs (the image check below decodes one image eagerly): a multi-worker strategy
-    # configures the collective ops, which TensorFlow refuses once its runtime has started.
+    # configures the collective ops, which TensorFlow refuses once its runtime has started. Its constructor waits
+    # for every worker, so the chief has removed an old run (`overwrite`) before the others read its checkpoints.
     strategy = get_strategy(config.strategy, config.tpu)
     check_workers_agree(strategy, record)
+    state = read_state(out_dir / "checkpoints")
 
     train, val = data.train_val_split(table, config.val_fraction, config.val_images, seed=config.seed)
     _check_images_usable(config, list(train["image"]), list(val["image"]))
