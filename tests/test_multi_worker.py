@@ -234,6 +234,86 @@ def test_cluster_settings_a_job_cannot_use_are_named(weak_labels, tmp_path, monk
     assert "--strategy=mirrored" in result.stderr and not (tmp_path / "run").exists()
 
 
+TWO = {"worker": ["a:1", "b:2"]}
+
+
+@pytest.mark.parametrize(
+    ("tf_config", "message"),
+    [
+        (
+            {"cluster": {"worker": "a:1,b:2"}, "task": {"type": "worker", "index": 0}},
+            'the cluster\'s "worker" must be a list of "host:port" addresses, got "a:1,b:2"',
+        ),
+        ({"cluster": TWO}, 'no "task" ({"type": "worker", "index": N}) says which'),
+        (
+            {"cluster": TWO, "task": {"type": "workers", "index": 0}},
+            "task type 'workers' is not in its cluster (worker)",
+        ),
+        (
+            {"cluster": TWO, "task": {"type": "worker", "index": 2}},
+            "task index 2 is out of range: its cluster lists 2 worker task(s), indices 0 to 1",
+        ),
+        ({"cluster": TWO, "task": {"type": "worker", "index": -1}}, "task index -1 is out of range"),
+    ],
+)
+def test_a_task_outside_the_cluster_is_named(tf_config, message, monkeypatch):
+    """TensorFlow said these seconds later, naming neither TF_CONFIG nor the cluster ("The `task_id` 2 exceeds the
+    maximum id of worker.", "Invalid device filter: /job:worker/task:-1"), and a worker list written as one string
+    was waited for as 7 tasks, one per character (a cluster walk, session 41)."""
+    from deepfl.training import strategy
+
+    monkeypatch.setenv("TF_CONFIG", json.dumps(tf_config))
+    with pytest.raises(ValueError) as error:
+        strategy.cluster_config()
+    assert str(error.value).startswith("TF_CONFIG: " + message), str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("replicas", "fails", "works"),
+    [(2, [1], [2, 3, 5]), (3, [2, 4], [3, 5, 6, 7, 8, 9, 10]), (4, [6], [4, 8]), (5, [16], [17]), (6, [8], [6, 12])],
+)
+def test_a_batch_that_leaves_a_replica_without_images_is_refused(replicas, fails, works):
+    """3 workers with --batch_size=4 stopped with "Incompatible shapes: [8] vs. [3]" (exit 2, as if a flag were
+    wrong, and "lost contact" on the others); the cases are those a cluster walk measured (session 41)."""
+    from types import SimpleNamespace
+
+    from deepfl.training import strategy
+
+    for batch_size in fails:
+        with pytest.raises(ValueError, match=rf"^batch_size={batch_size} cannot be split over the {replicas} replicas"):
+            strategy.check_batch_splits(SimpleNamespace(num_replicas_in_sync=replicas), batch_size)
+    for batch_size in works:
+        strategy.check_batch_splits(SimpleNamespace(num_replicas_in_sync=replicas), batch_size)
+
+
+def test_workers_that_see_different_checkpoints_are_told_to_share_the_out_dir(weak_labels, tmp_path):
+    """A --out_dir on each worker's own disk: the first run trained, and every restart failed in TensorFlow's
+    collectives (the chief resumed, the other started afresh), and "start every worker again" repeated it."""
+    kept = tmp_path / "kept"
+    single = subprocess.run(
+        _args(weak_labels, kept, "--epochs=1", "--keep_checkpoints"),
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert single.returncode == 0, single.stderr[-3000:]
+    jobs = start_workers(
+        weak_labels,
+        kept,
+        [tmp_path / "tmp0", tmp_path / "tmp1"],
+        "--epochs=2",
+        "--keep_checkpoints",
+        worker_flags=([], [f"--out_dir={tmp_path / 'own_disk'}"]),
+    )
+    results = finish(jobs, timeout=120)
+    for (code, _, err), found in zip(results, ["epoch 1 done", "no checkpoint"], strict=True):
+        assert code == 2, err[-3000:]
+        last = err.strip().splitlines()[-1]
+        assert last.startswith("error: --out_dir=") and f"(this worker: {found}): --out_dir must be one folder" in last
+
+
 def test_workers_started_with_other_flags_are_refused_naming_them(weak_labels, tmp_path):
     """Before session 41, a worker with another --batch_size failed at the first step with TensorFlow's
     "Collective instance ... expected type 0 and data_type 1" (and its peer with an InternalError), and one with

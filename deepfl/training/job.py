@@ -612,7 +612,12 @@ def _train(
     from deepfl.training.checkpoints import read_state
     from deepfl.training.data_order import ROW_COLUMN, DataOrder
     from deepfl.training.loop import steps_for, train_multitask
-    from deepfl.training.strategy import check_workers_agree, get_strategy
+    from deepfl.training.strategy import (
+        check_batch_splits,
+        check_same_checkpoint,
+        check_workers_agree,
+        get_strategy,
+    )
 
     keras.utils.set_random_seed(config.seed)
     # Before any TensorFlow op runs (the image check below decodes one image eagerly): a multi-worker strategy
@@ -620,7 +625,9 @@ def _train(
     # for every worker, so the chief has removed an old run (`overwrite`) before the others read its checkpoints.
     strategy = get_strategy(config.strategy, config.tpu)
     check_workers_agree(strategy, record)
+    check_batch_splits(strategy, config.batch_size)
     state = read_state(out_dir / "checkpoints")
+    check_same_checkpoint(strategy, state, out_dir)
 
     train, val = data.train_val_split(table, config.val_fraction, config.val_images, seed=config.seed)
     _check_images_usable(config, list(train["image"]), list(val["image"]))

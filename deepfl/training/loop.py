@@ -12,12 +12,12 @@ from pathlib import Path
 import keras
 
 import deepfl.models.layers  # noqa: F401  (registers the custom layers, so saved models reload)
-from deepfl.errors import WorkerLost
 from deepfl.fileio import save_model_atomic
 from deepfl.training.callbacks import EpochEnd, SkipReport, StepProgress
 from deepfl.training.checkpoints import read_state, restore_checkpoint, seed_states, set_seed_states
 from deepfl.training.data_order import DataOrder
 from deepfl.training.keras_compat import build_from_spec, is_multi_worker, vector_step_logs
+from deepfl.training.strategy import is_lost_worker, lost_worker
 
 log = logging.getLogger("deepfl")
 
@@ -144,16 +144,13 @@ def train_multitask(
                 if step_progress is not None:
                     step_progress.close()
         except KeyboardInterrupt:
-            _log_saved_epochs(out / "checkpoints", epochs)
+            _log_saved_epochs(resume / "checkpoints", epochs)  # (the chief's, where a worker's rerun resumes)
             raise
         except Exception as exc:
-            if not (is_multi_worker(strategy) and _is_lost_worker(exc)):
+            if not (is_multi_worker(strategy) and is_lost_worker(exc)):
                 raise
-            _log_saved_epochs(out / "checkpoints", epochs)
-            raise WorkerLost(
-                "lost contact with another worker of the cluster (it stopped, was killed, or the network cut it off: "
-                f"TensorFlow's {type(exc).__name__}): start every worker again with the same command to resume"
-            ) from exc
+            _log_saved_epochs(resume / "checkpoints", epochs)
+            raise lost_worker(exc) from exc
         state = read_state(out / "checkpoints")
         start, position = state["epoch"], end.position
     if model is None:  # everything was done already: load the last checkpoint to write the final model
@@ -181,17 +178,6 @@ def _log_saved_epochs(checkpoint_dir: Path, epochs: int) -> None:
         log.info("no epoch finished yet: a rerun starts from the beginning")
     else:
         log.info("epochs saved: %d of %d (a rerun resumes after epoch %d)", state["epoch"], epochs, state["epoch"])
-
-
-def _is_lost_worker(exc: Exception) -> bool:
-    """Whether a multi-worker step failed because a peer went away: TensorFlow then reports an UnavailableError
-    ("The error could be from a previous operation. Restart your program to reset.") or aborts the collective
-    ("Collective ops is aborted by: Socket closed")."""
-    import tensorflow as tf
-
-    return isinstance(exc, tf.errors.UnavailableError) or (
-        isinstance(exc, tf.errors.OpError) and "Collective ops is aborted" in str(exc)
-    )
 
 
 def _tensorboard_available() -> bool:

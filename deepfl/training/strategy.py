@@ -9,6 +9,7 @@ import os
 import signal
 import threading
 
+from deepfl.errors import WorkerLost
 from deepfl.wording import setting
 
 log = logging.getLogger("deepfl")
@@ -103,9 +104,37 @@ def cluster_config() -> dict:
         tf_config = None
     if not isinstance(tf_config, dict):
         raise ValueError("TF_CONFIG: not valid JSON (see docs/multitask.md for its layout)")
+    cluster = tf_config.get("cluster")
+    for job, addresses in cluster.items() if isinstance(cluster, dict) else ():
+        if not isinstance(addresses, list) or not all(isinstance(address, str) for address in addresses):
+            raise ValueError(
+                f'TF_CONFIG: the cluster\'s "{job}" must be a list of "host:port" addresses, got '
+                f"{json.dumps(addresses)[:80]}"
+            )
     if not _cluster_tasks(tf_config):
         raise ValueError(f"TF_CONFIG: its cluster names no chief or worker task; {one_process}")
+    _check_task(tf_config.get("task"), cluster)
     return tf_config
+
+
+def _check_task(task, cluster: dict) -> None:
+    """Refuses a TF_CONFIG "task" that does not name one of `cluster`'s tasks (TensorFlow's own messages, seconds
+    later, named neither TF_CONFIG nor the cluster: "The `task_id` 2 exceeds the maximum id of worker.")."""
+    if not isinstance(task, dict) or "type" not in task:
+        raise ValueError(
+            'TF_CONFIG: no "task" ({"type": "worker", "index": N}) says which of the cluster\'s tasks this process is'
+        )
+    task_type, index = task["type"], task.get("index", 0)
+    if task_type not in cluster:
+        raise ValueError(f"TF_CONFIG: task type {task_type!r} is not in its cluster ({', '.join(cluster)})")
+    count = len(cluster[task_type])
+    if isinstance(index, str) and index.isdigit():
+        index = int(index)
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < count:
+        raise ValueError(
+            f"TF_CONFIG: task index {task.get('index')!r} is out of range: its cluster lists {count} {task_type} "
+            f"task(s), indices 0 to {count - 1}"
+        )
 
 
 def warn_if_cluster_unused(strategy_name: str) -> None:
@@ -152,35 +181,93 @@ def check_workers_agree(strategy, settings: dict) -> None:
     anything is trained; every worker then names the same settings, with its own value. A no-op on other
     strategies and on a one-worker cluster.
     """
+    names = sorted(k for k in settings if k not in _PER_MACHINE_SETTINGS)
+    differ = _differing(strategy, {name: settings[name] for name in names})
+    if differ:
+        raise ValueError(
+            f"the workers of this cluster were started with different {' and '.join(setting(n) for n in differ)}: "
+            f"this worker has {' '.join(_as_flag(n, settings[n]) for n in differ)}; start every worker "
+            "with the same command (only TF_CONFIG's task differs between them)"
+        )
+
+
+def check_same_checkpoint(strategy, state: dict | None, out_dir) -> None:
+    """Raises ValueError when the workers of a multi-worker run found different checkpoints in `out_dir`: each
+    reads the chief's, so a folder that is not shared (each worker's own disk) let the first run train and made
+    every restart fail in TensorFlow's collectives, the chief resuming and the others starting afresh (a
+    cluster walk, session 41)."""
+    if _differing(strategy, {"checkpoint": state}):
+        found = f"epoch {state['epoch']} done" if state else "no checkpoint"
+        raise ValueError(
+            f"{setting('out_dir')}={out_dir}: the workers of this cluster found different checkpoints in it (this "
+            f"worker: {found}): {setting('out_dir')} must be one folder that every worker sees (shared storage)"
+        )
+
+
+def check_batch_splits(strategy, batch_size: int) -> None:
+    """Raises ValueError when a global batch of `batch_size` would leave a replica without images: TensorFlow
+    gives each replica ceil(batch / replicas) of them in turn, and a replica given none failed with
+    "Incompatible shapes: [8] vs. [3]" (3 workers, --batch_size=4; a cluster walk, session 41)."""
+    replicas = strategy.num_replicas_in_sync
+    share = -(-batch_size // replicas)
+    if replicas > 1 and share * (replicas - 1) >= batch_size:
+        raise ValueError(
+            f"{setting('batch_size', batch_size)} cannot be split over the {replicas} replicas of this run "
+            f"(TensorFlow gives each {share} images in turn, and the last none): use a multiple of {replicas}, "
+            f"such as {setting('batch_size', replicas * share)}"
+        )
+
+
+def _differing(strategy, values: dict) -> list[str]:
+    """The names in `values` whose value differs between the workers of a multi-worker run (none elsewhere): a
+    digest of each value is shared with one all_gather. Raises ValueError when the workers' names differ
+    (different deepfl versions), `WorkerLost` when a worker went away meanwhile."""
     import tensorflow as tf
 
     from deepfl.training.keras_compat import is_multi_worker
 
     if not is_multi_worker(strategy):
-        return
-    names = sorted(k for k in settings if k not in _PER_MACHINE_SETTINGS)
+        return []
+    names = list(values)
     if len(names) >= _AGREEMENT_SLOTS:
-        raise RuntimeError(f"check_workers_agree: {len(names)} settings do not fit {_AGREEMENT_SLOTS - 1} slots")
-    digests = [_digest(names)] + [_digest(settings[name]) for name in names]
+        raise RuntimeError(f"_differing: {len(names)} values do not fit {_AGREEMENT_SLOTS - 1} slots")
+    digests = [_digest(names)] + [_digest(values[name]) for name in names]
     local = tf.constant([digests + [0] * (_AGREEMENT_SLOTS - len(digests))], dtype=tf.int64)
 
     @tf.function
     def gather():
         return strategy.run(lambda: tf.distribute.get_replica_context().all_gather(local, axis=0))
 
-    table = strategy.experimental_local_results(gather())[0].numpy()
-    if (table == table[0]).all():
-        return
+    try:
+        table = strategy.experimental_local_results(gather())[0].numpy()
+    except Exception as exc:
+        if is_lost_worker(exc):
+            raise lost_worker(exc) from exc
+        raise
     if (table[:, 0] != digests[0]).any():
         raise ValueError(
             "the workers of this cluster run different deepfl versions (their settings differ in kind): install "
             "the same version on every machine"
         )
-    differ = [name for slot, name in enumerate(names, start=1) if (table[:, slot] != digests[slot]).any()]
-    raise ValueError(
-        f"the workers of this cluster were started with different {' and '.join(setting(n) for n in differ)}: "
-        f"this worker has {' '.join(_as_flag(n, settings[n]) for n in differ)}; start every worker "
-        "with the same command (only TF_CONFIG's task differs between them)"
+    return [name for slot, name in enumerate(names, start=1) if (table[:, slot] != digests[slot]).any()]
+
+
+def is_lost_worker(exc: Exception) -> bool:
+    """Whether a multi-worker collective failed because a peer went away: TensorFlow then reports an
+    UnavailableError ("The error could be from a previous operation. Restart your program to reset.") or aborts
+    the collective ("Collective ops is aborted by: Socket closed")."""
+    import tensorflow as tf
+
+    return isinstance(exc, tf.errors.UnavailableError) or (
+        isinstance(exc, tf.errors.OpError) and "Collective ops is aborted" in str(exc)
+    )
+
+
+def lost_worker(exc: Exception) -> WorkerLost:
+    """The one-line error for a collective that `is_lost_worker`."""
+    return WorkerLost(
+        "lost contact with another worker of the cluster (it stopped, was killed, or the network cut it off: "
+        f"TensorFlow's {type(exc).__name__}): start every worker again with the same command to resume"
     )
 
 
