@@ -244,7 +244,12 @@ TWO = {"worker": ["a:1", "b:2"]}
             {"cluster": {"worker": "a:1,b:2"}, "task": {"type": "worker", "index": 0}},
             'the cluster\'s "worker" must be a list of "host:port" addresses, got "a:1,b:2"',
         ),
+        (
+            {"cluster": {"worker": ["node0", "b:2"]}, "task": {"type": "worker", "index": 0}},
+            'the cluster\'s "worker" must be a list of "host:port" addresses, got ["node0", "b:2"]',
+        ),
         ({"cluster": TWO}, 'no "task" ({"type": "worker", "index": N}) says which'),
+        ({"cluster": TWO, "task": {"type": "chief", "index": 0}}, "task type 'chief' is not in its cluster (worker)"),
         (
             {"cluster": TWO, "task": {"type": "workers", "index": 0}},
             "task type 'workers' is not in its cluster (worker)",
@@ -258,8 +263,8 @@ TWO = {"worker": ["a:1", "b:2"]}
 )
 def test_a_task_outside_the_cluster_is_named(tf_config, message, monkeypatch):
     """TensorFlow said these seconds later, naming neither TF_CONFIG nor the cluster ("The `task_id` 2 exceeds the
-    maximum id of worker.", "Invalid device filter: /job:worker/task:-1"), and a worker list written as one string
-    was waited for as 7 tasks, one per character (a cluster walk, session 41)."""
+    maximum id of worker.", "Invalid device filter: /job:worker/task:-1", "Could not parse port"), and a worker
+    list written as one string was waited for as 7 tasks, one per character (a cluster walk, session 41)."""
     from deepfl.training import strategy
 
     monkeypatch.setenv("TF_CONFIG", json.dumps(tf_config))

@@ -106,7 +106,7 @@ def cluster_config() -> dict:
         raise ValueError("TF_CONFIG: not valid JSON (see docs/multitask.md for its layout)")
     cluster = tf_config.get("cluster")
     for job, addresses in cluster.items() if isinstance(cluster, dict) else ():
-        if not isinstance(addresses, list) or not all(isinstance(address, str) for address in addresses):
+        if not isinstance(addresses, list) or not all(_is_address(address) for address in addresses):
             raise ValueError(
                 f'TF_CONFIG: the cluster\'s "{job}" must be a list of "host:port" addresses, got '
                 f"{json.dumps(addresses)[:80]}"
@@ -115,6 +115,14 @@ def cluster_config() -> dict:
         raise ValueError(f"TF_CONFIG: its cluster names no chief or worker task; {one_process}")
     _check_task(tf_config.get("task"), cluster)
     return tf_config
+
+
+def _is_address(address) -> bool:
+    """Whether `address` reads "host:port" (TensorFlow failed on "node0" with "Could not parse port")."""
+    if not isinstance(address, str):
+        return False
+    host, _, port = address.rpartition(":")
+    return bool(host) and port.isdigit()
 
 
 def _check_task(task, cluster: dict) -> None:
