@@ -95,16 +95,17 @@ def run_workers(weak_labels, out_dir, temp_dirs, *extra):
     return results
 
 
-def run_mirrored(weak_labels, out_dir, *extra):
+def run_one_process(weak_labels, out_dir, *extra, **env):
+    """One training process (with `env` added to its environment) that must succeed; returns its result."""
     result = subprocess.run(
-        _args(weak_labels, out_dir, "--strategy=mirrored", "--virtual_cpu_devices=2", *extra),
-        cwd=REPO,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
+        _args(weak_labels, out_dir, *extra), cwd=REPO, env=_env(**env), capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def run_mirrored(weak_labels, out_dir, *extra):
+    run_one_process(weak_labels, out_dir, "--strategy=mirrored", "--virtual_cpu_devices=2", *extra)
 
 
 def weights(path):
@@ -134,15 +135,9 @@ def test_a_one_worker_cluster_trains_and_two_workers_overwrite_its_run(weak_labe
     out = tmp_path / "one"
     cluster = {"worker": [f"127.0.0.1:{_free_ports(1)[0]}"]}
     tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}})
-    result = subprocess.run(
-        _args(weak_labels, out, "--strategy=multi_worker_mirrored", "--epochs=1", "--tensorboard"),
-        cwd=REPO,
-        env=_env(TF_CONFIG=tf_config),
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = run_one_process(
+        weak_labels, out, "--strategy=multi_worker_mirrored", "--epochs=1", "--tensorboard", TF_CONFIG=tf_config
     )
-    assert result.returncode == 0, result.stderr[-3000:]
     assert "with 1 replica(s)" in result.stderr and (out / "model.keras").is_file()
     assert any((out / "tensorboard").rglob("*.tfevents.*"))
 
@@ -295,15 +290,7 @@ def test_workers_that_see_different_checkpoints_are_told_to_share_the_out_dir(we
     """A --out_dir on each worker's own disk: the first run trained, and every restart failed in TensorFlow's
     collectives (the chief resumed, the other started afresh), and "start every worker again" repeated it."""
     kept = tmp_path / "kept"
-    single = subprocess.run(
-        _args(weak_labels, kept, "--epochs=1", "--keep_checkpoints"),
-        cwd=REPO,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert single.returncode == 0, single.stderr[-3000:]
+    run_one_process(weak_labels, kept, "--epochs=1", "--keep_checkpoints")
     jobs = start_workers(
         weak_labels,
         kept,
