@@ -131,7 +131,7 @@ def test_a_one_worker_cluster_trains_and_two_workers_overwrite_its_run(weak_labe
 
     Then two workers with --overwrite and another learning rate train again in that folder. Before session 41 the
     chief removed the old run, worker 1 refused the old run's settings (exit 2), and the chief waited for it for
-    ever."""
+    ever; and an --overwrite start refused for workers' different flags had removed the old run (a walk)."""
     out = tmp_path / "one"
     cluster = {"worker": [f"127.0.0.1:{_free_ports(1)[0]}"]}
     tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}})
@@ -141,9 +141,13 @@ def test_a_one_worker_cluster_trains_and_two_workers_overwrite_its_run(weak_labe
     assert "with 1 replica(s)" in result.stderr and (out / "model.keras").is_file()
     assert any((out / "tensorboard").rglob("*.tfevents.*"))
 
-    jobs = start_workers(
-        weak_labels, out, [tmp_path / "tmp0", tmp_path / "tmp1"], "--epochs=1", "--overwrite", "--learning_rate=2e-4"
-    )
+    temps = [tmp_path / "tmp0", tmp_path / "tmp1"]
+    refused = start_workers(weak_labels, out, temps, "--epochs=1", "--overwrite", worker_flags=([], ["--batch_size=2"]))
+    for code, _, err in finish(refused, timeout=120):
+        assert code == 2 and "started with different --batch_size" in err, err[-3000:]
+    assert (out / "model.keras").is_file() and (out / "run_config.json").is_file()
+
+    jobs = start_workers(weak_labels, out, temps, "--epochs=1", "--overwrite", "--learning_rate=2e-4")
     try:
         results = finish(jobs, timeout=120)
     finally:

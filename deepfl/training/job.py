@@ -394,12 +394,9 @@ def _run_in_folder(
 ) -> MultitaskResult:
     """`run_multitask` once `out_dir` is held (by the chief)."""
     record = config.run_record()
-    if overwrite:
-        # The chief removes the old run. The other workers must not judge it: they refused its settings, and left
-        # the chief waiting for them. They meet the chief after its removal (the strategy's start, in `_train`).
-        if chief:
-            remove_outputs(out_dir, _OUTPUTS)
-    else:
+    # With `overwrite`, no worker judges the old run (the others refused its settings, and left the chief waiting
+    # for them): the chief removes it in `_train`, once the workers have agreed on their settings.
+    if not overwrite:
         finished = _finished_run(config, out_dir, record)
         if finished is not None:
             return finished
@@ -411,7 +408,7 @@ def _run_in_folder(
 
         configure_virtual_cpus(config.virtual_cpu_devices)
     with _own_folder(out_dir, chief) as write_dir:
-        result = _train(config, table, tasks, out_dir, write_dir, record)
+        result = _train(config, table, tasks, out_dir, write_dir, record, remove_old=overwrite and chief)
     if chief and not keep_checkpoints:
         shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
     return result
@@ -599,7 +596,13 @@ def _warn_if_few_validation_contents(val, contents: int) -> None:
 
 
 def _train(
-    config: MultitaskConfig, table, tasks: list[str], out_dir: Path, write_dir: Path, record: dict[str, Any]
+    config: MultitaskConfig,
+    table,
+    tasks: list[str],
+    out_dir: Path,
+    write_dir: Path,
+    record: dict[str, Any],
+    remove_old: bool = False,
 ) -> MultitaskResult:
     import keras
     import tensorflow as tf
@@ -617,15 +620,18 @@ def _train(
         check_same_checkpoint,
         check_workers_agree,
         get_strategy,
+        wait_for_workers,
     )
 
     keras.utils.set_random_seed(config.seed)
     # Before any TensorFlow op runs (the image check below decodes one image eagerly): a multi-worker strategy
-    # configures the collective ops, which TensorFlow refuses once its runtime has started. Its constructor waits
-    # for every worker, so the chief has removed an old run (`overwrite`) before the others read its checkpoints.
+    # configures the collective ops, which TensorFlow refuses once its runtime has started.
     strategy = get_strategy(config.strategy, config.tpu)
     check_workers_agree(strategy, record)
     check_batch_splits(strategy, config.batch_size)
+    if remove_old:  # (`overwrite`, on the chief) only now: a start refused above keeps the old run
+        remove_outputs(out_dir, _OUTPUTS)
+    wait_for_workers(strategy)  # the others read the checkpoints after the chief's removal
     state = read_state(out_dir / "checkpoints")
     check_same_checkpoint(strategy, state, out_dir)
 

@@ -226,6 +226,11 @@ def check_batch_splits(strategy, batch_size: int) -> None:
         )
 
 
+def wait_for_workers(strategy) -> None:
+    """Returns once every worker of a multi-worker run has reached this call (at once elsewhere)."""
+    _differing(strategy, {})
+
+
 def _differing(strategy, values: dict) -> list[str]:
     """The names in `values` whose value differs between the workers of a multi-worker run (none elsewhere): a
     digest of each value is shared with one all_gather. Raises ValueError when the workers' names differ
