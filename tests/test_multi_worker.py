@@ -157,6 +157,11 @@ def test_a_one_worker_cluster_trains_and_two_workers_overwrite_its_run(weak_labe
         assert code == 0, err[-3000:]
     assert "with 2 replica(s)" in results[0][2]
     assert json.loads((out / "run_config.json").read_text())["learning_rate"] == 2e-4
+    # Each worker's last line says what it did: the chief names its model, the other worker the chief's folder
+    # (it named a model.keras it had not written until session 42).
+    chief_line, other_line = (stdout.strip().splitlines()[-1] for _, stdout, _ in results)
+    assert chief_line.startswith("trained 1 epoch of ") and f"model: {out / 'model.keras'}" in chief_line
+    assert other_line.endswith(f"with the cluster; the chief writes {out}") and "model:" not in other_line
 
 
 def test_a_cluster_worker_answers_sigterm_and_says_what_it_waits_for(monkeypatch, caplog):

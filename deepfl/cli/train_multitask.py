@@ -231,6 +231,8 @@ def main(argv: list[str]) -> int:
     epochs = f"{result.epochs} epoch{'s' * (result.epochs != 1)}"
     if result.already_trained:
         print(f"{out_dir}: already trained for {epochs} (model.keras); nothing to do")
+    elif not result.wrote_outputs:
+        print(f"trained {epochs} of {result.steps_per_epoch} steps with the cluster; the chief writes {out_dir}")
     else:
         print(
             f"trained {epochs} of {result.steps_per_epoch} steps; model: {out_dir / 'model.keras'}; "

@@ -240,12 +240,14 @@ class MultitaskConfig:
 
 @dataclass
 class MultitaskResult:
-    """What `run_multitask` did: the trained model (None when `out_dir` held a finished run), epochs and steps."""
+    """What `run_multitask` did: the trained model (None when `out_dir` held a finished run), epochs and steps, and
+    whether this process wrote `out_dir` (False on a multi-worker run's other workers: only the chief writes)."""
 
     out_dir: Path
     model: Any
     epochs: int
     steps_per_epoch: int
+    wrote_outputs: bool = True
 
     @property
     def already_trained(self) -> bool:
@@ -725,7 +727,8 @@ def _train(
         train_skipped=state.get("train_skipped", 0) if state else 0,
         crop_size=config.crop_size,
     )
-    if is_chief(config.strategy):
+    chief = is_chief(config.strategy)
+    if chief:
         stored = {**record, RECORD_FOLDER: str(out_dir.resolve())}
         atomic_write_bytes(out_dir / RUN_CONFIG_FILE, json.dumps(stored, indent=1).encode())
     try:
@@ -760,4 +763,4 @@ def _train(
         raise DeepflError(
             f"{culprit[0]}: image cannot be used ({culprit[1]}); training stopped ({setting('on_error', 'stop')})"
         ) from None
-    return MultitaskResult(out_dir, model, config.epochs, steps)
+    return MultitaskResult(out_dir, model, config.epochs, steps, wrote_outputs=chief)
