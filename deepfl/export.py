@@ -348,8 +348,13 @@ def check_head_matches_model(model: str | os.PathLike, head: str | os.PathLike) 
     if model == IMAGENET_BACKBONE:
         if not _is_imagenet_source(source):
             raise DeepflError(
-                f"{trained_on}, not of the ImageNet backbone ({setting('model', IMAGENET_BACKBONE)}): pair the "
-                "head with that model"
+                f"{trained_on}, not of the ImageNet backbone ({setting('model', IMAGENET_BACKBONE)}): "
+                + (
+                    "a random backbone's features have no model file to pair with; train a head on features of "
+                    "the model you will score with"
+                    if source.startswith("backbone(") and source_fingerprint(source) is None
+                    else "pair the head with that model"
+                )
             )
         return
     _check_backbone_scaling(model, head, source, features)

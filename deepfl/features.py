@@ -232,6 +232,12 @@ class FeatureCache:
         if missing:
             shown = first_few(missing)
             moved = self.cached_elsewhere(missing)
+            if len(missing) == len(keys) and not moved:  # (it said to skip the uncached, which left none: walk 42)
+                raise DeepflError(
+                    f"{self.path}: holds none of the {len(keys)} image(s) asked for (e.g. {shown}) but "
+                    f"{len(self.index)} others: features of another data set or folder? Use the cache "
+                    "deepfl-extract-features wrote for these images, or run it on them"
+                )
             raise DeepflError(
                 f"{self.path}: {len(missing)} image(s) have no cached features: {shown} "
                 + (
@@ -239,9 +245,9 @@ class FeatureCache:
                     "by absolute path, so images moved or renamed since are new to it; rerun deepfl-extract-features "
                     "on them where they are now)"
                     if moved
-                    else "(images that deepfl-extract-features skipped or was not given: make them readable and "
-                    "rerun it, which extracts only those, or leave them out of the table: deepfl-train-mlp "
-                    "--skip_uncached)"
+                    else "(images that deepfl-extract-features skipped or was not given, its table read with other "
+                    "--dataset_option values, say: make them readable, or rerun it on this table, which extracts "
+                    "only those; or leave them out of the table: deepfl-train-mlp --skip_uncached)"
                 )
             )
         rows = np.array([self.index[str(k)] for k in keys], dtype=np.int64)
@@ -366,8 +372,12 @@ def _check_origin(where: Path, stored_dim: int, stored_source: str, dim: int | N
     if source and stored_source and by_content(source) != by_content(stored_source):
         raise DeepflError(
             f"{where}: holds features of {stored_source!r}, not {source!r} (a model file retrained or re-exported "
-            f"under the same name counts as another model); delete or rename it, or write to another "
-            f"{by_caller('--out_dir', 'cache_path')}"
+            f"under the same name counts as another model); delete or rename it, or keep these features in another "
+            + by_caller(
+                "cache (deepfl-extract-features: another --out_dir or --name; deepfl-reproduce: another "
+                "--features_dir)",
+                "cache_path",
+            )
         )
     return stored_dim, stored_source or source
 

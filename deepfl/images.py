@@ -413,6 +413,16 @@ def _subfolders_with_images(folder: Path, extensions: set[str]) -> list[Path]:
     )
 
 
+def pattern_folder(pattern: str) -> Path:
+    """The folder a glob pattern searches from: its path up to the first part with a wildcard (`photos` for
+    `photos/**/*.jpg`, `.` for `*.png`), with `~` expanded."""
+    import glob
+
+    parts = Path(os.path.expanduser(pattern)).parts
+    fixed = next((i for i, part in enumerate(parts) if glob.has_magic(part)), len(parts))
+    return Path(*parts[:fixed]) if fixed else Path(".")
+
+
 def expand_inputs(inputs: Iterable[str]) -> list[str]:
     """Files, folders (their images) and glob patterns -> a de-duplicated list of paths, in the given order.
 

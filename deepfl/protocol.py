@@ -309,15 +309,40 @@ def run_protocol(
         trainer = trainer or HeadTrainer(features.shape[1], config)
         y, norm = _targets(scores, idx["train"], config)
         candidates = [chosen_lr] if chosen_lr is not None else list(config.learning_rates)
+        head_path = out / f"{name}_split{k}.keras" if out is not None else None
+        # A search over several rates keeps each finished one (and the best head so far) for a rerun after a kill.
+        search = (
+            protocol_records.LearningRateSearch.read(out, name, k, run_key)
+            if out is not None and len(candidates) > 1
+            else None
+        )
         best = None
         for lr in candidates:
-            model, val_loss, epoch = trainer.train(
-                features[idx["train"]], y[idx["train"]], features[idx["val"]], y[idx["val"]], lr
-            )
-            log.info("%s split %d: lr %g -> best val loss %.4f at epoch %d", label, k, lr, val_loss, epoch + 1)
+            if search is not None and float(lr) in search.tried:
+                val_loss, epoch = search.tried[float(lr)]
+                model = None  # the best of the earlier run's rates is read from head_path below
+                log.info(
+                    "%s split %d: lr %g -> best val loss %.4f at epoch %d (an earlier run's, kept)",
+                    label,
+                    k,
+                    lr,
+                    val_loss,
+                    epoch + 1,
+                )
+            else:
+                model, val_loss, epoch = trainer.train(
+                    features[idx["train"]], y[idx["train"]], features[idx["val"]], y[idx["val"]], lr
+                )
+                log.info("%s split %d: lr %g -> best val loss %.4f at epoch %d", label, k, lr, val_loss, epoch + 1)
             if best is None or val_loss < best[1]:
                 best = (model, val_loss, epoch, lr)
+                if search is not None and model is not None:
+                    save_model_atomic(model, head_path)  # before the record names it
+            if search is not None and model is not None:
+                search.add(lr, val_loss, epoch, best[3])
         model, val_loss, epoch, lr = best
+        if model is None:
+            model = keras.saving.load_model(head_path, compile=False)
         if config.lr_selection == "first":
             chosen_lr = lr
         pred = _scores_of(norm, _predict(model, features))
@@ -355,6 +380,8 @@ def run_protocol(
                 "pred": [float(v) for v in pred],
             }
             atomic_write_bytes(protocol_records.split_record_path(out, name, k), json.dumps(record).encode("utf-8"))
+            if search is not None:  # the split's record replaces it
+                search.path.unlink(missing_ok=True)
     per_split = pd.DataFrame(rows)
     _warn_if_too_few_for_logistic(label, per_split["n_test"].to_numpy())
     crit = ["srocc", "plcc", "plcc_logistic", "krocc", "rmse", "rmse_logistic"]

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from deepfl import paper
-from deepfl.fileio import normalizer_path
+from deepfl.fileio import atomic_write_bytes, normalizer_path
 from deepfl.jobs import SettingsChanged
 from deepfl.wording import setting
 
@@ -186,6 +186,7 @@ def protocol_arrays(features, scores) -> tuple[np.ndarray, np.ndarray]:
 
 
 _SPLIT_RECORDS = "*_split*.done.json"  # every split record of a folder (`split_record_path`)
+_SEARCH_RECORDS = "*_split*.search.json"  # every record of a split's unfinished learning-rate search
 
 
 def split_record_path(out: Path, name: str, k: int) -> Path:
@@ -193,16 +194,63 @@ def split_record_path(out: Path, name: str, k: int) -> Path:
     return out / f"{name}_split{k}.done.json"
 
 
+def search_record_path(out: Path, name: str, k: int) -> Path:
+    """Where split k keeps the learning rates it has tried while its search is unfinished (`LearningRateSearch`)."""
+    return out / f"{name}_split{k}.search.json"
+
+
 def holds_finished_splits(out_dir: str | os.PathLike) -> bool:
-    """Whether `out_dir` holds the record of a finished split (`split_record_path`): work a run with other
-    settings must not silently replace."""
-    return any(Path(out_dir).glob(_SPLIT_RECORDS))
+    """Whether `out_dir` holds the record of a finished split (`split_record_path`) or of finished learning rates
+    of an unfinished one (`search_record_path`): work a run with other settings must not silently replace."""
+    return any(Path(out_dir).glob(_SPLIT_RECORDS)) or any(Path(out_dir).glob(_SEARCH_RECORDS))
 
 
 def discard_finished_splits(out_dir: str | os.PathLike) -> None:
-    """Removes the split records (`split_record_path`) in `out_dir`, so that the next run retrains every split."""
-    for record in Path(out_dir).glob(_SPLIT_RECORDS):
-        record.unlink()
+    """Removes the split and search records in `out_dir`, so that the next run retrains every split."""
+    for pattern in (_SPLIT_RECORDS, _SEARCH_RECORDS):
+        for record in Path(out_dir).glob(pattern):
+            record.unlink()
+
+
+@dataclass
+class LearningRateSearch:
+    """The learning rates split k of a run (`run_key`) has finished while its search is unfinished, so that a rerun
+    after a kill goes on with the next rate instead of training the finished ones again (at the paper's settings
+    each rate is 150 epochs). Each trained rate's `(val_loss, epoch)` is in `tried`; the head of the best so far
+    is saved at the split's head path (`<name>_split<k>.keras`) before the record names it in `best`.
+
+    A rate's training does not depend on the others (`HeadTrainer` resets the head, the optimiser and the seeds
+    before each), so a resumed search chooses what an uninterrupted one does, with the same weights."""
+
+    path: Path
+    key: str
+    tried: dict[float, tuple[float, int]]
+    best: float | None = None
+
+    @classmethod
+    def read(cls, out: Path, name: str, k: int, key: str) -> LearningRateSearch:
+        """Split k's search in `out` as an earlier run of the same inputs and settings left it; empty when there is
+        none (absent, unreadable, from other inputs, or its best head is gone)."""
+        path = search_record_path(out, name, k)
+        empty = cls(path, key, {})
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(stored, dict) or stored.get("run") != key:
+                return empty
+            tried = {float(lr): (float(loss), int(epoch)) for lr, loss, epoch in stored["tried"]}
+            best = stored["best"]
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+            return empty
+        if best is not None and (float(best) not in tried or not (out / f"{name}_split{k}.keras").is_file()):
+            return empty
+        return cls(path, key, tried, None if best is None else float(best))
+
+    def add(self, learning_rate: float, val_loss: float, epoch: int, best: float) -> None:
+        """Records a trained rate and the best rate so far (whose head the caller has saved)."""
+        self.tried[float(learning_rate)] = (float(val_loss), int(epoch))
+        self.best = float(best)
+        record = {"run": self.key, "tried": [[lr, *result] for lr, result in self.tried.items()], "best": self.best}
+        atomic_write_bytes(self.path, json.dumps(record).encode("utf-8"))
 
 
 def _read_split_record(out: Path, name: str, k: int) -> dict | None:
@@ -281,6 +329,12 @@ def finished_on_these_inputs(
         # the same data: the head's settings differ (a program's run_and_report wrote into a job's folder, say);
         # it was blamed on "a score table or feature cache changed since?" (a walk of session 36)
         raise SettingsChanged(f"{out} holds a run finished with other head settings than this one's: {remedy}")
+    sizes = sorted({len(record["pred"]) for record in records if record and isinstance(record.get("pred"), list)})
+    if sizes and scores.size not in sizes:  # rows added or left out: every digest differs, which named every cause
+        raise SettingsChanged(
+            f"{out} holds a run finished on {sizes[0]:,} images, this one has {scores.size:,} (images added to "
+            f"or left out of the table since?): {remedy}"
+        )
     what = " and ".join(differ) if differ else "inputs"
     sources = {"scores": "the score table", "features": "the feature cache", "splits": "the images or their contents"}
     changed = " and ".join(sources[part] for part in differ if part in sources) or "a score table or feature cache"

@@ -93,6 +93,9 @@ def within_table(
             )
             row["n_images"] = (n_images or {}).get(key)
             row["n_splits"] = (n_splits or {}).get(key)
+            whole = info.release_images if info and not (reader_options or {}).get(key) else None
+            if whole and row["n_images"] is not None and row["n_images"] != whole:  # a part: not the paper's set
+                row["status"] = f"ok ({row['n_images']:,} of the release's {whole:,} images)"
             if row["paper_srocc"] is not None:
                 row["delta_srocc"] = row["srocc"] - row["paper_srocc"]
             if row["paper_plcc"] is not None:

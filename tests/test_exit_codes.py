@@ -282,6 +282,25 @@ def test_reproduce_without_data_and_stage1_without_usable_rows_exit_3(tmp_path, 
     assert "none of its 2 rows can be used (2 images absent" in line and "a_01_01.png" in line
 
 
+def test_reproduce_on_a_data_set_none_of_whose_images_can_be_used_lists_it_skipped_and_exits_3(tmp_path):
+    """Every image below InceptionResNetV2's 75 pixels: deepfl-reproduce blamed the splits ("0 distinct
+    content(s) ... give a 'content' per image", exit 2) and stopped (walk 42)."""
+    import pandas as pd
+
+    from helpers_datasets import write_mini_kadid
+
+    write_mini_kadid(tmp_path / "kadid10k")  # 18 images of 48x64
+    tables = tmp_path / "tables"
+    flags = ["--weights=none", "--num_splits=2", "--epochs=1", "--learning_rates=1e-3"]
+    (result,) = kr.run_batch("reproduce", [[f"--kadid10k_dir={tmp_path / 'kadid10k'}", f"--out_dir={tables}", *flags]])
+    assert result.returncode == EXIT_NOTHING_DONE, result.stderr[-1500:]
+    (line,) = error_lines(result.stderr)
+    assert "no data set could be used (kadid10k: none of its 18 images could be used)" in line, line
+    within = pd.read_csv(tables / "within.csv").set_index("dataset")
+    assert within.loc["kadid10k", "status"] == "skipped: none of its 18 images could be used"
+    assert pd.read_csv(tables / "cross.csv")["status"].str.startswith("skipped: ").all()
+
+
 def test_predict_refuses_an_output_whose_ending_contradicts_format(tmp_path, placeholder):
     """`--format table --output scores.csv` wrote a text table into a file named .csv (exit 0)."""
     out = tmp_path / "scores.csv"

@@ -346,6 +346,9 @@ def test_the_imagenet_baselines_head_is_exported_with_model_imagenet_alone(stage
         check_head_matches_model("imagenet", trained)
     with pytest.raises(DeepflError, match="a random backbone's features have no model file"):
         check_head_matches_model(model, random)
+    # With --model=imagenet it said "pair the head with that model", which no file is (walk 42).
+    with pytest.raises(DeepflError, match=r"ImageNet backbone \(model='imagenet'\): a random backbone's features"):
+        check_head_matches_model("imagenet", random)
     check_head_matches_model("imagenet", baseline)
     assert describe_file(model) in features.extractor_source(str(model), None, None)
     # The scorer: the ImageNet backbone at the scaling recorded for the head's features (x / 255 here, set at

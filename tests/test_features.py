@@ -324,6 +324,10 @@ def test_missing_keys_are_named_with_the_way_on(tmp_path, monkeypatch):
     shown = ", ".join(str(tmp_path / name) for name in ("b.png", "c.png", "d.png"))
     assert f"5 image(s) have no cached features: {shown} and 2 more" in message, message
     assert "rerun it" in message and "out of the table" in message and "\n" not in message
+    # None of them cached: another data set's cache, not images to skip (which left none, walk 42).
+    with pytest.raises(DeepflError) as none:
+        features.load_features(path, ["b.png", "c.png"])
+    assert f"{path}: holds none of the 2 image(s) asked for" in str(none.value) and "skip" not in str(none.value)
 
 
 def test_holds_every_image_only_for_a_finished_cache_of_this_source(tmp_path, monkeypatch):
@@ -359,6 +363,31 @@ def test_a_finished_extraction_rerun_loads_neither_the_model_nor_tensorflow(tmp_
     done, imported = killrestart.run_noting_tensorflow("extract_features", argv)
     assert done.returncode == 0, done.stderr
     assert done.stdout.endswith("0 extracted, 2 already cached, no bad images") and not imported
+
+
+def test_images_takes_the_pattern_its_subfolder_warning_suggests(tmp_path):
+    # `--images photos` warns that photos/more/ is left out and suggests 'photos/**/*.png'; the flag refused that
+    # pattern as "no such folder" (walk 42). The cache is prefilled so that no process loads the network.
+    import killrestart
+
+    images = tmp_path / "photos"
+    (images / "more").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in ("p0.png", "more/p1.png", "more/p2.png"):
+        write_image(images / name, rng.integers(0, 256, (40, 48, 3), dtype=np.uint8))
+    source = features.extractor_source(None, None, None)  # --weights=none
+    paths = [str(p.resolve()) for p in sorted(images.rglob("*.png"))]
+    with features.FeatureCache(tmp_path / "feats" / "photos.h5", dim=3, source=source) as cache:
+        cache.append(paths, np.ones((3, 3)))
+        cache.compact()
+    flags = ["--weights=none", f"--out_dir={tmp_path / 'feats'}"]
+    done, imported = killrestart.run_noting_tensorflow("extract_features", [f"--images={images}/**/*.png", *flags])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.endswith("0 extracted, 3 already cached, no bad images") and not imported
+    nothing = killrestart.run_job(killrestart.job_command("extract_features", f"--images={images}/**/*.gif", *flags))
+    assert nothing.returncode == 3 and nothing.stderr.strip().endswith("/**/*.gif: no file matches this pattern")
+    wrong = killrestart.run_job(killrestart.job_command("extract_features", f"--images={tmp_path}/x/**/*.png", *flags))
+    assert wrong.returncode == 2 and f"no such folder: {tmp_path}/x (where the pattern searches)" in wrong.stderr
 
 
 def test_images_cached_under_another_folder_are_named_as_moved(tmp_path, caplog):

@@ -137,6 +137,56 @@ def test_an_interrupted_protocol_keeps_its_finished_splits_and_ends_as_an_uninte
     assert len(trained) == 2 + 2  # split 0 at both rates, then splits 1 and 2
 
 
+@pytest.mark.parametrize("stop_at", [1, 3])  # the best rate (1e-2) not trained before the stop; trained, then a worse
+def test_a_kill_during_the_learning_rate_search_keeps_the_finished_rates(tmp_path, monkeypatch, caplog, stop_at):
+    """A run stopped while split 0 tries its learning rates goes on with the next rate on the rerun, and ends as an
+    uninterrupted run (a walk lost split 0's finished rates to a Ctrl-C: at the paper's settings, hours)."""
+    import deepfl.protocol as protocol
+
+    x, score, content = _synthetic(n=80, dim=8)
+    rates = (1e-3, 1e-2, 1e-4, 1e-5)
+    config = HeadConfig(hidden=(8,), dropout=(0.0,), epochs=3, batch_size=8, learning_rates=rates, seed=2)
+    splits = _splits(content, 2)
+    whole = run_protocol(x, score, splits, config, out_dir=tmp_path / "whole")
+    assert whole.per_split["learning_rate"].iloc[0] == 1e-2
+
+    trained = _count_trainings(monkeypatch)
+    counting = protocol.HeadTrainer.train
+
+    def stopping(self, *args):
+        if len(trained) == stop_at:
+            raise KeyboardInterrupt
+        return counting(self, *args)
+
+    monkeypatch.setattr(protocol.HeadTrainer, "train", stopping)
+    with pytest.raises(KeyboardInterrupt):
+        run_protocol(x, score, splits, config, out_dir=tmp_path / "run")
+    assert protocol.protocol_records.holds_finished_splits(tmp_path / "run")  # the job's folder refuses other flags
+    monkeypatch.setattr(protocol.HeadTrainer, "train", counting)
+    trained.clear()
+    with caplog.at_level("INFO", logger="deepfl"):
+        resumed = run_protocol(x, score, splits, config, out_dir=tmp_path / "run")
+    assert trained == [*rates[stop_at:], 1e-2]  # the rest of split 0's rates, then split 1
+    assert sum("(an earlier run's, kept)" in r.getMessage() for r in caplog.records) == stop_at
+    pd.testing.assert_frame_equal(resumed.per_split, whole.per_split)
+    pd.testing.assert_frame_equal(resumed.predictions, whole.predictions)
+    assert not list((tmp_path / "run").glob("*.search.json"))  # the split's record replaced it
+
+    if stop_at == 1:
+        return
+    # Other inputs never reuse a search; --overwrite's discard removes it.
+    with pytest.raises(KeyboardInterrupt):
+        monkeypatch.setattr(protocol.HeadTrainer, "train", stopping)
+        trained.clear()
+        run_protocol(x, score * 0.5, splits, config, out_dir=tmp_path / "other")
+    monkeypatch.setattr(protocol.HeadTrainer, "train", counting)
+    trained.clear()
+    run_protocol(x, score, splits, config, out_dir=tmp_path / "other")
+    assert trained == [*rates, 1e-2]
+    protocol.discard_finished_splits(tmp_path / "run")
+    assert not protocol.protocol_records.holds_finished_splits(tmp_path / "run")
+
+
 def test_a_finished_run_missing_a_head_or_normaliser_retrains_only_that_split(tmp_path, monkeypatch, caplog):
     # Session 25's walk: a deleted .normalizer.json left the run "finished already" while deepfl-export asked to
     # "restore it beside the head" (no command could); a deleted head was refused as "finished on other inputs".
@@ -175,6 +225,12 @@ def test_a_finished_run_missing_a_head_or_normaliser_retrains_only_that_split(tm
     assert len(trained) == 5 and finished_on_these_inputs(out, table, x, splits, longer)
     with pytest.raises(SettingsChanged, match=r"on other scores than this one's \(the score table changed since\?\)"):
         finished_on_these_inputs(out, table.assign(score=score[::-1]), x, splits, config)
+    # One image more: every digest differs, and the line named the feature cache, the scores and the images at once
+    # (walk 42); the counts say what happened.
+    grown = pd.concat([table, table.iloc[:1]], ignore_index=True)
+    more = [np.append(labels, labels[0]) for labels in splits]
+    with pytest.raises(SettingsChanged, match=rf"finished on {len(table)} images, this one has {len(table) + 1} "):
+        finished_on_these_inputs(out, grown, np.vstack([x, x[:1]]), more, config)
 
 
 def test_the_same_protocol_run_started_twice_at_once_is_refused(tmp_path):
@@ -251,7 +307,7 @@ def test_within_table_lists_skipped_sets_and_paper_numbers(tmp_path):
     )
     table = reporting.within_table({"tid2013": summary}, {"tid2013": 40}, {"tid2013": 2})
     row = table.set_index("dataset").loc["tid2013"]
-    assert row["status"] == "ok" and row["paper_srocc"] == 0.858
+    assert row["status"] == "ok (40 of the release's 3,000 images)" and row["paper_srocc"] == 0.858
     assert row["delta_srocc"] == pytest.approx(0.9 - 0.858)
     assert table.set_index("dataset").loc["kadid10k", "status"].startswith("skipped")
     assert np.isnan(table.set_index("dataset").loc["kadid10k", "srocc"])
@@ -308,8 +364,14 @@ def test_reproduce_cli_on_a_small_tid2013_layout(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     within = pd.read_csv(out / "within.csv").set_index("dataset")
-    assert within.loc["tid2013", "status"] == "ok" and within.loc["tid2013", "n_images"] == 40
+    # 40 images of TID2013's 3,000, and the protocol's epochs, batch, rates and splits changed by flags: the tables
+    # say both (they looked like the paper's setting, walk 42).
+    assert within.loc["tid2013", "status"] == "ok (40 of the release's 3,000 images)"
+    assert within.loc["tid2013", "n_images"] == 40
     assert within.loc["live", "status"].startswith("skipped")
+    changed = "; changed: learning_rates=0.001, epochs=2, batch_size=8, num_splits=2)"
+    for table in ("within.md", "cross.md"):
+        assert f"protocol paper{changed}" in (out / table).read_text().splitlines()[0]
     assert pd.read_csv(out / "cross.csv")["status"].iloc[0].startswith("skipped")
     assert (out / "tid2013" / "scatter.png").is_file() and (out / "features" / "tid2013.h5").is_file()
     assert len(pd.read_csv(out / "tid2013" / "predictions.csv")) == 2 * 40

@@ -138,7 +138,7 @@ def test_reproduce_authors_demo_writes_both_anchors(authors_demo_run):
     _, out = authors_demo_run
     within = pd.read_csv(out / "within_authors_demo.csv").set_index("dataset")
     row = within.loc["kadid10k"]
-    assert row["status"] == "ok" and row["protocol"] == "authors_demo" and row["n_splits"] == 5
+    assert row["status"].startswith("ok (40 of ") and row["protocol"] == "authors_demo" and row["n_splits"] == 5
     assert row["paper_srocc"] == 0.936 and row["authors_demo_srocc"] == 0.926
     assert row["authors_demo_splits"] == "0.937 0.925 0.926 0.921 0.942"
     assert "0.936" in (out / "within_authors_demo.md").read_text() and not (out / "within.csv").exists()

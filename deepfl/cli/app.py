@@ -76,10 +76,24 @@ def _is_or_can_be_a_folder(path: str | None) -> bool:
     return True
 
 
-def require_folder(name: str) -> None:
+def require_folder(name: str, patterns: bool = False) -> None:
     """Checks when the flags are parsed that the string flag `name`, when given, names an existing folder: a wrong
-    path is refused with one line naming the flag (exit code 2) before the job creates or writes anything."""
-    _require_path(name, "folder", os.path.isdir, "a folder (. for the current one)")
+    path is refused with one line naming the flag (exit code 2) before the job creates or writes anything. With
+    `patterns`, a glob pattern (`'photos/**/*.jpg'`) passes when the folder it searches from exists."""
+    exists = os.path.isdir
+    if patterns:
+        import glob
+
+        from deepfl.images import pattern_folder
+
+        def exists(path: str) -> bool:
+            if glob.has_magic(path) and not os.path.exists(path):
+                if not pattern_folder(path).is_dir():
+                    raise flags.ValidationError(f"no such folder: {pattern_folder(path)} (where the pattern searches)")
+                return True
+            return os.path.isdir(path)
+
+    _require_path(name, "folder", exists, "a folder (. for the current one)")
 
 
 def require_file(name: str, names: tuple[str, ...] = ()) -> None:

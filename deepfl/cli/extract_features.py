@@ -16,6 +16,7 @@ the batch in flight. Without network, --weights imagenet needs Keras' weights fi
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from absl import flags
@@ -39,10 +40,10 @@ flags.DEFINE_string(
     "images",
     None,
     "Instead of --dataset: a folder of images (every image directly inside it is extracted; subfolders are not "
-    "searched).",
+    "searched), or a glob pattern in quotes that reaches them, e.g. 'photos/**/*.jpg'.",
 )
 app.require_folder("data_dir")
-app.require_folder("images")
+app.require_folder("images", patterns=True)
 extraction_flags.define_extraction_flags()
 app.require_file("model")
 flags.DEFINE_string("name", None, "Cache file name (without .h5); default: the data set or folder name.")
@@ -52,7 +53,7 @@ flags.DEFINE_integer("batch_size", 8, "Images of equal size per forward pass.", 
 def main(argv: list[str]) -> int:
     from deepfl import features
     from deepfl.data import canonical_name, read_dataset, reader_options
-    from deepfl.images import list_images
+    from deepfl.images import expand_inputs, list_images, pattern_folder
     from deepfl.jobs import ErrorPolicy
 
     if bool(FLAGS.dataset) == bool(FLAGS.images):
@@ -66,10 +67,19 @@ def main(argv: list[str]) -> int:
     else:
         if FLAGS.dataset_option:
             raise ValueError("dataset_option: --dataset_option goes with --dataset, not with --images")
-        paths = [str(p.resolve()) for p in list_images(FLAGS.images)]
-        if not paths:
-            raise app.NothingDone(f"--images {FLAGS.images}: no image in this folder (subfolders are not searched)")
-        name = FLAGS.name or Path(FLAGS.images).resolve().name
+        if os.path.isdir(FLAGS.images):
+            paths = [str(p.resolve()) for p in list_images(FLAGS.images)]
+            if not paths:
+                raise app.NothingDone(
+                    f"--images {FLAGS.images}: no image in this folder (subfolders are not searched; a pattern in "
+                    f"quotes reaches them, e.g. '{os.path.join(FLAGS.images, '**', '*.jpg')}')"
+                )
+            name = FLAGS.name or Path(FLAGS.images).resolve().name
+        else:  # a glob pattern (the flag's check lets only an existing folder or a pattern through)
+            paths = [str(Path(p).resolve()) for p in expand_inputs([FLAGS.images]) if Path(p).is_file()]
+            if not paths:
+                raise app.NothingDone(f"--images {FLAGS.images}: no file matches this pattern")
+            name = FLAGS.name or pattern_folder(FLAGS.images).resolve().name
     extract = extraction_flags.extractor_arguments()
     source = features.extractor_source(**extract)
     cache = Path(FLAGS.out_dir) / f"{name}.h5"

@@ -41,3 +41,18 @@ def protocol_choice() -> dict:
             settings[name] = [float(v) for v in value] if name == "learning_rates" else value
     settings["learning_rates"] = [float(v) for v in settings["learning_rates"]]
     return settings
+
+
+def changed_settings(chosen: dict) -> list[str]:
+    """The protocol settings that `chosen` (`protocol_choice()`) takes from flags instead of the protocol, as
+    "epochs=2" or "learning_rates=0.001,0.0001": results made with them are not the protocol's."""
+    from deepfl.protocol_records import protocol_settings
+
+    standard = protocol_settings(FLAGS.protocol)
+    changed = []
+    for name in TUNABLE:
+        if chosen[name] != standard[name]:
+            value = chosen[name]
+            shown = ",".join(f"{v:g}" for v in value) if isinstance(value, list) else str(value)
+            changed.append(f"{name}={shown}")
+    return changed

@@ -16,7 +16,9 @@ paper's baseline, with Keras' [-1, 1] pixel scaling). A finished per-data-set ru
 same settings (its data folder, features, head and splits, stored in its reproduce_settings.json), and its
 finished splits by a rerun after a kill; other settings are refused (exit 2, naming them) unless --overwrite.
 `--dataset_option live:realigned=true` (repeatable) reads a data set with its reader's options; the tables' titles
-name them, as their cells are then not the paper's setting.
+name them, and the protocol settings changed by flags (--epochs, --learning_rates, ...), as their cells are then
+not the paper's setting; a data set read from part of its release says so in its status ("ok (60 of the
+release's 10,125 images)").
 """
 
 from __future__ import annotations
@@ -106,14 +108,17 @@ def _reader_options(texts: list[str], given: dict[str, str]) -> dict[str, dict]:
     return options
 
 
-def _options_note(options: dict[str, dict]) -> str:
-    """The reader options in use, for the tables' titles ("; reader options: live realigned=True"), else ""."""
+def _settings_note(options: dict[str, dict], changed: list[str]) -> str:
+    """What makes the tables' cells other than the protocol's setting, for their titles: the reader options in use
+    ("; reader options: live realigned=True") and the protocol settings flags changed ("; changed: epochs=2")."""
     used = [
         f"{name} " + ", ".join(f"{key}={value}" for key, value in chosen.items())
         for name, chosen in options.items()
         if chosen
     ]
-    return f"; reader options: {'; '.join(used)}" if used else ""
+    return (f"; reader options: {'; '.join(used)}" if used else "") + (
+        f"; changed: {', '.join(changed)}" if changed else ""
+    )
 
 
 def main(argv: list[str]) -> int:
@@ -137,6 +142,7 @@ def main(argv: list[str]) -> int:
         )
     out.mkdir(parents=True, exist_ok=True)
     chosen = protocol_flags.protocol_choice()
+    note = _settings_note(options, protocol_flags.changed_settings(chosen))
     config = protocol_records.HeadConfig(
         epochs=chosen["epochs"],
         batch_size=chosen["batch_size"],
@@ -149,6 +155,7 @@ def main(argv: list[str]) -> int:
     extractor = None
     source = features.extractor_source(**extract)
     tables, feats, splits, summaries, counts, n_splits = {}, {}, {}, {}, {}, {}
+    unusable: dict[str, str] = {}  # data sets none of whose images could be used, and why
     finished = {}
     for name, folder in given.items():  # every refusal before any work
         official = bool(DATASETS[name].has_official_split)
@@ -189,6 +196,10 @@ def main(argv: list[str]) -> int:
         if policy.count:
             table, _ = features.rows_with_features(cache, table)
             print(f"{name}: {policy.summary('images')} (left out of the protocol)")
+        if table.empty:  # (its splits were refused for "0 distinct contents", exit 2, and the job stopped: walk 42)
+            unusable[name] = f"none of its {len(paths):,} images could be used"
+            print(f"{name}: {unusable[name]} (the lines above name why); left out of the tables", flush=True)
+            continue
         tables[name] = table
         feats[name] = features.load_features(cache, table["image"].astype(str).tolist())
         official = bool(DATASETS[name].has_official_split)
@@ -221,13 +232,19 @@ def main(argv: list[str]) -> int:
             summaries[name] = result.summary
         counts[name], n_splits[name] = len(table), len(splits[name])
     within = reporting.within_table(
-        summaries, counts, n_splits, datasets=BENCHMARKS, protocol=FLAGS.protocol, reader_options=options
+        summaries,
+        counts,
+        n_splits,
+        skipped_reason=unusable,
+        datasets=BENCHMARKS,
+        protocol=FLAGS.protocol,
+        reader_options=options,
     )
     reporting.write_table(
         within,
         out,
         f"within{suffix}",
-        f"Within-data-set results (median over splits, protocol {FLAGS.protocol}{_options_note(options)}) vs the "
+        f"Within-data-set results (median over splits, protocol {FLAGS.protocol}{note}) vs the "
         "paper and the authors' demo",
     )
     print(reporting.to_markdown(within))
@@ -236,6 +253,9 @@ def main(argv: list[str]) -> int:
         missing = [n for n in (train, test) if n not in given]
         if missing:
             cross_results[(train, test)] = f"no data folder given for {', '.join(missing)}"
+            continue
+        if train in unusable or test in unusable:
+            cross_results[(train, test)] = f"no usable image in {', '.join(n for n in (train, test) if n in unusable)}"
             continue
         record = out / f"cross{suffix}_{train}_to_{test}.json"  # the criteria and a digest of the inputs
         inputs = (
@@ -263,10 +283,14 @@ def main(argv: list[str]) -> int:
         cross,
         out,
         f"cross{suffix}",
-        f"Cross-data-set results (train on one, test on all of another; protocol {FLAGS.protocol}"
-        f"{_options_note(options)})",
+        f"Cross-data-set results (train on one, test on all of another; protocol {FLAGS.protocol}{note})",
     )
     print(reporting.to_markdown(cross))
+    if not summaries:  # every given data set left out: the tables hold no result (exit 3, not 0)
+        raise app.NothingDone(
+            f"no data set could be used ({'; '.join(f'{n}: {why}' for n, why in unusable.items())}); the tables "
+            f"in {out} list them as skipped"
+        )
     return 0
 
 

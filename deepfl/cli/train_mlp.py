@@ -193,7 +193,7 @@ def main(argv: list[str]) -> int:
         print((out / "summary.md").read_text() if (out / "summary.md").exists() else "")
         return 0
     # Stored once the inputs are known to be good, so a run that failed on a bad input does not lock --out_dir; nor
-    # does one stopped before its first split was finished (other settings then start afresh).
+    # does one stopped before it finished a split or a learning rate (other settings then start afresh).
     check_settings(
         out / MLP_SETTINGS_FILE,
         settings,
