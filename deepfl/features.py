@@ -586,6 +586,7 @@ def extract_to_cache(
     predict = _as_predict_fn(extractor)  # first: a path or a multi-task model is named as such
     if dim is None:
         dim = _output_dim(extractor)
+    made_here = not Path(cache_path).exists()
     with FeatureCache(cache_path, dim=dim, source=source) as cache:
         todo = [p for p in paths if p not in cache]
         stats = {"done": len(paths) - len(todo), "written": 0, "skipped": 0}
@@ -636,6 +637,8 @@ def extract_to_cache(
         stats["skipped"] = policy.count - policy_count
         if not cache.is_compact:
             cache.compact()
+    if made_here and not stats["written"] and not stats["done"]:  # every image skipped: leave no empty cache behind
+        Path(cache_path).unlink(missing_ok=True)
     return stats
 
 

@@ -299,6 +299,7 @@ def test_reproduce_on_a_data_set_none_of_whose_images_can_be_used_lists_it_skipp
     within = pd.read_csv(tables / "within.csv").set_index("dataset")
     assert within.loc["kadid10k", "status"] == "skipped: none of its 18 images could be used"
     assert pd.read_csv(tables / "cross.csv")["status"].str.startswith("skipped: ").all()
+    assert not list((tables / "features").glob("kadid10k.h5*"))  # no empty cache left behind (walk 42: 8 KB)
 
 
 def test_predict_refuses_an_output_whose_ending_contradicts_format(tmp_path, placeholder):

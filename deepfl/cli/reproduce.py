@@ -193,8 +193,8 @@ def main(argv: list[str]) -> int:
         if not features.holds_every_image(cache, paths, source):  # else a finished extraction: no model to load
             extractor = extractor if extractor is not None else features.load_extractor(**extract)
             features.extract_to_cache(extractor, paths, cache, FLAGS.feature_batch, source=source, policy=policy)
-        if policy.count:
-            table, _ = features.rows_with_features(cache, table)
+        if policy.count:  # (no cache at all when every image was skipped)
+            table = features.rows_with_features(cache, table)[0] if cache.exists() else table.iloc[:0]
             print(f"{name}: {policy.summary('images')} (left out of the protocol)")
         if table.empty:  # (its splits were refused for "0 distinct contents", exit 2, and the job stopped: walk 42)
             unusable[name] = f"none of its {len(paths):,} images could be used"
