@@ -302,12 +302,17 @@ def reference_pairs(
     if assignment_csv:
         return distinct_stems(read_assignment(assignment_csv), ref_dir, policy)
     pairs = []
-    for p in list_images(ref_dir):
+    for p in list_images(ref_dir, nested_references_hint()):
         if not _utf8_name(p.name):
             policy.handle(f"{ascii(str(p))}: file name is not valid UTF-8 (cannot go into the manifest); rename it")
             continue
         pairs.append((p.name, random_type(seed, p.name)))
     return distinct_stems(pairs, ref_dir, policy)
+
+
+def nested_references_hint() -> str:
+    """How to distort the references in subfolders of the reference folder, which takes no pattern."""
+    return f"distort each subfolder as a {setting('ref_dir')} of its own, into an {setting('out_dir')} of its own"
 
 
 def distinct_stems(pairs: list[tuple[str, int]], ref_dir: Path, policy: ErrorPolicy) -> list[tuple[str, int]]:

@@ -105,6 +105,16 @@ def _missing(given: str | os.PathLike) -> str:
     return f"{path}: no such image file"
 
 
+def turned_by_orientation_tag(path: str | os.PathLike) -> bool:
+    """Whether `read_image` turns the image at `path` a quarter turn by its EXIF orientation tag (5-8: stored
+    sideways; a PNG's tag is ignored, as `decode_image` does); False for a file that cannot be opened."""
+    try:
+        with Image.open(path) as pil_image:
+            return pil_image.format != "PNG" and pil_image.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return False
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Reads an image file as HxWx3 uint8 RGB (gray, RGBA, CMYK, palette and 16-bit are converted)."""
     given, path = path, Path(path)
@@ -367,10 +377,11 @@ def model_input(array, name: str) -> np.ndarray:
     return array
 
 
-def list_images(folder: str | os.PathLike) -> list[Path]:
+def list_images(folder: str | os.PathLike, nested_hint: str | None = None) -> list[Path]:
     """Lists the image files directly inside `folder`, sorted by name (hidden/temporary files excluded). Files
     with other extensions (a phone's .HEIC, a camera's raw files) are left out with one warning line that counts
-    them and names one, so that a folder of photos deepfl cannot read does not pass in silence."""
+    them and names one, so that a folder of photos deepfl cannot read does not pass in silence; so are subfolders
+    with images, with how to include them: a quoted glob pattern, or `nested_hint` for a caller that takes none."""
     folder = Path(folder)
     if folder.is_file():
         raise NotADirectoryError(f"{folder}: is a file, not a folder of images")
@@ -392,8 +403,8 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
         _warn_once(
             str(folder),
             f"{len(nested)} subfolder(s) with images left out (e.g. {nested[0].name}/): a folder's images are "
-            "listed without its subfolders; to include them, give a pattern in quotes, e.g. "
-            f"'{os.path.join(folder, '**', '*' + images[0].suffix)}'",
+            "listed without its subfolders; to include them, "
+            + (nested_hint or f"give a pattern in quotes, e.g. '{os.path.join(folder, '**', '*' + images[0].suffix)}'"),
         )
     return images
 

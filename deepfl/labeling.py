@@ -34,7 +34,7 @@ from deepfl.errors import DeepflError, ImageReadError, NoUsableInput, TableError
 from deepfl.fileio import atomic_write_bytes
 from deepfl.fr import METRICS, metric_function, metric_meant
 from deepfl.fr.running import score_metrics
-from deepfl.images import header_sizes_of, read_image
+from deepfl.images import header_sizes_of, read_image, turned_by_orientation_tag
 from deepfl.jobs import (
     AppendOnlyCsv,
     ErrorPolicy,
@@ -124,7 +124,8 @@ def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise TableError(f"{path}: not a readable CSV ({exc})") from None
+        detail = str(exc).strip().replace("Error tokenizing data. C error: ", "")  # (its newline cut the line)
+        raise TableError(f"{path}: not a readable CSV ({detail})") from None
     extra = extra_fields_message(table)
     if extra:
         raise TableError(f"{path}: {extra}")
@@ -217,15 +218,23 @@ def pairs_per_call(height: int, width: int, batch_size: int = PAIRS_PER_BATCH) -
     return max(1, min(batch_size, PIXELS_PER_CALL // max(1, height * width)))
 
 
-def _check_references_found(groups: Sequence[tuple[str, Sequence[str]]], ref_root: Path) -> None:
+def _check_references_found(groups: Sequence[tuple[str, Sequence[str]]], ref_root: Path, image_root: Path) -> None:
     """Raises `NoUsableInput` before any scoring when not one reference of `groups` exists under `ref_root` (a
     wrong folder): otherwise each would be warned about in turn, 140,000 lines for KADIS-700k, before the job
-    found that it had scored nothing. Stops looking at the first reference found."""
+    found that it had scored nothing. Stops looking at the first reference found. When no distorted image is under
+    `image_root` either, that folder is the one named (a wrong --image_root was blamed on --ref_root, walk 42b)."""
     references = list(dict.fromkeys(ref for ref, _ in groups))
     if not references or any((ref_root / ref).is_file() for ref in references):
         return
     pairs = sum(len(dists) for _, dists in groups)
     pairs_text = f"{pairs} pair{'s' * (pairs != 1)} to do"
+    if not any((image_root / dist).is_file() for _, dists in groups for dist in dists):
+        first = groups[0][1][0]
+        raise NoUsableInput(
+            f"no image found: none of the {pairs_text} has its distorted image in {image_root} (first: {first}) "
+            f"or its reference in {ref_root}; give the folder the manifest's paths start from as "
+            + by_caller("--image_root (the --out_dir of deepfl-distort)", "image_root")
+        )
     found = (
         f"none of the {len(references)} references of the {pairs_text} is in {ref_root} (first: {references[0]})"
         if len(references) > 1
@@ -300,14 +309,17 @@ def _load_group(ref_path: str, dist_paths: Sequence[str]) -> tuple[np.ndarray, n
             problems.append(str(exc))
             continue
         if dist.shape != ref.shape:
-            turned = dist.shape[:2] == ref.shape[1::-1]
+            swapped = dist.shape[:2] == ref.shape[1::-1]
+            tagged = [p for p in (ref_path, dist_path) if swapped and turned_by_orientation_tag(p)]
             problems.append(
                 f"{dist_path}: size {dist.shape[1]}x{dist.shape[0]} differs from its reference "
                 f"{ref_path} ({ref.shape[1]}x{ref.shape[0]}, width x height)"
                 + (
-                    ": width and height swapped, so one of them was likely stored sideways with an EXIF orientation "
-                    "tag, which deepfl applies (as viewers do); save both upright"
-                    if turned
+                    f": width and height swapped; {tagged[0]} is stored sideways with an EXIF orientation tag, "
+                    "which deepfl applies (as viewers do): save both upright"
+                    if tagged
+                    else ": width and height swapped (one of them turned a quarter turn?)"
+                    if swapped
                     else ""
                 )
             )
@@ -550,8 +562,11 @@ def label_pairs(
             str(whole),
         )
         _check_sibling_shards(out_csv, num_shards, shard_index, metrics)
-    if overwrite:
-        out_path.unlink(missing_ok=True)
+    if overwrite and out_path.is_file():
+        with open(out_path, "rb") as earlier:
+            rows = max(0, sum(1 for _ in earlier) - 1)
+        out_path.unlink()
+        log.info("%s: removed the earlier labels (%d rows; %s)", out_path, rows, setting("overwrite", True))
     out_path.parent.mkdir(parents=True, exist_ok=True)
     check_settings(
         settings_beside(out_path),
@@ -573,7 +588,7 @@ def label_pairs(
             summary.already_done += len(dists) - len(remaining)
             if remaining:
                 todo.append((ref, remaining))
-        _check_references_found(todo, Path(ref_root if ref_root is not None else image_root))
+        _check_references_found(todo, Path(ref_root if ref_root is not None else image_root), Path(image_root))
         # The census of the whole manifest (every shard decides alike), read only when something is left to score.
         compiled = (
             compiled_sizes(groups, ref_root if ref_root is not None else image_root, compile_from_pixel_pairs)

@@ -620,3 +620,19 @@ def test_shape_refusals_say_what_to_do_with_the_channels():
         distortions.distort(np.zeros((64, 64, 4), np.uint8), 1, 1)
     with pytest.raises(ValueError, match=r"\(replicate gray to 3 channels\)"):
         distortions.distort(np.zeros((64, 64, 1), np.uint8), 1, 1)
+
+
+def test_the_levels_that_leave_a_full_range_image_as_it_is_are_the_documented_ones():
+    # docs/distortions.md names them (walk 42b found mean shift's level 3 identical and undocumented): Gaussian blur
+    # at level 1 (sigma 0.1), motion blur at level 1 (length 1), colour saturation 2 at level 1 (factor 1) and mean
+    # shift at level 3 (shift 0), as the official parameters give; no other type and level.
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    image[0, 0], image[0, 1] = 0, 255  # the full range: the min-max mapping leaves it as it is
+    identical = {
+        (t, level)
+        for t in distortions.DISTORTION_NAMES
+        for level in range(1, 6)
+        if np.array_equal(distortions.distort(image, t, level, rng=0), image)
+    }
+    assert identical == {(1, 1), (3, 1), (8, 1), (18, 3)}

@@ -209,6 +209,21 @@ def test_a_folder_says_once_which_subfolders_with_images_it_leaves_out(tmp_path,
     assert sorted(Path(p).name for p in expand_inputs([f"{tmp_path}/**/*.png"])) == ["b.png", "b.png"]
 
 
+def test_the_distortion_generator_does_not_suggest_a_pattern_it_cannot_take(tmp_path, small_photo, caplog):
+    # deepfl-distort's warning suggested 'weird/**/*.png', which its --ref_dir refuses as "no such folder" (walk 42b).
+    from deepfl.generation import reference_pairs
+    from deepfl.jobs import ErrorPolicy
+
+    write_image(tmp_path / "a.png", small_photo)
+    (tmp_path / "sub").mkdir()
+    write_image(tmp_path / "sub" / "b.png", small_photo)
+    with caplog.at_level("WARNING", logger="deepfl"):
+        assert [name for name, _ in reference_pairs(tmp_path, ErrorPolicy("skip"), seed=0)] == ["a.png"]
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert "1 subfolder(s) with images left out (e.g. sub/)" in line and "**" not in line, line
+    assert line.endswith("to include them, distort each subfolder as a ref_dir of its own, into an out_dir of its own")
+
+
 @pytest.mark.parametrize("suffix", [".png", ".bmp", ".jpg"])
 def test_writing_refuses_arrays_that_are_not_uint8(tmp_path, small_photo, suffix):
     """The cast to uint8 made 0..1 floats a black image and wrapped int16 values around, without a word."""

@@ -164,6 +164,9 @@ def test_an_unreadable_reference_is_one_warning_for_all_its_pairs(pair_set, tmp_
     one = pairs[pairs.ref_im == "r0.png"]
     with pytest.raises(NoUsableInput, match=r"the reference of the 4 pairs to do, r0.png, is not in .*empty;"):
         labeling.label_pairs(one, root, tmp_path / "none.csv", metrics=["gmsd"], ref_root=tmp_path / "empty")
+    # Neither a reference nor a distorted image there (a wrong image_root, no ref_root): that folder is named.
+    with pytest.raises(NoUsableInput, match=r"none of the 12 pairs to do has its distorted image in .*empty \("):
+        labeling.label_pairs(pairs, tmp_path / "empty", tmp_path / "none.csv", metrics=["gmsd"])
     summary = labeling.label_pairs(one, root, tmp_path / "none.csv", metrics=["gmsd"], ref_root=references)
     assert summary.written == 3 and len(pd.read_csv(tmp_path / "none.csv")) == 3  # gone.png is missing
     # A folder that is not there at all is one error before anything (a line per pair before, walk 39b).
@@ -189,7 +192,10 @@ def test_a_flat_reference_gets_no_sff_label_and_is_named(tmp_path, small_photo):
     out = tmp_path / "labels.csv"
     summary = labeling.label_pairs(labeling.read_manifest(manifest), root, out, metrics=["ssim", "sff"])
     assert summary.written == 1 and list(_read(out).dist_im) == ["photo_noisy.png"]
-    why = "(SFF has no value where the reference is flat grey, as in the original)"
+    why = (
+        "(SFF has no value where the reference is flat and colourless (grey, black or white) wherever the distortion "
+        "changes it, as in the original)"
+    )
     assert summary.skipped == [f"flat_on_photo.png: non-finite sff score {why}; row skipped"]
 
 
@@ -211,8 +217,9 @@ def test_a_flat_reference_is_named_in_one_line_for_all_its_pairs(tmp_path, small
     assert summary.written == 0 and len(summary.skipped) == 3
     lines = [r.getMessage() for r in caplog.records if "flat" in r.getMessage()]
     assert lines == [
-        "flat.png: its 3 distorted images scored non-finite sff (SFF has no value where the reference is flat grey, "
-        "as in the original); rows skipped (flat_1.png, flat_2.png and 1 more)"
+        "flat.png: its 3 distorted images scored non-finite sff (SFF has no value where the reference is flat and "
+        "colourless (grey, black or white) wherever the distortion changes it, as in the original); rows skipped "
+        "(flat_1.png, flat_2.png and 1 more)"
     ], lines
 
 
@@ -546,7 +553,7 @@ def test_a_finished_job_reads_no_header_on_a_rerun(two_size_pairs, tmp_path, mon
     assert again.written == 0 and again.already_done == 12 and census == []
 
 
-def test_resuming_with_another_batch_size_or_compile_threshold_is_refused(pair_set, tmp_path):
+def test_resuming_with_another_batch_size_or_compile_threshold_is_refused(pair_set, tmp_path, caplog):
     """Both change scores in their last digits: a resumed CSV must not mix them silently (a new user's walk
     resumed with --compile_from_pixel_pairs=0 --batch_size 7 and got rows off by 8e-8 beside the old ones)."""
     from deepfl.jobs import SettingsChanged
@@ -561,8 +568,11 @@ def test_resuming_with_another_batch_size_or_compile_threshold_is_refused(pair_s
         labeling.label_pairs(pairs, root, out, metrics=["gmsd"], batch_size=2, compile_from_pixel_pairs=0)
     resumed = labeling.label_pairs(pairs, root, out, metrics=["gmsd"], batch_size=2)
     assert resumed.already_done > 0
-    redone = labeling.label_pairs(pairs, root, out, metrics=["gmsd"], batch_size=3, overwrite=True)
+    with caplog.at_level("INFO", logger="deepfl"):
+        redone = labeling.label_pairs(pairs, root, out, metrics=["gmsd"], batch_size=3, overwrite=True)
     assert redone.already_done == 0 and redone.written == resumed.written + resumed.already_done
+    removed = resumed.written + resumed.already_done
+    assert f"{out}: removed the earlier labels ({removed} rows; overwrite=True)" in caplog.messages  # (walk 42b)
 
 
 def test_a_sideways_distorted_image_is_named_with_the_likely_cause(tmp_path, small_photo):
@@ -572,7 +582,18 @@ def test_a_sideways_distorted_image_is_named_with_the_likely_cause(tmp_path, sma
     pairs = pd.DataFrame({"dist_im": ["r_01_01.png"], "ref_im": ["r.png"]})
     summary = labeling.label_pairs(pairs, tmp_path, tmp_path / "labels.csv", metrics=["gmsd"])
     assert len(summary.skipped) == 1 and "48x64 differs" in summary.skipped[0], summary.skipped
-    assert "(64x48, width x height): width and height swapped" in summary.skipped[0] and "EXIF" in summary.skipped[0]
+    assert summary.skipped[0].endswith(
+        "(64x48, width x height): width and height swapped (one of them turned a quarter turn?)"
+    )  # PNGs: no EXIF tag to blame (walk 42b)
+    # A JPEG stored sideways with an orientation tag, which read_image applies: that file is named.
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(ref).save(tmp_path / "t_01_01.jpg", quality=95, exif=exif.tobytes())  # read as 48 wide
+    pairs = pd.DataFrame({"dist_im": ["t_01_01.jpg"], "ref_im": ["r.png"]})
+    summary = labeling.label_pairs(pairs, tmp_path, tmp_path / "tagged.csv", metrics=["gmsd"])
+    assert f"swapped; {tmp_path / 't_01_01.jpg'} is stored sideways with an EXIF orientation tag" in summary.skipped[0]
 
 
 def test_label_finds_the_references_where_distort_read_them(tmp_path, small_photo):
@@ -714,3 +735,12 @@ def test_a_reference_too_small_for_a_metric_is_one_line_for_all_its_pairs(tmp_pa
     assert len(lines) == 1, lines
     assert lines[0].startswith("small.png: its 3 distorted images not scored (msssim: images of 64x48 pixels"), lines
     assert lines[0].endswith("): small_1.png, small_2.png and 1 more"), lines
+
+
+def test_a_manifest_that_is_no_csv_is_named_in_one_whole_line(tmp_path):
+    # pandas' message ends with a newline: the job's one error line lost its closing parenthesis (walk 42b).
+    script = tmp_path / "mk.py"
+    script.write_text("import os\nprint(1)\nx = f(a, b)\n", encoding="utf-8")
+    with pytest.raises(TableError) as error:
+        labeling.read_manifest(script)
+    assert str(error.value) == f"{script}: not a readable CSV (Expected 1 fields in line 3, saw 2)"

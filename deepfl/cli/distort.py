@@ -119,7 +119,11 @@ def main(argv: list[str]) -> int | None:
         return 0
     if FLAGS.format != "png" and FLAGS["png_compression"].present:
         raise ValueError(f"--png_compression: applies to --format png only, not {FLAGS.format}")
-    if not FLAGS.assignment_csv and Path(FLAGS.ref_dir).is_dir() and not list_images(FLAGS.ref_dir):
+    if (
+        not FLAGS.assignment_csv
+        and Path(FLAGS.ref_dir).is_dir()
+        and not list_images(FLAGS.ref_dir, generation.nested_references_hint())
+    ):
         raise app.NothingDone(f"--ref_dir {FLAGS.ref_dir}: no image in this folder (subfolders are not searched)")
     summary = generation.generate(
         FLAGS.ref_dir,

@@ -100,7 +100,7 @@ def compare(w_ours, w_mat_path: str, seed: int) -> dict:
     w_orig = load_basis(w_mat_path)
     rng = np.random.default_rng(seed)
     refs, dists, kinds = [], [], []
-    for path in list_images(FLAGS.compare_images):
+    for path in list_images(FLAGS.compare_images, "copy their images into the folder itself"):
         image = read_image(path)
         for name, distorted in simple_distortions(image, rng):
             refs.append(image)

@@ -44,7 +44,8 @@ SPECS: tuple[MetricSpec, ...] = (
         False,
         9,
         "Chang, Yang, Gan, Wang 2013; Chang's SFF.m v2.0 with our own ICA basis",
-        "SFF has no value where the reference is flat grey, as in the original",
+        "SFF has no value where the reference is flat and colourless (grey, black or white) wherever the "
+        "distortion changes it, as in the original",
     ),
     # One 4x4 DCT window.
     MetricSpec("scqi", False, 4, "Bae, Kim 2016 (reconstructed from the paper; no public original)"),
