@@ -16,9 +16,9 @@ BENCH = kr.REPO_ROOT / "bench"
 RUNS = [
     ("distort.py --refs_per_type 1 --workers 1 --size 128x96", "images/s"),
     ("fr.py --pairs 1 --batch 1 --repeats 1 --metrics ssim,gmsd --via_compute", "compute"),
-    ("fr_mixed.py --pairs 2 --rounds 1 --processes 1", "median over processes"),
+    ("fr_mixed.py --pairs 2 --rounds 1 --processes 1 --metrics ssim,gmsd", "median over processes"),
     ("label.py --pairs 5 --batch 5 --repeats 1 --metrics ssim,gmsd", "pairs/s"),
-    ("label_mixed.py --refs 2 --levels 1", "piq/ours"),
+    ("label_mixed.py --refs 2 --levels 1 --metrics ssim,gmsd", "piq/ours"),
     ("features.py --arch tiny --n 2 --size 96 96 --repeats 1 --batch 2", "ratio deepfl/peer"),
     ("features_mixed.py --arch tiny --n 2", "ratio mixed / one size"),
     ("large_images.py --arch tiny --size 160x120", "whole / banded"),
