@@ -420,6 +420,16 @@ def _content_only(stored, current) -> bool:
 _FINGERPRINT = re.compile(r"sha256:[0-9a-f]+")
 
 
+def _changes(key: str, then: object, now: object) -> list[str]:
+    """A changed setting as a message names it: "epochs 20 -> 10"; a setting that is a group of values (deepfl-
+    reproduce's `head`) by the values that changed, "head.epochs 20 -> 10", not the whole group twice (walk 42c)."""
+    if isinstance(then, dict) and isinstance(now, dict) and then and now:
+        inner = [name for name in sorted(set(then) | set(now)) if then.get(name) != now.get(name)]
+        if inner:
+            return [change for name in inner for change in _changes(f"{key}.{name}", then.get(name), now.get(name))]
+    return [f"{key} {_shown(then)} -> {shown_value(now)}"]
+
+
 def check_settings(
     path: str | os.PathLike,
     settings: dict,
@@ -463,7 +473,7 @@ def check_settings(
             for key in sorted(set(then) | set(now))
             if not same_setting(then.get(key), now.get(key), written_in, path.parent)
         ]
-        changes = [f"{key} {_shown(then.get(key))} -> {shown_value(now.get(key))}" for key in changed_keys]
+        changes = [change for key in changed_keys for change in _changes(key, then.get(key), now.get(key))]
         if not changes:
             if then != now:  # the record is not rewritten: a rerun on a read-only disk must still find it
                 log.info("%s: moved or copied from %s: its recorded paths are followed here", where, written_in)

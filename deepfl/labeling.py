@@ -218,23 +218,25 @@ def pairs_per_call(height: int, width: int, batch_size: int = PAIRS_PER_BATCH) -
     return max(1, min(batch_size, PIXELS_PER_CALL // max(1, height * width)))
 
 
-def _check_references_found(groups: Sequence[tuple[str, Sequence[str]]], ref_root: Path, image_root: Path) -> None:
-    """Raises `NoUsableInput` before any scoring when not one reference of `groups` exists under `ref_root` (a
-    wrong folder): otherwise each would be warned about in turn, 140,000 lines for KADIS-700k, before the job
-    found that it had scored nothing. Stops looking at the first reference found. When no distorted image is under
-    `image_root` either, that folder is the one named (a wrong --image_root was blamed on --ref_root, walk 42b)."""
+def _check_inputs_found(
+    groups: Sequence[tuple[str, Sequence[str]]], ref_root: Path, image_root: Path, fresh: bool
+) -> None:
+    """Raises `NoUsableInput` before any scoring when not one reference of `groups` exists under `ref_root`, or (in
+    a `fresh` run: a resumed one may have only its known-bad pairs left) not one distorted image under
+    `image_root` (a wrong folder): otherwise each pair would be warned about in turn, 700,000 lines for KADIS-700k,
+    before the job found that it had scored nothing. Stops looking at the first file found."""
+    pairs = sum(len(dists) for _, dists in groups)
+    pairs_text = f"{pairs} pair{'s' * (pairs != 1)} to do"
+    if fresh and groups and not any((image_root / dist).is_file() for _, dists in groups for dist in dists):
+        # (named as --ref_root's fault, or warned pair by pair when the references were found: walks 42b, 42c)
+        raise NoUsableInput(
+            f"no distorted image found: none of the {pairs_text} is in {image_root} (first: {groups[0][1][0]}); "
+            "give the folder the manifest's paths start from as "
+            + by_caller("--image_root (the --out_dir of deepfl-distort)", "image_root")
+        )
     references = list(dict.fromkeys(ref for ref, _ in groups))
     if not references or any((ref_root / ref).is_file() for ref in references):
         return
-    pairs = sum(len(dists) for _, dists in groups)
-    pairs_text = f"{pairs} pair{'s' * (pairs != 1)} to do"
-    if not any((image_root / dist).is_file() for _, dists in groups for dist in dists):
-        first = groups[0][1][0]
-        raise NoUsableInput(
-            f"no image found: none of the {pairs_text} has its distorted image in {image_root} (first: {first}) "
-            f"or its reference in {ref_root}; give the folder the manifest's paths start from as "
-            + by_caller("--image_root (the --out_dir of deepfl-distort)", "image_root")
-        )
     found = (
         f"none of the {len(references)} references of the {pairs_text} is in {ref_root} (first: {references[0]})"
         if len(references) > 1
@@ -588,7 +590,12 @@ def label_pairs(
             summary.already_done += len(dists) - len(remaining)
             if remaining:
                 todo.append((ref, remaining))
-        _check_references_found(todo, Path(ref_root if ref_root is not None else image_root), Path(image_root))
+        _check_inputs_found(
+            todo,
+            Path(ref_root if ref_root is not None else image_root),
+            Path(image_root),
+            fresh=not summary.already_done,
+        )
         # The census of the whole manifest (every shard decides alike), read only when something is left to score.
         compiled = (
             compiled_sizes(groups, ref_root if ref_root is not None else image_root, compile_from_pixel_pairs)

@@ -56,8 +56,12 @@ def test_label_exits_3_when_every_pair_is_skipped(tmp_path):
     results = dict(zip(argvs, kr.run_batch("label", list(argvs.values()))))
     wrong = results["wrong image_root"]
     assert wrong.returncode == EXIT_NOTHING_DONE, wrong.stderr[-2000:]
-    assert len(error_lines(wrong.stderr)) == 1 and "all 2 pairs" in error_lines(wrong.stderr)[0]
-    assert "no such image file" in error_lines(wrong.stderr)[0]
+    # Named at the start, as the folder's fault, before any pair is tried (walk 42c: a warning per pair first).
+    assert error_lines(wrong.stderr) == [
+        f"error: no distorted image found: none of the 2 pairs to do is in {empty} (first: small_1.png); give the "
+        "folder the manifest's paths start from as --image_root (the --out_dir of deepfl-distort)"
+    ]
+    assert "WARNING" not in wrong.stderr
     missing = results["missing image_root"]
     assert missing.returncode == EXIT_BAD_INPUT, missing.stderr[-2000:]
     assert error_lines(missing.stderr) == [

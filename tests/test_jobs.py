@@ -303,3 +303,15 @@ def test_settings_left_out_at_their_defaults_are_compared_and_named_as_those(tmp
     assert check_settings(record, {"epochs": 2, "hidden": [64]}, defaults=defaults) is True  # the same head
     with pytest.raises(SettingsChanged, match=r"hidden 64 -> 8; protocol paper -> authors"):
         check_settings(record, {"epochs": 2, "hidden": [8], "protocol": "authors"}, defaults=defaults)
+
+
+def test_a_changed_value_inside_a_group_of_settings_is_named_alone(tmp_path):
+    # deepfl-reproduce records its head as one group: a rerun with --epochs 10 printed the whole group twice,
+    # about 650 characters to hunt through for "epochs" (walk 42c).
+    from deepfl.jobs import SettingsChanged, check_settings
+
+    record = tmp_path / "settings.json"
+    check_settings(record, {"head": {"epochs": 20, "batch_size": 128, "seed": 0}, "num_splits": 10})
+    with pytest.raises(SettingsChanged) as refused:
+        check_settings(record, {"head": {"epochs": 10, "batch_size": 128, "seed": 0}, "num_splits": 10})
+    assert "other settings (head.epochs 20 -> 10)" in str(refused.value) and "batch_size" not in str(refused.value)

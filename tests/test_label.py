@@ -164,9 +164,11 @@ def test_an_unreadable_reference_is_one_warning_for_all_its_pairs(pair_set, tmp_
     one = pairs[pairs.ref_im == "r0.png"]
     with pytest.raises(NoUsableInput, match=r"the reference of the 4 pairs to do, r0.png, is not in .*empty;"):
         labeling.label_pairs(one, root, tmp_path / "none.csv", metrics=["gmsd"], ref_root=tmp_path / "empty")
-    # Neither a reference nor a distorted image there (a wrong image_root, no ref_root): that folder is named.
-    with pytest.raises(NoUsableInput, match=r"none of the 12 pairs to do has its distorted image in .*empty \("):
-        labeling.label_pairs(pairs, tmp_path / "empty", tmp_path / "none.csv", metrics=["gmsd"])
+    # No distorted image there (a wrong image_root), the references found or not: that folder is named, before a
+    # warning per pair (walks 42b, 42c).
+    for roots in ({}, {"ref_root": references}):
+        with pytest.raises(NoUsableInput, match=r"no distorted image found: none of the 12 pairs to do is in .*empty"):
+            labeling.label_pairs(pairs, tmp_path / "empty", tmp_path / "none.csv", metrics=["gmsd"], **roots)
     summary = labeling.label_pairs(one, root, tmp_path / "none.csv", metrics=["gmsd"], ref_root=references)
     assert summary.written == 3 and len(pd.read_csv(tmp_path / "none.csv")) == 3  # gone.png is missing
     # A folder that is not there at all is one error before anything (a line per pair before, walk 39b).
