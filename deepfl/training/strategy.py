@@ -247,22 +247,32 @@ def _differing(strategy, values: dict) -> list[str]:
     digests = [_digest(names)] + [_digest(values[name]) for name in names]
     local = tf.constant([digests + [0] * (_AGREEMENT_SLOTS - len(digests))], dtype=tf.int64)
 
-    @tf.function
-    def gather():
-        return strategy.run(lambda: tf.distribute.get_replica_context().all_gather(local, axis=0))
+    def gather(values: tf.Tensor):
+        return strategy.experimental_local_results(
+            tf.function(lambda: strategy.run(lambda: tf.distribute.get_replica_context().all_gather(values, axis=0)))()
+        )[0].numpy()
 
     try:
-        table = strategy.experimental_local_results(gather())[0].numpy()
+        table = gather(local)
     except Exception as exc:
         if is_lost_worker(exc):
             raise lost_worker(exc) from exc
         raise
+    differ = [name for slot, name in enumerate(names, start=1) if (table[:, slot] != digests[slot]).any()]
+    if differ or (table[:, 0] != digests[0]).any():
+        # Every worker is about to refuse and exit. One more exchange first, whose loss is ignored: a worker that
+        # exited as soon as its own gather was done cut its peers' short (exit 1, "lost contact": a clean-clone suite).
+        try:
+            gather(tf.zeros_like(local))
+        except Exception as exc:
+            if not is_lost_worker(exc):
+                raise
     if (table[:, 0] != digests[0]).any():
         raise ValueError(
             "the workers of this cluster run different deepfl versions (their settings differ in kind): install "
             "the same version on every machine"
         )
-    return [name for slot, name in enumerate(names, start=1) if (table[:, slot] != digests[slot]).any()]
+    return differ
 
 
 def is_lost_worker(exc: Exception) -> bool:
