@@ -339,7 +339,7 @@ def run_protocol(
                 if search is not None and model is not None:
                     save_model_atomic(model, head_path)  # before the record names it
             if search is not None and model is not None:
-                search.add(lr, val_loss, epoch, best[3])
+                search.add(lr, val_loss, epoch)
         model, val_loss, epoch, lr = best
         if model is None:
             model = keras.saving.load_model(head_path, compile=False)
@@ -367,7 +367,7 @@ def run_protocol(
             )
         )
         if out is not None:
-            path = out / f"{name}_split{k}.keras"
+            path = head_path
             save_model_atomic(model, path)  # without optimiser state: 140 MB instead of 445 MB (paper's head)
             if norm is not None:
                 norm.save(normalizer_path(path))

@@ -217,7 +217,8 @@ class LearningRateSearch:
     """The learning rates split k of a run (`run_key`) has finished while its search is unfinished, so that a rerun
     after a kill goes on with the next rate instead of training the finished ones again (at the paper's settings
     each rate is 150 epochs). Each trained rate's `(val_loss, epoch)` is in `tried`; the head of the best so far
-    is saved at the split's head path (`<name>_split<k>.keras`) before the record names it in `best`.
+    (the lowest loss of `tried`, in the order the rates are tried) is saved at the split's head path
+    (`<name>_split<k>.keras`) before the record names its rate.
 
     A rate's training does not depend on the others (`HeadTrainer` resets the head, the optimiser and the seeds
     before each), so a resumed search chooses what an uninterrupted one does, with the same weights."""
@@ -225,7 +226,6 @@ class LearningRateSearch:
     path: Path
     key: str
     tried: dict[float, tuple[float, int]]
-    best: float | None = None
 
     @classmethod
     def read(cls, out: Path, name: str, k: int, key: str) -> LearningRateSearch:
@@ -238,18 +238,16 @@ class LearningRateSearch:
             if not isinstance(stored, dict) or stored.get("run") != key:
                 return empty
             tried = {float(lr): (float(loss), int(epoch)) for lr, loss, epoch in stored["tried"]}
-            best = stored["best"]
         except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
             return empty
-        if best is not None and (float(best) not in tried or not (out / f"{name}_split{k}.keras").is_file()):
+        if tried and not (out / f"{name}_split{k}.keras").is_file():  # the best head so far is gone
             return empty
-        return cls(path, key, tried, None if best is None else float(best))
+        return cls(path, key, tried)
 
-    def add(self, learning_rate: float, val_loss: float, epoch: int, best: float) -> None:
-        """Records a trained rate and the best rate so far (whose head the caller has saved)."""
+    def add(self, learning_rate: float, val_loss: float, epoch: int) -> None:
+        """Records a trained rate (the caller has saved its head if it is the best so far)."""
         self.tried[float(learning_rate)] = (float(val_loss), int(epoch))
-        self.best = float(best)
-        record = {"run": self.key, "tried": [[lr, *result] for lr, result in self.tried.items()], "best": self.best}
+        record = {"run": self.key, "tried": [[lr, *result] for lr, result in self.tried.items()]}
         atomic_write_bytes(self.path, json.dumps(record).encode("utf-8"))
 
 
