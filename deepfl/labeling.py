@@ -359,6 +359,7 @@ def pair_dataset(
         encoded = np.array([p.encode("utf-8") for p in problems], dtype=object)
         return ref, dists, good, encoded, np.array(reference_error.encode("utf-8"), dtype=object)
 
+    @tf.autograph.experimental.do_not_convert
     def tf_load(index):
         ref, dists, good, problems, reference_error = tf.numpy_function(
             load, [index], [tf.uint8, tf.uint8, tf.int32, tf.string, tf.string], stateful=False

@@ -223,11 +223,32 @@ def run_with_kills(
 def run_killed_to_completion(
     cmd: Sequence[str], progress: Callable[[], int], kills: int, seed: int, max_delay: float, timeout: float = 600
 ) -> KillReport:
-    """`run_with_kills` plus the checks every kill test makes: the last start exits 0, and at least one and at
-    most `kills` kills landed (a resumed job skips finished work, so it may finish before every planned kill)."""
-    report = run_with_kills(cmd, progress, kills=kills, seed=seed, max_delay=max_delay, timeout=timeout)
+    """`run_with_kills` plus the checks every kill test makes: the last start exits 0, at least one and at most
+    `kills` kills landed (a resumed job skips finished work, so it may finish before every planned kill), and the
+    killed runs left no code of TensorFlow's autograph in the temporary folder ($TMPDIR, a fresh one for these
+    runs): autograph writes the code it generates there and removes it only at a normal exit, so deepfl's traced
+    functions do without it. (Keras' `.keras` saving makes a `tmp*` folder there too, which a kill during a save
+    leaves behind: not deepfl's to remove.)"""
+    import shutil
+    import tempfile
+
+    temp_dir = Path(tempfile.mkdtemp(prefix="deepfl_killed_tmp_"))
+    try:
+        report = run_with_kills(
+            cmd,
+            progress,
+            kills=kills,
+            seed=seed,
+            max_delay=max_delay,
+            timeout=timeout,
+            env=job_env(TMPDIR=str(temp_dir)),
+        )
+        left = sorted(p.name for p in temp_dir.glob("__autograph_generated_file*"))
+    finally:
+        shutil.rmtree(temp_dir, ignore_errors=True)
     assert report.final.returncode == 0, report.final.stderr[-2000:]
     assert 1 <= report.kills <= kills, f"{report.kills} of {kills} planned kills landed"
+    assert not left, f"the killed runs left {len(left)} autograph files in $TMPDIR: {left[:5]}"
     return report
 
 

@@ -300,10 +300,12 @@ def _one_size_batches(plan, paths, target_values, longest: int, with_index: bool
         plan, output_signature=(tf.TensorSpec([None], tf.int64), tf.TensorSpec([], tf.int64))
     )
 
+    @tf.autograph.experimental.do_not_convert
     def element(index, row):
         path_and_values = (tf.gather(paths, row), {name: tf.gather(column, row) for name, column in values.items()})
         return (index, path_and_values) if with_index else path_and_values
 
+    @tf.autograph.experimental.do_not_convert
     def one_batch(rows, first):
         indices = first + tf.range(tf.size(rows, out_type=tf.int64), dtype=tf.int64)
         elements = tf.data.Dataset.from_tensor_slices((indices, rows)).map(element)
@@ -413,6 +415,7 @@ def make_dataset(
 
     seen, decoded = stats._seen, stats._decoded
 
+    @tf.autograph.experimental.do_not_convert
     def load(*element):
         # (index, (path, values)) after `enumerate`, else (path, values): no extra per-element stage.
         index, (path, values) = element if needs_index else (None, element)
@@ -460,6 +463,7 @@ def make_dataset(
         dataset = decoded_elements(dataset)
     if count_per_element:
 
+        @tf.autograph.experimental.do_not_convert
         def count_decoded(image, values):
             decoded.assign_add(1)
             return image, values
@@ -472,19 +476,23 @@ def make_dataset(
         dataset = dataset.batch(int(batch_size), drop_remainder=drop_remainder)
     else:
 
+        @tf.autograph.experimental.do_not_convert
         def shape_key(image, values):
             shape = tf.cast(tf.shape(image), tf.int64)
             return shape[0] * 1_000_003 + shape[1]
 
         dataset = dataset.group_by_window(
             key_func=shape_key,
-            reduce_func=lambda key, window: window.batch(int(batch_size), drop_remainder=drop_remainder),
+            reduce_func=tf.autograph.experimental.do_not_convert(
+                lambda key, window: window.batch(int(batch_size), drop_remainder=drop_remainder)
+            ),
             window_size=int(batch_size),
         )
 
     out_dtype = tf.as_dtype(dtype)
     count_per_batch = count_errors and not count_per_element
 
+    @tf.autograph.experimental.do_not_convert
     def finish(images, values):
         if count_per_batch:
             with tf.control_dependencies([decoded.assign_add(tf.cast(tf.shape(images)[0], tf.int64))]):

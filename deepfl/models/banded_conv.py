@@ -187,7 +187,9 @@ def any_size_predictor(model: keras.Model) -> Callable[[np.ndarray], object]:
 
         that_model = weakref.ref(model)  # the cache must not keep the model alive
         signature = [tf.TensorSpec((None, None, None, shape[3]), tf.float32)]
-        predictor = tf.function(lambda images: that_model()(images, training=False), input_signature=signature)
+        predictor = tf.function(
+            lambda images: that_model()(images, training=False), input_signature=signature, autograph=False
+        )
         _ANY_SIZE_PREDICTORS[model] = predictor
     return predictor
 
@@ -216,7 +218,7 @@ def batch_predictor(
 
         if batch.shape not in traced:
             band_large_convolutions(model)
-            traced[batch.shape] = tf.function(lambda images: model(images, training=False))
+            traced[batch.shape] = tf.function(lambda images: model(images, training=False), autograph=False)
             while len(traced) > TRACED_SHAPES:
                 traced.popitem(last=False)
         traced.move_to_end(batch.shape)

@@ -53,6 +53,7 @@ class DataOrder:
                     self._delivered.append(np.rint(rows.numpy()).astype(np.int64))
             return np.int64(0)
 
+        @tf.autograph.experimental.do_not_convert
         def strip(images, values):
             values = dict(values)
             rows = values.pop(ROW_COLUMN)

@@ -249,7 +249,10 @@ def _differing(strategy, values: dict) -> list[str]:
 
     def gather(values: tf.Tensor):
         return strategy.experimental_local_results(
-            tf.function(lambda: strategy.run(lambda: tf.distribute.get_replica_context().all_gather(values, axis=0)))()
+            tf.function(
+                lambda: strategy.run(lambda: tf.distribute.get_replica_context().all_gather(values, axis=0)),
+                autograph=False,
+            )()
         )[0].numpy()
 
     try:

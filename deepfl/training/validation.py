@@ -65,4 +65,4 @@ def _batch_predictor(model):
         return model.predict_on_batch
     import tensorflow as tf
 
-    return tf.function(lambda images: model(images, training=False), reduce_retracing=True)
+    return tf.function(lambda images: model(images, training=False), reduce_retracing=True, autograph=False)

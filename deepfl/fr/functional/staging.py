@@ -64,7 +64,7 @@ def xla_stage(fn: Callable | None = None, *, jit_compile: bool = True, reduce_re
     """`tf.function(fn, jit_compile=True)` that runs `fn` eagerly inside the first call of a shape."""
     if fn is None:
         return functools.partial(xla_stage, jit_compile=jit_compile, reduce_retracing=reduce_retracing)
-    compiled = tf.function(fn, jit_compile=jit_compile, reduce_retracing=reduce_retracing)
+    compiled = tf.function(fn, jit_compile=jit_compile, reduce_retracing=reduce_retracing, autograph=False)
 
     @functools.wraps(fn)
     def call(*args, **kwargs):
@@ -110,7 +110,7 @@ def compile_on_repeat(
     the shapes that run compiled and `call.uncompiled_shapes` those found faster uncompiled."""
     if fn is None:
         return functools.partial(compile_on_repeat, reduce_retracing=reduce_retracing, uncompiled=uncompiled)
-    compiled = tf.function(fn, jit_compile=False, reduce_retracing=reduce_retracing)
+    compiled = tf.function(fn, jit_compile=False, reduce_retracing=reduce_retracing, autograph=False)
     spent: dict[tuple, float] = {}
     calls: dict[tuple, int] = {}
     compiled_shapes: set[tuple] = set()
