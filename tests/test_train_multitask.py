@@ -114,6 +114,24 @@ def test_evaluate_tasks_matches_scipy():
     assert np.isnan(srocc(np.ones(4), np.arange(4), nan_policy="propagate"))
 
 
+def test_each_phase_traces_its_train_step_once(weak_labels, tmp_path, monkeypatch):
+    """Keras builds a model made outside a distribution strategy inside the first trace of its train step, and
+    the variables made there (loss trackers, Adam's slots) had TensorFlow trace the step again: 6-9 s of every
+    run. `keras_compat.build_from_spec` builds it beforehand."""
+    from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
+
+    traces = []
+    train_step = TensorFlowTrainer.train_step
+
+    def counted(self, data):
+        traces.append(self)
+        return train_step(self, data)
+
+    monkeypatch.setattr(TensorFlowTrainer, "train_step", counted)
+    training.run_multitask(_config(weak_labels, epochs=2, warmup_epochs=1), tmp_path / "run")
+    assert len(traces) == 2 and traces[0] is not traces[1]  # the warm-up's model, then the fine-tuning's
+
+
 def test_kill_then_resume_continues_with_the_optimizer_state(weak_labels, tmp_path):
     out = tmp_path / "run"
     flags = ["--epochs=10", "--steps_per_epoch=2", "--warmup_epochs=1", "--notensorboard", "--keep_checkpoints"]

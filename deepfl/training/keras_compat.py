@@ -31,9 +31,16 @@ def is_multi_worker(strategy) -> bool:
 def build_from_spec(model, element_spec) -> None:
     """Makes `model.fit` build the model from `element_spec` (the training dataset's) instead of a batch.
 
-    Keras skips that build when the model was not created under a distribution strategy; so does this. A no-op
-    when this Keras has no `_maybe_symbolic_build` (the step it replaces).
+    Keras skips that build when the model was not created under a distribution strategy, and builds the model's
+    metrics, loss trackers and optimizer slots inside the first trace of its train step instead; TensorFlow then
+    traces the step a second time, as variables were created in the first. Such a model is built here, from
+    `element_spec`, so that its step is traced once. A no-op where this Keras lacks the methods it calls.
     """
+    if getattr(model, "_distribute_strategy", None) is None:
+        build = getattr(model, "_symbolic_build", None)
+        if build is not None:
+            build(data_batch=element_spec)
+        return
     original = getattr(model, "_maybe_symbolic_build", None)
     if original is None:
         return
