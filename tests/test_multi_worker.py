@@ -121,6 +121,34 @@ def assert_same_weights(a, b):
         np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
 
 
+def test_ctrl_c_ends_a_worker_waiting_for_a_peer_that_never_starts(weak_labels, tmp_path):
+    """A worker whose peer stopped before they met (a refused flag) waits inside TensorFlow, where no Python
+    handler runs: Ctrl-C ends it at once (killed by SIGINT: 130 in a shell) instead of never."""
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
+    tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}})
+    log = tmp_path / "worker0.err"
+    with open(log, "w") as err:
+        job = subprocess.Popen(
+            _args(weak_labels, tmp_path / "run", "--strategy=multi_worker_mirrored"),
+            cwd=REPO,
+            env=_env(TF_CONFIG=tf_config, TMPDIR=str(tmp_path)),
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while "waiting for the cluster's other task" not in log.read_text() and job.poll() is None:
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.1)
+        time.sleep(2)  # inside the constructor by now
+        job.send_signal(signal.SIGINT)
+        assert job.wait(timeout=30) == -signal.SIGINT, log.read_text()[-2000:]
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.wait()
+
+
 def test_a_one_worker_cluster_trains_and_two_workers_overwrite_its_run(weak_labels, tmp_path):
     """The default suite's guard for the slow tests below: TensorFlow configures a multi-worker strategy's
     collective ops only before its runtime starts, and from session 18 to 35 the job decoded an image (its
@@ -198,7 +226,7 @@ def test_a_cluster_worker_answers_sigterm_and_says_what_it_waits_for(monkeypatch
     with caplog.at_level(logging.INFO, logger="deepfl"):
         assert strategy._multi_worker_strategy(fake_tf) == "built"
     waiting = f"waiting for the cluster's other task (127.0.0.1:{ports[0]}) to start the same command; "
-    assert caplog.records[-1].getMessage().startswith(waiting + "TensorFlow answers neither Ctrl-C nor SIGTERM")
+    assert caplog.records[-1].getMessage().startswith(waiting + "until all have, Ctrl-C ends this worker")
 
 
 def test_cluster_settings_a_job_cannot_use_are_named(weak_labels, tmp_path, monkeypatch, caplog):

@@ -52,22 +52,29 @@ def get_strategy(name: str = "default", tpu: str = ""):
 
 def _multi_worker_strategy(tf):
     """`MultiWorkerMirroredStrategy`, announced first: its constructor waits, silently and holding Python's lock
-    (so neither Ctrl-C nor SIGTERM acts), until every task of the cluster has started. It also takes SIGTERM for
-    TensorFlow's preemption notice, so that a scheduler's SIGTERM went unanswered until the run's end: the
-    process's own handler is put back."""
+    (so no Python signal handler runs), until every task of the cluster has started. Ctrl-C has the system's
+    default action meanwhile, which ends the process at once (exit status 130 in a shell; a worker whose peer was
+    refused would otherwise wait for ever, deaf to it). TensorFlow takes SIGTERM in that constructor for its
+    preemption notice, so that a scheduler's SIGTERM went unanswered until the run's end: the process's own
+    handler is put back."""
     tf_config = cluster_config()
     own = _address_of(tf_config, tf_config.get("task") or {})
     others = [address for address in _cluster_tasks(tf_config) if address != own]
     if others:
         log.info(
-            "waiting for the cluster's other %s (%s) to start the same command; TensorFlow answers neither Ctrl-C nor "
-            "SIGTERM until all have (kill -KILL ends it)",
+            "waiting for the cluster's other %s (%s) to start the same command; until all have, Ctrl-C ends this "
+            "worker without a further line and TensorFlow does not answer SIGTERM (kill -KILL ends it)",
             "task" if len(others) == 1 else f"{len(others)} tasks",
             ", ".join(others),
         )
     in_main_thread = threading.current_thread() is threading.main_thread()
     handler = signal.getsignal(signal.SIGTERM) if in_main_thread else None
-    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    interrupt = signal.signal(signal.SIGINT, signal.SIG_DFL) if in_main_thread else None
+    try:
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    finally:
+        if interrupt is not None:
+            signal.signal(signal.SIGINT, interrupt)
     if handler is not None:
         signal.signal(signal.SIGTERM, handler)  # re-installs Python's C-level handler over TensorFlow's
     return strategy
