@@ -377,11 +377,11 @@ def run_protocol(
             )
         )
         if out is not None:
-            path = head_path
-            save_model_atomic(model, path)  # without optimiser state: 140 MB instead of 445 MB (paper's head)
+            if search is None:  # a search saved its best head there already, as it found it
+                save_model_atomic(model, head_path)  # without optimiser state: 140 MB, not 445 MB (paper's head)
             if norm is not None:
-                norm.save(normalizer_path(path))
-            head_paths.append(str(path))
+                norm.save(normalizer_path(head_path))
+            head_paths.append(str(head_path))
             row = {key: value.item() if isinstance(value, np.generic) else value for key, value in rows[-1].items()}
             record = {  # written last: the commit
                 "run": run_key,
