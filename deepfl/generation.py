@@ -256,18 +256,20 @@ def process_reference(task: tuple) -> tuple[list[dict], str | None, tuple[int, i
         ref_im = reference_name(ref_name, resize)
         level_seeds = image_seed(seed, ref_name).spawn(1 + distortions.NUM_LEVELS)[1:]
         rows = []
-        if resize:
-            image = kadis_resize(image)
+        # Checked before `resize`, which would blow a 1x1 image up into a flat reference: 5 equal "levels".
         if min(image.shape[:2]) < distortions.MIN_SIZE:
             height, width = image.shape[:2]
             return (
                 [],
                 f"{Path(ref_dir) / ref_name}: {width}x{height} pixels (width x height), below the distortions' "
-                f"minimum of {distortions.MIN_SIZE}x{distortions.MIN_SIZE}; use a larger image "
-                f"({setting('resize', True)} would enlarge it, blurred: no longer pristine)",
+                f"minimum of {distortions.MIN_SIZE}x{distortions.MIN_SIZE}, with or without "
+                f"{setting('resize', True)} (enlarged that much, it would hold no detail to distort); use a larger "
+                "image",
                 size,
                 False,
             )
+        if resize:
+            image = kadis_resize(image)
         with ThreadPoolExecutor(max_workers=1) as writer:
             writes = []
             if resize:

@@ -96,6 +96,8 @@ def _missing(given: str | os.PathLike) -> str:
     import glob
 
     path = Path(given)
+    if is_broken_link(path):
+        return f"{path}: a link to {os.readlink(path)}, which does not exist"
     if glob.has_magic(str(path)):
         return f"{path}: no file matches this pattern"
     if path.is_dir():
@@ -171,8 +173,8 @@ def header_size(path: str | os.PathLike) -> tuple[int, int]:
                 width, height = height, width
     except FileNotFoundError:
         raise ImageReadError(_missing(path)) from None
-    except Exception as exc:  # Pillow raises many types for bad headers
-        raise ImageReadError(f"{path}: not a readable image ({exc})") from None
+    except Exception as exc:  # Pillow raises many types for bad headers; named as every job names them
+        raise ImageReadError(header_error(path) or f"{path}: not a readable image ({exc})") from None
     return int(height), int(width)
 
 
@@ -273,20 +275,30 @@ def _tiff_orientation(tiff: bytes) -> int:
     return 1
 
 
+_TRANSPARENT = (
+    "has transparent pixels; the alpha channel is ignored (as MATLAB's imread does), so they count with the colours "
+    "stored under them"
+)
+
+
 def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
     """Decodes encoded image bytes to HxWx3 uint8 RGB; `name` is used in error messages.
 
-    Plain 8- and 16-bit gray/RGB PNGs go through `deepfl.png.decode_png_rgb` (Pillow's pixels, faster; 16 bits
-    rounded as MATLAB's im2uint8 does, where Pillow truncates RGB); every other format, and any PNG it declines
-    (damaged, palette, alpha, interlaced), through Pillow, which also names the error. An EXIF orientation tag
-    (phone portraits, JPEG/TIFF/WebP) is applied; a PNG's is not. A 16-bit TIFF keeps Pillow's v >> 8 for RGB."""
-    from deepfl.png import decode_png_rgb
+    Plain 8- and 16-bit PNGs (gray or RGB, with or without alpha) go through `deepfl.png.decode_png_pixels`
+    (Pillow's pixels, faster; 16 bits rounded as MATLAB's im2uint8 does, where Pillow truncates RGB and every image
+    with alpha); every other format, and any PNG it declines (damaged, palette, tRNS, interlaced), through Pillow,
+    which also names the error. An EXIF orientation tag (phone portraits, JPEG/TIFF/WebP) is applied; a PNG's is
+    not. A 16-bit TIFF keeps Pillow's v >> 8 for RGB."""
+    from deepfl.png import decode_png_pixels
 
     if not data:
         raise ImageReadError(f"{name}: empty file (0 bytes)")
-    fast = decode_png_rgb(data)
+    fast = decode_png_pixels(data)
     if fast is not None:
-        return fast
+        rgb, transparent = fast
+        if transparent:
+            _warn_once(name, _TRANSPARENT)
+        return rgb
     try:
         with Image.open(io.BytesIO(data)) as pil_image:
             pixels = pil_image.width * pil_image.height
@@ -302,11 +314,7 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
             upright = pil_image if pil_image.format == "PNG" else ImageOps.exif_transpose(pil_image)
             array = to_rgb_uint8(upright)
             if has_transparency(upright):
-                _warn_once(
-                    name,
-                    "has transparent pixels; the alpha channel is ignored (as MATLAB's imread does), so "
-                    "they count with the colours stored under them",
-                )
+                _warn_once(name, _TRANSPARENT)
     except Image.DecompressionBombError as exc:
         raise ImageReadError(f"{name}: image too large to decode safely ({exc}); downscale it first") from None
     except UnidentifiedImageError:
@@ -378,7 +386,8 @@ def model_input(array, name: str) -> np.ndarray:
 
 
 def list_images(folder: str | os.PathLike, nested_hint: str | None = None) -> list[Path]:
-    """Lists the image files directly inside `folder`, sorted by name (hidden/temporary files excluded). Files
+    """Lists the image files directly inside `folder`, sorted by name (hidden/temporary files excluded; a link to
+    an image file that no longer exists is kept, for the job to name it as unreadable). Files
     with other extensions (a phone's .HEIC, a camera's raw files) are left out with one warning line that counts
     them and names one, so that a folder of photos deepfl cannot read does not pass in silence; so are subfolders
     with images, with how to include them: a quoted glob pattern, or `nested_hint` for a caller that takes none."""
@@ -387,7 +396,9 @@ def list_images(folder: str | os.PathLike, nested_hint: str | None = None) -> li
         raise NotADirectoryError(f"{folder}: is a file, not a folder of images")
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    # A link whose target is gone (a drive not mounted) stays in the list, so that the job names it among the files
+    # it could not read and counts it, instead of leaving a photo out in silence.
+    files = sorted(p for p in folder.iterdir() if (p.is_file() or is_broken_link(p)) and not p.name.startswith("."))
     opens = {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}  # .avif: Pillow 11.3+
     readable = set(IMAGE_EXTENSIONS) | (set(FOREIGN_IMAGES) & opens)
     images = [p for p in files if p.suffix.lower() in readable]
@@ -407,6 +418,11 @@ def list_images(folder: str | os.PathLike, nested_hint: str | None = None) -> li
             + (nested_hint or f"give a pattern in quotes, e.g. '{os.path.join(folder, '**', '*' + images[0].suffix)}'"),
         )
     return images
+
+
+def is_broken_link(path: Path) -> bool:
+    """Whether `path` is a symbolic link whose target does not exist."""
+    return path.is_symlink() and not path.exists()
 
 
 def _subfolders_with_images(folder: Path, extensions: set[str]) -> list[Path]:

@@ -7,8 +7,9 @@ with a dynamic Huffman code. It skips string matching, which on filtered photogr
 are about as small as libdeflate's level 1 at a fraction of Pillow's time. The other levels use the "up" filter
 (one vectorised numpy subtraction) and libdeflate through ctypes when the system has it (`libdeflate.so.0`,
 faster than zlib at the same level), else Python's zlib. Measurements are in docs/distortions.md. The result is
-a standard PNG (IHDR, one IDAT, IEND) that any reader decodes to the same pixels. `decode_png_rgb` reads 8-bit
-gray/RGB PNGs faster than Pillow (libdeflate inflate + compiled unfiltering) and declines everything else.
+a standard PNG (IHDR, one IDAT, IEND) that any reader decodes to the same pixels. `decode_png_rgb` reads 8- and
+16-bit gray/RGB PNGs faster than Pillow (libdeflate inflate + compiled unfiltering), `decode_png_pixels` those
+with an alpha channel too, and both decline everything else.
 """
 
 from __future__ import annotations
@@ -430,6 +431,19 @@ def decode_png_rgb(data: bytes) -> np.ndarray | None:
     libdeflate inflates (zlib without it) and a compiled loop undoes the filters, which makes it faster than
     Pillow for the generator's references.
     """
+    decoded = _decode(data, with_alpha=False)
+    return None if decoded is None else decoded[0]
+
+
+def decode_png_pixels(data: bytes) -> tuple[np.ndarray, bool] | None:
+    """`decode_png_rgb` that also reads PNGs with an alpha channel (gray+alpha, RGBA; 8 or 16 bits): (HxWx3 uint8
+    RGB, whether some pixel is not fully opaque). The alpha is dropped, not composited, as MATLAB's `imread` and
+    Pillow's convert("RGB") drop it; its 16-bit colours are rounded as `decode_png_rgb` rounds them, where Pillow
+    keeps v >> 8 of every 16-bit image with alpha. None for palette, tRNS, interlaced or damaged files."""
+    return _decode(data, with_alpha=True)
+
+
+def _decode(data: bytes, with_alpha: bool) -> tuple[np.ndarray, bool] | None:
     if not isinstance(data, (bytes, bytearray)):
         raise TypeError(f"data: the PNG file's bytes (e.g. Path(name).read_bytes()), got {type(data).__name__}")
     if not data.startswith(_SIGNATURE):
@@ -456,7 +470,7 @@ def decode_png_rgb(data: bytes) -> np.ndarray | None:
     if header is None or not idat:
         return None
     w, h, depth, color, compression, filter_method, interlace = header
-    channels = {0: 1, 2: 3}.get(color)
+    channels = {0: 1, 2: 3, **({4: 2, 6: 4} if with_alpha else {})}.get(color)
     if depth not in (8, 16) or channels is None or (compression, filter_method, interlace) != (0, 0, 0):
         return None
     if w < 1 or h < 1:
@@ -469,10 +483,17 @@ def decode_png_rgb(data: bytes) -> np.ndarray | None:
     if not _unfilter(raw.reshape(h, -1), step, out):
         return None
     if depth == 16:  # big-endian samples -> round(v / 257), exact in integers (257 is odd: no ties)
-        wide = out.reshape(h, w * channels, 2).astype(np.uint32)
-        out = ((wide[..., 0] * 256 + wide[..., 1] + 128) // 257).astype(np.uint8)
-    out = out.reshape(h, w, channels)
-    return np.repeat(out, 3, axis=2) if channels == 1 else out
+        wide = out.reshape(h, w, channels, 2).astype(np.uint32)
+        samples = wide[..., 0] * 256 + wide[..., 1]
+        out = ((samples + 128) // 257).astype(np.uint8)
+    else:
+        samples = out = out.reshape(h, w, channels)
+    transparent = False
+    if channels in (2, 4):
+        transparent = bool(samples[..., -1].min() < (1 << depth) - 1)
+        out = out[..., :-1]
+    rgb = np.repeat(out, 3, axis=2) if out.shape[2] == 1 else np.ascontiguousarray(out)
+    return rgb, transparent
 
 
-__all__ = ["decode_png_rgb", "deflate_backend", "encode_png"]
+__all__ = ["decode_png_pixels", "decode_png_rgb", "deflate_backend", "encode_png"]

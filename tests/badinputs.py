@@ -61,14 +61,16 @@ def _png_chunk(kind: bytes, payload: bytes) -> bytes:
 
 
 def png_bytes(array: np.ndarray, bit_depth: int = 8) -> bytes:
-    """Writes a PNG by hand (gray or RGB, 8 or 16 bits), so 16-bit RGB files can be made without Pillow."""
+    """Writes a PNG by hand (gray, gray+alpha, RGB or RGBA: HxW, HxWx2, HxWx3, HxWx4; 8 or 16 bits), so 16-bit
+    files can be made without Pillow, which writes none with colour or alpha."""
     array = np.asarray(array)
     if array.ndim == 2:
         color_type, channels = 0, 1
-    elif array.ndim == 3 and array.shape[2] == 3:
-        color_type, channels = 2, 3
+    elif array.ndim == 3 and array.shape[2] in (2, 3, 4):
+        channels = array.shape[2]
+        color_type = {2: 4, 3: 2, 4: 6}[channels]
     else:
-        raise ValueError(f"array: expected HxW or HxWx3, got {array.shape}")
+        raise ValueError(f"array: expected HxW or HxWx(2, 3, 4), got {array.shape}")
     height, width = array.shape[:2]
     dtype = ">u2" if bit_depth == 16 else "u1"
     rows = array.astype(dtype).reshape(height, width * channels)

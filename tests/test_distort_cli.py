@@ -361,7 +361,14 @@ def test_a_worker_process_names_the_flag_not_the_argument(small_photo, tmp_path)
     result = distort(f"--ref_dir={refs}", f"--out_dir={tmp_path / 'out'}", "--workers=2")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "tiny.png: 40x40 pixels (width x height), below the distortions' minimum of 48x48" in result.stderr
-    assert "use a larger image (--resize would enlarge it" in result.stderr, result.stderr[-2000:]
+    assert "with or without --resize (enlarged that much" in result.stderr, result.stderr[-2000:]
+    # --resize does not take it either: a 1x1 reference became a flat 512x384 one with 5 equal levels (session 44).
+    Image.fromarray(np.ascontiguousarray(small_photo[:1, :1])).save(refs / "dot.png")
+    resized = distort(f"--ref_dir={refs}", f"--out_dir={tmp_path / 'resized'}", "--workers=2", "--resize")
+    assert resized.returncode == 0, resized.stderr[-2000:]
+    assert "dot.png: 1x1 pixels (width x height), below the distortions' minimum" in resized.stderr
+    assert "tiny.png: 40x40 pixels" in resized.stderr
+    assert "2 bad references skipped" in resized.stdout, resized.stdout
 
 
 def test_a_slow_kernel_warm_up_says_it_is_compiling_and_a_quick_one_is_silent(ref_dir, tmp_path, monkeypatch, caplog):

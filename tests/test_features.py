@@ -11,7 +11,7 @@ import pytest
 from deepfl import features
 from deepfl.errors import DeepflError
 from deepfl.images import write_image
-from deepfl.jobs import ErrorPolicy
+from deepfl.jobs import ErrorPolicy, JobStopped
 from helpers_models import tiny_extractor
 
 
@@ -449,3 +449,27 @@ def test_paths_are_cached_under_absolute_keys_and_one_path_string_is_refused(tmp
     with pytest.raises(ValueError, match=r"^paths: a list of image paths, not one path \('img'; a folder's images"):
         features.extract_to_cache(extractor, "img", "g.h5", dim=3)
     assert not (tmp_path / "g.h5").exists()
+
+
+def test_a_folder_listing_keys_links_by_their_targets_and_says_when_one_is_listed_twice(tmp_path, caplog):
+    from deepfl.images import list_images
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "b.png"):
+        write_image(folder / name, rng.integers(0, 256, (40, 48, 3), dtype=np.uint8))
+    (folder / "a_again.png").symlink_to("a.png")  # a link to a listed file: the same features, extracted once
+    (tmp_path / "elsewhere.png").write_bytes((folder / "b.png").read_bytes())
+    (folder / "c.png").symlink_to(tmp_path / "elsewhere.png")  # a link out of the folder: keyed by its target
+    (folder / "d.png").symlink_to(tmp_path / "unmounted" / "d.png")  # broken: named by the extraction
+    with caplog.at_level("INFO", logger="deepfl"):
+        keys = features.listed_cache_paths(list_images(folder))
+    real = str(folder.resolve())
+    assert keys == [f"{real}/a.png", f"{real}/a.png", f"{real}/b.png", str((tmp_path / "elsewhere.png").resolve()),
+                    f"{real}/d.png"]  # fmt: skip
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == ["1 listed file(s) are links to files listed too; each file is extracted once (e.g. a_again.png "
+                     "-> a.png)"]  # fmt: skip
+    with pytest.raises(JobStopped, match=r"d.png: a link to .*unmounted/d.png, which does not exist"):
+        features.group_by_size([keys[-1]], ErrorPolicy("stop"))

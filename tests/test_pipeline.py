@@ -77,6 +77,49 @@ def test_decode_formats_match_pillow(tmp_path, small_photo):
     np.testing.assert_array_equal(dd.decode_image_tf(tf.constant(buffer.getvalue())).numpy(), rgb)
 
 
+def test_16_bit_and_transparent_files_train_on_the_pixels_and_warnings_of_read_image(tmp_path, caplog):
+    # Walked in session 44: training's decoder kept v >> 8 of a 16-bit PNG where every other job rounds v / 257
+    # (MATLAB's im2uint8), and dropped a PNG's alpha without the warning line the other jobs print.
+    from badinputs import png_bytes
+
+    rng = np.random.default_rng(4)
+    wide = rng.integers(0, 65536, (20, 30, 4), dtype=np.uint16)
+    wide[0, 0, :3] = 257 * 9 + 200  # a level above v >> 8 once rounded
+    rounded = np.round(wide / 257).astype(np.uint8)
+    opaque = wide.copy()
+    opaque[..., 3] = 65535
+    small = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    files = {
+        "rgb16.png": (png_bytes(wide[..., :3], 16), rounded[..., :3], False),
+        "gray16.png": (png_bytes(wide[..., 0], 16), np.repeat(rounded[..., :1], 3, axis=2), False),
+        "rgba16.png": (png_bytes(wide, 16), rounded[..., :3], True),
+        "opaque_rgba16.png": (png_bytes(opaque, 16), rounded[..., :3], False),
+        "gray_alpha.png": (png_bytes(small[..., :2], 8), np.repeat(small[..., :1], 3, axis=2), True),
+    }
+    palette = Image.fromarray(small).quantize(8)
+    buffer = io.BytesIO()
+    palette.save(buffer, format="PNG", transparency=0)
+    files["palette_trns.png"] = (buffer.getvalue(), np.asarray(palette.convert("RGB")), True)
+    paths = []
+    for name, (data, expected, _) in files.items():
+        (tmp_path / name).write_bytes(data)
+        paths.append(tmp_path / name)
+        np.testing.assert_array_equal(read_image(tmp_path / name), expected, err_msg=name)
+        np.testing.assert_array_equal(dd.read_image_tf(str(tmp_path / name)).numpy(), expected, err_msg=name)
+    assert (rounded[..., :3] != (wide[..., :3] >> 8)).any()  # the test tells rounding from truncation
+
+    from deepfl import images as deepfl_images
+
+    deepfl_images._warned.clear()  # (warned once per process: the reads above warned already)
+    with caplog.at_level(logging.WARNING, logger="deepfl"):
+        batches, _ = collect(dd.make_dataset(table_of(paths), "score", batch_size=2, training=True, seed=1))
+    assert sorted(np.concatenate(batches).sum(axis=(1, 2, 3))) == sorted(
+        float(expected.astype(np.float32).sum()) for _, expected, _ in files.values()
+    )
+    warned = {r.getMessage().split(": ")[0] for r in caplog.records if "has transparent pixels" in r.getMessage()}
+    assert warned == {str(tmp_path / name) for name, (_, _, transparent) in files.items() if transparent}
+
+
 def test_batches_and_single_target(images):
     table = table_of(images)
     dataset = dd.make_dataset(table, "score", batch_size=5)

@@ -225,3 +225,24 @@ def test_16_bit_pngs_become_8_bits_as_matlab_im2uint8_makes_them(tmp_path):
     (tmp_path / "gray16.png").write_bytes(png_bytes(wide[..., 0], 16))
     np.testing.assert_array_equal(read_image(tmp_path / "rgb16.png"), expected)
     np.testing.assert_array_equal(read_image(tmp_path / "gray16.png"), np.repeat(expected[..., :1], 3, axis=2))
+
+
+def test_pngs_with_alpha_decode_to_their_colours_and_say_whether_any_pixel_is_transparent():
+    from badinputs import png_bytes
+
+    rng = np.random.default_rng(5)
+    for depth, peak in ((8, 255), (16, 65535)):
+        dtype = np.uint8 if depth == 8 else np.uint16
+        rgba = rng.integers(0, peak + 1, (9, 11, 4), dtype=dtype)
+        rgba[..., 3] = peak
+        colours = rgba[..., :3] if depth == 8 else np.round(rgba[..., :3] / 257).astype(np.uint8)
+        rgb, transparent = png.decode_png_pixels(png_bytes(rgba, depth))
+        np.testing.assert_array_equal(rgb, colours)
+        assert not transparent  # every pixel opaque
+        rgba[4, 5, 3] = peak - 1
+        gray_alpha = rgba[..., [0, 3]]
+        assert png.decode_png_pixels(png_bytes(rgba, depth))[1]
+        rgb, transparent = png.decode_png_pixels(png_bytes(gray_alpha, depth))
+        np.testing.assert_array_equal(rgb, np.repeat(colours[..., :1], 3, axis=2))
+        assert transparent
+        assert png.decode_png_rgb(png_bytes(rgba, depth)) is None  # (its callers take no alpha)

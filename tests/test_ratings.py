@@ -153,6 +153,14 @@ BAD_STUDIES = {
         lambda s: _rewrite(s, ["image", "score"], [["photos/scene1_1.png", "3"], ["photos/scene1_1.png", "4"]]),
         r"ratings\.csv, line 3: image 'photos/scene1_1\.png' is listed again \(first on line 2\)",
     ),
+    "image twice, once through a link": (  # the line named the file, not the link it had first been given as
+        lambda s: (
+            (s / "photos" / "alias.png").symlink_to("scene1_1.png"),
+            _rewrite(s, ["image", "score"], [["photos/alias.png", "3"], ["photos/scene1_1.png", "4"]]),
+        ),
+        r"line 3: image 'photos/scene1_1\.png' is listed again \(first on line 2, as 'photos/alias\.png': a link or "
+        r"another spelling of the same file\)",
+    ),
     "empty content": (
         lambda s: _rewrite(
             s, ["image", "score", "content"], [["photos/scene1_1.png", "3", "a"], ["photos/scene1_2.png", "4", ""]]

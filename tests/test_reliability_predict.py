@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from PIL import Image
 
 import badinputs
 import killrestart
@@ -120,6 +121,10 @@ def test_predict_csv_resumes_from_another_folder_and_spelling(runs, tmp_path):
         cwd=runs["images"],
     )
     assert first.returncode == 0, first.stderr[-2000:]
+    cut = tmp_path / "cut.jpg"  # its header reads, its pixels do not: named while scoring, as it was spelled
+    whole = badinputs.pil_bytes(Image.fromarray(badinputs.textured_image(48, 64, 7)), "JPEG")
+    cut.write_bytes(whole[: len(whole) * 3 // 5])
+    spelled = os.path.relpath(cut, runs["images"].parent)
     again = killrestart.run_job(
         killrestart.job_command(
             "predict",
@@ -127,11 +132,13 @@ def test_predict_csv_resumes_from_another_folder_and_spelling(runs, tmp_path):
             f"--output={out}",
             f"{runs['images'].name}/./good 0.png",
             runs["good"][1],
+            spelled,
         ),
         cwd=runs["images"].parent,
     )
-    assert again.returncode == 0, again.stderr[-2000:]
-    assert "1 of 2 images already scored" in again.stderr, again.stderr[-2000:]
+    assert again.returncode == 1, again.stderr[-2000:]
+    assert "1 of 3 images already scored, scoring the other 2" in again.stderr, again.stderr[-2000:]
+    assert f"error: {spelled}: " in again.stderr and str(cut) not in again.stderr, again.stderr[-2000:]
     rows = killrestart.check_csv(out, key="image", expected_rows=2)
     assert sorted(r["image"] for r in rows) == sorted(os.path.abspath(p) for p in runs["good"])
 
@@ -162,7 +169,7 @@ def test_predict_names_files_that_are_no_images_before_it_loads_a_model(runs, tm
     written = out.read_bytes()
     again, imported = killrestart.run_noting_tensorflow("predict", argv)
     assert again.returncode == 1 and not imported, again.stderr[-2000:]
-    assert f"{out}: 1 of 2 images already scored, none left that can be read" in again.stderr
+    assert f"{out}: 1 of 2 images already scored, 1 cannot be read (named above), none left" in again.stderr
     assert again.stderr.count("x.jpg: not an image file") == 1
     assert "error: 1 of 2 file(s) could not be read or scored" in again.stderr
     assert out.read_bytes() == written

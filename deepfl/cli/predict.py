@@ -171,21 +171,25 @@ def main(argv: list[str]) -> int:
         table = AppendOnlyCsv(output, CSV_COLUMNS, key="image", errors="surrogateescape", lock=True)
         # Rows name absolute paths, so a rerun from another folder, or with the same file spelled another way
         # (./a.png, dir/../a.png), resumes instead of scoring it twice (or skipping another file of that name).
+        # The files keep the spelling they were given in every line about them; the rows take the absolute path.
         done = {os.path.abspath(name) for name in table.done}
-        todo = [path for path in map(os.path.abspath, to_score) if path not in done]
+        pending: dict[str, str] = {}
+        for path in to_score:
+            if os.path.abspath(path) not in done:
+                pending.setdefault(os.path.abspath(path), path)
+        todo = list(pending.values())
         already = len(paths) - len(unreadable) - len(todo)
         if rerun:
             todo = screen(todo)
+        # (on a rerun the files that cannot be read were named just above, before this line counts them)
+        cannot = f", {len(unreadable)} cannot be read (named above)" if unreadable else ""
         if not todo and not unreadable:
             print(f"{output}: all {len(paths)} images already scored, nothing to do", file=sys.stderr)
         elif not todo:
-            print(
-                f"{output}: {already} of {len(paths)} images already scored, none left that can be read",
-                file=sys.stderr,
-            )
+            print(f"{output}: {already} of {len(paths)} images already scored{cannot}, none left", file=sys.stderr)
         elif already:
             print(
-                f"{output}: {already} of {len(paths)} images already scored, scoring the other {len(todo)}",
+                f"{output}: {already} of {len(paths)} images already scored{cannot}, scoring the other {len(todo)}",
                 file=sys.stderr,
             )
         failed = []
@@ -198,7 +202,9 @@ def main(argv: list[str]) -> int:
                 FLAGS.batch_size,
                 FLAGS.chunk,
                 on_unreadable=report,
-                on_rows=lambda rows: table.append({"image": image, "score": f"{score:.6f}"} for image, score in rows),
+                on_rows=lambda rows: table.append(
+                    {"image": os.path.abspath(image), "score": f"{score:.6f}"} for image, score in rows
+                ),
             )
         print(f"{output}: {len(table.done)} scores", file=sys.stderr)
         if not table.done:

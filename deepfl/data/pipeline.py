@@ -136,16 +136,37 @@ def _decode_with_pillow(data: tf.Tensor, name: tf.Tensor) -> tf.Tensor:
 
 def read_image_tf(path: tf.Tensor | str, accurate_jpeg: bool = True) -> tf.Tensor:
     """Reads and decodes an image file to uint8 [H, W, 3] RGB, upright for its EXIF orientation (as
-    `deepfl.images.decode_image`); usable inside `Dataset.map` and eagerly. PNG, JPEG, BMP and GIF go through
-    TensorFlow's decoders; any other file (TIFF, WebP, ..., or not an image) through Pillow, which names the
-    reason when it cannot read it."""
+    `deepfl.images.decode_image`); usable inside `Dataset.map` and eagerly. Plain PNGs, JPEG and BMP go through
+    TensorFlow's decoders; any other file (TIFF, WebP, GIF, 16-bit or transparent PNGs, ..., or not an image)
+    through `deepfl.images.decode_image`, which names the reason when it cannot read it."""
     path = tf.convert_to_tensor(path, tf.string)
     data = tf.io.read_file(path)
     return tf.cond(
-        is_known_image(data),
+        tf.logical_and(is_known_image(data), tf.logical_not(_decoded_by_deepfl(data))),
         lambda: apply_orientation(decode_image_tf(data, path, accurate_jpeg), _orientation_tf(data)),
         lambda: _decode_with_pillow(data, path),
     )
+
+
+def _decoded_by_deepfl(data: tf.Tensor) -> tf.Tensor:
+    """True for the files of a TensorFlow format that TensorFlow would read otherwise than `read_image`: a 16-bit
+    PNG (TensorFlow keeps v >> 8; `read_image` rounds v / 257, as MATLAB's im2uint8), and a PNG or GIF that can hold
+    transparent pixels (an alpha channel, a tRNS chunk, any GIF), whose transparency `read_image` names in a warning
+    line and TensorFlow's decoder drops in silence. These are rare in training sets; the common files stay on
+    TensorFlow's decoders."""
+
+    def png_check() -> tf.Tensor:
+        header = tf.strings.join([tf.strings.substr(data, 0, 26), b"\0" * 26])  # depth: byte 24, colour type: 25
+        depth, colour = tf.strings.substr(header, 24, 1), tf.strings.substr(header, 25, 1)
+        alpha = tf.logical_or(tf.equal(colour, b"\x04"), tf.equal(colour, b"\x06"))
+        # A tRNS chunk comes before the first IDAT (PNG specification), so only the chunks before it are searched.
+        before_pixels = tf.strings.split(tf.strings.join([data, b"IDAT"]), sep=b"IDAT", maxsplit=1)[0]
+        palette_alpha = tf.size(tf.strings.split(before_pixels, sep=b"tRNS")) > 1
+        return tf.reduce_any(tf.stack([tf.equal(depth, b"\x10"), alpha, palette_alpha]))
+
+    is_png = tf.equal(tf.strings.substr(data, 0, 4), b"\x89PNG")
+    is_gif = tf.equal(tf.strings.substr(data, 0, 4), b"GIF8")
+    return tf.logical_or(is_gif, tf.cond(is_png, png_check, lambda: tf.constant(False)))
 
 
 _USABLE_PROBE = 256  # headers read per round by `first_usable_image`

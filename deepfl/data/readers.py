@@ -500,8 +500,12 @@ def read_ratings(root) -> pd.DataFrame:
             raise table_error("ratings", source, line, "empty image name")
         path = resolve_image("ratings", source, line, index, name)
         if path in seen:
-            raise table_error("ratings", source, line, f"image {name!r} is listed again (first on line {seen[path]})")
-        seen[path] = line
+            first_line, first_name = seen[path]
+            also = "" if first_name == name else f", as {first_name!r}: a link or another spelling of the same file"
+            raise table_error(
+                "ratings", source, line, f"image {name!r} is listed again (first on line {first_line}{also})"
+            )
+        seen[path] = (line, name)
         image.append(path)
     ref = (
         [
