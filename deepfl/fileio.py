@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import shutil
 import socket
 import tempfile
+import weakref
 import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -260,22 +262,43 @@ def save_model_atomic(model: keras.Model, path: str | os.PathLike) -> Path:
     deepfl's `.keras` files are for scoring and features (they are loaded with `compile=False`); the state a run
     resumes from is in its checkpoints. A compiled model is therefore saved as an uncompiled copy with the same
     weights: Adam's two moment slots would triple the file (InceptionResNetV2: about 650 MB instead of 220 MB).
+    The copy is built once per model and configuration and kept while the model lives (`_bare_copy`), so a run
+    that saves `best.keras` after many epochs pays for the weights, not for building the network each time.
     """
-    import keras
-
     path = Path(path)
     if path.suffix != ".keras":
         raise ValueError(f"path: must end with .keras, got {path}")
     if getattr(model, "optimizer", None) is not None:
-        # Uncompiled (clone_model would copy the compile state), and on the host: a second copy of a large model
-        # on a training GPU could exhaust its memory.
-        with keras.device("cpu:0"):
-            bare = keras.Model.from_config(model.get_config())
-            bare.set_weights(model.get_weights())
-        model = bare
+        model = _bare_copy(model)
     with atomic_output(path, suffix=".tmp.keras") as tmp:
         model.save(tmp)
     return path
+
+
+# compiled model -> (its configuration as text, an uncompiled copy of it), for `save_model_atomic`
+_bare_copies: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _bare_copy(model: keras.Model) -> keras.Model:
+    """An uncompiled model with `model`'s configuration and current weights, on the host: built at the first call
+    (for the paper's multi-task model, building it is most of a save) and reused while the configuration is
+    the same (a phase that freezes or unfreezes the backbone changes it, and gets a new copy). It holds a second
+    copy of the weights in host memory for as long as the model lives, as a save did before while it ran.
+    Uncompiled, as clone_model would copy the compile state; on the host, as a second copy of a large model on a
+    training GPU could exhaust its memory."""
+    import keras
+
+    config = model.get_config()
+    # (compared as text: the configuration holds objects such as dtype policies that compare by identity; one
+    # whose text shows an address would only cost a rebuild)
+    signature = json.dumps(config, sort_keys=True, default=repr)
+    cached = _bare_copies.get(model)
+    with keras.device("cpu:0"):
+        if cached is None or cached[0] != signature:
+            cached = (signature, keras.Model.from_config(config))
+            _bare_copies[model] = cached
+        cached[1].set_weights(model.get_weights())
+    return cached[1]
 
 
 def normalizer_path(head_path: str | os.PathLike) -> Path:
