@@ -396,9 +396,7 @@ def list_images(folder: str | os.PathLike, nested_hint: str | None = None) -> li
         raise NotADirectoryError(f"{folder}: is a file, not a folder of images")
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder")
-    # A link whose target is gone (a drive not mounted) stays in the list, so that the job names it among the files
-    # it could not read and counts it, instead of leaving a photo out in silence.
-    files = sorted(p for p in folder.iterdir() if (p.is_file() or is_broken_link(p)) and not p.name.startswith("."))
+    files = sorted(p for p in folder.iterdir() if is_file_or_broken_link(p) and not p.name.startswith("."))
     opens = {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}  # .avif: Pillow 11.3+
     readable = set(IMAGE_EXTENSIONS) | (set(FOREIGN_IMAGES) & opens)
     images = [p for p in files if p.suffix.lower() in readable]
@@ -423,6 +421,12 @@ def list_images(folder: str | os.PathLike, nested_hint: str | None = None) -> li
 def is_broken_link(path: Path) -> bool:
     """Whether `path` is a symbolic link whose target does not exist."""
     return path.is_symlink() and not path.exists()
+
+
+def is_file_or_broken_link(path: Path) -> bool:
+    """What a folder's listing or a pattern's matches keep: files, and links whose target is gone, which the jobs
+    then name as unreadable and count (a link to a drive that is not mounted must not drop photos in silence)."""
+    return path.is_file() or is_broken_link(path)
 
 
 def _subfolders_with_images(folder: Path, extensions: set[str]) -> list[Path]:
@@ -463,7 +467,11 @@ def expand_inputs(inputs: Iterable[str]) -> list[str]:
         if path.is_dir():
             out.extend(str(p) for p in list_images(path))
         elif not path.exists() and glob.has_magic(str(item)):
-            matches = [m for m in sorted(glob.glob(os.path.expanduser(str(item)), recursive=True)) if Path(m).is_file()]
+            matches = [
+                m
+                for m in sorted(glob.glob(os.path.expanduser(str(item)), recursive=True))
+                if is_file_or_broken_link(Path(m))
+            ]
             out.extend(matches or [str(item)])
         elif str(item).endswith(("/", os.sep)) and not path.exists():
             out.append(str(item))  # a folder that is not there: kept as written, so its error line says folder

@@ -197,12 +197,13 @@ def test_a_folder_names_the_photos_it_cannot_read_and_takes_those_pillow_opens(t
 def test_a_folder_keeps_a_broken_link_for_the_job_to_name_it(tmp_path, small_photo):
     # A link to a photo on a drive that is not mounted was left out of the listing without a word (user walk,
     # session 44): the jobs' counts then did not include it and their exit codes said all was done.
-    from deepfl.images import header_error, list_images, read_image
+    from deepfl.images import expand_inputs, header_error, list_images, read_image
 
     write_image(tmp_path / "a.png", small_photo)
     (tmp_path / "b.png").symlink_to(tmp_path / "a.png")
     (tmp_path / "c.png").symlink_to("/mnt/not_mounted/c.png")
     assert [p.name for p in list_images(tmp_path)] == ["a.png", "b.png", "c.png"]
+    assert [Path(p).name for p in expand_inputs([str(tmp_path / "*.png")])] == ["a.png", "b.png", "c.png"]  # a pattern
     message = f"{tmp_path / 'c.png'}: a link to /mnt/not_mounted/c.png, which does not exist"
     assert header_error(tmp_path / "c.png") == message
     with pytest.raises(ImageReadError) as raised:

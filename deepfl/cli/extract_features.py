@@ -53,7 +53,7 @@ flags.DEFINE_integer("batch_size", 8, "Images of equal size per forward pass.", 
 def main(argv: list[str]) -> int:
     from deepfl import features
     from deepfl.data import canonical_name, read_dataset, reader_options
-    from deepfl.images import expand_inputs, is_broken_link, list_images, pattern_folder
+    from deepfl.images import expand_inputs, is_file_or_broken_link, list_images, pattern_folder
     from deepfl.jobs import ErrorPolicy
 
     if bool(FLAGS.dataset) == bool(FLAGS.images):
@@ -77,7 +77,7 @@ def main(argv: list[str]) -> int:
             name = FLAGS.name or Path(FLAGS.images).resolve().name
         else:  # a glob pattern (the flag's check lets only an existing folder or a pattern through)
             paths = features.listed_cache_paths(
-                Path(p) for p in expand_inputs([FLAGS.images]) if Path(p).is_file() or is_broken_link(Path(p))
+                Path(p) for p in expand_inputs([FLAGS.images]) if is_file_or_broken_link(Path(p))
             )
             if not paths:
                 raise app.NothingDone(f"--images {FLAGS.images}: no file matches this pattern")

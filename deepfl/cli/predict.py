@@ -175,8 +175,9 @@ def main(argv: list[str]) -> int:
         done = {os.path.abspath(name) for name in table.done}
         pending: dict[str, str] = {}
         for path in to_score:
-            if os.path.abspath(path) not in done:
-                pending.setdefault(os.path.abspath(path), path)
+            key = os.path.abspath(path)
+            if key not in done:
+                pending.setdefault(key, path)
         todo = list(pending.values())
         already = len(paths) - len(unreadable) - len(todo)
         if rerun:
